@@ -1,0 +1,60 @@
+"""ccdsl: a contract language for compute clusters.
+
+    >>> import ccdsl
+    >>> contracts = ccdsl.parse('c = @cluster(node_count => 4, node_machinetype => EC2Type_T3_xLarge)')
+    >>> ccdsl.resolve(contracts["c"]).instance_type
+    't3.xlarge'
+
+The public API is re-exported here lazily, so ``import ccdsl`` stays cheap and never imports boto3, paramiko or
+mpi4py: those load only when a deploy or run needs them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from ccdsl.errors import (  # noqa: F401  (re-exported)
+    CatalogError, CcdslError, ClusterError, ConfigError, ContractError, ContractSyntaxError, ExecutionError,
+    ProviderError, UnsatisfiableError,
+)
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    # language: text -> checked contracts
+    "parse": "ccdsl.language",
+    "load": "ccdsl.language",
+    "check": "ccdsl.language",
+    "cluster": "ccdsl.language",
+    "Contract": "ccdsl.contract",
+    "Clause": "ccdsl.contract",
+    # resolver: contract -> resolution
+    "resolve": "ccdsl.resolver",
+    "select": "ccdsl.resolver",
+    "Resolution": "ccdsl.resolution",
+    "Choice": "ccdsl.resolution",
+    # executor: resolution -> cluster
+    "deploy": "ccdsl.executor",
+    "interrupt": "ccdsl.executor",
+    "resume": "ccdsl.executor",
+    "restart": "ccdsl.executor",
+    "terminate": "ccdsl.executor",
+    "reconnect": "ccdsl.executor",
+    "clusters": "ccdsl.executor",
+    "Cluster": "ccdsl.executor",
+}
+
+__all__ = sorted([*_LAZY, "CatalogError", "CcdslError", "ClusterError", "ConfigError", "ContractError",
+                  "ContractSyntaxError", "ExecutionError", "ProviderError", "UnsatisfiableError", "catalog"])
+
+
+def __getattr__(name: str) -> Any:
+    if name == "catalog":
+        return importlib.import_module("ccdsl.catalog")
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ccdsl' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

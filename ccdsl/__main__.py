@@ -1,0 +1,3 @@
+from ccdsl.cli import entrypoint
+
+entrypoint()

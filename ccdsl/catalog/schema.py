@@ -1,0 +1,44 @@
+"""The columns of the instance catalog: one row per (provider, region, instance type) with a known price.
+
+Every part of ccdsl reads the catalog through these names.  Units: memory and storage in GiB (MiB / 1024),
+network in Gbit/s (the peak of an "Up to N Gigabit" rating), clock in GHz, price in USD per hour (on-demand
+Linux).  Strings are "" when a fact does not apply (no accelerator) and numbers are 0 for counts that do not apply;
+NaN means "unknown".
+"""
+
+from __future__ import annotations
+
+# (name, dtype, meaning)
+COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("provider", "string", "aws | local | ssh | ... (taxonomy provider label)"),
+    ("region", "string", "region name, e.g. us-east-1"),
+    ("instance_type", "string", "provider's type name, e.g. g4dn.xlarge; for ssh/local hosts the host name"),
+    ("family", "string", "type family, e.g. g4dn"),
+    ("vcpus", "int64", "virtual CPUs"),
+    ("cores", "int64", "physical cores"),
+    ("memory_gib", "float64", "main memory, GiB"),
+    ("cpu_manufacturer", "string", "Intel | AMD | AWS | Apple (taxonomy processor manufacturer label)"),
+    ("cpu_model", "string", "processor model, e.g. Intel Xeon Platinum 8375C; '' if unknown"),
+    ("cpu_microarchitecture", "string", "taxonomy label, e.g. Ice Lake, Zen 4, Graviton3; '' if unknown"),
+    ("cpu_architecture", "string", "x86_64 | arm64"),
+    ("clock_ghz", "float64", "sustained clock speed, GHz (NaN if unknown)"),
+    ("accelerator_count", "int64", "accelerators per node (GPUs, Neuron devices, FPGAs, inference chips)"),
+    ("accelerator_type", "string", "GPU | NPU | FPGA | ''"),
+    ("accelerator_manufacturer", "string", "taxonomy label, e.g. NVIDIA; '' if none"),
+    ("accelerator_model", "string", "taxonomy label, e.g. T4, L40S, Trainium2; '' if none"),
+    ("accelerator_architecture", "string", "taxonomy label, e.g. Turing, Ada Lovelace; '' if none"),
+    ("accelerator_memory_gib", "float64", "memory per accelerator, GiB (0 if none)"),
+    ("accelerator_memory_total_gib", "float64", "accelerator_count * accelerator_memory_gib"),
+    ("network_performance", "string", "the provider's rating, e.g. 'Up to 25 Gigabit'"),
+    ("network_gbps", "float64", "peak network bandwidth, Gbit/s"),
+    ("efa", "bool", "Elastic Fabric Adapter supported"),
+    ("storage_type", "string", "ssd | hdd | ebs (no instance storage)"),
+    ("storage_gib", "float64", "local instance storage, GiB (0 if none)"),
+    ("spot", "bool", "spot usage class supported"),
+    ("burstable", "bool", "burstable performance (T family)"),
+    ("bare_metal", "bool", "bare-metal instance"),
+    ("price_per_hour", "float64", "on-demand Linux price, USD per hour"),
+)
+
+COLUMN_NAMES: tuple[str, ...] = tuple(c[0] for c in COLUMNS)
+DTYPES: dict[str, str] = {c[0]: c[1] for c in COLUMNS}

@@ -1,0 +1,162 @@
+"""The one exception hierarchy of ccdsl.
+
+Every failure a user can cause or fix (a bad contract, an infeasible one, a malformed catalog row, a cloud that
+says no) is raised as a subclass of :class:`CcdslError`.  The CLI turns these into a message and an exit code; it
+never shows a Python traceback for them.  Errors are data first: a :class:`Diagnostic` keeps the position, so tests
+assert on fields and the renderer draws the caret.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One problem found in a source file, in the user's terms.
+
+    ``line`` and ``column`` are 1-based; ``end_column`` (exclusive) lets the renderer underline a whole token.
+    ``severity`` is ``"error"`` or ``"warning"``.
+    """
+
+    message: str
+    path: str | None = None
+    line: int | None = None
+    column: int | None = None
+    end_column: int | None = None
+    hint: str | None = None
+    severity: str = "error"
+
+    def render(self, source: str | None = None) -> str:
+        """Format as ``path:line:col: error: message`` plus the source line and a caret under the offending text."""
+        where = self.path or "<contract>"
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        out = [f"{where}: {self.severity}: {self.message}"]
+        if source is not None and self.line is not None:
+            lines = source.splitlines()
+            if 1 <= self.line <= len(lines):
+                text = lines[self.line - 1].expandtabs(1)
+                col = max(1, self.column or 1)
+                width = max(1, (self.end_column or col + 1) - col)
+                out.append(f"    {text}")
+                out.append("    " + " " * (col - 1) + "^" + "~" * (width - 1))
+        if self.hint:
+            out.append(f"  hint: {self.hint}")
+        return "\n".join(out)
+
+
+class CcdslError(Exception):
+    """Base of every error ccdsl raises on purpose.  ``exit_code`` is what the CLI returns for it."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def render(self) -> str:
+        """The text the CLI prints (without the leading ``error:``)."""
+        return self.message + (f"\n  hint: {self.hint}" if self.hint else "")
+
+
+class ContractError(CcdslError):
+    """A contract file (or a contract built in code) is malformed.  Carries every diagnostic found, not only the first."""
+
+    exit_code = 2
+
+    def __init__(self, diagnostics: list[Diagnostic] | tuple[Diagnostic, ...], source: str | None = None) -> None:
+        self.diagnostics = tuple(diagnostics)
+        self.source = source
+        errors = [d for d in self.diagnostics if d.severity == "error"]
+        first = errors[0].message if errors else "invalid contract"
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        super().__init__(first + more)
+
+    def render(self) -> str:
+        return "\n".join(d.render(self.source) for d in self.diagnostics)
+
+
+class ContractSyntaxError(ContractError):
+    """The text is not in the contract language's grammar."""
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """One clause of an unsatisfiable contract, as named by the unsat core."""
+
+    parameter: str
+    text: str
+    line: int | None = None
+    column: int | None = None
+    role: str | None = None
+
+
+class UnsatisfiableError(CcdslError):
+    """No instance type (and node count) satisfies the contract.  ``conflict`` is a minimal set of clauses that
+    cannot hold together; ``near_misses`` are human sentences about the closest candidates."""
+
+    exit_code = 1
+
+    def __init__(self, contract: str, conflict: tuple[Conflict, ...] = (), near_misses: tuple[str, ...] = (),
+                 message: str | None = None) -> None:
+        self.contract = contract
+        self.conflict = tuple(conflict)
+        self.near_misses = tuple(near_misses)
+        super().__init__(message or f"contract '{contract}' is unsatisfiable")
+
+    def render(self) -> str:
+        lines = [self.message]
+        if self.conflict:
+            lines.append("  these clauses cannot hold together:")
+            for c in self.conflict:
+                where = f"line {c.line}, column {c.column}: " if c.line is not None else ""
+                lines.append(f"    {where}{c.text}")
+        if self.near_misses:
+            lines.append("  nearest misses:")
+            lines.extend(f"    {m}" for m in self.near_misses)
+        return "\n".join(lines)
+
+
+class CatalogError(CcdslError):
+    """The catalog cannot be built, read or merged (missing source, bad user row, unmapped model, …)."""
+
+
+class ConfigError(CcdslError):
+    """``ccdsl.toml`` is malformed or names an unknown key."""
+
+    exit_code = 2
+
+
+class ProviderError(CcdslError):
+    """A provider (EC2, SSH hosts, local) refused or failed an operation."""
+
+
+class CapacityError(ProviderError):
+    """The provider has no capacity for the requested type in a zone; the deployer may fail over."""
+
+
+class ClusterError(CcdslError):
+    """A cluster operation is not possible in the cluster's state (unknown handle, already terminated, …)."""
+
+
+class ExecutionError(CcdslError):
+    """A program run on a cluster failed (non-zero exit, unreachable node, MPI error)."""
+
+
+class MissingDependencyError(CcdslError):
+    """An optional package (boto3, paramiko, mpi4py, …) is needed for this command but not installed."""
+
+    def __init__(self, package: str, extra: str) -> None:
+        super().__init__(f"this needs the Python package '{package}', which is not installed",
+                         hint=f"pip install 'ccdsl[{extra}]'")
+
+
+__all__ = [
+    "CapacityError", "CatalogError", "CcdslError", "ClusterError", "ConfigError", "Conflict", "ContractError",
+    "ContractSyntaxError", "Diagnostic", "ExecutionError", "MissingDependencyError", "ProviderError",
+    "UnsatisfiableError",
+]

@@ -1,0 +1,117 @@
+"""The parameters a contract may name: their kind, unit, catalog column and which qualifiers they take.
+
+One table serves the checker (unknown names, "did you mean", qualifier and value checks), the ``ccdsl.cluster()``
+builder and the resolver (which column a clause constrains).  Kinds:
+
+- ``count``: non-negative integer (``node_count``, ``accelerator_count``, ``node_vcpus_count``);
+- ``memory``: a size in GiB; unit suffixes K, M, G, T, P are binary (``16G`` = 16 GiB);
+- ``bandwidth``: Gbit/s; suffixes are bits per second (``25G`` = 25 Gbit/s);
+- ``price``: USD per hour;
+- ``symbol``: a node of a :mod:`ccdsl.taxonomy` domain (``levels`` restricts which levels are accepted);
+- ``machinetype``: a provider instance type name (``EC2Type_T3_xLarge`` or ``"t3.xlarge"``);
+- ``region``: a region name (``us_east_1`` or ``"us-east-1"``);
+- ``config``: carried to deploy, never used to resolve.
+
+Scopes: ``cluster`` (shape of the cluster), ``node`` (filters instance types row by row), ``total`` (sums over the
+worker nodes: vCPUs, memory, accelerators, price) and ``config``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+NUMERIC_QUALIFIERS = ("just", "atleast", "atmost", "between", "unrestricted", "oneof", "not")
+SYMBOL_QUALIFIERS = ("just", "unrestricted", "oneof", "not")
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    kind: str
+    scope: str
+    column: str | None = None  # catalog column (node scope) or the per-node column summed (total scope)
+    domain: str | None = None  # taxonomy domain, for symbols
+    levels: tuple[str, ...] | None = None  # accepted taxonomy levels; None = all
+    unit: str = ""
+    doc: str = ""
+
+    @property
+    def qualifiers(self) -> tuple[str, ...]:
+        if self.kind in ("count", "memory", "bandwidth", "price"):
+            return NUMERIC_QUALIFIERS
+        if self.kind == "config":
+            return ("just",)
+        if self.name == "cluster_type":
+            return ("just",)
+        return SYMBOL_QUALIFIERS
+
+
+def _p(*args, **kw) -> Parameter:
+    return Parameter(*args, **kw)
+
+
+_ALL = [
+    # shape of the cluster
+    _p("cluster_type", "symbol", "cluster", domain="cluster_type", doc="PeerWorkers (default), PeerWorkersMPI, ManagerWorkers"),
+    _p("node_count", "count", "cluster", unit="nodes", doc="worker nodes (default 1); a range lets the resolver choose"),
+    _p("node_process_count", "count", "cluster", unit="ranks", doc="MPI ranks per node (default 1)"),
+    # per node
+    _p("node_provider", "symbol", "node", column="provider", domain="provider", doc="AmazonEC2, Local, SSH"),
+    _p("cluster_locale", "region", "node", column="region", doc="region, e.g. us_east_1 or \"us-east-1\""),
+    _p("node_machinetype", "machinetype", "node", column="instance_type", doc="EC2Type_T3_xLarge or \"t3.xlarge\""),
+    _p("node_memory_size", "memory", "node", column="memory_gib", unit="GiB"),
+    _p("node_vcpus_count", "count", "node", column="vcpus", unit="vCPUs"),
+    _p("node_cores_count", "count", "node", column="cores", unit="cores"),
+    _p("accelerator_count", "count", "node", column="accelerator_count", unit="accelerators"),
+    _p("accelerator_memory", "memory", "node", column="accelerator_memory_gib", unit="GiB",
+       doc="memory per accelerator"),
+    _p("accelerator_type", "symbol", "node", column="accelerator_type", domain="accelerator_type", doc="GPU, NPU, FPGA"),
+    _p("accelerator_architecture", "symbol", "node", domain="accelerator", levels=("architecture",),
+       doc="Turing, Ampere, Ada, Hopper, …"),
+    _p("accelerator_manufacturer", "symbol", "node", domain="accelerator", levels=("manufacturer",), doc="NVIDIA, AWS, …"),
+    _p("accelerator", "symbol", "node", domain="accelerator", doc="a model (T4, A100, …) or any group above it"),
+    _p("processor", "symbol", "node", domain="processor", doc="a processor model or any group above it"),
+    _p("processor_manufacturer", "symbol", "node", domain="processor", levels=("manufacturer",), doc="Intel, AMD, AWS"),
+    _p("processor_microarchitecture", "symbol", "node", domain="processor", levels=("group", "microarchitecture"),
+       doc="IceLake, SapphireRapids, Zen, Zen4, Graviton3, …"),
+    _p("processor_architecture", "symbol", "node", column="cpu_architecture", domain="cpu_architecture",
+       doc="x86_64 or arm64"),
+    _p("storage_type", "symbol", "node", column="storage_type", domain="storage_type", doc="SSD, HDD, EBSOnly"),
+    _p("storage_size", "memory", "node", column="storage_gib", unit="GiB", doc="local instance storage"),
+    _p("network_performance", "bandwidth", "node", column="network_gbps", unit="Gbit/s"),
+    _p("node_price", "price", "node", column="price_per_hour", unit="USD/h", doc="price per node and hour"),
+    # totals over the worker nodes
+    _p("cluster_vcpus_count", "count", "total", column="vcpus", unit="vCPUs"),
+    _p("cluster_memory_size", "memory", "total", column="memory_gib", unit="GiB"),
+    _p("cluster_accelerator_count", "count", "total", column="accelerator_count", unit="accelerators"),
+    _p("cluster_accelerator_memory", "memory", "total", column="accelerator_memory_total_gib", unit="GiB"),
+    _p("cluster_price_per_hour", "price", "total", column="price_per_hour", unit="USD/h",
+       doc="budget for the whole cluster (manager included)"),
+]
+_CONFIG = ["image_id", "user", "sshflags", "key_name", "subnet_id", "security_group_id", "ssh_cidr",
+           "placement_group", "spot", "root_volume_size", "tags", "hosts", "mpi_flags", "python"]
+
+PARAMETERS: dict[str, Parameter] = {p.name: p for p in _ALL}
+PARAMETERS.update({n: Parameter(n, "config", "config") for n in _CONFIG})
+
+# The seed's other spellings: accepted with a warning naming the preferred one.
+ALIASES: dict[str, str] = {
+    "nodes_count": "node_count",
+    "accelerator_arch": "accelerator_architecture",
+    "accelerator_memory_size": "accelerator_memory",
+    "node_vcpus_unit": "node_vcpus_count",
+    "processor_arch": "processor_architecture",
+}
+
+
+def canonical(name: str) -> str | None:
+    """The canonical name for ``name`` (itself or through an alias), or None when unknown."""
+    if name in PARAMETERS:
+        return name
+    return ALIASES.get(name)
+
+
+def suggest(name: str, n: int = 3) -> list[str]:
+    """Known parameter names close to ``name``, for "did you mean"."""
+    return difflib.get_close_matches(name, list(PARAMETERS) + list(ALIASES), n=n, cutoff=0.6)

@@ -1,0 +1,240 @@
+"""Symbol hierarchies: what a symbol in a contract covers.
+
+A contract says ``accelerator_architecture => Ada`` or ``processor_microarchitecture => Zen``; the catalog stores the
+most specific fact it knows per row ("Ada Lovelace", "Zen 4", "L40S", "AMD EPYC 9R14").  Symbols are nodes of a
+tree per *domain*; a symbol covers its own label and every label below it, so ``Zen`` covers "Zen 3" and "Zen 4",
+``NVIDIA`` covers every NVIDIA architecture and model.  A row matches a symbol when any of the domain's catalog
+columns holds a covered label (labels are unique across levels of a domain).
+
+This module is the reviewed fact table the catalog build checks against: every GPU model and processor model that
+occurs in the sources must be a node here (the catalog build fails on an unmapped one).  Names are looked up
+ignoring case, spaces, dashes, dots and underscores, so ``AdaLovelace``, ``Ada``, ``"Ada Lovelace"`` and
+``ada_lovelace`` name the same node.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+
+@dataclass(frozen=True)
+class Node:
+    """One symbol.  ``label`` is the value the catalog stores; ``level`` says which column holds it."""
+
+    domain: str
+    name: str  # canonical identifier users write, e.g. "AdaLovelace"
+    label: str  # catalog value, e.g. "Ada Lovelace"
+    level: str  # e.g. "manufacturer", "architecture", "model", "group"
+    parent: str | None  # canonical name of the parent node
+    aliases: tuple[str, ...] = ()
+
+
+# Catalog columns holding each domain's labels, most general first.
+DOMAIN_COLUMNS: dict[str, tuple[str, ...]] = {
+    "accelerator": ("accelerator_manufacturer", "accelerator_architecture", "accelerator_model"),
+    "processor": ("cpu_manufacturer", "cpu_microarchitecture", "cpu_model"),
+    "provider": ("provider",),
+    "accelerator_type": ("accelerator_type",),
+    "storage_type": ("storage_type",),
+    "cpu_architecture": ("cpu_architecture",),
+    "cluster_type": (),
+}
+
+# (name, label, level, parent, aliases) per domain.  Groups ("Zen", "Graviton") are levels of their own that
+# only exist to cover their children.
+_TREE: dict[str, list[tuple[str, str, str, str | None, tuple[str, ...]]]] = {
+    "provider": [
+        ("AmazonEC2", "aws", "provider", None, ("EC2", "AWS")),
+        ("Local", "local", "provider", None, ("Localhost",)),
+        ("SSH", "ssh", "provider", None, ("OnPremise", "Cluster")),
+    ],
+    "accelerator_type": [
+        ("GPU", "GPU", "type", None, ()),
+        ("NPU", "NPU", "type", None, ("Neuron", "ML")),  # AWS Inferentia/Trainium, Qualcomm AI100
+        ("FPGA", "FPGA", "type", None, ()),
+    ],
+    "storage_type": [
+        ("SSD", "ssd", "type", None, ("NVMe",)),
+        ("HDD", "hdd", "type", None, ()),
+        ("EBSOnly", "ebs", "type", None, ("EBS", "NoInstanceStorage")),
+    ],
+    "cpu_architecture": [
+        ("x86_64", "x86_64", "isa", None, ("X86", "AMD64", "Intel64")),
+        ("arm64", "arm64", "isa", None, ("ARM", "AArch64")),
+    ],
+    "cluster_type": [
+        ("PeerWorkers", "PeerWorkers", "type", None, ()),
+        ("PeerWorkersMPI", "PeerWorkersMPI", "type", None, ()),
+        ("ManagerWorkers", "ManagerWorkers", "type", None, ()),
+    ],
+    "accelerator": [
+        # manufacturers
+        ("NVIDIA", "NVIDIA", "manufacturer", None, ()),
+        ("AMD", "AMD", "manufacturer", None, ()),
+        ("AWS", "AWS", "manufacturer", None, ("Amazon",)),
+        ("Xilinx", "Xilinx", "manufacturer", None, ()),
+        ("Qualcomm", "Qualcomm", "manufacturer", None, ()),
+        ("Habana", "Habana", "manufacturer", None, ("Intel Habana",)),
+        # NVIDIA architectures and models
+        ("Volta", "Volta", "architecture", "NVIDIA", ()),
+        ("Turing", "Turing", "architecture", "NVIDIA", ()),
+        ("Ampere", "Ampere", "architecture", "NVIDIA", ()),
+        ("AdaLovelace", "Ada Lovelace", "architecture", "NVIDIA", ("Ada",)),
+        ("Hopper", "Hopper", "architecture", "NVIDIA", ()),
+        ("Blackwell", "Blackwell", "architecture", "NVIDIA", ()),
+        ("V100", "V100", "model", "Volta", ("TeslaV100",)),
+        ("T4", "T4", "model", "Turing", ("TeslaT4",)),
+        ("T4g", "T4g", "model", "Turing", ()),
+        ("A100", "A100", "model", "Ampere", ()),
+        ("A10G", "A10G", "model", "Ampere", ()),
+        ("L4", "L4", "model", "AdaLovelace", ()),
+        ("L40S", "L40S", "model", "AdaLovelace", ()),
+        ("H100", "H100", "model", "Hopper", ()),
+        ("H200", "H200", "model", "Hopper", ()),
+        ("B200", "B200", "model", "Blackwell", ()),
+        ("B300", "B300", "model", "Blackwell", ()),
+        ("RTXPRO4500", "RTX PRO 4500", "model", "Blackwell", ()),
+        ("RTXPROServer6000", "RTX PRO Server 6000", "model", "Blackwell", ("RTXPRO6000",)),
+        # AWS machine-learning chips
+        ("NeuronCoreV1", "NeuronCore-v1", "architecture", "AWS", ()),
+        ("NeuronCoreV2", "NeuronCore-v2", "architecture", "AWS", ()),
+        ("NeuronCoreV3", "NeuronCore-v3", "architecture", "AWS", ()),
+        ("Inferentia", "Inferentia", "model", "NeuronCoreV1", ("Inferentia1",)),
+        ("Inferentia2", "Inferentia2", "model", "NeuronCoreV2", ()),
+        ("Trainium", "Trainium", "model", "NeuronCoreV2", ("Trainium1",)),
+        ("Trainium2", "Trainium2", "model", "NeuronCoreV3", ()),
+        # others
+        ("CloudAI100", "Cloud AI 100", "architecture", "Qualcomm", ()),
+        ("QualcommAI100", "Qualcomm AI100", "model", "CloudAI100", ("AI100",)),
+        ("UltraScalePlus", "UltraScale+", "architecture", "Xilinx", ("UltraScale",)),
+        ("VU47P", "Virtex UltraScale+ (VU47P)", "model", "UltraScalePlus", ("VirtexUltraScalePlusVU47P",)),
+    ],
+    "processor": [
+        ("Intel", "Intel", "manufacturer", None, ()),
+        ("AMD", "AMD", "manufacturer", None, ()),
+        ("AWS", "AWS", "manufacturer", None, ("Amazon",)),
+        ("Apple", "Apple", "manufacturer", None, ()),
+        # Intel Xeon microarchitectures
+        ("Xeon", "Xeon", "group", "Intel", ()),
+        ("Haswell", "Haswell", "microarchitecture", "Xeon", ()),
+        ("Broadwell", "Broadwell", "microarchitecture", "Xeon", ()),
+        ("Skylake", "Skylake", "microarchitecture", "Xeon", ()),
+        ("CascadeLake", "Cascade Lake", "microarchitecture", "Xeon", ()),
+        ("IceLake", "Ice Lake", "microarchitecture", "Xeon", ()),
+        ("SapphireRapids", "Sapphire Rapids", "microarchitecture", "Xeon", ()),
+        ("EmeraldRapids", "Emerald Rapids", "microarchitecture", "Xeon", ()),
+        ("GraniteRapids", "Granite Rapids", "microarchitecture", "Xeon", ()),
+        # AMD EPYC
+        ("Zen", "Zen", "group", "AMD", ("EPYC",)),
+        ("Zen1", "Zen 1", "microarchitecture", "Zen", ("Naples",)),
+        ("Zen2", "Zen 2", "microarchitecture", "Zen", ("Rome",)),
+        ("Zen3", "Zen 3", "microarchitecture", "Zen", ("Milan",)),
+        ("Zen4", "Zen 4", "microarchitecture", "Zen", ("Genoa",)),
+        ("Zen5", "Zen 5", "microarchitecture", "Zen", ("Turin",)),
+        # AWS Graviton
+        ("Graviton", "Graviton", "group", "AWS", ()),
+        ("Graviton1", "Graviton1", "microarchitecture", "Graviton", ("GravitonA1",)),
+        ("Graviton2", "Graviton2", "microarchitecture", "Graviton", ()),
+        ("Graviton3", "Graviton3", "microarchitecture", "Graviton", ()),
+        ("Graviton3E", "Graviton3E", "microarchitecture", "Graviton", ()),
+        ("Graviton4", "Graviton4", "microarchitecture", "Graviton", ()),
+        # Apple silicon (EC2 Mac)
+        ("AppleM1", "M1", "microarchitecture", "Apple", ("M1",)),
+        ("AppleM1Ultra", "M1 Ultra", "microarchitecture", "Apple", ("M1Ultra",)),
+        ("AppleM2", "M2", "microarchitecture", "Apple", ("M2",)),
+        ("AppleM2Pro", "M2 Pro", "microarchitecture", "Apple", ("M2Pro",)),
+    ],
+}
+
+# Processor *models* are many and come from the sources; the catalog build registers them here
+# (model label -> microarchitecture node name).  See ccdsl/catalog for the table that fills it.
+PROCESSOR_MODELS: dict[str, str] = {}
+
+
+def norm(text: str) -> str:
+    """The lookup key of a symbol: lower case, without spaces, dashes, dots, underscores, quotes or parentheses."""
+    return re.sub(r"[\s\-_.'\"()+]", "", str(text)).lower()
+
+
+@lru_cache(maxsize=None)
+def _index(domain: str) -> tuple[dict[str, Node], dict[str, Node]]:
+    """(by canonical name, by normalized key incl. aliases and labels) for one domain."""
+    if domain not in _TREE:
+        raise KeyError(domain)
+    by_name: dict[str, Node] = {}
+    for name, label, level, parent, aliases in _TREE[domain]:
+        by_name[name] = Node(domain, name, label, level, parent, aliases)
+    if domain == "processor":
+        for model, micro in PROCESSOR_MODELS.items():
+            key = re.sub(r"\W", "", model)
+            by_name.setdefault(key, Node(domain, key, model, "model", micro))
+    by_key: dict[str, Node] = {}
+    for node in by_name.values():
+        for spelling in (node.name, node.label, *node.aliases):
+            by_key.setdefault(norm(spelling), node)
+    return by_name, by_key
+
+
+def register_processor_models(models: dict[str, str]) -> None:
+    """Add processor models (label -> microarchitecture node name) as leaves of the processor tree."""
+    PROCESSOR_MODELS.update(models)
+    _index.cache_clear()
+    covered_labels.cache_clear()
+
+
+def domains() -> tuple[str, ...]:
+    return tuple(_TREE)
+
+
+def lookup(domain: str, text: str) -> Node | None:
+    """The node a user's spelling names in ``domain``, or None."""
+    return _index(domain)[1].get(norm(text))
+
+
+def node(domain: str, name: str) -> Node:
+    """The node with canonical ``name`` (KeyError if none)."""
+    return _index(domain)[0][name]
+
+
+def nodes(domain: str, levels: tuple[str, ...] | None = None) -> list[Node]:
+    """All nodes of a domain, optionally only those at ``levels``, in definition order."""
+    return [n for n in _index(domain)[0].values() if levels is None or n.level in levels]
+
+
+def ancestors(n: Node) -> list[Node]:
+    """Parent, grandparent, … of a node."""
+    by_name = _index(n.domain)[0]
+    out = []
+    while n.parent is not None:
+        n = by_name[n.parent]
+        out.append(n)
+    return out
+
+
+@lru_cache(maxsize=None)
+def covered_labels(domain: str, name: str) -> frozenset[str]:
+    """Labels of the node ``name`` and every node below it: the catalog values a symbol covers."""
+    by_name = _index(domain)[0]
+    children: dict[str | None, list[Node]] = {}
+    for n in by_name.values():
+        children.setdefault(n.parent, []).append(n)
+    out: set[str] = set()
+    stack = [by_name[name]]
+    while stack:
+        n = stack.pop()
+        out.add(n.label)
+        stack.extend(children.get(n.name, []))
+    return frozenset(out)
+
+
+def suggest(domain: str, text: str, levels: tuple[str, ...] | None = None, n: int = 3) -> list[str]:
+    """Canonical names close to ``text`` (for "did you mean")."""
+    candidates = {norm(x.name): x.name for x in nodes(domain, levels)}
+    for x in nodes(domain, levels):
+        for a in x.aliases:
+            candidates.setdefault(norm(a), x.name)
+    hits = difflib.get_close_matches(norm(text), list(candidates), n=n, cutoff=0.6)
+    return list(dict.fromkeys(candidates[h] for h in hits))
