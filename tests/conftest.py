@@ -1,0 +1,43 @@
+"""Shared fixtures.  Area-specific fixtures live in their own modules (imported below) to keep ownership clear."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """A real moto server on 127.0.0.1 (HTTP).  Yields its endpoint URL.  Reset it with ``moto_reset(url)``."""
+    moto_server_mod = pytest.importorskip("moto.server")
+    port = free_port()
+    server = moto_server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+def moto_reset(url: str) -> None:
+    """Forget every resource the moto server holds (between tests)."""
+    import urllib.request
+
+    urllib.request.urlopen(urllib.request.Request(url + "/moto-api/reset", method="POST"), timeout=10).read()
+
+
+@pytest.fixture()
+def aws_env(moto_server, monkeypatch):
+    """Fake credentials and a clean moto server for one test; yields the endpoint URL."""
+    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                 "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(k, v)
+    moto_reset(moto_server)
+    yield moto_server
