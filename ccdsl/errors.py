@@ -125,6 +125,20 @@ class CatalogError(CcdslError):
     """The catalog cannot be built, read or merged (missing source, bad user row, unmapped model, …)."""
 
 
+class CatalogRowError(CatalogError):
+    """A user catalog row is malformed.  ``path``, ``line`` (1-based) and ``column`` (the catalog column's name)
+    say where, so the message can point at the cell to fix."""
+
+    def __init__(self, message: str, *, path: str, line: int | None, column: str | None,
+                 hint: str | None = None) -> None:
+        self.path = path
+        self.line = line
+        self.column = column
+        where = path + (f":{line}" if line is not None else "")
+        col = f" column '{column}':" if column else ""
+        super().__init__(f"{where}:{col} {message}", hint=hint)
+
+
 class ConfigError(CcdslError):
     """``ccdsl.toml`` is malformed or names an unknown key."""
 

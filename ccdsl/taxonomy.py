@@ -111,6 +111,7 @@ _TREE: dict[str, list[tuple[str, str, str, str | None, tuple[str, ...]]]] = {
         ("QualcommAI100", "Qualcomm AI100", "model", "CloudAI100", ("AI100",)),
         ("UltraScalePlus", "UltraScale+", "architecture", "Xilinx", ("UltraScale",)),
         ("VU47P", "Virtex UltraScale+ (VU47P)", "model", "UltraScalePlus", ("VirtexUltraScalePlusVU47P",)),
+        ("U30", "U30", "model", "UltraScalePlus", ("AlveoU30",)),  # vt1 media accelerator (Zynq UltraScale+)
     ],
     "processor": [
         ("Intel", "Intel", "manufacturer", None, ()),
@@ -119,6 +120,8 @@ _TREE: dict[str, list[tuple[str, str, str, str | None, tuple[str, ...]]]] = {
         ("Apple", "Apple", "manufacturer", None, ()),
         # Intel Xeon microarchitectures
         ("Xeon", "Xeon", "group", "Intel", ()),
+        ("SandyBridge", "Sandy Bridge", "microarchitecture", "Xeon", ()),
+        ("IvyBridge", "Ivy Bridge", "microarchitecture", "Xeon", ()),
         ("Haswell", "Haswell", "microarchitecture", "Xeon", ()),
         ("Broadwell", "Broadwell", "microarchitecture", "Xeon", ()),
         ("Skylake", "Skylake", "microarchitecture", "Xeon", ()),
@@ -127,6 +130,9 @@ _TREE: dict[str, list[tuple[str, str, str, str | None, tuple[str, ...]]]] = {
         ("SapphireRapids", "Sapphire Rapids", "microarchitecture", "Xeon", ()),
         ("EmeraldRapids", "Emerald Rapids", "microarchitecture", "Xeon", ()),
         ("GraniteRapids", "Granite Rapids", "microarchitecture", "Xeon", ()),
+        # Intel Core (EC2 Mac, mac1)
+        ("Core", "Core", "group", "Intel", ()),
+        ("CoffeeLake", "Coffee Lake", "microarchitecture", "Core", ()),
         # AMD EPYC
         ("Zen", "Zen", "group", "AMD", ("EPYC",)),
         ("Zen1", "Zen 1", "microarchitecture", "Zen", ("Naples",)),
@@ -146,12 +152,25 @@ _TREE: dict[str, list[tuple[str, str, str, str | None, tuple[str, ...]]]] = {
         ("AppleM1Ultra", "M1 Ultra", "microarchitecture", "Apple", ("M1Ultra",)),
         ("AppleM2", "M2", "microarchitecture", "Apple", ("M2",)),
         ("AppleM2Pro", "M2 Pro", "microarchitecture", "Apple", ("M2Pro",)),
+        ("AppleM3Ultra", "M3 Ultra", "microarchitecture", "Apple", ("M3Ultra",)),
+        ("AppleM4", "M4", "microarchitecture", "Apple", ("M4",)),
+        ("AppleM4Pro", "M4 Pro", "microarchitecture", "Apple", ("M4Pro",)),
+        ("AppleM4Max", "M4 Max", "microarchitecture", "Apple", ("M4Max",)),
     ],
 }
 
-# Processor *models* are many and come from the sources; the catalog build registers them here
-# (model label -> microarchitecture node name).  See ccdsl/catalog for the table that fills it.
+# Processor *models* are many and come from the sources; the reviewed table in ccdsl/catalog/facts.py fills this
+# (model label -> microarchitecture node name, or the group node when the source names no microarchitecture).
 PROCESSOR_MODELS: dict[str, str] = {}
+
+
+def _load_processor_facts() -> None:
+    from ccdsl.catalog.facts import processor_models  # dependency-free module; no cycle
+
+    PROCESSOR_MODELS.update(processor_models())
+
+
+_load_processor_facts()
 
 
 def norm(text: str) -> str:

@@ -1,0 +1,107 @@
+"""``ccdsl.catalog.load()``: the shipped catalog merged with the user's, cached in-process.
+
+Precedence is by (provider, region, instance_type): shipped rows first, then every user catalog in the data
+directory (sorted by file name), then ``paths`` in the order given; a later row replaces an earlier one.  That is
+how ``catalog refresh`` output overrides stale shipped prices and how a user can correct a row.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+KEY = ("provider", "region", "instance_type")
+USER_SUFFIXES = (".csv", ".toml")
+
+_CACHE: dict[Any, Any] = {}
+
+
+def data_dir() -> Path:
+    """ccdsl's user data directory: ``$CCDSL_DATA_DIR`` if set, else platformdirs' ``user_data_dir("ccdsl")``."""
+    env = os.environ.get("CCDSL_DATA_DIR")
+    if env:
+        return Path(env)
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("ccdsl"))
+
+
+def user_catalog_dir() -> Path:
+    return data_dir() / "catalogs"
+
+
+def shipped_files() -> list[Path]:
+    from ccdsl._resources import catalog_dir
+
+    return sorted(catalog_dir().glob("*.parquet"))
+
+
+def user_files() -> list[Path]:
+    d = user_catalog_dir()
+    if not d.is_dir():
+        return []
+    return sorted(p for p in d.iterdir() if p.suffix in USER_SUFFIXES and not p.name.startswith("."))
+
+
+def _stamp(paths: Iterable[Path]) -> tuple[tuple[str, int, int], ...]:
+    out = []
+    for p in paths:
+        st = p.stat()
+        out.append((str(p), st.st_mtime_ns, st.st_size))
+    return tuple(out)
+
+
+def clear_cache() -> None:
+    _CACHE.clear()
+
+
+def load(*, user: bool = True, paths: Iterable[str | os.PathLike[str]] | None = None,
+         columns: Iterable[str] | None = None):  # type: ignore[no-untyped-def]
+    """The catalog as a pandas DataFrame with exactly the columns and dtypes of :mod:`ccdsl.catalog.schema`.
+
+    ``user=False`` gives only the shipped catalog; ``paths`` adds user catalogs (CSV or TOML) on top;
+    ``columns`` selects columns (a cheaper frame for callers that need few).  Results are cached per process and
+    invalidated when any file involved changes; callers get their own copy, so mutating it is harmless.
+    """
+    from ccdsl.catalog.schema import COLUMN_NAMES
+    from ccdsl.errors import CatalogError
+
+    shipped = shipped_files()
+    if not shipped:
+        raise CatalogError("no shipped catalog found", hint="run `ccdsl catalog build` (needs 'ccdsl[build]')")
+    extra = [Path(p) for p in (paths or ())]
+    for p in extra:
+        if not p.is_file():
+            raise CatalogError(f"catalog file not found: {p}")
+    users = (user_files() if user else []) + extra
+    cols = tuple(columns) if columns is not None else None
+    if cols is not None:
+        unknown = [c for c in cols if c not in COLUMN_NAMES]
+        if unknown:
+            raise CatalogError(f"unknown catalog column(s): {', '.join(unknown)}")
+    key = (_stamp(shipped), _stamp(users), cols)
+    frame = _CACHE.get(key)
+    if frame is None:
+        frame = _merge(shipped, users, cols)
+        _CACHE[key] = frame
+    return frame.copy()
+
+
+def _merge(shipped: list[Path], users: list[Path], cols: tuple[str, ...] | None):  # type: ignore[no-untyped-def]
+    import pandas as pd
+
+    from ccdsl.catalog.store import read_parquet
+
+    read_cols = None if cols is None else list(dict.fromkeys([*KEY, *cols])) if users else list(cols)
+    frames = [read_parquet(p, read_cols) for p in shipped]
+    if users:
+        from ccdsl.catalog.user import read_user_catalog
+
+        frames += [read_user_catalog(p)[read_cols] if read_cols else read_user_catalog(p) for p in users]
+    frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    if len(frames) > 1:
+        frame = frame.drop_duplicates(subset=list(KEY), keep="last").reset_index(drop=True)
+    if cols is not None:
+        frame = frame[list(cols)]
+    return frame
