@@ -1,0 +1,240 @@
+"""``ccdsl.toml``: how ccdsl reaches the machines a contract resolves to.
+
+The contract says *what* to run on; this file says *how to get there*: region, machine images, the SSH user,
+network settings, bring-your-own SSH hosts, MPI launcher options.  (The seed calls it ``CCconfig.EC2.toml``.)
+
+Where it is read from, first found wins:
+
+1. the path in the ``CCDSL_CONFIG`` environment variable (it must exist);
+2. ``ccdsl.toml`` in the working directory;
+3. ``ccdsl.toml`` in the user config dir (``platformdirs.user_config_dir("ccdsl")``).
+
+No file at all is fine: every key has a default, documented next to it below (``python -m ccdsl.executor.config``
+prints the reference).  A key ccdsl does not know is an error that names the key and the file, because a typo
+(``secuirty_group_id``) silently ignored could open a port or leak money.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from ccdsl.errors import ConfigError
+
+UBUNTU_SSM = "resolve:ssm:/aws/service/canonical/ubuntu/server/22.04/stable/current/{arch}/hvm/ebs-gp2/ami-id"
+
+
+def _key(default: Any, doc: str) -> Any:
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"doc": doc})
+    return field(default=default, metadata={"doc": doc})
+
+
+@dataclass(frozen=True)
+class AwsConfig:
+    """EC2 through boto3.  Credentials come from the usual boto3 chain (env, ~/.aws, instance role)."""
+
+    region: str = _key("", "Region used when the resolution does not name one; empty: boto3's default region.")
+    profile: str = _key("", "boto3 profile name; empty: the default credential chain.")
+    endpoint_url: str = _key("", "EC2 endpoint override (tests point it at a moto server); empty: AWS itself.")
+    image: dict = _key({"x86_64": UBUNTU_SSM.format(arch="amd64"), "arm64": UBUNTU_SSM.format(arch="arm64")},
+                       "AMI per CPU architecture (image.x86_64, image.arm64): an AMI id or 'resolve:ssm:<parameter>'."
+                       " Default: Ubuntu 22.04 from Canonical's public SSM parameters.")
+    user: str = _key("ubuntu", "SSH login user of the image.")
+    subnet_id: str = _key("", "Subnet to launch in (pins the zone); empty: the default VPC, zone chosen by ccdsl.")
+    security_group_id: str = _key("", "Use this existing security group instead of creating one per cluster.")
+    ssh_cidr: str = _key("", "CIDR allowed to reach port 22.  Empty: this machine's public address /32, found "
+                             "through ip_discovery_url.  0.0.0.0/0 is used only if written here explicitly.")
+    ip_discovery_url: str = _key("https://checkip.amazonaws.com",
+                                 "URL answering with the caller's public IP address (used when ssh_cidr is empty).")
+    key_name: str = _key("", "Existing EC2 key pair to use; empty: a fresh key pair per cluster, private key "
+                             "written with mode 0600 in the data dir and deleted at terminate.")
+    key_path: str = _key("", "Private key file of key_name (required when key_name is set).")
+    spot: bool = _key(False, "Request spot instances (a contract's 'spot' config parameter also turns it on).")
+    placement_group: str = _key("", "Placement strategy for a per-cluster placement group: 'cluster', 'spread', "
+                                    "'partition'; empty: no placement group.")
+    zones: list = _key([], "Availability zones to try, in order; empty: every available zone of the region.")
+    volume_size: int = _key(0, "Root volume size in GiB (at least the image's own size); 0: the image's size.  Always encrypted.")
+    volume_type: str = _key("gp3", "Root volume type.")
+    connect_address: str = _key("public", "Which address ccdsl connects to: 'public' or 'private' (inside a VPN).")
+    address_map: dict = _key({}, "TEST HOOK: connect to these hosts instead of the addresses EC2 reports.  Keys "
+                                 "'<role>.<launch index>' (or '<launch index>' for workers), values 'host' or "
+                                 "'host:port'.  The private address of a mapped node is the same host.")
+    poll_interval: float = _key(5.0, "Seconds between DescribeInstances polls while waiting for a state.")
+    wait_timeout: float = _key(900.0, "Seconds to wait for instances to reach a state before giving up.")
+    max_attempts: int = _key(10, "botocore attempts per call (adaptive retry mode handles throttling).")
+
+
+@dataclass(frozen=True)
+class SshConfig:
+    """SSH transport, and bring-your-own hosts for the ``ssh`` provider."""
+
+    hosts: list = _key([], "Hosts of the ssh provider: strings 'user@host:port' or tables {address, user, port, "
+                           "key_path, ...}.")
+    user: str = _key("", "Default SSH user for ssh-provider hosts; empty: the local user name.")
+    port: int = _key(22, "Default SSH port for ssh-provider hosts.")
+    key_path: str = _key("", "Default private key for ssh-provider hosts; empty: the SSH agent / ~/.ssh keys.")
+    connect_timeout: float = _key(10.0, "Seconds for one TCP+SSH connection attempt.")
+    ready_timeout: float = _key(600.0, "Seconds deploy/resume wait for every node to become reachable and ready.")
+    host_key_policy: str = _key("accept-new", "'accept-new' (trust on first use, remembered in the data dir) or "
+                                              "'strict' (only hosts in known_hosts).")
+
+
+@dataclass(frozen=True)
+class LocalConfig:
+    """ranks on this machine, no SSH (try a program before paying)."""
+
+    python: str = _key("", "Interpreter for local ranks; empty: the interpreter running ccdsl.")
+
+
+@dataclass(frozen=True)
+class MpiConfig:
+    """how programs are launched."""
+
+    processes_per_node: int = _key(1, "MPI ranks per node (one worker id per rank).")
+    mpiexec: str = _key("mpiexec", "mpiexec command on the node that launches (Hydra: MPICH's mpiexec).")
+    python: str = _key("python3", "Python interpreter on remote nodes.")
+    extra_args: list = _key([], "Extra arguments passed to mpiexec.")
+    timeout: float = _key(0.0, "Seconds a run may take; 0: no limit.")
+
+
+SECTIONS: dict[str, type] = {"aws": AwsConfig, "ssh": SshConfig, "local": LocalConfig, "mpi": MpiConfig}
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration; ``source`` is the file it came from (None: defaults only)."""
+
+    aws: AwsConfig = field(default_factory=AwsConfig)
+    ssh: SshConfig = field(default_factory=SshConfig)
+    local: LocalConfig = field(default_factory=LocalConfig)
+    mpi: MpiConfig = field(default_factory=MpiConfig)
+    source: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str | None = None) -> "Config":
+        """Validate a parsed TOML document: unknown sections/keys and wrong types are ConfigErrors."""
+        where = source or "<config>"
+        sections: dict[str, Any] = {}
+        for name, table in data.items():
+            if name not in SECTIONS:
+                raise _unknown(f"section [{name}]", name, list(SECTIONS), where)
+            if not isinstance(table, Mapping):
+                raise ConfigError(f"{where}: [{name}] must be a table")
+            sections[name] = _section(SECTIONS[name], name, table, where)
+        return cls(**sections, source=source)
+
+    def replace(self, **sections: Mapping[str, Any]) -> "Config":
+        """A copy with some keys changed, e.g. ``cfg.replace(aws={"endpoint_url": url})`` (validated too)."""
+        changed = {}
+        for name, values in sections.items():
+            if name not in SECTIONS:
+                raise _unknown(f"section [{name}]", name, list(SECTIONS), "<replace>")
+            current = dataclasses.asdict(getattr(self, name))
+            _section(SECTIONS[name], name, values, "<replace>")  # validate the new keys alone
+            changed[name] = _section(SECTIONS[name], name, {**current, **values}, "<replace>")
+        return dataclasses.replace(self, **changed)
+
+
+def _section(cls: type, name: str, table: Mapping[str, Any], where: str) -> Any:
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    values = {}
+    for key, value in table.items():
+        f = known.get(key)
+        if f is None:
+            raise _unknown(f"key '{key}' in [{name}]", key, list(known), where)
+        values[key] = _check_type(f, value, f"{where}: [{name}] {key}")
+    if name == "aws" and "image" in values:
+        bad = set(values["image"]) - {"x86_64", "arm64"}
+        if bad:
+            raise ConfigError(f"{where}: unknown key 'image.{sorted(bad)[0]}' in [aws]",
+                              hint="image keys are x86_64 and arm64")
+        values["image"] = {**AwsConfig().image, **values["image"]}
+    return cls(**values)
+
+
+def _check_type(f: dataclasses.Field, value: Any, what: str) -> Any:
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+    expected = type(default)
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if expected is int and isinstance(value, bool) or not isinstance(value, expected):
+        raise ConfigError(f"{what} must be {_TYPE_NAMES[expected]}, not {value!r}")
+    return value
+
+
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean", list: "a list", dict: "a table"}
+
+
+def _unknown(what: str, key: str, known: list[str], where: str) -> ConfigError:
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f"did you mean '{close[0]}'?" if close else "known: " + ", ".join(sorted(known))
+    return ConfigError(f"{where}: unknown {what}", hint=hint)
+
+
+def config_path() -> Path | None:
+    """The file :func:`load` reads, or None when there is none."""
+    env = os.environ.get("CCDSL_CONFIG")
+    if env:
+        path = Path(env)
+        if not path.is_file():
+            raise ConfigError(f"CCDSL_CONFIG names {env}, which is not a file")
+        return path
+    here = Path.cwd() / "ccdsl.toml"
+    if here.is_file():
+        return here
+    import platformdirs
+
+    user = Path(platformdirs.user_config_dir("ccdsl")) / "ccdsl.toml"
+    return user if user.is_file() else None
+
+
+def load(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read and validate the configuration (``path`` or the search order above)."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+
+    file = Path(path) if path is not None else config_path()
+    if file is None:
+        return Config()
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read {file}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+    return Config.from_dict(data, str(file))
+
+
+def reference() -> str:
+    """The ``ccdsl.toml`` reference: every section and key with its default and meaning (used in the README)."""
+    out = []
+    for name, cls in SECTIONS.items():
+        out.append(f"[{name}]  # {cls.__doc__.splitlines()[0]}")
+        for f in dataclasses.fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            out.append(f"{f.name} = {_toml(default)}  # {f.metadata['doc']}")
+        out.append("")
+    return "\n".join(out)
+
+
+def _toml(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f'{k} = {_toml(x)}' for k, x in v.items()) + " }" if v else "{}"
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml(x) for x in v) + "]"
+    return repr(v)
+
+
+if __name__ == "__main__":
+    print(reference())

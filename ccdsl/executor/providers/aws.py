@@ -1,0 +1,439 @@
+"""EC2 through boto3: the ``aws`` provider.
+
+Everything a cluster creates is tagged ``ccdsl:cluster=<handle>`` (plus role and contract), so the cloud itself
+answers "what does this cluster own?" -- that is how a cluster of a crashed session is found (``discover``) and
+how ``terminate`` proves that nothing remains.  Per cluster: a security group (SSH from one CIDR, all traffic
+between members), a fresh key pair (private key 0600 in the data dir), optionally a placement group, and ONE
+``RunInstances`` per role (MinCount = MaxCount = node count, idempotency ``ClientToken`` derived from the handle),
+IMDSv2 required, encrypted root volume.
+
+boto3 is imported lazily.  ``EVENT_HOOKS`` is a documented test and benchmark hook: ``(event, handler)`` pairs
+registered on every EC2 client this module creates (fault injection with ``before-send.ec2.RunInstances``,
+API-call counting with ``before-call``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from ccdsl.errors import CapacityError, ConfigError, MissingDependencyError, ProviderError
+from ccdsl.executor import model
+from ccdsl.executor.config import AwsConfig, Config
+from ccdsl.executor.model import Node, NodeRequest, Progress
+from ccdsl.executor.providers.base import TAG_CLUSTER, TAG_CONTRACT, TAG_ROLE, poll, split_host_port
+
+EVENT_HOOKS: list[tuple[str, Callable[..., Any]]] = []
+
+# Error codes meaning "this type cannot be had here right now": fail over to another zone or type.
+CAPACITY_CODES = frozenset({"InsufficientInstanceCapacity", "InsufficientCapacity", "InsufficientHostCapacity",
+                            "Unsupported", "InsufficientCapacityOnHost", "SpotMaxPriceTooLow",
+                            "InsufficientFreeAddressesInSubnet"})
+
+_STATES = {"pending": model.PENDING, "running": model.RUNNING, "stopping": model.STOPPING, "stopped": model.STOPPED,
+           "shutting-down": model.TERMINATED, "terminated": model.TERMINATED}
+_LIVE_EC2_STATES = ["pending", "running", "stopping", "stopped"]
+
+
+def make(config: Config, settings: Mapping[str, Any]) -> "AwsProvider":
+    return AwsProvider(config.aws, settings)
+
+
+def tags_for(handle: str, role: str | None, contract: str | None) -> list[dict[str, str]]:
+    tags = [{"Key": TAG_CLUSTER, "Value": handle}, {"Key": "Name", "Value": f"ccdsl-{handle}" + (f"-{role}" if role
+                                                                                               else "")}]
+    if role:
+        tags.append({"Key": TAG_ROLE, "Value": role})
+    if contract:
+        tags.append({"Key": TAG_CONTRACT, "Value": contract})
+    return tags
+
+
+class AwsProvider:
+    """One region (and endpoint) of EC2.  ``settings`` come from a cluster record and take precedence over the
+    configuration, so a later process reaches exactly the resources the deploy created."""
+
+    name = "aws"
+    authoritative = True  # EC2 is the source of truth: reconcile records with ``describe``/``discover``
+
+    def __init__(self, config: AwsConfig, settings: Mapping[str, Any] | None = None) -> None:
+        settings = dict(settings or {})
+        known = {f.name for f in dataclasses.fields(AwsConfig)}
+        self.config = dataclasses.replace(config, **{k: v for k, v in settings.items() if k in known})
+        self.region = settings.get("resolved_region") or self.config.region or None
+        self.resources: dict[str, Any] = {k: settings[k] for k in ("security_group_id_created", "key_name_created",
+                                                                    "key_path_created", "placement_group_created",
+                                                                    "vpc_id") if k in settings}
+        self._ec2 = None
+
+    # -- boto3 plumbing --------------------------------------------------------------------------------------
+    def client(self, service: str = "ec2") -> Any:
+        if service == "ec2" and self._ec2 is not None:
+            return self._ec2
+        try:
+            import boto3
+            import botocore.config
+        except ModuleNotFoundError:
+            raise MissingDependencyError("boto3", "aws") from None
+        session = boto3.session.Session(profile_name=self.config.profile or None, region_name=self.region)
+        if session.region_name is None:
+            raise ConfigError("no AWS region: set [aws] region in ccdsl.toml, or AWS_DEFAULT_REGION")
+        self.region = session.region_name
+        cfg = botocore.config.Config(retries={"mode": "adaptive", "max_attempts": self.config.max_attempts},
+                                     connect_timeout=10, read_timeout=60)
+        client = session.client(service, endpoint_url=self.config.endpoint_url or None, config=cfg)
+        for event, handler in EVENT_HOOKS:
+            client.meta.events.register(event, handler)
+        if service == "ec2":
+            self._ec2 = client
+        return client
+
+    def call(self, operation: str, service: str = "ec2", **params: Any) -> dict:
+        """One API call; botocore errors become ccdsl errors (capacity errors as CapacityError)."""
+        import botocore.exceptions
+
+        try:
+            return getattr(self.client(service), operation)(**params)
+        except botocore.exceptions.ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            message = exc.response.get("Error", {}).get("Message", str(exc))
+            err = CapacityError if code in CAPACITY_CODES else ProviderError
+            e = err(f"EC2 {operation} failed: {code}: {message}")
+            e.code = code  # type: ignore[attr-defined]
+            raise e from None
+        except botocore.exceptions.NoCredentialsError:
+            raise ProviderError("no AWS credentials found",
+                                hint="configure them as for the aws CLI (aws configure, AWS_PROFILE, or env vars)"
+                                ) from None
+        except botocore.exceptions.BotoCoreError as exc:
+            raise ProviderError(f"EC2 {operation} failed: {exc}") from None
+
+    def settings(self) -> dict[str, Any]:
+        """What a cluster record must keep to reach this provider's resources from another process."""
+        return {**dataclasses.asdict(self.config), "resolved_region": self.region, **self.resources}
+
+    # -- Provider protocol -----------------------------------------------------------------------------------
+    def zones(self, request: NodeRequest) -> list[str | None]:
+        """Zones to try for ``request`` in order (None: let the subnet decide)."""
+        if self.config.subnet_id:
+            return [None]
+        if self.config.zones:
+            return list(self.config.zones)
+        self._set_region(request)
+        answer = self.call("describe_availability_zones",
+                           Filters=[{"Name": "state", "Values": ["available"]}])
+        return sorted(z["ZoneName"] for z in answer["AvailabilityZones"] if z.get("ZoneType", "availability-zone")
+                      == "availability-zone")
+
+    def prepare(self, handle: str, contract: str | None, region: str | None = None) -> None:
+        """Create the per-cluster resources shared by every role: security group, key pair, placement group."""
+        if region:
+            self._set_region_name(region)
+        if "vpc_id" not in self.resources:
+            self.resources["vpc_id"] = self._vpc_id()
+        if not self.config.security_group_id and "security_group_id_created" not in self.resources:
+            self.resources["security_group_id_created"] = self._create_security_group(handle, contract)
+        if not self.config.key_name and "key_name_created" not in self.resources:
+            self._create_key_pair(handle, contract)
+        if self.config.placement_group and "placement_group_created" not in self.resources:
+            name = f"ccdsl-{handle}"
+            self.call("create_placement_group", GroupName=name, Strategy=self.config.placement_group,
+                      TagSpecifications=[{"ResourceType": "placement-group",
+                                          "Tags": tags_for(handle, None, contract)}])
+            self.resources["placement_group_created"] = name
+
+    def create(self, request: NodeRequest, progress: Progress) -> list[Node]:
+        """ONE RunInstances for the role; returns the nodes as EC2 reported them (pending).  ``wait_running``
+        follows.  ``request.options["zone"]`` pins the zone (the deployer's failover loop sets it)."""
+        self._set_region(request)
+        contract = str(request.options.get("contract", "")) or None
+        self.prepare(request.handle, contract)
+        zone = request.options.get("zone")
+        image, root_device, image_size = self._image_for(request.instance_type)
+        params: dict[str, Any] = {
+            "ImageId": image, "InstanceType": request.instance_type,
+            "MinCount": request.count, "MaxCount": request.count,
+            "ClientToken": f"ccdsl-{request.handle}-{request.role}-{zone or 'subnet'}",
+            "KeyName": self.config.key_name or self.resources["key_name_created"],
+            "SecurityGroupIds": [self.config.security_group_id or self.resources["security_group_id_created"]],
+            "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"},
+            "BlockDeviceMappings": [{"DeviceName": root_device, "Ebs": {
+                "Encrypted": True, "DeleteOnTermination": True, "VolumeType": self.config.volume_type,
+                "VolumeSize": max(self.config.volume_size, image_size)}}],
+            "TagSpecifications": [
+                {"ResourceType": "instance", "Tags": tags_for(request.handle, request.role, contract)},
+                {"ResourceType": "volume", "Tags": tags_for(request.handle, request.role, contract)}],
+        }
+        placement: dict[str, str] = {}
+        if zone:
+            placement["AvailabilityZone"] = str(zone)
+        if "placement_group_created" in self.resources:
+            placement["GroupName"] = self.resources["placement_group_created"]
+        if placement:
+            params["Placement"] = placement
+        if self.config.subnet_id:
+            params["SubnetId"] = self.config.subnet_id
+        if request.spot or self.config.spot:
+            # persistent + stop: a spot cluster can still be interrupted (stopped) and resumed
+            params["InstanceMarketOptions"] = {"MarketType": "spot", "SpotOptions": {
+                "SpotInstanceType": "persistent", "InstanceInterruptionBehavior": "stop"}}
+        answer = self.call("run_instances", **params)
+        nodes = sorted((self._node(i) for i in answer["Instances"]), key=lambda n: n.index)
+        for n in nodes:
+            progress(n.role, n.index, model.REQUESTED)
+        return nodes
+
+    def wait_running(self, handle: str, nodes: Sequence[Node], progress: Progress) -> list[Node]:
+        """Poll until every node runs (and has its addresses); reports ``running`` per node as it happens."""
+        ids = [n.instance_id for n in nodes]
+        seen: set[str] = set()
+
+        def check() -> list[Node] | None:
+            current = self._describe_ids(ids)
+            for n in current:
+                if n.state == model.RUNNING and n.instance_id not in seen:
+                    seen.add(n.instance_id)
+                    progress(n.role, n.index, model.RUNNING)
+                if n.state == model.TERMINATED:
+                    raise ProviderError(f"instance {n.instance_id} ({n.role} {n.index}) terminated while starting"
+                                        f" ({n.extra.get('reason', 'no reason given')})")
+            return current if len(seen) == len(ids) else None
+
+        return poll(check, what=f"{len(ids)} instance(s) of {handle} to run", timeout=self.config.wait_timeout,
+                    interval=self.config.poll_interval)
+
+    def start(self, handle: str, nodes: Sequence[Node]) -> list[Node]:
+        ids = [n.instance_id for n in nodes]
+        self.call("start_instances", InstanceIds=ids)
+        return self.wait_running(handle, nodes, lambda *a: None)
+
+    def stop(self, handle: str, nodes: Sequence[Node]) -> list[Node]:
+        ids = [n.instance_id for n in nodes]
+        self.call("stop_instances", InstanceIds=ids)
+        return self._wait_state(ids, model.STOPPED, f"{len(ids)} instance(s) of {handle} to stop")
+
+    def terminate(self, handle: str, nodes: Sequence[Node]) -> None:
+        """Terminate every instance tagged with the handle (and the given ones), delete the cluster's security
+        group, key pair and placement group, then verify by tag that nothing remains."""
+        ids = sorted({n.instance_id for n in nodes if n.instance_id.startswith("i-")}
+                     | {n.instance_id for n in self.describe(handle)})
+        if ids:
+            self.call("terminate_instances", InstanceIds=ids)
+            self._wait_state(ids, model.TERMINATED, f"{len(ids)} instance(s) of {handle} to terminate")
+        for sg in self._tagged("describe_security_groups", "SecurityGroups", handle):
+            self._retry_dependency(lambda g=sg["GroupId"]: self.call("delete_security_group", GroupId=g))
+        for kp in self._tagged("describe_key_pairs", "KeyPairs", handle):
+            self.call("delete_key_pair", KeyName=kp["KeyName"])
+        if "placement_group_created" in self.resources or self.config.placement_group:
+            for pg in self._tagged("describe_placement_groups", "PlacementGroups", handle):
+                self.call("delete_placement_group", GroupName=pg["GroupName"])
+        left = self.leftovers(handle)
+        if left:
+            raise ProviderError(f"cluster {handle}: resources still exist after terminate: {', '.join(left)}",
+                                hint=f"run 'ccdsl terminate {handle}' again, or delete them in the EC2 console")
+        key = self.resources.get("key_path_created")
+        if key:
+            Path(key).unlink(missing_ok=True)
+        self.resources = {k: v for k, v in self.resources.items() if k == "vpc_id"}
+
+    def leftovers(self, handle: str) -> list[str]:
+        """Every resource still tagged with ``handle`` (terminated instances excluded), by id."""
+        left = [n.instance_id for n in self.describe(handle)]
+        left += [g["GroupId"] for g in self._tagged("describe_security_groups", "SecurityGroups", handle)]
+        left += [k["KeyName"] for k in self._tagged("describe_key_pairs", "KeyPairs", handle)]
+        if "placement_group_created" in self.resources or self.config.placement_group:
+            left += [p["GroupName"] for p in self._tagged("describe_placement_groups", "PlacementGroups", handle)]
+        return left
+
+    def describe(self, handle: str) -> list[Node]:
+        """The cluster's instances as EC2 sees them now (terminated ones excluded)."""
+        answer = self._paginate("describe_instances", "Reservations", Filters=[
+            {"Name": f"tag:{TAG_CLUSTER}", "Values": [handle]},
+            {"Name": "instance-state-name", "Values": _LIVE_EC2_STATES}])
+        nodes = [self._node(i) for r in answer for i in r["Instances"]]
+        return sorted(nodes, key=lambda n: (n.role != "manager", n.role, n.index))
+
+    def discover(self) -> list[str]:
+        """Handles of every cluster that owns something in this region: live instances, security groups or key
+        pairs (a deploy that crashed before RunInstances leaves only those)."""
+        handles: set[str] = set()
+        tag_filter = [{"Name": "tag-key", "Values": [TAG_CLUSTER]}]
+        for r in self._paginate("describe_instances", "Reservations", Filters=tag_filter + [
+                {"Name": "instance-state-name", "Values": _LIVE_EC2_STATES}]):
+            handles.update(_tag(i, TAG_CLUSTER) for i in r["Instances"])
+        for g in self.call("describe_security_groups", Filters=tag_filter)["SecurityGroups"]:
+            handles.add(_tag(g, TAG_CLUSTER))
+        for k in self.call("describe_key_pairs", Filters=tag_filter)["KeyPairs"]:
+            handles.add(_tag(k, TAG_CLUSTER))
+        handles.discard("")
+        return sorted(handles)
+
+    # -- helpers ---------------------------------------------------------------------------------------------
+    def _set_region(self, request: NodeRequest) -> None:
+        if request.region:
+            self._set_region_name(request.region)
+
+    def _set_region_name(self, region: str) -> None:
+        if region != self.region:
+            self.region = region
+            self._ec2 = None
+
+    def _paginate(self, operation: str, key: str, **params: Any) -> list[dict]:
+        out: list[dict] = []
+        token = None
+        while True:
+            answer = self.call(operation, **params, **({"NextToken": token} if token else {}))
+            out.extend(answer.get(key, []))
+            token = answer.get("NextToken")
+            if not token:
+                return out
+
+    def _tagged(self, operation: str, key: str, handle: str) -> list[dict]:
+        return self.call(operation, Filters=[{"Name": f"tag:{TAG_CLUSTER}", "Values": [handle]}]).get(key, [])
+
+    def _describe_ids(self, ids: Iterable[str]) -> list[Node]:
+        answer = self._paginate("describe_instances", "Reservations", InstanceIds=list(ids))
+        return sorted((self._node(i) for r in answer for i in r["Instances"]), key=lambda n: (n.role, n.index))
+
+    def _wait_state(self, ids: list[str], state: str, what: str) -> list[Node]:
+        def check() -> list[Node] | None:
+            nodes = self._describe_ids(ids)
+            return nodes if all(n.state == state for n in nodes) else None
+
+        return poll(check, what=what, timeout=self.config.wait_timeout, interval=self.config.poll_interval)
+
+    def _retry_dependency(self, action: Callable[[], Any], attempts: int = 10) -> None:
+        """Security groups can stay "in use" for a while after their instances terminate."""
+        for attempt in range(attempts):
+            try:
+                action()
+                return
+            except ProviderError as exc:
+                if getattr(exc, "code", "") != "DependencyViolation" or attempt == attempts - 1:
+                    raise
+                time.sleep(self.config.poll_interval)
+
+    def _vpc_id(self) -> str:
+        if self.config.subnet_id:
+            subnets = self.call("describe_subnets", SubnetIds=[self.config.subnet_id])["Subnets"]
+            return subnets[0]["VpcId"]
+        vpcs = self.call("describe_vpcs", Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"]
+        if not vpcs:
+            raise ConfigError(f"region {self.region} has no default VPC",
+                              hint="set [aws] subnet_id in ccdsl.toml to a subnet of your VPC")
+        return vpcs[0]["VpcId"]
+
+    def _create_security_group(self, handle: str, contract: str | None) -> str:
+        cidr = self._ssh_cidr()
+        group = self.call("create_security_group", GroupName=f"ccdsl-{handle}", VpcId=self.resources["vpc_id"],
+                          Description=f"ccdsl cluster {handle}: SSH from {cidr}, all traffic between members",
+                          TagSpecifications=[{"ResourceType": "security-group",
+                                              "Tags": tags_for(handle, None, contract)}])["GroupId"]
+        self.resources["security_group_id_created"] = group  # recorded before the rules: terminate deletes it
+        self.call("authorize_security_group_ingress", GroupId=group, IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22,
+             "IpRanges" if ":" not in cidr else "Ipv6Ranges": [
+                 {"CidrIp" if ":" not in cidr else "CidrIpv6": cidr, "Description": "ccdsl: SSH"}]},
+            {"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": group, "Description": "ccdsl: cluster members"}]},
+        ])
+        return group
+
+    def _ssh_cidr(self) -> str:
+        """The configured CIDR, or this machine's public address as a /32 (never 0.0.0.0/0 by default)."""
+        if self.config.ssh_cidr:
+            try:
+                return str(ipaddress.ip_network(self.config.ssh_cidr, strict=False))
+            except ValueError:
+                raise ConfigError(f"[aws] ssh_cidr = {self.config.ssh_cidr!r} is not a CIDR") from None
+        url = self.config.ip_discovery_url
+        try:
+            with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 (URL from the user's config)
+                text = answer.read(100).decode("ascii", "replace").strip()
+            address = ipaddress.ip_address(text)
+        except (OSError, ValueError) as exc:
+            raise ProviderError(f"cannot find this machine's public address from {url}: {exc}",
+                                hint="set [aws] ssh_cidr in ccdsl.toml to the CIDR allowed to SSH in") from None
+        return f"{address}/{address.max_prefixlen}"
+
+    def _create_key_pair(self, handle: str, contract: str | None) -> None:
+        from ccdsl.executor.state import data_dir
+
+        name = f"ccdsl-{handle}"
+        answer = self.call("create_key_pair", KeyName=name, KeyType="ed25519",
+                           TagSpecifications=[{"ResourceType": "key-pair", "Tags": tags_for(handle, None, contract)}])
+        keys = data_dir() / "keys"
+        keys.mkdir(exist_ok=True, mode=0o700)
+        path = keys / f"{handle}.pem"
+        write_private(path, answer["KeyMaterial"])
+        self.resources["key_name_created"] = name
+        self.resources["key_path_created"] = str(path)
+
+    def _image_for(self, instance_type: str) -> tuple[str, str, int]:
+        """(AMI id, root device name, root volume GiB) for the type's CPU architecture."""
+        types = self.call("describe_instance_types", InstanceTypes=[instance_type])["InstanceTypes"]
+        if not types:
+            raise CapacityError(f"EC2 does not offer {instance_type} in {self.region}")
+        archs = types[0]["ProcessorInfo"]["SupportedArchitectures"]
+        arch = "arm64" if "arm64" in archs and "x86_64" not in archs else "x86_64"
+        image = self.config.image[arch]
+        if image.startswith("resolve:ssm:"):
+            name = image[len("resolve:ssm:"):]
+            image = self.call("get_parameter", service="ssm", Name=name)["Parameter"]["Value"]
+        try:
+            images = self.call("describe_images", ImageIds=[image])["Images"]
+        except ProviderError as exc:
+            if not getattr(exc, "code", "").startswith("InvalidAMIID"):
+                raise
+            images = []
+        if not images:
+            raise ConfigError(f"image {image} ([aws] image.{arch}) does not exist in {self.region}")
+        root = images[0].get("RootDeviceName", "/dev/xvda")
+        sizes = [m["Ebs"].get("VolumeSize", 0) for m in images[0].get("BlockDeviceMappings", [])
+                 if m.get("DeviceName") == root and "Ebs" in m]
+        return image, root, int(sizes[0]) if sizes and sizes[0] else 8
+
+    def _node(self, instance: Mapping[str, Any]) -> Node:
+        role = _tag(instance, TAG_ROLE) or "worker"
+        index = int(instance.get("AmiLaunchIndex", 0))
+        public, private = instance.get("PublicIpAddress"), instance.get("PrivateIpAddress")
+        address = public if self.config.connect_address == "public" and public else private
+        port = 22
+        mapped = self.config.address_map.get(f"{role}.{index}") or (
+            self.config.address_map.get(str(index)) if role == "worker" else None)
+        if mapped:
+            address, port = split_host_port(str(mapped))
+            private = address
+        key = self.config.key_path or self.resources.get("key_path_created")
+        extra = {"ec2_state": instance["State"]["Name"], "contract": _tag(instance, TAG_CONTRACT),
+                 "public_ip": public or "", "private_ip": instance.get("PrivateIpAddress") or "",
+                 "reason": instance.get("StateReason", {}).get("Message", "")}
+        return Node(index=index, role=role, instance_id=instance["InstanceId"],
+                    instance_type=instance["InstanceType"], state=_STATES.get(instance["State"]["Name"], model.FAILED),
+                    address=address, private_address=private, port=port, user=self.config.user,
+                    key_path=str(key) if key else None, zone=instance.get("Placement", {}).get("AvailabilityZone"),
+                    extra=extra)
+
+
+def _tag(resource: Mapping[str, Any], key: str) -> str:
+    for t in resource.get("Tags", []) or []:
+        if t["Key"] == key:
+            return t["Value"]
+    return ""
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a secret atomically with mode 0600 from the first byte (temp file + rename)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(text if text.endswith("\n") else text + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,287 @@
+"""Cluster records in a SQLite database in the user data dir.
+
+Why SQLite: several ``ccdsl`` processes (a notebook and a terminal, say) may deploy, list and terminate clusters at
+the same time; SQLite in WAL mode with ``BEGIN IMMEDIATE`` write transactions and a busy timeout serializes them
+without a server.  The cloud stays the source of truth where it has one (see ``deploy.reconcile``); these records
+are what ccdsl knows locally: clusters, their nodes, the global worker-id counter (like process ids, never reused)
+and a journal of deploy phases written *before* each cloud call, so a crashed deploy can be found and cleaned up.
+
+The directory is ``platformdirs.user_data_dir("ccdsl")`` unless ``CCDSL_DATA_DIR`` says otherwise (tests use temporary
+directories).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+from ccdsl.errors import ClusterError
+from ccdsl.executor.model import Node
+
+# Cluster statuses.  "deploying" while a deploy runs; "failed" when a deploy stopped half way and could not clean
+# up (``terminate`` finishes the job); "interrupted" = nodes stopped; "terminated" records are kept as history.
+DEPLOYING, RUNNING, INTERRUPTED, FAILED, TERMINATED = "deploying", "running", "interrupted", "failed", "terminated"
+LIVE_STATUSES = (DEPLOYING, RUNNING, INTERRUPTED, FAILED)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS clusters (
+    handle TEXT PRIMARY KEY,
+    contract TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    cluster_type TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    owner_pid INTEGER,
+    owner_host TEXT,
+    settings TEXT NOT NULL DEFAULT '{}',
+    note TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS nodes (
+    handle TEXT NOT NULL REFERENCES clusters(handle) ON DELETE CASCADE,
+    role TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (handle, role, idx)
+);
+CREATE TABLE IF NOT EXISTS workers (
+    worker_id INTEGER PRIMARY KEY,
+    handle TEXT NOT NULL REFERENCES clusters(handle) ON DELETE CASCADE,
+    slot INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS counters (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS journal (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    handle TEXT NOT NULL,
+    phase TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT '{}',
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS journal_handle ON journal(handle);
+"""
+
+# Worker ids start at 2, as the seed's Distributed.jl pids do (1 is the user's own process).
+FIRST_WORKER_ID = 2
+
+
+def data_dir() -> Path:
+    """Where ccdsl keeps its database and private keys (created with mode 0700)."""
+    env = os.environ.get("CCDSL_DATA_DIR")
+    if env:
+        path = Path(env)
+    else:
+        import platformdirs
+
+        path = Path(platformdirs.user_data_dir("ccdsl"))
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+@dataclass(frozen=True)
+class ClusterRecord:
+    """What ccdsl remembers about one cluster.  ``settings`` holds what later commands need to reach the provider
+    again from another process (region, endpoint, user, key path, processes per node, ...)."""
+
+    handle: str
+    contract: str
+    provider: str
+    cluster_type: str
+    status: str
+    created_at: float
+    updated_at: float
+    owner_pid: int | None = None
+    owner_host: str | None = None
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    note: str = ""
+
+    @property
+    def live(self) -> bool:
+        return self.status in LIVE_STATUSES
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    handle: str
+    phase: str
+    detail: Mapping[str, Any]
+    at: float
+
+
+def node_to_json(node: Node) -> str:
+    d = asdict(node)
+    d["extra"] = dict(node.extra)
+    return json.dumps(d, sort_keys=True)
+
+
+def node_from_json(text: str) -> Node:
+    return Node(**json.loads(text))
+
+
+class State:
+    """The state database.  Every method is one short transaction; connections are opened per call so the object is
+    safe to share between threads and cheap to create in every process."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, busy_timeout: float = 30.0) -> None:
+        self.path = Path(path) if path is not None else data_dir() / "state.db"
+        self.busy_timeout = busy_timeout
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = self._connect()
+        try:
+            db.executescript(_SCHEMA)  # idempotent DDL; executescript manages its own transaction
+        finally:
+            db.close()
+
+    # -- plumbing ---------------------------------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+        db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")
+        db.execute("PRAGMA foreign_keys = ON")
+        db.row_factory = sqlite3.Row
+        return db
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction taken with BEGIN IMMEDIATE: the write lock is acquired up front, so two processes
+        never both read-then-write the same counter (no lost updates, no deadlock on lock upgrade)."""
+        db = self._connect()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        finally:
+            db.close()
+
+    # -- clusters ---------------------------------------------------------------------------------------------
+    def add_cluster(self, record: ClusterRecord) -> None:
+        with self._tx() as db:
+            try:
+                db.execute(
+                    "INSERT INTO clusters (handle, contract, provider, cluster_type, status, created_at, updated_at,"
+                    " owner_pid, owner_host, settings, note) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    (record.handle, record.contract, record.provider, record.cluster_type, record.status,
+                     record.created_at, record.updated_at, record.owner_pid, record.owner_host,
+                     json.dumps(dict(record.settings), sort_keys=True), record.note))
+            except sqlite3.IntegrityError:
+                raise ClusterError(f"a cluster with handle {record.handle} already exists") from None
+
+    def get_cluster(self, handle: str) -> ClusterRecord | None:
+        db = self._connect()
+        try:
+            row = db.execute("SELECT * FROM clusters WHERE handle = ?", (handle,)).fetchone()
+        finally:
+            db.close()
+        return _record(row) if row is not None else None
+
+    def list_clusters(self, *, live_only: bool = True) -> list[ClusterRecord]:
+        db = self._connect()
+        try:
+            rows = db.execute("SELECT * FROM clusters ORDER BY created_at, handle").fetchall()
+        finally:
+            db.close()
+        records = [_record(r) for r in rows]
+        return [r for r in records if r.live] if live_only else records
+
+    def update_cluster(self, handle: str, **changes: Any) -> ClusterRecord:
+        """Change fields of a cluster record (``settings`` is merged, not replaced)."""
+        with self._tx() as db:
+            row = db.execute("SELECT * FROM clusters WHERE handle = ?", (handle,)).fetchone()
+            if row is None:
+                raise ClusterError(f"no cluster with handle {handle}")
+            record = _record(row)
+            if "settings" in changes:
+                changes["settings"] = {**record.settings, **changes["settings"]}
+            record = replace(record, **changes, updated_at=time.time())
+            db.execute(
+                "UPDATE clusters SET contract=?, provider=?, cluster_type=?, status=?, updated_at=?, owner_pid=?,"
+                " owner_host=?, settings=?, note=? WHERE handle=?",
+                (record.contract, record.provider, record.cluster_type, record.status, record.updated_at,
+                 record.owner_pid, record.owner_host, json.dumps(dict(record.settings), sort_keys=True),
+                 record.note, handle))
+        return record
+
+    # -- nodes ------------------------------------------------------------------------------------------------
+    def set_nodes(self, handle: str, nodes: Sequence[Node], *, replace_role: str | None = None) -> None:
+        """Store nodes (upsert by role and index).  With ``replace_role``, that role's old nodes go first."""
+        with self._tx() as db:
+            if replace_role is not None:
+                db.execute("DELETE FROM nodes WHERE handle = ? AND role = ?", (handle, replace_role))
+            for n in nodes:
+                db.execute("INSERT OR REPLACE INTO nodes (handle, role, idx, data) VALUES (?,?,?,?)",
+                           (handle, n.role, n.index, node_to_json(n)))
+
+    def clear_nodes(self, handle: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM nodes WHERE handle = ?", (handle,))
+
+    def nodes(self, handle: str) -> list[Node]:
+        """Nodes of a cluster, manager first, then by index."""
+        db = self._connect()
+        try:
+            rows = db.execute("SELECT data FROM nodes WHERE handle = ? ORDER BY role != 'manager', role, idx",
+                              (handle,)).fetchall()
+        finally:
+            db.close()
+        return [node_from_json(r["data"]) for r in rows]
+
+    # -- workers ----------------------------------------------------------------------------------------------
+    def new_workers(self, handle: str, count: int) -> list[int]:
+        """Replace the cluster's workers by ``count`` fresh ids from the global counter (never reused)."""
+        with self._tx() as db:
+            row = db.execute("SELECT value FROM counters WHERE name = 'worker'").fetchone()
+            first = row["value"] if row is not None else FIRST_WORKER_ID
+            ids = list(range(first, first + count))
+            db.execute("INSERT OR REPLACE INTO counters (name, value) VALUES ('worker', ?)", (first + count,))
+            db.execute("DELETE FROM workers WHERE handle = ?", (handle,))
+            db.executemany("INSERT INTO workers (worker_id, handle, slot) VALUES (?,?,?)",
+                           [(w, handle, i) for i, w in enumerate(ids)])
+        return ids
+
+    def clear_workers(self, handle: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM workers WHERE handle = ?", (handle,))
+
+    def workers(self, handle: str) -> list[int]:
+        db = self._connect()
+        try:
+            rows = db.execute("SELECT worker_id FROM workers WHERE handle = ? ORDER BY slot", (handle,)).fetchall()
+        finally:
+            db.close()
+        return [r["worker_id"] for r in rows]
+
+    # -- journal ----------------------------------------------------------------------------------------------
+    def journal(self, handle: str, phase: str, **detail: Any) -> None:
+        """Record that ``phase`` is about to happen (or happened).  Deploy writes these BEFORE each cloud call."""
+        with self._tx() as db:
+            db.execute("INSERT INTO journal (handle, phase, detail, at) VALUES (?,?,?,?)",
+                       (handle, phase, json.dumps(detail, sort_keys=True, default=str), time.time()))
+
+    def journal_of(self, handle: str) -> list[JournalEntry]:
+        db = self._connect()
+        try:
+            rows = db.execute("SELECT * FROM journal WHERE handle = ? ORDER BY id", (handle,)).fetchall()
+        finally:
+            db.close()
+        return [JournalEntry(r["handle"], r["phase"], json.loads(r["detail"]), r["at"]) for r in rows]
+
+
+def _record(row: sqlite3.Row) -> ClusterRecord:
+    return ClusterRecord(
+        handle=row["handle"], contract=row["contract"], provider=row["provider"], cluster_type=row["cluster_type"],
+        status=row["status"], created_at=row["created_at"], updated_at=row["updated_at"],
+        owner_pid=row["owner_pid"], owner_host=row["owner_host"], settings=json.loads(row["settings"]),
+        note=row["note"])

@@ -1,0 +1,140 @@
+"""Fixtures and helpers for the executor-core tests (state DB, config, EC2 on moto, fault injection).
+
+Fault injection uses botocore's ``before-send`` event through ``ccdsl.executor.providers.aws.EVENT_HOOKS``: a
+handler that returns a response short-circuits the HTTP send but still goes through botocore's retry logic, so an
+injected ``Throttling`` error is retried exactly as a real one would be.
+"""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+MOTO_IMAGE = "resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+
+
+@pytest.fixture()
+def data_dir(tmp_path, monkeypatch):
+    """A private ccdsl data dir (state DB, keys) and no config file from the environment."""
+    d = tmp_path / "data"
+    monkeypatch.setenv("CCDSL_DATA_DIR", str(d))
+    monkeypatch.delenv("CCDSL_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return d
+
+
+def aws_settings(url: str, **extra) -> dict:
+    return {"endpoint_url": url, "region": "us-east-1", "image": {"x86_64": MOTO_IMAGE},
+            "ssh_cidr": "203.0.113.0/24", "poll_interval": 0.05, "wait_timeout": 60.0, **extra}
+
+
+@pytest.fixture()
+def ec2_config(aws_env, data_dir):
+    """A Config pointing at the moto server."""
+    from ccdsl.executor.config import Config
+
+    return Config.from_dict({"aws": aws_settings(aws_env)})
+
+
+@pytest.fixture()
+def ec2(aws_env):
+    """A plain boto3 EC2 client on the moto server: the tests' independent view of the cloud."""
+    import boto3
+
+    return boto3.client("ec2", endpoint_url=aws_env, region_name="us-east-1")
+
+
+@pytest.fixture()
+def hooks(monkeypatch):
+    """Register botocore event handlers on every EC2 client the aws provider creates during the test."""
+    from ccdsl.executor.providers import aws
+
+    registered: list = []
+    monkeypatch.setattr(aws, "EVENT_HOOKS", registered)
+    return registered
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def stream(self, **_):
+        yield self.body
+
+
+def ec2_error(code: str, message: str, status: int = 400):
+    """An EC2 XML error response, as botocore's ``before-send`` handlers may return it."""
+    from botocore.awsrequest import AWSResponse
+
+    body = (f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors>"
+            f"<RequestID>ccdsl-test</RequestID></Response>").encode()
+    return AWSResponse("http://injected", status, {"Content-Type": "text/xml"}, _Raw(body))
+
+
+def inject(times: int | None, code: str, message: str, *, when=lambda request: True, status: int = 400):
+    """A ``before-send`` handler failing the first ``times`` matching requests (None: every one).
+    ``handler.sent`` counts matching requests, ``handler.failed`` injected failures."""
+    def handler(request, **_):
+        if not when(request):
+            return None
+        handler.sent += 1
+        if times is None or handler.failed < times:
+            handler.failed += 1
+            return ec2_error(code, message, status)
+        return None
+
+    handler.sent = 0
+    handler.failed = 0
+    return handler
+
+
+def request_zone(request) -> str | None:
+    """The Placement.AvailabilityZone of a RunInstances request body."""
+    from urllib.parse import parse_qs
+
+    body = request.body.decode() if isinstance(request.body, bytes) else (request.body or "")
+    return (parse_qs(body).get("Placement.AvailabilityZone") or [None])[0]
+
+
+def request_type(request) -> str | None:
+    from urllib.parse import parse_qs
+
+    body = request.body.decode() if isinstance(request.body, bytes) else (request.body or "")
+    return (parse_qs(body).get("InstanceType") or [None])[0]
+
+
+class TextServer:
+    """A tiny HTTP server on 127.0.0.1 answering every GET with ``text`` (stands in for checkip)."""
+
+    def __init__(self, text: str) -> None:
+        body = text.encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def tagged(ec2, handle: str) -> dict[str, list[str]]:
+    """Everything in moto still tagged with ``handle`` (terminated instances excluded)."""
+    f = [{"Name": "tag:ccdsl:cluster", "Values": [handle]}]
+    inst = [i["InstanceId"] for r in ec2.describe_instances(Filters=f)["Reservations"] for i in r["Instances"]
+            if i["State"]["Name"] != "terminated"]
+    sgs = [g["GroupId"] for g in ec2.describe_security_groups(Filters=f)["SecurityGroups"]]
+    keys = [k["KeyName"] for k in ec2.describe_key_pairs(Filters=f)["KeyPairs"]]
+    return {k: v for k, v in {"instances": inst, "security_groups": sgs, "key_pairs": keys}.items() if v}

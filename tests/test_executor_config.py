@@ -1,0 +1,82 @@
+"""ccdsl.toml: defaults, search order, unknown keys and wrong types."""
+
+from __future__ import annotations
+
+import pytest
+
+from ccdsl.errors import ConfigError
+from ccdsl.executor import config
+from tests.fixtures_executor import data_dir  # noqa: F401
+
+
+def test_no_file_means_documented_defaults(data_dir, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(data_dir / "nothing"))
+    cfg = config.load()
+    assert cfg.source is None
+    assert cfg.aws.ssh_cidr == "" and cfg.aws.user == "ubuntu" and cfg.mpi.processes_per_node == 1
+    assert set(cfg.aws.image) == {"x86_64", "arm64"}
+
+
+def test_every_key_is_documented_in_the_reference():
+    import dataclasses
+
+    ref = config.reference()
+    for name, cls in config.SECTIONS.items():
+        assert f"[{name}]" in ref
+        for f in dataclasses.fields(cls):
+            assert f.metadata["doc"] and f"\n{f.name} = " in ref
+
+
+def test_reference_is_valid_toml_that_loads_back(tmp_path):
+    import tomllib
+
+    path = tmp_path / "ccdsl.toml"
+    path.write_text(config.reference())
+    assert tomllib.loads(path.read_text())
+    assert config.load(path).aws == config.AwsConfig()
+
+
+def test_search_order(data_dir, tmp_path, monkeypatch):
+    user = tmp_path / "xdg" / "ccdsl"
+    user.mkdir(parents=True)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    (user / "ccdsl.toml").write_text('[aws]\nregion = "eu-west-1"\n')
+    assert config.load().aws.region == "eu-west-1"
+    (tmp_path / "ccdsl.toml").write_text('[aws]\nregion = "us-west-2"\n')  # cwd wins
+    assert config.load().aws.region == "us-west-2"
+    other = tmp_path / "other.toml"
+    other.write_text('[aws]\nregion = "ap-south-1"\nimage.arm64 = "ami-1"\n')
+    monkeypatch.setenv("CCDSL_CONFIG", str(other))  # env wins
+    cfg = config.load()
+    assert cfg.aws.region == "ap-south-1" and cfg.source == str(other)
+    assert cfg.aws.image["arm64"] == "ami-1" and cfg.aws.image["x86_64"].startswith("resolve:ssm:")
+    monkeypatch.setenv("CCDSL_CONFIG", str(tmp_path / "missing.toml"))
+    with pytest.raises(ConfigError, match="missing.toml"):
+        config.load()
+
+
+@pytest.mark.parametrize("text, match, hint", [
+    ('[aws]\nsecuirty_group_id = "sg-1"\n', "unknown key 'secuirty_group_id' in \\[aws\\]", "security_group_id"),
+    ('[azure]\nregion = "x"\n', "unknown section \\[azure\\]", None),
+    ('[aws]\nimage.riscv = "ami-1"\n', "image.riscv", None),
+    ('[aws]\nspot = "yes"\n', "spot must be a boolean", None),
+    ('[mpi]\nprocesses_per_node = true\n', "processes_per_node must be an integer", None),
+    ('[ssh]\nhosts = "a,b"\n', "hosts must be a list", None),
+    ('[aws\n', "not valid TOML", None),
+])
+def test_bad_files_name_key_and_file(tmp_path, text, match, hint):
+    path = tmp_path / "ccdsl.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=match) as info:
+        config.load(path)
+    assert str(path) in info.value.message
+    if hint:
+        assert hint in info.value.hint
+
+
+def test_numbers_widen_and_replace_validates():
+    cfg = config.Config.from_dict({"aws": {"poll_interval": 1}})
+    assert cfg.aws.poll_interval == 1.0 and isinstance(cfg.aws.poll_interval, float)
+    assert cfg.replace(aws={"region": "x"}).aws.poll_interval == 1.0
+    with pytest.raises(ConfigError, match="regoin"):
+        cfg.replace(aws={"regoin": "x"})
