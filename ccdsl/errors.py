@@ -153,12 +153,29 @@ class CapacityError(ProviderError):
     """The provider has no capacity for the requested type in a zone; the deployer may fail over."""
 
 
+class HostKeyError(ProviderError):
+    """A node presented a host key other than the one recorded for it (or an unknown one after deploy)."""
+
+
 class ClusterError(CcdslError):
     """A cluster operation is not possible in the cluster's state (unknown handle, already terminated, …)."""
 
 
 class ExecutionError(CcdslError):
     """A program run on a cluster failed (non-zero exit, unreachable node, MPI error)."""
+
+
+class RankError(ExecutionError):
+    """A function run under MPI raised on some rank.  ``rank``/``node`` say where; ``remote_traceback`` is the
+    traceback text as the remote python printed it."""
+
+    def __init__(self, message: str, *, rank: int, node: str, exc_type: str, remote_traceback: str) -> None:
+        super().__init__(message)
+        self.rank, self.node, self.exc_type, self.remote_traceback = rank, node, exc_type, remote_traceback
+
+    def render(self) -> str:
+        return self.message + "\n  remote traceback:\n" + "\n".join(
+            "    " + line for line in self.remote_traceback.rstrip().splitlines())
 
 
 class MissingDependencyError(CcdslError):
@@ -170,7 +187,8 @@ class MissingDependencyError(CcdslError):
 
 
 __all__ = [
-    "CapacityError", "CatalogError", "CcdslError", "ClusterError", "ConfigError", "Conflict", "ContractError",
-    "ContractSyntaxError", "Diagnostic", "ExecutionError", "MissingDependencyError", "ProviderError",
+    "CapacityError", "CatalogError", "CatalogRowError", "CcdslError", "ClusterError", "ConfigError", "Conflict", "ContractError",
+    "ContractSyntaxError", "Diagnostic", "ExecutionError", "HostKeyError", "MissingDependencyError", "ProviderError",
+    "RankError",
     "UnsatisfiableError",
 ]

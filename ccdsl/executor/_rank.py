@@ -1,0 +1,96 @@
+"""What every MPI rank runs: ``python _rank.py fn|script PAYLOAD [ARGS...]``.
+
+This file is copied to the nodes as is (``mpi.prepare_cluster``) and must not import ccdsl: nodes only need
+python, mpi4py and cloudpickle.  Rank 0 reads the payload file (only rank 0's node has it) and broadcasts it, so
+ccdsl uploads one file per run instead of one per node.
+
+Results travel back on the output streams, framed by a record separator the user's program will not print:
+``\\x1eccdsl-result:<base64 pickle>`` on stdout (rank 0, after every rank finished) and
+``\\x1eccdsl-error:<base64 json>`` on stderr (the rank that raised, before it aborts the job so the others do not
+wait forever in a collective).
+"""
+
+import base64
+import json
+import os
+import pickle
+import sys
+import traceback
+
+MARK = "\x1eccdsl-"
+
+
+def _emit(stream, kind, data):
+    stream.flush()
+    stream.write(MARK + kind + ":" + base64.b64encode(data).decode("ascii") + "\n")
+    stream.flush()
+
+
+def _fail(comm, exc, code=1):
+    info = {"rank": comm.Get_rank(), "type": type(exc).__name__, "message": str(exc),
+            "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))}
+    sys.stdout.flush()
+    _emit(sys.stderr, "error", json.dumps(info).encode())
+    if comm.Get_size() > 1:
+        comm.Abort(code)
+    sys.exit(code)
+
+
+def main(argv):
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    for stream in (sys.stdout, sys.stderr):  # one write per line, so lines of different ranks do not mix
+        stream.reconfigure(line_buffering=True)
+    mode, payload_path, args = argv[0], argv[1], argv[2:]
+    data = None
+    if comm.Get_rank() == 0:
+        with open(payload_path, "rb") as f:
+            data = f.read()
+        try:
+            os.unlink(payload_path)  # read once; nothing is left behind on the node
+        except OSError:
+            pass
+    data = comm.bcast(data, root=0)
+    if mode == "fn":
+        try:
+            import cloudpickle
+
+            fn, fargs, fkwargs = cloudpickle.loads(data)
+            value = fn(comm, *fargs, **fkwargs)
+        except BaseException as exc:  # noqa: BLE001 - every failure is reported, with its traceback
+            _fail(comm, exc)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        comm.Barrier()
+        if comm.Get_rank() == 0:
+            try:
+                import cloudpickle
+
+                blob = cloudpickle.dumps(value)
+            except BaseException as exc:  # noqa: BLE001
+                _fail(comm, TypeError("rank 0's return value cannot be pickled: %s" % exc))
+            _emit(sys.stdout, "result", blob)
+        return 0
+    path, source = pickle.loads(data)
+    sys.argv = [path, *args]
+    module = {"__name__": "__main__", "__file__": path, "__builtins__": __builtins__}
+    sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
+    try:
+        exec(compile(source, path, "exec"), module)
+    except SystemExit as exc:
+        code = exc.code
+        if code is None:
+            return 0
+        if isinstance(code, int):
+            return code
+        print(code, file=sys.stderr)
+        return 1
+    except BaseException as exc:  # noqa: BLE001
+        traceback.print_exc()
+        _fail(comm, exc)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,581 @@
+"""The MPI launcher: run a Python function or a script on every rank of a cluster with a real ``mpiexec``.
+
+Where mpiexec runs decides who must reach whom:
+
+- ``local``: ``mpiexec -n N`` on this machine; no SSH at all (``pip install mpich mpi4py`` is the whole set-up).
+- ``ssh``, PeerWorkers: ccdsl reaches every node for set-up, and runs ``mpiexec`` *on node 0* (over SSH) with
+  ``-launcher ssh -hosts <private addresses>``, so MPI traffic never needs to reach the user's machine.
+- ``ssh``, ManagerWorkers: ccdsl reaches only the manager (``via``); workers are set up through it (SSH jump) and
+  mpiexec runs on the manager across the workers.
+
+Nodes reach each other with a cluster-internal key that :func:`prepare_cluster` generates and installs, together
+with an ssh config and a known_hosts built from the host keys ccdsl pinned, so the nodes' own SSH is not trusting
+blindly either.  Functions travel with cloudpickle in one payload file on rank 0's node; rank 0 broadcasts it.
+Results and remote exceptions come back as framed records on the output streams (see ``_rank.py``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import selectors
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import threading
+import time
+import uuid
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from ccdsl.errors import ExecutionError, MissingDependencyError, ProviderError, RankError
+from ccdsl.executor import ssh
+from ccdsl.executor.model import Node
+
+Stream = Callable[[str, str], None]  # (line without newline, "stdout" | "stderr")
+
+_RANK_FILE = Path(__file__).with_name("_rank.py")
+MARK = "\x1eccdsl-"
+
+
+@dataclass(frozen=True)
+class MpiOptions:
+    """How MPI runs on the nodes (``[mpi]`` in ccdsl.toml).  Paths are on the nodes, relative to the login dir."""
+
+    python: str = "python3"  # the nodes' interpreter (must import mpi4py and cloudpickle)
+    mpiexec: str | None = None  # None: next to python, else on PATH
+    iface: str | None = None  # network interface MPI uses between nodes (e.g. "eth0")
+    remote_dir: str = ".ccdsl"  # per-cluster files live in <remote_dir>/<handle>
+    authorized_keys: str = ".ssh/authorized_keys"  # where the cluster-internal public key is installed
+    install: bool = False  # pip-install mpich/mpi4py/cloudpickle into a venv on nodes that lack them
+    packages: tuple[str, ...] = ("mpich", "mpi4py", "cloudpickle")
+    ready_timeout: float = 300.0
+    run_timeout: float | None = None  # default limit for one run (None: no limit)
+    extra_args: tuple[str, ...] = ()  # more mpiexec arguments
+
+
+def rank_script_name() -> str:
+    """The rank bootstrap's file name on nodes, versioned by content so a stale copy is never used."""
+    digest = hashlib.sha256(_RANK_FILE.read_bytes()).hexdigest()[:10]
+    return f"ccdsl_rank_{digest}.py"
+
+
+def local_mpiexec() -> str:
+    """The mpiexec of this interpreter's environment (the mpich wheel puts it next to python), else PATH's."""
+    candidate = Path(sys.executable).parent / "mpiexec"
+    if candidate.is_file() and os.access(candidate, os.X_OK):
+        return str(candidate)
+    found = shutil.which("mpiexec")
+    if found:
+        return found
+    raise MissingDependencyError("mpich", "mpi")
+
+
+# -- cluster set-up -------------------------------------------------------------------------------------------------
+def _internal_key(handle: str) -> tuple[bytes, str]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                serialization.NoEncryption())
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return private, f"{public.decode()} ccdsl-{handle}"
+
+
+def _ssh_config(directory: str, user: str | None) -> str:
+    lines = ["Host *", f"  IdentityFile {directory}/id_ed25519", "  IdentitiesOnly yes",
+             f"  UserKnownHostsFile {directory}/known_hosts", "  StrictHostKeyChecking yes", "  BatchMode yes",
+             "  ConnectTimeout 10", "  ServerAliveInterval 5", "  ServerAliveCountMax 3", "  LogLevel ERROR"]
+    if user:
+        lines.insert(1, f"  User {user}")
+    return "\n".join(lines) + "\n"
+
+
+def _parallel(fn, items: Sequence) -> list:
+    """Run ``fn`` on every item at once; raise the first failure after all finished (nothing left half-running)."""
+    if not items:
+        return []
+    with ThreadPoolExecutor(max_workers=min(32, len(items))) as pool:
+        futures = [pool.submit(fn, item) for item in items]
+        errors = [f.exception() for f in futures if f.exception() is not None]
+        if errors:
+            raise errors[0]
+        return [f.result() for f in futures]
+
+
+def prepare_cluster(handle: str, nodes: Sequence[Node], *, manager: Node | None = None,
+                    options: MpiOptions = MpiOptions(), ssh_options: ssh.SshOptions = ssh.SshOptions(),
+                    connections: ssh.Connections | None = None,
+                    progress: Callable[[str, int, str], None] | None = None) -> tuple[list[Node], Node | None]:
+    """Make ``nodes`` (and the ``manager``, if any) ready to run MPI together; all nodes in parallel.
+
+    Waits until each node is reachable and ready (:func:`ssh.wait_ready`), then writes into
+    ``<remote_dir>/<handle>`` on every node: a fresh cluster-internal key, an ssh config and known_hosts for the
+    nodes' private addresses, the ssh wrapper mpiexec launches through, and the rank bootstrap; and installs the
+    internal public key in ``authorized_keys``.  Returns the nodes (state ``ready``, ``extra`` filled in)."""
+    pool = connections or ssh.Connections(ssh_options, jump=manager)
+    directory = f"{options.remote_dir.rstrip('/')}/{handle}"
+    report = progress or (lambda role, index, state: None)
+    try:
+        def ready(node: Node) -> Node:
+            node = ssh.wait_ready(node, options.ready_timeout, ssh_options, python=options.python,
+                                  mpiexec=options.mpiexec, directory=directory, install=options.install,
+                                  packages=options.packages, connections=pool)
+            report(node.role, node.index, node.state)
+            return node
+
+        everyone = [*([manager] if manager is not None else []), *nodes]
+        if manager is not None:  # workers are reached through the manager: it must be up first
+            everyone = [ready(manager), *_parallel(ready, list(nodes))]
+        else:
+            everyone = _parallel(ready, everyone)
+        private, public = _internal_key(handle)
+        known = "".join(ssh.host_key_line(pool.get(n), _known_name(n)) + "\n" for n in everyone)
+        rank_source = _RANK_FILE.read_bytes()
+        rank_name = rank_script_name()
+
+        def install(node: Node) -> None:
+            client = pool.get(node)
+            d = node.extra["ccdsl_dir"]
+            ssh.run(client, f"mkdir -p {shlex.quote(d)} && chmod 700 {shlex.quote(d)}", node=node, check=True,
+                    timeout=ssh_options.command_timeout)
+            ssh.put(client, private.rstrip(b"\n") + b"\n", f"{d}/id_ed25519", node=node)
+            ssh.put(client, known.encode(), f"{d}/known_hosts", node=node)
+            ssh.put(client, _ssh_config(d, node.user).encode(), f"{d}/ssh_config", node=node)
+            ssh.put(client, f'#!/bin/sh\nexec ssh -F "{d}/ssh_config" "$@"\n'.encode(), f"{d}/ssh", mode=0o755,
+                    node=node)
+            ssh.put(client, rank_source, f"{d}/{rank_name}", mode=0o644, node=node)
+            ssh.run(client, _authorize_command(options.authorized_keys, handle, public), node=node, check=True,
+                    timeout=ssh_options.command_timeout)
+
+        _parallel(install, everyone)
+        if manager is not None:
+            return everyone[1:], everyone[0]
+        return everyone, None
+    finally:
+        if connections is None:
+            pool.close()
+
+
+def _known_name(node: Node) -> str:
+    addr = node.private_address or node.address
+    return addr if node.port == 22 else f"[{addr}]:{node.port}"
+
+
+def _authorize_command(path: str, handle: str, public: str | None) -> str:
+    """Shell that replaces this cluster's line in ``authorized_keys`` (none when ``public`` is None)."""
+    f = shlex.quote(path)
+    add = f"printf '%s\\n' {shlex.quote(public)} >> \"$t\"; " if public else ""
+    return (f"mkdir -p \"$(dirname {f})\" && touch {f} && t={f}.ccdsl.$$ && "
+            f"(grep -v ' ccdsl-{handle}$' {f} > \"$t\" || true) && {add}chmod 600 \"$t\" && mv \"$t\" {f}")
+
+
+def release_cluster(handle: str, nodes: Sequence[Node], *, manager: Node | None = None,
+                    options: MpiOptions = MpiOptions(), ssh_options: ssh.SshOptions = ssh.SshOptions(),
+                    connections: ssh.Connections | None = None) -> None:
+    """Undo :func:`prepare_cluster` (bring-your-own hosts outlive the cluster): kill the cluster's processes,
+    remove its directory and its internal key from ``authorized_keys``."""
+    pool = connections or ssh.Connections(ssh_options, jump=manager)
+    directory = f"{options.remote_dir.rstrip('/')}/{handle}"
+    try:
+        def clean(node: Node) -> None:
+            d = node.extra.get("ccdsl_dir", directory)
+            ssh.run(pool.get(node), f"pkill -f {shlex.quote(d)}/ 2>/dev/null; rm -rf {shlex.quote(d)}; "
+                    + _authorize_command(options.authorized_keys, handle, None), node=node, check=True,
+                    timeout=ssh_options.command_timeout)
+
+        _parallel(clean, [*([manager] if manager is not None else []), *nodes])
+    finally:
+        if connections is None:
+            pool.close()
+
+
+def kill_processes(nodes: Sequence[Node], *, manager: Node | None = None, ssh_options=ssh.SshOptions(),
+                   connections: ssh.Connections | None = None) -> None:
+    """Kill every process ccdsl started on the nodes (interrupt/restart of SSH hosts, which are not stopped)."""
+    pool = connections or ssh.Connections(ssh_options, jump=manager)
+    try:
+        def kill(node: Node) -> None:
+            d = node.extra.get("ccdsl_dir")
+            if d:
+                ssh.run(pool.get(node), f"pkill -f {shlex.quote(d)}/ 2>/dev/null; true", node=node,
+                        timeout=ssh_options.command_timeout)
+
+        _parallel(kill, [*([manager] if manager is not None else []), *nodes])
+    finally:
+        if connections is None:
+            pool.close()
+
+
+# -- output handling ----------------------------------------------------------------------------------------------
+def print_stream(line: str, stream: str) -> None:
+    """The default stream callback: the program's output goes to ours, stdout to stdout, stderr to stderr."""
+    out = sys.stderr if stream == "stderr" else sys.stdout
+    out.write(line + "\n")
+    out.flush()
+
+
+class _Output:
+    """Splits output chunks into lines for the callback and picks out ccdsl's framed records."""
+
+    def __init__(self, callback: Stream | None) -> None:
+        self.callback = callback
+        self.partial = {"stdout": b"", "stderr": b""}
+        self.records: list[tuple[str, str]] = []
+        self.tail: deque[str] = deque(maxlen=25)
+
+    def feed(self, stream: str, chunk: bytes) -> None:
+        *lines, self.partial[stream] = (self.partial[stream] + chunk).split(b"\n")
+        for line in lines:
+            self._line(stream, line.decode(errors="replace"))
+
+    def close(self) -> None:
+        for stream, rest in self.partial.items():
+            if rest:
+                self._line(stream, rest.decode(errors="replace"))
+        self.partial = {"stdout": b"", "stderr": b""}
+
+    def _line(self, stream: str, text: str) -> None:
+        if MARK in text:
+            text, _, record = text.partition(MARK)
+            kind, _, data = record.partition(":")
+            self.records.append((kind, data.strip()))
+            if not text:
+                return
+        self.tail.append(text)
+        if self.callback is not None:
+            self.callback(text, stream)
+
+    def record(self, kind: str) -> list[str]:
+        return [data for k, data in self.records if k == kind]
+
+
+class _LocalProcess:
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     env=env, start_new_session=True)
+
+    def pump(self, out: _Output, deadline: float | None) -> int:
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ, "stdout")
+        sel.register(self.proc.stderr, selectors.EVENT_READ, "stderr")
+        try:
+            while sel.get_map():
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TimeoutError
+                for key, _ in sel.select(timeout=0.5):
+                    chunk = os.read(key.fileobj.fileno(), 65536)
+                    if chunk:
+                        out.feed(key.data, chunk)
+                    else:
+                        sel.unregister(key.fileobj)
+            while True:
+                try:
+                    return self.proc.wait(timeout=0.5)
+                except subprocess.TimeoutExpired:
+                    if deadline is not None and time.monotonic() > deadline:
+                        raise TimeoutError from None
+        finally:
+            sel.close()
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(3)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(3)
+        except (ProcessLookupError, PermissionError):
+            pass
+        for f in (self.proc.stdout, self.proc.stderr):
+            f.close()
+
+
+class _RemoteProcess:
+    """mpiexec started in the background on the ``via`` node.  A watchdog on the session's stdin kills it when the
+    SSH session ends for any reason (ccdsl killed, connection lost), so no job outlives its caller."""
+
+    def __init__(self, client, node: Node, argv: list[str], ssh_options: ssh.SshOptions) -> None:
+        self.client, self.node, self.pid = client, node, None
+        command = (f"exec 3<&0; {shlex.join(argv)} </dev/null 3<&- & p=$!; printf '\\036ccdsl-pid:%s\\n' $p; "
+                   f"(cat <&3 >/dev/null 2>&1; kill -TERM $p) >/dev/null 2>&1 3<&3 & w=$!; "
+                   f"wait $p; rc=$?; kill $w 2>/dev/null; exit $rc")
+        try:
+            self.chan = client.get_transport().open_session(timeout=ssh_options.connect_timeout)
+            self.chan.exec_command(command)
+        except Exception as exc:  # noqa: BLE001 - paramiko raises several unrelated types
+            raise ExecutionError(f"cannot start mpiexec on {ssh.describe(node)}: {exc}") from exc
+
+    def pump(self, out: _Output, deadline: float | None) -> int:
+        chan, transport = self.chan, self.client.get_transport()
+        try:
+            while True:
+                got = False
+                while chan.recv_ready():
+                    out.feed("stdout", chan.recv(65536))
+                    got = True
+                while chan.recv_stderr_ready():
+                    out.feed("stderr", chan.recv_stderr(65536))
+                    got = True
+                if self.pid is None and out.record("pid"):
+                    self.pid = out.record("pid")[0]
+                if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+                    return chan.recv_exit_status()
+                if got:
+                    continue
+                if chan.closed or not transport.is_active():
+                    raise ExecutionError(f"lost the SSH connection to {ssh.describe(self.node)} while mpiexec was "
+                                         "running there")
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TimeoutError
+                ssh._wait_channel(chan, 0.5)
+        except (OSError, EOFError) as exc:
+            raise ExecutionError(f"lost the SSH connection to {ssh.describe(self.node)}: {exc}") from exc
+
+    def kill(self) -> None:
+        try:
+            if self.pid:
+                ssh.run(self.client, f"kill -TERM {int(self.pid)} 2>/dev/null; sleep 2; "
+                        f"kill -KILL {int(self.pid)} 2>/dev/null; true", timeout=10)
+        except Exception:  # noqa: BLE001 - best effort: the stdin watchdog kills it when the channel closes
+            pass
+        self.chan.close()
+
+
+# -- the launcher -------------------------------------------------------------------------------------------------
+_pickle_lock = threading.Lock()
+
+
+def _user_module(name: str | None) -> Any:
+    """The module to pickle by value: user code the nodes cannot import (not stdlib, not site-packages)."""
+    module = sys.modules.get(name or "")
+    if module is None or name == "__main__" or not getattr(module, "__file__", None):
+        return None
+    path = os.path.realpath(module.__file__)
+    system = {os.path.realpath(p) for k in ("stdlib", "platstdlib", "purelib", "platlib")
+              if (p := sysconfig.get_paths().get(k))}
+    return None if any(path.startswith(p + os.sep) for p in system) else module
+
+
+def dumps_call(fn: Callable, args: tuple, kwargs: dict) -> bytes:
+    """cloudpickle ``(fn, args, kwargs)``; functions of the user's own modules are shipped by value."""
+    try:
+        import cloudpickle
+    except ImportError as exc:  # pragma: no cover
+        raise MissingDependencyError("cloudpickle", "mpi") from exc
+    with _pickle_lock:
+        modules = {m for obj in (fn, *args, *kwargs.values())
+                   if (m := _user_module(getattr(obj, "__module__", None))) is not None}
+        registered = []
+        for m in modules:
+            try:
+                cloudpickle.register_pickle_by_value(m)
+                registered.append(m)
+            except ValueError:
+                pass
+        try:
+            return cloudpickle.dumps((fn, tuple(args), dict(kwargs)))
+        except Exception as exc:  # noqa: BLE001
+            raise ExecutionError(f"cannot ship {getattr(fn, '__name__', fn)!r} to the nodes: {exc}") from exc
+        finally:
+            for m in registered:
+                cloudpickle.unregister_pickle_by_value(m)
+
+
+class Launcher:
+    """Runs programs on a cluster's nodes under one mpiexec.
+
+    ``nodes`` are the worker nodes in rank order (node i hosts ranks ``i*ppn … i*ppn+ppn-1``); ``via`` is where
+    mpiexec runs in ssh mode (the manager of a ManagerWorkers cluster; default node 0).  Nodes should come from
+    :func:`prepare_cluster` (their ``extra`` says where python, mpiexec and the cluster files are)."""
+
+    def __init__(self, nodes: Sequence[Node], *, processes_per_node: int = 1, mode: str = "ssh",
+                 via: Node | None = None, options: MpiOptions = MpiOptions(),
+                 ssh_options: ssh.SshOptions = ssh.SshOptions(), connections: ssh.Connections | None = None,
+                 handle: str | None = None) -> None:
+        if mode not in ("ssh", "local"):
+            raise ValueError(f"mode must be 'ssh' or 'local', not {mode!r}")
+        if not nodes:
+            raise ExecutionError("the cluster has no nodes to run on")
+        if processes_per_node < 1:
+            raise ExecutionError(f"processes_per_node must be at least 1, not {processes_per_node}")
+        self.nodes, self.ppn, self.mode, self.options = list(nodes), processes_per_node, mode, options
+        self.via = via
+        self.handle = handle
+        self._own_pool = connections is None and mode == "ssh"
+        manager = via if via is not None and all(via.instance_id != n.instance_id for n in nodes) else None
+        self.pool = connections if connections is not None else (
+            ssh.Connections(ssh_options, jump=manager) if mode == "ssh" else None)
+
+    # -- public ---------------------------------------------------------------------------------------------------
+    @property
+    def size(self) -> int:
+        return len(self.nodes) * self.ppn
+
+    def ranks(self) -> dict[int, int]:
+        """MPI rank -> index of the node it runs on (block placement, as the ``-hosts a:ppn,b:ppn`` list asks)."""
+        return {r: self.nodes[r // self.ppn].index for r in range(self.size)}
+
+    def run_function(self, fn: Callable, args: Sequence = (), kwargs: dict | None = None, *,
+                     stream: Stream | None = print_stream, timeout: float | None = None) -> Any:
+        """Run ``fn(comm, *args, **kwargs)`` on every rank; return rank 0's value.  A rank that raises aborts the
+        job and becomes a :class:`RankError` naming the rank, its node and the remote traceback."""
+        self._check_python()
+        payload = dumps_call(fn, tuple(args), dict(kwargs or {}))
+        out, code = self._launch("fn", payload, [], self.size, stream, timeout)
+        self._raise_rank_error(out)
+        results = out.record("result")
+        if code != 0 or not results:
+            raise self._job_error(out, code)
+        import cloudpickle
+
+        return cloudpickle.loads(base64.b64decode(results[-1]))
+
+    def run_script(self, path: str | os.PathLike, args: Sequence[str] = (), np: int | None = None, *,
+                   stream: Stream | None = print_stream, timeout: float | None = None) -> int:
+        """Run the Python script at ``path`` (on this machine; it is shipped) on ``np`` ranks (default: every
+        slot), streaming its output lines to ``stream`` as they come.  Returns mpiexec's exit code."""
+        import pickle
+
+        p = Path(path)
+        try:
+            source = p.read_text()
+        except OSError as exc:
+            raise ExecutionError(f"cannot read the script {path}: {exc.strerror}") from exc
+        payload = pickle.dumps((str(p), source))
+        _, code = self._launch("script", payload, [str(a) for a in args], np or self.size, stream, timeout)
+        return code
+
+    def close(self) -> None:
+        if self._own_pool and self.pool is not None:
+            self.pool.close()
+
+    def __enter__(self) -> Launcher:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- running --------------------------------------------------------------------------------------------------
+    def _launch(self, mode: str, payload: bytes, args: list[str], np: int, stream: Stream | None,
+                timeout: float | None) -> tuple[_Output, int]:
+        timeout = timeout if timeout is not None else self.options.run_timeout
+        out = _Output(stream)
+        if self.mode == "local":
+            tmp = tempfile.mkdtemp(prefix="ccdsl-run-")
+            try:
+                payload_path = os.path.join(tmp, "payload")
+                with open(payload_path, "wb") as f:
+                    f.write(payload)
+                env = dict(os.environ)
+                argv = [local_mpiexec(), "-n", str(np), *self.options.extra_args, sys.executable, str(_RANK_FILE),
+                        mode, payload_path, *args]
+                return out, self._pump(_LocalProcess(argv, env), out, timeout, "this machine")
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        via = self.via or self.nodes[0]
+        first = self.nodes[0]
+        directory = self._extra(first, "ccdsl_dir")
+        payload_path = f"{directory}/run-{uuid.uuid4().hex}.payload"
+        ssh.put(self.pool.get(first), payload, payload_path, node=first)
+        hosts = ",".join(f"{n.private_address or n.address}:{self.ppn}" for n in self.nodes)
+        via_dir = self._extra(via, "ccdsl_dir")
+        argv = [self._extra(via, "mpiexec"), "-launcher", "ssh", "-launcher-exec", f"{via_dir}/ssh",
+                "-hosts", hosts, *(["-iface", self.options.iface] if self.options.iface else []),
+                *self.options.extra_args, "-n", str(np),
+                self._extra(first, "python"), f"{directory}/{rank_script_name()}", mode, payload_path, *args]
+        proc = _RemoteProcess(self.pool.get(via), via, argv, self.pool.options)
+        return out, self._pump(proc, out, timeout, ssh.describe(via))
+
+    @staticmethod
+    def _pump(proc, out: _Output, timeout: float | None, where: str) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            code = proc.pump(out, deadline)
+        except TimeoutError:
+            proc.kill()
+            out.close()
+            raise ExecutionError(f"the MPI job on {where} did not finish within {timeout:g} s; it was killed") from None
+        except BaseException:
+            proc.kill()
+            out.close()
+            raise
+        out.close()
+        return code
+
+    def _extra(self, node: Node, key: str) -> str:
+        value = node.extra.get(key)
+        if not value:
+            raise ExecutionError(f"{ssh.describe(node)} was not prepared for MPI (no '{key}' recorded)",
+                                 hint="nodes must go through mpi.prepare_cluster (deploy does it)")
+        return value
+
+    def _check_python(self) -> None:
+        if self.mode == "local":
+            return
+        mine = "%d.%d" % sys.version_info[:2]
+        theirs = self.nodes[0].extra.get("python_version")
+        if theirs and theirs != mine:
+            raise ExecutionError(f"the nodes run Python {theirs} but this is Python {mine}; functions can only be "
+                                 "shipped between equal versions",
+                                 hint="use run_script, or set [mpi] python to a matching interpreter")
+
+    def _node_of_rank(self, rank: int) -> str:
+        if self.mode == "local":
+            return "this machine"
+        return ssh.describe(self.nodes[min(rank // self.ppn, len(self.nodes) - 1)])
+
+    def _raise_rank_error(self, out: _Output) -> None:
+        errors = out.record("error")
+        if not errors:
+            return
+        infos = sorted((json.loads(base64.b64decode(e)) for e in errors), key=lambda i: i["rank"])
+        first = infos[0]
+        others = f" (and {len(infos) - 1} more rank(s))" if len(infos) > 1 else ""
+        where = self._node_of_rank(first["rank"])
+        raise RankError(f"rank {first['rank']} on {where} raised {first['type']}: {first['message']}{others}",
+                        rank=first["rank"], node=where, exc_type=first["type"],
+                        remote_traceback=first["traceback"])
+
+    def _job_error(self, out: _Output, code: int) -> ExecutionError:
+        """Why a job failed without a Python exception: name the nodes that no longer answer, if any."""
+        tail = "\n".join(out.tail)
+        dead = self._unreachable() if self.mode == "ssh" else []
+        if dead:
+            return ExecutionError(f"the MPI job failed (exit {code}): {'; '.join(dead)}"
+                                  + (f"\n  last output:\n{_indent(tail)}" if tail else ""))
+        what = f"exit {code}" if code != 0 else "no result came back"
+        return ExecutionError(f"the MPI job failed ({what})" + (f"\n  last output:\n{_indent(tail)}" if tail else ""))
+
+    def _unreachable(self) -> list[str]:
+        quick = replace(self.pool.options, connect_timeout=min(5.0, self.pool.options.connect_timeout))
+        probe_pool = ssh.Connections(quick, jump=self.pool.jump)
+        probe_pool.store = self.pool.store
+
+        def check(node: Node) -> str | None:
+            try:
+                ssh.run(probe_pool.get(node), "true", node=node, timeout=5)
+                return None
+            except (ProviderError, ExecutionError) as exc:
+                return f"{ssh.describe(node)} does not answer ({exc.message})"
+
+        try:
+            targets = list({n.instance_id: n for n in [*([self.via] if self.via else []), *self.nodes]}.values())
+            return [m for m in _parallel(check, targets) if m]
+        finally:
+            probe_pool.close()
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines())

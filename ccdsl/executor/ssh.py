@@ -1,0 +1,385 @@
+"""SSH transport of the executor: connect to nodes, run commands, copy files, wait until a node is usable.
+
+paramiko is imported lazily (only when a connection is made), so importing this module is cheap.
+
+Host keys are pinned per cluster: the first key a node presents is recorded in the cluster's ``known_hosts``
+file (in the data dir, keyed by the node's *instance id*, which survives the new addresses a resume brings), and
+every later connection must present the same key.  A node is never trusted blindly after first contact:
+``accept_new`` is only set while a cluster is being deployed.
+
+Every failure is a :class:`~ccdsl.errors.ProviderError` (cannot reach, cannot log in, key changed) or an
+:class:`~ccdsl.errors.ExecutionError` (a command failed) that names the host.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import socket
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from ccdsl.errors import ExecutionError, HostKeyError, MissingDependencyError, ProviderError
+from ccdsl.executor.model import READY, REACHABLE, Node
+
+if TYPE_CHECKING:  # pragma: no cover
+    import paramiko
+
+
+@dataclass(frozen=True)
+class SshOptions:
+    """How ccdsl talks SSH.  ``known_hosts`` is the cluster's pinned-keys file (None: pin in memory only)."""
+
+    known_hosts: str | None = None
+    accept_new: bool = False  # record keys of nodes not seen before (deploy only)
+    connect_timeout: float = 10.0
+    command_timeout: float = 120.0
+    keepalive: float = 5.0
+
+
+def describe(node: Node) -> str:
+    """How errors name a node: role, index, instance id and address."""
+    addr = node.address or node.private_address or "?"
+    return f"{node.role} {node.index} ({node.instance_id} at {addr})"
+
+
+def _paramiko():
+    try:
+        import paramiko
+    except ImportError as exc:  # pragma: no cover - paramiko is in the mpi extra
+        raise MissingDependencyError("paramiko", "mpi") from exc
+    return paramiko
+
+
+# -- pinned host keys ---------------------------------------------------------------------------------------------
+class HostKeyStore:
+    """A known_hosts file keyed by instance id.  Thread-safe; writes are atomic (temp file + rename, mode 0600)."""
+
+    _locks: dict[str, threading.Lock] = {}
+    _locks_guard = threading.Lock()
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self._memory: dict[str, Any] = {}
+        key = path or f"memory-{id(self)}"
+        with self._locks_guard:
+            self._lock = self._locks.setdefault(key, threading.Lock())
+
+    def _load(self):
+        paramiko = _paramiko()
+        keys = paramiko.HostKeys()
+        if self.path and os.path.exists(self.path):
+            keys.load(self.path)
+        return keys
+
+    def lookup(self, name: str):
+        if self.path is None:
+            return self._memory.get(name)
+        entry = self._load().lookup(name)
+        return next(iter(entry.values())) if entry else None
+
+    def add(self, name: str, key) -> None:
+        if self.path is None:
+            self._memory[name] = key
+            return
+        with self._lock:
+            keys = self._load()
+            keys.add(name, key.get_name(), key)
+            directory = os.path.dirname(os.path.abspath(self.path))
+            os.makedirs(directory, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".known_hosts.")
+            os.close(fd)
+            try:
+                keys.save(tmp)
+                os.chmod(tmp, 0o600)
+                os.replace(tmp, self.path)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+
+    def check(self, node: Node, key, accept_new: bool) -> None:
+        known = self.lookup(node.instance_id)
+        if known is None:
+            if not accept_new:
+                raise HostKeyError(f"no host key is recorded for {describe(node)}; refusing to trust it",
+                                   hint=f"the cluster's known hosts file is {self.path}")
+            self.add(node.instance_id, key)
+        elif known.get_name() != key.get_name() or known.asbytes() != key.asbytes():
+            raise HostKeyError(
+                f"the host key of {describe(node)} changed since it was recorded "
+                f"({known.get_name()} {known.get_base64()[:16]}… -> {key.get_name()} {key.get_base64()[:16]}…); "
+                "refusing to connect (possible man-in-the-middle, or the machine was rebuilt)",
+                hint=f"if the change is expected, remove the line for {node.instance_id} from {self.path}")
+
+
+def _policy(store: HostKeyStore, node: Node, accept_new: bool):
+    paramiko = _paramiko()
+
+    class Pinned(paramiko.MissingHostKeyPolicy):
+        def missing_host_key(self, client, hostname, key):  # noqa: ARG002 - paramiko's signature
+            store.check(node, key, accept_new)
+
+    return Pinned()
+
+
+# -- connecting ---------------------------------------------------------------------------------------------------
+def connect(node: Node, options: SshOptions = SshOptions(), *, jump: paramiko.SSHClient | None = None,
+            store: HostKeyStore | None = None) -> paramiko.SSHClient:
+    """Open an authenticated SSH connection to ``node``.
+
+    With ``jump`` (a connection to the manager) the node is reached through it at its private address, so only
+    the manager needs to be reachable from here (ManagerWorkers)."""
+    paramiko = _paramiko()
+    store = store or HostKeyStore(options.known_hosts)
+    address = (node.private_address or node.address) if jump is not None else (node.address or node.private_address)
+    if not address:
+        raise ProviderError(f"{describe(node)} has no address to connect to")
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(_policy(store, node, options.accept_new))
+    sock = None
+    try:
+        if jump is not None:
+            sock = jump.get_transport().open_channel("direct-tcpip", (address, node.port), ("127.0.0.1", 0),
+                                                     timeout=options.connect_timeout)
+        client.connect(address, port=node.port, username=node.user or os.environ.get("USER", "root"),
+                       key_filename=node.key_path, allow_agent=node.key_path is None,
+                       look_for_keys=node.key_path is None, timeout=options.connect_timeout,
+                       banner_timeout=options.connect_timeout, auth_timeout=options.connect_timeout,
+                       channel_timeout=options.connect_timeout, sock=sock)
+    except ProviderError:
+        client.close()
+        raise
+    except paramiko.AuthenticationException as exc:
+        client.close()
+        raise ProviderError(f"cannot log in to {describe(node)} as {node.user}: {exc}",
+                            hint=f"check that the key {node.key_path} is authorized on the host") from exc
+    except (OSError, paramiko.SSHException, EOFError) as exc:
+        client.close()
+        reason = str(exc) or type(exc).__name__
+        if isinstance(exc, socket.timeout):
+            reason = f"no answer within {options.connect_timeout:g} s"
+        raise ProviderError(f"cannot reach {describe(node)} on port {node.port}: {reason}") from exc
+    transport = client.get_transport()
+    if options.keepalive:
+        transport.set_keepalive(max(1, int(options.keepalive)))
+    return client
+
+
+class Connections:
+    """A pool of open connections, one per node (keyed by instance id), reused by every operation of a cluster.
+
+    ``jump`` maps a node to the node it is reached through (workers of a ManagerWorkers cluster)."""
+
+    def __init__(self, options: SshOptions = SshOptions(), jump: Node | None = None) -> None:
+        self.options = options
+        self.jump = jump
+        self.store = HostKeyStore(options.known_hosts)
+        self._clients: dict[str, paramiko.SSHClient] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def get(self, node: Node) -> paramiko.SSHClient:
+        with self._guard:
+            lock = self._locks.setdefault(node.instance_id, threading.Lock())
+        with lock:
+            client = self._clients.get(node.instance_id)
+            if client is not None and client.get_transport() is not None and client.get_transport().is_active():
+                return client
+            jump = None
+            if self.jump is not None and node.instance_id != self.jump.instance_id:
+                jump = self.get(self.jump)
+            client = connect(node, self.options, jump=jump, store=self.store)
+            self._clients[node.instance_id] = client
+            return client
+
+    def drop(self, node: Node) -> None:
+        with self._guard:
+            client = self._clients.pop(node.instance_id, None)
+        if client is not None:
+            client.close()
+
+    def close(self) -> None:
+        with self._guard:
+            clients, self._clients = list(self._clients.values()), {}
+        for c in clients:
+            c.close()
+
+    def __enter__(self) -> Connections:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+# -- commands and files -------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def run(client: paramiko.SSHClient, command: str, *, node: Node | None = None, timeout: float = 120.0,
+        check: bool = False, stdin: bytes | None = None) -> Result:
+    """Run ``command`` (a shell string) and wait for it, at most ``timeout`` seconds."""
+    where = describe(node) if node else "the node"
+    try:
+        chan = client.get_transport().open_session(timeout=timeout)
+        chan.settimeout(timeout)
+        chan.exec_command(command)
+        if stdin is not None:
+            chan.sendall(stdin)
+        chan.shutdown_write()
+        out, err = bytearray(), bytearray()
+        deadline = time.monotonic() + timeout
+        while True:
+            if chan.recv_ready():
+                out += chan.recv(65536)
+            elif chan.recv_stderr_ready():
+                err += chan.recv_stderr(65536)
+            elif chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+                break
+            elif chan.closed or not client.get_transport().is_active():
+                raise ExecutionError(f"lost the connection to {where} while running: {command[:80]}")
+            else:
+                if time.monotonic() > deadline:
+                    chan.close()
+                    raise ExecutionError(f"command on {where} did not finish within {timeout:g} s: {command[:80]}")
+                _wait_channel(chan, 0.2)
+        code = chan.recv_exit_status()
+        chan.close()
+    except (OSError, EOFError, _paramiko().SSHException) as exc:
+        raise ExecutionError(f"lost the connection to {where}: {exc or type(exc).__name__}") from exc
+    result = Result(code, out.decode(errors="replace"), err.decode(errors="replace"))
+    if check and code != 0:
+        raise ExecutionError(f"command failed on {where} (exit {code}): {command[:80]}\n{result.stderr[-2000:]}")
+    return result
+
+
+exec = run  # noqa: A001 - the name the executor's design uses
+
+
+def _wait_channel(chan, seconds: float) -> None:
+    import select
+
+    try:
+        select.select([chan], [], [], seconds)
+    except (OSError, ValueError):
+        time.sleep(seconds)
+
+
+def put(client: paramiko.SSHClient, data: bytes, path: str, *, mode: int = 0o600, node: Node | None = None) -> None:
+    """Write ``data`` to ``path`` on the node atomically (temp file + rename) with ``mode``."""
+    tmp = f"{path}.tmp{os.getpid()}.{threading.get_ident()}"
+    try:
+        with client.open_sftp() as sftp:
+            with sftp.open(tmp, "wb") as f:
+                f.set_pipelined(True)
+                f.write(data)
+            sftp.chmod(tmp, mode)
+            sftp.posix_rename(tmp, path)
+    except (OSError, EOFError, _paramiko().SSHException) as exc:
+        raise ExecutionError(f"cannot write {path} on {describe(node) if node else 'the node'}: {exc}") from exc
+
+
+# -- readiness ----------------------------------------------------------------------------------------------------
+_PROBE = r"""
+import json, os, shutil, sys
+out = {"python": sys.executable, "version": "%d.%d" % sys.version_info[:2], "missing": []}
+for m in ("mpi4py", "cloudpickle"):
+    try:
+        __import__(m)
+    except Exception as e:
+        out["missing"].append(m)
+want = MPIEXEC
+mx = want or os.path.join(os.path.dirname(sys.executable), "mpiexec")
+if not (os.path.isfile(mx) and os.access(mx, os.X_OK)):
+    mx = shutil.which(want or "mpiexec")
+out["mpiexec"] = mx or ""
+out["dir"] = os.path.abspath(os.path.expanduser(DIR))
+print(json.dumps(out))
+"""
+
+
+def probe(client, node: Node, *, python: str, mpiexec: str | None, directory: str, timeout: float) -> dict:
+    """What the node offers: python path and version, missing modules, mpiexec path, absolute ccdsl dir."""
+    code = _PROBE.replace("MPIEXEC", repr(mpiexec)).replace("DIR", repr(directory))
+    res = run(client, f"{shlex.quote(python)} -c {shlex.quote(code)}", node=node, timeout=timeout)
+    if res.code != 0:
+        raise ProviderError(f"{describe(node)}: cannot run '{python}' (exit {res.code}): {res.stderr.strip()[-300:]}",
+                            hint="set [mpi] python in ccdsl.toml to the node's python")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def wait_reachable(node: Node, timeout: float, options: SshOptions = SshOptions(), *,
+                   connections: Connections | None = None) -> Node:
+    """Retry connecting until TCP and SSH authentication succeed or ``timeout`` passes (a booting machine refuses
+    connections, then may reject the key until cloud-init installed it).  A changed host key is not retried."""
+    pool = connections or Connections(options)
+    deadline = time.monotonic() + timeout
+    delay = 0.2
+    while True:
+        try:
+            pool.get(node)
+            return replace(node, state=REACHABLE)
+        except HostKeyError:
+            raise
+        except ProviderError as exc:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ProviderError(f"{exc.message} (gave up after {timeout:g} s)", hint=exc.hint) from exc
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, 2.0)
+        finally:
+            if connections is None:
+                pool.close()
+
+
+def wait_ready(node: Node, timeout: float, options: SshOptions = SshOptions(), *, python: str = "python3",
+               mpiexec: str | None = None, directory: str = ".ccdsl", install: bool = False,
+               packages: tuple[str, ...] = ("mpich", "mpi4py", "cloudpickle"),
+               connections: Connections | None = None) -> Node:
+    """Wait until ``node`` is reachable, then check it is ready: its python imports mpi4py and cloudpickle and an
+    ``mpiexec`` exists.  With ``install``, a node that is not ready gets a venv in ``directory/venv`` with
+    ``packages`` pip-installed (a fresh cloud image).  Returns the node in state ``ready`` with ``extra`` holding
+    ``python``, ``python_version``, ``mpiexec`` and ``ccdsl_dir`` as found on the node."""
+    pool = connections or Connections(options)
+    try:
+        deadline = time.monotonic() + timeout
+        node = wait_reachable(node, timeout, options, connections=pool)
+        client = pool.get(node)
+        left = max(5.0, deadline - time.monotonic())
+        info = probe(client, node, python=python, mpiexec=mpiexec, directory=directory, timeout=left)
+        if (info["missing"] or not info["mpiexec"]) and install:
+            venv = f"{info['dir']}/venv"
+            cmd = (f"mkdir -p {shlex.quote(info['dir'])} && {shlex.quote(python)} -m venv {shlex.quote(venv)} && "
+                   f"{shlex.quote(venv)}/bin/pip install --quiet {' '.join(map(shlex.quote, packages))}")
+            res = run(client, cmd, node=node, timeout=max(60.0, deadline - time.monotonic()))
+            if res.code != 0:
+                raise ProviderError(f"{describe(node)}: installing {', '.join(packages)} failed: "
+                                    f"{res.stderr.strip()[-500:]}")
+            python = f"{venv}/bin/python"
+            info = probe(client, node, python=python, mpiexec=None, directory=directory, timeout=left)
+        problems = [f"'{info['python']}' cannot import {m}" for m in info["missing"]]
+        if not info["mpiexec"]:
+            problems.append(f"no mpiexec ({mpiexec or 'next to python or on PATH'})")
+        if problems:
+            raise ProviderError(f"{describe(node)} is reachable but not ready: {'; '.join(problems)}",
+                                hint="install them on the node (pip install mpich mpi4py cloudpickle) or set "
+                                     "[mpi] install = true in ccdsl.toml")
+        extra = {**node.extra, "python": info["python"], "python_version": info["version"],
+                 "mpiexec": info["mpiexec"], "ccdsl_dir": info["dir"]}
+        return replace(node, state=READY, extra=extra)
+    finally:
+        if connections is None:
+            pool.close()
+
+
+def host_key_line(client, name: str) -> str:
+    """``name keytype base64`` for the key the connected server presented (for the nodes' own known_hosts)."""
+    key = client.get_transport().get_remote_server_key()
+    return f"{name} {key.get_name()} {key.get_base64()}"

@@ -1,0 +1,155 @@
+"""The launcher in local mode: a real ``mpiexec -n N`` on this machine, no SSH, no set-up."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from ccdsl.errors import ExecutionError, RankError
+from ccdsl.executor.model import Node
+from ccdsl.executor.mpi import Launcher, local_mpiexec
+
+pytest.importorskip("mpi4py")
+
+
+def local_nodes(n: int) -> list[Node]:
+    return [Node(i, "worker", f"local-{i}", "local") for i in range(n)]
+
+
+def rank_sum(comm, scale):
+    return comm.reduce(comm.rank * scale, root=0)
+
+
+def who(comm):
+    return comm.gather((comm.rank, os.getpid(), comm.size), root=0)
+
+
+def test_finds_mpiexec_next_to_python():
+    assert os.access(local_mpiexec(), os.X_OK)
+
+
+@pytest.mark.parametrize("n", [2, 3, 4])
+def test_reduce_of_ranks_on_n_processes(n):
+    with Launcher(local_nodes(n), mode="local") as launcher:
+        assert launcher.run_function(rank_sum, (3,), stream=None) == 3 * n * (n - 1) // 2
+        gathered = launcher.run_function(who, stream=None)
+    assert [r for r, _, _ in gathered] == list(range(n))
+    assert {size for _, _, size in gathered} == {n}
+    assert len({pid for _, pid, _ in gathered}) == n  # really n processes
+    assert os.getpid() not in {pid for _, pid, _ in gathered}
+
+
+def test_processes_per_node_and_rank_map():
+    launcher = Launcher(local_nodes(2), mode="local", processes_per_node=2)
+    assert launcher.size == 4
+    assert launcher.ranks() == {0: 0, 1: 0, 2: 1, 3: 1}
+    assert launcher.run_function(lambda comm: comm.size, stream=None) == 4
+
+
+def test_kwargs_and_closures_travel():
+    base = 100
+
+    def fn(comm, a, *, b):
+        return comm.allreduce(a + b + base) // comm.size
+
+    assert Launcher(local_nodes(2), mode="local").run_function(fn, (1,), {"b": 2}, stream=None) == 103
+
+
+def test_exception_on_one_rank_names_rank_with_traceback():
+    def fails_on_rank_one(comm):
+        if comm.rank == 1:
+            raise KeyError("missing-thing")
+        comm.Barrier()  # would wait forever if the failing rank did not abort the job
+
+    with pytest.raises(RankError) as info:
+        Launcher(local_nodes(3), mode="local").run_function(fails_on_rank_one, stream=None, timeout=60)
+    err = info.value
+    assert err.rank == 1 and err.exc_type == "KeyError"
+    assert "missing-thing" in err.message and "rank 1" in err.message
+    assert "fails_on_rank_one" in err.remote_traceback
+    assert "remote traceback" in err.render()
+
+
+def test_output_lines_reach_the_callback():
+    lines = []
+
+    def chatty(comm):
+        print(f"line from {comm.rank}")
+        return "done"
+
+    result = Launcher(local_nodes(3), mode="local").run_function(chatty, stream=lambda l, s: lines.append((s, l)))
+    assert result == "done"
+    assert sorted(lines) == [("stdout", f"line from {r}") for r in range(3)]
+
+
+def test_unpicklable_result_is_a_clear_error():
+    with pytest.raises(ExecutionError, match="cannot be pickled"):
+        Launcher(local_nodes(2), mode="local").run_function(lambda comm: (x for x in []), stream=None)
+
+
+def test_run_script_streams_as_lines_come(tmp_path):
+    """The script blocks until the test saw its first line: passes only if output is streamed, not collected."""
+    flag = tmp_path / "seen"
+    script = tmp_path / "prog.py"
+    script.write_text(
+        "import os, sys, time\n"
+        "from mpi4py import MPI\n"
+        "comm = MPI.COMM_WORLD\n"
+        "if comm.rank == 0:\n"
+        "    print('ready', sys.argv[1:])\n"
+        "    t = time.time()\n"
+        "    while not os.path.exists(sys.argv[1]) and time.time() - t < 30:\n"
+        "        time.sleep(0.02)\n"
+        "    print('streamed' if os.path.exists(sys.argv[1]) else 'not streamed')\n"
+        "comm.Barrier()\n"
+        "sys.exit(3 if comm.rank == 0 else 0)\n")
+    seen = []
+
+    def on_line(line, stream):
+        seen.append(line)
+        if line.startswith("ready"):
+            flag.touch()
+
+    code = Launcher(local_nodes(2), mode="local").run_script(script, [str(flag)], stream=on_line, timeout=60)
+    assert seen[0] == f"ready ['{flag}']"
+    assert "streamed" in seen
+    assert code == 3
+
+
+def test_script_exception_gives_nonzero_exit(tmp_path):
+    script = tmp_path / "bad.py"
+    script.write_text("from mpi4py import MPI\nif MPI.COMM_WORLD.rank == 1:\n    1/0\nMPI.COMM_WORLD.Barrier()\n")
+    lines = []
+    code = Launcher(local_nodes(2), mode="local").run_script(script, stream=lambda l, s: lines.append(l),
+                                                            timeout=60)
+    assert code != 0
+    assert any("ZeroDivisionError" in l for l in lines)
+
+
+def test_missing_script_is_a_clear_error(tmp_path):
+    with pytest.raises(ExecutionError, match="cannot read the script"):
+        Launcher(local_nodes(1), mode="local").run_script(tmp_path / "nope.py")
+
+
+def test_timeout_kills_the_job(tmp_path):
+    marker = tmp_path / "pids"
+
+    def sleeper(comm, path):
+        with open(f"{path}.{comm.rank}", "w") as f:
+            f.write(str(os.getpid()))
+        time.sleep(120)
+
+    start = time.monotonic()
+    with pytest.raises(ExecutionError, match="did not finish within"):
+        Launcher(local_nodes(2), mode="local").run_function(sleeper, (str(marker),), stream=None, timeout=3)
+    assert time.monotonic() - start < 30
+    for r in range(2):
+        pid = int(open(f"{marker}.{r}").read())
+        for _ in range(50):
+            if not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z":
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail(f"rank {r} (pid {pid}) survived the timeout")
