@@ -1,0 +1,214 @@
+"""Semantic checks: contract nodes -> checked :class:`~ccdsl.contract.Contract` values plus every diagnostic.
+
+The checker never stops at the first problem: each clause is checked on its own and every error and warning is
+collected (sqlglot's ErrorLevel.RAISE).  A contract with an error is left out of the result; the caller decides
+whether to raise.  Text and :func:`ccdsl.cluster` go through the same code, so their messages agree.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+
+from ccdsl.contract import QUALIFIERS, ROLES, Clause, Contract, Span
+from ccdsl.errors import Diagnostic
+from ccdsl.language import ast
+from ccdsl.language.units import ValueProblem
+from ccdsl.language.values import normalize
+from ccdsl.parameters import PARAMETERS, Parameter, canonical, suggest
+
+# How many values each qualifier takes: (min, max); None = no upper bound.
+ARITY = {"just": (1, 1), "atleast": (1, 1), "atmost": (1, 1), "between": (2, 2), "unrestricted": (0, 0),
+         "oneof": (1, None), "not": (1, None)}
+
+
+@dataclass
+class _Report:
+    path: str | None
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    def add(self, message: str, pos: ast.Pos | None, hint: str | None = None, severity: str = "error") -> Diagnostic:
+        d = Diagnostic(message, path=self.path, line=pos.line if pos else None, column=pos.column if pos else None,
+                       end_column=_end_column(pos), hint=hint, severity=severity)
+        self.diagnostics.append(d)
+        return d
+
+
+def _end_column(pos: ast.Pos | None) -> int | None:
+    if pos is None:
+        return None
+    return pos.end_column if pos.end_line == pos.line else pos.column + 1
+
+
+def check_contracts(nodes: list[ast.ContractNode], path: str | None = None,
+                    source: str | None = None) -> tuple[dict[str, Contract], list[Diagnostic]]:
+    """Check every contract of a file.  Returns the contracts without errors (in file order) and all diagnostics."""
+    report = _Report(path)
+    contracts: dict[str, Contract] = {}
+    first_seen: dict[str, ast.ContractNode] = {}
+    for node in nodes:
+        before = _errors(report)
+        if node.name in first_seen:
+            other = first_seen[node.name]
+            where = f" on line {other.name_pos.line}" if other.name_pos else ""
+            report.add(f"duplicate contract name '{node.name}' (first defined{where})", node.name_pos,
+                       hint="give each contract its own name")
+        else:
+            first_seen[node.name] = node
+        contract = _check_contract(node, report)
+        if _errors(report) == before and contract is not None:
+            contracts[node.name] = contract
+    return contracts, report.diagnostics
+
+
+def _errors(report: _Report) -> int:
+    return sum(d.severity == "error" for d in report.diagnostics)
+
+
+def _check_contract(node: ast.ContractNode, report: _Report) -> Contract | None:
+    clauses: list[Clause] = []
+    config: list[tuple[str, object]] = []
+    warnings: list[str] = []
+    seen: dict[tuple[str | None, str], ast.ClauseNode] = {}
+    roles_used: list[ast.Parameter] = []
+    for clause in node.clauses:
+        checked = _check_clause(clause, report, warnings)
+        if checked is None:
+            continue
+        param, role = checked
+        key = (role, param.name)
+        if key in seen:
+            first = seen[key]
+            where = f" (first given on line {first.pos.line})" if first.pos else ""
+            report.add(f"duplicate parameter {_scoped(role, param.name)}{where}", clause.parameter.pos,
+                       hint="give each parameter once per contract")
+            continue
+        seen[key] = clause
+        if role is not None:
+            roles_used.append(clause.parameter)
+        value = _check_value(param, clause.value, report)
+        if value is None:
+            continue
+        qualifier, values = value
+        if param.kind == "config":
+            config.append((_scoped(role, param.name), values[0]))
+        else:
+            clauses.append(Clause(param.name, qualifier, values, role, _span(clause.pos, clause.text, report.path)))
+    _check_roles(clauses, roles_used, seen, report)
+    return Contract(node.name, tuple(clauses), tuple(config), _span(node.pos, node.text, report.path), report.path,
+                    tuple(warnings))
+
+
+def _scoped(role: str | None, name: str) -> str:
+    return f"{role}.{name}" if role else name
+
+
+def _span(pos: ast.Pos | None, text: str, path: str | None) -> Span | None:
+    if pos is None:
+        return None
+    return Span(pos.line, pos.column, pos.end_line, pos.end_column, text, path)
+
+
+def _check_clause(clause: ast.ClauseNode, report: _Report, warnings: list[str]) -> tuple[Parameter, str | None] | None:
+    """The parameter a clause names (aliases resolved, with a warning) and its role; None after an error."""
+    p = clause.parameter
+    ok = True
+    if p.role is not None and p.role not in ROLES:
+        near = difflib.get_close_matches(p.role, ROLES, n=1, cutoff=0.5)
+        mean = f"; did you mean {near[0]}?" if near else ""
+        report.add(f"unknown role '{p.role}'{mean}", p.role_pos,
+                   hint="a parameter can be scoped to manager or worker of a ManagerWorkers cluster")
+        ok = False
+    name = canonical(p.name)
+    if name is None:
+        near = suggest(p.name)
+        mean = f"; did you mean {' or '.join(near)}?" if near else ""
+        report.add(f"unknown parameter '{p.name}'{mean}", p.name_pos,
+                   hint=None if near else "see the parameter table in the README (ccdsl check --help)")
+        return None
+    if name != p.name:
+        d = report.add(f"'{p.name}' is an older spelling of '{name}'; write {name}", p.name_pos, severity="warning")
+        warnings.append(d.message)
+    param = PARAMETERS[name]
+    if p.role is not None and ok and param.scope in ("cluster", "total"):
+        report.add(f"{name} describes the whole cluster; it cannot be scoped to the {p.role}", p.role_pos,
+                   hint=f"write {name} without '{p.role}.'")
+        ok = False
+    return (param, p.role) if ok else None
+
+
+def _check_roles(clauses: list[Clause], roles_used: list[ast.Parameter], seen: dict, report: _Report) -> None:
+    """``manager.`` / ``worker.`` only make sense in a ManagerWorkers cluster."""
+    if not roles_used:
+        return
+    cluster_type = next((c for c in clauses if c.parameter == "cluster_type" and c.role is None), None)
+    if cluster_type is None and (None, "cluster_type") in seen:
+        return  # cluster_type is wrong and already reported
+    kind = str(cluster_type.values[0]) if cluster_type and cluster_type.values else "PeerWorkers"
+    if kind == "ManagerWorkers":
+        return
+    for p in roles_used:
+        how = "is the default" if cluster_type is None else f"is set on line {cluster_type.span.line}" \
+            if cluster_type.span else "is given"
+        report.add(f"'{p.role}.' only applies to a ManagerWorkers cluster, but this contract's cluster_type is "
+                   f"{kind} (which {how})", p.role_pos, hint="add cluster_type => ManagerWorkers")
+
+
+def _check_value(param: Parameter, value: ast.Value, report: _Report) -> tuple[str, tuple] | None:
+    """(qualifier, normalized values) of a clause's value; None after an error."""
+    if isinstance(value, ast.Qualified):
+        qualifier, args, where = value.name, value.args, value.name_pos
+    else:
+        qualifier, args, where = "just", (value,), value.pos
+    if qualifier not in QUALIFIERS:
+        near = difflib.get_close_matches(qualifier, QUALIFIERS, n=1, cutoff=0.5)
+        mean = f"; did you mean @{near[0]}?" if near else ""
+        report.add(f"unknown qualifier '@{qualifier}'{mean}", where,
+                   hint="qualifiers: " + ", ".join("@" + q for q in QUALIFIERS))
+        return None
+    if qualifier not in param.qualifiers:
+        report.add(f"{param.name} cannot take @{qualifier}: it is {_kind_phrase(param)}", where,
+                   hint="use " + ", ".join("@" + q for q in param.qualifiers))
+        return None
+    low, high = ARITY[qualifier]
+    if len(args) < low or (high is not None and len(args) > high):
+        report.add(_arity_message(qualifier, len(args)), value.pos if isinstance(value, ast.Qualified) else where)
+        return None
+    values = []
+    ok = True
+    for arg in args:
+        try:
+            values.append(normalize(param, arg))
+        except ValueProblem as problem:
+            report.add(problem.message, arg.pos, hint=problem.hint)
+            ok = False
+    if not ok:
+        return None
+    if qualifier == "between" and values[0] > values[1]:
+        report.add(f"@between({args[0].text}, {args[1].text}) is empty: the lower bound is above the upper bound",
+                   value.pos, hint=f"write @between({args[1].text}, {args[0].text})")
+        return None
+    if qualifier in ("oneof", "not"):
+        values = list(dict.fromkeys(values))
+    return qualifier, tuple(values)
+
+
+def _kind_phrase(param: Parameter) -> str:
+    if param.kind == "config":
+        return "a configuration value (given as is)"
+    if param.name == "cluster_type":
+        return "a single cluster type"
+    return {"symbol": "a symbol", "machinetype": "an instance type", "region": "a region"}.get(param.kind, param.kind)
+
+
+def _arity_message(qualifier: str, n: int) -> str:
+    low, high = ARITY[qualifier]
+    if qualifier == "unrestricted":
+        return f"@unrestricted takes no values, but {n} {'was' if n == 1 else 'were'} given"
+    if low == high:
+        want = "one value" if low == 1 else "two values (low, high)"
+        return f"@{qualifier} takes {want}, but {n} {'was' if n == 1 else 'were'} given"
+    return f"@{qualifier} takes at least one value"
+
+
+__all__ = ["ARITY", "check_contracts"]

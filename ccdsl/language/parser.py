@@ -1,0 +1,376 @@
+"""Text -> :mod:`ccdsl.language.ast` nodes, with syntax errors as positioned diagnostics.
+
+The grammar (``grammar/ccdsl.lark``) is the spec; this module builds the LALR parser from it once per process
+(cached on disk, so a cold ``ccdsl resolve`` skips grammar analysis), turns Lark's tree into typed nodes, and turns
+Lark's ``UnexpectedInput`` into messages in the user's terms.  After a syntax error it re-parses each contract on its
+own (a contract starts at a line ``name = @cluster``), so one bad contract does not hide the errors of the others
+and the good contracts still reach the checker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
+from lark.indenter import PostLex
+
+from ccdsl._resources import grammar_path
+from ccdsl.errors import Diagnostic
+from ccdsl.language import ast
+
+# Labelled examples of wrong text: Lark's ``match_examples`` finds the one whose parser state matches an error.
+# Same idea as GRAMMAR_ERRORS in lark/load_grammar.py.
+CONTRACT_SYNTAX_ERRORS: list[tuple[str, list[str]]] = [
+    ("expected '=>' after the parameter name", [
+        "c = @cluster(node_count 4)", "c = @cluster(node_count = 4)", "c = @cluster(node_count)",
+        "c = @cluster(manager.node_count 4)", "c = @cluster node_count 4", "c = @cluster node_count",
+        "c = @cluster node_count\n", "c = @cluster(node_count: 4)", "c = @cluster node_count = 4",
+        "c = @cluster(a => 1, node_count 4)", "c = @cluster(a.b)", "c = @cluster a.b 4",
+    ]),
+    ("expected a value after '=>'", [
+        "c = @cluster(node_count => )", "c = @cluster(node_count => , a => 1)", "c = @cluster node_count =>",
+        "c = @cluster node_count =>\n", "c = @cluster(node_count =>", "c = @cluster(a => =>)",
+        "c = @cluster a => =>", "c = @cluster(a => ()", "c = @cluster a => (",
+    ]),
+    ("expected ',' or ')' after a clause", [
+        "c = @cluster(node_count => 4 node_machinetype => x)", "c = @cluster(a => 4 b)",
+        "c = @cluster(a => @just(1) b => 2)", "c = @cluster(a => x y)", "c = @cluster(a => \"x\" y)",
+        "c = @cluster(a => 1", "c = @cluster(a => x", "c = @cluster(a => @unrestricted", "c = @cluster(a => \"s\"",
+        "c = @cluster(a => 1 =>", "c = @cluster(a => x =>", "c = @cluster(a => 1 (",
+    ]),
+    ("expected a parameter name", [
+        "c = @cluster(=> 4)", "c = @cluster(, a => 1)", "c = @cluster(a => 1,, b => 2)", "c = @cluster(4)",
+        "c = @cluster(\"a\" => 1)", "c = @cluster(@just(1))", "c = @cluster(a => 1, 4)", "c = @cluster(", "c = @cluster(,",
+        "c = @cluster(a.", "c = @cluster(a.4", "c = @cluster a. => 1", "c = @cluster(a => 1,",
+    ]),
+    ("expected a parameter name or the end of the line", [
+        "c = @cluster 4", "c = @cluster a => 1 4", "c = @cluster a => 1 \"s\"", "c = @cluster a => 1 =>",
+        "c = @cluster a => 1 )", "c = @cluster a => 1, ,", "c = @cluster a => 1 @just", "c = @cluster )",
+        "c = @cluster a => x (", "c = @cluster a => 1,\n", "c = @cluster ,",
+    ]),
+    ("qualifier arguments must be numbers, strings or symbols, separated by ','", [
+        "c = @cluster(a => @just())x", "c = @cluster(a => @between(1 2))", "c = @cluster(a => @just(@atleast(1)))",
+        "c = @cluster(a => @oneof(a, ))", "c = @cluster(a => @just(", "c = @cluster(a => @just(1", "c = @cluster a => @just(1",
+        "c = @cluster(a => @just(,))", "c = @cluster(a => @just(1,", "c = @cluster(a => @just(x =>",
+        "c = @cluster(a => @just(x y)", "c = @cluster(a => @just(1)(",
+    ]),
+    ("expected '@cluster' after '='", [
+        "c = cluster(a => 1)", "c = (a => 1)", "c = ", "c =\n", "c = 4", "c = @just(1)", "c = \"x\"", "c = = @cluster",
+        "c = @clusters(a => 1)",
+    ]),
+    ("expected '=' after the contract name", [
+        "c @cluster(a => 1)", "c", "c\n", "c => @cluster", "c.d = @cluster", "c 4", "c (", "c = @cluster\nd",
+        "c = @cluster(a => 1)\nd\n",
+    ]),
+    ("a contract starts with its name: name = @cluster(...)", [
+        "= @cluster", "@cluster(a => 1)", "4", "\"c\" = @cluster", "(", ")", ",", "=>", "@just", "\n=",
+        "c = @cluster\n=", "c = @cluster\n@cluster",
+    ]),
+    ("each contract starts on a new line", [
+        "c = @cluster a => 1 d = @cluster", "c = @cluster(a => 1) d = @cluster", "c = @cluster() d",
+        "c = @cluster(a => 1) 4", "c = @cluster(a => 1) (", "c = @cluster(a => 1),", "c = @cluster(a => 1) a => 1",
+        "c = @cluster(a => 1))", "c = @cluster(a => 1) =>",
+    ]),
+]
+
+# How the checker and the messages name grammar terminals.
+_TERMINAL_WORDS = {
+    "NAME": "a name", "NUMBER": "a number", "STRING": "a string", "QUALIFIER": "a qualifier such as @atleast",
+    "_NL": "end of line", "$END": "end of file",
+}
+
+_CONTRACT_START = re.compile(r"^[ \t\f]*[A-Za-z_][A-Za-z0-9_]*[ \t\f]*=[ \t\f]*@cluster\b", re.MULTILINE)
+
+
+class _ParenNewlines(PostLex):
+    """Drop line ends inside parentheses: the parenthesized form may span lines, the bare one ends at its line."""
+
+    always_accept = ("_NL",)
+
+    def process(self, stream: Iterator[Token]) -> Iterator[Token]:
+        depth = 0
+        for token in stream:
+            if token.type == "LPAR":
+                depth += 1
+            elif token.type == "RPAR":
+                depth = max(0, depth - 1)
+            elif token.type == "_NL" and depth:
+                continue
+            yield token
+
+
+_PARSER: Lark | None = None
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "ccdsl"
+
+
+def _cache_file(grammar: str) -> Path:
+    import lark
+
+    key = hashlib.sha256(f"{grammar}\0{lark.__version__}\0{sys.version_info[:2]}".encode()).hexdigest()[:20]
+    return _cache_dir() / f"grammar-{key}.lark.pickle"
+
+
+def lark_parser() -> Lark:
+    """The process-wide LALR parser.  Loaded from the user cache when the grammar has not changed; a cache that
+    cannot be read or written (read-only home, concurrent writers) only costs the ~15 ms of building it."""
+    global _PARSER
+    if _PARSER is None:
+        grammar = grammar_path().read_text(encoding="utf-8")
+        cache = _cache_file(grammar)
+        parser = None
+        try:
+            with open(cache, "rb") as f:
+                parser = Lark.load(f, postlex=_ParenNewlines(), propagate_positions=True)
+        except Exception:  # noqa: BLE001 - missing, stale or corrupt cache: rebuild below
+            parser = None
+        if parser is None:
+            parser = Lark(grammar, parser="lalr", lexer="contextual", propagate_positions=True,
+                          postlex=_ParenNewlines(), maybe_placeholders=True)
+            _save(parser, cache)
+        _PARSER = parser
+    return _PARSER
+
+
+def _save(parser: Lark, cache: Path) -> None:
+    """Write the cache atomically (temp file + rename); silently skip when the directory is not writable."""
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cache.parent, prefix=".grammar-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                parser.save(f)
+            os.replace(tmp, cache)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    except Exception:  # noqa: BLE001 - the cache is an optimization only
+        pass
+
+
+def _pos(x) -> ast.Pos:
+    """Position of a Lark token or rule meta."""
+    return ast.Pos(x.line, x.column, x.end_line, x.end_column, x.start_pos, x.end_pos)
+
+
+def _unescape(raw: str) -> str:
+    body = raw[1:-1]
+    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), body)
+
+
+class _ToAst(Transformer):
+    """Lark tree -> ast nodes; one method per grammar rule."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def number(self, children):
+        (tok,) = children
+        return ast.Number(str(tok), _pos(tok))
+
+    def string(self, children):
+        (tok,) = children
+        return ast.String(_unescape(str(tok)), _pos(tok))
+
+    def symbol(self, children):
+        (tok,) = children
+        return ast.Symbol(str(tok), _pos(tok))
+
+    @v_args(meta=True)
+    def qualified(self, meta, children):
+        tok, *args = children
+        parens = len(args) > 0
+        atoms = tuple(a for a in args if a is not None)
+        return ast.Qualified(str(tok)[1:], atoms, parens, _pos(meta), _pos(tok))
+
+    @v_args(meta=True)
+    def parameter(self, meta, children):
+        if len(children) == 1:
+            return ast.Parameter(str(children[0]), None, _pos(meta), _pos(children[0]))
+        role, name = children
+        return ast.Parameter(str(name), str(role), _pos(meta), _pos(name), _pos(role))
+
+    @v_args(meta=True)
+    def clause(self, meta, children):
+        param, value = children
+        return ast.ClauseNode(param, value, _pos(meta), self.text[meta.start_pos:meta.end_pos])
+
+    def paren_clauses(self, children):
+        return tuple(c for c in children if c is not None)
+
+    bare_clauses = paren_clauses
+
+    @v_args(meta=True)
+    def contract(self, meta, children):
+        name, clauses = children
+        return ast.ContractNode(str(name), tuple(clauses), _pos(meta), _pos(name),
+                                self.text[meta.start_pos:meta.end_pos])
+
+    def start(self, children):
+        return [c for c in children if c is not None]
+
+
+def parse_ast(text: str, path: str | None = None) -> tuple[list[ast.ContractNode], list[Diagnostic]]:
+    """Parse ``text`` into contract nodes.  Never raises for bad text: syntax errors come back as diagnostics,
+    together with the contracts that did parse."""
+    parser = lark_parser()
+    try:
+        return _ToAst(text).transform(parser.parse(text)), []
+    except UnexpectedInput as whole_error:
+        first = whole_error
+    contracts: list[ast.ContractNode] = []
+    diagnostics: list[Diagnostic] = []
+    for start, end in _chunks(text):
+        masked = re.sub(r"[^\n]", " ", text[:start]) + text[start:end]
+        try:
+            contracts.extend(_ToAst(text).transform(parser.parse(masked)))
+        except UnexpectedInput as e:
+            diagnostics.append(_diagnostic(e, masked, path))
+    if not diagnostics:  # every contract parses alone but not together: report the error as found
+        diagnostics.append(_diagnostic(first, text, path))
+    return contracts, diagnostics
+
+
+def _chunks(text: str) -> list[tuple[int, int]]:
+    starts = [m.start() for m in _CONTRACT_START.finditer(text)]
+    if not starts or starts[0] != 0:
+        starts.insert(0, 0)
+    ends = starts[1:] + [len(text)]
+    return list(zip(starts, ends))
+
+
+_LABELS: dict[tuple, str] | None = None
+
+
+def _labels() -> dict[tuple, str]:
+    """(LALR state, token type) and (LALR state,) -> label, from :data:`CONTRACT_SYNTAX_ERRORS`.  Like Lark's
+    ``match_examples`` but keyed on the state alone, not the stack depth, so an error in the tenth contract of a
+    file matches an example written as the first."""
+    global _LABELS
+    if _LABELS is None:
+        table: dict[tuple, str] = {}
+        for label, examples in CONTRACT_SYNTAX_ERRORS:
+            for example in examples:
+                try:
+                    lark_parser().parse(example)
+                except UnexpectedToken as e:
+                    for key in _keys(e):
+                        table.setdefault(key, label)
+                except UnexpectedInput:
+                    pass
+        _LABELS = table
+    return _LABELS
+
+
+def _label(e: UnexpectedInput) -> str | None:
+    if not isinstance(e, UnexpectedToken) or e.state is None:
+        return None
+    table = _labels()
+    return next((table[k] for k in _keys(e) if k in table), None)
+
+
+def _keys(e: UnexpectedToken) -> list[tuple]:
+    """Most specific first.  LALR merges states shared by the two clause forms, so the accepted terminals tell
+    "inside parentheses" from "bare form" where the state number alone cannot."""
+    accepts = frozenset(e.accepts or e.expected)
+    position = e.state.position
+    return [(position, accepts, e.token.type), (position, accepts), (position, e.token.type), (position,)]
+
+
+def _diagnostic(e: UnexpectedInput, text: str, path: str | None) -> Diagnostic:
+    unclosed = _unclosed_paren(text) if isinstance(e, UnexpectedToken) and e.token.type == "$END" else None
+    if unclosed is not None:
+        line, column = unclosed
+        return Diagnostic("unclosed '(': expected ')' before the end of the contract", path=path, line=line,
+                          column=column, end_column=column + 1, hint="close it after the last clause")
+    line, column, width = _where(e, text)
+    label = _label(e)
+    message = label or _generic_message(e)
+    if isinstance(e, UnexpectedToken) and label:
+        message = f"{message} (found {_describe_token(e.token)})"
+    return Diagnostic(message, path=path, line=line, column=column, end_column=column + width,
+                      hint=_hint(e), severity="error")
+
+
+def _unclosed_paren(text: str) -> tuple[int, int] | None:
+    """(line, column) of the last '(' never closed, skipping strings and comments; None if all are closed."""
+    stack: list[int] = []
+    for m in re.finditer(r'"(?:\\.|[^"\\\n])*"?|#[^\n]*|[()]', text):
+        if m.group() == "(":
+            stack.append(m.start())
+        elif m.group() == ")" and stack:
+            stack.pop()
+    if not stack:
+        return None
+    offset = stack[-1]
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+def _where(e: UnexpectedInput, text: str) -> tuple[int, int, int]:
+    """(line, column, width) of the offending text, always inside the file."""
+    lines = text.split("\n")
+    if isinstance(e, UnexpectedToken) and e.token.type == "$END":
+        return len(lines), len(lines[-1]) + 1, 1
+    line = max(1, min(getattr(e, "line", 1) or 1, len(lines)))
+    column = max(1, min(getattr(e, "column", 1) or 1, len(lines[line - 1]) + 1))
+    width = 1
+    if isinstance(e, UnexpectedToken) and e.token.type not in ("_NL",):
+        width = max(1, min(len(str(e.token)), len(lines[line - 1]) + 2 - column))
+    return line, column, width
+
+
+def _describe_token(token: Token) -> str:
+    if token.type in ("_NL", "$END"):
+        return _TERMINAL_WORDS[token.type]
+    value = str(token)
+    return f"'{value}'" if len(value) <= 30 else f"'{value[:27]}...'"
+
+
+def _describe_char(char: str) -> str:
+    if char.isprintable() and not char.isspace():
+        return f"'{char}'"
+    return f"character U+{ord(char):04X}"
+
+
+def _generic_message(e: UnexpectedInput) -> str:
+    if isinstance(e, UnexpectedCharacters):
+        if e.char == '"':
+            return "unterminated string: a string must end with '\"' on the same line"
+        if e.char == "@":
+            return "'@' must start a qualifier such as @atleast(…) or @cluster"
+        return f"unexpected {_describe_char(e.char)}"
+    assert isinstance(e, UnexpectedToken)
+    expected = sorted({_describe_terminal(t) for t in e.accepts or e.expected})
+    found = _describe_token(e.token)
+    if not expected:
+        return f"unexpected {found}"
+    return f"unexpected {found}; expected {', '.join(expected[:-1]) + ' or ' if len(expected) > 1 else ''}{expected[-1]}"
+
+
+def _describe_terminal(name: str) -> str:
+    if name in _TERMINAL_WORDS:
+        return _TERMINAL_WORDS[name]
+    term = lark_parser().get_terminal(name)
+    return f"'{term.pattern.value}'"
+
+
+def _hint(e: UnexpectedInput) -> str | None:
+    if isinstance(e, UnexpectedCharacters) and e.char == "-":
+        return "names cannot contain '-': quote the value (\"us-east-1\") or write it with '_' (us_east_1)"
+    if isinstance(e, UnexpectedToken) and e.token.type == "EQUAL":
+        return "write '=>' between a parameter and its value; a new contract starts on a line of its own"
+    if isinstance(e, UnexpectedToken) and e.token.type == "_NL":
+        return "the form without parentheses ends at the end of its line; use @cluster(...) to span lines"
+    return None

@@ -1,0 +1,54 @@
+"""Contract -> ``.ccc`` text that parses back to the same contract (the round trip the tests check).
+
+Numbers are printed in the parameter's own unit without a suffix (a bare number means that unit), using
+``repr`` for floats so they read back bit for bit; symbols print as their canonical names, machine types and
+regions as strings.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ccdsl.contract import Clause, Contract
+from ccdsl.parameters import PARAMETERS
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def format_contract(contract: Contract) -> str:
+    """One contract in the parenthesized form, one clause per line."""
+    items = [_clause(c) for c in contract.clauses]
+    items += [f"{name} => {_atom(value, quote_names=True)}" for name, value in contract.config]
+    if not items:
+        return f"{contract.name} = @cluster()"
+    indent = " " * (len(contract.name) + len(" = @cluster("))
+    return f"{contract.name} = @cluster(" + (",\n" + indent).join(items) + ")"
+
+
+def format_contracts(contracts) -> str:
+    """Several contracts (a dict or an iterable of them), one after the other."""
+    values = contracts.values() if isinstance(contracts, dict) else contracts
+    return "\n\n".join(format_contract(c) for c in values) + "\n"
+
+
+def _clause(clause: Clause) -> str:
+    name = f"{clause.role}.{clause.parameter}" if clause.role else clause.parameter
+    kind = PARAMETERS[clause.parameter].kind
+    quote = kind in ("machinetype", "region")
+    if clause.qualifier == "unrestricted":
+        return f"{name} => @unrestricted"
+    args = ", ".join(_atom(v, quote_names=quote) for v in clause.values)
+    return f"{name} => @{clause.qualifier}({args})"
+
+
+def _atom(value, quote_names: bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    text = str(value)
+    if not quote_names and _IDENT.fullmatch(text) and text not in ("true", "false"):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t") + '"'

@@ -1,0 +1,72 @@
+"""Numbers with unit suffixes, converted to the unit of the parameter they constrain.
+
+Decisions (documented in the README):
+
+- memory and storage (``memory`` kind) are in GiB; suffixes are binary: ``K`` = KiB, ``M`` = MiB, ``G`` = GiB,
+  ``T`` = TiB, ``P`` = PiB, so ``16G`` is exactly 16 GiB (the memory of a T4) and ``512M`` is 0.5 GiB;
+- network bandwidth (``bandwidth`` kind) is in Gbit/s; suffixes are decimal bits per second: ``25G`` = 25 Gbit/s,
+  ``500M`` = 0.5 Gbit/s, ``1T`` = 1000 Gbit/s;
+- a bare number is already in the parameter's unit: ``@atleast(16)`` = ``@atleast(16G)`` = 16 GiB;
+- counts and prices take no suffix.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+SUFFIXES = ("K", "M", "G", "T", "P")
+_BINARY = {"K": 2.0**-20, "M": 2.0**-10, "G": 1.0, "T": 2.0**10, "P": 2.0**20}  # to GiB
+_DECIMAL = {"K": 1e-6, "M": 1e-3, "G": 1.0, "T": 1e3, "P": 1e6}  # to Gbit/s
+FACTORS = {"memory": _BINARY, "bandwidth": _DECIMAL}
+
+_NUMBER = re.compile(r"([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)([A-Za-z]*)")
+
+
+class ValueProblem(Exception):
+    """A value that cannot mean what the parameter needs; the checker turns it into a diagnostic."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+def split(text: str) -> tuple[int | float, str]:
+    """``"16G"`` -> ``(16, "G")``; ``"10.5"`` -> ``(10.5, "")``.  Integers stay ``int``."""
+    m = _NUMBER.fullmatch(text)
+    if m is None:
+        raise ValueProblem(f"'{text}' is not a number")
+    mantissa, suffix = m.groups()
+    if re.fullmatch(r"[-+]?\d+", mantissa):
+        if len(mantissa) > 300:
+            raise ValueProblem(f"'{text[:20]}…' is too large")
+        return int(mantissa), suffix
+    return _finite(float(mantissa), text), suffix
+
+
+def convert(text: str, kind: str) -> int | float:
+    """The number ``text`` in the unit of a parameter of ``kind`` (count, memory, bandwidth, price)."""
+    value, suffix = split(text)
+    if suffix:
+        factors = FACTORS.get(kind)
+        if factors is None:
+            raise ValueProblem(f"a {kind} takes no unit suffix, but '{text}' has '{suffix}'",
+                               hint=f"write the plain number, e.g. {value}")
+        if suffix not in factors:
+            raise ValueProblem(f"unknown unit suffix '{suffix}' in '{text}'",
+                               hint="use one of K, M, G, T, P (e.g. 16G)")
+        return _finite(value, text, factors[suffix])
+    if kind in FACTORS or kind == "price":
+        return _finite(value, text)
+    return value
+
+
+def _finite(value: int | float, text: str, factor: float = 1.0) -> float:
+    try:
+        result = float(value) * factor
+    except OverflowError:
+        result = math.inf
+    if not math.isfinite(result):
+        raise ValueProblem(f"'{text}' is too large")
+    return result

@@ -1,0 +1,161 @@
+"""One value of one parameter: an AST atom -> the normalized value a :class:`~ccdsl.contract.Clause` holds.
+
+Each function raises :class:`~ccdsl.language.units.ValueProblem` with a message in the user's terms; the checker
+attaches the position.  Kinds are those of :mod:`ccdsl.parameters`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ccdsl import taxonomy
+from ccdsl.language import ast, units
+from ccdsl.language.units import ValueProblem
+from ccdsl.parameters import PARAMETERS, Parameter
+
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
+_MACHINETYPE = re.compile(r"EC2Type_([A-Za-z0-9]+(?:_[A-Za-z0-9]+)*)_([A-Za-z0-9]+)")
+_MAX_LISTED = 24
+
+# The smallest value each count parameter allows (counts are otherwise >= 0).
+MINIMUM = {"node_count": 1, "node_process_count": 1}
+
+
+def describe(atom: ast.Atom) -> str:
+    if isinstance(atom, ast.Number):
+        return f"the number {atom.text}"
+    if isinstance(atom, ast.String):
+        return f'the string "{atom.value}"'
+    return f"the symbol {atom.name}"
+
+
+def normalize(param: Parameter, atom: ast.Atom):
+    """The value of ``atom`` for ``param`` in canonical form (see :class:`ccdsl.contract.Clause`)."""
+    kind = param.kind
+    if kind in ("count", "memory", "bandwidth", "price"):
+        return _number(param, atom)
+    if kind == "symbol":
+        return _symbol(param, atom)
+    if kind == "machinetype":
+        return _machinetype(atom)
+    if kind == "region":
+        return _region(atom)
+    return _config(atom)
+
+
+def _number(param: Parameter, atom: ast.Atom) -> int | float:
+    if not isinstance(atom, ast.Number):
+        hint = None
+        if isinstance(atom, ast.String) and re.fullmatch(r"\s*[-+.\d][\w.+-]*\s*", atom.value):
+            hint = f"write it without quotes: {atom.value.strip()}"
+        raise ValueProblem(f"{param.name} takes a {_kind_word(param)}, not {describe(atom)}", hint=hint)
+    value = units.convert(atom.text, param.kind)
+    if value < 0:
+        raise ValueProblem(f"{param.name} cannot be negative ({atom.text})")
+    if param.kind == "count":
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise ValueProblem(f"{param.name} is a count of {param.unit or 'items'}: it must be a whole number, "
+                                   f"not {atom.text}")
+            value = int(value)
+        low = MINIMUM.get(param.name, 0)
+        if value < low:
+            raise ValueProblem(f"{param.name} must be at least {low}, not {atom.text}")
+    return value
+
+
+def _kind_word(param: Parameter) -> str:
+    return {"count": "whole number", "memory": "size (e.g. 16G)", "bandwidth": "bandwidth (e.g. 25G)",
+            "price": "price in USD per hour (e.g. 10.5)"}.get(param.kind, param.kind)
+
+
+def _symbol(param: Parameter, atom: ast.Atom) -> str:
+    if isinstance(atom, ast.Number):
+        valid = valid_symbols(param)
+        raise ValueProblem(f"{param.name} takes a symbol, not {describe(atom)}", hint=f"valid values: {valid}")
+    text = atom.name if isinstance(atom, ast.Symbol) else atom.value
+    node = taxonomy.lookup(param.domain, text)
+    if node is None:
+        near = taxonomy.suggest(param.domain, text, param.levels)
+        mean = f"; did you mean {' or '.join(near)}?" if near else ""
+        raise ValueProblem(f"unknown {_domain_word(param)} '{text}' for {param.name}{mean}",
+                           hint=f"valid values: {valid_symbols(param)}")
+    if param.levels is not None and node.level not in param.levels:
+        better = [p.name for p in PARAMETERS.values()
+                  if p.domain == param.domain and p.kind == "symbol" and (p.levels is None or node.level in p.levels)]
+        hint = f"write {better[0]} => {node.name}" if better else None
+        raise ValueProblem(f"'{text}' is {_article(node.level)} {node.level}, but {param.name} takes "
+                           f"{' or '.join(param.levels)} names: {valid_symbols(param)}", hint=hint)
+    return node.name
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
+def _domain_word(param: Parameter) -> str:
+    return {"accelerator": "accelerator", "processor": "processor", "provider": "provider",
+            "accelerator_type": "accelerator type", "storage_type": "storage type",
+            "cpu_architecture": "CPU architecture", "cluster_type": "cluster type"}.get(param.domain, "symbol")
+
+
+def valid_symbols(param: Parameter) -> str:
+    """The accepted names of a symbol parameter, for messages (long lists are cut)."""
+    names = [n.name for n in taxonomy.nodes(param.domain, param.levels)]
+    if param.domain == "processor" and param.levels is None:
+        names = [n.name for n in taxonomy.nodes(param.domain, ("manufacturer", "group", "microarchitecture"))]
+        return ", ".join(names[:_MAX_LISTED]) + ", … or a processor model of the catalog"
+    more = ", …" if len(names) > _MAX_LISTED else ""
+    return ", ".join(names[:_MAX_LISTED]) + more
+
+
+def machinetype_name(symbol: str) -> str | None:
+    """``EC2Type_T3_xLarge`` -> ``t3.xlarge``; ``EC2Type_M7I_Flex_Large`` -> ``m7i-flex.large``;
+    ``EC2Type_M7I_Metal_48xl`` -> ``m7i.metal-48xl``.  None when ``symbol`` is not of that shape."""
+    m = _MACHINETYPE.fullmatch(symbol)
+    if m is None:
+        return None
+    family, size = m.group(1).split("_"), m.group(2)
+    if len(family) > 1 and family[-1].lower() == "metal" and re.fullmatch(r"\d+xl", size, re.IGNORECASE):
+        family, size = family[:-1], f"metal-{size}"
+    return f"{'-'.join(family)}.{size}".lower()
+
+
+def _machinetype(atom: ast.Atom) -> str:
+    if isinstance(atom, ast.String):
+        value = atom.value.strip()
+        converted = machinetype_name(value)
+        if converted:
+            return converted
+        if not value or re.search(r"\s", value):
+            raise ValueProblem(f'"{atom.value}" is not an instance type name', hint='e.g. "t3.xlarge"')
+        return value
+    if isinstance(atom, ast.Symbol):
+        converted = machinetype_name(atom.name)
+        if converted is None:
+            raise ValueProblem(f"'{atom.name}' is not an instance type",
+                               hint='write EC2Type_<Family>_<Size> (EC2Type_T3_xLarge) or a string ("t3.xlarge")')
+        return converted
+    raise ValueProblem(f"node_machinetype takes an instance type, not {describe(atom)}",
+                       hint='write EC2Type_T3_xLarge or "t3.xlarge"')
+
+
+def _region(atom: ast.Atom) -> str:
+    if isinstance(atom, ast.Number):
+        raise ValueProblem(f"cluster_locale takes a region, not {describe(atom)}", hint='e.g. us_east_1 or "us-east-1"')
+    text = atom.name.replace("_", "-") if isinstance(atom, ast.Symbol) else atom.value
+    if not _REGION.fullmatch(text):
+        raise ValueProblem(f"'{atom.name if isinstance(atom, ast.Symbol) else atom.value}' is not a region name",
+                           hint='e.g. us_east_1 or "us-east-1"')
+    return text
+
+
+def _config(atom: ast.Atom):
+    """Configuration values are kept as written: numbers as int/float (with a unit suffix: the text), strings,
+    symbols as their name, ``true``/``false`` as booleans."""
+    if isinstance(atom, ast.String):
+        return atom.value
+    if isinstance(atom, ast.Symbol):
+        return {"true": True, "false": False}.get(atom.name, atom.name)
+    value, suffix = units.split(atom.text)
+    return atom.text if suffix else value
