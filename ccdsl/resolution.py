@@ -1,0 +1,126 @@
+"""The answer of the resolver: which instance type, how many nodes, at what price, and why.
+
+These are plain frozen values so that the executor, the CLI and embedding programs can pass them around, compare
+them and print them without touching the catalog or Z3 again.
+
+Prices: :attr:`Choice.price_per_hour` is the cost of *that role's* nodes (``node_count × price_per_node_hour``);
+:attr:`Resolution.price_per_hour` is the whole cluster, manager included.  In :meth:`Resolution.to_dict` the
+top-level ``price_per_hour`` and every alternative's ``price_per_hour`` are whole-cluster prices (an alternative
+keeps the chosen manager), so the numbers a user compares are comparable.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ccdsl.contract import Contract
+
+# The fields every JSON object describing a choice carries (issue 3, "Interfaces").
+JSON_FIELDS = ("provider", "region", "instance_type", "node_count", "price_per_node_hour", "price_per_hour")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One instance type in one region with a node count, plus the facts a user wants to see about it."""
+
+    provider: str
+    region: str
+    instance_type: str
+    node_count: int
+    price_per_node_hour: float
+    price_per_hour: float  # node_count × price_per_node_hour (this role only)
+    vcpus: int = 0
+    memory_gib: float = 0.0
+    accelerator_count: int = 0
+    accelerator_model: str = ""
+    accelerator_architecture: str = ""
+    accelerator_memory_gib: float = 0.0
+    cpu_model: str = ""
+    network_gbps: float = 0.0
+    role: str | None = None  # "manager", "worker" or None (peer workers)
+
+    def to_dict(self, extra_price: float = 0.0) -> dict[str, Any]:
+        """The JSON fields; ``extra_price`` (the manager's) is added to ``price_per_hour``."""
+        d = {k: getattr(self, k) for k in JSON_FIELDS}
+        d["price_per_hour"] = _money(self.price_per_hour + extra_price)
+        d["price_per_node_hour"] = _money(self.price_per_node_hour)
+        return d
+
+    def describe(self) -> str:
+        """A one-line summary, e.g. ``g4dn.xlarge × 8 (aws us-east-1): 4 vCPUs, 16 GiB, 1 × T4 16 GiB``."""
+        hw = f"{self.vcpus} vCPUs, {_num(self.memory_gib)} GiB"
+        if self.accelerator_count:
+            arch = f" ({self.accelerator_architecture})" if self.accelerator_architecture else ""
+            hw += (f", {self.accelerator_count} × {self.accelerator_model or 'accelerator'}{arch} "
+                   f"{_num(self.accelerator_memory_gib)} GiB")
+        return f"{self.instance_type} × {self.node_count} ({self.provider} {self.region}): {hw}"
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """The cost-optimal answer for one contract.
+
+    ``choice`` is the (worker) nodes, ``manager`` the manager node of a ManagerWorkers cluster (else None),
+    ``alternatives`` the next-best distinct instance types for the workers (each with its own optimal count),
+    ``explanation`` human sentences saying why, ``matches`` how many (type, region) rows satisfied the contract.
+    """
+
+    contract: Contract
+    choice: Choice
+    manager: Choice | None = None
+    alternatives: tuple[Choice, ...] = ()
+    explanation: tuple[str, ...] = field(default=(), compare=False)
+    matches: int = 0
+
+    @property
+    def provider(self) -> str:
+        return self.choice.provider
+
+    @property
+    def region(self) -> str:
+        return self.choice.region
+
+    @property
+    def instance_type(self) -> str:
+        return self.choice.instance_type
+
+    @property
+    def node_count(self) -> int:
+        return self.choice.node_count
+
+    @property
+    def manager_price_per_hour(self) -> float:
+        return self.manager.price_per_hour if self.manager is not None else 0.0
+
+    @property
+    def price_per_hour(self) -> float:
+        """Whole cluster, manager included, USD per hour."""
+        return _money(self.choice.price_per_hour + self.manager_price_per_hour)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object ``ccdsl resolve --json`` prints for this contract."""
+        extra = self.manager_price_per_hour
+        d: dict[str, Any] = {"contract": self.contract.name, **self.choice.to_dict(extra)}
+        d["alternatives"] = [a.to_dict(extra) for a in self.alternatives]
+        if self.manager is not None:
+            d["manager"] = self.manager.to_dict()
+        return d
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def with_alternatives(self, alternatives: tuple[Choice, ...]) -> Resolution:
+        return replace(self, alternatives=alternatives)
+
+
+def _money(x: float) -> float:
+    """Prices are shown to 1/10000 of a cent: enough for every catalog price, free of float noise."""
+    return round(float(x), 6)
+
+
+def _num(x: float) -> str:
+    x = float(x)
+    return str(int(x)) if x.is_integer() else f"{x:g}"

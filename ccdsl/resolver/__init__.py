@@ -1,0 +1,102 @@
+"""The resolver: a checked contract + the catalog → the cost-optimal instance type and node count.
+
+    >>> from ccdsl.contract import Clause, Contract
+    >>> c = Contract("c", (Clause("node_count", "just", (4,)), Clause("node_machinetype", "just", ("t3.xlarge",))))
+    >>> resolve(c).instance_type
+    't3.xlarge'
+
+Rules (details in the modules):
+
+- **Scope**: ``cluster_locale`` restricts regions; otherwise AWS rows are restricted to the default region
+  (``region=``, else ``$CCDSL_REGION``, else ``us-east-1``) unless ``any_region=True``.  Rows of other providers
+  (``local``, ``ssh`` hosts of a user catalog) are not AWS regions and always compete.  ``node_provider`` restricts
+  providers; by default every provider in the catalog competes.
+- **Per-node clauses** filter rows (:mod:`.filter`); **counts** default to 1 and ranges are capped at 1024
+  (:mod:`.counts`); **cluster totals** are count × per-node value over the workers; the **budget**
+  ``cluster_price_per_hour`` covers the whole cluster, manager included.
+- **Objective**: the lowest cluster price per hour.  ManagerWorkers: the manager (one node) and the workers are
+  resolved on their own clauses in the same provider and region; the cheapest manager there plus the cheapest
+  workers under the remaining budget is optimal.
+- **Ties** (:mod:`.solve`): total price, then fewer nodes, then more vCPUs, then provider, region, type name.
+- **Proof and conflicts**: Z3 certifies the optimum (:func:`.solve.prove`) and names a minimal set of
+  conflicting clauses when nothing fits (:mod:`.explain`).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ccdsl.resolution import Choice, Resolution
+
+DEFAULT_REGION = "us-east-1"
+
+__all__ = ["DEFAULT_REGION", "default_region", "resolve", "select"]
+
+
+def default_region() -> str:
+    """``$CCDSL_REGION`` or ``us-east-1``."""
+    return os.environ.get("CCDSL_REGION") or DEFAULT_REGION
+
+
+def _view(catalog: Any):
+    from ccdsl.resolver.view import view_of
+
+    if catalog is None:
+        from ccdsl.catalog import load
+
+        catalog = load()
+    return view_of(catalog)
+
+
+def _ranking(contract, catalog, region, any_region):
+    from ccdsl.resolver.solve import rank
+
+    return rank(_view(catalog), contract, region or default_region(), any_region)
+
+
+def resolve(contract, catalog: Any = None, *, region: str | None = None, any_region: bool = False, top: int = 5,
+            prove: bool = True) -> Resolution:
+    """The cost-optimal :class:`~ccdsl.resolution.Resolution` of ``contract``.
+
+    Args:
+        contract: a checked :class:`~ccdsl.contract.Contract`.
+        catalog: a catalog DataFrame (default: ``ccdsl.catalog.load()``, the shipped one merged with user rows).
+        region: the default region for AWS rows (default ``$CCDSL_REGION`` or ``us-east-1``).
+        any_region: let every region compete.
+        top: how many alternatives (next-best distinct instance types) to list.
+        prove: certify the optimum with Z3 (on by default; off only to measure the closed form alone).
+
+    Raises:
+        UnsatisfiableError: nothing satisfies the contract; ``conflict`` is a minimal set of clauses.
+    """
+    from ccdsl.resolver import explain, solve
+
+    ranking = _ranking(contract, catalog, region, any_region)
+    if not ranking.feasible:
+        raise explain.unsatisfiable(ranking, contract)
+    view = ranking.view
+    best = int(ranking.rows[0])
+    wrole = ranking.workers.spec.role
+    chosen = solve.choice(view, best, int(ranking.counts[0]), wrole)
+    manager = None
+    if ranking.manager is not None:
+        manager = solve.choice(view, ranking.manager_row[int(view.location[best])], 1, "manager")
+    classes = solve.prove(ranking).classes if prove else None
+    alts = [solve.choice(view, int(ranking.rows[i]), int(ranking.counts[i]), wrole)
+            for i in solve.alternatives(ranking, top)]
+    why = explain.explanation(ranking, chosen, manager, alts, classes)
+    return Resolution(contract, chosen, manager, tuple(alts), why, matches=len(ranking.rows))
+
+
+def select(contract, catalog: Any = None, *, region: str | None = None, any_region: bool = False) -> list[Choice]:
+    """Every matching (type, region) with its cheapest node count, best first (like the seed's ``@select``).
+
+    For a ManagerWorkers contract these are the worker choices (each priced for the workers only; the manager is
+    the cheapest one in the same region).  An infeasible contract gives an empty list.
+    """
+    from ccdsl.resolver import solve
+
+    ranking = _ranking(contract, catalog, region, any_region)
+    role = ranking.workers.spec.role
+    return [solve.choice(ranking.view, int(r), int(n), role) for r, n in zip(ranking.rows, ranking.counts)]

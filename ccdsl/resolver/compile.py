@@ -1,0 +1,272 @@
+"""Compile a contract's roles over candidate catalog rows into a visible Z3 problem — and the way back.
+
+The problem (SMT-LIB 2 text, kept on the :class:`Problem` so it can be printed and inspected):
+
+- ``k`` (Int) picks a worker *class* (a representative catalog row), ``n`` (Int) the worker count, ``km`` the
+  manager class of a ManagerWorkers cluster; ``cost = wcost + mcost`` is the cluster price per hour.
+- Every clause the user wrote is a Boolean literal ``c<i>`` asserted only as an assumption, so an unsat core names
+  clauses.  A per-node clause a class fails becomes ``(= k i) → ¬c<i>``; a cluster total becomes
+  ``(= k i) ∧ c<i> → n·v_i ⋈ bound``; the budget ``(= k i) ∧ c<i> → n·p_i + mcost ⋈ bound``; ``node_count`` a
+  constraint on ``n`` (its default, 1, is the pseudo-clause ``cdefault``).  Manager and workers sit in the same
+  provider and region (``wloc = mloc``).
+- Comparisons carry the same relative slack (1e-9) as the vectorized filters, with exact rationals for the
+  decimal values of the catalog and the contract (``0.526`` is 263/500), so Z3 and numpy agree on boundaries.
+
+Classes keep the problem small without changing its answer: rows are grouped by everything the problem can see
+(failed clauses, location when the manager couples it, values the clauses compare exactly) and only the Pareto
+frontier of each group is kept — a row is dropped when another row of its group is no more expensive and at least
+as good for every cluster total (higher for lower bounds, lower for upper bounds).  Every count feasible for the
+dropped row is feasible for its dominator at no higher price, for every subset of the clauses, so both the
+optimum and the unsat cores are preserved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from ccdsl.contract import Clause
+from ccdsl.parameters import PARAMETERS
+from ccdsl.resolver.filter import RELATIVE_TOLERANCE
+
+BUDGET = "cluster_price_per_hour"
+DEFAULT_COUNT = "cdefault"
+_TOL = Fraction(RELATIVE_TOLERANCE).limit_denominator(10**12)  # exactly 1e-9
+
+
+@dataclass(frozen=True)
+class RoleSpec:
+    """One role's clauses, split by what they constrain."""
+
+    role: str | None  # None (peer workers), "worker" or "manager"
+    node: tuple[Clause, ...]  # per-node filters
+    coupled: tuple[Clause, ...]  # cluster totals and the budget: count × per-node value
+    count: Clause | None  # node_count (None: the default 1)
+    fixed: int | None = None  # the manager is one node
+
+
+def role_specs(contract) -> tuple[RoleSpec, RoleSpec | None]:
+    """(workers, manager or None) of a contract."""
+    manager_workers = contract.cluster_type == "ManagerWorkers"
+    workers = _spec(contract.clauses_for("worker" if manager_workers else None),
+                    "worker" if manager_workers else None)
+    manager = _spec(contract.clauses_for("manager"), "manager", fixed=1) if manager_workers else None
+    return workers, manager
+
+
+def _spec(clauses: tuple[Clause, ...], role: str | None, fixed: int | None = None) -> RoleSpec:
+    node, coupled, count = [], [], None
+    for c in clauses:
+        p = PARAMETERS.get(c.parameter)
+        if p is None or p.kind == "config":
+            continue
+        if p.scope == "node":
+            node.append(c)
+        elif p.scope == "total":
+            coupled.append(c)
+        elif c.parameter == "node_count":
+            count = c
+    if fixed == 1:  # a single node: its "totals" are per-node bounds
+        node, coupled = node + coupled, []
+    return RoleSpec(role, tuple(node), tuple(coupled), count, fixed)
+
+
+def coupled_column(clause: Clause) -> str:
+    return PARAMETERS[clause.parameter].column or ""
+
+
+# --------------------------------------------------------------------------------------------- classes (Pareto)
+
+@dataclass(frozen=True)
+class Classes:
+    """Representative rows of one role and what the problem needs to know about each."""
+
+    rows: np.ndarray  # catalog view row of each class
+    price: np.ndarray
+    location: np.ndarray
+    values: tuple[np.ndarray, ...]  # per coupled clause: per-node value
+    fails: tuple[tuple[int, ...], ...]  # per class: indexes (into the literal table) of failed clauses
+
+
+def pareto(group: np.ndarray, better: np.ndarray) -> np.ndarray:
+    """Indexes of rows not dominated within their group.  ``better``: (m, d), larger is better in every column.
+
+    Row j is dominated by row i of the same group when ``better[i] >= better[j]`` everywhere and i is strictly
+    better somewhere or (exact duplicate) comes first.  Sound by construction (only dominated rows are dropped),
+    computed in sorted chunks so that it stays near-linear when the frontier is small.
+    """
+    m = len(group)
+    if m <= 1:
+        return np.arange(m)
+    order = np.lexsort((-better[:, 0], group))
+    g, b = group[order], better[order]
+    keep = np.zeros(m, dtype=bool)
+    bounds = np.flatnonzero(np.diff(g)) + 1
+    for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, m]):
+        frontier = np.empty((0, b.shape[1]))
+        for start in range(lo, hi, 256):
+            chunk = b[start:min(start + 256, hi)]
+            dominated = np.zeros(len(chunk), dtype=bool)
+            if len(frontier):
+                dominated |= (frontier[None, :, :] >= chunk[:, None, :]).all(axis=2).any(axis=1)
+            ge = (chunk[None, :, :] >= chunk[:, None, :]).all(axis=2)  # ge[j, i]: i at least as good as j
+            gt = (chunk[None, :, :] > chunk[:, None, :]).any(axis=2)
+            earlier = np.tri(len(chunk), k=-1, dtype=bool)  # earlier[j, i]: i < j
+            np.fill_diagonal(ge, False)
+            dominated |= (ge & (gt | earlier)).any(axis=1)
+            keep[start:start + len(chunk)] = ~dominated
+            frontier = np.vstack([frontier, chunk[~dominated]])
+    return np.sort(order[keep])
+
+
+def make_classes(view, rows: np.ndarray, spec: RoleSpec, fail_bits: np.ndarray | None, group_location: bool,
+                 literal_of: dict[int, int]) -> Classes:
+    """Group and prune candidate ``rows`` of one role into problem classes.
+
+    ``fail_bits`` (m, c) says which node clauses each row fails (None: all pass).  ``literal_of`` maps a node
+    clause's position in ``spec.node`` to its literal index.
+    """
+    price = view.numbers["price_per_hour"][rows]
+    cols: list[np.ndarray] = [-price]
+    exact: list[np.ndarray] = []
+    values = []
+    for c in spec.coupled:
+        v = view.numbers[coupled_column(c)][rows]
+        values.append(v)
+        if c.qualifier == "atleast":
+            cols.append(v)
+        elif c.qualifier == "atmost":
+            cols.append(-v)
+        elif c.qualifier != "unrestricted":
+            exact.append(v)
+    keys: list[np.ndarray] = []
+    if group_location:
+        keys.append(view.location[rows].astype(np.float64))
+    if fail_bits is not None and fail_bits.shape[1]:
+        keys.append(fail_bits @ (2.0 ** np.arange(fail_bits.shape[1])))
+    keys.extend(exact)
+    if keys:
+        _, group = np.unique(np.nan_to_num(np.column_stack(keys), nan=-1.5), axis=0, return_inverse=True)
+        group = group.ravel()
+    else:
+        group = np.zeros(len(rows), dtype=np.int64)
+    better = np.nan_to_num(np.column_stack(cols), nan=-np.inf)
+    keep = pareto(group, better)
+    fails: tuple[tuple[int, ...], ...]
+    if fail_bits is None:
+        fails = tuple(() for _ in keep)
+    else:
+        fails = tuple(tuple(literal_of[j] for j in np.flatnonzero(fail_bits[i])) for i in keep)
+    return Classes(rows[keep], price[keep], view.location[rows][keep], tuple(v[keep] for v in values), fails)
+
+
+# --------------------------------------------------------------------------------------------- the Z3 problem
+
+@dataclass(frozen=True)
+class Literal:
+    """A tracked clause: its SMT name, the clause (None for the default node count) and its role."""
+
+    name: str
+    clause: Clause | None
+    role: str | None
+
+
+@dataclass(frozen=True)
+class Problem:
+    """SMT-LIB text plus the way back: literal names → clauses, class indexes → catalog rows."""
+
+    text: str
+    literals: tuple[Literal, ...]
+    worker: Classes
+    manager: Classes | None
+    cap: int
+
+
+def compile_problem(workers: RoleSpec, worker_classes: Classes, manager: RoleSpec | None,
+                    manager_classes: Classes | None, literals: tuple[Literal, ...], literal_index: dict[int, int],
+                    cap: int, bound: Fraction | None = None) -> Problem:
+    """Write the SMT problem.  ``literal_index`` maps ``id(clause)`` to its literal; ``bound`` (optional) adds the
+    assumptions ``ble`` (cost ≤ bound) and ``blt`` (cost < bound) used to prove optimality."""
+    out = ["(declare-const n Int)", "(declare-const k Int)", "(declare-const wcost Real)",
+           "(declare-const mcost Real)", "(declare-const cost Real)", "(declare-const wloc Int)"]
+    out += [f"(declare-const {lit.name} Bool)" for lit in literals]
+    out.append(f"(assert (and (>= n 1) (<= n {cap})))")
+    out.append(f"(assert (and (>= k 0) (< k {len(worker_classes.rows)})))")
+    out.append("(assert (= cost (+ wcost mcost)))")
+    nreal = "(to_real n)"
+    if workers.count is not None:
+        out.append(f"(assert (=> {literals[literal_index[id(workers.count)]].name} "
+                   f"{qualify(workers.count, nreal)}))")
+    else:
+        out.append(f"(assert (=> {DEFAULT_COUNT} (= n 1)))")
+    coupled_lits = [literals[literal_index[id(c)]].name for c in workers.coupled]
+    for i in range(len(worker_classes.rows)):
+        pick = f"(= k {i})"
+        facts = [f"(= wcost (* {num(worker_classes.price[i])} {nreal}))", f"(= wloc {int(worker_classes.location[i])})"]
+        facts += [f"(not {literals[j].name})" for j in worker_classes.fails[i]]
+        for c, lit, v in zip(workers.coupled, coupled_lits, worker_classes.values):
+            if np.isnan(v[i]):
+                facts.append(f"(not {lit})")
+                continue
+            term = f"(* {num(v[i])} {nreal})"
+            if c.parameter == BUDGET:
+                term = f"(+ {term} mcost)"
+            out.append(f"(assert (=> (and {pick} {lit}) {qualify(c, term)}))")
+        out.append(f"(assert (=> {pick} (and {' '.join(facts)})))")
+    if manager is None or manager_classes is None:
+        out.append("(assert (= mcost 0.0))")
+    else:
+        out += ["(declare-const km Int)", "(declare-const mloc Int)",
+                f"(assert (and (>= km 0) (< km {len(manager_classes.rows)})))", "(assert (= wloc mloc))"]
+        for j in range(len(manager_classes.rows)):
+            facts = [f"(= mcost {num(manager_classes.price[j])})", f"(= mloc {int(manager_classes.location[j])})"]
+            facts += [f"(not {literals[x].name})" for x in manager_classes.fails[j]]
+            out.append(f"(assert (=> (= km {j}) (and {' '.join(facts)})))")
+    if bound is not None:
+        out += ["(declare-const ble Bool)", "(declare-const blt Bool)",
+                f"(assert (=> ble (<= cost {num(bound)})))", f"(assert (=> blt (< cost {num(bound)})))"]
+    return Problem("\n".join(out), literals, worker_classes, manager_classes, cap)
+
+
+def qualify(clause: Clause, term: str) -> str:
+    """The clause's qualifier applied to an SMT real term, with the filters' relative slack."""
+    q, vals = clause.qualifier, clause.values
+    if q == "unrestricted":
+        return "true"
+    if q == "atleast":
+        return f"(>= {term} {num(_slack(vals[0], -1))})"
+    if q == "atmost":
+        return f"(<= {term} {num(_slack(vals[0], +1))})"
+    if q == "between":
+        return f"(and (>= {term} {num(_slack(vals[0], -1))}) (<= {term} {num(_slack(vals[1], +1))}))"
+    near = [f"(and (>= {term} {num(_slack(v, -1))}) (<= {term} {num(_slack(v, +1))}))" for v in vals]
+    if q == "just":
+        return near[0]
+    if q == "oneof":
+        return f"(or {' '.join(near)})"
+    if q == "not":
+        return f"(and {' '.join(f'(not {x})' for x in near)})" if near else "true"
+    raise ValueError(q)
+
+
+def exact(x: float | int | Fraction) -> Fraction:
+    """The decimal a float was written as (``0.526`` → 263/500), exactly."""
+    if isinstance(x, Fraction):
+        return x
+    if isinstance(x, (int, np.integer)):
+        return Fraction(int(x))
+    return Fraction(repr(float(x)))
+
+
+def _slack(v: float, sign: int) -> Fraction:
+    e = exact(v)
+    return e + sign * _TOL * max(Fraction(1), abs(e))
+
+
+def num(x: float | int | Fraction) -> str:
+    """An exact SMT-LIB real literal."""
+    f = exact(x)
+    body = f"{abs(f.numerator)}.0" if f.denominator == 1 else f"(/ {abs(f.numerator)}.0 {f.denominator}.0)"
+    return f"(- {body})" if f < 0 else body

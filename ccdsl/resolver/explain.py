@@ -1,0 +1,213 @@
+"""Why: sentences for a resolution, and for an infeasible contract a minimal conflict and the nearest misses.
+
+Conflicts come from Z3.  The whole problem — every row in scope (not only those passing the per-node clauses),
+grouped into Pareto classes that remember which clauses they fail — is checked with one assumption literal per
+clause.  The unsat core is then shrunk by deletion (drop a clause; if the rest is still unsat, keep it dropped),
+so the reported set is *minimal*: it is unsatisfiable, and removing any one of its clauses makes it satisfiable.
+When ``node_count`` is not written its default (1) takes part as the pseudo-clause ``node_count => 1 (default)``
+without a position.  The default region is not a clause: when it empties the candidates the error says so.
+
+Near misses are the cheapest rows of distinct instance types that fail the fewest clauses, with the failing
+values in the user's units ("g4dn.xlarge: accelerator_memory 16 GiB < 32 GiB").
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ccdsl.contract import Clause
+from ccdsl.errors import Conflict, UnsatisfiableError
+from ccdsl.parameters import PARAMETERS
+from ccdsl import taxonomy
+from ccdsl.resolution import Choice
+from ccdsl.resolver import compile as comp
+from ccdsl.resolver.counts import count_cap, count_domain
+from ccdsl.resolver.solve import Ranking, RoleRows, literal_table, solver_for
+
+UNITS = {"memory": "GiB", "bandwidth": "Gbit/s", "price": "USD/h"}
+
+
+# ------------------------------------------------------------------------------------------- infeasible
+
+def unsatisfiable(ranking: Ranking, contract) -> UnsatisfiableError:
+    """The error for a contract nothing satisfies, with a minimal conflict from Z3's unsat core."""
+    workers, manager = ranking.workers, ranking.manager
+    if len(workers.scope) == 0 or (manager is not None and len(manager.scope) == 0):
+        return UnsatisfiableError(
+            contract.name, message=f"contract '{contract.name}' is unsatisfiable: the catalog has no instance "
+                                   f"types in region {ranking.region}; name another with cluster_locale, "
+                                   "--region or --any-region")
+    core = minimal_core(ranking)
+    conflict = tuple(_conflict(lit) for lit in core)
+    return UnsatisfiableError(contract.name, conflict, tuple(near_misses(ranking)))
+
+
+def minimal_core(ranking: Ranking) -> list[comp.Literal]:
+    """A minimal unsatisfiable set of the contract's clauses (deletion-based shrinking of Z3's core)."""
+    import z3
+
+    problem = _full_problem(ranking)
+    s, assumptions = solver_for(problem)
+    by_name = {lit.name: lit for lit in problem.literals}
+    if s.check(*assumptions) != z3.unsat:
+        raise RuntimeError(f"internal: Z3 satisfies a contract the ranking found infeasible\n{problem.text}")
+    core = _ordered(s.unsat_core(), assumptions)
+    i = 0
+    while i < len(core):
+        trial = core[:i] + core[i + 1:]
+        if s.check(*trial) == z3.unsat:
+            core = _ordered(s.unsat_core(), trial)
+        else:
+            i += 1
+    return [by_name[str(a)] for a in core]
+
+
+def _ordered(core, assumptions: list) -> list:
+    names = {str(c) for c in core}
+    return [a for a in assumptions if str(a) in names]
+
+
+def _full_problem(ranking: Ranking) -> comp.Problem:
+    view = ranking.view
+    wspec = ranking.workers.spec
+    mspec = ranking.manager.spec if ranking.manager is not None else None
+    lits, index = literal_table(wspec, mspec)
+    mw = ranking.manager is not None
+
+    def classes(rr: RoleRows, spec: comp.RoleSpec) -> comp.Classes:
+        fails = ~np.column_stack(rr.masks) if rr.masks else np.zeros((len(rr.scope), 0), dtype=bool)
+        local = {j: index[id(c)] for j, c in enumerate(spec.node)}
+        return comp.make_classes(view, rr.scope, spec, fails, mw, local)
+
+    worker_classes = classes(ranking.workers, wspec)
+    manager_classes = classes(ranking.manager, mspec) if ranking.manager is not None and mspec else None
+    return comp.compile_problem(wspec, worker_classes, mspec, manager_classes, lits, index, count_cap(wspec.count))
+
+
+def _conflict(lit: comp.Literal) -> Conflict:
+    c = lit.clause
+    if c is None:
+        return Conflict("node_count", "node_count => 1 (default)", None, None, lit.role)
+    line = c.span.line if c.span is not None else None
+    column = c.span.column if c.span is not None else None
+    return Conflict(c.parameter, c.text, line, column, c.role)
+
+
+def near_misses(ranking: Ranking, limit: int = 3) -> list[str]:
+    """The closest rows: fewest failed per-node clauses, then cheapest; one per instance type."""
+    view, rr = ranking.view, ranking.workers
+    out: list[str] = []
+    if len(rr.scope) == 0:
+        return out
+    fails = (~np.column_stack(rr.masks)).sum(axis=1) if rr.masks else np.zeros(len(rr.scope), dtype=int)
+    price = view.numbers["price_per_hour"][rr.scope]
+    order = np.lexsort((price, fails))
+    seen: set[int] = set()
+    for i in order:
+        t = int(view.codes["instance_type"][rr.scope[i]])
+        if t in seen:
+            continue
+        seen.add(t)
+        row = int(rr.scope[i])
+        reasons = [why_not(view, row, c) for c, m in zip(rr.spec.node, rr.masks) if not m[i]]
+        if not reasons:
+            reasons = [_count_reason(view, row, rr.spec)]
+        out.append(f"{view.label('instance_type', row)} ({view.label('region', row)}): " + "; ".join(reasons))
+        if len(out) >= limit:
+            break
+    return out
+
+
+def _count_reason(view, row: int, spec: comp.RoleSpec) -> str:
+    domain = count_domain(spec.count, spec.fixed)
+    if len(domain) == 0:
+        return "no node count satisfies " + (spec.count.text if spec.count else "node_count")
+    lo, hi = int(domain[0]), int(domain[-1])
+    parts = []
+    for c in spec.coupled:
+        v = view.number(comp.coupled_column(c), row)
+        n = hi if c.qualifier in ("atleast", "between") else lo
+        parts.append(f"{c.parameter} {_fmt(n * v, c.parameter)} with {n} node{'s' * (n != 1)} "
+                     f"(wants {_want(c)})")
+    counts = f"{lo}" if lo == hi else f"{lo}..{hi}"
+    return "no node count in " + counts + " fits: " + ", ".join(parts) if parts else "no node count fits"
+
+
+def why_not(view, row: int, c: Clause) -> str:
+    """``accelerator_memory 16 GiB < 32 GiB``: the row's value against the clause, in the user's units."""
+    p = PARAMETERS[c.parameter]
+    if p.kind == "symbol":
+        cols = taxonomy.DOMAIN_COLUMNS.get(p.domain or "", ())
+        have = next((view.label(col, row) for col in reversed(cols) if view.label(col, row)), "none")
+        return f"{c.parameter} {have} is not {_want(c)}"
+    if p.kind in ("machinetype", "region"):
+        return f"{c.parameter} {view.label(p.column or '', row)} is not {_want(c)}"
+    v = view.number(p.column or "", row)
+    if np.isnan(v):
+        return f"{c.parameter} unknown (wants {_want(c)})"
+    op = {"atleast": "<", "atmost": ">", "just": "≠"}.get(c.qualifier)
+    if op:
+        return f"{c.parameter} {_fmt(v, c.parameter)} {op} {_fmt(c.values[0], c.parameter)}"
+    return f"{c.parameter} {_fmt(v, c.parameter)} is not {_want(c)}"
+
+
+def _want(c: Clause) -> str:
+    vals = [_fmt(v, c.parameter) for v in c.values]
+    return {"atleast": lambda: "≥ " + vals[0], "atmost": lambda: "≤ " + vals[0],
+            "between": lambda: f"{vals[0]}..{vals[1]}", "oneof": lambda: "one of " + ", ".join(vals),
+            "not": lambda: "not " + ", ".join(vals), "unrestricted": lambda: "anything"}.get(
+        c.qualifier, lambda: vals[0] if vals else "")()
+
+
+def _fmt(v, parameter: str) -> str:
+    p = PARAMETERS.get(parameter)
+    if not isinstance(v, (int, float, np.floating, np.integer)) or isinstance(v, bool):
+        return str(v)
+    x = float(v)
+    text = str(int(x)) if x.is_integer() else f"{x:.4g}"
+    if p is None:
+        return text
+    if p.kind == "price":
+        return f"${x:.4g}/h"
+    unit = UNITS.get(p.kind, "")
+    return f"{text} {unit}".strip()
+
+
+# --------------------------------------------------------------------------------------------- success
+
+def explanation(ranking: Ranking, chosen: Choice, manager: Choice | None, alternatives: list[Choice],
+                proof_classes: int | None) -> tuple[str, ...]:
+    """Sentences saying why this choice: what it is, how it meets each clause, what it costs, what came next."""
+    view, row = ranking.view, int(ranking.rows[0])
+    lines = [chosen.describe()]
+    for c in ranking.workers.spec.node:
+        lines.append(f"{c.text}: {_have(view, row, c)}")
+    for c in ranking.workers.spec.coupled:
+        v = view.number(comp.coupled_column(c), row)
+        total = chosen.node_count * v + (manager.price_per_hour if manager and c.parameter == comp.BUDGET else 0)
+        lines.append(f"{c.text}: {chosen.node_count} × {_fmt(v, c.parameter)} = {_fmt(total, c.parameter)}"
+                     + (" (manager included)" if manager and c.parameter == comp.BUDGET else ""))
+    cost = (f"{chosen.node_count} node{'s' * (chosen.node_count != 1)} × ${chosen.price_per_node_hour:g}/h"
+            f" = ${chosen.price_per_hour:.6g}/h")
+    if manager is not None:
+        cost += (f" + manager {manager.instance_type} ${manager.price_per_hour:g}/h"
+                 f" = ${chosen.price_per_hour + manager.price_per_hour:.6g}/h")
+    lines.append(cost)
+    if alternatives:
+        a = alternatives[0]
+        extra = manager.price_per_hour if manager else 0.0
+        lines.append(f"next cheapest: {a.instance_type} × {a.node_count} ({a.region}) "
+                     f"${a.price_per_hour + extra:.6g}/h")
+    proof = f"; optimality proved by Z3 over {proof_classes} Pareto classes" if proof_classes is not None else ""
+    lines.append(f"{len(ranking.rows)} (type, region) rows satisfy the contract{proof}")
+    return tuple(lines)
+
+
+def _have(view, row: int, c: Clause) -> str:
+    p = PARAMETERS[c.parameter]
+    if p.kind == "symbol":
+        cols = taxonomy.DOMAIN_COLUMNS.get(p.domain or "", ())
+        return ", ".join(x for x in (view.label(col, row) for col in cols) if x) or "none"
+    if p.kind in ("machinetype", "region"):
+        return view.label(p.column or "", row)
+    return _fmt(view.number(p.column or "", row), c.parameter)

@@ -1,0 +1,116 @@
+"""Per-node clauses as boolean masks over the catalog rows (vectorized, no Z3).
+
+Semantics (one row = one instance type in one region of one provider):
+
+- **Numbers** (``node_memory_size``, ``node_vcpus_count``, ``accelerator_count``, ``accelerator_memory``,
+  ``storage_size``, ``network_performance``, ``node_price``, …) compare the parameter's catalog column with the
+  clause's value in the catalog's unit: ``just`` is equality, ``atleast``/``atmost``/``between`` are inclusive
+  bounds, ``oneof`` any of the values, ``not`` none of them.  Comparisons allow a relative slack of
+  :data:`RELATIVE_TOLERANCE` (1e-9) so binary floating point never decides a boundary.  An unknown value (NaN)
+  satisfies no numeric clause except ``@unrestricted``.
+- **Symbols** (accelerator, processor, provider, storage type, …): a row matches symbol S of domain D when ANY
+  column of ``taxonomy.DOMAIN_COLUMNS[D]`` holds a label in ``taxonomy.covered_labels(D, S)``; ``oneof`` is the
+  union of its symbols, ``not`` the complement of that union (so ``accelerator_manufacturer => @not(NVIDIA)`` also
+  matches rows without accelerators).
+- **Machine types and regions** match the ``instance_type`` / ``region`` column exactly.
+
+:func:`scope_mask` is the part that is not a clause: the default region.  When no clause of the role names
+``cluster_locale``, AWS rows are restricted to the default region (``--region``, else ``$CCDSL_REGION``, else
+``us-east-1``) unless ``any_region``; rows of other providers (``local``, ``ssh`` hosts from user catalogs) carry
+their own pseudo-region and are never restricted by the default region.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ccdsl import taxonomy
+from ccdsl.contract import Clause
+from ccdsl.parameters import PARAMETERS
+from ccdsl.resolver.view import CatalogView
+
+RELATIVE_TOLERANCE = 1e-9
+AWS = "aws"
+
+
+def tolerance(x: float) -> float:
+    """The slack allowed when comparing with ``x``."""
+    return RELATIVE_TOLERANCE * max(1.0, abs(float(x)))
+
+
+def clause_mask(view: CatalogView, clause: Clause) -> np.ndarray:
+    """Rows that satisfy one node-scope clause."""
+    p = PARAMETERS[clause.parameter]
+    if clause.qualifier == "unrestricted":
+        return np.ones(view.size, dtype=bool)
+    if p.kind == "symbol":
+        return _symbol_mask(view, p.domain or "", clause)
+    if p.kind in ("machinetype", "region"):
+        return _exact_mask(view, p.column or "", clause)
+    return number_test(view.numbers[p.column or ""], clause.qualifier, clause.values)
+
+
+def number_test(x: np.ndarray, qualifier: str, values: tuple) -> np.ndarray:
+    """``qualifier(values)`` applied to the numbers ``x`` (NaN never passes).  Shared with the count solver."""
+    with np.errstate(invalid="ignore"):
+        if qualifier == "unrestricted":
+            return np.ones(x.shape, dtype=bool)
+        if qualifier == "atleast":
+            return x >= values[0] - tolerance(values[0])
+        if qualifier == "atmost":
+            return x <= values[0] + tolerance(values[0])
+        if qualifier == "between":
+            lo, hi = values[0], values[1]
+            return (x >= lo - tolerance(lo)) & (x <= hi + tolerance(hi))
+        hit = np.zeros(x.shape, dtype=bool)
+        for v in values:
+            hit |= np.abs(x - v) <= tolerance(v)
+        if qualifier in ("just", "oneof"):
+            return hit
+        if qualifier == "not":
+            return ~hit & ~np.isnan(x)
+    raise ValueError(f"unknown qualifier {qualifier!r}")
+
+
+def _labels_mask(view: CatalogView, columns: tuple[str, ...], labels: frozenset[str]) -> np.ndarray:
+    out = np.zeros(view.size, dtype=bool)
+    for col in columns:
+        table = np.fromiter((lab in labels for lab in view.labels[col]), dtype=bool,
+                            count=len(view.labels[col]))
+        if table.any():
+            out |= table[view.codes[col]]
+    return out
+
+
+def _covered(domain: str, name: object) -> frozenset[str]:
+    try:
+        return taxonomy.covered_labels(domain, str(name))
+    except KeyError:  # a clause built in code with a spelling instead of the canonical name
+        node = taxonomy.lookup(domain, str(name))
+        return taxonomy.covered_labels(domain, node.name) if node is not None else frozenset()
+
+
+def _symbol_mask(view: CatalogView, domain: str, clause: Clause) -> np.ndarray:
+    labels: frozenset[str] = frozenset().union(*(_covered(domain, v) for v in clause.values))
+    hit = _labels_mask(view, taxonomy.DOMAIN_COLUMNS[domain], labels)
+    return ~hit if clause.qualifier == "not" else hit
+
+
+def _exact_mask(view: CatalogView, column: str, clause: Clause) -> np.ndarray:
+    wanted = {str(v) for v in clause.values}
+    hit = _labels_mask(view, (column,), frozenset(wanted))
+    return ~hit if clause.qualifier == "not" else hit
+
+
+def scope_mask(view: CatalogView, clauses: tuple[Clause, ...], region: str, any_region: bool) -> np.ndarray:
+    """Rows a role may use before any clause is applied: everything, or AWS only in the default region."""
+    if any_region or any(c.parameter == "cluster_locale" for c in clauses):
+        return np.ones(view.size, dtype=bool)
+    aws = view.code("provider", AWS)
+    if aws is None:
+        return np.ones(view.size, dtype=bool)
+    in_region = view.code("region", region)
+    not_aws = view.codes["provider"] != aws
+    if in_region is None:
+        return not_aws
+    return not_aws | (view.codes["region"] == in_region)

@@ -1,0 +1,117 @@
+"""A column-array view of the catalog, built once per catalog and reused by every resolve.
+
+Why: the resolver's budget is a few milliseconds.  Pandas column access, string comparisons and ``isin`` over ~11k
+rows cost more than the whole solve, so the catalog is turned once into plain numpy arrays: numbers as float64
+(NaN = unknown), strings as integer codes into a *sorted* table of distinct values (so comparing codes orders
+names alphabetically, which the tie-breaking rule relies on).  Matching a symbol then means looking up which of a
+few dozen distinct labels it covers and indexing a boolean table with the codes.
+
+Rows without a price are not in the catalog (they cannot be costed), so the view drops them.  The view is cached
+per DataFrame object (weakly): treat a catalog DataFrame as immutable once handed to the resolver.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ccdsl.errors import CatalogError
+
+STRING_COLUMNS = (
+    "provider", "region", "instance_type", "cpu_manufacturer", "cpu_model", "cpu_microarchitecture",
+    "cpu_architecture", "accelerator_type", "accelerator_manufacturer", "accelerator_model",
+    "accelerator_architecture", "storage_type",
+)
+NUMBER_COLUMNS = (
+    "vcpus", "cores", "memory_gib", "accelerator_count", "accelerator_memory_gib", "accelerator_memory_total_gib",
+    "network_gbps", "storage_gib", "price_per_hour",
+)
+REQUIRED = ("provider", "region", "instance_type", "price_per_hour")
+
+
+@dataclass(frozen=True, eq=False)
+class CatalogView:
+    """Numpy arrays of the priced catalog rows.  ``codes[col]`` indexes ``labels[col]`` (sorted distinct values)."""
+
+    size: int
+    numbers: dict[str, np.ndarray]
+    codes: dict[str, np.ndarray]
+    labels: dict[str, tuple[str, ...]]
+    location: np.ndarray  # code of (provider, region), for "same place" constraints
+    location_labels: tuple[tuple[str, str], ...]
+
+    def label(self, column: str, row: int) -> str:
+        return self.labels[column][int(self.codes[column][row])]
+
+    def code(self, column: str, value: str) -> int | None:
+        """The code of ``value`` in ``column``, or None when no row holds it."""
+        labels = self.labels[column]
+        i = int(np.searchsorted(np.asarray(labels, dtype=object), value)) if labels else 0
+        return i if i < len(labels) and labels[i] == value else None
+
+    def number(self, column: str, row: int) -> float:
+        return float(self.numbers[column][row])
+
+
+_CACHE: dict[int, tuple[weakref.ref[Any], CatalogView]] = {}
+
+
+def view_of(catalog: Any) -> CatalogView:
+    """The (cached) :class:`CatalogView` of a catalog DataFrame (or of a view, returned as is)."""
+    if isinstance(catalog, CatalogView):
+        return catalog
+    hit = _CACHE.get(id(catalog))
+    if hit is not None and hit[0]() is catalog:
+        return hit[1]
+    view = build_view(catalog)
+    try:
+        _CACHE[id(catalog)] = (weakref.ref(catalog), view)
+    except TypeError:  # not weak-referenceable: just do not cache
+        pass
+    return view
+
+
+def build_view(df: Any) -> CatalogView:
+    """Turn a catalog DataFrame (columns of :mod:`ccdsl.catalog.schema`) into arrays."""
+    import pandas as pd
+
+    missing = [c for c in REQUIRED if c not in df.columns]
+    if missing:
+        raise CatalogError(f"the catalog lacks the column(s) {', '.join(missing)}")
+    price = pd.to_numeric(df["price_per_hour"], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    keep = np.flatnonzero(~np.isnan(price))
+    numbers: dict[str, np.ndarray] = {}
+    for col in NUMBER_COLUMNS:
+        if col in df.columns:
+            values = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        elif col == "accelerator_memory_total_gib" and "accelerator_memory_gib" in df.columns:
+            values = numbers["accelerator_count"] * numbers["accelerator_memory_gib"]
+            numbers[col] = values  # already filtered below via the sources
+            continue
+        else:
+            values = np.full(len(df), np.nan)
+        numbers[col] = values[keep]
+    codes: dict[str, np.ndarray] = {}
+    labels: dict[str, tuple[str, ...]] = {}
+    for col in STRING_COLUMNS:
+        series = df[col] if col in df.columns else pd.Series([""] * len(df))
+        text = series.astype("object").where(series.notna(), "").astype(str).to_numpy()[keep]
+        uniques, inverse = np.unique(text, return_inverse=True)
+        codes[col] = inverse.astype(np.int32)
+        labels[col] = tuple(str(u) for u in uniques)
+    pairs = codes["provider"].astype(np.int64) * (len(labels["region"]) + 1) + codes["region"]
+    loc_uniques, loc = np.unique(pairs, return_inverse=True)
+    n_regions = len(labels["region"]) + 1
+    location_labels = tuple((labels["provider"][int(p // n_regions)], labels["region"][int(p % n_regions)])
+                            for p in loc_uniques)
+    return CatalogView(len(keep), numbers, codes, labels, loc.astype(np.int32), location_labels)
+
+
+def from_columns(columns: dict[str, Any]) -> CatalogView:
+    """A view from a plain mapping of column name -> sequence (used by benchmarks and tests without pandas)."""
+    import pandas as pd
+
+    return build_view(pd.DataFrame(columns))

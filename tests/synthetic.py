@@ -1,0 +1,86 @@
+"""Synthetic instance catalogs with the real schema, for resolver tests and the resolver benchmark.
+
+Rows look like EC2's (families × sizes × regions, GPUs with real taxonomy labels, prices rounded to 1/10000 USD)
+but are generated from a seed, so tests can build small catalogs where brute force is cheap and the benchmark can
+build 1M-row ones.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ccdsl.catalog.schema import COLUMN_NAMES
+
+REGIONS = ("us-east-1", "us-west-2", "eu-west-1", "ap-south-1", "sa-east-1", "eu-central-1")
+GPUS = (  # manufacturer, architecture, model, memory GiB, price per GPU-hour
+    ("NVIDIA", "Turing", "T4", 16.0, 0.35),
+    ("NVIDIA", "Ampere", "A10G", 24.0, 0.75),
+    ("NVIDIA", "Ada Lovelace", "L4", 24.0, 0.55),
+    ("NVIDIA", "Ada Lovelace", "L40S", 48.0, 1.4),
+    ("NVIDIA", "Ampere", "A100", 40.0, 3.0),
+    ("NVIDIA", "Hopper", "H100", 80.0, 6.0),
+    ("NVIDIA", "Volta", "V100", 16.0, 2.1),
+)
+CPUS = (  # manufacturer, microarchitecture, architecture
+    ("Intel", "Ice Lake", "x86_64"), ("Intel", "Sapphire Rapids", "x86_64"), ("AMD", "Zen 3", "x86_64"),
+    ("AMD", "Zen 4", "x86_64"), ("AWS", "Graviton3", "arm64"), ("AWS", "Graviton2", "arm64"),
+)
+SIZES = (1, 2, 4, 8, 16, 32, 48, 64, 96, 192)
+
+
+def catalog(rows: int = 1000, seed: int = 0, regions: tuple[str, ...] = REGIONS, extra_providers: bool = False,
+            unknown_fraction: float = 0.02) -> pd.DataFrame:
+    """A catalog of about ``rows`` rows over ``regions`` (types × regions), schema columns in order."""
+    rng = np.random.default_rng(seed)
+    n_types = max(1, rows // len(regions))
+    t = np.arange(n_types)
+    vcpus = rng.choice(SIZES, n_types)
+    ratio = rng.choice([1.0, 2.0, 4.0, 8.0], n_types)
+    memory = vcpus * ratio
+    cpu = rng.integers(0, len(CPUS), n_types)
+    has_gpu = rng.random(n_types) < 0.3
+    gpu = rng.integers(0, len(GPUS), n_types)
+    gpu_count = np.where(has_gpu, rng.choice([1, 2, 4, 8], n_types), 0)
+    gpu_mem = np.where(has_gpu, np.array([g[3] for g in GPUS])[gpu], 0.0)
+    gpu_price = np.where(has_gpu, np.array([g[4] for g in GPUS])[gpu] * gpu_count, 0.0)
+    base = 0.02 * vcpus + 0.004 * memory + gpu_price
+    network = rng.choice([5.0, 10.0, 12.5, 25.0, 50.0, 100.0], n_types)
+    network = np.where(rng.random(n_types) < unknown_fraction, np.nan, network)
+    storage = np.where(rng.random(n_types) < 0.4, rng.choice([75.0, 150.0, 900.0, 1900.0], n_types), 0.0)
+    family = np.array([f"f{i // 7}" for i in t], dtype=object)
+    itype = np.array([f"f{i // 7}.s{i % 7}x{int(v)}" for i, v in zip(t, vcpus)], dtype=object)
+    frames = []
+    for r, region in enumerate(regions):
+        factor = 1.0 + 0.07 * r
+        price = np.round(base * factor * rng.uniform(0.9, 1.1, n_types), 4)
+        price = np.maximum(price, 0.0001)
+        offered = rng.random(n_types) < 0.9
+        frames.append(pd.DataFrame({
+            "provider": "aws", "region": region, "instance_type": itype, "family": family,
+            "vcpus": vcpus, "cores": np.maximum(vcpus // 2, 1), "memory_gib": memory,
+            "cpu_manufacturer": [CPUS[c][0] for c in cpu], "cpu_model": [f"{CPUS[c][1]} model" for c in cpu],
+            "cpu_microarchitecture": [CPUS[c][1] for c in cpu], "cpu_architecture": [CPUS[c][2] for c in cpu],
+            "clock_ghz": 3.0, "accelerator_count": gpu_count,
+            "accelerator_type": np.where(has_gpu, "GPU", ""),
+            "accelerator_manufacturer": np.where(has_gpu, [GPUS[g][0] for g in gpu], ""),
+            "accelerator_model": np.where(has_gpu, [GPUS[g][2] for g in gpu], ""),
+            "accelerator_architecture": np.where(has_gpu, [GPUS[g][1] for g in gpu], ""),
+            "accelerator_memory_gib": gpu_mem, "accelerator_memory_total_gib": gpu_mem * gpu_count,
+            "network_performance": [f"{x:g} Gigabit" for x in network], "network_gbps": network,
+            "efa": False, "storage_type": np.where(storage > 0, "ssd", "ebs"), "storage_gib": storage,
+            "spot": True, "burstable": False, "bare_metal": False, "price_per_hour": price,
+        })[offered])
+    if extra_providers:
+        frames.append(pd.DataFrame({
+            "provider": ["local", "ssh", "ssh"], "region": ["local", "onprem", "onprem"],
+            "instance_type": ["localhost", "node1", "node2"], "family": "", "vcpus": [4, 16, 32],
+            "cores": [2, 8, 16], "memory_gib": [16.0, 64.0, 128.0], "cpu_manufacturer": "Intel", "cpu_model": "",
+            "cpu_microarchitecture": "", "cpu_architecture": "x86_64", "clock_ghz": np.nan,
+            "accelerator_count": 0, "accelerator_type": "", "accelerator_manufacturer": "",
+            "accelerator_model": "", "accelerator_architecture": "", "accelerator_memory_gib": 0.0,
+            "accelerator_memory_total_gib": 0.0, "network_performance": "", "network_gbps": np.nan,
+            "efa": False, "storage_type": "ssd", "storage_gib": 100.0, "spot": False, "burstable": False,
+            "bare_metal": True, "price_per_hour": 0.0}))
+    df = pd.concat(frames, ignore_index=True)
+    return df[list(COLUMN_NAMES)]
