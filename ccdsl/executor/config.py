@@ -96,10 +96,20 @@ class MpiConfig:
     """how programs are launched."""
 
     processes_per_node: int = _key(1, "MPI ranks per node (one worker id per rank).")
-    mpiexec: str = _key("mpiexec", "mpiexec command on the node that launches (Hydra: MPICH's mpiexec).")
-    python: str = _key("python3", "Python interpreter on remote nodes.")
+    mpiexec: str = _key("", "mpiexec on the node that launches (Hydra: MPICH's mpiexec); empty: the one next to "
+                            "the nodes' python (the mpich wheel puts it there), else the one on PATH.")
+    python: str = _key("python3", "Python interpreter on remote nodes (must import mpi4py and cloudpickle).")
     extra_args: list = _key([], "Extra arguments passed to mpiexec.")
     timeout: float = _key(0.0, "Seconds a run may take; 0: no limit.")
+    iface: str = _key("", "Network interface MPI uses between nodes (mpiexec -iface), e.g. 'eth0' or 'ens5'; "
+                          "empty: Hydra's choice.")
+    remote_dir: str = _key(".ccdsl", "Directory on the nodes (relative to the login dir) for the cluster-internal "
+                                     "key, ssh config and run files; one subdirectory per cluster.")
+    authorized_keys: str = _key(".ssh/authorized_keys", "File on the nodes where the cluster-internal public key is "
+                                                        "installed so nodes can launch MPI ranks on each other.")
+    install: bool = _key(False, "Nodes lacking mpi4py/cloudpickle/mpiexec get a venv in remote_dir with "
+                                "'packages' pip-installed (fresh cloud images); false: such a node is an error.")
+    packages: list = _key(["mpich", "mpi4py", "cloudpickle"], "What 'install' pip-installs.")
 
 
 SECTIONS: dict[str, type] = {"aws": AwsConfig, "ssh": SshConfig, "local": LocalConfig, "mpi": MpiConfig}
