@@ -64,6 +64,7 @@ class AwsConfig:
     address_map: dict = _key({}, "TEST HOOK: connect to these hosts instead of the addresses EC2 reports.  Keys "
                                  "'<role>.<launch index>' (or '<launch index>' for workers), values 'host' or "
                                  "'host:port'.  The private address of a mapped node is the same host.")
+    tags: dict = _key({}, "Extra tags put on every resource (ccdsl's own ccdsl:* tags are always added).")
     poll_interval: float = _key(5.0, "Seconds between DescribeInstances polls while waiting for a state.")
     wait_timeout: float = _key(900.0, "Seconds to wait for instances to reach a state before giving up.")
     max_attempts: int = _key(10, "botocore attempts per call (adaptive retry mode handles throttling).")
@@ -79,37 +80,36 @@ class SshConfig:
     port: int = _key(22, "Default SSH port for ssh-provider hosts.")
     key_path: str = _key("", "Default private key for ssh-provider hosts; empty: the SSH agent / ~/.ssh keys.")
     connect_timeout: float = _key(10.0, "Seconds for one TCP+SSH connection attempt.")
+    command_timeout: float = _key(120.0, "Seconds for one set-up command on a node.")
+    keepalive: float = _key(5.0, "Seconds between SSH keepalives (a dead node is noticed within a few of these).")
     ready_timeout: float = _key(600.0, "Seconds deploy/resume wait for every node to become reachable and ready.")
-    host_key_policy: str = _key("accept-new", "'accept-new' (trust on first use, remembered in the data dir) or "
-                                              "'strict' (only hosts in known_hosts).")
+    host_key_policy: str = _key("accept-new", "'accept-new': pin each node's host key when the cluster is deployed "
+                                              "(kept per cluster in the data dir), refuse a changed key later; "
+                                              "'strict': only keys already recorded.")
 
 
 @dataclass(frozen=True)
 class LocalConfig:
-    """ranks on this machine, no SSH (try a program before paying)."""
+    """Ranks on this machine, no SSH (try a program before paying)."""
 
-    python: str = _key("", "Interpreter for local ranks; empty: the interpreter running ccdsl.")
+    max_nodes: int = _key(64, "Largest node count the local provider accepts (each node is one or more ranks).")
 
 
 @dataclass(frozen=True)
 class MpiConfig:
-    """how programs are launched."""
+    """How programs are launched (mpiexec of MPICH/Hydra, mpi4py, cloudpickle on every node)."""
 
     processes_per_node: int = _key(1, "MPI ranks per node (one worker id per rank).")
-    mpiexec: str = _key("", "mpiexec on the node that launches (Hydra: MPICH's mpiexec); empty: the one next to "
-                            "the nodes' python (the mpich wheel puts it there), else the one on PATH.")
-    python: str = _key("python3", "Python interpreter on remote nodes (must import mpi4py and cloudpickle).")
+    python: str = _key("python3", "Python interpreter on the nodes (must import mpi4py and cloudpickle).  The "
+                                  "local provider always uses the interpreter running ccdsl.")
+    mpiexec: str = _key("", "mpiexec on the nodes; empty: next to python, else on PATH.")
+    iface: str = _key("", "Network interface MPI uses between nodes (e.g. 'eth0'); empty: MPICH's choice.")
+    remote_dir: str = _key(".ccdsl", "Directory on the nodes (relative to the login dir) for per-cluster files.")
+    authorized_keys: str = _key(".ssh/authorized_keys", "Where the cluster-internal public key is installed.")
+    install: bool = _key(False, "pip-install the packages below into a venv on nodes that lack them.")
+    packages: list = _key(["mpich", "mpi4py", "cloudpickle"], "What 'install' installs.")
     extra_args: list = _key([], "Extra arguments passed to mpiexec.")
-    timeout: float = _key(0.0, "Seconds a run may take; 0: no limit.")
-    iface: str = _key("", "Network interface MPI uses between nodes (mpiexec -iface), e.g. 'eth0' or 'ens5'; "
-                          "empty: Hydra's choice.")
-    remote_dir: str = _key(".ccdsl", "Directory on the nodes (relative to the login dir) for the cluster-internal "
-                                     "key, ssh config and run files; one subdirectory per cluster.")
-    authorized_keys: str = _key(".ssh/authorized_keys", "File on the nodes where the cluster-internal public key is "
-                                                        "installed so nodes can launch MPI ranks on each other.")
-    install: bool = _key(False, "Nodes lacking mpi4py/cloudpickle/mpiexec get a venv in remote_dir with "
-                                "'packages' pip-installed (fresh cloud images); false: such a node is an error.")
-    packages: list = _key(["mpich", "mpi4py", "cloudpickle"], "What 'install' pip-installs.")
+    timeout: float = _key(0.0, "Seconds one run may take; 0: no limit.")
 
 
 SECTIONS: dict[str, type] = {"aws": AwsConfig, "ssh": SshConfig, "local": LocalConfig, "mpi": MpiConfig}

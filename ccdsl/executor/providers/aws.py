@@ -144,7 +144,7 @@ class AwsProvider:
             name = f"ccdsl-{handle}"
             self.call("create_placement_group", GroupName=name, Strategy=self.config.placement_group,
                       TagSpecifications=[{"ResourceType": "placement-group",
-                                          "Tags": tags_for(handle, None, contract)}])
+                                          "Tags": self._tags(handle, None, contract)}])
             self.resources["placement_group_created"] = name
 
     def create(self, request: NodeRequest, progress: Progress) -> list[Node]:
@@ -166,8 +166,8 @@ class AwsProvider:
                 "Encrypted": True, "DeleteOnTermination": True, "VolumeType": self.config.volume_type,
                 "VolumeSize": max(self.config.volume_size, image_size)}}],
             "TagSpecifications": [
-                {"ResourceType": "instance", "Tags": tags_for(request.handle, request.role, contract)},
-                {"ResourceType": "volume", "Tags": tags_for(request.handle, request.role, contract)}],
+                {"ResourceType": "instance", "Tags": self._tags(request.handle, request.role, contract)},
+                {"ResourceType": "volume", "Tags": self._tags(request.handle, request.role, contract)}],
         }
         placement: dict[str, str] = {}
         if zone:
@@ -274,6 +274,11 @@ class AwsProvider:
         return sorted(handles)
 
     # -- helpers ---------------------------------------------------------------------------------------------
+    def _tags(self, handle: str, role: str | None, contract: str | None) -> list[dict[str, str]]:
+        own = tags_for(handle, role, contract)
+        taken = {t["Key"] for t in own}
+        return own + [{"Key": str(k), "Value": str(v)} for k, v in self.config.tags.items() if k not in taken]
+
     def _set_region(self, request: NodeRequest) -> None:
         if request.region:
             self._set_region_name(request.region)
@@ -333,7 +338,7 @@ class AwsProvider:
         group = self.call("create_security_group", GroupName=f"ccdsl-{handle}", VpcId=self.resources["vpc_id"],
                           Description=f"ccdsl cluster {handle}: SSH from {cidr}, all traffic between members",
                           TagSpecifications=[{"ResourceType": "security-group",
-                                              "Tags": tags_for(handle, None, contract)}])["GroupId"]
+                                              "Tags": self._tags(handle, None, contract)}])["GroupId"]
         self.resources["security_group_id_created"] = group  # recorded before the rules: terminate deletes it
         self.call("authorize_security_group_ingress", GroupId=group, IpPermissions=[
             {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22,
@@ -365,7 +370,7 @@ class AwsProvider:
 
         name = f"ccdsl-{handle}"
         answer = self.call("create_key_pair", KeyName=name, KeyType="ed25519",
-                           TagSpecifications=[{"ResourceType": "key-pair", "Tags": tags_for(handle, None, contract)}])
+                           TagSpecifications=[{"ResourceType": "key-pair", "Tags": self._tags(handle, None, contract)}])
         keys = data_dir() / "keys"
         keys.mkdir(exist_ok=True, mode=0o700)
         path = keys / f"{handle}.pem"
