@@ -39,14 +39,25 @@ def default_region() -> str:
     return os.environ.get("CCDSL_REGION") or DEFAULT_REGION
 
 
+_DEFAULT: dict[tuple, Any] = {}
+
+
 def _view(catalog: Any):
-    from ccdsl.resolver.view import view_of
+    """The array view of ``catalog``; for the default catalog, cached until one of its files changes (the
+    loader hands out a fresh copy per call, so caching by DataFrame identity would never hit)."""
+    from ccdsl.resolver.view import VIEW_COLUMNS, view_of
 
-    if catalog is None:
-        from ccdsl.catalog import load
+    if catalog is not None:
+        return view_of(catalog)
+    from ccdsl.catalog import loader
 
-        catalog = load()
-    return view_of(catalog)
+    files = [*loader.shipped_files(), *loader.user_files()]
+    key = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files if p.exists())
+    view = _DEFAULT.get(key)
+    if view is None:
+        _DEFAULT.clear()
+        view = _DEFAULT[key] = view_of(loader.load(columns=VIEW_COLUMNS))
+    return view
 
 
 def _ranking(contract, catalog, region, any_region):

@@ -30,6 +30,7 @@ NUMBER_COLUMNS = (
     "network_gbps", "storage_gib", "price_per_hour",
 )
 REQUIRED = ("provider", "region", "instance_type", "price_per_hour")
+VIEW_COLUMNS = STRING_COLUMNS + NUMBER_COLUMNS  # what the resolver reads of a catalog
 
 
 @dataclass(frozen=True, eq=False)

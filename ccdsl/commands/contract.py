@@ -1,0 +1,196 @@
+"""``ccdsl check``, ``ccdsl resolve`` and ``ccdsl select``: contract files in, answers out.
+
+Cheap to import (everything heavy is imported inside the commands): ``ccdsl resolve`` loads the language, the
+resolver, numpy, pandas (for the catalog) and Z3 — never boto3, paramiko or mpi4py.
+
+Output contract:
+
+- ``resolve --json`` prints one JSON object per contract with ``contract, provider, region, instance_type,
+  node_count, price_per_node_hour, price_per_hour, alternatives`` (and ``manager`` for ManagerWorkers); an
+  infeasible contract is ``{"contract", "error": "unsatisfiable", "conflict": [{"parameter", "line", "column",
+  "text"}, …], "near_misses": […]}``.  With ``--contract NAME`` the object itself is printed, otherwise a list.
+- Exit codes: 0 every contract resolved; 1 some contract is unsatisfiable; 2 the file is malformed (diagnostics
+  with carets on stderr, rendered by :mod:`ccdsl.cli`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("check", help="check contract files and report every problem")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("resolve", help="the cost-optimal instance type and node count of each contract")
+    _common(p)
+    p.add_argument("--top", type=int, default=5, metavar="K", help="alternatives to list (default 5)")
+    p.set_defaults(func=cmd_resolve)
+
+    p = sub.add_parser("select", help="every instance type (and region) that satisfies each contract")
+    _common(p)
+    p.set_defaults(func=cmd_select)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--contract", metavar="NAME", help="only this contract of the file")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--region", metavar="R", help="default region (else $CCDSL_REGION, else us-east-1)")
+    where.add_argument("--any-region", action="store_true", help="let every region compete")
+    p.add_argument("--catalog", metavar="PATH", action="append",
+                   help="a catalog file (CSV/TOML) merged on top of the shipped and user catalogs; repeatable")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+# ------------------------------------------------------------------------------------------------ check
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from ccdsl.language import check, read
+
+    status = 0
+    for path in args.files:
+        text = read(path)
+        contracts, diagnostics = check(text, path)
+        for d in diagnostics:
+            print(d.render(text), file=sys.stderr)
+        errors = sum(d.severity == "error" for d in diagnostics)
+        warnings = len(diagnostics) - errors
+        if errors:
+            status = 2
+            print(f"{path}: {errors} error{'s' * (errors != 1)}", file=sys.stderr)
+        else:
+            names = ", ".join(contracts) or "no contracts"
+            tail = f", {warnings} warning{'s' * (warnings != 1)}" if warnings else ""
+            print(f"{path}: ok ({len(contracts)} contract{'s' * (len(contracts) != 1)}: {names}{tail})")
+    return status
+
+
+# ------------------------------------------------------------------------------------------------ resolve
+
+def _contracts(args: argparse.Namespace) -> dict[str, Any]:
+    from ccdsl.errors import ContractError, Diagnostic
+    from ccdsl.language import load
+
+    contracts = load(args.file)
+    for c in contracts.values():
+        for w in c.warnings:
+            print(f"{args.file}: warning: {w}", file=sys.stderr)
+    if args.contract is not None:
+        if args.contract not in contracts:
+            import difflib
+
+            close = difflib.get_close_matches(args.contract, list(contracts), n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"the file defines: {', '.join(contracts) or 'none'}"
+            raise ContractError([Diagnostic(f"no contract named '{args.contract}'", path=args.file, hint=hint)])
+        return {args.contract: contracts[args.contract]}
+    return contracts
+
+
+def _catalog(args: argparse.Namespace) -> Any:
+    if not args.catalog:
+        return None
+    from ccdsl.catalog import load
+    from ccdsl.resolver.view import VIEW_COLUMNS
+
+    return load(paths=args.catalog, columns=VIEW_COLUMNS)
+
+
+def cmd_resolve(args: argparse.Namespace) -> int:
+    from ccdsl.errors import UnsatisfiableError
+    from ccdsl.resolver import resolve
+
+    contracts = _contracts(args)
+    catalog = _catalog(args)
+    status = 0
+    objects = []
+    for name, contract in contracts.items():
+        try:
+            r = resolve(contract, catalog, region=args.region, any_region=args.any_region, top=args.top)
+        except UnsatisfiableError as e:
+            status = 1
+            objects.append(unsat_object(e))
+            if not args.json:
+                print(f"error: {e.render()}", file=sys.stderr)
+            continue
+        objects.append(r.to_dict())
+        if not args.json:
+            print(render_resolution(r))
+    if args.json:
+        print(json.dumps(objects[0] if args.contract is not None else objects, indent=2))
+    return status
+
+
+def unsat_object(e: Any) -> dict[str, Any]:
+    return {"contract": e.contract, "error": "unsatisfiable", "message": e.message,
+            "conflict": [{"parameter": c.parameter, "line": c.line, "column": c.column, "text": c.text}
+                         for c in e.conflict],
+            "near_misses": list(e.near_misses)}
+
+
+def render_resolution(r: Any) -> str:
+    """The human answer: headline, why, and a table of the choice and its alternatives."""
+    head = (f"{r.contract.name}: {r.instance_type} × {r.node_count} in {r.provider} {r.region}"
+            f" — ${r.price_per_hour:g}/h")
+    lines = [head]
+    lines += [f"  {x}" for x in r.explanation]
+    extra = r.manager_price_per_hour
+    rows = []
+    if r.manager is not None:
+        rows.append(["manager", *_cells(r.manager, 0.0)])
+    rows.append(["*", *_cells(r.choice, extra)])
+    rows += [[str(i), *_cells(a, extra)] for i, a in enumerate(r.alternatives, start=2)]
+    lines.append(table(["", "instance_type", "provider", "region", "nodes", "$/node/h", "$/h (cluster)"], rows,
+                       indent=2))
+    return "\n".join(lines) + "\n"
+
+
+def _cells(c: Any, extra: float) -> list[str]:
+    return [c.instance_type, c.provider, c.region, str(c.node_count), f"{c.price_per_node_hour:g}",
+            f"{c.price_per_hour + extra:.6g}"]
+
+
+def table(header: list[str], rows: list[list[str]], indent: int = 0) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    numeric = {i for i, h in enumerate(header) if h.startswith(("$", "nodes", "vcpus", "mem", "acc"))}
+
+    def fmt(cells: list[str]) -> str:
+        out = [(str(x).rjust(w) if i in numeric else str(x).ljust(w)) for i, (x, w) in enumerate(zip(cells, widths))]
+        return " " * indent + "  ".join(out).rstrip()
+
+    return "\n".join([fmt(header), *(fmt(r) for r in rows)])
+
+
+# ------------------------------------------------------------------------------------------------ select
+
+def cmd_select(args: argparse.Namespace) -> int:
+    from ccdsl.resolver import select
+
+    contracts = _contracts(args)
+    catalog = _catalog(args)
+    status = 0
+    objects: list[dict[str, Any]] = []
+    for name, contract in contracts.items():
+        choices = select(contract, catalog, region=args.region, any_region=args.any_region)
+        if not choices:
+            status = 1
+        if args.json:
+            objects.append({"contract": name, "matches": [c.to_dict() for c in choices]})
+            continue
+        print(f"{name}: {len(choices)} match{'es' * (len(choices) != 1)}"
+              + (" (workers)" if contract.cluster_type == "ManagerWorkers" else ""))
+        if choices:
+            rows = [[c.instance_type, c.provider, c.region, str(c.node_count), f"{c.price_per_node_hour:g}",
+                     f"{c.price_per_hour:.6g}", str(c.vcpus), f"{c.memory_gib:g}",
+                     f"{c.accelerator_count} × {c.accelerator_model}" if c.accelerator_count else "-"]
+                    for c in choices]
+            print(table(["instance_type", "provider", "region", "nodes", "$/node/h", "$/h", "vcpus", "mem GiB",
+                         "accelerators"], rows, indent=2))
+        print()
+    if args.json:
+        print(json.dumps(objects[0] if args.contract is not None else objects, indent=2))
+    return status
