@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 from ccdsl.catalog import schema
-from ccdsl.catalog.convert import processor_fact, type_facts
+from ccdsl.catalog.convert import known_processors, processor_fact, type_facts
 from ccdsl.catalog.sources import Sources, digest, read_sources
 from ccdsl.catalog.store import atomic_write, csv_bytes, parquet_bytes
 
@@ -27,6 +28,7 @@ SCHEMA_DOC = "SCHEMA.md"
 def build_rows(src: Sources) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """The catalog rows and the counts of what was left out (for provenance)."""
     vcpus = {t: s["VCpuInfo"]["DefaultVCpus"] for t, s in src.specs.items()}
+    known = known_processors(src.processors)
     per_type: dict[str, dict[str, Any]] = {}
     rows: list[dict[str, Any]] = []
     dropped = {"offered_unpriced": 0, "offered_no_spec": 0}
@@ -40,8 +42,9 @@ def build_rows(src: Sources) -> tuple[list[dict[str, Any]], dict[str, int]]:
                 dropped["offered_no_spec"] += 1
                 continue
             if t not in per_type:
-                per_type[t] = type_facts(src.specs[t], processor_fact(t, src.processors, vcpus))
-            rows.append({"provider": "aws", "region": region, **per_type[t], "price_per_hour": float(price)})
+                per_type[t] = type_facts(src.specs[t], processor_fact(t, known, vcpus))
+            rows.append({"provider": "aws", "region": region, **per_type[t], "price_per_hour": float(price),
+                         "spot_price_per_hour": math.nan})
     offered = {(t, r) for r, ts in src.offerings.items() for t in ts}
     dropped["priced_not_offered"] = sum(1 for t, by in src.prices.items() for r, p in by.items()
                                         if p and (t, r) not in offered)

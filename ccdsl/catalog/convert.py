@@ -50,28 +50,35 @@ def network_gbps(rating: str) -> float:
     return float(m.group(1) or 1) * float(m.group(2))
 
 
-def processor_fact(instance_type: str, processors: Mapping[str, str],
-                   vcpus: Mapping[str, int] | None = None) -> ProcessorFact | None:
-    """The reviewed processor fact for a type.
+def known_processors(strings: Mapping[str, str]) -> dict[str, ProcessorFact | None]:
+    """libcloud's type -> physicalProcessor table translated through the fact table; unmapped strings fail."""
+    out: dict[str, ProcessorFact | None] = {}
+    for t, text in strings.items():
+        if text not in PROCESSOR_STRINGS:
+            raise CatalogError(f"processor model {text!r} (instance type {t}) is not in the fact table",
+                               hint=_FACTS_HINT)
+        out[t] = PROCESSOR_STRINGS[text]
+    return out
 
-    Order: the family table (facts that libcloud lacks or states vaguely), then libcloud's string for the type,
-    then — for types libcloud does not list, which are the ``.metal`` variants — the string of the family's
-    largest listed type: a bare-metal type is the whole host whose biggest virtual slice libcloud does describe.
+
+def processor_fact(instance_type: str, known: Mapping[str, ProcessorFact | None],
+                   vcpus: Mapping[str, int] | None = None) -> ProcessorFact | None:
+    """The reviewed processor fact for a type, given the facts ``known`` per type.
+
+    Order: the family table (facts that libcloud lacks or states vaguely), then the type's own entry, then — for
+    types the table does not list, which are the ``.metal`` variants — the entry of the family's largest listed
+    type: a bare-metal type is the whole host whose biggest virtual slice the source does describe.
     """
     family = family_of(instance_type)
     if family in FAMILY_PROCESSORS:
         return FAMILY_PROCESSORS[family]
-    text = processors.get(instance_type)
-    if text is None:
-        siblings = [t for t in processors if family_of(t) == family]
-        if not siblings:
-            return None
-        size = vcpus or {}
-        text = processors[max(siblings, key=lambda t: (size.get(t, 0), t))]
-    if text not in PROCESSOR_STRINGS:
-        raise CatalogError(f"processor model {text!r} (instance type {instance_type}) is not in the fact table",
-                           hint=_FACTS_HINT)
-    return PROCESSOR_STRINGS[text]
+    if instance_type in known:
+        return known[instance_type]
+    siblings = [t for t in known if family_of(t) == family]
+    if not siblings:
+        return None
+    size = vcpus or {}
+    return known[max(siblings, key=lambda t: (size.get(t, 0), t))]
 
 
 def _accelerator(spec: Mapping[str, Any]) -> dict[str, Any]:

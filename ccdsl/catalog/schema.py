@@ -38,6 +38,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("burstable", "bool", "burstable performance (T family)"),
     ("bare_metal", "bool", "bare-metal instance"),
     ("price_per_hour", "float64", "on-demand Linux price, USD per hour"),
+    ("spot_price_per_hour", "float64", "latest spot price, USD per hour (lowest over zones; NaN if unknown)"),
 )
 
 COLUMN_NAMES: tuple[str, ...] = tuple(c[0] for c in COLUMNS)

@@ -1,0 +1,212 @@
+"""``ccdsl catalog refresh --provider aws``: live specs and prices into a user catalog.
+
+Specs come from EC2 ``DescribeInstanceTypes`` and ``DescribeInstanceTypeOfferings`` (paginated), translated by
+the same :func:`ccdsl.catalog.convert.type_facts` as the shipped build, so a refreshed row means what a shipped
+row means.  On-demand prices come from the AWS Price List API (``pricing.get_products``, served from us-east-1);
+``spot=True`` adds the latest spot prices from ``DescribeSpotPriceHistory``.  EC2 does not name processor models,
+so those come from the shipped catalog's facts for the same type (or family).
+
+The result is written, atomically and only after everything was fetched, to
+``<data dir>/catalogs/aws-<region>.refresh.csv`` with a ``.json`` sidecar recording when and from where; the
+loader lets these rows replace shipped rows of the same (provider, region, type).  Any failure leaves the
+previous files untouched.  boto3 is imported here only.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from ccdsl.errors import CatalogError, MissingDependencyError
+
+PRICING_REGION = "us-east-1"  # the Price List API is served from us-east-1 (and ap-south-1) only
+PRICE_FILTERS = {"operatingSystem": "Linux", "tenancy": "Shared", "preInstalledSw": "NA", "capacitystatus": "Used"}
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    region: str
+    path: Path
+    rows: int
+    instance_types_described: int
+    offered: int
+    price_source: str
+    unpriced: int
+    warnings: tuple[str, ...] = field(default=())
+
+
+def _boto3():  # type: ignore[no-untyped-def]
+    try:
+        import boto3
+        import botocore.config
+        import botocore.exceptions
+    except ModuleNotFoundError:
+        raise MissingDependencyError("boto3", "aws") from None
+    return boto3, botocore.config, botocore.exceptions
+
+
+def _api_error(exc: Exception, what: str, endpoint: str | None) -> CatalogError:
+    name = type(exc).__name__
+    where = f" at {endpoint}" if endpoint else ""
+    if name in ("NoCredentialsError", "PartialCredentialsError"):
+        return CatalogError(f"{what}: no AWS credentials found",
+                            hint="configure credentials (aws configure, AWS_PROFILE or AWS_ACCESS_KEY_ID/...)")
+    if name in ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError"):
+        return CatalogError(f"{what}: cannot reach the AWS API{where} ({exc})",
+                            hint="check the network or --endpoint-url; the previous catalog is unchanged")
+    return CatalogError(f"{what} failed{where}: {exc}", hint="the previous catalog is unchanged")
+
+
+def parse_price_list(items: Iterable[str | dict[str, Any]], region: str | None = None) -> dict[str, float]:
+    """Price List ``GetProducts`` items (JSON strings) -> instance type -> on-demand USD/h.
+
+    Only hourly, USD, OnDemand terms of products matching :data:`PRICE_FILTERS` count (a response may contain
+    other tenancies or capacity statuses if the filters were looser); zero prices are "unknown" and skipped.  If a
+    type has several qualifying prices, the lowest wins — deterministic, and what a user would be charged.
+    """
+    out: dict[str, float] = {}
+    for item in items:
+        doc = json.loads(item) if isinstance(item, str) else item
+        attrs = doc.get("product", {}).get("attributes", {})
+        itype = attrs.get("instanceType")
+        if not itype or any(attrs.get(k, v) != v for k, v in PRICE_FILTERS.items()):
+            continue
+        if region is not None and attrs.get("regionCode", region) != region:
+            continue
+        for term in doc.get("terms", {}).get("OnDemand", {}).values():
+            for dim in term.get("priceDimensions", {}).values():
+                if dim.get("unit") not in ("Hrs", "Hours", "Hour"):
+                    continue
+                try:
+                    price = float(dim.get("pricePerUnit", {}).get("USD", "nan"))
+                except ValueError:
+                    continue
+                if price > 0 and not math.isnan(price):
+                    out[itype] = min(price, out.get(itype, math.inf))
+    return out
+
+
+def latest_spot_prices(history: Iterable[dict[str, Any]]) -> dict[str, float]:
+    """``SpotPriceHistory`` entries -> instance type -> lowest over zones of each zone's latest price."""
+    latest: dict[tuple[str, str], tuple[Any, float]] = {}
+    for h in history:
+        key = (h["InstanceType"], h.get("AvailabilityZone", ""))
+        stamp = h.get("Timestamp")
+        price = float(h["SpotPrice"])
+        if key not in latest or (stamp is not None and stamp > latest[key][0]):
+            latest[key] = (stamp, price)
+    out: dict[str, float] = {}
+    for (itype, _az), (_s, price) in latest.items():
+        out[itype] = min(price, out.get(itype, math.inf))
+    return out
+
+
+def _shipped_processor_facts():  # type: ignore[no-untyped-def]
+    """instance type -> ProcessorFact, and type -> vcpus, from the shipped catalog (facts EC2 does not return)."""
+    from ccdsl.catalog.facts import FAMILY_PROCESSORS, PROCESSOR_STRINGS
+    from ccdsl.catalog.loader import load
+
+    by_model = {f.model: f for f in (*PROCESSOR_STRINGS.values(), *FAMILY_PROCESSORS.values()) if f is not None}
+    frame = load(user=False, columns=["instance_type", "cpu_model", "vcpus"]).drop_duplicates("instance_type")
+    known = {t: by_model.get(m) for t, m in zip(frame["instance_type"], frame["cpu_model"])}
+    return known, dict(zip(frame["instance_type"], frame["vcpus"].astype(int)))
+
+
+def _shipped_prices(region: str) -> dict[str, float]:
+    from ccdsl.catalog.loader import load
+
+    frame = load(user=False, columns=["region", "instance_type", "price_per_hour"])
+    frame = frame[frame["region"] == region]
+    return dict(zip(frame["instance_type"], frame["price_per_hour"].astype(float)))
+
+
+def refresh(region: str, *, endpoint_url: str | None = None, pricing_endpoint_url: str | None = None,
+            spot: bool = False, price_fallback: bool = True, timeout: float = 20.0) -> RefreshResult:
+    """Fetch one region and write its user catalog; see the module docstring."""
+    boto3, bconfig, bexc = _boto3()
+    from ccdsl.catalog.convert import processor_fact, type_facts
+    from ccdsl.catalog.loader import clear_cache, user_catalog_dir
+    from ccdsl.catalog.schema import COLUMN_NAMES
+    from ccdsl.catalog.store import atomic_write, csv_bytes
+
+    config = bconfig.Config(connect_timeout=min(5.0, timeout), read_timeout=timeout,
+                            retries={"max_attempts": 2, "mode": "standard"})
+    session = boto3.session.Session()
+    errors = (bexc.BotoCoreError, bexc.ClientError)
+    try:
+        ec2 = session.client("ec2", region_name=region, endpoint_url=endpoint_url, config=config)
+        specs: list[dict[str, Any]] = []
+        for page in ec2.get_paginator("describe_instance_types").paginate():
+            specs.extend(page["InstanceTypes"])
+        offered: set[str] = set()
+        for page in ec2.get_paginator("describe_instance_type_offerings").paginate(
+                LocationType="region", Filters=[{"Name": "location", "Values": [region]}]):
+            offered.update(o["InstanceType"] for o in page["InstanceTypeOfferings"])
+        spot_prices: dict[str, float] = {}
+        if spot:
+            history = []
+            for page in ec2.get_paginator("describe_spot_price_history").paginate(
+                    ProductDescriptions=["Linux/UNIX"], StartTime=_dt.datetime.now(_dt.timezone.utc)):
+                history.extend(page["SpotPriceHistory"])
+            spot_prices = latest_spot_prices(history)
+    except errors as exc:
+        raise _api_error(exc, f"EC2 DescribeInstanceTypes in {region}", endpoint_url) from None
+    if not specs:
+        raise CatalogError(f"EC2 in {region} described no instance types; nothing written")
+
+    warnings: list[str] = []
+    pricing_url = pricing_endpoint_url or endpoint_url
+    try:
+        pricing = session.client("pricing", region_name=PRICING_REGION, endpoint_url=pricing_url, config=config)
+        filters = [{"Type": "TERM_MATCH", "Field": "regionCode", "Value": region}]
+        filters += [{"Type": "TERM_MATCH", "Field": k, "Value": v} for k, v in PRICE_FILTERS.items()]
+        items: list[str] = []
+        for page in pricing.get_paginator("get_products").paginate(ServiceCode="AmazonEC2", Filters=filters,
+                                                                      FormatVersion="aws_v1"):
+            items.extend(page["PriceList"])
+        prices = parse_price_list(items, region)
+        price_source = "AWS Price List API (pricing.get_products)"
+        if not prices:
+            raise CatalogError(f"the Price List API returned no Linux on-demand prices for {region}")
+    except (*errors, CatalogError) as exc:
+        err = exc if isinstance(exc, CatalogError) else _api_error(exc, "Price List GetProducts", pricing_url)
+        if not price_fallback:
+            raise err from None
+        prices = _shipped_prices(region)
+        price_source = "shipped catalog (Price List API unavailable)"
+        warnings.append(f"{err.message}; using the shipped catalog's on-demand prices for {region}")
+
+    known, vcpus = _shipped_processor_facts()
+    vcpus.update({s["InstanceType"]: int(s["VCpuInfo"]["DefaultVCpus"]) for s in specs})
+    rows = []
+    unpriced = 0
+    for spec in sorted(specs, key=lambda s: s["InstanceType"]):
+        t = spec["InstanceType"]
+        if t not in offered:
+            continue
+        price = prices.get(t, 0.0)
+        if not price:
+            unpriced += 1
+            continue
+        facts = type_facts(spec, processor_fact(t, known, vcpus))
+        rows.append({"provider": "aws", "region": region, **facts, "price_per_hour": price,
+                     "spot_price_per_hour": spot_prices.get(t, math.nan)})
+    if not rows:
+        raise CatalogError(f"no instance type in {region} is both offered and priced; nothing written")
+
+    out = user_catalog_dir() / f"aws-{region}.refresh.csv"
+    sidecar = {
+        "provider": "aws", "region": region,
+        "fetched_at": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "endpoint_url": endpoint_url, "pricing_endpoint_url": pricing_url, "price_source": price_source,
+        "spot_prices": bool(spot), "rows": len(rows), "instance_types_described": len(specs),
+        "offered": len(offered), "unpriced": unpriced, "warnings": warnings,
+    }
+    atomic_write(out, csv_bytes(rows, COLUMN_NAMES), mode=0o600)
+    atomic_write(out.with_suffix(".json"), (json.dumps(sidecar, indent=2) + "\n").encode(), mode=0o600)
+    clear_cache()
+    return RefreshResult(region, out, len(rows), len(specs), len(offered), price_source, unpriced, tuple(warnings))

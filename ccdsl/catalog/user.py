@@ -1,0 +1,303 @@
+"""User catalogs: the user's own rows (on-premise hosts, corrected or refreshed cloud rows) in CSV or TOML.
+
+A user file has the shipped catalog's columns; only ``provider``, ``instance_type``, ``vcpus`` and ``memory_gib``
+are required (plus ``region`` and ``price_per_hour`` for cloud providers), the rest get the defaults below.
+Symbols are checked against the taxonomy and stored as its labels, so ``cpu_microarchitecture = "zen4"`` becomes
+``"Zen 4"`` and a typo fails with a did-you-mean instead of silently never matching a contract.  Every error names
+the file, the line and the column.
+
+TOML layout::
+
+    [defaults]            # optional, merged into every instance
+    provider = "ssh"
+
+    [[instance]]
+    instance_type = "node01"
+    vcpus = 32
+    memory_gib = 128
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any, Callable
+
+from ccdsl import taxonomy
+from ccdsl.catalog.schema import COLUMN_NAMES, DTYPES
+from ccdsl.errors import CatalogError, CatalogRowError
+
+REQUIRED = ("provider", "instance_type", "vcpus", "memory_gib")
+CLOUD_REQUIRED = ("region", "price_per_hour")
+ON_PREMISE = ("local", "ssh")
+
+# column -> (taxonomy domain, accepted node levels)
+SYMBOLS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "provider": ("provider", ("provider",)),
+    "cpu_manufacturer": ("processor", ("manufacturer",)),
+    "cpu_microarchitecture": ("processor", ("microarchitecture",)),
+    "cpu_architecture": ("cpu_architecture", ("isa",)),
+    "accelerator_type": ("accelerator_type", ("type",)),
+    "accelerator_manufacturer": ("accelerator", ("manufacturer",)),
+    "accelerator_architecture": ("accelerator", ("architecture",)),
+    "accelerator_model": ("accelerator", ("model",)),
+    "storage_type": ("storage_type", ("type",)),
+}
+
+_NAN_OK = {"clock_ghz", "network_gbps", "spot_price_per_hour"}  # facts a user may not know; NaN = unknown
+
+
+def _default(column: str, row: dict[str, Any]) -> Any:
+    if column == "family":
+        t = str(row["instance_type"])
+        return t.split(".", 1)[0] if "." in t else ""
+    if column == "cores":
+        return row["vcpus"]
+    if column == "region":
+        return ""
+    if column == "price_per_hour":
+        return 0.0
+    if column == "accelerator_memory_total_gib":
+        return row["accelerator_count"] * row["accelerator_memory_gib"]
+    if column in _NAN_OK:
+        return math.nan
+    return {"string": "", "int64": 0, "float64": 0.0, "bool": False}[DTYPES[column]]
+
+
+def _parse_cell(column: str, value: Any) -> Any:
+    """A raw cell (CSV text or TOML value) -> the column's Python type; ValueError with the reason."""
+    dtype = DTYPES[column]
+    if dtype == "bool":
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("true", "yes", "1"):
+            return True
+        if text in ("false", "no", "0"):
+            return False
+        raise ValueError(f"expected true or false, got {value!r}")
+    if dtype == "int64":
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ValueError(f"expected a whole number, got {value!r}")
+        try:
+            n = int(str(value).strip()) if not isinstance(value, (int, float)) else int(value)
+        except ValueError:
+            raise ValueError(f"expected a whole number, got {value!r}") from None
+        if n < 0:
+            raise ValueError(f"must not be negative, got {n}")
+        return n
+    if dtype == "float64":
+        if isinstance(value, bool):
+            raise ValueError(f"expected a number, got {value!r}")
+        try:
+            x = float(str(value).strip()) if not isinstance(value, (int, float)) else float(value)
+        except ValueError:
+            raise ValueError(f"expected a number, got {value!r}") from None
+        if math.isnan(x) and column not in _NAN_OK:
+            raise ValueError("must be a number, not NaN")
+        if x < 0 or math.isinf(x):
+            raise ValueError(f"must be a finite number >= 0, got {value!r}")
+        return x
+    if not isinstance(value, str):
+        raise ValueError(f"expected text, got {value!r}")
+    text = value.strip()
+    if column in SYMBOLS and text:
+        domain, levels = SYMBOLS[column]
+        node = taxonomy.lookup(domain, text)
+        if node is None or node.level not in levels:
+            close = taxonomy.suggest(domain, text, levels)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            known = ", ".join(n.label for n in taxonomy.nodes(domain, levels)[:12])
+            raise ValueError(f"unknown {column.replace('_', ' ')} {text!r}{hint}; known: {known}")
+        return node.label
+    return text
+
+
+def _fill_from_taxonomy(row: dict[str, Any]) -> None:
+    """Complete what a more specific symbol implies: a model names its architecture and manufacturer."""
+    for domain, columns in (("accelerator", ("accelerator_manufacturer", "accelerator_architecture",
+                                             "accelerator_model")),
+                            ("processor", ("cpu_manufacturer", "cpu_microarchitecture"))):
+        most = next((row[c] for c in reversed(columns) if row.get(c)), "")
+        if not most:
+            continue
+        node = taxonomy.lookup(domain, most)
+        if node is None:
+            continue
+        for a in taxonomy.ancestors(node):
+            col = {"manufacturer": columns[0], "architecture": columns[1] if len(columns) > 2 else None,
+                   "microarchitecture": columns[1]}.get(a.level)
+            if col and not row.get(col):
+                row[col] = a.label
+    if row.get("accelerator_model") and not row.get("accelerator_type"):
+        from ccdsl.catalog.facts import ACCELERATORS
+
+        node = taxonomy.lookup("accelerator", row["accelerator_model"])
+        kinds = {f.kind for f in ACCELERATORS.values() if node is not None and f.node == node.name}
+        if len(kinds) == 1:
+            row["accelerator_type"] = kinds.pop()
+    if row.get("cpu_manufacturer") and not row.get("cpu_architecture"):
+        # Every manufacturer in the taxonomy makes one ISA: Intel/AMD x86_64, AWS Graviton/Apple arm64.
+        row["cpu_architecture"] = "arm64" if row["cpu_manufacturer"] in ("AWS", "Apple") else "x86_64"
+
+
+def validate_record(raw: dict[str, Any], path: str, line_of: Callable[[str | None], int | None]) -> dict[str, Any]:
+    """One user record (column -> raw value) -> a complete, typed catalog row, or :class:`CatalogRowError`."""
+    for key in raw:
+        if key not in DTYPES:
+            close = __import__("difflib").get_close_matches(key, COLUMN_NAMES, n=1)
+            raise CatalogRowError(f"unknown column{f' (did you mean {close[0]!r}?)' if close else ''}",
+                                  path=path, line=line_of(key), column=key)
+    row: dict[str, Any] = {}
+    for column, value in raw.items():
+        if isinstance(value, str) and value.strip() == "":
+            continue  # empty cell = default
+        try:
+            row[column] = _parse_cell(column, value)
+        except ValueError as exc:
+            raise CatalogRowError(str(exc), path=path, line=line_of(column), column=column) from None
+    required = REQUIRED + (CLOUD_REQUIRED if row.get("provider") not in ON_PREMISE else ())
+    for column in required:
+        if column not in row or row[column] in ("",):
+            raise CatalogRowError("required value is missing", path=path, line=line_of(column), column=column)
+    if row["vcpus"] < 1:
+        raise CatalogRowError("must be at least 1", path=path, line=line_of("vcpus"), column="vcpus")
+    if row.get("provider") not in ON_PREMISE and row["price_per_hour"] <= 0:
+        raise CatalogRowError("a cloud row needs a known price > 0", path=path, line=line_of("price_per_hour"),
+                              column="price_per_hour")
+    _fill_from_taxonomy(row)
+    for column in COLUMN_NAMES:
+        if column not in row:
+            row[column] = _default(column, row)
+    if row["cores"] > row["vcpus"]:
+        raise CatalogRowError("cores cannot exceed vcpus", path=path, line=line_of("cores"), column="cores")
+    return row
+
+
+def _csv_records(path: Path, text: str) -> list[tuple[dict[str, Any], int | None]]:
+    import csv
+    import io
+
+    reader = csv.reader(io.StringIO(text))
+    try:
+        header = next(reader)
+    except StopIteration:
+        return []
+    header = [h.strip() for h in header]
+    rows = []
+    for fields in reader:
+        line = reader.line_num
+        if not fields or all(not f.strip() for f in fields):
+            continue
+        if fields[0].lstrip().startswith("#"):
+            continue
+        if len(fields) != len(header):
+            raise CatalogRowError(f"expected {len(header)} fields, found {len(fields)}", path=str(path),
+                                  line=line, column=header[min(len(fields), len(header)) - 1] if header else None)
+        record = dict(zip(header, fields))
+        rows.append((validate_record(record, str(path), lambda _c, n=line: n), line))
+    return rows
+
+
+def _toml_line_finder(text: str) -> Callable[[int, str | None], int | None]:
+    """(instance index, key) -> line number: tomllib gives no positions, so find the key below the header."""
+    lines = text.splitlines()
+    headers = [i for i, s in enumerate(lines) if re.match(r"\s*\[\[\s*instance\s*\]\]", s)]
+    defaults = next((i for i, s in enumerate(lines) if re.match(r"\s*\[\s*defaults\s*\]", s)), None)
+
+    def block_find(start: int, key: str | None) -> int | None:
+        if key is None:
+            return start + 1
+        for j in range(start + 1, len(lines)):
+            if re.match(r"\s*\[", lines[j]):
+                break
+            if re.match(rf"\s*\"?{re.escape(key)}\"?\s*=", lines[j]):
+                return j + 1
+        return None
+
+    def find(index: int, key: str | None) -> int | None:
+        if index < len(headers):
+            hit = block_find(headers[index], key)
+            if hit is not None:
+                return hit
+            if defaults is not None and key is not None:
+                hit = block_find(defaults, key)
+                if hit is not None:
+                    return hit
+            return headers[index] + 1
+        return None
+
+    return find
+
+
+def _toml_records(path: Path, text: str) -> list[tuple[dict[str, Any], int | None]]:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"line (\d+)", str(exc))
+        raise CatalogRowError(f"not valid TOML: {exc}", path=str(path), line=int(m.group(1)) if m else None,
+                              column=None) from None
+    unknown = [k for k in data if k not in ("instance", "defaults")]
+    if unknown:
+        raise CatalogRowError(f"unknown table {unknown[0]!r}; use [[instance]] (and optionally [defaults])",
+                              path=str(path), line=None, column=None)
+    defaults = data.get("defaults", {})
+    instances = data.get("instance", [])
+    if not isinstance(instances, list) or not isinstance(defaults, dict):
+        raise CatalogRowError("[[instance]] must be an array of tables and [defaults] a table", path=str(path),
+                              line=None, column=None)
+    find = _toml_line_finder(text)
+    return [(validate_record({**defaults, **inst}, str(path), lambda c, i=i: find(i, c)), find(i, None))
+            for i, inst in enumerate(instances)]
+
+
+def read_records(path: str | Path) -> list[dict[str, Any]]:
+    """Validated rows of a user catalog file (CSV or TOML)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CatalogError(f"cannot read user catalog {path}: {exc}") from None
+    if path.suffix == ".toml":
+        located = _toml_records(path, text)
+    elif path.suffix == ".csv":
+        located = _csv_records(path, text)
+    else:
+        raise CatalogError(f"{path}: user catalogs are .csv or .toml files")
+    seen: dict[tuple[str, str, str], int | None] = {}
+    for r, line in located:
+        key = (r["provider"], r["region"], r["instance_type"])
+        if key in seen:
+            raise CatalogRowError(f"duplicate row for {'/'.join(key)} (first at line {seen[key]})",
+                                  path=str(path), line=line, column="instance_type")
+        seen[key] = line
+    return [r for r, _ in located]
+
+
+def read_user_catalog(path: str | Path):  # type: ignore[no-untyped-def]
+    """A user catalog file as a DataFrame with the schema's dtypes."""
+    from ccdsl.catalog.store import frame_from_rows
+
+    return frame_from_rows(read_records(path))
+
+
+def add(path: str | Path, name: str | None = None) -> Path:
+    """Validate a user catalog and copy it (atomically) into the user catalog directory; return the new path."""
+    from ccdsl.catalog.loader import clear_cache, user_catalog_dir
+    from ccdsl.catalog.store import atomic_write
+
+    src = Path(path)
+    rows = read_records(src)
+    if not rows:
+        raise CatalogError(f"{src}: no rows to add")
+    dest = user_catalog_dir() / (name or src.name)
+    if dest.suffix != src.suffix:
+        raise CatalogError(f"the destination name must keep the suffix {src.suffix}")
+    atomic_write(dest, src.read_bytes(), mode=0o600)
+    clear_cache()
+    return dest

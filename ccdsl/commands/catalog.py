@@ -1,0 +1,273 @@
+"""``ccdsl catalog build|info|list|show|export|refresh|add``: look at and maintain the instance catalog.
+
+Cheap to import: pandas, the build sources and boto3 load inside the command functions only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+PRICE_MAX_AGE_DAYS = 180
+
+LIST_COLUMNS = ("provider", "region", "instance_type", "vcpus", "memory_gib", "cpu_microarchitecture",
+                "accelerator_count", "accelerator_model", "network_gbps", "price_per_hour")
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("catalog", help="inspect, rebuild, refresh or extend the instance catalog")
+    cs = p.add_subparsers(dest="catalog_command", metavar="SUBCOMMAND")
+    cs.required = True
+
+    b = cs.add_parser("build", help="regenerate the shipped catalog from moto + apache-libcloud (ccdsl[build])")
+    b.add_argument("--output", metavar="DIR", help="write here instead of the package's catalogs/ directory")
+    b.set_defaults(func=cmd_build)
+
+    i = cs.add_parser("info", help="sources, versions, price date and row counts")
+    i.set_defaults(func=cmd_info)
+
+    ls = cs.add_parser("list", help="list catalog rows as a table")
+    ls.add_argument("--region")
+    ls.add_argument("--provider")
+    ls.add_argument("--family")
+    ls.add_argument("--gpu", action="store_true", help="only rows with a GPU")
+    ls.add_argument("--min-vcpus", type=int, default=0, metavar="N")
+    ls.add_argument("--limit", type=int, default=50, metavar="N", help="at most N rows (0 = all; default 50)")
+    ls.add_argument("--sort", default="price_per_hour", help="column to sort by (default price_per_hour)")
+    ls.set_defaults(func=cmd_list)
+
+    s = cs.add_parser("show", help="every column of one instance type")
+    s.add_argument("instance_type", metavar="TYPE")
+    s.add_argument("--region", help="one region (default: all regions, prices side by side)")
+    s.set_defaults(func=cmd_show)
+
+    e = cs.add_parser("export", help="write the merged catalog to stdout")
+    e.add_argument("--format", choices=("csv", "json"), default="csv")
+    e.add_argument("--no-user", action="store_true", help="only the shipped catalog")
+    e.set_defaults(func=cmd_export)
+
+    r = cs.add_parser("refresh", help="fetch live specs and prices through boto3 into a user catalog")
+    r.add_argument("--provider", default="aws", choices=("aws",))
+    r.add_argument("--region", action="append", metavar="R",
+                   help="region to refresh (repeatable; default: the AWS configuration's region)")
+    r.add_argument("--endpoint-url", metavar="URL", help="EC2 endpoint (e.g. a moto server)")
+    r.add_argument("--pricing-endpoint-url", metavar="URL", help="Price List endpoint (default: --endpoint-url)")
+    r.add_argument("--spot", action="store_true", help="also fetch spot prices (DescribeSpotPriceHistory)")
+    r.add_argument("--no-price-fallback", action="store_true",
+                   help="fail if the Price List API is unavailable instead of keeping shipped prices")
+    r.set_defaults(func=cmd_refresh)
+
+    a = cs.add_parser("add", help="validate a CSV/TOML user catalog and copy it into the user data directory")
+    a.add_argument("file", metavar="FILE")
+    a.add_argument("--name", help="file name in the data directory (default: FILE's name)")
+    a.set_defaults(func=cmd_add)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return "-"
+        return f"{value:g}" if abs(value) < 1e6 else f"{value:.0f}"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def render_table(rows: list[list[Any]], header: list[str]) -> str:
+    """A plain aligned text table (numbers right-aligned)."""
+    cells = [[_fmt(v) for v in r] for r in rows]
+    numeric = [all(isinstance(r[i], (int, float)) and not isinstance(r[i], bool) for r in rows) if rows else False
+               for i in range(len(header))]
+    widths = [max([len(h), *(len(c[i]) for c in cells)]) for i, h in enumerate(header)]
+
+    def line(vals: list[str]) -> str:
+        return "  ".join(v.rjust(w) if numeric[i] else v.ljust(w) for i, (v, w) in enumerate(zip(vals, widths)))
+
+    return "\n".join([line(header), line(["-" * w for w in widths]), *(line(c).rstrip() for c in cells)])
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ccdsl.catalog.build import build
+
+    prov = build(Path(args.output) if args.output else None)
+    c = prov["counts"]
+    print(f"built {c['rows']} rows ({c['instance_types']} instance types, {c['regions']} regions); "
+          f"prices of {prov['price_date']}; moto {prov['versions']['moto']}, "
+          f"apache-libcloud {prov['versions']['apache-libcloud']}")
+    return 0
+
+
+def price_age_days(price_date: str, today: Any = None) -> int:
+    import datetime as dt
+
+    today = today or dt.datetime.now(dt.timezone.utc).date()
+    return (today - dt.date.fromisoformat(price_date)).days
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    import json
+
+    from ccdsl._resources import catalog_dir
+    from ccdsl.catalog.loader import user_catalog_dir, user_files
+    from ccdsl.errors import CatalogError
+
+    path = catalog_dir() / "provenance.json"
+    try:
+        prov = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise CatalogError(f"cannot read catalog provenance {path}: {exc}",
+                           hint="run `ccdsl catalog build`") from None
+    c = prov["counts"]
+    print(f"shipped catalog: {catalog_dir()}")
+    print(f"  rows: {c['rows']}  instance types: {c['instance_types']}  regions: {c['regions']}")
+    print(f"  left out: {c['offered_unpriced']} offered pairs without a known price, "
+          f"{c['priced_not_offered']} priced pairs not offered")
+    print(f"  prices: {prov['price_kind']}, dated {prov['price_updated']}")
+    print("  sources:")
+    for name, s in prov["sources"].items():
+        print(f"    {name:<11} {s['package']} {prov['versions'][s['package']]}: {s['file']}"
+              f"{' [' + s['key'] + ']' if 'key' in s else ''}  sha256 {s['sha256'][:12]}")
+    age = price_age_days(prov["price_date"])
+    status = 0
+    if age > PRICE_MAX_AGE_DAYS:
+        print(f"warning: shipped prices are {age} days old (older than {PRICE_MAX_AGE_DAYS} days); "
+              f"run `ccdsl catalog refresh --provider aws --region R` for current prices", file=sys.stderr)
+    users = user_files()
+    print(f"user catalogs: {user_catalog_dir()}" + ("" if users else " (none)"))
+    for u in users:
+        side = u.with_suffix(".json")
+        extra = ""
+        if side.exists():
+            try:
+                meta = json.loads(side.read_text())
+                extra = f"  refreshed {meta.get('fetched_at')}, prices from {meta.get('price_source')}"
+            except ValueError:
+                extra = "  (unreadable sidecar)"
+        print(f"  {u.name}{extra}")
+    return status
+
+
+def _frame(user: bool = True):  # type: ignore[no-untyped-def]
+    from ccdsl.catalog.loader import load
+
+    return load(user=user)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from ccdsl.catalog.schema import COLUMN_NAMES
+    from ccdsl.errors import CatalogError
+
+    df = _frame()
+    if args.region:
+        df = df[df["region"] == args.region]
+    if args.provider:
+        df = df[df["provider"] == args.provider]
+    if args.family:
+        df = df[df["family"] == args.family]
+    if args.gpu:
+        df = df[df["accelerator_type"] == "GPU"]
+    if args.min_vcpus:
+        df = df[df["vcpus"] >= args.min_vcpus]
+    if args.sort not in COLUMN_NAMES:
+        raise CatalogError(f"cannot sort by unknown column {args.sort!r}")
+    total = len(df)
+    df = df.sort_values([args.sort, "instance_type", "region"], kind="stable")
+    if args.limit > 0:
+        df = df.head(args.limit)
+    rows = [list(r) for r in df[list(LIST_COLUMNS)].itertuples(index=False)]
+    print(render_table(rows, [c.replace("_", " ") for c in LIST_COLUMNS]))
+    print(f"({len(rows)} of {total} rows)")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    import difflib
+
+    from ccdsl.catalog.schema import COLUMN_NAMES
+    from ccdsl.errors import CatalogError
+
+    df = _frame()
+    hit = df[df["instance_type"] == args.instance_type]
+    if hit.empty:
+        close = difflib.get_close_matches(args.instance_type, sorted(set(df["instance_type"])), n=3)
+        raise CatalogError(f"no instance type {args.instance_type!r} in the catalog",
+                           hint=f"did you mean {', '.join(close)}?" if close else "see `ccdsl catalog list`")
+    if args.region:
+        regional = hit[hit["region"] == args.region]
+        if regional.empty:
+            raise CatalogError(f"{args.instance_type} is not offered (with a known price) in {args.region}",
+                               hint="offered in: " + ", ".join(sorted(set(hit["region"]))))
+        hit = regional
+    first = hit.iloc[0]
+    per_region = ("region", "price_per_hour", "spot_price_per_hour")
+    rows = [[c, first[c]] for c in COLUMN_NAMES if c not in per_region and c != "provider"]
+    print(f"{first['provider']} {args.instance_type}")
+    print(render_table(rows, ["column", "value"]))
+    print()
+    prices = [[r.region, r.price_per_hour, r.spot_price_per_hour]
+              for r in hit.sort_values("price_per_hour").itertuples(index=False)]
+    print(render_table(prices, ["region", "price per hour", "spot price per hour"]))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from ccdsl.catalog.schema import COLUMN_NAMES, DTYPES
+    from ccdsl.catalog.store import csv_bytes
+
+    df = _frame(user=not args.no_user)
+    if args.format == "csv":
+        records = df.to_dict("records")
+        sys.stdout.write(csv_bytes(records, COLUMN_NAMES).decode())
+    else:
+        import json
+        import math
+
+        def clean(v: Any, dtype: str) -> Any:
+            if dtype == "float64":
+                v = float(v)
+                return None if math.isnan(v) else v
+            if dtype == "int64":
+                return int(v)
+            if dtype == "bool":
+                return bool(v)
+            return str(v)
+
+        out = [{c: clean(r[c], DTYPES[c]) for c in COLUMN_NAMES} for r in df.to_dict("records")]
+        json.dump(out, sys.stdout, indent=None, separators=(",", ":"))
+        sys.stdout.write("\n")
+    return 0
+
+
+def cmd_refresh(args: argparse.Namespace) -> int:
+    from ccdsl.catalog.refresh import refresh
+    from ccdsl.errors import CatalogError
+
+    regions = args.region
+    if not regions:
+        from ccdsl.catalog.refresh import _boto3
+
+        boto3, _c, _e = _boto3()
+        default = boto3.session.Session().region_name
+        if not default:
+            raise CatalogError("no region given and none configured", hint="pass --region R")
+        regions = [default]
+    for region in regions:
+        res = refresh(region, endpoint_url=args.endpoint_url, pricing_endpoint_url=args.pricing_endpoint_url,
+                      spot=args.spot, price_fallback=not args.no_price_fallback)
+        for w in res.warnings:
+            print(f"warning: {w}", file=sys.stderr)
+        print(f"{region}: {res.rows} rows ({res.instance_types_described} types described, {res.offered} offered, "
+              f"{res.unpriced} without price); prices from {res.price_source} -> {res.path}")
+    return 0
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    from ccdsl.catalog.user import add, read_records
+
+    rows = read_records(args.file)
+    dest = add(args.file, args.name)
+    print(f"added {len(rows)} rows -> {dest}")
+    return 0
