@@ -35,7 +35,10 @@ class Sources:
 
 
 def _package_dir(name: str, dist: str) -> Path:
-    spec = importlib.util.find_spec(name)
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):  # a blocked or broken installation
+        spec = None
     if spec is None or not spec.submodule_search_locations:
         raise CatalogError(f"building the catalog needs the Python package '{dist}', which is not installed",
                            hint=_HINT)

@@ -1,0 +1,39 @@
+"""Independent readers of the raw catalog sources (moto, apache-libcloud) for the catalog tests.
+
+Deliberately not ``ccdsl.catalog.sources``: the tests recompute expectations with their own plain code.
+"""
+
+from __future__ import annotations
+
+import ast
+import gzip
+import json
+from importlib import metadata
+from pathlib import Path
+
+SITE = Path(metadata.distribution("moto").locate_file(""))
+
+
+def raw_specs() -> dict:
+    return json.loads(gzip.decompress((SITE / "moto/ec2/resources/instance_types.json.gz").read_bytes()))
+
+
+def raw_offerings() -> set[tuple[str, str]]:
+    pairs = set()
+    for f in (SITE / "moto/ec2/resources/instance_type_offerings/region").glob("*.json.gz"):
+        pairs |= {(o["InstanceType"], o["Location"]) for o in json.loads(gzip.decompress(f.read_bytes()))}
+    return pairs
+
+
+def raw_prices() -> dict:
+    return json.loads((Path(metadata.distribution("apache-libcloud").locate_file(""))
+                       / "libcloud/data/pricing.json").read_text())
+
+
+def raw_processors() -> dict[str, str]:
+    path = Path(metadata.distribution("apache-libcloud").locate_file("")) / \
+        "libcloud/compute/constants/ec2_instance_types.py"
+    tree = ast.parse(path.read_text())
+    (table,) = [ast.literal_eval(s.value) for s in tree.body if isinstance(s, ast.Assign)
+                and getattr(s.targets[0], "id", "") == "INSTANCE_TYPES"]
+    return {t: v["extra"].get("physicalProcessor", "") for t, v in table.items()}
