@@ -12,6 +12,7 @@ Contract``.  :func:`check` returns every diagnostic (errors and warnings) and ne
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from ccdsl.contract import Contract
@@ -19,6 +20,12 @@ from ccdsl.errors import ContractError, ContractSyntaxError, Diagnostic
 from ccdsl.language.builder import Q, atleast, atmost, between, cluster, just, not_, oneof, unrestricted
 from ccdsl.language.checker import check_contracts
 from ccdsl.language.parser import parse_ast
+
+
+def without_positions(contract: Contract) -> Contract:
+    """``contract`` without spans and path: what equality between text and code (``ccdsl.cluster``) compares."""
+    clauses = tuple(dataclasses.replace(c, span=None) for c in contract.clauses)
+    return dataclasses.replace(contract, clauses=clauses, span=None, path=None)
 
 
 def check(text: str, path: str | None = None) -> tuple[dict[str, Contract], list[Diagnostic]]:
@@ -33,6 +40,7 @@ def _check(text: str, path: str | None) -> tuple[dict[str, Contract], list[Diagn
         if problem is not None:
             return {}, [problem], False
     path = str(path) if path is not None else None
+    text = text.replace("\r\n", "\n")  # CRLF files: same lines and columns, clean span texts
     nodes, syntax = parse_ast(text, path)
     contracts, semantic = check_contracts(nodes, path, text)
     diagnostics = sorted(syntax + semantic, key=lambda d: (d.line or 0, d.column or 0))
@@ -48,7 +56,7 @@ def parse(text: str, path: str | None = None) -> dict[str, Contract]:
     """
     contracts, diagnostics, syntax = _check(text, path)
     if any(d.severity == "error" for d in diagnostics):
-        source = text if isinstance(text, str) else None
+        source = text.replace("\r\n", "\n") if isinstance(text, str) else None
         raise (ContractSyntaxError if syntax else ContractError)(diagnostics, source)
     return contracts
 
@@ -85,4 +93,4 @@ def _decode(data: bytes, path: str | None) -> tuple[str, Diagnostic | None]:
 
 
 __all__ = ["Q", "atleast", "atmost", "between", "check", "cluster", "just", "load", "not_", "oneof", "parse",
-           "read", "unrestricted"]
+           "read", "unrestricted", "without_positions"]

@@ -80,7 +80,10 @@ def _check_contract(node: ast.ContractNode, report: _Report) -> Contract | None:
         if key in seen:
             first = seen[key]
             where = f" (first given on line {first.pos.line})" if first.pos else ""
-            report.add(f"duplicate parameter {_scoped(role, param.name)}{where}", clause.parameter.pos,
+            written = _scoped(role, clause.parameter.name)
+            same = _scoped(role, param.name)
+            what = written if written == same else f"{written} (another spelling of {same})"
+            report.add(f"duplicate parameter {what}{where}", clause.parameter.pos,
                        hint="give each parameter once per contract")
             continue
         seen[key] = clause
@@ -124,10 +127,10 @@ def _check_clause(clause: ast.ClauseNode, report: _Report, warnings: list[str]) 
         near = suggest(p.name)
         mean = f"; did you mean {' or '.join(near)}?" if near else ""
         report.add(f"unknown parameter '{p.name}'{mean}", p.name_pos,
-                   hint=None if near else "see the parameter table in the README (ccdsl check --help)")
+                   hint=None if near else "the parameters are listed by: python -m ccdsl.language.reference")
         return None
     if name != p.name:
-        d = report.add(f"'{p.name}' is an older spelling of '{name}'; write {name}", p.name_pos, severity="warning")
+        d = report.add(f"'{p.name}' is the seed's spelling of {name}; prefer '{name}'", p.name_pos, severity="warning")
         warnings.append(d.message)
     param = PARAMETERS[name]
     if p.role is not None and ok and param.scope in ("cluster", "total"):

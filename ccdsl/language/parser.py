@@ -43,7 +43,7 @@ CONTRACT_SYNTAX_ERRORS: list[tuple[str, list[str]]] = [
         "c = @cluster(node_count => 4 node_machinetype => x)", "c = @cluster(a => 4 b)",
         "c = @cluster(a => @just(1) b => 2)", "c = @cluster(a => x y)", "c = @cluster(a => \"x\" y)",
         "c = @cluster(a => 1", "c = @cluster(a => x", "c = @cluster(a => @unrestricted", "c = @cluster(a => \"s\"",
-        "c = @cluster(a => 1 =>", "c = @cluster(a => x =>", "c = @cluster(a => 1 (",
+        "c = @cluster(a => 1 =>", "c = @cluster(a => x =>", "c = @cluster(a => 1 (", "c = @cluster(a => @just(1)(",
     ]),
     ("expected a parameter name", [
         "c = @cluster(=> 4)", "c = @cluster(, a => 1)", "c = @cluster(a => 1,, b => 2)", "c = @cluster(4)",
@@ -56,10 +56,10 @@ CONTRACT_SYNTAX_ERRORS: list[tuple[str, list[str]]] = [
         "c = @cluster a => x (", "c = @cluster a => 1,\n", "c = @cluster ,",
     ]),
     ("qualifier arguments must be numbers, strings or symbols, separated by ','", [
-        "c = @cluster(a => @just())x", "c = @cluster(a => @between(1 2))", "c = @cluster(a => @just(@atleast(1)))",
+        "c = @cluster(a => @between(1 2))", "c = @cluster(a => @just(@atleast(1)))",
         "c = @cluster(a => @oneof(a, ))", "c = @cluster(a => @just(", "c = @cluster(a => @just(1", "c = @cluster a => @just(1",
         "c = @cluster(a => @just(,))", "c = @cluster(a => @just(1,", "c = @cluster(a => @just(x =>",
-        "c = @cluster(a => @just(x y)", "c = @cluster(a => @just(1)(",
+        "c = @cluster(a => @just(x y)",
     ]),
     ("expected '@cluster' after '='", [
         "c = cluster(a => 1)", "c = (a => 1)", "c = ", "c =\n", "c = 4", "c = @just(1)", "c = \"x\"", "c = = @cluster",
@@ -251,6 +251,7 @@ def _chunks(text: str) -> list[tuple[int, int]]:
 
 
 _LABELS: dict[tuple, str] | None = None
+_EARLIER = "earlier = @cluster(node_count => 1)\n"  # examples are also learnt as the second contract of a file
 
 
 def _labels() -> dict[tuple, str]:
@@ -261,7 +262,7 @@ def _labels() -> dict[tuple, str]:
     if _LABELS is None:
         table: dict[tuple, str] = {}
         for label, examples in CONTRACT_SYNTAX_ERRORS:
-            for example in examples:
+            for example in [p + x for p in ('', '\n', _EARLIER) for x in examples]:
                 try:
                     lark_parser().parse(example)
                 except UnexpectedToken as e:
@@ -281,11 +282,18 @@ def _label(e: UnexpectedInput) -> str | None:
 
 
 def _keys(e: UnexpectedToken) -> list[tuple]:
-    """Most specific first.  LALR merges states shared by the two clause forms, so the accepted terminals tell
-    "inside parentheses" from "bare form" where the state number alone cannot."""
+    """Most specific first: the top of the LALR state stack (three, two, one states), with and without the token.
+    LALR merges states that the clause value and a qualifier argument share, so the state alone cannot tell
+    "after a clause" from "inside @between(...)"; the states below it can, and they do not depend on how many
+    contracts came before.  The accepted terminals tell the bare form from the parenthesized one."""
+    stack = tuple(e.state.state_stack)
     accepts = frozenset(e.accepts or e.expected)
-    position = e.state.position
-    return [(position, accepts, e.token.type), (position, accepts), (position, e.token.type), (position,)]
+    keys: list[tuple] = []
+    for k in (3, 2, 1):
+        keys += [(stack[-k:], accepts, e.token.type), (stack[-k:], accepts)]
+    for k in (3, 2, 1):
+        keys += [(stack[-k:], e.token.type), (stack[-k:],)]
+    return keys
 
 
 def _diagnostic(e: UnexpectedInput, text: str, path: str | None) -> Diagnostic:
@@ -295,12 +303,27 @@ def _diagnostic(e: UnexpectedInput, text: str, path: str | None) -> Diagnostic:
         return Diagnostic("unclosed '(': expected ')' before the end of the contract", path=path, line=line,
                           column=column, end_column=column + 1, hint="close it after the last clause")
     line, column, width = _where(e, text)
+    stray = _stray_clause(text, line)
+    if stray is not None:
+        return Diagnostic("a clause on a line of its own: the form without parentheses ends at the end of its line",
+                          path=path, line=line, column=stray[0], end_column=stray[1],
+                          hint="put the clauses in @cluster(...), which may span lines")
     label = _label(e)
     message = label or _generic_message(e)
     if isinstance(e, UnexpectedToken) and label:
         message = f"{message} (found {_describe_token(e.token)})"
     return Diagnostic(message, path=path, line=line, column=column, end_column=column + width,
                       hint=_hint(e), severity="error")
+
+
+def _stray_clause(text: str, line: int) -> tuple[int, int] | None:
+    """(column, end_column) of ``name =>`` when the error's line starts with a clause outside any parentheses."""
+    offsets = [m.start() for m in re.finditer("\n", text)]
+    start = offsets[line - 2] + 1 if line >= 2 else 0
+    m = re.match(r"[ \t\f]*(([A-Za-z_][A-Za-z0-9_]*\.)?[A-Za-z_][A-Za-z0-9_]*)[ \t\f]*=>", text[start:])
+    if m is None or _unclosed_paren(text[:start]) is not None:
+        return None
+    return m.start(1) + 1, m.end(1) + 1
 
 
 def _unclosed_paren(text: str) -> tuple[int, int] | None:
@@ -348,6 +371,8 @@ def _generic_message(e: UnexpectedInput) -> str:
     if isinstance(e, UnexpectedCharacters):
         if e.char == '"':
             return "unterminated string: a string must end with '\"' on the same line"
+        if e.char == "-":
+            return "unexpected '-': names cannot contain '-'"
         if e.char == "@":
             return "'@' must start a qualifier such as @atleast(…) or @cluster"
         return f"unexpected {_describe_char(e.char)}"

@@ -45,13 +45,15 @@ def split(text: str) -> tuple[int | float, str]:
     return _finite(float(mantissa), text), suffix
 
 
-def convert(text: str, kind: str) -> int | float:
-    """The number ``text`` in the unit of a parameter of ``kind`` (count, memory, bandwidth, price)."""
+def convert(text: str, kind: str, name: str | None = None) -> int | float:
+    """The number ``text`` in the unit of a parameter of ``kind`` (count, memory, bandwidth, price); ``name``
+    (the parameter) only makes messages clearer."""
     value, suffix = split(text)
     if suffix:
         factors = FACTORS.get(kind)
         if factors is None:
-            raise ValueProblem(f"a {kind} takes no unit suffix, but '{text}' has '{suffix}'",
+            who = f"{name} is a {kind}" if name else f"a {kind}"
+            raise ValueProblem(f"{who} and takes no unit suffix, but '{text}' has '{suffix}'",
                                hint=f"write the plain number, e.g. {value}")
         if suffix not in factors:
             raise ValueProblem(f"unknown unit suffix '{suffix}' in '{text}'",

@@ -49,7 +49,7 @@ def _number(param: Parameter, atom: ast.Atom) -> int | float:
         if isinstance(atom, ast.String) and re.fullmatch(r"\s*[-+.\d][\w.+-]*\s*", atom.value):
             hint = f"write it without quotes: {atom.value.strip()}"
         raise ValueProblem(f"{param.name} takes a {_kind_word(param)}, not {describe(atom)}", hint=hint)
-    value = units.convert(atom.text, param.kind)
+    value = units.convert(atom.text, param.kind, param.name)
     if value < 0:
         raise ValueProblem(f"{param.name} cannot be negative ({atom.text})")
     if param.kind == "count":
