@@ -190,7 +190,7 @@ def release_cluster(handle: str, nodes: Sequence[Node], *, manager: Node | None 
     try:
         def clean(node: Node) -> None:
             d = node.extra.get("ccdsl_dir", directory)
-            ssh.run(pool.get(node), f"pkill -f {shlex.quote(d)}/ 2>/dev/null; rm -rf {shlex.quote(d)}; "
+            ssh.run(pool.get(node), f"pkill -f {_pkill_pattern(d + '/')} 2>/dev/null; rm -rf {shlex.quote(d)}; "
                     + _authorize_command(options.authorized_keys, handle, None), node=node, check=True,
                     timeout=ssh_options.command_timeout)
 
@@ -208,13 +208,23 @@ def kill_processes(nodes: Sequence[Node], *, manager: Node | None = None, ssh_op
         def kill(node: Node) -> None:
             d = node.extra.get("ccdsl_dir")
             if d:
-                ssh.run(pool.get(node), f"pkill -f {shlex.quote(d)}/ 2>/dev/null; true", node=node,
+                ssh.run(pool.get(node), f"pkill -f {_pkill_pattern(d + '/')} 2>/dev/null; true", node=node,
                         timeout=ssh_options.command_timeout)
 
         _parallel(kill, [*([manager] if manager is not None else []), *nodes])
     finally:
         if connections is None:
             pool.close()
+
+
+class _Deadline(Exception):
+    """A run's time limit passed (not TimeoutError: that is an OSError, which means a broken connection here)."""
+
+
+def _pkill_pattern(path: str) -> str:
+    """A ``pkill -f`` regex for ``path`` that does not match the shell running the pkill (whose command line
+    contains the pattern itself)."""
+    return shlex.quote(path[:-1] + "[" + path[-1] + "]")
 
 
 # -- output handling ----------------------------------------------------------------------------------------------
@@ -272,7 +282,7 @@ class _LocalProcess:
         try:
             while sel.get_map():
                 if deadline is not None and time.monotonic() > deadline:
-                    raise TimeoutError
+                    raise _Deadline
                 for key, _ in sel.select(timeout=0.5):
                     chunk = os.read(key.fileobj.fileno(), 65536)
                     if chunk:
@@ -284,7 +294,7 @@ class _LocalProcess:
                     return self.proc.wait(timeout=0.5)
                 except subprocess.TimeoutExpired:
                     if deadline is not None and time.monotonic() > deadline:
-                        raise TimeoutError from None
+                        raise _Deadline from None
         finally:
             sel.close()
 
@@ -338,7 +348,7 @@ class _RemoteProcess:
                     raise ExecutionError(f"lost the SSH connection to {ssh.describe(self.node)} while mpiexec was "
                                          "running there")
                 if deadline is not None and time.monotonic() > deadline:
-                    raise TimeoutError
+                    raise _Deadline
                 ssh._wait_channel(chan, 0.5)
         except (OSError, EOFError) as exc:
             raise ExecutionError(f"lost the SSH connection to {ssh.describe(self.node)}: {exc}") from exc
@@ -434,10 +444,11 @@ class Launcher:
         self._check_python()
         payload = dumps_call(fn, tuple(args), dict(kwargs or {}))
         out, code = self._launch("fn", payload, [], self.size, stream, timeout)
-        self._raise_rank_error(out)
         results = out.record("result")
         if code != 0 or not results:
-            raise self._job_error(out, code)
+            dead = self._after_failure()
+            self._raise_rank_error(out)
+            raise self._job_error(out, code, dead)
         import cloudpickle
 
         return cloudpickle.loads(base64.b64decode(results[-1]))
@@ -455,6 +466,10 @@ class Launcher:
             raise ExecutionError(f"cannot read the script {path}: {exc.strerror}") from exc
         payload = pickle.dumps((str(p), source))
         _, code = self._launch("script", payload, [str(a) for a in args], np or self.size, stream, timeout)
+        if code != 0:
+            dead = self._after_failure()
+            if dead:
+                raise ExecutionError(f"the MPI job failed (exit {code}): {'; '.join(dead)}")
         return code
 
     def close(self) -> None:
@@ -488,6 +503,7 @@ class Launcher:
         first = self.nodes[0]
         directory = self._extra(first, "ccdsl_dir")
         payload_path = f"{directory}/run-{uuid.uuid4().hex}.payload"
+        self._last_run = payload_path
         ssh.put(self.pool.get(first), payload, payload_path, node=first)
         hosts = ",".join(f"{n.private_address or n.address}:{self.ppn}" for n in self.nodes)
         via_dir = self._extra(via, "ccdsl_dir")
@@ -496,14 +512,18 @@ class Launcher:
                 *self.options.extra_args, "-n", str(np),
                 self._extra(first, "python"), f"{directory}/{rank_script_name()}", mode, payload_path, *args]
         proc = _RemoteProcess(self.pool.get(via), via, argv, self.pool.options)
-        return out, self._pump(proc, out, timeout, ssh.describe(via))
+        try:
+            return out, self._pump(proc, out, timeout, ssh.describe(via))
+        except BaseException:
+            self._after_failure()
+            raise
 
     @staticmethod
     def _pump(proc, out: _Output, timeout: float | None, where: str) -> int:
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             code = proc.pump(out, deadline)
-        except TimeoutError:
+        except _Deadline:
             proc.kill()
             out.close()
             raise ExecutionError(f"the MPI job on {where} did not finish within {timeout:g} s; it was killed") from None
@@ -548,24 +568,29 @@ class Launcher:
                         rank=first["rank"], node=where, exc_type=first["type"],
                         remote_traceback=first["traceback"])
 
-    def _job_error(self, out: _Output, code: int) -> ExecutionError:
+    def _job_error(self, out: _Output, code: int, dead: list[str]) -> ExecutionError:
         """Why a job failed without a Python exception: name the nodes that no longer answer, if any."""
         tail = "\n".join(out.tail)
-        dead = self._unreachable() if self.mode == "ssh" else []
+        shown = f"\n  last output:\n{_indent(tail)}" if tail else ""
         if dead:
-            return ExecutionError(f"the MPI job failed (exit {code}): {'; '.join(dead)}"
-                                  + (f"\n  last output:\n{_indent(tail)}" if tail else ""))
-        what = f"exit {code}" if code != 0 else "no result came back"
-        return ExecutionError(f"the MPI job failed ({what})" + (f"\n  last output:\n{_indent(tail)}" if tail else ""))
+            return ExecutionError(f"the MPI job failed: {'; '.join(dead)}" + shown)
+        what = "lost the connection" if code == -1 else f"exit {code}" if code != 0 else "no result came back"
+        return ExecutionError(f"the MPI job failed ({what})" + shown)
 
-    def _unreachable(self) -> list[str]:
+    def _after_failure(self) -> list[str]:
+        """After a failed ssh-mode run: kill what is left of the run on every node that answers (ranks of a job
+        whose launcher died would otherwise wait forever), and name the nodes that do not answer."""
+        if self.mode != "ssh":
+            return []
+        tag = getattr(self, "_last_run", None)
         quick = replace(self.pool.options, connect_timeout=min(5.0, self.pool.options.connect_timeout))
         probe_pool = ssh.Connections(quick, jump=self.pool.jump)
         probe_pool.store = self.pool.store
+        command = f"pkill -f {_pkill_pattern(tag)} 2>/dev/null; true" if tag else "true"
 
         def check(node: Node) -> str | None:
             try:
-                ssh.run(probe_pool.get(node), "true", node=node, timeout=5)
+                ssh.run(probe_pool.get(node), command, node=node, timeout=10)
                 return None
             except (ProviderError, ExecutionError) as exc:
                 return f"{ssh.describe(node)} does not answer ({exc.message})"

@@ -1,0 +1,237 @@
+"""The MPI launcher across SSH hosts in network namespaces: a real multi-host mpiexec (Hydra, ssh launcher)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+
+import pytest
+
+from ccdsl.errors import ExecutionError, RankError
+from ccdsl.executor import mpi, ssh
+from ccdsl.executor.model import READY
+from fixtures_netns import netns_hosts  # noqa: F401 - the fixture
+
+pytest.importorskip("paramiko")
+pytest.importorskip("mpi4py")
+pytestmark = pytest.mark.netns
+
+
+def my_address(comm):
+    """Inside a rank: the IPv4 address of this namespace's eth0 (proves which host the rank runs on)."""
+    import subprocess
+
+    out = subprocess.run(["ip", "-4", "-o", "addr", "show", "eth0"], capture_output=True, text=True).stdout
+    return out.split()[3].split("/")[0]
+
+
+def sum_and_addresses(comm, scale):
+    total = comm.reduce(comm.rank * scale, root=0)
+    addresses = comm.gather(my_address(comm), root=0)
+    return total, addresses
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("mpi-ssh")
+
+
+@pytest.fixture(scope="module")
+def options(netns_hosts, workdir):
+    return (mpi.MpiOptions(python=sys.executable, iface="eth0", remote_dir=str(workdir / "remote"),
+                           authorized_keys=str(netns_hosts.authorized_keys)),
+            ssh.SshOptions(known_hosts=str(workdir / "known_hosts"), accept_new=True, connect_timeout=5))
+
+
+@pytest.fixture(scope="module")
+def peers(netns_hosts, options):
+    """A PeerWorkers cluster of hosts 0-2, prepared once for the module."""
+    mopts, sopts = options
+    nodes, manager = mpi.prepare_cluster("PeerWorkersTest", netns_hosts.nodes([0, 1, 2]), options=mopts,
+                                         ssh_options=sopts)
+    assert manager is None
+    yield nodes
+    mpi.release_cluster("PeerWorkersTest", nodes, options=mopts, ssh_options=sopts)
+
+
+@pytest.fixture()
+def launcher(peers, options):
+    mopts, sopts = options
+    with mpi.Launcher(peers, options=mopts, ssh_options=sopts) as launcher:
+        yield launcher
+
+
+def test_prepare_installs_cluster_files(peers, netns_hosts, workdir):
+    assert all(n.state == READY for n in peers)
+    d = peers[0].extra["ccdsl_dir"]
+    assert d == str(workdir / "remote" / "PeerWorkersTest")
+    assert (os.stat(f"{d}/id_ed25519").st_mode & 0o777) == 0o600
+    known = open(f"{d}/known_hosts").read().split("\n")
+    assert {line.split()[0] for line in known if line} == {h.address for h in netns_hosts.hosts[:3]}
+    assert "ccdsl-PeerWorkersTest" in netns_hosts.authorized_keys.read_text()
+    assert "StrictHostKeyChecking yes" in open(f"{d}/ssh_config").read()
+
+
+def test_reduce_across_three_namespaces(launcher, netns_hosts):
+    total, addresses = launcher.run_function(sum_and_addresses, (10,), stream=None)
+    assert total == 10 * (0 + 1 + 2)
+    expected = [h.address for h in netns_hosts.hosts[:3]]
+    assert addresses == expected  # rank r runs on node r: three different hosts
+    assert launcher.ranks() == {0: 0, 1: 1, 2: 2}
+    assert len(set(addresses)) == 3
+
+
+def test_several_ranks_per_node_follow_the_rank_map(peers, options, netns_hosts):
+    mopts, sopts = options
+    with mpi.Launcher(peers, processes_per_node=2, options=mopts, ssh_options=sopts) as launcher:
+        total, addresses = launcher.run_function(sum_and_addresses, (1,), stream=None)
+        mapping = launcher.ranks()
+    assert total == sum(range(6))
+    assert len(mapping) == 6
+    for rank, address in enumerate(addresses):
+        assert address == peers[mapping[rank]].private_address
+
+
+def test_run_script_streams_output(launcher, tmp_path):
+    flag = tmp_path / "seen"
+    script = tmp_path / "prog.py"
+    script.write_text(
+        "import os, sys, time\n"
+        "from mpi4py import MPI\n"
+        "comm = MPI.COMM_WORLD\n"
+        "if comm.rank == 2:\n"
+        "    print('ready from rank', comm.rank, 'args', sys.argv[1:])\n"
+        "    t = time.time()\n"
+        "    while not os.path.exists(sys.argv[1]) and time.time() - t < 30:\n"
+        "        time.sleep(0.02)\n"
+        "    print('streamed' if os.path.exists(sys.argv[1]) else 'not streamed')\n"
+        "comm.Barrier()\n"
+        "print('bye', comm.rank, file=sys.stderr)\n"
+        "sys.exit(5 if comm.rank == 0 else 0)\n")
+    seen = []
+
+    def on_line(line, stream):
+        seen.append((stream, line))
+        if line.startswith("ready"):
+            flag.touch()
+
+    code = launcher.run_script(script, [str(flag)], stream=on_line, timeout=60)
+    assert seen[0] == ("stdout", f"ready from rank 2 args ['{flag}']")
+    assert ("stdout", "streamed") in seen
+    assert sorted(line for s, line in seen if s == "stderr") == ["bye 0", "bye 1", "bye 2"]
+    assert code == 5
+
+
+def test_remote_exception_names_rank_and_host(launcher):
+    def explode(comm):
+        if comm.rank == 2:
+            raise RuntimeError(f"broken on {my_address(comm)}")
+        comm.Barrier()
+
+    with pytest.raises(RankError) as info:
+        launcher.run_function(explode, stream=None, timeout=60)
+    err = info.value
+    assert err.rank == 2 and err.exc_type == "RuntimeError"
+    assert "host2" in err.message and launcher.nodes[2].private_address in err.message
+    assert f"broken on {launcher.nodes[2].private_address}" in err.message  # raised on that host indeed
+    assert "in explode" in err.remote_traceback
+    # the cluster is still usable afterwards
+    assert launcher.run_function(lambda comm: comm.allreduce(1), stream=None) == 3
+
+
+def test_timeout_kills_the_remote_job(launcher, tmp_path):
+    def sleeper(comm, path):
+        with open(f"{path}.{comm.rank}", "w") as f:
+            f.write(str(os.getpid()))
+        time.sleep(300)
+
+    with pytest.raises(ExecutionError, match="did not finish within 3 s"):
+        launcher.run_function(sleeper, (str(tmp_path / "pid"),), stream=None, timeout=3)
+    _assert_gone([int(open(tmp_path / f"pid.{r}").read()) for r in range(3)])
+
+
+def _assert_gone(pids, within=15.0):
+    deadline = time.monotonic() + within
+    alive = pids
+    while time.monotonic() < deadline:
+        alive = [p for p in pids if os.path.exists(f"/proc/{p}") and open(f"/proc/{p}/stat").read().split()[2] != "Z"]
+        if not alive:
+            return
+        time.sleep(0.1)
+    pytest.fail(f"processes {alive} survived")
+
+
+def test_manager_workers_reaches_only_the_manager(netns_hosts, options):
+    """Workers have no address ccdsl could connect to: set-up goes through the manager, mpiexec runs there."""
+    mopts, sopts = options
+    workers = netns_hosts.nodes([0, 1, 2], reachable=False)
+    manager = netns_hosts.node(3, role="manager", index=0)
+    assert all(w.address is None for w in workers)
+    nodes, manager = mpi.prepare_cluster("ManagerWorkersT", workers, manager=manager, options=mopts,
+                                         ssh_options=sopts)
+    try:
+        assert manager.state == READY and all(n.state == READY for n in nodes)
+        with mpi.Launcher(nodes, via=manager, options=mopts, ssh_options=sopts) as launcher:
+            total, addresses = launcher.run_function(sum_and_addresses, (1,), stream=None)
+        assert total == 3
+        assert addresses == [h.address for h in netns_hosts.hosts[:3]]
+        assert netns_hosts.hosts[3].address not in addresses  # no rank on the manager
+    finally:
+        mpi.release_cluster("ManagerWorkersT", nodes, manager=manager, options=mopts, ssh_options=sopts)
+    assert "ccdsl-ManagerWorkersT" not in netns_hosts.authorized_keys.read_text()
+    assert not os.path.exists(nodes[0].extra["ccdsl_dir"])
+
+
+def test_unreachable_node_at_prepare(netns_hosts, options):
+    mopts, sopts = options
+    netns_hosts.stop_sshd(1)
+    try:
+        start = time.monotonic()
+        with pytest.raises(Exception) as info:
+            mpi.prepare_cluster("UnreachableTest", netns_hosts.nodes([0, 1]),
+                                options=mpi.MpiOptions(**{**mopts.__dict__, "ready_timeout": 3}), ssh_options=sopts)
+        assert time.monotonic() - start < 20
+        assert "host1" in str(info.value) and "cannot reach" in str(info.value)
+    finally:
+        netns_hosts.start_sshd(1)
+
+
+@pytest.mark.parametrize("victim", [2, 0], ids=["worker-dies", "launching-node-dies"])
+def test_node_dying_mid_run_is_a_clear_error(netns_hosts, options, victim):
+    """Kill every process of one host (its sshd, the MPI proxy and ranks) during a long run."""
+    mopts, sopts = options
+    nodes, _ = mpi.prepare_cluster(f"DyingNodeTest{victim}X", netns_hosts.nodes([0, 1, 2]), options=mopts,
+                                   ssh_options=sopts)
+    pids_file = netns_hosts.workdir / f"dying{victim}"
+
+    def long_run(comm, path):
+        with open(f"{path}.{comm.rank}", "w") as f:
+            f.write(str(os.getpid()))
+        for _ in range(600):
+            comm.Barrier()
+            time.sleep(0.1)
+        return "finished"
+
+    def kill_when_started():
+        deadline = time.monotonic() + 30
+        while not all(os.path.exists(f"{pids_file}.{r}") for r in range(3)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        netns_hosts.kill_host(victim)
+
+    killer = threading.Thread(target=kill_when_started)
+    killer.start()
+    start = time.monotonic()
+    try:
+        with mpi.Launcher(nodes, options=mopts, ssh_options=sopts) as launcher:
+            with pytest.raises(ExecutionError) as info:
+                launcher.run_function(long_run, (str(pids_file),), stream=None, timeout=120)
+        elapsed = time.monotonic() - start
+        assert elapsed < 45, elapsed
+        assert f"host{victim}" in info.value.message and "does not answer" in info.value.message
+        _assert_gone([int(open(f"{pids_file}.{r}").read()) for r in range(3)])  # no orphaned ranks
+    finally:
+        killer.join()
+        netns_hosts.start_sshd(victim)
