@@ -36,9 +36,9 @@ class Diagnostic:
                 where += f":{self.column}"
         out = [f"{where}: {self.severity}: {self.message}"]
         if source is not None and self.line is not None:
-            lines = source.splitlines()
+            lines = source.split("\n")  # as the parser counts lines (splitlines also splits at \r, \f, …)
             if 1 <= self.line <= len(lines):
-                text = lines[self.line - 1].expandtabs(1)
+                text = lines[self.line - 1].rstrip("\r").expandtabs(1)
                 col = max(1, self.column or 1)
                 width = max(1, (self.end_column or col + 1) - col)
                 out.append(f"    {text}")
