@@ -1,0 +1,177 @@
+"""``ccdsl deploy | clusters | nodes | run | interrupt | resume | restart | terminate | reconnect``.
+
+Cheap to import: the executor (and boto3/paramiko behind it) is imported inside the commands.  Progress goes to
+stderr, one line per node and step (``FXqElAnSeTEpQAm worker 2 (i-0abc…): running``); results go to stdout, as
+JSON with ``--json``.  Exit codes: 0 success, 1 a ccdsl error (rendered by :mod:`ccdsl.cli`), the program's own
+exit code for ``run``, 130 on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("deploy", help="create a cluster from a contract and wait until it is ready")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--contract", metavar="NAME", help="the contract of the file to deploy (needed if several)")
+    p.add_argument("--json", action="store_true", help="print the cluster as JSON")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+    p.set_defaults(func=cmd_deploy)
+
+    p = sub.add_parser("clusters", help="clusters that are not terminated (checked against the cloud)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--all", action="store_true", help="include terminated clusters")
+    p.set_defaults(func=cmd_clusters)
+
+    p = sub.add_parser("nodes", help="the nodes of a cluster: id, instance id, addresses, state")
+    p.add_argument("handle", metavar="HANDLE")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_nodes)
+
+    p = sub.add_parser("run", help="run a program on every rank: ccdsl run HANDLE -- python prog.py ARGS")
+    p.add_argument("handle", metavar="HANDLE")
+    p.add_argument("--np", type=int, default=None, help="number of ranks (default: every slot)")
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- python PROG [ARGS]")
+    p.set_defaults(func=cmd_run)
+
+    for name, text in (("interrupt", "stop the nodes (no compute cost while stopped)"),
+                       ("resume", "start an interrupted cluster, with fresh workers"),
+                       ("restart", "kill the cluster's processes, with fresh workers"),
+                       ("terminate", "release every resource of the cluster"),
+                       ("reconnect", "attach to a cluster of an earlier session, with fresh workers")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("handle", metavar="HANDLE")
+        p.add_argument("--json", action="store_true")
+        p.set_defaults(func=cmd_lifecycle, action=name)
+
+
+def progress_printer(handle_of: Any = None) -> Any:
+    """A progress callback writing one line per node and step to stderr."""
+    start = time.monotonic()
+
+    def report(role: str, index: int, state: str) -> None:
+        handle = handle_of() if handle_of else ""
+        print(f"[{time.monotonic() - start:6.1f}s] {handle}{' ' if handle else ''}{role} {index}: {state}",
+              file=sys.stderr, flush=True)
+
+    return report
+
+
+def _log_to_stderr() -> None:
+    import logging
+
+    logger = logging.getLogger("ccdsl")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
+def _cluster_json(c: Any) -> dict[str, Any]:
+    return {"handle": c.handle, "contract": c.contract, "provider": c.provider, "cluster_type": c.cluster_type,
+            "status": c.status, "workers": c.workers(), "nodes": [_node_json(n) for n in c.nodes()]}
+
+
+def _node_json(n: Any) -> dict[str, Any]:
+    return {"role": n.role, "index": n.index, "instance_id": n.instance_id, "instance_type": n.instance_type,
+            "state": n.state, "address": n.address, "private_address": n.private_address, "port": n.port,
+            "zone": n.zone}
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from ccdsl.errors import ClusterError
+    from ccdsl.executor import deploy
+    from ccdsl.language import load
+
+    contracts = load(args.file)
+    if args.contract:
+        if args.contract not in contracts:
+            raise ClusterError(f"{args.file} has no contract named '{args.contract}'",
+                               hint="contracts in it: " + ", ".join(contracts))
+        contract = contracts[args.contract]
+    elif len(contracts) == 1:
+        contract = next(iter(contracts.values()))
+    else:
+        raise ClusterError(f"{args.file} has {len(contracts)} contracts; say which with --contract NAME",
+                           hint="contracts in it: " + ", ".join(contracts))
+    _log_to_stderr()
+    cluster = deploy(contract, progress=None if args.quiet else progress_printer())
+    if args.json:
+        print(json.dumps(_cluster_json(cluster), indent=2))
+    else:
+        print(cluster.handle)
+        print(f"{cluster.cluster_type} {cluster.handle} ready: workers {cluster.workers()}", file=sys.stderr)
+    return 0
+
+
+def cmd_clusters(args: argparse.Namespace) -> int:
+    from ccdsl.executor import clusters
+    from ccdsl.executor.deploy import ClusterInfo
+    from ccdsl.executor.state import State
+
+    _log_to_stderr()
+    infos = clusters()
+    if args.all:
+        live = {i.handle for i in infos}
+        state = State()
+        for r in state.list_clusters(live_only=False):
+            if r.handle not in live:
+                infos.append(ClusterInfo(r.handle, r.contract, r.provider, r.cluster_type, r.status, r.created_at,
+                                         len(state.nodes(r.handle)), "-", r.note))
+    if args.json:
+        print(json.dumps([i.to_dict() for i in infos], indent=2))
+    else:
+        for i in infos:
+            print(i.describe())
+    return 0
+
+
+def cmd_nodes(args: argparse.Namespace) -> int:
+    from ccdsl.executor import get
+
+    c = get(args.handle)
+    nodes = c.nodes()
+    if args.json:
+        print(json.dumps([_node_json(n) for n in nodes], indent=2))
+    else:
+        for n in nodes:
+            print(f"{n.role} {n.index}\t{n.instance_id}\t{n.instance_type}\t{n.address or '-'}\t"
+                  f"{n.private_address or '-'}\t{n.state}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ccdsl.errors import ExecutionError
+    from ccdsl.executor import get
+
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    if len(command) < 2 or not command[0].split("/")[-1].startswith("python"):
+        raise ExecutionError("ccdsl run runs Python programs: ccdsl run HANDLE -- python PROG.py [ARGS]")
+    with get(args.handle) as c:
+        return c.run_script(command[1], command[2:], np=args.np)
+
+
+def cmd_lifecycle(args: argparse.Namespace) -> int:
+    import ccdsl.executor as ex
+
+    _log_to_stderr()
+    if args.action == "reconnect":
+        c = ex.reconnect(args.handle, progress=progress_printer())
+    elif args.action == "resume":
+        c = ex.resume(args.handle, progress=progress_printer())
+    else:
+        c = getattr(ex, args.action)(args.handle) or ex.get(args.handle)
+    if args.json:
+        print(json.dumps(_cluster_json(c), indent=2))
+    else:
+        workers = c.workers()
+        print(f"{c.handle}: {c.status}" + (f", workers {workers}" if workers else ""))
+    return 0

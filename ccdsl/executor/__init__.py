@@ -1,0 +1,55 @@
+"""The executor: deploy a resolved contract, run MPI programs on it, manage its lifecycle.
+
+The seed's macros, the Python way::
+
+    c = ccdsl.deploy(contract)          # @deploy       -> Cluster (handle: 15 random letters)
+    c.workers(); c.nodes(); c.ranks()   # workers(...)
+    c.run(fn, *args)                    # @everywhere + @fetchfrom rank 0
+    ccdsl.interrupt(c); ccdsl.resume(c); ccdsl.restart(c); ccdsl.terminate(c)
+    ccdsl.clusters(); ccdsl.reconnect("FXqElAnSeTEpQAm")
+
+Every function takes a :class:`Cluster` or a handle.  Nothing here imports boto3, paramiko or mpi4py until a
+provider or the launcher needs it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ccdsl.executor.cluster import Cluster
+from ccdsl.executor.deploy import ClusterInfo, Plan, clusters, deploy, get, reconnect
+
+if TYPE_CHECKING:
+    from ccdsl.executor.config import Config
+    from ccdsl.executor.model import Progress
+
+
+def interrupt(cluster: Cluster | str, *, config: "Config | None" = None) -> Cluster:
+    """Stop the cluster's nodes (``@interrupt``): no compute cost while stopped; running programs are lost."""
+    c = get(cluster, config=config)
+    c.interrupt()
+    return c
+
+
+def resume(cluster: Cluster | str, *, config: "Config | None" = None, progress: "Progress | None" = None) -> Cluster:
+    """Start an interrupted cluster again (``@resume``), with fresh workers (new ids)."""
+    c = get(cluster, config=config)
+    c.resume(progress)
+    return c
+
+
+def restart(cluster: Cluster | str, *, config: "Config | None" = None) -> Cluster:
+    """Kill the cluster's processes and create fresh workers (``@restart``)."""
+    c = get(cluster, config=config)
+    c.restart()
+    return c
+
+
+def terminate(cluster: Cluster | str, *, config: "Config | None" = None) -> None:
+    """Release every resource of the cluster (``@terminate``), and check that nothing remains."""
+    get(cluster, config=config).terminate()
+
+
+__all__ = ["Cluster", "ClusterInfo", "Plan", "clusters", "deploy", "interrupt", "reconnect", "restart", "resume",
+           "terminate"]
+_: Any = None

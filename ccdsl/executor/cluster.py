@@ -1,0 +1,301 @@
+"""The :class:`Cluster` a deploy returns: a handle plus what ccdsl knows about its nodes and workers.
+
+A ``Cluster`` is a thin view on a record of the state database, so two ``Cluster`` objects for the same handle
+(one from ``deploy``, one from ``reconnect`` in another process) agree.  Runs go to the MPI launcher
+(:mod:`ccdsl.executor.mpi`); lifecycle steps go to the provider and then update the record.
+
+Worker ids are like the seed's process ids: one per MPI rank slot (``processes_per_node`` per node), allocated
+from a global counter in the state database, new after every resume, restart or reconnect.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import string
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from ccdsl.errors import ClusterError
+from ccdsl.executor import model, state as st
+from ccdsl.executor.model import Node, Progress
+
+if TYPE_CHECKING:
+    from ccdsl.executor.config import Config
+
+log = logging.getLogger("ccdsl.executor")
+
+HANDLE_LENGTH = 15
+
+
+def new_handle() -> str:
+    """15 random ASCII letters, e.g. ``FXqElAnSeTEpQAm`` (52**15 ~ 5e25 values: collisions are not a concern,
+    and the database refuses one anyway)."""
+    return "".join(secrets.choice(string.ascii_letters) for _ in range(HANDLE_LENGTH))
+
+
+def is_handle(text: str) -> bool:
+    return len(text) == HANDLE_LENGTH and all(c in string.ascii_letters for c in text)
+
+
+def quiet(role: str, index: int, state: str) -> None:
+    """The default progress callback: say nothing."""
+
+
+def split_roles(nodes: Sequence[Node]) -> tuple[list[Node], Node | None]:
+    """(worker nodes in index order, the manager or None)."""
+    workers = sorted((n for n in nodes if n.role != "manager"), key=lambda n: n.index)
+    managers = [n for n in nodes if n.role == "manager"]
+    return workers, managers[0] if managers else None
+
+
+def known_hosts_path(handle: str) -> str:
+    d = st.data_dir() / "known_hosts"
+    d.mkdir(exist_ok=True, mode=0o700)
+    return str(d / handle)
+
+
+def make_ready(handle: str, nodes: Sequence[Node], config: "Config", progress: Progress, *,
+               deploying: bool) -> list[Node]:
+    """Wait until every node is reachable (reported per node as it happens, all nodes in parallel), then let the
+    launcher prepare them for MPI (:func:`ccdsl.executor.mpi.prepare_cluster`, also parallel).  Host keys are
+    pinned on first contact while ``deploying`` and checked afterwards."""
+    from ccdsl.executor import mpi, ssh
+
+    workers, manager = split_roles(nodes)
+    mpi_options, ssh_options = mpi.options_from_config(config, known_hosts=known_hosts_path(handle),
+                                                       deploying=deploying)
+    pool = ssh.Connections(ssh_options, jump=manager)
+    try:
+        def reachable(node: Node) -> Node:
+            node = ssh.wait_reachable(node, config.ssh.ready_timeout, ssh_options, connections=pool)
+            progress(node.role, node.index, model.REACHABLE)
+            return node
+
+        if manager is not None:  # workers are reached through the manager
+            manager = reachable(manager)
+        parallel(reachable, workers)
+        workers, manager = mpi.prepare_cluster(handle, workers, manager=manager, options=mpi_options,
+                                               ssh_options=ssh_options, connections=pool, progress=progress)
+    finally:
+        pool.close()
+    return [*([manager] if manager is not None else []), *workers]
+
+
+def parallel(fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+    """``fn`` on every item at once; the first failure is raised after all finished."""
+    if not items:
+        return []
+    with ThreadPoolExecutor(max_workers=min(32, len(items))) as pool:
+        futures = [pool.submit(fn, item) for item in items]
+        for f in futures:
+            if f.exception() is not None:
+                raise f.exception()  # type: ignore[misc]
+        return [f.result() for f in futures]
+
+
+class Cluster:
+    """A deployed cluster.  Get one from :func:`ccdsl.deploy` or :func:`ccdsl.reconnect`.
+
+    >>> c = ccdsl.deploy(ccdsl.cluster(node_provider="Local", node_count=2))   # doctest: +SKIP
+    >>> c.run(lambda comm: comm.allreduce(comm.Get_rank()))                   # doctest: +SKIP
+    1
+    """
+
+    def __init__(self, handle: str, *, config: "Config | None" = None, state: st.State | None = None) -> None:
+        from ccdsl.executor import config as cfg
+
+        self.state = state or st.State()
+        record = self.state.get_cluster(handle)
+        if record is None:
+            raise ClusterError(f"no cluster with handle {handle}", hint="'ccdsl clusters' lists the known ones")
+        self.handle = handle
+        self.config = config or cfg.load()
+        self._launcher: Any = None
+        self._lock = threading.RLock()
+
+    # -- what it is ------------------------------------------------------------------------------------------
+    @property
+    def record(self) -> st.ClusterRecord:
+        record = self.state.get_cluster(self.handle)
+        assert record is not None  # records are never deleted
+        return record
+
+    @property
+    def status(self) -> str:
+        return self.record.status
+
+    @property
+    def contract(self) -> str:
+        return self.record.contract
+
+    @property
+    def provider(self) -> str:
+        return self.record.provider
+
+    @property
+    def cluster_type(self) -> str:
+        return self.record.cluster_type
+
+    @property
+    def processes_per_node(self) -> int:
+        return int(self.record.settings.get("processes_per_node", self.config.mpi.processes_per_node))
+
+    def nodes(self) -> list[Node]:
+        """The nodes (manager first): id, instance id, addresses, state."""
+        return self.state.nodes(self.handle)
+
+    def workers(self) -> list[int]:
+        """Worker ids, one per MPI rank slot; empty while interrupted or terminated."""
+        return self.state.workers(self.handle)
+
+    def ranks(self) -> dict[int, int]:
+        """MPI rank -> worker id (rank r runs in worker ``ranks()[r]``)."""
+        workers = self.workers()
+        if not workers:
+            raise ClusterError(f"cluster {self.handle} has no workers ({self.status})")
+        launcher = self._get_launcher()
+        ppn = launcher.ppn
+        position = {n.index: i for i, n in enumerate(launcher.nodes)}
+        used: dict[int, int] = {}
+        out = {}
+        for rank, node_index in sorted(launcher.ranks().items()):
+            slot = used.get(node_index, 0)
+            used[node_index] = slot + 1
+            out[rank] = workers[position[node_index] * ppn + slot]
+        return out
+
+    def __repr__(self) -> str:
+        try:
+            r = self.record
+            workers, manager = split_roles(self.nodes())
+            shape = f"{workers[0].instance_type}×{len(workers)}" if workers else "no nodes"
+            return f"<Cluster {self.handle} {r.cluster_type} {r.provider} {shape} {r.status}>"
+        except Exception:  # noqa: BLE001 - repr must not fail
+            return f"<Cluster {self.handle}>"
+
+    # -- running ---------------------------------------------------------------------------------------------
+    def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn(comm, *args, **kwargs)`` on every rank under MPI; return rank 0's value."""
+        with self._lock:
+            return self._get_launcher().run_function(fn, args, kwargs)
+
+    def run_script(self, path: str, args: Sequence[str] = (), np: int | None = None, *,
+                   stream: Callable[[str, str], None] | None = None) -> int:
+        """Run a Python script on ``np`` ranks (default: every slot), streaming its output; returns the exit code."""
+        from ccdsl.executor import mpi
+
+        with self._lock:
+            return self._get_launcher().run_script(path, [str(a) for a in args], np, stream=stream or
+                                                   mpi.print_stream)
+
+    def _get_launcher(self) -> Any:
+        from ccdsl.executor import mpi
+
+        with self._lock:
+            if self.status != st.RUNNING:
+                raise ClusterError(f"cluster {self.handle} is {self.status}, not running",
+                                   hint=f"resume it first: ccdsl resume {self.handle}" if self.status == st.INTERRUPTED else None)
+            if self._launcher is None:
+                workers, manager = split_roles(self.nodes())
+                local = self.provider == "local"
+                options, ssh_options = mpi.options_from_config(
+                    self.config, known_hosts=None if local else known_hosts_path(self.handle))
+                self._launcher = mpi.Launcher(workers, processes_per_node=self.processes_per_node,
+                                              mode="local" if local else "ssh", via=manager, options=options,
+                                              ssh_options=ssh_options, handle=self.handle)
+            return self._launcher
+
+    def _drop_launcher(self) -> None:
+        with self._lock:
+            if self._launcher is not None:
+                self._launcher.close()
+                self._launcher = None
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+    def _provider(self) -> Any:
+        from ccdsl.executor.providers import base
+
+        return base.get(self.provider, self.config, dict(self.record.settings))
+
+    def _require(self, *statuses: str, action: str) -> st.ClusterRecord:
+        record = self.record
+        if record.status not in statuses:
+            hint = f"ccdsl terminate {self.handle}" if record.status == st.FAILED else None
+            raise ClusterError(f"cannot {action} cluster {self.handle}: it is {record.status}", hint=hint)
+        return record
+
+    def _new_workers(self) -> list[int]:
+        workers, _ = split_roles(self.nodes())
+        return self.state.new_workers(self.handle, len(workers) * self.processes_per_node)
+
+    def _kill_processes(self) -> None:
+        """Kill what ccdsl started on the nodes (they keep running: restart, or hosts that are never stopped)."""
+        if self.provider == "local":
+            return
+        from ccdsl.executor import mpi
+
+        workers, manager = split_roles(self.nodes())
+        _, ssh_options = mpi.options_from_config(self.config, known_hosts=known_hosts_path(self.handle))
+        mpi.kill_processes(workers, manager=manager, ssh_options=ssh_options)
+
+    def interrupt(self) -> None:
+        """Stop the nodes (no cost for compute while stopped; running programs are lost)."""
+        with self._lock:
+            self._require(st.RUNNING, action="interrupt")
+            self._drop_launcher()
+            self.state.journal(self.handle, "interrupt")
+            provider = self._provider()
+            if provider.name == "ssh":  # bring-your-own hosts are not ours to stop: end our processes only
+                self._kill_processes()
+            nodes = provider.stop(self.handle, self.nodes())
+            self.state.set_nodes(self.handle, nodes)
+            self.state.clear_workers(self.handle)
+            self.state.update_cluster(self.handle, status=st.INTERRUPTED)
+
+    def resume(self, progress: Progress | None = None) -> None:
+        """Start the nodes again (they may come back with new addresses) and create fresh workers."""
+        with self._lock:
+            self._require(st.INTERRUPTED, action="resume")
+            self.state.journal(self.handle, "resume")
+            provider = self._provider()
+            nodes = provider.start(self.handle, self.nodes())
+            self.state.set_nodes(self.handle, nodes)
+            if provider.name != "local":
+                nodes = make_ready(self.handle, nodes, self.config, progress or quiet, deploying=False)
+                self.state.set_nodes(self.handle, nodes)
+            self._new_workers()
+            self.state.update_cluster(self.handle, status=st.RUNNING)
+
+    def restart(self) -> None:
+        """Kill every process ccdsl started on the nodes and create fresh workers (new ids)."""
+        with self._lock:
+            self._require(st.RUNNING, action="restart")
+            self._drop_launcher()
+            self.state.journal(self.handle, "restart")
+            self._kill_processes()
+            self._new_workers()
+
+    def terminate(self) -> None:
+        """Release every resource of the cluster.  The provider checks that nothing remains."""
+        with self._lock:
+            self._require(*st.LIVE_STATUSES, action="terminate")
+            self._drop_launcher()
+            self.state.journal(self.handle, "terminate")
+            self._provider().terminate(self.handle, self.nodes())
+            self.state.set_nodes(self.handle, [replace(n, state=model.TERMINATED) for n in self.nodes()])
+            self.state.clear_workers(self.handle)
+            self.state.update_cluster(self.handle, status=st.TERMINATED, owner_pid=None)
+            self.state.journal(self.handle, "terminated")
+
+    def close(self) -> None:
+        """Close open connections (the cluster keeps running)."""
+        self._drop_launcher()
+
+    def __enter__(self) -> "Cluster":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

@@ -1,0 +1,473 @@
+"""Deploy: a contract (or its resolution) becomes a running cluster -- or nothing paid for.
+
+    resolve -> record (state DB) -> per role: journal, provider.create (one call per role) -> wait running
+            -> wait reachable / ready (all nodes in parallel) -> workers -> status "running"
+
+Crash safety: the cluster record and a journal entry are written *before* every cloud call, and every cloud
+resource carries the handle as a tag.  So whatever kills a deploy (an exception, Ctrl-C, SIGKILL), either the
+deploy itself cleans up, or the next :func:`clusters` finds the cluster -- in the database, or by its tags in the
+cloud (reconciliation) -- and ``ccdsl terminate`` removes it.
+
+Failover: when a provider reports no capacity (or an unsupported type) in a zone, the next zone is tried; when no
+zone works, the resolution's next-cheapest alternative; each step is logged (``ccdsl.executor`` logger, and the
+record's note) so the user knows what they got and why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+
+from ccdsl.errors import CapacityError, CcdslError, ClusterError, ProviderError
+from ccdsl.executor import state as st
+from ccdsl.executor.cluster import Cluster, is_handle, make_ready, new_handle, quiet, split_roles
+from ccdsl.executor.model import Node, NodeRequest, Progress
+from ccdsl.executor.providers import base
+
+if TYPE_CHECKING:
+    from ccdsl.executor.config import Config
+
+log = logging.getLogger("ccdsl.executor")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One way to build the cluster: a provider and one request per role (manager first)."""
+
+    provider: str
+    requests: tuple[NodeRequest, ...]
+    label: str = ""
+
+    def describe(self) -> str:
+        return self.label or ", ".join(f"{r.instance_type} × {r.count}" + (f" ({r.role})" if r.role == "manager"
+                                                                             else "") for r in self.requests)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What deploy works from: the contract's name and type, the plans in failover order, config overrides."""
+
+    contract: str
+    cluster_type: str
+    plans: tuple[Plan, ...]
+    overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    """One line of :func:`clusters`: what the seed's ``@clusters`` shows, plus status and nodes."""
+
+    handle: str
+    contract: str
+    provider: str
+    cluster_type: str
+    status: str
+    created_at: float
+    nodes: int
+    instance_type: str
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["created_at"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self.created_at))
+        return d
+
+    def describe(self) -> str:
+        when = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self.created_at))
+        note = f" -- {self.note}" if self.note else ""
+        return (f"{self.cluster_type} {self.handle}, created at {when} on {self.provider}: {self.instance_type} × "
+                f"{self.nodes}, {self.status}{note}")
+
+
+# -- what to deploy ---------------------------------------------------------------------------------------------
+# Contract configuration parameters (``image_id => "ami-..."``) and the ccdsl.toml keys they override.
+CONTRACT_CONFIG = {
+    "image_id": ("aws", "image"), "user": ("aws", "user"), "key_name": ("aws", "key_name"),
+    "subnet_id": ("aws", "subnet_id"), "security_group_id": ("aws", "security_group_id"),
+    "ssh_cidr": ("aws", "ssh_cidr"), "placement_group": ("aws", "placement_group"), "spot": ("aws", "spot"),
+    "root_volume_size": ("aws", "volume_size"), "hosts": ("ssh", "hosts"), "mpi_flags": ("mpi", "extra_args"),
+    "python": ("mpi", "python"),
+}
+
+
+def spec_of(target: Any) -> Spec:
+    """A Spec from a Contract (resolved here), a Resolution, a Plan, or a sequence of Plans."""
+    if isinstance(target, Spec):
+        return target
+    if isinstance(target, Plan):
+        return Spec("plan", "PeerWorkers", (target,))
+    if isinstance(target, (list, tuple)) and target and all(isinstance(p, Plan) for p in target):
+        return Spec("plan", "PeerWorkers", tuple(target))
+    if hasattr(target, "clauses"):  # a Contract
+        target = _resolve(target)
+        if isinstance(target, Spec):
+            return target
+    if hasattr(target, "choice"):  # a Resolution
+        return _spec_from_resolution(target)
+    raise TypeError(f"deploy() takes a contract or a resolution, not {type(target).__name__}")
+
+
+def _resolve(contract: Any) -> Any:
+    """The contract's resolution.  A contract that asks only for ``node_provider => Local`` deploys on this
+    machine even when the catalog has no row for it ("try before paying" needs no set-up at all)."""
+    from ccdsl.errors import UnsatisfiableError
+    from ccdsl.resolver import resolve
+
+    try:
+        return resolve(contract)
+    except UnsatisfiableError:
+        provider = contract.clause("node_provider")
+        if provider is None or provider.qualifier != "just" or base.canonical(str(provider.values[0])) != "local":
+            raise
+        others = [c.parameter for c in contract.clauses
+                  if c.parameter not in ("node_provider", "node_count", "cluster_type") and c.role is None
+                  and c.qualifier != "unrestricted"]
+        if others:
+            raise
+        count = contract.clause("node_count")
+        n = int(count.values[0]) if count is not None and count.qualifier == "just" and count.values else 1
+        request = NodeRequest(handle="", role="worker", instance_type="local", count=n,
+                              options={"contract": contract.name})
+        log.info("the catalog has no 'local' row: deploying %d local node(s) as asked", n)
+        return Spec(contract.name, contract.cluster_type, (Plan("local", (request,)),), {})
+
+
+def _spec_from_resolution(resolution: Any) -> Spec:
+    contract = resolution.contract
+    overrides: dict[str, dict[str, Any]] = {}
+    for key, value in contract.config_dict().items():
+        if key not in CONTRACT_CONFIG:
+            continue
+        section, name = CONTRACT_CONFIG[key]
+        if key == "image_id":
+            value = {"x86_64": str(value), "arm64": str(value)}
+        elif key == "placement_group" and isinstance(value, bool):
+            value = "cluster" if value else ""
+        elif key in ("hosts", "mpi_flags") and isinstance(value, str):
+            value = value.split(",") if key == "hosts" else value.split()
+        elif key == "root_volume_size":
+            value = int(value)
+        overrides.setdefault(section, {})[name] = value
+    spot = bool(overrides.get("aws", {}).get("spot", False))
+    manager = resolution.manager
+
+    def plan(choice: Any) -> Plan:
+        requests = []
+        if manager is not None:
+            requests.append(_request(manager, "manager", contract.name, spot))
+        requests.append(_request(choice, "worker", contract.name, spot))
+        label = choice.describe() if hasattr(choice, "describe") else ""
+        return Plan(base.canonical(choice.provider), tuple(requests), label)
+
+    plans = (plan(resolution.choice), *(plan(a) for a in resolution.alternatives))
+    return Spec(contract.name, contract.cluster_type, plans, overrides)
+
+
+def _request(choice: Any, role: str, contract: str, spot: bool) -> NodeRequest:
+    return NodeRequest(handle="", role=role, instance_type=choice.instance_type, count=int(choice.node_count),
+                       region=choice.region or None, spot=spot, options={"contract": contract})
+
+
+# -- deploy -----------------------------------------------------------------------------------------------------
+def deploy(target: Any, *, config: "Config | None" = None, progress: Progress | None = None,
+           state: st.State | None = None) -> Cluster:
+    """Create the cluster ``target`` (a Contract, a Resolution, or Plans) asks for; return it running and ready.
+
+    ``progress(role, index, state)`` is called per node as it becomes requested, running, reachable, ready.
+    On any failure or Ctrl-C, what was created is terminated before the exception propagates; if even that
+    fails, the record stays (status ``failed``) for ``ccdsl terminate``."""
+    from ccdsl.executor import config as cfg
+
+    spec = spec_of(target)
+    config = config or cfg.load()
+    if spec.overrides:
+        config = config.replace(**{k: dict(v) for k, v in spec.overrides.items()})
+    state = state or st.State()
+    report = progress or quiet
+    handle = new_handle()
+    now = time.time()
+    state.add_cluster(st.ClusterRecord(
+        handle=handle, contract=spec.contract, provider=spec.plans[0].provider, cluster_type=spec.cluster_type,
+        status=st.DEPLOYING, created_at=now, updated_at=now, owner_pid=os.getpid(), owner_host=socket.gethostname(),
+        settings={"processes_per_node": config.mpi.processes_per_node}))
+    state.journal(handle, "deploy", plans=[p.describe() for p in spec.plans])
+    provider = None
+    try:
+        provider, nodes = _create(handle, spec, config, state, report)
+        if provider.name != "local":
+            state.journal(handle, "ready-wait", nodes=len(nodes))
+            nodes = make_ready(handle, nodes, config, report, deploying=True)
+            state.set_nodes(handle, nodes)
+        workers, _ = split_roles(nodes)
+        state.new_workers(handle, len(workers) * config.mpi.processes_per_node)
+        state.update_cluster(handle, status=st.RUNNING, owner_pid=None)
+        state.journal(handle, "ready")
+        return Cluster(handle, config=config, state=state)
+    except BaseException as exc:
+        _abort(handle, provider, state, exc)
+        raise
+
+
+def _create(handle: str, spec: Spec, config: "Config", state: st.State, report: Progress) -> tuple[Any, list[Node]]:
+    """Try the plans in order; within a plan, every role in every zone; return (provider, nodes)."""
+    failures: list[str] = []
+    for number, plan in enumerate(spec.plans):
+        provider = base.get(plan.provider, config)
+        state.update_cluster(handle, provider=plan.provider, settings=_settings(provider))
+        try:
+            return provider, _create_plan(handle, plan, provider, state, report)
+        except CapacityError as exc:
+            failures.append(f"{plan.describe()}: {exc.message}")
+            _cleanup(handle, provider, state)
+            if number + 1 < len(spec.plans):
+                nxt = spec.plans[number + 1]
+                _note(handle, state, f"{plan.describe()} is not available ({exc.message}); trying the next-cheapest "
+                                     f"alternative: {nxt.describe()}")
+    raise CapacityError("no capacity for any resolution of the contract:\n  " + "\n  ".join(failures),
+                        hint="try later, another region (region => ...), or relax the contract")
+
+
+def _create_plan(handle: str, plan: Plan, provider: Any, state: st.State, report: Progress) -> list[Node]:
+    created: list[Node] = []
+    preferred: str | None = None
+    for request in plan.requests:
+        request = replace(request, handle=handle)
+        zones = provider.zones(request) if hasattr(provider, "zones") else [None]
+        if preferred in zones:  # keep the roles of a cluster in one zone when possible
+            zones = [preferred, *(z for z in zones if z != preferred)]
+        tried = []
+        for zone in zones:
+            attempt = replace(request, options={**request.options, "zone": zone}) if zone else request
+            state.journal(handle, "create", role=request.role, instance_type=request.instance_type,
+                          count=request.count, zone=zone)
+            try:
+                nodes = provider.create(attempt, report)
+            except CapacityError as exc:
+                tried.append(f"{zone}: {exc.message}" if zone else exc.message)
+                state.update_cluster(handle, settings=_settings(provider))
+                if zone is not None and zone != zones[-1]:
+                    _note(handle, state, f"{request.instance_type} × {request.count} ({request.role}): no capacity "
+                                         f"in {zone}; trying the next zone")
+                continue
+            state.set_nodes(handle, nodes)
+            state.update_cluster(handle, settings=_settings(provider))
+            state.journal(handle, "created", role=request.role, ids=[n.instance_id for n in nodes], zone=zone)
+            if hasattr(provider, "wait_running"):
+                nodes = provider.wait_running(handle, nodes, report)
+                state.set_nodes(handle, nodes)
+            created += nodes
+            preferred = zone
+            break
+        else:
+            raise CapacityError(f"{request.instance_type} × {request.count} could not be created in any zone"
+                                + (f" ({'; '.join(tried)})" if tried else ""))
+    return created
+
+
+def _settings(provider: Any) -> dict[str, Any]:
+    return provider.settings() if hasattr(provider, "settings") else {}
+
+
+def _note(handle: str, state: st.State, text: str) -> None:
+    log.warning("%s: %s", handle, text)
+    record = state.get_cluster(handle)
+    joined = f"{record.note}; {text}" if record is not None and record.note else text
+    state.update_cluster(handle, note=joined)
+    state.journal(handle, "note", text=text)
+
+
+def _cleanup(handle: str, provider: Any, state: st.State) -> None:
+    """Terminate whatever the handle owns at ``provider`` (tags find what the records may have missed)."""
+    state.journal(handle, "cleanup")
+    provider.terminate(handle, state.nodes(handle))
+    state.clear_nodes(handle)
+
+
+def _abort(handle: str, provider: Any, state: st.State, exc: BaseException) -> None:
+    reason = exc.message if isinstance(exc, CcdslError) else (
+        "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}")
+    state.journal(handle, "abort", error=reason)
+    try:
+        if provider is not None:
+            _cleanup(handle, provider, state)
+        state.clear_workers(handle)
+        state.update_cluster(handle, status=st.TERMINATED, owner_pid=None,
+                             note=f"deploy failed ({reason}); everything it created was removed")
+    except BaseException as cleanup_exc:  # noqa: BLE001 - a second Ctrl-C, or the cloud refusing
+        what = cleanup_exc.message if isinstance(cleanup_exc, CcdslError) else type(cleanup_exc).__name__
+        state.update_cluster(handle, status=st.FAILED, owner_pid=None,
+                             note=f"deploy failed ({reason}) and clean-up failed ({what})")
+        log.error("%s: deploy failed and its resources may remain; run: ccdsl terminate %s", handle, handle)
+
+
+# -- reconciliation ---------------------------------------------------------------------------------------------
+def _owner_alive(record: st.ClusterRecord) -> bool:
+    if record.owner_pid is None or record.owner_host != socket.gethostname():
+        return False
+    try:
+        os.kill(record.owner_pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _scopes(records: Iterable[st.ClusterRecord], config: "Config") -> dict[tuple, tuple[Any, list]]:
+    """Authoritative providers to ask, one per (provider, region, endpoint), with the records they own."""
+    from ccdsl.executor.config import AwsConfig
+
+    scopes: dict[tuple, tuple[Any, list]] = {}
+
+    def scope_of(provider_name: str, settings: Mapping[str, Any]) -> tuple:
+        return (provider_name, settings.get("resolved_region") or settings.get("region") or config.aws.region,
+                settings.get("endpoint_url", config.aws.endpoint_url), settings.get("profile", config.aws.profile))
+
+    for r in records:
+        if r.provider == "aws":
+            key = scope_of("aws", r.settings)
+            if key not in scopes:
+                scopes[key] = (base.get("aws", config, dict(r.settings)), [])
+            scopes[key][1].append(r)
+    if config.aws != AwsConfig():  # the user configured AWS: look there too, for clusters this machine forgot
+        key = scope_of("aws", {})
+        if key not in scopes:
+            scopes[key] = (base.get("aws", config, {}), [])
+    return scopes
+
+
+def reconcile(config: "Config", state: st.State) -> list[str]:
+    """Bring the records in line with the clouds; return warnings (a cloud that could not be asked)."""
+    warnings = []
+    records = state.list_clusters()
+    for r in records:  # a deploy whose process is gone will never finish
+        if r.status == st.DEPLOYING and not _owner_alive(r):
+            state.update_cluster(r.handle, status=st.FAILED, owner_pid=None,
+                                 note="the deploy was interrupted (its process is gone); run 'ccdsl terminate "
+                                      f"{r.handle}' to remove what it created")
+    for (name, region, endpoint, _), (provider, owned) in _scopes(state.list_clusters(), config).items():
+        try:
+            found = set(provider.discover())
+        except CcdslError as exc:
+            warnings.append(f"could not check {name} {region or ''}: {exc.message}")
+            continue
+        for r in owned:
+            if r.handle in found:
+                _refresh_nodes(r, provider, state)
+            elif r.status in (st.RUNNING, st.INTERRUPTED):
+                state.update_cluster(r.handle, status=st.TERMINATED, note="nothing of it exists in the cloud any more "
+                                                                          "(terminated outside ccdsl)")
+                state.clear_workers(r.handle)
+            elif r.status == st.FAILED:
+                state.update_cluster(r.handle, note=(r.note + "; " if r.note else "") + "nothing of it exists in "
+                                                    "the cloud")
+        known = {r.handle for r in state.list_clusters(live_only=False)}
+        for handle in sorted(found - known):
+            _adopt(handle, provider, state)
+    return warnings
+
+
+def _refresh_nodes(record: st.ClusterRecord, provider: Any, state: st.State) -> None:
+    if record.status == st.DEPLOYING:
+        return
+    live = {(n.role, n.index): n for n in provider.describe(record.handle)}
+    if not live:
+        return
+    ours = {(n.role, n.index): n for n in state.nodes(record.handle)}
+    merged = [replace(ours[k], state=n.state, address=n.address, private_address=n.private_address, zone=n.zone)
+              if k in ours else n for k, n in live.items()]
+    state.set_nodes(record.handle, merged)
+
+
+def _adopt(handle: str, provider: Any, state: st.State) -> None:
+    """A cluster found by its tags that no record knows (made on another machine, or records lost)."""
+    if not is_handle(handle):
+        return
+    nodes = provider.describe(handle)
+    contract = next((n.extra.get("contract") for n in nodes if n.extra.get("contract")), "") or "?"
+    cluster_type = "ManagerWorkers" if any(n.role == "manager" for n in nodes) else "PeerWorkers"
+    now = time.time()
+    status = st.FAILED if not nodes or any(n.state != "running" for n in nodes) else st.RUNNING
+    settings = {k: v for k, v in _settings(provider).items() if not k.endswith("_created")}
+    state.add_cluster(st.ClusterRecord(handle=handle, contract=contract, provider=provider.name,
+                                       cluster_type=cluster_type, status=status, created_at=now, updated_at=now,
+                                       settings=settings, note="found in the cloud by its tags (no local record)"))
+    state.set_nodes(handle, nodes)
+
+
+def clusters(*, config: "Config | None" = None, state: st.State | None = None,
+             reconcile_cloud: bool = True) -> list[ClusterInfo]:
+    """The clusters that are not terminated (the seed's ``@clusters``), reconciled with the clouds first."""
+    from ccdsl.executor import config as cfg
+
+    config = config or cfg.load()
+    state = state or st.State()
+    if reconcile_cloud:
+        for w in reconcile(config, state):
+            log.warning("%s", w)
+    out = []
+    for r in state.list_clusters():
+        workers, _ = split_roles(state.nodes(r.handle))
+        out.append(ClusterInfo(handle=r.handle, contract=r.contract, provider=r.provider, cluster_type=r.cluster_type,
+                               status=r.status, created_at=r.created_at, nodes=len(workers),
+                               instance_type=workers[0].instance_type if workers else "-", note=r.note))
+    return out
+
+
+def reconnect(handle: str, *, config: "Config | None" = None, state: st.State | None = None,
+              progress: Progress | None = None) -> Cluster:
+    """A :class:`Cluster` for a cluster of an earlier session, with fresh workers.  Looks in the cloud (by tags)
+    when this machine has no record of it."""
+    from ccdsl.executor import config as cfg
+
+    if not is_handle(handle):
+        raise ClusterError(f"'{handle}' is not a cluster handle (15 letters)")
+    config = config or cfg.load()
+    state = state or st.State()
+    record = state.get_cluster(handle)
+    if record is None or record.live:
+        reconcile(config, state)
+        record = state.get_cluster(handle)
+    if record is None:
+        raise ClusterError(f"no cluster with handle {handle}, here or in the cloud",
+                           hint="'ccdsl clusters' lists the known ones")
+    if record.status == st.TERMINATED:
+        raise ClusterError(f"cluster {handle} is terminated" + (f" ({record.note})" if record.note else ""))
+    if record.status in (st.FAILED, st.DEPLOYING):
+        raise ClusterError(f"cluster {handle} is {record.status}: {record.note or 'not usable'}",
+                           hint=f"ccdsl terminate {handle}")
+    cluster = Cluster(handle, config=config, state=state)
+    if record.status == st.RUNNING:
+        nodes = cluster.nodes()
+        provider = cluster._provider()
+        if getattr(provider, "authoritative", False):
+            live = {(n.role, n.index): n for n in provider.describe(handle)}
+            missing = [n for n in nodes if (n.role, n.index) not in live or live[(n.role, n.index)].state != "running"]
+            if missing:
+                raise ClusterError(f"cluster {handle} is not fully running in the cloud "
+                                   f"({len(missing)} node(s) missing or stopped)", hint=f"ccdsl terminate {handle}")
+        if provider.name != "local":
+            first_contact = not os.path.exists(st.data_dir() / "known_hosts" / handle)
+            nodes = make_ready(handle, nodes, config, progress or quiet, deploying=first_contact)
+            state.set_nodes(handle, nodes)
+        cluster._new_workers()
+    state.journal(handle, "reconnect")
+    return cluster
+
+
+def get(cluster: "Cluster | str", *, config: "Config | None" = None, state: st.State | None = None) -> Cluster:
+    """A Cluster for a Cluster or a handle (what the lifecycle functions accept)."""
+    if isinstance(cluster, Cluster):
+        return cluster
+    if isinstance(cluster, str):
+        return Cluster(cluster, config=config, state=state)
+    raise TypeError(f"expected a Cluster or a handle, not {type(cluster).__name__}")
+
+
+__all__ = ["ClusterInfo", "Plan", "Spec", "clusters", "deploy", "get", "reconcile", "reconnect", "spec_of"]
+_ = (Sequence, ProviderError)
