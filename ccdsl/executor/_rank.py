@@ -41,7 +41,7 @@ def main(argv):
 
     comm = MPI.COMM_WORLD
     for stream in (sys.stdout, sys.stderr):  # one write per line, so lines of different ranks do not mix
-        stream.reconfigure(line_buffering=True)
+        stream.reconfigure(line_buffering=True, write_through=False)
     mode, payload_path, args = argv[0], argv[1], argv[2:]
     data = None
     if comm.Get_rank() == 0:
