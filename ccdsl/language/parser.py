@@ -130,8 +130,8 @@ def lark_parser() -> Lark:
         cache = _cache_file(grammar)
         parser = None
         try:
-            with open(cache, "rb") as f:
-                parser = Lark.load(f, postlex=_ParenNewlines(), propagate_positions=True)
+            with open(cache, "rb") as f:  # Lark.load() takes no options; _load is what Lark's own cache=True uses
+                parser = Lark.__new__(Lark)._load(f, postlex=_ParenNewlines(), propagate_positions=True)
         except Exception:  # noqa: BLE001 - missing, stale or corrupt cache: rebuild below
             parser = None
         if parser is None:
@@ -149,7 +149,7 @@ def _save(parser: Lark, cache: Path) -> None:
         fd, tmp = tempfile.mkstemp(dir=cache.parent, prefix=".grammar-", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
-                parser.save(f)
+                parser.save(f, exclude_options=("postlex",))
             os.replace(tmp, cache)
         finally:
             if os.path.exists(tmp):
