@@ -1,0 +1,186 @@
+"""``catalog refresh`` over real HTTP: EC2 from the moto server, prices from a replay of the Price List API.
+
+moto (5.x) has no ``pricing`` service, so the Price List API is served by a small HTTP server on 127.0.0.1 that
+replays ``tests/data/aws_pricing_get_products_us-east-1.json`` — GetProducts pages in the real API's JSON shape
+(assembled offline to that shape; tests may not reach AWS).  boto3 talks to both exactly as it would to AWS.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("boto3")
+
+from conftest import free_port  # noqa: E402
+
+from ccdsl.catalog import load  # noqa: E402
+from ccdsl.catalog.loader import clear_cache, user_catalog_dir  # noqa: E402
+from ccdsl.catalog.refresh import latest_spot_prices, parse_price_list, refresh  # noqa: E402
+from ccdsl.catalog.schema import COLUMN_NAMES  # noqa: E402
+from ccdsl.errors import CatalogError  # noqa: E402
+
+RECORDED = Path(__file__).parent / "data" / "aws_pricing_get_products_us-east-1.json"
+
+
+class PriceListReplay(BaseHTTPRequestHandler):
+    pages: list[dict] = []
+    requests: list[dict] = []
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        target = self.headers.get("X-Amz-Target", "")
+        type(self).requests.append({"target": target, **body})
+        if target != "AWSPriceListService.GetProducts":
+            return self._send(400, {"__type": "InvalidParameterException", "Message": f"unexpected {target}"})
+        index = 1 if body.get("NextToken") == "page-2-token" else 0
+        self._send(200, self.pages[index])
+
+    def _send(self, status: int, doc: dict) -> None:
+        data = json.dumps(doc).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/x-amz-json-1.1")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args) -> None:  # keep test output quiet
+        pass
+
+
+@pytest.fixture(scope="module")
+def price_list_api():
+    PriceListReplay.pages = json.loads(RECORDED.read_text())["pages"]
+    server = ThreadingHTTPServer(("127.0.0.1", 0), PriceListReplay)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture()
+def data_dir(tmp_path, monkeypatch):
+    d = tmp_path / "data"
+    monkeypatch.setenv("CCDSL_DATA_DIR", str(d))
+    clear_cache()
+    yield d
+    clear_cache()
+
+
+def recorded_prices() -> dict[str, float]:
+    items = [i for p in json.loads(RECORDED.read_text())["pages"] for i in p["PriceList"]]
+    return parse_price_list(items, "us-east-1")
+
+
+def test_parse_recorded_price_list() -> None:
+    prices = recorded_prices()
+    # the recorded pages hold 9 products; 3 must be ignored (reservation capacity, dedicated tenancy, zero price)
+    assert prices == {"m5.large": 0.096, "c5.xlarge": 0.17, "g4dn.xlarge": 0.526, "t3.micro": 0.0104,
+                      "r6i.large": 0.126, "p5.48xlarge": 98.32}
+
+
+def test_latest_spot_price_per_type() -> None:
+    import datetime as dt
+
+    t0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    history = [
+        {"InstanceType": "m5.large", "AvailabilityZone": "a", "SpotPrice": "0.05", "Timestamp": t0},
+        {"InstanceType": "m5.large", "AvailabilityZone": "a", "SpotPrice": "0.03", "Timestamp": t0 - dt.timedelta(1)},
+        {"InstanceType": "m5.large", "AvailabilityZone": "b", "SpotPrice": "0.04", "Timestamp": t0},
+    ]
+    assert latest_spot_prices(history) == {"m5.large": 0.04}
+
+
+def test_refresh_against_moto_and_price_list(aws_env, price_list_api, data_dir) -> None:
+    PriceListReplay.requests.clear()
+    shipped = load(user=False)
+    result = refresh("us-east-1", endpoint_url=aws_env, pricing_endpoint_url=price_list_api, spot=True)
+    assert result.price_source.startswith("AWS Price List API")
+    # the Price List API was paged and filtered as documented
+    assert len(PriceListReplay.requests) == 2
+    filters = {f["Field"]: f["Value"] for f in PriceListReplay.requests[0]["Filters"]}
+    assert filters == {"regionCode": "us-east-1", "operatingSystem": "Linux", "tenancy": "Shared",
+                       "preInstalledSw": "NA", "capacitystatus": "Used"}
+    assert PriceListReplay.requests[0]["ServiceCode"] == "AmazonEC2"
+    prices = recorded_prices()
+    import boto3
+
+    ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=aws_env)
+    offered = {o["InstanceType"] for page in ec2.get_paginator("describe_instance_type_offerings").paginate(
+        LocationType="region", Filters=[{"Name": "location", "Values": ["us-east-1"]}])
+        for o in page["InstanceTypeOfferings"]}
+    expected = sorted(set(prices) & offered)
+    assert len(expected) >= 5
+    written = result.path
+    assert written.parent == user_catalog_dir() and written.name == "aws-us-east-1.refresh.csv"
+    meta = json.loads(written.with_suffix(".json").read_text())
+    assert meta["rows"] == result.rows == len(expected) and meta["spot_prices"] is True
+
+    merged = load()
+    assert len(merged) == len(shipped)  # refreshed rows replaced shipped rows of the same key
+    for t in expected:
+        new = merged[(merged.instance_type == t) & (merged.region == "us-east-1")]
+        old = shipped[(shipped.instance_type == t) & (shipped.region == "us-east-1")]
+        assert len(new) == 1 and len(old) == 1
+        new, old = new.iloc[0], old.iloc[0]
+        assert new.price_per_hour == prices[t]
+        assert new.spot_price_per_hour > 0 and math.isnan(old.spot_price_per_hour)
+        # the live API and the shipped build describe the type identically (same converter, same facts)
+        for c in COLUMN_NAMES:
+            if c not in ("price_per_hour", "spot_price_per_hour"):
+                assert new[c] == old[c] or (isinstance(old[c], float) and math.isnan(old[c])
+                                            and math.isnan(new[c])), (t, c)
+
+
+def test_pricing_api_missing_in_moto_falls_back_to_shipped_prices(aws_env, data_dir) -> None:
+    """moto has no Price List API: refresh keeps shipped prices (and says so), or fails when asked to."""
+    with pytest.raises(CatalogError, match="Price List GetProducts failed"):
+        refresh("eu-west-1", endpoint_url=aws_env, price_fallback=False)
+    assert not user_catalog_dir().exists() or not list(user_catalog_dir().iterdir())
+    result = refresh("eu-west-1", endpoint_url=aws_env)
+    assert result.price_source.startswith("shipped catalog") and result.warnings
+    shipped = load(user=False)
+    assert result.rows == len(shipped[shipped.region == "eu-west-1"])
+
+
+def test_unreachable_api_leaves_previous_catalog_untouched(aws_env, data_dir) -> None:
+    d = user_catalog_dir()
+    d.mkdir(parents=True)
+    previous = d / "aws-us-east-1.refresh.csv"
+    previous.write_text("provider,region,instance_type,vcpus,memory_gib,price_per_hour\n"
+                        "aws,us-east-1,m5.large,2,8,0.1\n")
+    before = previous.read_bytes()
+    with pytest.raises(CatalogError, match="cannot reach the AWS API") as info:
+        refresh("us-east-1", endpoint_url=f"http://127.0.0.1:{free_port()}", timeout=2)
+    assert "unchanged" in (info.value.hint or "")
+    assert previous.read_bytes() == before
+    assert sorted(p.name for p in d.iterdir()) == ["aws-us-east-1.refresh.csv"]
+
+
+def test_no_credentials_is_a_clear_error(moto_server, data_dir, monkeypatch, tmp_path) -> None:
+    for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # never ask 169.254.169.254
+    with pytest.raises(CatalogError, match="no AWS credentials"):
+        refresh("us-east-1", endpoint_url=moto_server)
+    assert not user_catalog_dir().exists()
+
+
+def test_refresh_cli(aws_env, price_list_api, data_dir, capsys) -> None:
+    from ccdsl.cli import main
+
+    code = main(["catalog", "refresh", "--provider", "aws", "--region", "us-east-1", "--endpoint-url", aws_env,
+                 "--pricing-endpoint-url", price_list_api])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "us-east-1:" in out.out and "AWS Price List API" in out.out
+    assert main(["catalog", "info"]) == 0
+    assert "aws-us-east-1.refresh.csv" in capsys.readouterr().out
