@@ -1,0 +1,145 @@
+"""``ccdsl catalog ...`` through ``ccdsl.cli.main`` (and once as a real subprocess)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from ccdsl.catalog import load
+from ccdsl.catalog.loader import clear_cache
+from ccdsl.catalog.schema import COLUMN_NAMES
+from ccdsl.cli import main
+
+
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path, monkeypatch):
+    d = tmp_path / "data"
+    monkeypatch.setenv("CCDSL_DATA_DIR", str(d))
+    clear_cache()
+    yield d
+    clear_cache()
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_info_shows_provenance_and_warns_about_old_prices(capsys) -> None:
+    code, out, err = run(capsys, "catalog", "info")
+    prov = json.loads((__import__("ccdsl._resources", fromlist=["x"]).catalog_dir() / "provenance.json").read_text())
+    assert code == 0
+    assert f"rows: {prov['counts']['rows']}" in out
+    assert prov["versions"]["moto"] in out and prov["versions"]["apache-libcloud"] in out
+    assert prov["price_updated"] in out
+    from ccdsl.commands.catalog import price_age_days
+
+    if price_age_days(prov["price_date"]) > 180:
+        assert "warning: shipped prices are" in err
+    else:
+        assert "warning" not in err
+
+
+def test_price_age() -> None:
+    import datetime as dt
+
+    from ccdsl.commands.catalog import price_age_days
+
+    assert price_age_days("2025-03-02", dt.date(2025, 8, 29)) == 180
+    assert price_age_days("2025-03-02", dt.date(2025, 8, 30)) == 181
+
+
+def test_list_filters(capsys) -> None:
+    code, out, _ = run(capsys, "catalog", "list", "--region", "us-east-1", "--gpu", "--min-vcpus", "8",
+                       "--limit", "0")
+    assert code == 0
+    lines = out.strip().splitlines()
+    df = load()
+    want = df[(df.region == "us-east-1") & (df.accelerator_type == "GPU") & (df.vcpus >= 8)]
+    assert lines[-1] == f"({len(want)} of {len(want)} rows)"
+    body = lines[2:-1]
+    assert len(body) == len(want)
+    assert {line.split()[2] for line in body} == set(want.instance_type)
+    prices = [float(line.split()[-1]) for line in body]
+    assert prices == sorted(prices)
+    code, out, _ = run(capsys, "catalog", "list", "--family", "t3", "--limit", "3")
+    assert code == 0 and out.strip().splitlines()[-1].startswith("(3 of ")
+    assert all(line.split()[2].startswith("t3.") for line in out.strip().splitlines()[2:-1])
+
+
+def test_show(capsys) -> None:
+    code, out, _ = run(capsys, "catalog", "show", "g6e.12xlarge", "--region", "us-east-1")
+    assert code == 0
+    assert "L40S" in out and "Ada Lovelace" in out and "us-east-1" in out
+    code, _, err = run(capsys, "catalog", "show", "g6e.12xlarg")
+    assert code == 1 and "did you mean g6e.12xlarge" in err and "Traceback" not in err
+    code, _, err = run(capsys, "catalog", "show", "g6e.12xlarge", "--region", "sa-east-1")
+    assert code == 1 and "offered in:" in err
+
+
+def test_export_csv_and_json(capsys) -> None:
+    code, out, _ = run(capsys, "catalog", "export", "--format", "csv")
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(out)))
+    df = load()
+    assert len(rows) == len(df) and tuple(rows[0]) == COLUMN_NAMES
+    code, out, _ = run(capsys, "catalog", "export", "--format", "json")
+    records = json.loads(out)
+    assert len(records) == len(df) and set(records[0]) == set(COLUMN_NAMES)
+    assert records[0]["spot_price_per_hour"] is None  # NaN -> null, valid JSON
+
+
+def test_add_then_list_and_export(capsys, tmp_path) -> None:
+    f = tmp_path / "hosts.csv"
+    f.write_text("provider,region,instance_type,vcpus,memory_gib,cpu_microarchitecture\n"
+                 "ssh,lab,node01,32,128,Zen 4\nssh,lab,node02,32,128,icelake\n")
+    code, out, _ = run(capsys, "catalog", "add", str(f))
+    assert code == 0 and "added 2 rows" in out
+    code, out, _ = run(capsys, "catalog", "list", "--provider", "ssh")
+    assert "node01" in out and "node02" in out and "Ice Lake" in out
+    code, out, _ = run(capsys, "catalog", "export")
+    assert "ssh,lab,node02" in out
+    code, out, _ = run(capsys, "catalog", "export", "--no-user")
+    assert "ssh,lab,node02" not in out
+
+
+def test_add_bad_file_is_an_error_not_a_traceback(capsys, tmp_path) -> None:
+    f = tmp_path / "hosts.csv"
+    f.write_text("provider,instance_type,vcpus,memory_gib\nssh,node01,32,128\nssh,node02,32,12x8\n")
+    code, _, err = run(capsys, "catalog", "add", str(f))
+    assert code == 1
+    assert err.startswith(f"error: {f}:3: column 'memory_gib':")
+
+
+def test_build_output(capsys, tmp_path) -> None:
+    pytest.importorskip("moto")
+    pytest.importorskip("libcloud")
+    code, out, _ = run(capsys, "catalog", "build", "--output", str(tmp_path))
+    assert code == 0 and "built" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["SCHEMA.md", "aws.csv", "aws.parquet", "provenance.json"]
+
+
+def test_subprocess_list_and_import_cost(tmp_path) -> None:
+    """The installed entry point works, and `catalog list` never imports boto3 or the build sources."""
+    code = ("import sys, runpy\n"
+            "sys.argv = ['ccdsl', 'catalog', 'list', '--region', 'eu-west-1', '--limit', '2']\n"
+            "from ccdsl.cli import main\n"
+            "rc = main()\n"
+            "bad = [m for m in ('boto3', 'moto', 'libcloud', 'paramiko', 'mpi4py') if m in sys.modules]\n"
+            "print('IMPORTED', bad)\n"
+            "sys.exit(rc)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**__import__("os").environ, "CCDSL_DATA_DIR": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    assert "IMPORTED []" in proc.stdout
+    assert "(2 of " in proc.stdout
+    proc = subprocess.run([sys.executable, "-m", "ccdsl", "catalog", "show", "nope.large"], capture_output=True,
+                          text=True, timeout=120, env={**__import__("os").environ, "CCDSL_DATA_DIR": str(tmp_path)})
+    assert proc.returncode == 1 and "error: no instance type 'nope.large'" in proc.stderr
+    assert "Traceback" not in proc.stderr
