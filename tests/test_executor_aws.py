@@ -9,7 +9,7 @@ import pytest
 
 from ccdsl.errors import CapacityError, ConfigError, ProviderError
 from ccdsl.executor.model import NodeRequest
-from tests.fixtures_executor import (  # noqa: F401  (fixtures)
+from fixtures_executor import (  # noqa: F401  (fixtures)
     TextServer, aws_settings, data_dir, ec2, ec2_config, hooks, inject, tagged,
 )
 

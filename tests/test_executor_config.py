@@ -6,7 +6,7 @@ import pytest
 
 from ccdsl.errors import ConfigError
 from ccdsl.executor import config
-from tests.fixtures_executor import data_dir  # noqa: F401
+from fixtures_executor import data_dir  # noqa: F401
 
 
 def test_no_file_means_documented_defaults(data_dir, monkeypatch):

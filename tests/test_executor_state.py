@@ -11,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 from ccdsl.errors import ClusterError
 from ccdsl.executor.model import Node
 from ccdsl.executor.state import ClusterRecord, State, node_from_json, node_to_json
-from tests.fixtures_executor import data_dir  # noqa: F401
+from fixtures_executor import data_dir  # noqa: F401
 
 
 def record(handle="AAAAAAAAAAAAAAA", **kw):

@@ -196,9 +196,9 @@ def deploy(target: Any, *, config: "Config | None" = None, progress: Progress | 
         status=st.DEPLOYING, created_at=now, updated_at=now, owner_pid=os.getpid(), owner_host=socket.gethostname(),
         settings={"processes_per_node": config.mpi.processes_per_node}))
     state.journal(handle, "deploy", plans=[p.describe() for p in spec.plans])
-    provider = None
+    current: list[Any] = []  # the provider being used, for clean-up if anything below fails
     try:
-        provider, nodes = _create(handle, spec, config, state, report)
+        provider, nodes = _create(handle, spec, config, state, report, current)
         if provider.name != "local":
             state.journal(handle, "ready-wait", nodes=len(nodes))
             nodes = make_ready(handle, nodes, config, report, deploying=True)
@@ -209,15 +209,17 @@ def deploy(target: Any, *, config: "Config | None" = None, progress: Progress | 
         state.journal(handle, "ready")
         return Cluster(handle, config=config, state=state)
     except BaseException as exc:
-        _abort(handle, provider, state, exc)
+        _abort(handle, current[-1] if current else None, state, exc)
         raise
 
 
-def _create(handle: str, spec: Spec, config: "Config", state: st.State, report: Progress) -> tuple[Any, list[Node]]:
+def _create(handle: str, spec: Spec, config: "Config", state: st.State, report: Progress,
+            current: list[Any]) -> tuple[Any, list[Node]]:
     """Try the plans in order; within a plan, every role in every zone; return (provider, nodes)."""
     failures: list[str] = []
     for number, plan in enumerate(spec.plans):
         provider = base.get(plan.provider, config)
+        current.append(provider)
         state.update_cluster(handle, provider=plan.provider, settings=_settings(provider))
         try:
             return provider, _create_plan(handle, plan, provider, state, report)

@@ -1,0 +1,183 @@
+"""Deploy faults against moto: no capacity anywhere, an unreachable node, Ctrl-C, a killed ccdsl process.
+
+Each must end with a clear message and with nothing tagged left in the (moto) cloud.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import ccdsl
+from ccdsl.errors import CapacityError, ProviderError
+from ccdsl.executor.config import Config
+from ccdsl.executor.deploy import Plan
+from ccdsl.executor.model import NodeRequest
+from ccdsl.executor.state import State
+from conftest import free_port
+from fixtures_executor import aws_settings, data_dir, ec2, hooks, inject  # noqa: F401
+
+
+def closed_port() -> str:
+    return f"127.0.0.1:{free_port()}"  # nothing listens there: connection refused
+
+
+def config_for(url: str, **aws) -> Config:
+    return Config.from_dict({"aws": aws_settings(url, **aws), "ssh": {"ready_timeout": 2.0, "connect_timeout": 1.0}})
+
+
+def plan(instance_type="t3.xlarge", count=2, region="us-east-1"):
+    return Plan("aws", (NodeRequest("", "worker", instance_type, count, region=region,
+                                    options={"contract": "faults"}),))
+
+
+def all_tagged(ec2) -> list[str]:
+    f = [{"Name": "tag-key", "Values": ["ccdsl:cluster"]}]
+    inst = [i["InstanceId"] for r in ec2.describe_instances(Filters=f)["Reservations"] for i in r["Instances"]
+            if i["State"]["Name"] != "terminated"]
+    return inst + [g["GroupId"] for g in ec2.describe_security_groups(Filters=f)["SecurityGroups"]] + [
+        k["KeyName"] for k in ec2.describe_key_pairs(Filters=f)["KeyPairs"]]
+
+
+def only_record(state: State):
+    (record,) = state.list_clusters(live_only=False)
+    return record
+
+
+def test_no_capacity_in_any_zone_nor_alternative(aws_env, data_dir, ec2, hooks):
+    handler = inject(None, "InsufficientInstanceCapacity", "We currently do not have sufficient capacity")
+    hooks.append(("before-send.ec2.RunInstances", handler))
+    cfg = config_for(aws_env, zones=["us-east-1a", "us-east-1b", "us-east-1c"])
+    with pytest.raises(CapacityError) as info:
+        ccdsl.deploy([plan("t3.xlarge"), plan("m5.xlarge")], config=cfg)
+    text = info.value.render()
+    assert "t3.xlarge" in text and "m5.xlarge" in text and "us-east-1c" in text
+    assert handler.sent == 6  # 3 zones x 2 plans, one RunInstances each
+    assert all_tagged(ec2) == []
+    record = only_record(State())
+    assert record.status == "terminated" and "no capacity" in record.note.lower()
+
+
+def test_unreachable_node_fails_clearly_and_leaks_nothing(aws_env, data_dir, ec2):
+    cfg = config_for(aws_env, address_map={"0": closed_port()})
+    with pytest.raises(ProviderError) as info:
+        ccdsl.deploy(plan(count=1), config=cfg)
+    assert "worker 0" in info.value.message and "gave up" in info.value.message
+    assert all_tagged(ec2) == []
+    assert only_record(State()).status == "terminated"
+    assert ccdsl.clusters(config=cfg) == []
+
+
+def test_ctrl_c_during_deploy_terminates_what_was_created(aws_env, data_dir, ec2):
+    cfg = config_for(aws_env)
+    seen = []
+
+    def progress(role, index, state):
+        seen.append(state)
+        if state == "running":
+            assert len(all_tagged(ec2)) == 4  # 2 instances, security group, key pair: really created
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ccdsl.deploy(plan(count=2), config=cfg, progress=progress)
+    assert seen[:2] == ["requested", "requested"]
+    assert all_tagged(ec2) == []
+    record = only_record(State())
+    assert record.status == "terminated" and "interrupted" in record.note
+    phases = [e.phase for e in State().journal_of(record.handle)]
+    assert phases.index("create") < phases.index("created") < phases.index("abort") < phases.index("cleanup")
+
+
+def test_cleanup_failure_leaves_a_failed_record_for_terminate(aws_env, data_dir, ec2, hooks):
+    cfg = config_for(aws_env, address_map={"0": closed_port()})
+    terminate_fails = inject(None, "InternalError", "injected", status=500)
+    hooks.append(("before-send.ec2.TerminateInstances", terminate_fails))
+    with pytest.raises(ProviderError):
+        ccdsl.deploy(plan(count=1), config=cfg.replace(aws={"max_attempts": 1}))
+    record = only_record(State())
+    assert record.status == "failed" and "clean-up failed" in record.note
+    assert len(all_tagged(ec2)) == 3
+    hooks.clear()
+    assert [c.handle for c in ccdsl.clusters(config=cfg)] == [record.handle]
+    ccdsl.terminate(record.handle, config=cfg)
+    assert all_tagged(ec2) == []
+    assert ccdsl.clusters(config=cfg) == []
+
+
+CONTRACT = "crashy = @cluster(node_count => 2, node_machinetype => EC2Type_T3_xLarge)\n"
+
+
+def write_config(path: Path, url: str, **aws) -> None:
+    s = aws_settings(url, **aws)
+    lines = ["[aws]"] + [f"{k} = {json.dumps(v)}" for k, v in s.items() if not isinstance(v, dict)]
+    lines += [f'image.x86_64 = {json.dumps(s["image"]["x86_64"])}']
+    lines += [f'address_map = {{ "0" = "{closed_port()}", "1" = "{closed_port()}" }}']
+    lines += ["[ssh]", "ready_timeout = 120.0", "connect_timeout = 1.0"]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def ccdsl_cli(*args: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ccdsl", *args], env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_killed_ccdsl_process_is_found_and_terminated(aws_env, data_dir, ec2, tmp_path):
+    (tmp_path / "c.ccc").write_text(CONTRACT)
+    write_config(tmp_path / "ccdsl.toml", aws_env)
+    env = {**os.environ, "CCDSL_CONFIG": str(tmp_path / "ccdsl.toml"), "CCDSL_DATA_DIR": str(data_dir)}
+    child = subprocess.Popen([sys.executable, "-m", "ccdsl", "deploy", str(tmp_path / "c.ccc")], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while len([x for x in all_tagged(ec2) if x.startswith("i-")]) < 2:  # RunInstances has happened
+            assert child.poll() is None, child.stderr.read()
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.wait(timeout=30)
+    assert child.returncode == -signal.SIGKILL
+    listed = ccdsl_cli("clusters", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    (info,) = json.loads(listed.stdout)
+    assert info["status"] == "failed" and "interrupted" in info["note"] and info["nodes"] == 2
+    handle = info["handle"]
+    assert len(all_tagged(ec2)) == 4
+    done = ccdsl_cli("terminate", handle, env=env)
+    assert done.returncode == 0, done.stderr
+    assert all_tagged(ec2) == []
+    assert json.loads(ccdsl_cli("clusters", "--json", env=env).stdout) == []
+
+
+def test_cluster_known_only_by_tags_is_adopted_and_terminated(aws_env, data_dir, ec2, tmp_path):
+    """Records lost (another machine, deleted data dir): the cloud's tags still find the cluster."""
+    cfg = config_for(aws_env)
+    from ccdsl.executor.providers import aws
+
+    p = aws.make(cfg, {})
+    req = NodeRequest("QwErTyUiOpAsDfG", "worker", "t3.xlarge", 2, region="us-east-1", options={"contract": "lost"})
+    p.wait_running(req.handle, p.create(req, lambda *a: None), lambda *a: None)
+    (info,) = ccdsl.clusters(config=cfg)
+    assert (info.handle, info.contract, info.nodes, info.status) == ("QwErTyUiOpAsDfG", "lost", 2, "running")
+    assert "found in the cloud" in info.note
+    ccdsl.terminate("QwErTyUiOpAsDfG", config=cfg)
+    assert all_tagged(ec2) == []
+
+
+def test_cluster_terminated_outside_ccdsl_is_marked_terminated(aws_env, data_dir, ec2):
+    cfg = config_for(aws_env)
+    state = State()
+    from ccdsl.executor.state import ClusterRecord
+
+    now = time.time()
+    state.add_cluster(ClusterRecord("ZxCvBnMaSdFgHjK", "gone", "aws", "PeerWorkers", "running", now, now,
+                                    settings={"endpoint_url": aws_env, "resolved_region": "us-east-1"}))
+    assert ccdsl.clusters(config=cfg) == []
+    assert "outside ccdsl" in state.get_cluster("ZxCvBnMaSdFgHjK").note
