@@ -1,0 +1,172 @@
+"""The ssh provider (bring-your-own hosts) against real sshd's in network namespaces."""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+import pytest
+
+from ccdsl.errors import CapacityError, ConfigError, ProviderError
+from ccdsl.executor import model
+from ccdsl.executor.config import Config
+from ccdsl.executor.model import NodeRequest
+from ccdsl.executor.providers.ssh import SshProvider, parse_hosts
+from fixtures_netns import netns_hosts  # noqa: F401 - the fixture
+
+pytest.importorskip("paramiko")
+
+
+def quiet(role, index, state):
+    pass
+
+
+# -- configuration (no hosts needed) ------------------------------------------------------------------------------
+def test_parse_hosts_strings_tables_and_defaults():
+    cfg = Config.from_dict({"ssh": {"user": "hpc", "port": 2200, "key_path": "/k/id", "hosts": [
+        "node01", "alice@node02:2222", "[fe80::1]:23",
+        {"name": "gpu1", "address": "10.0.0.7", "private_address": "192.168.1.7", "type": "gpu-rack"}]}})
+    a, b, c, d = parse_hosts(cfg)
+    assert (a.name, a.address, a.user, a.port, a.key_path, a.type) == ("node01", "node01", "hpc", 2200, "/k/id", "node01")
+    assert (b.user, b.address, b.port) == ("alice", "node02", 2222)
+    assert (c.address, c.port) == ("fe80::1", 23)
+    assert (d.name, d.address, d.private_address, d.type, d.port) == ("gpu1", "10.0.0.7", "192.168.1.7", "gpu-rack", 2200)
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"address": "x", "adress": "y"}, "unknown key 'adress'"),
+    ({"name": "x"}, "'address' .* is required"),
+    ({"address": "x", "port": 0}, "'port' must be a port number"),
+    ({"address": "x", "user": 5}, "'user' must be a string"),
+    (7, "must be a string 'user@host:port' or a table"),
+])
+def test_bad_host_entries_are_config_errors(entry, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_hosts(Config.from_dict({"ssh": {"hosts": [entry]}}))
+
+
+def test_duplicate_host_names_are_refused():
+    with pytest.raises(ConfigError, match="names 'a' twice"):
+        parse_hosts(Config.from_dict({"ssh": {"hosts": ["a", {"address": "b", "name": "a"}]}}))
+
+
+def test_no_hosts_or_no_such_type(tmp_path):
+    p = SshProvider(Config(), data_dir=tmp_path)
+    with pytest.raises(ProviderError, match="no hosts"):
+        p.create(NodeRequest("H", "worker", "x", 1), quiet)
+    p = SshProvider(Config.from_dict({"ssh": {"hosts": ["a"]}}), data_dir=tmp_path)
+    with pytest.raises(ProviderError, match="no host of type 'x'"):
+        p.create(NodeRequest("H", "worker", "x", 1), quiet)
+
+
+# -- against hosts ------------------------------------------------------------------------------------------------
+def host_config(netns_hosts, *, indices=range(4), type_="rack") -> Config:
+    return Config.from_dict({
+        "ssh": {"user": "root", "key_path": str(netns_hosts.client_key), "connect_timeout": 3.0,
+                "ready_timeout": 20.0,
+                "hosts": [{"name": netns_hosts.hosts[i].name, "address": netns_hosts.hosts[i].address,
+                           "type": type_} for i in indices]},
+        "mpi": {"python": sys.executable, "iface": "eth0", "authorized_keys": str(netns_hosts.authorized_keys)}})
+
+
+@pytest.fixture()
+def data_dir(tmp_path, monkeypatch):
+    d = tmp_path / "data"
+    monkeypatch.setenv("CCDSL_DATA_DIR", str(d))
+    monkeypatch.delenv("CCDSL_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return d
+
+
+@pytest.mark.netns
+def test_create_claims_hosts_and_terminate_releases(netns_hosts, data_dir):
+    provider = SshProvider(host_config(netns_hosts))
+    states = []
+    nodes = provider.create(NodeRequest("ClusterAAAAAAAA", "worker", "rack", 3),
+                            lambda r, i, s: states.append((i, s)))
+    assert [n.instance_id for n in nodes] == ["host0", "host1", "host2"]
+    assert [n.index for n in nodes] == [0, 1, 2] and all(n.state == model.RUNNING for n in nodes)
+    assert {s for _, s in states} == {model.REQUESTED, model.REACHABLE}
+    assert provider.describe("ClusterAAAAAAAA") == nodes
+    assert provider.discover() == ["ClusterAAAAAAAA"]
+    # another cluster gets the one free host, not more
+    other = SshProvider(host_config(netns_hosts))
+    with pytest.raises(CapacityError, match="held by cluster\\(s\\) ClusterAAAAAAAA"):
+        other.create(NodeRequest("ClusterBBBBBBBB", "worker", "rack", 2), quiet)
+    assert [n.instance_id for n in other.create(NodeRequest("ClusterBBBBBBBB", "worker", "rack", 1), quiet)] == ["host3"]
+    # stop/start leave the machines alone
+    assert all(n.state == model.STOPPED for n in provider.stop("ClusterAAAAAAAA", nodes))
+    assert provider.start("ClusterAAAAAAAA", nodes) == nodes
+    provider.terminate("ClusterAAAAAAAA", nodes)
+    assert provider.describe("ClusterAAAAAAAA") == [] and provider.leftovers("ClusterAAAAAAAA") == []
+    assert provider.discover() == ["ClusterBBBBBBBB"]
+    other.terminate("ClusterBBBBBBBB", other.describe("ClusterBBBBBBBB"))
+    assert provider.discover() == []
+
+
+@pytest.mark.netns
+def test_dead_host_is_skipped_for_a_live_one(netns_hosts, data_dir):
+    netns_hosts.stop_sshd(1)
+    try:
+        provider = SshProvider(host_config(netns_hosts))
+        nodes = provider.create(NodeRequest("ClusterDDDDDDDD", "worker", "rack", 3), quiet)
+        assert [n.instance_id for n in nodes] == ["host0", "host2", "host3"]
+        assert [n.index for n in nodes] == [0, 1, 2]
+        provider.terminate("ClusterDDDDDDDD", nodes)
+        with pytest.raises(CapacityError, match="not answering: host1"):
+            provider.create(NodeRequest("ClusterEEEEEEEE", "worker", "rack", 4), quiet)
+        assert provider.discover() == []  # nothing stays claimed after a failed create
+    finally:
+        netns_hosts.start_sshd(1)
+
+
+@pytest.mark.netns
+def test_concurrent_claims_never_share_a_host(netns_hosts, data_dir):
+    results: dict[str, object] = {}
+
+    def claim(handle):
+        try:
+            results[handle] = [n.instance_id for n in
+                               SshProvider(host_config(netns_hosts)).create(NodeRequest(handle, "worker", "rack", 1),
+                                                                            quiet)]
+        except CapacityError as exc:
+            results[handle] = exc
+
+    threads = [threading.Thread(target=claim, args=(f"Concurrent{i:05d}",)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    won = [r[0] for r in results.values() if isinstance(r, list)]
+    assert sorted(won) == ["host0", "host1", "host2", "host3"]
+    assert sum(isinstance(r, CapacityError) for r in results.values()) == 2
+    provider = SshProvider(host_config(netns_hosts))
+    for handle in provider.discover():
+        provider.terminate(handle, provider.describe(handle))
+
+
+@pytest.mark.netns
+def test_deploy_run_interrupt_resume_terminate_on_ssh_hosts(netns_hosts, data_dir):
+    """The whole lifecycle through the public API on bring-your-own hosts."""
+    from ccdsl.executor.deploy import Plan, deploy
+
+    config = host_config(netns_hosts)
+    cluster = deploy(Plan("ssh", (NodeRequest("", "worker", "rack", 3),)), config=config)
+    try:
+        def where(comm):
+            import subprocess
+
+            ip = subprocess.run(["ip", "-4", "-o", "addr", "show", "eth0"], capture_output=True, text=True).stdout
+            return comm.reduce(comm.rank), comm.gather(ip.split()[3].split("/")[0])
+
+        total, addresses = cluster.run(where)
+        assert total == 3 and addresses == [h.address for h in netns_hosts.hosts[:3]]
+        first = cluster.workers()
+        cluster.interrupt()
+        cluster.resume()
+        assert set(cluster.workers()).isdisjoint(first)
+        assert cluster.run(where)[0] == 3
+    finally:
+        cluster.terminate()
+    assert SshProvider(config).discover() == []
+    assert f"ccdsl-{cluster.handle}" not in netns_hosts.authorized_keys.read_text()
