@@ -202,3 +202,26 @@ def test_csv_round_trip(tmp_path, records) -> None:
                 assert math.isnan(b[c])
             else:
                 assert a[c] == b[c], c
+
+
+def test_readme_examples_are_valid_user_catalogs(tmp_path) -> None:
+    """The CSV and TOML examples in catalogs/README.md load as documented."""
+    import re
+
+    from ccdsl._resources import catalog_dir
+
+    text = (catalog_dir() / "README.md").read_text()
+    blocks = dict(re.findall(r"```(csv|toml)\n(.*?)```", text, flags=re.S))
+    assert set(blocks) == {"csv", "toml"}
+    (tmp_path / "lab.csv").write_text(blocks["csv"])
+    (tmp_path / "lab.toml").write_text(blocks["toml"])
+    csv_rows = read_records(tmp_path / "lab.csv")
+    assert [r["instance_type"] for r in csv_rows] == ["node01", "node02", "laptop"]
+    assert csv_rows[0]["accelerator_architecture"] == "Ada Lovelace" and csv_rows[0]["cpu_manufacturer"] == "AMD"
+    toml_rows = read_records(tmp_path / "lab.toml")
+    assert [(r["provider"], r["region"], r["cpu_microarchitecture"]) for r in toml_rows] == \
+        [("ssh", "lab", "Sapphire Rapids")] * 2
+    assert toml_rows[0]["accelerator_memory_total_gib"] == 320.0
+    df = load(user=False, paths=[tmp_path / "lab.csv", tmp_path / "lab.toml"])
+    assert len(df) == len(load(user=False)) + 3  # node01/node02 appear in both files: the TOML (later) wins
+    assert set(df[df.provider == "ssh"].cpu_microarchitecture) == {"Sapphire Rapids"}
