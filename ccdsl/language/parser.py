@@ -9,6 +9,7 @@ and the good contracts still reach the checker.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import re
@@ -158,9 +159,6 @@ def _save(parser: Lark, cache: Path) -> None:
         pass
 
 
-def _pos(x) -> ast.Pos:
-    """Position of a Lark token or rule meta."""
-    return ast.Pos(x.line, x.column, x.end_line, x.end_column, x.start_pos, x.end_pos)
 
 
 def _unescape(raw: str) -> str:
@@ -171,40 +169,50 @@ def _unescape(raw: str) -> str:
 class _ToAst(Transformer):
     """Lark tree -> ast nodes; one method per grammar rule."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, line: int = 0, offset: int = 0) -> None:
+        """``text`` is the whole file; ``line``/``offset`` shift positions when a chunk of it was parsed alone
+        (chunks start at the beginning of a line, so columns need no shift)."""
         super().__init__()
         self.text = text
+        self.line = line
+        self.offset = offset
+
+    def _pos(self, x) -> ast.Pos:
+        """Position of a Lark token or rule meta, in the whole file."""
+        return ast.Pos(x.line + self.line, x.column, x.end_line + self.line, x.end_column, x.start_pos + self.offset,
+                       x.end_pos + self.offset)
 
     def number(self, children):
         (tok,) = children
-        return ast.Number(str(tok), _pos(tok))
+        return ast.Number(str(tok), self._pos(tok))
 
     def string(self, children):
         (tok,) = children
-        return ast.String(_unescape(str(tok)), _pos(tok))
+        return ast.String(_unescape(str(tok)), self._pos(tok))
 
     def symbol(self, children):
         (tok,) = children
-        return ast.Symbol(str(tok), _pos(tok))
+        return ast.Symbol(str(tok), self._pos(tok))
 
     @v_args(meta=True)
     def qualified(self, meta, children):
         tok, *args = children
         parens = len(args) > 0
         atoms = tuple(a for a in args if a is not None)
-        return ast.Qualified(str(tok)[1:], atoms, parens, _pos(meta), _pos(tok))
+        return ast.Qualified(str(tok)[1:], atoms, parens, self._pos(meta), self._pos(tok))
 
     @v_args(meta=True)
     def parameter(self, meta, children):
         if len(children) == 1:
-            return ast.Parameter(str(children[0]), None, _pos(meta), _pos(children[0]))
+            return ast.Parameter(str(children[0]), None, self._pos(meta), self._pos(children[0]))
         role, name = children
-        return ast.Parameter(str(name), str(role), _pos(meta), _pos(name), _pos(role))
+        return ast.Parameter(str(name), str(role), self._pos(meta), self._pos(name), self._pos(role))
 
     @v_args(meta=True)
     def clause(self, meta, children):
         param, value = children
-        return ast.ClauseNode(param, value, _pos(meta), self.text[meta.start_pos:meta.end_pos])
+        return ast.ClauseNode(param, value, self._pos(meta),
+                              self.text[meta.start_pos + self.offset:meta.end_pos + self.offset])
 
     def paren_clauses(self, children):
         return tuple(c for c in children if c is not None)
@@ -214,8 +222,8 @@ class _ToAst(Transformer):
     @v_args(meta=True)
     def contract(self, meta, children):
         name, clauses = children
-        return ast.ContractNode(str(name), tuple(clauses), _pos(meta), _pos(name),
-                                self.text[meta.start_pos:meta.end_pos])
+        return ast.ContractNode(str(name), tuple(clauses), self._pos(meta), self._pos(name),
+                                self.text[meta.start_pos + self.offset:meta.end_pos + self.offset])
 
     def start(self, children):
         return [c for c in children if c is not None]
@@ -232,11 +240,13 @@ def parse_ast(text: str, path: str | None = None) -> tuple[list[ast.ContractNode
     contracts: list[ast.ContractNode] = []
     diagnostics: list[Diagnostic] = []
     for start, end in _chunks(text):
-        masked = re.sub(r"[^\n]", " ", text[:start]) + text[start:end]
+        line = text.count("\n", 0, start)
+        chunk = text[start:end]
         try:
-            contracts.extend(_ToAst(text).transform(parser.parse(masked)))
+            contracts.extend(_ToAst(text, line, start).transform(parser.parse(chunk)))
         except UnexpectedInput as e:
-            diagnostics.append(_diagnostic(e, masked, path))
+            d = _diagnostic(e, chunk, path)
+            diagnostics.append(dataclasses.replace(d, line=d.line + line))
     if not diagnostics:  # every contract parses alone but not together: report the error as found
         diagnostics.append(_diagnostic(first, text, path))
     return contracts, diagnostics
