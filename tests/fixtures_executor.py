@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 MOTO_IMAGE = "resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+MOTO_IMAGE_ARM = "resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64"
 
 
 @pytest.fixture()
@@ -26,7 +27,7 @@ def data_dir(tmp_path, monkeypatch):
 
 
 def aws_settings(url: str, **extra) -> dict:
-    return {"endpoint_url": url, "region": "us-east-1", "image": {"x86_64": MOTO_IMAGE},
+    return {"endpoint_url": url, "region": "us-east-1", "image": {"x86_64": MOTO_IMAGE, "arm64": MOTO_IMAGE_ARM},
             "ssh_cidr": "203.0.113.0/24", "poll_interval": 0.05, "wait_timeout": 60.0, **extra}
 
 

@@ -117,7 +117,7 @@ CONTRACT = "crashy = @cluster(node_count => 2, node_machinetype => EC2Type_T3_xL
 def write_config(path: Path, url: str, **aws) -> None:
     s = aws_settings(url, **aws)
     lines = ["[aws]"] + [f"{k} = {json.dumps(v)}" for k, v in s.items() if not isinstance(v, dict)]
-    lines += [f'image.x86_64 = {json.dumps(s["image"]["x86_64"])}']
+    lines += [f'image.{arch} = {json.dumps(ami)}' for arch, ami in s["image"].items()]
     lines += [f'address_map = {{ "0" = "{closed_port()}", "1" = "{closed_port()}" }}']
     lines += ["[ssh]", "ready_timeout = 120.0", "connect_timeout = 1.0"]
     path.write_text("\n".join(lines) + "\n")

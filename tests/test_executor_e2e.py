@@ -1,0 +1,152 @@
+"""End to end: deploy on EC2 (moto server) -> connect (instances mapped to SSH hosts in network namespaces) ->
+run MPI across them -> interrupt -> resume -> run -> restart -> reconnect -> terminate -> nothing tagged left.
+
+Moto's instances do not exist, so ``[aws] address_map`` (a documented test hook) maps launch index i to netns
+host i; ccdsl never connects to an address moto reports.  EC2 installs a key pair's public key on the instances
+it launches; the ``CreateKeyPair`` hook below does the same for the netns hosts (their shared authorized_keys).
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+
+import pytest
+
+import ccdsl
+from ccdsl.errors import ClusterError
+from ccdsl.executor.config import Config
+from fixtures_executor import aws_settings, data_dir, ec2, hooks, inject, request_type, request_zone, tagged  # noqa: F401
+from fixtures_netns import netns_hosts  # noqa: F401
+
+pytest.importorskip("paramiko")
+pytest.importorskip("mpi4py")
+pytestmark = pytest.mark.netns
+
+TUTORIAL = "my_first_cluster_contract = @cluster(node_count => 3, node_machinetype => EC2Type_T3_xLarge)"
+FLEXIBLE = ('flexible = @cluster(node_count => 2, node_provider => AmazonEC2, node_vcpus_count => @atleast(4), '
+            'node_memory_size => @atleast(16G), cluster_locale => "us-east-1")')
+
+
+def where_am_i(comm, scale):
+    """Inside a rank: the reduce of the seed's tutorial, plus the address of the namespace the rank runs in."""
+    import subprocess
+
+    out = subprocess.run(["ip", "-4", "-o", "addr", "show", "eth0"], capture_output=True, text=True).stdout
+    total = comm.reduce(comm.Get_rank() * scale, root=0)
+    return total, comm.gather(out.split()[3].split("/")[0], root=0)
+
+
+@pytest.fixture()
+def ec2_keys_on_hosts(hooks, netns_hosts):
+    """What EC2 does for a launched instance: authorize the key pair's public key (here: on the netns hosts)."""
+    import paramiko
+
+    added: list[str] = []
+
+    def install(parsed, **_):
+        if "KeyMaterial" in parsed:
+            key = paramiko.Ed25519Key.from_private_key(io.StringIO(parsed["KeyMaterial"]))
+            line = f"{key.get_name()} {key.get_base64()} ec2-{parsed['KeyName']}\n"
+            with open(netns_hosts.authorized_keys, "a") as f:
+                f.write(line)
+            added.append(line)
+
+    hooks.append(("after-call.ec2.CreateKeyPair", install))
+    yield
+    text = netns_hosts.authorized_keys.read_text()
+    for line in added:
+        text = text.replace(line, "")
+    netns_hosts.authorized_keys.write_text(text)
+
+
+@pytest.fixture()
+def config(aws_env, data_dir, netns_hosts, tmp_path, ec2_keys_on_hosts):
+    addresses = {str(i): h.address for i, h in enumerate(netns_hosts.hosts)}
+    return Config.from_dict({
+        "aws": aws_settings(aws_env, user=netns_hosts.user, address_map=addresses,
+                            zones=["us-east-1a", "us-east-1b"]),
+        "ssh": {"ready_timeout": 60.0, "connect_timeout": 5.0},
+        "mpi": {"python": sys.executable, "iface": "eth0", "remote_dir": str(tmp_path / "remote"),
+                "authorized_keys": str(netns_hosts.authorized_keys)},
+    })
+
+
+def test_tutorial_end_to_end(config, ec2, netns_hosts):
+    contract = ccdsl.parse(TUTORIAL)["my_first_cluster_contract"]
+    events: list[tuple[str, int, str]] = []
+    c = ccdsl.deploy(contract, config=config, progress=lambda *e: events.append(e))
+    try:
+        for i in range(3):
+            mine = [s for role, index, s in events if index == i]
+            assert mine == ["requested", "running", "reachable", "ready"], mine
+        nodes = c.nodes()
+        assert [n.address for n in nodes] == [h.address for h in netns_hosts.hosts[:3]]
+        assert all(n.instance_id.startswith("i-") and n.instance_type == "t3.xlarge" for n in nodes)
+        assert len(tagged(ec2, c.handle)["instances"]) == 3
+
+        first = c.workers()
+        assert len(first) == 3
+        total, where = c.run(where_am_i, 10)
+        assert total == 10 * (0 + 1 + 2)
+        assert where == [h.address for h in netns_hosts.hosts[:3]]  # three ranks, three namespaces
+        assert c.ranks() == dict(enumerate(first))
+
+        ccdsl.interrupt(c)
+        states = {i["State"]["Name"] for r in ec2.describe_instances(
+            InstanceIds=[n.instance_id for n in nodes])["Reservations"] for i in r["Instances"]}
+        assert states == {"stopped"} and c.workers() == []
+        with pytest.raises(ClusterError, match="interrupted"):
+            c.run(where_am_i, 1)
+
+        ccdsl.resume(c, config=config)
+        second = c.workers()
+        assert min(second) > max(first)
+        assert c.run(where_am_i, 1)[0] == 3
+
+        ccdsl.restart(c)
+        third = c.workers()
+        assert min(third) > max(second)
+
+        again = ccdsl.reconnect(c.handle, config=config)
+        assert min(again.workers()) > max(third)
+        assert again.run(where_am_i, 2)[0] == 6
+        assert [i.handle for i in ccdsl.clusters(config=config)] == [c.handle]
+    finally:
+        ccdsl.terminate(c.handle, config=config)
+    assert tagged(ec2, c.handle) == {}
+    assert ccdsl.clusters(config=config) == []
+
+
+def test_zone_failover_says_so(config, ec2, hooks, caplog):
+    busy = inject(None, "InsufficientInstanceCapacity", "no capacity",
+                  when=lambda request: request_zone(request) == "us-east-1a")
+    hooks.append(("before-send.ec2.RunInstances", busy))
+    c = ccdsl.deploy(ccdsl.parse(TUTORIAL)["my_first_cluster_contract"], config=config)
+    try:
+        assert busy.failed == 1
+        assert {n.zone for n in c.nodes()} == {"us-east-1b"}
+        assert "no capacity in us-east-1a; trying the next zone" in c.record.note
+        assert "us-east-1a" in caplog.text
+        assert c.run(where_am_i, 1)[0] == 3
+    finally:
+        ccdsl.terminate(c)
+    assert tagged(ec2, c.handle) == {}
+
+
+def test_failover_to_next_cheapest_alternative(config, ec2, hooks):
+    contract = ccdsl.parse(FLEXIBLE)["flexible"]
+    resolution = ccdsl.resolve(contract)
+    cheapest, runner_up = resolution.choice.instance_type, resolution.alternatives[0].instance_type
+    none_left = inject(None, "InsufficientInstanceCapacity", "no capacity",
+                       when=lambda request: request_type(request) == cheapest)
+    hooks.append(("before-send.ec2.RunInstances", none_left))
+    c = ccdsl.deploy(resolution, config=config)
+    try:
+        assert none_left.failed == 2  # both configured zones
+        assert {n.instance_type for n in c.nodes()} == {runner_up}
+        assert f"trying the next-cheapest alternative: {runner_up}" in c.record.note
+        assert c.run(where_am_i, 1)[0] == 1
+    finally:
+        ccdsl.terminate(c)
+    assert tagged(ec2, c.handle) == {}
