@@ -63,6 +63,7 @@ def test_toml_hosts_merge_with_shipped(data_dir) -> None:
             n1.accelerator_type) == ("L40S", "Ada Lovelace", "NVIDIA", "GPU")
     assert n1.accelerator_memory_total_gib == 96.0 and n1.cores == 64 and math.isnan(n1.network_gbps)
     n2 = df[df.instance_type == "node02"].iloc[0]
+    assert n2.cpu_manufacturer == "AMD"
     assert (n2.cores, n2.accelerator_count, n2.accelerator_model) == (8, 0, "")
     assert len(load(user=False)) == len(shipped)
 
@@ -109,6 +110,10 @@ BAD_CSV = [
     ("provider,instance_type,vcpus,memory_gib,accelerator_model\nssh,a,4,8,Hopper\n", 2, "accelerator_model",
      "unknown accelerator model"),  # an architecture is not a model
     ("provider,instance_type,vcpus,memory_gib,gpus\nssh,a,4,8,1\n", 2, "gpus", "unknown column"),
+    ("provider,instance_type,vcpus,memory_gib,accelerator_model,accelerator_architecture\nssh,a,4,8,L40S,Hopper\n",
+     2, "accelerator_architecture", "contradicts"),
+    ("provider,instance_type,vcpus,memory_gib,cpu_model,cpu_manufacturer\nssh,a,4,8,AMD EPYC 7R13,Intel\n",
+     2, "cpu_manufacturer", "contradicts"),
     ("provider,instance_type,vcpus\nssh,a,4\n", 2, "memory_gib", "required"),
     ("provider,region,instance_type,vcpus,memory_gib\naws,us-east-1,m9.large,4,8\n", 2, "price_per_hour", ""),
     ("provider,instance_type,vcpus,memory_gib,efa\nssh,a,4,8,maybe\n", 2, "efa", "true or false"),
@@ -225,3 +230,12 @@ def test_readme_examples_are_valid_user_catalogs(tmp_path) -> None:
     df = load(user=False, paths=[tmp_path / "lab.csv", tmp_path / "lab.toml"])
     assert len(df) == len(load(user=False)) + 3  # node01/node02 appear in both files: the TOML (later) wins
     assert set(df[df.provider == "ssh"].cpu_microarchitecture) == {"Sapphire Rapids"}
+
+
+def test_known_cpu_model_implies_microarchitecture(tmp_path) -> None:
+    f = tmp_path / "h.csv"
+    f.write_text("provider,instance_type,vcpus,memory_gib,cpu_model\nssh,a,4,8,AMD EPYC 9R14\n"
+                 "ssh,b,4,8,My Homebrew CPU\n")
+    a, b = read_records(f)
+    assert (a["cpu_microarchitecture"], a["cpu_manufacturer"], a["cpu_architecture"]) == ("Zen 4", "AMD", "x86_64")
+    assert (b["cpu_model"], b["cpu_microarchitecture"], b["cpu_manufacturer"]) == ("My Homebrew CPU", "", "")

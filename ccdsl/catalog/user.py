@@ -19,6 +19,7 @@ TOML layout::
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from pathlib import Path
@@ -114,22 +115,28 @@ def _parse_cell(column: str, value: Any) -> Any:
     return text
 
 
-def _fill_from_taxonomy(row: dict[str, Any]) -> None:
-    """Complete what a more specific symbol implies: a model names its architecture and manufacturer."""
-    for domain, columns in (("accelerator", ("accelerator_manufacturer", "accelerator_architecture",
-                                             "accelerator_model")),
-                            ("processor", ("cpu_manufacturer", "cpu_microarchitecture"))):
-        most = next((row[c] for c in reversed(columns) if row.get(c)), "")
-        if not most:
-            continue
-        node = taxonomy.lookup(domain, most)
+def _fill_from_taxonomy(row: dict[str, Any]) -> tuple[str, str] | None:
+    """Complete what a more specific symbol implies: a model names its architecture and manufacturer, a
+    microarchitecture its manufacturer, an accelerator model its type, a CPU manufacturer its ISA.  Returns
+    (column, message) when the row contradicts the taxonomy (an L40S that claims to be Hopper)."""
+    # domain, columns by taxonomy level, most specific first
+    chains = (("accelerator", (("model", "accelerator_model"), ("architecture", "accelerator_architecture"),
+                               ("manufacturer", "accelerator_manufacturer"))),
+              ("processor", (("model", "cpu_model"), ("microarchitecture", "cpu_microarchitecture"),
+                             ("manufacturer", "cpu_manufacturer"))))
+    for domain, levels in chains:
+        # the most specific value the taxonomy knows (cpu_model is free text: a home-built host's CPU may not be)
+        node = next((n for _, col in levels if row.get(col)
+                     for n in [taxonomy.lookup(domain, row[col])] if n is not None), None)
         if node is None:
             continue
+        by_level = dict(levels)
         for a in taxonomy.ancestors(node):
-            col = {"manufacturer": columns[0], "architecture": columns[1] if len(columns) > 2 else None,
-                   "microarchitecture": columns[1]}.get(a.level)
+            col = by_level.get(a.level)
             if col and not row.get(col):
                 row[col] = a.label
+            elif col and row[col] != a.label:
+                return col, f"{row[col]!r} contradicts {node.label!r}, which is {a.label}"
     if row.get("accelerator_model") and not row.get("accelerator_type"):
         from ccdsl.catalog.facts import ACCELERATORS
 
@@ -140,13 +147,14 @@ def _fill_from_taxonomy(row: dict[str, Any]) -> None:
     if row.get("cpu_manufacturer") and not row.get("cpu_architecture"):
         # Every manufacturer in the taxonomy makes one ISA: Intel/AMD x86_64, AWS Graviton/Apple arm64.
         row["cpu_architecture"] = "arm64" if row["cpu_manufacturer"] in ("AWS", "Apple") else "x86_64"
+    return None
 
 
 def validate_record(raw: dict[str, Any], path: str, line_of: Callable[[str | None], int | None]) -> dict[str, Any]:
     """One user record (column -> raw value) -> a complete, typed catalog row, or :class:`CatalogRowError`."""
     for key in raw:
         if key not in DTYPES:
-            close = __import__("difflib").get_close_matches(key, COLUMN_NAMES, n=1)
+            close = difflib.get_close_matches(key, COLUMN_NAMES, n=1)
             raise CatalogRowError(f"unknown column{f' (did you mean {close[0]!r}?)' if close else ''}",
                                   path=path, line=line_of(key), column=key)
     row: dict[str, Any] = {}
@@ -166,7 +174,9 @@ def validate_record(raw: dict[str, Any], path: str, line_of: Callable[[str | Non
     if row.get("provider") not in ON_PREMISE and row["price_per_hour"] <= 0:
         raise CatalogRowError("a cloud row needs a known price > 0", path=path, line=line_of("price_per_hour"),
                               column="price_per_hour")
-    _fill_from_taxonomy(row)
+    conflict = _fill_from_taxonomy(row)
+    if conflict is not None:
+        raise CatalogRowError(conflict[1], path=path, line=line_of(conflict[0]), column=conflict[0])
     for column in COLUMN_NAMES:
         if column not in row:
             row[column] = _default(column, row)
