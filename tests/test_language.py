@@ -90,7 +90,7 @@ BUILT = {
     "graviton_new": lambda: cluster("graviton_new", processor_microarchitecture=oneof("Graviton3", "Graviton4"),
                                     node_vcpus_count=atleast(16 * 4)),
     "trainer": lambda: cluster("trainer", cluster_type="ManagerWorkers", node_count=4, node_provider="AmazonEC2",
-                               manager__node_machinetype="EC2Type_T3_Medium",
+                               manager__node_machinetype="EC2Type_T3_Large",
                                worker__accelerator_architecture="Turing", worker__accelerator_count=1,
                                worker__node_vcpus_count=atleast(4), image_id="ami-0123456789abcdef0",
                                user="ubuntu"),
