@@ -76,6 +76,7 @@ def _fmt(value: Any) -> str:
 
 def render_table(rows: list[list[Any]], header: list[str]) -> str:
     """A plain aligned text table (numbers right-aligned)."""
+    rows = [[v.item() if hasattr(v, "item") else v for v in r] for r in rows]  # numpy scalars -> Python
     cells = [[_fmt(v) for v in r] for r in rows]
     numeric = [all(isinstance(r[i], (int, float)) and not isinstance(r[i], bool) for r in rows) if rows else False
                for i in range(len(header))]
@@ -84,7 +85,7 @@ def render_table(rows: list[list[Any]], header: list[str]) -> str:
     def line(vals: list[str]) -> str:
         return "  ".join(v.rjust(w) if numeric[i] else v.ljust(w) for i, (v, w) in enumerate(zip(vals, widths)))
 
-    return "\n".join([line(header), line(["-" * w for w in widths]), *(line(c).rstrip() for c in cells)])
+    return "\n".join(line(c).rstrip() for c in [header, ["-" * w for w in widths], *cells])
 
 
 def cmd_build(args: argparse.Namespace) -> int:
