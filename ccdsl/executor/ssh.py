@@ -249,7 +249,7 @@ def run(client: paramiko.SSHClient, command: str, *, node: Node | None = None, t
                 if time.monotonic() > deadline:
                     chan.close()
                     raise ExecutionError(f"command on {where} did not finish within {timeout:g} s: {command[:80]}")
-                _wait_channel(chan, 0.2)
+                _wait_channel(chan, 0.02)
         code = chan.recv_exit_status()
         chan.close()
     except (OSError, EOFError, _paramiko().SSHException) as exc:
