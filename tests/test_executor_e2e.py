@@ -150,3 +150,33 @@ def test_failover_to_next_cheapest_alternative(config, ec2, hooks):
     finally:
         ccdsl.terminate(c)
     assert tagged(ec2, c.handle) == {}
+
+
+MANAGED = ('managed = @cluster(cluster_type => ManagerWorkers, node_count => 2, node_provider => AmazonEC2, '
+           'node_process_count => 2, worker.node_vcpus_count => @atleast(4), cluster_locale => "us-east-1", '
+           'spot => true)')
+
+
+def test_manager_workers_spot_cluster(config, ec2, hooks, netns_hosts):
+    """A manager of its own type (one RunInstances per role) drives the workers; the user reaches the manager."""
+    runs = []
+    hooks.append(("before-parameter-build.ec2.RunInstances", lambda params, **_: runs.append(params)))
+    hosts = netns_hosts.hosts
+    config = config.replace(aws={"address_map": {"manager.0": hosts[3].address, "0": hosts[0].address,
+                                                 "1": hosts[1].address}})
+    resolution = ccdsl.resolve(ccdsl.parse(MANAGED)["managed"])
+    c = ccdsl.deploy(resolution, config=config)
+    try:
+        manager, worker = resolution.manager.instance_type, resolution.choice.instance_type
+        assert [(r["InstanceType"], r["MinCount"], r["MaxCount"]) for r in runs] == [(manager, 1, 1), (worker, 2, 2)]
+        assert all(r["InstanceMarketOptions"]["MarketType"] == "spot" for r in runs)
+        assert [(n.role, n.index, n.address) for n in c.nodes()] == [
+            ("manager", 0, hosts[3].address), ("worker", 0, hosts[0].address), ("worker", 1, hosts[1].address)]
+        assert c.cluster_type == "ManagerWorkers"
+        assert len(c.workers()) == 4  # 2 workers x node_process_count 2
+        total, where = c.run(where_am_i, 1)
+        assert total == 0 + 1 + 2 + 3
+        assert where == [hosts[0].address] * 2 + [hosts[1].address] * 2  # ranks on the workers, not the manager
+    finally:
+        ccdsl.terminate(c)
+    assert tagged(ec2, c.handle) == {}

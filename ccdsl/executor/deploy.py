@@ -153,6 +153,9 @@ def _spec_from_resolution(resolution: Any) -> Spec:
         elif key == "root_volume_size":
             value = int(value)
         overrides.setdefault(section, {})[name] = value
+    ranks = contract.clause("node_process_count")
+    if ranks is not None and ranks.qualifier == "just" and ranks.values:
+        overrides.setdefault("mpi", {})["processes_per_node"] = int(ranks.values[0])
     spot = bool(overrides.get("aws", {}).get("spot", False))
     manager = resolution.manager
 
