@@ -64,7 +64,7 @@ def cluster(_name: str = "contract", /, **kwargs: Any) -> Contract:
     """Build a checked contract from keyword arguments.
 
     Args:
-        _name: the contract's name (positional; default ``"contract"``).
+        _name: the contract's name (positional or ``name=``; default ``"contract"``).
         kwargs: ``parameter=value``; a value is a number, a string (``"16G"``, ``"Turing"``, ``"t3.xlarge"``) or a
             qualifier (``atleast(16)``).  Scope to a role with ``manager__node_machinetype=…`` or
             ``manager={"node_machinetype": …}``.
@@ -72,6 +72,8 @@ def cluster(_name: str = "contract", /, **kwargs: Any) -> Contract:
     Raises:
         ContractError: with the same messages as for text (no line or column).
     """
+    if "name" in kwargs and "name" not in PARAMETERS:  # cluster(name="x", ...) reads naturally too
+        _name = kwargs.pop("name")
     problems: list[Diagnostic] = []
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(_name)):
         problems.append(Diagnostic(f"contract name '{_name}' must be a name (letters, digits, '_')"))

@@ -323,7 +323,7 @@ def _diagnostic(e: UnexpectedInput, text: str, path: str | None) -> Diagnostic:
     if isinstance(e, UnexpectedToken) and label:
         message = f"{message} (found {_describe_token(e.token)})"
     return Diagnostic(message, path=path, line=line, column=column, end_column=column + width,
-                      hint=_hint(e), severity="error")
+                      hint=_hint(e, text), severity="error")
 
 
 def _stray_clause(text: str, line: int) -> tuple[int, int] | None:
@@ -383,6 +383,8 @@ def _generic_message(e: UnexpectedInput) -> str:
             return "unterminated string: a string must end with '\"' on the same line"
         if e.char == "-":
             return "unexpected '-': names cannot contain '-'"
+        if e.char == "'":
+            return "unexpected \"'\": strings are written in double quotes"
         if e.char == "@":
             return "'@' must start a qualifier such as @atleast(…) or @cluster"
         return f"unexpected {_describe_char(e.char)}"
@@ -401,11 +403,20 @@ def _describe_terminal(name: str) -> str:
     return f"'{term.pattern.value}'"
 
 
-def _hint(e: UnexpectedInput) -> str | None:
-    if isinstance(e, UnexpectedCharacters) and e.char == "-":
-        return "names cannot contain '-': quote the value (\"us-east-1\") or write it with '_' (us_east_1)"
-    if isinstance(e, UnexpectedToken) and e.token.type == "EQUAL":
+def _hint(e: UnexpectedInput, text: str = "") -> str | None:
+    if isinstance(e, UnexpectedCharacters):
+        if e.char == "-":
+            return "names cannot contain '-': quote the value (\"us-east-1\") or write it with '_' (us_east_1)"
+        return None
+    if not isinstance(e, UnexpectedToken):
+        return None
+    kind = e.token.type
+    if kind == "EQUAL":
         return "write '=>' between a parameter and its value; a new contract starts on a line of its own"
-    if isinstance(e, UnexpectedToken) and e.token.type == "_NL":
+    if kind == "DOT":
+        return "quote values that contain '.': \"t3.xlarge\" ('.' only follows manager or worker in a name)"
+    if kind == "LPAR" and text[: e.token.start_pos].rstrip().endswith("@cluster"):
+        return "the '(' of @cluster(...) must be on the same line as @cluster"
+    if kind == "_NL":
         return "the form without parentheses ends at the end of its line; use @cluster(...) to span lines"
     return None
