@@ -60,10 +60,11 @@ _ALL = [
     _p("node_provider", "symbol", "node", column="provider", domain="provider", doc="AmazonEC2, Local, SSH"),
     _p("cluster_locale", "region", "node", column="region", doc="region, e.g. us_east_1 or \"us-east-1\""),
     _p("node_machinetype", "machinetype", "node", column="instance_type", doc="EC2Type_T3_xLarge or \"t3.xlarge\""),
-    _p("node_memory_size", "memory", "node", column="memory_gib", unit="GiB"),
-    _p("node_vcpus_count", "count", "node", column="vcpus", unit="vCPUs"),
-    _p("node_cores_count", "count", "node", column="cores", unit="cores"),
-    _p("accelerator_count", "count", "node", column="accelerator_count", unit="accelerators"),
+    _p("node_memory_size", "memory", "node", column="memory_gib", unit="GiB", doc="memory per node"),
+    _p("node_vcpus_count", "count", "node", column="vcpus", unit="vCPUs", doc="vCPUs per node"),
+    _p("node_cores_count", "count", "node", column="cores", unit="cores", doc="physical cores per node"),
+    _p("accelerator_count", "count", "node", column="accelerator_count", unit="accelerators",
+       doc="accelerators (GPUs, …) per node; 0 = none"),
     _p("accelerator_memory", "memory", "node", column="accelerator_memory_gib", unit="GiB",
        doc="memory per accelerator"),
     _p("accelerator_type", "symbol", "node", column="accelerator_type", domain="accelerator_type", doc="GPU, NPU, FPGA"),
@@ -79,13 +80,17 @@ _ALL = [
        doc="x86_64 or arm64"),
     _p("storage_type", "symbol", "node", column="storage_type", domain="storage_type", doc="SSD, HDD, EBSOnly"),
     _p("storage_size", "memory", "node", column="storage_gib", unit="GiB", doc="local instance storage"),
-    _p("network_performance", "bandwidth", "node", column="network_gbps", unit="Gbit/s"),
+    _p("network_performance", "bandwidth", "node", column="network_gbps", unit="Gbit/s",
+       doc="network bandwidth per node (\"Up to 25 Gigabit\" counts as 25)"),
     _p("node_price", "price", "node", column="price_per_hour", unit="USD/h", doc="price per node and hour"),
     # totals over the worker nodes
-    _p("cluster_vcpus_count", "count", "total", column="vcpus", unit="vCPUs"),
-    _p("cluster_memory_size", "memory", "total", column="memory_gib", unit="GiB"),
-    _p("cluster_accelerator_count", "count", "total", column="accelerator_count", unit="accelerators"),
-    _p("cluster_accelerator_memory", "memory", "total", column="accelerator_memory_total_gib", unit="GiB"),
+    _p("cluster_vcpus_count", "count", "total", column="vcpus", unit="vCPUs", doc="vCPUs summed over the workers"),
+    _p("cluster_memory_size", "memory", "total", column="memory_gib", unit="GiB",
+       doc="memory summed over the workers"),
+    _p("cluster_accelerator_count", "count", "total", column="accelerator_count", unit="accelerators",
+       doc="accelerators summed over the workers"),
+    _p("cluster_accelerator_memory", "memory", "total", column="accelerator_memory_total_gib", unit="GiB",
+       doc="accelerator memory summed over the workers"),
     _p("cluster_price_per_hour", "price", "total", column="price_per_hour", unit="USD/h",
        doc="budget for the whole cluster (manager included)"),
 ]
@@ -93,7 +98,16 @@ _CONFIG = ["image_id", "user", "sshflags", "key_name", "subnet_id", "security_gr
            "placement_group", "spot", "root_volume_size", "tags", "hosts", "mpi_flags", "python"]
 
 PARAMETERS: dict[str, Parameter] = {p.name: p for p in _ALL}
-PARAMETERS.update({n: Parameter(n, "config", "config") for n in _CONFIG})
+# What each configuration parameter is for (read by deploy, never by the resolver).
+_CONFIG_DOCS = {
+    "image_id": "machine image (AMI) of the nodes", "user": "SSH login user on the nodes",
+    "sshflags": "extra flags for ssh", "key_name": "EC2 key pair name", "subnet_id": "EC2 subnet",
+    "security_group_id": "EC2 security group", "ssh_cidr": "address range allowed to reach port 22",
+    "placement_group": "EC2 placement group (\"cluster\" for low latency)", "spot": "true: spot instances",
+    "root_volume_size": "root volume size in GiB", "tags": "instance tags", "hosts": "hosts of the SSH provider",
+    "mpi_flags": "extra flags for mpiexec", "python": "Python version on the nodes",
+}
+PARAMETERS.update({n: Parameter(n, "config", "config", doc=_CONFIG_DOCS.get(n, "")) for n in _CONFIG})
 
 # The seed's other spellings: accepted with a warning naming the preferred one.
 ALIASES: dict[str, str] = {
