@@ -4,9 +4,10 @@ These are plain frozen values so that the executor, the CLI and embedding progra
 them and print them without touching the catalog or Z3 again.
 
 Prices: :attr:`Choice.price_per_hour` is the cost of *that role's* nodes (``node_count × price_per_node_hour``);
-:attr:`Resolution.price_per_hour` is the whole cluster, manager included.  In :meth:`Resolution.to_dict` the
-top-level ``price_per_hour`` and every alternative's ``price_per_hour`` are whole-cluster prices (an alternative
-keeps the chosen manager), so the numbers a user compares are comparable.
+a worker choice of a ManagerWorkers cluster also carries the price of the manager that goes with it (the cheapest
+fitting one in its region), and :attr:`Choice.cluster_price_per_hour` is the sum.  :attr:`Resolution.price_per_hour`
+is the whole cluster.  In :meth:`Resolution.to_dict` the top-level ``price_per_hour`` and every alternative's
+``price_per_hour`` are whole-cluster prices, so the numbers a user compares are comparable.
 """
 
 from __future__ import annotations
@@ -41,11 +42,17 @@ class Choice:
     cpu_model: str = ""
     network_gbps: float = 0.0
     role: str | None = None  # "manager", "worker" or None (peer workers)
+    manager_price_per_hour: float = 0.0  # workers of a ManagerWorkers cluster: the manager that goes with them
 
-    def to_dict(self, extra_price: float = 0.0) -> dict[str, Any]:
-        """The JSON fields; ``extra_price`` (the manager's) is added to ``price_per_hour``."""
+    @property
+    def cluster_price_per_hour(self) -> float:
+        """This choice's nodes plus its manager (if any)."""
+        return _money(self.price_per_hour + self.manager_price_per_hour)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON fields; ``price_per_hour`` is the whole cluster's (manager included)."""
         d = {k: getattr(self, k) for k in JSON_FIELDS}
-        d["price_per_hour"] = _money(self.price_per_hour + extra_price)
+        d["price_per_hour"] = self.cluster_price_per_hour
         d["price_per_node_hour"] = _money(self.price_per_node_hour)
         return d
 
@@ -98,13 +105,12 @@ class Resolution:
     @property
     def price_per_hour(self) -> float:
         """Whole cluster, manager included, USD per hour."""
-        return _money(self.choice.price_per_hour + self.manager_price_per_hour)
+        return self.choice.cluster_price_per_hour
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object ``ccdsl resolve --json`` prints for this contract."""
-        extra = self.manager_price_per_hour
-        d: dict[str, Any] = {"contract": self.contract.name, **self.choice.to_dict(extra)}
-        d["alternatives"] = [a.to_dict(extra) for a in self.alternatives]
+        d: dict[str, Any] = {"contract": self.contract.name, **self.choice.to_dict()}
+        d["alternatives"] = [a.to_dict() for a in self.alternatives]
         if self.manager is not None:
             d["manager"] = self.manager.to_dict()
         return d

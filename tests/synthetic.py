@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ccdsl.catalog.schema import COLUMN_NAMES
+from ccdsl.catalog.schema import COLUMN_NAMES, DTYPES
 
 REGIONS = ("us-east-1", "us-west-2", "eu-west-1", "ap-south-1", "sa-east-1", "eu-central-1")
 GPUS = (  # manufacturer, architecture, model, memory GiB, price per GPU-hour
@@ -83,4 +83,7 @@ def catalog(rows: int = 1000, seed: int = 0, regions: tuple[str, ...] = REGIONS,
             "efa": False, "storage_type": "ssd", "storage_gib": 100.0, "spot": False, "burstable": False,
             "bare_metal": True, "price_per_hour": 0.0}))
     df = pd.concat(frames, ignore_index=True)
+    for name in COLUMN_NAMES:  # columns the schema gained later: unknown
+        if name not in df.columns:
+            df[name] = {"string": "", "bool": False, "int64": 0}.get(DTYPES[name], np.nan)
     return df[list(COLUMN_NAMES)]

@@ -138,20 +138,19 @@ def render_resolution(r: Any) -> str:
             f" — ${r.price_per_hour:g}/h")
     lines = [head]
     lines += [f"  {x}" for x in r.explanation]
-    extra = r.manager_price_per_hour
     rows = []
     if r.manager is not None:
-        rows.append(["manager", *_cells(r.manager, 0.0)])
-    rows.append(["*", *_cells(r.choice, extra)])
-    rows += [[str(i), *_cells(a, extra)] for i, a in enumerate(r.alternatives, start=2)]
+        rows.append(["manager", *_cells(r.manager)])
+    rows.append(["*", *_cells(r.choice)])
+    rows += [[str(i), *_cells(a)] for i, a in enumerate(r.alternatives, start=2)]
     lines.append(table(["", "instance_type", "provider", "region", "nodes", "$/node/h", "$/h (cluster)"], rows,
                        indent=2))
     return "\n".join(lines) + "\n"
 
 
-def _cells(c: Any, extra: float) -> list[str]:
+def _cells(c: Any) -> list[str]:
     return [c.instance_type, c.provider, c.region, str(c.node_count), f"{c.price_per_node_hour:g}",
-            f"{c.price_per_hour + extra:.6g}"]
+            f"{c.cluster_price_per_hour:.6g}"]
 
 
 def table(header: list[str], rows: list[list[str]], indent: int = 0) -> str:

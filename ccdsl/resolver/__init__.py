@@ -89,12 +89,12 @@ def resolve(contract, catalog: Any = None, *, region: str | None = None, any_reg
     view = ranking.view
     best = int(ranking.rows[0])
     wrole = ranking.workers.spec.role
-    chosen = solve.choice(view, best, int(ranking.counts[0]), wrole)
+    chosen = solve.choice(view, best, int(ranking.counts[0]), wrole, int(ranking.managers[0]))
     manager = None
     if ranking.manager is not None:
-        manager = solve.choice(view, ranking.manager_row[int(view.location[best])], 1, "manager")
+        manager = solve.choice(view, int(ranking.managers[0]), 1, "manager")
     classes = solve.prove(ranking).classes if prove else None
-    alts = [solve.choice(view, int(ranking.rows[i]), int(ranking.counts[i]), wrole)
+    alts = [solve.choice(view, int(ranking.rows[i]), int(ranking.counts[i]), wrole, int(ranking.managers[i]))
             for i in solve.alternatives(ranking, top)]
     why = explain.explanation(ranking, chosen, manager, alts, classes)
     return Resolution(contract, chosen, manager, tuple(alts), why, matches=len(ranking.rows))
@@ -110,4 +110,5 @@ def select(contract, catalog: Any = None, *, region: str | None = None, any_regi
 
     ranking = _ranking(contract, catalog, region, any_region)
     role = ranking.workers.spec.role
-    return [solve.choice(ranking.view, int(r), int(n), role) for r, n in zip(ranking.rows, ranking.counts)]
+    return [solve.choice(ranking.view, int(r), int(n), role, int(m))
+            for r, n, m in zip(ranking.rows, ranking.counts, ranking.managers)]

@@ -122,15 +122,16 @@ def pareto(group: np.ndarray, better: np.ndarray) -> np.ndarray:
 
 
 def make_classes(view, rows: np.ndarray, spec: RoleSpec, fail_bits: np.ndarray | None, group_location: bool,
-                 literal_of: dict[int, int]) -> Classes:
+                 literal_of: dict[int, int], exact_price: bool = False) -> Classes:
     """Group and prune candidate ``rows`` of one role into problem classes.
 
     ``fail_bits`` (m, c) says which node clauses each row fails (None: all pass).  ``literal_of`` maps a node
-    clause's position in ``spec.node`` to its literal index.
+    clause's position in ``spec.node`` to its literal index.  ``exact_price`` keeps every distinct price (for a
+    manager when the budget has a lower bound, where a dearer manager can be the only way to meet it).
     """
     price = view.numbers["price_per_hour"][rows]
     cols: list[np.ndarray] = [-price]
-    exact: list[np.ndarray] = []
+    exact: list[np.ndarray] = [price] if exact_price else []
     values = []
     for c in spec.coupled:
         v = view.numbers[coupled_column(c)][rows]

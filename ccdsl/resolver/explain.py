@@ -22,7 +22,7 @@ from ccdsl import taxonomy
 from ccdsl.resolution import Choice
 from ccdsl.resolver import compile as comp
 from ccdsl.resolver.counts import count_cap, count_domain
-from ccdsl.resolver.solve import Ranking, RoleRows, literal_table, solver_for
+from ccdsl.resolver.solve import Ranking, RoleRows, literal_table, lower_budget, solver_for
 
 UNITS = {"memory": "GiB", "bandwidth": "Gbit/s", "price": "USD/h"}
 
@@ -74,13 +74,15 @@ def _full_problem(ranking: Ranking) -> comp.Problem:
     lits, index = literal_table(wspec, mspec)
     mw = ranking.manager is not None
 
-    def classes(rr: RoleRows, spec: comp.RoleSpec) -> comp.Classes:
+    def classes(rr: RoleRows, spec: comp.RoleSpec, exact_price: bool = False) -> comp.Classes:
         fails = ~np.column_stack(rr.masks) if rr.masks else np.zeros((len(rr.scope), 0), dtype=bool)
         local = {j: index[id(c)] for j, c in enumerate(spec.node)}
-        return comp.make_classes(view, rr.scope, spec, fails, mw, local)
+        return comp.make_classes(view, rr.scope, spec, fails, mw, local, exact_price)
 
     worker_classes = classes(ranking.workers, wspec)
-    manager_classes = classes(ranking.manager, mspec) if ranking.manager is not None and mspec else None
+    manager_classes = None
+    if ranking.manager is not None and mspec is not None:
+        manager_classes = classes(ranking.manager, mspec, lower_budget(wspec))
     return comp.compile_problem(wspec, worker_classes, mspec, manager_classes, lits, index, count_cap(wspec.count))
 
 
@@ -195,10 +197,10 @@ def explanation(ranking: Ranking, chosen: Choice, manager: Choice | None, altern
     lines.append(cost)
     if alternatives:
         a = alternatives[0]
-        extra = manager.price_per_hour if manager else 0.0
         lines.append(f"next cheapest: {a.instance_type} × {a.node_count} ({a.region}) "
-                     f"${a.price_per_hour + extra:.6g}/h")
-    proof = f"; optimality proved by Z3 over {proof_classes} Pareto classes" if proof_classes is not None else ""
+                     f"${a.cluster_price_per_hour:.6g}/h")
+    proof = (f"; optimality proved by Z3 over {proof_classes} Pareto class{'es' * (proof_classes != 1)}"
+             if proof_classes is not None else "")
     lines.append(f"{len(ranking.rows)} (type, region) rows satisfy the contract{proof}")
     return tuple(lines)
 

@@ -48,7 +48,7 @@ class Ranking:
     rows: np.ndarray  # view rows, ranked
     counts: np.ndarray
     totals: np.ndarray  # cluster price per hour (manager included)
-    manager_row: dict[int, int]  # location code -> best manager view row
+    managers: np.ndarray  # the manager view row that goes with each ranked row (-1: no manager)
     region: str
 
     @property
@@ -72,40 +72,61 @@ def rank(view: CatalogView, contract, region: str, any_region: bool) -> Ranking:
     manager = role_rows(view, mspec, region, any_region) if mspec is not None else None
     rows = workers.candidates
     price = view.numbers["price_per_hour"]
-    manager_row: dict[int, int] = {}
-    offset = np.zeros(len(rows))
+    managers = np.full(len(rows), -1, dtype=np.int64)
     if manager is not None:
-        manager_row = best_per_location(view, manager.candidates)
-        best_price = np.full(len(view.location_labels), np.inf)
-        for loc, r in manager_row.items():
-            best_price[loc] = price[r]
-        offset = best_price[view.location[rows]]
-        rows, offset = rows[np.isfinite(offset)], offset[np.isfinite(offset)]
+        rows, managers = pair_managers(view, rows, manager.candidates, lower_budget(wspec))
+    offset = np.where(managers >= 0, price[managers], 0.0)
     coupled = [Coupled(c, view.numbers[comp.coupled_column(c)][rows], offset if c.parameter == comp.BUDGET else 0.0)
                for c in wspec.coupled]
     counts = min_counts(count_domain(wspec.count, wspec.fixed), coupled, len(rows))
     ok = counts > 0
-    rows, counts, offset = rows[ok], counts[ok], offset[ok]
+    rows, counts, offset, managers = rows[ok], counts[ok], offset[ok], managers[ok]
     totals = counts * price[rows] + offset
     order = np.lexsort((view.codes["instance_type"][rows], view.codes["region"][rows], view.codes["provider"][rows],
                         -np.nan_to_num(view.numbers["vcpus"][rows]), counts, np.round(totals, 9)))
-    return Ranking(view, workers, manager, rows[order], counts[order], totals[order], manager_row, region)
+    rows, counts, totals, managers = rows[order], counts[order], totals[order], managers[order]
+    if manager is not None and lower_budget(wspec):  # several managers tried per worker row: keep its best
+        _, first = np.unique(rows, return_index=True)
+        first = np.sort(first)
+        rows, counts, totals, managers = rows[first], counts[first], totals[first], managers[first]
+    return Ranking(view, workers, manager, rows, counts, totals, managers, region)
 
 
-def best_per_location(view: CatalogView, rows: np.ndarray) -> dict[int, int]:
-    """The cheapest row (tie rule: more vCPUs, then name) in each provider+region."""
-    if len(rows) == 0:
-        return {}
-    loc = view.location[rows]
-    order = np.lexsort((view.codes["instance_type"][rows], -np.nan_to_num(view.numbers["vcpus"][rows]),
-                        view.numbers["price_per_hour"][rows], loc))
-    first = np.r_[True, np.diff(loc[order]) != 0]
-    return {int(loc[i]): int(rows[i]) for i in order[first]}
+def lower_budget(spec: comp.RoleSpec) -> bool:
+    """Whether the budget bounds the price from below (``@atleast``, ``@between``, ``@just``, …): then the cheapest
+    manager is not always best, and every manager price must be tried."""
+    return any(c.parameter == comp.BUDGET and c.qualifier not in ("atmost", "unrestricted") for c in spec.coupled)
 
 
-def choice(view: CatalogView, row: int, count: int, role: str | None) -> Choice:
+def pair_managers(view: CatalogView, workers: np.ndarray, managers: np.ndarray,
+                  every_price: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(worker rows, manager rows) pairs in the same provider and region.
+
+    With an upper-bound budget (or none) the cheapest manager of the region is optimal for every worker row: it
+    leaves the most budget and adds the least cost.  Otherwise every distinct manager price of the region is
+    paired (the cheapest-by-tie-rule row of each price).
+    """
+    if len(managers) == 0 or len(workers) == 0:
+        return workers[:0], workers[:0]
+    loc, price = view.location[managers], view.numbers["price_per_hour"][managers]
+    order = np.lexsort((view.codes["instance_type"][managers], -np.nan_to_num(view.numbers["vcpus"][managers]),
+                        price, loc))
+    m, loc, price = managers[order], loc[order], price[order]
+    first = np.r_[True, (np.diff(loc) != 0) | ((np.diff(price) != 0) & every_price)]
+    m, loc = m[first], loc[first]
+    wloc = view.location[workers]
+    start = np.searchsorted(loc, wloc, side="left")
+    stop = np.searchsorted(loc, wloc, side="right")
+    reps = stop - start
+    pair_w = np.repeat(workers, reps)
+    pair_m = m[np.repeat(start, reps) + (np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps))]
+    return pair_w, pair_m
+
+
+def choice(view: CatalogView, row: int, count: int, role: str | None, manager: int = -1) -> Choice:
     num, lab = view.numbers, view.label
     p = num["price_per_hour"][row]
+    mp = float(num["price_per_hour"][manager]) if manager >= 0 else 0.0
     return Choice(
         provider=lab("provider", row), region=lab("region", row), instance_type=lab("instance_type", row),
         node_count=int(count), price_per_node_hour=float(p), price_per_hour=round(float(count * p), 9),
@@ -113,7 +134,8 @@ def choice(view: CatalogView, row: int, count: int, role: str | None) -> Choice:
         accelerator_count=int(np.nan_to_num(num["accelerator_count"][row])),
         accelerator_model=lab("accelerator_model", row), accelerator_architecture=lab("accelerator_architecture", row),
         accelerator_memory_gib=float(np.nan_to_num(num["accelerator_memory_gib"][row])),
-        cpu_model=lab("cpu_model", row), network_gbps=float(np.nan_to_num(num["network_gbps"][row])), role=role)
+        cpu_model=lab("cpu_model", row), network_gbps=float(np.nan_to_num(num["network_gbps"][row])), role=role,
+        manager_price_per_hour=mp)
 
 
 def alternatives(ranking: Ranking, top: int) -> list[int]:
@@ -176,12 +198,12 @@ def prove(ranking: Ranking) -> Proof:
     worker_classes = comp.make_classes(view, ranking.workers.candidates, wspec, None, mw, index)
     manager_classes = None
     if ranking.manager is not None:
-        manager_classes = comp.make_classes(view, np.array(sorted(ranking.manager_row.values()), dtype=np.int64),
-                                            ranking.manager.spec, None, True, index)
+        manager_classes = comp.make_classes(view, ranking.manager.candidates, ranking.manager.spec, None, True, index,
+                                            exact_price=lower_budget(wspec))
     best = int(ranking.rows[0])
     bound = int(ranking.counts[0]) * comp.exact(view.numbers["price_per_hour"][best])
-    mbest = ranking.manager_row.get(int(view.location[best])) if mw else None
-    if mbest is not None:
+    mbest = int(ranking.managers[0])
+    if mbest >= 0:
         bound += comp.exact(view.numbers["price_per_hour"][mbest])
     problem = comp.compile_problem(wspec, worker_classes, mspec, manager_classes, lits, index,
                                    count_cap(wspec.count), bound)

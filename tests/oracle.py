@@ -1,0 +1,209 @@
+"""A brute-force oracle for the resolver, written independently of ``ccdsl.resolver``.
+
+Plain Python over ``DataFrame.to_dict("records")``: every row, every node count, every clause checked one by one.
+It shares only the *facts* with the resolver (``ccdsl.parameters`` for which column a parameter reads,
+``ccdsl.taxonomy`` for what a symbol covers) and re-implements the documented semantics: inclusive bounds with a
+relative slack of 1e-9, NaN satisfies nothing but ``@unrestricted``, ``not`` of a symbol is the complement, AWS
+rows restricted to the default region unless ``cluster_locale`` or any-region, node_count default 1 and ranges
+capped at max(1024, named counts), totals = count × per-node value, budget = workers + manager, manager and
+workers in the same provider and region.  Slow by design; use small catalogs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ccdsl import taxonomy
+from ccdsl.contract import Clause, Contract
+from ccdsl.parameters import PARAMETERS
+
+TOL = 1e-9
+CAP = 1024
+
+
+@dataclass(frozen=True)
+class Answer:
+    cost: float
+    worker: dict
+    count: int
+    manager: dict | None
+
+
+def _num(x) -> float:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return math.nan
+    return v
+
+
+def _str(x) -> str:
+    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else str(x)
+
+
+def tester(qualifier: str, values: tuple):
+    """``compare`` with the bounds worked out once (the oracle's inner loop)."""
+    if qualifier == "unrestricted":
+        return lambda x: True
+    lo = [v - TOL * max(1.0, abs(v)) for v in values]
+    hi = [v + TOL * max(1.0, abs(v)) for v in values]
+    if qualifier == "atleast":
+        return lambda x: x >= lo[0]
+    if qualifier == "atmost":
+        return lambda x: x <= hi[0]
+    if qualifier == "between":
+        return lambda x: lo[0] <= x <= hi[1]
+    bands = list(zip(lo, hi))
+    if qualifier in ("just", "oneof"):
+        return lambda x: any(a <= x <= b for a, b in bands)
+    return lambda x: x == x and not any(a <= x <= b for a, b in bands)
+
+
+def compare(x: float, qualifier: str, values: tuple) -> bool:
+    if qualifier == "unrestricted":
+        return True
+    if math.isnan(x):
+        return False
+    near = [abs(x - v) <= TOL * max(1.0, abs(v)) for v in values]
+    if qualifier == "just" or qualifier == "oneof":
+        return any(near)
+    if qualifier == "not":
+        return not any(near)
+    if qualifier == "atleast":
+        return x >= values[0] - TOL * max(1.0, abs(values[0]))
+    if qualifier == "atmost":
+        return x <= values[0] + TOL * max(1.0, abs(values[0]))
+    if qualifier == "between":
+        return (x >= values[0] - TOL * max(1.0, abs(values[0]))) and (x <= values[1] + TOL * max(1.0, abs(values[1])))
+    raise AssertionError(qualifier)
+
+
+def row_ok(row: dict, c: Clause) -> bool:
+    """One node-scope clause against one row."""
+    p = PARAMETERS[c.parameter]
+    if c.qualifier == "unrestricted":
+        return True
+    if p.kind == "symbol":
+        covered = set()
+        for v in c.values:
+            covered |= taxonomy.covered_labels(p.domain, v)
+        hit = any(_str(row[col]) in covered for col in taxonomy.DOMAIN_COLUMNS[p.domain])
+        return (not hit) if c.qualifier == "not" else hit
+    if p.kind in ("machinetype", "region"):
+        hit = _str(row[p.column]) in {str(v) for v in c.values}
+        return (not hit) if c.qualifier == "not" else hit
+    return compare(_num(row[p.column]), c.qualifier, c.values)
+
+
+def counts(contract_clauses: list[Clause]) -> list[int]:
+    c = next((x for x in contract_clauses if x.parameter == "node_count"), None)
+    if c is None:
+        return [1]
+    cap = max([CAP, *[int(v) for v in c.values]])
+    return [n for n in range(1, cap + 1) if compare(float(n), c.qualifier, c.values)]
+
+
+def _role_clauses(contract: Contract, role: str | None) -> list[Clause]:
+    own = [c for c in contract.clauses if c.role == role] if role else []
+    names = {c.parameter for c in own}
+    shared = [c for c in contract.clauses if c.role is None and c.parameter not in names]
+    if role == "manager":
+        shared = [c for c in shared if PARAMETERS[c.parameter].scope == "node"]
+    return shared + own
+
+
+def _in_scope(row: dict, clauses: list[Clause], region: str, any_region: bool) -> bool:
+    if any_region or any(c.parameter == "cluster_locale" for c in clauses):
+        return True
+    return _str(row["provider"]) != "aws" or _str(row["region"]) == region
+
+
+def _node_ok(row: dict, clauses: list[Clause], single: bool) -> bool:
+    for c in clauses:
+        scope = PARAMETERS[c.parameter].scope
+        if scope == "node" or (single and scope == "total"):
+            if not row_ok(row, c):
+                return False
+    return True
+
+
+def _first_count(row: dict, domain: list[int], clauses: list[Clause], manager_price: float) -> int | None:
+    """The first count (in increasing order) whose totals satisfy every total clause — each count checked."""
+    ok = [True] * len(domain)
+    for c in clauses:
+        p = PARAMETERS[c.parameter]
+        if p.scope != "total":
+            continue
+        per = _num(row[p.column])
+        if per != per:  # unknown: no count satisfies a bound
+            if c.qualifier == "unrestricted":
+                continue
+            return None
+        extra = manager_price if c.parameter == "cluster_price_per_hour" else 0.0
+        test = tester(c.qualifier, c.values)
+        for i, n in enumerate(domain):
+            if ok[i] and not test(n * per + extra):
+                ok[i] = False
+        if not any(ok):
+            return None
+    return next((n for n, good in zip(domain, ok) if good), None)
+
+
+_RECORDS: dict[int, tuple[object, list[dict]]] = {}
+
+
+def _records(df) -> list[dict]:
+    """The priced rows as dicts (cached per DataFrame: the oracle is called many times per catalog)."""
+    hit = _RECORDS.get(id(df))
+    if hit is None or hit[0] is not df:
+        rows = [r for r in df.to_dict("records") if not math.isnan(_num(r["price_per_hour"]))]
+        _RECORDS[id(df)] = hit = (df, rows)
+    return hit[1]
+
+
+def solutions(df, contract: Contract, region: str = "us-east-1", any_region: bool = False) -> list[Answer]:
+    """Every feasible worker row with its cheapest (count, manager) — brute force."""
+    rows = _records(df)
+    mw = contract.cluster_type == "ManagerWorkers"
+    wclauses = _role_clauses(contract, "worker" if mw else None)
+    domain = counts(wclauses)
+    workers = [r for r in rows if _in_scope(r, wclauses, region, any_region) and _node_ok(r, wclauses, False)]
+    managers: list[dict | None] = [None]
+    if mw:
+        mclauses = _role_clauses(contract, "manager")
+        managers = [r for r in rows if _in_scope(r, mclauses, region, any_region) and _node_ok(r, mclauses, True)]
+    out = []
+    for w in workers:
+        best = None
+        for m in managers:
+            if m is not None and (m["provider"], m["region"]) != (w["provider"], w["region"]):
+                continue
+            mp = float(m["price_per_hour"]) if m is not None else 0.0
+            n = _first_count(w, domain, wclauses, mp)  # prices are ≥ 0: more nodes never cost less
+            if n is not None:
+                cost = n * float(w["price_per_hour"]) + mp
+                if best is None or cost < best.cost - 1e-12:
+                    best = Answer(cost, w, n, m)
+        if best is not None:
+            out.append(best)
+    return out
+
+
+def optimum(df, contract: Contract, region: str = "us-east-1", any_region: bool = False) -> Answer | None:
+    sols = solutions(df, contract, region, any_region)
+    return min(sols, key=lambda a: a.cost) if sols else None
+
+
+def subcontract(contract: Contract, keep: list[Clause], keep_default_count: bool) -> Contract:
+    """The contract with only ``keep`` (plus its cluster_type).  A node count that is not kept (the written clause
+    or the default 1) is relaxed to any count, which is what dropping its assumption means to the solver."""
+    clauses = [c for c in contract.clauses if c.parameter == "cluster_type"] + list(keep)
+    kept_count = any(c.parameter == "node_count" for c in keep) or (
+        contract.clause("node_count") is None and keep_default_count)
+    if not kept_count:
+        clauses.append(Clause("node_count", "unrestricted"))
+    for c in contract.clauses:  # a dropped locale lets every region compete (it does not bring back the default)
+        if c.parameter == "cluster_locale" and c not in keep:
+            clauses.append(Clause("cluster_locale", "unrestricted", role=c.role))
+    return Contract(contract.name, tuple(clauses))

@@ -1,0 +1,258 @@
+"""The resolver's documented rules on hand-made catalogs, plus the shipped catalog end to end."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import oracle
+from ccdsl.catalog.schema import COLUMN_NAMES, DTYPES
+from ccdsl.contract import Clause, Contract, Span
+from ccdsl.errors import UnsatisfiableError
+from ccdsl.resolution import JSON_FIELDS
+from ccdsl.resolver import resolve, select
+from ccdsl.resolver.solve import prove, rank
+from ccdsl.resolver.view import view_of
+
+DEFAULTS = {"string": "", "bool": False, "int64": 0, "float64": 0.0}
+
+
+def frame(*rows: dict) -> pd.DataFrame:
+    """A catalog from a few rows; unspecified columns get neutral values."""
+    base = {"provider": "aws", "region": "us-east-1", "vcpus": 2, "memory_gib": 4.0, "cpu_architecture": "x86_64",
+            "storage_type": "ebs", "network_gbps": 10.0}
+    full = [{**{c: DEFAULTS[DTYPES[c]] for c in COLUMN_NAMES}, **base, **r} for r in rows]
+    for r in full:
+        r["accelerator_memory_total_gib"] = r["accelerator_count"] * r["accelerator_memory_gib"]
+    return pd.DataFrame(full, columns=list(COLUMN_NAMES))
+
+
+def gpu(name: str, model: str, arch: str, mem: float, price: float, count: int = 1, **kw) -> dict:
+    return {"instance_type": name, "accelerator_count": count, "accelerator_type": "GPU",
+            "accelerator_manufacturer": "NVIDIA", "accelerator_model": model, "accelerator_architecture": arch,
+            "accelerator_memory_gib": mem, "price_per_hour": price, **kw}
+
+
+def contract(*clauses: Clause, name: str = "c") -> Contract:
+    return Contract(name, tuple(clauses))
+
+
+def C(parameter: str, qualifier: str, *values, role: str | None = None, line: int | None = None) -> Clause:
+    span = Span(line, 5, line, 20, "") if line else None
+    return Clause(parameter, qualifier, tuple(values), role, span)
+
+
+GPUS = frame(
+    gpu("g4dn.xlarge", "T4", "Turing", 16.0, 0.526, vcpus=4),
+    gpu("g6.xlarge", "L4", "Ada Lovelace", 22.35, 0.8048, vcpus=4),
+    gpu("g6e.xlarge", "L40S", "Ada Lovelace", 44.7, 1.861, vcpus=4),
+    gpu("p3.2xlarge", "V100", "Volta", 16.0, 3.06, vcpus=8),
+    {"instance_type": "c5.large", "vcpus": 2, "price_per_hour": 0.085},
+    {"instance_type": "c5.xlarge", "vcpus": 4, "price_per_hour": 0.17},
+    {"instance_type": "c5.large", "region": "eu-west-1", "vcpus": 2, "price_per_hour": 0.096},
+)
+
+
+def names(choices) -> list[str]:
+    return [c.instance_type for c in choices]
+
+
+# ------------------------------------------------------------------------------------------------ symbols
+
+def test_a_symbol_covers_everything_below_it() -> None:
+    ada = select(contract(C("accelerator_architecture", "just", "AdaLovelace")), GPUS)
+    assert sorted(names(ada)) == ["g6.xlarge", "g6e.xlarge"]
+    nvidia = select(contract(C("accelerator_manufacturer", "just", "NVIDIA")), GPUS)
+    assert len(nvidia) == 4
+
+
+def test_not_is_the_complement_and_oneof_the_union() -> None:
+    not_nvidia = select(contract(C("accelerator_manufacturer", "not", "NVIDIA")), GPUS)
+    assert sorted(names(not_nvidia)) == ["c5.large", "c5.xlarge"]  # rows without accelerators match
+    either = select(contract(C("accelerator", "oneof", "T4", "V100")), GPUS)
+    assert sorted(names(either)) == ["g4dn.xlarge", "p3.2xlarge"]
+
+
+def test_unknown_values_satisfy_no_bound() -> None:
+    df = frame({"instance_type": "a.large", "price_per_hour": 0.1, "network_gbps": np.nan},
+               {"instance_type": "b.large", "price_per_hour": 0.2, "network_gbps": 25.0})
+    assert names(select(contract(C("network_performance", "atleast", 10.0)), df)) == ["b.large"]
+    assert names(select(contract(C("network_performance", "not", 25.0)), df)) == []
+    assert names(select(contract(C("network_performance", "unrestricted")), df)) == ["a.large", "b.large"]
+
+
+def test_rows_without_price_are_not_in_the_catalog() -> None:
+    df = frame({"instance_type": "a.large", "price_per_hour": np.nan}, {"instance_type": "b.large", "price_per_hour": 1.0})
+    assert names(select(contract(), df)) == ["b.large"]
+
+
+# ------------------------------------------------------------------------------------------------ scope
+
+def test_default_region_restricts_aws_rows_only(monkeypatch) -> None:
+    df = frame({"instance_type": "c5.large", "price_per_hour": 0.085},
+               {"instance_type": "c5.large", "region": "eu-west-1", "price_per_hour": 0.05},
+               {"provider": "ssh", "region": "onprem", "instance_type": "node1", "price_per_hour": 0.0})
+    monkeypatch.delenv("CCDSL_REGION", raising=False)
+    assert [(c.provider, c.region) for c in select(contract(), df)] == [("ssh", "onprem"), ("aws", "us-east-1")]
+    monkeypatch.setenv("CCDSL_REGION", "eu-west-1")
+    assert [c.region for c in select(contract(C("node_provider", "just", "AmazonEC2")), df)] == ["eu-west-1"]
+    assert [c.region for c in select(contract(C("node_provider", "just", "AmazonEC2")), df, region="us-east-1")] \
+        == ["us-east-1"]
+    everywhere = select(contract(C("node_provider", "just", "AmazonEC2")), df, any_region=True)
+    assert [c.region for c in everywhere] == ["eu-west-1", "us-east-1"]
+
+
+def test_cluster_locale_replaces_the_default_region() -> None:
+    r = resolve(contract(C("cluster_locale", "just", "eu-west-1")), GPUS)
+    assert (r.region, r.instance_type) == ("eu-west-1", "c5.large")
+
+
+def test_an_empty_region_says_so() -> None:
+    with pytest.raises(UnsatisfiableError, match="no instance types in region mars-1"):
+        resolve(contract(), GPUS, region="mars-1")
+
+
+# ------------------------------------------------------------------------------------------------ counts
+
+def test_type_and_count_are_chosen_together() -> None:
+    df = frame({"instance_type": "small", "vcpus": 4, "price_per_hour": 0.17},
+               {"instance_type": "big", "vcpus": 64, "price_per_hour": 2.5},
+               {"instance_type": "mid", "vcpus": 16, "price_per_hour": 0.7})
+    c = contract(C("node_count", "between", 2, 32), C("cluster_vcpus_count", "atleast", 256))
+    r = resolve(c, df)
+    # small needs 64 nodes (> 32); mid 16 × 0.7 = 11.2; big 4 × 2.5 = 10.0
+    assert (r.instance_type, r.node_count, r.price_per_hour) == ("big", 4, 10.0)
+    assert [(a.instance_type, a.node_count) for a in r.alternatives] == [("mid", 16)]
+    budget = contract(*c.clauses, C("cluster_price_per_hour", "atmost", 9.99, line=3))
+    with pytest.raises(UnsatisfiableError) as e:
+        resolve(budget, df)
+    assert {x.parameter for x in e.value.conflict} == {"cluster_vcpus_count", "cluster_price_per_hour"}
+    assert [x.line for x in e.value.conflict if x.parameter == "cluster_price_per_hour"] == [3]
+
+
+def test_counts_default_to_one_and_ranges_are_capped() -> None:
+    df = frame({"instance_type": "x", "vcpus": 1, "price_per_hour": 0.01})
+    with pytest.raises(UnsatisfiableError) as e:
+        resolve(contract(C("cluster_vcpus_count", "atleast", 8)), df)
+    assert [x.text for x in e.value.conflict] == ["cluster_vcpus_count => @atleast(8)", "node_count => 1 (default)"]
+    assert resolve(contract(C("node_count", "atleast", 2), C("cluster_vcpus_count", "atleast", 8)), df).node_count == 8
+    assert resolve(contract(C("node_count", "unrestricted"), C("cluster_vcpus_count", "atleast", 1024)), df).node_count \
+        == 1024
+    with pytest.raises(UnsatisfiableError):
+        resolve(contract(C("node_count", "unrestricted"), C("cluster_vcpus_count", "atleast", 1025)), df)
+    assert resolve(contract(C("node_count", "just", 2000)), df).node_count == 2000
+
+
+def test_exact_totals_pick_exact_multiples() -> None:
+    df = frame({"instance_type": "a", "vcpus": 6, "price_per_hour": 0.1}, {"instance_type": "b", "vcpus": 4, "price_per_hour": 0.2})
+    r = resolve(contract(C("node_count", "between", 1, 20), C("cluster_vcpus_count", "just", 16)), df)
+    assert (r.instance_type, r.node_count) == ("b", 4)  # 16 is no multiple of 6
+
+
+# ------------------------------------------------------------------------------------------------ ties
+
+def test_ties_prefer_fewer_nodes_then_more_vcpus_then_region_then_name() -> None:
+    df = frame({"instance_type": "two", "vcpus": 8, "price_per_hour": 0.5},
+               {"instance_type": "one", "vcpus": 16, "price_per_hour": 1.0},
+               {"instance_type": "one-b", "vcpus": 16, "price_per_hour": 1.0},
+               {"instance_type": "one-small", "vcpus": 12, "price_per_hour": 1.0},
+               {"instance_type": "aaa", "vcpus": 16, "price_per_hour": 1.0, "region": "eu-west-1"})
+    c = contract(C("node_count", "between", 1, 4), C("cluster_vcpus_count", "atleast", 12))
+    ranked = select(c, df, any_region=True)
+    assert [(x.instance_type, x.region, x.node_count) for x in ranked] == [
+        ("aaa", "eu-west-1", 1), ("one", "us-east-1", 1), ("one-b", "us-east-1", 1),
+        ("one-small", "us-east-1", 1), ("two", "us-east-1", 2)]
+    assert resolve(c, df, any_region=True).instance_type == "aaa"
+
+
+def test_alternatives_are_distinct_types_and_top_limits_them() -> None:
+    c = contract(C("node_count", "just", 2))
+    r = resolve(c, GPUS, any_region=True, top=3)
+    assert r.instance_type == "c5.large" and r.region == "us-east-1"
+    assert names(r.alternatives) == ["c5.xlarge", "g4dn.xlarge", "g6.xlarge"]  # c5.large in eu-west-1 not repeated
+    assert resolve(c, GPUS, top=0).alternatives == ()
+
+
+# ------------------------------------------------------------------------------------------------ manager/workers
+
+def test_manager_and_workers_resolve_on_their_own_and_share_the_budget() -> None:
+    c = contract(C("cluster_type", "just", "ManagerWorkers"), C("node_count", "just", 2),
+                 C("node_vcpus_count", "atleast", 4, role="manager"),
+                 C("accelerator_architecture", "just", "AdaLovelace", role="worker"),
+                 C("cluster_price_per_hour", "atmost", 2.0))
+    r = resolve(c, GPUS)
+    assert (r.manager.instance_type, r.instance_type, r.node_count) == ("c5.xlarge", "g6.xlarge", 2)
+    assert r.price_per_hour == pytest.approx(0.17 + 2 * 0.8048)
+    d = r.to_dict()
+    assert d["price_per_hour"] == pytest.approx(0.17 + 2 * 0.8048) and d["manager"]["instance_type"] == "c5.xlarge"
+    tight = replace(c, clauses=c.clauses[:-1] + (C("cluster_price_per_hour", "atmost", 1.7),))
+    with pytest.raises(UnsatisfiableError) as e:
+        resolve(tight, GPUS)
+    assert {(x.parameter, x.role) for x in e.value.conflict} == {
+        ("cluster_price_per_hour", None), ("node_vcpus_count", "manager"), ("accelerator_architecture", "worker"),
+        ("node_count", None)}
+
+
+# ------------------------------------------------------------------------------------------------ output, proof
+
+def test_resolution_json_has_the_documented_fields() -> None:
+    r = resolve(contract(C("accelerator_architecture", "just", "Turing"), C("node_count", "just", 8)), GPUS)
+    d = json.loads(r.to_json())
+    assert list(d) == ["contract", *JSON_FIELDS, "alternatives"]
+    assert (d["instance_type"], d["node_count"], d["price_per_hour"]) == ("g4dn.xlarge", 8, 4.208)
+    assert "8 nodes × $0.526/h = $4.208/h" in r.explanation
+
+
+def test_z3_certifies_the_optimum_and_rejects_a_worse_one() -> None:
+    c = contract(C("node_count", "between", 1, 8), C("cluster_accelerator_memory", "atleast", 64.0))
+    view = view_of(GPUS)
+    ranking = rank(view, c, "us-east-1", False)
+    proof = prove(ranking)
+    assert proof.cost == pytest.approx(float(ranking.totals[0]))
+    assert "(declare-const k Int)" in proof.problem.text
+    worse = replace(ranking, rows=ranking.rows[1:], counts=ranking.counts[1:], totals=ranking.totals[1:],
+                    managers=ranking.managers[1:])
+    with pytest.raises(RuntimeError, match="cheaper"):
+        prove(worse)
+
+
+def test_the_view_is_built_once_per_catalog() -> None:
+    assert view_of(GPUS) is view_of(GPUS)
+
+
+# ------------------------------------------------------------------------------------------------ shipped catalog
+
+@pytest.fixture(scope="module")
+def shipped():
+    from ccdsl.catalog import load
+
+    return load(user=False)
+
+
+def test_tutorial_contract_on_the_shipped_catalog_matches_the_oracle(shipped) -> None:
+    from ccdsl.language import load
+
+    contracts = load("examples/tutorial.ccc")
+    for c in contracts.values():
+        r = resolve(c, shipped)
+        best = oracle.optimum(shipped, c)
+        assert r.price_per_hour == pytest.approx(best.cost, abs=1e-6), c.name
+    second = resolve(contracts["my_second_cluster_contract"], shipped)
+    assert second.node_count == 8 and second.choice.accelerator_architecture == "Turing"
+    assert "g4dn.xlarge" in [second.instance_type, *names(second.alternatives)]
+
+
+def test_infeasible_example_names_its_clauses_and_near_misses(shipped) -> None:
+    from ccdsl.language import load
+
+    c = load("examples/infeasible.ccc")["infeasible"]
+    with pytest.raises(UnsatisfiableError) as e:
+        resolve(c, shipped)
+    assert [(x.parameter, x.line) for x in e.value.conflict] == [("accelerator_architecture", 4),
+                                                                  ("accelerator_memory", 5)]
+    assert any(m.startswith("g4dn.xlarge (us-east-1): accelerator_memory 16 GiB < 32 GiB")
+               for m in e.value.near_misses)

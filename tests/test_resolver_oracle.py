@@ -1,0 +1,160 @@
+"""The resolver against the brute-force oracle on thousands of random contracts (hypothesis).
+
+Checked per contract: the optimal cluster price agrees; ``select`` finds exactly the oracle's feasible rows with
+the same cheapest counts; infeasible contracts are infeasible for both, and the reported conflict is really
+unsatisfiable and minimal (dropping any one of its clauses makes it satisfiable) — judged by the oracle.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ccdsl.contract import Clause, Contract
+from ccdsl.errors import UnsatisfiableError
+from ccdsl.resolver import resolve, select
+import oracle
+from synthetic import REGIONS, catalog
+
+REGION_SET = REGIONS[:3]
+
+
+@functools.lru_cache(maxsize=None)
+def small_catalog(seed: int):
+    return catalog(rows=60, seed=seed, regions=REGION_SET, extra_providers=seed % 2 == 1)
+
+
+SETTINGS = settings(max_examples=2500, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+
+counts = st.one_of(
+    st.none(),
+    st.integers(1, 12).map(lambda n: Clause("node_count", "just", (n,))),
+    st.tuples(st.integers(1, 10), st.integers(0, 30)).map(lambda t: Clause("node_count", "between", (t[0], t[0] + t[1]))),
+    st.integers(1, 40).map(lambda n: Clause("node_count", "atleast", (n,))),
+    st.integers(1, 40).map(lambda n: Clause("node_count", "atmost", (n,))),
+    st.lists(st.integers(1, 64), min_size=1, max_size=4, unique=True).map(
+        lambda v: Clause("node_count", "oneof", tuple(sorted(v)))),
+    st.lists(st.integers(1, 4), min_size=1, max_size=3, unique=True).map(
+        lambda v: Clause("node_count", "not", tuple(sorted(v)))),
+    st.just(Clause("node_count", "unrestricted")),
+)
+
+
+def numeric(parameter: str, values: st.SearchStrategy) -> st.SearchStrategy:
+    return st.one_of(
+        values.map(lambda v: Clause(parameter, "atleast", (v,))),
+        values.map(lambda v: Clause(parameter, "atmost", (v,))),
+        st.tuples(values, values).map(lambda t: Clause(parameter, "between", (min(t), max(t)))),
+        values.map(lambda v: Clause(parameter, "just", (v,))),
+        st.lists(values, min_size=1, max_size=3, unique=True).map(lambda v: Clause(parameter, "oneof", tuple(v))),
+        st.lists(values, min_size=1, max_size=2, unique=True).map(lambda v: Clause(parameter, "not", tuple(v))),
+        st.just(Clause(parameter, "unrestricted")),
+    )
+
+
+def symbol(parameter: str, names: list[str]) -> st.SearchStrategy:
+    pick = st.lists(st.sampled_from(names), min_size=1, max_size=3, unique=True)
+    return st.one_of(
+        st.sampled_from(names).map(lambda v: Clause(parameter, "just", (v,))),
+        pick.map(lambda v: Clause(parameter, "oneof", tuple(v))),
+        pick.map(lambda v: Clause(parameter, "not", tuple(v))),
+    )
+
+
+NODE = {
+    "node_vcpus_count": numeric("node_vcpus_count", st.sampled_from([1, 2, 4, 8, 16, 32, 64, 96])),
+    "node_memory_size": numeric("node_memory_size", st.sampled_from([1.0, 4.0, 8.0, 16.0, 64.0, 256.0, 0.5])),
+    "accelerator_count": numeric("accelerator_count", st.sampled_from([0, 1, 2, 4, 8])),
+    "accelerator_memory": numeric("accelerator_memory", st.sampled_from([0.0, 16.0, 24.0, 40.0, 80.0])),
+    "network_performance": numeric("network_performance", st.sampled_from([5.0, 10.0, 25.0, 50.0])),
+    "node_price": numeric("node_price", st.sampled_from([0.05, 0.5, 1.25, 5.0])),
+    "accelerator_architecture": symbol("accelerator_architecture", ["Turing", "Ampere", "AdaLovelace", "Hopper", "Volta"]),
+    "accelerator_manufacturer": symbol("accelerator_manufacturer", ["NVIDIA", "AMD"]),
+    "accelerator": symbol("accelerator", ["T4", "A10G", "L4", "A100", "NVIDIA", "AdaLovelace"]),
+    "processor_microarchitecture": symbol("processor_microarchitecture", ["Zen", "Zen4", "IceLake", "Graviton"]),
+    "processor_manufacturer": symbol("processor_manufacturer", ["Intel", "AMD", "AWS"]),
+    "storage_type": symbol("storage_type", ["SSD", "EBSOnly"]),
+    "node_provider": symbol("node_provider", ["AmazonEC2", "SSH", "Local"]),
+    "cluster_locale": st.lists(st.sampled_from(list(REGION_SET) + ["onprem"]), min_size=1, max_size=2,
+                               unique=True).map(lambda v: Clause("cluster_locale", "oneof" if len(v) > 1 else "just",
+                                                                 tuple(v))),
+}
+TOTAL = {
+    "cluster_vcpus_count": numeric("cluster_vcpus_count", st.sampled_from([4, 16, 64, 100, 256, 1000, 3000])),
+    "cluster_memory_size": numeric("cluster_memory_size", st.sampled_from([16.0, 100.0, 512.0, 2048.0])),
+    "cluster_accelerator_count": numeric("cluster_accelerator_count", st.sampled_from([1, 4, 8, 16, 64])),
+    "cluster_accelerator_memory": numeric("cluster_accelerator_memory", st.sampled_from([16.0, 80.0, 640.0])),
+    "cluster_price_per_hour": st.one_of(
+        st.integers(1, 200000).map(lambda c: Clause("cluster_price_per_hour", "atmost", (c / 1000,))),
+        st.integers(1, 20000).map(lambda c: Clause("cluster_price_per_hour", "between", (c / 1000, c / 100)))),
+}
+
+
+@st.composite
+def contracts(draw, manager_workers: bool = False) -> Contract:
+    clauses = []
+    count = draw(counts if not manager_workers else counts.filter(
+        lambda c: c is not None and c.qualifier in ("just", "between", "atmost", "oneof")))
+    if count is not None:
+        clauses.append(count)
+    for name in draw(st.lists(st.sampled_from(sorted(NODE)), max_size=3, unique=True)):
+        clauses.append(draw(NODE[name]))
+    for name in draw(st.lists(st.sampled_from(sorted(TOTAL)), max_size=2, unique=True)):
+        clauses.append(draw(TOTAL[name]))
+    if manager_workers:
+        clauses.insert(0, Clause("cluster_type", "just", ("ManagerWorkers",)))
+        for name in draw(st.lists(st.sampled_from(["node_vcpus_count", "node_memory_size", "processor_manufacturer"]),
+                                  max_size=1)):
+            clauses.append(dataclasses.replace(draw(NODE[name]), role="manager"))
+    return Contract("random", tuple(clauses))
+
+
+def _check(c: Contract, seed: int, region: str, any_region: bool) -> None:
+    df = small_catalog(seed)
+    solutions = oracle.solutions(df, c, region, any_region)
+    expected = min(solutions, key=lambda a: a.cost) if solutions else None
+    if expected is None:
+        with pytest.raises(UnsatisfiableError) as info:
+            resolve(c, df, region=region, any_region=any_region)
+        _check_conflict(c, info.value, df, region, any_region)
+        assert select(c, df, region=region, any_region=any_region) == []
+        return
+    r = resolve(c, df, region=region, any_region=any_region)
+    assert r.price_per_hour == pytest.approx(expected.cost, abs=1e-6)
+    got = {(x.provider, x.region, x.instance_type): x.node_count for x in select(c, df, region=region,
+                                                                               any_region=any_region)}
+    want = {(a.worker["provider"], a.worker["region"], a.worker["instance_type"]): a.count for a in solutions}
+    assert got == want
+
+
+def _check_conflict(c: Contract, err: UnsatisfiableError, df, region: str, any_region: bool) -> None:
+    if not err.conflict:  # only when the scope itself is empty (no row in the default region)
+        assert "no instance types" in err.message
+        return
+    by_key = {(cl.parameter, cl.role): cl for cl in c.clauses}
+    default = any(x.text.endswith("(default)") for x in err.conflict)
+    core = [by_key[(x.parameter, x.role)] for x in err.conflict if not x.text.endswith("(default)")]
+    assert oracle.optimum(df, oracle.subcontract(c, core, default), region, any_region) is None, "core is satisfiable"
+    for i in range(len(core)):
+        rest = core[:i] + core[i + 1:]
+        assert oracle.optimum(df, oracle.subcontract(c, rest, default), region, any_region) is not None, \
+            f"core is not minimal: {core[i].text} is redundant"
+    if default:
+        assert oracle.optimum(df, oracle.subcontract(c, core, False), region, any_region) is not None, \
+            "core is not minimal: the default node count is redundant"
+
+
+@SETTINGS
+@given(contracts(), st.integers(0, 3), st.sampled_from(REGION_SET), st.booleans())
+def test_random_contracts_agree_with_oracle(c: Contract, seed: int, region: str, any_region: bool) -> None:
+    _check(c, seed, region, any_region)
+
+
+@settings(SETTINGS, max_examples=400)
+@given(contracts(manager_workers=True), st.integers(0, 3), st.booleans())
+def test_random_manager_workers_agree_with_oracle(c: Contract, seed: int, any_region: bool) -> None:
+    _check(c, seed, "us-east-1", any_region)
