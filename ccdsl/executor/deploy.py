@@ -334,15 +334,18 @@ def _scopes(records: Iterable[st.ClusterRecord], config: "Config") -> dict[tuple
                 settings.get("endpoint_url", config.aws.endpoint_url), settings.get("profile", config.aws.profile))
 
     for r in records:
-        if r.provider == "aws":
-            key = scope_of("aws", r.settings)
-            if key not in scopes:
-                scopes[key] = (base.get("aws", config, dict(r.settings)), [])
-            scopes[key][1].append(r)
+        if r.provider == "local":
+            continue
+        key = scope_of(r.provider, r.settings) if r.provider == "aws" else (r.provider, None, None, None)
+        if key not in scopes:
+            scopes[key] = (base.get(r.provider, config, dict(r.settings)), [])
+        scopes[key][1].append(r)
     if config.aws != AwsConfig():  # the user configured AWS: look there too, for clusters this machine forgot
         key = scope_of("aws", {})
         if key not in scopes:
             scopes[key] = (base.get("aws", config, {}), [])
+    if config.ssh.hosts and ("ssh", None, None, None) not in scopes:
+        scopes[("ssh", None, None, None)] = (base.get("ssh", config, {}), [])
     return scopes
 
 
@@ -360,6 +363,8 @@ def reconcile(config: "Config", state: st.State) -> list[str]:
             found = set(provider.discover())
         except CcdslError as exc:
             warnings.append(f"could not check {name} {region or ''}: {exc.message}")
+            continue
+        if not getattr(provider, "authoritative", False):
             continue
         for r in owned:
             if r.handle in found:
