@@ -290,3 +290,11 @@ def test_clause_text_is_what_the_user_wrote() -> None:
     c = parse("c = @cluster(node_memory_size=>@atleast( 16G ))")["c"]
     assert c.clauses[0].text == "node_memory_size=>@atleast( 16G )"
     assert Clause("node_count", "between", (2, 8)).text == "node_count => @between(2, 8)"
+
+
+def test_cluster_name_keyword_and_role_dict() -> None:
+    a = cluster(name="mw", cluster_type="ManagerWorkers", manager={"node_vcpus_count": 2},
+                worker__node_vcpus_count=atleast(8))
+    b = without_positions(parse("mw = @cluster(cluster_type => ManagerWorkers, manager.node_vcpus_count => 2,\n"
+                                "              worker.node_vcpus_count => @atleast(8))")["mw"])
+    assert a == b and a.name == "mw"

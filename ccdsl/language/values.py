@@ -104,7 +104,8 @@ def valid_symbols(param: Parameter) -> str:
     names = [n.name for n in taxonomy.nodes(param.domain, param.levels)]
     if param.domain == "processor" and param.levels is None:
         names = [n.name for n in taxonomy.nodes(param.domain, ("manufacturer", "group", "microarchitecture"))]
-        return ", ".join(names[:_MAX_LISTED]) + ", … or a processor model of the catalog"
+        models = " or a processor model of the catalog" if taxonomy.PROCESSOR_MODELS else ""
+        return ", ".join(names) + models
     more = ", …" if len(names) > _MAX_LISTED else ""
     return ", ".join(names[:_MAX_LISTED]) + more
 
