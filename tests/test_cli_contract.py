@@ -1,0 +1,166 @@
+"""``ccdsl check``, ``ccdsl resolve`` and ``ccdsl select`` through ``ccdsl.cli.main`` (and two real processes)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ccdsl.cli import main
+from ccdsl.resolution import JSON_FIELDS
+
+ROOT = Path(__file__).resolve().parent.parent
+TUTORIAL = str(ROOT / "examples" / "tutorial.ccc")
+INFEASIBLE = str(ROOT / "examples" / "infeasible.ccc")
+
+
+@pytest.fixture(autouse=True)
+def no_user_catalogs(tmp_path, monkeypatch):
+    """Only the shipped catalog (and what a test passes with --catalog): the user's data dir stays out."""
+    monkeypatch.setenv("CCDSL_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("CCDSL_REGION", raising=False)
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_check_accepts_a_good_file(capsys) -> None:
+    code, out, err = run(capsys, "check", TUTORIAL)
+    assert code == 0
+    assert "ok (3 contracts: my_first_cluster_contract, my_second_cluster_contract, mw)" in out
+
+
+def test_check_reports_every_error_with_a_caret(capsys, tmp_path) -> None:
+    bad = tmp_path / "bad.ccc"
+    bad.write_text("a = @cluster(node_count => @between(8, 2))\nb = @cluster(acelerator_count => 1)\n")
+    code, out, err = run(capsys, "check", str(bad))
+    assert code == 2
+    assert f"{bad}:1:" in err and f"{bad}:2:" in err and "^" in err
+    assert "2 errors" in err
+
+
+def test_resolve_prints_a_table_and_explanation(capsys) -> None:
+    code, out, err = run(capsys, "resolve", TUTORIAL)
+    assert code == 0
+    assert "my_first_cluster_contract: t3.xlarge × 4 in aws us-east-1" in out
+    assert "instance_type" in out and "$/h (cluster)" in out
+    assert "manager  t3.xlarge" in out  # the ManagerWorkers contract shows its manager row
+
+
+def test_resolve_json_has_exactly_the_documented_fields(capsys) -> None:
+    code, out, _ = run(capsys, "resolve", TUTORIAL, "--json", "--top", "2")
+    assert code == 0
+    objects = json.loads(out)
+    assert [o["contract"] for o in objects] == ["my_first_cluster_contract", "my_second_cluster_contract", "mw"]
+    first, second, mw = objects
+    assert (first["instance_type"], first["node_count"]) == ("t3.xlarge", 4)
+    assert first["price_per_hour"] == pytest.approx(4 * first["price_per_node_hour"])
+    assert set(second) == {"contract", *JSON_FIELDS, "alternatives"}
+    assert len(second["alternatives"]) == 2 and all(set(a) == set(JSON_FIELDS) for a in second["alternatives"])
+    assert set(mw["manager"]) == set(JSON_FIELDS) and mw["manager"]["instance_type"] == "t3.xlarge"
+    assert mw["price_per_hour"] == pytest.approx(
+        mw["node_count"] * mw["price_per_node_hour"] + mw["manager"]["price_per_hour"], abs=1e-6)
+
+
+def test_resolve_one_contract_prints_one_object(capsys) -> None:
+    code, out, _ = run(capsys, "resolve", TUTORIAL, "--contract", "my_first_cluster_contract", "--json",
+                       "--region", "us-west-2")
+    assert code == 0
+    obj = json.loads(out)
+    assert (obj["contract"], obj["region"], obj["instance_type"]) == ("my_first_cluster_contract", "us-west-2",
+                                                                      "t3.xlarge")
+
+
+def test_resolve_any_region_is_never_dearer(capsys) -> None:
+    _, here, _ = run(capsys, "resolve", TUTORIAL, "--contract", "my_second_cluster_contract", "--json")
+    _, anywhere, _ = run(capsys, "resolve", TUTORIAL, "--contract", "my_second_cluster_contract", "--json",
+                         "--any-region")
+    assert json.loads(anywhere)["price_per_hour"] <= json.loads(here)["price_per_hour"]
+
+
+def test_region_and_any_region_exclude_each_other(capsys) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["resolve", TUTORIAL, "--region", "us-east-1", "--any-region"])
+    assert e.value.code == 2
+
+
+def test_unknown_contract_name_is_a_contract_error(capsys) -> None:
+    code, _, err = run(capsys, "resolve", TUTORIAL, "--contract", "my_frist_cluster_contract")
+    assert code == 2
+    assert "no contract named 'my_frist_cluster_contract'" in err and "did you mean 'my_first_cluster_contract'" in err
+
+
+def test_infeasible_contract_json_names_the_conflict(capsys) -> None:
+    code, out, _ = run(capsys, "resolve", INFEASIBLE, "--json")
+    assert code == 1
+    (obj,) = json.loads(out)
+    assert obj["contract"] == "infeasible" and obj["error"] == "unsatisfiable"
+    assert [(c["parameter"], c["line"], c["column"]) for c in obj["conflict"]] == [
+        ("accelerator_architecture", 4, 23), ("accelerator_memory", 5, 23)]
+    assert obj["conflict"][1]["text"] == "accelerator_memory => @atleast(32G)"
+
+
+def test_infeasible_contract_human_output(capsys) -> None:
+    code, out, err = run(capsys, "resolve", INFEASIBLE)
+    assert code == 1
+    assert "line 5, column 23: accelerator_memory => @atleast(32G)" in err
+    assert "accelerator_memory 16 GiB < 32 GiB" in err
+
+
+def test_bad_file_exits_2_with_diagnostics(capsys, tmp_path) -> None:
+    bad = tmp_path / "bad.ccc"
+    bad.write_text("c = @cluster(node_count => 4 node_machinetype => EC2Type_T3_xLarge\n")
+    code, out, err = run(capsys, "resolve", str(bad))
+    assert code == 2 and out == "" and "^" in err
+    code, _, err = run(capsys, "resolve", str(tmp_path / "missing.ccc"))
+    assert code == 2 and "cannot read" in err
+
+
+def test_select_lists_every_match(capsys) -> None:
+    code, out, _ = run(capsys, "select", TUTORIAL, "--contract", "my_second_cluster_contract", "--json")
+    assert code == 0
+    obj = json.loads(out)
+    types = [m["instance_type"] for m in obj["matches"]]
+    assert "g4dn.xlarge" in types and len(types) == len(set(types))  # one region: one row per type
+    prices = [m["price_per_hour"] for m in obj["matches"]]
+    assert prices == sorted(prices) and all(m["node_count"] == 8 for m in obj["matches"])
+    code, out, _ = run(capsys, "select", TUTORIAL)
+    assert code == 0 and "my_second_cluster_contract:" in out and "matches" in out
+    code, _, _ = run(capsys, "select", INFEASIBLE)
+    assert code == 1
+
+
+def test_a_user_catalog_competes(capsys, tmp_path) -> None:
+    hosts = tmp_path / "hosts.csv"
+    hosts.write_text("provider,instance_type,vcpus,memory_gib\nssh,node01,32,128\nssh,node02,64,256\n")
+    contract = tmp_path / "c.ccc"
+    contract.write_text("c = @cluster(node_count => 2, node_vcpus_count => @atleast(48))\n")
+    code, out, _ = run(capsys, "resolve", str(contract), "--catalog", str(hosts), "--json")
+    assert code == 0
+    (obj,) = json.loads(out)
+    assert (obj["provider"], obj["instance_type"], obj["price_per_hour"]) == ("ssh", "node02", 0.0)
+
+
+def test_resolve_in_a_real_process() -> None:
+    proc = subprocess.run([sys.executable, "-m", "ccdsl", "resolve", "examples/tutorial.ccc", "--json"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    objects = json.loads(proc.stdout)
+    assert objects[0]["instance_type"] == "t3.xlarge" and objects[1]["node_count"] == 8
+
+
+def test_resolve_imports_no_cloud_ssh_or_mpi_package() -> None:
+    code = ("import io, json, sys, contextlib\n"
+            "from ccdsl.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    rc = main(['resolve', 'examples/tutorial.ccc', '--json'])\n"
+            "print(json.dumps([rc, [m for m in ('boto3', 'botocore', 'paramiko', 'mpi4py') if m in sys.modules]]))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == [0, []]
