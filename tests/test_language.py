@@ -298,3 +298,14 @@ def test_cluster_name_keyword_and_role_dict() -> None:
     b = without_positions(parse("mw = @cluster(cluster_type => ManagerWorkers, manager.node_vcpus_count => 2,\n"
                                 "              worker.node_vcpus_count => @atleast(8))")["mw"])
     assert a == b and a.name == "mw"
+
+
+def test_printer_writes_the_tutorial_as_the_tutorial_does() -> None:
+    from ccdsl.language import format_contract
+
+    text = (ROOT / "examples" / "tutorial.ccc").read_text()
+    second = load(ROOT / "examples" / "tutorial.ccc")["my_second_cluster_contract"]
+    assert format_contract(second) in text
+    assert format_contract(cluster("c", network_performance=atleast("500M"), node_memory_size=between(0.5, 16))) == (
+        "c = @cluster(network_performance => @atleast(0.5),\n"
+        "             node_memory_size => @between(0.5, 16G))")

@@ -20,6 +20,7 @@ from ccdsl.errors import ContractError, ContractSyntaxError, Diagnostic
 from ccdsl.language.builder import Q, atleast, atmost, between, cluster, just, not_, oneof, unrestricted
 from ccdsl.language.checker import check_contracts
 from ccdsl.language.parser import parse_ast
+from ccdsl.language.printer import format_contract, format_contracts
 
 
 def without_positions(contract: Contract) -> Contract:
@@ -92,5 +93,5 @@ def _decode(data: bytes, path: str | None) -> tuple[str, Diagnostic | None]:
     return text.removeprefix("\ufeff"), None
 
 
-__all__ = ["Q", "atleast", "atmost", "between", "check", "cluster", "just", "load", "not_", "oneof", "parse",
-           "read", "unrestricted", "without_positions"]
+__all__ = ["Q", "atleast", "atmost", "between", "check", "cluster", "format_contract", "format_contracts", "just", "load",
+           "not_", "oneof", "parse", "read", "unrestricted", "without_positions"]

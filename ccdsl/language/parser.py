@@ -159,8 +159,6 @@ def _save(parser: Lark, cache: Path) -> None:
         pass
 
 
-
-
 def _unescape(raw: str) -> str:
     body = raw[1:-1]
     return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), body)

@@ -34,11 +34,20 @@ def format_contracts(contracts) -> str:
 def _clause(clause: Clause) -> str:
     name = f"{clause.role}.{clause.parameter}" if clause.role else clause.parameter
     kind = PARAMETERS[clause.parameter].kind
-    quote = kind in ("machinetype", "region")
     if clause.qualifier == "unrestricted":
         return f"{name} => @unrestricted"
-    args = ", ".join(_atom(v, quote_names=quote) for v in clause.values)
-    return f"{name} => @{clause.qualifier}({args})"
+    args = [_value(v, kind) for v in clause.values]
+    if clause.qualifier == "just":
+        return f"{name} => {args[0]}"
+    return f"{name} => @{clause.qualifier}({', '.join(args)})"
+
+
+def _value(value, kind: str) -> str:
+    """Sizes and bandwidths print with the ``G`` suffix when whole (``16G``), otherwise as bare numbers in the
+    parameter's unit (``0.5``); both read back to the same float."""
+    if kind in ("memory", "bandwidth") and isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return f"{int(value)}G"
+    return _atom(value, quote_names=kind in ("machinetype", "region"))
 
 
 def _atom(value, quote_names: bool) -> str:
