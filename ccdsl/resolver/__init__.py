@@ -45,18 +45,25 @@ _DEFAULT: dict[tuple, Any] = {}
 def _view(catalog: Any):
     """The array view of ``catalog``; for the default catalog, cached until one of its files changes (the
     loader hands out a fresh copy per call, so caching by DataFrame identity would never hit)."""
-    from ccdsl.resolver.view import VIEW_COLUMNS, view_of
+    from ccdsl.resolver import view as views
 
     if catalog is not None:
-        return view_of(catalog)
+        return views.view_of(catalog)
     from ccdsl.catalog import loader
 
     files = [*loader.shipped_files(), *loader.user_files()]
     key = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files if p.exists())
     view = _DEFAULT.get(key)
     if view is None:
+        import hashlib
+
+        cached = loader.data_dir() / "cache" / f"resolver-view-{hashlib.sha1(repr(key).encode()).hexdigest()[:16]}.npz"
+        view = views.load(cached)
+        if view is None:
+            view = views.view_of(loader.load(columns=views.VIEW_COLUMNS))
+            views.save(view, cached)
         _DEFAULT.clear()
-        view = _DEFAULT[key] = view_of(loader.load(columns=VIEW_COLUMNS))
+        _DEFAULT[key] = view
     return view
 
 

@@ -111,8 +111,44 @@ def build_view(df: Any) -> CatalogView:
     return CatalogView(len(keep), numbers, codes, labels, loc.astype(np.int32), location_labels)
 
 
-def from_columns(columns: dict[str, Any]) -> CatalogView:
-    """A view from a plain mapping of column name -> sequence (used by benchmarks and tests without pandas)."""
-    import pandas as pd
+# ------------------------------------------------------------------------------------------ on-disk cache
+# A cold ``ccdsl resolve`` should not pay for pandas (~0.2 s to import) just to read columns it turns into arrays
+# anyway: the view of the default catalog is saved as a plain .npz next to the user's data, keyed by the catalog
+# files' names, sizes and modification times, and loaded with numpy alone.
 
-    return build_view(pd.DataFrame(columns))
+def save(view: CatalogView, path: Any) -> None:
+    """Write ``view`` to ``path`` atomically (temp file + rename); errors are ignored (it is only a cache)."""
+    import os
+    import tempfile
+
+    arrays: dict[str, np.ndarray] = {"size": np.array([view.size]), "location": view.location,
+                                     "location_labels": np.array(view.location_labels, dtype=str).reshape(-1, 2)}
+    for col, values in view.numbers.items():
+        arrays[f"n_{col}"] = values
+    for col in view.codes:
+        arrays[f"c_{col}"] = view.codes[col]
+        arrays[f"l_{col}"] = np.array(view.labels[col], dtype=str)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".npz.tmp")
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def load(path: Any) -> CatalogView | None:
+    """A view saved by :func:`save`, or None when there is none or it is unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            numbers = {k[2:]: z[k] for k in z.files if k.startswith("n_")}
+            codes = {k[2:]: z[k] for k in z.files if k.startswith("c_")}
+            labels = {k[2:]: tuple(str(x) for x in z[k]) for k in z.files if k.startswith("l_")}
+            locs = tuple((str(a), str(b)) for a, b in z["location_labels"])
+            view = CatalogView(int(z["size"][0]), numbers, codes, labels, z["location"], locs)
+    except (OSError, ValueError, KeyError, EOFError):
+        return None
+    if set(codes) != set(STRING_COLUMNS) or set(numbers) != set(NUMBER_COLUMNS):
+        return None
+    return view
