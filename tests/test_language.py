@@ -305,7 +305,7 @@ def test_printer_writes_the_tutorial_as_the_tutorial_does() -> None:
 
     text = (ROOT / "examples" / "tutorial.ccc").read_text()
     second = load(ROOT / "examples" / "tutorial.ccc")["my_second_cluster_contract"]
-    assert format_contract(second) in text
+    assert format_contract(second) in text.replace("@just(1)", "1")  # @just is the default qualifier
     assert format_contract(cluster("c", network_performance=atleast("500M"), node_memory_size=between(0.5, 16))) == (
         "c = @cluster(network_performance => @atleast(0.5),\n"
         "             node_memory_size => @between(0.5, 16G))")
