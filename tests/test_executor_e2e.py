@@ -180,3 +180,53 @@ def test_manager_workers_spot_cluster(config, ec2, hooks, netns_hosts):
     finally:
         ccdsl.terminate(c)
     assert tagged(ec2, c.handle) == {}
+
+
+def test_failed_resume_stops_the_nodes_again(config, ec2, netns_hosts):
+    config = config.replace(ssh={"ready_timeout": 3.0, "connect_timeout": 1.0})
+    c = ccdsl.deploy(ccdsl.parse(TUTORIAL)["my_first_cluster_contract"], config=config)
+    try:
+        ccdsl.interrupt(c)
+        netns_hosts.stop_sshd(1)
+        try:
+            with pytest.raises(ccdsl.ProviderError, match="host1|worker 1"):
+                ccdsl.resume(c, config=config)
+        finally:
+            netns_hosts.start_sshd(1)
+        ids = [n.instance_id for n in c.nodes()]
+        states = {i["State"]["Name"] for r in ec2.describe_instances(InstanceIds=ids)["Reservations"]
+                  for i in r["Instances"]}
+        assert states == {"stopped"}  # nothing left running (and paid for) after the failure
+        assert c.status == "interrupted" and "stopped again" in c.record.note
+        ccdsl.resume(c, config=config)
+        assert c.run(where_am_i, 1)[0] == 3
+    finally:
+        ccdsl.terminate(c.handle, config=config)
+    assert tagged(ec2, c.handle) == {}
+
+
+def long_run(comm, seconds):
+    import time
+
+    for _ in range(int(seconds * 10)):
+        comm.Barrier()
+        time.sleep(0.1)
+    return "finished"
+
+
+def test_node_dying_mid_run_is_clear_and_terminate_still_cleans(config, ec2, netns_hosts):
+    import threading
+    import time
+
+    c = ccdsl.deploy(ccdsl.parse(TUTORIAL)["my_first_cluster_contract"], config=config)
+    killer = threading.Thread(target=lambda: (time.sleep(3), netns_hosts.kill_host(2)))
+    try:
+        killer.start()
+        with pytest.raises(ccdsl.ExecutionError) as info:
+            c.run(long_run, 60)
+        assert "host2" in info.value.message or netns_hosts.hosts[2].address in info.value.message
+    finally:
+        killer.join()
+        netns_hosts.start_sshd(2)
+        ccdsl.terminate(c.handle, config=config)
+    assert tagged(ec2, c.handle) == {}

@@ -77,11 +77,17 @@ def make_ready(handle: str, nodes: Sequence[Node], config: "Config", progress: P
         if manager is not None:  # workers are reached through the manager
             manager = reachable(manager)
         parallel(reachable, workers)
+        # The launcher reports "ready" when a node's probe passed, but a node can run programs only once the
+        # cluster files (which need every node's host key) are installed: report "ready" after that.
         workers, manager = mpi.prepare_cluster(handle, workers, manager=manager, options=mpi_options,
-                                               ssh_options=ssh_options, connections=pool, progress=progress)
+                                               ssh_options=ssh_options, connections=pool,
+                                               progress=lambda role, index, state: None)
     finally:
         pool.close()
-    return [*([manager] if manager is not None else []), *workers]
+    ready = [*([manager] if manager is not None else []), *workers]
+    for node in ready:
+        progress(node.role, node.index, model.READY)
+    return ready
 
 
 def parallel(fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
@@ -261,13 +267,30 @@ class Cluster:
             self._require(st.INTERRUPTED, action="resume")
             self.state.journal(self.handle, "resume")
             provider = self._provider()
-            nodes = provider.start(self.handle, self.nodes())
-            self.state.set_nodes(self.handle, nodes)
-            if provider.name != "local":
-                nodes = make_ready(self.handle, nodes, self.config, progress or quiet, deploying=False)
+            try:
+                nodes = provider.start(self.handle, self.nodes())
                 self.state.set_nodes(self.handle, nodes)
+                if provider.name != "local":
+                    nodes = make_ready(self.handle, nodes, self.config, progress or quiet, deploying=False)
+                    self.state.set_nodes(self.handle, nodes)
+            except BaseException as exc:
+                self._stop_again(provider, exc)
+                raise
             self._new_workers()
             self.state.update_cluster(self.handle, status=st.RUNNING)
+
+    def _stop_again(self, provider: Any, exc: BaseException) -> None:
+        """A resume that failed half way must not leave running (paid) nodes behind: stop them again; if even
+        that fails, mark the cluster failed so ``ccdsl clusters`` shows it."""
+        reason = getattr(exc, "message", None) or type(exc).__name__
+        self.state.journal(self.handle, "resume-failed", error=reason)
+        try:
+            self.state.set_nodes(self.handle, provider.stop(self.handle, self.nodes()))
+            self.state.update_cluster(self.handle, note=f"resume failed ({reason}); the nodes were stopped again")
+        except BaseException as again:  # noqa: BLE001
+            what = getattr(again, "message", None) or type(again).__name__
+            self.state.update_cluster(self.handle, status=st.FAILED,
+                                      note=f"resume failed ({reason}) and stopping again failed ({what})")
 
     def restart(self) -> None:
         """Kill every process ccdsl started on the nodes and create fresh workers (new ids)."""
