@@ -129,6 +129,8 @@ def run(url: str, hosts, tmp: Path, repeat: int) -> None:
         print(f"\nAPI calls, {n} node(s), last deploy:    " + ", ".join(f"{k} {v}" for k, v in sorted(d.items())))
         print(f"API calls, {n} node(s), last terminate: " + ", ".join(f"{k} {v}" for k, v in sorted(t.items())))
 
+    run_overhead(config, hosts, tmp, repeat)
+
     local = []
     for _ in range(repeat):
         t = time.perf_counter()
@@ -136,6 +138,56 @@ def run(url: str, hosts, tmp: Path, repeat: int) -> None:
         local.append(time.perf_counter() - t)
         ccdsl.terminate(c)
     print(f"\nlocal provider, 4 nodes: deploy median {1000 * statistics.median(local):.1f} ms")
+
+
+def reduce_ranks(comm):
+    return comm.reduce(comm.rank, root=0)
+
+
+def run_overhead(config, hosts, tmp: Path, repeat: int) -> None:
+    """``Cluster.run`` / ``run_script`` on the deployed 4-node cluster vs the same mpiexec started by hand inside
+    node 0's namespace (what ccdsl runs there, minus ccdsl).  See bench_run.py for the launcher alone."""
+    import subprocess
+
+    import ccdsl
+    from ccdsl.executor.deploy import Plan
+    from ccdsl.executor.model import NodeRequest
+
+    n = len(hosts.hosts)
+    prog = tmp / "prog.py"
+    prog.write_text("from mpi4py import MPI\ncomm = MPI.COMM_WORLD\ntotal = comm.reduce(comm.rank, root=0)\n"
+                    "if comm.rank == 0:\n    print(total)\n")
+    c = ccdsl.deploy(Plan("aws", (NodeRequest("", "worker", "t3.xlarge", n, region="us-east-1"),)), config=config)
+    try:
+        first = c.nodes()[0]
+        d = first.extra["ccdsl_dir"]
+        argv = ["ip", "netns", "exec", hosts.hosts[0].netns, first.extra["mpiexec"], "-launcher", "ssh",
+                "-launcher-exec", f"{d}/ssh", "-hosts", ",".join(f"{h.address}:1" for h in hosts.hosts),
+                "-iface", "eth0", "-n", str(n), sys.executable, str(prog)]
+        expect = str(n * (n - 1) // 2)
+
+        def bare():
+            out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+            assert out.split()[-1] == expect, out
+
+        def timed(fn):
+            fn()
+            samples = []
+            for _ in range(max(repeat, 5)):
+                t = time.perf_counter()
+                fn()
+                samples.append(time.perf_counter() - t)
+            return statistics.median(samples)
+
+        base = timed(bare)
+        script = timed(lambda: c.run_script(str(prog), stream=lambda *a: None))
+        function = timed(lambda: c.run(reduce_ranks))
+        print(f"\nrun on the deployed {n}-node cluster (medians):")
+        print(f"  bare mpiexec on node 0       {1000 * base:7.1f} ms")
+        print(f"  Cluster.run_script           {1000 * script:7.1f} ms  overhead {1000 * (script - base):+7.1f} ms")
+        print(f"  Cluster.run (cloudpickled)   {1000 * function:7.1f} ms  overhead {1000 * (function - base):+7.1f} ms")
+    finally:
+        ccdsl.terminate(c)
 
 
 if __name__ == "__main__":

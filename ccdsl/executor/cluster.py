@@ -312,6 +312,7 @@ class Cluster:
             self.state.clear_workers(self.handle)
             self.state.update_cluster(self.handle, status=st.TERMINATED, owner_pid=None)
             self.state.journal(self.handle, "terminated")
+            (st.data_dir() / "known_hosts" / self.handle).unlink(missing_ok=True)
 
     def close(self) -> None:
         """Close open connections (the cluster keeps running)."""
