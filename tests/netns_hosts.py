@@ -220,6 +220,13 @@ class NetnsHosts:
             host.proc.wait(5)
             host.proc = None
 
+    def partition(self, i: int) -> None:
+        """Cut host i off the network without closing anything (packets are dropped, no RST): a lost machine."""
+        _run("ip", "link", "set", self.hosts[i].veth, "down")
+
+    def heal(self, i: int) -> None:
+        _run("ip", "link", "set", self.hosts[i].veth, "up")
+
     def pids(self, i: int) -> list[int]:
         return [int(p) for p in _run("ip", "netns", "pids", self.hosts[i].netns, check=False).stdout.split()]
 

@@ -42,7 +42,8 @@ def workdir(tmp_path_factory):
 def options(netns_hosts, workdir):
     return (mpi.MpiOptions(python=sys.executable, iface="eth0", remote_dir=str(workdir / "remote"),
                            authorized_keys=str(netns_hosts.authorized_keys)),
-            ssh.SshOptions(known_hosts=str(workdir / "known_hosts"), accept_new=True, connect_timeout=5))
+            ssh.SshOptions(known_hosts=str(workdir / "known_hosts"), accept_new=True, connect_timeout=5,
+                           liveness=3.0))
 
 
 @pytest.fixture(scope="module")
@@ -235,3 +236,42 @@ def test_node_dying_mid_run_is_a_clear_error(netns_hosts, options, victim):
     finally:
         killer.join()
         netns_hosts.start_sshd(victim)
+
+
+@pytest.mark.parametrize("victim", [2, 0], ids=["worker-lost", "launching-node-lost"])
+def test_partitioned_node_is_a_clear_error(netns_hosts, options, victim):
+    """A host vanishes without closing any connection (packets dropped): keepalives, not RSTs, must notice."""
+    mopts, sopts = options
+    nodes, _ = mpi.prepare_cluster(f"PartitionTest{victim}X", netns_hosts.nodes([0, 1, 2]), options=mopts,
+                                   ssh_options=sopts)
+    pids_file = netns_hosts.workdir / f"partition{victim}"
+
+    def long_run(comm, path):
+        with open(f"{path}.{comm.rank}", "w") as f:
+            f.write(str(os.getpid()))
+        for _ in range(1200):
+            comm.Barrier()
+            time.sleep(0.1)
+
+    def cut_when_started():
+        deadline = time.monotonic() + 30
+        while not all(os.path.exists(f"{pids_file}.{r}") for r in range(3)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        netns_hosts.partition(victim)
+
+    cutter = threading.Thread(target=cut_when_started)
+    cutter.start()
+    start = time.monotonic()
+    try:
+        with mpi.Launcher(nodes, options=mopts, ssh_options=sopts) as launcher:
+            with pytest.raises(ExecutionError) as info:
+                launcher.run_function(long_run, (str(pids_file),), stream=None, timeout=110)
+        assert time.monotonic() - start < 60
+        assert f"host{victim}" in info.value.message
+        survivors = [r for r in range(3) if r != victim]
+        _assert_gone([int(open(f"{pids_file}.{r}").read()) for r in survivors])
+    finally:
+        cutter.join()
+        netns_hosts.heal(victim)
+        mpi.kill_processes(nodes, ssh_options=sopts)

@@ -318,7 +318,7 @@ class _RemoteProcess:
 
     def __init__(self, client, node: Node, argv: list[str], ssh_options: ssh.SshOptions,
                  payload: tuple[bytes, str] | None = None) -> None:
-        self.client, self.node, self.pid = client, node, None
+        self.client, self.node, self.pid, self.options = client, node, None, ssh_options
         # the payload, if any, comes first on stdin (saves an SFTP session per run)
         receive = (f"umask 077; head -c {len(payload[0])} > {shlex.quote(payload[1])} || exit 97; "
                    if payload else "")
@@ -333,8 +333,9 @@ class _RemoteProcess:
         except Exception as exc:  # noqa: BLE001 - paramiko raises several unrelated types
             raise ExecutionError(f"cannot start mpiexec on {ssh.describe(node)}: {exc}") from exc
 
-    def pump(self, out: _Output, deadline: float | None) -> int:
+    def pump(self, out: _Output, deadline: float | None, health: Callable[[], None] | None = None) -> int:
         chan, transport = self.chan, self.client.get_transport()
+        last = time.monotonic()
         try:
             while True:
                 got = False
@@ -348,6 +349,10 @@ class _RemoteProcess:
                     self.pid = out.record("pid")[0]
                 if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
                     return chan.recv_exit_status()
+                if self.options.liveness and time.monotonic() - last > self.options.liveness:
+                    if health is not None:
+                        health()
+                    last = time.monotonic()
                 if got:
                     continue
                 if chan.closed or not transport.is_active():
@@ -362,8 +367,9 @@ class _RemoteProcess:
     def kill(self) -> None:
         try:
             if self.pid:
-                ssh.run(self.client, f"kill -TERM {int(self.pid)} 2>/dev/null; sleep 2; "
-                        f"kill -KILL {int(self.pid)} 2>/dev/null; true", timeout=10)
+                pid = int(self.pid)
+                ssh.run(self.client, f"kill -TERM {pid} 2>/dev/null; (sleep 3; kill -KILL {pid} 2>/dev/null) "
+                        ">/dev/null 2>&1 </dev/null & true", timeout=3)
         except Exception:  # noqa: BLE001 - best effort: the stdin watchdog kills it when the channel closes
             pass
         self.chan.close()
@@ -522,16 +528,16 @@ class Launcher:
         proc = _RemoteProcess(self.pool.get(via), via, argv, self.pool.options,
                               payload=(payload, payload_path) if inline else None)
         try:
-            return out, self._pump(proc, out, timeout, ssh.describe(via))
+            return out, self._pump(proc, out, timeout, ssh.describe(via), self._health)
         except BaseException:
             self._after_failure()
             raise
 
     @staticmethod
-    def _pump(proc, out: _Output, timeout: float | None, where: str) -> int:
+    def _pump(proc, out: _Output, timeout: float | None, where: str, health=None) -> int:
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            code = proc.pump(out, deadline)
+            code = proc.pump(out, deadline, health) if health is not None else proc.pump(out, deadline)
         except _Deadline:
             proc.kill()
             out.close()
@@ -586,6 +592,26 @@ class Launcher:
         what = "lost the connection" if code == -1 else f"exit {code}" if code != 0 else "no result came back"
         return ExecutionError(f"the MPI job failed ({what})" + shown)
 
+    def _targets(self) -> list[Node]:
+        return list({n.instance_id: n for n in [*([self.via] if self.via else []), *self.nodes]}.values())
+
+    def _health(self) -> None:
+        """During a run, every ``liveness`` seconds: does every node's sshd still answer?  mpiexec does not notice
+        a node that vanished without closing its connections (power loss, partition); the job would hang."""
+        wait = min(10.0, max(2.0, self.pool.options.connect_timeout))
+
+        def check(node: Node) -> str | None:
+            try:
+                self.pool.get(node).get_transport().open_session(timeout=wait).close()
+                return None
+            except Exception as exc:  # noqa: BLE001 - SSHException on timeout, EOFError/OSError on a dead socket
+                self.pool.drop(node)
+                return f"{ssh.describe(node)} stopped answering during the run ({exc or type(exc).__name__})"
+
+        dead = [m for m in _parallel(check, self._targets()) if m]
+        if dead:
+            raise ExecutionError("the MPI job was stopped: " + "; ".join(dead))
+
     def _after_failure(self) -> list[str]:
         """After a failed ssh-mode run: kill what is left of the run on every node that answers (ranks of a job
         whose launcher died would otherwise wait forever), and name the nodes that do not answer."""
@@ -605,8 +631,7 @@ class Launcher:
                 return f"{ssh.describe(node)} does not answer ({exc.message})"
 
         try:
-            targets = list({n.instance_id: n for n in [*([self.via] if self.via else []), *self.nodes]}.values())
-            return [m for m in _parallel(check, targets) if m]
+            return [m for m in _parallel(check, self._targets()) if m]
         finally:
             probe_pool.close()
 

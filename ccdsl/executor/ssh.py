@@ -39,6 +39,7 @@ class SshOptions:
     connect_timeout: float = 10.0
     command_timeout: float = 120.0
     keepalive: float = 5.0
+    liveness: float = 10.0  # during a long silent run, check the node still answers after this many seconds
 
 
 def describe(node: Node) -> str:
