@@ -275,3 +275,11 @@ def test_partitioned_node_is_a_clear_error(netns_hosts, options, victim):
         cutter.join()
         netns_hosts.heal(victim)
         mpi.kill_processes(nodes, ssh_options=sopts)
+
+
+def test_missing_rank_bootstrap_is_reinstalled(launcher, peers):
+    """Nodes prepared by another ccdsl version lack this version's bootstrap: the launcher copies it and retries."""
+    path = f"{peers[0].extra['ccdsl_dir']}/{mpi.rank_script_name()}"
+    os.unlink(path)  # the hosts share this filesystem: gone from every node
+    assert launcher.run_function(lambda comm: comm.allreduce(comm.rank), stream=None) == 3
+    assert os.path.exists(path)

@@ -132,3 +132,16 @@ def test_node_without_mpi4py_is_not_ready(netns_hosts, opts, tmp_path):
     assert "install" in info.value.hint
     with pytest.raises(ProviderError, match="cannot run"):
         ssh.wait_ready(netns_hosts.node(0), 30, opts, python="/nonexistent/python3")
+
+
+def test_install_failure_names_the_node(netns_hosts, opts, tmp_path):
+    """``install = true`` on a node without mpi4py: a venv is made and pip runs; pip's failure is reported."""
+    import subprocess
+
+    bare = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
+    with pytest.raises(ProviderError, match="worker 0 .*installing --no-index, ccdsl-no-such-package failed"):
+        ssh.wait_ready(netns_hosts.node(0), 120, opts, python=str(bare / "bin" / "python"),
+                       directory=str(tmp_path / "d"), install=True,
+                       packages=("--no-index", "ccdsl-no-such-package"))
+    assert (tmp_path / "d" / "venv" / "bin" / "python").exists()

@@ -45,6 +45,7 @@ Stream = Callable[[str, str], None]  # (line without newline, "stdout" | "stderr
 
 _RANK_FILE = Path(__file__).with_name("_rank.py")
 MARK = "\x1eccdsl-"
+STALE = 98  # exit code of the launch command when the rank bootstrap is missing on the node
 
 
 @dataclass(frozen=True)
@@ -317,11 +318,14 @@ class _RemoteProcess:
     SSH session ends for any reason (ccdsl killed, connection lost), so no job outlives its caller."""
 
     def __init__(self, client, node: Node, argv: list[str], ssh_options: ssh.SshOptions,
-                 payload: tuple[bytes, str] | None = None) -> None:
+                 payload: tuple[bytes, str] | None = None, requires: str | None = None) -> None:
         self.client, self.node, self.pid, self.options = client, node, None, ssh_options
         # the payload, if any, comes first on stdin (saves an SFTP session per run)
         receive = (f"umask 077; head -c {len(payload[0])} > {shlex.quote(payload[1])} || exit 97; "
                    if payload else "")
+        if requires:  # exit STALE when the node lacks this ccdsl's rank bootstrap (prepared by another version)
+            cleanup = f"rm -f {shlex.quote(payload[1])}; " if payload else ""
+            receive += f"test -f {shlex.quote(requires)} || {{ {cleanup}exit {STALE}; }}; "
         command = (f"{receive}exec 3<&0; {shlex.join(argv)} </dev/null 3<&- & p=$!; printf '\\036ccdsl-pid:%s\\n' $p; "
                    f"(cat <&3 >/dev/null 2>&1; kill -TERM $p) >/dev/null 2>&1 3<&3 & w=$!; "
                    f"wait $p; rc=$?; kill $w 2>/dev/null; exit $rc")
@@ -496,7 +500,7 @@ class Launcher:
 
     # -- running --------------------------------------------------------------------------------------------------
     def _launch(self, mode: str, payload: bytes, args: list[str], np: int, stream: Stream | None,
-                timeout: float | None) -> tuple[_Output, int]:
+                timeout: float | None, retried: bool = False) -> tuple[_Output, int]:
         timeout = timeout if timeout is not None else self.options.run_timeout
         out = _Output(stream)
         if self.mode == "local":
@@ -526,12 +530,26 @@ class Launcher:
                 *self.options.extra_args, "-n", str(np),
                 self._extra(first, "python"), f"{directory}/{rank_script_name()}", mode, payload_path, *args]
         proc = _RemoteProcess(self.pool.get(via), via, argv, self.pool.options,
-                              payload=(payload, payload_path) if inline else None)
+                              payload=(payload, payload_path) if inline else None,
+                              requires=f"{directory}/{rank_script_name()}" if inline else None)
         try:
-            return out, self._pump(proc, out, timeout, ssh.describe(via), self._health)
+            code = self._pump(proc, out, timeout, ssh.describe(via), self._health)
         except BaseException:
             self._after_failure()
             raise
+        if code == STALE and not out.tail and not retried:
+            self._install_rank_script()
+            return self._launch(mode, payload, args, np, stream, timeout, retried=True)
+        return out, code
+
+    def _install_rank_script(self) -> None:
+        """Copy this version's rank bootstrap to every node (nodes prepared by an older ccdsl lack it)."""
+        source, name = _RANK_FILE.read_bytes(), rank_script_name()
+
+        def install(node: Node) -> None:
+            ssh.put(self.pool.get(node), source, f"{self._extra(node, 'ccdsl_dir')}/{name}", mode=0o644, node=node)
+
+        _parallel(install, self._targets())
 
     @staticmethod
     def _pump(proc, out: _Output, timeout: float | None, where: str, health=None) -> int:
