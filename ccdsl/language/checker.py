@@ -153,8 +153,9 @@ def _check_roles(clauses: list[Clause], roles_used: list[ast.Parameter], seen: d
     for p in roles_used:
         how = "is the default" if cluster_type is None else f"is set on line {cluster_type.span.line}" \
             if cluster_type.span else "is given"
+        fix = "add cluster_type => ManagerWorkers" if cluster_type is None else "make it cluster_type => ManagerWorkers"
         report.add(f"'{p.role}.' only applies to a ManagerWorkers cluster, but this contract's cluster_type is "
-                   f"{kind} (which {how})", p.role_pos, hint="add cluster_type => ManagerWorkers")
+                   f"{kind} (which {how})", p.role_pos, hint=f"{fix}, or drop '{p.role}.'")
 
 
 def _check_value(param: Parameter, value: ast.Value, report: _Report) -> tuple[str, tuple] | None:
