@@ -181,3 +181,21 @@ def test_cluster_terminated_outside_ccdsl_is_marked_terminated(aws_env, data_dir
                                     settings={"endpoint_url": aws_env, "resolved_region": "us-east-1"}))
     assert ccdsl.clusters(config=cfg) == []
     assert "outside ccdsl" in state.get_cluster("ZxCvBnMaSdFgHjK").note
+
+
+def test_ctrl_c_on_the_cli_deploy_removes_everything(aws_env, data_dir, ec2, tmp_path):
+    (tmp_path / "c.ccc").write_text(CONTRACT)
+    write_config(tmp_path / "ccdsl.toml", aws_env)
+    env = {**os.environ, "CCDSL_CONFIG": str(tmp_path / "ccdsl.toml"), "CCDSL_DATA_DIR": str(data_dir)}
+    child = subprocess.Popen([sys.executable, "-m", "ccdsl", "deploy", str(tmp_path / "c.ccc")], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while len([x for x in all_tagged(ec2) if x.startswith("i-")]) < 2:
+        assert child.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 130, err
+    assert "interrupted" in err
+    assert all_tagged(ec2) == []
+    assert json.loads(ccdsl_cli("clusters", "--json", env=env).stdout) == []

@@ -101,3 +101,22 @@ def test_two_processes_at_once_never_share_a_worker_id(data_dir):
     assert len(ids) == 360 and len(set(ids)) == 360
     assert sorted(ids) == list(range(2, 362))  # no gap, no duplicate: every increment was serialized
     assert len(s.journal_of("A" * 15)) == len(s.journal_of("B" * 15)) == 60
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("ABC"), st.integers(0, 6)), max_size=25))
+def test_worker_ids_never_repeat_model(tmp_path_factory, steps):
+    """Any sequence of (re)allocations over clusters: each cluster holds exactly its last allocation, and no id
+    is ever handed out twice."""
+    s = State(tmp_path_factory.mktemp("model") / "state.db")
+    for h in "ABC":
+        s.add_cluster(record(h * 15))
+    seen: list[int] = []
+    last = {h: [] for h in "ABC"}
+    for h, n in steps:
+        ids = s.new_workers(h * 15, n)
+        assert len(ids) == n
+        seen += ids
+        last[h] = ids
+    assert len(seen) == len(set(seen))
+    assert all(s.workers(h * 15) == last[h] for h in "ABC")

@@ -14,7 +14,6 @@ import logging
 import secrets
 import string
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
@@ -91,15 +90,33 @@ def make_ready(handle: str, nodes: Sequence[Node], config: "Config", progress: P
 
 
 def parallel(fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
-    """``fn`` on every item at once; the first failure is raised after all finished."""
+    """``fn`` on every item at once; the first failure is raised after all finished.
+
+    Daemon threads rather than a ThreadPoolExecutor: on Ctrl-C the caller must get control back at once (to
+    clean up what the deploy created) and the process must be able to exit, even while some thread is still
+    inside a long connection retry."""
     if not items:
         return []
-    with ThreadPoolExecutor(max_workers=min(32, len(items))) as pool:
-        futures = [pool.submit(fn, item) for item in items]
-        for f in futures:
-            if f.exception() is not None:
-                raise f.exception()  # type: ignore[misc]
-        return [f.result() for f in futures]
+    results: list[Any] = [None] * len(items)
+    errors: list[BaseException | None] = [None] * len(items)
+
+    def work(i: int) -> None:
+        try:
+            results[i] = fn(items[i])
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            errors[i] = exc
+
+    threads = [threading.Thread(target=work, args=(i,), daemon=True, name=f"ccdsl-node-{i}")
+               for i in range(len(items))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        while t.is_alive():
+            t.join(0.2)  # short joins keep the main thread responsive to KeyboardInterrupt
+    for e in errors:
+        if e is not None:
+            raise e
+    return results
 
 
 class Cluster:
