@@ -256,3 +256,26 @@ def test_infeasible_example_names_its_clauses_and_near_misses(shipped) -> None:
                                                                   ("accelerator_memory", 5)]
     assert any(m.startswith("g4dn.xlarge (us-east-1): accelerator_memory 16 GiB < 32 GiB")
                for m in e.value.near_misses)
+
+
+# ------------------------------------------------------------------------------------------------ Pareto classes
+
+@pytest.mark.parametrize("d", [1, 2, 3, 4])
+def test_pareto_keeps_exactly_the_undominated_rows(d: int) -> None:
+    from ccdsl.resolver.compile import pareto
+
+    rng = np.random.default_rng(d)
+    for trial in range(30):
+        m = int(rng.integers(1, 120))
+        better = rng.integers(0, 6, size=(m, d)).astype(float)
+        better[rng.random((m, d)) < 0.05] = -np.inf
+        group = rng.integers(0, 3, size=m)
+        kept = set(pareto(group, better).tolist())
+        for j in range(m):
+            same = [i for i in range(m) if group[i] == group[j] and i != j]
+            strictly = any((better[i] >= better[j]).all() and (better[i] > better[j]).any() for i in same)
+            earlier_twin = any((better[i] == better[j]).all() and i < j for i in same)
+            if not (strictly or earlier_twin):
+                assert j in kept, (trial, j)  # sound: nothing undominated is ever dropped
+            elif not np.isinf(better[j]).any():
+                assert j not in kept, (trial, j)  # compact: dominated rows go (unknown values may stay)

@@ -94,31 +94,55 @@ def pareto(group: np.ndarray, better: np.ndarray) -> np.ndarray:
     """Indexes of rows not dominated within their group.  ``better``: (m, d), larger is better in every column.
 
     Row j is dominated by row i of the same group when ``better[i] >= better[j]`` everywhere and i is strictly
-    better somewhere or (exact duplicate) comes first.  Sound by construction (only dominated rows are dropped),
-    computed in sorted chunks so that it stays near-linear when the frontier is small.
+    better somewhere; of exact duplicates the first is kept.  Rows are sorted so that every dominator comes before
+    what it dominates (first column descending, then the sum of the others descending); then a row is dominated
+    iff a kept row dominates it (dominance is transitive).  One and two columns take a sort and a running
+    maximum; more columns are checked in chunks, first against the frontier so far (which removes almost all),
+    then the few survivors among themselves.
     """
-    m = len(group)
+    m, d = better.shape
     if m <= 1:
         return np.arange(m)
-    order = np.lexsort((-better[:, 0], group))
-    g, b = group[order], better[order]
-    keep = np.zeros(m, dtype=bool)
+    _, first = np.unique(np.column_stack([group, better]), axis=0, return_index=True)
+    first = np.sort(first)
+    g, b = group[first], better[first]
+    rest = b[:, 1:].sum(axis=1) if d > 1 else np.zeros(len(b))
+    order = np.lexsort((-rest, -b[:, 0], g))
+    g, b, first = g[order], b[order], first[order]
+    keep = np.zeros(len(g), dtype=bool)
     bounds = np.flatnonzero(np.diff(g)) + 1
-    for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, m]):
-        frontier = np.empty((0, b.shape[1]))
-        for start in range(lo, hi, 256):
-            chunk = b[start:min(start + 256, hi)]
-            dominated = np.zeros(len(chunk), dtype=bool)
-            if len(frontier):
-                dominated |= (frontier[None, :, :] >= chunk[:, None, :]).all(axis=2).any(axis=1)
-            ge = (chunk[None, :, :] >= chunk[:, None, :]).all(axis=2)  # ge[j, i]: i at least as good as j
-            gt = (chunk[None, :, :] > chunk[:, None, :]).any(axis=2)
-            earlier = np.tri(len(chunk), k=-1, dtype=bool)  # earlier[j, i]: i < j
-            np.fill_diagonal(ge, False)
-            dominated |= (ge & (gt | earlier)).any(axis=1)
-            keep[start:start + len(chunk)] = ~dominated
-            frontier = np.vstack([frontier, chunk[~dominated]])
-    return np.sort(order[keep])
+    for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(g)]):
+        keep[lo:hi] = _frontier(b[lo:hi])
+    return np.sort(first[keep])
+
+
+def _frontier(b: np.ndarray) -> np.ndarray:
+    """Keep-mask of one group's rows, sorted as :func:`pareto` sorts them (no exact duplicates)."""
+    m, d = b.shape
+    if d == 1:
+        keep = np.zeros(m, dtype=bool)
+        keep[0] = True
+        return keep
+    if d == 2:  # cheaper rows first: a row survives iff it beats the best second column seen so far
+        seen = np.maximum.accumulate(np.r_[-np.inf, b[:-1, 1]])
+        keep = b[:, 1] > seen
+        keep[0] = True  # the first (cheapest) row is undominated even when its value is unknown (-inf)
+        return keep
+    keep = np.zeros(m, dtype=bool)
+    frontier = np.empty((0, d))
+    for start in range(0, m, 512):
+        chunk = b[start:start + 512]
+        alive = np.ones(len(chunk), dtype=bool)
+        if len(frontier):
+            alive = ~(frontier[None, :, :] >= chunk[:, None, :]).all(axis=2).any(axis=1)
+        idx = np.flatnonzero(alive)
+        sub = chunk[idx]
+        ge = (sub[None, :, :] >= sub[:, None, :]).all(axis=2)  # ge[j, i]: i at least as good as j
+        dominated = (ge & np.tri(len(sub), k=-1, dtype=bool)).any(axis=1)  # only earlier rows can dominate
+        survivors = idx[~dominated]
+        keep[start + survivors] = True
+        frontier = np.vstack([frontier, chunk[survivors]])
+    return keep
 
 
 def make_classes(view, rows: np.ndarray, spec: RoleSpec, fail_bits: np.ndarray | None, group_location: bool,

@@ -1,0 +1,139 @@
+"""Resolver speed: warm resolve on the shipped catalog, cold ``ccdsl resolve`` processes, and catalog-size scaling.
+
+    python benchmarks/bench_resolve.py [--quick]
+
+Prints medians (milliseconds) and sizes.  Warm numbers are with Z3's optimality proof (the default) and, for
+comparison, without it (``prove=False``: the vectorized closed form alone).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+TYPICAL = """
+tutorial_t3 = @cluster node_count => 4 node_machinetype => EC2Type_T3_xLarge
+tutorial_gpu = @cluster(node_count => 8, accelerator_count => @just(1), accelerator_architecture => Turing,
+                        accelerator_memory => @atleast(16G))
+cpu_heavy = @cluster(node_count => @between(2, 32), cluster_vcpus_count => @atleast(256),
+                     processor_manufacturer => @oneof(Intel, AMD))
+gpu_budget = @cluster(node_count => @between(1, 16), accelerator_architecture => Ada,
+                      cluster_accelerator_count => @atleast(8), cluster_price_per_hour => @atmost(40))
+memory = @cluster(node_memory_size => @atleast(512G), network_performance => @atleast(25G))
+manager_workers = @cluster(cluster_type => ManagerWorkers, node_count => 8,
+                           manager.node_machinetype => EC2Type_T3_xLarge,
+                           worker.accelerator_count => @just(8), worker.accelerator_architecture => Ada,
+                           worker.node_memory_size => @atleast(512G))
+infeasible = @cluster(node_count => 2, accelerator_architecture => Turing, accelerator_memory => @atleast(32G))
+"""
+
+SCALING = """
+scaling = @cluster(node_count => @between(2, 32), cluster_vcpus_count => @atleast(256),
+                   accelerator_manufacturer => NVIDIA, cluster_price_per_hour => @atmost(500))
+"""
+
+
+def median_ms(fn, runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1000
+
+
+def warm(quick: bool) -> None:
+    from ccdsl import UnsatisfiableError
+    from ccdsl.catalog import load
+    from ccdsl.language import parse
+    from ccdsl.resolver import resolve
+    from ccdsl.resolver.view import view_of
+
+    t = time.perf_counter()
+    catalog = load(user=False)
+    print(f"shipped catalog: {len(catalog)} rows, load {1000 * (time.perf_counter() - t):.1f} ms (first, in-process)")
+    t = time.perf_counter()
+    view_of(catalog)
+    print(f"array view built once: {1000 * (time.perf_counter() - t):.1f} ms")
+    runs = 50 if quick else 300
+    print(f"\nwarm resolve, median of {runs} (ms):")
+    print(f"  {'contract':<18} {'region':<10} {'proved':>8} {'closed form':>12}  answer")
+    for name, contract in parse(TYPICAL).items():
+        for any_region in (False, True):
+            def go(prove: bool = True) -> str:
+                try:
+                    r = resolve(contract, catalog, any_region=any_region, prove=prove)
+                    return f"{r.instance_type} × {r.node_count} ${r.price_per_hour:g}/h ({r.matches} matches)"
+                except UnsatisfiableError as e:
+                    return f"unsatisfiable: {', '.join(c.parameter for c in e.conflict)}"
+            answer = go()
+            proved = median_ms(go, runs)
+            closed = median_ms(lambda: go(False), runs)
+            where = "all" if any_region else "us-east-1"
+            print(f"  {name:<18} {where:<10} {proved:8.2f} {closed:12.2f}  {answer}")
+
+
+def cold(quick: bool) -> None:
+    runs = 5 if quick else 11
+    cmd = [sys.executable, "-m", "ccdsl", "resolve", "examples/tutorial.ccc", "--json"]
+    with tempfile.TemporaryDirectory() as data:
+        env = {**os.environ, "CCDSL_DATA_DIR": data}
+        subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, check=True)  # writes the view cache
+
+        def cached() -> None:
+            subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, check=True)
+
+        def uncached() -> None:
+            with tempfile.TemporaryDirectory() as fresh:
+                subprocess.run(cmd, cwd=ROOT, env={**os.environ, "CCDSL_DATA_DIR": fresh}, capture_output=True,
+                               check=True)
+
+        bare = median_ms(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True), runs)
+        print(f"\ncold `ccdsl resolve examples/tutorial.ccc --json` process, median of {runs} (ms):")
+        print(f"  with the cached array view (usual case): {median_ms(cached, runs):7.1f}")
+        print(f"  first run (pandas reads the catalog):   {median_ms(uncached, runs):7.1f}")
+        print(f"  bare python interpreter for reference:  {bare:7.1f}")
+
+
+def scaling(quick: bool) -> None:
+    from synthetic import catalog
+
+    from ccdsl.language import parse
+    from ccdsl.resolver import resolve
+    from ccdsl.resolver.solve import prove, rank
+    from ccdsl.resolver.view import view_of
+
+    contract = parse(SCALING)["scaling"]
+    sizes = (1_000, 10_000, 100_000) if quick else (1_000, 10_000, 100_000, 1_000_000)
+    print("\nresolve time vs synthetic catalog size (6 regions; contract: 2..32 NVIDIA nodes, ≥256 vCPUs, ≤$500/h):")
+    print(f"  {'rows':>9} {'view build':>11} {'one region':>11} {'all regions':>12} {'candidates':>11} {'Z3 classes':>11}")
+    for n in sizes:
+        df = catalog(rows=n, seed=7)
+        t = time.perf_counter()
+        view = view_of(df)
+        build = 1000 * (time.perf_counter() - t)
+        runs = 5 if n >= 1_000_000 else 21
+        one = median_ms(lambda: resolve(contract, view), runs)
+        everywhere = median_ms(lambda: resolve(contract, view, any_region=True), runs)
+        ranking = rank(view, contract, "us-east-1", True)
+        classes = prove(ranking).classes
+        print(f"  {len(df):>9} {build:9.1f}ms {one:9.2f}ms {everywhere:10.2f}ms {len(ranking.rows):>11} {classes:>11}")
+
+
+def main() -> None:
+    quick = "--quick" in sys.argv
+    warm(quick)
+    cold(quick)
+    scaling(quick)
+
+
+if __name__ == "__main__":
+    main()
