@@ -207,3 +207,16 @@ def test_existing_security_group_and_key_are_used_not_deleted(ec2_config, ec2, t
 def test_unknown_image_is_a_config_error(ec2_config):
     with pytest.raises(ConfigError, match="image"):
         create(provider(ec2_config, image={"x86_64": "ami-00000000"}), count=1)
+
+
+def test_client_token_is_stable_per_request_and_distinct_across_failover():
+    from ccdsl.executor.providers.aws import client_token
+
+    req = NodeRequest(handle=HANDLE, role="worker", instance_type="t3.xlarge", count=4)
+    token = client_token(req, "us-east-1a")
+    assert token == client_token(NodeRequest(HANDLE, "worker", "t3.xlarge", 4), "us-east-1a")
+    assert token.startswith(f"ccdsl-{HANDLE}-") and len(token) <= 64
+    others = {client_token(req, "us-east-1b"), client_token(NodeRequest(HANDLE, "worker", "m5.xlarge", 4), "us-east-1a"),
+              client_token(NodeRequest(HANDLE, "manager", "t3.xlarge", 4), "us-east-1a"),
+              client_token(NodeRequest("ZZZZZZZZZZZZZZZ", "worker", "t3.xlarge", 4), "us-east-1a")}
+    assert token not in others and len(others) == 4

@@ -14,7 +14,7 @@ provider or the launcher needs it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ccdsl.executor.cluster import Cluster
 from ccdsl.executor.deploy import ClusterInfo, Plan, clusters, deploy, get, reconnect
@@ -52,4 +52,3 @@ def terminate(cluster: Cluster | str, *, config: "Config | None" = None) -> None
 
 __all__ = ["Cluster", "ClusterInfo", "Plan", "clusters", "deploy", "interrupt", "reconnect", "restart", "resume",
            "terminate"]
-_: Any = None

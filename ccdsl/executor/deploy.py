@@ -21,9 +21,9 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-from ccdsl.errors import CapacityError, CcdslError, ClusterError, ProviderError
+from ccdsl.errors import CapacityError, CcdslError, ClusterError
 from ccdsl.executor import state as st
 from ccdsl.executor.cluster import Cluster, is_handle, make_ready, new_handle, quiet, split_roles
 from ccdsl.executor.model import Node, NodeRequest, Progress
@@ -234,7 +234,7 @@ def _create(handle: str, spec: Spec, config: "Config", state: st.State, report: 
                 _note(handle, state, f"{plan.describe()} is not available ({exc.message}); trying the next-cheapest "
                                      f"alternative: {nxt.describe()}")
     raise CapacityError("no capacity for any resolution of the contract:\n  " + "\n  ".join(failures),
-                        hint="try later, another region (region => ...), or relax the contract")
+                        hint="try later, another region (cluster_locale => ...), or relax the contract")
 
 
 def _create_plan(handle: str, plan: Plan, provider: Any, state: st.State, report: Progress) -> list[Node]:
@@ -243,6 +243,7 @@ def _create_plan(handle: str, plan: Plan, provider: Any, state: st.State, report
     for request in plan.requests:
         request = replace(request, handle=handle)
         zones = provider.zones(request) if hasattr(provider, "zones") else [None]
+        state.update_cluster(handle, settings=_settings(provider))  # the region is known now: before any create
         if preferred in zones:  # keep the roles of a cluster in one zone when possible
             zones = [preferred, *(z for z in zones if z != preferred)]
         tried = []
@@ -480,4 +481,3 @@ def get(cluster: "Cluster | str", *, config: "Config | None" = None, state: st.S
 
 
 __all__ = ["ClusterInfo", "Plan", "Spec", "clusters", "deploy", "get", "reconcile", "reconnect", "spec_of"]
-_ = (Sequence, ProviderError)

@@ -44,6 +44,15 @@ def make(config: Config, settings: Mapping[str, Any]) -> "AwsProvider":
     return AwsProvider(config.aws, settings)
 
 
+def client_token(request: NodeRequest, zone: Any) -> str:
+    """RunInstances' idempotency token: derived from the handle and what is asked, so a retried call (botocore
+    retries, a re-run after a lost answer) cannot launch twice, while a different type or zone is a new request."""
+    import hashlib
+
+    what = f"{request.role}|{request.instance_type}|{request.count}|{zone or ''}|{request.spot}"
+    return f"ccdsl-{request.handle}-{hashlib.sha256(what.encode()).hexdigest()[:16]}"
+
+
 def tags_for(handle: str, role: str | None, contract: str | None) -> list[dict[str, str]]:
     tags = [{"Key": TAG_CLUSTER, "Value": handle}, {"Key": "Name", "Value": f"ccdsl-{handle}" + (f"-{role}" if role
                                                                                                else "")}]
@@ -120,11 +129,11 @@ class AwsProvider:
     # -- Provider protocol -----------------------------------------------------------------------------------
     def zones(self, request: NodeRequest) -> list[str | None]:
         """Zones to try for ``request`` in order (None: let the subnet decide)."""
+        self._set_region(request)
         if self.config.subnet_id:
             return [None]
         if self.config.zones:
             return list(self.config.zones)
-        self._set_region(request)
         answer = self.call("describe_availability_zones",
                            Filters=[{"Name": "state", "Values": ["available"]}])
         return sorted(z["ZoneName"] for z in answer["AvailabilityZones"] if z.get("ZoneType", "availability-zone")
@@ -158,7 +167,7 @@ class AwsProvider:
         params: dict[str, Any] = {
             "ImageId": image, "InstanceType": request.instance_type,
             "MinCount": request.count, "MaxCount": request.count,
-            "ClientToken": f"ccdsl-{request.handle}-{request.role}-{zone or 'subnet'}",
+            "ClientToken": client_token(request, zone),
             "KeyName": self.config.key_name or self.resources["key_name_created"],
             "SecurityGroupIds": [self.config.security_group_id or self.resources["security_group_id_created"]],
             "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"},
