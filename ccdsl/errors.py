@@ -118,6 +118,8 @@ class UnsatisfiableError(CcdslError):
         if self.near_misses:
             lines.append("  nearest misses:")
             lines.extend(f"    {m}" for m in self.near_misses)
+        if self.hint:
+            lines.append(f"  hint: {self.hint}")
         return "\n".join(lines)
 
 

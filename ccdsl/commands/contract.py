@@ -121,7 +121,7 @@ def cmd_resolve(args: argparse.Namespace) -> int:
         if not args.json:
             print(render_resolution(r))
     if args.json:
-        print(json.dumps(objects[0] if args.contract is not None else objects, indent=2))
+        print(json.dumps(objects[0] if args.contract is not None else objects, indent=2, ensure_ascii=False))
     return status
 
 
@@ -129,7 +129,7 @@ def unsat_object(e: Any) -> dict[str, Any]:
     return {"contract": e.contract, "error": "unsatisfiable", "message": e.message,
             "conflict": [{"parameter": c.parameter, "line": c.line, "column": c.column, "text": c.text}
                          for c in e.conflict],
-            "near_misses": list(e.near_misses)}
+            "near_misses": list(e.near_misses), **({"hint": e.hint} if e.hint else {})}
 
 
 def render_resolution(r: Any) -> str:
@@ -191,5 +191,5 @@ def cmd_select(args: argparse.Namespace) -> int:
                          "accelerators"], rows, indent=2))
         print()
     if args.json:
-        print(json.dumps(objects[0] if args.contract is not None else objects, indent=2))
+        print(json.dumps(objects[0] if args.contract is not None else objects, indent=2, ensure_ascii=False))
     return status

@@ -39,7 +39,24 @@ def unsatisfiable(ranking: Ranking, contract) -> UnsatisfiableError:
                                    "--region or --any-region")
     core = minimal_core(ranking)
     conflict = tuple(_conflict(lit) for lit in core)
-    return UnsatisfiableError(contract.name, conflict, tuple(near_misses(ranking)))
+    error = UnsatisfiableError(contract.name, conflict, tuple(near_misses(ranking)))
+    error.hint = _elsewhere(ranking, contract)
+    return error
+
+
+def _elsewhere(ranking: Ranking, contract) -> str | None:
+    """When only the default region is at fault: where the contract would resolve instead."""
+    if not ranking.default_region:
+        return None
+    from ccdsl.resolver.solve import rank
+
+    anywhere = rank(ranking.view, contract, ranking.region, True)
+    if not anywhere.feasible:
+        return None
+    view, best = ranking.view, int(anywhere.rows[0])
+    return (f"it resolves in other regions (cheapest: {view.label('instance_type', best)} × {int(anywhere.counts[0])}"
+            f" in {view.label('region', best)}, ${float(anywhere.totals[0]):.6g}/h): use --any-region, "
+            f"--region or cluster_locale")
 
 
 def minimal_core(ranking: Ranking) -> list[comp.Literal]:
@@ -103,7 +120,7 @@ def near_misses(ranking: Ranking, limit: int = 3) -> list[str]:
         return out
     fails = (~np.column_stack(rr.masks)).sum(axis=1) if rr.masks else np.zeros(len(rr.scope), dtype=int)
     price = view.numbers["price_per_hour"][rr.scope]
-    order = np.lexsort((price, fails))
+    order = np.lexsort((price, -_reach(view, rr), fails))
     seen: set[int] = set()
     for i in order:
         t = int(view.codes["instance_type"][rr.scope[i]])
@@ -118,6 +135,20 @@ def near_misses(ranking: Ranking, limit: int = 3) -> list[str]:
         if len(out) >= limit:
             break
     return out
+
+
+def _reach(view, rr: RoleRows) -> np.ndarray:
+    """How close each row gets to the cluster totals' lower bounds with the most nodes allowed (1 = reaches all),
+    so that count-only near misses list the types that come closest first."""
+    domain = count_domain(rr.spec.count, rr.spec.fixed)
+    reach = np.ones(len(rr.scope))
+    if len(domain) == 0:
+        return reach
+    for c in rr.spec.coupled:
+        if c.qualifier in ("atleast", "between") and c.parameter != comp.BUDGET and float(c.values[0]) > 0:
+            v = np.nan_to_num(view.numbers[comp.coupled_column(c)][rr.scope])
+            reach = np.minimum(reach, v * float(domain[-1]) / float(c.values[0]))
+    return reach
 
 
 def _count_reason(view, row: int, spec: comp.RoleSpec) -> str:
@@ -195,6 +226,8 @@ def explanation(ranking: Ranking, chosen: Choice, manager: Choice | None, altern
         cost += (f" + manager {manager.instance_type} ${manager.price_per_hour:g}/h"
                  f" = ${chosen.price_per_hour + manager.price_per_hour:.6g}/h")
     lines.append(cost)
+    if ranking.default_region:
+        lines.append(f"region {ranking.region} (the default; --any-region lets every region compete)")
     if alternatives:
         a = alternatives[0]
         lines.append(f"next cheapest: {a.instance_type} × {a.node_count} ({a.region}) "

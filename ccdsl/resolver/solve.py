@@ -50,6 +50,7 @@ class Ranking:
     totals: np.ndarray  # cluster price per hour (manager included)
     managers: np.ndarray  # the manager view row that goes with each ranked row (-1: no manager)
     region: str
+    default_region: bool  # whether AWS rows were restricted to ``region`` (no cluster_locale, not any-region)
 
     @property
     def feasible(self) -> bool:
@@ -89,7 +90,8 @@ def rank(view: CatalogView, contract, region: str, any_region: bool) -> Ranking:
         _, first = np.unique(rows, return_index=True)
         first = np.sort(first)
         rows, counts, totals, managers = rows[first], counts[first], totals[first], managers[first]
-    return Ranking(view, workers, manager, rows, counts, totals, managers, region)
+    located = any(c.parameter == "cluster_locale" for spec in (wspec, mspec) if spec is not None for c in spec.node)
+    return Ranking(view, workers, manager, rows, counts, totals, managers, region, not (any_region or located))
 
 
 def lower_budget(spec: comp.RoleSpec) -> bool:
