@@ -57,7 +57,7 @@ def _view(catalog: Any):
     if view is None:
         import hashlib
 
-        cached = loader.data_dir() / "cache" / f"resolver-view-{hashlib.sha1(repr(key).encode()).hexdigest()[:16]}.npz"
+        cached = loader.data_dir() / "cache" / f"resolver-view-{hashlib.sha1(repr((views.FORMAT, key)).encode()).hexdigest()[:16]}.npz"
         view = views.load(cached)
         if view is None:
             view = views.view_of(loader.load(columns=views.VIEW_COLUMNS))
