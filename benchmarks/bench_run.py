@@ -104,6 +104,10 @@ def bench_ssh(n: int, repeat: int, prog: Path) -> None:
         report("launcher.run_script", timeit(lambda: launcher.run_script(prog, stream=None), repeat), base)
         report("launcher.run_function", timeit(lambda: launcher.run_function(reduce_ranks, stream=None), repeat),
                base)
+        client = launcher.pool.get(nodes[0])
+        report("(one SSH exec of 'true' on node 0)", timeit(lambda: ssh.run(client, "true"), repeat), None)
+        print("  the launcher's overhead is about one SSH exec: a session on a pooled connection, whose cost is\n"
+              "  dominated by the login shell's rc files on the node (e.g. pyenv init in ~/.bashrc)")
         launcher.close()
         mpi.release_cluster("BenchmarkRunsXX", nodes, options=mopts, ssh_options=sopts)
     finally:

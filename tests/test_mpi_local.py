@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import pytest
@@ -153,3 +154,36 @@ def test_timeout_kills_the_job(tmp_path):
             time.sleep(0.1)
         else:
             pytest.fail(f"rank {r} (pid {pid}) survived the timeout")
+
+
+def test_options_from_config_maps_every_key():
+    from ccdsl.executor.config import Config
+    from ccdsl.executor.mpi import options_from_config
+
+    cfg = Config.from_dict({"mpi": {"python": "/opt/py/bin/python", "mpiexec": "/opt/mpi/bin/mpiexec",
+                                    "iface": "ens5", "remote_dir": "work", "authorized_keys": "ak",
+                                    "install": True, "packages": ["mpich==4.2"], "extra_args": ["-v"],
+                                    "timeout": 30},
+                            "ssh": {"connect_timeout": 4, "ready_timeout": 50, "host_key_policy": "accept-new"},
+                            "local": {"python": "/usr/bin/python3"}})
+    m, s = options_from_config(cfg, known_hosts="/kh", deploying=True)
+    assert (m.python, m.mpiexec, m.iface, m.remote_dir, m.authorized_keys) == (
+        "/opt/py/bin/python", "/opt/mpi/bin/mpiexec", "ens5", "work", "ak")
+    assert m.install and m.packages == ("mpich==4.2",) and m.extra_args == ("-v",) and m.run_timeout == 30
+    assert m.ready_timeout == 50 and m.local_python == "/usr/bin/python3"
+    assert (s.known_hosts, s.connect_timeout, s.accept_new) == ("/kh", 4, True)
+    assert not options_from_config(cfg, known_hosts="/kh")[1].accept_new  # only while deploying
+    strict = Config.from_dict({"ssh": {"host_key_policy": "strict"}})
+    assert not options_from_config(strict, deploying=True)[1].accept_new
+    d, _ = options_from_config(Config())
+    assert d.mpiexec is None and d.iface is None and d.local_python is None and d.run_timeout is None
+
+
+def test_local_python_is_used(tmp_path):
+    from ccdsl.executor.mpi import MpiOptions
+
+    wrapper = tmp_path / "python"
+    wrapper.write_text(f"#!/bin/sh\nexport CCDSL_TEST_WRAPPED=yes\nexec {sys.executable} \"$@\"\n")
+    wrapper.chmod(0o755)
+    launcher = Launcher(local_nodes(2), mode="local", options=MpiOptions(local_python=str(wrapper)))
+    assert launcher.run_function(lambda comm: os.environ.get("CCDSL_TEST_WRAPPED"), stream=None) == "yes"

@@ -62,6 +62,7 @@ class MpiOptions:
     ready_timeout: float = 300.0
     run_timeout: float | None = None  # default limit for one run (None: no limit)
     extra_args: tuple[str, ...] = ()  # more mpiexec arguments
+    local_python: str | None = None  # interpreter of local-mode ranks; None: the one running ccdsl
 
 
 def rank_script_name() -> str:
@@ -510,7 +511,8 @@ class Launcher:
                 with open(payload_path, "wb") as f:
                     f.write(payload)
                 env = dict(os.environ)
-                argv = [local_mpiexec(), "-n", str(np), *self.options.extra_args, sys.executable, str(_RANK_FILE),
+                python = self.options.local_python or sys.executable
+                argv = [local_mpiexec(), "-n", str(np), *self.options.extra_args, python, str(_RANK_FILE),
                         mode, payload_path, *args]
                 return out, self._pump(_LocalProcess(argv, env), out, timeout, "this machine")
             finally:
@@ -667,6 +669,7 @@ def options_from_config(config, *, known_hosts: str | None = None,
     m, s = config.mpi, config.ssh
     return (MpiOptions(python=m.python, mpiexec=m.mpiexec or None, iface=m.iface or None, remote_dir=m.remote_dir,
                        authorized_keys=m.authorized_keys, install=m.install, packages=tuple(m.packages),
-                       ready_timeout=s.ready_timeout, run_timeout=m.timeout or None, extra_args=tuple(m.extra_args)),
+                       ready_timeout=s.ready_timeout, run_timeout=m.timeout or None, extra_args=tuple(m.extra_args),
+                       local_python=getattr(config.local, "python", "") or None),
             ssh.SshOptions(known_hosts=known_hosts, connect_timeout=s.connect_timeout,
                            accept_new=deploying and s.host_key_policy == "accept-new"))
