@@ -164,13 +164,12 @@ def test_options_from_config_maps_every_key():
                                     "iface": "ens5", "remote_dir": "work", "authorized_keys": "ak",
                                     "install": True, "packages": ["mpich==4.2"], "extra_args": ["-v"],
                                     "timeout": 30},
-                            "ssh": {"connect_timeout": 4, "ready_timeout": 50, "host_key_policy": "accept-new"},
-                            "local": {"python": "/usr/bin/python3"}})
+                            "ssh": {"connect_timeout": 4, "ready_timeout": 50, "host_key_policy": "accept-new"}})
     m, s = options_from_config(cfg, known_hosts="/kh", deploying=True)
     assert (m.python, m.mpiexec, m.iface, m.remote_dir, m.authorized_keys) == (
         "/opt/py/bin/python", "/opt/mpi/bin/mpiexec", "ens5", "work", "ak")
     assert m.install and m.packages == ("mpich==4.2",) and m.extra_args == ("-v",) and m.run_timeout == 30
-    assert m.ready_timeout == 50 and m.local_python == "/usr/bin/python3"
+    assert m.ready_timeout == 50
     assert (s.known_hosts, s.connect_timeout, s.accept_new) == ("/kh", 4, True)
     assert not options_from_config(cfg, known_hosts="/kh")[1].accept_new  # only while deploying
     strict = Config.from_dict({"ssh": {"host_key_policy": "strict"}})

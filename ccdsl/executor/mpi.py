@@ -669,7 +669,6 @@ def options_from_config(config, *, known_hosts: str | None = None,
     m, s = config.mpi, config.ssh
     return (MpiOptions(python=m.python, mpiexec=m.mpiexec or None, iface=m.iface or None, remote_dir=m.remote_dir,
                        authorized_keys=m.authorized_keys, install=m.install, packages=tuple(m.packages),
-                       ready_timeout=s.ready_timeout, run_timeout=m.timeout or None, extra_args=tuple(m.extra_args),
-                       local_python=getattr(config.local, "python", "") or None),
+                       ready_timeout=s.ready_timeout, run_timeout=m.timeout or None, extra_args=tuple(m.extra_args)),
             ssh.SshOptions(known_hosts=known_hosts, connect_timeout=s.connect_timeout,
                            accept_new=deploying and s.host_key_policy == "accept-new"))
