@@ -279,3 +279,19 @@ def test_pareto_keeps_exactly_the_undominated_rows(d: int) -> None:
                 assert j in kept, (trial, j)  # sound: nothing undominated is ever dropped
             elif not np.isinf(better[j]).any():
                 assert j not in kept, (trial, j)  # compact: dominated rows go (unknown values may stay)
+
+
+# ------------------------------------------------------------------------------------------------ hints
+
+def test_hint_when_only_the_default_region_is_at_fault() -> None:
+    c = contract(C("node_machinetype", "just", "c5.large"), C("node_count", "just", 2))
+    with pytest.raises(UnsatisfiableError) as e:
+        resolve(c, GPUS.iloc[[0, 6]])  # c5.large only in eu-west-1
+    assert [x.parameter for x in e.value.conflict] == ["node_machinetype"]
+    assert "c5.large × 2 in eu-west-1, $0.192/h" in e.value.hint and "hint:" in e.value.render()
+
+
+def test_hint_when_the_catalog_lacks_a_provider() -> None:
+    with pytest.raises(UnsatisfiableError) as e:
+        resolve(contract(C("node_provider", "just", "SSH")), GPUS)
+    assert "no 'ssh' rows" in e.value.hint

@@ -40,8 +40,22 @@ def unsatisfiable(ranking: Ranking, contract) -> UnsatisfiableError:
     core = minimal_core(ranking)
     conflict = tuple(_conflict(lit) for lit in core)
     error = UnsatisfiableError(contract.name, conflict, tuple(near_misses(ranking)))
-    error.hint = _elsewhere(ranking, contract)
+    error.hint = _missing_provider(ranking, core) or _elsewhere(ranking, contract)
     return error
+
+
+def _missing_provider(ranking: Ranking, core: list[comp.Literal]) -> str | None:
+    """When the conflict asks for a provider the catalog has no rows of (on-premise hosts not described yet)."""
+    for lit in core:
+        c = lit.clause
+        if c is None or c.parameter != "node_provider" or c.qualifier not in ("just", "oneof"):
+            continue
+        have = set(ranking.view.labels["provider"])
+        wanted = sorted(label for v in c.values for label in taxonomy.covered_labels("provider", str(v)))
+        if wanted and not have.intersection(wanted):
+            return (f"the catalog has no '{'/'.join(wanted)}' rows: describe your hosts in a user catalog "
+                    "(CSV or TOML in the user data directory's catalogs/, or --catalog FILE)")
+    return None
 
 
 def _elsewhere(ranking: Ranking, contract) -> str | None:
