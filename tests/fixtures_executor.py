@@ -138,4 +138,6 @@ def tagged(ec2, handle: str) -> dict[str, list[str]]:
             if i["State"]["Name"] != "terminated"]
     sgs = [g["GroupId"] for g in ec2.describe_security_groups(Filters=f)["SecurityGroups"]]
     keys = [k["KeyName"] for k in ec2.describe_key_pairs(Filters=f)["KeyPairs"]]
-    return {k: v for k, v in {"instances": inst, "security_groups": sgs, "key_pairs": keys}.items() if v}
+    vols = [v["VolumeId"] for v in ec2.describe_volumes(Filters=f)["Volumes"] if v["State"] != "deleted"]
+    return {k: v for k, v in {"instances": inst, "security_groups": sgs, "key_pairs": keys,
+                              "volumes": vols}.items() if v}

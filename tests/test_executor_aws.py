@@ -198,7 +198,8 @@ def test_existing_security_group_and_key_are_used_not_deleted(ec2_config, ec2, t
     p = provider(ec2_config, security_group_id=sg, key_name="mykey", key_path=str(tmp_path / "k"))
     nodes, _ = create(p, count=1)
     assert nodes[0].key_path == str(tmp_path / "k")
-    assert tagged(ec2, HANDLE) == {"instances": [nodes[0].instance_id]}
+    left = tagged(ec2, HANDLE)
+    assert left["instances"] == [nodes[0].instance_id] and set(left) == {"instances", "volumes"}
     p.terminate(HANDLE, nodes)
     assert ec2.describe_security_groups(GroupIds=[sg])["SecurityGroups"]
     assert ec2.describe_key_pairs(KeyNames=["mykey"])["KeyPairs"]
@@ -220,3 +221,13 @@ def test_client_token_is_stable_per_request_and_distinct_across_failover():
               client_token(NodeRequest(HANDLE, "manager", "t3.xlarge", 4), "us-east-1a"),
               client_token(NodeRequest("ZZZZZZZZZZZZZZZ", "worker", "t3.xlarge", 4), "us-east-1a")}
     assert token not in others and len(others) == 4
+
+
+def test_terminate_deletes_a_detached_tagged_volume(ec2_config, ec2):
+    p = provider(ec2_config)
+    nodes, _ = create(p, count=1)
+    stray = ec2.create_volume(Size=8, AvailabilityZone="us-east-1b", TagSpecifications=[
+        {"ResourceType": "volume", "Tags": [{"Key": "ccdsl:cluster", "Value": HANDLE}]}])["VolumeId"]
+    assert stray in tagged(ec2, HANDLE)["volumes"]
+    p.terminate(HANDLE, nodes)
+    assert tagged(ec2, HANDLE) == {}

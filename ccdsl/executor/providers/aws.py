@@ -241,6 +241,9 @@ class AwsProvider:
         if "placement_group_created" in self.resources or self.config.placement_group:
             for pg in self._tagged("describe_placement_groups", "PlacementGroups", handle):
                 self.call("delete_placement_group", GroupName=pg["GroupName"])
+        for volume in self._volumes(handle):  # root volumes go with their instances; a detached one would leak
+            if volume["State"] == "available":
+                self.call("delete_volume", VolumeId=volume["VolumeId"])
         left = self.leftovers(handle)
         if left:
             raise ProviderError(f"cluster {handle}: resources still exist after terminate: {', '.join(left)}",
@@ -255,6 +258,7 @@ class AwsProvider:
         left = [n.instance_id for n in self.describe(handle)]
         left += [g["GroupId"] for g in self._tagged("describe_security_groups", "SecurityGroups", handle)]
         left += [k["KeyName"] for k in self._tagged("describe_key_pairs", "KeyPairs", handle)]
+        left += [v["VolumeId"] for v in self._volumes(handle)]
         if "placement_group_created" in self.resources or self.config.placement_group:
             left += [p["GroupName"] for p in self._tagged("describe_placement_groups", "PlacementGroups", handle)]
         return left
@@ -309,6 +313,11 @@ class AwsProvider:
 
     def _tagged(self, operation: str, key: str, handle: str) -> list[dict]:
         return self.call(operation, Filters=[{"Name": f"tag:{TAG_CLUSTER}", "Values": [handle]}]).get(key, [])
+
+    def _volumes(self, handle: str) -> list[dict]:
+        """Volumes tagged with the handle that still exist (being deleted does not count)."""
+        return [v for v in self._tagged("describe_volumes", "Volumes", handle)
+                if v["State"] in ("creating", "available", "in-use", "error")]
 
     def _describe_ids(self, ids: Iterable[str]) -> list[Node]:
         answer = self._paginate("describe_instances", "Reservations", InstanceIds=list(ids))
