@@ -170,3 +170,28 @@ def test_deploy_run_interrupt_resume_terminate_on_ssh_hosts(netns_hosts, data_di
         cluster.terminate()
     assert SshProvider(config).discover() == []
     assert f"ccdsl-{cluster.handle}" not in netns_hosts.authorized_keys.read_text()
+
+
+@pytest.mark.netns
+def test_manager_workers_cluster_on_ssh_hosts(netns_hosts, data_dir):
+    """A manager of its own type drives three workers; ranks run on the workers only."""
+    from ccdsl.executor.deploy import Plan, Spec, deploy
+
+    hosts = [{"name": h.name, "address": h.address, "type": "mgr" if h.index == 3 else "rack"}
+             for h in netns_hosts.hosts]
+    config = host_config(netns_hosts).replace(ssh={"hosts": hosts})
+    plan = Plan("ssh", (NodeRequest("", "manager", "mgr", 1), NodeRequest("", "worker", "rack", 3)))
+    cluster = deploy(Spec("mw", "ManagerWorkers", (plan,)), config=config)
+    try:
+        def where(comm):
+            import subprocess
+
+            ip = subprocess.run(["ip", "-4", "-o", "addr", "show", "eth0"], capture_output=True, text=True).stdout
+            return comm.gather(ip.split()[3].split("/")[0])
+
+        assert cluster.run(where) == [h.address for h in netns_hosts.hosts[:3]]
+        roles = {n.instance_id: n.role for n in cluster.nodes()}
+        assert roles == {"host0": "worker", "host1": "worker", "host2": "worker", "host3": "manager"}
+    finally:
+        cluster.terminate()
+    assert SshProvider(config).discover() == []
