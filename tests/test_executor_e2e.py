@@ -230,3 +230,25 @@ def test_node_dying_mid_run_is_clear_and_terminate_still_cleans(config, ec2, net
         netns_hosts.start_sshd(2)
         ccdsl.terminate(c.handle, config=config)
     assert tagged(ec2, c.handle) == {}
+
+
+def test_two_clusters_side_by_side_terminating_one_leaves_the_other(config, ec2):
+    contract = ccdsl.parse(TUTORIAL.replace("node_count => 3", "node_count => 2"))["my_first_cluster_contract"]
+    a = ccdsl.deploy(contract, config=config)
+    try:
+        b = ccdsl.deploy(contract, config=config)
+        try:
+            assert a.handle != b.handle and not set(a.workers()) & set(b.workers())
+            before = tagged(ec2, b.handle)
+            assert len(before["instances"]) == 2 and before["security_groups"] and before["key_pairs"]
+            ccdsl.terminate(a)
+            assert tagged(ec2, a.handle) == {}
+            assert tagged(ec2, b.handle) == before  # scoped by tag: nothing of b was touched
+            assert b.run(where_am_i, 1)[0] == 1
+            assert [i.handle for i in ccdsl.clusters(config=config)] == [b.handle]
+        finally:
+            ccdsl.terminate(b)
+        assert tagged(ec2, b.handle) == {}
+    finally:
+        if a.status != "terminated":
+            ccdsl.terminate(a)
