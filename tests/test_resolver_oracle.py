@@ -126,10 +126,14 @@ def _check(c: Contract, seed: int, region: str, any_region: bool) -> None:
         _check_conflict(c, info.value, df, region, any_region)
         assert select(c, df, region=region, any_region=any_region) == []
         return
-    r = resolve(c, df, region=region, any_region=any_region)
+    r = resolve(c, df, region=region, any_region=any_region, top=3)
     assert r.price_per_hour == pytest.approx(expected.cost, abs=1e-6)
-    got = {(x.provider, x.region, x.instance_type): x.node_count for x in select(c, df, region=region,
-                                                                               any_region=any_region)}
+    ranked = select(c, df, region=region, any_region=any_region)
+    assert ranked[0] == r.choice
+    assert [x.cluster_price_per_hour for x in ranked] == sorted(x.cluster_price_per_hour for x in ranked)
+    distinct = [x for i, x in enumerate(ranked) if x.instance_type not in {y.instance_type for y in ranked[:i]}]
+    assert list(r.alternatives) == distinct[1:4]  # the next distinct types, each at its best (type, region)
+    got = {(x.provider, x.region, x.instance_type): x.node_count for x in ranked}
     want = {(a.worker["provider"], a.worker["region"], a.worker["instance_type"]): a.count for a in solutions}
     assert got == want
 

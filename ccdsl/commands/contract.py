@@ -184,11 +184,11 @@ def cmd_select(args: argparse.Namespace) -> int:
               + (" (workers)" if contract.cluster_type == "ManagerWorkers" else ""))
         if choices:
             rows = [[c.instance_type, c.provider, c.region, str(c.node_count), f"{c.price_per_node_hour:g}",
-                     f"{c.price_per_hour:.6g}", str(c.vcpus), f"{c.memory_gib:g}",
+                     f"{c.cluster_price_per_hour:.6g}", str(c.vcpus), f"{c.memory_gib:g}",
                      f"{c.accelerator_count} × {c.accelerator_model}" if c.accelerator_count else "-"]
                     for c in choices]
-            print(table(["instance_type", "provider", "region", "nodes", "$/node/h", "$/h", "vcpus", "mem GiB",
-                         "accelerators"], rows, indent=2))
+            print(table(["instance_type", "provider", "region", "nodes", "$/node/h", "$/h (cluster)", "vcpus",
+                         "mem GiB", "accelerators"], rows, indent=2))
         print()
     if args.json:
         print(json.dumps(objects[0] if args.contract is not None else objects, indent=2, ensure_ascii=False))
