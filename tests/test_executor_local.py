@@ -162,3 +162,23 @@ def test_command_module_is_cheap_to_import():
             "print([m for m in ('boto3', 'paramiko', 'mpi4py', 'ccdsl.executor') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_deploy_in_progress_elsewhere_is_left_alone_and_a_dead_one_is_failed(data_dir):
+    import socket
+    import time
+
+    from ccdsl.executor.state import ClusterRecord, State
+
+    state, now = State(), time.time()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    for handle, pid in (("LiveLiveLiveLiv", os.getpid()), ("DeadDeadDeadDea", int(dead.stdout))):
+        state.add_cluster(ClusterRecord(handle, "c", "local", "PeerWorkers", "deploying", now, now, owner_pid=pid,
+                                        owner_host=socket.gethostname()))
+    info = {i.handle: i for i in ccdsl.clusters()}
+    assert info["LiveLiveLiveLiv"].status == "deploying"
+    assert info["DeadDeadDeadDea"].status == "failed" and "interrupted" in info["DeadDeadDeadDea"].note
+    with pytest.raises(ClusterError, match="being deployed by process"):
+        ccdsl.terminate("LiveLiveLiveLiv")
+    ccdsl.terminate("DeadDeadDeadDea")
+    assert [i.handle for i in ccdsl.clusters()] == ["LiveLiveLiveLiv"]

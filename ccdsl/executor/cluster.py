@@ -321,7 +321,10 @@ class Cluster:
     def terminate(self) -> None:
         """Release every resource of the cluster.  The provider checks that nothing remains."""
         with self._lock:
-            self._require(*st.LIVE_STATUSES, action="terminate")
+            record = self._require(*st.LIVE_STATUSES, action="terminate")
+            if record.status == st.DEPLOYING and st.owner_alive(record):
+                raise ClusterError(f"cluster {self.handle} is being deployed by process {record.owner_pid}",
+                                   hint="wait for it, or press Ctrl-C there: an interrupted deploy cleans up")
             self._drop_launcher()
             self.state.journal(self.handle, "terminate")
             self._provider().terminate(self.handle, self.nodes())

@@ -312,18 +312,6 @@ def _abort(handle: str, provider: Any, state: st.State, exc: BaseException) -> N
 
 
 # -- reconciliation ---------------------------------------------------------------------------------------------
-def _owner_alive(record: st.ClusterRecord) -> bool:
-    if record.owner_pid is None or record.owner_host != socket.gethostname():
-        return False
-    try:
-        os.kill(record.owner_pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _scopes(records: Iterable[st.ClusterRecord], config: "Config") -> dict[tuple, tuple[Any, list]]:
     """Authoritative providers to ask, one per (provider, region, endpoint), with the records they own."""
     from ccdsl.executor.config import AwsConfig
@@ -355,7 +343,7 @@ def reconcile(config: "Config", state: st.State) -> list[str]:
     warnings = []
     records = state.list_clusters()
     for r in records:  # a deploy whose process is gone will never finish
-        if r.status == st.DEPLOYING and not _owner_alive(r):
+        if r.status == st.DEPLOYING and not st.owner_alive(r):
             state.update_cluster(r.handle, status=st.FAILED, owner_pid=None,
                                  note="the deploy was interrupted (its process is gone); run 'ccdsl terminate "
                                       f"{r.handle}' to remove what it created")

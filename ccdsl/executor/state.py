@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -114,6 +115,19 @@ class JournalEntry:
     phase: str
     detail: Mapping[str, Any]
     at: float
+
+
+def owner_alive(record: ClusterRecord) -> bool:
+    """Is the process that owns this record (a deploy in progress) still alive on this machine?"""
+    if record.owner_pid is None or record.owner_host != socket.gethostname():
+        return False
+    try:
+        os.kill(record.owner_pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def node_to_json(node: Node) -> str:
