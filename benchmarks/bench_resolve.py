@@ -2,7 +2,7 @@
 
     python benchmarks/bench_resolve.py [--quick]
 
-Prints medians (milliseconds) and sizes.  Warm numbers are with Z3's optimality proof (the default) and, for
+Prints medians (milliseconds) and sizes.  Warm numbers are with Z3 finding the optimum too (the default) and, for
 comparison, without it (``prove=False``: the vectorized closed form alone).
 """
 
@@ -65,7 +65,7 @@ def warm(quick: bool) -> None:
     print(f"array view built once: {1000 * (time.perf_counter() - t):.1f} ms")
     runs = 50 if quick else 300
     print(f"\nwarm resolve, median of {runs} (ms):")
-    print(f"  {'contract':<18} {'region':<10} {'proved':>8} {'closed form':>12}  answer")
+    print(f"  {'contract':<18} {'region':<10} {'with Z3':>8} {'closed form':>12}  answer")
     for name, contract in parse(TYPICAL).items():
         for any_region in (False, True):
             def go(prove: bool = True) -> str:

@@ -207,7 +207,7 @@ def test_resolution_json_has_the_documented_fields() -> None:
     assert "8 nodes × $0.526/h = $4.208/h" in r.explanation
 
 
-def test_z3_certifies_the_optimum_and_rejects_a_worse_one() -> None:
+def test_z3_finds_the_same_optimum_and_rejects_a_worse_ranking() -> None:
     c = contract(C("node_count", "between", 1, 8), C("cluster_accelerator_memory", "atleast", 64.0))
     view = view_of(GPUS)
     ranking = rank(view, c, "us-east-1", False)

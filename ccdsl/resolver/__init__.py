@@ -18,8 +18,9 @@ Rules (details in the modules):
   resolved on their own clauses in the same provider and region; the cheapest manager there plus the cheapest
   workers under the remaining budget is optimal.
 - **Ties** (:mod:`.solve`): total price, then fewer nodes, then more vCPUs, then provider, region, type name.
-- **Proof and conflicts**: Z3 certifies the optimum (:func:`.solve.prove`) and names a minimal set of
-  conflicting clauses when nothing fits (:mod:`.explain`).
+- **Z3**: chooses type and count together with ``z3.Optimize`` over the Pareto classes and must agree with the
+  vectorized ranking (:func:`.solve.prove`); when nothing fits, its unsat core, shrunk to a minimal set, names
+  the conflicting clauses (:mod:`.explain`).
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def resolve(contract, catalog: Any = None, *, region: str | None = None, any_reg
         region: the default region for AWS rows (default ``$CCDSL_REGION`` or ``us-east-1``).
         any_region: let every region compete.
         top: how many alternatives (next-best distinct instance types) to list.
-        prove: certify the optimum with Z3 (on by default; off only to measure the closed form alone).
+        prove: let Z3 find the optimum too and check it agrees (on by default; off to measure the closed form).
 
     Raises:
         UnsatisfiableError: nothing satisfies the contract; ``conflict`` is a minimal set of clauses.

@@ -211,9 +211,8 @@ class Problem:
 
 def compile_problem(workers: RoleSpec, worker_classes: Classes, manager: RoleSpec | None,
                     manager_classes: Classes | None, literals: tuple[Literal, ...], literal_index: dict[int, int],
-                    cap: int, bound: Fraction | None = None) -> Problem:
-    """Write the SMT problem.  ``literal_index`` maps ``id(clause)`` to its literal; ``bound`` (optional) adds the
-    assumptions ``ble`` (cost ≤ bound) and ``blt`` (cost < bound) used to prove optimality."""
+                    cap: int) -> Problem:
+    """Write the SMT problem.  ``literal_index`` maps ``id(clause)`` to its literal."""
     out = ["(declare-const n Int)", "(declare-const k Int)", "(declare-const wcost Real)",
            "(declare-const mcost Real)", "(declare-const cost Real)", "(declare-const wloc Int)"]
     out += [f"(declare-const {lit.name} Bool)" for lit in literals]
@@ -249,9 +248,6 @@ def compile_problem(workers: RoleSpec, worker_classes: Classes, manager: RoleSpe
             facts = [f"(= mcost {num(manager_classes.price[j])})", f"(= mloc {int(manager_classes.location[j])})"]
             facts += [f"(not {literals[x].name})" for x in manager_classes.fails[j]]
             out.append(f"(assert (=> (= km {j}) (and {' '.join(facts)})))")
-    if bound is not None:
-        out += ["(declare-const ble Bool)", "(declare-const blt Bool)",
-                f"(assert (=> ble (<= cost {num(bound)})))", f"(assert (=> blt (< cost {num(bound)})))"]
     return Problem("\n".join(out), literals, worker_classes, manager_classes, cap)
 
 

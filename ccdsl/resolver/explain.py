@@ -246,7 +246,7 @@ def explanation(ranking: Ranking, chosen: Choice, manager: Choice | None, altern
         a = alternatives[0]
         lines.append(f"next cheapest: {a.instance_type} × {a.node_count} ({a.region}) "
                      f"${a.cluster_price_per_hour:.6g}/h")
-    proof = (f"; optimality proved by Z3 over {proof_classes} Pareto class{'es' * (proof_classes != 1)}"
+    proof = (f"; Z3 finds the same optimum over {proof_classes} Pareto class{'es' * (proof_classes != 1)}"
              if proof_classes is not None else "")
     lines.append(f"{len(ranking.rows)} (type, region) rows satisfy the contract{proof}")
     return tuple(lines)

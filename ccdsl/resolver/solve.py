@@ -5,9 +5,10 @@ Pipeline (one data-flow direction):
 1. :func:`rank` — vectorized: scope (default region) and per-node masks per role (:mod:`.filter`), the cheapest
    manager per provider+region, the cheapest worker count per candidate row in closed form (:mod:`.counts`), and
    the ranking of every feasible (type, region, count).
-2. :func:`prove` — Z3: the coupled choice of type and count over the Pareto classes of the candidates
-   (:mod:`.compile`) must be satisfiable at the ranked optimum's price and unsatisfiable below it.  The optimum
-   is therefore certified by the solver, not only computed; a disagreement is a bug and raises.
+2. :func:`prove` — Z3: ``z3.Optimize`` chooses type and count together over the Pareto classes of the
+   candidates (:mod:`.compile`), minimizing the cluster price.  Its optimum must equal the ranked one (exact
+   rationals); a disagreement is a bug and raises.  Two independent computations thus agree on every answer,
+   and the ranking contributes the documented tie-breaking and the alternatives.
 
 **Tie-breaking** (deterministic, documented in the README): lowest total price per hour (manager included,
 compared to 1e-9 USD), then fewer nodes, then more vCPUs per node, then provider, region and instance type name in
@@ -154,7 +155,8 @@ def alternatives(ranking: Ranking, top: int) -> list[int]:
 
 @dataclass(frozen=True)
 class Proof:
-    """What Z3 established: the optimum's price, the model it found at that price, and the problem's size."""
+    """What Z3 found: the optimal price, the model (a worker row, count and manager row at that price), and the
+    problem's size."""
 
     cost: Fraction
     worker_row: int
@@ -190,7 +192,9 @@ def solver_for(problem: comp.Problem):
 
 
 def prove(ranking: Ranking) -> Proof:
-    """Certify with Z3 that no (type, count) is cheaper than the ranked optimum; return its model."""
+    """Let Z3 choose type and count (``z3.Optimize``, minimizing the cluster price over the Pareto classes of the
+    candidates) and check its optimum against the ranked one: equal prices or a RuntimeError (a bug, not a user
+    error).  The ranking then only breaks ties among equally cheap choices."""
     import z3
 
     view = ranking.view
@@ -208,17 +212,23 @@ def prove(ranking: Ranking) -> Proof:
     if mbest >= 0:
         bound += comp.exact(view.numbers["price_per_hour"][mbest])
     problem = comp.compile_problem(wspec, worker_classes, mspec, manager_classes, lits, index,
-                                   count_cap(wspec.count), bound)
-    s, assumptions = solver_for(problem)
-    if s.check(*assumptions, z3.Bool("ble")) != z3.sat:
-        raise RuntimeError(f"internal: Z3 finds no solution at the ranked optimum's price {bound}\n{problem.text}")
-    model = s.model()
+                                   count_cap(wspec.count))
+    opt = z3.Optimize()
+    opt.from_string(problem.text)
+    opt.add(*(z3.Bool(lit.name) for lit in problem.literals))
+    opt.minimize(z3.Real("cost"))
+    if opt.check() != z3.sat:
+        raise RuntimeError(f"internal: Z3 finds no solution, the ranking found {bound}\n{problem.text}")
+    model = opt.model()
+    value = model.eval(z3.Real("cost"))
+    cost = Fraction(value.numerator_as_long(), value.denominator_as_long())
+    if cost != bound:
+        word = "cheaper" if cost < bound else "dearer"
+        raise RuntimeError(f"internal: Z3's optimum {cost} is {word} than the ranked optimum {bound}\n{problem.text}")
     k = model.eval(z3.Int("k")).as_long()
     n = model.eval(z3.Int("n")).as_long()
     km = model.eval(z3.Int("km")).as_long() if manager_classes is not None else None
-    if s.check(*assumptions, z3.Bool("blt")) != z3.unsat:
-        raise RuntimeError(f"internal: Z3 finds a cluster cheaper than the ranked optimum {bound}\n{problem.text}")
-    return Proof(bound, int(worker_classes.rows[k]), n,
+    return Proof(cost, int(worker_classes.rows[k]), n,
                  int(manager_classes.rows[km]) if manager_classes is not None and km is not None else None,
                  len(worker_classes.rows) + (len(manager_classes.rows) if manager_classes is not None else 0),
                  problem)
