@@ -295,3 +295,16 @@ def test_hint_when_the_catalog_lacks_a_provider() -> None:
     with pytest.raises(UnsatisfiableError) as e:
         resolve(contract(C("node_provider", "just", "SSH")), GPUS)
     assert "no 'ssh' rows" in e.value.hint
+
+
+def test_the_z3_model_decodes_to_an_equally_cheap_choice() -> None:
+    c = contract(C("cluster_type", "just", "ManagerWorkers"), C("node_count", "between", 1, 8),
+                 C("cluster_accelerator_memory", "atleast", 64.0, role="worker"),
+                 C("node_vcpus_count", "atleast", 4, role="manager"))
+    view = view_of(GPUS)
+    ranking = rank(view, c, "us-east-1", False)
+    proof = prove(ranking)
+    price = view.numbers["price_per_hour"]
+    assert proof.node_count * price[proof.worker_row] + price[proof.manager_row] == pytest.approx(
+        float(ranking.totals[0]))
+    assert view.label("instance_type", proof.manager_row) == "c5.xlarge"

@@ -208,6 +208,17 @@ class Problem:
     manager: Classes | None
     cap: int
 
+    def decode(self, model) -> tuple[int, int, int]:
+        """A Z3 model back to catalog view rows: (worker row, node count, manager row or -1)."""
+        import z3
+
+        k = model.eval(z3.Int("k")).as_long()
+        n = model.eval(z3.Int("n")).as_long()
+        manager = -1
+        if self.manager is not None:
+            manager = int(self.manager.rows[model.eval(z3.Int("km")).as_long()])
+        return int(self.worker.rows[k]), int(n), manager
+
 
 def compile_problem(workers: RoleSpec, worker_classes: Classes, manager: RoleSpec | None,
                     manager_classes: Classes | None, literals: tuple[Literal, ...], literal_index: dict[int, int],

@@ -161,7 +161,7 @@ class Proof:
     cost: Fraction
     worker_row: int
     node_count: int
-    manager_row: int | None
+    manager_row: int  # -1: no manager
     classes: int
     problem: comp.Problem
 
@@ -225,10 +225,7 @@ def prove(ranking: Ranking) -> Proof:
     if cost != bound:
         word = "cheaper" if cost < bound else "dearer"
         raise RuntimeError(f"internal: Z3's optimum {cost} is {word} than the ranked optimum {bound}\n{problem.text}")
-    k = model.eval(z3.Int("k")).as_long()
-    n = model.eval(z3.Int("n")).as_long()
-    km = model.eval(z3.Int("km")).as_long() if manager_classes is not None else None
-    return Proof(cost, int(worker_classes.rows[k]), n,
-                 int(manager_classes.rows[km]) if manager_classes is not None and km is not None else None,
+    worker_row, n, manager_row = problem.decode(model)
+    return Proof(cost, worker_row, n, manager_row,
                  len(worker_classes.rows) + (len(manager_classes.rows) if manager_classes is not None else 0),
                  problem)
