@@ -80,3 +80,49 @@ def test_numbers_widen_and_replace_validates():
     assert cfg.replace(aws={"region": "x"}).aws.poll_interval == 1.0
     with pytest.raises(ConfigError, match="regoin"):
         cfg.replace(aws={"regoin": "x"})
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_KEYS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=20)
+
+
+@settings(max_examples=60, deadline=None)
+@given(section=st.sampled_from(sorted(config.SECTIONS)), key=_KEYS)
+def test_any_unknown_key_is_named(section, key):
+    import dataclasses
+
+    known = {f.name for f in dataclasses.fields(config.SECTIONS[section])}
+    if key in known:
+        return
+    with pytest.raises(ConfigError) as info:
+        config.Config.from_dict({section: {key: 1}}, "my.toml")
+    assert f"'{key}'" in info.value.message and "my.toml" in info.value.message
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_valid_values_round_trip_through_toml(tmp_path_factory, data):
+    """Any well-typed setting written as TOML reads back as the same Config."""
+    import dataclasses
+    import json
+
+    chosen = {}
+    for name, cls in config.SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            if isinstance(default, dict) or not data.draw(st.booleans()):
+                continue
+            strategy = {bool: st.booleans(), int: st.integers(0, 10**6), float: st.floats(0, 1e6),
+                        str: st.text(alphabet="abc-/.:09 ", max_size=12),
+                        list: st.lists(st.text(alphabet="xyz", max_size=4), max_size=3)}[type(default)]
+            chosen.setdefault(name, {})[f.name] = data.draw(strategy)
+    text = "\n".join(f"[{name}]\n" + "\n".join(f"{k} = {json.dumps(v)}" for k, v in keys.items())
+                     for name, keys in chosen.items())
+    path = tmp_path_factory.mktemp("cfg") / "ccdsl.toml"
+    path.write_text(text + "\n")
+    assert config.load(path) == dataclasses.replace(config.Config.from_dict(chosen), source=str(path))
+    loaded = config.load(path)
+    for name, keys in chosen.items():
+        for k, v in keys.items():
+            assert getattr(getattr(loaded, name), k) == v

@@ -252,3 +252,49 @@ def test_two_clusters_side_by_side_terminating_one_leaves_the_other(config, ec2)
     finally:
         if a.status != "terminated":
             ccdsl.terminate(a)
+
+
+def test_cli_on_ec2(config, ec2, netns_hosts, tmp_path, monkeypatch, capsys):
+    """The CLI over the same infrastructure: deploy (progress on stderr), clusters, nodes, run, lifecycle."""
+    import dataclasses
+    import json
+
+    from ccdsl.cli import main
+    from ccdsl.executor.config import SECTIONS
+
+    lines = []
+    for name in SECTIONS:
+        lines.append(f"[{name}]")
+        for key, value in dataclasses.asdict(getattr(config, name)).items():
+            lines.append(f"{key} = {json.dumps(value) if not isinstance(value, dict) else _toml_table(value)}")
+    (tmp_path / "ccdsl.toml").write_text("\n".join(lines) + "\n")
+    monkeypatch.setenv("CCDSL_CONFIG", str(tmp_path / "ccdsl.toml"))
+    (tmp_path / "tutorial.ccc").write_text(TUTORIAL.replace("node_count => 3", "node_count => 2") + "\n")
+    (tmp_path / "prog.py").write_text("import sys\nfrom mpi4py import MPI\nc = MPI.COMM_WORLD\n"
+                                      "s = c.reduce(c.Get_rank() * int(sys.argv[1]), root=0)\n"
+                                      "if c.Get_rank() == 0: print('sum', s)\n")
+    assert main(["deploy", str(tmp_path / "tutorial.ccc")]) == 0
+    out, err = capsys.readouterr()
+    handle = out.strip()
+    for step in ("requested", "running", "reachable", "ready"):
+        assert f"worker 0: {step}" in err and f"worker 1: {step}" in err
+    try:
+        assert main(["clusters"]) == 0
+        assert f"PeerWorkers {handle}" in capsys.readouterr().out
+        assert main(["nodes", handle, "--json"]) == 0
+        nodes = json.loads(capsys.readouterr().out)
+        assert [n["address"] for n in nodes] == [h.address for h in netns_hosts.hosts[:2]]
+        assert main(["run", handle, "--", "python", str(tmp_path / "prog.py"), "7"]) == 0
+        assert "sum 7" in capsys.readouterr().out
+        assert main(["interrupt", handle]) == 0 and main(["resume", handle]) == 0
+        assert main(["run", handle, "--np", "1", "--", "python", str(tmp_path / "prog.py"), "7"]) == 0
+        assert "sum 0" in capsys.readouterr().out
+    finally:
+        assert main(["terminate", handle]) == 0
+    assert tagged(ec2, handle) == {}
+
+
+def _toml_table(d: dict) -> str:
+    import json
+
+    return "{ " + ", ".join(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in d.items()) + " }"

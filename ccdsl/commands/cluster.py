@@ -36,7 +36,8 @@ def register(sub: Any) -> None:
     p = sub.add_parser("run", help="run a program on every rank: ccdsl run HANDLE -- python prog.py ARGS")
     p.add_argument("handle", metavar="HANDLE")
     p.add_argument("--np", type=int, default=None, help="number of ranks (default: every slot)")
-    p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- python PROG [ARGS]")
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- python PROG [ARGS]",
+                   help="the program, after '--' (its own options are passed to it untouched)")
     p.set_defaults(func=cmd_run)
 
     for name, text in (("interrupt", "stop the nodes (no compute cost while stopped)"),
@@ -150,13 +151,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ccdsl.errors import ExecutionError
     from ccdsl.executor import get
 
-    command = list(args.command)
+    command, np = list(args.command), args.np
+    while command and command[0] != "--" and command[0].startswith("--np"):  # argparse leaves these to REMAINDER
+        value, command = (command[0][5:], command[1:]) if "=" in command[0] else (command[1], command[2:])
+        try:
+            np = int(value)
+        except ValueError:
+            raise ExecutionError(f"--np takes a number of ranks, not {value!r}") from None
     if command and command[0] == "--":
         command = command[1:]
     if len(command) < 2 or not command[0].split("/")[-1].startswith("python"):
         raise ExecutionError("ccdsl run runs Python programs: ccdsl run HANDLE -- python PROG.py [ARGS]")
     with get(args.handle) as c:
-        return c.run_script(command[1], command[2:], np=args.np)
+        return c.run_script(command[1], command[2:], np=np)
 
 
 def cmd_lifecycle(args: argparse.Namespace) -> int:
