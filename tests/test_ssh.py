@@ -145,3 +145,35 @@ def test_install_failure_names_the_node(netns_hosts, opts, tmp_path):
                        directory=str(tmp_path / "d"), install=True,
                        packages=("--no-index", "ccdsl-no-such-package"))
     assert (tmp_path / "d" / "venv" / "bin" / "python").exists()
+
+
+def test_missing_or_encrypted_key_is_named(netns_hosts, opts, tmp_path):
+    import subprocess
+
+    with pytest.raises(ProviderError, match="private key .*nope for worker 0 .*does not exist"):
+        ssh.connect(replace(netns_hosts.node(0), key_path=str(tmp_path / "nope")), opts)
+    key = tmp_path / "locked"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "secret", "-f", str(key)], check=True)
+    with pytest.raises(ProviderError, match="protected by a passphrase"):
+        ssh.connect(replace(netns_hosts.node(0), key_path=str(key)), opts)
+
+
+def test_concurrent_first_contacts_record_every_key(netns_hosts, opts):
+    import threading
+
+    errors = []
+
+    def first_contact(i):
+        try:
+            ssh.connect(netns_hosts.node(i), opts).close()
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=first_contact, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    names = sorted(line.split()[0] for line in open(opts.known_hosts).read().splitlines() if line)
+    assert names == ["host0", "host1", "host2", "host3"]

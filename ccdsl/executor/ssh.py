@@ -13,6 +13,7 @@ Every failure is a :class:`~ccdsl.errors.ProviderError` (cannot reach, cannot lo
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import shlex
@@ -87,7 +88,11 @@ class HostKeyStore:
         if self.path is None:
             self._memory[name] = key
             return
-        with self._lock:
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        with self._lock, open(self.path + ".lock", "a+") as lock:  # threads, then other ccdsl processes
+            import fcntl
+
+            fcntl.flock(lock, fcntl.LOCK_EX)
             keys = self._load()
             keys.add(name, key.get_name(), key)
             directory = os.path.dirname(os.path.abspath(self.path))
@@ -139,6 +144,8 @@ def connect(node: Node, options: SshOptions = SshOptions(), *, jump: paramiko.SS
     address = (node.private_address or node.address) if jump is not None else (node.address or node.private_address)
     if not address:
         raise ProviderError(f"{describe(node)} has no address to connect to")
+    if node.key_path and not os.path.isfile(node.key_path):
+        raise ProviderError(f"the private key {node.key_path} for {describe(node)} does not exist")
     client = paramiko.SSHClient()
     client.set_missing_host_key_policy(_policy(store, node, options.accept_new))
     sock = None
@@ -146,14 +153,18 @@ def connect(node: Node, options: SshOptions = SshOptions(), *, jump: paramiko.SS
         if jump is not None:
             sock = jump.get_transport().open_channel("direct-tcpip", (address, node.port), ("127.0.0.1", 0),
                                                      timeout=options.connect_timeout)
-        client.connect(address, port=node.port, username=node.user or os.environ.get("USER", "root"),
-                       key_filename=node.key_path, allow_agent=node.key_path is None,
+        client.connect(address, port=node.port, username=node.user or getpass.getuser(),
+                       key_filename=node.key_path, allow_agent=True,
                        look_for_keys=node.key_path is None, timeout=options.connect_timeout,
                        banner_timeout=options.connect_timeout, auth_timeout=options.connect_timeout,
                        channel_timeout=options.connect_timeout, sock=sock)
     except ProviderError:
         client.close()
         raise
+    except paramiko.PasswordRequiredException as exc:
+        client.close()
+        raise ProviderError(f"the key {node.key_path} for {describe(node)} is protected by a passphrase",
+                            hint="load it into ssh-agent (ssh-add), or use a key without a passphrase") from exc
     except paramiko.AuthenticationException as exc:
         client.close()
         raise ProviderError(f"cannot log in to {describe(node)} as {node.user}: {exc}",
