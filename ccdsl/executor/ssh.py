@@ -89,7 +89,8 @@ class HostKeyStore:
             self._memory[name] = key
             return
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-        with self._lock, open(self.path + ".lock", "a+") as lock:  # threads, then other ccdsl processes
+        lock_path = os.path.join(os.path.dirname(os.path.abspath(self.path)), ".known_hosts.lock")
+        with self._lock, open(lock_path, "a+") as lock:  # threads, then other ccdsl processes (one lock per dir)
             import fcntl
 
             fcntl.flock(lock, fcntl.LOCK_EX)
