@@ -182,3 +182,22 @@ def test_deploy_in_progress_elsewhere_is_left_alone_and_a_dead_one_is_failed(dat
         ccdsl.terminate("LiveLiveLiveLiv")
     ccdsl.terminate("DeadDeadDeadDea")
     assert [i.handle for i in ccdsl.clusters()] == ["LiveLiveLiveLiv"]
+
+
+def test_contract_configuration_survives_reconnect(data_dir):
+    """Contract config parameters (here mpi_flags => "-l": MPICH labels output lines with the rank) and
+    node_process_count apply to the deploy and to every later session of the cluster."""
+    contract = ccdsl.parse('c = @cluster(node_provider => Local, node_count => 2, node_process_count => 2, '
+                           'mpi_flags => "-l")')["c"]
+    hello = data_dir.parent / "hello.py"
+    hello.write_text("print('hello')\n")
+    c = ccdsl.deploy(contract)
+    try:
+        assert c.config.mpi.extra_args == ["-l"] and len(c.workers()) == 4
+        again = ccdsl.reconnect(c.handle)
+        assert again.config.mpi.extra_args == ["-l"] and len(again.workers()) == 4
+        lines = []
+        assert again.run_script(str(hello), stream=lambda line, stream: lines.append(line)) == 0
+        assert sorted(lines) == [f"[{r}] hello" for r in range(4)], lines
+    finally:
+        ccdsl.terminate(c)

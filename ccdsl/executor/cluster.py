@@ -135,7 +135,8 @@ class Cluster:
         if record is None:
             raise ClusterError(f"no cluster with handle {handle}", hint="'ccdsl clusters' lists the known ones")
         self.handle = handle
-        self.config = config or cfg.load()
+        overrides = record.settings.get("overrides") or {}  # the contract's config parameters win over the file
+        self.config = (config or cfg.load()).replace(**overrides)
         self._launcher: Any = None
         self._lock = threading.RLock()
 

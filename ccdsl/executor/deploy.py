@@ -125,7 +125,8 @@ def _resolve(contract: Any) -> Any:
         if provider is None or provider.qualifier != "just" or base.canonical(str(provider.values[0])) != "local":
             raise
         others = [c.parameter for c in contract.clauses
-                  if c.parameter not in ("node_provider", "node_count", "cluster_type") and c.role is None
+                  if c.parameter not in ("node_provider", "node_count", "cluster_type", "node_process_count")
+                  and c.role is None
                   and c.qualifier != "unrestricted"]
         if others:
             raise
@@ -134,11 +135,29 @@ def _resolve(contract: Any) -> Any:
         request = NodeRequest(handle="", role="worker", instance_type="local", count=n,
                               options={"contract": contract.name})
         log.info("the catalog has no 'local' row: deploying %d local node(s) as asked", n)
-        return Spec(contract.name, contract.cluster_type, (Plan("local", (request,)),), {})
+        return Spec(contract.name, contract.cluster_type, (Plan("local", (request,)),), contract_overrides(contract))
 
 
 def _spec_from_resolution(resolution: Any) -> Spec:
     contract = resolution.contract
+    overrides = contract_overrides(contract)
+    spot = bool(overrides.get("aws", {}).get("spot", False))
+    manager = resolution.manager
+
+    def plan(choice: Any) -> Plan:
+        requests = []
+        if manager is not None:
+            requests.append(_request(manager, "manager", contract.name, spot))
+        requests.append(_request(choice, "worker", contract.name, spot))
+        label = choice.describe() if hasattr(choice, "describe") else ""
+        return Plan(base.canonical(choice.provider), tuple(requests), label)
+
+    plans = (plan(resolution.choice), *(plan(a) for a in resolution.alternatives))
+    return Spec(contract.name, contract.cluster_type, plans, overrides)
+
+
+def contract_overrides(contract: Any) -> dict[str, dict[str, Any]]:
+    """The contract's configuration parameters as ccdsl.toml keys (they win over the file)."""
     overrides: dict[str, dict[str, Any]] = {}
     for key, value in contract.config_dict().items():
         if key not in CONTRACT_CONFIG:
@@ -156,19 +175,7 @@ def _spec_from_resolution(resolution: Any) -> Spec:
     ranks = contract.clause("node_process_count")
     if ranks is not None and ranks.qualifier == "just" and ranks.values:
         overrides.setdefault("mpi", {})["processes_per_node"] = int(ranks.values[0])
-    spot = bool(overrides.get("aws", {}).get("spot", False))
-    manager = resolution.manager
-
-    def plan(choice: Any) -> Plan:
-        requests = []
-        if manager is not None:
-            requests.append(_request(manager, "manager", contract.name, spot))
-        requests.append(_request(choice, "worker", contract.name, spot))
-        label = choice.describe() if hasattr(choice, "describe") else ""
-        return Plan(base.canonical(choice.provider), tuple(requests), label)
-
-    plans = (plan(resolution.choice), *(plan(a) for a in resolution.alternatives))
-    return Spec(contract.name, contract.cluster_type, plans, overrides)
+    return overrides
 
 
 def _request(choice: Any, role: str, contract: str, spot: bool) -> NodeRequest:
@@ -197,7 +204,8 @@ def deploy(target: Any, *, config: "Config | None" = None, progress: Progress | 
     state.add_cluster(st.ClusterRecord(
         handle=handle, contract=spec.contract, provider=spec.plans[0].provider, cluster_type=spec.cluster_type,
         status=st.DEPLOYING, created_at=now, updated_at=now, owner_pid=os.getpid(), owner_host=socket.gethostname(),
-        settings={"processes_per_node": config.mpi.processes_per_node}))
+        settings={"processes_per_node": config.mpi.processes_per_node,
+                  "overrides": {k: dict(v) for k, v in spec.overrides.items()}}))
     state.journal(handle, "deploy", plans=[p.describe() for p in spec.plans])
     current: list[Any] = []  # the provider being used, for clean-up if anything below fails
     try:
