@@ -285,11 +285,14 @@ class Cluster:
             self._require(st.INTERRUPTED, action="resume")
             self.state.journal(self.handle, "resume")
             provider = self._provider()
+            report = progress or quiet
             try:
                 nodes = provider.start(self.handle, self.nodes())
                 self.state.set_nodes(self.handle, nodes)
+                for n in nodes:
+                    report(n.role, n.index, model.RUNNING)
                 if provider.name != "local":
-                    nodes = make_ready(self.handle, nodes, self.config, progress or quiet, deploying=False)
+                    nodes = make_ready(self.handle, nodes, self.config, report, deploying=False)
                     self.state.set_nodes(self.handle, nodes)
             except BaseException as exc:
                 self._stop_again(provider, exc)
