@@ -283,3 +283,39 @@ def test_missing_rank_bootstrap_is_reinstalled(launcher, peers):
     os.unlink(path)  # the hosts share this filesystem: gone from every node
     assert launcher.run_function(lambda comm: comm.allreduce(comm.rank), stream=None) == 3
     assert os.path.exists(path)
+
+
+CHILD = """
+import os, pickle, sys, time
+from ccdsl.executor import mpi
+nodes, mopts, sopts, path = pickle.load(open(sys.argv[1], "rb"))
+def sleeper(comm, path):
+    with open(f"{path}.{comm.rank}", "w") as f:
+        f.write(str(os.getpid()))
+    time.sleep(300)
+mpi.Launcher(nodes, options=mopts, ssh_options=sopts).run_function(sleeper, (path,))
+"""
+
+
+def test_killed_ccdsl_leaves_no_job_behind(peers, options, tmp_path):
+    """SIGKILL the process that launched a run: its SSH session ends, and the job on the nodes with it."""
+    import pickle
+    import signal
+    import subprocess
+
+    args = tmp_path / "args.pkl"
+    args.write_bytes(pickle.dumps((peers, *options, str(tmp_path / "pid"))))
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(args)])
+    try:
+        deadline = time.monotonic() + 60
+        while not all((tmp_path / f"pid.{r}").exists() for r in range(3)):
+            assert time.monotonic() < deadline and child.poll() is None, "the run did not start"
+            time.sleep(0.05)
+        time.sleep(0.3)
+        pids = [int((tmp_path / f"pid.{r}").read_text()) for r in range(3)]
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+        _assert_gone(pids, within=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
