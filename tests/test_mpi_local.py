@@ -186,3 +186,45 @@ def test_local_python_is_used(tmp_path):
     wrapper.chmod(0o755)
     launcher = Launcher(local_nodes(2), mode="local", options=MpiOptions(local_python=str(wrapper)))
     assert launcher.run_function(lambda comm: os.environ.get("CCDSL_TEST_WRAPPED"), stream=None) == "yes"
+
+
+CHILD = """
+import os, sys, time
+from ccdsl.executor.model import Node
+from ccdsl.executor.mpi import Launcher
+def sleeper(comm, path):
+    with open(f"{path}.{comm.rank}", "w") as f:
+        f.write(str(os.getpid()))
+    time.sleep(300)
+Launcher([Node(i, "worker", f"local-{i}", "local") for i in range(2)], mode="local").run_function(sleeper, (sys.argv[1],))
+"""
+
+
+def test_killed_ccdsl_leaves_no_local_job_behind(tmp_path):
+    import signal
+    import subprocess
+
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path / "pid")])
+    try:
+        deadline = time.monotonic() + 60
+        while not all((tmp_path / f"pid.{r}").exists() for r in range(2)):
+            assert time.monotonic() < deadline and child.poll() is None, "the run did not start"
+            time.sleep(0.05)
+        time.sleep(0.3)
+        pids = [int((tmp_path / f"pid.{r}").read_text()) for r in range(2)]
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+        deadline = time.monotonic() + 20
+        while any(_alive(p) for p in pids):
+            assert time.monotonic() < deadline, f"ranks {[p for p in pids if _alive(p)]} outlived ccdsl"
+            time.sleep(0.1)
+    finally:
+        if child.poll() is None:
+            child.kill()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return open(f"/proc/{pid}/stat").read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False

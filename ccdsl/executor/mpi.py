@@ -272,10 +272,22 @@ class _Output:
         return [data for k, data in self.records if k == kind]
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: on Linux, get SIGTERM when ccdsl dies (even by SIGKILL), so mpiexec ends the job
+    instead of leaving ranks running with nobody to read their results."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+
 class _LocalProcess:
     def __init__(self, argv: list[str], env: dict[str, str]) -> None:
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     env=env, start_new_session=True)
+                                     env=env, start_new_session=True, preexec_fn=_die_with_parent)
 
     def pump(self, out: _Output, deadline: float | None) -> int:
         sel = selectors.DefaultSelector()
