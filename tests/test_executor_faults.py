@@ -199,3 +199,20 @@ def test_ctrl_c_on_the_cli_deploy_removes_everything(aws_env, data_dir, ec2, tmp
     assert "interrupted" in err
     assert all_tagged(ec2) == []
     assert json.loads(ccdsl_cli("clusters", "--json", env=env).stdout) == []
+
+
+def test_nodes_stopped_outside_ccdsl_make_the_cluster_interrupted(aws_env, data_dir, ec2):
+    """Cloud truth wins: a cluster whose instances someone stopped in the console is shown interrupted."""
+    cfg = config_for(aws_env)
+    from ccdsl.executor.providers import aws
+
+    p = aws.make(cfg, {})
+    req = NodeRequest("StOpPeDoUtSiDeX", "worker", "t3.xlarge", 2, region="us-east-1", options={"contract": "s"})
+    nodes = p.wait_running(req.handle, p.create(req, lambda *a: None), lambda *a: None)
+    (info,) = ccdsl.clusters(config=cfg)  # adopted, running
+    assert info.status == "running"
+    ec2.stop_instances(InstanceIds=[n.instance_id for n in nodes])
+    (info,) = ccdsl.clusters(config=cfg)
+    assert info.status == "interrupted" and "outside ccdsl" in info.note
+    ccdsl.terminate(req.handle, config=cfg)
+    assert all_tagged(ec2) == []

@@ -389,6 +389,9 @@ def _refresh_nodes(record: st.ClusterRecord, provider: Any, state: st.State) -> 
     merged = [replace(ours[k], state=n.state, address=n.address, private_address=n.private_address, zone=n.zone)
               if k in ours else n for k, n in live.items()]
     state.set_nodes(record.handle, merged)
+    if record.status == st.RUNNING and all(n.state == "stopped" for n in merged):
+        state.clear_workers(record.handle)
+        state.update_cluster(record.handle, status=st.INTERRUPTED, note="its nodes were stopped outside ccdsl")
 
 
 def _adopt(handle: str, provider: Any, state: st.State) -> None:
@@ -399,7 +402,8 @@ def _adopt(handle: str, provider: Any, state: st.State) -> None:
     contract = next((n.extra.get("contract") for n in nodes if n.extra.get("contract")), "") or "?"
     cluster_type = "ManagerWorkers" if any(n.role == "manager" for n in nodes) else "PeerWorkers"
     now = time.time()
-    status = st.FAILED if not nodes or any(n.state != "running" for n in nodes) else st.RUNNING
+    states = {n.state for n in nodes}
+    status = st.RUNNING if states == {"running"} else st.INTERRUPTED if states == {"stopped"} else st.FAILED
     settings = {k: v for k, v in _settings(provider).items() if not k.endswith("_created")}
     state.add_cluster(st.ClusterRecord(handle=handle, contract=contract, provider=provider.name,
                                        cluster_type=cluster_type, status=status, created_at=now, updated_at=now,
