@@ -201,3 +201,18 @@ def test_contract_configuration_survives_reconnect(data_dir):
         assert sorted(lines) == [f"[{r}] hello" for r in range(4)], lines
     finally:
         ccdsl.terminate(c)
+
+
+def test_two_ccdsl_processes_deploy_at_once(data_dir, tmp_path):
+    (tmp_path / "c.ccc").write_text("c = @cluster(node_provider => Local, node_count => 3)\n")
+    env = {**os.environ, "CCDSL_DATA_DIR": str(data_dir)}
+    procs = [subprocess.Popen([sys.executable, "-m", "ccdsl", "deploy", "--json", "-q", str(tmp_path / "c.ccc")],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [e for _, e in outs]
+    infos = [json.loads(o) for o, _ in outs]
+    workers = [w for i in infos for w in i["workers"]]
+    assert len(workers) == 9 and sorted(workers) == list(range(2, 11))
+    assert {c.handle for c in ccdsl.clusters()} == {i["handle"] for i in infos}
+    for i in infos:
+        ccdsl.terminate(i["handle"])
