@@ -233,7 +233,7 @@ def explanation(ranking: Ranking, chosen: Choice, manager: Choice | None, altern
         v = view.number(comp.coupled_column(c), row)
         total = chosen.node_count * v + (manager.price_per_hour if manager and c.parameter == comp.BUDGET else 0)
         lines.append(f"{c.text}: {chosen.node_count} × {_fmt(v, c.parameter)} = {_fmt(total, c.parameter)}"
-                     + (" (manager included)" if manager and c.parameter == comp.BUDGET else ""))
+                     + (" (manager included)" if manager and c.parameter == comp.BUDGET else "") + _meets(c))
     cost = (f"{chosen.node_count} node{'s' * (chosen.node_count != 1)} × ${chosen.price_per_node_hour:g}/h"
             f" = ${chosen.price_per_hour:.6g}/h")
     if manager is not None:
@@ -259,4 +259,13 @@ def _have(view, row: int, c: Clause) -> str:
         return ", ".join(x for x in (view.label(col, row) for col in cols) if x) or "none"
     if p.kind in ("machinetype", "region"):
         return view.label(p.column or "", row)
-    return _fmt(view.number(p.column or "", row), c.parameter)
+    return _fmt(view.number(p.column or "", row), c.parameter) + _meets(c)
+
+
+def _meets(c: Clause) -> str:
+    """`` ≥ 16 GiB``: the bound a satisfied numeric clause was checked against."""
+    if c.qualifier in ("atleast", "atmost"):
+        return f" {dict(atleast='≥', atmost='≤')[c.qualifier]} {_fmt(c.values[0], c.parameter)}"
+    if c.qualifier in ("just", "unrestricted"):
+        return ""
+    return f" ({_want(c)})"
