@@ -164,3 +164,30 @@ def test_resolve_imports_no_cloud_ssh_or_mpi_package() -> None:
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == [0, []]
+
+
+def test_cold_resolve_reuses_the_saved_view_without_pandas(tmp_path) -> None:
+    env = {**__import__("os").environ, "CCDSL_DATA_DIR": str(tmp_path / "data")}
+    code = ("import io, json, sys, contextlib\n"
+            "from ccdsl.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+            "    rc = main(['resolve', 'examples/tutorial.ccc', '--json'])\n"
+            "print(json.dumps([rc, 'pandas' in sys.modules, json.loads(out.getvalue())]))\n")
+    runs = [json.loads(subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                                      text=True, timeout=120, check=True).stdout) for _ in range(2)]
+    assert [r[0] for r in runs] == [0, 0]
+    assert [r[1] for r in runs] == [True, False]  # the first run reads the catalog with pandas and saves the view
+    assert runs[0][2] == runs[1][2]
+    assert list((tmp_path / "data" / "cache").glob("resolver-view-*.npz"))
+
+
+def test_a_new_user_catalog_invalidates_the_saved_view(capsys, tmp_path) -> None:
+    contract = tmp_path / "c.ccc"
+    contract.write_text("c = @cluster(node_vcpus_count => @atleast(48), node_provider => SSH)\n")
+    code, _, err = run(capsys, "resolve", str(contract))
+    assert code == 1 and "no 'ssh' rows" in err
+    user = tmp_path / "data" / "catalogs"  # CCDSL_DATA_DIR is tmp_path/data (autouse fixture)
+    user.mkdir(parents=True)
+    (user / "hosts.csv").write_text("provider,instance_type,vcpus,memory_gib\nssh,node07,64,256\n")
+    code, out, _ = run(capsys, "resolve", str(contract), "--json")
+    assert code == 0 and json.loads(out)[0]["instance_type"] == "node07"
