@@ -81,6 +81,7 @@ class Resolution:
     alternatives: tuple[Choice, ...] = ()
     explanation: tuple[str, ...] = field(default=(), compare=False)
     matches: int = 0
+    problem: str = field(default="", compare=False, repr=False)  # the SMT-LIB problem Z3 minimized (``--smt``)
 
     @property
     def provider(self) -> str:

@@ -191,3 +191,11 @@ def test_a_new_user_catalog_invalidates_the_saved_view(capsys, tmp_path) -> None
     (user / "hosts.csv").write_text("provider,instance_type,vcpus,memory_gib\nssh,node07,64,256\n")
     code, out, _ = run(capsys, "resolve", str(contract), "--json")
     assert code == 0 and json.loads(out)[0]["instance_type"] == "node07"
+
+
+def test_smt_prints_the_problem_z3_minimized(capsys) -> None:
+    code, out, _ = run(capsys, "resolve", TUTORIAL, "--contract", "my_second_cluster_contract", "--smt")
+    assert code == 0
+    assert "(declare-const k Int)" in out
+    assert "(declare-const c1 Bool) ; accelerator_architecture => Turing" in out
+    assert "; k = 0: g5g.xlarge (aws us-east-1, $0.42/h)" in out

@@ -29,6 +29,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("resolve", help="the cost-optimal instance type and node count of each contract")
     _common(p)
     p.add_argument("--top", type=int, default=5, metavar="K", help="alternatives to list (default 5)")
+    p.add_argument("--smt", action="store_true", help="also print the SMT-LIB problem Z3 minimized")
     p.set_defaults(func=cmd_resolve)
 
     p = sub.add_parser("select", help="every instance type (and region) that satisfies each contract")
@@ -120,6 +121,9 @@ def cmd_resolve(args: argparse.Namespace) -> int:
         objects.append(r.to_dict())
         if not args.json:
             print(render_resolution(r))
+        if args.smt:
+            print(f"; {name}: the problem Z3 minimized (cost) over the Pareto classes\n{r.problem}\n",
+                  file=sys.stderr if args.json else sys.stdout)
     if args.json:
         print(json.dumps(objects[0] if args.contract is not None else objects, indent=2, ensure_ascii=False))
     return status

@@ -101,11 +101,12 @@ def resolve(contract, catalog: Any = None, *, region: str | None = None, any_reg
     manager = None
     if ranking.manager is not None:
         manager = solve.choice(view, int(ranking.managers[0]), 1, "manager")
-    classes = solve.prove(ranking).classes if prove else None
+    proof = solve.prove(ranking) if prove else None
     alts = [solve.choice(view, int(ranking.rows[i]), int(ranking.counts[i]), wrole, int(ranking.managers[i]))
             for i in solve.alternatives(ranking, top)]
-    why = explain.explanation(ranking, chosen, manager, alts, classes)
-    return Resolution(contract, chosen, manager, tuple(alts), why, matches=len(ranking.rows))
+    why = explain.explanation(ranking, chosen, manager, alts, proof.classes if proof else None)
+    return Resolution(contract, chosen, manager, tuple(alts), why, matches=len(ranking.rows),
+                      problem=proof.problem.text if proof else "")
 
 
 def select(contract, catalog: Any = None, *, region: str | None = None, any_region: bool = False) -> list[Choice]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Callable
 
 import numpy as np
 
@@ -222,11 +223,13 @@ class Problem:
 
 def compile_problem(workers: RoleSpec, worker_classes: Classes, manager: RoleSpec | None,
                     manager_classes: Classes | None, literals: tuple[Literal, ...], literal_index: dict[int, int],
-                    cap: int) -> Problem:
-    """Write the SMT problem.  ``literal_index`` maps ``id(clause)`` to its literal."""
+                    cap: int, name: Callable[[int], str] | None = None) -> Problem:
+    """Write the SMT problem.  ``literal_index`` maps ``id(clause)`` to its literal; ``name`` (optional) labels a
+    catalog row in the comments, so the printed problem reads as what it decides."""
     out = ["(declare-const n Int)", "(declare-const k Int)", "(declare-const wcost Real)",
            "(declare-const mcost Real)", "(declare-const cost Real)", "(declare-const wloc Int)"]
-    out += [f"(declare-const {lit.name} Bool)" for lit in literals]
+    out += [f"(declare-const {lit.name} Bool) ; {lit.clause.text if lit.clause else 'node_count => 1 (default)'}"
+            for lit in literals]
     out.append(f"(assert (and (>= n 1) (<= n {cap})))")
     out.append(f"(assert (and (>= k 0) (< k {len(worker_classes.rows)})))")
     out.append("(assert (= cost (+ wcost mcost)))")
@@ -239,6 +242,8 @@ def compile_problem(workers: RoleSpec, worker_classes: Classes, manager: RoleSpe
     coupled_lits = [literals[literal_index[id(c)]].name for c in workers.coupled]
     for i in range(len(worker_classes.rows)):
         pick = f"(= k {i})"
+        if name is not None:
+            out.append(f"; k = {i}: {name(int(worker_classes.rows[i]))}")
         facts = [f"(= wcost (* {num(worker_classes.price[i])} {nreal}))", f"(= wloc {int(worker_classes.location[i])})"]
         facts += [f"(not {literals[j].name})" for j in worker_classes.fails[i]]
         for c, lit, v in zip(workers.coupled, coupled_lits, worker_classes.values):
@@ -256,6 +261,8 @@ def compile_problem(workers: RoleSpec, worker_classes: Classes, manager: RoleSpe
         out += ["(declare-const km Int)", "(declare-const mloc Int)",
                 f"(assert (and (>= km 0) (< km {len(manager_classes.rows)})))", "(assert (= wloc mloc))"]
         for j in range(len(manager_classes.rows)):
+            if name is not None:
+                out.append(f"; km = {j}: {name(int(manager_classes.rows[j]))}")
             facts = [f"(= mcost {num(manager_classes.price[j])})", f"(= mloc {int(manager_classes.location[j])})"]
             facts += [f"(not {literals[x].name})" for x in manager_classes.fails[j]]
             out.append(f"(assert (=> (= km {j}) (and {' '.join(facts)})))")

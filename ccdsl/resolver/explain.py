@@ -22,7 +22,7 @@ from ccdsl import taxonomy
 from ccdsl.resolution import Choice
 from ccdsl.resolver import compile as comp
 from ccdsl.resolver.counts import count_cap, count_domain
-from ccdsl.resolver.solve import Ranking, RoleRows, literal_table, lower_budget, solver_for
+from ccdsl.resolver.solve import Ranking, RoleRows, literal_table, lower_budget, row_name, solver_for
 
 UNITS = {"memory": "GiB", "bandwidth": "Gbit/s", "price": "USD/h"}
 
@@ -114,7 +114,8 @@ def _full_problem(ranking: Ranking) -> comp.Problem:
     manager_classes = None
     if ranking.manager is not None and mspec is not None:
         manager_classes = classes(ranking.manager, mspec, lower_budget(wspec))
-    return comp.compile_problem(wspec, worker_classes, mspec, manager_classes, lits, index, count_cap(wspec.count))
+    return comp.compile_problem(wspec, worker_classes, mspec, manager_classes, lits, index, count_cap(wspec.count),
+                                lambda row: row_name(view, row))
 
 
 def _conflict(lit: comp.Literal) -> Conflict:

@@ -141,6 +141,12 @@ def choice(view: CatalogView, row: int, count: int, role: str | None, manager: i
         manager_price_per_hour=mp)
 
 
+def row_name(view: CatalogView, row: int) -> str:
+    """``g4dn.xlarge (aws us-east-1, $0.526/h)``: a catalog row in a problem's comments."""
+    return (f"{view.label('instance_type', row)} ({view.label('provider', row)} {view.label('region', row)}, "
+            f"${view.number('price_per_hour', row):g}/h)")
+
+
 def alternatives(ranking: Ranking, top: int) -> list[int]:
     """Ranked positions of the best row of each instance type other than the chosen one, up to ``top``."""
     if top <= 0 or len(ranking.rows) <= 1:
@@ -222,7 +228,7 @@ def prove(ranking: Ranking) -> Proof:
     if mbest >= 0:
         bound += comp.exact(view.numbers["price_per_hour"][mbest])
     problem = comp.compile_problem(wspec, worker_classes, mspec, manager_classes, lits, index,
-                                   count_cap(wspec.count))
+                                   count_cap(wspec.count), lambda row: row_name(view, row))
     s, assumptions = solver_for(problem)
     s.add(*assumptions)
     price, model = z3.Real("cost"), None
