@@ -58,7 +58,8 @@ def _view(catalog: Any):
     if view is None:
         import hashlib
 
-        cached = loader.data_dir() / "cache" / f"resolver-view-{hashlib.sha1(repr((views.FORMAT, key)).encode()).hexdigest()[:16]}.npz"
+        digest = hashlib.sha1(repr((views.FORMAT, key)).encode()).hexdigest()[:16]
+        cached = _cache_dir() / f"resolver-view-{digest}.npz"
         view = views.load(cached)
         if view is None:
             view = views.view_of(loader.load(columns=views.VIEW_COLUMNS))
@@ -72,6 +73,20 @@ def _ranking(contract, catalog, region, any_region):
     from ccdsl.resolver.solve import rank
 
     return rank(_view(catalog), contract, region or default_region(), any_region)
+
+
+def _cache_dir():
+    """``$CCDSL_CACHE_DIR``; else ``$CCDSL_DATA_DIR/cache`` (so a data dir set for isolation keeps its cache
+    with it); else the platform's user cache directory."""
+    from pathlib import Path
+
+    if os.environ.get("CCDSL_CACHE_DIR"):
+        return Path(os.environ["CCDSL_CACHE_DIR"])
+    if os.environ.get("CCDSL_DATA_DIR"):
+        return Path(os.environ["CCDSL_DATA_DIR"]) / "cache"
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("ccdsl"))
 
 
 def resolve(contract, catalog: Any = None, *, region: str | None = None, any_region: bool = False, top: int = 5,
