@@ -166,3 +166,33 @@ def test_random_contracts_agree_with_oracle(c: Contract, seed: int, region: str,
 @given(contracts(manager_workers=True), st.integers(0, 3), st.booleans())
 def test_random_manager_workers_agree_with_oracle(c: Contract, seed: int, any_region: bool) -> None:
     _check(c, seed, "us-east-1", any_region)
+
+
+@settings(SETTINGS, max_examples=400)
+@given(st.one_of(contracts(), contracts(manager_workers=True)), st.integers(0, 3))
+def test_contracts_written_as_text_resolve_the_same_and_conflicts_point_into_the_text(c: Contract, seed: int) -> None:
+    """Through the language front end: the printed contract parses back and resolves alike; a conflict's line and
+    column point at the clause in the text."""
+    from hypothesis import assume
+
+    from ccdsl.language import parse
+    from ccdsl.language.printer import format_contract
+
+    assume(all("onprem" not in cl.values for cl in c.clauses))  # not an AWS region name: the checker refuses it
+    df = small_catalog(seed)
+    text = format_contract(c)
+    parsed = parse(text)[c.name]
+    try:
+        want = resolve(c, df, any_region=True)
+    except UnsatisfiableError as e:
+        with pytest.raises(UnsatisfiableError) as got:
+            resolve(parsed, df, any_region=True)
+        assert [(x.parameter, x.role) for x in got.value.conflict] == [(x.parameter, x.role) for x in e.conflict]
+        lines = text.splitlines()
+        for x in got.value.conflict:
+            if x.text.endswith("(default)"):
+                continue
+            name = f"{x.role}.{x.parameter}" if x.role else x.parameter
+            assert lines[x.line - 1][x.column - 1:].startswith(name), (x, text)
+        return
+    assert resolve(parsed, df, any_region=True).to_dict() == want.to_dict()
