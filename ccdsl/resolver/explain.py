@@ -137,6 +137,7 @@ def near_misses(ranking: Ranking, limit: int = 3) -> list[str]:
     price = view.numbers["price_per_hour"][rr.scope]
     order = np.lexsort((price, -_reach(view, rr), fails))
     seen: set[int] = set()
+    manager_places = set(view.location[ranking.manager.candidates].tolist()) if ranking.manager is not None else set()
     for i in order:
         t = int(view.codes["instance_type"][rr.scope[i]])
         if t in seen:
@@ -144,6 +145,8 @@ def near_misses(ranking: Ranking, limit: int = 3) -> list[str]:
         seen.add(t)
         row = int(rr.scope[i])
         reasons = [why_not(view, row, c) for c, m in zip(rr.spec.node, rr.masks) if not m[i]]
+        if not reasons and ranking.manager is not None and view.location[row] not in manager_places:
+            reasons = [f"no manager fits in {view.label('provider', row)} {view.label('region', row)}"]
         if not reasons:
             reasons = [_count_reason(view, row, rr.spec)]
         out.append(f"{view.label('instance_type', row)} ({view.label('region', row)}): " + "; ".join(reasons))
