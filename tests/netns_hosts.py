@@ -42,7 +42,10 @@ def missing_requirements() -> str | None:
 
 
 def _run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, check=check, capture_output=True, text=True)
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if check and res.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed (exit {res.returncode}): {res.stderr.strip()}")
+    return res
 
 
 def _b36(n: int) -> str:
@@ -95,31 +98,38 @@ class NetnsHosts:
         return "root"
 
     # -- building -----------------------------------------------------------------------------------------------
-    def _pick_subnet(self) -> int:
+    def _pick_subnet(self, attempt: int = 0) -> int:
         used = _run("ip", "-4", "-o", "addr", "show").stdout
-        start = os.getpid() % 200 + 20
+        start = (os.getpid() + 37 * attempt) % 200 + 20
         for k in [*range(start, 250), *range(20, start)]:
             if f"10.213.{k}." not in used:
                 return k
         raise RuntimeError("no free 10.213.K.0/24 subnet for test hosts")
 
-    def build(self) -> NetnsHosts:
-        try:
-            self._build()
-        except BaseException:
-            self.teardown()
-            raise
+    def build(self, attempts: int = 3) -> NetnsHosts:
+        """Build the hosts; another session racing for the same names or subnet gets a retry with new ones."""
+        for attempt in range(attempts):
+            try:
+                self._build(attempt)
+                return self
+            except BaseException:
+                self.teardown()
+                if attempt == attempts - 1:
+                    raise
+                self.hosts, self.bridge, self.tag = [], "", ""
+                self.workdir = Path(tempfile.mkdtemp(prefix="ccdsl-netns-"))
+                time.sleep(0.2 * (attempt + 1))
         return self
 
-    def _build(self) -> None:
+    def _build(self, attempt: int = 0) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.workdir, 0o700)
-        self.tag = _b36(os.getpid())[-5:]
+        self.tag = _b36(os.getpid() * 3 + attempt)[-5:]
         links = _run("ip", "-o", "link", "show").stdout
         netns = _run("ip", "netns", "list").stdout
         while f"ccb{self.tag}:" in links or f"ccn{self.tag}h" in netns:
             self.tag = _b36(int(self.tag, 36) + 1)[-5:]
-        k = self._pick_subnet()
+        k = self._pick_subnet(attempt)
         self.subnet, self.gateway, self.bridge = f"10.213.{k}.0/24", f"10.213.{k}.1", f"ccb{self.tag}"
         _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ccdsl-test-client", "-f", str(self.client_key))
         self.authorized_keys.write_text(Path(str(self.client_key) + ".pub").read_text())

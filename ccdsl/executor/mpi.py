@@ -149,14 +149,13 @@ def prepare_cluster(handle: str, nodes: Sequence[Node], *, manager: Node | None 
         def install(node: Node) -> None:
             client = pool.get(node)
             d = node.extra["ccdsl_dir"]
-            ssh.run(client, f"mkdir -p {shlex.quote(d)} && chmod 700 {shlex.quote(d)}", node=node, check=True,
-                    timeout=ssh_options.command_timeout)
-            ssh.put(client, private.rstrip(b"\n") + b"\n", f"{d}/id_ed25519", node=node)
-            ssh.put(client, known.encode(), f"{d}/known_hosts", node=node)
-            ssh.put(client, _ssh_config(d, node.user).encode(), f"{d}/ssh_config", node=node)
-            ssh.put(client, f'#!/bin/sh\nexec ssh -F "{d}/ssh_config" "$@"\n'.encode(), f"{d}/ssh", mode=0o755,
-                    node=node)
-            ssh.put(client, rank_source, f"{d}/{rank_name}", mode=0o644, node=node)
+            ssh.put_many(client, [
+                (private.rstrip(b"\n") + b"\n", f"{d}/id_ed25519", 0o600),
+                (known.encode(), f"{d}/known_hosts", 0o600),
+                (_ssh_config(d, node.user).encode(), f"{d}/ssh_config", 0o600),
+                (f'#!/bin/sh\nexec ssh -F "{d}/ssh_config" "$@"\n'.encode(), f"{d}/ssh", 0o755),
+                (rank_source, f"{d}/{rank_name}", 0o644),
+            ], directory=d, node=node)
             ssh.run(client, _authorize_command(options.authorized_keys, handle, public), node=node, check=True,
                     timeout=ssh_options.command_timeout)
 

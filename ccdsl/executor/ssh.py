@@ -287,16 +287,41 @@ def _wait_channel(chan, seconds: float) -> None:
 
 def put(client: paramiko.SSHClient, data: bytes, path: str, *, mode: int = 0o600, node: Node | None = None) -> None:
     """Write ``data`` to ``path`` on the node atomically (temp file + rename) with ``mode``."""
-    tmp = f"{path}.tmp{os.getpid()}.{threading.get_ident()}"
+    put_many(client, [(data, path, mode)], node=node)
+
+
+def put_many(client: paramiko.SSHClient, files: list[tuple[bytes, str, int]], *, directory: str | None = None,
+             node: Node | None = None) -> None:
+    """Write several ``(data, path, mode)`` files over one SFTP session, each atomically (temp file + rename);
+    first create ``directory`` (mode 0700, parents as needed) if given."""
+    current = "?"
     try:
         with client.open_sftp() as sftp:
-            with sftp.open(tmp, "wb") as f:
-                f.set_pipelined(True)
-                f.write(data)
-            sftp.chmod(tmp, mode)
-            sftp.posix_rename(tmp, path)
+            if directory:
+                current = directory
+                _makedirs(sftp, directory)
+            for data, path, mode in files:
+                current = path
+                tmp = f"{path}.tmp{os.getpid()}.{threading.get_ident()}"
+                with sftp.open(tmp, "wb") as f:
+                    f.set_pipelined(True)
+                    f.write(data)
+                sftp.chmod(tmp, mode)
+                sftp.posix_rename(tmp, path)
     except (OSError, EOFError, _paramiko().SSHException) as exc:
-        raise ExecutionError(f"cannot write {path} on {describe(node) if node else 'the node'}: {exc}") from exc
+        raise ExecutionError(f"cannot write {current} on {describe(node) if node else 'the node'}: {exc}") from exc
+
+
+def _makedirs(sftp, directory: str) -> None:
+    parts = directory.rstrip("/").split("/")
+    for i in range(1, len(parts) + 1):
+        path = "/".join(parts[:i])
+        if not path:
+            continue
+        try:
+            sftp.stat(path)
+        except FileNotFoundError:
+            sftp.mkdir(path, 0o700)
 
 
 # -- readiness ----------------------------------------------------------------------------------------------------
