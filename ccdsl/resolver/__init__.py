@@ -119,9 +119,9 @@ def resolve(contract, catalog: Any = None, *, region: str | None = None, any_reg
     proof = solve.prove(ranking) if prove else None
     alts = [solve.choice(view, int(ranking.rows[i]), int(ranking.counts[i]), wrole, int(ranking.managers[i]))
             for i in solve.alternatives(ranking, top)]
-    why = explain.explanation(ranking, chosen, manager, alts, proof.classes if proof else None)
+    why = explain.explanation(ranking, chosen, manager, alts, proof)
     return Resolution(contract, chosen, manager, tuple(alts), why, matches=len(ranking.rows),
-                      problem=proof.problem.text if proof else "")
+                      problem=proof.problem.text if proof is not None and proof.problem is not None else "")
 
 
 def select(contract, catalog: Any = None, *, region: str | None = None, any_region: bool = False) -> list[Choice]:

@@ -22,7 +22,8 @@ from ccdsl import taxonomy
 from ccdsl.resolution import Choice
 from ccdsl.resolver import compile as comp
 from ccdsl.resolver.counts import count_cap, count_domain
-from ccdsl.resolver.solve import Ranking, RoleRows, literal_table, lower_budget, row_name, solver_for
+from ccdsl.resolver import solve
+from ccdsl.resolver.solve import Ranking, RoleRows, literal_table, lower_budget, rank, row_name, solver_for
 
 UNITS = {"memory": "GiB", "bandwidth": "Gbit/s", "price": "USD/h"}
 
@@ -62,8 +63,6 @@ def _elsewhere(ranking: Ranking, contract) -> str | None:
     """When only the default region is at fault: where the contract would resolve instead."""
     if not ranking.default_region:
         return None
-    from ccdsl.resolver.solve import rank
-
     anywhere = rank(ranking.view, contract, ranking.region, True)
     if not anywhere.feasible:
         return None
@@ -78,6 +77,8 @@ def minimal_core(ranking: Ranking) -> list[comp.Literal]:
     import z3
 
     problem = _full_problem(ranking)
+    if problem is None:
+        return _vectorized_core(ranking)
     s, assumptions = solver_for(problem)
     by_name = {lit.name: lit for lit in problem.literals}
     if s.check(*assumptions) != z3.unsat:
@@ -93,12 +94,47 @@ def minimal_core(ranking: Ranking) -> list[comp.Literal]:
     return [by_name[str(a)] for a in core]
 
 
+def _vectorized_core(ranking: Ranking) -> list[comp.Literal]:
+    """The same deletion-based minimization, with the vectorized ranking as the feasibility check (for problems
+    over :data:`.solve.Z3_CLASS_LIMIT`).  Dropping a clause means what it means to the solver: a dropped node count
+    (written or the default 1) allows any count, a dropped locale lets every region compete."""
+    wspec = ranking.workers.spec
+    lits, _ = literal_table(wspec, ranking.manager.spec if ranking.manager is not None else None)
+    core = list(lits)
+    i = 0
+    while i < len(core):
+        trial = core[:i] + core[i + 1:]
+        if not rank(ranking.view, relaxed(ranking.contract, trial), ranking.region, ranking.any_region).feasible:
+            core = trial
+        else:
+            i += 1
+    return core
+
+
+def relaxed(contract, keep: list[comp.Literal]):
+    """``contract`` with only the clauses of ``keep`` (and its cluster_type)."""
+    from dataclasses import replace
+
+    from ccdsl.contract import Clause as C
+
+    kept = [lit.clause for lit in keep if lit.clause is not None]
+    kept_ids = {id(c) for c in kept}
+    clauses = [c for c in contract.clauses if c.parameter == "cluster_type"] + kept
+    for c in contract.clauses:
+        if id(c) not in kept_ids and c.parameter in ("node_count", "cluster_locale"):
+            clauses.append(C(c.parameter, "unrestricted", (), c.role, c.span))
+    if contract.clause("node_count") is None and contract.clause("node_count", "worker") is None and not any(
+            lit.clause is None for lit in keep):
+        clauses.append(C("node_count", "unrestricted"))
+    return replace(contract, clauses=tuple(clauses))
+
+
 def _ordered(core, assumptions: list) -> list:
     names = {str(c) for c in core}
     return [a for a in assumptions if str(a) in names]
 
 
-def _full_problem(ranking: Ranking) -> comp.Problem:
+def _full_problem(ranking: Ranking) -> comp.Problem | None:
     view = ranking.view
     wspec = ranking.workers.spec
     mspec = ranking.manager.spec if ranking.manager is not None else None
@@ -114,6 +150,9 @@ def _full_problem(ranking: Ranking) -> comp.Problem:
     manager_classes = None
     if ranking.manager is not None and mspec is not None:
         manager_classes = classes(ranking.manager, mspec, lower_budget(wspec))
+    size = len(worker_classes.rows) + (len(manager_classes.rows) if manager_classes is not None else 0)
+    if size > solve.Z3_CLASS_LIMIT:
+        return None
     return comp.compile_problem(wspec, worker_classes, mspec, manager_classes, lits, index, count_cap(wspec.count),
                                 lambda row: row_name(view, row))
 
@@ -227,7 +266,7 @@ def _fmt(v, parameter: str) -> str:
 # --------------------------------------------------------------------------------------------- success
 
 def explanation(ranking: Ranking, chosen: Choice, manager: Choice | None, alternatives: list[Choice],
-                proof_classes: int | None) -> tuple[str, ...]:
+                proof) -> tuple[str, ...]:
     """Sentences saying why this choice: what it is, how it meets each clause, what it costs, what came next."""
     view, row = ranking.view, int(ranking.rows[0])
     lines = [chosen.describe()]
@@ -250,9 +289,12 @@ def explanation(ranking: Ranking, chosen: Choice, manager: Choice | None, altern
         a = alternatives[0]
         lines.append(f"next cheapest: {a.instance_type} × {a.node_count} ({a.region}) "
                      f"${a.cluster_price_per_hour:.6g}/h")
-    proof = (f"; Z3 finds the same optimum over {proof_classes} Pareto class{'es' * (proof_classes != 1)}"
-             if proof_classes is not None else "")
-    lines.append(f"{len(ranking.rows)} (type, region) rows satisfy the contract{proof}")
+    z3_note = ""
+    if proof is not None:
+        classes = f"{proof.classes} Pareto class{'es' * (proof.classes != 1)}"
+        z3_note = (f"; Z3 finds the same optimum over {classes}" if proof.checked
+                   else f"; not checked with Z3 ({classes}, over its limit of {solve.Z3_CLASS_LIMIT})")
+    lines.append(f"{len(ranking.rows)} (type, region) rows satisfy the contract{z3_note}")
     return tuple(lines)
 
 

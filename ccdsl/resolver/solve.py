@@ -52,6 +52,8 @@ class Ranking:
     managers: np.ndarray  # the manager view row that goes with each ranked row (-1: no manager)
     region: str
     default_region: bool  # whether AWS rows were restricted to ``region`` (no cluster_locale, not any-region)
+    any_region: bool = False
+    contract: object = None
 
     @property
     def feasible(self) -> bool:
@@ -92,7 +94,8 @@ def rank(view: CatalogView, contract, region: str, any_region: bool) -> Ranking:
         first = np.sort(first)
         rows, counts, totals, managers = rows[first], counts[first], totals[first], managers[first]
     located = any(c.parameter == "cluster_locale" for spec in (wspec, mspec) if spec is not None for c in spec.node)
-    return Ranking(view, workers, manager, rows, counts, totals, managers, region, not (any_region or located))
+    return Ranking(view, workers, manager, rows, counts, totals, managers, region, not (any_region or located),
+                   any_region, contract)
 
 
 def lower_budget(spec: comp.RoleSpec) -> bool:
@@ -159,6 +162,12 @@ def alternatives(ranking: Ranking, top: int) -> list[int]:
 
 # ------------------------------------------------------------------------------------------------ Z3 proof
 
+# Z3 is given at most this many classes.  Typical contracts compile to a few dozen; the rare problems above it
+# (a ManagerWorkers budget with a lower bound over every region keeps every distinct manager price) would take
+# seconds to minutes in Z3, so the vectorized answer stands unchecked and the conflict is minimized with the
+# vectorized feasibility check instead (the explanation / error says which).
+Z3_CLASS_LIMIT = 400
+
 @dataclass(frozen=True)
 class Proof:
     """What Z3 found: the optimal price, the model (a worker row, count and manager row at that price), and the
@@ -169,7 +178,11 @@ class Proof:
     node_count: int
     manager_row: int  # -1: no manager
     classes: int
-    problem: comp.Problem
+    problem: comp.Problem | None  # None: over Z3_CLASS_LIMIT, not checked
+
+    @property
+    def checked(self) -> bool:
+        return self.problem is not None
 
 
 def literal_table(workers: comp.RoleSpec, manager: comp.RoleSpec | None) -> tuple[tuple[comp.Literal, ...],
@@ -222,11 +235,14 @@ def prove(ranking: Ranking) -> Proof:
         manager_classes = comp.make_classes(view, managers, ranking.manager.spec, None, True, index,
                                             exact_price=lower_budget(wspec))
     worker_classes = comp.make_classes(view, workers, wspec, None, mw, index)
+    size = len(worker_classes.rows) + (len(manager_classes.rows) if manager_classes is not None else 0)
     best = int(ranking.rows[0])
     bound = int(ranking.counts[0]) * comp.exact(view.numbers["price_per_hour"][best])
     mbest = int(ranking.managers[0])
     if mbest >= 0:
         bound += comp.exact(view.numbers["price_per_hour"][mbest])
+    if size > Z3_CLASS_LIMIT:
+        return Proof(bound, best, int(ranking.counts[0]), mbest, size, None)
     problem = comp.compile_problem(wspec, worker_classes, mspec, manager_classes, lits, index,
                                    count_cap(wspec.count), lambda row: row_name(view, row))
     s, assumptions = solver_for(problem)
@@ -243,6 +259,4 @@ def prove(ranking: Ranking) -> Proof:
         word = "cheaper" if cost < bound else "dearer"
         raise RuntimeError(f"internal: Z3's optimum {cost} is {word} than the ranked optimum {bound}\n{problem.text}")
     worker_row, n, manager_row = problem.decode(model)
-    return Proof(cost, worker_row, n, manager_row,
-                 len(worker_classes.rows) + (len(manager_classes.rows) if manager_classes is not None else 0),
-                 problem)
+    return Proof(cost, worker_row, n, manager_row, size, problem)
