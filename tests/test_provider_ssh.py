@@ -66,7 +66,8 @@ def host_config(netns_hosts, *, indices=range(4), type_="rack") -> Config:
                 "ready_timeout": 20.0,
                 "hosts": [{"name": netns_hosts.hosts[i].name, "address": netns_hosts.hosts[i].address,
                            "type": type_} for i in indices]},
-        "mpi": {"python": sys.executable, "iface": "eth0", "authorized_keys": str(netns_hosts.authorized_keys)}})
+        "mpi": {"python": sys.executable, "iface": "eth0", "authorized_keys": str(netns_hosts.authorized_keys),
+                "remote_dir": str(netns_hosts.workdir / "remote")}})
 
 
 @pytest.fixture()

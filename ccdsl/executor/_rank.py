@@ -7,7 +7,8 @@ ccdsl uploads one file per run instead of one per node.
 Results travel back on the output streams, framed by a record separator the user's program will not print:
 ``\\x1eccdsl-result:<base64 pickle>`` on stdout (rank 0, after every rank finished) and
 ``\\x1eccdsl-error:<base64 json>`` on stderr (the rank that raised, before it aborts the job so the others do not
-wait forever in a collective).
+wait forever in a collective).  The error record is also left in ``<payload>.error.<rank>`` on the rank's node,
+because MPI_Abort may end the job before the process manager forwarded the rank's last output.
 """
 
 import base64
@@ -26,11 +27,22 @@ def _emit(stream, kind, data):
     stream.flush()
 
 
-def _fail(comm, exc, code=1):
+def _fail(comm, exc, payload_path, code=1):
     info = {"rank": comm.Get_rank(), "type": type(exc).__name__, "message": str(exc),
             "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))}
+    record = MARK + "error:" + base64.b64encode(json.dumps(info).encode()).decode("ascii") + "\n"
+    # also in a file next to the payload: MPI_Abort may kill the process manager before it forwards stderr
+    path = "%s.error.%d" % (payload_path, comm.Get_rank())
+    try:
+        with open(path + ".tmp", "w") as f:
+            f.write(record)
+        os.replace(path + ".tmp", path)
+    except OSError:
+        pass
     sys.stdout.flush()
-    _emit(sys.stderr, "error", json.dumps(info).encode())
+    sys.stderr.flush()
+    sys.stderr.write(record)
+    sys.stderr.flush()
     if comm.Get_size() > 1:
         comm.Abort(code)
     sys.exit(code)
@@ -59,7 +71,7 @@ def main(argv):
             fn, fargs, fkwargs = cloudpickle.loads(data)
             value = fn(comm, *fargs, **fkwargs)
         except BaseException as exc:  # noqa: BLE001 - every failure is reported, with its traceback
-            _fail(comm, exc)
+            _fail(comm, exc, payload_path)
         sys.stdout.flush()
         sys.stderr.flush()
         comm.Barrier()
@@ -69,7 +81,7 @@ def main(argv):
 
                 blob = cloudpickle.dumps(value)
             except BaseException as exc:  # noqa: BLE001
-                _fail(comm, TypeError("rank 0's return value cannot be pickled: %s" % exc))
+                _fail(comm, TypeError("rank 0's return value cannot be pickled: %s" % exc), payload_path)
             _emit(sys.stdout, "result", blob)
         return 0
     path, source = pickle.loads(data)
@@ -88,7 +100,7 @@ def main(argv):
         return 1
     except BaseException as exc:  # noqa: BLE001
         traceback.print_exc()
-        _fail(comm, exc)
+        _fail(comm, exc, payload_path)
     return 0
 
 

@@ -474,7 +474,7 @@ class Launcher:
         out, code = self._launch("fn", payload, [], self.size, stream, timeout)
         results = out.record("result")
         if code != 0 or not results:
-            dead = self._after_failure()
+            dead = self._after_failure(out)
             self._raise_rank_error(out)
             raise self._job_error(out, code, dead)
         import cloudpickle
@@ -525,7 +525,14 @@ class Launcher:
                 python = self.options.local_python or sys.executable
                 argv = [local_mpiexec(), "-n", str(np), *self.options.extra_args, python, str(_RANK_FILE),
                         mode, payload_path, *args]
-                return out, self._pump(_LocalProcess(argv, env), out, timeout, "this machine")
+                code = self._pump(_LocalProcess(argv, env), out, timeout, "this machine")
+                if code != 0:  # error records a rank also left in files (see _rank._fail)
+                    for name in sorted(os.listdir(tmp)):
+                        if ".error." in name and not name.endswith(".tmp"):
+                            with open(os.path.join(tmp, name), "rb") as f:
+                                out.feed("stderr", f.read())
+                    out.close()
+                return out, code
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
         first = self.nodes[0]
@@ -606,7 +613,8 @@ class Launcher:
         errors = out.record("error")
         if not errors:
             return
-        infos = sorted((json.loads(base64.b64decode(e)) for e in errors), key=lambda i: i["rank"])
+        by_rank = {i["rank"]: i for i in (json.loads(base64.b64decode(e)) for e in errors)}  # files + stderr
+        infos = [by_rank[r] for r in sorted(by_rank)]
         first = infos[0]
         others = f" (and {len(infos) - 1} more rank(s))" if len(infos) > 1 else ""
         where = self._node_of_rank(first["rank"])
@@ -643,20 +651,34 @@ class Launcher:
         if dead:
             raise ExecutionError("the MPI job was stopped: " + "; ".join(dead))
 
-    def _after_failure(self) -> list[str]:
+    def _after_failure(self, out: _Output | None = None) -> list[str]:
         """After a failed ssh-mode run: kill what is left of the run on every node that answers (ranks of a job
-        whose launcher died would otherwise wait forever), and name the nodes that do not answer."""
+        whose launcher died would otherwise wait forever), collect the error records ranks left in files into
+        ``out``, and name the nodes that do not answer."""
         if self.mode != "ssh":
             return []
         tag = getattr(self, "_last_run", None)
         quick = replace(self.pool.options, connect_timeout=min(5.0, self.pool.options.connect_timeout))
         probe_pool = ssh.Connections(quick, jump=self.pool.jump)
         probe_pool.store = self.pool.store
-        command = f"pkill -f {_pkill_pattern(tag)} 2>/dev/null; true" if tag else "true"
+        command = "true"
+        if tag:
+            # the path is split across a variable so that this shell's own command line does not match pkill's
+            # pattern (it would kill the shell before it finished)
+            head, last = shlex.quote(tag[:-1]), shlex.quote(tag[-1])
+            command = (f"t={head}; for f in \"${{t}}\"{last}.error.*; do case $f in *.tmp) ;; *) [ -f \"$f\" ] "
+                       f"&& cat \"$f\";; esac; done; rm -f \"${{t}}\"{last}.error.*; "
+                       f"pkill -f {_pkill_pattern(tag)} 2>/dev/null; true")
+        lock = threading.Lock()
 
         def check(node: Node) -> str | None:
             try:
-                ssh.run(probe_pool.get(node), command, node=node, timeout=10)
+                res = ssh.run(probe_pool.get(node), command, node=node, timeout=10)
+                if out is not None and MARK in res.stdout:
+                    with lock:
+                        for line in res.stdout.split("\n"):  # not splitlines(): it splits at MARK's \x1e
+                            if line.startswith(MARK):
+                                out.feed("stderr", (line + "\n").encode())
                 return None
             except (ProviderError, ExecutionError) as exc:
                 return f"{ssh.describe(node)} does not answer ({exc.message})"

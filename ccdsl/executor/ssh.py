@@ -321,7 +321,10 @@ def _makedirs(sftp, directory: str) -> None:
         try:
             sftp.stat(path)
         except FileNotFoundError:
-            sftp.mkdir(path, 0o700)
+            try:
+                sftp.mkdir(path, 0o700)
+            except OSError:
+                sftp.stat(path)  # made meanwhile by another node sharing this filesystem (NFS homes): fine
 
 
 # -- readiness ----------------------------------------------------------------------------------------------------
