@@ -228,3 +228,15 @@ def _alive(pid: int) -> bool:
         return open(f"/proc/{pid}/stat").read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_error_reaches_us_even_when_the_rank_has_no_stderr():
+    """The record a failing rank leaves in a file is enough (MPI_Abort can end a job before stderr is forwarded)."""
+    def silent_failure(comm):
+        if comm.rank == 1:
+            os.close(2)
+            raise ValueError("said nothing")
+        comm.Barrier()
+
+    with pytest.raises(RankError, match="rank 1 .*ValueError: said nothing"):
+        Launcher(local_nodes(2), mode="local").run_function(silent_failure, stream=None, timeout=60)

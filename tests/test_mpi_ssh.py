@@ -319,3 +319,14 @@ def test_killed_ccdsl_leaves_no_job_behind(peers, options, tmp_path):
     finally:
         if child.poll() is None:
             child.kill()
+
+
+def test_error_reaches_us_even_when_the_rank_has_no_stderr(launcher):
+    def silent_failure(comm):
+        if comm.rank == 1:
+            os.close(2)
+            raise ValueError("said nothing")
+        comm.Barrier()
+
+    with pytest.raises(RankError, match="rank 1 on worker 1 .*ValueError: said nothing"):
+        launcher.run_function(silent_failure, stream=None, timeout=60)

@@ -39,10 +39,13 @@ def _fail(comm, exc, payload_path, code=1):
         os.replace(path + ".tmp", path)
     except OSError:
         pass
-    sys.stdout.flush()
-    sys.stderr.flush()
-    sys.stderr.write(record)
-    sys.stderr.flush()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        sys.stderr.write(record)
+        sys.stderr.flush()
+    except (OSError, ValueError):  # output closed: the file above carries the record
+        pass
     if comm.Get_size() > 1:
         comm.Abort(code)
     sys.exit(code)
