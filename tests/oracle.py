@@ -4,7 +4,8 @@ Plain Python over ``DataFrame.to_dict("records")``: every row, every node count,
 It shares only the *facts* with the resolver (``ccdsl.parameters`` for which column a parameter reads,
 ``ccdsl.taxonomy`` for what a symbol covers) and re-implements the documented semantics: inclusive bounds with a
 relative slack of 1e-9, NaN satisfies nothing but ``@unrestricted``, ``not`` of a symbol is the complement, AWS
-rows restricted to the default region unless ``cluster_locale`` or any-region, node_count default 1 and ranges
+rows restricted to the default region unless ``cluster_locale`` or any-region, ``local`` rows only when a
+``node_provider`` clause (just/oneof) names a symbol covering "local", node_count default 1 and ranges
 capped at max(1024, named counts), totals = count × per-node value, budget = workers + manager, manager and
 workers in the same provider and region.  Slow by design; use small catalogs.
 """
@@ -113,7 +114,19 @@ def _role_clauses(contract: Contract, role: str | None) -> list[Clause]:
     return shared + own
 
 
+def _asks_local(clauses: list[Clause]) -> bool:
+    for c in clauses:
+        if c.parameter == "node_provider" and c.qualifier in ("just", "oneof"):
+            for v in c.values:
+                node = taxonomy.lookup("provider", str(v))
+                if node is not None and "local" in taxonomy.covered_labels("provider", node.name):
+                    return True
+    return False
+
+
 def _in_scope(row: dict, clauses: list[Clause], region: str, any_region: bool) -> bool:
+    if _str(row["provider"]) == "local" and not _asks_local(clauses):
+        return False
     if any_region or any(c.parameter == "cluster_locale" for c in clauses):
         return True
     return _str(row["provider"]) != "aws" or _str(row["region"]) == region

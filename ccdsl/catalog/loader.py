@@ -57,10 +57,12 @@ def clear_cache() -> None:
 
 
 def load(*, user: bool = True, paths: Iterable[str | os.PathLike[str]] | None = None,
-         columns: Iterable[str] | None = None):  # type: ignore[no-untyped-def]
+         columns: Iterable[str] | None = None, local: bool = True):  # type: ignore[no-untyped-def]
     """The catalog as a pandas DataFrame with exactly the columns and dtypes of :mod:`ccdsl.catalog.schema`.
 
-    ``user=False`` gives only the shipped catalog; ``paths`` adds user catalogs (CSV or TOML) on top;
+    ``local`` adds this machine as a free ``local`` row (:mod:`ccdsl.catalog.local`) between the shipped rows
+    and the user's, so a user row with its key replaces it.
+    ``user=False`` gives only the shipped catalog (and this machine); ``paths`` adds user catalogs (CSV or TOML) on top;
     ``columns`` selects columns (a cheaper frame for callers that need few).  Results are cached per process and
     invalidated when any file involved changes; callers get their own copy, so mutating it is harmless.
     """
@@ -80,21 +82,26 @@ def load(*, user: bool = True, paths: Iterable[str | os.PathLike[str]] | None = 
         unknown = [c for c in cols if c not in COLUMN_NAMES]
         if unknown:
             raise CatalogError(f"unknown catalog column(s): {', '.join(unknown)}")
-    key = (_stamp(shipped), _stamp(users), cols)
+    key = (_stamp(shipped), _stamp(users), cols, local)
     frame = _CACHE.get(key)
     if frame is None:
-        frame = _merge(shipped, users, cols)
+        frame = _merge(shipped, users, cols, local)
         _CACHE[key] = frame
     return frame.copy()
 
 
-def _merge(shipped: list[Path], users: list[Path], cols: tuple[str, ...] | None):  # type: ignore[no-untyped-def]
+def _merge(shipped: list[Path], users: list[Path], cols: tuple[str, ...] | None,
+           local: bool):  # type: ignore[no-untyped-def]
     import pandas as pd
 
     from ccdsl.catalog.store import read_parquet
 
-    read_cols = None if cols is None else list(dict.fromkeys([*KEY, *cols])) if users else list(cols)
+    read_cols = None if cols is None else list(dict.fromkeys([*KEY, *cols])) if users or local else list(cols)
     frames = [read_parquet(p, read_cols) for p in shipped]
+    if local:
+        from ccdsl.catalog.local import local_frame
+
+        frames.append(local_frame()[read_cols] if read_cols else local_frame())
     if users:
         from ccdsl.catalog.user import read_user_catalog
 

@@ -113,29 +113,10 @@ def spec_of(target: Any) -> Spec:
 
 
 def _resolve(contract: Any) -> Any:
-    """The contract's resolution.  A contract that asks only for ``node_provider => Local`` deploys on this
-    machine even when the catalog has no row for it ("try before paying" needs no set-up at all)."""
-    from ccdsl.errors import UnsatisfiableError
+    """The contract's resolution (``node_provider => Local`` resolves to this machine's catalog row)."""
     from ccdsl.resolver import resolve
 
-    try:
-        return resolve(contract)
-    except UnsatisfiableError:
-        provider = contract.clause("node_provider")
-        if provider is None or provider.qualifier != "just" or base.canonical(str(provider.values[0])) != "local":
-            raise
-        others = [c.parameter for c in contract.clauses
-                  if c.parameter not in ("node_provider", "node_count", "cluster_type", "node_process_count")
-                  and c.role is None
-                  and c.qualifier != "unrestricted"]
-        if others:
-            raise
-        count = contract.clause("node_count")
-        n = int(count.values[0]) if count is not None and count.qualifier == "just" and count.values else 1
-        request = NodeRequest(handle="", role="worker", instance_type="local", count=n,
-                              options={"contract": contract.name})
-        log.info("the catalog has no 'local' row: deploying %d local node(s) as asked", n)
-        return Spec(contract.name, contract.cluster_type, (Plan("local", (request,)),), contract_overrides(contract))
+    return resolve(contract)
 
 
 def _spec_from_resolution(resolution: Any) -> Spec:

@@ -52,8 +52,11 @@ def _view(catalog: Any):
         return views.view_of(catalog)
     from ccdsl.catalog import loader
 
+    from ccdsl.catalog.local import local_record
+
     files = [*loader.shipped_files(), *loader.user_files()]
-    key = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files if p.exists())
+    key = (*((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files if p.exists()),
+           repr(sorted(local_record().items())))
     view = _DEFAULT.get(key)
     if view is None:
         import hashlib

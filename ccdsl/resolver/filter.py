@@ -17,7 +17,9 @@ Semantics (one row = one instance type in one region of one provider):
 :func:`scope_mask` is the part that is not a clause: the default region.  When no clause of the role names
 ``cluster_locale``, AWS rows are restricted to the default region (``--region``, else ``$CCDSL_REGION``, else
 ``us-east-1``) unless ``any_region``; rows of other providers (``local``, ``ssh`` hosts from user catalogs) carry
-their own pseudo-region and are never restricted by the default region.
+their own pseudo-region and are never restricted by the default region.  The ``local`` provider (this machine,
+free) competes only when a ``node_provider`` clause of the role names it: a free row would otherwise win every
+contract that it fits.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from ccdsl.resolver.view import CatalogView
 
 RELATIVE_TOLERANCE = 1e-9
 AWS = "aws"
+LOCAL = "local"
 
 
 def tolerance(x: float) -> float:
@@ -103,14 +106,19 @@ def _exact_mask(view: CatalogView, column: str, clause: Clause) -> np.ndarray:
 
 
 def scope_mask(view: CatalogView, clauses: tuple[Clause, ...], region: str, any_region: bool) -> np.ndarray:
-    """Rows a role may use before any clause is applied: everything, or AWS only in the default region."""
+    """Rows a role may use before any clause is applied: everything, or AWS only in the default region; the
+    ``local`` provider only when asked for."""
+    local = view.code("provider", LOCAL)
+    asks_local = any(c.parameter == "node_provider" and c.qualifier in ("just", "oneof")
+                     and LOCAL in frozenset().union(*(_covered("provider", v) for v in c.values)) for c in clauses)
+    allowed = np.ones(view.size, dtype=bool) if local is None or asks_local else view.codes["provider"] != local
     if any_region or any(c.parameter == "cluster_locale" for c in clauses):
-        return np.ones(view.size, dtype=bool)
+        return allowed
     aws = view.code("provider", AWS)
     if aws is None:
-        return np.ones(view.size, dtype=bool)
+        return allowed
     in_region = view.code("region", region)
     not_aws = view.codes["provider"] != aws
     if in_region is None:
-        return not_aws
-    return not_aws | (view.codes["region"] == in_region)
+        return allowed & not_aws
+    return allowed & (not_aws | (view.codes["region"] == in_region))
