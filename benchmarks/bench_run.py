@@ -50,6 +50,20 @@ def timeit(fn, n: int) -> list[float]:
     return out
 
 
+def interleaved(variants: dict, n: int) -> dict[str, list[float]]:
+    """Time every variant n times, alternating between them, so load from other processes hits all alike."""
+    for fn in variants.values():
+        fn()  # warm-up
+    samples: dict[str, list[float]] = {k: [] for k in variants}
+    for i in range(n):
+        names = list(variants)
+        for name in names[i % len(names):] + names[:i % len(names)]:
+            t = time.perf_counter()
+            variants[name]()
+            samples[name].append(time.perf_counter() - t)
+    return samples
+
+
 def report(label: str, samples: list[float], base: float | None) -> float:
     med = statistics.median(samples)
     extra = f"   overhead {1000 * (med - base):+8.1f} ms ({med / base:.2f}x)" if base else ""
@@ -69,10 +83,12 @@ def bench_local(n: int, repeat: int, prog: Path) -> None:
     expect = str(n * (n - 1) // 2)
     launcher = Launcher([Node(i, "worker", f"local-{i}", "local") for i in range(n)], mode="local")
     print(f"local mode, {n} ranks on this machine")
-    base = report("bare mpiexec -n N python prog.py",
-                  timeit(lambda: bare([local_mpiexec(), "-n", str(n), sys.executable, str(prog)], expect), repeat), None)
-    report("launcher.run_script", timeit(lambda: launcher.run_script(prog, stream=None), repeat), base)
-    report("launcher.run_function", timeit(lambda: launcher.run_function(reduce_ranks, stream=None), repeat), base)
+    s = interleaved({"bare": lambda: bare([local_mpiexec(), "-n", str(n), sys.executable, str(prog)], expect),
+                     "script": lambda: launcher.run_script(prog, stream=None),
+                     "function": lambda: launcher.run_function(reduce_ranks, stream=None)}, repeat)
+    base = report("bare mpiexec -n N python prog.py", s["bare"], None)
+    report("launcher.run_script", s["script"], base)
+    report("launcher.run_function", s["function"], base)
 
 
 def bench_ssh(n: int, repeat: int, prog: Path) -> None:
@@ -100,10 +116,12 @@ def bench_ssh(n: int, repeat: int, prog: Path) -> None:
                 "-iface", "eth0", "-n", str(n), sys.executable, str(prog)]
         expect = str(n * (n - 1) // 2)
         print(f"ssh mode, {n} hosts (network namespaces), 1 rank each; prepare_cluster took {1000 * prep:.0f} ms")
-        base = report("bare mpiexec on node 0", timeit(lambda: bare(argv, expect), repeat), None)
-        report("launcher.run_script", timeit(lambda: launcher.run_script(prog, stream=None), repeat), base)
-        report("launcher.run_function", timeit(lambda: launcher.run_function(reduce_ranks, stream=None), repeat),
-               base)
+        s = interleaved({"bare": lambda: bare(argv, expect),
+                         "script": lambda: launcher.run_script(prog, stream=None),
+                         "function": lambda: launcher.run_function(reduce_ranks, stream=None)}, repeat)
+        base = report("bare mpiexec on node 0", s["bare"], None)
+        report("launcher.run_script", s["script"], base)
+        report("launcher.run_function", s["function"], base)
         client = launcher.pool.get(nodes[0])
         report("(one SSH exec of 'true' on node 0)", timeit(lambda: ssh.run(client, "true"), repeat), None)
         print("  the launcher's overhead is about one SSH exec: a session on a pooled connection, whose cost is\n"
