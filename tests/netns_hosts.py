@@ -164,7 +164,7 @@ class NetnsHosts:
         host.sshd_config.write_text("\n".join([
             "Port 22", f"ListenAddress {address}", f"HostKey {host.host_key}",
             f"AuthorizedKeysFile {self.authorized_keys}", "UsePAM no", "StrictModes no", "PidFile none",
-            "PermitRootLogin yes", "PasswordAuthentication no", "KbdInteractiveAuthentication no",
+            "PermitRootLogin yes", "PasswordAuthentication no",
             "PubkeyAuthentication yes", "UseDNS no", "MaxStartups 200", "MaxSessions 100",
             "Subsystem sftp internal-sftp", "LogLevel ERROR", "",
         ]))
