@@ -196,3 +196,40 @@ def test_manager_workers_cluster_on_ssh_hosts(netns_hosts, data_dir):
     finally:
         cluster.terminate()
     assert SshProvider(config).discover() == []
+
+
+LAB_CATALOG = """
+[defaults]
+provider = "ssh"
+region = "lab"
+price_per_hour = 0.0
+
+[[instance]]
+instance_type = "rack"
+vcpus = 8
+memory_gib = 16
+
+[[instance]]
+instance_type = "bigmem"
+vcpus = 8
+memory_gib = 512
+"""
+
+
+@pytest.mark.netns
+def test_contract_resolves_to_ssh_hosts_and_runs(netns_hosts, data_dir):
+    """Contract text -> resolver over the user's catalog of hosts -> ssh provider -> MPI run -> terminate."""
+    import ccdsl
+    from ccdsl.executor.deploy import deploy
+
+    (data_dir / "catalogs").mkdir(parents=True)
+    (data_dir / "catalogs" / "lab.toml").write_text(LAB_CATALOG)
+    text = "lab = @cluster(node_provider => SSH, node_count => 3, node_memory_size => @atmost(64G))"
+    contract = ccdsl.parse(text)["lab"]  # bigmem is excluded by the contract: the 3 'rack' hosts are chosen
+    cluster = deploy(contract, config=host_config(netns_hosts))
+    try:
+        assert {n.instance_type for n in cluster.nodes()} == {"rack"}
+        assert cluster.run(lambda comm: comm.allreduce(comm.rank + 1)) == 6
+    finally:
+        cluster.terminate()
+    assert SshProvider(host_config(netns_hosts)).discover() == []

@@ -223,7 +223,9 @@ class SshProvider:
                 if dead:
                     detail.append(f"not answering: {', '.join(dead)}")
                 raise CapacityError(f"{request.count} ssh host(s) of type '{request.instance_type}' wanted, not "
-                                    f"enough available ({'; '.join(detail)})")
+                                    f"enough available ({'; '.join(detail)})",
+                                    hint="a catalog row's instance_type names one host, or a class of hosts: give "
+                                         "several [ssh] hosts the same 'type' to deploy more than one node of it")
             for h in pick:
                 data[h.name] = {"handle": request.handle, "role": request.role, "type": h.type}
             return pick
