@@ -138,8 +138,9 @@ def test_timeout_kills_the_job(tmp_path):
     marker = tmp_path / "pids"
 
     def sleeper(comm, path):
-        with open(f"{path}.{comm.rank}", "w") as f:
+        with open(f"{path}.{comm.rank}.tmp", "w") as f:
             f.write(str(os.getpid()))
+        os.replace(f"{path}.{comm.rank}.tmp", f"{path}.{comm.rank}")
         time.sleep(120)
 
     start = time.monotonic()
@@ -193,8 +194,9 @@ import os, sys, time
 from ccdsl.executor.model import Node
 from ccdsl.executor.mpi import Launcher
 def sleeper(comm, path):
-    with open(f"{path}.{comm.rank}", "w") as f:
+    with open(f"{path}.{comm.rank}.tmp", "w") as f:
         f.write(str(os.getpid()))
+    os.replace(f"{path}.{comm.rank}.tmp", f"{path}.{comm.rank}")
     time.sleep(300)
 Launcher([Node(i, "worker", f"local-{i}", "local") for i in range(2)], mode="local").run_function(sleeper, (sys.argv[1],))
 """
@@ -214,9 +216,9 @@ def test_killed_ccdsl_leaves_no_local_job_behind(tmp_path):
         pids = [int((tmp_path / f"pid.{r}").read_text()) for r in range(2)]
         child.send_signal(signal.SIGKILL)
         child.wait(10)
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 30
         while any(_alive(p) for p in pids):
-            assert time.monotonic() < deadline, f"ranks {[p for p in pids if _alive(p)]} outlived ccdsl"
+            assert time.monotonic() < deadline, f"ranks outlived ccdsl: {[_describe(p) for p in pids]}"
             time.sleep(0.1)
     finally:
         if child.poll() is None:
@@ -240,3 +242,11 @@ def test_error_reaches_us_even_when_the_rank_has_no_stderr():
 
     with pytest.raises(RankError, match="rank 1 .*ValueError: said nothing"):
         Launcher(local_nodes(2), mode="local").run_function(silent_failure, stream=None, timeout=60)
+
+
+def _describe(pid: int) -> str:
+    try:
+        stat = open(f"/proc/{pid}/stat").read().split()
+        return f"{pid} state {stat[2]} parent {stat[3]}"
+    except FileNotFoundError:
+        return f"{pid} gone"

@@ -144,8 +144,9 @@ def test_remote_exception_names_rank_and_host(launcher):
 
 def test_timeout_kills_the_remote_job(launcher, tmp_path):
     def sleeper(comm, path):
-        with open(f"{path}.{comm.rank}", "w") as f:
+        with open(f"{path}.{comm.rank}.tmp", "w") as f:
             f.write(str(os.getpid()))
+        os.replace(f"{path}.{comm.rank}.tmp", f"{path}.{comm.rank}")
         time.sleep(300)
 
     with pytest.raises(ExecutionError, match="did not finish within 3 s"):
@@ -208,8 +209,9 @@ def test_node_dying_mid_run_is_a_clear_error(netns_hosts, options, victim):
     pids_file = netns_hosts.workdir / f"dying{victim}"
 
     def long_run(comm, path):
-        with open(f"{path}.{comm.rank}", "w") as f:
+        with open(f"{path}.{comm.rank}.tmp", "w") as f:
             f.write(str(os.getpid()))
+        os.replace(f"{path}.{comm.rank}.tmp", f"{path}.{comm.rank}")
         for _ in range(600):
             comm.Barrier()
             time.sleep(0.1)
@@ -247,8 +249,9 @@ def test_partitioned_node_is_a_clear_error(netns_hosts, options, victim):
     pids_file = netns_hosts.workdir / f"partition{victim}"
 
     def long_run(comm, path):
-        with open(f"{path}.{comm.rank}", "w") as f:
+        with open(f"{path}.{comm.rank}.tmp", "w") as f:
             f.write(str(os.getpid()))
+        os.replace(f"{path}.{comm.rank}.tmp", f"{path}.{comm.rank}")
         for _ in range(1200):
             comm.Barrier()
             time.sleep(0.1)
@@ -290,8 +293,9 @@ import os, pickle, sys, time
 from ccdsl.executor import mpi
 nodes, mopts, sopts, path = pickle.load(open(sys.argv[1], "rb"))
 def sleeper(comm, path):
-    with open(f"{path}.{comm.rank}", "w") as f:
+    with open(f"{path}.{comm.rank}.tmp", "w") as f:
         f.write(str(os.getpid()))
+    os.replace(f"{path}.{comm.rank}.tmp", f"{path}.{comm.rank}")
     time.sleep(300)
 mpi.Launcher(nodes, options=mopts, ssh_options=sopts).run_function(sleeper, (path,))
 """
