@@ -6,7 +6,8 @@ It shares only the *facts* with the resolver (``ccdsl.parameters`` for which col
 relative slack of 1e-9, NaN satisfies nothing but ``@unrestricted``, ``not`` of a symbol is the complement, AWS
 rows restricted to the default region unless ``cluster_locale`` or any-region, ``local`` rows only when a
 ``node_provider`` clause (just/oneof) names a symbol covering "local", node_count default 1 and ranges
-capped at max(1024, named counts), totals = count × per-node value, budget = workers + manager, manager and
+capped at max(1024, named counts), a row's count at most its ``max_nodes`` (NaN = unlimited) and one less when
+the manager is that same row, totals = count × per-node value, budget = workers + manager, manager and
 workers in the same provider and region.  Slow by design; use small catalogs.
 """
 
@@ -193,7 +194,11 @@ def solutions(df, contract: Contract, region: str = "us-east-1", any_region: boo
             if m is not None and (m["provider"], m["region"]) != (w["provider"], w["region"]):
                 continue
             mp = float(m["price_per_hour"]) if m is not None else 0.0
-            n = _first_count(w, domain, wclauses, mp)  # prices are ≥ 0: more nodes never cost less
+            room = _num(w.get("max_nodes", math.nan))  # how many nodes of this row exist
+            if m is w:  # the manager takes one of them
+                room -= 1
+            usable = [n for n in domain if not n > room]  # NaN room: every count
+            n = _first_count(w, usable, wclauses, mp)  # prices are ≥ 0: more nodes never cost less
             if n is not None:
                 cost = n * float(w["price_per_hour"]) + mp
                 if best is None or cost < best.cost - 1e-12:

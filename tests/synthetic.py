@@ -71,11 +71,13 @@ def catalog(rows: int = 1000, seed: int = 0, regions: tuple[str, ...] = REGIONS,
             "efa": False, "storage_type": np.where(storage > 0, "ssd", "ebs"), "storage_gib": storage,
             "spot": True, "burstable": False, "bare_metal": False, "price_per_hour": price,
         })[offered])
-    if extra_providers:
+    if extra_providers:  # ssh hosts: node1 one host, node2 a class of 3 hosts, node3 one host like node2
         frames.append(pd.DataFrame({
-            "provider": ["local", "ssh", "ssh"], "region": ["local", "onprem", "onprem"],
-            "instance_type": ["localhost", "node1", "node2"], "family": "", "vcpus": [4, 16, 32],
-            "cores": [2, 8, 16], "memory_gib": [16.0, 64.0, 128.0], "cpu_manufacturer": "Intel", "cpu_model": "",
+            "provider": ["local", "ssh", "ssh", "ssh"], "region": ["local", "onprem", "onprem", "onprem"],
+            "instance_type": ["localhost", "node1", "node2", "node3"], "family": "", "vcpus": [4, 16, 32, 32],
+            "max_nodes": [np.nan, 1.0, 3.0, 1.0],
+            "cores": [2, 8, 16, 16], "memory_gib": [16.0, 64.0, 128.0, 128.0], "cpu_manufacturer": "Intel",
+            "cpu_model": "",
             "cpu_microarchitecture": "", "cpu_architecture": "x86_64", "clock_ghz": np.nan,
             "accelerator_count": 0, "accelerator_type": "", "accelerator_manufacturer": "",
             "accelerator_model": "", "accelerator_architecture": "", "accelerator_memory_gib": 0.0,

@@ -187,6 +187,7 @@ rows = st.fixed_dictionaries({
     "clock_ghz": st.one_of(st.just(math.nan), st.floats(0.1, 6.0)),
     "efa": st.booleans(),
     "price_per_hour": st.floats(0, 100, allow_nan=False),
+    "max_nodes": st.sampled_from(["", 1, 2, 16]),  # "" = the default: 1 for ssh, NaN (unlimited) for local
 })
 
 

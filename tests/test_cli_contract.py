@@ -138,7 +138,7 @@ def test_select_lists_every_match(capsys) -> None:
 
 def test_a_user_catalog_competes(capsys, tmp_path) -> None:
     hosts = tmp_path / "hosts.csv"
-    hosts.write_text("provider,instance_type,vcpus,memory_gib\nssh,node01,32,128\nssh,node02,64,256\n")
+    hosts.write_text("provider,instance_type,vcpus,memory_gib,max_nodes\nssh,node01,32,128,\nssh,node02,64,256,2\n")
     contract = tmp_path / "c.ccc"
     contract.write_text("c = @cluster(node_count => 2, node_vcpus_count => @atleast(48))\n")
     code, out, _ = run(capsys, "resolve", str(contract), "--catalog", str(hosts), "--json")

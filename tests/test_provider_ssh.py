@@ -205,7 +205,8 @@ region = "lab"
 price_per_hour = 0.0
 
 [[instance]]
-instance_type = "rack"
+instance_type = "rack"  # a host class: host_config gives its four hosts type = "rack"
+max_nodes = 4
 vcpus = 8
 memory_gib = 16
 

@@ -25,7 +25,7 @@ def frame(*rows: dict) -> pd.DataFrame:
     """A catalog from a few rows; unspecified columns get neutral values."""
     base = {"provider": "aws", "region": "us-east-1", "vcpus": 2, "memory_gib": 4.0, "cpu_architecture": "x86_64",
             "storage_type": "ebs", "network_gbps": 10.0}
-    full = [{**{c: DEFAULTS[DTYPES[c]] for c in COLUMN_NAMES}, **base, **r} for r in rows]
+    full = [{**{c: DEFAULTS[DTYPES[c]] for c in COLUMN_NAMES}, "max_nodes": float("nan"), **base, **r} for r in rows]
     for r in full:
         r["accelerator_memory_total_gib"] = r["accelerator_count"] * r["accelerator_memory_gib"]
     return pd.DataFrame(full, columns=list(COLUMN_NAMES))

@@ -44,7 +44,7 @@ def build_rows(src: Sources) -> tuple[list[dict[str, Any]], dict[str, int]]:
             if t not in per_type:
                 per_type[t] = type_facts(src.specs[t], processor_fact(t, known, vcpus))
             rows.append({"provider": "aws", "region": region, **per_type[t], "price_per_hour": float(price),
-                         "spot_price_per_hour": math.nan})
+                         "spot_price_per_hour": math.nan, "max_nodes": math.nan})
     offered = {(t, r) for r, ts in src.offerings.items() for t in ts}
     dropped["priced_not_offered"] = sum(1 for t, by in src.prices.items() for r, p in by.items()
                                         if p and (t, r) not in offered)

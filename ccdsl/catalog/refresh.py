@@ -194,7 +194,7 @@ def refresh(region: str, *, endpoint_url: str | None = None, pricing_endpoint_ur
             continue
         facts = type_facts(spec, processor_fact(t, known, vcpus))
         rows.append({"provider": "aws", "region": region, **facts, "price_per_hour": price,
-                     "spot_price_per_hour": spot_prices.get(t, math.nan)})
+                     "spot_price_per_hour": spot_prices.get(t, math.nan), "max_nodes": math.nan})
     if not rows:
         raise CatalogError(f"no instance type in {region} is both offered and priced; nothing written")
 

@@ -3,7 +3,8 @@
 Every part of ccdsl reads the catalog through these names.  Units: memory and storage in GiB (MiB / 1024),
 network in Gbit/s (the peak of an "Up to N Gigabit" rating), clock in GHz, price in USD per hour (on-demand
 Linux).  Strings are "" when a fact does not apply (no accelerator) and numbers are 0 for counts that do not apply;
-NaN means "unknown".
+NaN means "unknown" — except in ``max_nodes``, where NaN means "unlimited": a cluster is one row × a node
+count, and the resolver caps the count at the row's ``max_nodes`` (an on-premise host exists once).
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("bare_metal", "bool", "bare-metal instance"),
     ("price_per_hour", "float64", "on-demand Linux price, USD per hour"),
     ("spot_price_per_hour", "float64", "latest spot price, USD per hour (lowest over zones; NaN if unknown)"),
+    ("max_nodes", "float64", "how many nodes of this row exist: NaN = unlimited (cloud types, this machine); an SSH "
+                             "host row is 1 unless it names a host class with more hosts"),
 )
 
 COLUMN_NAMES: tuple[str, ...] = tuple(c[0] for c in COLUMNS)

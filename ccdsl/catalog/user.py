@@ -15,6 +15,10 @@ TOML layout::
     instance_type = "node01"
     vcpus = 32
     memory_gib = 128
+
+``max_nodes`` says how many nodes of a row exist.  An ``ssh`` row is one host unless it says otherwise: a row
+whose ``instance_type`` is a host *class* (several ``[ssh] hosts`` entries with ``type = "<class>"`` in
+ccdsl.toml) sets ``max_nodes`` to the number of those hosts.  Other rows default to NaN (unlimited).
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ _NAN_OK = {"clock_ghz", "network_gbps", "spot_price_per_hour"}  # facts a user m
 
 
 def _default(column: str, row: dict[str, Any]) -> Any:
+    if column == "max_nodes":  # an SSH host exists once; cloud types (and this machine's processes) do not run out
+        return 1.0 if row.get("provider") == "ssh" else math.nan
     if column == "family":
         t = str(row["instance_type"])
         return t.split(".", 1)[0] if "." in t else ""
@@ -69,6 +75,8 @@ def _default(column: str, row: dict[str, Any]) -> Any:
 def _parse_cell(column: str, value: Any) -> Any:
     """A raw cell (CSV text or TOML value) -> the column's Python type; ValueError with the reason."""
     dtype = DTYPES[column]
+    if column == "max_nodes":
+        return _max_nodes(value)
     if dtype == "bool":
         if isinstance(value, bool):
             return value
@@ -113,6 +121,19 @@ def _parse_cell(column: str, value: Any) -> Any:
             raise ValueError(f"unknown {column.replace('_', ' ')} {text!r}{hint}; known: {known}")
         return node.label
     return text
+
+
+def _max_nodes(value: Any) -> float:
+    """How many nodes of a row exist: a whole number ≥ 1 (stored as float64 so that NaN can mean unlimited)."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a whole number of hosts >= 1, got {value!r}")
+    try:
+        x = float(str(value).strip()) if not isinstance(value, (int, float)) else float(value)
+    except ValueError:
+        raise ValueError(f"expected a whole number of hosts >= 1, got {value!r}") from None
+    if not (x >= 1 and math.isfinite(x) and x.is_integer()):
+        raise ValueError(f"expected a whole number of hosts >= 1, got {value!r}")
+    return x
 
 
 def _fill_from_taxonomy(row: dict[str, Any]) -> tuple[str, str] | None:

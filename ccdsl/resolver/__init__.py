@@ -14,6 +14,9 @@ Rules (details in the modules):
 - **Per-node clauses** filter rows (:mod:`.filter`); **counts** default to 1 and ranges are capped at 1024
   (:mod:`.counts`); **cluster totals** are count × per-node value over the workers; the **budget**
   ``cluster_price_per_hour`` covers the whole cluster, manager included.
+- **Capacity**: a cluster is one row × a node count, and the count is at most the row's ``max_nodes`` (NaN =
+  unlimited: cloud types, this machine; an SSH host row is 1 host, a host class as many as it has).  When a
+  ManagerWorkers manager is the same row as its workers it takes one of those nodes: workers ≤ ``max_nodes − 1``.
 - **Objective**: the lowest cluster price per hour.  ManagerWorkers: the manager (one node) and the workers are
   resolved on their own clauses in the same provider and region; the cheapest manager there plus the cheapest
   workers under the remaining budget is optimal.

@@ -9,13 +9,18 @@ The problem (SMT-LIB 2 text, kept on the :class:`Problem` so it can be printed a
   ``(= k i) ∧ c<i> → n·v_i ⋈ bound``; the budget ``(= k i) ∧ c<i> → n·p_i + mcost ⋈ bound``; ``node_count`` a
   constraint on ``n`` (its default, 1, is the pseudo-clause ``cdefault``).  Manager and workers sit in the same
   provider and region (``wloc = mloc``).
+- A class whose row has a finite ``max_nodes`` bounds ``n`` by it: ``(= k i) → n ≤ max_nodes``, a fact rather
+  than a clause (no literal), so a count the hosts cannot give shows up in the core as the clauses that force
+  the count and the row (``node_count``, ``node_provider``, …).  A manager on the workers' own row takes one node:
+  ``(= k i) ∧ (= km j) → n ≤ max_nodes − 1``.
 - Comparisons carry the same relative slack (1e-9) as the vectorized filters, with exact rationals for the
   decimal values of the catalog and the contract (``0.526`` is 263/500), so Z3 and numpy agree on boundaries.
 
 Classes keep the problem small without changing its answer: rows are grouped by everything the problem can see
 (failed clauses, location when the manager couples it, values the clauses compare exactly) and only the Pareto
 frontier of each group is kept — a row is dropped when another row of its group is no more expensive and at least
-as good for every cluster total (higher for lower bounds, lower for upper bounds).  Every count feasible for the
+as good for every cluster total (higher for lower bounds, lower for upper bounds) and has at least as many
+nodes (``max_nodes``; see :func:`make_classes` for ManagerWorkers).  Every count feasible for the
 dropped row is feasible for its dominator at no higher price, for every subset of the clauses, so both the
 optimum and the unsat cores are preserved.
 """
@@ -35,6 +40,7 @@ from ccdsl.resolver.filter import RELATIVE_TOLERANCE
 BUDGET = "cluster_price_per_hour"
 DEFAULT_COUNT = "cdefault"
 _TOL = Fraction(RELATIVE_TOLERANCE).limit_denominator(10**12)  # exactly 1e-9
+_UNLIMITED = 1e18  # max_nodes NaN as a "better" column (finite: the Pareto sort adds columns up)
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,7 @@ class Classes:
     location: np.ndarray
     values: tuple[np.ndarray, ...]  # per coupled clause: per-node value
     fails: tuple[tuple[int, ...], ...]  # per class: indexes (into the literal table) of failed clauses
+    limit: np.ndarray  # per class: max_nodes of its row (NaN = unlimited)
 
 
 def pareto(group: np.ndarray, better: np.ndarray) -> np.ndarray:
@@ -153,8 +160,15 @@ def make_classes(view, rows: np.ndarray, spec: RoleSpec, fail_bits: np.ndarray |
     ``fail_bits`` (m, c) says which node clauses each row fails (None: all pass).  ``literal_of`` maps a node
     clause's position in ``spec.node`` to its literal index.  ``exact_price`` keeps every distinct price (for a
     manager when the budget has a lower bound, where a dearer manager can be the only way to meet it).
+
+    Capacity (``max_nodes``): more nodes is better, so it is one more "better" column — a row is only dropped for
+    one with at least as many nodes.  When the manager couples the roles (``group_location``), a limited row is
+    never merged at all: whether it is the same row as the other role's choice decides its workers' limit, so it
+    keeps its identity (limited rows are SSH hosts and host classes: few).
     """
     price = view.numbers["price_per_hour"][rows]
+    limit = view.numbers["max_nodes"][rows]
+    limited = ~np.isnan(limit)
     cols: list[np.ndarray] = [-price]
     exact: list[np.ndarray] = [price] if exact_price else []
     values = []
@@ -168,6 +182,11 @@ def make_classes(view, rows: np.ndarray, spec: RoleSpec, fail_bits: np.ndarray |
         elif c.qualifier != "unrestricted":
             exact.append(v)
     keys: list[np.ndarray] = []
+    if limited.any():
+        if group_location:
+            keys.append(np.where(limited, rows, -1).astype(np.float64))
+        else:
+            cols.append(np.where(limited, limit, _UNLIMITED))
     if group_location:
         keys.append(view.location[rows].astype(np.float64))
     if fail_bits is not None and fail_bits.shape[1]:
@@ -185,7 +204,8 @@ def make_classes(view, rows: np.ndarray, spec: RoleSpec, fail_bits: np.ndarray |
         fails = tuple(() for _ in keep)
     else:
         fails = tuple(tuple(literal_of[j] for j in np.flatnonzero(fail_bits[i])) for i in keep)
-    return Classes(rows[keep], price[keep], view.location[rows][keep], tuple(v[keep] for v in values), fails)
+    return Classes(rows[keep], price[keep], view.location[rows][keep], tuple(v[keep] for v in values), fails,
+                   limit[keep])
 
 
 # --------------------------------------------------------------------------------------------- the Z3 problem
@@ -245,6 +265,8 @@ def compile_problem(workers: RoleSpec, worker_classes: Classes, manager: RoleSpe
         if name is not None:
             out.append(f"; k = {i}: {name(int(worker_classes.rows[i]))}")
         facts = [f"(= wcost (* {num(worker_classes.price[i])} {nreal}))", f"(= wloc {int(worker_classes.location[i])})"]
+        if not np.isnan(worker_classes.limit[i]):  # a fact of the catalog, not a clause: no literal
+            facts.append(f"(<= n {int(worker_classes.limit[i])})")
         facts += [f"(not {literals[j].name})" for j in worker_classes.fails[i]]
         for c, lit, v in zip(workers.coupled, coupled_lits, worker_classes.values):
             if np.isnan(v[i]):
@@ -266,6 +288,12 @@ def compile_problem(workers: RoleSpec, worker_classes: Classes, manager: RoleSpe
             facts = [f"(= mcost {num(manager_classes.price[j])})", f"(= mloc {int(manager_classes.location[j])})"]
             facts += [f"(not {literals[x].name})" for x in manager_classes.fails[j]]
             out.append(f"(assert (=> (= km {j}) (and {' '.join(facts)})))")
+        # the manager on the workers' own limited row takes one of its nodes
+        worker_class = {int(r): i for i, r in enumerate(worker_classes.rows)}
+        for j, row in enumerate(manager_classes.rows):
+            i = worker_class.get(int(row))
+            if i is not None and not np.isnan(worker_classes.limit[i]):
+                out.append(f"(assert (=> (and (= k {i}) (= km {j})) (<= n {int(worker_classes.limit[i]) - 1})))")
     return Problem("\n".join(out), literals, worker_classes, manager_classes, cap)
 
 

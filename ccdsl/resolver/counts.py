@@ -7,6 +7,9 @@ Rules:
   ``@unrestricted`` means 2..1024 and ``@just(2000)`` still means 2000.
 - Cluster totals are over the worker nodes: ``node_count × per-node value`` (vCPUs, memory, accelerators,
   accelerator memory).  ``cluster_price_per_hour`` is ``node_count × price + manager price``.
+- A row's ``max_nodes`` (NaN = unlimited) caps its count: an SSH host row exists once, a host class as often
+  as it has hosts.  When the manager of a ManagerWorkers cluster is the same row as the workers it takes one of
+  those nodes, so the workers get ``max_nodes - 1`` (the caller passes that as the row's limit).
 - Price never decreases with the count (prices are ≥ 0), so for one instance type the cheapest feasible count is
   the smallest count that satisfies every coupled constraint.  For interval qualifiers (atleast/atmost/between)
   that is ``ceil(low / value)`` clipped to the allowed counts, computed for all rows at once; ``just``/``oneof``/
@@ -52,12 +55,16 @@ class Coupled:
     offset: Union[np.ndarray, float] = 0.0
 
 
-def min_counts(domain: np.ndarray, coupled: list[Coupled], size: int) -> np.ndarray:
-    """The smallest allowed count satisfying every coupled constraint, per row; 0 where none does."""
+def min_counts(domain: np.ndarray, coupled: list[Coupled], size: int,
+               limit: np.ndarray | None = None) -> np.ndarray:
+    """The smallest allowed count satisfying every coupled constraint, per row; 0 where none does.  ``limit``:
+    the most nodes each row has (NaN = unlimited)."""
     if len(domain) == 0 or size == 0:
         return np.zeros(size, dtype=np.int64)
     lo = np.full(size, float(domain[0]))
     hi = np.full(size, float(domain[-1]))
+    if limit is not None:
+        hi = np.fmin(hi, np.asarray(limit, dtype=np.float64))  # fmin: NaN (unlimited) leaves the cap as it is
     exotic: list[Coupled] = []
     with np.errstate(divide="ignore", invalid="ignore"):
         for c in coupled:

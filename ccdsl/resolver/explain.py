@@ -8,7 +8,8 @@ When ``node_count`` is not written its default (1) takes part as the pseudo-clau
 without a position.  The default region is not a clause: when it empties the candidates the error says so.
 
 Near misses are the cheapest rows of distinct instance types that fail the fewest clauses, with the failing
-values in the user's units ("g4dn.xlarge: accelerator_memory 16 GiB < 32 GiB").
+values in the user's units ("g4dn.xlarge: accelerator_memory 16 GiB < 32 GiB"), or the row's capacity
+("gpu01 (lab): 1 host available < 2 nodes").
 """
 
 from __future__ import annotations
@@ -187,7 +188,7 @@ def near_misses(ranking: Ranking, limit: int = 3) -> list[str]:
         if not reasons and ranking.manager is not None and view.location[row] not in manager_places:
             reasons = [f"no manager fits in {view.label('provider', row)} {view.label('region', row)}"]
         if not reasons:
-            reasons = [_count_reason(view, row, rr.spec)]
+            reasons = [_capacity_reason(view, row, rr.spec, ranking) or _count_reason(view, row, rr.spec)]
         out.append(f"{view.label('instance_type', row)} ({view.label('region', row)}): " + "; ".join(reasons))
         if len(out) >= limit:
             break
@@ -201,15 +202,42 @@ def _reach(view, rr: RoleRows) -> np.ndarray:
     reach = np.ones(len(rr.scope))
     if len(domain) == 0:
         return reach
+    most = np.fmin(float(domain[-1]), view.numbers["max_nodes"][rr.scope])  # NaN max_nodes: unlimited
     for c in rr.spec.coupled:
         if c.qualifier in ("atleast", "between") and c.parameter != comp.BUDGET and float(c.values[0]) > 0:
             v = np.nan_to_num(view.numbers[comp.coupled_column(c)][rr.scope])
-            reach = np.minimum(reach, v * float(domain[-1]) / float(c.values[0]))
+            reach = np.minimum(reach, v * most / float(c.values[0]))
     return reach
+
+
+def _limit(view, row: int) -> float:
+    """How many nodes of ``row`` exist (inf: unlimited)."""
+    limit = view.number("max_nodes", row)
+    return float("inf") if np.isnan(limit) else limit
+
+
+def _capacity_reason(view, row: int, spec: comp.RoleSpec, ranking: Ranking) -> str | None:
+    """``gpu01 … 1 host available < 2 nodes``: when the row has fewer nodes than the smallest count allowed (less
+    the manager's, when the only manager of the place is this row)."""
+    domain = count_domain(spec.count, spec.fixed)
+    limit = _limit(view, row)
+    if len(domain) == 0 or limit == float("inf"):
+        return None
+    unit = "host" if view.label("provider", row) == "ssh" else "node"
+    have = f"{int(limit)} {unit}{'s' * (limit != 1)} available"
+    lo = int(domain[0])
+    if limit < lo:
+        return f"{have} < {lo} node{'s' * (lo != 1)}"
+    if ranking.manager is not None:
+        places = ranking.manager.candidates[view.location[ranking.manager.candidates] == view.location[row]]
+        if len(places) and (places == row).all() and limit - 1 < lo:
+            return f"{have}, the manager takes 1, {int(limit) - 1} left < {lo} worker node{'s' * (lo != 1)}"
+    return None
 
 
 def _count_reason(view, row: int, spec: comp.RoleSpec) -> str:
     domain = count_domain(spec.count, spec.fixed)
+    domain = domain[domain <= _limit(view, row)]
     if len(domain) == 0:
         return "no node count satisfies " + (spec.count.text if spec.count else "node_count")
     lo, hi = int(domain[0]), int(domain[-1])

@@ -82,20 +82,27 @@ def rank(view: CatalogView, contract, region: str, any_region: bool) -> Ranking:
     offset = np.where(managers >= 0, price[managers], 0.0)
     coupled = [Coupled(c, view.numbers[comp.coupled_column(c)][rows], offset if c.parameter == comp.BUDGET else 0.0)
                for c in wspec.coupled]
-    counts = min_counts(count_domain(wspec.count, wspec.fixed), coupled, len(rows))
+    counts = min_counts(count_domain(wspec.count, wspec.fixed), coupled, len(rows), worker_limit(view, rows, managers))
     ok = counts > 0
     rows, counts, offset, managers = rows[ok], counts[ok], offset[ok], managers[ok]
     totals = counts * price[rows] + offset
     order = np.lexsort((view.codes["instance_type"][rows], view.codes["region"][rows], view.codes["provider"][rows],
                         -np.nan_to_num(view.numbers["vcpus"][rows]), counts, np.round(totals, 9)))
     rows, counts, totals, managers = rows[order], counts[order], totals[order], managers[order]
-    if manager is not None and lower_budget(wspec):  # several managers tried per worker row: keep its best
+    if manager is not None:  # several managers tried per worker row: keep its best
         _, first = np.unique(rows, return_index=True)
         first = np.sort(first)
         rows, counts, totals, managers = rows[first], counts[first], totals[first], managers[first]
     located = any(c.parameter == "cluster_locale" for spec in (wspec, mspec) if spec is not None for c in spec.node)
     return Ranking(view, workers, manager, rows, counts, totals, managers, region, not (any_region or located),
                    any_region, contract)
+
+
+def worker_limit(view: CatalogView, rows: np.ndarray, managers: np.ndarray) -> np.ndarray:
+    """The most worker nodes each row can give (NaN = unlimited): its ``max_nodes``, less the one node the manager
+    takes when the manager is the same row (an SSH host class shared by both roles)."""
+    limit = view.numbers["max_nodes"][rows]
+    return np.where(managers == rows, limit - 1, limit)
 
 
 def lower_budget(spec: comp.RoleSpec) -> bool:
@@ -111,6 +118,12 @@ def pair_managers(view: CatalogView, workers: np.ndarray, managers: np.ndarray,
     With an upper-bound budget (or none) the cheapest manager of the region is optimal for every worker row: it
     leaves the most budget and adds the least cost.  Otherwise every distinct manager price of the region is
     paired (the cheapest-by-tie-rule row of each price).
+
+    Capacity: a manager that is the same row as the workers takes one of its ``max_nodes``.  So when the first
+    manager of a group has a finite ``max_nodes``, the next one (by the same order: possibly dearer) is paired
+    too; for the worker row that is the first manager, the next one is the best manager that leaves every node to
+    the workers, and for any other worker row the first one stays best.  :func:`rank` keeps each worker row's best
+    pair.
     """
     if len(managers) == 0 or len(workers) == 0:
         return workers[:0], workers[:0]
@@ -119,6 +132,11 @@ def pair_managers(view: CatalogView, workers: np.ndarray, managers: np.ndarray,
                         price, loc))
     m, loc, price = managers[order], loc[order], price[order]
     first = np.r_[True, (np.diff(loc) != 0) | ((np.diff(price) != 0) & every_price)]
+    limited = ~np.isnan(view.numbers["max_nodes"][m])
+    if limited.any():  # the runner-up of a group whose first manager is a limited row
+        group = np.cumsum(first) - 1
+        head = np.flatnonzero(first)
+        first = first | (~first & np.r_[False, first[:-1]] & limited[head[group]])
     m, loc = m[first], loc[first]
     wloc = view.location[workers]
     start = np.searchsorted(loc, wloc, side="left")
@@ -146,8 +164,10 @@ def choice(view: CatalogView, row: int, count: int, role: str | None, manager: i
 
 def row_name(view: CatalogView, row: int) -> str:
     """``g4dn.xlarge (aws us-east-1, $0.526/h)``: a catalog row in a problem's comments."""
+    limit = view.number("max_nodes", row)
+    most = "" if np.isnan(limit) else f", at most {int(limit)} node{'s' * (limit != 1)}"
     return (f"{view.label('instance_type', row)} ({view.label('provider', row)} {view.label('region', row)}, "
-            f"${view.number('price_per_hour', row):g}/h)")
+            f"${view.number('price_per_hour', row):g}/h{most})")
 
 
 def alternatives(ranking: Ranking, top: int) -> list[int]:

@@ -6,6 +6,8 @@ rows cost more than the whole solve, so the catalog is turned once into plain nu
 names alphabetically, which the tie-breaking rule relies on).  Matching a symbol then means looking up which of a
 few dozen distinct labels it covers and indexing a boolean table with the codes.
 
+``max_nodes`` (how many nodes of a row exist) is NaN = unlimited, also for catalogs without the column.
+
 Rows without a price are not in the catalog (they cannot be costed), so the view drops them.  The view is cached
 per DataFrame object (weakly): treat a catalog DataFrame as immutable once handed to the resolver.
 """
@@ -27,11 +29,11 @@ STRING_COLUMNS = (
 )
 NUMBER_COLUMNS = (
     "vcpus", "cores", "memory_gib", "accelerator_count", "accelerator_memory_gib", "accelerator_memory_total_gib",
-    "network_gbps", "storage_gib", "price_per_hour",
+    "network_gbps", "storage_gib", "price_per_hour", "max_nodes",
 )
 REQUIRED = ("provider", "region", "instance_type", "price_per_hour")
 VIEW_COLUMNS = STRING_COLUMNS + NUMBER_COLUMNS  # what the resolver reads of a catalog
-FORMAT = 1  # bump when the saved view's layout or meaning changes (it is part of the cache key)
+FORMAT = 2  # bump when the saved view's layout or meaning changes (it is part of the cache key)
 
 
 @dataclass(frozen=True, eq=False)
