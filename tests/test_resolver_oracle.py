@@ -208,3 +208,13 @@ def test_without_z3_the_vectorized_fallback_agrees_with_oracle(c: Contract, seed
 
     with mock.patch.object(solve, "Z3_CLASS_LIMIT", 0):
         _check(c, seed, "us-east-1", any_region)
+
+
+@settings(SETTINGS, max_examples=300)
+@given(st.one_of(contracts(), contracts(manager_workers=True)), st.sampled_from([1, 3]), st.booleans())
+def test_random_ssh_contracts_respect_host_capacity_like_the_oracle(c: Contract, seed: int, any_region: bool) -> None:
+    """Only the catalog's SSH hosts (node1: one host, node2: a class of three, node3: one host like node2) compete,
+    so counts, managers on the workers' own row and conflicts all meet ``max_nodes``."""
+    clauses = [cl for cl in c.clauses if cl.parameter != "node_provider"]
+    c = dataclasses.replace(c, clauses=(*clauses, Clause("node_provider", "just", ("SSH",))))
+    _check(c, seed, "us-east-1", any_region)
