@@ -13,6 +13,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.fixture()
+def data_dir(tmp_path, monkeypatch):
+    """A private ccdsl data dir (user catalogs, state DB, keys, caches) and a catalog cache that cannot leak
+    between tests."""
+    from ccdsl.catalog.loader import clear_cache
+
+    d = tmp_path / "data"
+    monkeypatch.setenv("CCDSL_DATA_DIR", str(d))
+    clear_cache()
+    yield d
+    clear_cache()
+
+
 @pytest.fixture(scope="session")
 def moto_server():
     """A real moto server on 127.0.0.1 (HTTP).  Yields its endpoint URL.  Reset it with ``moto_reset(url)``."""

@@ -12,7 +12,6 @@ import random
 import subprocess
 import sys
 from importlib import metadata
-from pathlib import Path
 
 import pytest
 

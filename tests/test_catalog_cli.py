@@ -11,18 +11,13 @@ import sys
 import pytest
 
 from ccdsl.catalog import load
-from ccdsl.catalog.loader import clear_cache
 from ccdsl.catalog.schema import COLUMN_NAMES
 from ccdsl.cli import main
 
 
 @pytest.fixture(autouse=True)
-def data_dir(tmp_path, monkeypatch):
-    d = tmp_path / "data"
-    monkeypatch.setenv("CCDSL_DATA_DIR", str(d))
-    clear_cache()
-    yield d
-    clear_cache()
+def _isolated(data_dir):
+    return data_dir
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

@@ -11,8 +11,8 @@ from ccdsl.catalog import local
 
 
 @pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("CCDSL_DATA_DIR", str(tmp_path / "data"))
+def _isolated(data_dir):
+    return data_dir
 
 
 def test_the_local_row_describes_this_machine() -> None:

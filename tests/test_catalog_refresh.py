@@ -20,7 +20,7 @@ pytest.importorskip("boto3")
 from conftest import free_port  # noqa: E402
 
 from ccdsl.catalog import load  # noqa: E402
-from ccdsl.catalog.loader import clear_cache, user_catalog_dir  # noqa: E402
+from ccdsl.catalog.loader import user_catalog_dir  # noqa: E402
 from ccdsl.catalog.refresh import latest_spot_prices, parse_price_list, refresh  # noqa: E402
 from ccdsl.catalog.schema import COLUMN_NAMES  # noqa: E402
 from ccdsl.errors import CatalogError  # noqa: E402
@@ -62,15 +62,6 @@ def price_list_api():
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture()
-def data_dir(tmp_path, monkeypatch):
-    d = tmp_path / "data"
-    monkeypatch.setenv("CCDSL_DATA_DIR", str(d))
-    clear_cache()
-    yield d
-    clear_cache()
 
 
 def recorded_prices() -> dict[str, float]:

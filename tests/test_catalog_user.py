@@ -9,20 +9,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ccdsl.catalog import load
-from ccdsl.catalog.loader import clear_cache, user_catalog_dir
+from ccdsl.catalog.loader import user_catalog_dir
 from ccdsl.catalog.schema import COLUMN_NAMES, DTYPES
 from ccdsl.catalog.store import csv_bytes
 from ccdsl.catalog.user import add, read_records
 from ccdsl.errors import CatalogError, CatalogRowError
-
-
-@pytest.fixture()
-def data_dir(tmp_path, monkeypatch):
-    d = tmp_path / "data"
-    monkeypatch.setenv("CCDSL_DATA_DIR", str(d))
-    clear_cache()
-    yield d
-    clear_cache()
 
 
 HOSTS_TOML = """\
