@@ -4,7 +4,8 @@
 with no set-up at all.  The facts are read from the operating system (CPU count, memory, ISA, CPU vendor) each
 time the catalog is loaded; the price is 0.  Because a free row would win every contract, the resolver lets the
 ``local`` provider compete only when a contract names it (see :func:`ccdsl.resolver.filter.scope_mask`).  A
-user catalog row with the same key (local, local, localhost) replaces this one.
+user catalog row with the same key (local, local, localhost) replaces this one.  ``max_nodes`` is NaN
+(unlimited): several local "nodes" are processes on this one machine.
 """
 
 from __future__ import annotations
