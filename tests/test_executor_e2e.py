@@ -47,7 +47,8 @@ def ec2_keys_on_hosts(hooks, netns_hosts):
     def install(parsed, **_):
         if "KeyMaterial" in parsed:
             key = paramiko.Ed25519Key.from_private_key(io.StringIO(parsed["KeyMaterial"]))
-            line = f"{key.get_name()} {key.get_base64()} ec2-{parsed['KeyName']}\n"
+            # As cloud-init does on EC2: the key pair's name is the comment of the login key's line.
+            line = f"{key.get_name()} {key.get_base64()} {parsed['KeyName']}\n"
             with open(netns_hosts.authorized_keys, "a") as f:
                 f.write(line)
             added.append(line)

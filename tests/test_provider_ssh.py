@@ -170,7 +170,7 @@ def test_deploy_run_interrupt_resume_terminate_on_ssh_hosts(netns_hosts, data_di
     finally:
         cluster.terminate()
     assert SshProvider(config).discover() == []
-    assert f"ccdsl-{cluster.handle}" not in netns_hosts.authorized_keys.read_text()
+    assert cluster.handle not in netns_hosts.authorized_keys.read_text()
 
 
 @pytest.mark.netns

@@ -91,7 +91,7 @@ def _internal_key(handle: str) -> tuple[bytes, str]:
     private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
                                 serialization.NoEncryption())
     public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-    return private, f"{public.decode()} ccdsl-{handle}"
+    return private, f"{public.decode()} {internal_key_comment(handle)}"
 
 
 def _ssh_config(directory: str, user: str | None) -> str:
@@ -173,12 +173,19 @@ def _known_name(node: Node) -> str:
     return addr if node.port == 22 else f"[{addr}]:{node.port}"
 
 
+def internal_key_comment(handle: str) -> str:
+    """The comment that marks this cluster's internal key in ``authorized_keys``.  It must differ from the EC2 key
+    pair's name (``ccdsl-<handle>``): cloud-init writes the login key with that name as its comment, and replacing
+    our line must never remove the key ccdsl logs in with."""
+    return f"ccdsl-internal-{handle}"
+
+
 def _authorize_command(path: str, handle: str, public: str | None) -> str:
     """Shell that replaces this cluster's line in ``authorized_keys`` (none when ``public`` is None)."""
     f = shlex.quote(path)
     add = f"printf '%s\\n' {shlex.quote(public)} >> \"$t\"; " if public else ""
     return (f"mkdir -p \"$(dirname {f})\" && touch {f} && t={f}.ccdsl.$$ && "
-            f"(grep -v ' ccdsl-{handle}$' {f} > \"$t\" || true) && {add}chmod 600 \"$t\" && mv \"$t\" {f}")
+            f"(grep -v ' {internal_key_comment(handle)}$' {f} > \"$t\" || true) && {add}chmod 600 \"$t\" && mv \"$t\" {f}")
 
 
 def release_cluster(handle: str, nodes: Sequence[Node], *, manager: Node | None = None,
