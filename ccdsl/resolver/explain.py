@@ -311,7 +311,7 @@ def explanation(ranking: Ranking, chosen: Choice, manager: Choice | None, altern
         cost += (f" + manager {manager.instance_type} ${manager.price_per_hour:g}/h"
                  f" = ${chosen.price_per_hour + manager.price_per_hour:.6g}/h")
     lines.append(cost)
-    if ranking.default_region:
+    if ranking.default_region and chosen.provider == "aws":  # other providers' rows are not limited by region
         lines.append(f"region {ranking.region} (the default; --any-region lets every region compete)")
     if alternatives:
         a = alternatives[0]
