@@ -21,6 +21,14 @@ import sys
 from typing import Any
 
 
+def count(text: str) -> int:
+    """argparse type for a count: a whole number >= 0 (argparse turns the ValueError into a usage error)."""
+    value = int(text)
+    if value < 0:
+        raise ValueError(text)
+    return value
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser("check", help="check contract files and report every problem")
     p.add_argument("files", nargs="+", metavar="FILE")
@@ -28,7 +36,7 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("resolve", help="the cost-optimal instance type and node count of each contract")
     _common(p)
-    p.add_argument("--top", type=int, default=5, metavar="K", help="alternatives to list (default 5)")
+    p.add_argument("--top", type=count, default=5, metavar="K", help="alternatives to list (default 5)")
     p.add_argument("--smt", action="store_true", help="also print the SMT-LIB problem Z3 minimized")
     p.set_defaults(func=cmd_resolve)
 
