@@ -12,6 +12,7 @@ from ccdsl.executor import model
 from ccdsl.executor.config import Config
 from ccdsl.executor.model import NodeRequest
 from ccdsl.executor.providers.ssh import SshProvider, parse_hosts
+from fixtures_executor import data_dir  # noqa: F401  (private data dir, no config from the environment)
 from fixtures_netns import netns_hosts  # noqa: F401 - the fixture
 
 pytest.importorskip("paramiko")
@@ -68,15 +69,6 @@ def host_config(netns_hosts, *, indices=range(4), type_="rack") -> Config:
                            "type": type_} for i in indices]},
         "mpi": {"python": sys.executable, "iface": "eth0", "authorized_keys": str(netns_hosts.authorized_keys),
                 "remote_dir": str(netns_hosts.workdir / "remote")}})
-
-
-@pytest.fixture()
-def data_dir(tmp_path, monkeypatch):
-    d = tmp_path / "data"
-    monkeypatch.setenv("CCDSL_DATA_DIR", str(d))
-    monkeypatch.delenv("CCDSL_CONFIG", raising=False)
-    monkeypatch.chdir(tmp_path)
-    return d
 
 
 @pytest.mark.netns
