@@ -71,7 +71,7 @@ def test_prepare_installs_cluster_files(peers, netns_hosts, workdir):
     assert (os.stat(f"{d}/id_ed25519").st_mode & 0o777) == 0o600
     known = open(f"{d}/known_hosts").read().split("\n")
     assert {line.split()[0] for line in known if line} == {h.address for h in netns_hosts.hosts[:3]}
-    assert "ccdsl-PeerWorkersTest" in netns_hosts.authorized_keys.read_text()
+    assert mpi.internal_key_comment("PeerWorkersTest") in netns_hosts.authorized_keys.read_text()
     assert "StrictHostKeyChecking yes" in open(f"{d}/ssh_config").read()
 
 
