@@ -74,13 +74,16 @@ def _elsewhere(ranking: Ranking, contract) -> str | None:
 
 
 def minimal_core(ranking: Ranking) -> list[comp.Literal]:
-    """A minimal unsatisfiable set of the contract's clauses (deletion-based shrinking of Z3's core)."""
+    """A minimal unsatisfiable set of the contract's clauses (deletion-based shrinking of Z3's core).
+
+    Z3 runs in a fresh context so that the same contract always names the same conflict (a contract can have
+    several minimal conflicts, and in the shared global context Z3's core depends on earlier solves)."""
     import z3
 
     problem = _full_problem(ranking)
     if problem is None:
         return _vectorized_core(ranking)
-    s, assumptions = solver_for(problem)
+    s, assumptions = solver_for(problem, z3.Context())
     by_name = {lit.name: lit for lit in problem.literals}
     if s.check(*assumptions) != z3.unsat:
         raise RuntimeError(f"internal: Z3 satisfies a contract the ranking found infeasible\n{problem.text}")

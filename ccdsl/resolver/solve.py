@@ -222,12 +222,15 @@ def literal_table(workers: comp.RoleSpec, manager: comp.RoleSpec | None) -> tupl
     return tuple(lits), index
 
 
-def solver_for(problem: comp.Problem):
+def solver_for(problem: comp.Problem, ctx=None):  # type: ignore[no-untyped-def]
+    """A solver holding ``problem`` and the assumption literal of each clause, in ``ctx`` (default: Z3's global
+    context).  Pass a fresh ``z3.Context()`` where the answer must depend on the problem alone: in the global
+    context, an unsat core can vary with what the process solved before."""
     import z3
 
-    s = z3.Solver()
+    s = z3.Solver(ctx=ctx)
     s.from_string(problem.text)
-    return s, [z3.Bool(lit.name) for lit in problem.literals]
+    return s, [z3.Bool(lit.name, ctx) for lit in problem.literals]
 
 
 def prove(ranking: Ranking) -> Proof:
