@@ -11,6 +11,7 @@ import pytest
 from ccdsl.errors import ExecutionError, RankError
 from ccdsl.executor.model import Node
 from ccdsl.executor.mpi import Launcher, local_mpiexec
+from ranks import SLEEPER, kill_launcher_and_check_ranks_end
 
 pytest.importorskip("mpi4py")
 
@@ -189,47 +190,16 @@ def test_local_python_is_used(tmp_path):
     assert launcher.run_function(lambda comm: os.environ.get("CCDSL_TEST_WRAPPED"), stream=None) == "yes"
 
 
-CHILD = """
-import os, sys, time
+CHILD = SLEEPER + """
+import sys
 from ccdsl.executor.model import Node
 from ccdsl.executor.mpi import Launcher
-def sleeper(comm, path):
-    with open(f"{path}.{comm.rank}.tmp", "w") as f:
-        f.write(str(os.getpid()))
-    os.replace(f"{path}.{comm.rank}.tmp", f"{path}.{comm.rank}")
-    time.sleep(300)
 Launcher([Node(i, "worker", f"local-{i}", "local") for i in range(2)], mode="local").run_function(sleeper, (sys.argv[1],))
 """
 
 
 def test_killed_ccdsl_leaves_no_local_job_behind(tmp_path):
-    import signal
-    import subprocess
-
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path / "pid")])
-    try:
-        deadline = time.monotonic() + 60
-        while not all((tmp_path / f"pid.{r}").exists() for r in range(2)):
-            assert time.monotonic() < deadline and child.poll() is None, "the run did not start"
-            time.sleep(0.05)
-        time.sleep(0.3)
-        pids = [int((tmp_path / f"pid.{r}").read_text()) for r in range(2)]
-        child.send_signal(signal.SIGKILL)
-        child.wait(10)
-        deadline = time.monotonic() + 30
-        while any(_alive(p) for p in pids):
-            assert time.monotonic() < deadline, f"ranks outlived ccdsl: {[_describe(p) for p in pids]}"
-            time.sleep(0.1)
-    finally:
-        if child.poll() is None:
-            child.kill()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return open(f"/proc/{pid}/stat").read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
+    kill_launcher_and_check_ranks_end(CHILD, [str(tmp_path / "pid")], tmp_path / "pid", ranks=2)
 
 
 def test_error_reaches_us_even_when_the_rank_has_no_stderr():
@@ -242,11 +212,3 @@ def test_error_reaches_us_even_when_the_rank_has_no_stderr():
 
     with pytest.raises(RankError, match="rank 1 .*ValueError: said nothing"):
         Launcher(local_nodes(2), mode="local").run_function(silent_failure, stream=None, timeout=60)
-
-
-def _describe(pid: int) -> str:
-    try:
-        stat = open(f"/proc/{pid}/stat").read().split()
-        return f"{pid} state {stat[2]} parent {stat[3]}"
-    except FileNotFoundError:
-        return f"{pid} gone"

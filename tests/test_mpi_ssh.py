@@ -13,6 +13,7 @@ from ccdsl.errors import ExecutionError, RankError
 from ccdsl.executor import mpi, ssh
 from ccdsl.executor.model import READY
 from fixtures_netns import netns_hosts  # noqa: F401 - the fixture
+from ranks import SLEEPER, assert_gone, kill_launcher_and_check_ranks_end
 
 pytest.importorskip("paramiko")
 pytest.importorskip("mpi4py")
@@ -151,18 +152,7 @@ def test_timeout_kills_the_remote_job(launcher, tmp_path):
 
     with pytest.raises(ExecutionError, match="did not finish within 3 s"):
         launcher.run_function(sleeper, (str(tmp_path / "pid"),), stream=None, timeout=3)
-    _assert_gone([int(open(tmp_path / f"pid.{r}").read()) for r in range(3)])
-
-
-def _assert_gone(pids, within=15.0):
-    deadline = time.monotonic() + within
-    alive = pids
-    while time.monotonic() < deadline:
-        alive = [p for p in pids if os.path.exists(f"/proc/{p}") and open(f"/proc/{p}/stat").read().split()[2] != "Z"]
-        if not alive:
-            return
-        time.sleep(0.1)
-    pytest.fail(f"processes {alive} survived")
+    assert_gone([int(open(tmp_path / f"pid.{r}").read()) for r in range(3)])
 
 
 def test_manager_workers_reaches_only_the_manager(netns_hosts, options):
@@ -234,7 +224,7 @@ def test_node_dying_mid_run_is_a_clear_error(netns_hosts, options, victim):
         elapsed = time.monotonic() - start
         assert elapsed < 45, elapsed
         assert f"host{victim}" in info.value.message and "does not answer" in info.value.message
-        _assert_gone([int(open(f"{pids_file}.{r}").read()) for r in range(3)])  # no orphaned ranks
+        assert_gone([int(open(f"{pids_file}.{r}").read()) for r in range(3)])  # no orphaned ranks
     finally:
         killer.join()
         netns_hosts.start_sshd(victim)
@@ -273,7 +263,7 @@ def test_partitioned_node_is_a_clear_error(netns_hosts, options, victim):
         assert time.monotonic() - start < 60
         assert f"host{victim}" in info.value.message
         survivors = [r for r in range(3) if r != victim]
-        _assert_gone([int(open(f"{pids_file}.{r}").read()) for r in survivors])
+        assert_gone([int(open(f"{pids_file}.{r}").read()) for r in survivors])
     finally:
         cutter.join()
         netns_hosts.heal(victim)
@@ -288,15 +278,10 @@ def test_missing_rank_bootstrap_is_reinstalled(launcher, peers):
     assert os.path.exists(path)
 
 
-CHILD = """
-import os, pickle, sys, time
+CHILD = SLEEPER + """
+import pickle, sys
 from ccdsl.executor import mpi
 nodes, mopts, sopts, path = pickle.load(open(sys.argv[1], "rb"))
-def sleeper(comm, path):
-    with open(f"{path}.{comm.rank}.tmp", "w") as f:
-        f.write(str(os.getpid()))
-    os.replace(f"{path}.{comm.rank}.tmp", f"{path}.{comm.rank}")
-    time.sleep(300)
 mpi.Launcher(nodes, options=mopts, ssh_options=sopts).run_function(sleeper, (path,))
 """
 
@@ -304,25 +289,10 @@ mpi.Launcher(nodes, options=mopts, ssh_options=sopts).run_function(sleeper, (pat
 def test_killed_ccdsl_leaves_no_job_behind(peers, options, tmp_path):
     """SIGKILL the process that launched a run: its SSH session ends, and the job on the nodes with it."""
     import pickle
-    import signal
-    import subprocess
 
     args = tmp_path / "args.pkl"
     args.write_bytes(pickle.dumps((peers, *options, str(tmp_path / "pid"))))
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(args)])
-    try:
-        deadline = time.monotonic() + 60
-        while not all((tmp_path / f"pid.{r}").exists() for r in range(3)):
-            assert time.monotonic() < deadline and child.poll() is None, "the run did not start"
-            time.sleep(0.05)
-        time.sleep(0.3)
-        pids = [int((tmp_path / f"pid.{r}").read_text()) for r in range(3)]
-        child.send_signal(signal.SIGKILL)
-        child.wait(10)
-        _assert_gone(pids, within=30)
-    finally:
-        if child.poll() is None:
-            child.kill()
+    kill_launcher_and_check_ranks_end(CHILD, [str(args)], tmp_path / "pid", ranks=3)
 
 
 def test_error_reaches_us_even_when_the_rank_has_no_stderr(launcher):
