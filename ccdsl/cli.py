@@ -17,9 +17,16 @@ from ccdsl.errors import CcdslError, ContractError
 COMMAND_MODULES = ("ccdsl.commands.contract", "ccdsl.commands.catalog", "ccdsl.commands.cluster")
 
 
+def _version() -> str:
+    from ccdsl import __version__
+
+    return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ccdsl", description="Contracts for compute clusters: resolve, deploy, run.")
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
+    parser.add_argument("--version", action="version", version=f"ccdsl {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMAND_MODULES:
