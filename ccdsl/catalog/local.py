@@ -4,7 +4,8 @@
 with no set-up at all.  The facts are read from the operating system (CPU count, memory, ISA, CPU vendor) each
 time the catalog is loaded; the price is 0.  Because a free row would win every contract, the resolver lets the
 ``local`` provider compete only when a contract names it (see :func:`ccdsl.resolver.filter.scope_mask`).  A
-user catalog row with the same key (local, local, localhost) replaces this one.  ``max_nodes`` is NaN
+user catalog row with the same key (local, local, localhost) replaces this one.  The facts are read once per
+process (the resolver keys its cache on them at every call).  ``max_nodes`` is NaN
 (unlimited): several local "nodes" are processes on this one machine.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import os
 import platform
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +54,11 @@ def _cores(vcpus: int, info: dict[str, str]) -> int:
 
 def local_record() -> dict[str, Any]:
     """The raw record for this machine, in the user-catalog form (validated and completed by the loader)."""
+    return dict(_machine_facts())
+
+
+@lru_cache(maxsize=1)
+def _machine_facts() -> tuple[tuple[str, Any], ...]:
     info = _cpuinfo()
     vcpus = os.cpu_count() or 1
     machine = platform.machine().lower()
@@ -66,7 +73,7 @@ def local_record() -> dict[str, Any]:
     vendor = _VENDORS.get(info.get("vendor_id", ""))
     if vendor:
         record["cpu_manufacturer"] = vendor
-    return record
+    return tuple(record.items())
 
 
 def local_frame():  # type: ignore[no-untyped-def]
