@@ -128,7 +128,9 @@ def ccdsl_cli(*args: str, env: dict) -> subprocess.CompletedProcess:
                           timeout=120)
 
 
-def test_killed_ccdsl_process_is_found_and_terminated(aws_env, data_dir, ec2, tmp_path):
+def cli_deploy_past_run_instances(aws_env, data_dir, ec2, tmp_path) -> tuple[subprocess.Popen, dict]:
+    """Start ``ccdsl deploy`` of the two-node CONTRACT in a child process and return (child, env) once
+    RunInstances has happened (both instances tagged in moto); the child is killed if it never gets there."""
     (tmp_path / "c.ccc").write_text(CONTRACT)
     write_config(tmp_path / "ccdsl.toml", aws_env)
     env = {**os.environ, "CCDSL_CONFIG": str(tmp_path / "ccdsl.toml"), "CCDSL_DATA_DIR": str(data_dir)}
@@ -136,10 +138,20 @@ def test_killed_ccdsl_process_is_found_and_terminated(aws_env, data_dir, ec2, tm
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
-        while len([x for x in all_tagged(ec2) if x.startswith("i-")]) < 2:  # RunInstances has happened
+        while len([x for x in all_tagged(ec2) if x.startswith("i-")]) < 2:
             assert child.poll() is None, child.stderr.read()
             assert time.monotonic() < deadline
             time.sleep(0.1)
+    except BaseException:
+        child.kill()
+        child.wait(timeout=30)
+        raise
+    return child, env
+
+
+def test_killed_ccdsl_process_is_found_and_terminated(aws_env, data_dir, ec2, tmp_path):
+    child, env = cli_deploy_past_run_instances(aws_env, data_dir, ec2, tmp_path)
+    try:
         os.kill(child.pid, signal.SIGKILL)
     finally:
         child.wait(timeout=30)
@@ -184,15 +196,7 @@ def test_cluster_terminated_outside_ccdsl_is_marked_terminated(aws_env, data_dir
 
 
 def test_ctrl_c_on_the_cli_deploy_removes_everything(aws_env, data_dir, ec2, tmp_path):
-    (tmp_path / "c.ccc").write_text(CONTRACT)
-    write_config(tmp_path / "ccdsl.toml", aws_env)
-    env = {**os.environ, "CCDSL_CONFIG": str(tmp_path / "ccdsl.toml"), "CCDSL_DATA_DIR": str(data_dir)}
-    child = subprocess.Popen([sys.executable, "-m", "ccdsl", "deploy", str(tmp_path / "c.ccc")], env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while len([x for x in all_tagged(ec2) if x.startswith("i-")]) < 2:
-        assert child.poll() is None and time.monotonic() < deadline
-        time.sleep(0.1)
+    child, env = cli_deploy_past_run_instances(aws_env, data_dir, ec2, tmp_path)
     child.send_signal(signal.SIGINT)
     _, err = child.communicate(timeout=60)
     assert child.returncode == 130, err
