@@ -23,6 +23,7 @@ from ccdsl import taxonomy
 from ccdsl.resolution import Choice
 from ccdsl.resolver import compile as comp
 from ccdsl.resolver.counts import count_cap, count_domain
+from ccdsl.resolver.filter import AWS
 from ccdsl.resolver import solve
 from ccdsl.resolver.solve import Ranking, RoleRows, literal_table, lower_budget, rank, row_name, solver_for
 
@@ -314,7 +315,7 @@ def explanation(ranking: Ranking, chosen: Choice, manager: Choice | None, altern
         cost += (f" + manager {manager.instance_type} ${manager.price_per_hour:g}/h"
                  f" = ${chosen.price_per_hour + manager.price_per_hour:.6g}/h")
     lines.append(cost)
-    if ranking.default_region and chosen.provider == "aws":  # other providers' rows are not limited by region
+    if ranking.default_region and chosen.provider == AWS:  # other providers' rows are not limited by region
         lines.append(f"region {ranking.region} (the default; --any-region lets every region compete)")
     if alternatives:
         a = alternatives[0]
