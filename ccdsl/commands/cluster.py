@@ -14,6 +14,7 @@ import sys
 import time
 from typing import Any
 
+REPORT_DAYS = 30
 
 def register(sub: Any) -> None:
     p = sub.add_parser("deploy", help="create a cluster from a contract and wait until it is ready")
@@ -27,6 +28,12 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true")
     p.add_argument("--all", action="store_true", help="include terminated clusters")
     p.set_defaults(func=cmd_clusters)
+
+    p = sub.add_parser("cost-report", help="estimated cost of each cluster, terminated ones included")
+    p.add_argument("--all", action="store_true", help=f"every cluster ever recorded (default: live ones and those "
+                                                       f"started in the last {REPORT_DAYS} days)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_cost_report)
 
     p = sub.add_parser("nodes", help="the nodes of a cluster: id, instance id, addresses, state")
     p.add_argument("handle", metavar="HANDLE")
@@ -113,7 +120,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 def cmd_clusters(args: argparse.Namespace) -> int:
     from ccdsl.executor import clusters
-    from ccdsl.executor.deploy import ClusterInfo
+    from ccdsl.executor.cost import NOT_COUNTED
+    from ccdsl.executor.deploy import info_of
     from ccdsl.executor.state import State
 
     _log_to_stderr()
@@ -123,13 +131,51 @@ def cmd_clusters(args: argparse.Namespace) -> int:
         state = State()
         for r in state.list_clusters(live_only=False):
             if r.handle not in live:
-                infos.append(ClusterInfo(r.handle, r.contract, r.provider, r.cluster_type, r.status, r.created_at,
-                                         len(state.nodes(r.handle)), "-", r.note))
+                infos.append(info_of(r, state))
     if args.json:
         print(json.dumps([i.to_dict() for i in infos], indent=2))
     else:
         for i in infos:
             print(i.describe())
+        if infos:
+            print(f"(cost so far: running time x the price recorded at deploy; {NOT_COUNTED})", file=sys.stderr)
+    return 0
+
+
+def cmd_cost_report(args: argparse.Namespace) -> int:
+    from ccdsl.executor import clusters
+    from ccdsl.executor.cost import NOT_COUNTED, age
+    from ccdsl.executor.deploy import info_of
+    from ccdsl.executor.state import State
+
+    _log_to_stderr()
+    infos = clusters()  # reconciled first: a cluster stopped outside ccdsl stops costing from then on
+    live = {i.handle for i in infos}
+    state = State()
+    since = time.time() - REPORT_DAYS * 86400
+    infos += [info_of(r, state) for r in state.list_clusters(live_only=False)
+              if r.handle not in live and (args.all or r.created_at >= since)]
+    infos.sort(key=lambda i: i.created_at)
+    known = [i.cost.cost_so_far for i in infos if i.cost is not None and i.cost.cost_so_far is not None]
+    total = round(sum(known), 6)
+    unknown = sum(1 for i in infos if i.cost is None or i.cost.cost_so_far is None)
+    if args.json:
+        print(json.dumps({"clusters": [i.to_dict() for i in infos], "total_cost": total,
+                          "clusters_with_unknown_price": unknown, "not_counted": NOT_COUNTED}, indent=2))
+        return 0
+    print(f"{'HANDLE':15}  {'CONTRACT':18}  {'PROVIDER':8}  {'STATUS':11}  {'NODES':22}  {'STARTED':16}  "
+          f"{'RUNNING':>8}  {'$/HOUR':>9}  {'TOTAL':>10}")
+    for i in infos:
+        c = i.cost
+        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(c.started_at)) if c else "-"
+        rate = f"{c.price_per_hour:.4f}" if c and c.price_per_hour is not None else "?"
+        spent = f"{c.cost_so_far:.2f}" if c and c.cost_so_far is not None else "?"
+        print(f"{i.handle:15}  {i.contract[:18]:18}  {i.provider:8}  {i.status:11}  "
+              f"{(i.instance_type + ' x ' + str(i.nodes))[:22]:22}  {started:16}  "
+              f"{age(c.running_seconds) if c else '-':>8}  {rate:>9}  {spent:>10}")
+    tail = f" ({unknown} cluster(s) with an unknown price not included)" if unknown else ""
+    print(f"total: ${total:.2f}{tail}")
+    print(f"(estimates: running time x the price recorded at deploy; {NOT_COUNTED})")
     return 0
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from ccdsl.errors import CapacityError, CcdslError, ClusterError
-from ccdsl.executor import state as st
+from ccdsl.executor import cost, state as st
 from ccdsl.executor.cluster import Cluster, is_handle, make_ready, new_handle, quiet, split_roles
 from ccdsl.executor.model import Node, NodeRequest, Progress
 from ccdsl.executor.providers import base
@@ -71,17 +71,38 @@ class ClusterInfo:
     nodes: int
     instance_type: str
     note: str = ""
+    cost: "cost.Cost | None" = None  # the estimate from the prices recorded at deploy (None: not computed)
+    autostop: Mapping[str, Any] | None = None  # {"idle", "idle_seconds", "down", "max_cost"} or None
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
+        d = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("cost", "autostop")}
         d["created_at"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self.created_at))
+        d.update(self.cost.to_dict() if self.cost is not None else {"price_per_hour": None, "cost_so_far": None,
+                                                                      "started_at": None})
+        d["autostop"] = dict(self.autostop) if self.autostop else None
         return d
 
     def describe(self) -> str:
         when = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self.created_at))
         note = f" -- {self.note}" if self.note else ""
         return (f"{self.cluster_type} {self.handle}, created at {when} on {self.provider}: {self.instance_type} × "
-                f"{self.nodes}, {self.status}{note}")
+                f"{self.nodes}, {self.status}{self.spending()}{note}")
+
+    def spending(self) -> str:
+        """``, age 2h 05m, $0.6656/h, $1.39 so far, autostop 30m`` (empty when no estimate was computed)."""
+        if self.cost is None:
+            return ""
+        c = self.cost
+        rate = f"${c.price_per_hour:.4g}/h" if c.price_per_hour is not None else "price unknown"
+        spent = f"${c.cost_so_far:.2f} so far" if c.cost_so_far is not None else "cost unknown"
+        out = f", age {cost.age(c.at - c.started_at)}, {rate}, {spent}"
+        if self.autostop and self.autostop.get("idle"):
+            out += f", autostop {self.autostop['idle']}" + (" (down)" if self.autostop.get("down") else "")
+        if c.max_cost is not None:
+            out += f", cap ${c.max_cost:g}"
+        if c.warning:
+            out += f" -- WARNING: {c.warning}"
+        return out
 
 
 # -- what to deploy ---------------------------------------------------------------------------------------------
@@ -160,8 +181,11 @@ def contract_overrides(contract: Any) -> dict[str, dict[str, Any]]:
 
 
 def _request(choice: Any, role: str, contract: str, spot: bool) -> NodeRequest:
+    from ccdsl.executor.cost import request_price
+
     return NodeRequest(handle="", role=role, instance_type=choice.instance_type, count=int(choice.node_count),
-                       region=choice.region or None, spot=spot, options={"contract": contract})
+                       region=choice.region or None, spot=spot,
+                       options={"contract": contract, **request_price(choice)})
 
 
 # -- deploy -----------------------------------------------------------------------------------------------------
@@ -213,6 +237,7 @@ def _create(handle: str, spec: Spec, config: "Config", state: st.State, report: 
         provider = base.get(plan.provider, config)
         current.append(provider)
         state.update_cluster(handle, provider=plan.provider, settings=_settings(provider))
+        cost.record_plan(state, handle, plan)  # priced before anything is created: a crashed deploy is priced too
         try:
             return provider, _create_plan(handle, plan, provider, state, report)
         except CapacityError as exc:
@@ -405,10 +430,20 @@ def clusters(*, config: "Config | None" = None, state: st.State | None = None,
     out = []
     for r in state.list_clusters():
         workers, _ = split_roles(state.nodes(r.handle))
-        out.append(ClusterInfo(handle=r.handle, contract=r.contract, provider=r.provider, cluster_type=r.cluster_type,
-                               status=r.status, created_at=r.created_at, nodes=len(workers),
-                               instance_type=workers[0].instance_type if workers else "-", note=r.note))
+        out.append(info_of(r, state, workers))
     return out
+
+
+def info_of(r: st.ClusterRecord, state: st.State, workers: list[Node] | None = None) -> ClusterInfo:
+    """One :class:`ClusterInfo` from a record, with its cost estimate and autostop settings."""
+    if workers is None:
+        workers, _ = split_roles(state.nodes(r.handle))
+    instance_type = workers[0].instance_type if workers else next(
+        (p.instance_type for p in state.prices(r.handle) if p.role != "manager"), "-")
+    count = len(workers) or next((p.node_count for p in state.prices(r.handle) if p.role != "manager"), 0)
+    return ClusterInfo(handle=r.handle, contract=r.contract, provider=r.provider, cluster_type=r.cluster_type,
+                       status=r.status, created_at=r.created_at, nodes=count, instance_type=instance_type,
+                       note=r.note, cost=cost.estimate(state, r), autostop=r.settings.get("autostop") or None)
 
 
 def reconnect(handle: str, *, config: "Config | None" = None, state: st.State | None = None,

@@ -68,6 +68,24 @@ CREATE TABLE IF NOT EXISTS journal (
     at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS journal_handle ON journal(handle);
+CREATE TABLE IF NOT EXISTS prices (
+    handle TEXT NOT NULL REFERENCES clusters(handle) ON DELETE CASCADE,
+    role TEXT NOT NULL,
+    instance_type TEXT NOT NULL,
+    node_count INTEGER NOT NULL,
+    price_per_node_hour REAL,
+    source TEXT NOT NULL DEFAULT '',
+    price_date TEXT NOT NULL DEFAULT '',
+    recorded_at REAL NOT NULL,
+    PRIMARY KEY (handle, role)
+);
+CREATE TABLE IF NOT EXISTS status_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    handle TEXT NOT NULL,
+    status TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS status_log_handle ON status_log(handle);
 """
 
 # Worker ids start at 2, as the seed's Distributed.jl pids do (1 is the user's own process).
@@ -107,6 +125,29 @@ class ClusterRecord:
     @property
     def live(self) -> bool:
         return self.status in LIVE_STATUSES
+
+
+@dataclass(frozen=True)
+class RolePrice:
+    """The price of one role's nodes as the resolution gave it at deploy time.  It is a copy, never a reference
+    into the catalog: a later catalog refresh (or a type that left the catalog) cannot change what a cluster
+    cost.  ``price_per_node_hour`` is None when nobody knew the price (a deploy from a bare Plan)."""
+
+    role: str
+    instance_type: str
+    node_count: int
+    price_per_node_hour: float | None
+    source: str = ""
+    date: str = ""
+    recorded_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """The cluster entered ``status`` at ``at`` (one row per change: the time spent in each state)."""
+
+    status: str
+    at: float
 
 
 @dataclass(frozen=True)
@@ -192,6 +233,8 @@ class State:
                      json.dumps(dict(record.settings), sort_keys=True), record.note))
             except sqlite3.IntegrityError:
                 raise ClusterError(f"a cluster with handle {record.handle} already exists") from None
+            db.execute("INSERT INTO status_log (handle, status, at) VALUES (?,?,?)",
+                       (record.handle, record.status, record.created_at))
 
     def get_cluster(self, handle: str) -> ClusterRecord | None:
         db = self._connect()
@@ -219,7 +262,11 @@ class State:
             record = _record(row)
             if "settings" in changes:
                 changes["settings"] = {**record.settings, **changes["settings"]}
+            old_status = record.status
             record = replace(record, **changes, updated_at=time.time())
+            if record.status != old_status:  # the time spent in each state is what costs are estimated from
+                db.execute("INSERT INTO status_log (handle, status, at) VALUES (?,?,?)",
+                           (handle, record.status, record.updated_at))
             db.execute(
                 "UPDATE clusters SET contract=?, provider=?, cluster_type=?, status=?, updated_at=?, owner_pid=?,"
                 " owner_host=?, settings=?, note=? WHERE handle=?",
@@ -276,6 +323,37 @@ class State:
         finally:
             db.close()
         return [r["worker_id"] for r in rows]
+
+    # -- costs ------------------------------------------------------------------------------------------------
+    def set_prices(self, handle: str, prices: Sequence[RolePrice]) -> None:
+        """Record the price of each role (replacing earlier ones: a failover to another plan changes them)."""
+        with self._tx() as db:
+            db.execute("DELETE FROM prices WHERE handle = ?", (handle,))
+            db.executemany(
+                "INSERT INTO prices (handle, role, instance_type, node_count, price_per_node_hour, source, price_date,"
+                " recorded_at) VALUES (?,?,?,?,?,?,?,?)",
+                [(handle, p.role, p.instance_type, p.node_count, p.price_per_node_hour, p.source, p.date,
+                  p.recorded_at or time.time()) for p in prices])
+
+    def prices(self, handle: str) -> list[RolePrice]:
+        db = self._connect()
+        try:
+            rows = db.execute("SELECT * FROM prices WHERE handle = ? ORDER BY role != 'manager', role",
+                              (handle,)).fetchall()
+        finally:
+            db.close()
+        return [RolePrice(r["role"], r["instance_type"], r["node_count"], r["price_per_node_hour"], r["source"],
+                          r["price_date"], r["recorded_at"]) for r in rows]
+
+    def status_history(self, handle: str) -> list[StatusChange]:
+        """Every status the cluster entered, oldest first (empty for records older than this log)."""
+        db = self._connect()
+        try:
+            rows = db.execute("SELECT status, at FROM status_log WHERE handle = ? ORDER BY at, id",
+                              (handle,)).fetchall()
+        finally:
+            db.close()
+        return [StatusChange(r["status"], r["at"]) for r in rows]
 
     # -- journal ----------------------------------------------------------------------------------------------
     def journal(self, handle: str, phase: str, **detail: Any) -> None:
