@@ -58,12 +58,13 @@ class Choice:
 
     def describe(self) -> str:
         """A one-line summary, e.g. ``g4dn.xlarge × 8 (aws us-east-1): 4 vCPUs, 16 GiB, 1 × T4 16 GiB``."""
-        hw = f"{self.vcpus} vCPUs, {_num(self.memory_gib)} GiB"
+        hw = f"{self.vcpus} vCPUs, {quantity(self.memory_gib)} GiB"
         if self.accelerator_count:
             arch = f" ({self.accelerator_architecture})" if self.accelerator_architecture else ""
             hw += (f", {self.accelerator_count} × {self.accelerator_model or 'accelerator'}{arch} "
-                   f"{_num(self.accelerator_memory_gib)} GiB")
-        return f"{self.instance_type} × {self.node_count} ({self.provider} {self.region}): {hw}"
+                   f"{quantity(self.accelerator_memory_gib)} GiB")
+        place = " ".join(x for x in (self.provider, self.region) if x)  # a user's hosts may have no region
+        return f"{self.instance_type} × {self.node_count} ({place}): {hw}"
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,11 @@ def _money(x: float) -> float:
     return round(float(x), 6)
 
 
-def _num(x: float) -> str:
+def quantity(x: float) -> str:
+    """A size as users read it (GiB, Gbit/s, GHz): whole numbers as they are, others to at most two decimals, so
+    an L4's 24 GB shows as 22.35 GiB rather than 22.3516 GiB.  Prices are not quantities: they keep every digit."""
     x = float(x)
-    return str(int(x)) if x.is_integer() else f"{x:g}"
+    if x != x:
+        return "unknown"
+    r = round(x, 2)
+    return str(int(r)) if r.is_integer() else f"{r:.2f}".rstrip("0")

@@ -4,8 +4,9 @@ Plain Python over ``DataFrame.to_dict("records")``: every row, every node count,
 It shares only the *facts* with the resolver (``ccdsl.parameters`` for which column a parameter reads,
 ``ccdsl.taxonomy`` for what a symbol covers) and re-implements the documented semantics: inclusive bounds with a
 relative slack of 1e-9, NaN satisfies nothing but ``@unrestricted``, ``not`` of a symbol is the complement, AWS
-rows restricted to the default region unless ``cluster_locale`` or any-region, ``local`` rows only when a
-``node_provider`` clause (just/oneof) names a symbol covering "local", node_count default 1 and ranges
+rows restricted to the default region unless ``cluster_locale`` or any-region, free on-premise rows (``local``,
+``ssh``) only when a ``node_provider``, ``cluster_locale`` or ``node_machinetype`` clause (just/oneof) names their
+provider, region or type (a priced one competes like a cloud row), node_count default 1 and ranges
 capped at max(1024, named counts), a row's count at most its ``max_nodes`` (NaN = unlimited) and one less when
 the manager is that same row, totals = count × per-node value, budget = workers + manager, manager and
 workers in the same provider and region.  Slow by design; use small catalogs.
@@ -115,18 +116,25 @@ def _role_clauses(contract: Contract, role: str | None) -> list[Clause]:
     return shared + own
 
 
-def _asks_local(clauses: list[Clause]) -> bool:
+def _named(row: dict, clauses: list[Clause]) -> bool:
+    """Whether a just/oneof clause on the provider, the locale or the machine type names this row."""
     for c in clauses:
-        if c.parameter == "node_provider" and c.qualifier in ("just", "oneof"):
-            for v in c.values:
+        if c.qualifier not in ("just", "oneof"):
+            continue
+        for v in c.values:
+            if c.parameter == "node_provider":
                 node = taxonomy.lookup("provider", str(v))
-                if node is not None and "local" in taxonomy.covered_labels("provider", node.name):
+                if node is not None and _str(row["provider"]) in taxonomy.covered_labels("provider", node.name):
                     return True
+            elif (c.parameter, str(v)) in (("cluster_locale", _str(row["region"])),
+                                           ("node_machinetype", _str(row["instance_type"]))):
+                return True
     return False
 
 
 def _in_scope(row: dict, clauses: list[Clause], region: str, any_region: bool) -> bool:
-    if _str(row["provider"]) == "local" and not _asks_local(clauses):
+    free = not _num(row["price_per_hour"]) > 0
+    if _str(row["provider"]) in ("local", "ssh") and free and not _named(row, clauses):
         return False
     if any_region or any(c.parameter == "cluster_locale" for c in clauses):
         return True

@@ -136,15 +136,20 @@ def test_select_lists_every_match(capsys) -> None:
     assert code == 1
 
 
-def test_a_user_catalog_competes(capsys, tmp_path) -> None:
+def test_a_user_catalog_competes_when_named(capsys, tmp_path) -> None:
     hosts = tmp_path / "hosts.csv"
     hosts.write_text("provider,instance_type,vcpus,memory_gib,max_nodes\nssh,node01,32,128,\nssh,node02,64,256,2\n")
     contract = tmp_path / "c.ccc"
-    contract.write_text("c = @cluster(node_count => 2, node_vcpus_count => @atleast(48))\n")
+    contract.write_text("c = @cluster(node_count => 2, node_vcpus_count => @atleast(48))\n"
+                        "mine = @cluster(node_provider => SSH, node_count => 2, node_vcpus_count => @atleast(48))\n")
     code, out, _ = run(capsys, "resolve", str(contract), "--catalog", str(hosts), "--json")
     assert code == 0
-    (obj,) = json.loads(out)
-    assert (obj["provider"], obj["instance_type"], obj["price_per_hour"]) == ("ssh", "node02", 0.0)
+    unnamed, named = json.loads(out)
+    assert unnamed["provider"] == "aws"  # free hosts do not take over a contract that does not ask for them
+    assert (named["provider"], named["instance_type"], named["price_per_hour"]) == ("ssh", "node02", 0.0)
+    code, out, _ = run(capsys, "resolve", str(contract), "--catalog", str(hosts), "--contract", "mine")
+    assert code == 0 and "node02 is on-premise (ssh, from your catalog); it competes because node_provider => SSH" \
+        " names it" in out
 
 
 def test_resolve_in_a_real_process() -> None:

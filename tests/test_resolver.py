@@ -95,7 +95,7 @@ def test_rows_without_price_are_not_in_the_catalog() -> None:
 def test_default_region_restricts_aws_rows_only(monkeypatch) -> None:
     df = frame({"instance_type": "c5.large", "price_per_hour": 0.085},
                {"instance_type": "c5.large", "region": "eu-west-1", "price_per_hour": 0.05},
-               {"provider": "ssh", "region": "onprem", "instance_type": "node1", "price_per_hour": 0.0})
+               {"provider": "ssh", "region": "onprem", "instance_type": "node1", "price_per_hour": 0.01})
     monkeypatch.delenv("CCDSL_REGION", raising=False)
     assert [(c.provider, c.region) for c in select(contract(), df)] == [("ssh", "onprem"), ("aws", "us-east-1")]
     monkeypatch.setenv("CCDSL_REGION", "eu-west-1")

@@ -3,7 +3,8 @@
 ``node_provider => Local`` is how a user tries a program before paying, so the resolver must be able to answer it
 with no set-up at all.  The facts are read from the operating system (CPU count, memory, ISA, CPU vendor) each
 time the catalog is loaded; the price is 0.  Because a free row would win every contract, the resolver lets the
-``local`` provider compete only when a contract names it (see :func:`ccdsl.resolver.filter.scope_mask`).  A
+``local`` provider (like every free on-premise row) compete only when a contract names it (see
+:mod:`ccdsl.resolver.filter`).  A
 user catalog row with the same key (local, local, localhost) replaces this one.  The facts are read once per
 process (the resolver keys its cache on them at every call).  ``max_nodes`` is NaN
 (unlimited): several local "nodes" are processes on this one machine.

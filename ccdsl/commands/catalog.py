@@ -64,10 +64,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     a.set_defaults(func=cmd_add)
 
 
-def _fmt(value: Any) -> str:
+QUANTITY_SUFFIXES = ("_gib", "_gbps", "_ghz")  # sizes, shown rounded; prices keep every digit
+
+
+def _fmt(value: Any, column: str = "") -> str:
     if isinstance(value, float):
         if value != value:  # NaN
             return "-"
+        if column.replace(" ", "_").endswith(QUANTITY_SUFFIXES):
+            from ccdsl.resolution import quantity
+
+            return quantity(value)
         return f"{value:g}" if abs(value) < 1e6 else f"{value:.0f}"
     if isinstance(value, bool):
         return "yes" if value else "no"
@@ -77,7 +84,7 @@ def _fmt(value: Any) -> str:
 def render_table(rows: list[list[Any]], header: list[str]) -> str:
     """A plain aligned text table (numbers right-aligned)."""
     rows = [[v.item() if hasattr(v, "item") else v for v in r] for r in rows]  # numpy scalars -> Python
-    cells = [[_fmt(v) for v in r] for r in rows]
+    cells = [[_fmt(v, h) for v, h in zip(r, header)] for r in rows]
     numeric = [all(isinstance(r[i], (int, float)) and not isinstance(r[i], bool) for r in rows) if rows else False
                for i in range(len(header))]
     widths = [max([len(h), *(len(c[i]) for c in cells)]) for i, h in enumerate(header)]
@@ -204,7 +211,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         hit = regional
     first = hit.iloc[0]
     per_region = ("region", "price_per_hour", "spot_price_per_hour")
-    rows = [[c, first[c]] for c in COLUMN_NAMES if c not in per_region and c != "provider"]
+    rows = [[c, _fmt(first[c].item() if hasattr(first[c], "item") else first[c], c)]
+            for c in COLUMN_NAMES if c not in per_region and c != "provider"]
     print(f"{first['provider']} {args.instance_type}")
     print(render_table(rows, ["column", "value"]))
     print()

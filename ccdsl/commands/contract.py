@@ -146,7 +146,8 @@ def unsat_object(e: Any) -> dict[str, Any]:
 
 def render_resolution(r: Any) -> str:
     """The human answer: headline, why, and a table of the choice and its alternatives."""
-    head = (f"{r.contract.name}: {r.instance_type} × {r.node_count} in {r.provider} {r.region}"
+    place = " ".join(x for x in (r.provider, r.region) if x)
+    head = (f"{r.contract.name}: {r.instance_type} × {r.node_count} in {place}"
             f" — ${r.price_per_hour:g}/h")
     lines = [head]
     lines += [f"  {x}" for x in r.explanation]
@@ -179,6 +180,7 @@ def table(header: list[str], rows: list[list[str]], indent: int = 0) -> str:
 # ------------------------------------------------------------------------------------------------ select
 
 def cmd_select(args: argparse.Namespace) -> int:
+    from ccdsl.resolution import quantity
     from ccdsl.resolver import select
 
     contracts = _contracts(args)
@@ -196,7 +198,7 @@ def cmd_select(args: argparse.Namespace) -> int:
               + (" (workers)" if contract.cluster_type == "ManagerWorkers" else ""))
         if choices:
             rows = [[c.instance_type, c.provider, c.region, str(c.node_count), f"{c.price_per_node_hour:g}",
-                     f"{c.cluster_price_per_hour:.6g}", str(c.vcpus), f"{c.memory_gib:g}",
+                     f"{c.cluster_price_per_hour:.6g}", str(c.vcpus), quantity(c.memory_gib),
                      f"{c.accelerator_count} × {c.accelerator_model}" if c.accelerator_count else "-"]
                     for c in choices]
             print(table(["instance_type", "provider", "region", "nodes", "$/node/h", "$/h (cluster)", "vcpus",

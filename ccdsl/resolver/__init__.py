@@ -9,8 +9,8 @@ Rules (details in the modules):
 
 - **Scope**: ``cluster_locale`` restricts regions; otherwise AWS rows are restricted to the default region
   (``region=``, else ``$CCDSL_REGION``, else ``us-east-1``) unless ``any_region=True``.  Rows of other providers
-  (``local``, ``ssh`` hosts of a user catalog) are not AWS regions and always compete.  ``node_provider`` restricts
-  providers; by default every provider in the catalog competes.
+  (``local``, ``ssh`` hosts of a user catalog) are not AWS regions.  A free on-premise row competes only when the
+  contract names its provider, region or type (:mod:`.filter`); ``node_provider`` restricts providers.
 - **Per-node clauses** filter rows (:mod:`.filter`); **counts** default to 1 and ranges are capped at 1024
   (:mod:`.counts`); **cluster totals** are count × per-node value over the workers; the **budget**
   ``cluster_price_per_hour`` covers the whole cluster, manager included.
@@ -125,7 +125,8 @@ def resolve(contract, catalog: Any = None, *, region: str | None = None, any_reg
     proof = solve.prove(ranking) if prove else None
     alts = [solve.choice(view, int(ranking.rows[i]), int(ranking.counts[i]), wrole, int(ranking.managers[i]))
             for i in solve.alternatives(ranking, top)]
-    why = explain.explanation(ranking, chosen, manager, alts, proof)
+    origin = "given" if region else "env" if os.environ.get("CCDSL_REGION") else "default"
+    why = explain.explanation(ranking, chosen, manager, alts, proof, origin)
     return Resolution(contract, chosen, manager, tuple(alts), why, matches=len(ranking.rows),
                       problem=proof.problem.text if proof is not None and proof.problem is not None else "")
 

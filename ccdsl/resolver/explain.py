@@ -20,10 +20,10 @@ from ccdsl.contract import Clause
 from ccdsl.errors import Conflict, UnsatisfiableError
 from ccdsl.parameters import PARAMETERS
 from ccdsl import taxonomy
-from ccdsl.resolution import Choice
+from ccdsl.resolution import Choice, quantity
 from ccdsl.resolver import compile as comp
 from ccdsl.resolver.counts import count_cap, count_domain
-from ccdsl.resolver.filter import AWS
+from ccdsl.resolver.filter import AWS, ON_PREMISE, clause_mask, naming_clauses
 from ccdsl.resolver import solve
 from ccdsl.resolver.solve import Ranking, RoleRows, literal_table, lower_budget, rank, row_name, solver_for
 
@@ -42,9 +42,39 @@ def unsatisfiable(ranking: Ranking, contract) -> UnsatisfiableError:
                                    "--region or --any-region")
     core = minimal_core(ranking)
     conflict = tuple(_conflict(lit) for lit in core)
+    pinned = _pinned_elsewhere(ranking, core)
+    if pinned is not None:  # the other types of the region are no help: say where the pinned one is instead
+        error = UnsatisfiableError(contract.name, conflict, message=f"contract '{contract.name}' is unsatisfiable: "
+                                                                    f"{pinned}")
+        error.hint = _elsewhere(ranking, contract) or "name one of those regions with cluster_locale, --region R " \
+                                                      "or --any-region"
+        return error
     error = UnsatisfiableError(contract.name, conflict, tuple(near_misses(ranking)))
     error.hint = _missing_provider(ranking, core) or _elsewhere(ranking, contract)
     return error
+
+
+def _pinned_elsewhere(ranking: Ranking, core: list[comp.Literal]) -> str | None:
+    """``the pinned type t3.xlarge has no row in the catalog for region eu-west-1; …``: when the conflict
+    names an instance type that the catalog has, only not where the contract looks.  Then the nearest misses (the
+    region's other types) are noise, and where the pinned type is offered is the answer."""
+    view = ranking.view
+    for lit in core:
+        c = lit.clause
+        if c is None or c.parameter != "node_machinetype" or c.qualifier not in ("just", "oneof"):
+            continue
+        rr = ranking.manager if c.role == "manager" and ranking.manager is not None else ranking.workers
+        anywhere = clause_mask(view, c)
+        if anywhere[rr.scope].any() or not anywhere.any():
+            continue
+        regions = sorted({view.label("region", int(r)) for r in np.flatnonzero(anywhere)})
+        where = f"region {ranking.region}" if ranking.default_region else "the regions the contract allows"
+        shown = ", ".join(regions[:6]) + (", …" if len(regions) > 6 else "")
+        kind = "type" if len(c.values) == 1 else "types"
+        return (f"the pinned {kind} {', '.join(str(v) for v in c.values)} {'has' if len(c.values) == 1 else 'have'}"
+                f" no row in the catalog for {where}; the catalog has {'it' if len(c.values) == 1 else 'them'} in "
+                f"other regions ({len(regions)}: {shown})")
+    return None
 
 
 def _missing_provider(ranking: Ranking, core: list[comp.Literal]) -> str | None:
@@ -286,7 +316,7 @@ def _fmt(v, parameter: str) -> str:
     if not isinstance(v, (int, float, np.floating, np.integer)) or isinstance(v, bool):
         return str(v)
     x = float(v)
-    text = str(int(x)) if x.is_integer() else f"{x:.4g}"
+    text = quantity(x)
     if p is None:
         return text
     if p.kind == "price":
@@ -297,9 +327,14 @@ def _fmt(v, parameter: str) -> str:
 
 # --------------------------------------------------------------------------------------------- success
 
+REGION_ORIGINS = {"default": "the default", "env": "from $CCDSL_REGION", "given": "the region asked for"}
+
+
 def explanation(ranking: Ranking, chosen: Choice, manager: Choice | None, alternatives: list[Choice],
-                proof) -> tuple[str, ...]:
-    """Sentences saying why this choice: what it is, how it meets each clause, what it costs, what came next."""
+                proof, region_origin: str = "default") -> tuple[str, ...]:
+    """Sentences saying why this choice: what it is, how it meets each clause, what it costs, what came next.
+
+    ``region_origin`` says where the default region came from (a key of :data:`REGION_ORIGINS`)."""
     view, row = ranking.view, int(ranking.rows[0])
     lines = [chosen.describe()]
     for c in ranking.workers.spec.node:
@@ -316,7 +351,10 @@ def explanation(ranking: Ranking, chosen: Choice, manager: Choice | None, altern
                  f" = ${chosen.price_per_hour + manager.price_per_hour:.6g}/h")
     lines.append(cost)
     if ranking.default_region and chosen.provider == AWS:  # other providers' rows are not limited by region
-        lines.append(f"region {ranking.region} (the default; --any-region lets every region compete)")
+        lines.append(f"region {ranking.region} ({REGION_ORIGINS[region_origin]}; --any-region lets every region "
+                     "compete)")
+    if chosen.provider in ON_PREMISE:
+        lines.append(on_premise_note(ranking, row, chosen))
     if alternatives:
         a = alternatives[0]
         lines.append(f"next cheapest: {a.instance_type} × {a.node_count} ({a.region}) "
@@ -328,6 +366,19 @@ def explanation(ranking: Ranking, chosen: Choice, manager: Choice | None, altern
                    else f"; not checked with Z3 ({classes}, over its limit of {solve.Z3_CLASS_LIMIT})")
     lines.append(f"{len(ranking.rows)} (type, region) rows satisfy the contract{z3_note}")
     return tuple(lines)
+
+
+def on_premise_note(ranking: Ranking, row: int, chosen: Choice) -> str:
+    """Why an on-premise row took part: the clause that names it, or its price (see :mod:`.filter`)."""
+    place = " ".join(x for x in (chosen.provider, chosen.region) if x)
+    where = (f"{chosen.instance_type} is this machine, on-premise" if chosen.provider == "local"
+             else f"{chosen.instance_type} is on-premise ({place}, from your catalog)")
+    if chosen.price_per_node_hour > 0:
+        return f"{where}; it competes with the cloud on its catalog price"
+    named = [c for c in naming_clauses(ranking.workers.spec.node) if clause_mask(ranking.view, c)[row]]
+    if named:
+        return f"{where}; it competes because {named[0].text} names it"
+    return where
 
 
 def _have(view, row: int, c: Clause) -> str:

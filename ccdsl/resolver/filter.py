@@ -14,12 +14,17 @@ Semantics (one row = one instance type in one region of one provider):
   matches rows without accelerators).
 - **Machine types and regions** match the ``instance_type`` / ``region`` column exactly.
 
-:func:`scope_mask` is the part that is not a clause: the default region.  When no clause of the role names
-``cluster_locale``, AWS rows are restricted to the default region (``--region``, else ``$CCDSL_REGION``, else
-``us-east-1``) unless ``any_region``; rows of other providers (``local``, ``ssh`` hosts from user catalogs) carry
-their own pseudo-region and are never restricted by the default region.  The ``local`` provider (this machine,
-free) competes only when a ``node_provider`` clause of the role names it: a free row would otherwise win every
-contract that it fits.
+:func:`scope_mask` is the part that is not a clause: the default region and on-premise rows.  When no clause
+of the role names ``cluster_locale``, AWS rows are restricted to the default region (``--region``, else
+``$CCDSL_REGION``, else ``us-east-1``) unless ``any_region``; rows of other providers carry their own
+pseudo-region and are never restricted by the default region.
+
+**On-premise rows** (providers :data:`ON_PREMISE`: this machine, SSH hosts of user catalogs) compete only when
+the role *names* them — a ``node_provider``, ``cluster_locale`` or ``node_machinetype`` clause (``=> v`` or
+``@oneof``) that covers their provider, region or type — or when their catalog gives them a price above 0.  Why:
+a free row wins every contract it fits, so once a user catalog of lab hosts is added they would take over
+unrelated contracts (and hosts described but not reachable would be chosen).  A price is how a user catalog says
+otherwise: a priced on-premise row competes on price like a cloud row.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ from ccdsl.resolver.view import CatalogView
 RELATIVE_TOLERANCE = 1e-9
 AWS = "aws"
 LOCAL = "local"
+ON_PREMISE = ("local", "ssh")
+NAMING = {"node_provider": "provider", "cluster_locale": "region", "node_machinetype": "instance_type"}
 
 
 def tolerance(x: float) -> float:
@@ -106,12 +113,9 @@ def _exact_mask(view: CatalogView, column: str, clause: Clause) -> np.ndarray:
 
 
 def scope_mask(view: CatalogView, clauses: tuple[Clause, ...], region: str, any_region: bool) -> np.ndarray:
-    """Rows a role may use before any clause is applied: everything, or AWS only in the default region; the
-    ``local`` provider only when asked for."""
-    local = view.code("provider", LOCAL)
-    asks_local = any(c.parameter == "node_provider" and c.qualifier in ("just", "oneof")
-                     and LOCAL in frozenset().union(*(_covered("provider", v) for v in c.values)) for c in clauses)
-    allowed = np.ones(view.size, dtype=bool) if local is None or asks_local else view.codes["provider"] != local
+    """Rows a role may use before any clause is applied: everything, or AWS only in the default region; free
+    on-premise rows only when named (see the module's docstring)."""
+    allowed = ~on_premise_unnamed(view, clauses)
     if any_region or any(c.parameter == "cluster_locale" for c in clauses):
         return allowed
     aws = view.code("provider", AWS)
@@ -122,3 +126,28 @@ def scope_mask(view: CatalogView, clauses: tuple[Clause, ...], region: str, any_
     if in_region is None:
         return allowed & not_aws
     return allowed & (not_aws | (view.codes["region"] == in_region))
+
+
+def on_premise(view: CatalogView) -> np.ndarray:
+    """Rows of an on-premise provider (this machine, SSH hosts)."""
+    out = np.zeros(view.size, dtype=bool)
+    for name in ON_PREMISE:
+        code = view.code("provider", name)
+        if code is not None:
+            out |= view.codes["provider"] == code
+    return out
+
+
+def naming_clauses(clauses: tuple[Clause, ...]) -> list[Clause]:
+    """The clauses that can name on-premise rows: provider, locale or machine type, ``=> v`` or ``@oneof``."""
+    return [c for c in clauses if c.parameter in NAMING and c.qualifier in ("just", "oneof")]
+
+
+def on_premise_unnamed(view: CatalogView, clauses: tuple[Clause, ...]) -> np.ndarray:
+    """Free on-premise rows that no clause of ``clauses`` names: out of scope."""
+    out = on_premise(view) & ~(view.numbers["price_per_hour"] > 0)
+    if not out.any():
+        return out
+    for c in naming_clauses(clauses):
+        out &= ~clause_mask(view, c)
+    return out
