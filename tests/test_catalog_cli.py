@@ -138,3 +138,49 @@ def test_subprocess_list_and_import_cost(tmp_path) -> None:
                           text=True, timeout=120, env={**__import__("os").environ, "CCDSL_DATA_DIR": str(tmp_path)})
     assert proc.returncode == 1 and "error: no instance type 'nope.large'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_add_lists_and_removes_a_user_catalog(capsys) -> None:
+    code, out, _ = run(capsys, "catalog", "add", "examples/lab_hosts.toml")
+    assert code == 0 and "added 2 rows" in out and "undo with `ccdsl catalog remove lab_hosts`" in out
+    assert 'compete only for contracts that name them (node_provider => SSH, cluster_locale => "lab"' in out
+    _, out, _ = run(capsys, "catalog", "info")
+    assert "  lab_hosts.toml (2 rows)" in out and "ccdsl catalog remove NAME" in out
+    _, out, _ = run(capsys, "catalog", "list", "--limit", "3")
+    assert out.rstrip().endswith("user catalogs merged in: lab_hosts.toml (see `ccdsl catalog info`)")
+    code, _, err = run(capsys, "catalog", "remove", "lab_host")
+    assert code == 1 and "did you mean 'lab_hosts'?" in err and "installed: lab_hosts.toml" in err
+    code, out, _ = run(capsys, "catalog", "remove", "lab_hosts")
+    assert code == 0 and out.startswith("removed ") and out.rstrip().endswith("lab_hosts.toml")
+    assert "ssh" not in set(load()["provider"])
+    _, out, _ = run(capsys, "catalog", "info")
+    assert "(none)" in out.splitlines()[-1]
+    code, _, err = run(capsys, "catalog", "remove", "lab_hosts")
+    assert code == 1 and "there are none" in err
+
+
+def test_remove_takes_a_refresh_sidecar_with_it(capsys, data_dir) -> None:
+    d = data_dir / "catalogs"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "aws-eu-west-1.refresh.csv").write_text("provider,region,instance_type,vcpus,memory_gib,price_per_hour\n"
+                                                 "aws,eu-west-1,t3.xlarge,4,16,0.1824\n")
+    (d / "aws-eu-west-1.refresh.json").write_text("{}")
+    code, out, _ = run(capsys, "catalog", "remove", "aws-eu-west-1.refresh.csv")
+    assert code == 0 and len(out.splitlines()) == 2 and not list(d.iterdir())
+
+
+def test_list_says_when_a_filter_matches_nothing_known(capsys) -> None:
+    code, out, err = run(capsys, "catalog", "list", "--region", "nowhere")
+    assert code == 1 and out == ""
+    assert "unknown region 'nowhere'" in err and "us-east-1" in err  # lists the known ones
+    code, _, err = run(capsys, "catalog", "list", "--region", "eu-west")
+    assert code == 1 and "did you mean eu-west-" in err
+    code, _, err = run(capsys, "catalog", "list", "--family", "g6x")
+    assert code == 1 and "unknown family 'g6x'" in err and "g6" in err
+    code, out, _ = run(capsys, "catalog", "list", "--region", "eu-west-1", "--limit", "1")
+    assert code == 0 and "(1 of " in out
+
+
+def test_sizes_in_catalog_tables_are_rounded(capsys) -> None:
+    _, out, _ = run(capsys, "catalog", "show", "g6.xlarge", "--region", "us-east-1")
+    assert "22.35" in out and "22.3516" not in out

@@ -332,3 +332,44 @@ def add(path: str | Path, name: str | None = None) -> Path:
     atomic_write(dest, src.read_bytes(), mode=0o600)
     clear_cache()
     return dest
+
+
+def remove(name: str) -> list[Path]:
+    """Delete the user catalog ``name`` (its file name in the user catalog directory, with or without the suffix)
+    and a refresh's ``.json`` sidecar; return the paths removed.  An unknown name is an error that lists the
+    installed catalogs, so a typo never passes silently."""
+    from ccdsl.catalog.loader import clear_cache, user_catalog_dir, user_files
+
+    files = user_files()
+    hits = [p for p in files if name in (p.name, p.stem)]
+    if len(hits) != 1:
+        names = [p.name for p in files]
+        if not names:
+            raise CatalogError(f"no user catalog named {name!r}: there are none in {user_catalog_dir()}")
+        close = difflib.get_close_matches(name, names + [p.stem for p in files], n=1)
+        why = "matches several installed user catalogs" if hits else "is not an installed user catalog"
+        raise CatalogError(f"{name!r} {why}",
+                           hint=(f"did you mean {close[0]!r}? " if close and not hits else "")
+                           + f"installed: {', '.join(names)}")
+    path = hits[0]
+    removed = [path]
+    path.unlink()
+    sidecar = path.with_suffix(".json")
+    if sidecar.exists():
+        sidecar.unlink()
+        removed.append(sidecar)
+    clear_cache()
+    return removed
+
+
+def installed() -> list[tuple[Path, int | None]]:
+    """The user catalogs in the data directory with their row counts (None when a file no longer reads)."""
+    from ccdsl.catalog.loader import user_files
+
+    out: list[tuple[Path, int | None]] = []
+    for p in user_files():
+        try:
+            out.append((p, len(read_records(p))))
+        except CatalogError:
+            out.append((p, None))
+    return out

@@ -63,6 +63,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     a.add_argument("--name", help="file name in the data directory (default: FILE's name)")
     a.set_defaults(func=cmd_add)
 
+    rm = cs.add_parser("remove", help="delete a user catalog from the user data directory",
+                       description="Delete a user catalog that `catalog add` or `catalog refresh` installed. "
+                                   "`ccdsl catalog info` lists them.")
+    rm.add_argument("name", metavar="NAME", help="its file name, with or without the suffix (e.g. lab_hosts)")
+    rm.set_defaults(func=cmd_remove)
+
 
 QUANTITY_SUFFIXES = ("_gib", "_gbps", "_ghz")  # sizes, shown rounded; prices keep every digit
 
@@ -119,7 +125,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     import json
 
     from ccdsl._resources import catalog_dir
-    from ccdsl.catalog.loader import user_catalog_dir, user_files
+    from ccdsl.catalog.loader import user_catalog_dir
     from ccdsl.errors import CatalogError
 
     path = catalog_dir() / "provenance.json"
@@ -143,9 +149,11 @@ def cmd_info(args: argparse.Namespace) -> int:
     if age > PRICE_MAX_AGE_DAYS:
         print(f"warning: shipped prices are {age} days old (older than {PRICE_MAX_AGE_DAYS} days); "
               f"run `ccdsl catalog refresh --provider aws --region R` for current prices", file=sys.stderr)
-    users = user_files()
+    from ccdsl.catalog.user import installed
+
+    users = installed()
     print(f"user catalogs: {user_catalog_dir()}" + ("" if users else " (none)"))
-    for u in users:
+    for u, n in users:
         side = u.with_suffix(".json")
         extra = ""
         if side.exists():
@@ -154,7 +162,10 @@ def cmd_info(args: argparse.Namespace) -> int:
                 extra = f"  refreshed {meta.get('fetched_at')}, prices from {meta.get('price_source')}"
             except ValueError:
                 extra = "  (unreadable sidecar)"
-        print(f"  {u.name}{extra}")
+        rows = "unreadable" if n is None else f"{n} row{'s' * (n != 1)}"
+        print(f"  {u.name} ({rows}){extra}")
+    if users:
+        print("  (remove one with `ccdsl catalog remove NAME`)")
     return status
 
 
@@ -169,12 +180,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     from ccdsl.errors import CatalogError
 
     df = _frame()
-    if args.region:
-        df = df[df["region"] == args.region]
-    if args.provider:
-        df = df[df["provider"] == args.provider]
-    if args.family:
-        df = df[df["family"] == args.family]
+    for column in ("region", "provider", "family"):
+        wanted = getattr(args, column)
+        if wanted:
+            _known(df, column, wanted)
+            df = df[df[column] == wanted]
     if args.gpu:
         df = df[df["accelerator_type"] == "GPU"]
     if args.min_vcpus:
@@ -188,7 +198,29 @@ def cmd_list(args: argparse.Namespace) -> int:
     rows = [list(r) for r in df[list(LIST_COLUMNS)].itertuples(index=False)]
     print(render_table(rows, [c.replace("_", " ") for c in LIST_COLUMNS]))
     print(f"({len(rows)} of {total} rows)")
+    from ccdsl.catalog.loader import user_files
+
+    users = user_files()
+    if users:
+        print(f"user catalogs merged in: {', '.join(p.name for p in users)} (see `ccdsl catalog info`)")
     return 0
+
+
+def _known(df: Any, column: str, value: str) -> None:
+    """A filter value no row has is a typo or a region the catalog lacks: say so instead of printing nothing."""
+    import difflib
+
+    from ccdsl.errors import CatalogError
+
+    known = sorted(set(df[column].astype(str)) - {""})
+    if value in known:
+        return
+    close = difflib.get_close_matches(value, known, n=3, cutoff=0.5)
+    plural = "families" if column == "family" else f"{column}s"
+    hint = (f"did you mean {' or '.join(close)}?" if close else
+            f"known {plural}: {', '.join(known)}" if len(known) <= 40 else
+            f"none of the {len(known)} known {plural} is close; `ccdsl catalog list --limit 0` shows every row")
+    raise CatalogError(f"unknown {column} {value!r}: no catalog row has it", hint=hint)
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -279,4 +311,19 @@ def cmd_add(args: argparse.Namespace) -> int:
     rows = read_records(args.file)
     dest = add(args.file, args.name)
     print(f"added {len(rows)} rows -> {dest}")
+    free = sorted({(r["provider"], r["region"]) for r in rows if r["provider"] in ("ssh", "local")
+                   and not r["price_per_hour"] > 0})
+    for provider, region in free:
+        named = {"ssh": "SSH", "local": "Local"}[provider]
+        print(f"note: the free {provider} rows compete only for contracts that name them (node_provider => {named}"
+              + (f", cluster_locale => \"{region}\"" if region else "") + " or node_machinetype => \"HOST\")")
+    print(f"undo with `ccdsl catalog remove {dest.stem}`")
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    from ccdsl.catalog.user import remove
+
+    for path in remove(args.name):
+        print(f"removed {path}")
     return 0
