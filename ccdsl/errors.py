@@ -180,6 +180,15 @@ class RankError(ExecutionError):
             "    " + line for line in self.remote_traceback.rstrip().splitlines())
 
 
+class SetupError(ExecutionError):
+    """The set-up command of a deploy or sync failed on a node.  ``node`` names it, ``exit_code`` is its exit."""
+
+    def __init__(self, message: str, *, node: str, exit_code: int) -> None:
+        super().__init__(message, hint="fix the command or the folder, then: ccdsl sync HANDLE --setup; or "
+                                       "ccdsl terminate HANDLE")
+        self.node, self.exit_code = node, exit_code
+
+
 class MissingDependencyError(CcdslError):
     """An optional package (boto3, paramiko, mpi4py, …) is needed for this command but not installed."""
 
@@ -191,6 +200,6 @@ class MissingDependencyError(CcdslError):
 __all__ = [
     "CapacityError", "CatalogError", "CatalogRowError", "CcdslError", "ClusterError", "ConfigError", "Conflict", "ContractError",
     "ContractSyntaxError", "Diagnostic", "ExecutionError", "HostKeyError", "MissingDependencyError", "ProviderError",
-    "RankError",
+    "RankError", "SetupError",
     "UnsatisfiableError",
 ]

@@ -14,6 +14,7 @@ Usable without pytest (``python tests/netns_hosts.py 3`` builds three hosts and 
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -97,6 +98,17 @@ class NetnsHosts:
     def user(self) -> str:
         return "root"
 
+    @property
+    def private(self) -> Path:
+        """A folder each host sees as its own disk: host i's processes find ``private_of(i)`` mounted here.  The
+        rest of the filesystem is shared (one image on every node); tests that must tell the nodes' copies of
+        something apart (the synced project folder) keep it under this path."""
+        return self.workdir / "private"
+
+    def private_of(self, i: int) -> Path:
+        """Host i's private folder, as seen from the test (the root namespace)."""
+        return self.workdir / f"private{i}"
+
     # -- building -----------------------------------------------------------------------------------------------
     def _pick_subnet(self, attempt: int = 0) -> int:
         used = _run("ip", "-4", "-o", "addr", "show").stdout
@@ -134,6 +146,7 @@ class NetnsHosts:
         _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ccdsl-test-client", "-f", str(self.client_key))
         self.authorized_keys.write_text(Path(str(self.client_key) + ".pub").read_text())
         os.chmod(self.authorized_keys, 0o600)
+        self.private.mkdir()
         Path("/run/sshd").mkdir(parents=True, exist_ok=True)
         _run("ip", "link", "add", self.bridge, "type", "bridge")
         _run("ip", "addr", "add", f"{self.gateway}/24", "dev", self.bridge)
@@ -161,6 +174,7 @@ class NetnsHosts:
         _run("ip", "-n", ns, "link", "set", "lo", "up")
         _run("ip", "-n", ns, "route", "add", "default", "via", self.gateway)
         self.new_host_key(i)
+        self.private_of(i).mkdir()
         host.sshd_config.write_text("\n".join([
             "Port 22", f"ListenAddress {address}", f"HostKey {host.host_key}",
             f"AuthorizedKeysFile {self.authorized_keys}", "UsePAM no", "StrictModes no", "PidFile none",
@@ -183,7 +197,11 @@ class NetnsHosts:
         if host.proc is not None and host.proc.poll() is None:
             return
         log = open(host.log, "ab")
-        host.proc = subprocess.Popen(["ip", "netns", "exec", host.netns, SSHD, "-D", "-e", "-f", str(host.sshd_config)],
+        # 'ip netns exec' gives the command a mount namespace of its own: bind the host's private folder there
+        # (sshd and every session it starts see it; the root namespace and the other hosts do not)
+        script = (f"mount --bind {shlex.quote(str(self.private_of(i)))} {shlex.quote(str(self.private))} && "
+                  f"exec {SSHD} -D -e -f {shlex.quote(str(host.sshd_config))}")
+        host.proc = subprocess.Popen(["ip", "netns", "exec", host.netns, "sh", "-c", script],
                                      stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         log.close()
         if wait:

@@ -160,12 +160,12 @@ def test_resolve_in_a_real_process() -> None:
     assert objects[0]["instance_type"] == "t3.xlarge" and objects[1]["node_count"] == 8
 
 
-def test_resolve_imports_no_cloud_ssh_or_mpi_package() -> None:
+def test_resolve_imports_no_cloud_ssh_mpi_or_engine_package() -> None:
     code = ("import io, json, sys, contextlib\n"
             "from ccdsl.cli import main\n"
             "with contextlib.redirect_stdout(io.StringIO()):\n"
             "    rc = main(['resolve', 'examples/tutorial.ccc', '--json'])\n"
-            "print(json.dumps([rc, [m for m in ('boto3', 'botocore', 'paramiko', 'mpi4py') if m in sys.modules]]))\n")
+            "print(json.dumps([rc, [m for m in ('boto3', 'botocore', 'paramiko', 'mpi4py', 'ipyparallel', 'zmq') if m in sys.modules]]))\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == [0, []]

@@ -1,4 +1,4 @@
-"""``ccdsl deploy | clusters | nodes | run | interrupt | resume | restart | terminate | reconnect``.
+"""``ccdsl deploy | sync | clusters | nodes | run | interrupt | resume | restart | terminate | reconnect``.
 
 Cheap to import: the executor (and boto3/paramiko behind it) is imported inside the commands.  Progress goes to
 stderr, one line per node and step (``FXqElAnSeTEpQAm worker 2 (i-0abc…): running``); results go to stdout, as
@@ -22,7 +22,17 @@ def register(sub: Any) -> None:
     p.add_argument("--contract", metavar="NAME", help="the contract of the file to deploy (needed if several)")
     p.add_argument("--json", action="store_true", help="print the cluster as JSON")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+    p.add_argument("--workdir", metavar="DIR", help="the project's folder: copied to every node, where ranks start")
+    p.add_argument("--setup", metavar="CMD", help="a shell command run in the folder on every node after the copy "
+                                                  "(e.g. 'pip install -r requirements.txt')")
     p.set_defaults(func=cmd_deploy)
+
+    p = sub.add_parser("sync", help="copy the project's folder to every node again (only what changed)")
+    p.add_argument("handle", metavar="HANDLE")
+    p.add_argument("dir", metavar="DIR", nargs="?", help="the folder (default: the deploy's --workdir)")
+    p.add_argument("--setup", action="store_true", help="run the deploy's set-up command again on every node")
+    p.add_argument("--json", action="store_true", help="print what was sent per node as JSON")
+    p.set_defaults(func=cmd_sync)
 
     p = sub.add_parser("clusters", help="clusters that are not terminated (checked against the cloud)")
     p.add_argument("--json", action="store_true")
@@ -109,12 +119,42 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         raise ClusterError(f"{args.file} has {len(contracts)} contracts; say which with --contract NAME",
                            hint="contracts in it: " + ", ".join(contracts))
     _log_to_stderr()
-    cluster = deploy(contract, progress=None if args.quiet else progress_printer())
+    bar = None if args.quiet or not args.workdir else _sync_bar()
+    try:
+        cluster = deploy(contract, progress=None if args.quiet else progress_printer(), workdir=args.workdir,
+                         setup=args.setup, sync_progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
     if args.json:
         print(json.dumps(_cluster_json(cluster), indent=2))
     else:
         print(cluster.handle)
         print(f"{cluster.cluster_type} {cluster.handle} ready: workers {cluster.workers()}", file=sys.stderr)
+    return 0
+
+
+def _sync_bar() -> Any:
+    from ccdsl.executor.workdir import ProgressBar
+
+    return ProgressBar(sys.stderr)
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from ccdsl.executor import get
+
+    bar = _sync_bar()
+    with get(args.handle) as c:
+        try:
+            synced = c.sync(args.dir, setup=args.setup, progress=bar)
+        finally:
+            bar.close()
+    if args.json:
+        print(json.dumps([{"node": s.node, "files": s.files, "bytes": s.bytes, "deleted": s.deleted}
+                          for s in synced], indent=2))
+    else:
+        for s in synced:
+            print(f"{s.node}: {s.files} file(s), {s.bytes} bytes sent, {s.deleted} deleted")
     return 0
 
 

@@ -55,6 +55,10 @@ def main(argv):
     from mpi4py import MPI
 
     comm = MPI.COMM_WORLD
+    workdir = os.environ.get("CCDSL_WORKDIR")
+    if workdir:  # the project's folder synced to the node: the ranks' working directory, importable
+        os.chdir(workdir)
+        sys.path.insert(0, workdir)
     for stream in (sys.stdout, sys.stderr):  # one write per line, so lines of different ranks do not mix
         stream.reconfigure(line_buffering=True, write_through=False)
     mode, payload_path, args = argv[0], argv[1], argv[2:]

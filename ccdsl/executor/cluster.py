@@ -138,6 +138,7 @@ class Cluster:
         overrides = record.settings.get("overrides") or {}  # the contract's config parameters win over the file
         self.config = (config or cfg.load()).replace(**overrides)
         self._launcher: Any = None
+        self._engines: Any = None
         self._lock = threading.RLock()
 
     # -- what it is ------------------------------------------------------------------------------------------
@@ -229,8 +230,105 @@ class Cluster:
                     self.config, known_hosts=None if local else known_hosts_path(self.handle))
                 self._launcher = mpi.Launcher(workers, processes_per_node=self.processes_per_node,
                                               mode="local" if local else "ssh", via=manager, options=options,
-                                              ssh_options=ssh_options, handle=self.handle)
+                                              ssh_options=ssh_options, handle=self.handle,
+                                              workdir=self._workdir_on_nodes())
             return self._launcher
+
+    # -- persistent engines --------------------------------------------------------------------------------------
+    def engines(self, *, timeout: float = 120.0) -> Any:
+        """A connected ``ipyparallel.Client`` with one engine per MPI rank (engine id == rank), started by the
+        cluster's own mpiexec in the synced folder, kept running between calls; attaches to the engines another
+        process started.  Views block by default (``rc[0].pull("x")`` returns the value).
+
+        >>> rc = cluster.engines()                                                            # doctest: +SKIP
+        >>> rc[:].execute("from mpi4py import MPI; comm = MPI.COMM_WORLD; s = comm.reduce(comm.rank)")  # doctest: +SKIP
+        >>> rc[0].pull("s")                                                                   # doctest: +SKIP
+        6
+        """
+        from ccdsl.executor import engines
+
+        with self._lock:
+            self._require(st.RUNNING, action="start engines on")
+            if self._engines is None:
+                self._engines = engines.Engines(self)
+            return self._engines.client_for(timeout)
+
+    def stop_engines(self) -> None:
+        """Stop the engines and their controller on every node (the next ``engines()`` starts fresh ones)."""
+        from ccdsl.executor import engines
+
+        with self._lock:
+            if self._engines is None:
+                self._engines = engines.Engines(self)
+            self.state.journal(self.handle, "engines-stop")
+            self._engines.stop()
+            self._engines = None
+
+    def _end_engines(self) -> None:
+        """Before interrupt, restart and terminate: stop the engines if any run (best effort: the nodes may be
+        gone; their processes are killed with the rest)."""
+        from ccdsl.executor import engines
+
+        if self._engines is None and not (engines.state_dir(self.handle) / "engines.json").exists():
+            return
+        try:
+            self.stop_engines()
+        except Exception as exc:  # noqa: BLE001 - reported, the lifecycle step goes on
+            log.warning("%s: could not stop the engines cleanly: %s", self.handle, getattr(exc, "message", exc))
+            self._engines = None
+            for name in ("engines.json", "client.json"):
+                (engines.state_dir(self.handle) / name).unlink(missing_ok=True)
+
+    # -- the project's folder ---------------------------------------------------------------------------------
+    @property
+    def workdir(self) -> str | None:
+        """The local folder synced to every node (None: none)."""
+        return self.record.settings.get("workdir")
+
+    def _workdir_on_nodes(self) -> str | None:
+        """Where ranks and engines start: the synced folder as the nodes see it (None: no folder)."""
+        from ccdsl.executor import workdir
+
+        if not self.workdir:
+            return None
+        if self.provider == "local":
+            return str(workdir.local_dir(self.handle))
+        workers, _ = split_roles(self.nodes())
+        return workdir.remote_dir(workers[0])
+
+    def sync(self, path: str | None = None, *, setup: bool = False, progress: Any = None,
+             stream: Callable[[str, str], None] | None = None) -> list[Any]:
+        """Copy the project's folder (``path``, default: the deploy's ``workdir``) to every node, sending only
+        what changed and deleting what was deleted; with ``setup``, run the set-up command again on every node.
+        Nodes that had no copy (replaced nodes) get the set-up anyway.  Returns what was done per node."""
+        from ccdsl.executor import workdir
+
+        with self._lock:
+            self._require(st.RUNNING, action="sync")
+            folder = path or self.workdir
+            if not folder:
+                raise ClusterError(f"cluster {self.handle} has no working folder",
+                                   hint=f"name one: cluster.sync('proj/'), or ccdsl sync {self.handle} proj/")
+            folder = str(workdir.check_folder(folder))
+            command = self.record.settings.get("setup")
+            if setup and not command:
+                raise ClusterError(f"cluster {self.handle} has no set-up command",
+                                   hint="deploy with setup='pip install -r requirements.txt' (--setup CMD)")
+            self.state.update_cluster(self.handle, settings={"workdir": folder})
+            self.state.journal(self.handle, "sync", folder=folder, setup=setup)
+            return self._sync(folder, setup=setup, progress=progress, stream=stream)
+
+    def _sync(self, folder: str, *, setup: bool, progress: Any = None, stream: Any = None) -> list[Any]:
+        from ccdsl.executor import workdir
+
+        nodes = self.nodes()
+        synced = workdir.sync_nodes(self.handle, self.provider, nodes, self.config, folder, progress=progress)
+        command = self.record.settings.get("setup")
+        fresh = {s.instance_id for s in synced if s.fresh}
+        if command and (setup or fresh):
+            workdir.setup_nodes(self.handle, self.provider, nodes, self.config, command, stream=stream,
+                                only=None if setup or self.provider == "local" else fresh)
+        return synced
 
     def _drop_launcher(self) -> None:
         with self._lock:
@@ -269,6 +367,7 @@ class Cluster:
         """Stop the nodes (no cost for compute while stopped; running programs are lost)."""
         with self._lock:
             self._require(st.RUNNING, action="interrupt")
+            self._end_engines()
             self._drop_launcher()
             self.state.journal(self.handle, "interrupt")
             provider = self._provider()
@@ -299,6 +398,8 @@ class Cluster:
                 raise
             self._new_workers()
             self.state.update_cluster(self.handle, status=st.RUNNING)
+            if self.workdir:  # stopped disks keep the folder (a no-change sync); a replaced node gets it again
+                self._sync(self.workdir, setup=False)
 
     def _stop_again(self, provider: Any, exc: BaseException) -> None:
         """A resume that failed half way must not leave running (paid) nodes behind: stop them again; if even
@@ -317,6 +418,7 @@ class Cluster:
         """Kill every process ccdsl started on the nodes and create fresh workers (new ids)."""
         with self._lock:
             self._require(st.RUNNING, action="restart")
+            self._end_engines()
             self._drop_launcher()
             self.state.journal(self.handle, "restart")
             self._kill_processes()
@@ -329,6 +431,8 @@ class Cluster:
             if record.status == st.DEPLOYING and st.owner_alive(record):
                 raise ClusterError(f"cluster {self.handle} is being deployed by process {record.owner_pid}",
                                    hint="wait for it, or press Ctrl-C there: an interrupted deploy cleans up")
+            if record.status == st.RUNNING:
+                self._end_engines()
             self._drop_launcher()
             self.state.journal(self.handle, "terminate")
             self._provider().terminate(self.handle, self.nodes())
@@ -337,10 +441,16 @@ class Cluster:
             self.state.update_cluster(self.handle, status=st.TERMINATED, owner_pid=None)
             self.state.journal(self.handle, "terminated")
             (st.data_dir() / "known_hosts" / self.handle).unlink(missing_ok=True)
+            import shutil
+
+            shutil.rmtree(st.data_dir() / "engines" / self.handle, ignore_errors=True)
 
     def close(self) -> None:
-        """Close open connections (the cluster keeps running)."""
+        """Close open connections (the cluster keeps running, and so do its engines)."""
         self._drop_launcher()
+        if self._engines is not None:
+            self._engines.close()
+            self._engines = None
 
     def __enter__(self) -> "Cluster":
         return self

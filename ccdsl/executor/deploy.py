@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-from ccdsl.errors import CapacityError, CcdslError, ClusterError
+from ccdsl.errors import CapacityError, CcdslError, ClusterError, SetupError
 from ccdsl.executor import cost, state as st
 from ccdsl.executor.cluster import Cluster, is_handle, make_ready, new_handle, quiet, split_roles
 from ccdsl.executor.model import Node, NodeRequest, Progress
@@ -189,15 +189,27 @@ def _request(choice: Any, role: str, contract: str, spot: bool) -> NodeRequest:
 
 
 # -- deploy -----------------------------------------------------------------------------------------------------
-def deploy(target: Any, *, config: "Config | None" = None, progress: Progress | None = None,
-           state: st.State | None = None) -> Cluster:
+def deploy(target: Any, *, workdir: "str | os.PathLike[str] | None" = None, setup: str | None = None,
+           config: "Config | None" = None, progress: Progress | None = None, state: st.State | None = None,
+           sync_progress: Any = None, setup_stream: Any = None) -> Cluster:
     """Create the cluster ``target`` (a Contract, a Resolution, or Plans) asks for; return it running and ready.
+
+    ``workdir`` (a local folder) is copied to every node and is where ranks and engines start; ``setup`` (a shell
+    command, e.g. ``pip install -r requirements.txt``) then runs in it on every node, its output streamed with
+    the node's name (``setup_stream(node, line)``; default: stderr).  ``sync_progress(files, total_files,
+    bytes, total_bytes)`` follows the copy.
 
     ``progress(role, index, state)`` is called per node as it becomes requested, running, reachable, ready.
     On any failure or Ctrl-C, what was created is terminated before the exception propagates; if even that
-    fails, the record stays (status ``failed``) for ``ccdsl terminate``."""
+    fails, the record stays (status ``failed``) for ``ccdsl terminate``.  A failing set-up command is the
+    exception: the cluster stays, ``failed``, for a look at the node (:class:`~ccdsl.errors.SetupError` names
+    it and the exit code) and ``ccdsl terminate``."""
     from ccdsl.executor import config as cfg
+    from ccdsl.executor import workdir as wd
 
+    folder = str(wd.check_folder(workdir)) if workdir is not None else None  # bad input: nothing created yet
+    if setup is not None and folder is None:
+        raise ClusterError("a set-up command runs in the project's folder: give workdir= (--workdir DIR) too")
     spec = spec_of(target)
     config = config or cfg.load()
     if spec.overrides:
@@ -210,7 +222,8 @@ def deploy(target: Any, *, config: "Config | None" = None, progress: Progress | 
         handle=handle, contract=spec.contract, provider=spec.plans[0].provider, cluster_type=spec.cluster_type,
         status=st.DEPLOYING, created_at=now, updated_at=now, owner_pid=os.getpid(), owner_host=socket.gethostname(),
         settings={"processes_per_node": config.mpi.processes_per_node,
-                  "overrides": {k: dict(v) for k, v in spec.overrides.items()}}))
+                  "overrides": {k: dict(v) for k, v in spec.overrides.items()},
+                  **({"workdir": folder, "setup": setup} if folder else {})}))
     state.journal(handle, "deploy", plans=[p.describe() for p in spec.plans])
     current: list[Any] = []  # the provider being used, for clean-up if anything below fails
     try:
@@ -219,14 +232,28 @@ def deploy(target: Any, *, config: "Config | None" = None, progress: Progress | 
             state.journal(handle, "ready-wait", nodes=len(nodes))
             nodes = make_ready(handle, nodes, config, report, deploying=True)
             state.set_nodes(handle, nodes)
-        workers, _ = split_roles(nodes)
-        state.new_workers(handle, len(workers) * config.mpi.processes_per_node)
-        state.update_cluster(handle, status=st.RUNNING, owner_pid=None)
-        state.journal(handle, "ready")
-        return Cluster(handle, config=config, state=state)
+        if folder:
+            state.journal(handle, "sync", folder=folder)
+            wd.sync_nodes(handle, current[-1].name, nodes, config, folder, progress=sync_progress)
     except BaseException as exc:
         _abort(handle, current[-1] if current else None, state, exc)
         raise
+    if setup:
+        state.journal(handle, "setup", command=setup)
+        try:
+            wd.setup_nodes(handle, current[-1].name, nodes, config, setup, stream=setup_stream)
+        except SetupError as exc:  # the nodes stay for a look; terminate removes them
+            state.update_cluster(handle, status=st.FAILED, owner_pid=None, note=f"set-up failed: {exc.message}")
+            state.journal(handle, "setup-failed", node=exc.node, exit_code=exc.exit_code)
+            raise
+        except BaseException as exc:
+            _abort(handle, current[-1], state, exc)
+            raise
+    workers, _ = split_roles(nodes)
+    state.new_workers(handle, len(workers) * config.mpi.processes_per_node)
+    state.update_cluster(handle, status=st.RUNNING, owner_pid=None)
+    state.journal(handle, "ready")
+    return Cluster(handle, config=config, state=state)
 
 
 def _create(handle: str, spec: Spec, config: "Config", state: st.State, report: Progress,

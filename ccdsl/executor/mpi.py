@@ -448,7 +448,7 @@ class Launcher:
     def __init__(self, nodes: Sequence[Node], *, processes_per_node: int = 1, mode: str = "ssh",
                  via: Node | None = None, options: MpiOptions = MpiOptions(),
                  ssh_options: ssh.SshOptions = ssh.SshOptions(), connections: ssh.Connections | None = None,
-                 handle: str | None = None) -> None:
+                 handle: str | None = None, workdir: str | None = None) -> None:
         if mode not in ("ssh", "local"):
             raise ValueError(f"mode must be 'ssh' or 'local', not {mode!r}")
         if not nodes:
@@ -458,6 +458,7 @@ class Launcher:
         self.nodes, self.ppn, self.mode, self.options = list(nodes), processes_per_node, mode, options
         self.via = via
         self.handle = handle
+        self.workdir = workdir  # the synced project folder (same path on every node): ranks start there
         self._own_pool = connections is None and mode == "ssh"
         manager = via if via is not None and all(via.instance_id != n.instance_id for n in nodes) else None
         self.pool = connections if connections is not None else (
@@ -529,6 +530,8 @@ class Launcher:
                 with open(payload_path, "wb") as f:
                     f.write(payload)
                 env = dict(os.environ)
+                if self.workdir:
+                    env["CCDSL_WORKDIR"] = self.workdir
                 python = self.options.local_python or sys.executable
                 argv = [local_mpiexec(), "-n", str(np), *self.options.extra_args, python, str(_RANK_FILE),
                         mode, payload_path, *args]
@@ -554,8 +557,8 @@ class Launcher:
         via_dir = self._extra(via, "ccdsl_dir")
         argv = [self._extra(via, "mpiexec"), "-launcher", "ssh", "-launcher-exec", f"{via_dir}/ssh",
                 "-hosts", hosts, *(["-iface", self.options.iface] if self.options.iface else []),
-                *self.options.extra_args, "-n", str(np),
-                self._extra(first, "python"), f"{directory}/{rank_script_name()}", mode, payload_path, *args]
+                *self.options.extra_args, *(["-genv", "CCDSL_WORKDIR", self.workdir] if self.workdir else []),
+                "-n", str(np), self._extra(first, "python"), f"{directory}/{rank_script_name()}", mode, payload_path, *args]
         proc = _RemoteProcess(self.pool.get(via), via, argv, self.pool.options,
                               payload=(payload, payload_path) if inline else None,
                               requires=f"{directory}/{rank_script_name()}" if inline else None)

@@ -49,7 +49,12 @@ class LocalProvider:
         return [replace(n, state=model.STOPPED) for n in nodes]
 
     def terminate(self, handle: str, nodes: Sequence[Node]) -> None:
-        return None
+        """Nothing runs between commands; remove the cluster's copy of the project's folder, if any."""
+        import shutil
+
+        from ccdsl.executor import state
+
+        shutil.rmtree(state.data_dir() / "local" / handle, ignore_errors=True)
 
     def describe(self, handle: str) -> list[Node]:
         return []

@@ -1,0 +1,247 @@
+"""Folder trees: what a folder holds, what differs between two, and the manager's relay to the workers.
+
+This file is also copied as is to the manager of a ManagerWorkers cluster and run there with the node's python
+(``python _tree.py relay SRC DST SSH HOST=PYTHON ...``), so it must not import ccdsl: nodes need only python.
+
+A tree is ``{relative path: (size, mtime in whole seconds, permission bits)}`` for files plus the set of
+directories.  Whole seconds because SFTP (v3) carries whole seconds: a copied file must compare equal to its
+source, or every re-sync would send everything again.
+"""
+
+import fnmatch
+import json
+import os
+import stat
+import sys
+
+MANIFEST = ".ccdsl-tree.json"  # on a node: the source's mtimes in nanoseconds, as of the last complete sync
+ALWAYS_IGNORED = (".git", "__pycache__", ".venv", MANIFEST)
+IGNORE_FILE = ".ccdslignore"
+
+
+def ignore_patterns(root):
+    """The patterns that leave files out: ``.git``, ``__pycache__``, ``.venv`` and the lines of ``.ccdslignore``
+    (glob patterns; ``#`` starts a comment; a trailing ``/`` matches directories only)."""
+    patterns = list(ALWAYS_IGNORED)
+    try:
+        with open(os.path.join(root, IGNORE_FILE)) as f:
+            for line in f:
+                line = line.strip()
+                if line and not line.startswith("#"):
+                    patterns.append(line)
+    except OSError:
+        pass
+    return patterns
+
+
+def is_ignored(rel, is_dir, patterns):
+    """Does ``rel`` (a path relative to the root, ``/``-separated) match a pattern?  A pattern without ``/``
+    matches any path component's name; one with ``/`` matches the whole relative path."""
+    name = rel.rsplit("/", 1)[-1]
+    for p in patterns:
+        if p.endswith("/"):
+            if not is_dir:
+                continue
+            p = p.rstrip("/")
+        p = p.lstrip("/")
+        if "/" in p:
+            if fnmatch.fnmatchcase(rel, p):
+                return True
+        elif fnmatch.fnmatchcase(name, p):
+            return True
+    return False
+
+
+def scan(root, patterns=None, stamps=None):
+    """``(files, dirs)`` of the folder ``root``; ``patterns`` (None: none) leave paths out.  Symbolic links are
+    followed for files; a missing root is an empty tree.  ``stamps`` (a dict), if given, receives every file's
+    mtime in nanoseconds: two versions of a file written within one second, of equal size, differ there."""
+    files, dirs = {}, set()
+    if not os.path.isdir(root):
+        return files, dirs
+    for here, subdirs, names in os.walk(root):
+        rel_here = os.path.relpath(here, root).replace(os.sep, "/")
+        rel_here = "" if rel_here == "." else rel_here + "/"
+        keep = []
+        for d in sorted(subdirs):
+            rel = rel_here + d
+            if patterns and is_ignored(rel, True, patterns):
+                continue
+            keep.append(d)
+            dirs.add(rel)
+        subdirs[:] = keep
+        for n in names:
+            rel = rel_here + n
+            if patterns and is_ignored(rel, False, patterns):
+                continue
+            try:
+                st = os.stat(os.path.join(here, n))
+            except OSError:  # a dangling link, or removed meanwhile
+                continue
+            if stat.S_ISREG(st.st_mode):
+                files[rel] = (st.st_size, int(st.st_mtime), stat.S_IMODE(st.st_mode))
+                if stamps is not None:
+                    stamps[rel] = st.st_mtime_ns
+    return files, dirs
+
+
+def read_manifest(root):
+    """The stamps recorded by the last complete sync into ``root`` (None: no record)."""
+    try:
+        with open(os.path.join(root, MANIFEST)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def compare(source, target, stamps=None, recorded=None):
+    """What makes ``target`` equal to ``source``: ``{"send": [...], "chmod": {path: mode}, "delete": [...],
+    "rmdirs": [...], "mkdirs": [...]}``.  A file is sent when it is missing or its size or mtime differ, or its
+    nanosecond stamp differs from the one ``recorded`` at the target's last sync; only its mode differs: chmod.
+    Deletions and rmdirs come deepest first."""
+    (sfiles, sdirs), (tfiles, tdirs) = source, target
+    send, chmod = [], {}
+    for rel, (size, mtime, mode) in sorted(sfiles.items()):
+        have = tfiles.get(rel)
+        stale = stamps is not None and recorded is not None and recorded.get(rel) != stamps.get(rel)
+        if have is None or have[0] != size or have[1] != mtime or stale:
+            send.append(rel)
+        elif have[2] != mode:
+            chmod[rel] = mode
+    delete = sorted((r for r in tfiles if r not in sfiles), reverse=True)
+    # a directory in the target where the source has a file (or vice versa) goes first
+    rmdirs = sorted((d for d in tdirs if d not in sdirs), key=lambda d: (-d.count("/"), d))
+    mkdirs = sorted(d for d in sdirs if d not in tdirs)
+    return {"send": send, "chmod": chmod, "delete": delete, "rmdirs": rmdirs, "mkdirs": mkdirs}
+
+
+# -- on a node ----------------------------------------------------------------------------------------------------
+def _list(dst, patterns):
+    files, dirs = scan(dst, patterns)
+    print(json.dumps({"files": files, "dirs": sorted(dirs), "manifest": read_manifest(dst)}))
+
+
+def _apply(dst):
+    """Read a JSON line (the changes) and then a tar stream of the files to send from stdin; apply both."""
+    import shutil
+    import tarfile
+
+    stdin = sys.stdin.buffer
+    changes = json.loads(stdin.readline())
+    for rel in changes["delete"]:
+        try:
+            os.unlink(os.path.join(dst, rel))
+        except FileNotFoundError:
+            pass
+    for rel in changes["rmdirs"]:
+        shutil.rmtree(os.path.join(dst, rel), ignore_errors=True)
+    os.makedirs(dst, exist_ok=True)
+    for rel in changes["mkdirs"]:
+        os.makedirs(os.path.join(dst, rel), exist_ok=True)
+    with tarfile.open(fileobj=stdin, mode="r|") as tar:
+        for member in tar:
+            path = os.path.join(dst, member.name)
+            if not member.isfile() or member.name.startswith("/") or ".." in member.name.split("/"):
+                continue
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            tmp = path + ".ccdsl-tmp"
+            src = tar.extractfile(member)
+            with open(tmp, "wb") as f:
+                shutil.copyfileobj(src, f, 1 << 20)
+            os.chmod(tmp, member.mode)
+            os.utime(tmp, (member.mtime, member.mtime))
+            os.replace(tmp, path)
+    for rel, mode in changes["chmod"].items():
+        os.chmod(os.path.join(dst, rel), mode)
+    if changes.get("manifest") is not None:
+        write_manifest(dst, changes["manifest"])
+
+
+def write_manifest(root, stamps):
+    """Record ``stamps`` in ``root`` (last, so an interrupted sync leaves the old record: all is re-checked)."""
+    tmp = os.path.join(root, MANIFEST + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(stamps, f)
+    os.replace(tmp, os.path.join(root, MANIFEST))
+
+
+def _on_node(python, action, dst, *args):
+    """The argv that runs this file's ``action`` on a node that does not have this file: the source travels
+    first on stdin (its length is in the command), the action's own input follows."""
+    with open(os.path.abspath(__file__), "rb") as f:
+        source = f.read()
+    code = ("import sys;s=sys.stdin.buffer.read(%d);sys.argv=%r;exec(compile(s,'_tree.py','exec'))"
+            % (len(source), ["_tree", action, dst, *args]))
+    return [python, "-c", code], source
+
+
+def _relay(src, dst, ssh, targets):
+    """On the manager: make ``dst`` on every worker (``host=python`` in ``targets``) equal to ``src`` here,
+    all workers at once.  Prints one JSON line per worker: sent files and bytes, deleted, or the error."""
+    import shlex
+    import subprocess
+    import tarfile
+    import threading
+
+    patterns = ignore_patterns(src)
+    source = scan(src, patterns)
+    stamps = read_manifest(src)
+    lock = threading.Lock()
+
+    def one(target):
+        host, _, python = target.partition("=")
+        argv, code = _on_node(python, "serve", dst, json.dumps(patterns))
+        try:  # one SSH session per worker: its listing comes back, then the changes and files go out
+            proc = subprocess.Popen([ssh, host, shlex.join(argv)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE)
+            try:
+                proc.stdin.write(code)
+                proc.stdin.flush()
+                line = proc.stdout.readline()
+                if not line:
+                    raise RuntimeError("no listing came back")
+                listed = json.loads(line)
+                theirs = ({k: tuple(v) for k, v in listed["files"].items()}, set(listed["dirs"]))
+                changes = compare(source, theirs, stamps, listed["manifest"])
+                changes["manifest"] = stamps
+                proc.stdin.write(json.dumps(changes).encode() + b"\n")
+                with tarfile.open(fileobj=proc.stdin, mode="w|") as tar:
+                    for rel in changes["send"]:
+                        tar.add(os.path.join(src, rel), arcname=rel, recursive=False)
+                proc.stdin.close()
+                err = proc.stderr.read()
+            finally:
+                code_ = proc.wait()
+            if code_ != 0:
+                raise RuntimeError("exit %d: %s" % (code_, err.decode(errors="replace")[-500:]))
+            report = {"host": host, "files": len(changes["send"]), "fresh": not theirs[0],
+                      "bytes": sum(source[0][r][0] for r in changes["send"]), "deleted": len(changes["delete"])}
+        except Exception as exc:  # noqa: BLE001 - reported per worker
+            report = {"host": host, "error": str(exc)}
+        with lock:
+            print(json.dumps(report), flush=True)
+
+    threads = [threading.Thread(target=one, args=(t,)) for t in targets]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def main(argv):
+    action = argv[0]
+    if action == "list":
+        _list(argv[1], json.loads(argv[2]) if len(argv) > 2 else None)
+    elif action == "serve":
+        _list(argv[1], json.loads(argv[2]))
+        sys.stdout.flush()
+        _apply(argv[1])
+    elif action == "relay":
+        _relay(argv[1], argv[2], argv[3], argv[4:])
+    else:
+        raise SystemExit("unknown action %r" % action)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,529 @@
+"""Persistent engines: one ipyparallel engine per MPI rank, kept running between calls, like the seed's
+Distributed.jl workers.
+
+    this machine                      node 0 (PeerWorkers) / the manager (ManagerWorkers)      every worker node
+    ipp.Client --paramiko SSH-->  ipcontroller (client ports on 127.0.0.1 only)  <-- engines (cluster network)
+               (direct-tcpip channels,                mpiexec -launcher ssh ... python -m ipyparallel.engine --mpi
+                one SSH connection)
+
+- The controller's client-facing ports listen on the node's 127.0.0.1, so the only way in is SSH: no port opens
+  in the security group and nothing listens on a public address.  Engines reach the controller at the node's
+  private address (``engine_ip``/``location`` are always given: ipyparallel's default is localhost).
+- Engines are started by the cluster's own ``mpiexec`` (the same launcher, hosts and ssh wrapper as ``run``) with
+  ``--mpi``, so engine id == MPI rank; they start in the synced project folder with it on ``sys.path``.
+- The controller's connection files hold the session key: the node keeps them 0600 in the cluster directory,
+  and this machine keeps a copy of the client file with the cluster's state, ``<data dir>/engines/<handle>/``,
+  also 0600, which lets ``ccdsl.reconnect(handle).engines()`` in another process attach to the same engines.
+- Local provider: controller and engines run on this machine, detached from the process that started them.
+
+Trust: ipyparallel unpickles what engines send back.  The nodes are trusted, as for ``run``.
+
+Activity (for an autostop watchdog): every request or reply through this machine's tunnel touches
+``<data dir>/engines/<handle>/activity`` (at most once a second); :func:`last_activity` reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from ccdsl.errors import ExecutionError, MissingDependencyError
+from ccdsl.executor.model import Node
+
+if TYPE_CHECKING:
+    from ccdsl.executor import ssh
+
+CLIENT_PORTS = ("registration", "control", "mux", "task", "iopub", "notification", "broadcast")
+REMOTE = "engines"  # inside the cluster directory on the controller's node
+START_TIMEOUT = 120.0
+
+
+def state_dir(handle: str, *, create: bool = False) -> Path:
+    """Where this machine keeps a cluster's engine connection file and pids (mode 0700)."""
+    from ccdsl.executor import state
+
+    d = state.data_dir() / "engines" / handle
+    if create:
+        d.parent.mkdir(exist_ok=True, mode=0o700)
+        d.mkdir(exist_ok=True, mode=0o700)
+    return d
+
+
+def last_activity(handle: str) -> float | None:
+    """When engine traffic last passed through a tunnel of this machine (epoch seconds), None if never.
+    The hook an autostop watchdog reads to count engine tasks as activity."""
+    try:
+        return (state_dir(handle) / "activity").stat().st_mtime
+    except OSError:
+        return None
+
+
+def _write_private(path: Path, data: str) -> None:
+    fd = os.open(str(path) + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(data)
+    os.replace(str(path) + ".tmp", path)
+
+
+def _import_ipp() -> Any:
+    try:
+        import ipyparallel
+    except ImportError as exc:
+        raise MissingDependencyError("ipyparallel", "mpi") from exc
+    return ipyparallel
+
+
+# -- the tunnel ---------------------------------------------------------------------------------------------------
+class Tunnel:
+    """Local ports on 127.0.0.1 forwarded to ports of the controller node's 127.0.0.1 (``opener(port)`` returns
+    a connected socket-like object: a paramiko direct-tcpip channel, or a plain socket in local mode)."""
+
+    def __init__(self, opener: Callable[[int], Any], ports: Sequence[int], activity: Path | None = None) -> None:
+        self.opener, self.activity = opener, activity
+        self._closed = False
+        self._last_mark = 0.0
+        self._listeners: dict[int, socket.socket] = {}
+        self._conns: list[Any] = []
+        self._lock = threading.Lock()
+        for port in ports:
+            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(16)
+            self._listeners[port] = listener
+            threading.Thread(target=self._accept, args=(listener, port), daemon=True,
+                             name=f"ccdsl-tunnel-{port}").start()
+
+    def local_port(self, remote: int) -> int:
+        return self._listeners[remote].getsockname()[1]
+
+    def _accept(self, listener: socket.socket, port: int) -> None:
+        while not self._closed:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = self.opener(port)
+            except Exception:  # noqa: BLE001 - the client sees a closed connection and reconnects
+                conn.close()
+                continue
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with self._lock:
+                self._conns += [conn, upstream]
+            threading.Thread(target=self._pump, args=(conn, upstream), daemon=True).start()
+
+    def _mark(self) -> None:
+        now = time.time()
+        if self.activity is not None and now - self._last_mark >= 1.0:
+            self._last_mark = now
+            try:
+                self.activity.touch(mode=0o600)
+                os.utime(self.activity, (now, now))
+            except OSError:
+                pass
+
+    def _pump(self, conn: socket.socket, upstream: Any) -> None:
+        try:
+            while not self._closed:
+                ready, _, _ = select.select([conn, upstream], [], [], 1.0)
+                for src in ready:
+                    data = src.recv(262144)
+                    if not data:
+                        return
+                    (upstream if src is conn else conn).sendall(data)
+                    self._mark()
+        except (OSError, EOFError):
+            pass
+        finally:
+            for s in (conn, upstream):
+                try:
+                    s.close()
+                except Exception:  # noqa: BLE001
+                    pass
+
+    def close(self) -> None:
+        self._closed = True
+        for listener in self._listeners.values():
+            listener.close()
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for c in conns:
+            try:
+                c.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+
+def client_info(info: dict[str, Any], tunnel: Tunnel) -> dict[str, Any]:
+    """The controller's client connection info, pointed at the tunnel's local ends."""
+    out = dict(info)
+    out["interface"] = "tcp://127.0.0.1"
+    out["location"] = "127.0.0.1"
+    out["ssh"] = ""
+    for key in CLIENT_PORTS:
+        out[key] = tunnel.local_port(int(info[key]))
+    return out
+
+
+# -- starting -----------------------------------------------------------------------------------------------------
+def _controller_args(python: str, profile: str, address: str) -> list[str]:
+    # client sockets on 127.0.0.1 only (reached through SSH); engine sockets on the cluster address
+    return [python, "-m", "ipyparallel.controller", f"--profile-dir={profile}",
+            f"--IPController.engine_ip={address}", "--IPController.client_ip=127.0.0.1", f"--location={address}",
+            "--ping=1000", "--log-level=WARN"]
+
+
+def _engine_args(python: str, profile: str) -> list[str]:
+    # no nanny: ipyparallel starts it in a session of its own, where killing the MPI job does not reach it
+    return [python, "-m", "ipyparallel.engine", "--mpi", f"--profile-dir={profile}", "--log-level=WARN",
+            "--IPEngine.enable_nanny=False"]
+
+
+class Engines:
+    """The engines of one cluster, seen from this process: start, attach, stop.  ``Cluster.engines()`` owns one."""
+
+    def __init__(self, cluster: Any) -> None:
+        self.cluster = cluster
+        self.handle = cluster.handle
+        self.client: Any = None
+        self.tunnel: Tunnel | None = None
+        self._pool: "ssh.Connections | None" = None
+
+    # -- where things are ---------------------------------------------------------------------------------------
+    @property
+    def local(self) -> bool:
+        return self.cluster.provider == "local"
+
+    def _roles(self) -> tuple[list[Node], Node]:
+        from ccdsl.executor.cluster import split_roles
+
+        workers, manager = split_roles(self.cluster.nodes())
+        return workers, manager or workers[0]
+
+    def _ssh(self) -> "ssh.Connections":
+        from ccdsl.executor import mpi, ssh
+        from ccdsl.executor.cluster import known_hosts_path
+
+        if self._pool is None:
+            _, manager = self._split()
+            _, options = mpi.options_from_config(self.cluster.config, known_hosts=known_hosts_path(self.handle))
+            self._pool = ssh.Connections(options, jump=manager)
+        return self._pool
+
+    def _split(self) -> tuple[list[Node], Node | None]:
+        from ccdsl.executor.cluster import split_roles
+
+        return split_roles(self.cluster.nodes())
+
+    def _run(self, node: Node, command: str, timeout: float = 60.0) -> Any:
+        from ccdsl.executor import ssh
+
+        return ssh.run(self._ssh().get(node), command, node=node, timeout=timeout)
+
+    def _saved(self) -> dict[str, Any] | None:
+        try:
+            return json.loads((state_dir(self.handle) / "engines.json").read_text())
+        except (OSError, ValueError):
+            return None
+
+    # -- public -------------------------------------------------------------------------------------------------
+    def client_for(self, timeout: float = START_TIMEOUT) -> Any:
+        """A connected Client with every engine registered: attach to running engines, else start them."""
+        if self.client is not None:
+            self._check_alive()
+            return self.client
+        saved = self._saved()
+        if saved is not None and not self._job_alive(saved):
+            self._raise_dead(saved)
+        if saved is None:
+            saved = self._start()
+        return self._connect(saved, timeout)
+
+    def stop(self) -> None:
+        """Stop the engines and the controller (on every node), close the tunnel, forget the connection file."""
+        saved = self._saved()
+        self._disconnect(shutdown=True)
+        if saved is not None:
+            try:
+                self._kill(saved)
+            except Exception:  # noqa: BLE001 - a node that is gone has nothing left to kill
+                pass
+        d = state_dir(self.handle)
+        for name in ("engines.json", "client.json"):
+            (d / name).unlink(missing_ok=True)
+        self.close()
+
+    def close(self) -> None:
+        """Close this process' client, tunnel and connections (the engines keep running)."""
+        self._disconnect(shutdown=False)
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    # -- start --------------------------------------------------------------------------------------------------
+    def _start(self) -> dict[str, Any]:
+        self.cluster.state.journal(self.handle, "engines-start")
+        saved = self._start_local() if self.local else self._start_remote()
+        d = state_dir(self.handle, create=True)
+        _write_private(d / "client.json", json.dumps(saved.pop("client"), indent=1))
+        _write_private(d / "engines.json", json.dumps(saved, indent=1))
+        return saved
+
+    def _start_local(self) -> dict[str, Any]:
+        from ccdsl.executor import mpi
+
+        d = state_dir(self.handle, create=True)
+        profile, engine_profile = d / "profile", d / "engine-profile"
+        security = profile / "security"
+        for f in ("ipcontroller-client.json", "ipcontroller-engine.json"):
+            (security / f).unlink(missing_ok=True)
+        engine_profile.mkdir(exist_ok=True, mode=0o700)
+        log = open(d / "controller.log", "ab")
+        controller = subprocess.Popen(_controller_args(sys.executable, str(profile), "127.0.0.1"),
+                                      stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+        log.close()
+        engine_file = security / "ipcontroller-engine.json"
+        client_file = security / "ipcontroller-client.json"
+        deadline = time.monotonic() + 60
+        while not (engine_file.exists() and client_file.exists()):
+            if controller.poll() is not None or time.monotonic() > deadline:
+                _kill_local(controller.pid)
+                raise ExecutionError("the ipyparallel controller did not start on this machine: "
+                                     + _tail((d / "controller.log").read_text(errors="replace")))
+            time.sleep(0.05)
+        time.sleep(0.05)  # the files are written whole, then closed: let the writer finish
+        size = self.cluster.processes_per_node * len(self._split()[0])
+        env = dict(os.environ)
+        env["IPP_CONNECTION_INFO"] = engine_file.read_text()
+        folder = self.cluster._workdir_on_nodes()
+        if folder:
+            env["PYTHONPATH"] = folder + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        log = open(d / "engines.log", "ab")
+        job = subprocess.Popen([mpi.local_mpiexec(), "-n", str(size), *_engine_args(sys.executable,
+                                                                                      str(engine_profile))],
+                               cwd=folder or str(d), env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                               start_new_session=True)
+        log.close()
+        return {"mode": "local", "size": size, "controller_pid": controller.pid, "mpiexec_pid": job.pid,
+                "log": str(d / "engines.log"), "client": json.loads(client_file.read_text()),
+                "started": time.time()}
+
+    def _start_remote(self) -> dict[str, Any]:
+        workers, via = self._roles()
+        base = via.extra["ccdsl_dir"]
+        e = f"{base}/{REMOTE}"
+        address = via.private_address or via.address
+        python = via.extra.get("python") or "python3"
+        q = shlex.quote
+        security = f"{e}/profile/security"
+        controller = shlex.join(_controller_args(python, f"{e}/profile", address))
+        # 'cd X; setsid nohup ... &' (not 'cd X && ... &', which backgrounds the whole list and keeps SSH's output
+        # open); the connection files appear about a second later
+        res = self._run(via, f"umask 077; mkdir -p {q(e)}/engine-profile && rm -f {q(security)}/ipcontroller-*.json; "
+                             f"cd {q(e)}; setsid nohup {controller} > {q(e)}/controller.log 2>&1 < /dev/null & "
+                             f"p=$!; for i in $(seq 600); do [ -s {q(security)}/ipcontroller-client.json ] && "
+                             f"[ -s {q(security)}/ipcontroller-engine.json ] && break; kill -0 $p 2>/dev/null || "
+                             f"break; sleep 0.1; done; sleep 0.1; echo $p; cat {q(security)}/ipcontroller-client.json",
+                        timeout=90)
+        lines = res.stdout.strip().splitlines()
+        try:
+            controller_pid = int(lines[0])
+            client = json.loads("\n".join(lines[1:]))
+        except (IndexError, ValueError):
+            log = self._run(via, f"tail -c 1500 {q(e)}/controller.log").stdout
+            raise ExecutionError(f"the ipyparallel controller did not start on {_name(via)}: {_tail(log)}",
+                                 hint="the nodes' python needs ipyparallel: pip install ipyparallel") from None
+        engine_profile = f"{e}/engine-profile"  # ipengine does not create it; every node needs its own
+        from ccdsl.executor import mpi as _mpi
+
+        _mpi._parallel(lambda n: self._run(n, f"umask 077; mkdir -p {q(engine_profile)}", timeout=30),
+                       [n for n in workers if n.instance_id != via.instance_id])
+        ppn = self.cluster.processes_per_node
+        hosts = ",".join(f"{n.private_address or n.address}:{ppn}" for n in workers)
+        options = self.cluster.config.mpi
+        folder = self.cluster._workdir_on_nodes()
+        argv = [via.extra.get("mpiexec") or "mpiexec", "-launcher", "ssh", "-launcher-exec", f"{base}/ssh",
+                "-hosts", hosts, *(["-iface", options.iface] if options.iface else []), *options.extra_args,
+                *(["-wdir", folder, "-genv", "PYTHONPATH", folder] if folder else []),
+                "-n", str(ppn * len(workers)), *_engine_args(workers[0].extra.get("python") or python,
+                                                             engine_profile)]
+        res = self._run(via, f"cd {q(e)}; IPP_CONNECTION_INFO=\"$(cat {q(security)}/ipcontroller-engine.json)\" "
+                             f"setsid nohup {shlex.join(argv)} > {q(e)}/engines.log 2>&1 < /dev/null & echo $!")
+        return {"mode": "ssh", "size": ppn * len(workers), "via": via.instance_id, "controller_pid": controller_pid,
+                "mpiexec_pid": int(res.stdout.strip().splitlines()[-1]), "log": f"{e}/engines.log",
+                "client": client, "started": time.time()}
+
+    # -- connect ------------------------------------------------------------------------------------------------
+    def _connect(self, saved: dict[str, Any], timeout: float) -> Any:
+        ipp = _import_ipp()
+        info = json.loads((state_dir(self.handle) / "client.json").read_text())
+        ports = [int(info[k]) for k in CLIENT_PORTS]
+        activity = state_dir(self.handle) / "activity"
+        if saved["mode"] == "local":
+            self.tunnel = Tunnel(lambda port: socket.create_connection(("127.0.0.1", port), timeout=10), ports,
+                                 activity)
+        else:
+            _, via = self._roles()
+            transport = self._ssh().get(via).get_transport()
+            self.tunnel = Tunnel(lambda port: transport.open_channel("direct-tcpip", ("127.0.0.1", port),
+                                                                     ("127.0.0.1", 0), timeout=10), ports, activity)
+        client = ipp.Client(client_info(info, self.tunnel))  # positionally: url_file= is ignored in 9.x
+        client.block = True  # views on one engine (rc[0]) would otherwise return AsyncResults
+        deadline = time.monotonic() + timeout
+        try:
+            while len(client.ids) < saved["size"]:
+                if not self._job_alive(saved):
+                    self._raise_dead(saved)
+                if time.monotonic() > deadline:
+                    raise ExecutionError(f"only {len(client.ids)} of {saved['size']} engines registered within "
+                                         f"{timeout:g} s: {_tail(self._log(saved))}")
+                try:
+                    client.wait_for_engines(saved["size"], timeout=1.0)
+                except TimeoutError:
+                    pass
+        except BaseException:
+            client.close()
+            self.tunnel.close()
+            self.tunnel = None
+            raise
+        self.client = client
+        return client
+
+    def _disconnect(self, *, shutdown: bool) -> None:
+        client, self.client = self.client, None
+        if client is not None:
+            if shutdown:
+                try:
+                    client.shutdown(hub=True, block=False)
+                except Exception:  # noqa: BLE001 - the processes are killed below anyway
+                    pass
+            try:
+                client.close()
+            except Exception:  # noqa: BLE001
+                pass
+        if self.tunnel is not None:
+            self.tunnel.close()
+            self.tunnel = None
+
+    # -- health and stopping ------------------------------------------------------------------------------------
+    def _job_alive(self, saved: dict[str, Any]) -> bool:
+        pids = [saved["controller_pid"], saved["mpiexec_pid"]]
+        if saved["mode"] == "local":
+            return all(_pid_alive(p) for p in pids)
+        _, via = self._roles()
+        try:
+            res = self._run(via, " && ".join(f"kill -0 {int(p)}" for p in pids) + " 2>/dev/null", timeout=20)
+        except ExecutionError:
+            return False
+        return res.code == 0
+
+    def _check_alive(self) -> None:
+        saved = self._saved()
+        if saved is None or not self._job_alive(saved):
+            self._disconnect(shutdown=False)
+            if saved is None:
+                raise ExecutionError(f"the engines of cluster {self.handle} were stopped")
+            self._raise_dead(saved)
+
+    def _log(self, saved: dict[str, Any]) -> str:
+        try:
+            if saved["mode"] == "local":
+                return Path(saved["log"]).read_text(errors="replace")[-4000:]
+            _, via = self._roles()
+            return self._run(via, f"tail -c 4000 {shlex.quote(saved['log'])}", timeout=20).stdout
+        except Exception:  # noqa: BLE001 - the error names what it can
+            return ""
+
+    def _raise_dead(self, saved: dict[str, Any]) -> None:
+        """One dead rank ends the MPI job: say so, naming the node where it died (from mpiexec's report)."""
+        log = self._log(saved)
+        where = "this machine" if saved["mode"] == "local" else None
+        if where is None:
+            found = re.findall(r"RUNNING AT (\S+)", log)
+            by_address = {a: n for n in self._split()[0] for a in (n.private_address, n.address) if a}
+            nodes = [by_address[a] for a in found if a in by_address]
+            where = _name(nodes[0]) if nodes else "a node mpiexec did not name"
+        exit_status = re.findall(r"EXIT STATUS: (\S+)", log)
+        detail = f" (exit status {exit_status[0]})" if exit_status else ""
+        self.cluster.state.journal(self.handle, "engines-died", node=where)
+        raise ExecutionError(f"the engines of cluster {self.handle} are gone: a rank died on {where}{detail}, and "
+                             "one dead rank ends the whole MPI job" + (f"\n  last output:\n{_indent(_tail(log))}"
+                                                                      if log.strip() else ""),
+                             hint="cluster.stop_engines(), then cluster.engines() starts fresh ones")
+
+    def _kill(self, saved: dict[str, Any]) -> None:
+        groups = [saved["mpiexec_pid"], saved["controller_pid"]]
+        if saved["mode"] == "local":
+            for pid in groups:
+                _kill_local(pid)
+            return
+        from ccdsl.executor import mpi
+
+        workers, via = self._roles()
+        kill = " ".join(f"-{int(p)}" for p in groups)
+        self._run(via, f"kill -TERM -- {kill} 2>/dev/null; sleep 0.5; kill -KILL -- {kill} 2>/dev/null; true",
+                  timeout=30)
+        # engines on the other nodes end with their mpiexec; anything left is killed by its profile path
+        e = f"{via.extra['ccdsl_dir']}/{REMOTE}/"
+        pattern = mpi._pkill_pattern(e)
+
+        def clean(node: Node) -> None:
+            self._run(node, f"pkill -KILL -f {pattern} 2>/dev/null; true", timeout=30)
+
+        mpi._parallel(clean, list({n.instance_id: n for n in [via, *workers]}.values()))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child of this process counts as dead
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[-1][:1] != "Z"
+    except OSError:
+        return True
+
+
+def _kill_local(pid: int) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            return
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+            if not _pid_alive(pid):
+                return
+            time.sleep(0.05)
+
+
+def _name(node: Node) -> str:
+    from ccdsl.executor import ssh
+
+    return ssh.describe(node)
+
+
+def _tail(text: str, n: int = 12) -> str:
+    return "\n".join(text.strip().splitlines()[-n:])
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines())

@@ -1,0 +1,419 @@
+"""The project's folder on every node: copy only what changed, then run the set-up command.
+
+    local folder --scan--> tree --compare with each node's tree--> changes --SFTP (all nodes at once)--> nodes
+                                                                        \\--> manager --relay (_tree.py)--> workers
+
+- PeerWorkers (and the EC2/SSH nodes of any cluster without a manager): this machine writes to every node over
+  SFTP, all nodes in parallel, each file atomically (temporary name, then rename) with its mode and mtime.
+- ManagerWorkers: this machine writes to the manager only; the manager copies on to the workers with
+  ``_tree.py relay`` over the cluster's internal SSH (so the user's uplink carries the folder once).
+- local provider: the nodes are this machine; the folder is copied once, to ``<data dir>/local/<handle>/work``.
+
+Ranks, scripts and engines start in the copy (``<cluster dir>/work`` on a node) with it on ``sys.path``.
+``.git``, ``__pycache__``, ``.venv`` and the patterns of ``.ccdslignore`` are neither sent nor deleted on the nodes
+(so a ``.venv`` a set-up command creates there survives every sync).  Other files that programs write into the
+folder on a node are deleted by the next sync, as any file that is not in the local folder; list them in
+``.ccdslignore`` to keep them.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import stat
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from ccdsl.errors import ConfigError, ExecutionError, SetupError
+from ccdsl.executor import _tree
+from ccdsl.executor.model import Node
+
+if TYPE_CHECKING:
+    from ccdsl.executor import ssh
+
+WORK = "work"  # the folder's name inside a node's cluster directory
+SyncProgress = Callable[[int, int, int, int], None]  # (files done, files total, bytes done, bytes total)
+Stream = Callable[[str, str], None]  # (node name, line)
+
+
+@dataclass(frozen=True)
+class Synced:
+    """What one sync did on one node (``fresh``: the node had no copy yet, e.g. a replaced node)."""
+
+    node: str
+    instance_id: str
+    files: int
+    bytes: int
+    deleted: int
+    fresh: bool
+
+
+def check_folder(path: str | os.PathLike[str]) -> Path:
+    """The absolute folder, or a ConfigError a user can act on."""
+    p = Path(path).expanduser()
+    if not p.is_dir():
+        raise ConfigError(f"the working folder {path} does not exist or is not a folder",
+                          hint="pass the project's folder: workdir='proj/' or --workdir proj/")
+    return p.resolve()
+
+
+def remote_dir(node: Node) -> str:
+    """Where the folder lives on a prepared node."""
+    base = node.extra.get("ccdsl_dir")
+    if not base:
+        raise ExecutionError(f"node {node.role} {node.index} was not prepared (no cluster directory recorded)")
+    return f"{base}/{WORK}"
+
+
+def local_dir(handle: str) -> Path:
+    from ccdsl.executor import state
+
+    return state.data_dir() / "local" / handle / WORK
+
+
+def local_tree(root: Path) -> tuple[tuple[dict, set], dict[str, int]]:
+    """The folder's tree and its files' nanosecond stamps."""
+    stamps: dict[str, int] = {}
+    return _tree.scan(str(root), _tree.ignore_patterns(str(root)), stamps), stamps
+
+
+class Counter:
+    """Adds up the progress of all nodes (threads) and calls ``progress`` at most every 0.1 s (and at the end)."""
+
+    def __init__(self, progress: SyncProgress | None) -> None:
+        self.progress = progress
+        self.files = self.bytes = self.total_files = self.total_bytes = 0
+        self._lock = threading.Lock()
+        self._last = 0.0
+
+    def plan(self, files: int, size: int) -> None:
+        with self._lock:
+            self.total_files += files
+            self.total_bytes += size
+        self._tell()
+
+    def done(self, files: int, size: int) -> None:
+        with self._lock:
+            self.files += files
+            self.bytes += size
+        self._tell()
+
+    def _tell(self, force: bool = False) -> None:
+        if self.progress is None:
+            return
+        now = time.monotonic()
+        if force or now - self._last >= 0.1 or self.files == self.total_files:
+            self._last = now
+            self.progress(self.files, self.total_files, self.bytes, self.total_bytes)
+
+    def finish(self) -> None:
+        self._tell(force=True)
+
+
+# -- copying ------------------------------------------------------------------------------------------------------
+def sync_local(source: Path, target: Path, counter: Counter) -> Synced:
+    """Copy ``source`` to ``target`` on this machine (the local provider)."""
+    import shutil
+
+    patterns = _tree.ignore_patterns(str(source))
+    mine, stamps = local_tree(source)
+    theirs = _tree.scan(str(target), patterns)
+    changes = _tree.compare(mine, theirs, stamps, _tree.read_manifest(str(target)))
+    size = sum(mine[0][r][0] for r in changes["send"])
+    counter.plan(len(changes["send"]), size)
+    for rel in changes["delete"]:
+        (target / rel).unlink(missing_ok=True)
+    for rel in changes["rmdirs"]:
+        shutil.rmtree(target / rel, ignore_errors=True)
+    target.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for rel in changes["mkdirs"]:
+        (target / rel).mkdir(parents=True, exist_ok=True)
+    for rel in changes["send"]:
+        dst = target / rel
+        tmp = dst.with_name(dst.name + ".ccdsl-tmp")
+        shutil.copy2(source / rel, tmp)  # data, mode and times
+        os.replace(tmp, dst)
+        counter.done(1, mine[0][rel][0])
+    for rel, mode in changes["chmod"].items():
+        os.chmod(target / rel, mode)
+    _tree.write_manifest(str(target), stamps)
+    return Synced("this machine", "local", len(changes["send"]), size, len(changes["delete"]), fresh=not theirs[0])
+
+
+def _sftp_tree(sftp: Any, root: str, patterns: list[str]) -> tuple[dict, set]:
+    """The tree at ``root`` on a node, read over SFTP (one listing per directory)."""
+    files: dict[str, tuple[int, int, int]] = {}
+    dirs: set[str] = set()
+    todo = [""]
+    while todo:
+        rel_dir = todo.pop()
+        try:
+            entries = sftp.listdir_attr(f"{root}/{rel_dir}" if rel_dir else root)
+        except FileNotFoundError:
+            continue
+        for a in entries:
+            rel = f"{rel_dir}/{a.filename}" if rel_dir else a.filename
+            is_dir = stat.S_ISDIR(a.st_mode or 0)
+            if _tree.is_ignored(rel, is_dir, patterns):
+                continue
+            if is_dir:
+                dirs.add(rel)
+                todo.append(rel)
+            elif stat.S_ISREG(a.st_mode or 0):
+                files[rel] = (a.st_size, int(a.st_mtime), stat.S_IMODE(a.st_mode))
+    return files, dirs
+
+
+def _sftp_rmtree(sftp: Any, path: str) -> None:
+    for a in sftp.listdir_attr(path):
+        p = f"{path}/{a.filename}"
+        if stat.S_ISDIR(a.st_mode or 0):
+            _sftp_rmtree(sftp, p)
+        else:
+            sftp.remove(p)
+    sftp.rmdir(path)
+
+
+def sync_sftp(client: Any, node: Node, source: Path, local: tuple[tuple[dict, set], dict[str, int]],
+              counter: Counter) -> Synced:
+    """Make the node's copy equal to ``source`` over one SFTP session: list, delete, send what changed."""
+    from ccdsl.executor import ssh
+
+    import json
+
+    root = remote_dir(node)
+    mine, stamps = local
+    patterns = _tree.ignore_patterns(str(source))
+    where = ssh.describe(node)
+    current = root
+    try:
+        with client.open_sftp() as sftp:
+            theirs = _sftp_tree(sftp, root, patterns)
+            recorded = None
+            if theirs[0]:
+                try:
+                    with sftp.open(f"{root}/{_tree.MANIFEST}", "rb") as f:
+                        recorded = json.loads(f.read())
+                except (OSError, ValueError):
+                    pass
+            changes = _tree.compare(mine, theirs, stamps, recorded)
+            size = sum(mine[0][r][0] for r in changes["send"])
+            counter.plan(len(changes["send"]), size)
+            for rel in changes["delete"]:
+                current = f"{root}/{rel}"
+                sftp.remove(current)
+            for rel in changes["rmdirs"]:
+                current = f"{root}/{rel}"
+                _sftp_rmtree(sftp, current)
+            if not theirs[0] and not theirs[1]:
+                ssh._makedirs(sftp, root)
+            for rel in changes["mkdirs"]:
+                current = f"{root}/{rel}"
+                try:
+                    sftp.mkdir(current, 0o755)
+                except OSError:
+                    sftp.stat(current)
+            for rel in changes["send"]:
+                current = f"{root}/{rel}"
+                fsize, mtime, mode = mine[0][rel]
+                tmp = f"{current}.ccdsl-tmp"
+                with open(source / rel, "rb") as src, sftp.open(tmp, "wb") as dst:
+                    dst.set_pipelined(True)
+                    while chunk := src.read(1 << 20):
+                        dst.write(chunk)
+                sftp.chmod(tmp, mode)
+                sftp.utime(tmp, (mtime, mtime))
+                sftp.posix_rename(tmp, current)
+                counter.done(1, fsize)
+            for rel, mode in changes["chmod"].items():
+                current = f"{root}/{rel}"
+                sftp.chmod(current, mode)
+            if changes["send"] or changes["delete"] or recorded is None:
+                current = f"{root}/{_tree.MANIFEST}"
+                with sftp.open(current + ".tmp", "wb") as f:
+                    f.write(json.dumps(stamps).encode())
+                sftp.posix_rename(current + ".tmp", current)
+    except (OSError, EOFError, ssh._paramiko().SSHException) as exc:
+        raise ExecutionError(f"cannot sync {current} on {where}: {exc or type(exc).__name__}") from exc
+    return Synced(where, node.instance_id, len(changes["send"]), size, len(changes["delete"]), fresh=not theirs[0])
+
+
+def relay(client: Any, manager: Node, workers: Sequence[Node], counter: Counter, timeout: float) -> list[Synced]:
+    """On the manager: copy its folder on to every worker (``_tree.py relay``), all at once."""
+    import json
+
+    from ccdsl.executor import ssh
+
+    d = manager.extra["ccdsl_dir"]
+    script = f"{d}/ccdsl_tree.py"
+    ssh.put(client, Path(_tree.__file__).read_bytes(), script, mode=0o644, node=manager)
+    targets = [f"{w.private_address or w.address}={w.extra.get('python') or 'python3'}" for w in workers]
+    command = shlex.join([manager.extra.get("python") or "python3", script, "relay", remote_dir(manager),
+                          remote_dir(workers[0]), f"{d}/ssh", *targets])
+    res = ssh.run(client, command, node=manager, timeout=timeout)
+    by_address = {w.private_address or w.address: w for w in workers}
+    out, errors = [], []
+    for line in res.stdout.splitlines():
+        try:
+            report = json.loads(line)
+        except ValueError:
+            continue
+        node = by_address.get(report.get("host"))
+        name = ssh.describe(node) if node else report.get("host")
+        if "error" in report:
+            errors.append(f"{name}: {report['error']}")
+        else:
+            counter.plan(report["files"], report["bytes"])
+            counter.done(report["files"], report["bytes"])
+            out.append(Synced(name, node.instance_id if node else "?", report["files"], report["bytes"], report["deleted"], report["fresh"]))
+    if errors or res.code != 0 or len(out) != len(workers):
+        detail = "; ".join(errors) or res.stderr.strip()[-500:] or f"exit {res.code}"
+        raise ExecutionError(f"the manager {ssh.describe(manager)} could not copy the folder to the workers: "
+                             f"{detail}")
+    return out
+
+
+# -- set-up -------------------------------------------------------------------------------------------------------
+def print_setup_line(node: str, line: str) -> None:
+    """The default set-up stream: ``[worker 1] line`` on stderr."""
+    sys.stderr.write(f"[{node}] {line}\n")
+    sys.stderr.flush()
+
+
+def node_name(node: Node) -> str:
+    return f"{node.role} {node.index}"
+
+
+def _shell(directory: str, command: str, python: str | None) -> str:
+    """``command`` in ``directory``, with the node's python (and its pip) first on PATH."""
+    path = f"PATH={shlex.quote(os.path.dirname(python))}:\"$PATH\"; export PATH; " if python and "/" in python else ""
+    return f"cd {shlex.quote(directory)} && {path}exec sh -c {shlex.quote(command)}"
+
+
+def setup_local(directory: Path, command: str, stream: Stream) -> None:
+    """Run the set-up on this machine (the local provider), streaming its output."""
+    env = dict(os.environ)
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    proc = subprocess.Popen(["sh", "-c", command], cwd=directory, env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert proc.stdout is not None
+    for raw in proc.stdout:
+        stream("this machine", raw.decode(errors="replace").rstrip("\n"))
+    code = proc.wait()
+    if code != 0:
+        raise SetupError(f"the set-up command failed on this machine (exit {code}): {command}",
+                         node="this machine", exit_code=code)
+
+
+def setup_remote(pool: "ssh.Connections", nodes: Sequence[Node], command: str, stream: Stream) -> None:
+    """Run the set-up in the folder on every node at once, streaming each output line with the node's name.
+    Every node runs to its end; then a failure names the node(s) and exit code(s)."""
+    from ccdsl.executor import mpi, ssh
+
+    def one(node: Node) -> tuple[Node, int]:
+        name = node_name(node)
+        client = pool.get(node)
+        chan = client.get_transport().open_session(timeout=pool.options.connect_timeout)
+        chan.set_combine_stderr(True)
+        chan.exec_command(_shell(remote_dir(node), command, node.extra.get("python")))
+        partial = b""
+        while True:
+            if chan.recv_ready():
+                data = chan.recv(65536)
+                *lines, partial = (partial + data).split(b"\n")
+                for line in lines:
+                    stream(name, line.decode(errors="replace"))
+            elif chan.exit_status_ready() and not chan.recv_ready():
+                break
+            elif chan.closed:
+                break
+            else:
+                ssh._wait_channel(chan, 0.05)
+        if partial:
+            stream(name, partial.decode(errors="replace"))
+        code = chan.recv_exit_status()
+        chan.close()
+        return node, code
+
+    results = mpi._parallel(one, list(nodes))
+    failed = [(n, c) for n, c in results if c != 0]
+    if failed:
+        what = "; ".join(f"{ssh.describe(n)} exit {c}" for n, c in failed)
+        raise SetupError(f"the set-up command failed on {what}: {command}", node=ssh.describe(failed[0][0]),
+                         exit_code=failed[0][1])
+
+
+# -- progress bar -------------------------------------------------------------------------------------------------
+class ProgressBar:
+    """``sync [#######-------]  42/100 files  21.0/50.0 MB`` on stderr, redrawn in place on a terminal and
+    printed once at the end otherwise."""
+
+    def __init__(self, stream: Any = None, width: int = 24) -> None:
+        self.stream = stream or sys.stderr
+        self.width = width
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.last = ""
+
+    def __call__(self, files: int, total_files: int, size: int, total_size: int) -> None:
+        frac = 1.0 if total_size == 0 and files >= total_files else (size / total_size if total_size else 0.0)
+        filled = int(round(frac * self.width))
+        self.last = (f"sync [{'#' * filled}{'-' * (self.width - filled)}] {files:>4}/{total_files} files  "
+                     f"{size / 1e6:.1f}/{total_size / 1e6:.1f} MB")
+        if self.tty:
+            self.stream.write("\r" + self.last)
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.last:
+            self.stream.write(("\r" if self.tty else "") + self.last + "\n")
+            self.stream.flush()
+
+
+# -- a cluster's nodes --------------------------------------------------------------------------------------------
+def sync_nodes(handle: str, provider: str, nodes: Sequence[Node], config: Any, source: Path, *,
+               progress: SyncProgress | None = None) -> list[Synced]:
+    """Make the folder on every node of a cluster equal to ``source``; report per node."""
+    from ccdsl.executor import mpi, ssh
+    from ccdsl.executor.cluster import known_hosts_path, split_roles
+
+    source = check_folder(source)
+    nodes = list(nodes)
+    counter = Counter(progress)
+    if provider == "local":
+        out = [sync_local(source, local_dir(handle), counter)]
+        counter.finish()
+        return out
+    workers, manager = split_roles(nodes)
+    _, ssh_options = mpi.options_from_config(config, known_hosts=known_hosts_path(handle))
+    with ssh.Connections(ssh_options, jump=manager) as pool:
+        mine = local_tree(source)
+        if manager is None:
+            out = mpi._parallel(lambda n: sync_sftp(pool.get(n), n, source, mine, counter), workers)
+        else:
+            out = [sync_sftp(pool.get(manager), manager, source, mine, counter)]
+            out += relay(pool.get(manager), manager, workers, counter, ssh_options.command_timeout * 10)
+    counter.finish()
+    return out
+
+
+def setup_nodes(handle: str, provider: str, nodes: Sequence[Node], config: Any, command: str, *,
+                stream: Stream | None = None, only: set[str] | None = None) -> None:
+    """Run the set-up command in the folder on every node (``only``: those instance ids), manager included;
+    on this machine once for the local provider."""
+    from ccdsl.executor import mpi, ssh
+    from ccdsl.executor.cluster import known_hosts_path, split_roles
+
+    out = stream or print_setup_line
+    if provider == "local":
+        setup_local(local_dir(handle), command, out)
+        return
+    _, manager = split_roles(nodes)
+    _, ssh_options = mpi.options_from_config(config, known_hosts=known_hosts_path(handle))
+    chosen = [n for n in nodes if only is None or n.instance_id in only]
+    with ssh.Connections(ssh_options, jump=manager) as pool:
+        setup_remote(pool, chosen, command, out)

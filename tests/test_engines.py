@@ -1,0 +1,250 @@
+"""Persistent engines (issue 9, part 2): one ipyparallel engine per MPI rank, started by the cluster's mpiexec,
+reached through SSH; on the local provider and on SSH hosts in network namespaces (PeerWorkers, ManagerWorkers).
+
+Engines take seconds to start, so each module-scoped cluster starts them once and the tests that only use them
+share it; the lifecycle tests (restart, a dead rank, terminate) come last in each group."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import ccdsl
+from ccdsl.errors import ExecutionError
+from fixtures_netns import netns_hosts  # noqa: F401
+from test_workdir import make_project, ssh_deploy, ssh_settings
+
+pytest.importorskip("mpi4py")
+pytest.importorskip("ipyparallel")
+
+TUTORIAL = "from mpi4py import MPI; comm = MPI.COMM_WORLD; rank_sum = comm.reduce(comm.rank, root=0)"
+
+
+@pytest.fixture(scope="module")
+def module_data(tmp_path_factory):
+    """A data dir (state DB, connection files) shared by the module's tests, and a project folder."""
+    d = tmp_path_factory.mktemp("engines")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CCDSL_DATA_DIR", str(d / "data"))
+        mp.delenv("CCDSL_CONFIG", raising=False)
+        yield d, make_project(d / "proj")
+
+
+def ranks_and_nodes(rc):
+    """engine id -> (MPI rank, host address) as each engine sees itself."""
+    rc[:].execute("import subprocess; from mpi4py import MPI; _ip = subprocess.run(['hostname', '-I'], "
+                  "capture_output=True, text=True).stdout.split(); me = (MPI.COMM_WORLD.rank, _ip[0] if _ip else '')")
+    return dict(zip(rc.ids, rc[:].pull("me")))
+
+
+def second_process(data: Path, handle: str, code: str, settings: dict | None = None) -> dict:
+    """Run ``code`` in another python (it has ``rc`` = reconnect(handle).engines() and IPython's %px) and
+    return the JSON it prints last."""
+    script = textwrap.dedent("""
+        import json, sys
+        import ccdsl
+        from ccdsl.executor.config import Config
+        from IPython.core.interactiveshell import InteractiveShell
+        shell = InteractiveShell.instance()
+        rc = ccdsl.reconnect(HANDLE, config=CONFIG).engines()
+        rc.activate()  # registers %px / %%px in this IPython
+    """).replace("HANDLE", repr(handle)).replace(
+        "CONFIG", f"Config.from_dict(json.loads({json.dumps(settings)!r}))" if settings else "None") + textwrap.dedent(code)
+    env = {**os.environ, "CCDSL_DATA_DIR": str(data / "data"), "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def check_everything_on_engines(c, rc, size: int, addresses: list[str] | None):
+    """The seed's tutorial with engines, state across calls, an allreduce, the folder's module and data."""
+    assert rc.ids == list(range(size))
+    seen = ranks_and_nodes(rc)
+    assert {i: r for i, (r, _) in seen.items()} == {i: i for i in range(size)}  # engine id == MPI rank
+    if addresses is not None:
+        assert [a for _, a in (seen[i] for i in range(size))] == addresses
+    rc[:].execute(TUTORIAL, block=True)
+    assert rc[0].pull("rank_sum") == sum(range(size))  # @fetchfrom ranks(cluster)[0] rank_sum; blocks by default
+    rc[:].execute("counter = comm.rank * 10")
+    rc[:].execute("counter += 1")  # globals persist between calls
+    assert rc[:].pull("counter") == [r * 10 + 1 for r in range(size)]
+    rc[:].execute("total = comm.allreduce(counter)")
+    assert rc[:].pull("total") == [sum(r * 10 + 1 for r in range(size))] * size
+    rc[:].execute("import os, pkg.mod; here = (os.getcwd(), pkg.mod.X, open('data.txt').read().strip())")
+    folder = c._workdir_on_nodes()
+    assert rc[:].pull("here") == [(folder, 41, "hello")] * size
+
+
+def no_engine_processes(pids_of, handle: str) -> list[str]:
+    """Command lines of processes that belong to the cluster (its engines, controller, ranks, mpiexec)."""
+    left = []
+    for pid in pids_of():
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if handle in cmd:
+            left.append(cmd)
+    return left
+
+
+# -- local provider -----------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def local4(module_data):
+    data, proj = module_data
+    c = ccdsl.deploy(ccdsl.cluster(node_provider="Local", node_count=4), workdir=proj)
+    yield c
+    if c.status != "terminated":
+        c.terminate()
+
+
+def test_local_engines_tutorial_state_allreduce_folder(local4):
+    rc = local4.engines()
+    check_everything_on_engines(local4, rc, 4, None)
+    assert local4.engines() is rc  # the same client while the engines run
+    saved = Path(os.environ["CCDSL_DATA_DIR"]) / "engines" / local4.handle / "client.json"
+    assert saved.stat().st_mode & 0o777 == 0o600
+
+
+def test_local_changed_file_is_seen_by_engines(local4, module_data):
+    _, proj = module_data
+    (proj / "data.txt").write_text("again\n")
+    local4.sync()
+    rc = local4.engines()
+    rc[:].execute("text = open('data.txt').read().strip()")
+    assert rc[:].pull("text") == ["again"] * 4
+    (proj / "data.txt").write_text("hello\n")
+    local4.sync()
+
+
+def test_local_reconnect_from_another_process_and_px(local4, module_data):
+    data, _ = module_data
+    rc = local4.engines()
+    rc[:].execute("mark = 'from the first process'")
+    got = second_process(data, local4.handle, """
+        shell.run_line_magic("px", "mark2 = mark + ' and %px'")
+        shell.run_cell_magic("px", "", "mark3 = comm.rank")
+        print(json.dumps([rc.ids, rc[0].pull("mark2"), rc[:].pull("mark3")]))
+    """)
+    assert got == [[0, 1, 2, 3], "from the first process and %px", [0, 1, 2, 3]]
+
+
+def test_local_restart_gives_fresh_engines_and_a_dead_rank_is_named(local4):
+    from ccdsl.executor import engines
+
+    rc = local4.engines()
+    rc[:].execute("kept = 1")
+    local4.restart()
+    rc = local4.engines()
+    assert rc.ids == [0, 1, 2, 3]
+    with pytest.raises(Exception, match="kept"):  # a NameError from the fresh engines
+        rc[0].pull("kept")
+    saved = json.loads((engines.state_dir(local4.handle) / "engines.json").read_text())
+    rc[2].execute("import os, signal; os.kill(os.getpid(), signal.SIGKILL)", block=False)
+    with pytest.raises(ExecutionError, match="a rank died on this machine") as info:
+        import time
+
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            local4.engines()
+            time.sleep(0.2)
+    assert "stop_engines" in info.value.hint
+    local4.stop_engines()
+    assert not engines._pid_alive(saved["mpiexec_pid"]) and not engines._pid_alive(saved["controller_pid"])
+    assert local4.engines().ids == [0, 1, 2, 3]  # fresh ones again
+
+
+def test_local_terminate_leaves_no_process(local4):
+    from ccdsl.executor import engines
+
+    local4.engines()
+    saved = json.loads((engines.state_dir(local4.handle) / "engines.json").read_text())
+    local4.terminate()
+    assert not engines._pid_alive(saved["mpiexec_pid"]) and not engines._pid_alive(saved["controller_pid"])
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert local4.handle not in ps
+    assert not engines.state_dir(local4.handle).exists()
+
+
+# -- SSH hosts ----------------------------------------------------------------------------------------------------
+def all_pids(netns_hosts):
+    return lambda: [p for i in range(netns_hosts.count) for p in netns_hosts.pids(i)]
+
+
+@pytest.fixture(scope="module")
+def peers(netns_hosts, module_data):
+    _, proj = module_data
+    c = ssh_deploy(netns_hosts, workdir=proj)
+    yield c
+    if c.status != "terminated":
+        c.terminate()
+
+
+@pytest.mark.netns
+def test_ssh_engines_tutorial_state_allreduce_folder(peers, netns_hosts):
+    rc = peers.engines()
+    check_everything_on_engines(peers, rc, 3, [h.address for h in netns_hosts.hosts[:3]])
+    # the controller's client ports listen on node 0's loopback only; this machine reaches them through SSH
+    info = json.loads((Path(os.environ["CCDSL_DATA_DIR"]) / "engines" / peers.handle / "client.json").read_text())
+    assert info["interface"] == "tcp://127.0.0.1"
+    ss = subprocess.run(["ip", "netns", "exec", netns_hosts.hosts[0].netns, "ss", "-Hltn"], capture_output=True,
+                        text=True).stdout
+    assert f"127.0.0.1:{info['mux']}" in ss and f"{netns_hosts.hosts[0].address}:{info['mux']}" not in ss
+
+
+@pytest.mark.netns
+def test_ssh_changed_file_and_reconnect_from_another_process(peers, module_data, netns_hosts):
+    data, proj = module_data
+    (proj / "data.txt").write_text("again\n")
+    peers.sync()
+    rc = peers.engines()
+    rc[:].execute("text = open('data.txt').read().strip()")
+    assert rc[:].pull("text") == ["again"] * 3
+    (proj / "data.txt").write_text("hello\n")
+    rc[:].execute("mark = comm.rank + 100")
+    got = second_process(data, peers.handle, """
+        shell.run_line_magic("px", "mark2 = comm.allreduce(mark)")
+        print(json.dumps([rc.ids, rc[1].pull("mark2")]))
+    """, ssh_settings(netns_hosts))
+    assert got == [[0, 1, 2], 303]
+
+
+@pytest.mark.netns
+def test_ssh_dead_rank_names_its_node_and_terminate_leaves_nothing(peers, netns_hosts):
+    import time
+
+    rc = peers.engines()
+    rc[2].execute("import os, signal; os.kill(os.getpid(), signal.SIGKILL)", block=False)
+    deadline = time.monotonic() + 30
+    with pytest.raises(ExecutionError, match=rf"a rank died on worker 2 \(host2 at {netns_hosts.hosts[2].address}"):
+        while time.monotonic() < deadline:
+            peers.engines()
+            time.sleep(0.3)
+    peers.stop_engines()
+    peers.restart()
+    assert peers.engines().ids == [0, 1, 2]  # fresh ones after restart
+    peers.terminate()
+    assert no_engine_processes(all_pids(netns_hosts), peers.handle) == []
+
+
+@pytest.mark.netns
+def test_ssh_manager_workers_engines(netns_hosts, module_data):
+    _, proj = module_data
+    c = ssh_deploy(netns_hosts, manager=True, workdir=proj)
+    try:
+        rc = c.engines()
+        check_everything_on_engines(c, rc, 3, [h.address for h in netns_hosts.hosts[:3]])
+        # the controller runs on the manager (host3), not on a worker
+        ps = subprocess.run(["ip", "netns", "pids", netns_hosts.hosts[3].netns], capture_output=True, text=True)
+        cmds = [Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace") for p in ps.stdout.split()
+                if Path(f"/proc/{p}/cmdline").exists()]
+        assert any("ipyparallel.controller" in cmd for cmd in cmds)
+    finally:
+        c.terminate()
+    assert no_engine_processes(all_pids(netns_hosts), c.handle) == []
