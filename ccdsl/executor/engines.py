@@ -320,6 +320,8 @@ class Engines:
                 "started": time.time()}
 
     def _start_remote(self) -> dict[str, Any]:
+        """One SSH command on the controller's node: start the controller, wait for its connection files, start
+        the engines' mpiexec; print both pids and the client connection file."""
         workers, via = self._roles()
         base = via.extra["ccdsl_dir"]
         e = f"{base}/{REMOTE}"
@@ -328,41 +330,37 @@ class Engines:
         q = shlex.quote
         security = f"{e}/profile/security"
         controller = shlex.join(_controller_args(python, f"{e}/profile", address))
+        ppn = self.cluster.processes_per_node
+        hosts = ",".join(f"{n.private_address or n.address}:{ppn}" for n in workers)
+        options = self.cluster.config.mpi
+        folder = self.cluster._workdir_on_nodes()
+        engine_profile = f"{e}/engine-profile"
+        # ipengine does not create its profile folder, and every node needs its own: each rank makes it first
+        engine = ["sh", "-c", f"umask 077; mkdir -p {q(engine_profile)} && exec \"$@\"", "ccdsl-engine",
+                  *_engine_args(workers[0].extra.get("python") or python, engine_profile)]
+        argv = [via.extra.get("mpiexec") or "mpiexec", "-launcher", "ssh", "-launcher-exec", f"{base}/ssh",
+                "-hosts", hosts, *(["-iface", options.iface] if options.iface else []), *options.extra_args,
+                *(["-wdir", folder, "-genv", "PYTHONPATH", folder] if folder else []),
+                "-n", str(ppn * len(workers)), *engine]
+        client_file, engine_file = f"{security}/ipcontroller-client.json", f"{security}/ipcontroller-engine.json"
         # 'cd X; setsid nohup ... &' (not 'cd X && ... &', which backgrounds the whole list and keeps SSH's output
-        # open); the connection files appear about a second later
-        res = self._run(via, f"umask 077; mkdir -p {q(e)}/engine-profile && rm -f {q(security)}/ipcontroller-*.json; "
-                             f"cd {q(e)}; setsid nohup {controller} > {q(e)}/controller.log 2>&1 < /dev/null & "
-                             f"p=$!; for i in $(seq 600); do [ -s {q(security)}/ipcontroller-client.json ] && "
-                             f"[ -s {q(security)}/ipcontroller-engine.json ] && break; kill -0 $p 2>/dev/null || "
-                             f"break; sleep 0.1; done; sleep 0.1; echo $p; cat {q(security)}/ipcontroller-client.json",
-                        timeout=90)
+        # open); the connection files appear about a second after the controller starts
+        res = self._run(via, f"umask 077; mkdir -p {q(e)} && rm -f {q(security)}/ipcontroller-*.json; cd {q(e)}; "
+                             f"setsid nohup {controller} > {q(e)}/controller.log 2>&1 < /dev/null & p=$!; "
+                             f"for i in $(seq 600); do [ -s {q(client_file)} ] && [ -s {q(engine_file)} ] && break; "
+                             f"kill -0 $p 2>/dev/null || exit 0; sleep 0.05; done; sleep 0.05; "
+                             f"IPP_CONNECTION_INFO=\"$(cat {q(engine_file)})\" setsid nohup {shlex.join(argv)} "
+                             f"> {q(e)}/engines.log 2>&1 < /dev/null & echo $p $!; cat {q(client_file)}", timeout=90)
         lines = res.stdout.strip().splitlines()
         try:
-            controller_pid = int(lines[0])
+            controller_pid, mpiexec_pid = (int(x) for x in lines[0].split())
             client = json.loads("\n".join(lines[1:]))
         except (IndexError, ValueError):
             log = self._run(via, f"tail -c 1500 {q(e)}/controller.log").stdout
             raise ExecutionError(f"the ipyparallel controller did not start on {_name(via)}: {_tail(log)}",
                                  hint="the nodes' python needs ipyparallel: pip install ipyparallel") from None
-        engine_profile = f"{e}/engine-profile"  # ipengine does not create it; every node needs its own
-        from ccdsl.executor import mpi as _mpi
-
-        _mpi._parallel(lambda n: self._run(n, f"umask 077; mkdir -p {q(engine_profile)}", timeout=30),
-                       [n for n in workers if n.instance_id != via.instance_id])
-        ppn = self.cluster.processes_per_node
-        hosts = ",".join(f"{n.private_address or n.address}:{ppn}" for n in workers)
-        options = self.cluster.config.mpi
-        folder = self.cluster._workdir_on_nodes()
-        argv = [via.extra.get("mpiexec") or "mpiexec", "-launcher", "ssh", "-launcher-exec", f"{base}/ssh",
-                "-hosts", hosts, *(["-iface", options.iface] if options.iface else []), *options.extra_args,
-                *(["-wdir", folder, "-genv", "PYTHONPATH", folder] if folder else []),
-                "-n", str(ppn * len(workers)), *_engine_args(workers[0].extra.get("python") or python,
-                                                             engine_profile)]
-        res = self._run(via, f"cd {q(e)}; IPP_CONNECTION_INFO=\"$(cat {q(security)}/ipcontroller-engine.json)\" "
-                             f"setsid nohup {shlex.join(argv)} > {q(e)}/engines.log 2>&1 < /dev/null & echo $!")
         return {"mode": "ssh", "size": ppn * len(workers), "via": via.instance_id, "controller_pid": controller_pid,
-                "mpiexec_pid": int(res.stdout.strip().splitlines()[-1]), "log": f"{e}/engines.log",
-                "client": client, "started": time.time()}
+                "mpiexec_pid": mpiexec_pid, "log": f"{e}/engines.log", "client": client, "started": time.time()}
 
     # -- connect ------------------------------------------------------------------------------------------------
     def _connect(self, saved: dict[str, Any], timeout: float) -> Any:
