@@ -123,6 +123,35 @@ class Resolution:
     def with_alternatives(self, alternatives: tuple[Choice, ...]) -> Resolution:
         return replace(self, alternatives=alternatives)
 
+    def _repr_html_(self) -> str:
+        """Jupyter: the chosen row (and manager), the whole cluster's price, then the alternatives, as a table."""
+        rows = [("chosen", self.choice)] + ([("manager", self.manager)] if self.manager is not None else [])
+        rows += [(f"alternative {i}", a) for i, a in enumerate(self.alternatives, 1)]
+        head = ("", "provider", "region", "instance type", "nodes", "vCPUs", "memory GiB", "accelerators",
+                "$/node-hour", "$/hour (cluster)")
+        body = []
+        for label, c in rows:
+            accel = f"{c.accelerator_count} × {c.accelerator_model}" if c.accelerator_count else ""
+            hourly = c.price_per_hour if label == "manager" else c.cluster_price_per_hour
+            body.append((label, c.provider, c.region, c.instance_type, c.node_count, c.vcpus, _num(c.memory_gib),
+                         accel, f"{c.price_per_node_hour:.4f}", f"{hourly:.4f}"))
+        title = (f"<b>{_html(self.contract.name)}</b>: {_html(self.choice.instance_type)} × {self.node_count}, "
+                 f"${self.price_per_hour:.4f}/hour")
+        return html_table(title, head, body)
+
+
+def _html(value: Any) -> str:
+    import html
+
+    return html.escape(str(value))
+
+
+def html_table(title: str, head: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
+    """A small HTML table with a title line (Jupyter reprs of resolutions and clusters)."""
+    th = "".join(f"<th>{_html(h)}</th>" for h in head)
+    trs = "".join("<tr>" + "".join(f"<td>{_html(v)}</td>" for v in r) + "</tr>" for r in rows)
+    return f"<div><p>{title}</p><table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table></div>"
+
 
 def _money(x: float) -> float:
     """Prices are shown to 1/10000 of a cent: enough for every catalog price, free of float noise."""

@@ -201,6 +201,24 @@ class Cluster:
         except Exception:  # noqa: BLE001 - repr must not fail
             return f"<Cluster {self.handle}>"
 
+    def _repr_html_(self) -> str:
+        """Jupyter: handle, status, price and the nodes as a table."""
+        from ccdsl.executor import cost
+        from ccdsl.resolution import _html, html_table
+
+        r = self.record
+        try:
+            rate = cost.estimate(self.state, r).price_per_hour
+        except Exception:  # noqa: BLE001 - a repr must not fail
+            rate = None
+        price = f", ${rate:.4f}/hour" if rate is not None else ""
+        title = (f"<b>{_html(r.contract)}</b> {_html(self.handle)}: {_html(r.cluster_type)} on {_html(r.provider)}, "
+                 f"{_html(r.status)}{_html(price)}")
+        head = ("role", "index", "instance id", "instance type", "address", "private address", "state")
+        rows = [(n.role, n.index, n.instance_id, n.instance_type, n.address or "", n.private_address or "", n.state)
+                for n in self.nodes()]
+        return html_table(title, head, rows)
+
     # -- running ---------------------------------------------------------------------------------------------
     def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run ``fn(comm, *args, **kwargs)`` on every rank under MPI; return rank 0's value."""
