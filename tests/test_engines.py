@@ -112,6 +112,24 @@ def test_local_engines_tutorial_state_allreduce_folder(local4):
     assert saved.stat().st_mode & 0o777 == 0o600
 
 
+def test_local_engine_tasks_leave_activity_markers(local4):
+    """The hook of the autostop watchdog: engines touch their marker while they work, not while idle."""
+    import time
+
+    from ccdsl.executor import engines
+
+    rc = local4.engines()
+    marks = Path(engines.activity_dir(local4))
+    before = time.time()
+    time.sleep(0.05)
+    rc[:].execute("y = 1")
+    stamps = {p.name: p.stat().st_mtime for p in marks.iterdir()}
+    assert len(stamps) == 4 and all(name.startswith("engine-") for name in stamps)
+    assert all(t >= before for t in stamps.values())
+    time.sleep(1.1)  # idle engines leave them alone
+    assert {p.name: p.stat().st_mtime for p in marks.iterdir()} == stamps
+
+
 def test_local_changed_file_is_seen_by_engines(local4, module_data):
     _, proj = module_data
     (proj / "data.txt").write_text("again\n")
@@ -160,9 +178,14 @@ def test_local_restart_gives_fresh_engines_and_a_dead_rank_is_named(local4):
     assert local4.engines().ids == [0, 1, 2, 3]  # fresh ones again
 
 
-def test_local_terminate_leaves_no_process(local4):
+def test_local_interrupt_stops_engines_and_terminate_leaves_no_process(local4):
     from ccdsl.executor import engines
 
+    local4.engines()
+    saved = json.loads((engines.state_dir(local4.handle) / "engines.json").read_text())
+    local4.interrupt()
+    assert not engines._pid_alive(saved["mpiexec_pid"]) and not engines._pid_alive(saved["controller_pid"])
+    local4.resume()
     local4.engines()
     saved = json.loads((engines.state_dir(local4.handle) / "engines.json").read_text())
     local4.terminate()

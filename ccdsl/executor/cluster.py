@@ -11,6 +11,7 @@ from a global counter in the state database, new after every resume, restart or 
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import string
 import threading
@@ -417,7 +418,11 @@ class Cluster:
             self._new_workers()
             self.state.update_cluster(self.handle, status=st.RUNNING)
             if self.workdir:  # stopped disks keep the folder (a no-change sync); a replaced node gets it again
-                self._sync(self.workdir, setup=False)
+                if not os.path.isdir(self.workdir):
+                    log.warning("%s: the working folder %s is gone from this machine; the nodes keep their copy "
+                                "(ccdsl sync %s DIR names another)", self.handle, self.workdir, self.handle)
+                else:
+                    self._sync(self.workdir, setup=False)
 
     def _stop_again(self, provider: Any, exc: BaseException) -> None:
         """A resume that failed half way must not leave running (paid) nodes behind: stop them again; if even

@@ -18,8 +18,10 @@ Distributed.jl workers.
 
 Trust: ipyparallel unpickles what engines send back.  The nodes are trusted, as for ``run``.
 
-Activity (for an autostop watchdog): every request or reply through this machine's tunnel touches
-``<data dir>/engines/<handle>/activity`` (at most once a second); :func:`last_activity` reads it.
+Activity (for the autostop watchdog): while an engine handles a request it touches a marker
+``engine-<pid>`` in ``<cluster dir>/activity/`` on its node (``<data dir>/autostop/<handle>/activity/`` for the local
+provider): at the start, every 30 s, at the end.  This machine's tunnel also touches
+``<data dir>/engines/<handle>/activity`` on traffic (:func:`last_activity`).
 """
 
 from __future__ import annotations
@@ -184,10 +186,68 @@ def _controller_args(python: str, profile: str, address: str) -> list[str]:
             "--ping=1000", "--log-level=WARN"]
 
 
+# Run in every engine at start (``--IPEngine.startup_command``): while the engine handles a request (execute,
+# apply, ...), keep touching ``$CCDSL_ACTIVITY_DIR/engine-<pid>`` (at the start, every 30 s, at the end), so an
+# autostop watchdog on the node sees engine tasks, long ones included, as activity.  Idle engines touch nothing.
+_ACTIVITY_HOOK = """
+def _ccdsl_activity():
+    import os, threading, time
+    d = os.environ.get("CCDSL_ACTIVITY_DIR")
+    if not d:
+        return
+    path = os.path.join(d, "engine-%d" % os.getpid())
+    busy = [0]
+    def touch():
+        try:
+            os.makedirs(d, exist_ok=True)
+            with open(path, "a"):
+                pass
+            os.utime(path, None)
+        except OSError:
+            pass
+    def beat():
+        while True:
+            time.sleep(30)
+            if busy[0]:
+                touch()
+    threading.Thread(target=beat, daemon=True, name="ccdsl-activity").start()
+    kernel = get_ipython().kernel
+    pre, post = kernel.pre_handler_hook, kernel.post_handler_hook
+    def pre_hook():
+        busy[0] += 1
+        touch()
+        pre()
+    def post_hook():
+        busy[0] = max(0, busy[0] - 1)
+        touch()
+        post()
+    kernel.pre_handler_hook, kernel.post_handler_hook = pre_hook, post_hook
+_ccdsl_activity()
+del _ccdsl_activity
+"""
+
+
 def _engine_args(python: str, profile: str) -> list[str]:
+    import base64
+
+    hook = base64.b64encode(_ACTIVITY_HOOK.encode()).decode()
     # no nanny: ipyparallel starts it in a session of its own, where killing the MPI job does not reach it
     return [python, "-m", "ipyparallel.engine", "--mpi", f"--profile-dir={profile}", "--log-level=WARN",
-            "--IPEngine.enable_nanny=False"]
+            "--IPEngine.enable_nanny=False",
+            f"--IPEngine.startup_command=import base64; exec(base64.b64decode('{hook}').decode()); del base64"]
+
+
+def activity_dir(cluster: Any) -> str:
+    """Where engines leave their activity markers: ``<cluster dir>/activity`` on a node; for the local provider,
+    ``<data dir>/autostop/<handle>/activity`` (where the autostop watchdog of issue 11 looks)."""
+    from ccdsl.executor import state
+
+    if cluster.provider == "local":
+        return str(state.data_dir() / "autostop" / cluster.handle / "activity")
+    from ccdsl.executor.cluster import split_roles
+
+    workers, _ = split_roles(cluster.nodes())
+    return f"{workers[0].extra['ccdsl_dir']}/activity"
 
 
 class Engines:
@@ -306,6 +366,7 @@ class Engines:
         size = self.cluster.processes_per_node * len(self._split()[0])
         env = dict(os.environ)
         env["IPP_CONNECTION_INFO"] = engine_file.read_text()
+        env["CCDSL_ACTIVITY_DIR"] = activity_dir(self.cluster)
         folder = self.cluster._workdir_on_nodes()
         if folder:
             env["PYTHONPATH"] = folder + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -341,7 +402,7 @@ class Engines:
         argv = [via.extra.get("mpiexec") or "mpiexec", "-launcher", "ssh", "-launcher-exec", f"{base}/ssh",
                 "-hosts", hosts, *(["-iface", options.iface] if options.iface else []), *options.extra_args,
                 *(["-wdir", folder, "-genv", "PYTHONPATH", folder] if folder else []),
-                "-n", str(ppn * len(workers)), *engine]
+                "-genv", "CCDSL_ACTIVITY_DIR", activity_dir(self.cluster), "-n", str(ppn * len(workers)), *engine]
         client_file, engine_file = f"{security}/ipcontroller-client.json", f"{security}/ipcontroller-engine.json"
         # 'cd X; setsid nohup ... &' (not 'cd X && ... &', which backgrounds the whole list and keeps SSH's output
         # open); the connection files appear about a second after the controller starts
