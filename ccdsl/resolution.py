@@ -133,7 +133,7 @@ class Resolution:
         for label, c in rows:
             accel = f"{c.accelerator_count} × {c.accelerator_model}" if c.accelerator_count else ""
             hourly = c.price_per_hour if label == "manager" else c.cluster_price_per_hour
-            body.append((label, c.provider, c.region, c.instance_type, c.node_count, c.vcpus, _num(c.memory_gib),
+            body.append((label, c.provider, c.region, c.instance_type, c.node_count, c.vcpus, quantity(c.memory_gib),
                          accel, f"{c.price_per_node_hour:.4f}", f"{hourly:.4f}"))
         title = (f"<b>{_html(self.contract.name)}</b>: {_html(self.choice.instance_type)} × {self.node_count}, "
                  f"${self.price_per_hour:.4f}/hour")
