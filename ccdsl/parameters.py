@@ -21,6 +21,10 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
+# The largest number a count parameter may be written as: float64 holds every whole number up to it exactly, so
+# the resolver's closed forms and Z3's exact integers agree (a larger count is refused with the clause's position).
+MAX_COUNT = 2**53
+
 NUMERIC_QUALIFIERS = ("just", "atleast", "atmost", "between", "unrestricted", "oneof", "not")
 SYMBOL_QUALIFIERS = ("just", "unrestricted", "oneof", "not")
 

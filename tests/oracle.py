@@ -6,8 +6,9 @@ It shares only the *facts* with the resolver (``ccdsl.parameters`` for which col
 relative slack of 1e-9, NaN satisfies nothing but ``@unrestricted``, ``not`` of a symbol is the complement, AWS
 rows restricted to the default region unless ``cluster_locale`` or any-region, free on-premise rows (``local``,
 ``ssh``) only when a ``node_provider``, ``cluster_locale`` or ``node_machinetype`` clause (just/oneof) names their
-provider, region or type (a priced one competes like a cloud row), node_count default 1 and ranges
-capped at max(1024, named counts), a row's count at most its ``max_nodes`` (NaN = unlimited) and one less when
+provider, region or type (a priced one competes like a cloud row), node_count default 1, compared
+exactly (whole numbers, no slack), and ranges capped at max(1024, named counts) (domains too large to list
+are tried at the counts next to every boundary, see ``_edges``), a row's count at most its ``max_nodes`` (NaN = unlimited) and one less when
 the manager is that same row, totals = count × per-node value, budget = workers + manager, manager and
 workers in the same provider and region.  Slow by design; use small catalogs.
 """
@@ -99,12 +100,48 @@ def row_ok(row: dict, c: Clause) -> bool:
     return compare(_num(row[p.column]), c.qualifier, c.values)
 
 
-def counts(contract_clauses: list[Clause]) -> list[int]:
+LISTED = 4096  # domains up to this many counts are listed and tried one by one; larger ones by their edges
+
+
+def count_ok(n: int, c: Clause) -> bool:
+    """A whole node count against a node_count clause: exact (counts have no slack)."""
+    q, vals = c.qualifier, c.values
+    if q == "unrestricted":
+        return True
+    if q == "atleast":
+        return n >= vals[0]
+    if q == "atmost":
+        return n <= vals[0]
+    if q == "between":
+        return vals[0] <= n <= vals[1]
+    if q in ("just", "oneof"):
+        return any(n == v for v in vals)
+    return all(n != v for v in vals)
+
+
+@dataclass(frozen=True)
+class Counts:
+    """The allowed node counts: ``1..cap`` filtered by the node_count clause (None: the default, 1)."""
+
+    clause: Clause | None
+    cap: int
+
+    def __contains__(self, n: int) -> bool:
+        return n == 1 if self.clause is None else 1 <= n <= self.cap and count_ok(n, self.clause)
+
+    @property
+    def listed(self) -> list[int] | None:
+        """Every allowed count, or None when there are too many to try one by one."""
+        if self.cap > LISTED:
+            return None
+        return [n for n in range(1, self.cap + 1) if n in self]
+
+
+def counts(contract_clauses: list[Clause]) -> Counts:
     c = next((x for x in contract_clauses if x.parameter == "node_count"), None)
     if c is None:
-        return [1]
-    cap = max([CAP, *[int(v) for v in c.values]])
-    return [n for n in range(1, cap + 1) if compare(float(n), c.qualifier, c.values)]
+        return Counts(None, 1)
+    return Counts(c, max([CAP, *[math.floor(v) for v in c.values]]))
 
 
 def _role_clauses(contract: Contract, role: str | None) -> list[Clause]:
@@ -150,6 +187,34 @@ def _node_ok(row: dict, clauses: list[Clause], single: bool) -> bool:
     return True
 
 
+def _edges(row: dict, domain: Counts, clauses: list[Clause], manager_price: float, room: float) -> list[int]:
+    """Every count that can be the smallest feasible one of a domain too large to list.
+
+    The feasible counts are those where every test holds; each test (the node_count clause, ``n ≤ room``, a total
+    ``n × per + extra`` against a bound) changes its answer only next to its own boundary.  The smallest
+    feasible count n is 1, or n − 1 fails a test that n passes, so n sits next to a boundary: next to a value the
+    node_count clause names, or where ``n × per + extra`` crosses a bound (± its slack).  A few counts either side
+    of each are enough (floats round), and each is then checked in full by the caller."""
+    points = {1}
+    if domain.clause is not None:
+        points.update(math.floor(v) + d for v in domain.clause.values for d in (-1, 0, 1, 2))
+    for c in clauses:
+        p = PARAMETERS[c.parameter]
+        if p.scope != "total":
+            continue
+        per = _num(row[p.column])
+        if not per > 0:
+            continue
+        extra = manager_price if c.parameter == "cluster_price_per_hour" else 0.0
+        for v in c.values:
+            for edge in (v - TOL * max(1.0, abs(v)), v + TOL * max(1.0, abs(v))):
+                x = (edge - extra) / per
+                if math.isfinite(x) and abs(x) < 2.0**60:
+                    points.update(math.floor(x) + d for d in range(-2, 4))
+    top = domain.cap if room != room else min(domain.cap, int(room))
+    return sorted(n for n in points if 1 <= n <= top and n in domain)
+
+
 def _first_count(row: dict, domain: list[int], clauses: list[Clause], manager_price: float) -> int | None:
     """The first count (in increasing order) whose totals satisfy every total clause — each count checked."""
     ok = [True] * len(domain)
@@ -190,6 +255,7 @@ def solutions(df, contract: Contract, region: str = "us-east-1", any_region: boo
     mw = contract.cluster_type == "ManagerWorkers"
     wclauses = _role_clauses(contract, "worker" if mw else None)
     domain = counts(wclauses)
+    listed = domain.listed
     workers = [r for r in rows if _in_scope(r, wclauses, region, any_region) and _node_ok(r, wclauses, False)]
     managers: list[dict | None] = [None]
     if mw:
@@ -205,7 +271,10 @@ def solutions(df, contract: Contract, region: str = "us-east-1", any_region: boo
             room = _num(w.get("max_nodes", math.nan))  # how many nodes of this row exist
             if m is w:  # the manager takes one of them
                 room -= 1
-            usable = [n for n in domain if not n > room]  # NaN room: every count
+            if listed is None:
+                usable = _edges(w, domain, wclauses, mp, room)
+            else:
+                usable = [n for n in listed if not n > room]  # NaN room: every count
             n = _first_count(w, usable, wclauses, mp)  # prices are ≥ 0: more nodes never cost less
             if n is not None:
                 cost = n * float(w["price_per_hour"]) + mp
@@ -223,12 +292,14 @@ def optimum(df, contract: Contract, region: str = "us-east-1", any_region: bool 
 
 def subcontract(contract: Contract, keep: list[Clause], keep_default_count: bool) -> Contract:
     """The contract with only ``keep`` (plus its cluster_type).  A node count that is not kept (the written clause
-    or the default 1) is relaxed to any count, which is what dropping its assumption means to the solver."""
+    or the default 1) is relaxed to any count up to the cap, which is what dropping its assumption means to the solver."""
     clauses = [c for c in contract.clauses if c.parameter == "cluster_type"] + list(keep)
     kept_count = any(c.parameter == "node_count" for c in keep) or (
         contract.clause("node_count") is None and keep_default_count)
-    if not kept_count:
-        clauses.append(Clause("node_count", "unrestricted"))
+    if not kept_count:  # any count up to the cap, which a written count above 1024 raised
+        written = contract.clause("node_count")
+        cap = counts([written]).cap if written is not None else CAP
+        clauses.append(Clause("node_count", "atmost", (cap,)) if cap > CAP else Clause("node_count", "unrestricted"))
     for c in contract.clauses:  # a dropped locale lets every region compete (it does not bring back the default)
         if c.parameter == "cluster_locale" and c not in keep:
             clauses.append(Clause("cluster_locale", "unrestricted", role=c.role))

@@ -127,7 +127,7 @@ def _check(c: Contract, seed: int, region: str, any_region: bool) -> None:
         assert select(c, df, region=region, any_region=any_region) == []
         return
     r = resolve(c, df, region=region, any_region=any_region, top=3)
-    assert r.price_per_hour == pytest.approx(expected.cost, abs=1e-6)
+    assert r.price_per_hour == pytest.approx(expected.cost, abs=1e-6, rel=1e-12)
     ranked = select(c, df, region=region, any_region=any_region)
     assert ranked[0] == r.choice
     assert [x.cluster_price_per_hour for x in ranked] == sorted(x.cluster_price_per_hour for x in ranked)
@@ -217,4 +217,40 @@ def test_random_ssh_contracts_respect_host_capacity_like_the_oracle(c: Contract,
     so counts, managers on the workers' own row and conflicts all meet ``max_nodes``."""
     clauses = [cl for cl in c.clauses if cl.parameter != "node_provider"]
     c = dataclasses.replace(c, clauses=(*clauses, Clause("node_provider", "just", ("SSH",))))
+    _check(c, seed, "us-east-1", any_region)
+
+
+HUGE = st.sampled_from([1025, 99_999, 10**6, 10**9 + 7, 10**11, 3 * 10**13, 2**53 - 1, 2**53])
+huge_counts = st.one_of(
+    HUGE.map(lambda n: Clause("node_count", "just", (n,))),
+    HUGE.map(lambda n: Clause("node_count", "atleast", (n,))),
+    HUGE.map(lambda n: Clause("node_count", "atmost", (n,))),
+    st.tuples(st.integers(1, 10**12), HUGE).map(lambda t: Clause("node_count", "between", (min(t), max(t)))),
+    st.lists(HUGE, min_size=1, max_size=3, unique=True).map(lambda v: Clause("node_count", "oneof", tuple(sorted(v)))),
+    st.lists(st.one_of(HUGE, st.integers(1, 4)), min_size=1, max_size=3, unique=True).map(
+        lambda v: Clause("node_count", "not", tuple(sorted(v)))),
+)
+HUGE_TOTAL = {
+    "cluster_vcpus_count": numeric("cluster_vcpus_count", st.sampled_from([64, 128, 10**6, 10**12, 2**53])),
+    "cluster_memory_size": numeric("cluster_memory_size", st.sampled_from([16.0, 1e9, 3.5e12, 1e15])),
+    "cluster_accelerator_count": numeric("cluster_accelerator_count", st.sampled_from([8, 10**7, 10**13])),
+    "cluster_price_per_hour": numeric("cluster_price_per_hour", st.sampled_from([1.5, 1e6, 2.5e9, 1e13])),
+}
+
+
+@st.composite
+def huge_contracts(draw) -> Contract:
+    clauses = [draw(huge_counts)]
+    for name in draw(st.lists(st.sampled_from(sorted(NODE)), max_size=2, unique=True)):
+        clauses.append(draw(NODE[name]))
+    for name in draw(st.lists(st.sampled_from(sorted(HUGE_TOTAL)), max_size=2, unique=True)):
+        clauses.append(draw(HUGE_TOTAL[name]))
+    return Contract("huge", tuple(clauses))
+
+
+@settings(SETTINGS, max_examples=300)
+@given(huge_contracts(), st.integers(0, 3), st.booleans())
+def test_huge_counts_and_totals_agree_with_oracle(c: Contract, seed: int, any_region: bool) -> None:
+    """Counts up to 2**53 with every qualifier, and totals far beyond what fits the count cap: the closed forms
+    (never a list of counts) agree with the oracle, which tries the counts next to every boundary."""
     _check(c, seed, "us-east-1", any_region)

@@ -11,7 +11,7 @@ import re
 from ccdsl import taxonomy
 from ccdsl.language import ast, units
 from ccdsl.language.units import ValueProblem
-from ccdsl.parameters import PARAMETERS, Parameter
+from ccdsl.parameters import MAX_COUNT, PARAMETERS, Parameter
 
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
 _MACHINETYPE = re.compile(r"EC2Type_([A-Za-z0-9]+(?:_[A-Za-z0-9]+)*)_([A-Za-z0-9]+)")
@@ -58,10 +58,18 @@ def _number(param: Parameter, atom: ast.Atom) -> int | float:
                 raise ValueProblem(f"{param.name} is a count of {param.unit or 'items'}: it must be a whole number, "
                                    f"not {atom.text}")
             value = int(value)
+        if value > MAX_COUNT:
+            raise ValueProblem(f"{param.name} is at most 2**53 = {MAX_COUNT}, not {_short(atom.text)}",
+                               hint="write a smaller count" + (", or a range such as @atleast(2)"
+                                                               if param.name == "node_count" else ""))
         low = MINIMUM.get(param.name, 0)
         if value < low:
             raise ValueProblem(f"{param.name} must be at least {low}, not {atom.text}")
     return value
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 30 else text[:24] + "…"
 
 
 def _kind_word(param: Parameter) -> str:

@@ -15,6 +15,7 @@ The problem (SMT-LIB 2 text, kept on the :class:`Problem` so it can be printed a
   ``(= k i) ∧ (= km j) → n ≤ max_nodes − 1``.
 - Comparisons carry the same relative slack (1e-9) as the vectorized filters, with exact rationals for the
   decimal values of the catalog and the contract (``0.526`` is 263/500), so Z3 and numpy agree on boundaries.
+  Node counts are whole numbers and compared exactly (:func:`count_formula`).
 
 Classes keep the problem small without changing its answer: rows are grouped by everything the problem can see
 (failed clauses, location when the manager couples it, values the clauses compare exactly) and only the Pareto
@@ -27,6 +28,7 @@ optimum and the unsat cores are preserved.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable
@@ -256,7 +258,7 @@ def compile_problem(workers: RoleSpec, worker_classes: Classes, manager: RoleSpe
     nreal = "(to_real n)"
     if workers.count is not None:
         out.append(f"(assert (=> {literals[literal_index[id(workers.count)]].name} "
-                   f"{qualify(workers.count, nreal)}))")
+                   f"{count_formula(workers.count)}))")
     else:
         out.append(f"(assert (=> {DEFAULT_COUNT} (= n 1)))")
     coupled_lits = [literals[literal_index[id(c)]].name for c in workers.coupled]
@@ -295,6 +297,26 @@ def compile_problem(workers: RoleSpec, worker_classes: Classes, manager: RoleSpe
             if i is not None and not np.isnan(worker_classes.limit[i]):
                 out.append(f"(assert (=> (and (= k {i}) (= km {j})) (<= n {int(worker_classes.limit[i]) - 1})))")
     return Problem("\n".join(out), literals, worker_classes, manager_classes, cap)
+
+
+def count_formula(clause: Clause) -> str:
+    """A node_count clause on the Int ``n``: whole numbers compared exactly (no slack), as :mod:`.counts` does."""
+    q, vals = clause.qualifier, [Fraction(exact(v)) for v in clause.values]
+    whole = [int(v) for v in vals if v.denominator == 1]
+    if q == "unrestricted":
+        return "true"
+    if q == "atleast":
+        return f"(>= n {math.ceil(vals[0])})"
+    if q == "atmost":
+        return f"(<= n {math.floor(vals[0])})"
+    if q == "between":
+        return f"(and (>= n {math.ceil(vals[0])}) (<= n {math.floor(vals[1])}))"
+    if q in ("just", "oneof"):
+        picks = [f"(= n {v})" for v in whole[:1 if q == "just" else None]]
+        return f"(or {' '.join(picks)})" if picks else "false"
+    if q == "not":
+        return f"(and {' '.join(f'(not (= n {v}))' for v in whole)})" if whole else "true"
+    raise ValueError(q)
 
 
 def qualify(clause: Clause, term: str) -> str:

@@ -22,7 +22,7 @@ from ccdsl.parameters import PARAMETERS
 from ccdsl import taxonomy
 from ccdsl.resolution import Choice, quantity
 from ccdsl.resolver import compile as comp
-from ccdsl.resolver.counts import count_cap, count_domain
+from ccdsl.resolver.counts import MAX_NODES, count_cap, count_domain
 from ccdsl.resolver.filter import AWS, ON_PREMISE, clause_mask, naming_clauses
 from ccdsl.resolver import solve
 from ccdsl.resolver.solve import Ranking, RoleRows, literal_table, lower_budget, rank, row_name, solver_for
@@ -132,7 +132,7 @@ def minimal_core(ranking: Ranking) -> list[comp.Literal]:
 def _vectorized_core(ranking: Ranking) -> list[comp.Literal]:
     """The same deletion-based minimization, with the vectorized ranking as the feasibility check (for problems
     over :data:`.solve.Z3_CLASS_LIMIT`).  Dropping a clause means what it means to the solver: a dropped node count
-    (written or the default 1) allows any count, a dropped locale lets every region compete."""
+    (written or the default 1) allows any count up to the cap (1024, or the largest count the clause named), a dropped locale lets every region compete."""
     wspec = ranking.workers.spec
     lits, _ = literal_table(wspec, ranking.manager.spec if ranking.manager is not None else None)
     core = list(lits)
@@ -156,7 +156,11 @@ def relaxed(contract, keep: list[comp.Literal]):
     kept_ids = {id(c) for c in kept}
     clauses = [c for c in contract.clauses if c.parameter == "cluster_type"] + kept
     for c in contract.clauses:
-        if id(c) not in kept_ids and c.parameter in ("node_count", "cluster_locale"):
+        if id(c) in kept_ids:
+            continue
+        if c.parameter == "node_count" and count_cap(c) > MAX_NODES:  # any count up to the cap the clause raised
+            clauses.append(C(c.parameter, "atmost", (count_cap(c),), c.role, c.span))
+        elif c.parameter in ("node_count", "cluster_locale"):
             clauses.append(C(c.parameter, "unrestricted", (), c.role, c.span))
     if contract.clause("node_count") is None and contract.clause("node_count", "worker") is None and not any(
             lit.clause is None for lit in keep):
@@ -234,9 +238,9 @@ def _reach(view, rr: RoleRows) -> np.ndarray:
     so that count-only near misses list the types that come closest first."""
     domain = count_domain(rr.spec.count, rr.spec.fixed)
     reach = np.ones(len(rr.scope))
-    if len(domain) == 0:
+    if domain.empty:
         return reach
-    most = np.fmin(float(domain[-1]), view.numbers["max_nodes"][rr.scope])  # NaN max_nodes: unlimited
+    most = np.fmin(float(domain.last), view.numbers["max_nodes"][rr.scope])  # NaN max_nodes: unlimited
     for c in rr.spec.coupled:
         if c.qualifier in ("atleast", "between") and c.parameter != comp.BUDGET and float(c.values[0]) > 0:
             v = np.nan_to_num(view.numbers[comp.coupled_column(c)][rr.scope])
@@ -255,11 +259,11 @@ def _capacity_reason(view, row: int, spec: comp.RoleSpec, ranking: Ranking) -> s
     the manager's, when the only manager of the place is this row)."""
     domain = count_domain(spec.count, spec.fixed)
     limit = _limit(view, row)
-    if len(domain) == 0 or limit == float("inf"):
+    if domain.empty or limit == float("inf"):
         return None
     unit = "host" if view.label("provider", row) == "ssh" else "node"
     have = f"{int(limit)} {unit}{'s' * (limit != 1)} available"
-    lo = int(domain[0])
+    lo = domain.first
     if limit < lo:
         return f"{have} < {lo} node{'s' * (lo != 1)}"
     if ranking.manager is not None:
@@ -271,10 +275,10 @@ def _capacity_reason(view, row: int, spec: comp.RoleSpec, ranking: Ranking) -> s
 
 def _count_reason(view, row: int, spec: comp.RoleSpec) -> str:
     domain = count_domain(spec.count, spec.fixed)
-    domain = domain[domain <= _limit(view, row)]
-    if len(domain) == 0:
+    domain = domain.at_most(_limit(view, row))
+    if domain.empty:
         return "no node count satisfies " + (spec.count.text if spec.count else "node_count")
-    lo, hi = int(domain[0]), int(domain[-1])
+    lo, hi = domain.first, domain.last
     parts = []
     for c in spec.coupled:
         v = view.number(comp.coupled_column(c), row)
