@@ -63,7 +63,7 @@ class Clause:
 
 
 def _show(v: Value) -> str:
-    if isinstance(v, float) and v.is_integer():
+    if isinstance(v, float) and v.is_integer() and abs(v) < 1e15:
         return str(int(v))
     return str(v)
 

@@ -124,7 +124,10 @@ class UnsatisfiableError(CcdslError):
 
 
 class CatalogError(CcdslError):
-    """The catalog cannot be built, read or merged (missing source, bad user row, unmapped model, …)."""
+    """The catalog cannot be built, read or merged (missing source, bad user row, unmapped model, …).  Exit code 2,
+    like every other input error: 1 means "unsatisfiable"."""
+
+    exit_code = 2
 
 
 class CatalogRowError(CatalogError):

@@ -164,5 +164,7 @@ def quantity(x: float) -> str:
     x = float(x)
     if x != x:
         return "unknown"
+    if abs(x) >= 1e15:  # 1e308 as 1e+308, not its 300 digits
+        return f"{x:.4g}"
     r = round(x, 2)
     return str(int(r)) if r.is_integer() else f"{r:.2f}".rstrip("0")

@@ -184,7 +184,7 @@ def test_build_without_sources_fails_cleanly(tmp_path) -> None:
             "from ccdsl.cli import main\n"
             f"sys.exit(main(['catalog', 'build', '--output', {str(tmp_path)!r}]))\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 1, proc.stderr
+    assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     assert "pip install 'ccdsl[build]'" in proc.stderr
     assert list(tmp_path.iterdir()) == []

@@ -73,9 +73,9 @@ def test_show(capsys) -> None:
     assert code == 0
     assert "L40S" in out and "Ada Lovelace" in out and "us-east-1" in out
     code, _, err = run(capsys, "catalog", "show", "g6e.12xlarg")
-    assert code == 1 and "did you mean g6e.12xlarge" in err and "Traceback" not in err
+    assert code == 2 and "did you mean g6e.12xlarge" in err and "Traceback" not in err
     code, _, err = run(capsys, "catalog", "show", "g6e.12xlarge", "--region", "sa-east-1")
-    assert code == 1 and "offered in:" in err
+    assert code == 2 and "offered in:" in err
 
 
 def test_export_csv_and_json(capsys) -> None:
@@ -108,7 +108,7 @@ def test_add_bad_file_is_an_error_not_a_traceback(capsys, tmp_path) -> None:
     f = tmp_path / "hosts.csv"
     f.write_text("provider,instance_type,vcpus,memory_gib\nssh,node01,32,128\nssh,node02,32,12x8\n")
     code, _, err = run(capsys, "catalog", "add", str(f))
-    assert code == 1
+    assert code == 2
     assert err.startswith(f"error: {f}:3: column 'memory_gib':")
 
 
@@ -136,7 +136,7 @@ def test_subprocess_list_and_import_cost(tmp_path) -> None:
     assert "(2 of " in proc.stdout
     proc = subprocess.run([sys.executable, "-m", "ccdsl", "catalog", "show", "nope.large"], capture_output=True,
                           text=True, timeout=120, env={**__import__("os").environ, "CCDSL_DATA_DIR": str(tmp_path)})
-    assert proc.returncode == 1 and "error: no instance type 'nope.large'" in proc.stderr
+    assert proc.returncode == 2 and "error: no instance type 'nope.large'" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
