@@ -72,6 +72,9 @@ def _default(column: str, row: dict[str, Any]) -> Any:
     return {"string": "", "int64": 0, "float64": 0.0, "bool": False}[DTYPES[column]]
 
 
+_INT_MAX = 2**53  # whole-number columns are int64 and compared as float64: exact up to here
+
+
 def _parse_cell(column: str, value: Any) -> Any:
     """A raw cell (CSV text or TOML value) -> the column's Python type; ValueError with the reason."""
     dtype = DTYPES[column]
@@ -95,6 +98,8 @@ def _parse_cell(column: str, value: Any) -> Any:
             raise ValueError(f"expected a whole number, got {value!r}") from None
         if n < 0:
             raise ValueError(f"must not be negative, got {n}")
+        if n > _INT_MAX:
+            raise ValueError(f"is too large ({value!r}); at most {_INT_MAX}")
         return n
     if dtype == "float64":
         if isinstance(value, bool):
@@ -283,8 +288,19 @@ def _toml_records(path: Path, text: str) -> list[tuple[dict[str, Any], int | Non
         raise CatalogRowError("[[instance]] must be an array of tables and [defaults] a table", path=str(path),
                               line=None, column=None)
     find = _toml_line_finder(text)
+    for i, inst in enumerate(instances):
+        if not isinstance(inst, dict):
+            raise CatalogRowError(f"instance {i + 1} is {type(inst).__name__} {inst!r:.40}, not a table; write each "
+                                  "instance as an [[instance]] table", path=str(path),
+                                  line=_key_line(text, "instance"), column=None)
     return [(validate_record({**defaults, **inst}, str(path), lambda c, i=i: find(i, c)), find(i, None))
             for i, inst in enumerate(instances)]
+
+
+def _key_line(text: str, key: str) -> int | None:
+    """The 1-based line where ``key = …`` is written at the top level of a TOML text (None if not found)."""
+    m = re.search(rf"^[ \t]*{re.escape(key)}[ \t]*=", text, re.MULTILINE)
+    return text.count("\n", 0, m.start()) + 1 if m else None
 
 
 def read_records(path: str | Path) -> list[dict[str, Any]]:
@@ -317,6 +333,18 @@ def read_user_catalog(path: str | Path):  # type: ignore[no-untyped-def]
     return frame_from_rows(read_records(path))
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+def _plain_name(name: str) -> str:
+    """A file name inside the user catalog directory: no directories, no ``..``, no absolute path (``--name``
+    must never write outside the catalog directory)."""
+    if not _PLAIN_NAME.fullmatch(name) or name in (".", ".."):
+        raise CatalogError(f"--name {name!r} is not a plain file name",
+                           hint="use letters, digits, '_', '-' and '.', e.g. --name lab-hosts.csv")
+    return name
+
+
 def add(path: str | Path, name: str | None = None) -> Path:
     """Validate a user catalog and copy it (atomically) into the user catalog directory; return the new path."""
     from ccdsl.catalog.loader import clear_cache, user_catalog_dir
@@ -326,7 +354,10 @@ def add(path: str | Path, name: str | None = None) -> Path:
     rows = read_records(src)
     if not rows:
         raise CatalogError(f"{src}: no rows to add")
-    dest = user_catalog_dir() / (name or src.name)
+    from ccdsl import datadir
+
+    datadir.ensure()
+    dest = user_catalog_dir() / _plain_name(name or src.name)
     if dest.suffix != src.suffix:
         raise CatalogError(f"the destination name must keep the suffix {src.suffix}")
     atomic_write(dest, src.read_bytes(), mode=0o600)
