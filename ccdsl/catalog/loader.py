@@ -18,13 +18,10 @@ _CACHE: dict[Any, Any] = {}
 
 
 def data_dir() -> Path:
-    """ccdsl's user data directory: ``$CCDSL_DATA_DIR`` if set, else platformdirs' ``user_data_dir("ccdsl")``."""
-    env = os.environ.get("CCDSL_DATA_DIR")
-    if env:
-        return Path(env)
-    from platformdirs import user_data_dir
+    """ccdsl's user data directory (:func:`ccdsl.datadir.location`; creates nothing)."""
+    from ccdsl import datadir
 
-    return Path(user_data_dir("ccdsl"))
+    return datadir.location()
 
 
 def user_catalog_dir() -> Path:

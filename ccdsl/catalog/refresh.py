@@ -198,6 +198,9 @@ def refresh(region: str, *, endpoint_url: str | None = None, pricing_endpoint_ur
     if not rows:
         raise CatalogError(f"no instance type in {region} is both offered and priced; nothing written")
 
+    from ccdsl import datadir
+
+    datadir.ensure()
     out = user_catalog_dir() / f"aws-{region}.refresh.csv"
     sidecar = {
         "provider": "aws", "region": region,

@@ -94,15 +94,9 @@ FIRST_WORKER_ID = 2
 
 def data_dir() -> Path:
     """Where ccdsl keeps its database and private keys (created with mode 0700)."""
-    env = os.environ.get("CCDSL_DATA_DIR")
-    if env:
-        path = Path(env)
-    else:
-        import platformdirs
+    from ccdsl import datadir
 
-        path = Path(platformdirs.user_data_dir("ccdsl"))
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return path
+    return datadir.ensure()
 
 
 @dataclass(frozen=True)
@@ -189,6 +183,9 @@ class State:
         self.path = Path(path) if path is not None else data_dir() / "state.db"
         self.busy_timeout = busy_timeout
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        from ccdsl import datadir
+
+        datadir.create_private_file(self.path)  # 0600 before SQLite creates it (its -wal and -shm files follow it)
         db = self._connect()
         try:
             db.executescript(_SCHEMA)  # idempotent DDL; executescript manages its own transaction

@@ -89,7 +89,9 @@ def _cache_dir():
     if os.environ.get("CCDSL_CACHE_DIR"):
         return Path(os.environ["CCDSL_CACHE_DIR"])
     if os.environ.get("CCDSL_DATA_DIR"):
-        return Path(os.environ["CCDSL_DATA_DIR"]) / "cache"
+        from ccdsl import datadir
+
+        return datadir.ensure() / "cache"  # the first command may be a resolve: the data dir is made private
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("ccdsl"))
