@@ -82,6 +82,7 @@ class Contract:
     span: Span | None = None
     path: str | None = None
     warnings: tuple[str, ...] = field(default=(), compare=False)
+    config_spans: tuple[tuple[str, Span | None], ...] = field(default=(), compare=False)  # where each was written
 
     def clause(self, parameter: str, role: str | None = None) -> Clause | None:
         """The clause for ``parameter`` scoped exactly to ``role`` (None: unscoped), if any."""

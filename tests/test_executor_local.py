@@ -185,8 +185,9 @@ def test_deploy_in_progress_elsewhere_is_left_alone_and_a_dead_one_is_failed(dat
 
 
 def test_contract_configuration_survives_reconnect(data_dir):
-    """Contract config parameters (here mpi_flags => "-l": MPICH labels output lines with the rank) and
-    node_process_count apply to the deploy and to every later session of the cluster."""
+    """Contract config parameters (here mpi_flags => "-l": MPICH labels output lines with the rank, allowed by
+    ccdsl.toml) and node_process_count apply to the deploy and to every later session of the cluster."""
+    (data_dir.parent / "ccdsl.toml").write_text('[security]\ncontract_may_set = ["mpi_flags"]\n')  # the cwd
     contract = ccdsl.parse('c = @cluster(node_provider => Local, node_count => 2, node_process_count => 2, '
                            'mpi_flags => "-l")')["c"]
     hello = data_dir.parent / "hello.py"

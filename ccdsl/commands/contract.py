@@ -60,11 +60,13 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from ccdsl.language import check, read
+    from ccdsl.security import check_all
 
     status = 0
     for path in args.files:
         text = read(path)
         contracts, diagnostics = check(text, path)
+        diagnostics = diagnostics + check_all(contracts.values())  # what ccdsl.toml does not let a contract set
         for d in diagnostics:
             print(d.render(text), file=sys.stderr)
         errors = sum(d.severity == "error" for d in diagnostics)
@@ -86,6 +88,12 @@ def _contracts(args: argparse.Namespace) -> dict[str, Any]:
     from ccdsl.language import load
 
     contracts = load(args.file)
+    from ccdsl.language import read
+    from ccdsl.security import check_all
+
+    refused = check_all(contracts.values())
+    if refused:
+        raise ContractError(refused, read(args.file))
     for c in contracts.values():
         for w in c.warnings:
             print(f"{args.file}: warning: {w}", file=sys.stderr)

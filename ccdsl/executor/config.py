@@ -112,7 +112,18 @@ class MpiConfig:
     timeout: float = _key(0.0, "Seconds one run may take; 0: no limit.")
 
 
-SECTIONS: dict[str, type] = {"aws": AwsConfig, "ssh": SshConfig, "local": LocalConfig, "mpi": MpiConfig}
+@dataclass(frozen=True)
+class SecurityConfig:
+    """What a contract may change.  A contract may narrow security, never widen it: the keys that decide who reaches
+    the nodes or what runs on this machine are refused in a contract unless listed here."""
+
+    contract_may_set: list = _key([], "Contract parameters accepted although they can widen access: any of "
+                                      "security_group_id, subnet_id, key_name, image_id, hosts, mpi_flags, python, "
+                                      "ssh_cidr (a contract's ssh_cidr must otherwise lie inside [aws] ssh_cidr).")
+
+
+SECTIONS: dict[str, type] = {"aws": AwsConfig, "ssh": SshConfig, "local": LocalConfig, "mpi": MpiConfig,
+                             "security": SecurityConfig}
 
 
 @dataclass(frozen=True)
@@ -123,6 +134,7 @@ class Config:
     ssh: SshConfig = field(default_factory=SshConfig)
     local: LocalConfig = field(default_factory=LocalConfig)
     mpi: MpiConfig = field(default_factory=MpiConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
     source: str | None = None
 
     @classmethod
@@ -164,6 +176,18 @@ def _section(cls: type, name: str, table: Mapping[str, Any], where: str) -> Any:
             raise ConfigError(f"{where}: unknown key 'image.{sorted(bad)[0]}' in [aws]",
                               hint="image keys are x86_64 and arm64")
         values["image"] = {**AwsConfig().image, **values["image"]}
+    if name == "aws" and values.get("ssh_cidr"):
+        from ccdsl.security import network
+
+        problem = network(values["ssh_cidr"])[1]
+        if problem:
+            raise ConfigError(f"{where}: [aws] ssh_cidr = {values['ssh_cidr']!r} {problem}")
+    if name == "security":
+        from ccdsl.security import GUARDED
+
+        for key in values.get("contract_may_set", []):
+            if key not in GUARDED:
+                raise _unknown(f"contract_may_set entry {key!r} in [security]", str(key), sorted(GUARDED), where)
     return cls(**values)
 
 
@@ -214,9 +238,14 @@ def load(path: str | os.PathLike[str] | None = None) -> Config:
     if file is None:
         return Config()
     try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
+        raw = file.read_bytes()
+        data = tomllib.loads(raw.decode("utf-8"))
     except OSError as exc:
         raise ConfigError(f"cannot read {file}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"{file}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x})",
+                          hint="save the file as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{file}: not valid TOML: {exc}") from None
     return Config.from_dict(data, str(file))

@@ -112,7 +112,7 @@ CONTRACT_CONFIG = {
     "subnet_id": ("aws", "subnet_id"), "security_group_id": ("aws", "security_group_id"),
     "ssh_cidr": ("aws", "ssh_cidr"), "placement_group": ("aws", "placement_group"), "spot": ("aws", "spot"),
     "root_volume_size": ("aws", "volume_size"), "hosts": ("ssh", "hosts"), "mpi_flags": ("mpi", "extra_args"),
-    "python": ("mpi", "python"),
+    "python": ("mpi", "python"), "tags": ("aws", "tags"),
 }
 
 
@@ -173,11 +173,23 @@ def contract_overrides(contract: Any) -> dict[str, dict[str, Any]]:
             value = value.split(",") if key == "hosts" else value.split()
         elif key == "root_volume_size":
             value = int(value)
+        elif key == "tags":
+            from ccdsl.security import tags
+
+            value = tags(value) or {}
         overrides.setdefault(section, {})[name] = value
     ranks = contract.clause("node_process_count")
     if ranks is not None and ranks.qualifier == "just" and ranks.values:
         overrides.setdefault("mpi", {})["processes_per_node"] = int(ranks.values[0])
     return overrides
+
+
+def _with_file_tags(overrides: Mapping[str, Mapping[str, Any]], config: "Config") -> dict[str, dict[str, Any]]:
+    """A contract's ``tags`` are added to those of ccdsl.toml (the contract's value wins for the same key)."""
+    out = {k: dict(v) for k, v in overrides.items()}
+    if "tags" in out.get("aws", {}):
+        out["aws"]["tags"] = {**config.aws.tags, **out["aws"]["tags"]}
+    return out
 
 
 def _request(choice: Any, role: str, contract: str, spot: bool) -> NodeRequest:
@@ -210,8 +222,14 @@ def deploy(target: Any, *, workdir: "str | os.PathLike[str] | None" = None, setu
     folder = str(wd.check_folder(workdir)) if workdir is not None else None  # bad input: nothing created yet
     if setup is not None and folder is None:
         raise ClusterError("a set-up command runs in the project's folder: give workdir= (--workdir DIR) too")
-    spec = spec_of(target)
     config = config or cfg.load()
+    contract = target if hasattr(target, "clauses") else getattr(target, "contract", None)
+    if contract is not None:  # before anything is resolved or created: a contract may not widen access
+        from ccdsl import security
+
+        security.enforce(contract, config)
+    spec = spec_of(target)
+    spec = replace(spec, overrides=_with_file_tags(spec.overrides, config))
     if spec.overrides:
         config = config.replace(**{k: dict(v) for k, v in spec.overrides.items()})
     state = state or st.State()

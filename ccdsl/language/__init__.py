@@ -26,7 +26,7 @@ from ccdsl.language.printer import format_contract, format_contracts
 def without_positions(contract: Contract) -> Contract:
     """``contract`` without spans and path: what equality between text and code (``ccdsl.cluster``) compares."""
     clauses = tuple(dataclasses.replace(c, span=None) for c in contract.clauses)
-    return dataclasses.replace(contract, clauses=clauses, span=None, path=None)
+    return dataclasses.replace(contract, clauses=clauses, span=None, path=None, config_spans=())
 
 
 def check(text: str, path: str | None = None) -> tuple[dict[str, Contract], list[Diagnostic]]:

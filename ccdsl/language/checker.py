@@ -68,6 +68,7 @@ def _errors(report: _Report) -> int:
 def _check_contract(node: ast.ContractNode, report: _Report) -> Contract | None:
     clauses: list[Clause] = []
     config: list[tuple[str, object]] = []
+    config_spans: list[tuple[str, Span | None]] = []
     warnings: list[str] = []
     seen: dict[tuple[str | None, str], ast.ClauseNode] = {}
     roles_used: list[ast.Parameter] = []
@@ -95,11 +96,12 @@ def _check_contract(node: ast.ContractNode, report: _Report) -> Contract | None:
         qualifier, values = value
         if param.kind == "config":
             config.append((_scoped(role, param.name), values[0]))
+            config_spans.append((_scoped(role, param.name), _span(clause.pos, clause.text, report.path)))
         else:
             clauses.append(Clause(param.name, qualifier, values, role, _span(clause.pos, clause.text, report.path)))
     _check_roles(clauses, roles_used, seen, report)
     return Contract(node.name, tuple(clauses), tuple(config), _span(node.pos, node.text, report.path), report.path,
-                    tuple(warnings))
+                    tuple(warnings), tuple(config_spans))
 
 
 def _scoped(role: str | None, name: str) -> str:

@@ -369,10 +369,12 @@ class AwsProvider:
     def _ssh_cidr(self) -> str:
         """The configured CIDR, or this machine's public address as a /32 (never 0.0.0.0/0 by default)."""
         if self.config.ssh_cidr:
-            try:
-                return str(ipaddress.ip_network(self.config.ssh_cidr, strict=False))
-            except ValueError:
-                raise ConfigError(f"[aws] ssh_cidr = {self.config.ssh_cidr!r} is not a CIDR") from None
+            from ccdsl.security import network
+
+            net, problem = network(self.config.ssh_cidr)  # host bits are refused, never widened (x.y.z.9/0)
+            if problem:
+                raise ConfigError(f"[aws] ssh_cidr = {self.config.ssh_cidr!r} {problem}")
+            return str(net)
         url = self.config.ip_discovery_url
         try:
             with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 (URL from the user's config)
