@@ -356,8 +356,9 @@ def add(path: str | Path, name: str | None = None) -> Path:
         raise CatalogError(f"{src}: no rows to add")
     from ccdsl import datadir
 
+    file_name = _plain_name(name or src.name)
     datadir.ensure()
-    dest = user_catalog_dir() / _plain_name(name or src.name)
+    dest = user_catalog_dir() / file_name
     if dest.suffix != src.suffix:
         raise CatalogError(f"the destination name must keep the suffix {src.suffix}")
     atomic_write(dest, src.read_bytes(), mode=0o600)
