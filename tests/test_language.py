@@ -92,7 +92,7 @@ BUILT = {
     "trainer": lambda: cluster("trainer", cluster_type="ManagerWorkers", node_count=4, node_provider="AmazonEC2",
                                manager__node_machinetype="EC2Type_T3_Large",
                                worker__accelerator_architecture="Turing", worker__accelerator_count=1,
-                               worker__node_vcpus_count=atleast(4), image_id="ami-0123456789abcdef0",
+                               worker__node_vcpus_count=atleast(4),
                                user="ubuntu"),
     "cheap_nodes": lambda: cluster("cheap_nodes", node_count=4, node_vcpus_count=atleast(4),
                                    node_price=atmost(0.25), spot=True),
