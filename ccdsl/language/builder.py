@@ -20,7 +20,7 @@ from ccdsl.language import ast
 from ccdsl.language.checker import check_contracts
 from ccdsl.parameters import PARAMETERS, canonical
 
-_NUMBER_TEXT = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?[A-Za-z]*")
+_NUMBER_TEXT = re.compile(r"[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?[A-Za-z]*")
 _NUMERIC = ("count", "memory", "bandwidth", "price")
 
 

@@ -237,8 +237,10 @@ def parse_ast(text: str, path: str | None = None) -> tuple[list[ast.ContractNode
         first = whole_error
     contracts: list[ast.ContractNode] = []
     diagnostics: list[Diagnostic] = []
+    line, counted = 0, 0
     for start, end in _chunks(text):
-        line = text.count("\n", 0, start)
+        line += text.count("\n", counted, start)  # lines before this chunk, counted once over the whole text
+        counted = start
         chunk = text[start:end]
         try:
             contracts.extend(_ToAst(text, line, start).transform(parser.parse(chunk)))
@@ -337,7 +339,7 @@ def _stray_clause(text: str, line: int) -> tuple[int, int] | None:
 def _unclosed_paren(text: str) -> tuple[int, int] | None:
     """(line, column) of the last '(' never closed, skipping strings and comments; None if all are closed."""
     stack: list[int] = []
-    for m in re.finditer(r'"(?:\\.|[^"\\\n])*"?|#[^\n]*|[()]', text):
+    for m in re.finditer(r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"?|#[^\n]*|[()]', text):
         if m.group() == "(":
             stack.append(m.start())
         elif m.group() == ")" and stack:
@@ -385,6 +387,8 @@ def _generic_message(e: UnexpectedInput) -> str:
             return "unexpected \"'\": strings are written in double quotes"
         if e.char == "@":
             return "'@' must start a qualifier such as @atleast(…) or @cluster"
+        if _foreign_digit(e.char) is not None:
+            return f"{_describe_char(e.char)} is not an ASCII digit: numbers are written with the digits 0-9"
         return f"unexpected {_describe_char(e.char)}"
     assert isinstance(e, UnexpectedToken)
     expected = sorted({_describe_terminal(t) for t in e.accepts or e.expected})
@@ -401,8 +405,17 @@ def _describe_terminal(name: str) -> str:
     return f"'{term.pattern.value}'"
 
 
+def _foreign_digit(char: str) -> int | None:
+    """The value of a decimal digit other than 0-9 (Arabic-Indic ٣, fullwidth １, …), else None."""
+    import unicodedata
+
+    return None if "0" <= char <= "9" else unicodedata.decimal(char, None)
+
+
 def _hint(e: UnexpectedInput, text: str = "") -> str | None:
     if isinstance(e, UnexpectedCharacters):
+        if _foreign_digit(e.char) is not None:
+            return f"write {_foreign_digit(e.char)} instead of {_describe_char(e.char)}"
         if e.char == "-":
             return "names cannot contain '-': quote the value (\"us-east-1\") or write it with '_' (us_east_1)"
         return None

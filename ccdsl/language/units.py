@@ -20,7 +20,7 @@ _BINARY = {"K": 2.0**-20, "M": 2.0**-10, "G": 1.0, "T": 2.0**10, "P": 2.0**20}  
 _DECIMAL = {"K": 1e-6, "M": 1e-3, "G": 1.0, "T": 1e3, "P": 1e6}  # to Gbit/s
 FACTORS = {"memory": _BINARY, "bandwidth": _DECIMAL}
 
-_NUMBER = re.compile(r"([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)([A-Za-z]*)")
+_NUMBER = re.compile(r"([-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)([A-Za-z]*)")  # ASCII digits
 
 
 class ValueProblem(Exception):
@@ -38,7 +38,7 @@ def split(text: str) -> tuple[int | float, str]:
     if m is None:
         raise ValueProblem(f"'{text}' is not a number")
     mantissa, suffix = m.groups()
-    if re.fullmatch(r"[-+]?\d+", mantissa):
+    if re.fullmatch(r"[-+]?[0-9]+", mantissa):
         if len(mantissa) > 300:
             raise ValueProblem(f"'{text[:20]}…' is too large")
         return int(mantissa), suffix
