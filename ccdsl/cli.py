@@ -12,7 +12,7 @@ import importlib
 import os
 import sys
 
-from ccdsl.errors import CcdslError, ContractError
+from ccdsl.errors import CcdslError, ContractError, printable
 
 COMMAND_MODULES = ("ccdsl.commands.contract", "ccdsl.commands.catalog", "ccdsl.commands.cluster")
 
@@ -49,12 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     except ContractError as exc:
         if args.debug:
             raise
-        print(exc.render(), file=sys.stderr)
+        print(printable(exc.render()), file=sys.stderr)  # no terminal escapes from a contract reach the terminal
         return exc.exit_code
     except CcdslError as exc:
         if args.debug or os.environ.get("CCDSL_DEBUG"):
             raise
-        print(f"error: {exc.render()}", file=sys.stderr)
+        print(f"error: {printable(exc.render())}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -8,7 +8,23 @@ assert on fields and the renderer draws the caret.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+# How many diagnostics a report shows before it only counts the rest, and how much of a long source line.
+MAX_SHOWN = 50
+LINE_WINDOW = 120
+
+# Control characters (C0 but tab and newline, DEL, C1) and the bidirectional overrides: a contract's text echoed in
+# a message must not move the cursor, recolour the terminal or reorder what the user reads.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` with terminal control characters shown as escapes (``\x1b``), so echoing it is harmless.
+    Idempotent: the escapes it writes are plain characters."""
+    return _UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                       else f"\\u{ord(m.group()):04x}", text)
 
 
 @dataclass(frozen=True)
@@ -27,25 +43,58 @@ class Diagnostic:
     hint: str | None = None
     severity: str = "error"
 
-    def render(self, source: str | None = None) -> str:
-        """Format as ``path:line:col: error: message`` plus the source line and a caret under the offending text."""
+    def render(self, source: str | None = None, lines: list[str] | None = None) -> str:
+        """Format as ``path:line:col: error: message`` plus the source line and a caret under the offending text.
+
+        ``lines`` (``source.split("\\n")``) lets a caller rendering many diagnostics split the source once.  A
+        long line is cut to a window around the column, and control characters are escaped (:func:`printable`)."""
         where = self.path or "<contract>"
         if self.line is not None:
             where += f":{self.line}"
             if self.column is not None:
                 where += f":{self.column}"
-        out = [f"{where}: {self.severity}: {self.message}"]
-        if source is not None and self.line is not None:
+        out = [printable(f"{where}: {self.severity}: {self.message}")]
+        if lines is None and source is not None and self.line is not None:
             lines = source.split("\n")  # as the parser counts lines (splitlines also splits at \r, \f, …)
-            if 1 <= self.line <= len(lines):
-                text = lines[self.line - 1].rstrip("\r").expandtabs(1)
-                col = max(1, self.column or 1)
-                width = max(1, (self.end_column or col + 1) - col)
-                out.append(f"    {text}")
-                out.append("    " + " " * (col - 1) + "^" + "~" * (width - 1))
+        if lines is not None and self.line is not None and 1 <= self.line <= len(lines):
+            out += _excerpt(lines[self.line - 1], self.column, self.end_column)
         if self.hint:
-            out.append(f"  hint: {self.hint}")
+            out.append(printable(f"  hint: {self.hint}"))
         return "\n".join(out)
+
+
+def _excerpt(line: str, column: int | None, end_column: int | None) -> list[str]:
+    """The source line (a window of it when long, control characters escaped) and the caret line under it."""
+    col = max(1, column or 1)
+    end = max(col + 1, end_column or col + 1)
+    line = line.rstrip("\r")
+    start = max(0, min(col - 1 - LINE_WINDOW // 3, len(line) - LINE_WINDOW))
+    stop = start + LINE_WINDOW
+    raw = line[col - 1:min(end - 1, stop)]
+    before = ("…" if start else "") + printable(line[start:col - 1].expandtabs(1))
+    marked = printable(raw.expandtabs(1))
+    after = printable(line[min(end - 1, stop):stop].expandtabs(1)) + ("…" if stop < len(line) else "")
+    width = max(1, min(end - col + len(marked) - len(raw), LINE_WINDOW))
+    return [f"    {before}{marked}{after}", "    " + " " * len(before) + "^" + "~" * (width - 1)]
+
+
+def render_all(diagnostics, source: str | None = None, limit: int = MAX_SHOWN) -> str:
+    """Every diagnostic up to ``limit`` errors (warnings among them kept), then how many more there are: a file with
+    thousands of errors gives a readable report in time linear in its size."""
+    lines = source.split("\n") if source is not None else None
+    out, shown, hidden = [], 0, 0
+    for d in diagnostics:
+        if d.severity == "error":
+            if shown >= limit:
+                hidden += 1
+                continue
+            shown += 1
+        elif shown >= limit:
+            continue
+        out.append(d.render(source, lines))
+    if hidden:
+        out.append(f"… and {hidden} more error{'s' * (hidden != 1)} (the first {limit} are shown)")
+    return "\n".join(out)
 
 
 class CcdslError(Exception):
@@ -59,8 +108,8 @@ class CcdslError(Exception):
         self.hint = hint
 
     def render(self) -> str:
-        """The text the CLI prints (without the leading ``error:``)."""
-        return self.message + (f"\n  hint: {self.hint}" if self.hint else "")
+        """The text the CLI prints (without the leading ``error:``), control characters escaped."""
+        return printable(self.message + (f"\n  hint: {self.hint}" if self.hint else ""))
 
 
 class ContractError(CcdslError):
@@ -77,7 +126,7 @@ class ContractError(CcdslError):
         super().__init__(first + more)
 
     def render(self) -> str:
-        return "\n".join(d.render(self.source) for d in self.diagnostics)
+        return render_all(self.diagnostics, self.source)
 
 
 class ContractSyntaxError(ContractError):
@@ -114,13 +163,13 @@ class UnsatisfiableError(CcdslError):
             lines.append("  these clauses cannot hold together:")
             for c in self.conflict:
                 where = f"line {c.line}, column {c.column}: " if c.line is not None else ""
-                lines.append(f"    {where}{c.text}")
+                lines.append(f"    {where}{printable(c.text)}")
         if self.near_misses:
             lines.append("  nearest misses:")
             lines.extend(f"    {m}" for m in self.near_misses)
         if self.hint:
             lines.append(f"  hint: {self.hint}")
-        return "\n".join(lines)
+        return printable("\n".join(lines))
 
 
 class CatalogError(CcdslError):
@@ -204,5 +253,5 @@ __all__ = [
     "CapacityError", "CatalogError", "CatalogRowError", "CcdslError", "ClusterError", "ConfigError", "Conflict", "ContractError",
     "ContractSyntaxError", "Diagnostic", "ExecutionError", "HostKeyError", "MissingDependencyError", "ProviderError",
     "RankError", "SetupError",
-    "UnsatisfiableError",
+    "UnsatisfiableError", "printable", "render_all",
 ]

@@ -19,6 +19,7 @@ worker nodes: vCPUs, memory, accelerators, price) and ``config``.
 from __future__ import annotations
 
 import difflib
+import functools
 from dataclasses import dataclass
 
 # The largest number a count parameter may be written as: float64 holds every whole number up to it exactly, so
@@ -131,5 +132,11 @@ def canonical(name: str) -> str | None:
 
 
 def suggest(name: str, n: int = 3) -> list[str]:
-    """Known parameter names close to ``name``, for "did you mean"."""
-    return difflib.get_close_matches(name, list(PARAMETERS) + list(ALIASES), n=n, cutoff=0.6)
+    """Known parameter names close to ``name``, for "did you mean" (remembered: a file may misspell one name
+    thousands of times)."""
+    return list(_suggest(name, n))
+
+
+@functools.lru_cache(maxsize=1024)
+def _suggest(name: str, n: int) -> tuple[str, ...]:
+    return tuple(difflib.get_close_matches(name, list(PARAMETERS) + list(ALIASES), n=n, cutoff=0.6))

@@ -59,6 +59,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 # ------------------------------------------------------------------------------------------------ check
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from ccdsl.errors import render_all
     from ccdsl.language import check, read
     from ccdsl.security import check_all
 
@@ -67,8 +68,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         text = read(path)
         contracts, diagnostics = check(text, path)
         diagnostics = diagnostics + check_all(contracts.values())  # what ccdsl.toml does not let a contract set
-        for d in diagnostics:
-            print(d.render(text), file=sys.stderr)
+        if diagnostics:
+            print(render_all(diagnostics, text), file=sys.stderr)
         errors = sum(d.severity == "error" for d in diagnostics)
         warnings = len(diagnostics) - errors
         if errors:

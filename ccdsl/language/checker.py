@@ -27,10 +27,13 @@ class _Report:
     path: str | None
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
+    errors: int = 0  # counted as they are added: recounting per contract made checking quadratic
+
     def add(self, message: str, pos: ast.Pos | None, hint: str | None = None, severity: str = "error") -> Diagnostic:
         d = Diagnostic(message, path=self.path, line=pos.line if pos else None, column=pos.column if pos else None,
                        end_column=_end_column(pos), hint=hint, severity=severity)
         self.diagnostics.append(d)
+        self.errors += severity == "error"
         return d
 
 
@@ -62,7 +65,7 @@ def check_contracts(nodes: list[ast.ContractNode], path: str | None = None,
 
 
 def _errors(report: _Report) -> int:
-    return sum(d.severity == "error" for d in report.diagnostics)
+    return report.errors
 
 
 def _check_contract(node: ast.ContractNode, report: _Report) -> Contract | None:
