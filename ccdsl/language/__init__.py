@@ -13,6 +13,7 @@ Contract``.  :func:`check` returns every diagnostic (errors and warnings) and ne
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 from ccdsl.contract import Contract
@@ -21,6 +22,28 @@ from ccdsl.language.builder import Q, atleast, atmost, between, cluster, just, n
 from ccdsl.language.checker import check_contracts
 from ccdsl.language.parser import parse_ast
 from ccdsl.language.printer import format_contract, format_contracts
+
+
+# Contracts are a few lines; a larger input is refused before it is read whole, so that a stray binary, a log file
+# or /dev/zero ends in a clear error, not in minutes of work or a MemoryError.  $CCDSL_MAX_CONTRACT_BYTES raises it.
+MAX_BYTES = 1 << 20
+LIMIT_VARIABLE = "CCDSL_MAX_CONTRACT_BYTES"
+
+
+def max_bytes() -> int:
+    """The input size limit: ``$CCDSL_MAX_CONTRACT_BYTES`` if set (a whole number), else :data:`MAX_BYTES`."""
+    value = os.environ.get(LIMIT_VARIABLE, "").strip()
+    if not value:
+        return MAX_BYTES
+    if not value.isascii() or not value.isdigit():
+        raise ContractError([Diagnostic(f"${LIMIT_VARIABLE} = {value!r} is not a whole number of bytes")])
+    return int(value)
+
+
+def _too_large(size: str, path: str | None) -> Diagnostic:
+    return Diagnostic(f"the contract is larger than the limit of {max_bytes()} bytes ({size})", path=path,
+                      hint=f"contracts are small; if this one really is this large, set {LIMIT_VARIABLE} to a "
+                           "larger number of bytes")
 
 
 def without_positions(contract: Contract) -> Contract:
@@ -36,6 +59,8 @@ def check(text: str, path: str | None = None) -> tuple[dict[str, Contract], list
 
 
 def _check(text: str, path: str | None) -> tuple[dict[str, Contract], list[Diagnostic], bool]:
+    if len(text) > max_bytes():
+        return {}, [_too_large(f"{len(text)} {'bytes' if isinstance(text, bytes) else 'characters'}", path)], False
     if isinstance(text, bytes):
         text, problem = _decode(text, path)
         if problem is not None:
@@ -69,10 +94,14 @@ def load(path: str | Path) -> dict[str, Contract]:
 
 def read(path: str | Path) -> str:
     """The text of a contract file, or a :class:`ContractError` saying why it cannot be read."""
+    limit = max_bytes()
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)  # never more: /dev/zero or a huge file end here
     except OSError as e:
         raise ContractError([Diagnostic(f"cannot read {path}: {e.strerror or e}", path=str(path))]) from None
+    if len(data) > limit:
+        raise ContractError([_too_large("or more: it goes on past the limit", str(path))])
     text, problem = _decode(data, str(path))
     if problem is not None:
         raise ContractError([problem])
