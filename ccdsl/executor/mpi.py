@@ -398,6 +398,23 @@ class _RemoteProcess:
         self.chan.close()
 
 
+def _script_text(raw: bytes, path: str) -> str:
+    """A Python script's text, or an ExecutionError at its first undecodable byte (``ccdsl run H -- python
+    /bin/ls`` must say what is wrong, not raise UnicodeDecodeError)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ExecutionError(f"{path}:{line}: not a Python script: not UTF-8 text (byte 0x{raw[exc.start]:02x})",
+                             hint="ccdsl run runs Python programs: ccdsl run HANDLE -- python PROG.py [ARGS]"
+                             ) from None
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise ExecutionError(f"{path}:{line}: not a Python script: a binary file (it contains NUL bytes)",
+                             hint="ccdsl run runs Python programs: ccdsl run HANDLE -- python PROG.py [ARGS]")
+    return text
+
+
 # -- the launcher -------------------------------------------------------------------------------------------------
 _pickle_lock = threading.Lock()
 
@@ -497,9 +514,10 @@ class Launcher:
 
         p = Path(path)
         try:
-            source = p.read_text()
+            raw = p.read_bytes()
         except OSError as exc:
             raise ExecutionError(f"cannot read the script {path}: {exc.strerror}") from exc
+        source = _script_text(raw, str(path))
         payload = pickle.dumps((str(p), source))
         _, code = self._launch("script", payload, [str(a) for a in args], np or self.size, stream, timeout)
         if code != 0:

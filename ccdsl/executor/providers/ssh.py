@@ -127,12 +127,25 @@ class Claims:
             return dict(data)
 
     def _read(self) -> dict[str, dict[str, Any]]:
+        """The claims; a file that is not ``{host: {"handle": …, "role": …}, …}`` is a ProviderError naming it."""
+        hint = ("it is ccdsl's record of which SSH hosts clusters hold: if no SSH cluster is running, move it "
+                "away and ccdsl starts a new one")
         try:
-            return json.loads(self.path.read_text())
+            data = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return {}
+        except json.JSONDecodeError as exc:
+            raise ProviderError(f"{self.path}:{exc.lineno}: not valid JSON: {exc.msg}", hint=hint) from None
         except (OSError, ValueError) as exc:
-            raise ProviderError(f"cannot read the ssh host claims {self.path}: {exc}") from exc
+            raise ProviderError(f"cannot read the ssh host claims {self.path}: {exc}", hint=hint) from None
+        if not isinstance(data, dict):
+            raise ProviderError(f"{self.path}:1: expected an object of host claims, found {type(data).__name__} "
+                                f"{json.dumps(data)[:40]}", hint=hint)
+        for name, claim in data.items():
+            if not isinstance(claim, dict) or not isinstance(claim.get("handle"), str):
+                raise ProviderError(f"{self.path}: the claim of host {name!r} is not an object with a 'handle' "
+                                    f"({json.dumps(claim)[:40]})", hint=hint)
+        return data
 
     def _write(self, data: dict[str, dict[str, Any]]) -> None:
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".ssh_hosts.")
