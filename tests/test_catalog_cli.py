@@ -149,14 +149,14 @@ def test_add_lists_and_removes_a_user_catalog(capsys) -> None:
     _, out, _ = run(capsys, "catalog", "list", "--limit", "3")
     assert out.rstrip().endswith("user catalogs merged in: lab_hosts.toml (see `ccdsl catalog info`)")
     code, _, err = run(capsys, "catalog", "remove", "lab_host")
-    assert code == 1 and "did you mean 'lab_hosts'?" in err and "installed: lab_hosts.toml" in err
+    assert code == 2 and "did you mean 'lab_hosts'?" in err and "installed: lab_hosts.toml" in err
     code, out, _ = run(capsys, "catalog", "remove", "lab_hosts")
     assert code == 0 and out.startswith("removed ") and out.rstrip().endswith("lab_hosts.toml")
     assert "ssh" not in set(load()["provider"])
     _, out, _ = run(capsys, "catalog", "info")
     assert "(none)" in out.splitlines()[-1]
     code, _, err = run(capsys, "catalog", "remove", "lab_hosts")
-    assert code == 1 and "there are none" in err
+    assert code == 2 and "there are none" in err
 
 
 def test_remove_takes_a_refresh_sidecar_with_it(capsys, data_dir) -> None:
@@ -171,12 +171,12 @@ def test_remove_takes_a_refresh_sidecar_with_it(capsys, data_dir) -> None:
 
 def test_list_says_when_a_filter_matches_nothing_known(capsys) -> None:
     code, out, err = run(capsys, "catalog", "list", "--region", "nowhere")
-    assert code == 1 and out == ""
+    assert code == 2 and out == ""
     assert "unknown region 'nowhere'" in err and "us-east-1" in err  # lists the known ones
     code, _, err = run(capsys, "catalog", "list", "--region", "eu-west")
-    assert code == 1 and "did you mean eu-west-" in err
+    assert code == 2 and "did you mean eu-west-" in err
     code, _, err = run(capsys, "catalog", "list", "--family", "g6x")
-    assert code == 1 and "unknown family 'g6x'" in err and "g6" in err
+    assert code == 2 and "unknown family 'g6x'" in err and "g6" in err
     code, out, _ = run(capsys, "catalog", "list", "--region", "eu-west-1", "--limit", "1")
     assert code == 0 and "(1 of " in out
 

@@ -96,3 +96,18 @@ def test_count_domain_intervals() -> None:
     assert list(zip(d.starts.tolist(), d.stops.tolist())) == [(1, 2), (4, 4), (7, 1999)]
     assert d.smallest([0, 3, 5, 1999, 2000]).tolist() == [1, 4, 7, 1999, float("inf")]
     assert d.at_most(4).last == 4 and CountDomain.of([]).empty
+
+
+@pytest.mark.parametrize("text", ["cluster_memory_size => @atmost(1e308)", "node_memory_size => @atmost(1e308)",
+                                  "cluster_price_per_hour => @atmost(1e308)"])
+def test_a_huge_bound_is_shown_short_and_without_numpy_warnings(text: str) -> None:
+    """@atmost(1e308) printed a numpy overflow warning and a 300-digit integer (issue 8, item 17)."""
+    import re
+    import warnings
+
+    c = parse(f"c = @cluster({text})")["c"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = resolve(c, GPUS)
+    shown = "\n".join(r.explanation)
+    assert "1e+308" in shown and not re.search(r"\d{20}", shown + r.to_json())
