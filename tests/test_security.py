@@ -135,3 +135,17 @@ def test_unknown_contract_may_set_entries_are_config_errors() -> None:
     with pytest.raises(ConfigError) as e:
         Config.from_dict({"security": {"contract_may_set": ["mpi_flag"]}})
     assert "did you mean 'mpi_flags'" in e.value.render()
+
+
+def test_deploy_of_a_spec_or_plans_skips_the_contract_check(data_dir) -> None:
+    """A Spec names its contract (a string) and plans carry none: nothing to check, deploy goes on."""
+    from ccdsl.executor.deploy import Plan, Spec
+    from ccdsl.executor.model import NodeRequest
+
+    pytest.importorskip("mpi4py")
+    plan = Plan("local", (NodeRequest(handle="", role="worker", instance_type="local", count=1),))
+    c = ccdsl.deploy(Spec("named", "PeerWorkers", (plan,)))
+    try:
+        assert c.status == "running"
+    finally:
+        ccdsl.terminate(c)

@@ -223,8 +223,8 @@ def deploy(target: Any, *, workdir: "str | os.PathLike[str] | None" = None, setu
     if setup is not None and folder is None:
         raise ClusterError("a set-up command runs in the project's folder: give workdir= (--workdir DIR) too")
     config = config or cfg.load()
-    contract = target if hasattr(target, "clauses") else getattr(target, "contract", None)
-    if contract is not None:  # before anything is resolved or created: a contract may not widen access
+    contract = target if hasattr(target, "clauses") else getattr(target, "contract", None)  # Spec.contract: a name
+    if hasattr(contract, "clauses"):  # before anything is resolved or created: a contract may not widen access
         from ccdsl import security
 
         security.enforce(contract, config)
