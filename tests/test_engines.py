@@ -76,8 +76,12 @@ def check_everything_on_engines(c, rc, size: int, addresses: list[str] | None):
     assert rc[:].pull("counter") == [r * 10 + 1 for r in range(size)]
     rc[:].execute("total = comm.allreduce(counter)")
     assert rc[:].pull("total") == [sum(r * 10 + 1 for r in range(size))] * size
-    rc[:].execute("import os, pkg.mod; here = (os.getcwd(), pkg.mod.X, open('data.txt').read().strip())")
     folder = c._workdir_on_nodes()
+    if folder is None:  # no project folder: the engines start in the cluster directory of their node
+        rc[:].execute("import os; here = os.getcwd()")
+        assert rc[:].pull("here") == [c.nodes()[-1].extra.get("ccdsl_dir")] * size
+        return
+    rc[:].execute("import os, pkg.mod; here = (os.getcwd(), pkg.mod.X, open('data.txt').read().strip())")
     assert rc[:].pull("here") == [(folder, 41, "hello")] * size
 
 
@@ -257,9 +261,10 @@ def test_ssh_dead_rank_names_its_node_and_terminate_leaves_nothing(peers, netns_
 
 
 @pytest.mark.netns
-def test_ssh_manager_workers_engines(netns_hosts, module_data):
-    _, proj = module_data
-    c = ssh_deploy(netns_hosts, manager=True, workdir=proj)
+def test_ssh_manager_workers_engines_without_a_folder(netns_hosts, module_data):
+    """The controller and mpiexec on the manager, engines on the workers; no project folder (the engines must
+    not start in a directory only the manager has)."""
+    c = ssh_deploy(netns_hosts, manager=True)
     try:
         rc = c.engines()
         check_everything_on_engines(c, rc, 3, [h.address for h in netns_hosts.hosts[:3]])

@@ -147,6 +147,10 @@ def test_cli_deploy_workdir_setup_and_sync(data_dir, tmp_path, capsys):
         assert main(["sync", handle, "--setup", "--json"]) == 0
         out = capsys.readouterr()
         assert json.loads(out.out)[0]["files"] == 1 and "[this machine] ready" in out.err
+        script = tmp_path / "prog.py"
+        script.write_text("import os\nprint(open('new.txt').read().strip(), os.path.basename(os.getcwd()))\n")
+        assert main(["run", handle, "--", "python", str(script)]) == 0  # ccdsl run starts in the folder too
+        assert capsys.readouterr().out.split("\n")[0] == "n work"
     finally:
         assert main(["terminate", handle]) == 0
 

@@ -401,7 +401,8 @@ class Engines:
                   *_engine_args(workers[0].extra.get("python") or python, engine_profile)]
         argv = [via.extra.get("mpiexec") or "mpiexec", "-launcher", "ssh", "-launcher-exec", f"{base}/ssh",
                 "-hosts", hosts, *(["-iface", options.iface] if options.iface else []), *options.extra_args,
-                *(["-wdir", folder, "-genv", "PYTHONPATH", folder] if folder else []),
+                # hydra starts ranks in mpiexec's working directory unless told: that is node 0's only
+                "-wdir", folder or base, *(["-genv", "PYTHONPATH", folder] if folder else []),
                 "-genv", "CCDSL_ACTIVITY_DIR", activity_dir(self.cluster), "-n", str(ppn * len(workers)), *engine]
         client_file, engine_file = f"{security}/ipcontroller-client.json", f"{security}/ipcontroller-engine.json"
         # 'cd X; setsid nohup ... &' (not 'cd X && ... &', which backgrounds the whole list and keeps SSH's output
@@ -509,9 +510,11 @@ class Engines:
         log = self._log(saved)
         where = "this machine" if saved["mode"] == "local" else None
         if where is None:
-            found = re.findall(r"RUNNING AT (\S+)", log)
-            by_address = {a: n for n in self._split()[0] for a in (n.private_address, n.address) if a}
-            nodes = [by_address[a] for a in found if a in by_address]
+            workers = self._split()[0]
+            by_address = {a: n for n in workers for a in (n.private_address, n.address) if a}
+            nodes = [by_address[a] for a in re.findall(r"RUNNING AT (\S+)", log) if a in by_address]
+            # hydra's proxy N runs on the N-th host of -hosts (a proxy that failed names itself so)
+            nodes += [workers[int(i)] for i in re.findall(r"\[proxy:(\d+)@", log) if int(i) < len(workers)]
             where = _name(nodes[0]) if nodes else "a node mpiexec did not name"
         exit_status = re.findall(r"EXIT STATUS: (\S+)", log)
         detail = f" (exit status {exit_status[0]})" if exit_status else ""
