@@ -119,7 +119,7 @@ def test_terminate_verifies_and_names_what_remains(ec2_config, ec2, hooks):
 
     ok = SimpleNamespace(status_code=200, headers={})
     hooks.append(("before-call.ec2.DeleteKeyPair", lambda **_: (ok, {"Return": True})))
-    p2 = aws_mod.make(ec2_config, p.settings())
+    p2 = aws_mod.make(ec2_config, {**p.settings(), "wait_timeout": 1.0})  # it looks again until then
     with pytest.raises(ProviderError, match=f"ccdsl-{HANDLE}"):
         p2.terminate(HANDLE, [])
     assert list(tagged(ec2, HANDLE)) == ["key_pairs"]

@@ -368,6 +368,17 @@ class Cluster:
             raise ClusterError(f"cannot {action} cluster {self.handle}: it is {record.status}", hint=hint)
         return record
 
+    def _store_nodes(self, nodes: Sequence[Node]) -> None:
+        """Keep the provider's answer as the nodes: a node it no longer reports (its instance is gone) is dropped
+        from the record, or every later step would name it again."""
+        keep = {(n.role, n.index) for n in nodes}
+        gone = [n for n in self.nodes() if (n.role, n.index) not in keep]
+        if gone:
+            log.warning("%s: node(s) %s no longer exist; the cluster goes on without them", self.handle,
+                        ", ".join(f"{n.role} {n.index} ({n.instance_id})" for n in gone))
+            self.state.clear_nodes(self.handle)
+        self.state.set_nodes(self.handle, nodes)
+
     def _new_workers(self) -> list[int]:
         workers, _ = split_roles(self.nodes())
         return self.state.new_workers(self.handle, len(workers) * self.processes_per_node)
@@ -393,7 +404,7 @@ class Cluster:
             if provider.name == "ssh":  # bring-your-own hosts are not ours to stop: end our processes only
                 self._kill_processes()
             nodes = provider.stop(self.handle, self.nodes())
-            self.state.set_nodes(self.handle, nodes)
+            self._store_nodes(nodes)
             self.state.clear_workers(self.handle)
             self.state.update_cluster(self.handle, status=st.INTERRUPTED)
 
@@ -406,7 +417,7 @@ class Cluster:
             report = progress or quiet
             try:
                 nodes = provider.start(self.handle, self.nodes())
-                self.state.set_nodes(self.handle, nodes)
+                self._store_nodes(nodes)
                 for n in nodes:
                     report(n.role, n.index, model.RUNNING)
                 if provider.name != "local":

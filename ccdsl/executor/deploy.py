@@ -431,18 +431,30 @@ def reconcile(config: "Config", state: st.State) -> list[str]:
 
 
 def _refresh_nodes(record: st.ClusterRecord, provider: Any, state: st.State) -> None:
+    """The record's nodes as the cloud has them: states and addresses refreshed, rows of instances that no longer
+    exist dropped (else every later terminate/interrupt would name them), the status following the nodes."""
     if record.status == st.DEPLOYING:
         return
     live = {(n.role, n.index): n for n in provider.describe(record.handle)}
     if not live:
         return
     ours = {(n.role, n.index): n for n in state.nodes(record.handle)}
-    merged = [replace(ours[k], state=n.state, address=n.address, private_address=n.private_address, zone=n.zone)
-              if k in ours else n for k, n in live.items()]
+    merged = [replace(ours[k], state=n.state, address=n.address, private_address=n.private_address, zone=n.zone,
+                      instance_id=n.instance_id) if k in ours else n for k, n in live.items()]
+    gone = sorted(f"{ours[k].role} {ours[k].index} ({ours[k].instance_id})" for k in ours if k not in live)
+    if gone:
+        state.clear_nodes(record.handle)
+        _note(record.handle, state, f"node(s) {', '.join(gone)} no longer exist in the cloud")
     state.set_nodes(record.handle, merged)
     if record.status == st.RUNNING and all(n.state == "stopped" for n in merged):
         state.clear_workers(record.handle)
         state.update_cluster(record.handle, status=st.INTERRUPTED, note="its nodes were stopped outside ccdsl")
+    elif record.status == st.INTERRUPTED and all(n.state == "running" for n in merged):
+        # A persistent spot request with stop-on-interruption: EC2 starts the nodes again when capacity returns.
+        workers, _ = split_roles(merged)
+        state.new_workers(record.handle, len(workers) * int(record.settings.get("processes_per_node", 1)))
+        state.update_cluster(record.handle, status=st.RUNNING, note="its nodes were started again outside ccdsl "
+                                                                    "(a spot cluster restarts when capacity returns)")
 
 
 def _adopt(handle: str, provider: Any, state: st.State) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import logging
 import os
 import time
 import urllib.request
@@ -29,14 +30,21 @@ from ccdsl.executor.model import Node, NodeRequest, Progress
 from ccdsl.executor.providers.base import TAG_CLUSTER, TAG_CONTRACT, TAG_ROLE, poll, split_host_port
 
 EVENT_HOOKS: list[tuple[str, Callable[..., Any]]] = []
+log = logging.getLogger("ccdsl.executor")
 
 # Error codes meaning "this type cannot be had here right now": fail over to another zone or type.
+# DescribeInstanceTypes answers InvalidInstanceType (not an empty list) for a type the region does not offer.
 CAPACITY_CODES = frozenset({"InsufficientInstanceCapacity", "InsufficientCapacity", "InsufficientHostCapacity",
                             "Unsupported", "InsufficientCapacityOnHost", "SpotMaxPriceTooLow",
-                            "InsufficientFreeAddressesInSubnet"})
+                            "InsufficientFreeAddressesInSubnet", "InvalidInstanceType"})
+# Right after a resource is created, EC2 may not know it yet for a while (eventual consistency): these codes then
+# mean "not visible yet", and the call is retried with backoff.
+NOT_VISIBLE_CODES = frozenset({"InvalidInstanceID.NotFound", "InvalidGroup.NotFound", "InvalidKeyPair.NotFound"})
+SERVICE_NAMES = {"ec2": "EC2", "ssm": "SSM (Systems Manager)", "pricing": "AWS Price List"}
 
+SHUTTING_DOWN = "shutting-down"  # terminating, not yet terminated: its volumes and security group are still in use
 _STATES = {"pending": model.PENDING, "running": model.RUNNING, "stopping": model.STOPPING, "stopped": model.STOPPED,
-           "shutting-down": model.TERMINATED, "terminated": model.TERMINATED}
+           "shutting-down": SHUTTING_DOWN, "terminated": model.TERMINATED}
 _LIVE_EC2_STATES = ["pending", "running", "stopping", "stopped"]
 
 
@@ -112,7 +120,7 @@ class AwsProvider:
             code = exc.response.get("Error", {}).get("Code", "")
             message = exc.response.get("Error", {}).get("Message", str(exc))
             err = CapacityError if code in CAPACITY_CODES else ProviderError
-            e = err(f"EC2 {operation} failed: {code}: {message}")
+            e = err(f"{SERVICE_NAMES.get(service, service)} {operation} failed: {code}: {message}")
             e.code = code  # type: ignore[attr-defined]
             raise e from None
         except botocore.exceptions.NoCredentialsError:
@@ -120,7 +128,7 @@ class AwsProvider:
                                 hint="configure them as for the aws CLI (aws configure, AWS_PROFILE, or env vars)"
                                 ) from None
         except botocore.exceptions.BotoCoreError as exc:
-            raise ProviderError(f"EC2 {operation} failed: {exc}") from None
+            raise ProviderError(f"{SERVICE_NAMES.get(service, service)} {operation} failed: {exc}") from None
 
     def settings(self) -> dict[str, Any]:
         """What a cluster record must keep to reach this provider's resources from another process."""
@@ -191,71 +199,95 @@ class AwsProvider:
             # persistent + stop: a spot cluster can still be interrupted (stopped) and resumed
             params["InstanceMarketOptions"] = {"MarketType": "spot", "SpotOptions": {
                 "SpotInstanceType": "persistent", "InstanceInterruptionBehavior": "stop"}}
-        answer = self.call("run_instances", **params)
-        nodes = sorted((self._node(i) for i in answer["Instances"]), key=lambda n: n.index)
+        answer = self._retry_not_visible(lambda: self.call("run_instances", **params))
+        nodes = sorted((self._node(i, request.role) for i in answer["Instances"]), key=lambda n: n.index)
         for n in nodes:
             progress(n.role, n.index, model.REQUESTED)
         return nodes
 
     def wait_running(self, handle: str, nodes: Sequence[Node], progress: Progress) -> list[Node]:
-        """Poll until every node runs (and has its addresses); reports ``running`` per node as it happens."""
+        """Poll until every node runs (and has its addresses); reports ``running`` per node as it happens.  A node
+        EC2 does not list yet is not visible yet (eventual consistency after RunInstances), not an error."""
         ids = [n.instance_id for n in nodes]
+        roles = {n.instance_id: n.role for n in nodes}
         seen: set[str] = set()
 
         def check() -> list[Node] | None:
-            current = self._describe_ids(ids)
+            current = self._describe_ids(ids, roles)
             for n in current:
                 if n.state == model.RUNNING and n.instance_id not in seen:
                     seen.add(n.instance_id)
                     progress(n.role, n.index, model.RUNNING)
-                if n.state == model.TERMINATED:
+                if n.state in (model.TERMINATED, SHUTTING_DOWN):
                     raise ProviderError(f"instance {n.instance_id} ({n.role} {n.index}) terminated while starting"
                                         f" ({n.extra.get('reason', 'no reason given')})")
-            return current if len(seen) == len(ids) else None
+            return current if len(seen) == len(ids) and len(current) == len(ids) else None
 
         return poll(check, what=f"{len(ids)} instance(s) of {handle} to run", timeout=self.config.wait_timeout,
                     interval=self.config.poll_interval)
 
     def start(self, handle: str, nodes: Sequence[Node]) -> list[Node]:
-        ids = [n.instance_id for n in nodes]
-        self.call("start_instances", InstanceIds=ids)
-        return self.wait_running(handle, nodes, lambda *a: None)
+        """Start the stopped nodes; a node whose instance no longer exists is dropped (and logged)."""
+        ids = self._act_on_instances("start_instances", [n.instance_id for n in nodes], handle)
+        return self.wait_running(handle, [n for n in nodes if n.instance_id in ids], lambda *a: None)
 
     def stop(self, handle: str, nodes: Sequence[Node]) -> list[Node]:
-        ids = [n.instance_id for n in nodes]
-        self.call("stop_instances", InstanceIds=ids)
-        return self._wait_state(ids, model.STOPPED, f"{len(ids)} instance(s) of {handle} to stop")
+        """Stop the nodes; a node whose instance no longer exists is dropped (and logged)."""
+        ids = self._act_on_instances("stop_instances", [n.instance_id for n in nodes], handle)
+        roles = {n.instance_id: n.role for n in nodes}
+        return self._wait_state(ids, model.STOPPED, f"{len(ids)} instance(s) of {handle} to stop", roles)
 
     def terminate(self, handle: str, nodes: Sequence[Node]) -> None:
         """Terminate every instance tagged with the handle (and the given ones), delete the cluster's security
-        group, key pair and placement group, then verify by tag that nothing remains."""
-        ids = sorted({n.instance_id for n in nodes if n.instance_id.startswith("i-")}
-                     | {n.instance_id for n in self.describe(handle)})
-        if ids:
-            self.call("terminate_instances", InstanceIds=ids)
-            self._wait_state(ids, model.TERMINATED, f"{len(ids)} instance(s) of {handle} to terminate")
-        for sg in self._tagged("describe_security_groups", "SecurityGroups", handle):
-            self._retry_dependency(lambda g=sg["GroupId"]: self.call("delete_security_group", GroupId=g))
-        for kp in self._tagged("describe_key_pairs", "KeyPairs", handle):
-            self.call("delete_key_pair", KeyName=kp["KeyName"])
-        if "placement_group_created" in self.resources or self.config.placement_group:
-            for pg in self._tagged("describe_placement_groups", "PlacementGroups", handle):
-                self.call("delete_placement_group", GroupName=pg["GroupName"])
-        for volume in self._volumes(handle):  # root volumes go with their instances; a detached one would leak
-            if volume["State"] == "available":
-                self.call("delete_volume", VolumeId=volume["VolumeId"])
-        left = self.leftovers(handle)
-        if left:
-            raise ProviderError(f"cluster {handle}: resources still exist after terminate: {', '.join(left)}",
-                                hint=f"run 'ccdsl terminate {handle}' again, or delete them in the EC2 console")
+        group, key pair and placement group, then verify by tag that nothing remains.
+
+        EC2 is eventually consistent and slow to let go: an instance is ``shutting-down`` (its root volume in use,
+        its security group a dependency) for a while before it is ``terminated``; a fresh instance may not be listed
+        yet; an id may be long gone.  So each round terminates what is listed, waits for ``terminated``, deletes
+        the rest (retrying "in use"), and looks again, until nothing is left or ``wait_timeout`` passes."""
+        deadline = time.monotonic() + self.config.wait_timeout
+        ids = {n.instance_id for n in nodes if n.instance_id.startswith("i-")}
+        delay = self.config.poll_interval
+        while True:
+            ids = sorted(ids | {n.instance_id for n in self.describe(handle)})
+            if ids:
+                ids = self._act_on_instances("terminate_instances", ids, handle)
+                self._wait_gone(ids, f"{len(ids)} instance(s) of {handle} to terminate", deadline)
+            self._delete_cluster_resources(handle, deadline)
+            left = self.leftovers(handle)
+            if not left:
+                break
+            if time.monotonic() >= deadline:
+                raise ProviderError(f"cluster {handle}: resources still exist after terminate: {', '.join(left)}",
+                                    hint=f"run 'ccdsl terminate {handle}' again, or delete them in the EC2 console")
+            time.sleep(delay)
+            delay = min(delay * 2, 30.0)
+            ids = set()
         key = self.resources.get("key_path_created")
         if key:
             Path(key).unlink(missing_ok=True)
         self.resources = {k: v for k, v in self.resources.items() if k == "vpc_id"}
 
+    def _delete_cluster_resources(self, handle: str, deadline: float) -> None:
+        """Security groups, key pairs, placement group and detached volumes tagged with ``handle``."""
+        for sg in self._tagged("describe_security_groups", "SecurityGroups", handle):
+            self._retry_in_use(lambda g=sg["GroupId"]: self.call("delete_security_group", GroupId=g),
+                               {"DependencyViolation"}, {"InvalidGroup.NotFound"}, deadline)
+        for kp in self._tagged("describe_key_pairs", "KeyPairs", handle):
+            self._retry_in_use(lambda k=kp["KeyName"]: self.call("delete_key_pair", KeyName=k), set(),
+                               {"InvalidKeyPair.NotFound"}, deadline)
+        if "placement_group_created" in self.resources or self.config.placement_group:
+            for pg in self._tagged("describe_placement_groups", "PlacementGroups", handle):
+                self._retry_in_use(lambda g=pg["GroupName"]: self.call("delete_placement_group", GroupName=g),
+                                   {"InvalidPlacementGroup.InUse"}, {"InvalidPlacementGroup.Unknown"}, deadline)
+        for volume in self._volumes(handle):  # root volumes go with their instances; a detached one would leak
+            if volume["State"] == "available":
+                self._retry_in_use(lambda v=volume["VolumeId"]: self.call("delete_volume", VolumeId=v),
+                                   {"VolumeInUse"}, {"InvalidVolume.NotFound"}, deadline)
+
     def leftovers(self, handle: str) -> list[str]:
         """Every resource still tagged with ``handle`` (terminated instances excluded), by id."""
-        left = [n.instance_id for n in self.describe(handle)]
+        left = [n.instance_id for n in self._describe_tagged(handle, [*_LIVE_EC2_STATES, "shutting-down"])]
         left += [g["GroupId"] for g in self._tagged("describe_security_groups", "SecurityGroups", handle)]
         left += [k["KeyName"] for k in self._tagged("describe_key_pairs", "KeyPairs", handle)]
         left += [v["VolumeId"] for v in self._volumes(handle)]
@@ -264,10 +296,12 @@ class AwsProvider:
         return left
 
     def describe(self, handle: str) -> list[Node]:
-        """The cluster's instances as EC2 sees them now (terminated ones excluded)."""
+        """The cluster's instances as EC2 sees them now (terminated and terminating ones excluded)."""
+        return self._describe_tagged(handle, _LIVE_EC2_STATES)
+
+    def _describe_tagged(self, handle: str, states: list[str]) -> list[Node]:
         answer = self._paginate("describe_instances", "Reservations", Filters=[
-            {"Name": f"tag:{TAG_CLUSTER}", "Values": [handle]},
-            {"Name": "instance-state-name", "Values": _LIVE_EC2_STATES}])
+            {"Name": f"tag:{TAG_CLUSTER}", "Values": [handle]}, {"Name": "instance-state-name", "Values": states}])
         nodes = [self._node(i) for r in answer for i in r["Instances"]]
         return sorted(nodes, key=lambda n: (n.role != "manager", n.role, n.index))
 
@@ -319,27 +353,91 @@ class AwsProvider:
         return [v for v in self._tagged("describe_volumes", "Volumes", handle)
                 if v["State"] in ("creating", "available", "in-use", "error")]
 
-    def _describe_ids(self, ids: Iterable[str]) -> list[Node]:
-        answer = self._paginate("describe_instances", "Reservations", InstanceIds=list(ids))
-        return sorted((self._node(i) for r in answer for i in r["Instances"]), key=lambda n: (n.role, n.index))
+    def _describe_ids(self, ids: Iterable[str], roles: Mapping[str, str] | None = None) -> list[Node]:
+        """The instances among ``ids`` that EC2 lists now.  A filter, not ``InstanceIds``: an id EC2 does not know
+        (not visible yet, or gone) is simply absent instead of failing the whole call."""
+        ids = list(ids)
+        if not ids:
+            return []
+        answer = self._paginate("describe_instances", "Reservations",
+                                Filters=[{"Name": "instance-id", "Values": ids}])
+        roles = roles or {}
+        return sorted((self._node(i, roles.get(i["InstanceId"])) for r in answer for i in r["Instances"]),
+                      key=lambda n: (n.role, n.index))
 
-    def _wait_state(self, ids: list[str], state: str, what: str) -> list[Node]:
+    def _wait_state(self, ids: list[str], state: str, what: str,
+                    roles: Mapping[str, str] | None = None) -> list[Node]:
         def check() -> list[Node] | None:
-            nodes = self._describe_ids(ids)
-            return nodes if all(n.state == state for n in nodes) else None
+            nodes = self._describe_ids(ids, roles)
+            return nodes if len(nodes) == len(ids) and all(n.state == state for n in nodes) else None
 
         return poll(check, what=what, timeout=self.config.wait_timeout, interval=self.config.poll_interval)
 
-    def _retry_dependency(self, action: Callable[[], Any], attempts: int = 10) -> None:
-        """Security groups can stay "in use" for a while after their instances terminate."""
-        for attempt in range(attempts):
+    def _wait_gone(self, ids: list[str], what: str, deadline: float) -> None:
+        """Until every instance is ``terminated`` (or no longer listed at all) -- ``shutting-down`` is not done."""
+        def check() -> bool | None:
+            return True if all(n.state == model.TERMINATED for n in self._describe_ids(ids)) else None
+
+        poll(check, what=what, timeout=max(1.0, deadline - time.monotonic()), interval=self.config.poll_interval)
+
+    def _act_on_instances(self, operation: str, ids: list[str], handle: str) -> list[str]:
+        """``operation`` (terminate/stop/start) on ``ids``; returns the ids it acted on.
+
+        EC2 fails the whole call when one id is unknown.  Then the ids EC2 does list are kept and the call is
+        retried; an id that is not listed is gone (dropped, and logged) -- or, right after RunInstances, not
+        visible yet: while every id is listed but the call still says NotFound, wait with backoff."""
+        deadline = time.monotonic() + min(self.config.wait_timeout, 120.0)
+        delay = self.config.poll_interval
+        ids = list(ids)
+        while ids:
+            try:
+                self.call(operation, InstanceIds=ids)
+                return ids
+            except ProviderError as exc:
+                if getattr(exc, "code", "") != "InvalidInstanceID.NotFound" or time.monotonic() >= deadline:
+                    raise
+            listed = {n.instance_id for n in self._describe_ids(ids)}
+            gone = [i for i in ids if i not in listed]
+            if gone:
+                log.warning("%s: instance(s) %s no longer exist; %s goes on without them", handle,
+                            ", ".join(gone), operation.replace("_instances", ""))
+                ids = [i for i in ids if i in listed]
+            else:
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        return []
+
+    def _retry_in_use(self, action: Callable[[], Any], busy: set[str], done: set[str], deadline: float) -> None:
+        """Run a delete: error codes in ``busy`` ("still in use" -- a security group or placement group stays a
+        dependency for minutes after its instances terminate) are retried with backoff until ``deadline``; codes in
+        ``done`` mean it is gone already."""
+        delay = self.config.poll_interval
+        while True:
             try:
                 action()
                 return
             except ProviderError as exc:
-                if getattr(exc, "code", "") != "DependencyViolation" or attempt == attempts - 1:
+                code = getattr(exc, "code", "")
+                if code in done:
+                    return
+                if code not in busy or time.monotonic() >= deadline:
                     raise
-                time.sleep(self.config.poll_interval)
+            time.sleep(delay)
+            delay = min(delay * 2, 15.0)
+
+    def _retry_not_visible(self, action: Callable[[], Any]) -> Any:
+        """``action`` retried with backoff while EC2 says a resource just created does not exist (eventual
+        consistency: a fresh security group, key pair or instance)."""
+        deadline = time.monotonic() + min(self.config.wait_timeout, 120.0)
+        delay = self.config.poll_interval
+        while True:
+            try:
+                return action()
+            except ProviderError as exc:
+                if getattr(exc, "code", "") not in NOT_VISIBLE_CODES or time.monotonic() >= deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
 
     def _vpc_id(self) -> str:
         if self.config.subnet_id:
@@ -358,12 +456,12 @@ class AwsProvider:
                           TagSpecifications=[{"ResourceType": "security-group",
                                               "Tags": self._tags(handle, None, contract)}])["GroupId"]
         self.resources["security_group_id_created"] = group  # recorded before the rules: terminate deletes it
-        self.call("authorize_security_group_ingress", GroupId=group, IpPermissions=[
+        self._retry_not_visible(lambda: self.call("authorize_security_group_ingress", GroupId=group, IpPermissions=[
             {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22,
              "IpRanges" if ":" not in cidr else "Ipv6Ranges": [
                  {"CidrIp" if ":" not in cidr else "CidrIpv6": cidr, "Description": "ccdsl: SSH"}]},
             {"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": group, "Description": "ccdsl: cluster members"}]},
-        ])
+        ]))
         return group
 
     def _ssh_cidr(self) -> str:
@@ -422,8 +520,10 @@ class AwsProvider:
                  if m.get("DeviceName") == root and "Ebs" in m]
         return image, root, int(sizes[0]) if sizes and sizes[0] else 8
 
-    def _node(self, instance: Mapping[str, Any]) -> Node:
-        role = _tag(instance, TAG_ROLE) or "worker"
+    def _node(self, instance: Mapping[str, Any], role: str | None = None) -> Node:
+        """A Node from an EC2 instance.  ``role``: what ccdsl asked for, when known -- whether RunInstances'
+        answer carries the tags is not documented, so the tag is the fallback."""
+        role = role or _tag(instance, TAG_ROLE) or "worker"
         index = int(instance.get("AmiLaunchIndex", 0))
         public, private = instance.get("PublicIpAddress"), instance.get("PrivateIpAddress")
         address = public if self.config.connect_address == "public" and public else private
