@@ -7,7 +7,8 @@ the aws provider's own boto3 clients (``ccdsl.executor.providers.aws.EVENT_HOOKS
 changes what they see, one switchable behaviour at a time:
 
 ``not_found_first``  a fresh instance id (and a fresh security group or key pair) is unknown to the first call
-                     that names it (``InvalidInstanceID.NotFound`` ...) and missing from the first listing.
+                     that names it (``InvalidInstanceID.NotFound`` ...) and missing from the first ``listings``
+                     DescribeInstances listings (tags are eventually consistent too).
 ``idempotency``      RunInstances honours ``ClientToken``: the same token with the same parameters answers the
                      first launch again; with other parameters it is ``IdempotentParameterMismatch``.
 ``shutting_down``    a terminated instance stays ``shutting-down`` for ``polls`` DescribeInstances calls, its root
@@ -93,20 +94,23 @@ class AwsLike:
         self.polls = 3
         self.in_use = 2
         self.bad_types: set[str] = set()
-        self.fresh: set[str] = set()  # instance ids, group ids, key names not yet visible
+        self.fresh: set[str] = set()  # instance ids, group ids, key names not yet known when named
+        self.hidden: dict[str, int] = {}  # instance id -> listings it is still missing from
+        self.listings = 1
         self.tokens: dict[str, tuple[str, dict]] = {}
         self.shutting: dict[str, dict] = {}  # instance id -> {"polls", "instance", "volumes"}
         self.spot: dict[str, dict] = {}  # spot request id -> request
         self.vanished: set[str] = set()
         self.groups: dict[str, dict] = {}  # placement group name -> group (+ "_members", "_refusals")
 
-    def enable(self, *names: str, polls: int | None = None, in_use: int | None = None,
+    def enable(self, *names: str, polls: int | None = None, in_use: int | None = None, listings: int | None = None,
                bad_types: tuple[str, ...] = ()) -> "AwsLike":
         unknown = set(names) - set(BEHAVIOURS)
         assert not unknown, unknown
         self.on.update(names)
         self.polls = polls if polls is not None else self.polls
         self.in_use = in_use if in_use is not None else self.in_use
+        self.listings = listings if listings is not None else self.listings
         self.bad_types.update(bad_types)
         return self
 
@@ -194,6 +198,7 @@ class AwsLike:
         ids = [i["InstanceId"] for i in parsed.get("Instances", [])]
         if "not_found_first" in self.on:
             self.fresh.update(ids)
+            self.hidden.update({i: self.listings for i in ids})
         group = (p.get("Placement") or {}).get("GroupName")
         if group in self.groups:
             self.groups[group]["_members"].update(ids)
@@ -254,8 +259,8 @@ class AwsLike:
                 if i["InstanceId"] in self.vanished:
                     self._fire("vanish")
                     continue
-                if "not_found_first" in self.on and i["InstanceId"] in self.fresh:
-                    self.fresh.discard(i["InstanceId"])  # missing from this listing, visible from the next
+                if "not_found_first" in self.on and self.hidden.get(i["InstanceId"], 0) > 0:
+                    self.hidden[i["InstanceId"]] -= 1  # missing from this listing
                     self._fire("not_found_first")
                     continue
                 kept.append(i)

@@ -9,6 +9,7 @@ from aws_like import AwsLike, aws_like, error  # noqa: F401  (fixture)
 from ccdsl.errors import CapacityError, ProviderError
 from ccdsl.executor.model import NodeRequest
 from fixtures_executor import data_dir, ec2, ec2_config, hooks, tagged  # noqa: F401
+from fixtures_netns import netns_hosts  # noqa: F401
 
 HANDLE = "BeHaViOuRsOfAwS"
 
@@ -202,3 +203,287 @@ def test_spot_nodes_restarted_by_ec2_show_running(ec2_config, ec2, aws_like):
     assert len(State().workers(HANDLE)) == 2
     ccdsl.terminate(HANDLE, config=ec2_config)
     nothing_left(ec2, aws_like)
+
+
+# -- spot requests (finding 1) --------------------------------------------------------------------------------------
+def test_spot_lifecycle_cancels_its_requests(ec2_config, ec2, aws_like):
+    """Terminating the instance of an uncancelled persistent request makes EC2 launch a new one; ccdsl cancels
+    first, so nothing is left -- no instance, and no open request."""
+    aws_like.enable("spot_requests")
+    lifecycle(provider(ec2_config), request(spot=True), aws_like, ec2)
+    assert len(aws_like.spot) == 2 and all(r["State"] == "cancelled" for r in aws_like.spot.values())
+    assert aws_like.fired["spot_requests"] == 0  # no request reopened
+    assert all({"Key": "ccdsl:cluster", "Value": HANDLE} in r["Tags"] for r in aws_like.spot.values())
+
+
+def test_an_open_spot_request_is_a_leftover_and_is_found(ec2_config, ec2, aws_like):
+    aws_like.enable("spot_requests")
+    aws_like.spot["sir-0000abcd"] = {"SpotInstanceRequestId": "sir-0000abcd", "State": "open", "Type": "persistent",
+                                     "Tags": [{"Key": "ccdsl:cluster", "Value": HANDLE}]}
+    p = provider(ec2_config)
+    assert p.discover() == [HANDLE]
+    assert p.leftovers(HANDLE) == ["sir-0000abcd"]
+    p.terminate(HANDLE, [])
+    nothing_left(ec2, aws_like)
+
+
+# -- tokens, lost answers (findings 4, 13) --------------------------------------------------------------------------
+def test_a_relaunch_after_clean_up_is_a_new_token(ec2_config, ec2, aws_like):
+    """Failover cleans up and launches the same role again: with a new security group the old token would be a
+    parameter mismatch, with the same group it would answer the terminated instances."""
+    aws_like.enable("idempotency")
+    p = provider(ec2_config)
+    first = launch(p, request(count=1))
+    p.terminate(HANDLE, first)  # new security group next time
+    second = launch(p, request(count=1))
+    p.release(HANDLE, second)  # same security group next time
+    third = launch(p, request(count=1))
+    assert len({first[0].instance_id, second[0].instance_id, third[0].instance_id}) == 3
+    p.terminate(HANDLE, third)
+    nothing_left(ec2, aws_like)
+
+
+def test_a_retried_launch_does_not_launch_twice(ec2_config, ec2, aws_like):
+    aws_like.enable("idempotency")
+    p = provider(ec2_config)
+    created = p.create(request(count=2), lambda *e: None)
+    again = p.create(request(count=2), lambda *e: None)  # same request, same round: the same instances
+    assert [n.instance_id for n in again] == [n.instance_id for n in created]
+    assert aws_like.fired["idempotency"] == 1
+    p.terminate(HANDLE, created)
+    nothing_left(ec2, aws_like)
+
+
+def test_ctrl_c_during_run_instances_with_tags_not_yet_listed(ec2_config, ec2, aws_like, hooks, tmp_path):
+    """The answer of RunInstances is lost and the new instances are not listed by tag for a long while; with a
+    security group of the user's there is nothing else tagged to notice.  Terminate re-issues the launch with the
+    same token and so learns the ids."""
+    aws_like.enable("idempotency", "not_found_first", listings=1000)
+
+    def interrupted(model, **_):
+        if model.name == "RunInstances" and not interrupted.done:
+            interrupted.done = True
+            raise KeyboardInterrupt
+
+    interrupted.done = False
+
+    hooks.append(("after-call.ec2", interrupted))  # after the layer's own after-call: EC2 did launch
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    sg = ec2.create_security_group(GroupName="mine", Description="mine", VpcId=vpc)["GroupId"]
+    ec2.create_key_pair(KeyName="mykey")
+    p = provider(ec2_config, security_group_id=sg, key_name="mykey", key_path=str(tmp_path / "k"))
+    with pytest.raises(KeyboardInterrupt):
+        p.create(request(count=2), lambda *e: None)
+    launched = [i for r in ec2.describe_instances(Filters=[{"Name": "tag:ccdsl:cluster", "Values": [HANDLE]}])[
+        "Reservations"] for i in r["Instances"]]
+    assert len(launched) == 2
+    p.terminate(HANDLE, [])
+    nothing_left(ec2, aws_like)
+    assert aws_like.fired["idempotency"] == 1
+
+
+# -- placement groups (finding 6) -----------------------------------------------------------------------------------
+def test_spot_in_a_placement_group_is_refused_before_anything_exists(ec2_config, ec2, aws_like):
+    from ccdsl.errors import ConfigError
+
+    p = provider(ec2_config, placement_group="spread")
+    with pytest.raises(ConfigError, match="placement group"):
+        p.create(request(spot=True), lambda *e: None)
+    assert tagged(ec2, HANDLE) == {} and aws_like.placement_groups() == []
+
+
+def test_burstable_types_are_refused_for_a_cluster_placement_group(ec2_config, ec2, aws_like):
+    from ccdsl.errors import ConfigError
+
+    p = provider(ec2_config, placement_group="cluster")
+    with pytest.raises(ConfigError, match="burstable") as info:
+        p.create(request(instance_type="t3.xlarge"), lambda *e: None)
+    assert "placement_group" in info.value.hint
+    assert tagged(ec2, HANDLE) == {} and aws_like.placement_groups() == []
+
+
+def test_a_cluster_placement_group_pins_every_role_to_its_zone(ec2_config, ec2, aws_like):
+    p = provider(ec2_config, placement_group="cluster", zones=["us-east-1a", "us-east-1b", "us-east-1c"])
+    manager = p.create(request(count=1, role="manager", instance_type="m5.large"), lambda *e: None)
+    assert manager[0].zone == "us-east-1b"
+    assert p.zones(request(instance_type="m5.xlarge")) == ["us-east-1b"]
+    p.terminate(HANDLE, manager)
+    nothing_left(ec2, aws_like)
+
+
+# -- zones, addresses, keys (findings 9, 10, 19) --------------------------------------------------------------------
+def test_zones_are_those_with_a_default_subnet_that_offer_the_type(ec2_config, ec2, hooks):
+    def no_subnet_in_1a(parsed, **_):
+        parsed["Subnets"] = [s for s in parsed.get("Subnets", []) if s["AvailabilityZone"] != "us-east-1a"]
+
+    hooks.append(("after-call.ec2.DescribeSubnets", no_subnet_in_1a))
+    offered = {o["Location"] for o in ec2.describe_instance_type_offerings(
+        LocationType="availability-zone", Filters=[{"Name": "instance-type", "Values": ["t3.xlarge"]}])[
+        "InstanceTypeOfferings"]}
+    zones = provider(ec2_config).zones(request())
+    assert "us-east-1a" not in zones and zones and set(zones) == offered - {"us-east-1a"}
+
+
+def test_no_public_address_fails_at_once_with_a_hint(ec2_config, ec2, hooks):
+    def private_only(parsed, **_):
+        for r in parsed.get("Reservations", []):
+            for i in r["Instances"]:
+                i.pop("PublicIpAddress", None)
+
+    hooks.append(("after-call.ec2.DescribeInstances", private_only))
+    p = provider(ec2_config)
+    with pytest.raises(ProviderError, match="no public IP") as info:
+        launch(p, request(count=1))
+    assert "connect_address" in info.value.hint
+    p.terminate(HANDLE, [])
+    assert tagged(ec2, HANDLE) == {}
+
+
+def test_a_pkcs8_key_pair_is_converted_for_paramiko(ec2_config, hooks):
+    paramiko = pytest.importorskip("paramiko")
+    from cryptography.hazmat.primitives import serialization
+
+    def as_pkcs8(parsed, **_):
+        key = serialization.load_ssh_private_key(parsed["KeyMaterial"].encode(), password=None)
+        parsed["KeyMaterial"] = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                  serialization.NoEncryption()).decode()
+
+    hooks.append(("after-call.ec2.CreateKeyPair", as_pkcs8))
+    p = provider(ec2_config)
+    nodes = launch(p, request(count=1))
+    assert paramiko.Ed25519Key.from_private_key_file(nodes[0].key_path).get_name() == "ssh-ed25519"
+    p.terminate(HANDLE, nodes)
+
+
+# -- the bootstrap's needs (finding 2) ------------------------------------------------------------------------------
+def test_install_passes_user_data_and_nodes_wait_for_cloud_init(ec2_config, ec2):
+    import base64
+
+    from ccdsl.executor.providers import aws as aws_mod
+
+    p = aws_mod.make(ec2_config.replace(mpi={"install": True}), {})
+    nodes = launch(p, request(count=1))
+    recorded = ec2.describe_instance_attribute(InstanceId=nodes[0].instance_id, Attribute="userData")
+    text = base64.b64decode(recorded["UserData"]["Value"]).decode()
+    assert text.startswith("#cloud-config") and "python3-venv" in text and "ensurepip" in text
+    assert "cloud-init status --wait" in nodes[0].extra["boot_wait"]
+    p.terminate(HANDLE, nodes)
+    plain = provider(ec2_config)  # without [mpi] install: no user data
+    nodes = launch(plain, request(count=1))
+    assert "UserData" not in ec2.describe_instance_attribute(InstanceId=nodes[0].instance_id,
+                                                             Attribute="userData") or not ec2.describe_instance_attribute(
+        InstanceId=nodes[0].instance_id, Attribute="userData")["UserData"].get("Value")
+    plain.terminate(HANDLE, nodes)
+
+
+# -- deploy failover (findings 4, 11, 12) ---------------------------------------------------------------------------
+def closed_port() -> str:
+    from conftest import free_port
+
+    return f"127.0.0.1:{free_port()}"  # nothing listens there: connection refused
+
+
+def deploy_config(url, **aws):
+    from ccdsl.executor.config import Config
+    from fixtures_executor import aws_settings
+
+    return Config.from_dict({"aws": aws_settings(url, **aws), "ssh": {"ready_timeout": 2.0, "connect_timeout": 1.0}})
+
+
+def plan_of(*roles):
+    from ccdsl.executor.deploy import Plan
+
+    return Plan("aws", tuple(NodeRequest("", role, instance_type, count, region="us-east-1",
+                                         options={"contract": "failover"}) for role, instance_type, count in roles))
+
+
+def everything_tagged(ec2) -> list[str]:
+    f = [{"Name": "tag-key", "Values": ["ccdsl:cluster"]}]
+    inst = [i["InstanceId"] for r in ec2.describe_instances(Filters=f)["Reservations"] for i in r["Instances"]
+            if i["State"]["Name"] != "terminated"]
+    return inst + [g["GroupId"] for g in ec2.describe_security_groups(Filters=f)["SecurityGroups"]] + [
+        k["KeyName"] for k in ec2.describe_key_pairs(Filters=f)["KeyPairs"]]
+
+
+def launches(hooks):
+    """Parameters of every RunInstances / CreateSecurityGroup / CreateKeyPair the provider sends."""
+    calls: list[tuple[str, dict]] = []
+    hooks.append(("before-parameter-build.ec2", lambda model, params, **_: calls.append((model.name, dict(params)))
+                  if model.name in ("RunInstances", "CreateSecurityGroup", "CreateKeyPair") else None))
+    return calls
+
+
+def test_failover_keeps_group_and_key_and_launches_with_new_tokens(aws_env, data_dir, ec2, aws_like, hooks):
+    """Plan 1's manager launches, its workers find no capacity; plan 2 launches the same manager again.  The
+    security group and key pair stay (no delete-then-recreate race), and the manager's second launch is a new
+    token (the old one would be a mismatch, or answer the terminated instance)."""
+    import ccdsl
+    from fixtures_executor import inject, request_type
+
+    aws_like.enable("idempotency")
+    calls = launches(hooks)
+    hooks.append(("before-send.ec2.RunInstances", inject(None, "InsufficientInstanceCapacity", "no capacity",
+                                                         when=lambda r: request_type(r) == "t3.xlarge")))
+    closed = closed_port()
+    cfg = deploy_config(aws_env, zones=["us-east-1a", "us-east-1b"],
+                        address_map={"manager.0": closed, "0": closed, "1": closed})
+    with pytest.raises(ProviderError, match="gave up"):  # plan 2 was created; its nodes are unreachable here
+        ccdsl.deploy([plan_of(("manager", "t3.large", 1), ("worker", "t3.xlarge", 2)),
+                      plan_of(("manager", "t3.large", 1), ("worker", "m5.xlarge", 2))], config=cfg)
+    names = [name for name, _ in calls]
+    assert names.count("CreateSecurityGroup") == 1 and names.count("CreateKeyPair") == 1
+    runs = [p["InstanceType"] for name, p in calls if name == "RunInstances"]
+    assert runs == ["t3.large", "t3.xlarge", "t3.xlarge", "t3.large", "m5.xlarge"]
+    assert aws_like.fired["idempotency"] == 0
+    assert everything_tagged(ec2) == []
+
+
+def test_a_quota_error_skips_the_other_zones_and_fails_over(aws_env, data_dir, ec2, hooks):
+    import ccdsl
+    from ccdsl.executor.state import State
+    from fixtures_executor import inject, request_type
+
+    quota = inject(None, "VcpuLimitExceeded", "You have requested more vCPU capacity than your current vCPU limit "
+                                              "of 16 allows", when=lambda r: request_type(r) == "t3.xlarge")
+    hooks.append(("before-send.ec2.RunInstances", quota))
+    cfg = deploy_config(aws_env, zones=["us-east-1a", "us-east-1b", "us-east-1c"], address_map={"0": closed_port()})
+    with pytest.raises(ProviderError, match="gave up"):
+        ccdsl.deploy([plan_of(("worker", "t3.xlarge", 4)), plan_of(("worker", "m5.xlarge", 1))], config=cfg)
+    assert quota.sent == 1  # a regional quota: no other zone was tried
+    (record,) = State().list_clusters(live_only=False)
+    notes = [e.detail.get("text", "") for e in State().journal_of(record.handle) if e.phase == "note"]
+    assert any("VcpuLimitExceeded" in n and "m5.xlarge" in n for n in notes)
+    assert everything_tagged(ec2) == []
+
+
+def test_quota_errors_everywhere_say_what_to_do(aws_env, data_dir, ec2, hooks):
+    import ccdsl
+    from ccdsl.errors import CapacityError
+    from fixtures_executor import inject
+
+    hooks.append(("before-send.ec2.RunInstances", inject(None, "VcpuLimitExceeded", "vCPU limit of 16")))
+    with pytest.raises(CapacityError) as info:
+        ccdsl.deploy([plan_of(("worker", "t3.xlarge", 4)), plan_of(("worker", "m5.xlarge", 4))],
+                     config=deploy_config(aws_env, zones=["us-east-1a", "us-east-1b"]))
+    assert "Service Quotas" in info.value.render()
+    assert everything_tagged(ec2) == []
+
+
+@pytest.mark.netns
+def test_the_probe_waits_for_the_boot_command(netns_hosts, tmp_path):
+    """The node's python works only once 'cloud-init' (here: the boot command) is done; wait_ready must run the
+    provider's boot command before it probes."""
+    import sys
+    from dataclasses import replace
+
+    from ccdsl.executor import ssh
+
+    booted = tmp_path / "booted"
+    python = tmp_path / "python"
+    python.write_text(f'#!/bin/sh\n[ -f {booted} ] || {{ echo "python3-venv not installed yet" >&2; exit 3; }}\n'
+                      f'exec {sys.executable} "$@"\n')
+    python.chmod(0o755)
+    node = replace(netns_hosts.node(0), extra={"boot_wait": f"sleep 1 && touch {booted}"})
+    opts = ssh.SshOptions(known_hosts=str(tmp_path / "known_hosts"), accept_new=True, connect_timeout=5)
+    ready = ssh.wait_ready(node, 60, opts, python=str(python), directory=str(tmp_path / "d"))
+    assert ready.state == "ready" and booted.exists()

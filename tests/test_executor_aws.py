@@ -210,17 +210,20 @@ def test_unknown_image_is_a_config_error(ec2_config):
         create(provider(ec2_config, image={"x86_64": "ami-00000000"}), count=1)
 
 
-def test_client_token_is_stable_per_request_and_distinct_across_failover():
+def test_client_token_covers_every_launch_parameter_and_the_round():
     from ccdsl.executor.providers.aws import client_token
 
-    req = NodeRequest(handle=HANDLE, role="worker", instance_type="t3.xlarge", count=4)
-    token = client_token(req, "us-east-1a")
-    assert token == client_token(NodeRequest(HANDLE, "worker", "t3.xlarge", 4), "us-east-1a")
+    params = {"InstanceType": "t3.xlarge", "MinCount": 4, "MaxCount": 4, "SecurityGroupIds": ["sg-1"],
+              "Placement": {"AvailabilityZone": "us-east-1a"}}
+    token = client_token(HANDLE, params)
+    assert token == client_token(HANDLE, {**params, "ClientToken": "ignored"})
     assert token.startswith(f"ccdsl-{HANDLE}-") and len(token) <= 64
-    others = {client_token(req, "us-east-1b"), client_token(NodeRequest(HANDLE, "worker", "m5.xlarge", 4), "us-east-1a"),
-              client_token(NodeRequest(HANDLE, "manager", "t3.xlarge", 4), "us-east-1a"),
-              client_token(NodeRequest("ZZZZZZZZZZZZZZZ", "worker", "t3.xlarge", 4), "us-east-1a")}
-    assert token not in others and len(others) == 4
+    others = {client_token(HANDLE, {**params, "SecurityGroupIds": ["sg-2"]}),  # failover: a new group
+              client_token(HANDLE, {**params, "Placement": {"AvailabilityZone": "us-east-1b"}}),
+              client_token(HANDLE, {**params, "InstanceType": "m5.xlarge"}),
+              client_token("ZZZZZZZZZZZZZZZ", params),
+              client_token(HANDLE, params, 1)}  # after a clean-up
+    assert token not in others and len(others) == 5
 
 
 def test_terminate_deletes_a_detached_tagged_volume(ec2_config, ec2):

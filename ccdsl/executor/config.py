@@ -25,7 +25,7 @@ from typing import Any, Mapping
 
 from ccdsl.errors import ConfigError
 
-UBUNTU_SSM = "resolve:ssm:/aws/service/canonical/ubuntu/server/22.04/stable/current/{arch}/hvm/ebs-gp2/ami-id"
+UBUNTU_SSM = "resolve:ssm:/aws/service/canonical/ubuntu/server/24.04/stable/current/{arch}/hvm/ebs-gp3/ami-id"
 
 
 def _key(default: Any, doc: str) -> Any:
@@ -43,7 +43,7 @@ class AwsConfig:
     endpoint_url: str = _key("", "EC2 endpoint override (tests point it at a moto server); empty: AWS itself.")
     image: dict = _key({"x86_64": UBUNTU_SSM.format(arch="amd64"), "arm64": UBUNTU_SSM.format(arch="arm64")},
                        "AMI per CPU architecture (image.x86_64, image.arm64): an AMI id or 'resolve:ssm:<parameter>'."
-                       " Default: Ubuntu 22.04 from Canonical's public SSM parameters.")
+                       " Default: Ubuntu 24.04 (Python 3.12) from Canonical's public SSM parameters.")
     user: str = _key("ubuntu", "SSH login user of the image.")
     subnet_id: str = _key("", "Subnet to launch in (pins the zone); empty: the default VPC, zone chosen by ccdsl.")
     security_group_id: str = _key("", "Use this existing security group instead of creating one per cluster.")
@@ -65,6 +65,10 @@ class AwsConfig:
                                  "'<role>.<launch index>' (or '<launch index>' for workers), values 'host' or "
                                  "'host:port'.  The private address of a mapped node is the same host.")
     tags: dict = _key({}, "Extra tags put on every resource (ccdsl's own ccdsl:* tags are always added).")
+    boot_wait: str = _key("if command -v cloud-init >/dev/null 2>&1; then cloud-init status --wait >/dev/null; fi",
+                          "Shell command run on each new node before ccdsl probes it: by default it waits until "
+                          "cloud-init has finished (the user data that installs python3-venv for [mpi] install). "
+                          "Empty: probe at once.")
     poll_interval: float = _key(5.0, "Seconds between DescribeInstances polls while waiting for a state.")
     wait_timeout: float = _key(900.0, "Seconds to wait for instances to reach a state before giving up.")
     max_attempts: int = _key(10, "botocore attempts per call (adaptive retry mode handles throttling).")

@@ -278,22 +278,43 @@ def _create(handle: str, spec: Spec, config: "Config", state: st.State, report: 
             current: list[Any]) -> tuple[Any, list[Node]]:
     """Try the plans in order; within a plan, every role in every zone; return (provider, nodes)."""
     failures: list[str] = []
+    hints: list[str] = []
+    kept: Any = None  # the provider whose shared resources (security group, key pair) the next plan reuses
     for number, plan in enumerate(spec.plans):
-        provider = base.get(plan.provider, config)
-        current.append(provider)
+        provider = kept or base.get(plan.provider, config)
+        if provider is not kept:
+            current.append(provider)
         state.update_cluster(handle, provider=plan.provider, settings=_settings(provider))
         cost.record_plan(state, handle, plan)  # priced before anything is created: a crashed deploy is priced too
         try:
             return provider, _create_plan(handle, plan, provider, state, report)
         except CapacityError as exc:
             failures.append(f"{plan.describe()}: {exc.message}")
-            _cleanup(handle, provider, state)
-            if number + 1 < len(spec.plans):
-                nxt = spec.plans[number + 1]
+            if exc.hint and exc.hint not in hints:
+                hints.append(exc.hint)
+            nxt = spec.plans[number + 1] if number + 1 < len(spec.plans) else None
+            kept = None
+            if nxt is not None and _same_place(plan, nxt) and hasattr(provider, "release"):
+                state.journal(handle, "cleanup", keep="security group, key pair")
+                provider.release(handle, state.nodes(handle))
+                state.clear_nodes(handle)
+                kept = provider
+            else:
+                _cleanup(handle, provider, state)
+            if nxt is not None:
                 _note(handle, state, f"{plan.describe()} is not available ({exc.message}); trying the next-cheapest "
                                      f"alternative: {nxt.describe()}")
     raise CapacityError("no capacity for any resolution of the contract:\n  " + "\n  ".join(failures),
-                        hint="try later, another region (cluster_locale => ...), or relax the contract")
+                        hint="; ".join(hints) or "try later, another region (cluster_locale => ...), or relax the "
+                                                 "contract")
+
+
+def _same_place(plan: Plan, other: Plan) -> bool:
+    """Whether two plans launch with the same provider in the same region (so they can share its resources)."""
+    def region(p: Plan) -> Any:
+        return p.requests[0].region if p.requests else None
+
+    return plan.provider == other.provider and region(plan) == region(other)
 
 
 def _create_plan(handle: str, plan: Plan, provider: Any, state: st.State, report: Progress) -> list[Node]:
@@ -313,6 +334,8 @@ def _create_plan(handle: str, plan: Plan, provider: Any, state: st.State, report
             try:
                 nodes = provider.create(attempt, report)
             except CapacityError as exc:
+                if getattr(exc, "scope", "zone") == "region":  # an account quota: no other zone helps
+                    raise
                 tried.append(f"{zone}: {exc.message}" if zone else exc.message)
                 state.update_cluster(handle, settings=_settings(provider))
                 if zone is not None and zone != zones[-1]:

@@ -394,6 +394,9 @@ def wait_ready(node: Node, timeout: float, options: SshOptions = SshOptions(), *
         node = wait_reachable(node, timeout, options, connections=pool)
         client = pool.get(node)
         left = max(5.0, deadline - time.monotonic())
+        if node.extra.get("boot_wait"):  # the provider's "still booting" check (cloud-init installing packages)
+            run(client, node.extra["boot_wait"], node=node, timeout=left)
+            left = max(5.0, deadline - time.monotonic())
         info = probe(client, node, python=python, mpiexec=mpiexec, directory=directory, timeout=left)
         if (info["missing"] or not info["mpiexec"]) and install:
             venv = f"{info['dir']}/venv"

@@ -37,6 +37,18 @@ log = logging.getLogger("ccdsl.executor")
 CAPACITY_CODES = frozenset({"InsufficientInstanceCapacity", "InsufficientCapacity", "InsufficientHostCapacity",
                             "Unsupported", "InsufficientCapacityOnHost", "SpotMaxPriceTooLow",
                             "InsufficientFreeAddressesInSubnet", "InvalidInstanceType"})
+# Account limits: no zone of the region helps, a smaller alternative or another region may.  The deployer
+# skips the region's other zones and fails over to the next alternative, saying why.
+QUOTA_CODES = {
+    "VcpuLimitExceeded": "the account's vCPU quota for this instance family in the region is used up; ask for more "
+                         "in Service Quotas (EC2 'Running On-Demand ... instances' or 'All ... Spot Instance "
+                         "Requests'), or choose fewer or smaller nodes",
+    "InstanceLimitExceeded": "the account's instance limit in the region is reached; ask for more in Service Quotas",
+    "MaxSpotInstanceCountExceeded": "the account's spot instance quota in the region is used up; ask for more in "
+                                    "Service Quotas, or deploy without spot",
+    "OptInRequired": "the account is not subscribed to this region or service; opt in (AWS console, Account "
+                     "settings), or choose another region (cluster_locale)",
+}
 # Right after a resource is created, EC2 may not know it yet for a while (eventual consistency): these codes then
 # mean "not visible yet", and the call is retried with backoff.
 NOT_VISIBLE_CODES = frozenset({"InvalidInstanceID.NotFound", "InvalidGroup.NotFound", "InvalidKeyPair.NotFound"})
@@ -46,19 +58,36 @@ SHUTTING_DOWN = "shutting-down"  # terminating, not yet terminated: its volumes 
 _STATES = {"pending": model.PENDING, "running": model.RUNNING, "stopping": model.STOPPING, "stopped": model.STOPPED,
            "shutting-down": SHUTTING_DOWN, "terminated": model.TERMINATED}
 _LIVE_EC2_STATES = ["pending", "running", "stopping", "stopped"]
+_LIVE_SPOT_STATES = ["open", "active", "disabled"]  # a request in these states can still launch an instance
+# Instance types that earn CPU credits: a cluster placement group cannot hold them.
+_BURSTABLE_HINT = "use a type that is not burstable (not t2/t3/t3a/t4g), or another placement_group strategy"
+
+
+# cloud-config for [mpi] install: ``python3 -m venv`` needs ensurepip, which Debian/Ubuntu ship separately
+# (python3-venv is not in Ubuntu's cloud images: "ensurepip is not available").  Installed only where missing and
+# only with apt; pip then needs outbound internet from the node (a private subnet needs a NAT gateway).
+INSTALL_USER_DATA = """#cloud-config
+runcmd:
+  - [sh, -c, "python3 -c 'import ensurepip' 2>/dev/null || ! command -v apt-get >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv)"]
+"""
 
 
 def make(config: Config, settings: Mapping[str, Any]) -> "AwsProvider":
-    return AwsProvider(config.aws, settings)
+    return AwsProvider(config.aws, settings, install=config.mpi.install)
 
 
-def client_token(request: NodeRequest, zone: Any) -> str:
-    """RunInstances' idempotency token: derived from the handle and what is asked, so a retried call (botocore
-    retries, a re-run after a lost answer) cannot launch twice, while a different type or zone is a new request."""
+def client_token(handle: str, params: Mapping[str, Any], launch_round: int = 0) -> str:
+    """RunInstances' idempotency token: derived from the handle, EVERY launch parameter and the launch round, so a
+    retried call (botocore retries, a re-issue after a lost answer) cannot launch twice.  AWS refuses a token
+    reused with other parameters (IdempotentParameterMismatch) -- a new security group after failover, another
+    type or zone -- and answers a reused token with the original, possibly terminated, instances: so every launch
+    after a clean-up is a new round."""
     import hashlib
+    import json
 
-    what = f"{request.role}|{request.instance_type}|{request.count}|{zone or ''}|{request.spot}"
-    return f"ccdsl-{request.handle}-{hashlib.sha256(what.encode()).hexdigest()[:16]}"
+    what = json.dumps({k: v for k, v in params.items() if k != "ClientToken"}, sort_keys=True, default=str)
+    digest = hashlib.sha256(f"{launch_round}|{what}".encode()).hexdigest()[:16]
+    return f"ccdsl-{handle}-{digest}"
 
 
 def tags_for(handle: str, role: str | None, contract: str | None) -> list[dict[str, str]]:
@@ -78,8 +107,9 @@ class AwsProvider:
     name = "aws"
     authoritative = True  # EC2 is the source of truth: reconcile records with ``describe``/``discover``
 
-    def __init__(self, config: AwsConfig, settings: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, config: AwsConfig, settings: Mapping[str, Any] | None = None, *, install: bool = False) -> None:
         settings = dict(settings or {})
+        self.install = install  # [mpi] install: new nodes get user data that installs what the venv needs
         known = {f.name for f in dataclasses.fields(AwsConfig)}
         self.config = dataclasses.replace(config, **{k: v for k, v in settings.items() if k in known})
         self.region = settings.get("resolved_region") or self.config.region or None
@@ -87,6 +117,9 @@ class AwsProvider:
                                                                     "key_path_created", "placement_group_created",
                                                                     "vpc_id") if k in settings}
         self._ec2 = None
+        self._launch_round = 0  # bumped by every clean-up: a later launch must not reuse an earlier token
+        self._uncertain: list[dict[str, Any]] = []  # RunInstances whose answer was lost (Ctrl-C, connection)
+        self._fresh: set[str] = set()  # ids launched by this process: "not listed" means "not visible yet"
 
     # -- boto3 plumbing --------------------------------------------------------------------------------------
     def client(self, service: str = "ec2") -> Any:
@@ -119,9 +152,11 @@ class AwsProvider:
         except botocore.exceptions.ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             message = exc.response.get("Error", {}).get("Message", str(exc))
-            err = CapacityError if code in CAPACITY_CODES else ProviderError
-            e = err(f"{SERVICE_NAMES.get(service, service)} {operation} failed: {code}: {message}")
+            err = CapacityError if code in CAPACITY_CODES or code in QUOTA_CODES else ProviderError
+            e = err(f"{SERVICE_NAMES.get(service, service)} {operation} failed: {code}: {message}",
+                    hint=QUOTA_CODES.get(code))
             e.code = code  # type: ignore[attr-defined]
+            e.scope = "region" if code in QUOTA_CODES else "zone"  # type: ignore[attr-defined]  # what to skip
             raise e from None
         except botocore.exceptions.NoCredentialsError:
             raise ProviderError("no AWS credentials found",
@@ -140,12 +175,24 @@ class AwsProvider:
         self._set_region(request)
         if self.config.subnet_id:
             return [None]
+        if self.resources.get("placement_zone"):  # a cluster placement group lives in one zone: every role there
+            return [self.resources["placement_zone"]]
         if self.config.zones:
             return list(self.config.zones)
-        answer = self.call("describe_availability_zones",
-                           Filters=[{"Name": "state", "Values": ["available"]}])
-        return sorted(z["ZoneName"] for z in answer["AvailabilityZones"] if z.get("ZoneType", "availability-zone")
-                      == "availability-zone")
+        # A zone is usable if the default VPC has a subnet there (older accounts have none in newer zones, and
+        # RunInstances would fail) and the type is offered there.
+        subnets = self._paginate("describe_subnets", "Subnets", Filters=[
+            {"Name": "default-for-az", "Values": ["true"]}, {"Name": "state", "Values": ["available"]}])
+        with_subnet = {s["AvailabilityZone"] for s in subnets}
+        offered = {o["Location"] for o in self._paginate(
+            "describe_instance_type_offerings", "InstanceTypeOfferings", LocationType="availability-zone",
+            Filters=[{"Name": "instance-type", "Values": [request.instance_type]}])}
+        zones = sorted(with_subnet & offered)
+        if not zones:
+            raise CapacityError(f"{request.instance_type} is not offered in any zone of {self.region} that has a "
+                                f"default subnet (default subnets: {', '.join(sorted(with_subnet)) or 'none'}; "
+                                f"offered in: {', '.join(sorted(offered)) or 'none'})")
+        return zones
 
     def prepare(self, handle: str, contract: str | None, region: str | None = None) -> None:
         """Create the per-cluster resources shared by every role: security group, key pair, placement group."""
@@ -169,13 +216,14 @@ class AwsProvider:
         follows.  ``request.options["zone"]`` pins the zone (the deployer's failover loop sets it)."""
         self._set_region(request)
         contract = str(request.options.get("contract", "")) or None
-        self.prepare(request.handle, contract)
+        spot = request.spot or self.config.spot
         zone = request.options.get("zone")
-        image, root_device, image_size = self._image_for(request.instance_type)
+        image, root_device, image_size, burstable = self._image_for(request.instance_type)
+        self._check_placement(request.instance_type, spot, burstable)  # before anything is created
+        self.prepare(request.handle, contract)
         params: dict[str, Any] = {
             "ImageId": image, "InstanceType": request.instance_type,
             "MinCount": request.count, "MaxCount": request.count,
-            "ClientToken": client_token(request, zone),
             "KeyName": self.config.key_name or self.resources["key_name_created"],
             "SecurityGroupIds": [self.config.security_group_id or self.resources["security_group_id_created"]],
             "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"},
@@ -195,15 +243,52 @@ class AwsProvider:
             params["Placement"] = placement
         if self.config.subnet_id:
             params["SubnetId"] = self.config.subnet_id
-        if request.spot or self.config.spot:
-            # persistent + stop: a spot cluster can still be interrupted (stopped) and resumed
+        if self.install:
+            params["UserData"] = INSTALL_USER_DATA  # boto3 base64-encodes it
+        if spot:
+            # persistent + stop: a spot cluster can still be interrupted (stopped) and resumed.  Its spot requests
+            # are tagged too: terminate cancels them first, or EC2 would launch new instances for them.
             params["InstanceMarketOptions"] = {"MarketType": "spot", "SpotOptions": {
                 "SpotInstanceType": "persistent", "InstanceInterruptionBehavior": "stop"}}
-        answer = self._retry_not_visible(lambda: self.call("run_instances", **params))
+            params["TagSpecifications"].append({"ResourceType": "spot-instances-request",
+                                                "Tags": self._tags(request.handle, request.role, contract)})
+        params["ClientToken"] = client_token(request.handle, params, self._launch_round)
+        answer = self._run_instances(params)
         nodes = sorted((self._node(i, request.role) for i in answer["Instances"]), key=lambda n: n.index)
+        if self.config.placement_group == "cluster" and nodes and nodes[0].zone:
+            self.resources["placement_zone"] = nodes[0].zone
         for n in nodes:
             progress(n.role, n.index, model.REQUESTED)
         return nodes
+
+    def _run_instances(self, params: dict[str, Any]) -> dict:
+        """RunInstances; when its answer is lost (Ctrl-C, a dropped connection) the instances may exist without
+        ccdsl knowing their ids -- and their tags may not be listed for a while.  Such a call is remembered, and
+        :meth:`terminate` re-issues it with the same token: EC2 then answers with those same instances."""
+        try:
+            answer = self._retry_not_visible(lambda: self.call("run_instances", **params))
+        except ProviderError as exc:
+            if not getattr(exc, "code", ""):  # no answer from EC2 at all (BotoCoreError): it may have launched
+                self._uncertain.append(params)
+            raise
+        except BaseException:
+            self._uncertain.append(params)
+            raise
+        self._fresh.update(i["InstanceId"] for i in answer["Instances"])
+        return answer
+
+    def _reissue_uncertain(self) -> set[str]:
+        """Ids of the instances of every RunInstances whose answer was lost (same token: no second launch)."""
+        ids: set[str] = set()
+        for params in self._uncertain:
+            try:
+                answer = self._retry_not_visible(lambda p=params: self.call("run_instances", **p))
+            except CapacityError:
+                continue  # refused now; then it could not have launched the first time either
+            ids.update(i["InstanceId"] for i in answer["Instances"])
+        self._fresh |= ids
+        self._uncertain = []
+        return ids
 
     def wait_running(self, handle: str, nodes: Sequence[Node], progress: Progress) -> list[Node]:
         """Poll until every node runs (and has its addresses); reports ``running`` per node as it happens.  A node
@@ -215,6 +300,12 @@ class AwsProvider:
         def check() -> list[Node] | None:
             current = self._describe_ids(ids, roles)
             for n in current:
+                if n.state == model.RUNNING and not n.address:
+                    raise ProviderError(
+                        f"instance {n.instance_id} ({n.role} {n.index}) runs but has no public IP address, and "
+                        f"[aws] connect_address = 'public'",
+                        hint="launch in a subnet that assigns public IPv4 addresses ([aws] subnet_id), or set [aws] "
+                             "connect_address = 'private' when this machine reaches the VPC (VPN, Direct Connect)")
                 if n.state == model.RUNNING and n.instance_id not in seen:
                     seen.add(n.instance_id)
                     progress(n.role, n.index, model.RUNNING)
@@ -246,10 +337,13 @@ class AwsProvider:
         yet; an id may be long gone.  So each round terminates what is listed, waits for ``terminated``, deletes
         the rest (retrying "in use"), and looks again, until nothing is left or ``wait_timeout`` passes."""
         deadline = time.monotonic() + self.config.wait_timeout
-        ids = {n.instance_id for n in nodes if n.instance_id.startswith("i-")}
+        self._launch_round += 1
+        ids = {n.instance_id for n in nodes if n.instance_id.startswith("i-")} | self._reissue_uncertain()
         delay = self.config.poll_interval
         while True:
-            ids = sorted(ids | {n.instance_id for n in self.describe(handle)})
+            listed = self.describe(handle)
+            ids = sorted(ids | {n.instance_id for n in listed})
+            self._cancel_spot_requests(handle, listed)
             if ids:
                 ids = self._act_on_instances("terminate_instances", ids, handle)
                 self._wait_gone(ids, f"{len(ids)} instance(s) of {handle} to terminate", deadline)
@@ -267,6 +361,45 @@ class AwsProvider:
         if key:
             Path(key).unlink(missing_ok=True)
         self.resources = {k: v for k, v in self.resources.items() if k == "vpc_id"}
+
+    def release(self, handle: str, nodes: Sequence[Node]) -> None:
+        """Terminate the cluster's instances (and cancel its spot requests) but keep its security group, key pair
+        and placement group: the deployer's failover to another type in the same region launches again at once,
+        and deleting then recreating same-named resources races EC2's eventual consistency."""
+        deadline = time.monotonic() + self.config.wait_timeout
+        self._launch_round += 1
+        ids = {n.instance_id for n in nodes if n.instance_id.startswith("i-")} | self._reissue_uncertain()
+        listed = self.describe(handle)
+        ids = sorted(ids | {n.instance_id for n in listed})
+        self._cancel_spot_requests(handle, listed)
+        if ids:
+            ids = self._act_on_instances("terminate_instances", ids, handle)
+            self._wait_gone(ids, f"{len(ids)} instance(s) of {handle} to terminate", deadline)
+        self.resources.pop("placement_zone", None)
+
+    def _cancel_spot_requests(self, handle: str, nodes: Sequence[Node]) -> None:
+        """Cancel the cluster's persistent spot requests BEFORE its instances terminate: terminating the instance
+        of an open persistent request makes EC2 launch a new one.  Requests are found by tag and, in case the
+        tags are not visible yet, through the instances' SpotInstanceRequestId."""
+        sirs = {r["SpotInstanceRequestId"] for r in self._spot_requests(handle)}
+        sirs |= {n.extra["spot_request"] for n in nodes if n.extra.get("spot_request")}
+        if sirs:
+            try:
+                self.call("cancel_spot_instance_requests", SpotInstanceRequestIds=sorted(sirs))
+            except ProviderError as exc:
+                if getattr(exc, "code", "") != "InvalidSpotInstanceRequestID.NotFound":
+                    raise
+                for sir in sorted(sirs):  # one unknown id fails the whole call: cancel one by one
+                    self._retry_in_use(lambda i=sir: self.call("cancel_spot_instance_requests",
+                                                               SpotInstanceRequestIds=[i]),
+                                       set(), {"InvalidSpotInstanceRequestID.NotFound"}, time.monotonic())
+
+    def _spot_requests(self, handle: str | None) -> list[dict]:
+        """Spot requests that can still launch an instance, tagged with ``handle`` (None: any ccdsl handle)."""
+        tag = ({"Name": f"tag:{TAG_CLUSTER}", "Values": [handle]} if handle else
+               {"Name": "tag-key", "Values": [TAG_CLUSTER]})
+        return self._paginate("describe_spot_instance_requests", "SpotInstanceRequests",
+                              Filters=[tag, {"Name": "state", "Values": _LIVE_SPOT_STATES}])
 
     def _delete_cluster_resources(self, handle: str, deadline: float) -> None:
         """Security groups, key pairs, placement group and detached volumes tagged with ``handle``."""
@@ -291,6 +424,7 @@ class AwsProvider:
         left += [g["GroupId"] for g in self._tagged("describe_security_groups", "SecurityGroups", handle)]
         left += [k["KeyName"] for k in self._tagged("describe_key_pairs", "KeyPairs", handle)]
         left += [v["VolumeId"] for v in self._volumes(handle)]
+        left += [r["SpotInstanceRequestId"] for r in self._spot_requests(handle)]
         if "placement_group_created" in self.resources or self.config.placement_group:
             left += [p["GroupName"] for p in self._tagged("describe_placement_groups", "PlacementGroups", handle)]
         return left
@@ -303,6 +437,7 @@ class AwsProvider:
         answer = self._paginate("describe_instances", "Reservations", Filters=[
             {"Name": f"tag:{TAG_CLUSTER}", "Values": [handle]}, {"Name": "instance-state-name", "Values": states}])
         nodes = [self._node(i) for r in answer for i in r["Instances"]]
+        self._fresh.difference_update(n.instance_id for n in nodes)
         return sorted(nodes, key=lambda n: (n.role != "manager", n.role, n.index))
 
     def discover(self) -> list[str]:
@@ -317,6 +452,8 @@ class AwsProvider:
             handles.add(_tag(g, TAG_CLUSTER))
         for k in self.call("describe_key_pairs", Filters=tag_filter)["KeyPairs"]:
             handles.add(_tag(k, TAG_CLUSTER))
+        for r in self._spot_requests(None):  # an open request launches instances again: it is a leftover too
+            handles.add(_tag(r, TAG_CLUSTER))
         handles.discard("")
         return sorted(handles)
 
@@ -362,8 +499,9 @@ class AwsProvider:
         answer = self._paginate("describe_instances", "Reservations",
                                 Filters=[{"Name": "instance-id", "Values": ids}])
         roles = roles or {}
-        return sorted((self._node(i, roles.get(i["InstanceId"])) for r in answer for i in r["Instances"]),
-                      key=lambda n: (n.role, n.index))
+        nodes = [self._node(i, roles.get(i["InstanceId"])) for r in answer for i in r["Instances"]]
+        self._fresh.difference_update(n.instance_id for n in nodes)  # listed once: visible from now on
+        return sorted(nodes, key=lambda n: (n.role, n.index))
 
     def _wait_state(self, ids: list[str], state: str, what: str,
                     roles: Mapping[str, str] | None = None) -> list[Node]:
@@ -396,7 +534,7 @@ class AwsProvider:
             except ProviderError as exc:
                 if getattr(exc, "code", "") != "InvalidInstanceID.NotFound" or time.monotonic() >= deadline:
                     raise
-            listed = {n.instance_id for n in self._describe_ids(ids)}
+            listed = {n.instance_id for n in self._describe_ids(ids)} | self._fresh  # fresh: not visible yet
             gone = [i for i in ids if i not in listed]
             if gone:
                 log.warning("%s: instance(s) %s no longer exist; %s goes on without them", handle,
@@ -492,15 +630,16 @@ class AwsProvider:
         keys = data_dir() / "keys"
         keys.mkdir(exist_ok=True, mode=0o700)
         path = keys / f"{handle}.pem"
-        write_private(path, answer["KeyMaterial"])
+        write_private(path, openssh_private_key(answer["KeyMaterial"]))
         self.resources["key_name_created"] = name
         self.resources["key_path_created"] = str(path)
 
-    def _image_for(self, instance_type: str) -> tuple[str, str, int]:
-        """(AMI id, root device name, root volume GiB) for the type's CPU architecture."""
+    def _image_for(self, instance_type: str) -> tuple[str, str, int, bool]:
+        """(AMI id, root device name, root volume GiB, burstable?) for the type's CPU architecture."""
         types = self.call("describe_instance_types", InstanceTypes=[instance_type])["InstanceTypes"]
         if not types:
             raise CapacityError(f"EC2 does not offer {instance_type} in {self.region}")
+        burstable = bool(types[0].get("BurstablePerformanceSupported", False))
         archs = types[0]["ProcessorInfo"]["SupportedArchitectures"]
         arch = "arm64" if "arm64" in archs and "x86_64" not in archs else "x86_64"
         image = self.config.image[arch]
@@ -518,7 +657,20 @@ class AwsProvider:
         root = images[0].get("RootDeviceName", "/dev/xvda")
         sizes = [m["Ebs"].get("VolumeSize", 0) for m in images[0].get("BlockDeviceMappings", [])
                  if m.get("DeviceName") == root and "Ebs" in m]
-        return image, root, int(sizes[0]) if sizes and sizes[0] else 8
+        return image, root, int(sizes[0]) if sizes and sizes[0] else 8, burstable
+
+    def _check_placement(self, instance_type: str, spot: bool, burstable: bool) -> None:
+        """What EC2 would refuse after the security group and key pair exist: refuse it first."""
+        strategy = self.config.placement_group
+        if not strategy:
+            return
+        if spot:
+            raise ConfigError("spot instances that stop on interruption (how ccdsl requests them, so a spot "
+                              "cluster can be interrupted and resumed) cannot be launched in a placement group",
+                              hint="drop placement_group, or spot")
+        if strategy == "cluster" and burstable:
+            raise ConfigError(f"{instance_type} is a burstable type: EC2 does not put it in a cluster placement "
+                              "group", hint=_BURSTABLE_HINT)
 
     def _node(self, instance: Mapping[str, Any], role: str | None = None) -> Node:
         """A Node from an EC2 instance.  ``role``: what ccdsl asked for, when known -- whether RunInstances'
@@ -526,7 +678,8 @@ class AwsProvider:
         role = role or _tag(instance, TAG_ROLE) or "worker"
         index = int(instance.get("AmiLaunchIndex", 0))
         public, private = instance.get("PublicIpAddress"), instance.get("PrivateIpAddress")
-        address = public if self.config.connect_address == "public" and public else private
+        # No silent fallback to the private address for 'public': from outside the VPC it never answers.
+        address = public if self.config.connect_address == "public" else private
         port = 22
         mapped = self.config.address_map.get(f"{role}.{index}") or (
             self.config.address_map.get(str(index)) if role == "worker" else None)
@@ -535,6 +688,8 @@ class AwsProvider:
             private = address
         key = self.config.key_path or self.resources.get("key_path_created")
         extra = {"ec2_state": instance["State"]["Name"], "contract": _tag(instance, TAG_CONTRACT),
+                 "spot_request": instance.get("SpotInstanceRequestId") or "",
+                 "boot_wait": self.config.boot_wait,  # ssh.wait_ready runs it before the probe
                  "public_ip": public or "", "private_ip": instance.get("PrivateIpAddress") or "",
                  "reason": instance.get("StateReason", {}).get("Message", "")}
         return Node(index=index, role=role, instance_id=instance["InstanceId"],
@@ -549,6 +704,21 @@ def _tag(resource: Mapping[str, Any], key: str) -> str:
         if t["Key"] == key:
             return t["Value"]
     return ""
+
+
+def openssh_private_key(material: str) -> str:
+    """The key pair's private key in OpenSSH format, which paramiko needs for ed25519.  AWS is known to return that
+    format; should it return PKCS#8 PEM instead, convert it (``cryptography`` comes with paramiko)."""
+    if "BEGIN OPENSSH PRIVATE KEY" in material:
+        return material
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        key = serialization.load_pem_private_key(material.encode(), password=None)
+    except (ValueError, TypeError):
+        return material  # not a PEM key either: write it as it came; loading it will name the problem
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                             serialization.NoEncryption()).decode()
 
 
 def write_private(path: Path, text: str) -> None:
