@@ -8,7 +8,7 @@ import pytest
 from aws_like import AwsLike, aws_like, error  # noqa: F401  (fixture)
 from ccdsl.errors import CapacityError, ProviderError
 from ccdsl.executor.model import NodeRequest
-from fixtures_executor import data_dir, ec2, ec2_config, hooks, tagged  # noqa: F401
+from fixtures_executor import aws_settings, data_dir, ec2, ec2_config, hooks, tagged  # noqa: F401
 from fixtures_netns import netns_hosts  # noqa: F401
 
 HANDLE = "BeHaViOuRsOfAwS"
@@ -385,7 +385,6 @@ def closed_port() -> str:
 
 def deploy_config(url, **aws):
     from ccdsl.executor.config import Config
-    from fixtures_executor import aws_settings
 
     return Config.from_dict({"aws": aws_settings(url, **aws), "ssh": {"ready_timeout": 2.0, "connect_timeout": 1.0}})
 
@@ -487,3 +486,61 @@ def test_the_probe_waits_for_the_boot_command(netns_hosts, tmp_path):
     opts = ssh.SshOptions(known_hosts=str(tmp_path / "known_hosts"), accept_new=True, connect_timeout=5)
     ready = ssh.wait_ready(node, 60, opts, python=str(python), directory=str(tmp_path / "d"))
     assert ready.state == "ready" and booted.exists()
+
+
+# -- the whole ccdsl lifecycle under EC2's behaviour, through real SSH and MPI --------------------------------------
+def where(comm):
+    return comm.allreduce(comm.Get_rank())
+
+
+@pytest.mark.netns
+@pytest.mark.parametrize("spot", [False, True], ids=["on-demand", "spot"])
+def test_deploy_run_interrupt_resume_terminate_as_ec2_behaves(aws_env, data_dir, ec2, aws_like, hooks, netns_hosts,
+                                                             tmp_path, spot):
+    """deploy -> run -> interrupt -> resume -> run -> terminate with every behaviour on at once (instances mapped to
+    netns hosts, as in test_executor_e2e); nothing may be left, not even an open spot request."""
+    import io
+    import sys
+
+    import paramiko
+
+    import ccdsl
+    from ccdsl.executor.config import Config
+
+    aws_like.enable("not_found_first", "shutting_down", "idempotency", "spot_requests", "placement_group_in_use",
+                    polls=3, in_use=1, listings=2)
+    added = []
+
+    def authorize(parsed, **_):  # what EC2 does with a key pair: its public key on the instances (netns hosts)
+        if "KeyMaterial" in parsed:
+            key = paramiko.Ed25519Key.from_private_key(io.StringIO(parsed["KeyMaterial"]))
+            added.append(f"{key.get_name()} {key.get_base64()} {parsed['KeyName']}\n")
+            with open(netns_hosts.authorized_keys, "a") as f:
+                f.write(added[-1])
+
+    hooks.append(("after-call.ec2.CreateKeyPair", authorize))
+    hosts = {str(i): h.address for i, h in enumerate(netns_hosts.hosts)}
+    config = Config.from_dict({
+        "aws": {**aws_settings(aws_env, user=netns_hosts.user, address_map=hosts, zones=["us-east-1a", "us-east-1b"]),
+                "placement_group": "" if spot else "spread", "spot": spot},
+        "ssh": {"ready_timeout": 60.0, "connect_timeout": 5.0},
+        "mpi": {"python": sys.executable, "iface": "eth0", "remote_dir": str(tmp_path / "remote"),
+                "authorized_keys": str(netns_hosts.authorized_keys)}})
+    contract = ccdsl.parse("c = @cluster(node_count => 2, node_machinetype => EC2Type_T3_xLarge)")["c"]
+    try:
+        c = ccdsl.deploy(contract, config=config)
+        try:
+            assert c.run(where) == 1
+            ccdsl.interrupt(c)
+            ccdsl.resume(c, config=config)
+            assert c.run(where) == 1
+        finally:
+            ccdsl.terminate(c.handle, config=config)
+        assert ccdsl.clusters(config=config) == []
+        assert tagged(ec2, c.handle) == {}
+        assert aws_like.open_spot_requests() == [] and aws_like.placement_groups() == []
+        assert aws_like.fired["not_found_first"] and aws_like.fired["shutting_down"]
+        assert bool(aws_like.spot) == spot
+    finally:
+        text = netns_hosts.authorized_keys.read_text()
+        netns_hosts.authorized_keys.write_text("".join(l for l in text.splitlines(True) if l not in added))
