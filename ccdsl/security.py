@@ -14,7 +14,8 @@ machine* are refused unless ``ccdsl.toml`` lists them in ``[security] contract_m
 
 Always refused, whatever the file says: an ``ssh_cidr`` with host bits (``203.0.113.9/0`` would mean the whole
 internet), and ``sshflags`` (ccdsl connects with paramiko, not the ``ssh`` command, so the flags would be
-silently dropped; the ``[ssh]`` section of ``ccdsl.toml`` has the settings).  ``tags`` must be
+silently dropped; the ``[ssh]`` section of ``ccdsl.toml`` has the settings), and configuration scoped to a role
+(``manager.user``: deploy configures the whole cluster, so it would be dropped).  ``tags`` must be
 ``key=value`` pairs.  ``check``, ``resolve`` and ``deploy`` report every violation with its line and column.
 """
 
@@ -76,7 +77,11 @@ def violations(contract: Any, config: Any) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     for key, value in contract.config:
         name = key.rsplit(".", 1)[-1]
-        problem, hint = _problem(name, value, allowed, config, where)
+        if name != key:  # deploy reads configuration for the whole cluster: a role's own value would be dropped
+            problem, hint = (f"configuration applies to the whole cluster, so {key} would be ignored",
+                             f"write {name} => … without '{key.split('.')[0]}.'")
+        else:
+            problem, hint = _problem(name, value, allowed, config, where)
         if problem:
             span = spans.get(key)
             out.append(Diagnostic(

@@ -118,3 +118,11 @@ def test_a_long_string_literal_takes_memory_linear_in_its_length(monkeypatch) ->
         tracemalloc.stop()
     assert diagnostics == [] and len(contracts["c"].config_dict()["image_id"]) == 4 * MAX_BYTES
     assert peak < 12 * len(text), peak  # a few copies of the text, not hundreds
+
+
+def test_a_resolution_echoing_a_clause_shows_escapes(capsys, tmp_path) -> None:
+    f = tmp_path / "c.ccc"
+    f.write_text('c = @cluster(node_count => 2, node_machinetype => @not("a\x1b]0;owned\x07"))\n')
+    assert main(["resolve", str(f)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and '@not("a\\x1b]0;owned\\x07")' in out

@@ -149,3 +149,9 @@ def test_deploy_of_a_spec_or_plans_skips_the_contract_check(data_dir) -> None:
         assert c.status == "running"
     finally:
         ccdsl.terminate(c)
+
+
+def test_role_scoped_configuration_is_refused_not_dropped() -> None:
+    text = 'c = @cluster(cluster_type => ManagerWorkers, node_count => 2,\n             manager.user => "admin")'
+    (d,) = violations(ccdsl.parse(text, "c.ccc")["c"], Config())
+    assert (d.line, d.column) == (2, 14) and "manager.user would be ignored" in d.message

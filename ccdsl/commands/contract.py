@@ -119,7 +119,7 @@ def _catalog(args: argparse.Namespace) -> Any:
 
 
 def cmd_resolve(args: argparse.Namespace) -> int:
-    from ccdsl.errors import UnsatisfiableError
+    from ccdsl.errors import UnsatisfiableError, printable
     from ccdsl.resolver import resolve
 
     contracts = _contracts(args)
@@ -137,7 +137,7 @@ def cmd_resolve(args: argparse.Namespace) -> int:
             continue
         objects.append(r.to_dict())
         if not args.json:
-            print(render_resolution(r))
+            print(printable(render_resolution(r)))  # clause texts are echoed: no terminal escapes
         if args.smt:
             print(f"; {name}: the problem Z3 minimized (cost) over the Pareto classes\n{r.problem}\n",
                   file=sys.stderr if args.json else sys.stdout)
