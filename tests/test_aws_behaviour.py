@@ -216,6 +216,20 @@ def test_spot_lifecycle_cancels_its_requests(ec2_config, ec2, aws_like):
     assert all({"Key": "ccdsl:cluster", "Value": HANDLE} in r["Tags"] for r in aws_like.spot.values())
 
 
+def test_a_persistent_request_reopens_when_its_instance_is_terminated_without_cancel(ec2_config, ec2, aws_like):
+    """The layer's spot behaviour itself: a bare TerminateInstances (what ccdsl used to do) leaves a replacement
+    instance behind; ccdsl's terminate then cancels the request and removes that one too."""
+    aws_like.enable("spot_requests")
+    p = provider(ec2_config)
+    (node,) = launch(p, request(count=1, spot=True))
+    p.call("terminate_instances", InstanceIds=[node.instance_id])
+    assert aws_like.fired["spot_requests"] == 1
+    (replacement,) = tagged(ec2, HANDLE)["instances"]
+    assert replacement != node.instance_id and len(aws_like.open_spot_requests()) == 1
+    p.terminate(HANDLE, [node])
+    nothing_left(ec2, aws_like)
+
+
 def test_an_open_spot_request_is_a_leftover_and_is_found(ec2_config, ec2, aws_like):
     aws_like.enable("spot_requests")
     aws_like.spot["sir-0000abcd"] = {"SpotInstanceRequestId": "sir-0000abcd", "State": "open", "Type": "persistent",
@@ -544,3 +558,16 @@ def test_deploy_run_interrupt_resume_terminate_as_ec2_behaves(aws_env, data_dir,
     finally:
         text = netns_hosts.authorized_keys.read_text()
         netns_hosts.authorized_keys.write_text("".join(l for l in text.splitlines(True) if l not in added))
+
+
+def test_the_smoke_test_spends_nothing_without_yes(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "examples" / "aws_smoke.py"
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "CCDSL_DATA_DIR": str(tmp_path),
+                               "PYTHONPATH": str(script.parents[1])})
+    assert proc.returncode == 2, proc.stderr
+    assert "COSTS MONEY" in proc.stdout and "budget alarm" in proc.stdout and "--yes" in proc.stdout

@@ -341,12 +341,7 @@ class AwsProvider:
         ids = {n.instance_id for n in nodes if n.instance_id.startswith("i-")} | self._reissue_uncertain()
         delay = self.config.poll_interval
         while True:
-            listed = self.describe(handle)
-            ids = sorted(ids | {n.instance_id for n in listed})
-            self._cancel_spot_requests(handle, listed)
-            if ids:
-                ids = self._act_on_instances("terminate_instances", ids, handle)
-                self._wait_gone(ids, f"{len(ids)} instance(s) of {handle} to terminate", deadline)
+            self._end_instances(handle, ids, deadline)
             self._delete_cluster_resources(handle, deadline)
             left = self.leftovers(handle)
             if not left:
@@ -369,13 +364,17 @@ class AwsProvider:
         deadline = time.monotonic() + self.config.wait_timeout
         self._launch_round += 1
         ids = {n.instance_id for n in nodes if n.instance_id.startswith("i-")} | self._reissue_uncertain()
-        listed = self.describe(handle)
-        ids = sorted(ids | {n.instance_id for n in listed})
-        self._cancel_spot_requests(handle, listed)
-        if ids:
-            ids = self._act_on_instances("terminate_instances", ids, handle)
-            self._wait_gone(ids, f"{len(ids)} instance(s) of {handle} to terminate", deadline)
+        self._end_instances(handle, ids, deadline)
         self.resources.pop("placement_zone", None)
+
+    def _end_instances(self, handle: str, ids: set[str], deadline: float) -> None:
+        """Cancel the spot requests, then terminate ``ids`` and whatever is listed by tag, and wait for it."""
+        listed = self.describe(handle)
+        known = sorted(ids | {n.instance_id for n in listed})
+        self._cancel_spot_requests(handle, listed)
+        if known:
+            known = self._act_on_instances("terminate_instances", known, handle)
+            self._wait_gone(known, f"{len(known)} instance(s) of {handle} to terminate", deadline)
 
     def _cancel_spot_requests(self, handle: str, nodes: Sequence[Node]) -> None:
         """Cancel the cluster's persistent spot requests BEFORE its instances terminate: terminating the instance
