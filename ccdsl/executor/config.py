@@ -65,10 +65,11 @@ class AwsConfig:
                                  "'<role>.<launch index>' (or '<launch index>' for workers), values 'host' or "
                                  "'host:port'.  The private address of a mapped node is the same host.")
     tags: dict = _key({}, "Extra tags put on every resource (ccdsl's own ccdsl:* tags are always added).")
-    boot_wait: str = _key("if command -v cloud-init >/dev/null 2>&1; then cloud-init status --wait >/dev/null; fi",
+    boot_wait: str = _key("if command -v cloud-init >/dev/null 2>&1 && [ -d /run/cloud-init ]; then "
+                          "cloud-init status --wait >/dev/null; fi",
                           "Shell command run on each new node before ccdsl probes it: by default it waits until "
-                          "cloud-init has finished (the user data that installs python3-venv for [mpi] install). "
-                          "Empty: probe at once.")
+                          "cloud-init has finished (the user data that installs python3-venv for [mpi] install); "
+                          "a machine where cloud-init did not run this boot is not waited for. Empty: probe at once.")
     poll_interval: float = _key(5.0, "Seconds between DescribeInstances polls while waiting for a state.")
     wait_timeout: float = _key(900.0, "Seconds to wait for instances to reach a state before giving up.")
     max_attempts: int = _key(10, "botocore attempts per call (adaptive retry mode handles throttling).")
