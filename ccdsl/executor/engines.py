@@ -183,7 +183,9 @@ def _controller_args(python: str, profile: str, address: str) -> list[str]:
     # client sockets on 127.0.0.1 only (reached through SSH); engine sockets on the cluster address
     return [python, "-m", "ipyparallel.controller", f"--profile-dir={profile}",
             f"--IPController.engine_ip={address}", "--IPController.client_ip=127.0.0.1", f"--location={address}",
-            "--ping=1000", "--log-level=WARN"]
+            # a new engine is registered about two heartbeats after it connects: beat every 300 ms (not 1 s), and
+            # call an engine dead after 50 missed beats (15 s, ipyparallel's default is 10 s)
+            "--ping=300", "--HeartMonitor.max_heartmonitor_misses=50", "--log-level=WARN"]
 
 
 # Run in every engine at start (``--IPEngine.startup_command``): while the engine handles a request (execute,
