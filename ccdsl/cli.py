@@ -16,6 +16,47 @@ from ccdsl.errors import CcdslError, ContractError, printable
 
 COMMAND_MODULES = ("ccdsl.commands.contract", "ccdsl.commands.catalog", "ccdsl.commands.cluster")
 
+# What every argument of these names means, for the commands that do not say it themselves.
+ARGUMENT_HELP = {
+    "file": "a contract file (.ccc): named contracts such as `c = @cluster(node_count => 4)`; see "
+            "examples/tutorial.ccc",
+    "files": "contract files (.ccc) to check",
+    "handle": "a cluster's handle: the 15-letter name `ccdsl deploy` prints and `ccdsl clusters` lists",
+    "json": "print JSON instead of text, for scripts",
+}
+
+EXIT_CODES = "exit codes: 0 success, 1 a ccdsl error (the message says what to do), 2 bad usage, 130 interrupted"
+
+# Per command: an example and its exit codes (the default above when a command has none here).
+EPILOGS = {
+    "check": "example:\n  ccdsl check examples/tutorial.ccc\n\n"
+             "exit codes: 0 every file is fine (warnings allowed), 2 a file has errors (each shown with a caret)",
+    "resolve": "examples:\n  ccdsl resolve examples/tutorial.ccc\n"
+               "  ccdsl resolve examples/tutorial.ccc --contract mw --json\n"
+               "  ccdsl resolve examples/on_premise.ccc --catalog examples/lab_hosts.toml\n\n"
+               "exit codes: 0 every contract resolved, 1 a contract is unsatisfiable (the conflicting clauses are "
+               "named), 2 the file is bad",
+    "select": "example:\n  ccdsl select examples/tutorial.ccc --contract my_second_cluster_contract\n\n"
+              "exit codes: 0 every contract has a match, 1 a contract has none, 2 the file is bad",
+    "deploy": "examples:\n  ccdsl deploy examples/tutorial.ccc --contract local_cluster\n"
+              "  ccdsl deploy examples/tutorial.ccc --contract my_first_cluster_contract --region eu-central-1\n\n"
+              "The handle is printed on stdout; progress goes to stderr.\n\n" + EXIT_CODES,
+    "clusters": "example:\n  ccdsl clusters --all\n\n" + EXIT_CODES,
+    "nodes": "example:\n  ccdsl nodes HANDLE\n\n" + EXIT_CODES,
+    "run": "examples:\n  ccdsl run HANDLE -- python prog.py --n 10\n  ccdsl run HANDLE -- python -c 'import socket; "
+           "print(socket.gethostname())'\n  ccdsl run HANDLE --np 2 -- python -m mypackage.main\n"
+           "  ccdsl run HANDLE -- hostname\n\n"
+           "exit codes: the program's own (the first failing rank's), 1 a ccdsl error, 130 interrupted",
+    "catalog list": "examples:\n  ccdsl catalog list --region us-east-1 --gpu --min-vcpus 8\n"
+                    "  ccdsl catalog list --provider ssh --limit 0\n\n"
+                    "exit codes: 0 success, 1 an unknown column, region, provider or family (close names are "
+                    "suggested)",
+    "catalog show": "example:\n  ccdsl catalog show g6e.12xlarge --region us-east-1\n\n" + EXIT_CODES,
+    "catalog add": "example:\n  ccdsl catalog add examples/lab_hosts.toml\n\n"
+                   "exit codes: 0 added, 1 a malformed row (file:line: column: reason)",
+    "catalog remove": "example:\n  ccdsl catalog remove lab_hosts\n\n" + EXIT_CODES,
+}
+
 
 def _version() -> str:
     from ccdsl import __version__
@@ -37,7 +78,30 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         module.register(sub)
+    parser.epilog = ("examples:\n  ccdsl resolve examples/tutorial.ccc\n  ccdsl deploy examples/tutorial.ccc "
+                     "--contract local_cluster\n  ccdsl run HANDLE -- python prog.py\n\n"
+                     "`ccdsl COMMAND --help` describes a command.\n" + EXIT_CODES)
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    _complete_help(parser, "")
     return parser
+
+
+def _complete_help(parser: argparse.ArgumentParser, path: str) -> None:
+    """Give every subcommand a description line (its one-line help), help for its FILE/HANDLE/--json arguments,
+    and an epilog with an example and exit codes: the same for command groups added later."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for choice in action._choices_actions:
+                name = f"{path} {choice.dest}".strip()
+                p = action.choices[choice.dest]
+                if p.description is None and choice.help:
+                    p.description = choice.help[0].upper() + choice.help[1:] + "."
+                if p.epilog is None:
+                    p.epilog = EPILOGS.get(name, EXIT_CODES)
+                p.formatter_class = argparse.RawDescriptionHelpFormatter
+                _complete_help(p, name)
+        elif action.help is None and action.dest in ARGUMENT_HELP:
+            action.help = ARGUMENT_HELP[action.dest]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,17 +28,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     i.set_defaults(func=cmd_info)
 
     ls = cs.add_parser("list", help="list catalog rows as a table")
-    ls.add_argument("--region")
-    ls.add_argument("--provider")
-    ls.add_argument("--family")
+    ls.add_argument("--region", metavar="R", help="only this region (e.g. us-east-1; lab for your hosts)")
+    ls.add_argument("--provider", metavar="P", help="only this provider: aws, ssh (your hosts) or local")
+    ls.add_argument("--family", metavar="F", help="only this instance family (e.g. g6 for g6.xlarge, …)")
     ls.add_argument("--gpu", action="store_true", help="only rows with a GPU")
-    ls.add_argument("--min-vcpus", type=int, default=0, metavar="N")
+    ls.add_argument("--min-vcpus", type=int, default=0, metavar="N", help="only rows with at least N vCPUs")
     ls.add_argument("--limit", type=int, default=50, metavar="N", help="at most N rows (0 = all; default 50)")
-    ls.add_argument("--sort", default="price_per_hour", help="column to sort by (default price_per_hour)")
+    ls.add_argument("--sort", default="price_per_hour", metavar="COLUMN",
+                    help="column to sort by (default price_per_hour; `catalog export` shows every column)")
     ls.set_defaults(func=cmd_list)
 
     s = cs.add_parser("show", help="every column of one instance type")
-    s.add_argument("instance_type", metavar="TYPE")
+    s.add_argument("instance_type", metavar="TYPE", help="an instance type (g6.xlarge) or one of your hosts")
     s.add_argument("--region", help="one region (default: all regions, prices side by side)")
     s.set_defaults(func=cmd_show)
 
@@ -59,7 +60,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     r.set_defaults(func=cmd_refresh)
 
     a = cs.add_parser("add", help="validate a CSV/TOML user catalog and copy it into the user data directory")
-    a.add_argument("file", metavar="FILE")
+    a.add_argument("file", metavar="FILE", help="a user catalog: .csv or .toml with the catalog's columns "
+                                                "(see examples/lab_hosts.toml)")
     a.add_argument("--name", help="file name in the data directory (default: FILE's name)")
     a.set_defaults(func=cmd_add)
 

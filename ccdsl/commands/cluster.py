@@ -20,6 +20,11 @@ def register(sub: Any) -> None:
     p = sub.add_parser("deploy", help="create a cluster from a contract and wait until it is ready")
     p.add_argument("file", metavar="FILE")
     p.add_argument("--contract", metavar="NAME", help="the contract of the file to deploy (needed if several)")
+    where = p.add_mutually_exclusive_group()  # the same choice of rows as `ccdsl resolve`
+    where.add_argument("--region", metavar="R", help="default AWS region (else $CCDSL_REGION, else us-east-1)")
+    where.add_argument("--any-region", action="store_true", help="let every region compete")
+    p.add_argument("--catalog", metavar="PATH", action="append",
+                   help="a catalog file (CSV/TOML) merged on top of the shipped and user catalogs; repeatable")
     p.add_argument("--json", action="store_true", help="print the cluster as JSON")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
     p.add_argument("--workdir", metavar="DIR", help="the project's folder: copied to every node, where ranks start")
@@ -119,9 +124,18 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         raise ClusterError(f"{args.file} has {len(contracts)} contracts; say which with --contract NAME",
                            hint="contracts in it: " + ", ".join(contracts))
     _log_to_stderr()
+    from ccdsl.catalog import load as load_catalog
+    from ccdsl.resolver import resolve
+    from ccdsl.resolver.view import VIEW_COLUMNS
+
+    # resolved here with the same options as `ccdsl resolve`, so both commands pick the same rows
+    catalog = load_catalog(paths=args.catalog, columns=VIEW_COLUMNS) if args.catalog else None
+    resolution = resolve(contract, catalog, region=args.region, any_region=args.any_region)
+    if not args.quiet:
+        print(f"deploying {resolution.choice.describe()}, ${resolution.price_per_hour:g}/h", file=sys.stderr)
     bar = None if args.quiet or not args.workdir else _sync_bar()
     try:
-        cluster = deploy(contract, progress=None if args.quiet else progress_printer(), workdir=args.workdir,
+        cluster = deploy(resolution, progress=None if args.quiet else progress_printer(), workdir=args.workdir,
                          setup=args.setup, sync_progress=bar)
     finally:
         if bar is not None:

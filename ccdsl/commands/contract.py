@@ -53,7 +53,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     where.add_argument("--any-region", action="store_true", help="let every region compete")
     p.add_argument("--catalog", metavar="PATH", action="append",
                    help="a catalog file (CSV/TOML) merged on top of the shipped and user catalogs; repeatable")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--json", action="store_true",
+                   help="print JSON: a list with one object per contract (with --contract, the object itself)")
 
 
 # ------------------------------------------------------------------------------------------------ check
