@@ -148,8 +148,12 @@ def test_cli_lifecycle(data_dir, tmp_path, capsys):
     for action, status in (("interrupt", "interrupted"), ("resume", "running"), ("restart", "running")):
         assert main([action, handle, "--json"]) == 0
         assert json.loads(capsys.readouterr().out)["status"] == status
-    assert main(["run", handle, "--", "ls"]) == 1
-    assert "Python programs" in capsys.readouterr().err
+    assert main(["run", handle, "--", "python", "-c", "import sys; print('argv', sys.argv[1:])", "x"]) == 0
+    assert capsys.readouterr().out.count("argv ['x']") == 3
+    assert main(["run", handle, "--np", "2", "--", "sh", "-c", "echo rank $PMI_RANK"]) == 0
+    assert sorted(capsys.readouterr().out.split("\n")) == ["", "rank 0", "rank 1"]
+    assert main(["run", handle, "--", "python"]) == 1
+    assert "python needs a program to run on every rank" in capsys.readouterr().err
     assert main(["terminate", handle]) == 0
     assert main(["terminate", handle]) == 1
     assert "terminated" in capsys.readouterr().err

@@ -304,3 +304,19 @@ def test_error_reaches_us_even_when_the_rank_has_no_stderr(launcher):
 
     with pytest.raises(RankError, match="rank 1 on worker 1 .*ValueError: said nothing"):
         launcher.run_function(silent_failure, stream=None, timeout=60)
+
+
+def test_any_program_and_python_c_run_on_every_node(launcher, peers):
+    """``ccdsl run H -- hostname``-style programs run once per rank on the nodes, with the MPI environment."""
+    from ccdsl.executor.program import parse
+
+    seen: list[str] = []
+    code = launcher.run_program(parse(["sh", "-c", "echo $PMI_RANK $(ip -4 -o addr show eth0 | awk '{print $4}')"]),
+                                stream=lambda line, s: seen.append(line) if s == "stdout" else None, timeout=60)
+    assert code == 0
+    got = sorted(tuple(line.split()) for line in seen)
+    assert got == [(str(r), f"{peers[r].private_address}/{got[r][1].split('/')[1]}") for r in range(3)]
+    seen.clear()
+    code = launcher.run_program(parse(["python3", "-u", "-c", "from mpi4py import MPI; print(MPI.COMM_WORLD.rank)"]),
+                                stream=lambda line, s: seen.append(line) if s == "stdout" else None, timeout=60)
+    assert code == 0 and sorted(seen) == ["0", "1", "2"]

@@ -55,11 +55,15 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_nodes)
 
-    p = sub.add_parser("run", help="run a program on every rank: ccdsl run HANDLE -- python prog.py ARGS")
+    p = sub.add_parser("run", help="run a program on every rank: python (a script, -c or -m) or any command",
+                       description="Run a program on every rank of a cluster and stream its output. `python "
+                                   "[OPTIONS] PROG.py|-c CODE|-m MODULE [ARGS]` runs under mpi4py with the script "
+                                   "shipped from here; any other program (hostname, ./a.out) runs as it is, once "
+                                   "per rank, with the MPI environment set (PMI_RANK, PMI_SIZE).")
     p.add_argument("handle", metavar="HANDLE")
     p.add_argument("--np", type=int, default=None, help="number of ranks (default: every slot)")
-    p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- python PROG [ARGS]",
-                   help="the program, after '--' (its own options are passed to it untouched)")
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS]",
+                   help="after '--': python … or any program (its own options are passed to it untouched)")
     p.set_defaults(func=cmd_run)
 
     for name, text in (("interrupt", "stop the nodes (no compute cost while stopped)"),
@@ -260,10 +264,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise ExecutionError(f"--np takes a number of ranks, not {value!r}") from None
     if command and command[0] == "--":
         command = command[1:]
-    if len(command) < 2 or not command[0].split("/")[-1].startswith("python"):
-        raise ExecutionError("ccdsl run runs Python programs: ccdsl run HANDLE -- python PROG.py [ARGS]")
+    from ccdsl.executor.program import parse
+
+    parse(command)  # a command line that cannot run is an error before the cluster is even looked up
     with get(args.handle) as c:
-        return c.run_script(command[1], command[2:], np=np)
+        return c.run_program(command, np=np)
 
 
 def cmd_lifecycle(args: argparse.Namespace) -> int:

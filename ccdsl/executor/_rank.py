@@ -1,4 +1,4 @@
-"""What every MPI rank runs: ``python _rank.py fn|script PAYLOAD [ARGS...]``.
+"""What every MPI rank runs: ``python [FLAGS] _rank.py fn|script|module PAYLOAD [ARGS...]``.
 
 This file is copied to the nodes as is (``mpi.prepare_cluster``) and must not import ccdsl: nodes only need
 python, mpi4py and cloudpickle.  Rank 0 reads the payload file (only rank 0's node has it) and broadcasts it, so
@@ -60,7 +60,7 @@ def main(argv):
         os.chdir(workdir)
         sys.path.insert(0, workdir)
     for stream in (sys.stdout, sys.stderr):  # one write per line, so lines of different ranks do not mix
-        stream.reconfigure(line_buffering=True, write_through=False)
+        stream.reconfigure(line_buffering=True, write_through=False)  # (python -u: lines still come at once)
     mode, payload_path, args = argv[0], argv[1], argv[2:]
     data = None
     if comm.Get_rank() == 0:
@@ -91,12 +91,27 @@ def main(argv):
                 _fail(comm, TypeError("rank 0's return value cannot be pickled: %s" % exc), payload_path)
             _emit(sys.stdout, "result", blob)
         return 0
-    path, source = pickle.loads(data)
+    if mode == "module":  # python -m NAME: as CPython does it, with the working directory first on sys.path
+        import runpy
+
+        name = pickle.loads(data)
+        sys.argv = [name, *args]
+        sys.path.insert(0, os.getcwd())
+        return _as_main(comm, payload_path, lambda: runpy.run_module(name, run_name="__main__", alter_sys=True))
+    path, source = pickle.loads(data)  # a script, or python -c CODE (path "-c")
     sys.argv = [path, *args]
-    module = {"__name__": "__main__", "__file__": path, "__builtins__": __builtins__}
-    sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
+    module = {"__name__": "__main__", "__builtins__": __builtins__}
+    if path != "-c":
+        module["__file__"] = path
+    sys.path.insert(0, os.getcwd() if path == "-c" else os.path.dirname(os.path.abspath(path)))
+    filename = "<string>" if path == "-c" else path
+    return _as_main(comm, payload_path, lambda: exec(compile(source, filename, "exec"), module))
+
+
+def _as_main(comm, payload_path, run):
+    """Run a program as ``__main__``: its exit status, or its exception reported (and the job aborted)."""
     try:
-        exec(compile(source, path, "exec"), module)
+        run()
     except SystemExit as exc:
         code = exc.code
         if code is None:
@@ -106,7 +121,10 @@ def main(argv):
         print(code, file=sys.stderr)
         return 1
     except BaseException as exc:  # noqa: BLE001
-        traceback.print_exc()
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_frame.f_code.co_filename == __file__:  # the user's frames, not ours
+            tb = tb.tb_next
+        traceback.print_exception(type(exc), exc, tb)
         _fail(comm, exc, payload_path)
     return 0
 

@@ -235,6 +235,17 @@ class Cluster:
             return self._get_launcher().run_script(path, [str(a) for a in args], np, stream=stream or
                                                    mpi.print_stream)
 
+    def run_program(self, argv: Sequence[str], np: int | None = None, *,
+                    stream: Callable[[str, str], None] | None = None) -> int:
+        """Run a command line as ``ccdsl run`` takes it (:mod:`ccdsl.executor.program`): ``python`` with a script,
+        ``-c`` or ``-m`` and its options, or any other program once per rank.  Returns the exit code."""
+        from ccdsl.executor import mpi
+        from ccdsl.executor.program import parse
+
+        program = parse([str(a) for a in argv])
+        with self._lock:
+            return self._get_launcher().run_program(program, np, stream=stream or mpi.print_stream)
+
     def _get_launcher(self) -> Any:
         from ccdsl.executor import mpi
 

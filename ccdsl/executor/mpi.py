@@ -510,16 +510,34 @@ class Launcher:
                    stream: Stream | None = print_stream, timeout: float | None = None) -> int:
         """Run the Python script at ``path`` (on this machine; it is shipped) on ``np`` ranks (default: every
         slot), streaming its output lines to ``stream`` as they come.  Returns mpiexec's exit code."""
+        from ccdsl.executor.program import Program
+
+        return self.run_program(Program("script", str(path), tuple(str(a) for a in args)), np, stream=stream,
+                                timeout=timeout)
+
+    def run_program(self, program: Any, np: int | None = None, *, stream: Stream | None = print_stream,
+                    timeout: float | None = None) -> int:
+        """Run a :class:`~ccdsl.executor.program.Program` on ``np`` ranks: a Python script (shipped), ``-c`` code
+        or ``-m`` module under the rank bootstrap, or any other program as is (once per rank, MPI environment
+        set).  Streams the output; returns mpiexec's exit code."""
         import pickle
 
-        p = Path(path)
-        try:
-            raw = p.read_bytes()
-        except OSError as exc:
-            raise ExecutionError(f"cannot read the script {path}: {exc.strerror}") from exc
-        source = _script_text(raw, str(path))
-        payload = pickle.dumps((str(p), source))
-        _, code = self._launch("script", payload, [str(a) for a in args], np or self.size, stream, timeout)
+        if program.kind == "script":
+            p = Path(program.target)
+            try:
+                raw = p.read_bytes()
+            except OSError as exc:
+                raise ExecutionError(f"cannot read the script {program.target}: {exc.strerror}") from exc
+            mode, payload = "script", pickle.dumps((str(p), _script_text(raw, program.target)))
+        elif program.kind == "code":
+            mode, payload = "script", pickle.dumps(("-c", program.target))
+        elif program.kind == "module":
+            mode, payload = "module", pickle.dumps(program.target)
+        else:
+            mode, payload = "exec", b""
+        argv = [program.target, *program.args] if mode == "exec" else [*program.args]
+        _, code = self._launch(mode, payload, [str(a) for a in argv], np or self.size, stream, timeout,
+                               flags=tuple(program.flags))
         if code != 0:
             dead = self._after_failure()
             if dead:
@@ -538,9 +556,13 @@ class Launcher:
 
     # -- running --------------------------------------------------------------------------------------------------
     def _launch(self, mode: str, payload: bytes, args: list[str], np: int, stream: Stream | None,
-                timeout: float | None, retried: bool = False) -> tuple[_Output, int]:
+                timeout: float | None, retried: bool = False, flags: tuple[str, ...] = ()) -> tuple[_Output, int]:
+        """Start mpiexec for one run.  ``exec`` mode runs ``args`` (a program and its arguments) as they are;
+        the other modes run the rank bootstrap under the nodes' python with ``flags`` (interpreter options)."""
         timeout = timeout if timeout is not None else self.options.run_timeout
         out = _Output(stream)
+        if mode == "exec":
+            return self._launch_exec(args, np, out, timeout)
         if self.mode == "local":
             tmp = tempfile.mkdtemp(prefix="ccdsl-run-")
             try:
@@ -551,7 +573,7 @@ class Launcher:
                 if self.workdir:
                     env["CCDSL_WORKDIR"] = self.workdir
                 python = self.options.local_python or sys.executable
-                argv = [local_mpiexec(), "-n", str(np), *self.options.extra_args, python, str(_RANK_FILE),
+                argv = [local_mpiexec(), "-n", str(np), *self.options.extra_args, python, *flags, str(_RANK_FILE),
                         mode, payload_path, *args]
                 code = self._pump(_LocalProcess(argv, env), out, timeout, "this machine")
                 if code != 0:  # error records a rank also left in files (see _rank._fail)
@@ -576,7 +598,8 @@ class Launcher:
         argv = [self._extra(via, "mpiexec"), "-launcher", "ssh", "-launcher-exec", f"{via_dir}/ssh",
                 "-hosts", hosts, *(["-iface", self.options.iface] if self.options.iface else []),
                 *self.options.extra_args, *(["-genv", "CCDSL_WORKDIR", self.workdir] if self.workdir else []),
-                "-n", str(np), self._extra(first, "python"), f"{directory}/{rank_script_name()}", mode, payload_path, *args]
+                "-n", str(np), self._extra(first, "python"), *flags, f"{directory}/{rank_script_name()}", mode,
+                payload_path, *args]
         proc = _RemoteProcess(self.pool.get(via), via, argv, self.pool.options,
                               payload=(payload, payload_path) if inline else None,
                               requires=f"{directory}/{rank_script_name()}" if inline else None)
@@ -587,7 +610,28 @@ class Launcher:
             raise
         if code == STALE and not out.tail and not retried:
             self._install_rank_script()
-            return self._launch(mode, payload, args, np, stream, timeout, retried=True)
+            return self._launch(mode, payload, args, np, stream, timeout, retried=True, flags=flags)
+        return out, code
+
+    def _launch_exec(self, argv: list[str], np: int, out: _Output, timeout: float | None) -> tuple[_Output, int]:
+        """``mpiexec -n NP PROGRAM ARGS``: any program, once per rank (on node 0 or the manager in ssh mode)."""
+        here = ["-genv", "CCDSL_WORKDIR", self.workdir, "-wdir", self.workdir] if self.workdir else []
+        if self.mode == "local":
+            command = [local_mpiexec(), "-n", str(np), *self.options.extra_args, *here, *argv]
+            return out, self._pump(_LocalProcess(command, dict(os.environ)), out, timeout, "this machine")
+        via = self.via or self.nodes[0]
+        hosts = ",".join(f"{n.private_address or n.address}:{self.ppn}" for n in self.nodes)
+        via_dir = self._extra(via, "ccdsl_dir")
+        command = [self._extra(via, "mpiexec"), "-launcher", "ssh", "-launcher-exec", f"{via_dir}/ssh",
+                   "-hosts", hosts, *(["-iface", self.options.iface] if self.options.iface else []),
+                   *self.options.extra_args, *here, "-n", str(np), *argv]
+        self._last_run = None
+        proc = _RemoteProcess(self.pool.get(via), via, command, self.pool.options)
+        try:
+            code = self._pump(proc, out, timeout, ssh.describe(via), self._health)
+        except BaseException:
+            self._after_failure()
+            raise
         return out, code
 
     def _install_rank_script(self) -> None:
