@@ -193,6 +193,9 @@ def cmd_clusters(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([i.to_dict() for i in infos], indent=2))
     else:
+        if not infos:
+            print("no clusters" + ("" if args.all else " (terminated ones: ccdsl clusters --all)")
+                  + "; create one with `ccdsl deploy FILE`", file=sys.stderr)
         for i in infos:
             print(i.describe())
         if infos:
@@ -240,15 +243,37 @@ def cmd_cost_report(args: argparse.Namespace) -> int:
 def cmd_nodes(args: argparse.Namespace) -> int:
     from ccdsl.executor import get
 
+    from ccdsl.commands.contract import table
+    from ccdsl.executor import state as st
+
     c = get(args.handle)
     nodes = c.nodes()
+    status = c.status
     if args.json:
         print(json.dumps([_node_json(n) for n in nodes], indent=2))
-    else:
-        for n in nodes:
-            print(f"{n.role} {n.index}\t{n.instance_id}\t{n.instance_type}\t{n.address or '-'}\t"
-                  f"{n.private_address or '-'}\t{n.state}")
+        return 0
+    print(f"{c.handle}: {c.cluster_type} on {c.provider}, {status}")
+    if not nodes:
+        print("  no nodes" + (f" ({c.record.note})" if c.record.note else ""))
+        return 0
+    rows = [[n.role, str(n.index), n.instance_id, n.instance_type, n.address or "-", n.private_address or "-",
+             n.zone or "-", node_state(n.state, status)] for n in nodes]
+    print(table(["role", "index", "instance_id", "instance_type", "address", "private_address", "zone", "state"],
+                rows, indent=2))
+    if status in (st.FAILED, st.TERMINATED):
+        print(f"  (the cluster is {status}: node states are as last recorded"
+              + (f"; `ccdsl terminate {c.handle}` removes what is left)" if status == st.FAILED else ")"))
     return 0
+
+
+def node_state(state: str, status: str) -> str:
+    """A node's state as shown: no node of a failed or terminated cluster is ``ready`` to run anything."""
+    from ccdsl.executor import model
+    from ccdsl.executor import state as st
+
+    if status in (st.FAILED, st.TERMINATED) and state in (model.READY, model.REACHABLE):
+        return f"not ready (cluster {status})"
+    return state
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -251,8 +251,7 @@ class Cluster:
 
         with self._lock:
             if self.status != st.RUNNING:
-                raise ClusterError(f"cluster {self.handle} is {self.status}, not running",
-                                   hint=f"resume it first: ccdsl resume {self.handle}" if self.status == st.INTERRUPTED else None)
+                raise ClusterError(f"cluster {self.handle} is {self.status}, not running", hint=self._not_running_hint())
             if self._launcher is None:
                 workers, manager = split_roles(self.nodes())
                 local = self.provider == "local"
@@ -359,6 +358,17 @@ class Cluster:
             workdir.setup_nodes(self.handle, self.provider, nodes, self.config, command, stream=stream,
                                 only=None if setup or self.provider == "local" else fresh)
         return synced
+
+    def _not_running_hint(self) -> str:
+        """What to do with a cluster that cannot run programs, by its status (and why it got there)."""
+        record = self.record
+        why = f" ({record.note})" if record.note else ""
+        return {st.INTERRUPTED: f"resume it first: ccdsl resume {self.handle}",
+                st.FAILED: f"it failed{why}; `ccdsl terminate {self.handle}` removes what is left of it, then "
+                           "deploy a new one",
+                st.DEPLOYING: f"its deploy has not finished; `ccdsl clusters` shows when it is running",
+                st.TERMINATED: f"it is gone{why}; deploy a new one (`ccdsl deploy FILE`)"}.get(
+            record.status, "see `ccdsl clusters`")
 
     def _drop_launcher(self) -> None:
         with self._lock:
