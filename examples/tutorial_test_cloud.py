@@ -1,7 +1,7 @@
 """The seed's tutorial end to end on a test cloud: EC2 through boto3 to a moto server on 127.0.0.1, with the
 instances it launches mapped to real SSH hosts (sshd in network namespaces on this machine), and MPI across them.
 
-    sudo .venv/bin/python examples/tutorial_test_cloud.py        # root: it builds network namespaces
+    .venv/bin/python examples/tutorial_test_cloud.py        # as root: it builds network namespaces
 
 Moto's instances do not exist, so ``[aws] address_map`` (a documented test hook) sends ccdsl to test host i for
 launch index i; nothing ever connects to an address moto reports.  EC2 puts a key pair's public key on the
@@ -39,6 +39,13 @@ def rank_sum(comm):
     where = out[3].split("/")[0] if len(out) > 3 else "?"
     print(f"I am {comm.Get_rank()} among {comm.Get_size()} processes, at {where}", flush=True)
     return comm.reduce(comm.Get_rank(), root=0)
+
+
+def quiet_http_log() -> None:
+    """Moto's server logs every HTTP request through werkzeug's logger; the tutorial's own lines are what to read."""
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 
 def free_port() -> int:
@@ -103,6 +110,8 @@ def main() -> int:
         print(f"cannot build the test hosts: {reason}", file=sys.stderr)
         return 1
     from moto.server import ThreadedMotoServer
+
+    quiet_http_log()
 
     scratch = Path(tempfile.mkdtemp(prefix="ccdsl-tutorial-"))
     os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",

@@ -65,3 +65,4 @@ def test_tutorial_on_the_test_cloud(tmp_path) -> None:
     assert len(hello) == 4  # four ranks in four different network namespaces
     assert "after resume, workers [6, 7, 8, 9] sum: 6" in lines
     assert lines[-1] == "terminated; instances left: []"
+    assert "HTTP/1.1" not in proc.stdout + proc.stderr  # moto's access log stays out of the tutorial's output
