@@ -38,15 +38,15 @@ EPILOGS = {
                "named), 2 the file is bad",
     "select": "example:\n  ccdsl select examples/tutorial.ccc --contract my_second_cluster_contract\n\n"
               "exit codes: 0 every contract has a match, 1 a contract has none, 2 the file is bad",
-    "deploy": "examples:\n  ccdsl deploy examples/tutorial.ccc --contract local_cluster\n"
+    "deploy": "examples:\n  ccdsl deploy examples/local.ccc\n"
               "  ccdsl deploy examples/tutorial.ccc --contract my_first_cluster_contract --region eu-central-1\n\n"
               "The handle is printed on stdout; progress goes to stderr.\n\n" + EXIT_CODES,
     "clusters": "example:\n  ccdsl clusters --all\n\n" + EXIT_CODES,
     "nodes": "example:\n  ccdsl nodes HANDLE\n\n" + EXIT_CODES,
-    "run": "examples:\n  ccdsl run HANDLE -- python prog.py --n 10\n  ccdsl run HANDLE -- python -c 'import socket; "
+    "run": "examples:\n  ccdsl run HANDLE -- python examples/rank_sum.py --n 10\n  ccdsl run HANDLE -- python -c 'import socket; "
            "print(socket.gethostname())'\n  ccdsl run HANDLE --np 2 -- python -m mypackage.main\n"
            "  ccdsl run HANDLE -- hostname\n\n"
-           "exit codes: the program's own (the first failing rank's), 1 a ccdsl error, 130 interrupted",
+           "exit codes: the program's (as mpiexec reports it), 1 a ccdsl error, 130 interrupted",
     "catalog list": "examples:\n  ccdsl catalog list --region us-east-1 --gpu --min-vcpus 8\n"
                     "  ccdsl catalog list --provider ssh --limit 0\n\n"
                     "exit codes: 0 success, 1 an unknown column, region, provider or family (close names are "
@@ -78,8 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         module.register(sub)
-    parser.epilog = ("examples:\n  ccdsl resolve examples/tutorial.ccc\n  ccdsl deploy examples/tutorial.ccc "
-                     "--contract local_cluster\n  ccdsl run HANDLE -- python prog.py\n\n"
+    parser.epilog = ("examples:\n  ccdsl resolve examples/tutorial.ccc\n  ccdsl deploy examples/local.ccc\n"
+                     "  ccdsl run HANDLE -- python examples/rank_sum.py\n\n"
                      "`ccdsl COMMAND --help` describes a command.\n" + EXIT_CODES)
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     _complete_help(parser, "")

@@ -33,7 +33,7 @@ def test_each_command_has_a_description_an_example_or_exit_codes_and_explained_a
 
 def test_the_main_commands_show_an_example_and_their_exit_codes(capsys) -> None:
     for argv, wanted in ((["resolve"], ["ccdsl resolve examples/tutorial.ccc", "1 a contract is unsatisfiable"]),
-                         (["run"], ["-- python -c", "-- hostname", "the program's own"]),
+                         (["run"], ["-- python -c", "-- hostname", "the program's (as mpiexec reports it)"]),
                          (["catalog", "list"], ["--region R", "only this provider", "at least N vCPUs"]),
                          ([], ["examples:", "exit codes: 0 success"])):
         with pytest.raises(SystemExit) as done:
@@ -68,3 +68,15 @@ def test_deploy_resolves_with_the_same_options_as_resolve(capsys, tmp_path, monk
     assert "deploying zen3 × 2 (ssh lab)" in err and "the catalog has no" not in err
     assert main(["clusters", "--all", "--json"]) == 0
     assert all(c["status"] != "running" for c in __import__("json").loads(capsys.readouterr().out))
+
+
+def test_the_files_the_help_examples_name_exist() -> None:
+    from pathlib import Path
+
+    import re
+
+    from ccdsl.cli import EPILOGS
+
+    root = Path(__file__).resolve().parents[1]
+    named = {m for text in [build_parser().epilog, *EPILOGS.values()] for m in re.findall(r"examples/\S+", text)}
+    assert named and all((root / m).exists() for m in named), named

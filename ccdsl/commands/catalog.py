@@ -66,7 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     a.set_defaults(func=cmd_add)
 
     rm = cs.add_parser("remove", help="delete a user catalog from the user data directory",
-                       description="Delete a user catalog that `catalog add` or `catalog refresh` installed. "
+                       description="Delete a user catalog that `catalog add` or `catalog refresh` installed.\n"
                                    "`ccdsl catalog info` lists them.")
     rm.add_argument("name", metavar="NAME", help="its file name, with or without the suffix (e.g. lab_hosts)")
     rm.set_defaults(func=cmd_remove)

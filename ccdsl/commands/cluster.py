@@ -56,10 +56,12 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_nodes)
 
     p = sub.add_parser("run", help="run a program on every rank: python (a script, -c or -m) or any command",
-                       description="Run a program on every rank of a cluster and stream its output. `python "
-                                   "[OPTIONS] PROG.py|-c CODE|-m MODULE [ARGS]` runs under mpi4py with the script "
-                                   "shipped from here; any other program (hostname, ./a.out) runs as it is, once "
-                                   "per rank, with the MPI environment set (PMI_RANK, PMI_SIZE).")
+                       description="Run a program on every rank of a cluster and stream its output.\n\n"
+                                   "  python [OPTIONS] PROG.py|-c CODE|-m MODULE [ARGS]   runs under mpi4py; a script "
+                                   "is shipped from here\n"
+                                   "  PROGRAM [ARGS]   anything else runs as it is, once per rank, with the MPI "
+                                   "environment set\n"
+                                   "                   (PMI_RANK, PMI_SIZE)")
     p.add_argument("handle", metavar="HANDLE")
     p.add_argument("--np", type=int, default=None, help="number of ranks (default: every slot)")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS]",
