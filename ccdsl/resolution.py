@@ -63,7 +63,7 @@ class Choice:
             arch = f" ({self.accelerator_architecture})" if self.accelerator_architecture else ""
             hw += (f", {self.accelerator_count} × {self.accelerator_model or 'accelerator'}{arch} "
                    f"{quantity(self.accelerator_memory_gib)} GiB")
-        place = " ".join(x for x in (self.provider, self.region) if x)  # a user's hosts may have no region
+        place = place_of(self.provider, self.region)
         return f"{self.instance_type} × {self.node_count} ({place}): {hw}"
 
 
@@ -156,6 +156,12 @@ def html_table(title: str, head: tuple[str, ...], rows: list[tuple[Any, ...]]) -
 def _money(x: float) -> float:
     """Prices are shown to 1/10000 of a cent: enough for every catalog price, free of float noise."""
     return round(float(x), 6)
+
+
+def place_of(provider: str, region: str) -> str:
+    """``aws us-east-1``, ``ssh lab``; ``local`` for this machine (its region is its provider), ``ssh`` for hosts of
+    a user catalog without a region."""
+    return " ".join(dict.fromkeys(x for x in (provider, region) if x))
 
 
 def quantity(x: float) -> str:

@@ -102,3 +102,10 @@ def test_sizes_are_rounded_as_users_read_them() -> None:
     assert r.explanation[0] == "g6.xlarge × 1 (aws us-east-1): 4 vCPUs, 16 GiB, 1 × L4 (Ada Lovelace) 22.35 GiB"
     assert "accelerator_memory => @atleast(16): 22.35 GiB ≥ 16 GiB" in r.explanation[1:]
     assert Choice("aws", "r", "t", 1, 1.0, 1.0, memory_gib=3.75).describe().endswith("3.75 GiB")
+
+
+def test_the_place_names_this_machine_once() -> None:
+    local = C("node_provider", "just", "Local")
+    r = resolve(contract(local), LAB)
+    assert r.explanation[0].startswith("localhost × 1 (local): 2 vCPUs")
+    assert f"localhost is this machine, on-premise; it competes because {local.text} names it" in r.explanation

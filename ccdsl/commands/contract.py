@@ -156,7 +156,9 @@ def unsat_object(e: Any) -> dict[str, Any]:
 
 def render_resolution(r: Any) -> str:
     """The human answer: headline, why, and a table of the choice and its alternatives."""
-    place = " ".join(x for x in (r.provider, r.region) if x)
+    from ccdsl.resolution import place_of
+
+    place = place_of(r.provider, r.region)
     head = (f"{r.contract.name}: {r.instance_type} × {r.node_count} in {place}"
             f" — ${r.price_per_hour:g}/h")
     lines = [head]

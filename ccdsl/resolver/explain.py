@@ -20,7 +20,7 @@ from ccdsl.contract import Clause
 from ccdsl.errors import Conflict, UnsatisfiableError
 from ccdsl.parameters import PARAMETERS
 from ccdsl import taxonomy
-from ccdsl.resolution import Choice, quantity
+from ccdsl.resolution import Choice, place_of, quantity
 from ccdsl.resolver import compile as comp
 from ccdsl.resolver.counts import MAX_NODES, count_cap, count_domain
 from ccdsl.resolver.filter import AWS, ON_PREMISE, clause_mask, naming_clauses
@@ -374,7 +374,7 @@ def explanation(ranking: Ranking, chosen: Choice, manager: Choice | None, altern
 
 def on_premise_note(ranking: Ranking, row: int, chosen: Choice) -> str:
     """Why an on-premise row took part: the clause that names it, or its price (see :mod:`.filter`)."""
-    place = " ".join(x for x in (chosen.provider, chosen.region) if x)
+    place = place_of(chosen.provider, chosen.region)
     where = (f"{chosen.instance_type} is this machine, on-premise" if chosen.provider == "local"
              else f"{chosen.instance_type} is on-premise ({place}, from your catalog)")
     if chosen.price_per_node_hour > 0:
