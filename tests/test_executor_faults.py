@@ -220,3 +220,18 @@ def test_nodes_stopped_outside_ccdsl_make_the_cluster_interrupted(aws_env, data_
     assert info.status == "interrupted" and "outside ccdsl" in info.note
     ccdsl.terminate(req.handle, config=cfg)
     assert all_tagged(ec2) == []
+
+
+def test_a_deploy_refused_before_anything_is_created_leaves_nothing_to_terminate(aws_env, data_dir, ec2, hooks):
+    """Bad or missing credentials fail the first call (the zones): there is nothing to clean up, so the record is
+    terminated at once, not a failed cluster whose terminate would be refused the same way."""
+    refused = inject(None, "AuthFailure", "AWS was not able to validate the provided access credentials")
+    hooks.append(("before-send.ec2", refused))
+    cfg = config_for(aws_env)
+    with pytest.raises(ProviderError, match="AuthFailure"):
+        ccdsl.deploy(plan(count=2), config=cfg.replace(aws={"max_attempts": 1}))
+    record = only_record(State())
+    assert record.status == "terminated" and record.note.endswith("nothing was created")
+    assert "cleanup" not in [e.phase for e in State().journal_of(record.handle)]
+    hooks.clear()
+    assert all_tagged(ec2) == [] and ccdsl.clusters(config=cfg) == []

@@ -379,13 +379,18 @@ def _cleanup(handle: str, provider: Any, state: st.State) -> None:
 def _abort(handle: str, provider: Any, state: st.State, exc: BaseException) -> None:
     reason = exc.message if isinstance(exc, CcdslError) else (
         "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}")
+    # Nothing is created before the journal says "create" (zones, prices and checks come first): a deploy that
+    # fails before that (no credentials, a refused call) has nothing to clean up, and must not leave a failed
+    # cluster behind that asks for a terminate which would fail the same way.
+    attempted = any(e.phase == "create" for e in state.journal_of(handle))
     state.journal(handle, "abort", error=reason)
     try:
-        if provider is not None:
+        if provider is not None and attempted:
             _cleanup(handle, provider, state)
         state.clear_workers(handle)
         state.update_cluster(handle, status=st.TERMINATED, owner_pid=None,
-                             note=f"deploy failed ({reason}); everything it created was removed")
+                             note=f"deploy failed ({reason}); " + ("everything it created was removed" if attempted
+                                                                   else "nothing was created"))
     except BaseException as cleanup_exc:  # noqa: BLE001 - a second Ctrl-C, or the cloud refusing
         what = cleanup_exc.message if isinstance(cleanup_exc, CcdslError) else type(cleanup_exc).__name__
         state.update_cluster(handle, status=st.FAILED, owner_pid=None,
