@@ -156,7 +156,7 @@ def _role_clauses(contract: Contract, role: str | None) -> list[Clause]:
 def _named(row: dict, clauses: list[Clause]) -> bool:
     """Whether a just/oneof clause on the provider, the locale or the machine type names this row."""
     for c in clauses:
-        if c.qualifier not in ("just", "oneof"):
+        if c.qualifier not in ("just", "oneof") and not (c.qualifier == "unrestricted" and c.values):
             continue
         for v in c.values:
             if c.parameter == "node_provider":
@@ -300,7 +300,12 @@ def subcontract(contract: Contract, keep: list[Clause], keep_default_count: bool
         written = contract.clause("node_count")
         cap = counts([written]).cap if written is not None else CAP
         clauses.append(Clause("node_count", "atmost", (cap,)) if cap > CAP else Clause("node_count", "unrestricted"))
-    for c in contract.clauses:  # a dropped locale lets every region compete (it does not bring back the default)
-        if c.parameter == "cluster_locale" and c not in keep:
-            clauses.append(Clause("cluster_locale", "unrestricted", role=c.role))
+    for c in contract.clauses:  # a dropped locale lets every region compete (it does not bring back the default);
+        if c in keep:           # a dropped clause still names the on-premise rows it named (widens, never narrows)
+            continue
+        named = c.values if c.qualifier in ("just", "oneof") else ()
+        if c.parameter == "cluster_locale":
+            clauses.append(Clause("cluster_locale", "unrestricted", named, role=c.role))
+        elif c.parameter in ("node_provider", "node_machinetype") and named:
+            clauses.append(Clause(c.parameter, "unrestricted", named, role=c.role))
     return Contract(contract.name, tuple(clauses))

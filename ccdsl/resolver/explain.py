@@ -23,7 +23,7 @@ from ccdsl import taxonomy
 from ccdsl.resolution import Choice, place_of, quantity
 from ccdsl.resolver import compile as comp
 from ccdsl.resolver.counts import MAX_NODES, count_cap, count_domain
-from ccdsl.resolver.filter import AWS, ON_PREMISE, clause_mask, naming_clauses
+from ccdsl.resolver.filter import AWS, NAMING, ON_PREMISE, clause_mask, naming_clauses
 from ccdsl.resolver import solve
 from ccdsl.resolver.solve import Ranking, RoleRows, literal_table, lower_budget, rank, row_name, solver_for
 
@@ -160,8 +160,12 @@ def relaxed(contract, keep: list[comp.Literal]):
             continue
         if c.parameter == "node_count" and count_cap(c) > MAX_NODES:  # any count up to the cap the clause raised
             clauses.append(C(c.parameter, "atmost", (count_cap(c),), c.role, c.span))
-        elif c.parameter in ("node_count", "cluster_locale"):
+        elif c.parameter == "node_count":
             clauses.append(C(c.parameter, "unrestricted", (), c.role, c.span))
+        elif c.parameter == "cluster_locale" or (c.parameter in NAMING and c.qualifier in ("just", "oneof")):
+            # every region competes; the on-premise rows the clause named still do (see filter.naming_clauses)
+            named = c.values if c.qualifier in ("just", "oneof") else ()
+            clauses.append(C(c.parameter, "unrestricted", named, c.role, c.span))
     if contract.clause("node_count") is None and contract.clause("node_count", "worker") is None and not any(
             lit.clause is None for lit in keep):
         clauses.append(C("node_count", "unrestricted"))

@@ -29,6 +29,8 @@ otherwise: a priced on-premise row competes on price like a cloud row.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from ccdsl import taxonomy
@@ -139,8 +141,18 @@ def on_premise(view: CatalogView) -> np.ndarray:
 
 
 def naming_clauses(clauses: tuple[Clause, ...]) -> list[Clause]:
-    """The clauses that can name on-premise rows: provider, locale or machine type, ``=> v`` or ``@oneof``."""
-    return [c for c in clauses if c.parameter in NAMING and c.qualifier in ("just", "oneof")]
+    """The clauses that name on-premise rows: provider, locale or machine type, ``=> v`` or ``@oneof``.
+
+    A clause dropped while a conflict is minimized (``@unrestricted`` keeping the values it had, see
+    :func:`.explain.relaxed`) still names what it named, as a dropped locale does not bring back the default
+    region: dropping a clause widens what competes, never narrows it."""
+    out = []
+    for c in clauses:
+        if c.parameter in NAMING and c.qualifier in ("just", "oneof"):
+            out.append(c)
+        elif c.parameter in NAMING and c.qualifier == "unrestricted" and c.values:
+            out.append(replace(c, qualifier="oneof"))
+    return out
 
 
 def on_premise_unnamed(view: CatalogView, clauses: tuple[Clause, ...]) -> np.ndarray:
