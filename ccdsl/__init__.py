@@ -42,6 +42,8 @@ _LAZY = {
     "terminate": "ccdsl.executor",
     "reconnect": "ccdsl.executor",
     "clusters": "ccdsl.executor",
+    "autostop": "ccdsl.executor",
+    "cost_report": "ccdsl.executor",
     "Cluster": "ccdsl.executor",
 }
 

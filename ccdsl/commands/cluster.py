@@ -1,4 +1,5 @@
-"""``ccdsl deploy | sync | clusters | nodes | run | interrupt | resume | restart | terminate | reconnect``.
+"""``ccdsl deploy | sync | clusters | cost-report | nodes | run | autostop | interrupt | resume | restart |
+terminate | reconnect``.
 
 Cheap to import: the executor (and boto3/paramiko behind it) is imported inside the commands.  Progress goes to
 stderr, one line per node and step (``FXqElAnSeTEpQAm worker 2 (i-0abc…): running``); results go to stdout, as
@@ -30,6 +31,7 @@ def register(sub: Any) -> None:
     p.add_argument("--workdir", metavar="DIR", help="the project's folder: copied to every node, where ranks start")
     p.add_argument("--setup", metavar="CMD", help="a shell command run in the folder on every node after the copy "
                                                   "(e.g. 'pip install -r requirements.txt')")
+    _autostop_options(p)
     p.set_defaults(func=cmd_deploy)
 
     p = sub.add_parser("sync", help="copy the project's folder to every node again (only what changed)")
@@ -38,6 +40,14 @@ def register(sub: Any) -> None:
     p.add_argument("--setup", action="store_true", help="run the deploy's set-up command again on every node")
     p.add_argument("--json", action="store_true", help="print what was sent per node as JSON")
     p.set_defaults(func=cmd_sync)
+
+    p = sub.add_parser("autostop", help="stop a cluster after an idle period (30m, 1h, off), on the cluster itself")
+    p.add_argument("handle", metavar="HANDLE")
+    p.add_argument("idle", metavar="PERIOD|off", help="idle period (30m, 1h30m, 90s; a bare number is minutes)")
+    p.add_argument("--down", action="store_true", help="terminate instead of stopping")
+    p.add_argument("--max-cost", metavar="USD", type=_usd, default=None,
+                   help="also stop when the estimated compute cost reaches USD (warns at 80%%)")
+    p.set_defaults(func=cmd_autostop)
 
     p = sub.add_parser("clusters", help="clusters that are not terminated (checked against the cloud)")
     p.add_argument("--json", action="store_true")
@@ -77,6 +87,21 @@ def register(sub: Any) -> None:
         p.add_argument("handle", metavar="HANDLE")
         p.add_argument("--json", action="store_true")
         p.set_defaults(func=cmd_lifecycle, action=name)
+
+
+def _usd(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError(text)
+    return value
+
+
+def _autostop_options(p: Any) -> None:
+    p.add_argument("--autostop", metavar="PERIOD", help="stop the cluster after this idle period (30m, 1h, 90s): "
+                                                        "no run, script, engine task or interactive SSH session")
+    p.add_argument("--down", action="store_true", help="with --autostop/--max-cost: terminate instead of stopping")
+    p.add_argument("--max-cost", metavar="USD", type=_usd, default=None,
+                   help="spending cap: warn at 80%% of USD, stop the cluster when its estimated cost reaches it")
 
 
 def progress_printer(handle_of: Any = None) -> Any:
@@ -142,7 +167,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     bar = None if args.quiet or not args.workdir else _sync_bar()
     try:
         cluster = deploy(resolution, progress=None if args.quiet else progress_printer(), workdir=args.workdir,
-                         setup=args.setup, sync_progress=bar)
+                         setup=args.setup, sync_progress=bar, autostop=args.autostop, down=args.down,
+                         max_cost=args.max_cost)
     finally:
         if bar is not None:
             bar.close()
@@ -206,19 +232,11 @@ def cmd_clusters(args: argparse.Namespace) -> int:
 
 
 def cmd_cost_report(args: argparse.Namespace) -> int:
-    from ccdsl.executor import clusters
     from ccdsl.executor.cost import NOT_COUNTED, age
-    from ccdsl.executor.deploy import info_of
-    from ccdsl.executor.state import State
+    from ccdsl.executor.deploy import cost_report
 
     _log_to_stderr()
-    infos = clusters()  # reconciled first: a cluster stopped outside ccdsl stops costing from then on
-    live = {i.handle for i in infos}
-    state = State()
-    since = time.time() - REPORT_DAYS * 86400
-    infos += [info_of(r, state) for r in state.list_clusters(live_only=False)
-              if r.handle not in live and (args.all or r.created_at >= since)]
-    infos.sort(key=lambda i: i.created_at)
+    infos = cost_report(all=args.all, days=REPORT_DAYS)
     known = [i.cost.cost_so_far for i in infos if i.cost is not None and i.cost.cost_so_far is not None]
     total = round(sum(known), 6)
     unknown = sum(1 for i in infos if i.cost is None or i.cost.cost_so_far is None)
@@ -294,8 +312,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ccdsl.executor.program import parse
 
     parse(command)  # a command line that cannot run is an error before the cluster is even looked up
+    _log_to_stderr()  # the spending cap's warning, among others
     with get(args.handle) as c:
         return c.run_program(command, np=np)
+
+
+def cmd_autostop(args: argparse.Namespace) -> int:
+    from ccdsl.executor import get, guard
+
+    _log_to_stderr()
+    with get(args.handle) as c:
+        c.autostop(args.idle, down=args.down, max_cost=args.max_cost)
+        a = guard.Autostop.from_settings(c.record.settings.get("autostop"))
+        print(f"{c.handle}: autostop {a.describe()}")
+    return 0
 
 
 def cmd_lifecycle(args: argparse.Namespace) -> int:

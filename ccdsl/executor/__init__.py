@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ccdsl.executor.cluster import Cluster
-from ccdsl.executor.deploy import ClusterInfo, Plan, clusters, deploy, get, reconnect
+from ccdsl.executor.deploy import ClusterInfo, Plan, clusters, cost_report, deploy, get, reconnect
 
 if TYPE_CHECKING:
     from ccdsl.executor.config import Config
@@ -45,10 +45,19 @@ def restart(cluster: Cluster | str, *, config: "Config | None" = None) -> Cluste
     return c
 
 
+def autostop(cluster: Cluster | str, idle: str | float | None, *, down: bool = False,
+             max_cost: float | None = None, config: "Config | None" = None) -> Cluster:
+    """Stop the cluster after ``idle`` (``"30m"``; ``"off"``: never) without activity, or when its estimated cost
+    reaches ``max_cost`` USD; ``down`` terminates instead.  A watchdog on the cluster decides (laptop closed)."""
+    c = get(cluster, config=config)
+    c.autostop(idle, down=down, max_cost=max_cost)
+    return c
+
+
 def terminate(cluster: Cluster | str, *, config: "Config | None" = None) -> None:
     """Release every resource of the cluster (``@terminate``), and check that nothing remains."""
     get(cluster, config=config).terminate()
 
 
-__all__ = ["Cluster", "ClusterInfo", "Plan", "clusters", "deploy", "interrupt", "reconnect", "restart", "resume",
+__all__ = ["Cluster", "ClusterInfo", "Plan", "autostop", "clusters", "cost_report", "deploy", "interrupt", "reconnect", "restart", "resume",
            "terminate"]

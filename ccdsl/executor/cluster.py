@@ -223,17 +223,40 @@ class Cluster:
     # -- running ---------------------------------------------------------------------------------------------
     def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run ``fn(comm, *args, **kwargs)`` on every rank under MPI; return rank 0's value."""
+        from ccdsl.executor import guard
+
         with self._lock:
-            return self._get_launcher().run_function(fn, args, kwargs)
+            launcher = self._get_launcher()
+            guard.warn_near_cap(self)
+            with guard.busy(self):
+                return launcher.run_function(fn, args, kwargs)
 
     def run_script(self, path: str, args: Sequence[str] = (), np: int | None = None, *,
                    stream: Callable[[str, str], None] | None = None) -> int:
         """Run a Python script on ``np`` ranks (default: every slot), streaming its output; returns the exit code."""
-        from ccdsl.executor import mpi
+        from ccdsl.executor import guard, mpi
 
         with self._lock:
-            return self._get_launcher().run_script(path, [str(a) for a in args], np, stream=stream or
-                                                   mpi.print_stream)
+            launcher = self._get_launcher()
+            guard.warn_near_cap(self)
+            with guard.busy(self):
+                return launcher.run_script(path, [str(a) for a in args], np, stream=stream or mpi.print_stream)
+
+    # -- spending ----------------------------------------------------------------------------------------------
+    def cost(self) -> Any:
+        """The cost estimate so far (:class:`ccdsl.executor.cost.Cost`): recorded price × running time."""
+        from ccdsl.executor import cost
+
+        return cost.estimate(self.state, self.record)
+
+    def autostop(self, idle: str | float | None, *, down: bool = False, max_cost: float | None = None) -> None:
+        """Stop the cluster after ``idle`` (``"30m"``; None or ``"off"``: never) without activity, and/or when
+        its estimated cost reaches ``max_cost`` USD; ``down`` terminates instead.  The watchdog runs on the
+        cluster itself, so this holds with this machine switched off."""
+        from ccdsl.executor import guard
+
+        with self._lock:
+            guard.set_autostop(self, guard.make(idle, down, max_cost))
 
     def run_program(self, argv: Sequence[str], np: int | None = None, *,
                     stream: Callable[[str, str], None] | None = None) -> int:
@@ -428,6 +451,10 @@ class Cluster:
             self._store_nodes(nodes)
             self.state.clear_workers(self.handle)
             self.state.update_cluster(self.handle, status=st.INTERRUPTED)
+            if provider.name == "local":  # remote watchdogs end with their nodes (or ccdsl's processes)
+                from ccdsl.executor import guard
+
+                guard.disarm(self)
 
     def resume(self, progress: Progress | None = None) -> None:
         """Start the nodes again (they may come back with new addresses) and create fresh workers."""
@@ -455,6 +482,21 @@ class Cluster:
                                 "(ccdsl sync %s DIR names another)", self.handle, self.workdir, self.handle)
                 else:
                     self._sync(self.workdir, setup=False)
+            self._rearm()
+
+    def _rearm(self) -> None:
+        """Start the autostop watchdog again (stopping the nodes ended it); a failure is a warning and a note."""
+        from ccdsl.errors import CcdslError
+        from ccdsl.executor import guard
+
+        if not self.record.settings.get("autostop"):
+            return
+        try:
+            guard.arm(self)
+        except CcdslError as exc:
+            text = f"autostop could not be armed again ({exc.message}); run 'ccdsl autostop {self.handle} ...'"
+            log.warning("%s: %s", self.handle, text)
+            self.state.update_cluster(self.handle, note=text)
 
     def _stop_again(self, provider: Any, exc: BaseException) -> None:
         """A resume that failed half way must not leave running (paid) nodes behind: stop them again; if even
@@ -490,6 +532,10 @@ class Cluster:
                 self._end_engines()
             self._drop_launcher()
             self.state.journal(self.handle, "terminate")
+            if self.provider == "local":
+                from ccdsl.executor import guard
+
+                guard.disarm(self)
             self._provider().terminate(self.handle, self.nodes())
             self.state.set_nodes(self.handle, [replace(n, state=model.TERMINATED) for n in self.nodes()])
             self.state.clear_workers(self.handle)

@@ -127,8 +127,18 @@ class SecurityConfig:
                                       "ssh_cidr (a contract's ssh_cidr must otherwise lie inside [aws] ssh_cidr).")
 
 
+@dataclass(frozen=True)
+class AutostopConfig:
+    """The autostop watchdog on node 0 / the manager (``deploy --autostop``, ``--max-cost``)."""
+
+    shutdown_command: str = _key("sudo shutdown -h now", "What the watchdog runs on every EC2 node to stop (or, with "
+                                 "--down, terminate) it: the instances' shutdown behaviour, set at launch, decides "
+                                 "which.  Never run on ssh hosts, which are not ours to shut down.")
+    check_interval: float = _key(60.0, "Seconds between the watchdog's activity checks.")
+
+
 SECTIONS: dict[str, type] = {"aws": AwsConfig, "ssh": SshConfig, "local": LocalConfig, "mpi": MpiConfig,
-                             "security": SecurityConfig}
+                             "security": SecurityConfig, "autostop": AutostopConfig}
 
 
 @dataclass(frozen=True)
@@ -140,6 +150,7 @@ class Config:
     local: LocalConfig = field(default_factory=LocalConfig)
     mpi: MpiConfig = field(default_factory=MpiConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
+    autostop: AutostopConfig = field(default_factory=AutostopConfig)
     source: str | None = None
 
     @classmethod

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from ccdsl.errors import CapacityError, CcdslError, ClusterError, SetupError
-from ccdsl.executor import cost, state as st
+from ccdsl.executor import cost, guard, state as st
 from ccdsl.executor.cluster import Cluster, is_handle, make_ready, new_handle, quiet, split_roles
 from ccdsl.executor.model import Node, NodeRequest, Progress
 from ccdsl.executor.providers import base
@@ -203,7 +203,8 @@ def _request(choice: Any, role: str, contract: str, spot: bool) -> NodeRequest:
 # -- deploy -----------------------------------------------------------------------------------------------------
 def deploy(target: Any, *, workdir: "str | os.PathLike[str] | None" = None, setup: str | None = None,
            config: "Config | None" = None, progress: Progress | None = None, state: st.State | None = None,
-           sync_progress: Any = None, setup_stream: Any = None) -> Cluster:
+           sync_progress: Any = None, setup_stream: Any = None, autostop: str | float | None = None,
+           down: bool = False, max_cost: float | None = None) -> Cluster:
     """Create the cluster ``target`` (a Contract, a Resolution, or Plans) asks for; return it running and ready.
 
     ``workdir`` (a local folder) is copied to every node and is where ranks and engines start; ``setup`` (a shell
@@ -215,10 +216,14 @@ def deploy(target: Any, *, workdir: "str | os.PathLike[str] | None" = None, setu
     On any failure or Ctrl-C, what was created is terminated before the exception propagates; if even that
     fails, the record stays (status ``failed``) for ``ccdsl terminate``.  A failing set-up command is the
     exception: the cluster stays, ``failed``, for a look at the node (:class:`~ccdsl.errors.SetupError` names
-    it and the exit code) and ``ccdsl terminate``."""
+    it and the exit code) and ``ccdsl terminate``.
+
+    ``autostop="30m"`` starts a watchdog on node 0 (or the manager) that stops the cluster after 30 idle minutes
+    (``down=True``: terminates it); ``max_cost=50`` makes it warn at 80 % and stop at $50 of estimated compute."""
     from ccdsl.executor import config as cfg
     from ccdsl.executor import workdir as wd
 
+    rule = guard.make(autostop, down, max_cost)  # a bad duration or cap fails before anything is created
     folder = str(wd.check_folder(workdir)) if workdir is not None else None  # bad input: nothing created yet
     if setup is not None and folder is None:
         raise ClusterError("a set-up command runs in the project's folder: give workdir= (--workdir DIR) too")
@@ -232,6 +237,10 @@ def deploy(target: Any, *, workdir: "str | os.PathLike[str] | None" = None, setu
     spec = replace(spec, overrides=_with_file_tags(spec.overrides, config))
     if spec.overrides:
         config = config.replace(**{k: dict(v) for k, v in spec.overrides.items()})
+    if rule.active:
+        for plan in spec.plans:
+            guard.check_deploy(config, rule, plan.provider)
+        spec = _with_options(spec, shutdown_behavior=guard.shutdown_behavior(rule))
     state = state or st.State()
     report = progress or quiet
     handle = new_handle()
@@ -241,7 +250,7 @@ def deploy(target: Any, *, workdir: "str | os.PathLike[str] | None" = None, setu
         status=st.DEPLOYING, created_at=now, updated_at=now, owner_pid=os.getpid(), owner_host=socket.gethostname(),
         settings={"processes_per_node": config.mpi.processes_per_node,
                   "overrides": {k: dict(v) for k, v in spec.overrides.items()},
-                  **({"workdir": folder, "setup": setup} if folder else {})}))
+                  "autostop": rule.to_settings(), **({"workdir": folder, "setup": setup} if folder else {})}))
     state.journal(handle, "deploy", plans=[p.describe() for p in spec.plans])
     current: list[Any] = []  # the provider being used, for clean-up if anything below fails
     try:
@@ -270,8 +279,22 @@ def deploy(target: Any, *, workdir: "str | os.PathLike[str] | None" = None, setu
     workers, _ = split_roles(nodes)
     state.new_workers(handle, len(workers) * config.mpi.processes_per_node)
     state.update_cluster(handle, status=st.RUNNING, owner_pid=None)
+    cluster = Cluster(handle, config=config, state=state)
+    if rule.active:  # an unguarded cluster the user asked to guard must not be left running
+        try:
+            guard.arm(cluster, rule)
+        except BaseException as exc:
+            _abort(handle, current[-1], state, exc)
+            raise
     state.journal(handle, "ready")
-    return Cluster(handle, config=config, state=state)
+    return cluster
+
+
+def _with_options(spec: Spec, **options: Any) -> Spec:
+    """Every request of every plan with ``options`` added (e.g. the EC2 shutdown behaviour autostop needs)."""
+    plans = tuple(replace(p, requests=tuple(replace(r, options={**r.options, **options}) for r in p.requests))
+                  for p in spec.plans)
+    return replace(spec, plans=plans)
 
 
 def _create(handle: str, spec: Spec, config: "Config", state: st.State, report: Progress,
@@ -444,7 +467,8 @@ def reconcile(config: "Config", state: st.State) -> list[str]:
             continue
         for r in owned:
             if r.handle in found:
-                _refresh_nodes(r, provider, state)
+                if not guard.reconcile_record(r, provider, state, config):  # what a watchdog did, if anything
+                    _refresh_nodes(r, provider, state)
             elif r.status in (st.RUNNING, st.INTERRUPTED):
                 state.update_cluster(r.handle, status=st.TERMINATED, note="nothing of it exists in the cloud any more "
                                                                           "(terminated outside ccdsl)")
@@ -476,7 +500,7 @@ def _refresh_nodes(record: st.ClusterRecord, provider: Any, state: st.State) -> 
     state.set_nodes(record.handle, merged)
     if record.status == st.RUNNING and all(n.state == "stopped" for n in merged):
         state.clear_workers(record.handle)
-        state.update_cluster(record.handle, status=st.INTERRUPTED, note="its nodes were stopped outside ccdsl")
+        state.update_cluster(record.handle, status=st.INTERRUPTED, note=guard.stopped_note(record))
     elif record.status == st.INTERRUPTED and all(n.state == "running" for n in merged):
         # A persistent spot request with stop-on-interruption: EC2 starts the nodes again when capacity returns.
         workers, _ = split_roles(merged)
@@ -517,6 +541,22 @@ def clusters(*, config: "Config | None" = None, state: st.State | None = None,
         workers, _ = split_roles(state.nodes(r.handle))
         out.append(info_of(r, state, workers))
     return out
+
+
+def cost_report(*, all: bool = False, days: float = 30, config: "Config | None" = None,  # noqa: A002
+                state: st.State | None = None) -> list[ClusterInfo]:
+    """Every cluster with its cost estimate, terminated ones included: the live ones (reconciled first, so a
+    cluster stopped outside ccdsl stops costing from then on) and those started in the last ``days`` days
+    (``all``: every record).  Never reads the catalog: prices are the ones recorded at deploy."""
+    from ccdsl.executor import config as cfg
+
+    state = state or st.State()
+    infos = clusters(config=config or cfg.load(), state=state)
+    live = {i.handle for i in infos}
+    since = time.time() - days * 86400
+    infos += [info_of(r, state) for r in state.list_clusters(live_only=False)
+              if r.handle not in live and (all or r.created_at >= since)]
+    return sorted(infos, key=lambda i: i.created_at)
 
 
 def info_of(r: st.ClusterRecord, state: st.State, workers: list[Node] | None = None) -> ClusterInfo:
@@ -568,6 +608,7 @@ def reconnect(handle: str, *, config: "Config | None" = None, state: st.State | 
             nodes = make_ready(handle, nodes, config, progress or quiet, deploying=first_contact)
             state.set_nodes(handle, nodes)
         cluster._new_workers()
+        cluster._rearm()  # a watchdog that died with its node (or was never armed) watches again
     state.journal(handle, "reconnect")
     return cluster
 
@@ -581,4 +622,4 @@ def get(cluster: "Cluster | str", *, config: "Config | None" = None, state: st.S
     raise TypeError(f"expected a Cluster or a handle, not {type(cluster).__name__}")
 
 
-__all__ = ["ClusterInfo", "Plan", "Spec", "clusters", "deploy", "get", "reconcile", "reconnect", "spec_of"]
+__all__ = ["ClusterInfo", "Plan", "Spec", "clusters", "cost_report", "deploy", "get", "reconcile", "reconnect", "spec_of"]

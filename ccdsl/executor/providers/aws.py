@@ -252,6 +252,8 @@ class AwsProvider:
                 "SpotInstanceType": "persistent", "InstanceInterruptionBehavior": "stop"}}
             params["TagSpecifications"].append({"ResourceType": "spot-instances-request",
                                                 "Tags": self._tags(request.handle, request.role, contract)})
+        if request.options.get("shutdown_behavior"):  # autostop: the watchdog's shutdown stops or terminates
+            params["InstanceInitiatedShutdownBehavior"] = str(request.options["shutdown_behavior"])
         params["ClientToken"] = client_token(request.handle, params, self._launch_round)
         answer = self._run_instances(params)
         nodes = sorted((self._node(i, request.role) for i in answer["Instances"]), key=lambda n: n.index)

@@ -1,0 +1,427 @@
+"""The spending guard, from ccdsl's side: autostop and cap settings, arming the watchdog on a cluster, and
+turning what the watchdog did into the cluster's record.
+
+The deciding happens on the cluster (:mod:`ccdsl.executor.watchdog`, a stdlib-only script on node 0 or the
+manager), so a cluster stops with the user's laptop closed.  This module:
+
+- parses ``autostop="30m"``, ``down``, ``max_cost`` into an :class:`Autostop` kept in the record's settings;
+- :func:`arm` copies the watchdog to the nodes and starts it detached (re-armed after resume and reconnect,
+  replaced by ``ccdsl autostop HANDLE ...``; an old watchdog exits when its config's token changes);
+- on AWS, sets each instance's InstanceInitiatedShutdownBehavior (``stop``, or ``terminate`` with ``down``): at
+  RunInstances for a deploy, by ModifyInstanceAttribute from this machine when changed later -- the nodes hold no
+  AWS credentials;
+- :func:`reconcile_record` (called from ``deploy.reconcile``) records an autostopped cluster as interrupted, or
+  terminated with ``down``: on AWS from the instances' state, on SSH hosts from the marker the watchdog leaves;
+  the local provider's watchdog updates the records itself (:func:`local_stop`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import secrets
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
+
+from ccdsl.errors import ClusterError, ConfigError
+from ccdsl.executor import model, state as st
+
+if TYPE_CHECKING:
+    from ccdsl.executor.cluster import Cluster
+    from ccdsl.executor.config import Config
+
+log = logging.getLogger("ccdsl.executor")
+
+WATCHDOG = Path(__file__).with_name("watchdog.py")
+_LOCAL_STOP = "import sys; from ccdsl.executor.guard import _main; sys.exit(_main(sys.argv[1:]))"
+# Shell that ends the watchdog named by the pid file, if that process is still a watchdog (pids are reused).
+_KILL_OLD = ("p=$(cat {d}/watchdog.pid 2>/dev/null); [ -n \"$p\" ] && grep -q watchdog.py /proc/$p/cmdline "
+             "2>/dev/null && kill $p")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str | float | int) -> float:
+    """``"30m"``, ``"1h30m"``, ``"90s"``, ``"2d"``; a bare number is minutes (as SkyPilot's ``-i``).  Seconds."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        seconds = float(text) * 60
+    else:
+        s = str(text).strip().lower().replace(" ", "")
+        if re.fullmatch(r"\d+(\.\d+)?", s):
+            seconds = float(s) * 60
+        else:
+            parts = re.findall(r"(\d+(?:\.\d+)?)([smhd])", s)
+            if not s or "".join(n + u for n, u in parts) != s:
+                raise ConfigError(f"autostop takes a duration like 30m, 1h30m, 90s or 2d, not {text!r}")
+            seconds = sum(float(n) * _UNITS[u] for n, u in parts)
+    if seconds <= 0:
+        raise ConfigError(f"the autostop period must be positive, not {text!r}", hint="turn it off with 'off'")
+    return seconds
+
+
+@dataclass(frozen=True)
+class Autostop:
+    """What the watchdog enforces: stop after ``idle_seconds`` without activity, and/or at ``max_cost`` USD;
+    ``down`` terminates instead of stopping."""
+
+    idle: str | None = None  # as the user wrote it ("30m")
+    idle_seconds: float | None = None
+    down: bool = False
+    max_cost: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.idle_seconds is not None or self.max_cost is not None
+
+    def to_settings(self) -> dict[str, Any] | None:
+        return ({"idle": self.idle, "idle_seconds": self.idle_seconds, "down": self.down, "max_cost": self.max_cost}
+                if self.active else None)
+
+    @classmethod
+    def from_settings(cls, d: Mapping[str, Any] | None) -> "Autostop":
+        if not d:
+            return cls()
+        return cls(d.get("idle"), d.get("idle_seconds"), bool(d.get("down")), d.get("max_cost"))
+
+    def describe(self) -> str:
+        parts = [f"after {self.idle} idle" if self.idle else "", f"at ${self.max_cost:g}" if self.max_cost else ""]
+        what = "terminates" if self.down else "stops"
+        return f"{what} " + " or ".join(p for p in parts if p) if self.active else "off"
+
+
+def make(autostop: str | float | None = None, down: bool = False, max_cost: float | None = None) -> Autostop:
+    """Validated settings (ConfigError for a bad duration or cap)."""
+    if isinstance(autostop, str) and autostop.strip().lower() in ("off", "none", ""):
+        autostop = None
+    seconds = parse_duration(autostop) if autostop is not None else None
+    idle = (autostop if isinstance(autostop, str) else f"{float(autostop):g}m") if autostop is not None else None
+    if max_cost is not None:
+        try:
+            max_cost = float(max_cost)
+        except (TypeError, ValueError):
+            raise ConfigError(f"max_cost is a number of US dollars, not {max_cost!r}") from None
+        if not max_cost > 0:
+            raise ConfigError(f"max_cost must be positive, not {max_cost:g}")
+    if down and seconds is None and max_cost is None:
+        raise ConfigError("--down needs --autostop or --max-cost: it says what happens when the cluster stops")
+    return Autostop(idle, seconds, bool(down), max_cost)
+
+
+def shutdown_behavior(a: Autostop) -> str | None:
+    """The EC2 InstanceInitiatedShutdownBehavior a deploy sets (None: leave EC2's default)."""
+    return ("terminate" if a.down else "stop") if a.active else None
+
+
+# -- arming ---------------------------------------------------------------------------------------------------------
+def local_dir(handle: str) -> Path:
+    d = st.data_dir() / "autostop" / handle
+    d.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return d
+
+
+def _watch_config(cluster: "Cluster", a: Autostop, directory: str, action: str) -> dict[str, Any]:
+    from ccdsl.executor import cost
+
+    c = cost.estimate(cluster.state, cluster.record)
+    return {"handle": cluster.handle, "dir": directory, "token": secrets.token_hex(8), "action": action,
+            "idle": a.idle, "idle_seconds": a.idle_seconds, "down": a.down, "max_cost": a.max_cost,
+            "price_per_hour": c.price_per_hour, "spent_before": c.cost_so_far or 0.0,
+            "interval": cluster.config.autostop.check_interval,
+            "shutdown_command": cluster.config.autostop.shutdown_command, "armed_at": time.time()}
+
+
+def arm(cluster: "Cluster", a: Autostop | None = None) -> None:
+    """Start (or replace) the watchdog with ``a`` (default: the record's settings); stop it when ``a`` is off."""
+    if a is None:
+        a = Autostop.from_settings(cluster.record.settings.get("autostop"))
+    if not a.active:
+        disarm(cluster)
+        return
+    if cluster.provider == "local":
+        _arm_local(cluster, a)
+    else:
+        _arm_remote(cluster, a)
+    cluster.state.journal(cluster.handle, "autostop-armed", **(a.to_settings() or {}))
+
+
+def _arm_local(cluster: "Cluster", a: Autostop) -> None:
+    _stop_local_watchdog(cluster.handle)
+    d = local_dir(cluster.handle)
+    cfg = _watch_config(cluster, a, str(d), "local")
+    cfg.update(interactive=False, local_command=[sys.executable, "-c", _LOCAL_STOP, "local-stop",
+                                                 cluster.handle])
+    path = d / "autostop.json"
+    path.write_text(json.dumps(cfg))
+    os.chmod(path, 0o600)
+    (d.parent / f"{cluster.handle}.autostop").unlink(missing_ok=True)
+    env = {**os.environ, "CCDSL_DATA_DIR": str(st.data_dir())}
+    if cluster.config.source:
+        env["CCDSL_CONFIG"] = cluster.config.source
+    with open(d / "watchdog.out", "ab") as out:  # the watchdog daemonizes: this returns at once
+        subprocess.run([sys.executable, str(WATCHDOG), "run", str(path)], stdin=subprocess.DEVNULL, stdout=out,
+                       stderr=out, env=env, start_new_session=True, close_fds=True, check=False, timeout=60)
+
+
+def _stop_local_watchdog(handle: str) -> None:
+    d = st.data_dir() / "autostop" / handle
+    (d / "autostop.json").unlink(missing_ok=True)  # a watchdog that survives the kill exits at its next check
+    try:
+        pid = int((d / "watchdog.pid").read_text())
+    except (OSError, ValueError):
+        return
+    if pid in (os.getpid(), os.getppid()):
+        return  # the watchdog itself is stopping the cluster
+    try:
+        if "watchdog.py" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace"):
+            os.kill(pid, signal.SIGTERM)
+    except (OSError, ValueError):
+        pass
+
+
+def _home(cluster: "Cluster") -> tuple[model.Node, list[model.Node], model.Node | None]:
+    """(where the watchdog runs: the manager or worker 0, the other nodes, the manager)."""
+    from ccdsl.executor.cluster import split_roles
+
+    workers, manager = split_roles(cluster.nodes())
+    if not workers and manager is None:
+        raise ClusterError(f"cluster {cluster.handle} has no nodes to watch")
+    home = manager or workers[0]
+    others = [n for n in [*([manager] if manager else []), *workers] if n.instance_id != home.instance_id]
+    return home, others, manager
+
+
+def _ssh_pool(cluster: "Cluster", manager: model.Node | None) -> Any:
+    from ccdsl.executor import mpi, ssh
+    from ccdsl.executor.cluster import known_hosts_path
+
+    _, options = mpi.options_from_config(cluster.config, known_hosts=known_hosts_path(cluster.handle))
+    return ssh.Connections(options, jump=manager)
+
+
+def _arm_remote(cluster: "Cluster", a: Autostop) -> None:
+    from ccdsl.executor import mpi, ssh
+
+    home, others, manager = _home(cluster)
+    action = "shutdown" if cluster.provider == "aws" else "release"
+    source = WATCHDOG.read_bytes()
+    pool = _ssh_pool(cluster, manager)
+    try:
+        def ship(node: model.Node) -> None:  # every node gets the script: the watchdog probes them with it
+            ssh.put(pool.get(node), source, f"{_dir(node)}/watchdog.py", mode=0o644, node=node)
+
+        mpi._parallel(ship, [home, *others])
+        d = _dir(home)
+        cfg = _watch_config(cluster, a, d, action)
+        cfg["peers"] = [{"address": n.private_address or n.address, "port": n.port, "dir": _dir(n),
+                         "python": n.extra.get("python", "python3")} for n in others]
+        if action == "release":
+            mopts, _ = mpi.options_from_config(cluster.config)
+            cfg["unauthorize_command"] = mpi._authorize_command(mopts.authorized_keys, cluster.handle, None)
+        client = pool.get(home)
+        ssh.put(client, json.dumps(cfg).encode(), f"{d}/autostop.json", mode=0o600, node=home)
+        q = shlex.quote
+        python = home.extra.get("python", cluster.config.mpi.python)
+        start = (f"{_KILL_OLD.format(d=q(d))}; rm -f {q(d + '.autostop')}; cd {q(d)} && {q(python)} "
+                 f"{q(d)}/watchdog.py run {q(d)}/autostop.json >> {q(d)}/watchdog.out 2>&1 </dev/null")
+        ssh.run(client, start, node=home, check=True, timeout=cluster.config.ssh.command_timeout)
+    finally:
+        pool.close()
+
+
+def _dir(node: model.Node) -> str:
+    d = node.extra.get("ccdsl_dir")
+    if not d:
+        raise ClusterError(f"{node.role} {node.index} ({node.instance_id}) was not prepared by ccdsl: no cluster "
+                           "directory to run the watchdog in")
+    return str(d)
+
+
+def disarm(cluster: "Cluster") -> None:
+    """Stop the watchdog (it also exits by itself at its next check once its config is gone)."""
+    if cluster.provider == "local":
+        _stop_local_watchdog(cluster.handle)
+        return
+    if cluster.status != st.RUNNING:
+        return  # stopped nodes run no watchdog; resume arms from the record's settings
+    from ccdsl.executor import ssh
+
+    home, _, manager = _home(cluster)
+    d = shlex.quote(_dir(home))
+    pool = _ssh_pool(cluster, manager)
+    try:
+        ssh.run(pool.get(home), f"rm -f {d}/autostop.json; {_KILL_OLD.format(d=d)}; true", node=home,
+                timeout=cluster.config.ssh.command_timeout)
+    finally:
+        pool.close()
+
+
+def set_autostop(cluster: "Cluster", a: Autostop) -> None:
+    """Change a cluster's autostop: record it, set the AWS shutdown behaviour to match, re-arm the watchdog."""
+    record = cluster.record
+    if record.status not in (st.RUNNING, st.INTERRUPTED):
+        raise ClusterError(f"cannot set autostop on cluster {cluster.handle}: it is {record.status}")
+    if cluster.provider == "aws" and a.active:
+        _check_spot(cluster.config, a)
+        provider = cluster._provider()
+        for n in cluster.nodes():
+            provider.call("modify_instance_attribute", InstanceId=n.instance_id,
+                          Attribute="instanceInitiatedShutdownBehavior", Value=shutdown_behavior(a))
+    cluster.state.update_cluster(cluster.handle, settings={"autostop": a.to_settings()})
+    if record.status == st.RUNNING:
+        arm(cluster, a)
+
+
+def _check_spot(config: "Config", a: Autostop) -> None:
+    if a.down and config.aws.spot:
+        raise ConfigError("--down is not available for spot clusters: their persistent spot requests would launch "
+                          "replacements for terminated instances", hint="use autostop without --down (stop)")
+
+
+def check_deploy(config: "Config", a: Autostop, provider: str) -> None:
+    if provider == "aws":
+        _check_spot(config, a)
+
+
+# -- activity from ccdsl's side --------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def busy(cluster: "Cluster") -> Iterator[None]:
+    """Mark the cluster busy during a run on the local provider (remote runs are seen by their processes)."""
+    if cluster.provider != "local" or not cluster.record.settings.get("autostop"):
+        yield
+        return
+    marks = local_dir(cluster.handle) / "activity"
+    marks.mkdir(exist_ok=True)
+    mark = marks / f"{os.getpid()}.busy"
+    mark.touch()
+    try:
+        yield
+    finally:
+        mark.unlink(missing_ok=True)
+        (marks / "last-run").touch()
+
+
+def warn_near_cap(cluster: "Cluster") -> str | None:
+    """The 80 % warning of the spending cap, logged before a run (None when below)."""
+    from ccdsl.executor import cost
+
+    record = cluster.record
+    if not (record.settings.get("autostop") or {}).get("max_cost"):
+        return None
+    warning = cost.estimate(cluster.state, record).warning
+    if warning:
+        log.warning("cluster %s %s", cluster.handle, warning)
+    return warning
+
+
+# -- reconciliation -------------------------------------------------------------------------------------------------
+def stopped_note(record: st.ClusterRecord) -> str:
+    """Why all nodes of a running cluster are stopped, when nobody asked ccdsl to stop them."""
+    a = Autostop.from_settings(record.settings.get("autostop"))
+    if not a.active:
+        return "its nodes were stopped outside ccdsl"
+    return f"autostopped: its watchdog shut the nodes down (it {a.describe()})"
+
+
+def reconcile_record(record: st.ClusterRecord, provider: Any, state: st.State, config: "Config") -> bool:
+    """Record what the watchdog of a running cluster did; True when the record was changed here."""
+    a = Autostop.from_settings(record.settings.get("autostop"))
+    if not a.active or record.status != st.RUNNING:
+        return False
+    if provider.name == "aws":
+        ours = [n for n in state.nodes(record.handle) if n.instance_id.startswith("i-")]
+        if ours and not provider.describe(record.handle):  # every instance terminated: the watchdog's --down
+            provider.terminate(record.handle, ours)  # the security group and key pair go too
+            _ended(record, state, st.TERMINATED, f"autostopped and terminated (--down): its watchdog shut the "
+                                                 f"nodes down (it {a.describe()}); the rest was removed")
+            return True
+        return False
+    if provider.name == "ssh":
+        marker = _ssh_marker(record, state, config)
+        if marker is None:
+            return False
+        reason = marker.get("reason", "")
+        if a.down:
+            provider.terminate(record.handle, state.nodes(record.handle))
+            _ended(record, state, st.TERMINATED, f"autostopped and released (--down): {reason}")
+        else:
+            _ended(record, state, st.INTERRUPTED, f"autostopped: {reason}; ccdsl's processes were ended (the hosts "
+                                                  "are not ours to stop)")
+        return True
+    return False
+
+
+def _ended(record: st.ClusterRecord, state: st.State, status: str, note: str) -> None:
+    node_state = model.TERMINATED if status == st.TERMINATED else model.STOPPED
+    state.set_nodes(record.handle, [replace(n, state=node_state) for n in state.nodes(record.handle)])
+    state.clear_workers(record.handle)
+    state.update_cluster(record.handle, status=status, note=note)
+    state.journal(record.handle, "autostopped", status=status, note=note)
+    log.warning("%s: %s", record.handle, note)
+
+
+def _ssh_marker(record: st.ClusterRecord, state: st.State, config: "Config") -> dict[str, Any] | None:
+    """The ``<handle>.autostop`` marker the watchdog left beside the cluster dir on its node, if any."""
+    from dataclasses import replace as dc_replace
+
+    from ccdsl.executor import mpi, ssh
+    from ccdsl.executor.cluster import known_hosts_path, split_roles
+
+    workers, manager = split_roles(state.nodes(record.handle))
+    home = manager or (workers[0] if workers else None)
+    if home is None or not home.extra.get("ccdsl_dir"):
+        return None
+    _, options = mpi.options_from_config(config, known_hosts=known_hosts_path(record.handle))
+    options = dc_replace(options, connect_timeout=min(options.connect_timeout, 5.0))
+    try:
+        with ssh.Connections(options) as pool:
+            res = ssh.run(pool.get(home), f"cat {shlex.quote(home.extra['ccdsl_dir'] + '.autostop')} 2>/dev/null",
+                          node=home, timeout=15)
+    except Exception as exc:  # noqa: BLE001 - a host that does not answer: nothing learned
+        log.debug("cannot read the autostop marker of %s: %s", record.handle, exc)
+        return None
+    try:
+        return json.loads(res.stdout) if res.code == 0 and res.stdout.strip() else None
+    except ValueError:
+        return None
+
+
+def local_stop(handle: str) -> int:
+    """What the local provider's watchdog runs: interrupt (or with ``down`` terminate) the cluster in the records."""
+    from ccdsl.executor.cluster import Cluster
+
+    marker = st.data_dir() / "autostop" / f"{handle}.autostop"
+    try:
+        reason = json.loads(marker.read_text()).get("reason", "")
+    except (OSError, ValueError):
+        reason = ""
+    cluster = Cluster(handle)
+    if cluster.status != st.RUNNING:
+        return 0
+    a = Autostop.from_settings(cluster.record.settings.get("autostop"))
+    if a.down:
+        cluster.terminate()
+        cluster.state.update_cluster(handle, note=f"autostopped and terminated (--down): {reason}")
+    else:
+        cluster.interrupt()
+        cluster.state.update_cluster(handle, note=f"autostopped: {reason}")
+    cluster.state.journal(handle, "autostopped", reason=reason)
+    return 0
+
+
+def _main(argv: list[str]) -> int:
+    if len(argv) == 2 and argv[0] == "local-stop":
+        return local_stop(argv[1])
+    print("usage: local-stop HANDLE", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

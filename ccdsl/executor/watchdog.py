@@ -1,0 +1,339 @@
+"""The autostop watchdog: a small process on node 0 (or the manager) that stops an idle or over-budget cluster.
+
+Why on the cluster: the user's laptop may be closed; a cluster that forgets to stop costs until someone notices.
+This file is shipped to the nodes as it is and run with their python (standard library only, no ccdsl import):
+
+    python3 watchdog.py run  <cluster dir>/autostop.json    # watch, then act (detaches from the SSH session)
+    python3 watchdog.py probe <cluster dir> <handle>         # print this node's activity as JSON and exit
+    python3 watchdog.py kill  <cluster dir>                  # end ccdsl's processes on this node
+
+**Busy** means any of, on this node: a ccdsl run or script (a process whose command line names the cluster's
+rank bootstrap ``/<handle>/ccdsl_rank_``), an interactive SSH session (a process on a pseudo-terminal whose
+ancestor is ``sshd``, in this node's network namespace), or an activity marker: a file in ``<cluster
+dir>/activity/`` (anything a ccdsl component touches while working -- engine tasks, local runs).  A marker
+named ``<pid>.busy`` counts while that process lives; any other marker counts from its modification time.
+Before acting on idleness the other nodes are probed once (over the cluster's internal SSH), so an interactive
+session on worker 3 keeps the cluster alive too.
+
+**Acting** (``action`` in the config):
+
+- ``shutdown`` (AWS): run ``shutdown_command`` (default ``sudo shutdown -h now``) on every other node, then here.
+  EC2 stops or terminates each instance as its InstanceInitiatedShutdownBehavior, set at launch, says: no AWS
+  credentials live on the nodes.
+- ``release`` (SSH hosts, never shut down): end ccdsl's processes on every node; with ``down`` also remove the
+  cluster's files and internal key.  The machines keep running.
+- ``local``: run ``local_command`` (ccdsl's own interrupt/terminate of the cluster on this machine).
+
+Before acting it writes ``<handle>.autostop`` (JSON: reason, time) next to the cluster dir, for reconciliation.
+The spending cap: ``spent_before`` + ``price_per_hour`` × hours since the watchdog started; a warning is written
+to the status file at 80 %, and it acts when the estimate reaches ``max_cost``.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+WARN_FRACTION = 0.8
+
+
+# -- activity -----------------------------------------------------------------------------------------------------
+def _read(path, mode="r"):
+    try:
+        with open(path, mode) as f:
+            return f.read()
+    except (OSError, IOError):
+        return None
+
+
+def _processes():
+    """pid -> (ppid, tty_nr, comm, cmdline) of every process we may read."""
+    out = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        stat = _read("/proc/%s/stat" % name)
+        if not stat:
+            continue
+        try:
+            comm = stat[stat.index("(") + 1:stat.rindex(")")]
+            fields = stat[stat.rindex(")") + 2:].split()
+            ppid, tty = int(fields[1]), int(fields[4])
+        except (ValueError, IndexError):
+            continue
+        raw = _read("/proc/%s/cmdline" % name, "rb") or b""
+        out[int(name)] = (ppid, tty, comm, raw.replace(b"\0", b" ").decode("utf-8", "replace"))
+    return out
+
+
+def _same_netns(pid):
+    try:
+        return os.readlink("/proc/%d/ns/net" % pid) == os.readlink("/proc/self/ns/net")
+    except OSError:
+        return True  # another user's process on a real node: it is on this node
+
+
+def _mine():
+    """This process and its ancestors (their command lines name the cluster dir too)."""
+    pids, pid = set(), os.getpid()
+    procs = _processes()
+    while pid and pid not in pids:
+        pids.add(pid)
+        pid = procs.get(pid, (0,))[0]
+    return pids
+
+
+def activity(directory, handle, interactive=True):
+    """Why this node is busy now (a list of reasons; empty: idle) and the newest marker time.  ``interactive``:
+    count interactive SSH sessions (not on the local provider, where they are the user's own terminals)."""
+    reasons, newest = [], 0.0
+    procs = _processes()
+    mine = _mine()
+    needle = "/%s/ccdsl_rank_" % handle
+    for pid, (ppid, tty, comm, cmd) in procs.items():
+        if pid in mine:
+            continue
+        if needle in cmd:
+            reasons.append("ccdsl run (pid %d)" % pid)
+            continue
+        if interactive and tty and _under_sshd(pid, procs) and _same_netns(pid):
+            reasons.append("interactive SSH session (pid %d %s)" % (pid, comm))
+    marks = os.path.join(directory, "activity")
+    try:
+        names = os.listdir(marks)
+    except OSError:
+        names = []
+    for name in names:
+        path = os.path.join(marks, name)
+        if name.endswith(".busy"):
+            stem = name[:-5]
+            if stem.isdigit() and not _alive(int(stem)):
+                continue
+            reasons.append("busy marker %s" % name)
+        try:
+            newest = max(newest, os.path.getmtime(path))
+        except OSError:
+            pass
+    return reasons, newest
+
+
+def _under_sshd(pid, procs):
+    seen = set()
+    pid = procs.get(pid, (0,))[0]
+    while pid and pid not in seen:
+        seen.add(pid)
+        entry = procs.get(pid)
+        if entry is None:
+            return False
+        if entry[2].startswith("sshd"):
+            return True
+        pid = entry[0]
+    return False
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# -- the other nodes ----------------------------------------------------------------------------------------------
+def _ssh(config, peer, command, timeout=30):
+    argv = ["ssh", "-F", os.path.join(config["dir"], "ssh_config"), "-p", str(peer.get("port", 22)),
+            peer["address"], command]
+    try:
+        res = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             timeout=timeout)
+        out = res.stdout.decode("utf-8", "replace")
+        return res.returncode, out if res.returncode == 0 else out + res.stderr.decode("utf-8", "replace")
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return -1, str(exc)
+
+
+def peers_busy(config):
+    """Reasons any other node is busy (its own probe, over the cluster's internal SSH)."""
+    reasons = []
+    for peer in config.get("peers", []):
+        script = os.path.join(peer["dir"], "watchdog.py")
+        code, out = _ssh(config, peer, "%s %s probe %s %s" % (_q(peer.get("python") or "python3"), _q(script),
+                                                              _q(peer["dir"]), _q(config["handle"])))
+        if code != 0:
+            continue  # a node that does not answer is not busy
+        try:
+            found = json.loads(out.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            continue
+        reasons += ["%s on %s" % (r, peer["address"]) for r in found.get("reasons", [])]
+    return reasons
+
+
+def _q(text):
+    return "'" + str(text).replace("'", "'\\''") + "'"
+
+
+# -- acting ---------------------------------------------------------------------------------------------------------
+def _kill_ours(directory):
+    """End every process of this node whose command line names the cluster dir, except this one, its ancestors and
+    a running watchdog.  Where nodes share a process table (the test hosts: network namespaces of one machine),
+    only this node's network namespace counts, and a peer never ends node 0's watchdog."""
+    needle = directory.rstrip("/") + "/"
+    spare = _mine()
+    for pid, (_, _, _, cmd) in _processes().items():
+        if pid not in spare and needle in cmd and "watchdog.py run" not in cmd and _same_netns(pid):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except OSError:
+                pass
+
+
+def act(config, reason, log):
+    """Stop the cluster the way its provider allows.  Returns after the commands ran (a real shutdown does not
+    let it return)."""
+    directory = config["dir"]
+    marker = directory.rstrip("/") + ".autostop"
+    with open(marker + ".tmp", "w") as f:
+        json.dump({"handle": config["handle"], "reason": reason, "at": time.time(), "action": config["action"],
+                   "down": bool(config.get("down"))}, f)
+    os.replace(marker + ".tmp", marker)
+    action = config["action"]
+    log("acting (%s): %s" % (action, reason))
+    if action == "shutdown":
+        command = config.get("shutdown_command") or "sudo shutdown -h now"
+        for peer in config.get("peers", []):
+            code, out = _ssh(config, peer, command)
+            log("peer %s: %s -> %s %s" % (peer["address"], command, code, out.strip()[-200:]))
+        res = subprocess.run(command, shell=True, stdin=subprocess.DEVNULL)
+        log("here: %s -> %s" % (command, res.returncode))
+    elif action == "release":  # hosts that are not ours: end our processes; with down, remove our files too
+        for peer in config.get("peers", []):
+            script = os.path.join(peer["dir"], "watchdog.py")
+            code, out = _ssh(config, peer, "%s %s kill %s" % (_q(peer.get("python") or "python3"), _q(script),
+                                                              _q(peer["dir"])))
+            log("peer %s: ccdsl's processes ended -> %s %s" % (peer["address"], code, out.strip()[-300:]))
+        _kill_ours(directory)
+        log("here: ccdsl's processes ended")
+        if config.get("down"):
+            unauthorize = config.get("unauthorize_command") or "true"
+            for peer in config.get("peers", []):
+                code, out = _ssh(config, peer, "rm -rf %s; %s" % (_q(peer["dir"]), unauthorize))
+                log("peer %s: files removed -> %s" % (peer["address"], code))
+            subprocess.run("rm -rf %s; %s" % (_q(directory), unauthorize), shell=True, stdin=subprocess.DEVNULL)
+            log("here: files removed")
+    elif action == "local":
+        res = subprocess.run(config["local_command"], stdin=subprocess.DEVNULL)
+        log("local: %s -> %s" % (" ".join(config["local_command"]), res.returncode))
+    else:
+        log("unknown action %r: nothing done" % action)
+
+
+# -- the loop -------------------------------------------------------------------------------------------------------
+def _write_json(path, data):
+    tmp = path + ".tmp"
+    try:
+        with open(tmp, "w") as f:
+            json.dump(data, f)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # the cluster dir is gone (released): nothing to report into
+
+
+def watch(config_path):
+    with open(config_path) as f:
+        config = json.load(f)
+    directory, token = config["dir"], config["token"]
+    status_path = os.path.join(directory, "autostop.status")
+    log_file = open(os.path.join(directory, "watchdog.log"), "a")
+
+    def log(text):
+        try:
+            log_file.write("%s %s\n" % (time.strftime("%Y-%m-%dT%H:%M:%S"), text))
+            log_file.flush()
+        except (OSError, ValueError):
+            pass
+
+    def still_armed():
+        current = _read(config_path)
+        try:
+            return current is not None and json.loads(current).get("token") == token
+        except ValueError:
+            return False
+
+    idle = config.get("idle_seconds")
+    cap, rate = config.get("max_cost"), config.get("price_per_hour")
+    spent_before = float(config.get("spent_before") or 0.0)
+    interval = float(config.get("interval") or 60.0)
+    start = time.time()
+    last_active = start
+    warned = False
+    log("watching %s: idle %s s, cap %s, $%s/h" % (config["handle"], idle, cap, rate))
+    while True:
+        if not still_armed():
+            log("disarmed")
+            return 0
+        now = time.time()
+        reasons, newest = activity(directory, config["handle"], config.get("interactive", True))
+        if reasons:
+            last_active = now
+        last_active = max(last_active, min(newest, now))
+        spent = spent_before + (float(rate) * (now - start) / 3600.0 if rate is not None else 0.0)
+        if cap is not None and rate is not None and not warned and spent >= WARN_FRACTION * float(cap):
+            warned = True
+            log("spending warning: $%.4f of the $%s cap" % (spent, cap))
+        _write_json(status_path, {"pid": os.getpid(), "token": token, "checked_at": now, "last_active": last_active,
+                                  "busy": reasons, "spent": spent, "warned": warned})
+        why = None
+        if cap is not None and rate is not None and spent >= float(cap):
+            why = "spending cap reached ($%.2f of $%.2f)" % (spent, float(cap))
+        elif idle is not None and now - last_active >= float(idle):
+            others = peers_busy(config)
+            if others:
+                last_active = time.time()
+                log("idle here, but busy elsewhere: %s" % "; ".join(others))
+            else:
+                why = "idle for %s (no run, script, engine task or interactive SSH session)" % config.get(
+                    "idle", "%ss" % idle)
+        if why:
+            act(config, why, log)
+            _write_json(status_path, {"pid": os.getpid(), "token": token, "checked_at": time.time(),
+                                      "acted": why, "spent": spent, "warned": warned})
+            return 0
+        time.sleep(interval)
+
+
+def _daemonize(directory):
+    """Leave the caller: fork twice with a new session in between and SIGHUP ignored, so the SSH session that
+    started the watchdog returns at once, and a dropped connection does not end it.  Returns in the daemon only."""
+    if os.fork() > 0:
+        os._exit(0)
+    os.setsid()
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    if os.fork() > 0:
+        os._exit(0)
+    _write_json(os.path.join(directory, "watchdog.pid"), os.getpid())
+
+
+def main(argv):
+    if len(argv) >= 3 and argv[1] == "probe":
+        reasons, newest = activity(argv[2], argv[3] if len(argv) > 3 else "")
+        print(json.dumps({"reasons": reasons, "newest_marker": newest}))
+        return 0
+    if len(argv) == 3 and argv[1] == "kill":
+        _kill_ours(argv[2])
+        return 0
+    if len(argv) == 3 and argv[1] == "run":
+        with open(argv[2]) as f:
+            directory = json.load(f)["dir"]
+        _daemonize(directory)
+        return watch(argv[2])
+    sys.stderr.write("usage: watchdog.py run CONFIG | probe DIR HANDLE | kill DIR\n")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
