@@ -323,11 +323,17 @@ def test_ec2_autostop_down_set_later_and_reconciled_after_out_of_band_terminatio
         assert shutdown_behaviour(ec2, ids) == {"stop"}  # EC2's default: nothing was asked at deploy
         ccdsl.autostop(c.handle, "1h", down=True, config=aws_config)
         assert shutdown_behaviour(ec2, ids) == {"terminate"}  # changed from here: the nodes hold no credentials
+        ccdsl.autostop(c.handle, "off", config=aws_config)
+        assert shutdown_behaviour(ec2, ids) == {"stop"} and not watchdogs_of(c.handle)
+        ccdsl.autostop(c.handle, "1h", down=True, config=aws_config)
         assert st.State().get_cluster(c.handle).settings["autostop"]["down"] is True
         ec2.terminate_instances(InstanceIds=ids)  # what the watchdog's shutdown does with 'terminate'
         record = status_of(c.handle, aws_config)
         assert record.status == "terminated" and "autostopped and terminated" in record.note
         assert tagged(ec2, c.handle) == {}  # the security group and key pair went too
+        assert main(["cost-report", "--json"]) == 0
+        (row,) = json.loads(capsys.readouterr().out)["clusters"]
+        assert row["status"] == "terminated" and row["price_per_hour"] > 0
     finally:
         if st.State().get_cluster(c.handle).status != "terminated":
             ccdsl.terminate(c.handle, config=aws_config)

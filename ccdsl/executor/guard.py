@@ -268,12 +268,12 @@ def set_autostop(cluster: "Cluster", a: Autostop) -> None:
     record = cluster.record
     if record.status not in (st.RUNNING, st.INTERRUPTED):
         raise ClusterError(f"cannot set autostop on cluster {cluster.handle}: it is {record.status}")
-    if cluster.provider == "aws" and a.active:
+    if cluster.provider == "aws":  # off, or without down: back to 'stop', so a shutdown never terminates
         _check_spot(cluster.config, a)
         provider = cluster._provider()
         for n in cluster.nodes():
             provider.call("modify_instance_attribute", InstanceId=n.instance_id,
-                          Attribute="instanceInitiatedShutdownBehavior", Value=shutdown_behavior(a))
+                          Attribute="instanceInitiatedShutdownBehavior", Value=shutdown_behavior(a) or "stop")
     cluster.state.update_cluster(cluster.handle, settings={"autostop": a.to_settings()})
     if record.status == st.RUNNING:
         arm(cluster, a)
