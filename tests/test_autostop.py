@@ -111,6 +111,23 @@ def test_local_busy_then_idle_interrupts(data_dir):
             ccdsl.terminate(c)
 
 
+def test_local_engine_task_longer_than_the_period_keeps_it_alive(data_dir):
+    """An ipyparallel engine task counts as activity for as long as it runs (the engines' '<pid>.busy' flag)."""
+    pytest.importorskip("ipyparallel")
+    config = Config.from_dict({"autostop": {"check_interval": INTERVAL}})
+    c = ccdsl.deploy(ccdsl.cluster(node_provider="Local", node_count=2), config=config, autostop="3s")
+    try:
+        rc = c.engines()
+        task = rc[:].apply_async(time.sleep, 7)
+        time.sleep(5)
+        assert c.status == "running"  # more than the period into the task
+        task.get(timeout=30)
+        wait_for(lambda: c.status == "interrupted", 30, "autostop after the engine task")
+    finally:
+        if c.status != "terminated":
+            ccdsl.terminate(c)
+
+
 def test_warning_at_80_percent_in_clusters_and_at_the_next_run(data_dir, capsys, tmp_path):
     plan = Plan("local", (NodeRequest("", "worker", "localhost", 1, options={"price_per_node_hour": 36.0}),))
     c = ccdsl.deploy(plan, max_cost=10.0)  # $0.01 per second: the cap is 1000 s away

@@ -297,13 +297,14 @@ class Cluster:
         >>> rc[0].pull("s")                                                                   # doctest: +SKIP
         6
         """
-        from ccdsl.executor import engines
+        from ccdsl.executor import engines, guard
 
         with self._lock:
             self._require(st.RUNNING, action="start engines on")
             if self._engines is None:
                 self._engines = engines.Engines(self)
-            return self._engines.client_for(timeout)
+            with guard.busy(self):  # starting engines is activity: autostop must not end them half-started
+                return self._engines.client_for(timeout)
 
     def stop_engines(self) -> None:
         """Stop the engines and their controller on every node (the next ``engines()`` starts fresh ones)."""

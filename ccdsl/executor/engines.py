@@ -191,6 +191,8 @@ def _controller_args(python: str, profile: str, address: str) -> list[str]:
 # Run in every engine at start (``--IPEngine.startup_command``): while the engine handles a request (execute,
 # apply, ...), keep touching ``$CCDSL_ACTIVITY_DIR/engine-<pid>`` (at the start, every 30 s, at the end), so an
 # autostop watchdog on the node sees engine tasks, long ones included, as activity.  Idle engines touch nothing.
+# ``<pid>.busy`` exists while a request runs: the watchdog counts it as activity for as long as the engine
+# process lives, whatever the idle period (a task longer than the period keeps the cluster up).
 _ACTIVITY_HOOK = """
 def _ccdsl_activity():
     import os, threading, time
@@ -198,7 +200,16 @@ def _ccdsl_activity():
     if not d:
         return
     path = os.path.join(d, "engine-%d" % os.getpid())
+    flag = os.path.join(d, "%d.busy" % os.getpid())
     busy = [0]
+    def mark(on):
+        try:
+            if on:
+                open(flag, "a").close()
+            else:
+                os.unlink(flag)
+        except OSError:
+            pass
     def touch():
         try:
             os.makedirs(d, exist_ok=True)
@@ -218,10 +229,13 @@ def _ccdsl_activity():
     def pre_hook():
         busy[0] += 1
         touch()
+        mark(True)
         pre()
     def post_hook():
         busy[0] = max(0, busy[0] - 1)
         touch()
+        if not busy[0]:
+            mark(False)
         post()
     kernel.pre_handler_hook, kernel.post_handler_hook = pre_hook, post_hook
 _ccdsl_activity()

@@ -293,7 +293,8 @@ def check_deploy(config: "Config", a: Autostop, provider: str) -> None:
 # -- activity from ccdsl's side --------------------------------------------------------------------------------------
 @contextlib.contextmanager
 def busy(cluster: "Cluster") -> Iterator[None]:
-    """Mark the cluster busy during a run on the local provider (remote runs are seen by their processes)."""
+    """Mark the cluster busy during a run (or an engine start) on the local provider; remote runs are seen by
+    their processes."""
     if cluster.provider != "local" or not cluster.record.settings.get("autostop"):
         yield
         return

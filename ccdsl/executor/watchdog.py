@@ -170,6 +170,9 @@ def peers_busy(config):
         except (ValueError, IndexError):
             continue
         reasons += ["%s on %s" % (r, peer["address"]) for r in found.get("reasons", [])]
+        since = found.get("marker_age")  # seconds since the peer's newest marker, on the peer's own clock
+        if since is not None and config.get("idle_seconds") is not None and since < float(config["idle_seconds"]):
+            reasons.append("activity marker %.0f s ago on %s" % (since, peer["address"]))
     return reasons
 
 
@@ -321,7 +324,7 @@ def _daemonize(directory):
 def main(argv):
     if len(argv) >= 3 and argv[1] == "probe":
         reasons, newest = activity(argv[2], argv[3] if len(argv) > 3 else "")
-        print(json.dumps({"reasons": reasons, "newest_marker": newest}))
+        print(json.dumps({"reasons": reasons, "marker_age": time.time() - newest if newest else None}))
         return 0
     if len(argv) == 3 and argv[1] == "kill":
         _kill_ours(argv[2])
