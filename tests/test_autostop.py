@@ -96,6 +96,25 @@ def test_cli_rejects_a_bad_period_with_a_message(data_dir, tmp_path, capsys):
     assert st.State().list_clusters(live_only=False) == []
 
 
+def test_cli_deploy_with_autostop_then_change_and_turn_off(data_dir, tmp_path, capsys):
+    f = tmp_path / "c.ccc"
+    f.write_text('c = @cluster(node_provider => Local, node_count => 1)\n')
+    assert main(["deploy", str(f), "--quiet", "--autostop", "30m", "--max-cost", "5"]) == 0
+    handle = capsys.readouterr().out.strip()
+    assert len(watchdogs_of(handle)) == 1
+    assert main(["clusters", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["autostop"] == {"idle": "30m", "idle_seconds": 1800.0, "down": False, "max_cost": 5.0}
+    assert row["max_cost"] == 5.0 and row["started_at"] and row["cost_so_far"] == 0.0
+    assert main(["autostop", handle, "1h", "--down"]) == 0
+    assert capsys.readouterr().out.strip() == f"{handle}: autostop terminates after 1h idle"
+    wait_for(lambda: len(watchdogs_of(handle)) == 1, 10, "one watchdog: replaced, not added")
+    assert main(["autostop", handle, "off"]) == 0
+    assert capsys.readouterr().out.strip() == f"{handle}: autostop off"
+    wait_for(lambda: not watchdogs_of(handle), 10, "the watchdog to stop")
+    assert main(["terminate", handle]) == 0
+
+
 # -- local provider -------------------------------------------------------------------------------------------------
 def test_local_busy_then_idle_interrupts(data_dir):
     config = Config.from_dict({"autostop": {"check_interval": INTERVAL}})
