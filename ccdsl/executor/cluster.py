@@ -262,12 +262,15 @@ class Cluster:
                     stream: Callable[[str, str], None] | None = None) -> int:
         """Run a command line as ``ccdsl run`` takes it (:mod:`ccdsl.executor.program`): ``python`` with a script,
         ``-c`` or ``-m`` and its options, or any other program once per rank.  Returns the exit code."""
-        from ccdsl.executor import mpi
+        from ccdsl.executor import guard, mpi
         from ccdsl.executor.program import parse
 
         program = parse([str(a) for a in argv])
         with self._lock:
-            return self._get_launcher().run_program(program, np, stream=stream or mpi.print_stream)
+            launcher = self._get_launcher()
+            guard.warn_near_cap(self)
+            with guard.busy(self):
+                return launcher.run_program(program, np, stream=stream or mpi.print_stream)
 
     def _get_launcher(self) -> Any:
         from ccdsl.executor import mpi
