@@ -48,6 +48,7 @@ def test_billable_seconds_count_only_running_states():
          st.StatusChange(st.RUNNING, 1000.0), st.StatusChange(st.TERMINATED, 1030.0)]
     assert cost.billable_seconds(h, now=5000.0) == 10 + 60 + 30
     assert cost.billable_seconds(h[:4], now=1100.0) == 10 + 60 + 100  # still running: up to now
+    assert cost.seconds_by_status(h, now=5000.0) == {st.DEPLOYING: 10, st.RUNNING: 90, st.INTERRUPTED: 930}
 
 
 def test_status_changes_are_logged_once_each(data_dir):
@@ -105,6 +106,7 @@ def test_cost_report_never_reads_the_catalog(priced, monkeypatch, capsys):
     assert row["handle"] == priced.handle and row["status"] == "terminated"
     assert row["price_per_hour"] == 2 * PRICE and row["prices"][0]["instance_type"] == "x9.vanished"
     assert row["cost_so_far"] == pytest.approx(before.cost_so_far, abs=1e-6)
+    assert set(row["hours_by_status"]) == {"deploying", "running"}  # the time spent in each state
     assert report["total_cost"] == pytest.approx(before.cost_so_far, abs=1e-6)
     assert "storage" in report["not_counted"]
     assert main(["cost-report"]) == 0

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
@@ -43,6 +43,7 @@ class Cost:
     prices: tuple[st.RolePrice, ...] = ()
     max_cost: float | None = None
     ended_at: float | None = None
+    seconds_by_status: Mapping[str, float] = field(default_factory=dict)  # time spent in each state
 
     @property
     def warning(self) -> str | None:
@@ -61,6 +62,7 @@ class Cost:
                 "started_at": iso(self.started_at), "running_hours": round(self.running_seconds / 3600, 4),
                 "ended_at": iso(self.ended_at) if self.ended_at is not None else None,
                 "max_cost": self.max_cost, "cost_warning": self.warning,
+                "hours_by_status": {k: round(v / 3600, 4) for k, v in self.seconds_by_status.items()},
                 "prices": [{"role": p.role, "instance_type": p.instance_type, "node_count": p.node_count,
                             "price_per_node_hour": p.price_per_node_hour, "source": p.source, "date": p.date}
                            for p in self.prices]}
@@ -131,6 +133,17 @@ def billable_seconds(history: Sequence[st.StatusChange], now: float) -> float:
     return total
 
 
+def seconds_by_status(history: Sequence[st.StatusChange], now: float) -> dict[str, float]:
+    """Seconds spent in each status according to the status log (the last one up to ``now``, unless terminated)."""
+    out: dict[str, float] = {}
+    for change, nxt in zip(history, [*history[1:], None]):
+        if change.status == st.TERMINATED:
+            continue
+        end = nxt.at if nxt is not None else now
+        out[change.status] = out.get(change.status, 0.0) + max(0.0, end - change.at)
+    return out
+
+
 def price_per_hour(prices: Iterable[st.RolePrice]) -> float | None:
     prices = list(prices)
     if not prices or any(p.price_per_node_hour is None for p in prices):
@@ -150,7 +163,8 @@ def estimate(state: st.State, record: st.ClusterRecord, now: float | None = None
     return Cost(handle=record.handle, status=record.status, started_at=history[0].at, at=now,
                 running_seconds=seconds, price_per_hour=rate,
                 cost_so_far=None if rate is None else rate * seconds / 3600.0, prices=prices,
-                max_cost=float(cap) if cap is not None else None, ended_at=ended)
+                max_cost=float(cap) if cap is not None else None, ended_at=ended,
+                seconds_by_status=seconds_by_status(history, now))
 
 
 __all__ = ["BILLABLE", "Cost", "NOT_COUNTED", "age", "billable_seconds", "estimate", "plan_prices",
