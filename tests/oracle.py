@@ -4,7 +4,8 @@ Plain Python over ``DataFrame.to_dict("records")``: every row, every node count,
 It shares only the *facts* with the resolver (``ccdsl.parameters`` for which column a parameter reads,
 ``ccdsl.taxonomy`` for what a symbol covers) and re-implements the documented semantics: inclusive bounds with a
 relative slack of 1e-9, NaN satisfies nothing but ``@unrestricted``, ``not`` of a symbol is the complement, AWS
-rows restricted to the default region unless ``cluster_locale`` or any-region, free on-premise rows (``local``,
+rows restricted to the default region unless ``cluster_locale`` or any-region, ``us-gov-*`` rows only when the
+default region or a just/oneof ``cluster_locale`` names a GovCloud region, free on-premise rows (``local``,
 ``ssh``) only when a ``node_provider``, ``cluster_locale`` or ``node_machinetype`` clause (just/oneof) names their
 provider, region or type (a priced one competes like a cloud row), node_count default 1, compared
 exactly (whole numbers, no slack), and ranges capped at max(1024, named counts) (domains too large to list
@@ -174,6 +175,9 @@ def _in_scope(row: dict, clauses: list[Clause], region: str, any_region: bool) -
     if _str(row["provider"]) in ("local", "ssh") and free and not _named(row, clauses):
         return False
     if any_region or any(c.parameter == "cluster_locale" for c in clauses):
+        if _str(row["region"]).startswith("us-gov-"):
+            return any(c.parameter == "cluster_locale" and c.qualifier in ("just", "oneof")
+                       and any(str(v).startswith("us-gov-") for v in c.values) for c in clauses)
         return True
     return _str(row["provider"]) != "aws" or _str(row["region"]) == region
 

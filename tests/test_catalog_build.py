@@ -23,7 +23,7 @@ from ccdsl.catalog.build import build  # noqa: E402
 from ccdsl.catalog.schema import COLUMN_NAMES, DTYPES  # noqa: E402
 from ccdsl.catalog.store import read_parquet  # noqa: E402
 
-from catalog_sources import raw_offerings, raw_prices, raw_processors, raw_specs  # noqa: E402
+from catalog_sources import raw_karpenter, raw_offerings, raw_prices, raw_processors, raw_specs  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -39,17 +39,80 @@ def shipped_matches_installed() -> bool:
     return all(metadata.version(p) == v for p, v in prov["versions"].items())
 
 
+def expected_pairs() -> set[tuple[str, str]]:
+    """moto's offered pairs, plus GovCloud's: there a type Karpenter prices counts as offered (with moto specs)."""
+    moto = raw_offerings()
+    regions = {r for _, r in moto}
+    specs = raw_specs()
+    gov = {(t, r) for r, by in raw_karpenter().items() if r not in regions for t, p in by.items() if p > 0}
+    return {(t, r) for t, r in moto | gov if t in specs}
+
+
+def expected_price(t: str, r: str) -> float:
+    k = raw_karpenter().get(r, {}).get(t, 0.0)
+    if k > 0:
+        return k
+    lib = raw_prices()["compute"]["ec2_linux"].get(t, {}).get(r, 0.0)
+    return lib if lib > 0 else math.nan
+
+
 def test_pair_count_recomputed_from_sources(fresh) -> None:
+    """Every offered pair is a row, priced or not."""
     _, prov, df = fresh
-    prices = raw_prices()["compute"]["ec2_linux"]
-    expected = {(t, r) for t, r in raw_offerings() if prices.get(t, {}).get(r, 0.0) > 0}
+    expected = expected_pairs()
     got = set(zip(df["instance_type"], df["region"]))
     assert got == expected
     assert len(df) == len(expected) == prov["counts"]["rows"]
     assert prov["counts"]["instance_types"] == len({t for t, _ in expected})
     assert prov["counts"]["regions"] == len({r for _, r in expected})
-    # the issue's ballpark at the packages this was written against (moto 5.2.5, libcloud 3.9.1): 11,212 / 849 / 30
-    assert 10_000 < len(expected) < 13_000
+    # the issue's numbers at the packages this was written against (moto 5.2.5, libcloud 3.9.1): 21,255 offered
+    # pairs in 30 regions, plus GovCloud
+    assert 21_000 < len(expected) < 24_000
+
+
+def test_at_least_99_percent_of_motos_offered_pairs_are_rows(fresh) -> None:
+    _, prov, df = fresh
+    moto = raw_offerings()
+    got = set(zip(df["instance_type"], df["region"]))
+    assert len(moto & got) / len(moto) >= 0.99
+    assert prov["counts"]["moto_offered_pairs_in_catalog"] == len(moto & got)
+
+
+def test_prices_karpenter_first_then_libcloud_else_unknown(fresh) -> None:
+    """Every row's price, source and date, recomputed from the raw files: Karpenter wins, Libcloud's 0.0 is
+    unknown (NaN, no source, no date), never free."""
+    _, _, df = fresh
+    import datetime as dt
+
+    lib_date = dt.datetime.fromtimestamp(int(raw_prices()["updated"]), dt.timezone.utc).date().isoformat()
+    karpenter = raw_karpenter()
+    for t, r, price, source, date in zip(df["instance_type"], df["region"], df["price_per_hour"],
+                                         df["price_source"], df["price_date"]):
+        want = expected_price(t, r)
+        if math.isnan(want):
+            assert math.isnan(price) and source == "" and date == "", (t, r)
+        elif karpenter.get(r, {}).get(t, 0.0) > 0:
+            assert (price, source, date) == (want, "karpenter@6fc13b52", "2026-07-20"), (t, r)
+        else:
+            assert (price, source, date) == (want, "libcloud-3.9.1", lib_date), (t, r)
+    assert not (df["price_per_hour"] == 0).any()
+
+
+def test_sentinel_prices_of_the_issue(fresh) -> None:
+    """us-east-1 prices equal Karpenter's table (AWS's 2025 GPU price cuts are in); g5.xlarge in eu-west-1 is
+    offered, unpriced; GovCloud rows exist."""
+    _, _, df = fresh
+    at = df.set_index(["region", "instance_type"])
+    for t, p in {"p5.48xlarge": 55.04, "p4d.24xlarge": 21.957642, "p4de.24xlarge": 27.44705, "g5.xlarge": 1.006,
+                 "g6.xlarge": 0.8048, "t3.xlarge": 0.1664, "m7i.large": 0.1008}.items():
+        assert at.loc[("us-east-1", t), "price_per_hour"] == p, t
+    for t in ("g5.xlarge", "t3.xlarge", "m7i.large"):
+        row = at.loc[("eu-west-1", t)]
+        assert math.isnan(row["price_per_hour"]) and row["price_source"] == "", t
+    gov = df[df["region"].str.startswith("us-gov-")]
+    assert set(gov["region"]) == {"us-gov-east-1", "us-gov-west-1"}
+    assert (gov["price_source"] == "karpenter@6fc13b52").all()
+    assert len(gov) == len({(t, r) for t, r in expected_pairs() if r.startswith("us-gov-")})
 
 
 @pytest.mark.skipif(not shipped_matches_installed(), reason="installed moto/libcloud differ from the shipped build")
@@ -73,6 +136,7 @@ def test_build_twice_is_byte_identical(fresh, tmp_path) -> None:
     build(tmp_path)
     for name in ("aws.parquet", "aws.csv", "provenance.json", "SCHEMA.md"):
         assert (tmp_path / name).read_bytes() == (out / name).read_bytes(), name
+    assert not (tmp_path / "sources").exists()  # the vendored sources are read, never rewritten
     assert not list(tmp_path.glob(".*.tmp")), "temp files left behind"
 
 
@@ -104,7 +168,7 @@ def _net(rating: str) -> float:
 
 def test_sample_rows_match_raw_sources_field_by_field(fresh) -> None:
     _, _, df = fresh
-    specs, prices = raw_specs(), raw_prices()["compute"]["ec2_linux"]
+    specs = raw_specs()
     procs = raw_processors()
     rng = random.Random(20260324)
     sample = df.iloc[sorted(rng.sample(range(len(df)), 150))]
@@ -115,7 +179,8 @@ def test_sample_rows_match_raw_sources_field_by_field(fresh) -> None:
     for row in sample.to_dict("records"):
         s = specs[row["instance_type"]]
         assert row["provider"] == "aws"
-        assert row["price_per_hour"] == prices[row["instance_type"]][row["region"]]
+        want = expected_price(row["instance_type"], row["region"])
+        assert row["price_per_hour"] == want or (math.isnan(want) and math.isnan(row["price_per_hour"]))
         assert math.isnan(row["spot_price_per_hour"])
         assert row["vcpus"] == s["VCpuInfo"]["DefaultVCpus"]
         assert row["cores"] == s["VCpuInfo"].get("DefaultCores", s["VCpuInfo"]["DefaultVCpus"])

@@ -121,26 +121,108 @@ def test_refresh_against_moto_and_price_list(aws_env, price_list_api, data_dir) 
         assert len(new) == 1 and len(old) == 1
         new, old = new.iloc[0], old.iloc[0]
         assert new.price_per_hour == prices[t]
+        assert (new.price_source, new.price_date) == ("aws-api", "2025-11-20")  # the items' publicationDate
         assert new.spot_price_per_hour > 0 and math.isnan(old.spot_price_per_hour)
         # the live API and the shipped build describe the type identically (same converter, same facts)
         for c in COLUMN_NAMES:
-            if c not in ("price_per_hour", "spot_price_per_hour"):
+            if c not in ("price_per_hour", "spot_price_per_hour", "price_source", "price_date"):
                 assert new[c] == old[c] or (isinstance(old[c], float) and math.isnan(old[c])
                                             and math.isnan(new[c])), (t, c)
 
 
-def test_pricing_api_missing_in_moto_falls_back_to_shipped_prices(aws_env, data_dir) -> None:
+@pytest.fixture()
+def few_retries(monkeypatch):
+    """Two attempts instead of ten: for tests of failures that retrying cannot fix (minutes of backoff otherwise)."""
+    from ccdsl.catalog import refresh as module
+
+    monkeypatch.setattr(module, "RETRIES", {"max_attempts": 2, "mode": "adaptive"})
+
+
+def test_pricing_api_missing_in_moto_falls_back_to_shipped_prices(aws_env, data_dir, few_retries) -> None:
     """moto has no Price List API: refresh keeps shipped prices (and says so), or fails when asked to."""
     with pytest.raises(CatalogError, match="Price List GetProducts failed"):
-        refresh("eu-west-1", endpoint_url=aws_env, price_fallback=False)
+        refresh("eu-west-1", endpoint_url=aws_env, pricing_endpoint_url=aws_env, price_fallback=False)
     assert not user_catalog_dir().exists() or not list(user_catalog_dir().iterdir())
-    result = refresh("eu-west-1", endpoint_url=aws_env)
+    result = refresh("eu-west-1", endpoint_url=aws_env, pricing_endpoint_url=aws_env)
     assert result.price_source.startswith("shipped catalog") and result.warnings
     shipped = load(user=False)
-    assert result.rows == len(shipped[shipped.region == "eu-west-1"])
+    priced = shipped[(shipped.region == "eu-west-1") & shipped.price_per_hour.notna()]
+    assert result.rows == len(priced)
+    # each row keeps the shipped price's own source and date
+    written = load(paths=[result.path], user=False)
+    row = written[(written.region == "eu-west-1") & (written.instance_type == priced.iloc[0].instance_type)].iloc[0]
+    assert (row.price_source, row.price_date) == (priced.iloc[0].price_source, priced.iloc[0].price_date)
 
 
-def test_unreachable_api_leaves_previous_catalog_untouched(aws_env, data_dir) -> None:
+@pytest.fixture()
+def refresh_hooks(monkeypatch):
+    """botocore event handlers registered on every client ``refresh`` creates (AWS behaviour moto lacks)."""
+    from ccdsl.catalog import refresh as module
+
+    registered: list = []
+    monkeypatch.setattr(module, "EVENT_HOOKS", registered)
+    return registered
+
+
+def _pricing_error(request, **_):
+    from botocore.awsrequest import AWSResponse
+
+    _pricing_error.urls.append(request.url)
+    body = json.dumps({"__type": "AccessDeniedException", "Message": "injected"}).encode()
+    return AWSResponse(request.url, 400, {"Content-Type": "application/x-amz-json-1.1"}, _Body(body))
+
+
+class _Body:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def stream(self, **_):
+        yield self.data
+
+
+def test_pricing_client_does_not_inherit_the_ec2_endpoint(aws_env, data_dir, refresh_hooks) -> None:
+    """Issue 13.16: --endpoint-url is EC2's; the Price List client goes to AWS's pricing endpoint (answered here by
+    a before-send hook, so nothing leaves the machine)."""
+    _pricing_error.urls = []
+    refresh_hooks.append(("before-send.pricing.GetProducts", _pricing_error))
+    result = refresh("us-east-1", endpoint_url=aws_env)
+    assert _pricing_error.urls and all(u.startswith("https://api.pricing.us-east-1.amazonaws.com")
+                                       for u in _pricing_error.urls), _pricing_error.urls
+    assert result.warnings and "AccessDenied" in result.warnings[0]
+
+
+def test_spot_history_failure_is_a_warning(aws_env, price_list_api, data_dir, refresh_hooks) -> None:
+    """Issue 13.16: the on-demand refresh is written without spot prices, and the failure is a warning."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fixtures_executor import inject
+
+    denied = inject(None, "UnauthorizedOperation", "not allowed: ec2:DescribeSpotPriceHistory", status=403)
+    refresh_hooks.append(("before-send.ec2.DescribeSpotPriceHistory", denied))
+    result = refresh("us-east-1", endpoint_url=aws_env, pricing_endpoint_url=price_list_api, spot=True)
+    assert denied.failed >= 1
+    assert result.rows > 0 and any("DescribeSpotPriceHistory" in w for w in result.warnings)
+    written = load(paths=[result.path], user=False)
+    assert written[written.region == "us-east-1"].spot_price_per_hour.isna().all()
+    assert json.loads(result.path.with_suffix(".json").read_text())["spot_prices"] is False
+
+
+def test_throttling_is_retried_adaptively(aws_env, price_list_api, data_dir, refresh_hooks) -> None:
+    """Issue 13.16: two throttles in a row used to end the refresh (2 attempts); adaptive retries ride them out."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fixtures_executor import inject
+
+    throttled = inject(2, "RequestLimitExceeded", "Request limit exceeded.", status=503)
+    refresh_hooks.append(("before-send.ec2.DescribeInstanceTypes", throttled))
+    result = refresh("us-east-1", endpoint_url=aws_env, pricing_endpoint_url=price_list_api)
+    assert throttled.failed == 2 and throttled.sent >= 3
+    assert result.rows > 0
+
+
+def test_unreachable_api_leaves_previous_catalog_untouched(aws_env, data_dir, few_retries) -> None:
     d = user_catalog_dir()
     d.mkdir(parents=True)
     previous = d / "aws-us-east-1.refresh.csv"

@@ -67,7 +67,7 @@ def _machine_facts() -> tuple[tuple[str, Any], ...]:
     record: dict[str, Any] = {
         "provider": PROVIDER, "region": REGION, "instance_type": INSTANCE_TYPE, "family": "local",
         "vcpus": vcpus, "cores": _cores(vcpus, info), "memory_gib": round(_memory_gib(), 3),
-        "price_per_hour": 0.0,
+        "price_per_hour": 0.0, "price_source": "local",
     }
     if isa:
         record["cpu_architecture"] = isa

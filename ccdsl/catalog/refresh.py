@@ -3,7 +3,9 @@
 Specs come from EC2 ``DescribeInstanceTypes`` and ``DescribeInstanceTypeOfferings`` (paginated), translated by
 the same :func:`ccdsl.catalog.convert.type_facts` as the shipped build, so a refreshed row means what a shipped
 row means.  On-demand prices come from the AWS Price List API (``pricing.get_products``, served from us-east-1);
-``spot=True`` adds the latest spot prices from ``DescribeSpotPriceHistory``.  EC2 does not name processor models,
+``spot=True`` adds the latest spot prices from ``DescribeSpotPriceHistory`` (a failure there is a warning: the
+on-demand refresh is still written).  The Price List client never inherits the EC2 endpoint override, and every
+client retries in botocore's adaptive mode (up to 10 attempts), because GetProducts pages are throttled.  EC2 does not name processor models,
 so those come from the shipped catalog's facts for the same type (or family).
 
 The result is written, atomically and only after everything was fetched, to
@@ -25,6 +27,12 @@ from ccdsl.errors import CatalogError, MissingDependencyError
 
 PRICING_REGION = "us-east-1"  # the Price List API is served from us-east-1 (and ap-south-1) only
 PRICE_FILTERS = {"operatingSystem": "Linux", "tenancy": "Shared", "preInstalledSw": "NA", "capacitystatus": "Used"}
+API_SOURCE = "aws-api"  # price_source of prices from the credentialed GetProducts call
+# botocore's adaptive mode adds client-side rate limiting to the standard retries (throttling, 5xx, dropped
+# connections); GetProducts pages through thousands of products, so a few throttles are normal.
+RETRIES = {"max_attempts": 10, "mode": "adaptive"}
+# (event name, handler) registered on every client refresh creates: how tests inject AWS's failures.
+EVENT_HOOKS: list[tuple[str, Any]] = []
 
 
 @dataclass(frozen=True)
@@ -116,12 +124,32 @@ def _shipped_processor_facts():  # type: ignore[no-untyped-def]
     return known, dict(zip(frame["instance_type"], frame["vcpus"].astype(int)))
 
 
-def _shipped_prices(region: str) -> dict[str, float]:
+def _shipped_prices(region: str) -> dict[str, tuple[float, str, str]]:
+    """instance type -> (price, price_source, price_date) of the shipped catalog's priced rows in ``region``."""
     from ccdsl.catalog.loader import load
 
-    frame = load(user=False, columns=["region", "instance_type", "price_per_hour"])
-    frame = frame[frame["region"] == region]
-    return dict(zip(frame["instance_type"], frame["price_per_hour"].astype(float)))
+    frame = load(user=False, columns=["region", "instance_type", "price_per_hour", "price_source", "price_date"])
+    frame = frame[(frame["region"] == region) & frame["price_per_hour"].notna()]
+    return {t: (float(p), str(s), str(d)) for t, p, s, d in zip(frame["instance_type"], frame["price_per_hour"],
+                                                                 frame["price_source"], frame["price_date"])}
+
+
+def publication_date(items: Iterable[str | dict[str, Any]]) -> str:
+    """The newest ``publicationDate`` (ISO date) of GetProducts items; '' when they carry none."""
+    dates = []
+    for item in items:
+        doc = json.loads(item) if isinstance(item, str) else item
+        stamp = str(doc.get("publicationDate", ""))
+        if len(stamp) >= 10:
+            dates.append(stamp[:10])
+    return max(dates, default="")
+
+
+def _client(session, service: str, **kwargs):  # type: ignore[no-untyped-def]
+    client = session.client(service, **kwargs)
+    for event, handler in EVENT_HOOKS:
+        client.meta.events.register(event, handler)
+    return client
 
 
 def refresh(region: str, *, endpoint_url: str | None = None, pricing_endpoint_url: str | None = None,
@@ -133,12 +161,13 @@ def refresh(region: str, *, endpoint_url: str | None = None, pricing_endpoint_ur
     from ccdsl.catalog.schema import COLUMN_NAMES
     from ccdsl.catalog.store import atomic_write, csv_bytes
 
-    config = bconfig.Config(connect_timeout=min(5.0, timeout), read_timeout=timeout,
-                            retries={"max_attempts": 2, "mode": "standard"})
+    config = bconfig.Config(connect_timeout=min(5.0, timeout), read_timeout=timeout, retries=dict(RETRIES))
     session = boto3.session.Session()
     errors = (bexc.BotoCoreError, bexc.ClientError)
+    warnings: list[str] = []
+    today = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d")
     try:
-        ec2 = session.client("ec2", region_name=region, endpoint_url=endpoint_url, config=config)
+        ec2 = _client(session, "ec2", region_name=region, endpoint_url=endpoint_url, config=config)
         specs: list[dict[str, Any]] = []
         for page in ec2.get_paginator("describe_instance_types").paginate():
             specs.extend(page["InstanceTypes"])
@@ -146,32 +175,38 @@ def refresh(region: str, *, endpoint_url: str | None = None, pricing_endpoint_ur
         for page in ec2.get_paginator("describe_instance_type_offerings").paginate(
                 LocationType="region", Filters=[{"Name": "location", "Values": [region]}]):
             offered.update(o["InstanceType"] for o in page["InstanceTypeOfferings"])
-        spot_prices: dict[str, float] = {}
-        if spot:
+    except errors as exc:
+        raise _api_error(exc, f"EC2 DescribeInstanceTypes in {region}", endpoint_url) from None
+    if not specs:
+        raise CatalogError(f"EC2 in {region} described no instance types; nothing written")
+    spot_prices: dict[str, float] = {}
+    if spot:  # spot prices are an extra: without them the on-demand refresh is still worth writing
+        try:
             history = []
             for page in ec2.get_paginator("describe_spot_price_history").paginate(
                     ProductDescriptions=["Linux/UNIX"], StartTime=_dt.datetime.now(_dt.timezone.utc)):
                 history.extend(page["SpotPriceHistory"])
             spot_prices = latest_spot_prices(history)
-    except errors as exc:
-        raise _api_error(exc, f"EC2 DescribeInstanceTypes in {region}", endpoint_url) from None
-    if not specs:
-        raise CatalogError(f"EC2 in {region} described no instance types; nothing written")
+        except errors as exc:
+            err = _api_error(exc, f"EC2 DescribeSpotPriceHistory in {region}", endpoint_url)
+            warnings.append(f"{err.message}; no spot prices written for {region}")
 
-    warnings: list[str] = []
-    pricing_url = pricing_endpoint_url or endpoint_url
+    # The Price List API has its own endpoint: an EC2 override (a test server, a VPC endpoint) is not one.
+    pricing_url = pricing_endpoint_url
     try:
-        pricing = session.client("pricing", region_name=PRICING_REGION, endpoint_url=pricing_url, config=config)
+        pricing = _client(session, "pricing", region_name=PRICING_REGION, endpoint_url=pricing_url, config=config)
         filters = [{"Type": "TERM_MATCH", "Field": "regionCode", "Value": region}]
         filters += [{"Type": "TERM_MATCH", "Field": k, "Value": v} for k, v in PRICE_FILTERS.items()]
         items: list[str] = []
         for page in pricing.get_paginator("get_products").paginate(ServiceCode="AmazonEC2", Filters=filters,
                                                                       FormatVersion="aws_v1"):
             items.extend(page["PriceList"])
-        prices = parse_price_list(items, region)
+        found = parse_price_list(items, region)
         price_source = "AWS Price List API (pricing.get_products)"
-        if not prices:
+        if not found:
             raise CatalogError(f"the Price List API returned no Linux on-demand prices for {region}")
+        date = publication_date(items) or today
+        prices = {t: (p, API_SOURCE, date) for t, p in found.items()}
     except (*errors, CatalogError) as exc:
         err = exc if isinstance(exc, CatalogError) else _api_error(exc, "Price List GetProducts", pricing_url)
         if not price_fallback:
@@ -188,12 +223,13 @@ def refresh(region: str, *, endpoint_url: str | None = None, pricing_endpoint_ur
         t = spec["InstanceType"]
         if t not in offered:
             continue
-        price = prices.get(t, 0.0)
-        if not price:
+        if t not in prices:
             unpriced += 1
             continue
+        price, source, date = prices[t]
         facts = type_facts(spec, processor_fact(t, known, vcpus))
         rows.append({"provider": "aws", "region": region, **facts, "price_per_hour": price,
+                     "price_source": source, "price_date": date,
                      "spot_price_per_hour": spot_prices.get(t, math.nan), "max_nodes": math.nan})
     if not rows:
         raise CatalogError(f"no instance type in {region} is both offered and priced; nothing written")
@@ -206,7 +242,7 @@ def refresh(region: str, *, endpoint_url: str | None = None, pricing_endpoint_ur
         "provider": "aws", "region": region,
         "fetched_at": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "endpoint_url": endpoint_url, "pricing_endpoint_url": pricing_url, "price_source": price_source,
-        "spot_prices": bool(spot), "rows": len(rows), "instance_types_described": len(specs),
+        "spot_prices": bool(spot_prices), "rows": len(rows), "instance_types_described": len(specs),
         "offered": len(offered), "unpriced": unpriced, "warnings": warnings,
     }
     atomic_write(out, csv_bytes(rows, COLUMN_NAMES), mode=0o600)

@@ -1,10 +1,11 @@
-"""The columns of the instance catalog: one row per (provider, region, instance type) with a known price.
+"""The columns of the instance catalog: one row per (provider, region, instance type) that is offered.
 
 Every part of ccdsl reads the catalog through these names.  Units: memory and storage in GiB (MiB / 1024),
 network in Gbit/s (the peak of an "Up to N Gigabit" rating), clock in GHz, price in USD per hour (on-demand
-Linux).  Strings are "" when a fact does not apply (no accelerator) and numbers are 0 for counts that do not apply;
-NaN means "unknown" — except in ``max_nodes``, where NaN means "unlimited": a cluster is one row × a node
-count, and the resolver caps the count at the row's ``max_nodes`` (an on-premise host exists once).
+Linux; NaN when no source prices an offered pair, never 0).  Strings are "" when a fact does not apply (no
+accelerator) and numbers are 0 for counts that do not apply; NaN means "unknown" — except in ``max_nodes``,
+where NaN means "unlimited": a cluster is one row × a node count, and the resolver caps the count at the row's
+``max_nodes`` (an on-premise host exists once).
 """
 
 from __future__ import annotations
@@ -38,7 +39,11 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("spot", "bool", "spot usage class supported"),
     ("burstable", "bool", "burstable performance (T family)"),
     ("bare_metal", "bool", "bare-metal instance"),
-    ("price_per_hour", "float64", "on-demand Linux price, USD per hour"),
+    ("price_per_hour", "float64", "on-demand Linux price, USD per hour (NaN = unknown: the row is offered but no "
+                                  "source prices it; it competes only when no priced row fits)"),
+    ("price_source", "string", "where the price comes from: karpenter@<commit>, libcloud-<version>, "
+                               "aws-price-list@<version>, aws-api, user, local; '' when the price is unknown"),
+    ("price_date", "string", "ISO date the price was published or generated; '' when unknown"),
     ("spot_price_per_hour", "float64", "latest spot price, USD per hour (lowest over zones; NaN if unknown)"),
     ("max_nodes", "float64", "how many nodes of this row exist: NaN = unlimited (cloud types, this machine); an SSH "
                              "host row is 1 unless it names a host class with more hosts"),

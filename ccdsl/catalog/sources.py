@@ -1,7 +1,8 @@
-"""The raw inputs of ``ccdsl catalog build``: moto's EC2 data and libcloud's price and processor tables.
+"""The raw inputs of ``ccdsl catalog build``: moto's EC2 data, libcloud's price and processor tables, and
+Karpenter's generated on-demand price tables vendored in ``catalogs/sources/karpenter/``.
 
-Both packages are build-time extras (``pip install 'ccdsl[build]'``); the shipped catalog is generated from them
-once and committed, so resolving never imports either.  This module only *finds and reads* the files; what the
+moto and libcloud are build-time extras (``pip install 'ccdsl[build]'``); the shipped catalog is generated from
+them once and committed, so resolving never imports either.  This module only *finds and reads* the files; what the
 values mean is decided in :mod:`ccdsl.catalog.convert`.
 """
 
@@ -30,6 +31,8 @@ class Sources:
     prices: dict[str, dict[str, float]]  # instance type -> region -> USD/h (0.0 = unknown)
     processors: dict[str, str]  # instance type -> libcloud physicalProcessor string
     price_updated: int  # unix time of libcloud's pricing.json "updated"
+    karpenter: dict[str, tuple[str, dict[str, float]]]  # region -> (generated at, instance type -> USD/h)
+    karpenter_commit: str  # short upstream commit of the vendored tables
     files: dict[str, Path]  # logical name -> file read
     versions: dict[str, str]  # package -> version
 
@@ -45,8 +48,16 @@ def _package_dir(name: str, dist: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
+def karpenter_dir() -> Path:
+    from ccdsl._resources import catalog_dir
+
+    return catalog_dir() / "sources" / "karpenter"
+
+
 def source_paths() -> dict[str, Path]:
     """The source files (without reading them); raises :class:`CatalogError` when a package is missing."""
+    from ccdsl.catalog.karpenter import FILES
+
     moto = _package_dir("moto", "moto") / "ec2" / "resources"
     libcloud = _package_dir("libcloud", "apache-libcloud")
     paths = {
@@ -54,10 +65,13 @@ def source_paths() -> dict[str, Path]:
         "offerings": moto / "instance_type_offerings" / "region",
         "pricing": libcloud / "data" / "pricing.json",
         "processors": libcloud / "compute" / "constants" / "ec2_instance_types.py",
+        **{f"karpenter/{name}": karpenter_dir() / name for name in FILES},
     }
     for name, path in paths.items():
         if not path.exists():
-            raise CatalogError(f"catalog source '{name}' not found at {path}", hint=_HINT)
+            raise CatalogError(f"catalog source '{name}' not found at {path}",
+                               hint="restore catalogs/sources/ from the repository" if name.startswith("karpenter")
+                               else _HINT)
     return paths
 
 
@@ -95,7 +109,10 @@ def read_processors(path: Path) -> dict[str, str]:
 
 
 def read_sources() -> Sources:
+    from ccdsl.catalog import karpenter
+
     paths = source_paths()
+    commit, tables = karpenter.read(karpenter_dir())
     specs = json.loads(gzip.decompress(paths["instance_types"].read_bytes()))
     pricing = json.loads(paths["pricing"].read_text())
     try:
@@ -104,5 +121,5 @@ def read_sources() -> Sources:
     except (KeyError, TypeError, ValueError) as exc:
         raise CatalogError(f"{paths['pricing']}: no compute.ec2_linux prices or 'updated' date ({exc})") from None
     return Sources(specs=specs, offerings=read_offerings(paths["offerings"]), prices=prices,
-                   processors=read_processors(paths["processors"]), price_updated=updated, files=paths,
-                   versions=versions())
+                   processors=read_processors(paths["processors"]), price_updated=updated, karpenter=tables,
+                   karpenter_commit=commit, files=paths, versions=versions())

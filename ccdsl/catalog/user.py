@@ -50,7 +50,7 @@ SYMBOLS: dict[str, tuple[str, tuple[str, ...]]] = {
     "storage_type": ("storage_type", ("type",)),
 }
 
-_NAN_OK = {"clock_ghz", "network_gbps", "spot_price_per_hour"}  # facts a user may not know; NaN = unknown
+_NAN_OK = {"clock_ghz", "network_gbps", "spot_price_per_hour", "price_per_hour"}  # facts a user may not know
 
 
 def _default(column: str, row: dict[str, Any]) -> Any:
@@ -65,6 +65,8 @@ def _default(column: str, row: dict[str, Any]) -> Any:
         return ""
     if column == "price_per_hour":
         return 0.0
+    if column == "price_source":  # a price the user wrote; an unknown price has no source
+        return "" if math.isnan(row["price_per_hour"]) else "user"
     if column == "accelerator_memory_total_gib":
         return row["accelerator_count"] * row["accelerator_memory_gib"]
     if column in _NAN_OK:
@@ -186,6 +188,8 @@ def validate_record(raw: dict[str, Any], path: str, line_of: Callable[[str | Non
     row: dict[str, Any] = {}
     for column, value in raw.items():
         if isinstance(value, str) and value.strip() == "":
+            if column == "price_per_hour":  # the column is there, the cell empty: offered, price unknown
+                row[column] = math.nan
             continue  # empty cell = default
         try:
             row[column] = _parse_cell(column, value)
@@ -197,8 +201,11 @@ def validate_record(raw: dict[str, Any], path: str, line_of: Callable[[str | Non
             raise CatalogRowError("required value is missing", path=path, line=line_of(column), column=column)
     if row["vcpus"] < 1:
         raise CatalogRowError("must be at least 1", path=path, line=line_of("vcpus"), column="vcpus")
-    if row.get("provider") not in ON_PREMISE and row["price_per_hour"] <= 0:
-        raise CatalogRowError("a cloud row needs a known price > 0", path=path, line=line_of("price_per_hour"),
+    if row.get("provider") not in ON_PREMISE and row["price_per_hour"] <= 0:  # NaN (unknown) is allowed
+        raise CatalogRowError("a cloud row's price must be > 0 (leave the cell empty when it is unknown)",
+                              path=path, line=line_of("price_per_hour"), column="price_per_hour")
+    if row.get("provider") in ON_PREMISE and math.isnan(row.get("price_per_hour", 0.0)):
+        raise CatalogRowError("must be a number, not NaN", path=path, line=line_of("price_per_hour"),
                               column="price_per_hour")
     conflict = _fill_from_taxonomy(row)
     if conflict is not None:

@@ -53,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     r.add_argument("--region", action="append", metavar="R",
                    help="region to refresh (repeatable; default: the AWS configuration's region)")
     r.add_argument("--endpoint-url", metavar="URL", help="EC2 endpoint (e.g. a moto server)")
-    r.add_argument("--pricing-endpoint-url", metavar="URL", help="Price List endpoint (default: --endpoint-url)")
+    r.add_argument("--pricing-endpoint-url", metavar="URL", help="Price List API endpoint (default: AWS's; never the --endpoint-url of EC2)")
     r.add_argument("--spot", action="store_true", help="also fetch spot prices (DescribeSpotPriceHistory)")
     r.add_argument("--no-price-fallback", action="store_true",
                    help="fail if the Price List API is unavailable instead of keeping shipped prices")
@@ -110,9 +110,11 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     prov = build(Path(args.output) if args.output else None)
     c = prov["counts"]
+    prices = ", ".join(f"{s['rows']} {name}" + (f" ({s['date']})" if s["date"] else "")
+                       for name, s in prov["price_sources"].items())
     print(f"built {c['rows']} rows ({c['instance_types']} instance types, {c['regions']} regions); "
-          f"prices of {prov['price_date']}; moto {prov['versions']['moto']}, "
-          f"apache-libcloud {prov['versions']['apache-libcloud']}")
+          f"prices: {prices}; moto {prov['versions']['moto']}, "
+          f"apache-libcloud {prov['versions']['apache-libcloud']}, karpenter@{prov['sources']['prices']['commit']}")
     return 0
 
 
@@ -123,11 +125,23 @@ def price_age_days(price_date: str, today: Any = None) -> int:
     return (today - dt.date.fromisoformat(price_date)).days
 
 
+def price_sources(frame) -> list[tuple[str, int, str, str]]:  # type: ignore[no-untyped-def]
+    """(price_source, rows, oldest date, newest date) of a catalog frame; unpriced rows as source "unknown"."""
+    out = []
+    source = frame["price_source"].fillna("").astype(str)
+    date = frame["price_date"].fillna("").astype(str)
+    for name in sorted(set(source)):
+        dates = sorted(d for d in date[source == name] if d)
+        out.append((name or "unknown", int((source == name).sum()), dates[0] if dates else "",
+                    dates[-1] if dates else ""))
+    return out
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     import json
 
     from ccdsl._resources import catalog_dir
-    from ccdsl.catalog.loader import user_catalog_dir
+    from ccdsl.catalog.loader import load, user_catalog_dir
     from ccdsl.errors import CatalogError
 
     path = catalog_dir() / "provenance.json"
@@ -139,18 +153,31 @@ def cmd_info(args: argparse.Namespace) -> int:
     c = prov["counts"]
     print(f"shipped catalog: {catalog_dir()}")
     print(f"  rows: {c['rows']}  instance types: {c['instance_types']}  regions: {c['regions']}")
-    print(f"  left out: {c['offered_unpriced']} offered pairs without a known price, "
-          f"{c['priced_not_offered']} priced pairs not offered")
-    print(f"  prices: {prov['price_kind']}, dated {prov['price_updated']}")
+    print(f"  moto's offered (type, region) pairs in the catalog: {c['moto_offered_pairs_in_catalog']} of "
+          f"{c['moto_offered_pairs']}; {c['unpriced']} rows have no known price (they compete only when no priced "
+          f"row fits); {c['priced_not_offered']} priced pairs are not offered")
+    print(f"  prices: {prov['price_kind']}")
     print("  sources:")
     for name, s in prov["sources"].items():
-        print(f"    {name:<11} {s['package']} {prov['versions'][s['package']]}: {s['file']}"
-              f"{' [' + s['key'] + ']' if 'key' in s else ''}  sha256 {s['sha256'][:12]}")
-    age = price_age_days(prov["price_date"])
-    status = 0
-    if age > PRICE_MAX_AGE_DAYS:
-        print(f"warning: shipped prices are {age} days old (older than {PRICE_MAX_AGE_DAYS} days); "
-              f"run `ccdsl catalog refresh --provider aws --region R` for current prices", file=sys.stderr)
+        version = s.get("commit") or prov["versions"].get(s["package"], "")
+        digest = s["sha256"] if isinstance(s["sha256"], str) else next(iter(s["sha256"].values()))
+        print(f"    {name:<15} {s['package']} {version}: {s['file']}"
+              f"{' [' + s['key'] + ']' if 'key' in s else ''}  sha256 {digest[:12]}")
+    print("  spot prices: none shipped (no licensed offline source); `ccdsl catalog refresh --spot` fetches them")
+    try:
+        merged, which = load(), "shipped and user catalogs merged"
+    except CatalogError:  # an unreadable user catalog is listed below; count the shipped rows alone
+        merged, which = load(user=False), "shipped catalog; a user catalog is unreadable"
+    rows = price_sources(merged)
+    print(f"prices by source ({which}):")
+    print("\n".join("  " + line for line in render_table(
+        [[name, n, old or "-", new or "-"] for name, n, old, new in rows],
+        ["price source", "rows", "oldest", "newest"]).splitlines()))
+    stale = [(name, n, old) for name, n, old, _new in rows if old and price_age_days(old) > PRICE_MAX_AGE_DAYS]
+    for name, n, old in stale:
+        print(f"warning: {n} rows carry {name} prices from {old}, {price_age_days(old)} days old (older than "
+              f"{PRICE_MAX_AGE_DAYS} days); `ccdsl catalog refresh --provider aws --from price-list --region R` "
+              "brings current ones", file=sys.stderr)
     from ccdsl.catalog.user import installed
 
     users = installed()
@@ -168,7 +195,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"  {u.name} ({rows}){extra}")
     if users:
         print("  (remove one with `ccdsl catalog remove NAME`)")
-    return status
+    return 0
 
 
 def _frame(user: bool = True):  # type: ignore[no-untyped-def]

@@ -25,6 +25,9 @@ the role *names* them — a ``node_provider``, ``cluster_locale`` or ``node_mach
 a free row wins every contract it fits, so once a user catalog of lab hosts is added they would take over
 unrelated contracts (and hosts described but not reachable would be chosen).  A price is how a user catalog says
 otherwise: a priced on-premise row competes on price like a cloud row.
+
+**GovCloud** regions (``us-gov-*``) need an account of their own, so their rows compete only when a
+``cluster_locale`` clause (just/oneof) or the default region names a GovCloud region — never under ``any_region``.
 """
 
 from __future__ import annotations
@@ -43,6 +46,11 @@ AWS = "aws"
 LOCAL = "local"
 ON_PREMISE = ("local", "ssh")
 NAMING = {"node_provider": "provider", "cluster_locale": "region", "node_machinetype": "instance_type"}
+GOVCLOUD_PREFIX = "us-gov-"
+
+
+def is_govcloud(region: object) -> bool:
+    return str(region).startswith(GOVCLOUD_PREFIX)
 
 
 def tolerance(x: float) -> float:
@@ -119,6 +127,11 @@ def scope_mask(view: CatalogView, clauses: tuple[Clause, ...], region: str, any_
     on-premise rows only when named (see the module's docstring)."""
     allowed = ~on_premise_unnamed(view, clauses)
     if any_region or any(c.parameter == "cluster_locale" for c in clauses):
+        names_gov = any(c.parameter == "cluster_locale" and c.qualifier in ("just", "oneof")
+                        and any(is_govcloud(v) for v in c.values) for c in clauses)
+        gov = [i for i, r in enumerate(view.labels["region"]) if is_govcloud(r)]
+        if gov and not names_gov:
+            allowed &= ~np.isin(view.codes["region"], gov)
         return allowed
     aws = view.code("provider", AWS)
     if aws is None:
