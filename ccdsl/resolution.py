@@ -8,6 +8,10 @@ a worker choice of a ManagerWorkers cluster also carries the price of the manage
 fitting one in its region), and :attr:`Choice.cluster_price_per_hour` is the sum.  :attr:`Resolution.price_per_hour`
 is the whole cluster.  In :meth:`Resolution.to_dict` the top-level ``price_per_hour`` and every alternative's
 ``price_per_hour`` are whole-cluster prices, so the numbers a user compares are comparable.
+
+A price may be unknown (the catalog row is offered, but no source prices it): then it is ``None`` here and
+``null`` in JSON, and so is every sum it takes part in.  Such a choice is only ever made when no priced one
+satisfies the contract.  ``price_source`` and ``price_date`` say where each price comes from.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ if TYPE_CHECKING:
     from ccdsl.contract import Contract
 
 # The fields every JSON object describing a choice carries (issue 3, "Interfaces").
-JSON_FIELDS = ("provider", "region", "instance_type", "node_count", "price_per_node_hour", "price_per_hour")
+JSON_FIELDS = ("provider", "region", "instance_type", "node_count", "price_per_node_hour", "price_per_hour",
+               "price_source", "price_date")
 
 
 @dataclass(frozen=True)
@@ -31,8 +36,8 @@ class Choice:
     region: str
     instance_type: str
     node_count: int
-    price_per_node_hour: float
-    price_per_hour: float  # node_count × price_per_node_hour (this role only)
+    price_per_node_hour: float | None  # None: unknown
+    price_per_hour: float | None  # node_count × price_per_node_hour (this role only); None: unknown
     vcpus: int = 0
     memory_gib: float = 0.0
     accelerator_count: int = 0
@@ -42,18 +47,28 @@ class Choice:
     cpu_model: str = ""
     network_gbps: float = 0.0
     role: str | None = None  # "manager", "worker" or None (peer workers)
-    manager_price_per_hour: float = 0.0  # workers of a ManagerWorkers cluster: the manager that goes with them
+    manager_price_per_hour: float | None = 0.0  # workers of a ManagerWorkers cluster: their manager's (None: unknown)
+    price_source: str = ""  # e.g. karpenter@6fc13b52, libcloud-3.9.1, aws-price-list@<version>, user ('' unknown)
+    price_date: str = ""  # ISO date of the price ('' unknown)
 
     @property
-    def cluster_price_per_hour(self) -> float:
-        """This choice's nodes plus its manager (if any)."""
+    def price_known(self) -> bool:
+        return self.cluster_price_per_hour is not None
+
+    @property
+    def cluster_price_per_hour(self) -> float | None:
+        """This choice's nodes plus its manager (if any); None when either price is unknown."""
+        if self.price_per_hour is None or self.manager_price_per_hour is None:
+            return None
         return _money(self.price_per_hour + self.manager_price_per_hour)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON fields; ``price_per_hour`` is the whole cluster's (manager included)."""
+        """The JSON fields; ``price_per_hour`` is the whole cluster's (manager included); unknown prices are None."""
         d = {k: getattr(self, k) for k in JSON_FIELDS}
         d["price_per_hour"] = self.cluster_price_per_hour
-        d["price_per_node_hour"] = _money(self.price_per_node_hour)
+        d["price_per_node_hour"] = None if self.price_per_node_hour is None else _money(self.price_per_node_hour)
+        d["price_source"] = self.price_source or None  # unknown: null, like the price
+        d["price_date"] = self.price_date or None
         return d
 
     def describe(self) -> str:
@@ -101,12 +116,12 @@ class Resolution:
         return self.choice.node_count
 
     @property
-    def manager_price_per_hour(self) -> float:
+    def manager_price_per_hour(self) -> float | None:
         return self.manager.price_per_hour if self.manager is not None else 0.0
 
     @property
-    def price_per_hour(self) -> float:
-        """Whole cluster, manager included, USD per hour."""
+    def price_per_hour(self) -> float | None:
+        """Whole cluster, manager included, USD per hour; None when a price is unknown."""
         return self.choice.cluster_price_per_hour
 
     def to_dict(self) -> dict[str, Any]:

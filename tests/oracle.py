@@ -11,7 +11,9 @@ provider, region or type (a priced one competes like a cloud row), node_count de
 exactly (whole numbers, no slack), and ranges capped at max(1024, named counts) (domains too large to list
 are tried at the counts next to every boundary, see ``_edges``), a row's count at most its ``max_nodes`` (NaN = unlimited) and one less when
 the manager is that same row, totals = count × per-node value, budget = workers + manager, manager and
-workers in the same provider and region.  Slow by design; use small catalogs.
+workers in the same provider and region.  Unknown prices (NaN): such a row meets no ``node_price`` and no
+budget; a cluster with an unknown price competes only when no priced cluster satisfies the contract, and then the
+tie rules choose (fewer nodes, more vCPUs, provider, region, type name).  Slow by design; use small catalogs.
 """
 
 from __future__ import annotations
@@ -29,10 +31,19 @@ CAP = 1024
 
 @dataclass(frozen=True)
 class Answer:
-    cost: float
+    cost: float  # NaN: unknown (the worker's or the manager's price is unknown)
     worker: dict
     count: int
     manager: dict | None
+
+    @property
+    def priced(self) -> bool:
+        return not math.isnan(self.cost)
+
+    def tie_key(self) -> tuple:
+        """The tie rules after the price: fewer nodes, more vCPUs, then provider, region, type name."""
+        w = self.worker
+        return (self.count, -_num(w["vcpus"]), _str(w["provider"]), _str(w["region"]), _str(w["instance_type"]))
 
 
 def _num(x) -> float:
@@ -245,10 +256,10 @@ _RECORDS: dict[int, tuple[object, list[dict]]] = {}
 
 
 def _records(df) -> list[dict]:
-    """The priced rows as dicts (cached per DataFrame: the oracle is called many times per catalog)."""
+    """Every row as a dict, priced or not (cached per DataFrame: the oracle is called many times per catalog)."""
     hit = _RECORDS.get(id(df))
     if hit is None or hit[0] is not df:
-        rows = [r for r in df.to_dict("records") if not math.isnan(_num(r["price_per_hour"]))]
+        rows = list(df.to_dict("records"))
         _RECORDS[id(df)] = hit = (df, rows)
     return hit[1]
 
@@ -281,8 +292,8 @@ def solutions(df, contract: Contract, region: str = "us-east-1", any_region: boo
                 usable = [n for n in listed if not n > room]  # NaN room: every count
             n = _first_count(w, usable, wclauses, mp)  # prices are ≥ 0: more nodes never cost less
             if n is not None:
-                cost = n * float(w["price_per_hour"]) + mp
-                if best is None or cost < best.cost - 1e-12:
+                cost = n * float(w["price_per_hour"]) + mp  # NaN when either price is unknown
+                if best is None or (not math.isnan(cost) and (math.isnan(best.cost) or cost < best.cost - 1e-12)):
                     best = Answer(cost, w, n, m)
         if best is not None:
             out.append(best)
@@ -290,8 +301,15 @@ def solutions(df, contract: Contract, region: str = "us-east-1", any_region: boo
 
 
 def optimum(df, contract: Contract, region: str = "us-east-1", any_region: bool = False) -> Answer | None:
-    sols = solutions(df, contract, region, any_region)
-    return min(sols, key=lambda a: a.cost) if sols else None
+    """The cheapest priced answer; only when there is none, the first unpriced one by the tie rules."""
+    return best(solutions(df, contract, region, any_region))
+
+
+def best(sols: list[Answer]) -> Answer | None:
+    priced = [a for a in sols if a.priced]
+    if priced:
+        return min(priced, key=lambda a: a.cost)
+    return min(sols, key=Answer.tie_key) if sols else None
 
 
 def subcontract(contract: Contract, keep: list[Clause], keep_default_count: bool) -> Contract:

@@ -30,8 +30,10 @@ SIZES = (1, 2, 4, 8, 16, 32, 48, 64, 96, 192)
 
 
 def catalog(rows: int = 1000, seed: int = 0, regions: tuple[str, ...] = REGIONS, extra_providers: bool = False,
-            unknown_fraction: float = 0.02) -> pd.DataFrame:
-    """A catalog of about ``rows`` rows over ``regions`` (types × regions), schema columns in order."""
+            unknown_fraction: float = 0.02, unpriced_fraction: float = 0.0) -> pd.DataFrame:
+    """A catalog of about ``rows`` rows over ``regions`` (types × regions), schema columns in order.
+    ``unpriced_fraction`` of the AWS rows have an unknown price (NaN, no source), as offered pairs no source
+    prices."""
     rng = np.random.default_rng(seed)
     n_types = max(1, rows // len(regions))
     t = np.arange(n_types)
@@ -55,6 +57,9 @@ def catalog(rows: int = 1000, seed: int = 0, regions: tuple[str, ...] = REGIONS,
         factor = 1.0 + 0.07 * r
         price = np.round(base * factor * rng.uniform(0.9, 1.1, n_types), 4)
         price = np.maximum(price, 0.0001)
+        # drawn only when asked for, so that catalogs without unpriced rows stay what they were
+        unpriced = rng.random(n_types) < unpriced_fraction if unpriced_fraction else np.zeros(n_types, dtype=bool)
+        price = np.where(unpriced, np.nan, price)
         offered = rng.random(n_types) < 0.9
         frames.append(pd.DataFrame({
             "provider": "aws", "region": region, "instance_type": itype, "family": family,
@@ -70,6 +75,7 @@ def catalog(rows: int = 1000, seed: int = 0, regions: tuple[str, ...] = REGIONS,
             "network_performance": [f"{x:g} Gigabit" for x in network], "network_gbps": network,
             "efa": False, "storage_type": np.where(storage > 0, "ssd", "ebs"), "storage_gib": storage,
             "spot": True, "burstable": False, "bare_metal": False, "price_per_hour": price,
+            "price_source": np.where(unpriced, "", "synthetic"), "price_date": np.where(unpriced, "", "2026-07-20"),
         })[offered])
     if extra_providers:  # ssh hosts: node1 one host, node2 a class of 3 hosts, node3 one host like node2
         frames.append(pd.DataFrame({

@@ -85,9 +85,122 @@ def test_unknown_values_satisfy_no_bound() -> None:
     assert names(select(contract(C("network_performance", "unrestricted")), df)) == ["a.large", "b.large"]
 
 
-def test_rows_without_price_are_not_in_the_catalog() -> None:
-    df = frame({"instance_type": "a.large", "price_per_hour": np.nan}, {"instance_type": "b.large", "price_per_hour": 1.0})
-    assert names(select(contract(), df)) == ["b.large"]
+# ------------------------------------------------------------------------------------------------ unknown prices
+
+UNPRICED = frame(
+    {"instance_type": "big.xlarge", "vcpus": 16, "price_per_hour": np.nan},
+    {"instance_type": "wide.xlarge", "vcpus": 16, "price_per_hour": np.nan},
+    {"instance_type": "huge.xlarge", "vcpus": 32, "price_per_hour": np.nan},
+    {"instance_type": "small.large", "vcpus": 2, "price_per_hour": 1.0, "price_source": "karpenter@6fc13b52",
+     "price_date": "2026-07-20"},
+    {"instance_type": "mid.large", "vcpus": 8, "price_per_hour": 5.0, "price_source": "libcloud-3.9.1",
+     "price_date": "2025-03-02"},
+)
+
+
+def test_unpriced_rows_rank_after_every_priced_row() -> None:
+    """Priced rows compete on price; unpriced ones follow, by the tie rules (more vCPUs, then names)."""
+    assert names(select(contract(), UNPRICED)) == ["small.large", "mid.large", "huge.xlarge", "big.xlarge",
+                                                   "wide.xlarge"]
+    r = resolve(contract(), UNPRICED)
+    assert r.instance_type == "small.large" and r.price_per_hour == 1.0
+
+
+def test_an_unpriced_row_is_chosen_only_when_no_priced_row_fits() -> None:
+    r = resolve(contract(C("node_vcpus_count", "atleast", 16), C("node_count", "just", 2)), UNPRICED)
+    assert (r.instance_type, r.node_count, r.price_per_hour) == ("huge.xlarge", 2, None)
+    assert r.choice.price_per_node_hour is None and not r.choice.price_known
+    d = r.to_dict()
+    assert d["price_per_hour"] is None and d["price_per_node_hour"] is None and d["price_source"] is None
+    assert json.loads(r.to_json())["price_per_hour"] is None
+    text = "\n".join(r.explanation)
+    assert "price unknown in the shipped catalog" in text and "ccdsl catalog refresh" in text
+    assert "Z3 finds no priced row that satisfies it" in text
+    assert [a.instance_type for a in r.alternatives] == ["big.xlarge", "wide.xlarge"]
+
+
+def test_an_unknown_price_never_meets_a_price_bound() -> None:
+    big = C("node_vcpus_count", "atleast", 16)
+    for bound in (C("node_price", "atmost", 1000.0), C("cluster_price_per_hour", "atmost", 1000.0),
+                  C("node_price", "unrestricted")):
+        if bound.qualifier == "unrestricted":
+            assert resolve(contract(big, bound), UNPRICED).instance_type == "huge.xlarge"
+            continue
+        with pytest.raises(UnsatisfiableError) as info:
+            resolve(contract(big, bound), UNPRICED)
+        assert {c.parameter for c in info.value.conflict} == {"node_vcpus_count", bound.parameter}
+        assert oracle.optimum(UNPRICED, contract(big, bound)) is None
+    # a priced row under the bound still wins
+    assert resolve(contract(C("node_price", "atmost", 2.0)), UNPRICED).instance_type == "small.large"
+
+
+def test_a_manager_without_a_known_price_makes_the_cluster_price_unknown() -> None:
+    df = frame({"instance_type": "m.large", "vcpus": 2, "price_per_hour": np.nan},
+               {"instance_type": "m.xlarge", "vcpus": 4, "price_per_hour": 0.5},
+               {"instance_type": "w.large", "vcpus": 8, "price_per_hour": 1.0})
+    mw = lambda *extra: contract(C("cluster_type", "just", "ManagerWorkers"),  # noqa: E731
+                                 C("node_vcpus_count", "atleast", 8, role="worker"), *extra)
+    r = resolve(mw(), df)
+    assert (r.manager.instance_type, r.price_per_hour) == ("m.xlarge", 1.5)  # the priced manager, though dearer
+    r = resolve(mw(C("node_vcpus_count", "atmost", 2, role="manager")), df)
+    assert (r.manager.instance_type, r.manager.price_per_hour, r.price_per_hour) == ("m.large", None, None)
+    assert r.choice.price_per_hour == 1.0 and r.choice.cluster_price_per_hour is None
+    with pytest.raises(UnsatisfiableError):
+        resolve(mw(C("node_vcpus_count", "atmost", 2, role="manager"), C("cluster_price_per_hour", "atmost", 99.0)),
+                df)
+
+
+def test_answers_name_their_price_source_and_date() -> None:
+    r = resolve(contract(C("node_vcpus_count", "atleast", 2)), UNPRICED, top=3)
+    d = r.to_dict()
+    assert (d["price_source"], d["price_date"]) == ("karpenter@6fc13b52", "2026-07-20")
+    alt = d["alternatives"][0]
+    assert (alt["instance_type"], alt["price_source"], alt["price_date"]) == ("mid.large", "libcloud-3.9.1",
+                                                                                  "2025-03-02")
+    assert any("(karpenter@6fc13b52, 2026-07-20)" in line for line in r.explanation)
+    assert not any("days old" in line for line in r.explanation)
+    old = resolve(contract(C("node_vcpus_count", "atleast", 8)), UNPRICED)
+    assert old.instance_type == "mid.large"
+    assert any(line.startswith("warning: the price of mid.large in us-east-1 is") and "days old" in line
+               for line in old.explanation)
+
+
+def test_price_age_warning_starts_after_180_days() -> None:
+    import datetime as dt
+
+    from ccdsl.resolver.explain import price_age_days
+
+    assert price_age_days("2026-07-20", dt.date(2027, 1, 16)) == 180
+    assert price_age_days("2026-07-20", dt.date(2027, 1, 17)) == 181
+    assert price_age_days("", dt.date(2027, 1, 17)) is None
+
+
+# ------------------------------------------------------------------------------------------------ GovCloud
+
+GOV = frame({"instance_type": "m5.large", "price_per_hour": 0.096},
+            {"instance_type": "m5.large", "region": "us-gov-west-1", "price_per_hour": 0.05},
+            {"instance_type": "m5.large", "region": "eu-west-1", "price_per_hour": 0.107})
+
+
+def test_govcloud_competes_only_when_named(monkeypatch) -> None:
+    monkeypatch.delenv("CCDSL_REGION", raising=False)
+    where = lambda *cl, **kw: [c.region for c in select(contract(*cl), GOV, **kw)]  # noqa: E731
+    assert where(any_region=True) == ["us-east-1", "eu-west-1"]  # cheaper, but another account
+    assert where() == ["us-east-1"]
+    assert where(region="us-gov-west-1") == ["us-gov-west-1"]
+    monkeypatch.setenv("CCDSL_REGION", "us-gov-west-1")
+    assert where() == ["us-gov-west-1"]
+    assert where(any_region=True) == ["us-east-1", "eu-west-1"]
+    assert where(C("cluster_locale", "oneof", "us-gov-west-1", "eu-west-1")) == ["us-gov-west-1", "eu-west-1"]
+    assert where(C("cluster_locale", "not", "eu-west-1")) == ["us-east-1"]
+    assert where(C("cluster_locale", "unrestricted")) == ["us-east-1", "eu-west-1"]
+    for kw in ({"any_region": True}, {"region": "us-gov-west-1"}, {}):
+        for cl in ((), (C("cluster_locale", "oneof", "us-gov-west-1", "eu-west-1"),)):
+            want = sorted((a.worker["region"] for a in oracle.solutions(GOV, contract(*cl), **{
+                "region": kw.get("region", "us-gov-west-1"), "any_region": kw.get("any_region", False)})))
+            got = sorted(c.region for c in select(contract(*cl), GOV, region=kw.get("region", "us-gov-west-1"),
+                                                  any_region=kw.get("any_region", False)))
+            assert got == want, (kw, cl)
 
 
 # ------------------------------------------------------------------------------------------------ scope
@@ -256,6 +369,55 @@ def test_infeasible_example_names_its_clauses_and_near_misses(shipped) -> None:
                                                                   ("accelerator_memory", 5)]
     assert any(m.startswith("g4dn.xlarge (us-east-1): accelerator_memory 16 GiB < 32 GiB")
                for m in e.value.near_misses)
+
+
+def test_done_when_of_the_prices_issue(tmp_path, capsys, monkeypatch) -> None:
+    """Issue 7's end-to-end checks through the CLI on the shipped catalog: p4d.24xlarge at Karpenter's
+    $21.957642/h with its source and date; g5.xlarge in eu-west-1 resolves (exit 0) with an unknown price and the
+    refresh hint instead of "unsatisfiable"; a GovCloud contract resolves there."""
+    from ccdsl.cli import main
+
+    monkeypatch.setenv("CCDSL_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("CCDSL_REGION", raising=False)
+    f = tmp_path / "prices.ccc"
+    f.write_text("a = @cluster(accelerator => A100, accelerator_count => @just(8))\n"
+                 "b = @cluster(node_machinetype => \"g5.xlarge\", cluster_locale => eu_west_1)\n"
+                 "g = @cluster(node_vcpus_count => @atleast(4), cluster_locale => us_gov_west_1)\n")
+    assert main(["resolve", str(f), "--json"]) == 0
+    a, b, g = json.loads(capsys.readouterr().out)
+    assert (a["instance_type"], a["price_per_hour"], a["price_source"], a["price_date"]) == (
+        "p4d.24xlarge", 21.957642, "karpenter@6fc13b52", "2026-07-20")
+    assert (b["instance_type"], b["region"], b["price_per_hour"], b["price_per_node_hour"]) == (
+        "g5.xlarge", "eu-west-1", None, None)
+    assert g["region"] == "us-gov-west-1" and g["price_source"] == "karpenter@6fc13b52"
+    assert main(["resolve", str(f), "--contract", "b"]) == 0
+    out = capsys.readouterr().out
+    assert "g5.xlarge × 1 in aws eu-west-1 — price unknown" in out
+    assert "price unknown in the shipped catalog; `ccdsl catalog refresh --provider aws --from price-list" in out
+    assert main(["resolve", str(f), "--contract", "a"]) == 0
+    assert "p4d.24xlarge × 1 in aws us-east-1 — $21.957642/h" in capsys.readouterr().out
+
+
+def test_near_misses_and_the_other_regions_hint_with_unpriced_rows() -> None:
+    """An unpriced row elsewhere still makes the "resolves in other regions" hint, and near misses list rows whose
+    price is unknown after the priced ones."""
+    df = frame({"instance_type": "g5.xlarge", "region": "eu-west-1", "vcpus": 4, "price_per_hour": np.nan},
+               {"instance_type": "g5.xlarge", "vcpus": 4, "price_per_hour": 1.006},
+               {"instance_type": "t3.xlarge", "region": "eu-west-1", "vcpus": 4, "price_per_hour": np.nan},
+               {"instance_type": "t3.large", "region": "eu-west-1", "vcpus": 2, "price_per_hour": 0.09})
+    with pytest.raises(UnsatisfiableError) as e:
+        resolve(contract(C("node_vcpus_count", "atleast", 4), C("node_price", "atmost", 0.5)), df)
+    assert "g5.xlarge (us-east-1): node_price $1.006/h > $0.5/h" in e.value.near_misses
+    with pytest.raises(UnsatisfiableError) as e:
+        resolve(contract(C("node_vcpus_count", "atleast", 4), C("node_price", "atmost", 0.5),
+                         C("cluster_locale", "just", "eu-west-1")), df)
+    assert e.value.near_misses[0] == "t3.large (eu-west-1): node_vcpus_count 2 < 4"
+    assert "t3.xlarge (eu-west-1): node_price unknown (wants ≤ $0.5/h)" in e.value.near_misses
+    df2 = frame({"instance_type": "g5.xlarge", "region": "eu-west-1", "vcpus": 4, "price_per_hour": np.nan},
+                {"instance_type": "t3.large", "vcpus": 2, "price_per_hour": 0.09})
+    with pytest.raises(UnsatisfiableError) as e:
+        resolve(contract(C("node_machinetype", "just", "g5.xlarge")), df2, region="us-east-1")
+    assert "it resolves in other regions (cheapest: g5.xlarge × 1 in eu-west-1, price unknown)" in e.value.hint
 
 
 # ------------------------------------------------------------------------------------------------ Pareto classes

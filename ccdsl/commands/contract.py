@@ -6,7 +6,8 @@ resolver, numpy, pandas (for the catalog) and Z3 — never boto3, paramiko or mp
 Output contract:
 
 - ``resolve --json`` prints one JSON object per contract with ``contract, provider, region, instance_type,
-  node_count, price_per_node_hour, price_per_hour, alternatives`` (and ``manager`` for ManagerWorkers); an
+  node_count, price_per_node_hour, price_per_hour, price_source, price_date, alternatives`` (and ``manager`` for
+  ManagerWorkers; the manager and every alternative carry the same price fields); an unknown price is ``null``; an
   infeasible contract is ``{"contract", "error": "unsatisfiable", "conflict": [{"parameter", "line", "column",
   "text"}, …], "near_misses": […]}``.  With ``--contract NAME`` the object itself is printed, otherwise a list.
 - Exit codes: 0 every contract resolved; 1 some contract is unsatisfiable; 2 the file is malformed (diagnostics
@@ -157,10 +158,11 @@ def unsat_object(e: Any) -> dict[str, Any]:
 def render_resolution(r: Any) -> str:
     """The human answer: headline, why, and a table of the choice and its alternatives."""
     from ccdsl.resolution import place_of
+    from ccdsl.resolver.explain import money
 
     place = place_of(r.provider, r.region)
     head = (f"{r.contract.name}: {r.instance_type} × {r.node_count} in {place}"
-            f" — ${r.price_per_hour:g}/h")
+            f" — {money(r.price_per_hour)}")
     lines = [head]
     lines += [f"  {x}" for x in r.explanation]
     rows = []
@@ -168,14 +170,21 @@ def render_resolution(r: Any) -> str:
         rows.append(["manager", *_cells(r.manager)])
     rows.append(["*", *_cells(r.choice)])
     rows += [[str(i), *_cells(a)] for i, a in enumerate(r.alternatives, start=2)]
-    lines.append(table(["", "instance_type", "provider", "region", "nodes", "$/node/h", "$/h (cluster)"], rows,
-                       indent=2))
+    lines.append(table(["", "instance_type", "provider", "region", "nodes", "$/node/h", "$/h (cluster)",
+                        "price source", "price date"], rows, indent=2))
     return "\n".join(lines) + "\n"
 
 
+def _price(x: float | None) -> str:
+    """A price in a table cell: up to six decimals (every catalog price exactly), or "unknown"."""
+    if x is None:
+        return "unknown"
+    return f"{x:.6f}".rstrip("0").rstrip(".")
+
+
 def _cells(c: Any) -> list[str]:
-    return [c.instance_type, c.provider, c.region, str(c.node_count), f"{c.price_per_node_hour:g}",
-            f"{c.cluster_price_per_hour:.6g}"]
+    return [c.instance_type, c.provider, c.region, str(c.node_count), _price(c.price_per_node_hour),
+            _price(c.cluster_price_per_hour), c.price_source or "-", c.price_date or "-"]
 
 
 def table(header: list[str], rows: list[list[str]], indent: int = 0) -> str:
@@ -209,8 +218,8 @@ def cmd_select(args: argparse.Namespace) -> int:
         print(f"{name}: {len(choices)} match{'es' * (len(choices) != 1)}"
               + (" (workers)" if contract.cluster_type == "ManagerWorkers" else ""))
         if choices:
-            rows = [[c.instance_type, c.provider, c.region, str(c.node_count), f"{c.price_per_node_hour:g}",
-                     f"{c.cluster_price_per_hour:.6g}", str(c.vcpus), quantity(c.memory_gib),
+            rows = [[c.instance_type, c.provider, c.region, str(c.node_count), _price(c.price_per_node_hour),
+                     _price(c.cluster_price_per_hour), str(c.vcpus), quantity(c.memory_gib),
                      f"{c.accelerator_count} × {c.accelerator_model}" if c.accelerator_count else "-"]
                     for c in choices]
             print(table(["instance_type", "provider", "region", "nodes", "$/node/h", "$/h (cluster)", "vcpus",

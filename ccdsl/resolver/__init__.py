@@ -17,6 +17,9 @@ Rules (details in the modules):
 - **Capacity**: a cluster is one row × a node count, and the count is at most the row's ``max_nodes`` (NaN =
   unlimited: cloud types, this machine; an SSH host row is 1 host, a host class as many as it has).  When a
   ManagerWorkers manager is the same row as its workers it takes one of those nodes: workers ≤ ``max_nodes − 1``.
+- **Unknown prices** (offered rows no source prices): such a cluster ranks after every priced one, so it is
+  chosen only when no priced row fits; its price is None in the answer, and it never meets ``node_price`` or
+  ``cluster_price_per_hour``.  GovCloud rows (``us-gov-*``) compete only when named (:mod:`.filter`).
 - **Objective**: the lowest cluster price per hour.  ManagerWorkers: the manager (one node) and the workers are
   resolved on their own clauses in the same provider and region; the cheapest manager there plus the cheapest
   workers under the remaining budget is optimal.

@@ -13,6 +13,9 @@ The problem (SMT-LIB 2 text, kept on the :class:`Problem` so it can be printed a
   than a clause (no literal), so a count the hosts cannot give shows up in the core as the clauses that force
   the count and the row (``node_count``, ``node_provider``, …).  A manager on the workers' own row takes one node:
   ``(= k i) ∧ (= km j) → n ≤ max_nodes − 1``.
+- A row with an unknown price (NaN) appears only in the problems that explain a conflict (the optimization is
+  given priced rows only): its cost is left free, and it meets no budget (``¬c<i>`` for
+  ``cluster_price_per_hour``, also when it is the manager); ``node_price`` already fails for it as a node clause.
 - Comparisons carry the same relative slack (1e-9) as the vectorized filters, with exact rationals for the
   decimal values of the catalog and the contract (``0.526`` is 263/500), so Z3 and numpy agree on boundaries.
   Node counts are whole numbers and compared exactly (:func:`count_formula`).
@@ -266,7 +269,9 @@ def compile_problem(workers: RoleSpec, worker_classes: Classes, manager: RoleSpe
         pick = f"(= k {i})"
         if name is not None:
             out.append(f"; k = {i}: {name(int(worker_classes.rows[i]))}")
-        facts = [f"(= wcost (* {num(worker_classes.price[i])} {nreal}))", f"(= wloc {int(worker_classes.location[i])})"]
+        facts = [f"(= wloc {int(worker_classes.location[i])})"]
+        if not np.isnan(worker_classes.price[i]):  # unknown: free (only conflicts see such rows), no budget below
+            facts.insert(0, f"(= wcost (* {num(worker_classes.price[i])} {nreal}))")
         if not np.isnan(worker_classes.limit[i]):  # a fact of the catalog, not a clause: no literal
             facts.append(f"(<= n {int(worker_classes.limit[i])})")
         facts += [f"(not {literals[j].name})" for j in worker_classes.fails[i]]
@@ -287,7 +292,11 @@ def compile_problem(workers: RoleSpec, worker_classes: Classes, manager: RoleSpe
         for j in range(len(manager_classes.rows)):
             if name is not None:
                 out.append(f"; km = {j}: {name(int(manager_classes.rows[j]))}")
-            facts = [f"(= mcost {num(manager_classes.price[j])})", f"(= mloc {int(manager_classes.location[j])})"]
+            facts = [f"(= mloc {int(manager_classes.location[j])})"]
+            if np.isnan(manager_classes.price[j]):  # an unknown manager price meets no budget
+                facts += [f"(not {lit})" for c, lit in zip(workers.coupled, coupled_lits) if c.parameter == BUDGET]
+            else:
+                facts.insert(0, f"(= mcost {num(manager_classes.price[j])})")
             facts += [f"(not {literals[x].name})" for x in manager_classes.fails[j]]
             out.append(f"(assert (=> (= km {j}) (and {' '.join(facts)})))")
         # the manager on the workers' own limited row takes one of its nodes

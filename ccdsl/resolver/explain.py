@@ -28,6 +28,8 @@ from ccdsl.resolver import solve
 from ccdsl.resolver.solve import Ranking, RoleRows, literal_table, lower_budget, rank, row_name, solver_for
 
 UNITS = {"memory": "GiB", "bandwidth": "Gbit/s", "price": "USD/h"}
+REFRESH_HINT = "`ccdsl catalog refresh --provider aws --from price-list --region {region}` brings it"
+PRICE_MAX_AGE_DAYS = 180
 
 
 # ------------------------------------------------------------------------------------------- infeasible
@@ -99,9 +101,10 @@ def _elsewhere(ranking: Ranking, contract) -> str | None:
     if not anywhere.feasible:
         return None
     view, best = ranking.view, int(anywhere.rows[0])
+    total = float(anywhere.totals[0])
+    price = "price unknown" if np.isnan(total) else f"${total:.6g}/h"
     return (f"it resolves in other regions (cheapest: {view.label('instance_type', best)} × {int(anywhere.counts[0])}"
-            f" in {view.label('region', best)}, ${float(anywhere.totals[0]):.6g}/h): use --any-region, "
-            f"--region or cluster_locale")
+            f" in {view.label('region', best)}, {price}): use --any-region, --region or cluster_locale")
 
 
 def minimal_core(ranking: Ranking) -> list[comp.Literal]:
@@ -216,7 +219,7 @@ def near_misses(ranking: Ranking, limit: int = 3) -> list[str]:
     if len(rr.scope) == 0:
         return out
     fails = (~np.column_stack(rr.masks)).sum(axis=1) if rr.masks else np.zeros(len(rr.scope), dtype=int)
-    price = view.numbers["price_per_hour"][rr.scope]
+    price = solve.price_key(view.numbers["price_per_hour"][rr.scope])
     order = np.lexsort((price, -_reach(view, rr), fails))
     seen: set[int] = set()
     manager_places = set(view.location[ranking.manager.candidates].tolist()) if ranking.manager is not None else set()
@@ -352,12 +355,7 @@ def explanation(ranking: Ranking, chosen: Choice, manager: Choice | None, altern
         total = chosen.node_count * v + (manager.price_per_hour if manager and c.parameter == comp.BUDGET else 0)
         lines.append(f"{c.text}: {chosen.node_count} × {_fmt(v, c.parameter)} = {_fmt(total, c.parameter)}"
                      + (" (manager included)" if manager and c.parameter == comp.BUDGET else "") + _meets(c))
-    cost = (f"{chosen.node_count} node{'s' * (chosen.node_count != 1)} × ${chosen.price_per_node_hour:g}/h"
-            f" = ${chosen.price_per_hour:.6g}/h")
-    if manager is not None:
-        cost += (f" + manager {manager.instance_type} ${manager.price_per_hour:g}/h"
-                 f" = ${chosen.price_per_hour + manager.price_per_hour:.6g}/h")
-    lines.append(cost)
+    lines += cost_lines(chosen, manager)
     if ranking.default_region and chosen.provider == AWS:  # other providers' rows are not limited by region
         lines.append(f"region {ranking.region} ({REGION_ORIGINS[region_origin]}; --any-region lets every region "
                      "compete)")
@@ -366,12 +364,17 @@ def explanation(ranking: Ranking, chosen: Choice, manager: Choice | None, altern
     if alternatives:
         a = alternatives[0]
         lines.append(f"next cheapest: {a.instance_type} × {a.node_count} ({a.region}) "
-                     f"${a.cluster_price_per_hour:.6g}/h")
+                     f"{money(a.cluster_price_per_hour)}")
     z3_note = ""
     if proof is not None:
         classes = f"{proof.classes} Pareto class{'es' * (proof.classes != 1)}"
-        z3_note = (f"; Z3 finds the same optimum over {classes}" if proof.checked
-                   else f"; not checked with Z3 ({classes}, over its limit of {solve.Z3_CLASS_LIMIT})")
+        if not proof.checked:
+            z3_note = f"; not checked with Z3 ({classes}, over its limit of {solve.Z3_CLASS_LIMIT})"
+        elif proof.priced:
+            z3_note = f"; Z3 finds the same optimum over {classes}"
+        else:
+            z3_note = "; Z3 finds no priced row that satisfies it" + (
+                f" ({classes} of priced rows)" if proof.classes else " (none is a candidate)")
     lines.append(f"{len(ranking.rows)} (type, region) rows satisfy the contract{z3_note}")
     return tuple(lines)
 
@@ -381,12 +384,59 @@ def on_premise_note(ranking: Ranking, row: int, chosen: Choice) -> str:
     place = place_of(chosen.provider, chosen.region)
     where = (f"{chosen.instance_type} is this machine, on-premise" if chosen.provider == "local"
              else f"{chosen.instance_type} is on-premise ({place}, from your catalog)")
-    if chosen.price_per_node_hour > 0:
+    if (chosen.price_per_node_hour or 0) > 0:
         return f"{where}; it competes with the cloud on its catalog price"
     named = [c for c in naming_clauses(ranking.workers.spec.node) if clause_mask(ranking.view, c)[row]]
     if named:
         return f"{where}; it competes because {named[0].text} names it"
     return where
+
+
+def money(x: float | None, digits: int = 6) -> str:
+    """``$21.957642/h`` (up to six decimals: every catalog price exactly), or ``price unknown``."""
+    if x is None:
+        return "price unknown"
+    text = f"{x:.{digits}f}".rstrip("0").rstrip(".")
+    return f"${text}/h"
+
+
+def price_note(c: Choice) -> str:
+    """``(karpenter@6fc13b52, 2026-07-20)``: where a price comes from and its date."""
+    parts = [p for p in (c.price_source, c.price_date) if p]
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def cost_lines(chosen: Choice, manager: Choice | None) -> list[str]:
+    """What the cluster costs, where the prices come from, and what to do when one is unknown or old."""
+    n = chosen.node_count
+    cost = f"{n} node{'s' * (n != 1)} × {money(chosen.price_per_node_hour)}{price_note(chosen)}"
+    if chosen.price_per_node_hour is not None:
+        cost += f" = {money(chosen.price_per_hour)}"
+    if manager is not None:
+        cost += f" + manager {manager.instance_type} {money(manager.price_per_hour)}{price_note(manager)}"
+        cost += f" = {money(chosen.cluster_price_per_hour)}"
+    lines = [cost]
+    unknown = [c for c in (chosen, manager) if c is not None and c.price_per_node_hour is None]
+    for c in unknown:
+        lines.append(f"{c.instance_type} in {c.region}: price unknown in the shipped catalog; "
+                     + REFRESH_HINT.format(region=c.region) + "; no priced row satisfies the contract")
+    for c in (chosen, manager):
+        age = price_age_days(c.price_date) if c is not None and c.price_date else None
+        if c is not None and age is not None and age > PRICE_MAX_AGE_DAYS:
+            lines.append(f"warning: the price of {c.instance_type} in {c.region} is {age} days old "
+                         f"({c.price_source}, {c.price_date}); " + REFRESH_HINT.format(region=c.region)
+                         .replace("brings it", "brings a current one"))
+    return lines
+
+
+def price_age_days(date: str, today=None) -> int | None:  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    try:
+        day = dt.date.fromisoformat(date[:10])
+    except ValueError:
+        return None
+    return ((today or dt.datetime.now(dt.timezone.utc).date()) - day).days
 
 
 def _have(view, row: int, c: Clause) -> str:

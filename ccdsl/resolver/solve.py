@@ -13,6 +13,13 @@ Pipeline (one data-flow direction):
 **Tie-breaking** (deterministic, documented in the README): lowest total price per hour (manager included,
 compared to 1e-9 USD), then fewer nodes, then more vCPUs per node, then provider, region and instance type name in
 alphabetical order.
+
+**Unknown prices** (NaN: offered, but no source prices the row): a cluster whose workers or manager have no known
+price has no known total.  Priced clusters rank first, by the rule above; unpriced ones after all of them, by the
+same rule without the price (fewer nodes, more vCPUs, names).  So an unpriced row is chosen only when no priced
+one satisfies the contract.  An unknown price never meets ``node_price`` or ``cluster_price_per_hour`` (NaN
+satisfies no bound).  Z3 is given the priced candidates only: it proves the optimum among them, or — when the
+answer is unpriced — that no priced candidate satisfies the contract.
 """
 
 from __future__ import annotations
@@ -86,8 +93,10 @@ def rank(view: CatalogView, contract, region: str, any_region: bool) -> Ranking:
     ok = counts > 0
     rows, counts, offset, managers = rows[ok], counts[ok], offset[ok], managers[ok]
     totals = counts * price[rows] + offset
+    unknown = np.isnan(totals)
     order = np.lexsort((view.codes["instance_type"][rows], view.codes["region"][rows], view.codes["provider"][rows],
-                        -np.nan_to_num(view.numbers["vcpus"][rows]), counts, np.round(totals, 9)))
+                        -np.nan_to_num(view.numbers["vcpus"][rows]), counts,
+                        np.round(np.where(unknown, 0.0, totals), 9), unknown))
     rows, counts, totals, managers = rows[order], counts[order], totals[order], managers[order]
     if manager is not None:  # several managers tried per worker row: keep its best
         _, first = np.unique(rows, return_index=True)
@@ -127,7 +136,7 @@ def pair_managers(view: CatalogView, workers: np.ndarray, managers: np.ndarray,
     """
     if len(managers) == 0 or len(workers) == 0:
         return workers[:0], workers[:0]
-    loc, price = view.location[managers], view.numbers["price_per_hour"][managers]
+    loc, price = view.location[managers], price_key(view.numbers["price_per_hour"][managers])
     order = np.lexsort((view.codes["instance_type"][managers], -np.nan_to_num(view.numbers["vcpus"][managers]),
                         price, loc))
     m, loc, price = managers[order], loc[order], price[order]
@@ -147,27 +156,42 @@ def pair_managers(view: CatalogView, workers: np.ndarray, managers: np.ndarray,
     return pair_w, pair_m
 
 
+_UNKNOWN_KEY = float(np.finfo(np.float64).max)
+
+
+def price_key(price: np.ndarray) -> np.ndarray:
+    """Prices for sorting: an unknown price (NaN) after every known one, and equal to every other unknown."""
+    return np.where(np.isnan(price), _UNKNOWN_KEY, price)
+
+
+def known(x: float) -> float | None:
+    """A price as the answer carries it: None when unknown."""
+    return None if np.isnan(x) else float(x)
+
+
 def choice(view: CatalogView, row: int, count: int, role: str | None, manager: int = -1) -> Choice:
     num, lab = view.numbers, view.label
-    p = num["price_per_hour"][row]
-    mp = float(num["price_per_hour"][manager]) if manager >= 0 else 0.0
+    p = known(num["price_per_hour"][row])
+    mp = known(num["price_per_hour"][manager]) if manager >= 0 else 0.0
     return Choice(
         provider=lab("provider", row), region=lab("region", row), instance_type=lab("instance_type", row),
-        node_count=int(count), price_per_node_hour=float(p), price_per_hour=round(float(count * p), 9),
+        node_count=int(count), price_per_node_hour=p, price_per_hour=None if p is None else round(count * p, 9),
         vcpus=int(np.nan_to_num(num["vcpus"][row])), memory_gib=float(np.nan_to_num(num["memory_gib"][row])),
         accelerator_count=int(np.nan_to_num(num["accelerator_count"][row])),
         accelerator_model=lab("accelerator_model", row), accelerator_architecture=lab("accelerator_architecture", row),
         accelerator_memory_gib=float(np.nan_to_num(num["accelerator_memory_gib"][row])),
         cpu_model=lab("cpu_model", row), network_gbps=float(np.nan_to_num(num["network_gbps"][row])), role=role,
-        manager_price_per_hour=mp)
+        manager_price_per_hour=mp, price_source=lab("price_source", row), price_date=lab("price_date", row))
 
 
 def row_name(view: CatalogView, row: int) -> str:
     """``g4dn.xlarge (aws us-east-1, $0.526/h)``: a catalog row in a problem's comments."""
     limit = view.number("max_nodes", row)
     most = "" if np.isnan(limit) else f", at most {int(limit)} node{'s' * (limit != 1)}"
+    price = view.number("price_per_hour", row)
+    cost = "price unknown" if np.isnan(price) else f"${price:g}/h"
     return (f"{view.label('instance_type', row)} ({view.label('provider', row)} {view.label('region', row)}, "
-            f"${view.number('price_per_hour', row):g}/h{most})")
+            f"{cost}{most})")
 
 
 def alternatives(ranking: Ranking, top: int) -> list[int]:
@@ -191,18 +215,23 @@ Z3_CLASS_LIMIT = 400
 @dataclass(frozen=True)
 class Proof:
     """What Z3 found: the optimal price, the model (a worker row, count and manager row at that price), and the
-    problem's size."""
+    problem's size.  ``cost`` is None when the answer has no known price: then Z3 found that no priced candidate
+    satisfies the contract."""
 
-    cost: Fraction
+    cost: Fraction | None
     worker_row: int
     node_count: int
     manager_row: int  # -1: no manager
     classes: int
-    problem: comp.Problem | None  # None: over Z3_CLASS_LIMIT, not checked
+    problem: comp.Problem | None  # None: over Z3_CLASS_LIMIT (or no priced candidate at all), not checked
 
     @property
     def checked(self) -> bool:
         return self.problem is not None
+
+    @property
+    def priced(self) -> bool:
+        return self.cost is not None
 
 
 def literal_table(workers: comp.RoleSpec, manager: comp.RoleSpec | None) -> tuple[tuple[comp.Literal, ...],
@@ -241,6 +270,9 @@ def prove(ranking: Ranking) -> Proof:
     The minimum is found by iterative search on one incremental solver (a model, then "cheaper than that" until
     unsat); on these small problems that is 1.5–2× faster than ``z3.Optimize`` and ends with the same proof: the
     last check is unsat, so nothing is cheaper than the last model.
+
+    Only priced rows are given to Z3 (an unknown price has no value to minimize).  When the ranked answer is
+    unpriced, Z3 must find the priced problem unsatisfiable: that is the proof that no priced row fits.
     """
     import z3
 
@@ -248,10 +280,13 @@ def prove(ranking: Ranking) -> Proof:
     wspec, mspec = ranking.workers.spec, ranking.manager.spec if ranking.manager else None
     lits, index = literal_table(wspec, mspec)
     mw = ranking.manager is not None
+    price = view.numbers["price_per_hour"]
     workers = ranking.workers.candidates
+    workers = workers[~np.isnan(price[workers])]
     manager_classes = None
     if ranking.manager is not None:  # only places that have both roles can host the cluster
         managers = ranking.manager.candidates
+        managers = managers[~np.isnan(price[managers])]
         shared = np.intersect1d(view.location[workers], view.location[managers])
         workers = workers[np.isin(view.location[workers], shared)]
         managers = managers[np.isin(view.location[managers], shared)]
@@ -260,23 +295,30 @@ def prove(ranking: Ranking) -> Proof:
     worker_classes = comp.make_classes(view, workers, wspec, None, mw, index)
     size = len(worker_classes.rows) + (len(manager_classes.rows) if manager_classes is not None else 0)
     best = int(ranking.rows[0])
-    bound = int(ranking.counts[0]) * comp.exact(view.numbers["price_per_hour"][best])
     mbest = int(ranking.managers[0])
-    if mbest >= 0:
-        bound += comp.exact(view.numbers["price_per_hour"][mbest])
+    bound: Fraction | None = None
+    if not np.isnan(ranking.totals[0]):
+        bound = int(ranking.counts[0]) * comp.exact(price[best])
+        if mbest >= 0:
+            bound += comp.exact(price[mbest])
     if size > Z3_CLASS_LIMIT:
         return Proof(bound, best, int(ranking.counts[0]), mbest, size, None)
     problem = comp.compile_problem(wspec, worker_classes, mspec, manager_classes, lits, index,
                                    count_cap(wspec.count), lambda row: row_name(view, row))
     s, assumptions = solver_for(problem)
     s.add(*assumptions)
-    price, model = z3.Real("cost"), None
+    if bound is None:
+        if s.check() != z3.unsat:
+            raise RuntimeError(f"internal: Z3 satisfies the contract with a priced row, the ranking found only "
+                               f"unpriced ones\n{problem.text}")
+        return Proof(None, best, int(ranking.counts[0]), mbest, size, problem)
+    cost_var, model = z3.Real("cost"), None
     while s.check() == z3.sat:
         model = s.model()
-        s.add(price < model.eval(price))
+        s.add(cost_var < model.eval(cost_var))
     if model is None:
         raise RuntimeError(f"internal: Z3 finds no solution, the ranking found {bound}\n{problem.text}")
-    value = model.eval(price)
+    value = model.eval(cost_var)
     cost = Fraction(value.numerator_as_long(), value.denominator_as_long())
     if cost != bound:
         word = "cheaper" if cost < bound else "dearer"

@@ -8,8 +8,10 @@ few dozen distinct labels it covers and indexing a boolean table with the codes.
 
 ``max_nodes`` (how many nodes of a row exist) is NaN = unlimited, also for catalogs without the column.
 
-Rows without a price are not in the catalog (they cannot be costed), so the view drops them.  The view is cached
-per DataFrame object (weakly): treat a catalog DataFrame as immutable once handed to the resolver.
+Rows without a known price (NaN: offered, but no source prices them) stay in the view: the resolver ranks them
+after every priced row (:func:`ccdsl.resolver.solve.rank`).  ``price_source`` and ``price_date`` travel with each
+row so that every answer can name where its price comes from.  The view is cached per DataFrame object (weakly):
+treat a catalog DataFrame as immutable once handed to the resolver.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from ccdsl.errors import CatalogError
 STRING_COLUMNS = (
     "provider", "region", "instance_type", "cpu_manufacturer", "cpu_model", "cpu_microarchitecture",
     "cpu_architecture", "accelerator_type", "accelerator_manufacturer", "accelerator_model",
-    "accelerator_architecture", "storage_type",
+    "accelerator_architecture", "storage_type", "price_source", "price_date",
 )
 NUMBER_COLUMNS = (
     "vcpus", "cores", "memory_gib", "accelerator_count", "accelerator_memory_gib", "accelerator_memory_total_gib",
@@ -33,7 +35,7 @@ NUMBER_COLUMNS = (
 )
 REQUIRED = ("provider", "region", "instance_type", "price_per_hour")
 VIEW_COLUMNS = STRING_COLUMNS + NUMBER_COLUMNS  # what the resolver reads of a catalog
-FORMAT = 2  # bump when the saved view's layout or meaning changes (it is part of the cache key)
+FORMAT = 3  # bump when the saved view's layout or meaning changes (it is part of the cache key)
 
 
 @dataclass(frozen=True, eq=False)
@@ -85,8 +87,6 @@ def build_view(df: Any) -> CatalogView:
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
         raise CatalogError(f"the catalog lacks the column(s) {', '.join(missing)}")
-    price = pd.to_numeric(df["price_per_hour"], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-    keep = np.flatnonzero(~np.isnan(price))
     numbers: dict[str, np.ndarray] = {}
     for col in NUMBER_COLUMNS:
         if col in df.columns:
@@ -97,12 +97,12 @@ def build_view(df: Any) -> CatalogView:
             continue
         else:
             values = np.full(len(df), np.nan)
-        numbers[col] = values[keep]
+        numbers[col] = values
     codes: dict[str, np.ndarray] = {}
     labels: dict[str, tuple[str, ...]] = {}
     for col in STRING_COLUMNS:
         series = df[col] if col in df.columns else pd.Series([""] * len(df))
-        inverse, uniques = pd.factorize(series.iloc[keep].fillna(""), sort=True)  # hashing: fast on 1M rows
+        inverse, uniques = pd.factorize(series.fillna(""), sort=True)  # hashing: fast on 1M rows
         codes[col] = inverse.astype(np.int32)
         labels[col] = tuple(str(u) for u in uniques)
     pairs = codes["provider"].astype(np.int64) * (len(labels["region"]) + 1) + codes["region"]
@@ -110,7 +110,7 @@ def build_view(df: Any) -> CatalogView:
     n_regions = len(labels["region"]) + 1
     location_labels = tuple((labels["provider"][int(p // n_regions)], labels["region"][int(p % n_regions)])
                             for p in loc_uniques)
-    return CatalogView(len(keep), numbers, codes, labels, loc.astype(np.int32), location_labels)
+    return CatalogView(len(df), numbers, codes, labels, loc.astype(np.int32), location_labels)
 
 
 # ------------------------------------------------------------------------------------------ on-disk cache
