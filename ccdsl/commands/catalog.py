@@ -48,8 +48,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     e.add_argument("--no-user", action="store_true", help="only the shipped catalog")
     e.set_defaults(func=cmd_export)
 
-    r = cs.add_parser("refresh", help="fetch live specs and prices through boto3 into a user catalog")
+    r = cs.add_parser("refresh", help="fetch current prices into a user catalog: AWS's public Price List files "
+                                      "(--from price-list, no account) or the AWS APIs (boto3, credentials)")
     r.add_argument("--provider", default="aws", choices=("aws",))
+    r.add_argument("--from", dest="source", choices=("api", "price-list"), default="api",
+                   help="price-list: stream AWS's public Price List bulk CSV files (no credentials); api (default): "
+                        "EC2 DescribeInstanceTypes + the Price List query API through boto3")
+    r.add_argument("--price-list-url", metavar="URL", default=None,
+                   help="base URL of the Price List bulk files (default https://pricing.us-east-1.amazonaws.com)")
     r.add_argument("--region", action="append", metavar="R",
                    help="region to refresh (repeatable; default: the AWS configuration's region)")
     r.add_argument("--endpoint-url", metavar="URL", help="EC2 endpoint (e.g. a moto server)")
@@ -315,6 +321,11 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     from ccdsl.catalog.refresh import refresh
     from ccdsl.errors import CatalogError
 
+    if args.source == "price-list":
+        return refresh_price_list(args)
+    if args.price_list_url:
+        raise CatalogError("--price-list-url goes with --from price-list")
+
     regions = args.region
     if not regions:
         from ccdsl.catalog.refresh import _boto3
@@ -331,6 +342,26 @@ def cmd_refresh(args: argparse.Namespace) -> int:
             print(f"warning: {w}", file=sys.stderr)
         print(f"{region}: {res.rows} rows ({res.instance_types_described} types described, {res.offered} offered, "
               f"{res.unpriced} without price); prices from {res.price_source} -> {res.path}")
+    return 0
+
+
+def refresh_price_list(args: argparse.Namespace) -> int:
+    """``--from price-list``: no credentials, no boto3; one offer file per region, streamed."""
+    from ccdsl.catalog.pricelist import BASE_URL, refresh_from_price_list
+    from ccdsl.errors import CatalogError
+    from ccdsl.resolver import default_region
+
+    if args.spot:
+        raise CatalogError("--spot needs the EC2 API: use `ccdsl catalog refresh --spot` (with credentials)")
+    if args.endpoint_url or args.pricing_endpoint_url or args.no_price_fallback:
+        raise CatalogError("--endpoint-url, --pricing-endpoint-url and --no-price-fallback go with --from api",
+                           hint="--from price-list reads public files; --price-list-url points elsewhere")
+    for region in args.region or [default_region()]:
+        res = refresh_from_price_list(region, base_url=args.price_list_url or BASE_URL, progress=sys.stderr)
+        for w in res.warnings:
+            print(f"warning: {w}", file=sys.stderr)
+        print(f"{region}: {res.rows} rows ({res.priced_types} types priced, {res.rows_read:,} CSV rows, "
+              f"{res.bytes_read / 1e6:.1f} MB); prices from {res.price_source} of {res.price_date} -> {res.path}")
     return 0
 
 

@@ -1,0 +1,395 @@
+"""``ccdsl catalog refresh --from price-list``: on-demand prices from AWS's public Price List bulk files.
+
+No AWS account is needed: the files are public HTTPS.  The path is the one AWS documents: the service index
+(``/offers/v1.0/aws/index.json``) names EC2's region index, which names each region's offer file; ccdsl reads the
+CSV form of that file.  A large region's file is hundreds of MB, so it is *streamed*: bytes go through a CSV
+reader row by row and only the lowest matching price per instance type is kept.  A dropped connection is resumed
+where it stopped (an HTTP ``Range`` request; a server that ignores it is read again from the start and the bytes
+already seen are skipped), a few times with backoff.  Progress (bytes of the total, rows read) goes to stderr.
+
+Which rows count is the filter AWS's own price generators share (Karpenter, SkyPilot, ec2instances.info): term
+OnDemand, Linux, shared tenancy, no pre-installed software, capacity status Used, market OnDemand where the column
+exists, hourly USD, product family "Compute Instance" (or its bare-metal variant).  A zero price is unknown.
+
+Specs are not in question here: a priced type gets the shipped catalog's facts for that type (moto's
+DescribeInstanceTypes snapshot), so a refreshed row means what a shipped row means; a type the shipped catalog
+does not describe is counted and left out.  Every row records ``price_source = aws-price-list@<version>`` and
+``price_date`` = the file's publication date.  The user catalog ``aws-<region>.price-list.csv`` and its ``.json``
+sidecar are written atomically after the whole file was read, so a failure leaves the previous ones.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import http.client
+import io
+import json
+import math
+import re
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, TextIO
+
+from ccdsl.errors import CatalogError
+
+BASE_URL = "https://pricing.us-east-1.amazonaws.com"
+SERVICE_INDEX = "/offers/v1.0/aws/index.json"
+OFFER_CODE = "AmazonEC2"
+SOURCE_PREFIX = "aws-price-list"
+ATTEMPTS = 6  # per file: the first try and five resumes
+BACKOFF = 0.5  # seconds, doubled per retry
+CHUNK = 1 << 16
+
+_REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d+$")
+FAMILIES = ("Compute Instance", "Compute Instance (bare metal)")
+# column -> accepted values ("" = empty cell); a column absent from the file is not checked
+FILTER: dict[str, tuple[str, ...]] = {
+    "TermType": ("OnDemand",),
+    "Operating System": ("Linux",),
+    "Tenancy": ("Shared",),
+    "Pre Installed S/W": ("", "NA"),
+    "CapacityStatus": ("Used",),
+    "MarketOption": ("OnDemand",),
+    "Unit": ("Hrs",),
+    "Currency": ("USD",),
+    "Product Family": FAMILIES,
+}
+
+
+@dataclass(frozen=True)
+class Offer:
+    """What one region's offer file says: its provenance and the lowest on-demand Linux price per type."""
+
+    region: str
+    url: str
+    version: str
+    publication_date: str  # as the file states it (ISO date-time)
+    prices: dict[str, float]
+    rows_read: int
+    bytes_read: int
+
+    @property
+    def source(self) -> str:
+        return f"{SOURCE_PREFIX}@{self.version}"
+
+    @property
+    def date(self) -> str:
+        return self.publication_date[:10]
+
+
+@dataclass(frozen=True)
+class PriceListResult:
+    region: str
+    path: Path
+    rows: int
+    priced_types: int
+    unknown_types: tuple[str, ...]  # priced in the file, not described by the shipped catalog
+    price_source: str
+    price_date: str
+    bytes_read: int
+    rows_read: int
+    warnings: tuple[str, ...] = field(default=())
+
+
+# ------------------------------------------------------------------------------------------------ HTTP
+
+def _open(url: str, timeout: float, start: int = 0):  # type: ignore[no-untyped-def]
+    headers = {"User-Agent": "ccdsl catalog refresh", "Accept-Encoding": "identity"}
+    if start:
+        headers["Range"] = f"bytes={start}-"
+    return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+
+
+def _unreachable(url: str, exc: BaseException) -> CatalogError:
+    if isinstance(exc, urllib.error.HTTPError):
+        return CatalogError(f"the Price List file {url} answered HTTP {exc.code} {exc.reason}",
+                            hint="check --price-list-url and the region; the previous catalog is unchanged")
+    return CatalogError(f"cannot read the Price List file {url}: {getattr(exc, 'reason', exc)}",
+                        hint="check the network (or --price-list-url); the previous catalog is unchanged")
+
+
+def get_json(url: str, timeout: float = 30.0) -> dict[str, Any]:
+    """A small JSON document (the indexes), with the same retries as the offer files."""
+    data = b"".join(ResumableStream(url, timeout=timeout).chunks())
+    try:
+        doc = json.loads(data)
+    except ValueError as exc:
+        raise CatalogError(f"{url} is not valid JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise CatalogError(f"{url}: expected a JSON object")
+    return doc
+
+
+class ResumableStream(io.RawIOBase):
+    """A read-only byte stream over one URL that survives dropped connections.
+
+    After an error or a short read it reconnects asking for the rest (``Range: bytes=<seen>-``); a ``206`` goes on
+    where it stopped, a ``200`` (the server ignores ranges) is read from the start with the seen bytes skipped.
+    ``total`` is the size the server announced (None if unknown), ``position`` the bytes delivered so far.
+    """
+
+    def __init__(self, url: str, timeout: float = 30.0, attempts: int = ATTEMPTS, backoff: float = BACKOFF,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        super().__init__()
+        self.url, self.timeout, self.attempts, self.backoff, self._sleep = url, timeout, attempts, backoff, sleep
+        self.position = 0
+        self.total: int | None = None
+        self.retries = 0
+        self._response = None
+        self._skip = 0
+        self._stalls = 0  # reconnects in a row that brought no new byte
+        self._mark = 0
+        self._connect()
+
+    def readable(self) -> bool:
+        return True
+
+    def _connect(self) -> None:
+        last: BaseException | None = None
+        for attempt in range(self.attempts):
+            if attempt:
+                self.retries += 1
+                self._sleep(self.backoff * 2 ** (attempt - 1))
+            try:
+                response = _open(self.url, self.timeout, self.position)
+            except urllib.error.HTTPError as exc:
+                if exc.code < 500 and exc.code != 429:
+                    raise _unreachable(self.url, exc) from None
+                last = exc
+                continue
+            except (OSError, urllib.error.URLError, http.client.HTTPException) as exc:
+                last = exc
+                continue
+            status = getattr(response, "status", 200)
+            length = response.headers.get("Content-Length")
+            if status == 206:
+                self._skip = 0
+                if self.total is None:
+                    m = re.search(r"/(\d+)$", response.headers.get("Content-Range", ""))
+                    self.total = int(m.group(1)) if m else None
+            else:
+                self._skip = self.position  # a full answer: throw away what was delivered already
+                self.total = int(length) if length and length.isdigit() else self.total
+            self._response = response
+            return
+        raise _unreachable(self.url, last or OSError("no answer"))
+
+    def readinto(self, buffer: Any) -> int:
+        while True:
+            try:
+                n = self._response.readinto(buffer) if self._response is not None else 0
+            except (OSError, urllib.error.URLError, http.client.HTTPException, ValueError):  # reset, timeout, cut
+                n = -1
+            if n and n > 0 and self._skip:
+                drop = min(n, self._skip)
+                self._skip -= drop
+                if drop == n:
+                    continue
+                view = memoryview(buffer)
+                view[: n - drop] = view[drop:n]
+                n -= drop
+            if n and n > 0:
+                self.position += n
+                return n
+            if n == 0 and (self.total is None or self.position >= self.total):
+                return 0  # the end, as announced (or nothing was announced)
+            self._close_response()
+            self._stalls = self._stalls + 1 if self.position == self._mark else 1
+            self._mark = self.position
+            if self._stalls > self.attempts:
+                raise _unreachable(self.url, OSError(f"the connection keeps dropping at byte {self.position}"))
+            self._connect()  # dropped before the announced end: resume
+
+    def chunks(self) -> Iterator[bytes]:
+        while True:
+            buf = bytearray(CHUNK)
+            n = self.readinto(buf)
+            if not n:
+                self._close_response()
+                return
+            yield bytes(buf[:n])
+
+    def _close_response(self) -> None:
+        if self._response is not None:
+            try:
+                self._response.close()
+            except OSError:
+                pass
+            self._response = None
+
+    def close(self) -> None:
+        self._close_response()
+        super().close()
+
+
+# ------------------------------------------------------------------------------------------------ progress
+
+class Progress:
+    """``us-east-1: 123.4 of 456.7 MB (27%), 1,234,567 rows``: redrawn in place on a terminal, otherwise printed
+    at most every 10% (and once at the end) so that logs stay short."""
+
+    def __init__(self, label: str, stream: TextIO | None = None, interval: float = 0.25) -> None:
+        self.label, self.stream, self.interval = label, stream if stream is not None else sys.stderr, interval
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._last = 0.0
+        self._decile = -1
+        self.lines: list[str] = []
+
+    def text(self, done: int, total: int | None, rows: int) -> str:
+        size = f"{done / 1e6:.1f} of {total / 1e6:.1f} MB ({100 * done // max(total, 1)}%)" if total \
+            else f"{done / 1e6:.1f} MB"
+        return f"{self.label}: {size}, {rows:,} rows"
+
+    def update(self, done: int, total: int | None, rows: int, final: bool = False) -> None:
+        now = time.monotonic()
+        if self.tty:
+            if final or now - self._last >= self.interval:
+                self._last = now
+                self.stream.write("\r" + self.text(done, total, rows) + ("\n" if final else ""))
+                self.stream.flush()
+            return
+        decile = 10 * done // total if total else -1
+        if final or (total and decile > self._decile):
+            self._decile = decile
+            line = self.text(done, total, rows)
+            self.lines.append(line)
+            self.stream.write(line + "\n")
+
+
+# ------------------------------------------------------------------------------------------------ indexes
+
+def offer_url(region: str, base_url: str = BASE_URL, timeout: float = 30.0) -> tuple[str, dict[str, Any]]:
+    """The CSV offer file of ``region``: service index -> EC2's region index -> the region's current version."""
+    base = base_url.rstrip("/")
+    service = get_json(base + SERVICE_INDEX, timeout)
+    ec2 = (service.get("offers") or {}).get(OFFER_CODE) or {}
+    index_path = ec2.get("currentRegionIndexUrl")
+    if not index_path:
+        raise CatalogError(f"{base + SERVICE_INDEX} names no {OFFER_CODE} region index")
+    regions = get_json(urllib.parse.urljoin(base + "/", index_path), timeout).get("regions") or {}
+    known = sorted(k for k in regions if _REGION.match(k))
+    if region not in known:
+        import difflib
+
+        close = difflib.get_close_matches(region, known, n=3)
+        raise CatalogError(f"the Price List has no EC2 offer file for region {region!r}",
+                           hint=f"did you mean {', '.join(close)}?" if close else f"regions: {', '.join(known)}")
+    version_path = regions[region].get("currentVersionUrl") or ""
+    csv_path = re.sub(r"\.json$", ".csv", version_path)
+    return urllib.parse.urljoin(base + "/", csv_path), regions[region]
+
+
+def _lines(stream: ResumableStream) -> Iterator[str]:
+    return io.TextIOWrapper(io.BufferedReader(stream, CHUNK), encoding="utf-8-sig", newline="")
+
+
+def read_offer(region: str, url: str, progress: Progress | None = None, timeout: float = 30.0) -> Offer:
+    """Stream one region's CSV offer file: metadata rows, the header, then rows filtered as documented."""
+    stream = ResumableStream(url, timeout=timeout)
+    reader = csv.reader(_lines(stream))
+    meta: dict[str, str] = {}
+    header: list[str] | None = None
+    for row in reader:
+        if len(row) >= 2 and row[0] in ("FormatVersion", "Disclaimer", "Publication Date", "Version", "OfferCode"):
+            meta[row[0]] = row[1]
+            continue
+        header = row
+        break
+    if header is None or "SKU" not in header:
+        raise CatalogError(f"{url}: no CSV header row (expected the Price List's 'SKU, OfferTermCode, …' header)")
+    col = {name: i for i, name in enumerate(header)}
+    for needed in ("Instance Type", "PricePerUnit", "TermType"):
+        if needed not in col:
+            raise CatalogError(f"{url}: the CSV has no '{needed}' column")
+    checks = [(col[name], allowed) for name, allowed in FILTER.items() if name in col]
+    itype_i, price_i = col["Instance Type"], col["PricePerUnit"]
+    region_i = col.get("Region Code")
+    width = len(header)
+    prices: dict[str, float] = {}
+    rows = 0
+    for row in reader:
+        rows += 1
+        if progress is not None and rows % 20000 == 0:
+            progress.update(stream.position, stream.total, rows)
+        if len(row) < width:
+            continue
+        if any(row[i] not in allowed for i, allowed in checks):
+            continue
+        if region_i is not None and row[region_i] not in ("", region):
+            continue
+        itype = row[itype_i]
+        try:
+            price = float(row[price_i])
+        except ValueError:
+            continue
+        if itype and price > 0 and not math.isnan(price):
+            prices[itype] = min(price, prices.get(itype, math.inf))
+    if progress is not None:
+        progress.update(stream.position, stream.total, rows, final=True)
+    stream.close()
+    version, published = meta.get("Version", ""), meta.get("Publication Date", "")
+    if not version or not published:
+        raise CatalogError(f"{url}: the metadata rows name no Version or Publication Date")
+    return Offer(region, url, version, published, prices, rows, stream.position)
+
+
+# ------------------------------------------------------------------------------------------------ the refresh
+
+def _shipped_rows(region: str) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """(this region's shipped rows by type, any region's shipped row by type): the facts a priced type gets."""
+    from ccdsl.catalog.loader import load
+
+    frame = load(user=False, local=False)
+    here = frame[frame["region"] == region]
+    anywhere = frame[frame["provider"] == "aws"].drop_duplicates("instance_type")
+    return ({r["instance_type"]: r for r in here.to_dict("records")},
+            {r["instance_type"]: r for r in anywhere.to_dict("records")})
+
+
+def refresh_from_price_list(region: str, *, base_url: str = BASE_URL, progress: TextIO | None = None,
+                            timeout: float = 30.0) -> PriceListResult:
+    """Read ``region``'s offer file and write its user catalog; see the module docstring."""
+    from ccdsl.catalog.loader import clear_cache, user_catalog_dir
+    from ccdsl.catalog.schema import COLUMN_NAMES
+    from ccdsl.catalog.store import atomic_write, csv_bytes
+
+    url, _entry = offer_url(region, base_url, timeout)
+    offer = read_offer(region, url, Progress(region, progress), timeout)
+    if not offer.prices:
+        raise CatalogError(f"{url}: no on-demand Linux prices for {region}; nothing written")
+    here, anywhere = _shipped_rows(region)
+    rows, unknown = [], []
+    for itype in sorted(offer.prices):
+        base = here.get(itype) or anywhere.get(itype)
+        if base is None:
+            unknown.append(itype)
+            continue
+        rows.append({**{c: base[c] for c in COLUMN_NAMES}, "provider": "aws", "region": region,
+                     "price_per_hour": offer.prices[itype], "price_source": offer.source, "price_date": offer.date,
+                     "spot_price_per_hour": math.nan, "max_nodes": math.nan})
+    if not rows:
+        raise CatalogError(f"none of the {len(offer.prices)} types priced in {region} is in the shipped catalog; "
+                           "nothing written")
+    out = user_catalog_dir() / f"aws-{region}.price-list.csv"
+    sidecar = {
+        "provider": "aws", "region": region,
+        "fetched_at": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "price_source": offer.source, "url": url, "version": offer.version,
+        "publication_date": offer.publication_date, "bytes": offer.bytes_read, "csv_rows": offer.rows_read,
+        "priced_types": len(offer.prices), "rows": len(rows), "types_not_in_shipped_catalog": unknown,
+    }
+    atomic_write(out, csv_bytes(rows, COLUMN_NAMES), mode=0o600)
+    atomic_write(out.with_suffix(".json"), (json.dumps(sidecar, indent=2) + "\n").encode(), mode=0o600)
+    clear_cache()
+    warnings = ()
+    if unknown:
+        warnings = (f"{len(unknown)} types priced in {region} are not in the shipped catalog (no specs) and were "
+                    f"left out: {', '.join(unknown[:5])}{', …' if len(unknown) > 5 else ''}",)
+    return PriceListResult(region, out, len(rows), len(offer.prices), tuple(unknown), offer.source, offer.date,
+                           offer.bytes_read, offer.rows_read, warnings)
