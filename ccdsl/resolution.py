@@ -143,16 +143,20 @@ class Resolution:
         rows = [("chosen", self.choice)] + ([("manager", self.manager)] if self.manager is not None else [])
         rows += [(f"alternative {i}", a) for i, a in enumerate(self.alternatives, 1)]
         head = ("", "provider", "region", "instance type", "nodes", "vCPUs", "memory GiB", "accelerators",
-                "$/node-hour", "$/hour (cluster)")
+                "$/node-hour", "$/hour (cluster)", "price source", "price date")
         body = []
         for label, c in rows:
             accel = f"{c.accelerator_count} × {c.accelerator_model}" if c.accelerator_count else ""
             hourly = c.price_per_hour if label == "manager" else c.cluster_price_per_hour
             body.append((label, c.provider, c.region, c.instance_type, c.node_count, c.vcpus, quantity(c.memory_gib),
-                         accel, f"{c.price_per_node_hour:.4f}", f"{hourly:.4f}"))
-        title = (f"<b>{_html(self.contract.name)}</b>: {_html(self.choice.instance_type)} × {self.node_count}, "
-                 f"${self.price_per_hour:.4f}/hour")
+                         accel, _price(c.price_per_node_hour), _price(hourly), c.price_source, c.price_date))
+        total = "price unknown" if self.price_per_hour is None else f"${self.price_per_hour:.4f}/hour"
+        title = f"<b>{_html(self.contract.name)}</b>: {_html(self.choice.instance_type)} × {self.node_count}, {total}"
         return html_table(title, head, body)
+
+
+def _price(x: float | None) -> str:
+    return "unknown" if x is None else f"{x:.4f}"
 
 
 def _html(value: Any) -> str:

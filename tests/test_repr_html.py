@@ -44,7 +44,9 @@ def test_resolution_html_shows_the_chosen_row_and_price():
     assert rows[0][:5] == ["", "provider", "region", "instance type", "nodes"]
     chosen = rows[1]
     assert chosen[0] == "chosen" and chosen[3] == "t3.xlarge" and chosen[4] == "4"
-    assert float(chosen[-1]) == r.price_per_hour and f"${r.price_per_hour:.4f}/hour" in html
+    cluster = rows[0].index("$/hour (cluster)")
+    assert float(chosen[cluster]) == r.price_per_hour and f"${r.price_per_hour:.4f}/hour" in html
+    assert chosen[rows[0].index("price source"):] == [r.choice.price_source, r.choice.price_date]
 
 
 def test_cluster_html_shows_its_nodes(data_dir):

@@ -94,9 +94,10 @@ def rank(view: CatalogView, contract, region: str, any_region: bool) -> Ranking:
     rows, counts, offset, managers = rows[ok], counts[ok], offset[ok], managers[ok]
     totals = counts * price[rows] + offset
     # price (to 1e-9 USD; unknown after every known one), then fewer nodes, then the view's precomputed tie rank
-    # (more vCPUs, provider, region, type): two sort keys instead of seven
+    # (more vCPUs, provider, region, type): three sort keys instead of seven (counts go up to 2**53, so they
+    # cannot share an int64 key with the tie rank)
     cost_key = np.where(np.isnan(totals), np.inf, np.round(totals, 9))
-    order = np.lexsort((counts.astype(np.int64) * view.size + view.tie[rows], cost_key))
+    order = np.lexsort((view.tie[rows], counts, cost_key))
     rows, counts, totals, managers = rows[order], counts[order], totals[order], managers[order]
     if manager is not None:  # several managers tried per worker row: keep its best
         _, first = np.unique(rows, return_index=True)
