@@ -258,9 +258,56 @@ def solver_for(problem: comp.Problem, ctx=None):  # type: ignore[no-untyped-def]
     context, an unsat core can vary with what the process solved before."""
     import z3
 
-    s = z3.Solver(ctx=ctx)
+    s = z3.SimpleSolver(ctx=ctx)  # the SMT core without the tactic front end: ~2x faster on these problems
     s.from_string(problem.text)
     return s, [z3.Bool(lit.name, ctx) for lit in problem.literals]
+
+
+class _ProofSolver:
+    """One Z3 solver per process for the optimality proofs, each problem in its own push/pop scope.
+
+    Why: a fresh solver's first check costs about 0.7 ms of set-up, more than the whole proof of a typical
+    problem.  Z3 keeps a solver's declarations after ``pop``, so each name is declared once (every problem uses
+    the same names with the same sorts: ``n``, ``k``, ``cost``, ``c<i>``…).  The unsat cores of conflicts use a
+    fresh context instead (:func:`solver_for`), where the answer must not depend on what was solved before.
+    """
+
+    def __init__(self) -> None:
+        import threading
+
+        self.lock = threading.Lock()
+        self.solver = None
+        self.declared: set[str] = set()
+
+    def load(self, text: str) -> None:
+        """Assert ``text`` in the current scope, leaving out declarations this solver has already seen."""
+        lines = []
+        for line in text.split("\n"):
+            if line.startswith("(declare-const "):
+                name = line.split(" ", 2)[1]
+                if name in self.declared:
+                    continue
+                self.declared.add(name)
+            lines.append(line)
+        self.solver.from_string("\n".join(lines))
+
+    def __enter__(self):  # type: ignore[no-untyped-def]
+        import z3
+
+        self.lock.acquire()
+        if self.solver is None:
+            self.solver = z3.SimpleSolver()
+        self.solver.push()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.solver.pop()
+        finally:
+            self.lock.release()
+
+
+_PROVER = _ProofSolver()
 
 
 def prove(ranking: Ranking) -> Proof:
@@ -306,13 +353,22 @@ def prove(ranking: Ranking) -> Proof:
         return Proof(bound, best, int(ranking.counts[0]), mbest, size, None)
     problem = comp.compile_problem(wspec, worker_classes, mspec, manager_classes, lits, index,
                                    count_cap(wspec.count), lambda row: row_name(view, row))
-    s, assumptions = solver_for(problem)
-    s.add(*assumptions)
+    with _PROVER as prover:
+        return _prove(prover, problem, bound, best, int(ranking.counts[0]), mbest, size)
+
+
+def _prove(prover: _ProofSolver, problem: comp.Problem, bound: Fraction | None, best: int, count: int, mbest: int,
+           size: int) -> Proof:
+    import z3
+
+    prover.load(problem.text)
+    s = prover.solver
+    s.add(*(z3.Bool(lit.name) for lit in problem.literals))
     if bound is None:
         if s.check() != z3.unsat:
             raise RuntimeError(f"internal: Z3 satisfies the contract with a priced row, the ranking found only "
                                f"unpriced ones\n{problem.text}")
-        return Proof(None, best, int(ranking.counts[0]), mbest, size, problem)
+        return Proof(None, best, count, mbest, size, problem)
     # Two checks: a cluster at most as dear as the ranked one exists (Z3's model), and none is cheaper (unsat).
     cost_var, at_most = z3.Real("cost"), z3.Bool("at_most_ranked")
     limit = z3.Q(bound.numerator, bound.denominator)
