@@ -190,3 +190,12 @@ def test_list_says_when_a_filter_matches_nothing_known(capsys) -> None:
 def test_sizes_in_catalog_tables_are_rounded(capsys) -> None:
     _, out, _ = run(capsys, "catalog", "show", "g6.xlarge", "--region", "us-east-1")
     assert "22.35" in out and "22.3516" not in out
+
+
+def test_show_names_each_regions_price_source_and_unknown_prices(capsys) -> None:
+    _, out, _ = run(capsys, "catalog", "show", "g5.xlarge")
+    by_region = {line.split()[0]: line.split()[1:4] for line in out.splitlines()
+                 if line.split() and line.split()[0] in ("us-east-1", "eu-west-1")}
+    assert by_region["us-east-1"] == ["1.006", "karpenter@6fc13b52", "2026-07-20"]
+    assert by_region["eu-west-1"] == ["-", "-", "-"]
+    assert "price unknown in the shipped catalog" in out

@@ -273,19 +273,22 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.region:
         regional = hit[hit["region"] == args.region]
         if regional.empty:
-            raise CatalogError(f"{args.instance_type} is not offered (with a known price) in {args.region}",
+            raise CatalogError(f"{args.instance_type} is not offered in {args.region}",
                                hint="offered in: " + ", ".join(sorted(set(hit["region"]))))
         hit = regional
     first = hit.iloc[0]
-    per_region = ("region", "price_per_hour", "spot_price_per_hour")
+    per_region = ("region", "price_per_hour", "price_source", "price_date", "spot_price_per_hour")
     rows = [[c, _fmt(first[c].item() if hasattr(first[c], "item") else first[c], c)]
             for c in COLUMN_NAMES if c not in per_region and c != "provider"]
     print(f"{first['provider']} {args.instance_type}")
     print(render_table(rows, ["column", "value"]))
     print()
-    prices = [[r.region, r.price_per_hour, r.spot_price_per_hour]
-              for r in hit.sort_values("price_per_hour").itertuples(index=False)]
-    print(render_table(prices, ["region", "price per hour", "spot price per hour"]))
+    prices = [[r.region, r.price_per_hour, r.price_source or "-", r.price_date or "-", r.spot_price_per_hour]
+              for r in hit.sort_values(["price_per_hour", "region"]).itertuples(index=False)]
+    print(render_table(prices, ["region", "price per hour", "price source", "price date", "spot price per hour"]))
+    if hit["price_per_hour"].isna().any():
+        print("(- = price unknown in the shipped catalog; `ccdsl catalog refresh --provider aws --from price-list "
+              "--region R` brings it)")
     return 0
 
 
