@@ -116,6 +116,8 @@ def pareto(group: np.ndarray, better: np.ndarray) -> np.ndarray:
     m, d = better.shape
     if m <= 1:
         return np.arange(m)
+    if d == 1 and (group == group[0]).all():  # one group, one column (per-node contracts): the first best row
+        return np.array([int(np.argmax(better[:, 0]))])
     # No separate pass for exact duplicates: the sort is stable, so of equal rows the first comes first, and the
     # frontier test drops the later ones as dominated (>= everywhere).  (A row-wise np.unique was most of a
     # resolve's time on the 22k-row catalog.)

@@ -95,9 +95,11 @@ def number_test(x: np.ndarray, qualifier: str, values: tuple) -> np.ndarray:
 def _labels_mask(view: CatalogView, columns: tuple[str, ...], labels: frozenset[str]) -> np.ndarray:
     out = np.zeros(view.size, dtype=bool)
     for col in columns:
-        table = np.fromiter((lab in labels for lab in view.labels[col]), dtype=bool,
-                            count=len(view.labels[col]))
-        if table.any():
+        index = view.index(col)
+        hits = [index[lab] for lab in labels if lab in index]
+        if hits:
+            table = np.zeros(len(view.labels[col]), dtype=bool)
+            table[hits] = True
             out |= table[view.codes[col]]
     return out
 

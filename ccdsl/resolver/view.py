@@ -55,9 +55,16 @@ class CatalogView:
 
     def code(self, column: str, value: str) -> int | None:
         """The code of ``value`` in ``column``, or None when no row holds it."""
-        labels = self.labels[column]
-        i = int(np.searchsorted(np.asarray(labels, dtype=object), value)) if labels else 0
-        return i if i < len(labels) and labels[i] == value else None
+        return self.index(column).get(value)
+
+    def index(self, column: str) -> dict[str, int]:
+        """label -> code of one column, built on first use (a dict lookup per symbol instead of a scan of the
+        column's labels: the instance-type column has ~1,400)."""
+        cache = self.__dict__.setdefault("_index", {})
+        found = cache.get(column)
+        if found is None:
+            found = cache[column] = {label: i for i, label in enumerate(self.labels[column])}
+        return found
 
     def number(self, column: str, row: int) -> float:
         return float(self.numbers[column][row])
