@@ -187,8 +187,9 @@ def _in_scope(row: dict, clauses: list[Clause], region: str, any_region: bool) -
         return False
     if any_region or any(c.parameter == "cluster_locale" for c in clauses):
         if _str(row["region"]).startswith("us-gov-"):
-            return any(c.parameter == "cluster_locale" and c.qualifier in ("just", "oneof")
-                       and any(str(v).startswith("us-gov-") for v in c.values) for c in clauses)
+            return any(c.parameter == "cluster_locale" and (c.qualifier in ("just", "oneof") or (
+                c.qualifier == "unrestricted" and c.values)) and any(str(v).startswith("us-gov-") for v in c.values)
+                for c in clauses)  # a dropped locale keeps its values: it still names GovCloud
         return True
     return _str(row["provider"]) != "aws" or _str(row["region"]) == region
 

@@ -470,3 +470,18 @@ def test_the_z3_model_decodes_to_an_equally_cheap_choice() -> None:
     assert proof.node_count * price[proof.worker_row] + price[proof.manager_row] == pytest.approx(
         float(ranking.totals[0]))
     assert view.label("instance_type", proof.manager_row) == "c5.xlarge"
+
+
+def test_a_dropped_locale_still_names_govcloud_when_a_conflict_is_minimized() -> None:
+    """Dropping a clause widens what competes, never narrows it: with the locale dropped (kept as @unrestricted
+    with its values), the GovCloud row it named still competes, for the vectorized core and the oracle alike."""
+    from ccdsl.resolver.compile import Literal
+    from ccdsl.resolver.explain import relaxed
+
+    cheap = C("node_price", "atmost", 0.06)
+    c = contract(C("cluster_locale", "oneof", "us-gov-west-1", "eu-west-1"), cheap)
+    assert resolve(c, GOV).region == "us-gov-west-1"
+    ranking = rank(view_of(GOV), relaxed(c, [Literal("c1", cheap, None)]), "us-east-1", False)
+    assert ranking.feasible and view_of(GOV).label("region", int(ranking.rows[0])) == "us-gov-west-1"
+    best = oracle.optimum(GOV, oracle.subcontract(c, [cheap], True))
+    assert best is not None and best.worker["region"] == "us-gov-west-1"

@@ -129,8 +129,10 @@ def scope_mask(view: CatalogView, clauses: tuple[Clause, ...], region: str, any_
     on-premise rows only when named (see the module's docstring)."""
     allowed = ~on_premise_unnamed(view, clauses)
     if any_region or any(c.parameter == "cluster_locale" for c in clauses):
-        names_gov = any(c.parameter == "cluster_locale" and c.qualifier in ("just", "oneof")
-                        and any(is_govcloud(v) for v in c.values) for c in clauses)
+        # a locale dropped while minimizing a conflict (@unrestricted keeping its values) still names GovCloud:
+        # dropping a clause widens what competes, never narrows it
+        names_gov = any(c.parameter == "cluster_locale" and (c.qualifier in ("just", "oneof") or (
+            c.qualifier == "unrestricted" and c.values)) and any(is_govcloud(v) for v in c.values) for c in clauses)
         gov = [i for i, r in enumerate(view.labels["region"]) if is_govcloud(r)]
         if gov and not names_gov:
             allowed &= ~np.isin(view.codes["region"], gov)
