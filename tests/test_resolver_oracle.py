@@ -145,7 +145,9 @@ def _check(c: Contract, seed: int, region: str, any_region: bool) -> None:
     assert ranked[0] == r.choice
     prices = [x.cluster_price_per_hour for x in ranked]
     known = [p for p in prices if p is not None]
-    assert prices[:len(known)] == known == sorted(known)  # priced first, cheapest first
+    assert prices[:len(known)] == known  # priced first
+    # cheapest first: ranks come from exact sums, the shown prices are floats that may differ by an ulp at 1e13 $/h
+    assert all(a <= b or a == pytest.approx(b, rel=1e-12) for a, b in zip(known, known[1:]))
     tail = [(x.node_count, -x.vcpus, x.provider, x.region, x.instance_type) for x in ranked[len(known):]]
     assert tail == sorted(tail)  # then the unpriced ones by the tie rules
     distinct = [x for i, x in enumerate(ranked) if x.instance_type not in {y.instance_type for y in ranked[:i]}]
