@@ -146,7 +146,7 @@ def _check(c: Contract, seed: int, region: str, any_region: bool) -> None:
     prices = [x.cluster_price_per_hour for x in ranked]
     known = [p for p in prices if p is not None]
     assert prices[:len(known)] == known  # priced first
-    # cheapest first: ranks come from exact sums, the shown prices are floats that may differ by an ulp at 1e13 $/h
+    # cheapest first: the rank uses the vectorized sum, the shown price is summed again; at 1e13 $/h they may differ by an ulp
     assert all(a <= b or a == pytest.approx(b, rel=1e-12) for a, b in zip(known, known[1:]))
     tail = [(x.node_count, -x.vcpus, x.provider, x.region, x.instance_type) for x in ranked[len(known):]]
     assert tail == sorted(tail)  # then the unpriced ones by the tie rules
