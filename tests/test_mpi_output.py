@@ -59,3 +59,43 @@ def test_pkill_pattern_matches_the_path_but_not_itself():
     pattern = shlex.split(_pkill_pattern(path))[0]
     assert re.search(pattern, f"python rank.py fn {path}")
     assert not re.search(pattern, f"sh -c pkill -f {pattern}")
+
+
+def _bytes_allocated_while_feeding(chunks: list[bytes]) -> int:
+    """Sum over feeds of the memory each ``feed`` allocated at its peak (tracemalloc): the bytes it copied."""
+    import tracemalloc
+
+    out = _Output(None)
+    total = 0
+    tracemalloc.start()
+    try:
+        for chunk in chunks:
+            before = tracemalloc.get_traced_memory()[0]
+            tracemalloc.reset_peak()
+            out.feed("stdout", chunk)
+            total += tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    out.close()
+    return total
+
+
+def test_output_without_newlines_is_copied_a_bounded_number_of_times():
+    """A rank printing ``\\r`` progress bars sends one endless line: buffering it must cost memory traffic linear
+    in its size.  (Joining the line again on every chunk made 100 MB take 104 s; the time itself is measured by
+    benchmarks/bench_output.py, not here.)  Checked as bytes allocated by tracemalloc, which does not depend on
+    the machine's speed."""
+    size, piece = 4 << 20, 4096
+    bar = b"".join(b"\r[%-50s] %3d%%" % (b"#" * (i % 50), i % 100) for i in range(size // 60))
+    chunks = [bar[i:i + piece] for i in range(0, len(bar), piece)] + [b"\n"]
+    allocated = _bytes_allocated_while_feeding(chunks)
+    assert allocated < 8 * len(bar), f"{allocated / len(bar):.0f} bytes copied per byte of output"
+
+
+def test_a_long_line_in_pieces_is_one_line():
+    seen = []
+    out = _Output(lambda line, stream: seen.append(line))
+    for part in (b"a" * 5, b"\rb", b"", b"c\nd", b"e", b"\n\n", b"f"):
+        out.feed("stdout", part)
+    out.close()
+    assert seen == ["aaaaa\rbc", "de", "", "f"]

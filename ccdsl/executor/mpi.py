@@ -248,20 +248,31 @@ class _Output:
 
     def __init__(self, callback: Stream | None) -> None:
         self.callback = callback
-        self.partial = {"stdout": b"", "stderr": b""}
+        # The unfinished line of each stream, as a list of chunks: joined once, when its newline arrives.  Joining
+        # on every chunk would copy the whole line again each time -- quadratic for output without newlines
+        # (``\r`` progress bars, a large result record arriving in 64 KiB pieces).
+        self.partial: dict[str, list[bytes]] = {"stdout": [], "stderr": []}
         self.records: list[tuple[str, str]] = []
         self.tail: deque[str] = deque(maxlen=25)
 
     def feed(self, stream: str, chunk: bytes) -> None:
-        *lines, self.partial[stream] = (self.partial[stream] + chunk).split(b"\n")
-        for line in lines:
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            if chunk:
+                self.partial[stream].append(bytes(chunk))
+            return
+        pending = self.partial[stream]
+        pending.append(chunk[:end])
+        *lines, last = b"".join(pending).split(b"\n")
+        self.partial[stream] = [chunk[end + 1:]] if end + 1 < len(chunk) else []
+        for line in (*lines, last):
             self._line(stream, line.decode(errors="replace"))
 
     def close(self) -> None:
         for stream, rest in self.partial.items():
             if rest:
-                self._line(stream, rest.decode(errors="replace"))
-        self.partial = {"stdout": b"", "stderr": b""}
+                self._line(stream, b"".join(rest).decode(errors="replace"))
+        self.partial = {"stdout": [], "stderr": []}
 
     def _line(self, stream: str, text: str) -> None:
         if MARK in text:
