@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import socket
 import sys
 import tempfile
@@ -113,21 +114,28 @@ def main() -> int:
 
     quiet_http_log()
 
+    # The scratch folder holds the data dir (state, the cluster's private key, pinned host keys) and the nodes'
+    # files: it goes when the tutorial ends, however it ends.
     scratch = Path(tempfile.mkdtemp(prefix="ccdsl-tutorial-"))
-    os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": "us-east-1", "CCDSL_DATA_DIR": str(scratch / "data")})
-    os.environ.pop("CCDSL_CONFIG", None)
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    hosts = NetnsHosts(4).build()
     try:
-        install_key_pairs_on(hosts)
-        endpoint = f"http://127.0.0.1:{port}"
-        tutorial(config_for(endpoint, hosts, scratch), endpoint)
+        os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                           "AWS_DEFAULT_REGION": "us-east-1", "CCDSL_DATA_DIR": str(scratch / "data")})
+        os.environ.pop("CCDSL_CONFIG", None)
+        port = free_port()
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        try:
+            hosts = NetnsHosts(4).build()
+            try:
+                install_key_pairs_on(hosts)
+                endpoint = f"http://127.0.0.1:{port}"
+                tutorial(config_for(endpoint, hosts, scratch), endpoint)
+            finally:
+                hosts.teardown()
+        finally:
+            server.stop()
     finally:
-        hosts.teardown()
-        server.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
     return 0
 
 

@@ -4,6 +4,7 @@ the Python embedding example runs, and the seed's tutorial runs end to end on th
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -56,9 +57,12 @@ def test_tutorial_on_the_test_cloud(tmp_path) -> None:
     reason = missing_requirements()
     if reason:
         pytest.skip(reason)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
     proc = subprocess.run([sys.executable, str(EXAMPLES / "tutorial_test_cloud.py")], cwd=ROOT, capture_output=True,
-                          text=True, timeout=600)
+                          text=True, timeout=600, env={**os.environ, "TMPDIR": str(scratch)})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert [p.name for p in scratch.iterdir()] == []  # no folder left behind (it held the cluster's private key)
     lines = proc.stdout.splitlines()
     assert "sum of ranks: 6 ranks -> workers: {0: 2, 1: 3, 2: 4, 3: 5}" in lines
     hello = {line.rsplit(" at ", 1)[1] for line in lines if line.startswith("I am ")}
