@@ -121,8 +121,15 @@ def test_valid_values_round_trip_through_toml(tmp_path_factory, data):
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
             if isinstance(default, dict) or not data.draw(st.booleans()):
                 continue
-            strategy = {bool: st.booleans(), int: st.integers(0, 10**6), float: st.floats(0, 1e6),
-                        str: st.text(alphabet="abc-/.:09 ", max_size=12),
+            low, high = config.LIMITS.get((name, f.name), (0, 10**6))
+            if f.name == "processes_per_node":
+                high = 256  # never above the default max_processes_per_node, which may be drawn too
+            elif f.name == "max_processes_per_node":
+                low = 256
+            high = 10**6 if high is None else high
+            strategy = {bool: st.booleans(), int: st.integers(int(low), int(high)), float: st.floats(low, high),
+                        str: st.text(alphabet="abc-/.:09", min_size=1, max_size=12) if f.name == "remote_dir"
+                        else st.text(alphabet="abc-/.:09 ", max_size=12),
                         list: st.lists(st.text(alphabet="xyz", max_size=4), max_size=3)}[type(default)]
             strategy = VALIDATED.get((name, f.name), strategy)
             chosen.setdefault(name, {})[f.name] = data.draw(strategy)
@@ -135,3 +142,36 @@ def test_valid_values_round_trip_through_toml(tmp_path_factory, data):
     for name, keys in chosen.items():
         for k, v in keys.items():
             assert getattr(getattr(loaded, name), k) == v
+
+
+@pytest.mark.parametrize("text, match", [
+    ("[mpi]\nprocesses_per_node = -3\n", r"\[mpi\] processes_per_node must be 1 to 256, not -3"),
+    ("[mpi]\nprocesses_per_node = 0\n", r"processes_per_node must be 1 to 256, not 0"),
+    ("[mpi]\nprocesses_per_node = 100000\n", r"processes_per_node must be 1 to 256, not 100000"),
+    ("[mpi]\nmax_processes_per_node = 0\n", r"max_processes_per_node must be at least 1"),
+    ("[local]\nmax_nodes = -1\n", r"\[local\] max_nodes must be at least 1"),
+    ("[ssh]\nport = 0\n", r"\[ssh\] port must be 1 to 65535"),
+    ("[ssh]\nconnect_timeout = nan\n", r"connect_timeout must be a finite number"),
+    ("[aws]\nmax_attempts = 0\n", r"\[aws\] max_attempts must be 1 to 100"),
+    ("[mpi]\ntimeout = -1\n", r"\[mpi\] timeout must be at least 0"),
+    ('[mpi]\nremote_dir = "my dir"\n', r"remote_dir 'my dir' contains ' '"),
+    ('[mpi]\nremote_dir = ".c$(touch x)"\n', r"remote_dir '.c\$\(touch x\)' contains '\$'"),
+])
+def test_numbers_out_of_range_are_refused_with_the_key(tmp_path, text, match):
+    path = tmp_path / "ccdsl.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=match) as info:
+        config.load(path)
+    assert str(path) in info.value.message
+
+
+def test_the_processes_per_node_cap_can_be_raised_on_purpose(tmp_path):
+    path = tmp_path / "ccdsl.toml"
+    path.write_text("[mpi]\nprocesses_per_node = 1000\n")
+    with pytest.raises(ConfigError) as info:
+        config.load(path)
+    assert "max_processes_per_node" in info.value.hint
+    path.write_text("[mpi]\nprocesses_per_node = 1000\nmax_processes_per_node = 1024\n")
+    assert config.load(path).mpi.processes_per_node == 1000
+    with pytest.raises(ConfigError, match="contract 'big': \\[mpi\\] processes_per_node must be 1 to 256"):
+        config.Config().replace("contract 'big'", mpi={"processes_per_node": 100000})

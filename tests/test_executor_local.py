@@ -222,3 +222,35 @@ def test_two_ccdsl_processes_deploy_at_once(data_dir, tmp_path):
     assert {c.handle for c in ccdsl.clusters()} == {i["handle"] for i in infos}
     for i in infos:
         ccdsl.terminate(i["handle"])
+
+
+def test_a_contract_asking_too_many_ranks_per_node_is_refused_before_deploying(data_dir):
+    from ccdsl.errors import ConfigError
+    from ccdsl.executor.state import State
+
+    contract = ccdsl.parse("c = @cluster(node_provider => Local, node_count => 1, node_process_count => 100000)")["c"]
+    with pytest.raises(ConfigError, match="contract 'c'.*processes_per_node must be 1 to 256, not 100000"):
+        ccdsl.deploy(contract)
+    assert State().list_clusters(live_only=False) == []
+
+
+def test_rank_counts_are_checked(local2, tmp_path, capsys):
+    from ccdsl.errors import ExecutionError
+
+    prog = tmp_path / "prog.py"
+    prog.write_text("from mpi4py import MPI\nprint('size', MPI.COMM_WORLD.Get_size())\n")
+    for np in (-5, 0):
+        with pytest.raises(ExecutionError, match=f"at least 1, not {np}"):
+            local2.run_script(str(prog), np=np, stream=lambda *a: None)
+    with pytest.raises(ExecutionError, match="3 ranks asked for, but the cluster has 2 slot") as info:
+        local2.run_script(str(prog), np=3, stream=lambda *a: None)
+    assert "--oversubscribe" in info.value.hint
+    lines = []
+    assert local2.run_script(str(prog), np=3, oversubscribe=True, stream=lambda l, s: lines.append(l)) == 0
+    assert lines == ["size 3"] * 3
+    assert main(["run", local2.handle, "--np", "-5", "--", "python", str(prog)]) == 1
+    assert "at least 1, not -5" in capsys.readouterr().err
+    assert main(["run", local2.handle, "--np", "3", "--", "python", str(prog)]) == 1
+    assert "--oversubscribe" in capsys.readouterr().err
+    assert main(["run", local2.handle, "--np", "3", "--oversubscribe", "--", "python", str(prog)]) == 0
+    assert capsys.readouterr().out.count("size 3") == 3

@@ -320,3 +320,47 @@ def test_any_program_and_python_c_run_on_every_node(launcher, peers):
     code = launcher.run_program(parse(["python3", "-u", "-c", "from mpi4py import MPI; print(MPI.COMM_WORLD.rank)"]),
                                 stream=lambda line, s: seen.append(line) if s == "stdout" else None, timeout=60)
     assert code == 0 and sorted(seen) == ["0", "1", "2"]
+
+
+def test_remote_dir_that_a_shell_would_run_is_refused_before_any_node_is_touched(netns_hosts, tmp_path):
+    """``$(touch …)`` in remote_dir must never run: MPICH's launcher hands that path to a remote shell unquoted, so
+    such a directory is refused (by ccdsl.toml's loader, and by prepare_cluster for options built in code)."""
+    from ccdsl.errors import ConfigError
+    from ccdsl.executor import config
+
+    pwned = tmp_path / "pwned"
+    for odd in (f"dir$(touch${{IFS}}{pwned})", f"dir`touch${{IFS}}{pwned}`", "my dir", "a;b", "x'y"):
+        remote = str(tmp_path / odd)
+        mopts = mpi.MpiOptions(python=sys.executable, remote_dir=remote,
+                               authorized_keys=str(netns_hosts.authorized_keys))
+        sopts = ssh.SshOptions(known_hosts=str(tmp_path / "known_hosts"), accept_new=True, connect_timeout=5)
+        with pytest.raises(ConfigError, match="remote_dir") as info:
+            mpi.prepare_cluster("OddPathsClustr", netns_hosts.nodes([0]), options=mopts, ssh_options=sopts)
+        assert info.value.hint
+        with pytest.raises(ConfigError, match="remote_dir"):
+            config.Config.from_dict({"mpi": {"remote_dir": remote}})
+        assert not os.path.exists(remote)
+    assert not pwned.exists()
+
+
+def test_odd_but_harmless_remote_dir_and_mpiexec_paths_work(netns_hosts, tmp_path):
+    """Characters ssh_config would expand (``%h``) and the words the node probe once substituted ("DIR",
+    "MPIEXEC") in remote_dir and in the mpiexec path: everything is passed as data."""
+    odd = tmp_path / "DIR+MPIEXEC@x=1,2:%h~"
+    bindir = tmp_path / "DIRbin"  # Hydra finds its proxy next to mpiexec
+    bindir.mkdir()
+    for tool in ("mpiexec", "hydra_pmi_proxy"):
+        (bindir / tool).symlink_to(os.path.join(os.path.dirname(mpi.local_mpiexec()), tool))
+    mopts = mpi.MpiOptions(python=sys.executable, iface="eth0", remote_dir=str(odd), mpiexec=str(bindir / "mpiexec"),
+                           authorized_keys=str(netns_hosts.authorized_keys))
+    sopts = ssh.SshOptions(known_hosts=str(tmp_path / "known_hosts"), accept_new=True, connect_timeout=5)
+    nodes, _ = mpi.prepare_cluster("OddPathsClustr", netns_hosts.nodes([0, 1]), options=mopts, ssh_options=sopts)
+    try:
+        assert nodes[0].extra["ccdsl_dir"] == str(odd / "OddPathsClustr")
+        assert nodes[0].extra["mpiexec"] == str(bindir / "mpiexec")
+        with mpi.Launcher(nodes, options=mopts, ssh_options=sopts) as launcher:
+            total, addresses = launcher.run_function(sum_and_addresses, (1,), stream=None)
+        assert total == 1 and len(set(addresses)) == 2  # the ranks reached each other through the wrapper
+    finally:
+        mpi.release_cluster("OddPathsClustr", nodes, options=mopts, ssh_options=sopts)
+    assert not (odd / "OddPathsClustr").exists()

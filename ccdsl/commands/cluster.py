@@ -73,7 +73,9 @@ def register(sub: Any) -> None:
                                    "environment set\n"
                                    "                   (PMI_RANK, PMI_SIZE)")
     p.add_argument("handle", metavar="HANDLE")
-    p.add_argument("--np", type=int, default=None, help="number of ranks (default: every slot)")
+    p.add_argument("--np", type=int, default=None, help="number of ranks, at least 1 (default: every slot)")
+    p.add_argument("--oversubscribe", action="store_true",
+                   help="allow more ranks than the cluster has slots (they share cores)")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS]",
                    help="after '--': python … or any program (its own options are passed to it untouched)")
     p.set_defaults(func=cmd_run)
@@ -301,8 +303,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ccdsl.executor import get
 
     command, np = list(args.command), args.np
-    while command and command[0] != "--" and command[0].startswith("--np"):  # argparse leaves these to REMAINDER
+    while command and command[0] == "--oversubscribe":  # argparse leaves options after HANDLE to REMAINDER
+        args.oversubscribe, command = True, command[1:]
+    while command and command[0] != "--" and command[0].startswith("--np"):
+        if command[0] == "--np" and len(command) < 2:
+            raise ExecutionError("--np takes a number of ranks")
         value, command = (command[0][5:], command[1:]) if "=" in command[0] else (command[1], command[2:])
+        while command and command[0] == "--oversubscribe":
+            args.oversubscribe, command = True, command[1:]
         try:
             np = int(value)
         except ValueError:
@@ -314,7 +322,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     parse(command)  # a command line that cannot run is an error before the cluster is even looked up
     _log_to_stderr()  # the spending cap's warning, among others
     with get(args.handle) as c:
-        return c.run_program(command, np=np)
+        return c.run_program(command, np=np, oversubscribe=args.oversubscribe)
 
 
 def cmd_autostop(args: argparse.Namespace) -> int:

@@ -232,15 +232,17 @@ class Cluster:
                 return launcher.run_function(fn, args, kwargs)
 
     def run_script(self, path: str, args: Sequence[str] = (), np: int | None = None, *,
-                   stream: Callable[[str, str], None] | None = None) -> int:
-        """Run a Python script on ``np`` ranks (default: every slot), streaming its output; returns the exit code."""
+                   stream: Callable[[str, str], None] | None = None, oversubscribe: bool = False) -> int:
+        """Run a Python script on ``np`` ranks (default: every slot; more only with ``oversubscribe``), streaming
+        its output; returns the exit code."""
         from ccdsl.executor import guard, mpi
 
         with self._lock:
             launcher = self._get_launcher()
             guard.warn_near_cap(self)
             with guard.busy(self):
-                return launcher.run_script(path, [str(a) for a in args], np, stream=stream or mpi.print_stream)
+                return launcher.run_script(path, [str(a) for a in args], np, stream=stream or mpi.print_stream,
+                                           oversubscribe=oversubscribe)
 
     # -- spending ----------------------------------------------------------------------------------------------
     def cost(self) -> Any:
@@ -259,9 +261,10 @@ class Cluster:
             guard.set_autostop(self, guard.make(idle, down, max_cost))
 
     def run_program(self, argv: Sequence[str], np: int | None = None, *,
-                    stream: Callable[[str, str], None] | None = None) -> int:
+                    stream: Callable[[str, str], None] | None = None, oversubscribe: bool = False) -> int:
         """Run a command line as ``ccdsl run`` takes it (:mod:`ccdsl.executor.program`): ``python`` with a script,
-        ``-c`` or ``-m`` and its options, or any other program once per rank.  Returns the exit code."""
+        ``-c`` or ``-m`` and its options, or any other program once per rank.  Returns the exit code.  ``np``: 1
+        to the cluster's slots, more only with ``oversubscribe``."""
         from ccdsl.executor import guard, mpi
         from ccdsl.executor.program import parse
 
@@ -270,7 +273,8 @@ class Cluster:
             launcher = self._get_launcher()
             guard.warn_near_cap(self)
             with guard.busy(self):
-                return launcher.run_program(program, np, stream=stream or mpi.print_stream)
+                return launcher.run_program(program, np, stream=stream or mpi.print_stream,
+                                            oversubscribe=oversubscribe)
 
     def _get_launcher(self) -> Any:
         from ccdsl.executor import mpi

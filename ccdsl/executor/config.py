@@ -104,7 +104,9 @@ class LocalConfig:
 class MpiConfig:
     """How programs are launched (mpiexec of MPICH/Hydra, mpi4py, cloudpickle on every node)."""
 
-    processes_per_node: int = _key(1, "MPI ranks per node (one worker id per rank).")
+    processes_per_node: int = _key(1, "MPI ranks per node (one worker id per rank); 1 to max_processes_per_node.")
+    max_processes_per_node: int = _key(256, "Largest processes_per_node (or contract node_process_count) accepted; "
+                                            "raise it here to run more ranks per node on purpose.")
     python: str = _key("python3", "Python interpreter on the nodes (must import mpi4py and cloudpickle).  The "
                                   "local provider always uses the interpreter running ccdsl.")
     mpiexec: str = _key("", "mpiexec on the nodes; empty: next to python, else on PATH.")
@@ -166,19 +168,50 @@ class Config:
             sections[name] = _section(SECTIONS[name], name, table, where)
         return cls(**sections, source=source)
 
-    def replace(self, **sections: Mapping[str, Any]) -> "Config":
-        """A copy with some keys changed, e.g. ``cfg.replace(aws={"endpoint_url": url})`` (validated too)."""
+    def replace(self, _where: str = "<replace>", **sections: Mapping[str, Any]) -> "Config":
+        """A copy with some keys changed, e.g. ``cfg.replace(aws={"endpoint_url": url})`` (validated too).
+        ``_where`` names the source of the changes in errors (a contract, say)."""
         changed = {}
         for name, values in sections.items():
             if name not in SECTIONS:
-                raise _unknown(f"section [{name}]", name, list(SECTIONS), "<replace>")
+                raise _unknown(f"section [{name}]", name, list(SECTIONS), _where)
             current = dataclasses.asdict(getattr(self, name))
-            _section(SECTIONS[name], name, values, "<replace>")  # validate the new keys alone
-            changed[name] = _section(SECTIONS[name], name, {**current, **values}, "<replace>")
+            _section(SECTIONS[name], name, values, _where, check_limits=False)  # the new keys alone: types
+            changed[name] = _section(SECTIONS[name], name, {**current, **values}, _where)
         return dataclasses.replace(self, **changed)
 
 
-def _section(cls: type, name: str, table: Mapping[str, Any], where: str) -> Any:
+# Numeric keys and their ranges (low, high), high None: unbounded; a bound naming another key of the section is
+# that key's value.  Floats must also be finite.
+LIMITS: dict[tuple[str, str], tuple[float, Any]] = {
+    ("aws", "poll_interval"): (0.01, None), ("aws", "wait_timeout"): (1.0, None), ("aws", "max_attempts"): (1, 100),
+    ("aws", "volume_size"): (0, 65536),
+    ("ssh", "port"): (1, 65535), ("ssh", "connect_timeout"): (0.1, None), ("ssh", "command_timeout"): (0.1, None),
+    ("ssh", "keepalive"): (0, None), ("ssh", "ready_timeout"): (0.1, None),
+    ("local", "max_nodes"): (1, None),
+    ("mpi", "processes_per_node"): (1, "max_processes_per_node"), ("mpi", "max_processes_per_node"): (1, None),
+    ("mpi", "timeout"): (0, None),
+}
+
+
+def _check_limits(name: str, values: Mapping[str, Any], where: str) -> None:
+    import math
+
+    for (section, key), (low, high) in LIMITS.items():
+        if section != name or key not in values:
+            continue
+        value = values[key]
+        bound = values.get(high, getattr(SECTIONS[name](), high)) if isinstance(high, str) else high
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{where}: [{name}] {key} must be a finite number, not {value!r}")
+        if value < low or (bound is not None and value > bound):
+            span = f"at least {low:g}" if bound is None else f"{low:g} to {bound:g}"
+            hint = (f"raise [{name}] {high} in ccdsl.toml to allow more, on purpose" if isinstance(high, str)
+                    and value > bound else None)
+            raise ConfigError(f"{where}: [{name}] {key} must be {span}, not {value!r}", hint=hint)
+
+
+def _section(cls: type, name: str, table: Mapping[str, Any], where: str, *, check_limits: bool = True) -> Any:
     known = {f.name: f for f in dataclasses.fields(cls)}
     values = {}
     for key, value in table.items():
@@ -186,6 +219,13 @@ def _section(cls: type, name: str, table: Mapping[str, Any], where: str) -> Any:
         if f is None:
             raise _unknown(f"key '{key}' in [{name}]", key, list(known), where)
         values[key] = _check_type(f, value, f"{where}: [{name}] {key}")
+    if check_limits:
+        _check_limits(name, values, where)
+    if name == "mpi" and "remote_dir" in values:
+        try:
+            check_node_dir(values["remote_dir"])
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc.message}", hint=exc.hint) from None
     if name == "aws" and "image" in values:
         bad = set(values["image"]) - {"x86_64", "arm64"}
         if bad:
@@ -205,6 +245,21 @@ def _section(cls: type, name: str, table: Mapping[str, Any], where: str) -> Any:
             if key not in GUARDED:
                 raise _unknown(f"contract_may_set entry {key!r} in [security]", str(key), sorted(GUARDED), where)
     return cls(**values)
+
+
+_NODE_DIR_PUNCTUATION = frozenset("._/~+@=,:%-")
+
+
+def check_node_dir(path: str) -> None:
+    """Refuse a node directory holding characters a shell on the nodes would interpret.  ccdsl quotes the
+    directory in every command it builds, but MPICH's Hydra passes its ``-launcher-exec`` path (which lies in
+    this directory) to a remote shell unquoted, so ``$(…)``, quotes, spaces and the like cannot be made safe."""
+    if not path:
+        raise ConfigError("[mpi] remote_dir is empty", hint="the default is .ccdsl (in the login directory)")
+    bad = next((c for c in path if not (c.isalnum() or c in _NODE_DIR_PUNCTUATION)), None)
+    if bad is not None:
+        raise ConfigError(f"[mpi] remote_dir {path!r} contains {bad!r}, which MPI's launcher would pass to a shell "
+                          "on the nodes", hint="use letters, digits and . _ / ~ + @ = , : % - only")
 
 
 def _check_type(f: dataclasses.Field, value: Any, what: str) -> Any:

@@ -236,7 +236,7 @@ def deploy(target: Any, *, workdir: "str | os.PathLike[str] | None" = None, setu
     spec = spec_of(target)
     spec = replace(spec, overrides=_with_file_tags(spec.overrides, config))
     if spec.overrides:
-        config = config.replace(**{k: dict(v) for k, v in spec.overrides.items()})
+        config = config.replace(f"contract '{spec.contract}'", **{k: dict(v) for k, v in spec.overrides.items()})
     if rule.active:
         for plan in spec.plans:
             guard.check_deploy(config, rule, plan.provider)

@@ -39,6 +39,7 @@ from typing import Any, Callable, Sequence
 
 from ccdsl.errors import ExecutionError, MissingDependencyError, ProviderError, RankError
 from ccdsl.executor import ssh
+from ccdsl.executor.config import check_node_dir
 from ccdsl.executor.model import Node
 
 Stream = Callable[[str, str], None]  # (line without newline, "stdout" | "stderr")
@@ -94,9 +95,16 @@ def _internal_key(handle: str) -> tuple[bytes, str]:
     return private, f"{public.decode()} {internal_key_comment(handle)}"
 
 
+def _ssh_wrapper(directory: str) -> bytes:
+    """The ssh that mpiexec launches through.  It runs in the cluster directory so that the ssh config names its
+    files relatively: ssh expands ``%`` and ``${…}`` in the paths of a config, and a node directory may hold both;
+    the directory itself reaches only the shell, quoted."""
+    return f"#!/bin/sh\ncd {shlex.quote(directory)} || exit 255\nexec ssh -F ssh_config \"$@\"\n".encode()
+
+
 def _ssh_config(directory: str, user: str | None) -> str:
-    lines = ["Host *", f"  IdentityFile {directory}/id_ed25519", "  IdentitiesOnly yes",
-             f"  UserKnownHostsFile {directory}/known_hosts", "  StrictHostKeyChecking yes", "  BatchMode yes",
+    lines = ["Host *", "  IdentityFile id_ed25519", "  IdentitiesOnly yes",  # relative: see _ssh_wrapper
+             "  UserKnownHostsFile known_hosts", "  StrictHostKeyChecking yes", "  BatchMode yes",
              "  ConnectTimeout 10", "  ServerAliveInterval 5", "  ServerAliveCountMax 3", "  LogLevel ERROR"]
     if user:
         lines.insert(1, f"  User {user}")
@@ -125,14 +133,16 @@ def prepare_cluster(handle: str, nodes: Sequence[Node], *, manager: Node | None 
     ``<remote_dir>/<handle>`` on every node: a fresh cluster-internal key, an ssh config and known_hosts for the
     nodes' private addresses, the ssh wrapper mpiexec launches through, and the rank bootstrap; and installs the
     internal public key in ``authorized_keys``.  Returns the nodes (state ``ready``, ``extra`` filled in)."""
-    pool = connections or ssh.Connections(ssh_options, jump=manager)
     directory = f"{options.remote_dir.rstrip('/')}/{handle}"
+    check_node_dir(directory)
+    pool = connections or ssh.Connections(ssh_options, jump=manager)
     report = progress or (lambda role, index, state: None)
     try:
         def ready(node: Node) -> Node:
             node = ssh.wait_ready(node, options.ready_timeout, ssh_options, python=options.python,
                                   mpiexec=options.mpiexec, directory=directory, install=options.install,
                                   packages=options.packages, connections=pool)
+            check_node_dir(node.extra["ccdsl_dir"])  # the absolute path: the login dir is part of it
             report(node.role, node.index, node.state)
             return node
 
@@ -153,7 +163,7 @@ def prepare_cluster(handle: str, nodes: Sequence[Node], *, manager: Node | None 
                 (private.rstrip(b"\n") + b"\n", f"{d}/id_ed25519", 0o600),
                 (known.encode(), f"{d}/known_hosts", 0o600),
                 (_ssh_config(d, node.user).encode(), f"{d}/ssh_config", 0o600),
-                (f'#!/bin/sh\nexec ssh -F "{d}/ssh_config" "$@"\n'.encode(), f"{d}/ssh", 0o755),
+                (_ssh_wrapper(d), f"{d}/ssh", 0o755),
                 (rank_source, f"{d}/{rank_name}", 0o644),
             ], directory=d, node=node)
             ssh.run(client, _authorize_command(options.authorized_keys, handle, public), node=node, check=True,
@@ -518,21 +528,24 @@ class Launcher:
         return cloudpickle.loads(base64.b64decode(results[-1]))
 
     def run_script(self, path: str | os.PathLike, args: Sequence[str] = (), np: int | None = None, *,
-                   stream: Stream | None = print_stream, timeout: float | None = None) -> int:
+                   stream: Stream | None = print_stream, timeout: float | None = None,
+                   oversubscribe: bool = False) -> int:
         """Run the Python script at ``path`` (on this machine; it is shipped) on ``np`` ranks (default: every
-        slot), streaming its output lines to ``stream`` as they come.  Returns mpiexec's exit code."""
+        slot), streaming its output lines to ``stream`` as they come.  Returns mpiexec's exit code.  More ranks
+        than slots only with ``oversubscribe`` (they then share cores)."""
         from ccdsl.executor.program import Program
 
         return self.run_program(Program("script", str(path), tuple(str(a) for a in args)), np, stream=stream,
-                                timeout=timeout)
+                                timeout=timeout, oversubscribe=oversubscribe)
 
     def run_program(self, program: Any, np: int | None = None, *, stream: Stream | None = print_stream,
-                    timeout: float | None = None) -> int:
+                    timeout: float | None = None, oversubscribe: bool = False) -> int:
         """Run a :class:`~ccdsl.executor.program.Program` on ``np`` ranks: a Python script (shipped), ``-c`` code
         or ``-m`` module under the rank bootstrap, or any other program as is (once per rank, MPI environment
         set).  Streams the output; returns mpiexec's exit code."""
         import pickle
 
+        self.check_np(np, oversubscribe)
         if program.kind == "script":
             p = Path(program.target)
             try:
@@ -554,6 +567,17 @@ class Launcher:
             if dead:
                 raise ExecutionError(f"the MPI job failed (exit {code}): {'; '.join(dead)}")
         return code
+
+    def check_np(self, np: int | None, oversubscribe: bool = False) -> None:
+        """A rank count is a whole number from 1 to the cluster's slots (beyond them only when asked for)."""
+        if np is None:
+            return
+        if isinstance(np, bool) or not isinstance(np, int) or np < 1:
+            raise ExecutionError(f"the number of ranks must be a whole number of at least 1, not {np!r}")
+        if np > self.size and not oversubscribe:
+            raise ExecutionError(f"{np} ranks asked for, but the cluster has {self.size} slot(s) "
+                                 f"({len(self.nodes)} node(s) × {self.ppn} per node)",
+                                 hint="ask for fewer, or allow ranks to share cores explicitly: --oversubscribe")
 
     def close(self) -> None:
         if self._own_pool and self.pool is not None:

@@ -330,6 +330,7 @@ def _makedirs(sftp, directory: str) -> None:
 # -- readiness ----------------------------------------------------------------------------------------------------
 _PROBE = r"""
 import json, os, shutil, sys
+MPIEXEC, DIR = json.loads(sys.argv[1])
 out = {"python": sys.executable, "version": "%d.%d" % sys.version_info[:2], "missing": []}
 for m in ("mpi4py", "cloudpickle"):
     try:
@@ -348,8 +349,10 @@ print(json.dumps(out))
 
 def probe(client, node: Node, *, python: str, mpiexec: str | None, directory: str, timeout: float) -> dict:
     """What the node offers: python path and version, missing modules, mpiexec path, absolute ccdsl dir."""
-    code = _PROBE.replace("MPIEXEC", repr(mpiexec)).replace("DIR", repr(directory))
-    res = run(client, f"{shlex.quote(python)} -c {shlex.quote(code)}", node=node, timeout=timeout)
+    # the paths travel as one JSON argument, never pasted into the code (a path may contain anything)
+    arg = json.dumps([mpiexec, directory])
+    res = run(client, f"{shlex.quote(python)} -c {shlex.quote(_PROBE)} {shlex.quote(arg)}", node=node,
+              timeout=timeout)
     if res.code != 0:
         raise ProviderError(f"{describe(node)}: cannot run '{python}' (exit {res.code}): {res.stderr.strip()[-300:]}",
                             hint="set [mpi] python in ccdsl.toml to the node's python")
