@@ -221,15 +221,20 @@ class Cluster:
         return html_table(title, head, rows)
 
     # -- running ---------------------------------------------------------------------------------------------
-    def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Run ``fn(comm, *args, **kwargs)`` on every rank under MPI; return rank 0's value."""
+    def run(self, fn: Callable[..., Any], *args: Any, trust_nodes: bool | None = None, **kwargs: Any) -> Any:
+        """Run ``fn(comm, *args, **kwargs)`` on every rank under MPI; return rank 0's value.
+
+        The value comes back as plain data (numbers, strings, containers, numpy, pandas): a node cannot make this
+        machine run code through it.  ``trust_nodes=True`` (default: ``[security] trust_nodes``) also accepts
+        arbitrary objects, loaded with cloudpickle, which lets whoever controls rank 0's node run code here."""
         from ccdsl.executor import guard
 
+        trust = self.config.security.trust_nodes if trust_nodes is None else bool(trust_nodes)
         with self._lock:
             launcher = self._get_launcher()
             guard.warn_near_cap(self)
             with guard.busy(self):
-                return launcher.run_function(fn, args, kwargs)
+                return launcher.run_function(fn, args, kwargs, trust_nodes=trust)
 
     def run_script(self, path: str, args: Sequence[str] = (), np: int | None = None, *,
                    stream: Callable[[str, str], None] | None = None, oversubscribe: bool = False) -> int:

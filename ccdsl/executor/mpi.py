@@ -512,9 +512,11 @@ class Launcher:
         return {r: self.nodes[r // self.ppn].index for r in range(self.size)}
 
     def run_function(self, fn: Callable, args: Sequence = (), kwargs: dict | None = None, *,
-                     stream: Stream | None = print_stream, timeout: float | None = None) -> Any:
+                     stream: Stream | None = print_stream, timeout: float | None = None,
+                     trust_nodes: bool = False) -> Any:
         """Run ``fn(comm, *args, **kwargs)`` on every rank; return rank 0's value.  A rank that raises aborts the
-        job and becomes a :class:`RankError` naming the rank, its node and the remote traceback."""
+        job and becomes a :class:`RankError` naming the rank, its node and the remote traceback.  The value is
+        rebuilt as plain data unless ``trust_nodes`` (see :mod:`ccdsl.executor.results`)."""
         self._check_python()
         payload = dumps_call(fn, tuple(args), dict(kwargs or {}))
         out, code = self._launch("fn", payload, [], self.size, stream, timeout)
@@ -523,9 +525,13 @@ class Launcher:
             dead = self._after_failure(out)
             self._raise_rank_error(out)
             raise self._job_error(out, code, dead)
-        import cloudpickle
+        from ccdsl.executor import results as result_records
 
-        return cloudpickle.loads(base64.b64decode(results[-1]))
+        try:
+            data = base64.b64decode(results[-1], validate=True)
+        except ValueError:
+            raise ExecutionError("rank 0's result record is damaged (not base64)") from None
+        return result_records.loads(data, trust_nodes=trust_nodes)
 
     def run_script(self, path: str | os.PathLike, args: Sequence[str] = (), np: int | None = None, *,
                    stream: Stream | None = print_stream, timeout: float | None = None,
