@@ -211,6 +211,13 @@ class HostKeyError(ProviderError):
     """A node presented a host key other than the one recorded for it (or an unknown one after deploy)."""
 
 
+class StateError(CcdslError):
+    """ccdsl's own state (the database in the data dir) cannot be used: damaged, locked, read-only, not a file.
+    The message is one line that says what to do."""
+
+    exit_code = 2
+
+
 class ClusterError(CcdslError):
     """A cluster operation is not possible in the cluster's state (unknown handle, already terminated, …)."""
 
@@ -252,6 +259,6 @@ class MissingDependencyError(CcdslError):
 __all__ = [
     "CapacityError", "CatalogError", "CatalogRowError", "CcdslError", "ClusterError", "ConfigError", "Conflict", "ContractError",
     "ContractSyntaxError", "Diagnostic", "ExecutionError", "HostKeyError", "MissingDependencyError", "ProviderError",
-    "RankError", "SetupError",
+    "RankError", "StateError", "SetupError",
     "UnsatisfiableError", "printable", "render_all",
 ]

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from ccdsl.errors import ClusterError
+from ccdsl.errors import ClusterError, StateError
 from ccdsl.executor.model import Node
 
 # Cluster statuses.  "deploying" while a deploy runs; "failed" when a deploy stopped half way and could not clean
@@ -88,6 +88,11 @@ CREATE TABLE IF NOT EXISTS status_log (
 CREATE INDEX IF NOT EXISTS status_log_handle ON status_log(handle);
 """
 
+# Seconds a write waits for another process's write transaction.  ccdsl's own transactions take milliseconds, so a
+# lock held longer is something else (a crashed tool, a sqlite3 shell): report it, with its holder, instead of
+# making every command hang.
+BUSY_TIMEOUT = 5.0
+
 # Worker ids start at 2, as the seed's Distributed.jl pids do (1 is the user's own process).
 FIRST_WORKER_ID = 2
 
@@ -96,7 +101,10 @@ def data_dir() -> Path:
     """Where ccdsl keeps its database and private keys (created with mode 0700)."""
     from ccdsl import datadir
 
-    return datadir.ensure()
+    try:
+        return datadir.ensure()
+    except OSError as exc:
+        raise _os_error(datadir.location(), exc) from None
 
 
 @dataclass(frozen=True)
@@ -179,18 +187,22 @@ class State:
     """The state database.  Every method is one short transaction; connections are opened per call so the object is
     safe to share between threads and cheap to create in every process."""
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, busy_timeout: float = 30.0) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, busy_timeout: float = BUSY_TIMEOUT) -> None:
         self.path = Path(path) if path is not None else data_dir() / "state.db"
         self.busy_timeout = busy_timeout
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        from ccdsl import datadir
-
-        datadir.create_private_file(self.path)  # 0600 before SQLite creates it (its -wal and -shm files follow it)
-        db = self._connect()
         try:
-            db.executescript(_SCHEMA)  # idempotent DDL; executescript manages its own transaction
-        finally:
-            db.close()
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            from ccdsl import datadir
+
+            datadir.create_private_file(self.path)  # 0600 before SQLite creates it (its -wal and -shm files follow)
+        except OSError as exc:
+            raise _os_error(self.path.parent, exc) from None
+        with _translated(self.path):
+            db = self._connect()
+            try:
+                db.executescript(_SCHEMA)  # idempotent DDL; executescript manages its own transaction
+            finally:
+                db.close()
 
     # -- plumbing ---------------------------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -366,6 +378,122 @@ class State:
         finally:
             db.close()
         return [JournalEntry(r["handle"], r["phase"], json.loads(r["detail"]), r["at"]) for r in rows]
+
+
+# -- what goes wrong with the database, in one line that says what to do --------------------------------------------
+_DAMAGED = ("file is not a database", "malformed", "disk image", "not a database", "file is encrypted")
+
+
+@contextmanager
+def _translated(path: Path) -> Iterator[None]:
+    """SQLite and file-system failures of the state database as :class:`StateError`; a damaged database is moved
+    aside (kept, never overwritten) so that the next command starts a new one."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise _sqlite_error(path, exc) from None
+
+
+def _guarded(method: Any) -> Any:
+    import functools
+
+    @functools.wraps(method)
+    def call(self: "State", *args: Any, **kwargs: Any) -> Any:
+        with _translated(self.path):
+            return method(self, *args, **kwargs)
+
+    return call
+
+
+for _name, _method in list(vars(State).items()):
+    if callable(_method) and not _name.startswith("_"):
+        setattr(State, _name, _guarded(_method))
+
+
+def _sqlite_error(path: Path, exc: sqlite3.Error) -> StateError:
+    text = str(exc)
+    lowered = text.lower()
+    where = f"ccdsl's state database {path}"
+    if any(k in lowered for k in _DAMAGED):
+        aside = _move_aside(path)
+        if aside is None:
+            return StateError(f"{where} is damaged ({text}) and could not be moved aside; move it away yourself "
+                              "(keep it for inspection) and run the command again")
+        return StateError(f"{where} is damaged ({text}); it was moved to {aside.name} (kept) and the next command "
+                          "starts a new one, in which 'ccdsl clusters' finds your clusters again by their cloud tags")
+    if "locked" in lowered or "busy" in lowered:
+        return StateError(f"{where} is locked by {_holder(path)}; wait for it to finish, or end it, and run the "
+                          "command again")
+    if path.is_dir():
+        return StateError(f"{where} is a directory, not a database; move it away, or set CCDSL_DATA_DIR to "
+                          "another directory")
+    if "readonly" in lowered or "read-only" in lowered or _read_only(path.parent):
+        return StateError(f"{where} cannot be written ({text}): its directory is read-only; make it writable, or set "
+                          "CCDSL_DATA_DIR to a writable directory")
+    return StateError(f"{where} cannot be used ({text}); check the file and its directory, or set CCDSL_DATA_DIR to "
+                      "another directory")
+
+
+def _os_error(directory: Path, exc: OSError) -> StateError:
+    import errno
+
+    reason = exc.strerror or type(exc).__name__
+    if isinstance(exc, (NotADirectoryError, FileExistsError)):
+        blocker = next((p for p in [directory, *directory.parents] if p.exists() and not p.is_dir()), directory)
+        return StateError(f"ccdsl's data dir {directory} cannot be created: {blocker} is a file, not a directory; "
+                          "move it away, or set CCDSL_DATA_DIR to a directory")
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return StateError(f"ccdsl's data dir {directory} cannot be written ({reason}); make it writable, or set "
+                          "CCDSL_DATA_DIR to a writable directory")
+    return StateError(f"ccdsl's data dir {directory} cannot be used ({reason}); set CCDSL_DATA_DIR to a writable "
+                      "directory")
+
+
+def _read_only(directory: Path) -> bool:
+    try:
+        return bool(os.statvfs(directory).f_flag & os.ST_RDONLY) or not os.access(directory, os.W_OK)
+    except OSError:
+        return False
+
+
+def _move_aside(path: Path) -> Path | None:
+    """Rename the damaged database (and its -wal/-shm files) to ``state.db.damaged-<time>[-n]``; never overwrite."""
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    for n in range(100):
+        aside = path.with_name(f"{path.name}.damaged-{stamp}" + (f"-{n}" if n else ""))
+        if not any(os.path.lexists(f"{aside}{suffix}") for suffix in ("", "-wal", "-shm")):
+            break
+    else:
+        return None
+    try:
+        for suffix in ("-wal", "-shm", ""):  # the database last: its name is what marks the move as done
+            if os.path.lexists(f"{path}{suffix}"):
+                os.rename(f"{path}{suffix}", f"{aside}{suffix}")
+    except OSError:
+        return None
+    return aside
+
+
+def _holder(path: Path) -> str:
+    """The processes that have the database open (Linux /proc), as 'process 123 (sqlite3 state.db)'; else a
+    general phrase.  Only processes of this user are visible, which are the ones that can hold ccdsl's lock."""
+    names = {os.path.realpath(f"{path}{suffix}") for suffix in ("", "-wal", "-shm")}
+    found = []
+    try:
+        pids = [p for p in os.listdir("/proc") if p.isdigit() and int(p) != os.getpid()]
+    except OSError:
+        return "another process"
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+            if not any(os.readlink(f"/proc/{pid}/fd/{fd}") in names for fd in fds):
+                continue
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = " ".join(f.read().replace(b"\0", b" ").decode(errors="replace").split())
+        except OSError:
+            continue
+        found.append(f"process {pid} ({cmd[:80] + ('…' if len(cmd) > 80 else '')})")
+    return ", ".join(found[:3]) if found else "another process"
 
 
 def _record(row: sqlite3.Row) -> ClusterRecord:
