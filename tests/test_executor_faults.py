@@ -223,15 +223,45 @@ def test_nodes_stopped_outside_ccdsl_make_the_cluster_interrupted(aws_env, data_
 
 
 def test_a_deploy_refused_before_anything_is_created_leaves_nothing_to_terminate(aws_env, data_dir, ec2, hooks):
-    """Bad or missing credentials fail the first call (the zones): there is nothing to clean up, so the record is
-    terminated at once, not a failed cluster whose terminate would be refused the same way."""
+    """Bad or missing credentials fail the first call (the zones): there is nothing to clean up, so no record is
+    left (issue 8 item 18), not a failed cluster whose terminate would be refused the same way."""
     refused = inject(None, "AuthFailure", "AWS was not able to validate the provided access credentials")
     hooks.append(("before-send.ec2", refused))
     cfg = config_for(aws_env)
     with pytest.raises(ProviderError, match="AuthFailure"):
         ccdsl.deploy(plan(count=2), config=cfg.replace(aws={"max_attempts": 1}))
-    record = only_record(State())
-    assert record.status == "terminated" and record.note.endswith("nothing was created")
-    assert "cleanup" not in [e.phase for e in State().journal_of(record.handle)]
+    assert State().list_clusters(live_only=False) == []
     hooks.clear()
     assert all_tagged(ec2) == [] and ccdsl.clusters(config=cfg) == []
+
+
+def test_deploy_that_never_reached_the_cloud_leaves_no_record(aws_env, data_dir, ec2, monkeypatch, tmp_path):
+    """No AWS credentials: nothing can have been created, so nothing is recorded (a record could not be terminated
+    without the credentials that are missing, and every 'ccdsl clusters' would warn about it)."""
+    for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    cfg = config_for(aws_env)
+    with pytest.raises(ProviderError, match="no AWS credentials"):
+        ccdsl.deploy(plan(count=1), config=cfg)
+    assert State().list_clusters(live_only=False) == []
+    assert all_tagged(ec2) == []
+
+
+def test_terminate_forget_removes_a_record_with_a_warning(aws_env, data_dir, ec2):
+    from ccdsl.executor.state import ClusterRecord
+
+    state, now = State(), time.time()
+    state.add_cluster(ClusterRecord("StUcKrEcOrDaBcD", "gone", "aws", "PeerWorkers", "failed", now, now,
+                                    settings={"resolved_region": "eu-north-1"}, note="deploy failed"))
+    state.journal("StUcKrEcOrDaBcD", "deploy")
+    env = {**os.environ, "CCDSL_DATA_DIR": str(data_dir)}
+    done = ccdsl_cli("terminate", "--forget", "StUcKrEcOrDaBcD", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "no longer tracked" in done.stderr and "aws eu-north-1" in done.stderr
+    assert "ccdsl:cluster=StUcKrEcOrDaBcD" in done.stderr
+    assert State().get_cluster("StUcKrEcOrDaBcD") is None and State().journal_of("StUcKrEcOrDaBcD") == []
+    again = ccdsl_cli("terminate", "--forget", "StUcKrEcOrDaBcD", env=env)
+    assert again.returncode == 1 and "no cluster with handle" in again.stderr

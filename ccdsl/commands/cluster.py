@@ -88,6 +88,10 @@ def register(sub: Any) -> None:
         p = sub.add_parser(name, help=text)
         p.add_argument("handle", metavar="HANDLE")
         p.add_argument("--json", action="store_true")
+        if name == "terminate":
+            p.add_argument("--forget", action="store_true",
+                           help="only remove this machine's record (when the cloud cannot be reached); anything "
+                                "the cluster still has there is no longer tracked")
         p.set_defaults(func=cmd_lifecycle, action=name)
 
 
@@ -340,6 +344,11 @@ def cmd_lifecycle(args: argparse.Namespace) -> int:
     import ccdsl.executor as ex
 
     _log_to_stderr()
+    if args.action == "terminate" and args.forget:
+        print(f"warning: {ex.forget(args.handle)}", file=sys.stderr)
+        if args.json:
+            print(json.dumps({"handle": args.handle, "status": "forgotten"}))
+        return 0
     if args.action == "reconnect":
         c = ex.reconnect(args.handle, progress=progress_printer())
     elif args.action == "resume":

@@ -59,5 +59,30 @@ def terminate(cluster: Cluster | str, *, config: "Config | None" = None) -> None
     get(cluster, config=config).terminate()
 
 
-__all__ = ["Cluster", "ClusterInfo", "Plan", "autostop", "clusters", "cost_report", "deploy", "interrupt", "reconnect", "restart", "resume",
-           "terminate"]
+def forget(handle: str) -> str:
+    """Remove this machine's record of a cluster without asking its cloud (``ccdsl terminate --forget``), for a
+    record that cannot be terminated (credentials gone, a cloud account closed).  Returns the warning to show:
+    whatever the cluster still has in the cloud is no longer tracked here."""
+    from ccdsl.errors import ClusterError
+    from ccdsl.executor import state as st
+
+    state = st.State()
+    record = state.get_cluster(handle)
+    if record is None:
+        raise ClusterError(f"no cluster with handle {handle}", hint="'ccdsl clusters --all' lists the known ones")
+    if record.status == st.DEPLOYING and st.owner_alive(record):
+        raise ClusterError(f"cluster {handle} is being deployed by process {record.owner_pid}",
+                           hint="wait for it, or press Ctrl-C there: an interrupted deploy cleans up")
+    state.forget(handle)
+    if record.status == st.TERMINATED:
+        return f"forgot cluster {handle} (it was terminated)"
+    where = record.provider + (f" {record.settings.get('resolved_region') or record.settings.get('region')}"
+                               if record.provider == "aws" and (record.settings.get("resolved_region")
+                                                                or record.settings.get("region")) else "")
+    return (f"forgot cluster {handle} ({record.status}) without asking {where}: anything it still has there (tagged "
+            f"ccdsl:cluster={handle}) is no longer tracked by this machine and may still cost money; 'ccdsl "
+            f"clusters' finds it again by its tags when it can reach {where}")
+
+
+__all__ = ["Cluster", "ClusterInfo", "Plan", "autostop", "clusters", "cost_report", "deploy", "forget", "interrupt",
+           "reconnect", "restart", "resume", "terminate"]

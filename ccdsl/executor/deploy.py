@@ -263,7 +263,8 @@ def deploy(target: Any, *, workdir: "str | os.PathLike[str] | None" = None, setu
             state.journal(handle, "sync", folder=folder)
             wd.sync_nodes(handle, current[-1].name, nodes, config, folder, progress=sync_progress)
     except BaseException as exc:
-        _abort(handle, current[-1] if current else None, state, exc)
+        _abort(handle, current[-1] if current else None, state, exc,
+               reached=any(getattr(p, "reached_cloud", True) for p in current))
         raise
     if setup:
         state.journal(handle, "setup", command=setup)
@@ -399,7 +400,13 @@ def _cleanup(handle: str, provider: Any, state: st.State) -> None:
     state.clear_nodes(handle)
 
 
-def _abort(handle: str, provider: Any, state: st.State, exc: BaseException) -> None:
+def _abort(handle: str, provider: Any, state: st.State, exc: BaseException, *, reached: bool = True) -> None:
+    """Undo a failed deploy.  One that never sent a call that could create something (no credentials, a bad
+    region, an unknown image) leaves nothing to clean and no record: a record it left could not be terminated
+    without the very access that was missing, and would be warned about forever."""
+    if not reached:
+        state.forget(handle)
+        return
     reason = exc.message if isinstance(exc, CcdslError) else (
         "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}")
     # Nothing is created before the journal says "create" (zones, prices and checks come first): a deploy that

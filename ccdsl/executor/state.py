@@ -245,6 +245,15 @@ class State:
             db.execute("INSERT INTO status_log (handle, status, at) VALUES (?,?,?)",
                        (record.handle, record.status, record.created_at))
 
+    def forget(self, handle: str) -> bool:
+        """Delete every record of ``handle`` (cluster, nodes, workers, prices, journal); False if there was none.
+        Used for a deploy that never reached a cloud, and by ``ccdsl terminate --forget``."""
+        with self._tx() as db:
+            found = db.execute("DELETE FROM clusters WHERE handle = ?", (handle,)).rowcount > 0
+            for table in ("nodes", "workers", "prices", "journal", "status_log"):
+                db.execute(f"DELETE FROM {table} WHERE handle = ?", (handle,))  # noqa: S608 - fixed names
+        return found
+
     def get_cluster(self, handle: str) -> ClusterRecord | None:
         db = self._connect()
         try:

@@ -70,6 +70,7 @@ INSTALL_USER_DATA = """#cloud-config
 runcmd:
   - [sh, -c, "python3 -c 'import ensurepip' 2>/dev/null || ! command -v apt-get >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv)"]
 """
+_MUTATING = ("create_", "run_", "authorize_", "start_", "stop_", "import_", "allocate_", "request_")
 
 
 def make(config: Config, settings: Mapping[str, Any]) -> "AwsProvider":
@@ -120,6 +121,9 @@ class AwsProvider:
         self._launch_round = 0  # bumped by every clean-up: a later launch must not reuse an earlier token
         self._uncertain: list[dict[str, Any]] = []  # RunInstances whose answer was lost (Ctrl-C, connection)
         self._fresh: set[str] = set()  # ids launched by this process: "not listed" means "not visible yet"
+        # Whether a call that can create something was sent (its answer may have been lost): until then a failed
+        # deploy left nothing in the cloud, and its record can go.
+        self.reached_cloud = False
 
     # -- boto3 plumbing --------------------------------------------------------------------------------------
     def client(self, service: str = "ec2") -> Any:
@@ -148,7 +152,10 @@ class AwsProvider:
         import botocore.exceptions
 
         try:
-            return getattr(self.client(service), operation)(**params)
+            client = self.client(service)
+            if operation.startswith(_MUTATING):
+                self.reached_cloud = True
+            return getattr(client, operation)(**params)
         except botocore.exceptions.ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             message = exc.response.get("Error", {}).get("Message", str(exc))
