@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import ccdsl
+import ccdsl.executor
 from ccdsl.errors import CapacityError, ProviderError
 from ccdsl.executor.config import Config
 from ccdsl.executor.deploy import Plan
@@ -265,3 +266,118 @@ def test_terminate_forget_removes_a_record_with_a_warning(aws_env, data_dir, ec2
     assert State().get_cluster("StUcKrEcOrDaBcD") is None and State().journal_of("StUcKrEcOrDaBcD") == []
     again = ccdsl_cli("terminate", "--forget", "StUcKrEcOrDaBcD", env=env)
     assert again.returncode == 1 and "no cluster with handle" in again.stderr
+
+
+# -- SIGKILL right after the cloud call of each lifecycle verb (deploy: test_killed_ccdsl_process_is_found_...) ----
+KILL_AFTER = """
+import json, os, signal, sys
+import ccdsl
+import ccdsl.executor
+from ccdsl.executor.config import Config
+from ccdsl.executor.providers import aws
+operation, verb, handle, settings = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+if operation == "kill_processes":  # restart's call to the nodes (over SSH; none on the local provider)
+    from ccdsl.executor.cluster import Cluster
+    real = Cluster._kill_processes
+    def killed_after(self):
+        real(self)
+        os.kill(os.getpid(), signal.SIGKILL)
+    Cluster._kill_processes = killed_after
+else:
+    aws.EVENT_HOOKS.append((f"after-call.ec2.{operation}", lambda **kw: os.kill(os.getpid(), signal.SIGKILL)))
+getattr(ccdsl, verb)(handle, config=Config.from_dict(settings))
+"""
+
+
+def kill_right_after(operation: str, verb: str, handle: str, settings: dict, data_dir) -> None:
+    """Run ``ccdsl.<verb>(handle)`` in a child process that SIGKILLs itself right after ``operation`` returned."""
+    proc = subprocess.run([sys.executable, "-c", KILL_AFTER, operation, verb, handle, json.dumps(settings)],
+                          env={**os.environ, "CCDSL_DATA_DIR": str(data_dir)}, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+
+
+def running_cluster(aws_env, handle: str) -> tuple[Config, dict]:
+    """A 2-node cluster in moto, known to the records as running (adopted by its tags: no SSH needed)."""
+    settings = {"aws": aws_settings(aws_env)}
+    cfg = Config.from_dict(settings)
+    from ccdsl.executor.providers import aws
+
+    p = aws.make(cfg, {})
+    req = NodeRequest(handle, "worker", "t3.xlarge", 2, region="us-east-1", options={"contract": "lc"})
+    p.wait_running(handle, p.create(req, lambda *a: None), lambda *a: None)
+    (info,) = ccdsl.clusters(config=cfg)
+    assert info.status == "running"
+    return cfg, settings
+
+
+def ec2_states(ec2, handle: str) -> set[str]:
+    f = [{"Name": "tag:ccdsl:cluster", "Values": [handle]}]
+    return {i["State"]["Name"] for r in ec2.describe_instances(Filters=f)["Reservations"] for i in r["Instances"]}
+
+
+def test_sigkill_right_after_stop_instances(aws_env, data_dir, ec2):
+    cfg, settings = running_cluster(aws_env, "KiLlInTeRrUpTaA")
+    kill_right_after("StopInstances", "interrupt", "KiLlInTeRrUpTaA", settings, data_dir)
+    assert State().get_cluster("KiLlInTeRrUpTaA").owner_pid is not None  # the intent, left by the dead process
+    (info,) = ccdsl.clusters(config=cfg)
+    assert ec2_states(ec2, "KiLlInTeRrUpTaA") <= {"stopping", "stopped"}
+    assert info.status == "interrupted" and "'interrupt' was interrupted" in info.note
+    assert State().get_cluster("KiLlInTeRrUpTaA").owner_pid is None
+    ccdsl.terminate("KiLlInTeRrUpTaA", config=cfg)
+    assert all_tagged(ec2) == []
+
+
+def test_sigkill_right_after_start_instances_shows_the_running_nodes(aws_env, data_dir, ec2):
+    """The issue's case: a resume killed after StartInstances left 'interrupted' while EC2 ran the instances."""
+    cfg, settings = running_cluster(aws_env, "KiLlReSuMeAaAaA")
+    ccdsl.interrupt("KiLlReSuMeAaAaA", config=cfg)
+    assert State().get_cluster("KiLlReSuMeAaAaA").status == "interrupted"
+    kill_right_after("StartInstances", "resume", "KiLlReSuMeAaAaA", settings, data_dir)
+    assert ec2_states(ec2, "KiLlReSuMeAaAaA") <= {"pending", "running"}
+    (info,) = ccdsl.clusters(config=cfg)
+    assert info.status == "running" and "'resume' was interrupted" in info.note
+    assert len(ccdsl.executor.get("KiLlReSuMeAaAaA", config=cfg).workers()) == 2
+    ccdsl.interrupt("KiLlReSuMeAaAaA", config=cfg)  # usable: the lifecycle goes on from the cloud's truth
+    ccdsl.terminate("KiLlReSuMeAaAaA", config=cfg)
+    assert all_tagged(ec2) == []
+
+
+def test_sigkill_half_way_through_a_resume_never_shows_running_nodes_as_stopped(aws_env, data_dir, ec2):
+    cfg, settings = running_cluster(aws_env, "KiLlHaLfWaYaAaA")
+    ccdsl.interrupt("KiLlHaLfWaYaAaA", config=cfg)
+    nodes = ccdsl.executor.get("KiLlHaLfWaYaAaA", config=cfg).nodes()
+    ec2.start_instances(InstanceIds=[nodes[0].instance_id])  # what a resume killed between two calls leaves
+    state = State()
+    state.update_cluster("KiLlHaLfWaYaAaA", owner_pid=2**22 + 7, owner_host=__import__("socket").gethostname())
+    state.journal("KiLlHaLfWaYaAaA", "resume")
+    (info,) = ccdsl.clusters(config=cfg)
+    assert info.status == "failed" and "1 of 2 nodes are running" in info.note
+    ccdsl.interrupt("KiLlHaLfWaYaAaA", config=cfg)
+    assert ec2_states(ec2, "KiLlHaLfWaYaAaA") == {"stopped"}
+    ccdsl.terminate("KiLlHaLfWaYaAaA", config=cfg)
+
+
+def test_sigkill_right_after_terminate_instances(aws_env, data_dir, ec2):
+    cfg, settings = running_cluster(aws_env, "KiLlTeRmInAtEaA")
+    kill_right_after("TerminateInstances", "terminate", "KiLlTeRmInAtEaA", settings, data_dir)
+    (info,) = ccdsl.clusters(config=cfg)
+    assert info.status == "failed" and "'terminate' was interrupted" in info.note
+    assert "ccdsl terminate KiLlTeRmInAtEaA" in info.note
+    ccdsl.terminate("KiLlTeRmInAtEaA", config=cfg)
+    assert all_tagged(ec2) == []
+    assert ccdsl.clusters(config=cfg) == []
+
+
+def test_sigkill_right_after_restart_kills_gives_fresh_workers(data_dir):
+    c = ccdsl.deploy(ccdsl.cluster(node_provider="Local", node_count=2))
+    try:
+        before = c.workers()
+        kill_right_after("kill_processes", "restart", c.handle, {}, data_dir)
+        (info,) = ccdsl.clusters()
+        assert info.status == "running" and "'restart' was interrupted" in info.note
+        after = c.workers()
+        assert len(after) == 2 and min(after) > max(before)
+        assert c.run(lambda comm: comm.allreduce(1)) == 2
+    finally:
+        ccdsl.terminate(c)

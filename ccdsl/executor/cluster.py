@@ -13,10 +13,12 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import socket
 import string
 import threading
+from contextlib import contextmanager
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from ccdsl.errors import ClusterError
 from ccdsl.executor import model, state as st
@@ -423,7 +425,25 @@ class Cluster:
         if record.status not in statuses:
             hint = f"ccdsl terminate {self.handle}" if record.status == st.FAILED else None
             raise ClusterError(f"cannot {action} cluster {self.handle}: it is {record.status}", hint=hint)
+        if (record.owner_pid is not None and record.owner_pid != os.getpid() and record.status != st.DEPLOYING
+                and st.owner_alive(record)):
+            verb = st.pending_verb(self.state, self.handle) or "changed"
+            raise ClusterError(f"cluster {self.handle} is being {_past(verb)} by process {record.owner_pid}",
+                               hint="wait for it to finish")
         return record
+
+    @contextmanager
+    def _intent(self, verb: str) -> Iterator[None]:
+        """Record ``verb`` and this process as its owner *before* any call to the cloud, and clear the owner when
+        the verb ends however it ends.  A process killed in between leaves the intent behind: ``clusters`` then
+        sees a verb whose process is gone and sets the status from what the cloud reports (``deploy.reconcile``)."""
+        self.state.update_cluster(self.handle, owner_pid=os.getpid(), owner_host=socket.gethostname())
+        self.state.journal(self.handle, verb)
+        try:
+            yield
+        finally:
+            self.state.update_cluster(self.handle, owner_pid=None)
+            self.state.journal(self.handle, f"{verb}-done")
 
     def _store_nodes(self, nodes: Sequence[Node]) -> None:
         """Keep the provider's answer as the nodes: a node it no longer reports (its instance is gone) is dropped
@@ -453,42 +473,42 @@ class Cluster:
     def interrupt(self) -> None:
         """Stop the nodes (no cost for compute while stopped; running programs are lost)."""
         with self._lock:
-            self._require(st.RUNNING, action="interrupt")
+            self._require(st.RUNNING, st.FAILED, action="interrupt")  # failed: stopping is always safe
             self._end_engines()
             self._drop_launcher()
-            self.state.journal(self.handle, "interrupt")
-            provider = self._provider()
-            if provider.name == "ssh":  # bring-your-own hosts are not ours to stop: end our processes only
-                self._kill_processes()
-            nodes = provider.stop(self.handle, self.nodes())
-            self._store_nodes(nodes)
-            self.state.clear_workers(self.handle)
-            self.state.update_cluster(self.handle, status=st.INTERRUPTED)
-            if provider.name == "local":  # remote watchdogs end with their nodes (or ccdsl's processes)
-                from ccdsl.executor import guard
+            with self._intent("interrupt"):
+                provider = self._provider()
+                if provider.name == "ssh":  # bring-your-own hosts are not ours to stop: end our processes only
+                    self._kill_processes()
+                nodes = provider.stop(self.handle, self.nodes())
+                self._store_nodes(nodes)
+                self.state.clear_workers(self.handle)
+                self.state.update_cluster(self.handle, status=st.INTERRUPTED)
+                if provider.name == "local":  # remote watchdogs end with their nodes (or ccdsl's processes)
+                    from ccdsl.executor import guard
 
-                guard.disarm(self)
+                    guard.disarm(self)
 
     def resume(self, progress: Progress | None = None) -> None:
         """Start the nodes again (they may come back with new addresses) and create fresh workers."""
         with self._lock:
             self._require(st.INTERRUPTED, action="resume")
-            self.state.journal(self.handle, "resume")
-            provider = self._provider()
-            report = progress or quiet
-            try:
-                nodes = provider.start(self.handle, self.nodes())
-                self._store_nodes(nodes)
-                for n in nodes:
-                    report(n.role, n.index, model.RUNNING)
-                if provider.name != "local":
-                    nodes = make_ready(self.handle, nodes, self.config, report, deploying=False)
-                    self.state.set_nodes(self.handle, nodes)
-            except BaseException as exc:
-                self._stop_again(provider, exc)
-                raise
-            self._new_workers()
-            self.state.update_cluster(self.handle, status=st.RUNNING)
+            with self._intent("resume"):
+                provider = self._provider()
+                report = progress or quiet
+                try:
+                    nodes = provider.start(self.handle, self.nodes())
+                    self._store_nodes(nodes)
+                    for n in nodes:
+                        report(n.role, n.index, model.RUNNING)
+                    if provider.name != "local":
+                        nodes = make_ready(self.handle, nodes, self.config, report, deploying=False)
+                        self.state.set_nodes(self.handle, nodes)
+                except BaseException as exc:
+                    self._stop_again(provider, exc)
+                    raise
+                self._new_workers()
+                self.state.update_cluster(self.handle, status=st.RUNNING)
             if self.workdir:  # stopped disks keep the folder (a no-change sync); a replaced node gets it again
                 if not os.path.isdir(self.workdir):
                     log.warning("%s: the working folder %s is gone from this machine; the nodes keep their copy "
@@ -530,9 +550,9 @@ class Cluster:
             self._require(st.RUNNING, action="restart")
             self._end_engines()
             self._drop_launcher()
-            self.state.journal(self.handle, "restart")
-            self._kill_processes()
-            self._new_workers()
+            with self._intent("restart"):
+                self._kill_processes()
+                self._new_workers()
 
     def terminate(self) -> None:
         """Release every resource of the cluster.  The provider checks that nothing remains."""
@@ -544,16 +564,16 @@ class Cluster:
             if record.status == st.RUNNING:
                 self._end_engines()
             self._drop_launcher()
-            self.state.journal(self.handle, "terminate")
-            if self.provider == "local":
-                from ccdsl.executor import guard
+            with self._intent("terminate"):
+                if self.provider == "local":
+                    from ccdsl.executor import guard
 
-                guard.disarm(self)
-            self._provider().terminate(self.handle, self.nodes())
-            self.state.set_nodes(self.handle, [replace(n, state=model.TERMINATED) for n in self.nodes()])
-            self.state.clear_workers(self.handle)
-            self.state.update_cluster(self.handle, status=st.TERMINATED, owner_pid=None)
-            self.state.journal(self.handle, "terminated")
+                    guard.disarm(self)
+                self._provider().terminate(self.handle, self.nodes())
+                self.state.set_nodes(self.handle, [replace(n, state=model.TERMINATED) for n in self.nodes()])
+                self.state.clear_workers(self.handle)
+                self.state.update_cluster(self.handle, status=st.TERMINATED, owner_pid=None)
+                self.state.journal(self.handle, "terminated")
             (st.data_dir() / "known_hosts" / self.handle).unlink(missing_ok=True)
             import shutil
 
@@ -571,3 +591,8 @@ class Cluster:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _past(verb: str) -> str:
+    return {"interrupt": "interrupted", "resume": "resumed", "restart": "restarted", "terminate": "terminated"}.get(
+        verb, verb)

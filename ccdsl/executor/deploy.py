@@ -459,11 +459,14 @@ def reconcile(config: "Config", state: st.State) -> list[str]:
     """Bring the records in line with the clouds; return warnings (a cloud that could not be asked)."""
     warnings = []
     records = state.list_clusters()
+    interrupted: dict[str, str] = {}  # handle -> the lifecycle verb whose process died half way
     for r in records:  # a deploy whose process is gone will never finish
         if r.status == st.DEPLOYING and not st.owner_alive(r):
             state.update_cluster(r.handle, status=st.FAILED, owner_pid=None,
                                  note="the deploy was interrupted (its process is gone); run 'ccdsl terminate "
                                       f"{r.handle}' to remove what it created")
+        elif r.owner_pid is not None and r.status != st.DEPLOYING and not st.owner_alive(r):
+            interrupted[r.handle] = _interrupted_verb(r, state)
     for (name, region, endpoint, _), (provider, owned) in _scopes(state.list_clusters(), config).items():
         try:
             found = set(provider.discover())
@@ -475,7 +478,7 @@ def reconcile(config: "Config", state: st.State) -> list[str]:
         for r in owned:
             if r.handle in found:
                 if not guard.reconcile_record(r, provider, state, config):  # what a watchdog did, if anything
-                    _refresh_nodes(r, provider, state)
+                    _refresh_nodes(r, provider, state, interrupted.get(r.handle))
             elif r.status in (st.RUNNING, st.INTERRUPTED):
                 state.update_cluster(r.handle, status=st.TERMINATED, note="nothing of it exists in the cloud any more "
                                                                           "(terminated outside ccdsl)")
@@ -489,13 +492,43 @@ def reconcile(config: "Config", state: st.State) -> list[str]:
     return warnings
 
 
-def _refresh_nodes(record: st.ClusterRecord, provider: Any, state: st.State) -> None:
+def _interrupted_verb(record: st.ClusterRecord, state: st.State) -> str:
+    """A lifecycle verb whose process died after recording its intent: say so, and give the cluster the fresh
+    workers the verb would have given it when it is running (a restart's old worker ids are stale).  The status
+    itself then follows the cloud (:func:`_refresh_nodes`)."""
+    verb = st.pending_verb(state, record.handle) or "lifecycle step"
+    state.journal(record.handle, f"{verb}-interrupted")
+    text = f"a '{verb}' was interrupted (its process is gone); the status follows what the cloud reports"
+    state.update_cluster(record.handle, owner_pid=None, note=text)
+    if record.status == st.RUNNING and verb == "restart":
+        _fresh_workers(record, state)
+    return verb
+
+
+def _fresh_workers(record: st.ClusterRecord, state: st.State) -> None:
+    workers, _ = split_roles(state.nodes(record.handle))
+    state.new_workers(record.handle, len(workers) * int(record.settings.get("processes_per_node", 1)))
+
+
+_UP, _DOWN = {"pending", "running"}, {"stopping", "stopped"}
+
+
+def _refresh_nodes(record: st.ClusterRecord, provider: Any, state: st.State, verb: str | None = None) -> None:
     """The record's nodes as the cloud has them: states and addresses refreshed, rows of instances that no longer
-    exist dropped (else every later terminate/interrupt would name them), the status following the nodes."""
+    exist dropped (else every later terminate/interrupt would name them), the status following the nodes.
+
+    Running (or starting) instances are never shown as stopped: an ``interrupted`` cluster whose nodes all run is
+    ``running`` again, one with only some running is ``failed`` (with what to do).  ``verb`` is a lifecycle verb
+    whose process died half way (see ``Cluster._intent``)."""
     if record.status == st.DEPLOYING:
         return
     live = {(n.role, n.index): n for n in provider.describe(record.handle)}
     if not live:
+        if verb is not None and record.status in (st.RUNNING, st.INTERRUPTED):  # e.g. a terminate killed half way
+            state.clear_workers(record.handle)
+            state.update_cluster(record.handle, status=st.FAILED,
+                                 note=f"a '{verb}' was interrupted: no instance of it runs any more, but other "
+                                      f"resources remain; run 'ccdsl terminate {record.handle}' to finish")
         return
     ours = {(n.role, n.index): n for n in state.nodes(record.handle)}
     merged = [replace(ours[k], state=n.state, address=n.address, private_address=n.private_address, zone=n.zone,
@@ -505,15 +538,28 @@ def _refresh_nodes(record: st.ClusterRecord, provider: Any, state: st.State) -> 
         state.clear_nodes(record.handle)
         _note(record.handle, state, f"node(s) {', '.join(gone)} no longer exist in the cloud")
     state.set_nodes(record.handle, merged)
-    if record.status == st.RUNNING and all(n.state == "stopped" for n in merged):
+    if provider.name != "aws":  # bring-your-own hosts are never stopped: their state says nothing about ours
+        return
+    states = {n.state for n in merged}
+    why = f"a '{verb}' was interrupted" if verb else None
+    if record.status == st.RUNNING and states <= _DOWN:
         state.clear_workers(record.handle)
-        state.update_cluster(record.handle, status=st.INTERRUPTED, note=guard.stopped_note(record))
-    elif record.status == st.INTERRUPTED and all(n.state == "running" for n in merged):
-        # A persistent spot request with stop-on-interruption: EC2 starts the nodes again when capacity returns.
-        workers, _ = split_roles(merged)
-        state.new_workers(record.handle, len(workers) * int(record.settings.get("processes_per_node", 1)))
-        state.update_cluster(record.handle, status=st.RUNNING, note="its nodes were started again outside ccdsl "
-                                                                    "(a spot cluster restarts when capacity returns)")
+        state.update_cluster(record.handle, status=st.INTERRUPTED,
+                             note=f"{why}: its nodes are stopped" if why else guard.stopped_note(record))
+    elif record.status == st.INTERRUPTED and states <= _UP:
+        # A persistent spot request with stop-on-interruption: EC2 starts the nodes again when capacity returns;
+        # or a resume whose process died after StartInstances.
+        _fresh_workers(record, state)
+        state.update_cluster(record.handle, status=st.RUNNING, note=(
+            f"{why}: its nodes are running" if why else
+            "its nodes were started again outside ccdsl (a spot cluster restarts when capacity returns)"))
+    elif (record.status == st.INTERRUPTED or verb and record.status == st.RUNNING) and states & _UP \
+            and not states <= _UP:
+        up = sum(n.state in _UP for n in merged)
+        state.clear_workers(record.handle)
+        state.update_cluster(record.handle, status=st.FAILED, note=(
+            f"{why or 'changed outside ccdsl'}: {up} of {len(merged)} nodes are running in the cloud (paid); "
+            f"'ccdsl interrupt {record.handle}' stops them, 'ccdsl terminate {record.handle}' removes the cluster"))
 
 
 def _adopt(handle: str, provider: Any, state: st.State) -> None:

@@ -173,6 +173,20 @@ def owner_alive(record: ClusterRecord) -> bool:
     return True
 
 
+LIFECYCLE_VERBS = ("interrupt", "resume", "restart", "terminate")
+
+
+def pending_verb(state: "State", handle: str) -> str | None:
+    """The lifecycle verb whose intent the journal holds without its ``<verb>-done``: one in progress, or one
+    whose process died (see ``Cluster._intent``)."""
+    for entry in reversed(state.journal_of(handle)):
+        if entry.phase in LIFECYCLE_VERBS:
+            return entry.phase
+        if entry.phase.endswith("-done") or entry.phase.endswith("-interrupted"):
+            return None
+    return None
+
+
 def node_to_json(node: Node) -> str:
     d = asdict(node)
     d["extra"] = dict(node.extra)
