@@ -129,6 +129,7 @@ def test_valid_values_round_trip_through_toml(tmp_path_factory, data):
             high = 10**6 if high is None else high
             strategy = {bool: st.booleans(), int: st.integers(int(low), int(high)), float: st.floats(low, high),
                         str: st.text(alphabet="abc-/.:09", min_size=1, max_size=12) if f.name == "remote_dir"
+                        else st.sampled_from(["accept-new", "strict"]) if f.name == "host_key_policy"
                         else st.text(alphabet="abc-/.:09 ", max_size=12),
                         list: st.lists(st.text(alphabet="xyz", max_size=4), max_size=3)}[type(default)]
             strategy = VALIDATED.get((name, f.name), strategy)

@@ -226,3 +226,98 @@ def test_contract_resolves_to_ssh_hosts_and_runs(netns_hosts, data_dir):
     finally:
         cluster.terminate()
     assert SshProvider(host_config(netns_hosts)).discover() == []
+
+
+# -- host keys of bring-your-own hosts (issue 8, item 5) -----------------------------------------------------------
+def _fingerprint_by_ssh_keygen(pub) -> str:
+    import subprocess
+
+    return subprocess.run(["ssh-keygen", "-lf", str(pub)], capture_output=True, text=True, check=True).stdout.split()[1]
+
+
+def _one_host(netns_hosts, tmp_path, **ssh):
+    base = host_config(netns_hosts, indices=[0])
+    return base.replace(ssh={"user_known_hosts": str(tmp_path / "user_known_hosts"), **ssh})
+
+
+def _replace_host_key(netns_hosts, i, saved):
+    import shutil
+
+    host = netns_hosts.hosts[i]
+    shutil.copy(host.host_key, saved)
+    shutil.copy(str(host.host_key) + ".pub", str(saved) + ".pub")
+    netns_hosts.stop_sshd(i)
+    netns_hosts.new_host_key(i)
+    netns_hosts.start_sshd(i)
+
+
+def _restore_host_key(netns_hosts, i, saved):
+    import shutil
+
+    host = netns_hosts.hosts[i]
+    netns_hosts.stop_sshd(i)
+    shutil.copy(saved, host.host_key)
+    shutil.copy(str(saved) + ".pub", str(host.host_key) + ".pub")
+    netns_hosts.start_sshd(i)
+
+
+@pytest.mark.netns
+def test_a_host_key_that_changed_between_two_clusters_is_refused(netns_hosts, data_dir, tmp_path):
+    from ccdsl.errors import HostKeyError
+    from ccdsl.executor.deploy import Plan, deploy
+
+    config = _one_host(netns_hosts, tmp_path)
+    plan = Plan("ssh", (NodeRequest("", "worker", "rack", 1),))
+    old_fp = _fingerprint_by_ssh_keygen(str(netns_hosts.hosts[0].host_key) + ".pub")
+    deploy(plan, config=config).terminate()
+    saved = tmp_path / "saved_key"
+    _replace_host_key(netns_hosts, 0, saved)
+    try:
+        new_fp = _fingerprint_by_ssh_keygen(str(netns_hosts.hosts[0].host_key) + ".pub")
+        with pytest.raises(HostKeyError, match="changed since it was recorded") as info:
+            deploy(plan, config=config)
+        assert f"({old_fp} -> {new_fp})" in info.value.message  # SHA256 fingerprints, as OpenSSH prints them
+    finally:
+        _restore_host_key(netns_hosts, 0, saved)
+    deploy(plan, config=config).terminate()  # the pinned key is the host's again
+
+
+@pytest.mark.netns
+def test_strict_mode_deploys_with_keys_recorded_beforehand(netns_hosts, data_dir, tmp_path):
+    from ccdsl.errors import HostKeyError
+    from ccdsl.executor.deploy import Plan, deploy
+
+    config = _one_host(netns_hosts, tmp_path, host_key_policy="strict")
+    plan = Plan("ssh", (NodeRequest("", "worker", "rack", 1),))
+    with pytest.raises(HostKeyError, match="no host key is recorded") as info:
+        deploy(plan, config=config)
+    assert "ssh-keyscan" in info.value.hint and "SHA256:" in info.value.hint
+    host = netns_hosts.hosts[0]
+    kind, blob = open(str(host.host_key) + ".pub").read().split()[:2]
+    (tmp_path / "user_known_hosts").write_text(f"{host.address} {kind} {blob}\n")  # what ssh-keyscan would add
+    cluster = deploy(plan, config=config)
+    try:
+        assert cluster.run(lambda comm: comm.allreduce(1)) == 1
+    finally:
+        cluster.terminate()
+    (tmp_path / "user_known_hosts").write_text(f"{host.address} ssh-ed25519 "
+                                              "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n")
+    with pytest.raises(HostKeyError, match="is not the one .*user_known_hosts records"):
+        deploy(plan, config=config.replace(ssh={"host_key_policy": "accept-new"}))  # the user's record wins
+
+
+@pytest.mark.netns
+def test_reconnect_with_no_pinned_key_refuses_with_a_hint(netns_hosts, data_dir, tmp_path):
+    from ccdsl.errors import HostKeyError
+    from ccdsl.executor.deploy import Plan, deploy, reconnect
+
+    config = _one_host(netns_hosts, tmp_path)
+    cluster = deploy(Plan("ssh", (NodeRequest("", "worker", "rack", 1),)), config=config)
+    try:
+        for pinned in (data_dir / "known_hosts").iterdir():
+            pinned.unlink()
+        with pytest.raises(HostKeyError, match="no host key is recorded") as info:
+            reconnect(cluster.handle, config=config)
+        assert "SHA256:" in info.value.message and "add the line" in info.value.hint
+    finally:
+        cluster.terminate()

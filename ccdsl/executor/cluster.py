@@ -53,10 +53,18 @@ def split_roles(nodes: Sequence[Node]) -> tuple[list[Node], Node | None]:
     return workers, managers[0] if managers else None
 
 
+SSH_HOSTS_KNOWN = "ssh-hosts"  # not a handle (15 letters): the ssh provider's hosts, pinned across clusters
+
+
 def known_hosts_path(handle: str) -> str:
+    """The pinned host keys a cluster's connections check.  Cloud instances: one file per cluster, keyed by
+    instance id (a new cluster is new machines).  Bring-your-own SSH hosts outlive clusters: one file for all of
+    them, keyed by host name, so a key that changed between two clusters is caught (and the user's
+    ~/.ssh/known_hosts is consulted first, see ``mpi.options_from_config``)."""
     d = st.data_dir() / "known_hosts"
     d.mkdir(exist_ok=True, mode=0o700)
-    return str(d / handle)
+    record = st.State().get_cluster(handle)
+    return str(d / (SSH_HOSTS_KNOWN if record is not None and record.provider == "ssh" else handle))
 
 
 def make_ready(handle: str, nodes: Sequence[Node], config: "Config", progress: Progress, *,

@@ -89,8 +89,12 @@ class SshConfig:
     keepalive: float = _key(5.0, "Seconds between SSH keepalives (a dead node is noticed within a few of these).")
     ready_timeout: float = _key(600.0, "Seconds deploy/resume wait for every node to become reachable and ready.")
     host_key_policy: str = _key("accept-new", "'accept-new': pin each node's host key when the cluster is deployed "
-                                              "(kept per cluster in the data dir), refuse a changed key later; "
-                                              "'strict': only keys already recorded.")
+                                              "(kept per cluster in the data dir; the ssh provider's hosts once for "
+                                              "all clusters), refuse a changed key later; 'strict': only keys "
+                                              "recorded beforehand (user_known_hosts or an earlier cluster).")
+    user_known_hosts: str = _key("~/.ssh/known_hosts", "OpenSSH known_hosts consulted first for the ssh provider's "
+                                                      "hosts: a host listed there must present that key; empty: "
+                                                      "not consulted.")
 
 
 @dataclass(frozen=True)
@@ -224,6 +228,9 @@ def _section(cls: type, name: str, table: Mapping[str, Any], where: str, *, chec
         values[key] = _check_type(f, value, f"{where}: [{name}] {key}")
     if check_limits:
         _check_limits(name, values, where)
+    if name == "ssh" and values.get("host_key_policy", "accept-new") not in ("accept-new", "strict"):
+        raise ConfigError(f"{where}: [ssh] host_key_policy must be 'accept-new' or 'strict', not "
+                          f"{values['host_key_policy']!r}")
     if name == "mpi" and "remote_dir" in values:
         try:
             check_node_dir(values["remote_dir"])

@@ -657,8 +657,9 @@ def reconnect(handle: str, *, config: "Config | None" = None, state: st.State | 
                 raise ClusterError(f"cluster {handle} is not fully running in the cloud "
                                    f"({len(missing)} node(s) missing or stopped)", hint=f"ccdsl terminate {handle}")
         if provider.name != "local":
-            first_contact = not os.path.exists(st.data_dir() / "known_hosts" / handle)
-            nodes = make_ready(handle, nodes, config, progress or quiet, deploying=first_contact)
+            # never trust on first use here: a key not pinned at deploy (a lost known_hosts file, another
+            # machine) is refused with a hint on how to record it after checking its fingerprint
+            nodes = make_ready(handle, nodes, config, progress or quiet, deploying=False)
             state.set_nodes(handle, nodes)
         cluster._new_workers()
         cluster._rearm()  # a watchdog that died with its node (or was never armed) watches again

@@ -816,10 +816,13 @@ def options_from_config(config, *, known_hosts: str | None = None,
     """``[mpi]`` and ``[ssh]`` of a :class:`ccdsl.executor.config.Config` as launcher and transport options.
 
     ``known_hosts`` is the cluster's pinned-keys file.  New host keys are accepted only while ``deploying`` (and
-    only with ``host_key_policy = "accept-new"``); every later connection must match what was recorded."""
+    only with ``host_key_policy = "accept-new"``); every later connection must match what was recorded.  For the
+    ssh provider's hosts (the shared ``ssh-hosts`` file) the user's OpenSSH known_hosts is consulted first."""
     m, s = config.mpi, config.ssh
     return (MpiOptions(python=m.python, mpiexec=m.mpiexec or None, iface=m.iface or None, remote_dir=m.remote_dir,
                        authorized_keys=m.authorized_keys, install=m.install, packages=tuple(m.packages),
                        ready_timeout=s.ready_timeout, run_timeout=m.timeout or None, extra_args=tuple(m.extra_args)),
             ssh.SshOptions(known_hosts=known_hosts, connect_timeout=s.connect_timeout,
-                           accept_new=deploying and s.host_key_policy == "accept-new"))
+                           accept_new=deploying and s.host_key_policy == "accept-new",
+                           user_known_hosts=os.path.expanduser(s.user_known_hosts) if s.user_known_hosts
+                           and known_hosts and os.path.basename(known_hosts) == "ssh-hosts" else None))

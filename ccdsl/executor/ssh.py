@@ -2,10 +2,11 @@
 
 paramiko is imported lazily (only when a connection is made), so importing this module is cheap.
 
-Host keys are pinned per cluster: the first key a node presents is recorded in the cluster's ``known_hosts``
-file (in the data dir, keyed by the node's *instance id*, which survives the new addresses a resume brings), and
-every later connection must present the same key.  A node is never trusted blindly after first contact:
-``accept_new`` is only set while a cluster is being deployed.
+Host keys are pinned: the first key a node presents is recorded (cloud instances in the cluster's ``known_hosts``
+file in the data dir, keyed by *instance id*, which survives the new addresses a resume brings; the ssh provider's
+hosts in one file for all clusters, keyed by host name, after the user's own ``~/.ssh/known_hosts``), and every
+later connection must present the same key.  A node is never trusted blindly after first contact: ``accept_new``
+is only set while a cluster is being deployed.  Messages name keys by their SHA256 fingerprints, as OpenSSH does.
 
 Every failure is a :class:`~ccdsl.errors.ProviderError` (cannot reach, cannot log in, key changed) or an
 :class:`~ccdsl.errors.ExecutionError` (a command failed) that names the host.
@@ -37,6 +38,7 @@ class SshOptions:
 
     known_hosts: str | None = None
     accept_new: bool = False  # record keys of nodes not seen before (deploy only)
+    user_known_hosts: str | None = None  # an OpenSSH known_hosts consulted first, by address (ssh-provider hosts)
     connect_timeout: float = 10.0
     command_timeout: float = 120.0
     keepalive: float = 5.0
@@ -64,8 +66,9 @@ class HostKeyStore:
     _locks: dict[str, threading.Lock] = {}
     _locks_guard = threading.Lock()
 
-    def __init__(self, path: str | None) -> None:
+    def __init__(self, path: str | None, user_known_hosts: str | None = None) -> None:
         self.path = path
+        self.user_known_hosts = user_known_hosts
         self._memory: dict[str, Any] = {}
         key = path or f"memory-{id(self)}"
         with self._locks_guard:
@@ -108,19 +111,64 @@ class HostKeyStore:
                 if os.path.exists(tmp):
                     os.unlink(tmp)
 
+    def _user_keys(self, node: Node) -> list:
+        """The keys the user's OpenSSH known_hosts lists for the node's addresses (hashed entries included)."""
+        if not self.user_known_hosts or not os.path.isfile(self.user_known_hosts):
+            return []
+        paramiko = _paramiko()
+        keys = paramiko.HostKeys()
+        try:
+            keys.load(self.user_known_hosts)
+        except (OSError, UnicodeDecodeError, paramiko.SSHException):
+            return []
+        found = []
+        for addr in dict.fromkeys(a for a in (node.address, node.private_address) if a):
+            entry = keys.lookup(addr if node.port == 22 else f"[{addr}]:{node.port}")
+            found += list(entry.values()) if entry else []
+        return found
+
     def check(self, node: Node, key, accept_new: bool) -> None:
+        """Accept ``key`` only if it is the one recorded for the node: in the user's known_hosts (when consulted
+        and it lists the node), else in ours; a node with no record only while ``accept_new`` (deploy)."""
+        user = self._user_keys(node)
+        if user:
+            if any(k.asbytes() == key.asbytes() for k in user):
+                return
+            raise HostKeyError(
+                f"the host key of {describe(node)} ({fingerprint(key)}) is not the one {self.user_known_hosts} "
+                f"records for it ({', '.join(fingerprint(k) for k in user)}); refusing to connect (possible "
+                "man-in-the-middle, or the machine was rebuilt)",
+                hint=f"if the change is expected: ssh-keygen -R {node.address} -f {self.user_known_hosts}")
         known = self.lookup(node.instance_id)
         if known is None:
             if not accept_new:
-                raise HostKeyError(f"no host key is recorded for {describe(node)}; refusing to trust it",
-                                   hint=f"the cluster's known hosts file is {self.path}")
+                raise HostKeyError(
+                    f"no host key is recorded for {describe(node)}; refusing to trust the key it offers "
+                    f"({fingerprint(key)})", hint=self._record_hint(node, key))
             self.add(node.instance_id, key)
         elif known.get_name() != key.get_name() or known.asbytes() != key.asbytes():
             raise HostKeyError(
-                f"the host key of {describe(node)} changed since it was recorded "
-                f"({known.get_name()} {known.get_base64()[:16]}… -> {key.get_name()} {key.get_base64()[:16]}…); "
-                "refusing to connect (possible man-in-the-middle, or the machine was rebuilt)",
+                f"the host key of {describe(node)} changed since it was recorded ({fingerprint(known)} -> "
+                f"{fingerprint(key)}); refusing to connect (possible man-in-the-middle, or the machine was rebuilt)",
                 hint=f"if the change is expected, remove the line for {node.instance_id} from {self.path}")
+
+    def _record_hint(self, node: Node, key) -> str:
+        where = [f"add the line '{node.instance_id} {key.get_name()} {key.get_base64()}' to {self.path}"]
+        if self.user_known_hosts:
+            where.append(f"record it in {self.user_known_hosts} (ssh-keyscan -p {node.port} {node.address})")
+        return (f"if {fingerprint(key)} is the node's key (on the node: ssh-keygen -lf "
+                f"/etc/ssh/ssh_host_{_KEY_FILES.get(key.get_name(), 'ecdsa')}_key.pub), " + ", or ".join(where))
+
+
+_KEY_FILES = {"ssh-ed25519": "ed25519", "ssh-rsa": "rsa"}
+
+
+def fingerprint(key) -> str:
+    """A key's fingerprint as OpenSSH prints it: ``SHA256:`` and the unpadded base64 of the key blob's hash."""
+    import base64
+    import hashlib
+
+    return "SHA256:" + base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
 
 
 def _policy(store: HostKeyStore, node: Node, accept_new: bool):
@@ -141,7 +189,7 @@ def connect(node: Node, options: SshOptions = SshOptions(), *, jump: paramiko.SS
     With ``jump`` (a connection to the manager) the node is reached through it at its private address, so only
     the manager needs to be reachable from here (ManagerWorkers)."""
     paramiko = _paramiko()
-    store = store or HostKeyStore(options.known_hosts)
+    store = store or HostKeyStore(options.known_hosts, options.user_known_hosts)
     address = (node.private_address or node.address) if jump is not None else (node.address or node.private_address)
     if not address:
         raise ProviderError(f"{describe(node)} has no address to connect to")
@@ -190,7 +238,7 @@ class Connections:
     def __init__(self, options: SshOptions = SshOptions(), jump: Node | None = None) -> None:
         self.options = options
         self.jump = jump
-        self.store = HostKeyStore(options.known_hosts)
+        self.store = HostKeyStore(options.known_hosts, options.user_known_hosts)
         self._clients: dict[str, paramiko.SSHClient] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
