@@ -540,6 +540,8 @@ def _refresh_nodes(record: st.ClusterRecord, provider: Any, state: st.State, ver
     state.set_nodes(record.handle, merged)
     if provider.name != "aws":  # bring-your-own hosts are never stopped: their state says nothing about ours
         return
+    if record.owner_pid is not None and st.owner_alive(record):  # a verb in progress: its process sets the status
+        return
     states = {n.state for n in merged}
     why = f"a '{verb}' was interrupted" if verb else None
     if record.status == st.RUNNING and states <= _DOWN:
