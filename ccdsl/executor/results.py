@@ -80,7 +80,10 @@ _allowed_ids: dict[str, set[int]] = {}
 
 def _library_allows(root: str, obj: Any) -> bool:
     if root not in _allowed_ids:
-        found = (_resolve(root, path) for path in _LIBRARY_OBJECTS[root])
+        paths = _LIBRARY_OBJECTS[root]
+        if root == "numpy" and hasattr(sys.modules.get("numpy"), "_core"):  # numpy 2: numpy.core is a deprecated
+            paths = tuple(p for p in paths if not p.startswith("core."))  # alias of numpy._core (same objects)
+        found = (_resolve(root, path) for path in paths)
         _allowed_ids[root] = {id(o) for o in found if o is not None}
         if root == "pandas":  # date offsets (freq of a DatetimeIndex): Day, MonthEnd, ...
             offsets = _resolve("pandas", "_libs.tslibs.offsets")
