@@ -7,6 +7,7 @@ injected ``Throttling`` error is retried exactly as a real one would be.
 
 from __future__ import annotations
 
+import io
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -55,6 +56,32 @@ def hooks(monkeypatch):
     registered: list = []
     monkeypatch.setattr(aws, "EVENT_HOOKS", registered)
     return registered
+
+
+@pytest.fixture()
+def ec2_keys_on_hosts(hooks, netns_hosts):
+    """What EC2 does for a launched instance: authorize the key pair's public key (here: on the netns hosts).
+
+    Needs ``netns_hosts`` (tests/fixtures_netns.py) imported into the test module as well."""
+    import paramiko
+
+    added: list[str] = []
+
+    def install(parsed, **_):
+        if "KeyMaterial" in parsed:
+            key = paramiko.Ed25519Key.from_private_key(io.StringIO(parsed["KeyMaterial"]))
+            # As cloud-init does on EC2: the key pair's name is the comment of the login key's line.
+            line = f"{key.get_name()} {key.get_base64()} {parsed['KeyName']}\n"
+            with open(netns_hosts.authorized_keys, "a") as f:
+                f.write(line)
+            added.append(line)
+
+    hooks.append(("after-call.ec2.CreateKeyPair", install))
+    yield
+    text = netns_hosts.authorized_keys.read_text()
+    for line in added:
+        text = text.replace(line, "")
+    netns_hosts.authorized_keys.write_text(text)
 
 
 class _Raw:

@@ -8,7 +8,6 @@ watchdog decides by itself on the host; the tests only wait for what it did to s
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import sys
@@ -23,7 +22,7 @@ from ccdsl.executor import cost, guard, state as st
 from ccdsl.executor.config import Config
 from ccdsl.executor.deploy import Plan
 from ccdsl.executor.model import NodeRequest
-from fixtures_executor import aws_settings, data_dir, ec2, hooks, tagged  # noqa: F401
+from fixtures_executor import aws_settings, data_dir, ec2, ec2_keys_on_hosts, hooks, tagged  # noqa: F401
 from fixtures_netns import netns_hosts  # noqa: F401
 
 pytest.importorskip("mpi4py")
@@ -281,29 +280,6 @@ def test_watchdog_survives_the_users_ssh_connection_dropping(netns_hosts, data_d
 
 
 # -- EC2 (moto) with the instances mapped to the SSH hosts ----------------------------------------------------------
-@pytest.fixture()
-def ec2_keys_on_hosts(hooks, netns_hosts):
-    """What EC2 does for a launched instance: authorize the key pair's public key (here: on the netns hosts)."""
-    import paramiko
-
-    added: list[str] = []
-
-    def install(parsed, **_):
-        if "KeyMaterial" in parsed:
-            key = paramiko.Ed25519Key.from_private_key(io.StringIO(parsed["KeyMaterial"]))
-            line = f"{key.get_name()} {key.get_base64()} {parsed['KeyName']}\n"
-            with open(netns_hosts.authorized_keys, "a") as f:
-                f.write(line)
-            added.append(line)
-
-    hooks.append(("after-call.ec2.CreateKeyPair", install))
-    yield
-    text = netns_hosts.authorized_keys.read_text()
-    for line in added:
-        text = text.replace(line, "")
-    netns_hosts.authorized_keys.write_text(text)
-
-
 @pytest.fixture()
 def aws_config(aws_env, data_dir, netns_hosts, tmp_path, ec2_keys_on_hosts):
     """EC2 on moto; the power-off command is a recorder that writes the address of the host it ran on."""

@@ -8,7 +8,6 @@ it launches; the ``CreateKeyPair`` hook below does the same for the netns hosts 
 
 from __future__ import annotations
 
-import io
 import sys
 
 import pytest
@@ -16,7 +15,8 @@ import pytest
 import ccdsl
 from ccdsl.errors import ClusterError
 from ccdsl.executor.config import Config
-from fixtures_executor import aws_settings, data_dir, ec2, hooks, inject, request_type, request_zone, tagged  # noqa: F401
+from fixtures_executor import (  # noqa: F401  (fixtures)
+    aws_settings, data_dir, ec2, ec2_keys_on_hosts, hooks, inject, request_type, request_zone, tagged)
 from fixtures_netns import netns_hosts  # noqa: F401
 
 pytest.importorskip("paramiko")
@@ -35,30 +35,6 @@ def where_am_i(comm, scale):
     out = subprocess.run(["ip", "-4", "-o", "addr", "show", "eth0"], capture_output=True, text=True).stdout
     total = comm.reduce(comm.Get_rank() * scale, root=0)
     return total, comm.gather(out.split()[3].split("/")[0], root=0)
-
-
-@pytest.fixture()
-def ec2_keys_on_hosts(hooks, netns_hosts):
-    """What EC2 does for a launched instance: authorize the key pair's public key (here: on the netns hosts)."""
-    import paramiko
-
-    added: list[str] = []
-
-    def install(parsed, **_):
-        if "KeyMaterial" in parsed:
-            key = paramiko.Ed25519Key.from_private_key(io.StringIO(parsed["KeyMaterial"]))
-            # As cloud-init does on EC2: the key pair's name is the comment of the login key's line.
-            line = f"{key.get_name()} {key.get_base64()} {parsed['KeyName']}\n"
-            with open(netns_hosts.authorized_keys, "a") as f:
-                f.write(line)
-            added.append(line)
-
-    hooks.append(("after-call.ec2.CreateKeyPair", install))
-    yield
-    text = netns_hosts.authorized_keys.read_text()
-    for line in added:
-        text = text.replace(line, "")
-    netns_hosts.authorized_keys.write_text(text)
 
 
 @pytest.fixture()

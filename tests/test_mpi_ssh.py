@@ -223,7 +223,9 @@ def test_node_dying_mid_run_is_a_clear_error(netns_hosts, options, victim):
                 launcher.run_function(long_run, (str(pids_file),), stream=None, timeout=120)
         elapsed = time.monotonic() - start
         assert elapsed < 45, elapsed
-        assert f"host{victim}" in info.value.message and "does not answer" in info.value.message
+        # named either by the liveness check during the run or by the probe after mpiexec gave up
+        assert f"host{victim}" in info.value.message
+        assert "does not answer" in info.value.message or "stopped answering" in info.value.message
         assert_gone([int(open(f"{pids_file}.{r}").read()) for r in range(3)])  # no orphaned ranks
     finally:
         killer.join()

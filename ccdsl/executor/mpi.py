@@ -400,6 +400,8 @@ class _RemoteProcess:
                 if got:
                     continue
                 if chan.closed or not transport.is_active():
+                    if chan.exit_status_ready():  # it ended between the checks above: drain, then its status
+                        continue
                     raise ExecutionError(f"lost the SSH connection to {ssh.describe(self.node)} while mpiexec was "
                                          "running there")
                 if deadline is not None and time.monotonic() > deadline:
