@@ -101,7 +101,8 @@ def main() -> int:
 
     print(f"catalog: {len(df)} rows, {df['instance_type'].nunique()} instance types, {df['region'].nunique()} regions,"
           f" {len(df.columns)} columns")
-    print(f"files:   aws.parquet {parquet.stat().st_size / 1024:8.1f} KiB   aws.csv {csv.stat().st_size / 1024:8.1f} KiB"
+    print(f"files:   aws.parquet {parquet.stat().st_size / 1024:8.1f} KiB"
+          f"   aws.csv {csv.stat().st_size / 1024:8.1f} KiB"
           f"   (csv/parquet = {csv.stat().st_size / parquet.stat().st_size:.1f}x)")
     width = max(len(r[0]) for r in rows)
     print(f"{'measure':<{width}}  median (n={n}; warm n=200)")

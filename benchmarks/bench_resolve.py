@@ -16,7 +16,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ccdsl.contract import Contract
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -98,7 +103,7 @@ def warm(quick: bool) -> None:
     met = total = 0
     for name, contract in parse(TYPICAL).items():
         for any_region in (False, True):
-            def go(prove: bool = True) -> str:
+            def go(prove: bool = True, contract: Contract = contract, any_region: bool = any_region) -> str:
                 try:
                     r = resolve(contract, catalog, any_region=any_region, prove=prove)
                     price = "price unknown" if r.price_per_hour is None else f"${r.price_per_hour:g}/h"
@@ -148,25 +153,25 @@ def cold(quick: bool) -> None:
 
 
 def scaling(quick: bool) -> None:
-    from synthetic import catalog
-
     from ccdsl.language import parse
     from ccdsl.resolver import resolve
     from ccdsl.resolver.solve import prove, rank
     from ccdsl.resolver.view import view_of
+    from synthetic import catalog
 
     contract = parse(SCALING)["scaling"]
     sizes = (1_000, 10_000, 100_000) if quick else (1_000, 10_000, 100_000, 1_000_000)
     print("\nresolve time vs synthetic catalog size (6 regions; contract: 2..32 NVIDIA nodes, ≥256 vCPUs, ≤$500/h):")
-    print(f"  {'rows':>9} {'view build':>11} {'one region':>11} {'all regions':>12} {'candidates':>11} {'Z3 classes':>11}")
+    print(f"  {'rows':>9} {'view build':>11} {'one region':>11} {'all regions':>12} {'candidates':>11}"
+          f" {'Z3 classes':>11}")
     for n in sizes:
         df = catalog(rows=n, seed=7)
         t = time.perf_counter()
         view = view_of(df)
         build = 1000 * (time.perf_counter() - t)
         runs = 5 if n >= 1_000_000 else 21
-        one = median_ms(lambda: resolve(contract, view), runs)
-        everywhere = median_ms(lambda: resolve(contract, view, any_region=True), runs)
+        one = median_ms(partial(resolve, contract, view), runs)
+        everywhere = median_ms(partial(resolve, contract, view, any_region=True), runs)
         ranking = rank(view, contract, "us-east-1", True)
         classes = prove(ranking).classes
         print(f"  {len(df):>9} {build:9.1f}ms {one:9.2f}ms {everywhere:10.2f}ms {len(ranking.rows):>11} {classes:>11}")

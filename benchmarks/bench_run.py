@@ -15,7 +15,6 @@ Program: every rank reduces its rank number to rank 0, which prints the sum.  Co
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -92,9 +91,8 @@ def bench_local(n: int, repeat: int, prog: Path) -> None:
 
 
 def bench_ssh(n: int, repeat: int, prog: Path) -> None:
-    from netns_hosts import NetnsHosts, missing_requirements
-
     from ccdsl.executor import mpi, ssh
+    from netns_hosts import NetnsHosts, missing_requirements
 
     reason = missing_requirements()
     if reason:

@@ -12,12 +12,27 @@ mpi4py: those load only when a deploy or run needs them.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ccdsl.errors import (  # noqa: F401  (re-exported)
-    CatalogError, CcdslError, ClusterError, ConfigError, ContractError, ContractSyntaxError, ExecutionError,
-    ProviderError, UnsatisfiableError,
+from ccdsl.errors import (
+    CatalogError,
+    CcdslError,
+    ClusterError,
+    ConfigError,
+    ContractError,
+    ContractSyntaxError,
+    ExecutionError,
+    ProviderError,
+    UnsatisfiableError,
 )
+
+if TYPE_CHECKING:  # what the lazy names below resolve to, so that type checkers see the real signatures
+    from ccdsl import catalog
+    from ccdsl.contract import Clause, Contract
+    from ccdsl.executor import Cluster, clusters, deploy, interrupt, reconnect, restart, resume, terminate
+    from ccdsl.language import check, cluster, load, parse
+    from ccdsl.resolution import Choice, Resolution
+    from ccdsl.resolver import resolve, select
 
 __version__ = "0.1.0"
 
@@ -47,8 +62,12 @@ _LAZY = {
     "Cluster": "ccdsl.executor",
 }
 
-__all__ = sorted([*_LAZY, "CatalogError", "CcdslError", "ClusterError", "ConfigError", "ContractError",
-                  "ContractSyntaxError", "ExecutionError", "ProviderError", "UnsatisfiableError", "catalog"])
+__all__ = [
+    "CatalogError", "CcdslError", "Choice", "Clause", "Cluster", "ClusterError", "ConfigError", "Contract",
+    "ContractError", "ContractSyntaxError", "ExecutionError", "ProviderError", "Resolution", "UnsatisfiableError",
+    "catalog", "check", "cluster", "clusters", "deploy", "interrupt", "load", "parse", "reconnect", "resolve",
+    "restart", "resume", "select", "terminate",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -8,9 +8,9 @@ and symbols to canonical taxonomy names, so no later stage re-parses text.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
+from typing import TypeAlias
 
-Value = Union[int, float, str, bool]
+Value: TypeAlias = int | float | str | bool
 
 QUALIFIERS = ("just", "atleast", "atmost", "between", "unrestricted", "oneof", "not")
 ROLES = ("manager", "worker")

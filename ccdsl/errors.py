@@ -113,7 +113,10 @@ class CcdslError(Exception):
 
 
 class ContractError(CcdslError):
-    """A contract file (or a contract built in code) is malformed.  Carries every diagnostic found, not only the first."""
+    """A contract file (or a contract built in code) is malformed.
+
+    Carries every diagnostic found, not only the first.
+    """
 
     exit_code = 2
 

@@ -58,8 +58,10 @@ def _p(*args, **kw) -> Parameter:
 
 _ALL = [
     # shape of the cluster
-    _p("cluster_type", "symbol", "cluster", domain="cluster_type", doc="PeerWorkers (default), PeerWorkersMPI, ManagerWorkers"),
-    _p("node_count", "count", "cluster", unit="nodes", doc="worker nodes (default 1); a range lets the resolver choose"),
+    _p("cluster_type", "symbol", "cluster", domain="cluster_type",
+       doc="PeerWorkers (default), PeerWorkersMPI, ManagerWorkers"),
+    _p("node_count", "count", "cluster", unit="nodes",
+       doc="worker nodes (default 1); a range lets the resolver choose"),
     _p("node_process_count", "count", "cluster", unit="ranks", doc="MPI ranks per node (default 1)"),
     # per node
     _p("node_provider", "symbol", "node", column="provider", domain="provider", doc="AmazonEC2, Local, SSH"),
@@ -72,10 +74,12 @@ _ALL = [
        doc="accelerators (GPUs, …) per node; 0 = none"),
     _p("accelerator_memory", "memory", "node", column="accelerator_memory_gib", unit="GiB",
        doc="memory per accelerator"),
-    _p("accelerator_type", "symbol", "node", column="accelerator_type", domain="accelerator_type", doc="GPU, NPU, FPGA"),
+    _p("accelerator_type", "symbol", "node", column="accelerator_type", domain="accelerator_type",
+       doc="GPU, NPU, FPGA"),
     _p("accelerator_architecture", "symbol", "node", domain="accelerator", levels=("architecture",),
        doc="Turing, Ampere, Ada, Hopper, …"),
-    _p("accelerator_manufacturer", "symbol", "node", domain="accelerator", levels=("manufacturer",), doc="NVIDIA, AWS, …"),
+    _p("accelerator_manufacturer", "symbol", "node", domain="accelerator", levels=("manufacturer",),
+       doc="NVIDIA, AWS, …"),
     _p("accelerator", "symbol", "node", domain="accelerator", doc="a model (T4, A100, …) or any group above it"),
     _p("processor", "symbol", "node", domain="processor", doc="a processor model or any group above it"),
     _p("processor_manufacturer", "symbol", "node", domain="processor", levels=("manufacturer",), doc="Intel, AMD, AWS"),

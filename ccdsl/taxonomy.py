@@ -17,7 +17,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 
 @dataclass(frozen=True)
@@ -178,7 +178,7 @@ def norm(text: str) -> str:
     return re.sub(r"[\s\-_.'\"()+]", "", str(text)).lower()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _index(domain: str) -> tuple[dict[str, Node], dict[str, Node]]:
     """(by canonical name, by normalized key incl. aliases and labels) for one domain."""
     if domain not in _TREE:
@@ -233,7 +233,7 @@ def ancestors(n: Node) -> list[Node]:
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def covered_labels(domain: str, name: str) -> frozenset[str]:
     """Labels of the node ``name`` and every node below it: the catalog values a symbol covers."""
     by_name = _index(domain)[0]

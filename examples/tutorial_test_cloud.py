@@ -21,10 +21,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the test-host builder lives with the tests
 
-import ccdsl  # noqa: E402
-from ccdsl.executor.config import Config  # noqa: E402
-from ccdsl.executor.providers import aws  # noqa: E402
-from netns_hosts import NetnsHosts, missing_requirements  # noqa: E402
+import ccdsl
+from ccdsl.executor.config import Config
+from ccdsl.executor.providers import aws
+from netns_hosts import NetnsHosts, missing_requirements
 
 # Moto resolves these public SSM parameters to its own AMIs.
 IMAGES = {"x86_64": "resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64",

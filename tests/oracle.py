@@ -197,9 +197,8 @@ def _in_scope(row: dict, clauses: list[Clause], region: str, any_region: bool) -
 def _node_ok(row: dict, clauses: list[Clause], single: bool) -> bool:
     for c in clauses:
         scope = PARAMETERS[c.parameter].scope
-        if scope == "node" or (single and scope == "total"):
-            if not row_ok(row, c):
-                return False
+        if (scope == "node" or (single and scope == "total")) and not row_ok(row, c):
+            return False
     return True
 
 

@@ -26,14 +26,14 @@ def sleeper(comm, path):
 def alive(pid: int) -> bool:
     """The process exists and is not a zombie."""
     try:
-        return open(f"/proc/{pid}/stat").read().split()[2] != "Z"
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
     except FileNotFoundError:
         return False
 
 
 def describe(pid: int) -> str:
     try:
-        stat = open(f"/proc/{pid}/stat").read().split()
+        stat = Path(f"/proc/{pid}/stat").read_text().split()
         return f"{pid} state {stat[2]} parent {stat[3]}"
     except FileNotFoundError:
         return f"{pid} gone"

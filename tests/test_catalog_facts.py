@@ -14,7 +14,7 @@ from ccdsl.catalog import facts
 pytest.importorskip("moto")
 pytest.importorskip("libcloud")
 
-from catalog_sources import raw_processors, raw_specs  # noqa: E402
+from catalog_sources import raw_processors, raw_specs
 
 SECTIONS = (("GpuInfo", "Gpus"), ("NeuronInfo", "NeuronDevices"), ("InferenceAcceleratorInfo", "Accelerators"),
             ("FpgaInfo", "Fpgas"), ("MediaAcceleratorInfo", "Accelerators"))
@@ -95,7 +95,7 @@ def test_unmapped_model_stops_the_build(monkeypatch) -> None:
     spec = dict(raw_specs()["g6e.xlarge"])
     spec["GpuInfo"] = {"Gpus": [{"Count": 1, "Manufacturer": "NVIDIA", "Name": "X9000",
                                  "MemoryInfo": {"SizeInMiB": 1024}}]}
-    with pytest.raises(CatalogError, match="X9000.*not in the fact table"):
+    with pytest.raises(CatalogError, match=r"X9000.*not in the fact table"):
         convert.type_facts(spec, None)
     with pytest.raises(CatalogError, match="Intel Xeon 9999"):
         convert.known_processors({"zz1.large": "Intel Xeon 9999 (Future Lake)"})

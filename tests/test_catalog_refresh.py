@@ -12,27 +12,27 @@ import math
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
 pytest.importorskip("boto3")
 
-from conftest import free_port  # noqa: E402
-
-from ccdsl.catalog import load  # noqa: E402
-from ccdsl.catalog.loader import user_catalog_dir  # noqa: E402
-from ccdsl.catalog.refresh import latest_spot_prices, parse_price_list, refresh  # noqa: E402
-from ccdsl.catalog.schema import COLUMN_NAMES  # noqa: E402
-from ccdsl.errors import CatalogError  # noqa: E402
+from ccdsl.catalog import load
+from ccdsl.catalog.loader import user_catalog_dir
+from ccdsl.catalog.refresh import latest_spot_prices, parse_price_list, refresh
+from ccdsl.catalog.schema import COLUMN_NAMES
+from ccdsl.errors import CatalogError
+from conftest import free_port
 
 RECORDED = Path(__file__).parent / "data" / "aws_pricing_get_products_us-east-1.json"
 
 
 class PriceListReplay(BaseHTTPRequestHandler):
-    pages: list[dict] = []
-    requests: list[dict] = []
+    pages: ClassVar[list[dict]] = []  # the server builds a handler per request: state lives on the class
+    requests: ClassVar[list[dict]] = []
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
         target = self.headers.get("X-Amz-Target", "")
         type(self).requests.append({"target": target, **body})

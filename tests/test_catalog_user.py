@@ -15,7 +15,6 @@ from ccdsl.catalog.store import csv_bytes
 from ccdsl.catalog.user import add, read_records
 from ccdsl.errors import CatalogError, CatalogRowError
 
-
 HOSTS_TOML = """\
 # my lab
 [defaults]

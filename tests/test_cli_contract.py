@@ -31,7 +31,7 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 def test_check_accepts_a_good_file(capsys) -> None:
-    code, out, err = run(capsys, "check", TUTORIAL)
+    code, out, _err = run(capsys, "check", TUTORIAL)
     assert code == 0
     assert "ok (3 contracts: my_first_cluster_contract, my_second_cluster_contract, mw)" in out
 
@@ -39,14 +39,14 @@ def test_check_accepts_a_good_file(capsys) -> None:
 def test_check_reports_every_error_with_a_caret(capsys, tmp_path) -> None:
     bad = tmp_path / "bad.ccc"
     bad.write_text("a = @cluster(node_count => @between(8, 2))\nb = @cluster(acelerator_count => 1)\n")
-    code, out, err = run(capsys, "check", str(bad))
+    code, _out, err = run(capsys, "check", str(bad))
     assert code == 2
     assert f"{bad}:1:" in err and f"{bad}:2:" in err and "^" in err
     assert "2 errors" in err
 
 
 def test_resolve_prints_a_table_and_explanation(capsys) -> None:
-    code, out, err = run(capsys, "resolve", TUTORIAL)
+    code, out, _err = run(capsys, "resolve", TUTORIAL)
     assert code == 0
     assert "my_first_cluster_contract: t3.xlarge × 4 in aws us-east-1" in out
     assert "instance_type" in out and "$/h (cluster)" in out
@@ -107,7 +107,7 @@ def test_infeasible_contract_json_names_the_conflict(capsys) -> None:
 
 
 def test_infeasible_contract_human_output(capsys) -> None:
-    code, out, err = run(capsys, "resolve", INFEASIBLE)
+    code, _out, err = run(capsys, "resolve", INFEASIBLE)
     assert code == 1
     assert "line 5, column 23: accelerator_memory => @atleast(32G)" in err
     assert "accelerator_memory 16 GiB < 32 GiB" in err

@@ -10,10 +10,11 @@ import pytest
 
 import ccdsl
 from ccdsl.cli import main
-from ccdsl.executor import cost, state as st
+from ccdsl.executor import cost
+from ccdsl.executor import state as st
 from ccdsl.executor.deploy import Plan
 from ccdsl.executor.model import NodeRequest
-from fixtures_executor import data_dir  # noqa: F401
+from fixtures_executor import data_dir
 
 pytest.importorskip("mpi4py")
 

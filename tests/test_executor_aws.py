@@ -9,8 +9,15 @@ import pytest
 
 from ccdsl.errors import CapacityError, ConfigError, ProviderError
 from ccdsl.executor.model import NodeRequest
-from fixtures_executor import (  # noqa: F401  (fixtures)
-    TextServer, aws_settings, data_dir, ec2, ec2_config, hooks, inject, tagged,
+from fixtures_executor import (  # fixtures
+    TextServer,
+    aws_settings,
+    data_dir,
+    ec2,
+    ec2_config,
+    hooks,
+    inject,
+    tagged,
 )
 
 HANDLE = "AbCdEfGhIjKlMnO"
@@ -165,7 +172,7 @@ def test_spot_request(ec2_config, hooks):
 def test_throttling_is_retried(ec2_config, ec2, hooks):
     handler = inject(2, "Throttling", "Rate exceeded")
     hooks.append(("before-send.ec2.RunInstances", handler))
-    nodes, _ = create(provider(ec2_config), count=2)
+    _nodes, _ = create(provider(ec2_config), count=2)
     assert handler.failed == 2 and handler.sent == 3
     assert len(tagged(ec2, HANDLE)["instances"]) == 2
 

@@ -6,7 +6,7 @@ import pytest
 
 from ccdsl.errors import ConfigError
 from ccdsl.executor import config
-from fixtures_executor import data_dir  # noqa: F401
+from fixtures_executor import data_dir
 
 
 def test_no_file_means_documented_defaults(data_dir, monkeypatch):
@@ -51,7 +51,7 @@ def test_search_order(data_dir, tmp_path, monkeypatch):
     assert cfg.aws.region == "ap-south-1" and cfg.source == str(other)
     assert cfg.aws.image["arm64"] == "ami-1" and cfg.aws.image["x86_64"].startswith("resolve:ssm:")
     monkeypatch.setenv("CCDSL_CONFIG", str(tmp_path / "missing.toml"))
-    with pytest.raises(ConfigError, match="missing.toml"):
+    with pytest.raises(ConfigError, match=r"missing\.toml"):
         config.load()
 
 
@@ -82,7 +82,8 @@ def test_numbers_widen_and_replace_validates():
         cfg.replace(aws={"regoin": "x"})
 
 
-from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 _KEYS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=20)
 

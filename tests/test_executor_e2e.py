@@ -166,7 +166,7 @@ def test_failed_resume_stops_the_nodes_again(config, ec2, netns_hosts):
         ccdsl.interrupt(c)
         netns_hosts.stop_sshd(1)
         try:
-            with pytest.raises(ccdsl.ProviderError, match="host1|worker 1"):
+            with pytest.raises(ccdsl.ProviderError, match=r"host1|worker 1"):
                 ccdsl.resume(c, config=config)
         finally:
             netns_hosts.start_sshd(1)

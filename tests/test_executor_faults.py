@@ -23,7 +23,7 @@ from ccdsl.executor.deploy import Plan
 from ccdsl.executor.model import NodeRequest
 from ccdsl.executor.state import State
 from conftest import free_port
-from fixtures_executor import aws_settings, data_dir, ec2, hooks, inject  # noqa: F401
+from fixtures_executor import aws_settings, data_dir, ec2, hooks, inject
 
 
 def closed_port() -> str:

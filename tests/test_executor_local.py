@@ -14,7 +14,7 @@ import ccdsl
 from ccdsl.cli import main
 from ccdsl.errors import ClusterError
 from ccdsl.executor.cluster import HANDLE_LENGTH, is_handle
-from fixtures_executor import data_dir  # noqa: F401
+from fixtures_executor import data_dir
 
 pytest.importorskip("mpi4py")
 

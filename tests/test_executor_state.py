@@ -6,12 +6,13 @@ import multiprocessing
 import time
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ccdsl.errors import ClusterError
 from ccdsl.executor.model import Node
 from ccdsl.executor.state import ClusterRecord, State, node_from_json, node_to_json
-from fixtures_executor import data_dir  # noqa: F401
+from fixtures_executor import data_dir
 
 
 def record(handle="AAAAAAAAAAAAAAA", **kw):

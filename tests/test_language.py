@@ -13,8 +13,20 @@ import pytest
 import ccdsl
 from ccdsl.contract import Clause
 from ccdsl.errors import ContractError, ContractSyntaxError
-from ccdsl.language import (atleast, atmost, between, check, cluster, just, load, not_, oneof, parse, unrestricted,
-                            without_positions)
+from ccdsl.language import (
+    atleast,
+    atmost,
+    between,
+    check,
+    cluster,
+    just,
+    load,
+    not_,
+    oneof,
+    parse,
+    unrestricted,
+    without_positions,
+)
 from ccdsl.language import parser as language_parser
 from ccdsl.language.values import machinetype_name
 

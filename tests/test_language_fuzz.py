@@ -22,7 +22,8 @@ from ccdsl.parameters import PARAMETERS
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = {str(p.relative_to(ROOT)): p.read_text()
             for p in sorted([*(ROOT / "examples").glob("*.ccc"), *(ROOT / "tests" / "contracts").glob("*/*.ccc")])}
-FUZZ = settings(max_examples=int(os.environ.get("CCDSL_FUZZ_EXAMPLES", 250)), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=int(os.environ.get("CCDSL_FUZZ_EXAMPLES", 250)), deadline=None,
+                suppress_health_check=[HealthCheck.too_slow])
 
 
 def assert_inside(text: str, diagnostics) -> None:
@@ -101,7 +102,7 @@ def test_random_bytes_from_a_file(tmp_path_factory, data: bytes) -> None:
         load(path)
     except ContractError as e:
         assert e.diagnostics
-    contracts, diagnostics = check(data)
+    _contracts, diagnostics = check(data)
     if diagnostics and diagnostics[0].line is not None:
         assert_inside(data.decode("utf-8", "replace").removeprefix("\ufeff"), diagnostics)
 
@@ -183,7 +184,8 @@ def contracts(draw):
         assume(False)
 
 
-@settings(max_examples=int(os.environ.get("CCDSL_FUZZ_EXAMPLES", 300)), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(max_examples=int(os.environ.get("CCDSL_FUZZ_EXAMPLES", 300)), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(contracts())
 def test_round_trip(contract) -> None:
     text = format_contract(contract)

@@ -62,7 +62,7 @@ def test_bad_contract(path: Path) -> None:
     _assert_diagnostics(diagnostics, _expected_diagnostics(path.with_suffix(".err.txt")), path)
     with pytest.raises(ContractError) as info:
         load(path)
-    assert [d for d in info.value.diagnostics] == diagnostics
+    assert list(info.value.diagnostics) == diagnostics
     rendered = info.value.render()
     assert rendered.count("^") >= sum(d.severity == "error" for d in diagnostics)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -81,7 +82,7 @@ def test_output_lines_reach_the_callback():
         print(f"line from {comm.rank}")
         return "done"
 
-    result = Launcher(local_nodes(3), mode="local").run_function(chatty, stream=lambda l, s: lines.append((s, l)))
+    result = Launcher(local_nodes(3), mode="local").run_function(chatty, stream=lambda line, s: lines.append((s, line)))
     assert result == "done"
     assert sorted(lines) == [("stdout", f"line from {r}") for r in range(3)]
 
@@ -124,10 +125,10 @@ def test_script_exception_gives_nonzero_exit(tmp_path):
     script = tmp_path / "bad.py"
     script.write_text("from mpi4py import MPI\nif MPI.COMM_WORLD.rank == 1:\n    1/0\nMPI.COMM_WORLD.Barrier()\n")
     lines = []
-    code = Launcher(local_nodes(2), mode="local").run_script(script, stream=lambda l, s: lines.append(l),
+    code = Launcher(local_nodes(2), mode="local").run_script(script, stream=lambda line, s: lines.append(line),
                                                             timeout=60)
     assert code != 0
-    assert any("ZeroDivisionError" in l for l in lines)
+    assert any("ZeroDivisionError" in line for line in lines)
 
 
 def test_missing_script_is_a_clear_error(tmp_path):
@@ -149,9 +150,9 @@ def test_timeout_kills_the_job(tmp_path):
         Launcher(local_nodes(2), mode="local").run_function(sleeper, (str(marker),), stream=None, timeout=3)
     assert time.monotonic() - start < 30
     for r in range(2):
-        pid = int(open(f"{marker}.{r}").read())
+        pid = int(Path(f"{marker}.{r}").read_text())
         for _ in range(50):
-            if not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z":
+            if not os.path.exists(f"/proc/{pid}") or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
                 break
             time.sleep(0.1)
         else:
@@ -194,7 +195,8 @@ CHILD = SLEEPER + """
 import sys
 from ccdsl.executor.model import Node
 from ccdsl.executor.mpi import Launcher
-Launcher([Node(i, "worker", f"local-{i}", "local") for i in range(2)], mode="local").run_function(sleeper, (sys.argv[1],))
+nodes = [Node(i, "worker", f"local-{i}", "local") for i in range(2)]
+Launcher(nodes, mode="local").run_function(sleeper, (sys.argv[1],))
 """
 
 
@@ -210,5 +212,5 @@ def test_error_reaches_us_even_when_the_rank_has_no_stderr():
             raise ValueError("said nothing")
         comm.Barrier()
 
-    with pytest.raises(RankError, match="rank 1 .*ValueError: said nothing"):
+    with pytest.raises(RankError, match=r"rank 1 .*ValueError: said nothing"):
         Launcher(local_nodes(2), mode="local").run_function(silent_failure, stream=None, timeout=60)

@@ -6,13 +6,14 @@ import os
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from ccdsl.errors import ExecutionError, RankError
 from ccdsl.executor import mpi, ssh
 from ccdsl.executor.model import READY
-from fixtures_netns import netns_hosts  # noqa: F401 - the fixture
+from fixtures_netns import netns_hosts  # the fixture
 from ranks import SLEEPER, assert_gone, kill_launcher_and_check_ranks_end
 
 pytest.importorskip("paramiko")
@@ -70,10 +71,10 @@ def test_prepare_installs_cluster_files(peers, netns_hosts, workdir):
     d = peers[0].extra["ccdsl_dir"]
     assert d == str(workdir / "remote" / "PeerWorkersTest")
     assert (os.stat(f"{d}/id_ed25519").st_mode & 0o777) == 0o600
-    known = open(f"{d}/known_hosts").read().split("\n")
+    known = Path(f"{d}/known_hosts").read_text().split("\n")
     assert {line.split()[0] for line in known if line} == {h.address for h in netns_hosts.hosts[:3]}
     assert mpi.internal_key_comment("PeerWorkersTest") in netns_hosts.authorized_keys.read_text()
-    assert "StrictHostKeyChecking yes" in open(f"{d}/ssh_config").read()
+    assert "StrictHostKeyChecking yes" in Path(f"{d}/ssh_config").read_text()
 
 
 def test_reduce_across_three_namespaces(launcher, netns_hosts):
@@ -152,7 +153,7 @@ def test_timeout_kills_the_remote_job(launcher, tmp_path):
 
     with pytest.raises(ExecutionError, match="did not finish within 3 s"):
         launcher.run_function(sleeper, (str(tmp_path / "pid"),), stream=None, timeout=3)
-    assert_gone([int(open(tmp_path / f"pid.{r}").read()) for r in range(3)])
+    assert_gone([int((tmp_path / f"pid.{r}").read_text()) for r in range(3)])
 
 
 def test_manager_workers_reaches_only_the_manager(netns_hosts, options):
@@ -218,9 +219,9 @@ def test_node_dying_mid_run_is_a_clear_error(netns_hosts, options, victim):
     killer.start()
     start = time.monotonic()
     try:
-        with mpi.Launcher(nodes, options=mopts, ssh_options=sopts) as launcher:
-            with pytest.raises(ExecutionError) as info:
-                launcher.run_function(long_run, (str(pids_file),), stream=None, timeout=120)
+        with mpi.Launcher(nodes, options=mopts, ssh_options=sopts) as launcher, \
+                pytest.raises(ExecutionError) as info:
+            launcher.run_function(long_run, (str(pids_file),), stream=None, timeout=120)
         elapsed = time.monotonic() - start
         assert elapsed < 45, elapsed
         # named either by the liveness check during the run or by the probe after mpiexec gave up
@@ -259,13 +260,13 @@ def test_partitioned_node_is_a_clear_error(netns_hosts, options, victim):
     cutter.start()
     start = time.monotonic()
     try:
-        with mpi.Launcher(nodes, options=mopts, ssh_options=sopts) as launcher:
-            with pytest.raises(ExecutionError) as info:
-                launcher.run_function(long_run, (str(pids_file),), stream=None, timeout=110)
+        with mpi.Launcher(nodes, options=mopts, ssh_options=sopts) as launcher, \
+                pytest.raises(ExecutionError) as info:
+            launcher.run_function(long_run, (str(pids_file),), stream=None, timeout=110)
         assert time.monotonic() - start < 60
         assert f"host{victim}" in info.value.message
         survivors = [r for r in range(3) if r != victim]
-        assert_gone([int(open(f"{pids_file}.{r}").read()) for r in survivors])
+        assert_gone([int(Path(f"{pids_file}.{r}").read_text()) for r in survivors])
     finally:
         cutter.join()
         netns_hosts.heal(victim)
@@ -304,7 +305,7 @@ def test_error_reaches_us_even_when_the_rank_has_no_stderr(launcher):
             raise ValueError("said nothing")
         comm.Barrier()
 
-    with pytest.raises(RankError, match="rank 1 on worker 1 .*ValueError: said nothing"):
+    with pytest.raises(RankError, match=r"rank 1 on worker 1 .*ValueError: said nothing"):
         launcher.run_function(silent_failure, stream=None, timeout=60)
 
 

@@ -12,8 +12,8 @@ from ccdsl.executor import model
 from ccdsl.executor.config import Config
 from ccdsl.executor.model import NodeRequest
 from ccdsl.executor.providers.ssh import SshProvider, parse_hosts
-from fixtures_executor import data_dir  # noqa: F401  (private data dir, no config from the environment)
-from fixtures_netns import netns_hosts  # noqa: F401 - the fixture
+from fixtures_executor import data_dir  # private data dir, no config from the environment
+from fixtures_netns import netns_hosts  # the fixture
 
 pytest.importorskip("paramiko")
 
@@ -28,10 +28,12 @@ def test_parse_hosts_strings_tables_and_defaults():
         "node01", "alice@node02:2222", "[fe80::1]:23",
         {"name": "gpu1", "address": "10.0.0.7", "private_address": "192.168.1.7", "type": "gpu-rack"}]}})
     a, b, c, d = parse_hosts(cfg)
-    assert (a.name, a.address, a.user, a.port, a.key_path, a.type) == ("node01", "node01", "hpc", 2200, "/k/id", "node01")
+    assert (a.name, a.address, a.user, a.port, a.key_path, a.type) == \
+        ("node01", "node01", "hpc", 2200, "/k/id", "node01")
     assert (b.user, b.address, b.port) == ("alice", "node02", 2222)
     assert (c.address, c.port) == ("fe80::1", 23)
-    assert (d.name, d.address, d.private_address, d.type, d.port) == ("gpu1", "10.0.0.7", "192.168.1.7", "gpu-rack", 2200)
+    assert (d.name, d.address, d.private_address, d.type, d.port) == \
+        ("gpu1", "10.0.0.7", "192.168.1.7", "gpu-rack", 2200)
 
 
 @pytest.mark.parametrize("entry, message", [
@@ -86,7 +88,8 @@ def test_create_claims_hosts_and_terminate_releases(netns_hosts, data_dir):
     other = SshProvider(host_config(netns_hosts))
     with pytest.raises(CapacityError, match="held by cluster\\(s\\) ClusterAAAAAAAA"):
         other.create(NodeRequest("ClusterBBBBBBBB", "worker", "rack", 2), quiet)
-    assert [n.instance_id for n in other.create(NodeRequest("ClusterBBBBBBBB", "worker", "rack", 1), quiet)] == ["host3"]
+    created = other.create(NodeRequest("ClusterBBBBBBBB", "worker", "rack", 1), quiet)
+    assert [n.instance_id for n in created] == ["host3"]
     # stop/start leave the machines alone
     assert all(n.state == model.STOPPED for n in provider.stop("ClusterAAAAAAAA", nodes))
     assert provider.start("ClusterAAAAAAAA", nodes) == nodes

@@ -253,15 +253,16 @@ def test_counts_default_to_one_and_ranges_are_capped() -> None:
         resolve(contract(C("cluster_vcpus_count", "atleast", 8)), df)
     assert [x.text for x in e.value.conflict] == ["cluster_vcpus_count => @atleast(8)", "node_count => 1 (default)"]
     assert resolve(contract(C("node_count", "atleast", 2), C("cluster_vcpus_count", "atleast", 8)), df).node_count == 8
-    assert resolve(contract(C("node_count", "unrestricted"), C("cluster_vcpus_count", "atleast", 1024)), df).node_count \
-        == 1024
+    unbounded = contract(C("node_count", "unrestricted"), C("cluster_vcpus_count", "atleast", 1024))
+    assert resolve(unbounded, df).node_count == 1024
     with pytest.raises(UnsatisfiableError):
         resolve(contract(C("node_count", "unrestricted"), C("cluster_vcpus_count", "atleast", 1025)), df)
     assert resolve(contract(C("node_count", "just", 2000)), df).node_count == 2000
 
 
 def test_exact_totals_pick_exact_multiples() -> None:
-    df = frame({"instance_type": "a", "vcpus": 6, "price_per_hour": 0.1}, {"instance_type": "b", "vcpus": 4, "price_per_hour": 0.2})
+    df = frame({"instance_type": "a", "vcpus": 6, "price_per_hour": 0.1},
+               {"instance_type": "b", "vcpus": 4, "price_per_hour": 0.2})
     r = resolve(contract(C("node_count", "between", 1, 20), C("cluster_vcpus_count", "just", 16)), df)
     assert (r.instance_type, r.node_count) == ("b", 4)  # 16 is no multiple of 6
 

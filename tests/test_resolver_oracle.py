@@ -14,16 +14,16 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+import oracle
 from ccdsl.contract import Clause, Contract
 from ccdsl.errors import UnsatisfiableError
 from ccdsl.resolver import resolve, select
-import oracle
 from synthetic import REGIONS, catalog
 
 REGION_SET = (*REGIONS[:3], "us-gov-west-1")  # GovCloud competes only when named
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def small_catalog(seed: int):
     """Seeds 2 and 3 have AWS rows with unknown prices (15% and 40%)."""
     return catalog(rows=60, seed=seed, regions=REGION_SET, extra_providers=seed % 2 == 1,
@@ -34,7 +34,8 @@ SETTINGS = settings(max_examples=2500, deadline=None, suppress_health_check=list
 
 bounded_counts = st.one_of(
     st.integers(1, 12).map(lambda n: Clause("node_count", "just", (n,))),
-    st.tuples(st.integers(1, 10), st.integers(0, 30)).map(lambda t: Clause("node_count", "between", (t[0], t[0] + t[1]))),
+    st.tuples(st.integers(1, 10), st.integers(0, 30))
+    .map(lambda t: Clause("node_count", "between", (t[0], t[0] + t[1]))),
     st.integers(1, 40).map(lambda n: Clause("node_count", "atmost", (n,))),
     st.lists(st.integers(1, 64), min_size=1, max_size=4, unique=True).map(
         lambda v: Clause("node_count", "oneof", tuple(sorted(v)))),
@@ -81,7 +82,8 @@ NODE = {
     "accelerator_memory": numeric("accelerator_memory", st.sampled_from([0.0, 16.0, 24.0, 40.0, 80.0])),
     "network_performance": numeric("network_performance", st.sampled_from([5.0, 10.0, 25.0, 50.0])),
     "node_price": numeric("node_price", st.sampled_from([0.05, 0.5, 1.25, 5.0])),
-    "accelerator_architecture": symbol("accelerator_architecture", ["Turing", "Ampere", "AdaLovelace", "Hopper", "Volta"]),
+    "accelerator_architecture": symbol("accelerator_architecture",
+                                       ["Turing", "Ampere", "AdaLovelace", "Hopper", "Volta"]),
     "accelerator_manufacturer": symbol("accelerator_manufacturer", ["NVIDIA", "AMD"]),
     "accelerator": symbol("accelerator", ["T4", "A10G", "L4", "A100", "NVIDIA", "AdaLovelace"]),
     "processor_microarchitecture": symbol("processor_microarchitecture", ["Zen", "Zen4", "IceLake", "Graviton"]),

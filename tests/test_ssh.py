@@ -7,13 +7,14 @@ import shutil
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from ccdsl.errors import ExecutionError, HostKeyError, ProviderError
 from ccdsl.executor import ssh
-from ccdsl.executor.model import READY, REACHABLE
-from fixtures_netns import netns_hosts  # noqa: F401 - the fixture
+from ccdsl.executor.model import REACHABLE, READY
+from fixtures_netns import netns_hosts  # the fixture
 
 pytest.importorskip("paramiko")
 pytestmark = pytest.mark.netns
@@ -44,7 +45,7 @@ def test_connect_run_and_put(netns_hosts, opts, tmp_path):
 def test_first_key_is_recorded_then_enforced(netns_hosts, opts):
     node = netns_hosts.node(0)
     ssh.connect(node, opts).close()
-    recorded = open(opts.known_hosts).read()
+    recorded = Path(opts.known_hosts).read_text()
     assert recorded.startswith("host0 ssh-ed25519 ")
     assert (os.stat(opts.known_hosts).st_mode & 0o777) == 0o600
     # later connections do not accept new keys, but the recorded one is fine
@@ -67,7 +68,7 @@ def test_changed_host_key_is_refused(netns_hosts, opts, tmp_path):
         netns_hosts.new_host_key(i)
         netns_hosts.start_sshd(i)
         for policy in (opts, replace(opts, accept_new=False)):  # accept_new never overrides a recorded key
-            with pytest.raises(HostKeyError, match="host key of worker 2 .*changed"):
+            with pytest.raises(HostKeyError, match=r"host key of worker 2 .*changed"):
                 ssh.connect(node, policy)
         with pytest.raises(HostKeyError):  # and wait_ready does not retry it away
             ssh.wait_ready(node, 30, opts, python=sys.executable)
@@ -116,7 +117,7 @@ def test_wait_ready_reports_what_the_node_offers(netns_hosts, opts, tmp_path):
     node = ssh.wait_ready(netns_hosts.node(0), 30, opts, python=sys.executable, directory=str(tmp_path / "d"))
     assert node.state == READY
     assert node.extra["python"] == sys.executable
-    assert node.extra["python_version"] == "%d.%d" % sys.version_info[:2]
+    assert node.extra["python_version"] == "{}.{}".format(*sys.version_info[:2])
     assert os.path.samefile(node.extra["mpiexec"], os.path.join(os.path.dirname(sys.executable), "mpiexec"))
     assert node.extra["ccdsl_dir"] == str(tmp_path / "d")
     assert ssh.wait_reachable(netns_hosts.node(1), 10, opts).state == REACHABLE
@@ -127,7 +128,7 @@ def test_node_without_mpi4py_is_not_ready(netns_hosts, opts, tmp_path):
     import subprocess
 
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
-    with pytest.raises(ProviderError, match="not ready: .*cannot import mpi4py") as info:
+    with pytest.raises(ProviderError, match=r"not ready: .*cannot import mpi4py") as info:
         ssh.wait_ready(netns_hosts.node(0), 30, opts, python=str(bare / "bin" / "python"))
     assert "install" in info.value.hint
     with pytest.raises(ProviderError, match="cannot run"):
@@ -140,7 +141,7 @@ def test_install_failure_names_the_node(netns_hosts, opts, tmp_path):
 
     bare = tmp_path / "bare"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
-    with pytest.raises(ProviderError, match="worker 0 .*installing --no-index, ccdsl-no-such-package failed"):
+    with pytest.raises(ProviderError, match=r"worker 0 .*installing --no-index, ccdsl-no-such-package failed"):
         ssh.wait_ready(netns_hosts.node(0), 120, opts, python=str(bare / "bin" / "python"),
                        directory=str(tmp_path / "d"), install=True,
                        packages=("--no-index", "ccdsl-no-such-package"))
@@ -150,7 +151,7 @@ def test_install_failure_names_the_node(netns_hosts, opts, tmp_path):
 def test_missing_or_encrypted_key_is_named(netns_hosts, opts, tmp_path):
     import subprocess
 
-    with pytest.raises(ProviderError, match="private key .*nope for worker 0 .*does not exist"):
+    with pytest.raises(ProviderError, match=r"private key .*nope for worker 0 .*does not exist"):
         ssh.connect(replace(netns_hosts.node(0), key_path=str(tmp_path / "nope")), opts)
     key = tmp_path / "locked"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "secret", "-f", str(key)], check=True)
@@ -166,7 +167,7 @@ def test_concurrent_first_contacts_record_every_key(netns_hosts, opts):
     def first_contact(i):
         try:
             ssh.connect(netns_hosts.node(i), opts).close()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=first_contact, args=(i,)) for i in range(4)]
@@ -175,5 +176,5 @@ def test_concurrent_first_contacts_record_every_key(netns_hosts, opts):
     for t in threads:
         t.join()
     assert not errors
-    names = sorted(line.split()[0] for line in open(opts.known_hosts).read().splitlines() if line)
+    names = sorted(line.split()[0] for line in Path(opts.known_hosts).read_text().splitlines() if line)
     assert names == ["host0", "host1", "host2", "host3"]

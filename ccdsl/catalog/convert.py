@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ccdsl import taxonomy
 from ccdsl.catalog.facts import ACCELERATORS, FAMILY_PROCESSORS, NETWORK_WORDS, PROCESSOR_STRINGS, ProcessorFact

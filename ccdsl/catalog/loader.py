@@ -8,8 +8,9 @@ how ``catalog refresh`` output overrides stale shipped prices and how a user can
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 KEY = ("provider", "region", "instance_type")
 USER_SUFFIXES = (".csv", ".toml")

@@ -11,8 +11,9 @@ import io
 import math
 import os
 import tempfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from ccdsl.catalog.schema import COLUMN_NAMES, DTYPES
 

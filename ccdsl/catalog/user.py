@@ -26,8 +26,9 @@ from __future__ import annotations
 import difflib
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ccdsl import taxonomy
 from ccdsl.catalog.schema import COLUMN_NAMES, DTYPES

@@ -24,21 +24,21 @@ if TYPE_CHECKING:
     from ccdsl.executor.model import Progress
 
 
-def interrupt(cluster: Cluster | str, *, config: "Config | None" = None) -> Cluster:
+def interrupt(cluster: Cluster | str, *, config: Config | None = None) -> Cluster:
     """Stop the cluster's nodes (``@interrupt``): no compute cost while stopped; running programs are lost."""
     c = get(cluster, config=config)
     c.interrupt()
     return c
 
 
-def resume(cluster: Cluster | str, *, config: "Config | None" = None, progress: "Progress | None" = None) -> Cluster:
+def resume(cluster: Cluster | str, *, config: Config | None = None, progress: Progress | None = None) -> Cluster:
     """Start an interrupted cluster again (``@resume``), with fresh workers (new ids)."""
     c = get(cluster, config=config)
     c.resume(progress)
     return c
 
 
-def restart(cluster: Cluster | str, *, config: "Config | None" = None) -> Cluster:
+def restart(cluster: Cluster | str, *, config: Config | None = None) -> Cluster:
     """Kill the cluster's processes and create fresh workers (``@restart``)."""
     c = get(cluster, config=config)
     c.restart()

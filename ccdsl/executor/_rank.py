@@ -32,7 +32,7 @@ def _fail(comm, exc, payload_path, code=1):
             "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))}
     record = MARK + "error:" + base64.b64encode(json.dumps(info).encode()).decode("ascii") + "\n"
     # also in a file next to the payload: MPI_Abort may kill the process manager before it forwards stderr
-    path = "%s.error.%d" % (payload_path, comm.Get_rank())
+    path = f"{payload_path}.error.{comm.Get_rank()}"
     try:
         with open(path + ".tmp", "w") as f:
             f.write(record)
@@ -77,7 +77,7 @@ def main(argv):
 
             fn, fargs, fkwargs = cloudpickle.loads(data)
             value = fn(comm, *fargs, **fkwargs)
-        except BaseException as exc:  # noqa: BLE001 - every failure is reported, with its traceback
+        except BaseException as exc:  # every failure is reported, with its traceback
             _fail(comm, exc, payload_path)
         sys.stdout.flush()
         sys.stderr.flush()
@@ -87,8 +87,8 @@ def main(argv):
                 import cloudpickle
 
                 blob = cloudpickle.dumps(value)
-            except BaseException as exc:  # noqa: BLE001
-                _fail(comm, TypeError("rank 0's return value cannot be pickled: %s" % exc), payload_path)
+            except BaseException as exc:
+                _fail(comm, TypeError(f"rank 0's return value cannot be pickled: {exc}"), payload_path)
             _emit(sys.stdout, "result", blob)
         return 0
     if mode == "module":  # python -m NAME: as CPython does it, with the working directory first on sys.path

@@ -21,7 +21,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from ccdsl.errors import ClusterError
-from ccdsl.executor import model, state as st
+from ccdsl.executor import model
+from ccdsl.executor import state as st
 from ccdsl.executor.model import Node, Progress
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ def known_hosts_path(handle: str) -> str:
     return str(d / (SSH_HOSTS_KNOWN if record is not None and record.provider == "ssh" else handle))
 
 
-def make_ready(handle: str, nodes: Sequence[Node], config: "Config", progress: Progress, *,
+def make_ready(handle: str, nodes: Sequence[Node], config: Config, progress: Progress, *,
                deploying: bool) -> list[Node]:
     """Wait until every node is reachable (reported per node as it happens, all nodes in parallel), then let the
     launcher prepare them for MPI (:func:`ccdsl.executor.mpi.prepare_cluster`, also parallel).  Host keys are
@@ -114,7 +115,7 @@ def parallel(fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
     def work(i: int) -> None:
         try:
             results[i] = fn(items[i])
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+        except BaseException as exc:  # handed to the caller
             errors[i] = exc
 
     threads = [threading.Thread(target=work, args=(i,), daemon=True, name=f"ccdsl-node-{i}")
@@ -138,7 +139,7 @@ class Cluster:
     1
     """
 
-    def __init__(self, handle: str, *, config: "Config | None" = None, state: st.State | None = None) -> None:
+    def __init__(self, handle: str, *, config: Config | None = None, state: st.State | None = None) -> None:
         from ccdsl.executor import config as cfg
 
         self.state = state or st.State()
@@ -206,10 +207,10 @@ class Cluster:
     def __repr__(self) -> str:
         try:
             r = self.record
-            workers, manager = split_roles(self.nodes())
+            workers, _manager = split_roles(self.nodes())
             shape = f"{workers[0].instance_type}×{len(workers)}" if workers else "no nodes"
             return f"<Cluster {self.handle} {r.cluster_type} {r.provider} {shape} {r.status}>"
-        except Exception:  # noqa: BLE001 - repr must not fail
+        except Exception:  # repr must not fail
             return f"<Cluster {self.handle}>"
 
     def _repr_html_(self) -> str:
@@ -547,7 +548,7 @@ class Cluster:
         try:
             self.state.set_nodes(self.handle, provider.stop(self.handle, self.nodes()))
             self.state.update_cluster(self.handle, note=f"resume failed ({reason}); the nodes were stopped again")
-        except BaseException as again:  # noqa: BLE001
+        except BaseException as again:
             what = getattr(again, "message", None) or type(again).__name__
             self.state.update_cluster(self.handle, status=st.FAILED,
                                       note=f"resume failed ({reason}) and stopping again failed ({what})")
@@ -594,7 +595,7 @@ class Cluster:
             self._engines.close()
             self._engines = None
 
-    def __enter__(self) -> "Cluster":
+    def __enter__(self) -> Cluster:
         return self
 
     def __exit__(self, *exc: Any) -> None:

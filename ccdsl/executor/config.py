@@ -19,9 +19,10 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ccdsl.errors import ConfigError
 
@@ -58,7 +59,8 @@ class AwsConfig:
     placement_group: str = _key("", "Placement strategy for a per-cluster placement group: 'cluster', 'spread', "
                                     "'partition'; empty: no placement group.")
     zones: list = _key([], "Availability zones to try, in order; empty: every available zone of the region.")
-    volume_size: int = _key(0, "Root volume size in GiB (at least the image's own size); 0: the image's size.  Always encrypted.")
+    volume_size: int = _key(0, "Root volume size in GiB (at least the image's own size); 0: the image's size.  "
+                               "Always encrypted.")
     volume_type: str = _key("gp3", "Root volume type.")
     connect_address: str = _key("public", "Which address ccdsl connects to: 'public' or 'private' (inside a VPN).")
     address_map: dict = _key({}, "TEST HOOK: connect to these hosts instead of the addresses EC2 reports.  Keys "
@@ -163,7 +165,7 @@ class Config:
     source: str | None = None
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], source: str | None = None) -> "Config":
+    def from_dict(cls, data: Mapping[str, Any], source: str | None = None) -> Config:
         """Validate a parsed TOML document: unknown sections/keys and wrong types are ConfigErrors."""
         where = source or "<config>"
         sections: dict[str, Any] = {}
@@ -277,12 +279,13 @@ def _check_type(f: dataclasses.Field, value: Any, what: str) -> Any:
     expected = type(default)
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if expected is int and isinstance(value, bool) or not isinstance(value, expected):
+    if (expected is int and isinstance(value, bool)) or not isinstance(value, expected):
         raise ConfigError(f"{what} must be {_TYPE_NAMES[expected]}, not {value!r}")
     return value
 
 
-_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean", list: "a list", dict: "a table"}
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean", list: "a list",
+               dict: "a table"}
 
 
 def _unknown(what: str, key: str, known: list[str], where: str) -> ConfigError:

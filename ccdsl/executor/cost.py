@@ -16,7 +16,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ccdsl.executor import state as st
 
@@ -103,7 +103,7 @@ def request_price(choice: Any) -> dict[str, Any]:
             "price_date": str(getattr(choice, "price_date", "") or "")}
 
 
-def plan_prices(plan: "Plan") -> list[st.RolePrice]:
+def plan_prices(plan: Plan) -> list[st.RolePrice]:
     """The prices a plan's requests carry (None where a request carries none)."""
     now = time.time()
     out = []
@@ -117,7 +117,7 @@ def plan_prices(plan: "Plan") -> list[st.RolePrice]:
     return out
 
 
-def record_plan(state: st.State, handle: str, plan: "Plan") -> None:
+def record_plan(state: st.State, handle: str, plan: Plan) -> None:
     """Remember what ``plan`` costs per hour, before anything of it is created (a crashed deploy is priced too)."""
     state.set_prices(handle, plan_prices(plan))
 
@@ -167,5 +167,15 @@ def estimate(state: st.State, record: st.ClusterRecord, now: float | None = None
                 seconds_by_status=seconds_by_status(history, now))
 
 
-__all__ = ["BILLABLE", "Cost", "NOT_COUNTED", "age", "billable_seconds", "estimate", "plan_prices",
-           "price_per_hour", "record_plan", "request_price"]
+__all__ = [
+    "BILLABLE",
+    "NOT_COUNTED",
+    "Cost",
+    "age",
+    "billable_seconds",
+    "estimate",
+    "plan_prices",
+    "price_per_hour",
+    "record_plan",
+    "request_price",
+]

@@ -20,8 +20,9 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from ccdsl.errors import CapacityError, CcdslError, ClusterError, SetupError
 from ccdsl.executor import cost, guard, state as st
@@ -71,7 +72,7 @@ class ClusterInfo:
     nodes: int
     instance_type: str
     note: str = ""
-    cost: "cost.Cost | None" = None  # the estimate from the prices recorded at deploy (None: not computed)
+    cost: cost.Cost | None = None  # the estimate from the prices recorded at deploy (None: not computed)
     autostop: Mapping[str, Any] | None = None  # {"idle", "idle_seconds", "down", "max_cost"} or None
 
     def to_dict(self) -> dict[str, Any]:
@@ -298,7 +299,7 @@ def _with_options(spec: Spec, **options: Any) -> Spec:
     return replace(spec, plans=plans)
 
 
-def _create(handle: str, spec: Spec, config: "Config", state: st.State, report: Progress,
+def _create(handle: str, spec: Spec, config: Config, state: st.State, report: Progress,
             current: list[Any]) -> tuple[Any, list[Node]]:
     """Try the plans in order; within a plan, every role in every zone; return (provider, nodes)."""
     failures: list[str] = []
@@ -429,7 +430,7 @@ def _abort(handle: str, provider: Any, state: st.State, exc: BaseException, *, r
 
 
 # -- reconciliation ---------------------------------------------------------------------------------------------
-def _scopes(records: Iterable[st.ClusterRecord], config: "Config") -> dict[tuple, tuple[Any, list]]:
+def _scopes(records: Iterable[st.ClusterRecord], config: Config) -> dict[tuple, tuple[Any, list]]:
     """Authoritative providers to ask, one per (provider, region, endpoint), with the records they own."""
     from ccdsl.executor.config import AwsConfig
 
@@ -455,7 +456,7 @@ def _scopes(records: Iterable[st.ClusterRecord], config: "Config") -> dict[tuple
     return scopes
 
 
-def reconcile(config: "Config", state: st.State) -> list[str]:
+def reconcile(config: Config, state: st.State) -> list[str]:
     """Bring the records in line with the clouds; return warnings (a cloud that could not be asked)."""
     warnings = []
     records = state.list_clusters()
@@ -581,7 +582,7 @@ def _adopt(handle: str, provider: Any, state: st.State) -> None:
     state.set_nodes(handle, nodes)
 
 
-def clusters(*, config: "Config | None" = None, state: st.State | None = None,
+def clusters(*, config: Config | None = None, state: st.State | None = None,
              reconcile_cloud: bool = True) -> list[ClusterInfo]:
     """The clusters that are not terminated (the seed's ``@clusters``), reconciled with the clouds first."""
     from ccdsl.executor import config as cfg
@@ -626,7 +627,7 @@ def info_of(r: st.ClusterRecord, state: st.State, workers: list[Node] | None = N
                        note=r.note, cost=cost.estimate(state, r), autostop=r.settings.get("autostop") or None)
 
 
-def reconnect(handle: str, *, config: "Config | None" = None, state: st.State | None = None,
+def reconnect(handle: str, *, config: Config | None = None, state: st.State | None = None,
               progress: Progress | None = None) -> Cluster:
     """A :class:`Cluster` for a cluster of an earlier session, with fresh workers.  Looks in the cloud (by tags)
     when this machine has no record of it."""
@@ -669,7 +670,7 @@ def reconnect(handle: str, *, config: "Config | None" = None, state: st.State | 
     return cluster
 
 
-def get(cluster: "Cluster | str", *, config: "Config | None" = None, state: st.State | None = None) -> Cluster:
+def get(cluster: Cluster | str, *, config: Config | None = None, state: st.State | None = None) -> Cluster:
     """A Cluster for a Cluster or a handle (what the lifecycle functions accept)."""
     if isinstance(cluster, Cluster):
         return cluster

@@ -7,8 +7,9 @@ Nothing here imports boto3, paramiko or mpi4py.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Protocol, Sequence
+from typing import Protocol
 
 # Node states, in the order a deploy walks through them.
 REQUESTED, PENDING, RUNNING, REACHABLE, READY = "requested", "pending", "running", "reachable", "ready"

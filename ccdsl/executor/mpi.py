@@ -32,10 +32,11 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from ccdsl.errors import ExecutionError, MissingDependencyError, ProviderError, RankError
 from ccdsl.executor import ssh
@@ -195,7 +196,8 @@ def _authorize_command(path: str, handle: str, public: str | None) -> str:
     f = shlex.quote(path)
     add = f"printf '%s\\n' {shlex.quote(public)} >> \"$t\"; " if public else ""
     return (f"mkdir -p \"$(dirname {f})\" && touch {f} && t={f}.ccdsl.$$ && "
-            f"(grep -v ' {internal_key_comment(handle)}$' {f} > \"$t\" || true) && {add}chmod 600 \"$t\" && mv \"$t\" {f}")
+            f"(grep -v ' {internal_key_comment(handle)}$' {f} > \"$t\" || true) && "
+            f"{add}chmod 600 \"$t\" && mv \"$t\" {f}")
 
 
 def release_cluster(handle: str, nodes: Sequence[Node], *, manager: Node | None = None,
@@ -374,7 +376,7 @@ class _RemoteProcess:
             self.chan.exec_command(command)
             if payload:
                 self.chan.sendall(payload[0])
-        except Exception as exc:  # noqa: BLE001 - paramiko raises several unrelated types
+        except Exception as exc:  # paramiko raises several unrelated types
             raise ExecutionError(f"cannot start mpiexec on {ssh.describe(node)}: {exc}") from exc
 
     def pump(self, out: _Output, deadline: float | None, health: Callable[[], None] | None = None) -> int:
@@ -416,7 +418,7 @@ class _RemoteProcess:
                 pid = int(self.pid)
                 ssh.run(self.client, f"kill -TERM {pid} 2>/dev/null; (sleep 3; kill -KILL {pid} 2>/dev/null) "
                         ">/dev/null 2>&1 </dev/null & true", timeout=3)
-        except Exception:  # noqa: BLE001 - best effort: the stdin watchdog kills it when the channel closes
+        except Exception:  # best effort: the stdin watchdog kills it when the channel closes
             pass
         self.chan.close()
 
@@ -471,7 +473,7 @@ def dumps_call(fn: Callable, args: tuple, kwargs: dict) -> bytes:
                 pass
         try:
             return cloudpickle.dumps((fn, tuple(args), dict(kwargs)))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise ExecutionError(f"cannot ship {getattr(fn, '__name__', fn)!r} to the nodes: {exc}") from exc
         finally:
             for m in registered:
@@ -712,7 +714,7 @@ class Launcher:
     def _check_python(self) -> None:
         if self.mode == "local":
             return
-        mine = "%d.%d" % sys.version_info[:2]
+        mine = "{}.{}".format(*sys.version_info[:2])
         theirs = self.nodes[0].extra.get("python_version")
         if theirs and theirs != mine:
             raise ExecutionError(f"the nodes run Python {theirs} but this is Python {mine}; functions can only be "
@@ -763,7 +765,7 @@ class Launcher:
             try:
                 self.pool.get(node).get_transport().open_session(timeout=wait).close()
                 return None
-            except Exception as exc:  # noqa: BLE001 - SSHException on timeout, EOFError/OSError on a dead socket
+            except Exception as exc:  # SSHException on timeout, EOFError/OSError on a dead socket
                 self.pool.drop(node)
                 return f"{ssh.describe(node)} stopped answering during the run ({exc or type(exc).__name__})"
 

@@ -23,10 +23,10 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ccdsl.errors import ExecutionError, HostKeyError, MissingDependencyError, ProviderError
-from ccdsl.executor.model import READY, REACHABLE, Node
+from ccdsl.executor.model import REACHABLE, READY, Node
 
 if TYPE_CHECKING:  # pragma: no cover
     import paramiko
@@ -63,8 +63,8 @@ def _paramiko():
 class HostKeyStore:
     """A known_hosts file keyed by instance id.  Thread-safe; writes are atomic (temp file + rename, mode 0600)."""
 
-    _locks: dict[str, threading.Lock] = {}
-    _locks_guard = threading.Lock()
+    _locks: ClassVar[dict[str, threading.Lock]] = {}  # one lock per file, shared by every store of that file
+    _locks_guard: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, path: str | None, user_known_hosts: str | None = None) -> None:
         self.path = path
@@ -175,7 +175,7 @@ def _policy(store: HostKeyStore, node: Node, accept_new: bool):
     paramiko = _paramiko()
 
     class Pinned(paramiko.MissingHostKeyPolicy):
-        def missing_host_key(self, client, hostname, key):  # noqa: ARG002 - paramiko's signature
+        def missing_host_key(self, client, hostname, key):  # paramiko's signature
             store.check(node, key, accept_new)
 
     return Pinned()
@@ -321,7 +321,7 @@ def run(client: paramiko.SSHClient, command: str, *, node: Node | None = None, t
     return result
 
 
-exec = run  # noqa: A001 - the name the executor's design uses
+exec = run  # the name the executor's design uses
 
 
 def _wait_channel(chan, seconds: float) -> None:

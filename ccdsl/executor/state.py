@@ -17,10 +17,11 @@ import os
 import socket
 import sqlite3
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 from ccdsl.errors import ClusterError, StateError
 from ccdsl.executor.model import Node

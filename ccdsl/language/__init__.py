@@ -122,5 +122,5 @@ def _decode(data: bytes, path: str | None) -> tuple[str, Diagnostic | None]:
     return text.removeprefix("\ufeff"), None
 
 
-__all__ = ["Q", "atleast", "atmost", "between", "check", "cluster", "format_contract", "format_contracts", "just", "load",
-           "not_", "oneof", "parse", "read", "unrestricted", "without_positions"]
+__all__ = ["Q", "atleast", "atmost", "between", "check", "cluster", "format_contract", "format_contracts", "just",
+           "load", "not_", "oneof", "parse", "read", "unrestricted", "without_positions"]

@@ -8,7 +8,7 @@ written (``Number("16G")``): units and symbols are the checker's business, not t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
+from typing import TypeAlias
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class Symbol:
     pos: Pos | None = None
 
 
-Atom = Union[Number, String, Symbol]
+Atom: TypeAlias = Number | String | Symbol
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class Qualified:
     name_pos: Pos | None = None
 
 
-Value = Union[Qualified, Number, String, Symbol]
+Value: TypeAlias = Qualified | Number | String | Symbol
 
 
 @dataclass(frozen=True)

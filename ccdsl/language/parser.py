@@ -15,8 +15,8 @@ import os
 import re
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
@@ -48,8 +48,8 @@ CONTRACT_SYNTAX_ERRORS: list[tuple[str, list[str]]] = [
     ]),
     ("expected a parameter name", [
         "c = @cluster(=> 4)", "c = @cluster(, a => 1)", "c = @cluster(a => 1,, b => 2)", "c = @cluster(4)",
-        "c = @cluster(\"a\" => 1)", "c = @cluster(@just(1))", "c = @cluster(a => 1, 4)", "c = @cluster(", "c = @cluster(,",
-        "c = @cluster(a.", "c = @cluster(a.4", "c = @cluster a. => 1", "c = @cluster(a => 1,",
+        "c = @cluster(\"a\" => 1)", "c = @cluster(@just(1))", "c = @cluster(a => 1, 4)", "c = @cluster(",
+        "c = @cluster(,", "c = @cluster(a.", "c = @cluster(a.4", "c = @cluster a. => 1", "c = @cluster(a => 1,",
     ]),
     ("expected a parameter name or the end of the line", [
         "c = @cluster 4", "c = @cluster a => 1 4", "c = @cluster a => 1 \"s\"", "c = @cluster a => 1 =>",
@@ -58,7 +58,8 @@ CONTRACT_SYNTAX_ERRORS: list[tuple[str, list[str]]] = [
     ]),
     ("qualifier arguments must be numbers, strings or symbols, separated by ','", [
         "c = @cluster(a => @between(1 2))", "c = @cluster(a => @just(@atleast(1)))",
-        "c = @cluster(a => @oneof(a, ))", "c = @cluster(a => @just(", "c = @cluster(a => @just(1", "c = @cluster a => @just(1",
+        "c = @cluster(a => @oneof(a, ))", "c = @cluster(a => @just(", "c = @cluster(a => @just(1",
+        "c = @cluster a => @just(1",
         "c = @cluster(a => @just(,))", "c = @cluster(a => @just(1,", "c = @cluster(a => @just(x =>",
         "c = @cluster(a => @just(x y)",
     ]),
@@ -133,7 +134,7 @@ def lark_parser() -> Lark:
         try:
             with open(cache, "rb") as f:  # Lark.load() takes no options; _load is what Lark's own cache=True uses
                 parser = Lark.__new__(Lark)._load(f, postlex=_ParenNewlines(), propagate_positions=True)
-        except Exception:  # noqa: BLE001 - missing, stale or corrupt cache: rebuild below
+        except Exception:  # missing, stale or corrupt cache: rebuild below
             parser = None
         if parser is None:
             parser = Lark(grammar, parser="lalr", lexer="contextual", propagate_positions=True,
@@ -155,7 +156,7 @@ def _save(parser: Lark, cache: Path) -> None:
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-    except Exception:  # noqa: BLE001 - the cache is an optimization only
+    except Exception:  # the cache is an optimization only
         pass
 
 
@@ -410,7 +411,8 @@ def _generic_message(e: UnexpectedInput) -> str:
     found = _describe_token(e.token)
     if not expected:
         return f"unexpected {found}"
-    return f"unexpected {found}; expected {', '.join(expected[:-1]) + ' or ' if len(expected) > 1 else ''}{expected[-1]}"
+    head = ", ".join(expected[:-1]) + " or " if len(expected) > 1 else ""
+    return f"unexpected {found}; expected {head}{expected[-1]}"
 
 
 def _describe_terminal(name: str) -> str:

@@ -24,8 +24,8 @@ Rules (details in the modules):
   resolved on their own clauses in the same provider and region; the cheapest manager there plus the cheapest
   workers under the remaining budget is optimal.
 - **Ties** (:mod:`.solve`): total price, then fewer nodes, then more vCPUs, then provider, region, type name.
-- **Z3**: chooses type and count together (minimizing by iterative search) over the Pareto classes and must agree with the
-  vectorized ranking (:func:`.solve.prove`); when nothing fits, its unsat core, shrunk to a minimal set, names
+- **Z3**: chooses type and count together (minimizing by iterative search) over the Pareto classes and must agree
+  with the vectorized ranking (:func:`.solve.prove`); when nothing fits, its unsat core, shrunk to a minimal set, names
   the conflicting clauses (:mod:`.explain`).
 """
 
@@ -57,7 +57,6 @@ def _view(catalog: Any):
     if catalog is not None:
         return views.view_of(catalog)
     from ccdsl.catalog import loader
-
     from ccdsl.catalog.local import local_record
 
     files = [*loader.shipped_files(), *loader.user_files()]

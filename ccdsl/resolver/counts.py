@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Union
 
 import numpy as np
 
@@ -158,7 +157,7 @@ class Coupled:
 
     clause: Clause
     per_node: np.ndarray
-    offset: Union[np.ndarray, float] = 0.0
+    offset: np.ndarray | float = 0.0
 
 
 def min_counts(domain: CountDomain, coupled: list[Coupled], size: int,

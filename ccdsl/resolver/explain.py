@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ccdsl import taxonomy
 from ccdsl.contract import Clause
 from ccdsl.errors import Conflict, UnsatisfiableError
 from ccdsl.parameters import PARAMETERS
@@ -449,10 +450,13 @@ def _have(view, row: int, c: Clause) -> str:
     return _fmt(view.number(p.column or "", row), c.parameter) + _meets(c)
 
 
+_BOUND_SIGN = {"atleast": "≥", "atmost": "≤"}
+
+
 def _meets(c: Clause) -> str:
     """`` ≥ 16 GiB``: the bound a satisfied numeric clause was checked against."""
     if c.qualifier in ("atleast", "atmost"):
-        return f" {dict(atleast='≥', atmost='≤')[c.qualifier]} {_fmt(c.values[0], c.parameter)}"
+        return f" {_BOUND_SIGN[c.qualifier]} {_fmt(c.values[0], c.parameter)}"
     if c.qualifier in ("just", "unrestricted"):
         return ""
     return f" ({_want(c)})"

@@ -20,8 +20,9 @@ import logging
 import os
 import time
 import urllib.request
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from ccdsl.errors import CapacityError, ConfigError, MissingDependencyError, ProviderError
 from ccdsl.executor import model
@@ -621,7 +622,7 @@ class AwsProvider:
             return str(net)
         url = self.config.ip_discovery_url
         try:
-            with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 (URL from the user's config)
+            with urllib.request.urlopen(url, timeout=10) as answer:  # URL from the user's config
                 text = answer.read(100).decode("ascii", "replace").strip()
             address = ipaddress.ip_address(text)
         except (OSError, ValueError) as exc:

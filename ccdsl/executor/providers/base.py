@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import importlib
 import time
-from typing import TYPE_CHECKING, Callable, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from ccdsl.errors import ProviderError
 
@@ -37,7 +38,7 @@ def canonical(name: str) -> str:
     return ALIASES[key]
 
 
-def get(name: str, config: "Config", settings: dict | None = None) -> "Provider":
+def get(name: str, config: Config, settings: dict | None = None) -> Provider:
     """An instance of the provider ``name`` configured by ``config`` (and a cluster record's ``settings``)."""
     canon = canonical(name)
     try:

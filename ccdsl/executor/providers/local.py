@@ -6,8 +6,9 @@ Each node is a slot for ``processes_per_node`` ranks that the launcher's local m
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from ccdsl.errors import ProviderError
 from ccdsl.executor import model
@@ -15,7 +16,7 @@ from ccdsl.executor.config import Config, LocalConfig
 from ccdsl.executor.model import Node, NodeRequest, Progress
 
 
-def make(config: Config, settings: Mapping[str, Any]) -> "LocalProvider":
+def make(config: Config, settings: Mapping[str, Any]) -> LocalProvider:
     return LocalProvider(config.local)
 
 

@@ -26,9 +26,10 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 from ccdsl.errors import CapacityError, ConfigError, ProviderError
 from ccdsl.executor import model
@@ -159,7 +160,7 @@ class Claims:
                 os.unlink(tmp)
 
 
-def make(config: Config, settings: Mapping[str, Any]) -> "SshProvider":
+def make(config: Config, settings: Mapping[str, Any]) -> SshProvider:
     return SshProvider(config)
 
 
@@ -306,7 +307,7 @@ class SshProvider:
                 continue
             try:
                 mpi.release_cluster(handle, [node], options=mopts, ssh_options=sopts)
-            except Exception as exc:  # noqa: BLE001 - reported; the release goes on
+            except Exception as exc:  # reported; the release goes on
                 log.warning("could not clean ssh host %s of cluster %s: %s", node.instance_id, handle,
                             getattr(exc, "message", exc))
         with self.claims.locked() as data:
