@@ -29,7 +29,8 @@ from ccdsl.errors import (
 if TYPE_CHECKING:  # what the lazy names below resolve to, so that type checkers see the real signatures
     from ccdsl import catalog
     from ccdsl.contract import Clause, Contract
-    from ccdsl.executor import Cluster, clusters, deploy, interrupt, reconnect, restart, resume, terminate
+    from ccdsl.executor import Cluster, clusters, interrupt, reconnect, restart, resume, terminate
+    from ccdsl.executor.deploy import deploy
     from ccdsl.language import check, cluster, load, parse
     from ccdsl.resolution import Choice, Resolution
     from ccdsl.resolver import resolve, select

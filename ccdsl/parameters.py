@@ -21,6 +21,7 @@ from __future__ import annotations
 import difflib
 import functools
 from dataclasses import dataclass
+from typing import Any
 
 # The largest number a count parameter may be written as: float64 holds every whole number up to it exactly, so
 # the resolver's closed forms and Z3's exact integers agree (a larger count is refused with the clause's position).
@@ -52,7 +53,7 @@ class Parameter:
         return SYMBOL_QUALIFIERS
 
 
-def _p(*args, **kw) -> Parameter:
+def _p(*args: Any, **kw: Any) -> Parameter:
     return Parameter(*args, **kw)
 
 

@@ -11,6 +11,7 @@ so a mistake gets the same message in both worlds::
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,7 +90,7 @@ def cluster(_name: str = "contract", /, **kwargs: Any) -> Contract:
     return contracts[str(_name)]
 
 
-def _flatten(kwargs: dict[str, Any], problems: list[Diagnostic]):
+def _flatten(kwargs: dict[str, Any], problems: list[Diagnostic]) -> Iterator[tuple[str | None, str, Any]]:
     for key, value in kwargs.items():
         if key in ROLES:
             if not isinstance(value, dict):
@@ -108,10 +109,11 @@ def _value(name: str, value: Any, problems: list[Diagnostic]) -> ast.Value | Non
     canon = canonical(name)
     kind = PARAMETERS[canon].kind if canon else None
     if isinstance(value, Q):
-        atoms = [_atom(name, kind, v, problems) for v in value.values]
-        if any(a is None for a in atoms):
+        found = [_atom(name, kind, v, problems) for v in value.values]
+        atoms = tuple(a for a in found if a is not None)
+        if len(atoms) < len(found):
             return None
-        return ast.Qualified(value.qualifier, tuple(atoms), parens=bool(atoms))
+        return ast.Qualified(value.qualifier, atoms, parens=bool(atoms))
     if value is unrestricted:
         return ast.Qualified("unrestricted", (), parens=False)
     return _atom(name, kind, value, problems)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 
-from ccdsl.contract import QUALIFIERS, ROLES, Clause, Contract, Span
+from ccdsl.contract import QUALIFIERS, ROLES, Clause, Contract, Span, Value
 from ccdsl.errors import Diagnostic
 from ccdsl.language import ast
 from ccdsl.language.units import ValueProblem
@@ -145,7 +145,8 @@ def _check_clause(clause: ast.ClauseNode, report: _Report, warnings: list[str]) 
     return (param, p.role) if ok else None
 
 
-def _check_roles(clauses: list[Clause], roles_used: list[ast.Parameter], seen: dict, report: _Report) -> None:
+def _check_roles(clauses: list[Clause], roles_used: list[ast.Parameter],
+                 seen: dict[tuple[str | None, str], ast.ClauseNode], report: _Report) -> None:
     """``manager.`` / ``worker.`` only make sense in a ManagerWorkers cluster."""
     if not roles_used:
         return
@@ -163,7 +164,7 @@ def _check_roles(clauses: list[Clause], roles_used: list[ast.Parameter], seen: d
                    f"{kind} (which {how})", p.role_pos, hint=f"{fix}, or drop '{p.role}.'")
 
 
-def _check_value(param: Parameter, value: ast.Value, report: _Report) -> tuple[str, tuple] | None:
+def _check_value(param: Parameter, value: ast.Value, report: _Report) -> tuple[str, tuple[Value, ...]] | None:
     """(qualifier, normalized values) of a clause's value; None after an error."""
     if isinstance(value, ast.Qualified):
         qualifier, args, where = value.name, value.args, value.name_pos
@@ -183,7 +184,7 @@ def _check_value(param: Parameter, value: ast.Value, report: _Report) -> tuple[s
     if len(args) < low or (high is not None and len(args) > high):
         report.add(_arity_message(qualifier, len(args)), value.pos if isinstance(value, ast.Qualified) else where)
         return None
-    values = []
+    values: list[Value] = []
     ok = True
     for arg in args:
         try:
@@ -193,9 +194,12 @@ def _check_value(param: Parameter, value: ast.Value, report: _Report) -> tuple[s
             ok = False
     if not ok:
         return None
-    if qualifier == "between" and values[0] > values[1]:
-        report.add(f"@between({args[0].text}, {args[1].text}) is empty: the lower bound is above the upper bound",
-                   value.pos, hint=f"write @between({args[1].text}, {args[0].text})")
+    # @between takes two numbers (normalize() has rejected anything else): the isinstance checks narrow the types
+    first, last = args[0], args[-1]
+    if qualifier == "between" and isinstance(first, ast.Number) and isinstance(last, ast.Number) \
+            and float(values[0]) > float(values[1]):
+        report.add(f"@between({first.text}, {last.text}) is empty: the lower bound is above the upper bound",
+                   value.pos, hint=f"write @between({last.text}, {first.text})")
         return None
     if qualifier in ("oneof", "not"):
         values = list(dict.fromkeys(values))

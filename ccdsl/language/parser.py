@@ -17,10 +17,12 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
-from lark.indenter import PostLex
+from lark.lark import PostLex
+from lark.tree import Meta
 
 from ccdsl._resources import grammar_path
 from ccdsl.errors import Diagnostic
@@ -165,7 +167,14 @@ def _unescape(raw: str) -> str:
     return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), body)
 
 
-class _ToAst(Transformer):
+def _set(position: int | None) -> int:
+    """Lark types token positions as optional (a token made by hand has none); the parser sets them all."""
+    if position is None:
+        raise AssertionError("a parsed token without a position")
+    return position
+
+
+class _ToAst(Transformer[Token, list[ast.ContractNode]]):
     """Lark tree -> ast nodes; one method per grammar rule."""
 
     def __init__(self, text: str, line: int = 0, offset: int = 0) -> None:
@@ -176,55 +185,55 @@ class _ToAst(Transformer):
         self.line = line
         self.offset = offset
 
-    def _pos(self, x) -> ast.Pos:
+    def _pos(self, x: Token | Meta) -> ast.Pos:
         """Position of a Lark token or rule meta, in the whole file."""
-        return ast.Pos(x.line + self.line, x.column, x.end_line + self.line, x.end_column, x.start_pos + self.offset,
-                       x.end_pos + self.offset)
+        return ast.Pos(_set(x.line) + self.line, _set(x.column), _set(x.end_line) + self.line, _set(x.end_column),
+                       _set(x.start_pos) + self.offset, _set(x.end_pos) + self.offset)
 
-    def number(self, children):
+    def number(self, children: list[Token]) -> ast.Number:
         (tok,) = children
         return ast.Number(str(tok), self._pos(tok))
 
-    def string(self, children):
+    def string(self, children: list[Token]) -> ast.String:
         (tok,) = children
         return ast.String(_unescape(str(tok)), self._pos(tok))
 
-    def symbol(self, children):
+    def symbol(self, children: list[Token]) -> ast.Symbol:
         (tok,) = children
         return ast.Symbol(str(tok), self._pos(tok))
 
     @v_args(meta=True)
-    def qualified(self, meta, children):
+    def qualified(self, meta: Meta, children: list[Any]) -> ast.Qualified:
         tok, *args = children
         parens = len(args) > 0
         atoms = tuple(a for a in args if a is not None)
         return ast.Qualified(str(tok)[1:], atoms, parens, self._pos(meta), self._pos(tok))
 
     @v_args(meta=True)
-    def parameter(self, meta, children):
+    def parameter(self, meta: Meta, children: list[Token]) -> ast.Parameter:
         if len(children) == 1:
             return ast.Parameter(str(children[0]), None, self._pos(meta), self._pos(children[0]))
         role, name = children
         return ast.Parameter(str(name), str(role), self._pos(meta), self._pos(name), self._pos(role))
 
     @v_args(meta=True)
-    def clause(self, meta, children):
+    def clause(self, meta: Meta, children: list[Any]) -> ast.ClauseNode:
         param, value = children
         return ast.ClauseNode(param, value, self._pos(meta),
                               self.text[meta.start_pos + self.offset:meta.end_pos + self.offset])
 
-    def paren_clauses(self, children):
+    def paren_clauses(self, children: list[ast.ClauseNode | None]) -> tuple[ast.ClauseNode, ...]:
         return tuple(c for c in children if c is not None)
 
     bare_clauses = paren_clauses
 
     @v_args(meta=True)
-    def contract(self, meta, children):
+    def contract(self, meta: Meta, children: list[Any]) -> ast.ContractNode:
         name, clauses = children
         return ast.ContractNode(str(name), tuple(clauses), self._pos(meta), self._pos(name),
                                 self.text[meta.start_pos + self.offset:meta.end_pos + self.offset])
 
-    def start(self, children):
+    def start(self, children: list[ast.ContractNode | None]) -> list[ast.ContractNode]:
         return [c for c in children if c is not None]
 
 
@@ -262,7 +271,7 @@ def _parse_ast(text: str, path: str | None) -> tuple[list[ast.ContractNode], lis
             contracts.extend(_ToAst(text, line, start).transform(parser.parse(chunk)))
         except UnexpectedInput as e:
             d = _diagnostic(e, chunk, path)
-            diagnostics.append(dataclasses.replace(d, line=d.line + line))
+            diagnostics.append(dataclasses.replace(d, line=None if d.line is None else d.line + line))
     if not diagnostics:  # every contract parses alone but not together: report the error as found
         diagnostics.append(_diagnostic(first, text, path))
     return contracts, diagnostics
@@ -276,17 +285,18 @@ def _chunks(text: str) -> list[tuple[int, int]]:
     return list(zip(starts, ends))
 
 
-_LABELS: dict[tuple, str] | None = None
+_Key = tuple[object, ...]  # (LALR states, accepted terminals?, token type?): see _keys
+_LABELS: dict[_Key, str] | None = None
 _EARLIER = "earlier = @cluster(node_count => 1)\n"  # examples are also learnt as the second contract of a file
 
 
-def _labels() -> dict[tuple, str]:
+def _labels() -> dict[_Key, str]:
     """(LALR state, token type) and (LALR state,) -> label, from :data:`CONTRACT_SYNTAX_ERRORS`.  Like Lark's
     ``match_examples`` but keyed on the state alone, not the stack depth, so an error in the tenth contract of a
     file matches an example written as the first."""
     global _LABELS
     if _LABELS is None:
-        table: dict[tuple, str] = {}
+        table: dict[_Key, str] = {}
         for label, examples in CONTRACT_SYNTAX_ERRORS:
             for example in [p + x for p in ('', '\n', _EARLIER) for x in examples]:
                 try:
@@ -307,14 +317,14 @@ def _label(e: UnexpectedInput) -> str | None:
     return next((table[k] for k in _keys(e) if k in table), None)
 
 
-def _keys(e: UnexpectedToken) -> list[tuple]:
+def _keys(e: UnexpectedToken) -> list[_Key]:
     """Most specific first: the top of the LALR state stack (three, two, one states), with and without the token.
     LALR merges states that the clause value and a qualifier argument share, so the state alone cannot tell
     "after a clause" from "inside @between(...)"; the states below it can, and they do not depend on how many
     contracts came before.  The accepted terminals tell the bare form from the parenthesized one."""
     stack = tuple(e.state.state_stack)
     accepts = frozenset(e.accepts or e.expected)
-    keys: list[tuple] = []
+    keys: list[_Key] = []
     for k in (3, 2, 1):
         keys += [(stack[-k:], accepts, e.token.type), (stack[-k:], accepts)]
     for k in (3, 2, 1):

@@ -8,8 +8,9 @@ regions as strings.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 
-from ccdsl.contract import Clause, Contract
+from ccdsl.contract import Clause, Contract, Value
 from ccdsl.parameters import PARAMETERS
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -25,9 +26,9 @@ def format_contract(contract: Contract) -> str:
     return f"{contract.name} = @cluster(" + (",\n" + indent).join(items) + ")"
 
 
-def format_contracts(contracts) -> str:
+def format_contracts(contracts: Mapping[str, Contract] | Iterable[Contract]) -> str:
     """Several contracts (a dict or an iterable of them), one after the other."""
-    values = contracts.values() if isinstance(contracts, dict) else contracts
+    values = contracts.values() if isinstance(contracts, Mapping) else contracts
     return "\n\n".join(format_contract(c) for c in values) + "\n"
 
 
@@ -42,7 +43,7 @@ def _clause(clause: Clause) -> str:
     return f"{name} => @{clause.qualifier}({', '.join(args)})"
 
 
-def _value(value, kind: str) -> str:
+def _value(value: Value, kind: str) -> str:
     """Sizes and bandwidths print with the ``G`` suffix when whole (``16G``), otherwise as bare numbers in the
     parameter's unit (``0.5``); both read back to the same float."""
     if kind in ("memory", "bandwidth") and isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
@@ -50,7 +51,7 @@ def _value(value, kind: str) -> str:
     return _atom(value, quote_names=kind in ("machinetype", "region"))
 
 
-def _atom(value, quote_names: bool) -> str:
+def _atom(value: Value, quote_names: bool) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):

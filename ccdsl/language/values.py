@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from ccdsl import taxonomy
+from ccdsl.contract import Value
 from ccdsl.language import ast, units
 from ccdsl.language.units import ValueProblem
 from ccdsl.parameters import MAX_COUNT, PARAMETERS, Parameter
@@ -29,7 +30,7 @@ def describe(atom: ast.Atom) -> str:
     return f"the symbol {atom.name}"
 
 
-def normalize(param: Parameter, atom: ast.Atom):
+def normalize(param: Parameter, atom: ast.Atom) -> Value:
     """The value of ``atom`` for ``param`` in canonical form (see :class:`ccdsl.contract.Clause`)."""
     kind = param.kind
     if kind in ("count", "memory", "bandwidth", "price"):
@@ -82,9 +83,10 @@ def _symbol(param: Parameter, atom: ast.Atom) -> str:
         valid = valid_symbols(param)
         raise ValueProblem(f"{param.name} takes a symbol, not {describe(atom)}", hint=f"valid values: {valid}")
     text = atom.name if isinstance(atom, ast.Symbol) else atom.value
-    node = taxonomy.lookup(param.domain, text)
+    domain = param.domain or ""
+    node = taxonomy.lookup(domain, text)
     if node is None:
-        near = taxonomy.suggest(param.domain, text, param.levels)
+        near = taxonomy.suggest(domain, text, param.levels)
         mean = f"; did you mean {' or '.join(near)}?" if near else ""
         raise ValueProblem(f"unknown {_domain_word(param)} '{text}' for {param.name}{mean}",
                            hint=f"valid values: {valid_symbols(param)}")
@@ -104,14 +106,15 @@ def _article(word: str) -> str:
 def _domain_word(param: Parameter) -> str:
     return {"accelerator": "accelerator", "processor": "processor", "provider": "provider",
             "accelerator_type": "accelerator type", "storage_type": "storage type",
-            "cpu_architecture": "CPU architecture", "cluster_type": "cluster type"}.get(param.domain, "symbol")
+            "cpu_architecture": "CPU architecture", "cluster_type": "cluster type"}.get(param.domain or "", "symbol")
 
 
 def valid_symbols(param: Parameter) -> str:
     """The accepted names of a symbol parameter, for messages (long lists are cut)."""
-    names = [n.name for n in taxonomy.nodes(param.domain, param.levels)]
-    if param.domain == "processor" and param.levels is None:
-        names = [n.name for n in taxonomy.nodes(param.domain, ("manufacturer", "group", "microarchitecture"))]
+    domain = param.domain or ""
+    names = [n.name for n in taxonomy.nodes(domain, param.levels)]
+    if domain == "processor" and param.levels is None:
+        names = [n.name for n in taxonomy.nodes(domain, ("manufacturer", "group", "microarchitecture"))]
         models = " or a processor model of the catalog" if taxonomy.PROCESSOR_MODELS else ""
         return ", ".join(names) + models
     more = ", …" if len(names) > _MAX_LISTED else ""
@@ -159,7 +162,7 @@ def _region(atom: ast.Atom) -> str:
     return text
 
 
-def _config(atom: ast.Atom):
+def _config(atom: ast.Atom) -> Value:
     """Configuration values are kept as written: numbers as int/float (with a unit suffix: the text), strings,
     symbols as their name, ``true``/``false`` as booleans."""
     if isinstance(atom, ast.String):

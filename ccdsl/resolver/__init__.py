@@ -32,9 +32,16 @@ Rules (details in the modules):
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ccdsl.resolution import Choice, Resolution
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ccdsl.contract import Contract
+    from ccdsl.resolver.solve import Ranking
+    from ccdsl.resolver.view import CatalogView
 
 DEFAULT_REGION = "us-east-1"
 
@@ -46,10 +53,10 @@ def default_region() -> str:
     return os.environ.get("CCDSL_REGION") or DEFAULT_REGION
 
 
-_DEFAULT: dict[tuple, Any] = {}
+_DEFAULT: dict[tuple[object, ...], CatalogView] = {}
 
 
-def _view(catalog: Any):
+def _view(catalog: Any) -> CatalogView:
     """The array view of ``catalog``; for the default catalog, cached until one of its files changes (the
     loader hands out a fresh copy per call, so caching by DataFrame identity would never hit)."""
     from ccdsl.resolver import view as views
@@ -77,13 +84,13 @@ def _view(catalog: Any):
     return view
 
 
-def _ranking(contract, catalog, region, any_region):
+def _ranking(contract: Contract, catalog: Any, region: str | None, any_region: bool) -> Ranking:
     from ccdsl.resolver.solve import rank
 
     return rank(_view(catalog), contract, region or default_region(), any_region)
 
 
-def _cache_dir():
+def _cache_dir() -> Path:
     """``$CCDSL_CACHE_DIR``; else ``$CCDSL_DATA_DIR/cache`` (so a data dir set for isolation keeps its cache
     with it); else the platform's user cache directory."""
     from pathlib import Path
@@ -99,8 +106,8 @@ def _cache_dir():
     return Path(user_cache_dir("ccdsl"))
 
 
-def resolve(contract, catalog: Any = None, *, region: str | None = None, any_region: bool = False, top: int = 5,
-            prove: bool = True) -> Resolution:
+def resolve(contract: Contract, catalog: Any = None, *, region: str | None = None, any_region: bool = False,
+            top: int = 5, prove: bool = True) -> Resolution:
     """The cost-optimal :class:`~ccdsl.resolution.Resolution` of ``contract``.
 
     Args:
@@ -135,7 +142,8 @@ def resolve(contract, catalog: Any = None, *, region: str | None = None, any_reg
                       problem=proof.problem.text if proof is not None and proof.problem is not None else "")
 
 
-def select(contract, catalog: Any = None, *, region: str | None = None, any_region: bool = False) -> list[Choice]:
+def select(contract: Contract, catalog: Any = None, *, region: str | None = None,
+           any_region: bool = False) -> list[Choice]:
     """Every matching (type, region) with its cheapest node count, best first (like the seed's ``@select``).
 
     For a ManagerWorkers contract these are the worker choices (each priced for the workers only; the manager is

@@ -34,12 +34,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 
-from ccdsl.contract import Clause
+from ccdsl.contract import Clause, Contract, Value
 from ccdsl.parameters import PARAMETERS
 from ccdsl.resolver.filter import RELATIVE_TOLERANCE
+from ccdsl.resolver.view import CatalogView
 
 BUDGET = "cluster_price_per_hour"
 DEFAULT_COUNT = "cdefault"
@@ -58,7 +60,7 @@ class RoleSpec:
     fixed: int | None = None  # the manager is one node
 
 
-def role_specs(contract) -> tuple[RoleSpec, RoleSpec | None]:
+def role_specs(contract: Contract) -> tuple[RoleSpec, RoleSpec | None]:
     """(workers, manager or None) of a contract."""
     manager_workers = contract.cluster_type == "ManagerWorkers"
     workers = _spec(contract.clauses_for("worker" if manager_workers else None),
@@ -145,12 +147,14 @@ def _frontier(b: np.ndarray) -> np.ndarray:
         keep[0] = True  # the first (cheapest) row is undominated even when its value is unknown (-inf)
         return keep
     keep = np.zeros(m, dtype=bool)
-    frontier = np.empty((0, d))
+    frontier: np.ndarray = np.empty((0, d))
     for start in range(0, m, 512):
         chunk = b[start:start + 512]
-        alive = np.ones(len(chunk), dtype=bool)
+        alive: np.ndarray = np.ones(len(chunk), dtype=bool)
         if len(frontier):
-            alive = ~(frontier[None, :, :] >= chunk[:, None, :]).all(axis=2).any(axis=1)
+            # numpy's stubs type a reduction over an axis as "scalar or array": asarray states it is an array
+            dominates = np.asarray((frontier[None, :, :] >= chunk[:, None, :]).all(axis=2))  # [chunk row, frontier]
+            alive = np.asarray(~dominates.any(axis=1))
         idx = np.flatnonzero(alive)
         sub = chunk[idx]
         ge = (sub[None, :, :] >= sub[:, None, :]).all(axis=2)  # ge[j, i]: i at least as good as j
@@ -219,7 +223,7 @@ def make_classes(view, rows: np.ndarray, spec: RoleSpec, fail_bits: np.ndarray |
     if fail_bits is None:
         fails = tuple(() for _ in keep)
     else:
-        fails = tuple(tuple(literal_of[j] for j in np.flatnonzero(fail_bits[i])) for i in keep)
+        fails = tuple(tuple(literal_of[int(j)] for j in np.flatnonzero(fail_bits[i])) for i in keep)
     return Classes(rows[keep], price[keep], view.location[rows][keep], tuple(v[keep] for v in values), fails,
                    limit[keep])
 
@@ -245,7 +249,7 @@ class Problem:
     manager: Classes | None
     cap: int
 
-    def decode(self, model) -> tuple[int, int, int]:
+    def decode(self, model: Any) -> tuple[int, int, int]:  # a z3.ModelRef (z3 is untyped)
         """A Z3 model back to catalog view rows: (worker row, node count, manager row or -1)."""
         import z3
 
@@ -313,9 +317,9 @@ def compile_problem(workers: RoleSpec, worker_classes: Classes, manager: RoleSpe
         # the manager on the workers' own limited row takes one of its nodes
         worker_class = {int(r): i for i, r in enumerate(worker_classes.rows)}
         for j, row in enumerate(manager_classes.rows):
-            i = worker_class.get(int(row))
-            if i is not None and not np.isnan(worker_classes.limit[i]):
-                out.append(f"(assert (=> (and (= k {i}) (= km {j})) (<= n {int(worker_classes.limit[i]) - 1})))")
+            w = worker_class.get(int(row))
+            if w is not None and not np.isnan(worker_classes.limit[w]):
+                out.append(f"(assert (=> (and (= k {w}) (= km {j})) (<= n {int(worker_classes.limit[w]) - 1})))")
     return Problem("\n".join(out), literals, worker_classes, manager_classes, cap)
 
 
@@ -369,7 +373,9 @@ def exact(x: float | int | Fraction) -> Fraction:
     return Fraction(repr(float(x)))
 
 
-def _slack(v: float, sign: int) -> Fraction:
+def _slack(v: Value, sign: int) -> Fraction:
+    if isinstance(v, str):  # a numeric clause holds numbers (the checker saw to it)
+        raise TypeError(f"not a number: {v!r}")
     e = exact(v)
     return e + sign * _TOL * max(Fraction(1), abs(e))
 

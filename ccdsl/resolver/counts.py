@@ -181,10 +181,10 @@ def min_counts(domain: CountDomain, coupled: list[Coupled], size: int,
             bad = np.isnan(v) | np.isnan(off)
             zero = v == 0
             if q in ("atleast", "between"):
-                need = float(vals[0]) - tolerance(vals[0]) - off  # count × v ≥ need
+                need = float(vals[0]) - tolerance(float(vals[0])) - off  # count × v ≥ need
                 lo = np.maximum(lo, np.where(zero, np.where(need <= 0, -np.inf, np.inf), np.ceil(need / v)))
             if q in ("atmost", "between"):
-                room = float(vals[-1]) + tolerance(vals[-1]) - off  # count × v ≤ room
+                room = float(vals[-1]) + tolerance(float(vals[-1])) - off  # count × v ≤ room
                 hi = np.minimum(hi, np.where(zero, np.where(room >= 0, np.inf, -np.inf), np.floor(room / v)))
             if q in ("just", "oneof", "not"):
                 exotic.append(c)

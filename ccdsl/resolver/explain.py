@@ -14,10 +14,12 @@ values in the user's units ("g4dn.xlarge: accelerator_memory 16 GiB < 32 GiB"), 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ccdsl import taxonomy
-from ccdsl.contract import Clause
+from ccdsl.contract import Clause, Contract
 from ccdsl.errors import Conflict, UnsatisfiableError
 from ccdsl.parameters import PARAMETERS
 from ccdsl import taxonomy
@@ -27,6 +29,7 @@ from ccdsl.resolver.counts import MAX_NODES, count_cap, count_domain
 from ccdsl.resolver.filter import AWS, NAMING, ON_PREMISE, clause_mask, naming_clauses
 from ccdsl.resolver import solve
 from ccdsl.resolver.solve import Ranking, RoleRows, literal_table, lower_budget, rank, row_name, solver_for
+from ccdsl.resolver.view import CatalogView
 
 UNITS = {"memory": "GiB", "bandwidth": "Gbit/s", "price": "USD/h"}
 REFRESH_HINT = "`ccdsl catalog refresh --provider aws --from price-list --region {region}` brings it"
@@ -35,7 +38,7 @@ PRICE_MAX_AGE_DAYS = 180
 
 # ------------------------------------------------------------------------------------------- infeasible
 
-def unsatisfiable(ranking: Ranking, contract) -> UnsatisfiableError:
+def unsatisfiable(ranking: Ranking, contract: Contract) -> UnsatisfiableError:
     """The error for a contract nothing satisfies, with a minimal conflict from Z3's unsat core."""
     workers, manager = ranking.workers, ranking.manager
     if len(workers.scope) == 0 or (manager is not None and len(manager.scope) == 0):
@@ -94,7 +97,7 @@ def _missing_provider(ranking: Ranking, core: list[comp.Literal]) -> str | None:
     return None
 
 
-def _elsewhere(ranking: Ranking, contract) -> str | None:
+def _elsewhere(ranking: Ranking, contract: Contract) -> str | None:
     """When only the default region is at fault: where the contract would resolve instead."""
     if not ranking.default_region:
         return None
@@ -150,7 +153,7 @@ def _vectorized_core(ranking: Ranking) -> list[comp.Literal]:
     return core
 
 
-def relaxed(contract, keep: list[comp.Literal]):
+def relaxed(contract: Contract, keep: list[comp.Literal]) -> Contract:
     """``contract`` with only the clauses of ``keep`` (and its cluster_type)."""
     from dataclasses import replace
 
@@ -176,7 +179,7 @@ def relaxed(contract, keep: list[comp.Literal]):
     return replace(contract, clauses=tuple(clauses))
 
 
-def _ordered(core, assumptions: list) -> list:
+def _ordered(core: Any, assumptions: list[Any]) -> list[Any]:  # z3 terms (z3 is untyped)
     names = {str(c) for c in core}
     return [a for a in assumptions if str(a) in names]
 
@@ -241,7 +244,7 @@ def near_misses(ranking: Ranking, limit: int = 3) -> list[str]:
     return out
 
 
-def _reach(view, rr: RoleRows) -> np.ndarray:
+def _reach(view: CatalogView, rr: RoleRows) -> np.ndarray:
     """How close each row gets to the cluster totals' lower bounds with the most nodes allowed (1 = reaches all),
     so that count-only near misses list the types that come closest first."""
     domain = count_domain(rr.spec.count, rr.spec.fixed)
@@ -256,13 +259,13 @@ def _reach(view, rr: RoleRows) -> np.ndarray:
     return reach
 
 
-def _limit(view, row: int) -> float:
+def _limit(view: CatalogView, row: int) -> float:
     """How many nodes of ``row`` exist (inf: unlimited)."""
     limit = view.number("max_nodes", row)
     return float("inf") if np.isnan(limit) else limit
 
 
-def _capacity_reason(view, row: int, spec: comp.RoleSpec, ranking: Ranking) -> str | None:
+def _capacity_reason(view: CatalogView, row: int, spec: comp.RoleSpec, ranking: Ranking) -> str | None:
     """``gpu01 … 1 host available < 2 nodes``: when the row has fewer nodes than the smallest count allowed (less
     the manager's, when the only manager of the place is this row)."""
     domain = count_domain(spec.count, spec.fixed)
@@ -281,7 +284,7 @@ def _capacity_reason(view, row: int, spec: comp.RoleSpec, ranking: Ranking) -> s
     return None
 
 
-def _count_reason(view, row: int, spec: comp.RoleSpec) -> str:
+def _count_reason(view: CatalogView, row: int, spec: comp.RoleSpec) -> str:
     domain = count_domain(spec.count, spec.fixed)
     domain = domain.at_most(_limit(view, row))
     if domain.empty:
@@ -297,7 +300,7 @@ def _count_reason(view, row: int, spec: comp.RoleSpec) -> str:
     return "no node count in " + counts + " fits: " + ", ".join(parts) if parts else "no node count fits"
 
 
-def why_not(view, row: int, c: Clause) -> str:
+def why_not(view: CatalogView, row: int, c: Clause) -> str:
     """``accelerator_memory 16 GiB < 32 GiB``: the row's value against the clause, in the user's units."""
     p = PARAMETERS[c.parameter]
     if p.kind == "symbol":
@@ -317,13 +320,22 @@ def why_not(view, row: int, c: Clause) -> str:
 
 def _want(c: Clause) -> str:
     vals = [_fmt(v, c.parameter) for v in c.values]
-    return {"atleast": lambda: "≥ " + vals[0], "atmost": lambda: "≤ " + vals[0],
-            "between": lambda: f"{vals[0]}..{vals[1]}", "oneof": lambda: "one of " + ", ".join(vals),
-            "not": lambda: "not " + ", ".join(vals), "unrestricted": lambda: "anything"}.get(
-        c.qualifier, lambda: vals[0] if vals else "")()
+    if c.qualifier == "atleast":
+        return "≥ " + vals[0]
+    if c.qualifier == "atmost":
+        return "≤ " + vals[0]
+    if c.qualifier == "between":
+        return f"{vals[0]}..{vals[1]}"
+    if c.qualifier == "oneof":
+        return "one of " + ", ".join(vals)
+    if c.qualifier == "not":
+        return "not " + ", ".join(vals)
+    if c.qualifier == "unrestricted":
+        return "anything"
+    return vals[0] if vals else ""
 
 
-def _fmt(v, parameter: str) -> str:
+def _fmt(v: object, parameter: str) -> str:
     p = PARAMETERS.get(parameter)
     if not isinstance(v, (int, float, np.floating, np.integer)) or isinstance(v, bool):
         return str(v)
@@ -343,7 +355,7 @@ REGION_ORIGINS = {"default": "the default", "env": "from $CCDSL_REGION", "given"
 
 
 def explanation(ranking: Ranking, chosen: Choice, manager: Choice | None, alternatives: list[Choice],
-                proof, region_origin: str = "default") -> tuple[str, ...]:
+                proof: solve.Proof | None, region_origin: str = "default") -> tuple[str, ...]:
     """Sentences saying why this choice: what it is, how it meets each clause, what it costs, what came next.
 
     ``region_origin`` says where the default region came from (a key of :data:`REGION_ORIGINS`)."""

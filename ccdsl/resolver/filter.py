@@ -37,7 +37,7 @@ from dataclasses import replace
 import numpy as np
 
 from ccdsl import taxonomy
-from ccdsl.contract import Clause
+from ccdsl.contract import Clause, Value
 from ccdsl.parameters import PARAMETERS
 from ccdsl.resolver.view import CatalogView
 
@@ -70,25 +70,31 @@ def clause_mask(view: CatalogView, clause: Clause) -> np.ndarray:
     return number_test(view.numbers[p.column or ""], clause.qualifier, clause.values)
 
 
-def number_test(x: np.ndarray, qualifier: str, values: tuple) -> np.ndarray:
+def number_test(x: np.ndarray, qualifier: str, values: tuple[Value, ...]) -> np.ndarray:
     """``qualifier(values)`` applied to the numbers ``x`` (NaN never passes).  Shared with the count solver."""
+    numbers = [float(v) for v in values]  # a numeric parameter's values are numbers (the checker saw to it)
+    hit: np.ndarray
     with np.errstate(invalid="ignore"):
         if qualifier == "unrestricted":
             return np.ones(x.shape, dtype=bool)
         if qualifier == "atleast":
-            return x >= values[0] - tolerance(values[0])
+            hit = x >= numbers[0] - tolerance(numbers[0])
+            return hit
         if qualifier == "atmost":
-            return x <= values[0] + tolerance(values[0])
+            hit = x <= numbers[0] + tolerance(numbers[0])
+            return hit
         if qualifier == "between":
-            lo, hi = values[0], values[1]
-            return (x >= lo - tolerance(lo)) & (x <= hi + tolerance(hi))
+            lo, hi = numbers[0], numbers[1]
+            hit = (x >= lo - tolerance(lo)) & (x <= hi + tolerance(hi))
+            return hit
         hit = np.zeros(x.shape, dtype=bool)
-        for v in values:
+        for v in numbers:
             hit |= np.abs(x - v) <= tolerance(v)
         if qualifier in ("just", "oneof"):
             return hit
         if qualifier == "not":
-            return ~hit & ~np.isnan(x)
+            hit = ~hit & ~np.isnan(x)
+            return hit
     raise ValueError(f"unknown qualifier {qualifier!r}")
 
 
@@ -141,10 +147,12 @@ def scope_mask(view: CatalogView, clauses: tuple[Clause, ...], region: str, any_
     if aws is None:
         return allowed
     in_region = view.code("region", region)
-    not_aws = view.codes["provider"] != aws
+    not_aws: np.ndarray = view.codes["provider"] != aws
     if in_region is None:
-        return allowed & not_aws
-    return allowed & (not_aws | (view.codes["region"] == in_region))
+        scoped: np.ndarray = allowed & not_aws
+    else:
+        scoped = allowed & (not_aws | (view.codes["region"] == in_region))
+    return scoped
 
 
 def on_premise(view: CatalogView) -> np.ndarray:

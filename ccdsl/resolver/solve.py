@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,6 +35,9 @@ from ccdsl.resolver import compile as comp
 from ccdsl.resolver.counts import Coupled, count_cap, count_domain, min_counts
 from ccdsl.resolver.filter import clause_mask, scope_mask
 from ccdsl.resolver.view import CatalogView
+
+if TYPE_CHECKING:
+    from ccdsl.contract import Contract
 
 
 @dataclass(frozen=True)
@@ -59,8 +63,8 @@ class Ranking:
     managers: np.ndarray  # the manager view row that goes with each ranked row (-1: no manager)
     region: str
     default_region: bool  # whether AWS rows were restricted to ``region`` (no cluster_locale, not any-region)
-    any_region: bool = False
-    contract: object = None
+    any_region: bool
+    contract: Contract
 
     @property
     def feasible(self) -> bool:
@@ -76,7 +80,7 @@ def role_rows(view: CatalogView, spec: comp.RoleSpec, region: str, any_region: b
     return RoleRows(spec, scope, masks, scope[ok])
 
 
-def rank(view: CatalogView, contract, region: str, any_region: bool) -> Ranking:
+def rank(view: CatalogView, contract: Contract, region: str, any_region: bool) -> Ranking:
     """Rank every feasible worker (type, region) by the tie-breaking rule."""
     wspec, mspec = comp.role_specs(contract)
     workers = role_rows(view, wspec, region, any_region)
@@ -111,7 +115,7 @@ def rank(view: CatalogView, contract, region: str, any_region: bool) -> Ranking:
 def worker_limit(view: CatalogView, rows: np.ndarray, managers: np.ndarray) -> np.ndarray:
     """The most worker nodes each row can give (NaN = unlimited): its ``max_nodes``, less the one node the manager
     takes when the manager is the same row (an SSH host class shared by both roles)."""
-    limit = view.numbers["max_nodes"][rows]
+    limit: np.ndarray = view.numbers["max_nodes"][rows]
     return np.where(managers == rows, limit - 1, limit)
 
 
@@ -258,7 +262,7 @@ def literal_table(workers: comp.RoleSpec, manager: comp.RoleSpec | None) -> tupl
     return tuple(lits), index
 
 
-def solver_for(problem: comp.Problem, ctx=None):  # type: ignore[no-untyped-def]
+def solver_for(problem: comp.Problem, ctx: Any = None) -> tuple[Any, list[Any]]:  # z3 is untyped: Any
     """A solver holding ``problem`` and the assumption literal of each clause, in ``ctx`` (default: Z3's global
     context).  Pass a fresh ``z3.Context()`` where the answer must depend on the problem alone: in the global
     context, an unsat core can vary with what the process solved before."""
