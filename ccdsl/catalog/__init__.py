@@ -7,12 +7,15 @@ fact table from here and command modules import it at startup.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ccdsl.catalog.schema import COLUMN_NAMES, COLUMNS, DTYPES
 
+if TYPE_CHECKING:
+    import pandas as pd
 
-def load(*args: Any, **kwargs: Any):  # type: ignore[no-untyped-def]
+
+def load(*args: Any, **kwargs: Any) -> pd.DataFrame:
     """The merged catalog DataFrame; see :func:`ccdsl.catalog.loader.load`."""
     from ccdsl.catalog.loader import load as _load
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 KEY = ("provider", "region", "instance_type")
 USER_SUFFIXES = (".csv", ".toml")
 
-_CACHE: dict[Any, Any] = {}
+_CACHE: dict[Any, pd.DataFrame] = {}
 
 
 def data_dir() -> Path:
@@ -55,7 +58,7 @@ def clear_cache() -> None:
 
 
 def load(*, user: bool = True, paths: Iterable[str | os.PathLike[str]] | None = None,
-         columns: Iterable[str] | None = None, local: bool = True):  # type: ignore[no-untyped-def]
+         columns: Iterable[str] | None = None, local: bool = True) -> pd.DataFrame:
     """The catalog as a pandas DataFrame with exactly the columns and dtypes of :mod:`ccdsl.catalog.schema`.
 
     ``local`` adds this machine as a free ``local`` row (:mod:`ccdsl.catalog.local`) between the shipped rows
@@ -89,7 +92,7 @@ def load(*, user: bool = True, paths: Iterable[str | os.PathLike[str]] | None = 
 
 
 def _merge(shipped: list[Path], users: list[Path], cols: tuple[str, ...] | None,
-           local: bool):  # type: ignore[no-untyped-def]
+           local: bool) -> pd.DataFrame:
     import pandas as pd
 
     from ccdsl.catalog.store import read_parquet
@@ -104,7 +107,7 @@ def _merge(shipped: list[Path], users: list[Path], cols: tuple[str, ...] | None,
         from ccdsl.catalog.user import read_user_catalog
 
         frames += [read_user_catalog(p)[read_cols] if read_cols else read_user_catalog(p) for p in users]
-    frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    frame: pd.DataFrame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     if len(frames) > 1:
         frame = frame.drop_duplicates(subset=list(KEY), keep="last").reset_index(drop=True)
     if cols is not None:

@@ -16,7 +16,10 @@ import os
 import platform
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PROVIDER = REGION = "local"
 INSTANCE_TYPE = "localhost"
@@ -77,7 +80,7 @@ def _machine_facts() -> tuple[tuple[str, Any], ...]:
     return tuple(record.items())
 
 
-def local_frame():  # type: ignore[no-untyped-def]
+def local_frame() -> pd.DataFrame:
     """This machine's row as a one-row DataFrame with the schema's columns and dtypes."""
     from ccdsl.catalog.store import frame_from_rows
     from ccdsl.catalog.user import validate_record

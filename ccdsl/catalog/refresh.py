@@ -22,9 +22,13 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from ccdsl.errors import CatalogError, MissingDependencyError
+
+if TYPE_CHECKING:
+    from ccdsl.catalog.facts import ProcessorFact
 
 PRICING_REGION = "us-east-1"  # the Price List API is served from us-east-1 (and ap-south-1) only
 PRICE_FILTERS = {"operatingSystem": "Linux", "tenancy": "Shared", "preInstalledSw": "NA", "capacitystatus": "Used"}
@@ -48,7 +52,7 @@ class RefreshResult:
     warnings: tuple[str, ...] = field(default=())
 
 
-def _boto3():  # type: ignore[no-untyped-def]
+def _boto3() -> tuple[ModuleType, ModuleType, ModuleType]:
     try:
         import boto3
         import botocore.config
@@ -114,7 +118,7 @@ def latest_spot_prices(history: Iterable[dict[str, Any]]) -> dict[str, float]:
     return out
 
 
-def _shipped_processor_facts():  # type: ignore[no-untyped-def]
+def _shipped_processor_facts() -> tuple[dict[str, ProcessorFact | None], dict[str, int]]:
     """instance type -> ProcessorFact, and type -> vcpus, from the shipped catalog (facts EC2 does not return)."""
     from ccdsl.catalog.facts import FAMILY_PROCESSORS, PROCESSOR_STRINGS
     from ccdsl.catalog.loader import load

@@ -11,11 +11,14 @@ import io
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ccdsl.catalog.schema import COLUMN_NAMES, DTYPES
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
@@ -38,14 +41,14 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
         raise
 
 
-def _arrow_schema():  # type: ignore[no-untyped-def]
+def _arrow_schema() -> Any:  # a pyarrow.Schema (pyarrow ships no types)
     import pyarrow as pa
 
     types = {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64(), "bool": pa.bool_()}
     return pa.schema([(name, types[DTYPES[name]]) for name in COLUMN_NAMES])
 
 
-def parquet_bytes(rows: list[Mapping[str, Any]]) -> bytes:
+def parquet_bytes(rows: Sequence[Mapping[str, Any]]) -> bytes:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -79,22 +82,23 @@ def csv_bytes(rows: Iterable[Mapping[str, Any]], columns: tuple[str, ...] = COLU
     return buf.getvalue().encode()
 
 
-def frame_from_arrow(table):  # type: ignore[no-untyped-def]
+def frame_from_arrow(table: Any) -> pd.DataFrame:
     """Arrow table -> DataFrame with exactly the schema's dtypes (strings as pandas ``string``)."""
     import pandas as pd
     import pyarrow as pa
 
     string = pd.StringDtype()
-    return table.to_pandas(types_mapper={pa.string(): string, pa.large_string(): string}.get)
+    frame: pd.DataFrame = table.to_pandas(types_mapper={pa.string(): string, pa.large_string(): string}.get)
+    return frame
 
 
-def read_parquet(path: Path, columns: list[str] | None = None):  # type: ignore[no-untyped-def]
+def read_parquet(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
     import pyarrow.parquet as pq
 
     return frame_from_arrow(pq.read_table(path, columns=columns))
 
 
-def frame_from_rows(rows: list[Mapping[str, Any]]):  # type: ignore[no-untyped-def]
+def frame_from_rows(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """Validated row dicts (user catalogs) -> DataFrame with the schema's dtypes."""
     import pyarrow as pa
 

@@ -26,13 +26,18 @@ from __future__ import annotations
 import difflib
 import math
 import re
+import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ccdsl import taxonomy
 from ccdsl.catalog.schema import COLUMN_NAMES, DTYPES
 from ccdsl.errors import CatalogError, CatalogRowError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 REQUIRED = ("provider", "instance_type", "vcpus", "memory_gib")
 CLOUD_REQUIRED = ("region", "price_per_hour")
@@ -229,7 +234,7 @@ def _csv_records(path: Path, text: str) -> list[tuple[dict[str, Any], int | None
     except StopIteration:
         return []
     header = [h.strip() for h in header]
-    rows = []
+    rows: list[tuple[dict[str, Any], int | None]] = []
     for fields in reader:
         line = reader.line_num
         if not fields or all(not f.strip() for f in fields):
@@ -240,8 +245,13 @@ def _csv_records(path: Path, text: str) -> list[tuple[dict[str, Any], int | None
             raise CatalogRowError(f"expected {len(header)} fields, found {len(fields)}", path=str(path),
                                   line=line, column=header[min(len(fields), len(header)) - 1] if header else None)
         record = dict(zip(header, fields))
-        rows.append((validate_record(record, str(path), lambda _c, n=line: n), line))
+        rows.append((validate_record(record, str(path), _at_line(line)), line))
     return rows
+
+
+def _at_line(line: int) -> Callable[[str | None], int | None]:
+    """Every column of a CSV row is on the row's line."""
+    return lambda _column: line
 
 
 def _toml_line_finder(text: str) -> Callable[[int, str | None], int | None]:
@@ -276,10 +286,10 @@ def _toml_line_finder(text: str) -> Callable[[int, str | None], int | None]:
 
 
 def _toml_records(path: Path, text: str) -> list[tuple[dict[str, Any], int | None]]:
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+    else:
+        import tomli as tomllib
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -334,7 +344,7 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
     return [r for r, _ in located]
 
 
-def read_user_catalog(path: str | Path):  # type: ignore[no-untyped-def]
+def read_user_catalog(path: str | Path) -> pd.DataFrame:
     """A user catalog file as a DataFrame with the schema's dtypes."""
     from ccdsl.catalog.store import frame_from_rows
 
