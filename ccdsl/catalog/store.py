@@ -71,7 +71,7 @@ def format_value(value: Any, dtype: str) -> str:
     return str(value)
 
 
-def csv_bytes(rows: Iterable[Mapping[str, Any]], columns: tuple[str, ...] = COLUMN_NAMES) -> bytes:
+def csv_bytes(rows: Iterable[Mapping[Any, Any]], columns: tuple[str, ...] = COLUMN_NAMES) -> bytes:
     import csv
 
     buf = io.StringIO()

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PRICE_MAX_AGE_DAYS = 180
 
@@ -15,7 +18,7 @@ LIST_COLUMNS = ("provider", "region", "instance_type", "vcpus", "memory_gib", "c
                 "accelerator_count", "accelerator_model", "network_gbps", "price_per_hour")
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("catalog", help="inspect, rebuild, refresh or extend the instance catalog")
     cs = p.add_subparsers(dest="catalog_command", metavar="SUBCOMMAND")
     cs.required = True
@@ -204,7 +207,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _frame(user: bool = True):  # type: ignore[no-untyped-def]
+def _frame(user: bool = True) -> pd.DataFrame:
     from ccdsl.catalog.loader import load
 
     return load(user=user)

@@ -12,6 +12,7 @@ because MPI_Abort may end the job before the process manager forwarded the rank'
 """
 
 import base64
+import io
 import json
 import os
 import pickle

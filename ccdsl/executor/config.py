@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -313,10 +314,10 @@ def config_path() -> Path | None:
 
 def load(path: str | os.PathLike[str] | None = None) -> Config:
     """Read and validate the configuration (``path`` or the search order above)."""
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+    else:
+        import tomli as tomllib
 
     file = Path(path) if path is not None else config_path()
     if file is None:
@@ -339,10 +340,9 @@ def reference() -> str:
     """The ``ccdsl.toml`` reference: every section and key with its default and meaning (used in the README)."""
     out = []
     for name, cls in SECTIONS.items():
-        out.append(f"[{name}]  # {cls.__doc__.splitlines()[0]}")
+        out.append(f"[{name}]  # {(cls.__doc__ or name).splitlines()[0]}")
         for f in dataclasses.fields(cls):
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-            out.append(f"{f.name} = {_toml(default)}  # {f.metadata['doc']}")
+            out.append(f"{f.name} = {_toml(_default(f))}  # {f.metadata['doc']}")
         out.append("")
     return "\n".join(out)
 

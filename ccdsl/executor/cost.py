@@ -146,9 +146,14 @@ def seconds_by_status(history: Sequence[st.StatusChange], now: float) -> dict[st
 
 def price_per_hour(prices: Iterable[st.RolePrice]) -> float | None:
     prices = list(prices)
-    if not prices or any(p.price_per_node_hour is None for p in prices):
+    if not prices:
         return None
-    return money(sum(p.price_per_node_hour * p.node_count for p in prices))  # type: ignore[operator]
+    total = 0.0
+    for p in prices:
+        if p.price_per_node_hour is None:
+            return None
+        total += p.price_per_node_hour * p.node_count
+    return money(total)
 
 
 def estimate(state: st.State, record: st.ClusterRecord, now: float | None = None) -> Cost:

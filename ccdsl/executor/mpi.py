@@ -118,7 +118,7 @@ def _parallel(fn, items: Sequence) -> list:
         return []
     with ThreadPoolExecutor(max_workers=min(32, len(items))) as pool:
         futures = [pool.submit(fn, item) for item in items]
-        errors = [f.exception() for f in futures if f.exception() is not None]
+        errors = [e for f in futures if (e := f.exception()) is not None]
         if errors:
             raise errors[0]
         return [f.result() for f in futures]
@@ -180,7 +180,7 @@ def prepare_cluster(handle: str, nodes: Sequence[Node], *, manager: Node | None 
 
 
 def _known_name(node: Node) -> str:
-    addr = node.private_address or node.address
+    addr = node.private_address or node.address or ""
     return addr if node.port == 22 else f"[{addr}]:{node.port}"
 
 
@@ -319,15 +319,17 @@ class _LocalProcess:
                                      env=env, start_new_session=True, preexec_fn=_die_with_parent)
 
     def pump(self, out: _Output, deadline: float | None) -> int:
+        stdout, stderr = self.proc.stdout, self.proc.stderr
+        assert stdout is not None and stderr is not None  # Popen(stdout=PIPE, stderr=PIPE)
         sel = selectors.DefaultSelector()
-        sel.register(self.proc.stdout, selectors.EVENT_READ, "stdout")
-        sel.register(self.proc.stderr, selectors.EVENT_READ, "stderr")
+        sel.register(stdout, selectors.EVENT_READ, "stdout")
+        sel.register(stderr, selectors.EVENT_READ, "stderr")
         try:
             while sel.get_map():
                 if deadline is not None and time.monotonic() > deadline:
                     raise _Deadline
                 for key, _ in sel.select(timeout=0.5):
-                    chunk = os.read(key.fileobj.fileno(), 65536)
+                    chunk = os.read(key.fd, 65536)
                     if chunk:
                         out.feed(key.data, chunk)
                     else:
@@ -352,7 +354,8 @@ class _LocalProcess:
         except (ProcessLookupError, PermissionError):
             pass
         for f in (self.proc.stdout, self.proc.stderr):
-            f.close()
+            if f is not None:
+                f.close()
 
 
 class _RemoteProcess:
@@ -361,7 +364,8 @@ class _RemoteProcess:
 
     def __init__(self, client, node: Node, argv: list[str], ssh_options: ssh.SshOptions,
                  payload: tuple[bytes, str] | None = None, requires: str | None = None) -> None:
-        self.client, self.node, self.pid, self.options = client, node, None, ssh_options
+        self.client, self.node, self.options = client, node, ssh_options
+        self.pid: str | None = None
         # the payload, if any, comes first on stdin (saves an SFTP session per run)
         receive = (f"umask 077; head -c {len(payload[0])} > {shlex.quote(payload[1])} || exit 97; "
                    if payload else "")
@@ -447,9 +451,10 @@ _pickle_lock = threading.Lock()
 def _user_module(name: str | None) -> Any:
     """The module to pickle by value: user code the nodes cannot import (not stdlib, not site-packages)."""
     module = sys.modules.get(name or "")
-    if module is None or name == "__main__" or not getattr(module, "__file__", None):
+    file = getattr(module, "__file__", None)
+    if module is None or name == "__main__" or not file:
         return None
-    path = os.path.realpath(module.__file__)
+    path = os.path.realpath(file)
     system = {os.path.realpath(p) for k in ("stdlib", "platstdlib", "purelib", "platlib")
               if (p := sysconfig.get_paths().get(k))}
     return None if any(path.startswith(p + os.sep) for p in system) else module
@@ -505,6 +510,13 @@ class Launcher:
         manager = via if via is not None and all(via.instance_id != n.instance_id for n in nodes) else None
         self.pool = connections if connections is not None else (
             ssh.Connections(ssh_options, jump=manager) if mode == "ssh" else None)
+
+    @property
+    def _ssh_pool(self) -> ssh.Connections:
+        """The SSH connections of an ssh-mode launcher (local mode has none, and never asks)."""
+        if self.pool is None:
+            raise RuntimeError("a local-mode launcher has no SSH connections")
+        return self.pool
 
     # -- public ---------------------------------------------------------------------------------------------------
     @property
@@ -637,7 +649,7 @@ class Launcher:
         self._last_run = payload_path
         inline = via.instance_id == first.instance_id
         if not inline:  # ManagerWorkers: rank 0's node is a worker, reached through the manager
-            ssh.put(self.pool.get(first), payload, payload_path, node=first)
+            ssh.put(self._ssh_pool.get(first), payload, payload_path, node=first)
         hosts = ",".join(f"{n.private_address or n.address}:{self.ppn}" for n in self.nodes)
         via_dir = self._extra(via, "ccdsl_dir")
         argv = [self._extra(via, "mpiexec"), "-launcher", "ssh", "-launcher-exec", f"{via_dir}/ssh",
@@ -684,7 +696,7 @@ class Launcher:
         source, name = _RANK_FILE.read_bytes(), rank_script_name()
 
         def install(node: Node) -> None:
-            ssh.put(self.pool.get(node), source, f"{self._extra(node, 'ccdsl_dir')}/{name}", mode=0o644, node=node)
+            ssh.put(self._ssh_pool.get(node), source, f"{self._extra(node, 'ccdsl_dir')}/{name}", mode=0o644, node=node)
 
         _parallel(install, self._targets())
 
@@ -759,14 +771,14 @@ class Launcher:
     def _health(self) -> None:
         """During a run, every ``liveness`` seconds: does every node's sshd still answer?  mpiexec does not notice
         a node that vanished without closing its connections (power loss, partition); the job would hang."""
-        wait = min(10.0, max(2.0, self.pool.options.connect_timeout))
+        wait = min(10.0, max(2.0, self._ssh_pool.options.connect_timeout))
 
         def check(node: Node) -> str | None:
             try:
-                self.pool.get(node).get_transport().open_session(timeout=wait).close()
+                self._ssh_pool.get(node).get_transport().open_session(timeout=wait).close()
                 return None
             except Exception as exc:  # SSHException on timeout, EOFError/OSError on a dead socket
-                self.pool.drop(node)
+                self._ssh_pool.drop(node)
                 return f"{ssh.describe(node)} stopped answering during the run ({exc or type(exc).__name__})"
 
         dead = [m for m in _parallel(check, self._targets()) if m]
@@ -780,9 +792,9 @@ class Launcher:
         if self.mode != "ssh":
             return []
         tag = getattr(self, "_last_run", None)
-        quick = replace(self.pool.options, connect_timeout=min(5.0, self.pool.options.connect_timeout))
-        probe_pool = ssh.Connections(quick, jump=self.pool.jump)
-        probe_pool.store = self.pool.store
+        quick = replace(self._ssh_pool.options, connect_timeout=min(5.0, self._ssh_pool.options.connect_timeout))
+        probe_pool = ssh.Connections(quick, jump=self._ssh_pool.jump)
+        probe_pool.store = self._ssh_pool.store
         command = "true"
         if tag:
             # the path is split across a variable so that this shell's own command line does not match pkill's

@@ -172,7 +172,8 @@ def fingerprint(key) -> str:
 
 
 def _policy(store: HostKeyStore, node: Node, accept_new: bool):
-    paramiko = _paramiko()
+    _paramiko()  # a clear error when it is missing
+    import paramiko
 
     class Pinned(paramiko.MissingHostKeyPolicy):
         def missing_host_key(self, client, hostname, key):  # paramiko's signature

@@ -21,6 +21,7 @@ import os
 import time
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 

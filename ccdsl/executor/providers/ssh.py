@@ -84,10 +84,11 @@ def parse_hosts(config: Config) -> list[Host]:
         if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
             raise ConfigError(f"{what}: 'port' must be a port number, not {port!r}")
         name = table.get("name") or table["address"]
-        key = table.get("key_path")
+        key_path = table.get("key_path")
         hosts.append(Host(name=name, address=table["address"], private_address=table.get("private_address") or
                           table["address"], user=table.get("user") or default_user, port=port,
-                          key_path=os.path.expanduser(key) if key else default_key, type=table.get("type") or name))
+                          key_path=os.path.expanduser(key_path) if key_path else default_key,
+                          type=table.get("type") or name))
     names = [h.name for h in hosts]
     dup = next((n for n in names if names.count(n) > 1), None)
     if dup:
