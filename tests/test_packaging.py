@@ -33,6 +33,11 @@ def test_wheel_contains_grammar_and_catalog(wheel_dir: Path) -> None:
     assert packaged == shipped
 
 
+def test_wheel_ships_py_typed(wheel_dir: Path) -> None:
+    """PEP 561: without the marker, type checkers treat an installed ccdsl as untyped (every call is Any)."""
+    assert (wheel_dir / "ccdsl" / "py.typed").is_file()
+
+
 def test_installed_wheel_resolves_outside_the_checkout(wheel_dir: Path, tmp_path: Path) -> None:
     contract = tmp_path / "c.ccc"
     contract.write_text("c = @cluster(node_count => 2, node_machinetype => EC2Type_T3_xLarge)\n")

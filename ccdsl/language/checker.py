@@ -194,13 +194,13 @@ def _check_value(param: Parameter, value: ast.Value, report: _Report) -> tuple[s
             ok = False
     if not ok:
         return None
-    # @between takes two numbers (normalize() has rejected anything else): the isinstance checks narrow the types
-    first, last = args[0], args[-1]
-    if qualifier == "between" and isinstance(first, ast.Number) and isinstance(last, ast.Number) \
-            and float(values[0]) > float(values[1]):
-        report.add(f"@between({first.text}, {last.text}) is empty: the lower bound is above the upper bound",
-                   value.pos, hint=f"write @between({last.text}, {first.text})")
-        return None
+    if qualifier == "between":
+        # two numbers: the arity is checked above and normalize() rejected anything else (isinstance narrows)
+        first, last = args[0], args[1]
+        if isinstance(first, ast.Number) and isinstance(last, ast.Number) and float(values[0]) > float(values[1]):
+            report.add(f"@between({first.text}, {last.text}) is empty: the lower bound is above the upper bound",
+                       value.pos, hint=f"write @between({last.text}, {first.text})")
+            return None
     if qualifier in ("oneof", "not"):
         values = list(dict.fromkeys(values))
     return qualifier, tuple(values)
