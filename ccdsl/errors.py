@@ -9,6 +9,7 @@ assert on fields and the renderer draws the caret.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 # How many diagnostics a report shows before it only counts the rest, and how much of a long source line.
@@ -78,7 +79,7 @@ def _excerpt(line: str, column: int | None, end_column: int | None) -> list[str]
     return [f"    {before}{marked}{after}", "    " + " " * len(before) + "^" + "~" * (width - 1)]
 
 
-def render_all(diagnostics, source: str | None = None, limit: int = MAX_SHOWN) -> str:
+def render_all(diagnostics: Iterable[Diagnostic], source: str | None = None, limit: int = MAX_SHOWN) -> str:
     """Every diagnostic up to ``limit`` errors (warnings among them kept), then how many more there are: a file with
     thousands of errors gives a readable report in time linear in its size."""
     lines = source.split("\n") if source is not None else None

@@ -111,10 +111,12 @@ PARAMETERS: dict[str, Parameter] = {p.name: p for p in _ALL}
 # What each configuration parameter is for (read by deploy, never by the resolver).
 _CONFIG_DOCS = {
     "image_id": "machine image (AMI) of the nodes", "user": "SSH login user on the nodes",
-    "sshflags": "not supported (ccdsl connects with paramiko): refused", "key_name": "EC2 key pair name", "subnet_id": "EC2 subnet",
+    "sshflags": "not supported (ccdsl connects with paramiko): refused", "key_name": "EC2 key pair name",
+    "subnet_id": "EC2 subnet",
     "security_group_id": "EC2 security group", "ssh_cidr": "address range allowed to reach port 22",
     "placement_group": "EC2 placement group (\"cluster\" for low latency)", "spot": "true: spot instances",
-    "root_volume_size": "root volume size in GiB", "tags": 'instance tags: "key=value, key=value"', "hosts": "hosts of the SSH provider",
+    "root_volume_size": "root volume size in GiB", "tags": 'instance tags: "key=value, key=value"',
+    "hosts": "hosts of the SSH provider",
     "mpi_flags": "extra flags for mpiexec", "python": "Python interpreter on the nodes (a command or a path)",
 }
 PARAMETERS.update({n: Parameter(n, "config", "config", doc=_CONFIG_DOCS.get(n, "")) for n in _CONFIG})

@@ -196,14 +196,13 @@ class NetnsHosts:
         host = self.hosts[i]
         if host.proc is not None and host.proc.poll() is None:
             return
-        log = open(host.log, "ab")
         # 'ip netns exec' gives the command a mount namespace of its own: bind the host's private folder there
         # (sshd and every session it starts see it; the root namespace and the other hosts do not)
         script = (f"mount --bind {shlex.quote(str(self.private_of(i)))} {shlex.quote(str(self.private))} && "
                   f"exec {SSHD} -D -e -f {shlex.quote(str(host.sshd_config))}")
-        host.proc = subprocess.Popen(["ip", "netns", "exec", host.netns, "sh", "-c", script],
-                                     stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-        log.close()
+        with open(host.log, "ab") as log:  # sshd keeps its own copy of the descriptor
+            host.proc = subprocess.Popen(["ip", "netns", "exec", host.netns, "sh", "-c", script],
+                                         stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         if wait:
             self.wait_listening(i)
 

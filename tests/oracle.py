@@ -314,7 +314,8 @@ def best(sols: list[Answer]) -> Answer | None:
 
 def subcontract(contract: Contract, keep: list[Clause], keep_default_count: bool) -> Contract:
     """The contract with only ``keep`` (plus its cluster_type).  A node count that is not kept (the written clause
-    or the default 1) is relaxed to any count up to the cap, which is what dropping its assumption means to the solver."""
+    or the default 1) is relaxed to any count up to the cap, which is what dropping its assumption means to the
+    solver."""
     clauses = [c for c in contract.clauses if c.parameter == "cluster_type"] + list(keep)
     kept_count = any(c.parameter == "node_count" for c in keep) or (
         contract.clause("node_count") is None and keep_default_count)

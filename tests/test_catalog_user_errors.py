@@ -39,10 +39,10 @@ def test_instances_that_are_not_tables_are_a_row_error(tmp_path, text: str) -> N
 def test_add_refuses_a_name_that_leaves_the_catalog_dir(data_dir, tmp_path, name: str) -> None:
     f = tmp_path / "hosts.csv"
     f.write_text(CSV)
-    before = {p for p in tmp_path.rglob("*")}
+    before = set(tmp_path.rglob("*"))
     with pytest.raises(CatalogError, match="plain file name"):
         add(f, name)
-    assert {p for p in tmp_path.rglob("*")} == before  # nothing written anywhere under tmp (the data dir included)
+    assert set(tmp_path.rglob("*")) == before  # nothing written anywhere under tmp (the data dir included)
     assert add(f, "lab-hosts.csv") == user_catalog_dir() / "lab-hosts.csv"
 
 

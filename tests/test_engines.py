@@ -17,7 +17,7 @@ import pytest
 
 import ccdsl
 from ccdsl.errors import ExecutionError
-from fixtures_netns import netns_hosts  # noqa: F401
+from fixtures_netns import netns_hosts
 from test_workdir import make_project, ssh_deploy, ssh_settings
 
 pytest.importorskip("mpi4py")
@@ -55,7 +55,8 @@ def second_process(data: Path, handle: str, code: str, settings: dict | None = N
         rc = ccdsl.reconnect(HANDLE, config=CONFIG).engines()
         rc.activate()  # registers %px / %%px in this IPython
     """).replace("HANDLE", repr(handle)).replace(
-        "CONFIG", f"Config.from_dict(json.loads({json.dumps(settings)!r}))" if settings else "None") + textwrap.dedent(code)
+        "CONFIG", f"Config.from_dict(json.loads({json.dumps(settings)!r}))" if settings else "None",
+    ) + textwrap.dedent(code)
     env = {**os.environ, "CCDSL_DATA_DIR": str(data / "data"), "PYTHONPATH": os.pathsep.join(sys.path)}
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -101,7 +102,7 @@ def no_engine_processes(pids_of, handle: str) -> list[str]:
 # -- local provider -----------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def local4(module_data):
-    data, proj = module_data
+    _data, proj = module_data
     c = ccdsl.deploy(ccdsl.cluster(node_provider="Local", node_count=4), workdir=proj)
     yield c
     if c.status != "terminated":

@@ -9,7 +9,7 @@ import ccdsl
 from ccdsl.cli import main
 from ccdsl.errors import ExecutionError, ProviderError
 from ccdsl.executor.providers.ssh import Claims
-from fixtures_executor import data_dir  # noqa: F401
+from fixtures_executor import data_dir
 
 
 @pytest.mark.parametrize("text,where", [

@@ -10,7 +10,7 @@ import pytest
 
 import ccdsl
 from ccdsl.cli import main
-from ccdsl.errors import MAX_SHOWN, ContractError, ContractSyntaxError, Diagnostic, UnsatisfiableError, printable
+from ccdsl.errors import MAX_SHOWN, ContractError, ContractSyntaxError, Diagnostic, printable
 from ccdsl.language import MAX_BYTES, check, parse
 
 
@@ -42,7 +42,7 @@ ESC = "\x1b[2J\x1b[31mred\x07"
 @pytest.mark.parametrize("text", [
     f'c = @cluster(accelerator => "{ESC}")',            # a value echoed in the message
     f'c = @cluster(node_count => 4 "{ESC}")',           # a syntax error on the line echoed under it
-    f'c = @cluster(node_count => 4, processor => "a\u202eb")',  # a bidi override
+    'c = @cluster(node_count => 4, processor => "a\u202eb")',  # a bidi override
 ])
 def test_terminal_escapes_in_a_contract_are_shown_escaped(text: str, capsys, tmp_path) -> None:
     f = tmp_path / "c.ccc"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from html.parser import HTMLParser
 
 import ccdsl
-from fixtures_executor import data_dir  # noqa: F401
+from fixtures_executor import data_dir
 
 
 class Cells(HTMLParser):

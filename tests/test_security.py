@@ -10,7 +10,7 @@ from ccdsl.cli import main
 from ccdsl.errors import ConfigError, ContractError
 from ccdsl.executor.config import Config, load
 from ccdsl.security import network, violations
-from fixtures_executor import data_dir, ec2, ec2_config  # noqa: F401
+from fixtures_executor import data_dir, ec2, ec2_config
 
 GUARDED = ["security_group_id", "subnet_id", "key_name", "image_id", "hosts", "mpi_flags", "python"]
 
@@ -56,9 +56,9 @@ def test_host_bits_are_refused_not_widened(cidr: str, tmp_path) -> None:
 
 def test_host_bits_are_refused_by_the_aws_provider_too() -> None:
     pytest.importorskip("boto3")
-    from ccdsl.executor.providers import aws
-
     import dataclasses
+
+    from ccdsl.executor.providers import aws
     p = aws.make(dataclasses.replace(Config(), aws=dataclasses.replace(Config().aws, ssh_cidr="203.0.113.9/0")), {})
     with pytest.raises(ConfigError, match="host bits"):
         p._ssh_cidr()

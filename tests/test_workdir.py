@@ -10,7 +10,6 @@ import json
 import os
 import stat
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,8 +18,8 @@ import ccdsl
 from ccdsl.cli import main
 from ccdsl.errors import ClusterError, ConfigError, SetupError
 from ccdsl.executor import _tree
-from fixtures_executor import data_dir  # noqa: F401
-from fixtures_netns import netns_hosts  # noqa: F401
+from fixtures_executor import data_dir
+from fixtures_netns import netns_hosts
 
 pytest.importorskip("mpi4py")
 
@@ -44,10 +43,11 @@ def make_project(root: Path) -> Path:
 def where(comm):
     """On every rank: working directory, the module's value, the data file, and whether ignored things came."""
     import os
+    from pathlib import Path
 
     import pkg.mod
 
-    seen = (os.getcwd(), pkg.mod.X, open("data.txt").read().strip(), os.access("tool.sh", os.X_OK),
+    seen = (os.getcwd(), pkg.mod.X, Path("data.txt").read_text().strip(), os.access("tool.sh", os.X_OK),
             sorted(n for n in (".git", "__pycache__", ".venv", "out", "big.log") if os.path.exists(n)))
     return comm.gather(seen, root=0)
 

@@ -311,7 +311,7 @@ def _toml_records(path: Path, text: str) -> list[tuple[dict[str, Any], int | Non
             raise CatalogRowError(f"instance {i + 1} is {type(inst).__name__} {inst!r:.40}, not a table; write each "
                                   "instance as an [[instance]] table", path=str(path),
                                   line=_key_line(text, "instance"), column=None)
-    return [(validate_record({**defaults, **inst}, str(path), lambda c, i=i: find(i, c)), find(i, None))
+    return [(validate_record({**defaults, **inst}, str(path), partial(find, i)), find(i, None))
             for i, inst in enumerate(instances)]
 
 

@@ -56,7 +56,8 @@ def scan(root, patterns=None, stamps=None):
     """``(files, dirs)`` of the folder ``root``; ``patterns`` (None: none) leave paths out.  Symbolic links are
     followed for files; a missing root is an empty tree.  ``stamps`` (a dict), if given, receives every file's
     mtime in nanoseconds: two versions of a file written within one second, of equal size, differ there."""
-    files, dirs = {}, set()
+    files: dict[str, tuple[int, int, int]] = {}
+    dirs: set[str] = set()
     if not os.path.isdir(root):
         return files, dirs
     for here, subdirs, names in os.walk(root):
@@ -146,6 +147,8 @@ def _apply(dst):
             os.makedirs(os.path.dirname(path), exist_ok=True)
             tmp = path + ".ccdsl-tmp"
             src = tar.extractfile(member)
+            if src is None:  # only regular files are extracted (checked above); extractfile gives None otherwise
+                continue
             with open(tmp, "wb") as f:
                 shutil.copyfileobj(src, f, 1 << 20)
             os.chmod(tmp, member.mode)
@@ -170,8 +173,8 @@ def _on_node(python, action, dst, *args):
     first on stdin (its length is in the command), the action's own input follows."""
     with open(os.path.abspath(__file__), "rb") as f:
         source = f.read()
-    code = ("import sys;s=sys.stdin.buffer.read(%d);sys.argv=%r;exec(compile(s,'_tree.py','exec'))"
-            % (len(source), ["_tree", action, dst, *args]))
+    argv = ["_tree", action, dst, *args]
+    code = f"import sys;s=sys.stdin.buffer.read({len(source)});sys.argv={argv!r};exec(compile(s,'_tree.py','exec'))"
     return [python, "-c", code], source
 
 
@@ -194,6 +197,7 @@ def _relay(src, dst, ssh, targets):
         try:  # one SSH session per worker: its listing comes back, then the changes and files go out
             proc = subprocess.Popen([ssh, host, shlex.join(argv)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE)
+            assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None  # PIPEs
             try:
                 proc.stdin.write(code)
                 proc.stdin.flush()
@@ -213,10 +217,10 @@ def _relay(src, dst, ssh, targets):
             finally:
                 code_ = proc.wait()
             if code_ != 0:
-                raise RuntimeError("exit %d: %s" % (code_, err.decode(errors="replace")[-500:]))
+                raise RuntimeError(f"exit {code_}: {err.decode(errors='replace')[-500:]}")
             report = {"host": host, "files": len(changes["send"]), "fresh": not theirs[0],
                       "bytes": sum(source[0][r][0] for r in changes["send"]), "deleted": len(changes["delete"])}
-        except Exception as exc:  # noqa: BLE001 - reported per worker
+        except Exception as exc:  # reported per worker
             report = {"host": host, "error": str(exc)}
         with lock:
             print(json.dumps(report), flush=True)
@@ -239,7 +243,7 @@ def main(argv):
     elif action == "relay":
         _relay(argv[1], argv[2], argv[3], argv[4:])
     else:
-        raise SystemExit("unknown action %r" % action)
+        raise SystemExit(f"unknown action {action!r}")
     return 0
 
 

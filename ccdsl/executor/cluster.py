@@ -221,7 +221,7 @@ class Cluster:
         r = self.record
         try:
             rate = cost.estimate(self.state, r).price_per_hour
-        except Exception:  # noqa: BLE001 - a repr must not fail
+        except Exception:  # a repr must not fail
             rate = None
         price = f", ${rate:.4f}/hour" if rate is not None else ""
         title = (f"<b>{_html(r.contract)}</b> {_html(self.handle)}: {_html(r.cluster_type)} on {_html(r.provider)}, "
@@ -349,7 +349,7 @@ class Cluster:
             return
         try:
             self.stop_engines()
-        except Exception as exc:  # noqa: BLE001 - reported, the lifecycle step goes on
+        except Exception as exc:  # reported, the lifecycle step goes on
             log.warning("%s: could not stop the engines cleanly: %s", self.handle, getattr(exc, "message", exc))
             self._engines = None
             for name in ("engines.json", "client.json"):

@@ -185,7 +185,7 @@ def contract_overrides(contract: Any) -> dict[str, dict[str, Any]]:
     return overrides
 
 
-def _with_file_tags(overrides: Mapping[str, Mapping[str, Any]], config: "Config") -> dict[str, dict[str, Any]]:
+def _with_file_tags(overrides: Mapping[str, Mapping[str, Any]], config: Config) -> dict[str, dict[str, Any]]:
     """A contract's ``tags`` are added to those of ccdsl.toml (the contract's value wins for the same key)."""
     out = {k: dict(v) for k, v in overrides.items()}
     if "tags" in out.get("aws", {}):

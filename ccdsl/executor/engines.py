@@ -37,8 +37,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ccdsl.errors import ExecutionError, MissingDependencyError
 from ccdsl.executor.model import Node
@@ -117,7 +118,7 @@ class Tunnel:
                 return
             try:
                 upstream = self.opener(port)
-            except Exception:  # noqa: BLE001 - the client sees a closed connection and reconnects
+            except Exception:  # the client sees a closed connection and reconnects
                 conn.close()
                 continue
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -151,7 +152,7 @@ class Tunnel:
             for s in (conn, upstream):
                 try:
                     s.close()
-                except Exception:  # noqa: BLE001
+                except Exception:
                     pass
 
     def close(self) -> None:
@@ -163,7 +164,7 @@ class Tunnel:
         for c in conns:
             try:
                 c.close()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
 
 
@@ -274,7 +275,7 @@ class Engines:
         self.handle = cluster.handle
         self.client: Any = None
         self.tunnel: Tunnel | None = None
-        self._pool: "ssh.Connections | None" = None
+        self._pool: ssh.Connections | None = None
 
     # -- where things are ---------------------------------------------------------------------------------------
     @property
@@ -287,7 +288,7 @@ class Engines:
         workers, manager = split_roles(self.cluster.nodes())
         return workers, manager or workers[0]
 
-    def _ssh(self) -> "ssh.Connections":
+    def _ssh(self) -> ssh.Connections:
         from ccdsl.executor import mpi, ssh
         from ccdsl.executor.cluster import known_hosts_path
 
@@ -333,7 +334,7 @@ class Engines:
         if saved is not None:
             try:
                 self._kill(saved)
-            except Exception:  # noqa: BLE001 - a node that is gone has nothing left to kill
+            except Exception:  # a node that is gone has nothing left to kill
                 pass
         d = state_dir(self.handle)
         for name in ("engines.json", "client.json"):
@@ -365,10 +366,9 @@ class Engines:
         for f in ("ipcontroller-client.json", "ipcontroller-engine.json"):
             (security / f).unlink(missing_ok=True)
         engine_profile.mkdir(exist_ok=True, mode=0o700)
-        log = open(d / "controller.log", "ab")
-        controller = subprocess.Popen(_controller_args(sys.executable, str(profile), "127.0.0.1"),
-                                      stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
-        log.close()
+        with open(d / "controller.log", "ab") as log:  # the controller keeps its own copy of the descriptor
+            controller = subprocess.Popen(_controller_args(sys.executable, str(profile), "127.0.0.1"),
+                                          stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
         engine_file = security / "ipcontroller-engine.json"
         client_file = security / "ipcontroller-client.json"
         deadline = time.monotonic() + 60
@@ -386,12 +386,11 @@ class Engines:
         folder = self.cluster._workdir_on_nodes()
         if folder:
             env["PYTHONPATH"] = folder + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        log = open(d / "engines.log", "ab")
-        job = subprocess.Popen([mpi.local_mpiexec(), "-n", str(size), *_engine_args(sys.executable,
-                                                                                      str(engine_profile))],
-                               cwd=folder or str(d), env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                               start_new_session=True)
-        log.close()
+        with open(d / "engines.log", "ab") as log:
+            job = subprocess.Popen([mpi.local_mpiexec(), "-n", str(size),
+                                    *_engine_args(sys.executable, str(engine_profile))],
+                                   cwd=folder or str(d), env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                   start_new_session=True)
         return {"mode": "local", "size": size, "controller_pid": controller.pid, "mpiexec_pid": job.pid,
                 "log": str(d / "engines.log"), "client": json.loads(client_file.read_text()),
                 "started": time.time()}
@@ -402,7 +401,7 @@ class Engines:
         workers, via = self._roles()
         base = via.extra["ccdsl_dir"]
         e = f"{base}/{REMOTE}"
-        address = via.private_address or via.address
+        address = via.private_address or via.address or ""
         python = via.extra.get("python") or "python3"
         q = shlex.quote
         security = f"{e}/profile/security"
@@ -482,11 +481,11 @@ class Engines:
             if shutdown:
                 try:
                     client.shutdown(hub=True, block=False)
-                except Exception:  # noqa: BLE001 - the processes are killed below anyway
+                except Exception:  # the processes are killed below anyway
                     pass
             try:
                 client.close()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
         if self.tunnel is not None:
             self.tunnel.close()
@@ -518,7 +517,7 @@ class Engines:
                 return Path(saved["log"]).read_text(errors="replace")[-4000:]
             _, via = self._roles()
             return self._run(via, f"tail -c 4000 {shlex.quote(saved['log'])}", timeout=20).stdout
-        except Exception:  # noqa: BLE001 - the error names what it can
+        except Exception:  # the error names what it can
             return ""
 
     def _raise_dead(self, saved: dict[str, Any]) -> None:

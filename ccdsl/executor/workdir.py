@@ -25,9 +25,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ccdsl.errors import ConfigError, ExecutionError, SetupError
 from ccdsl.executor import _tree
@@ -182,9 +183,9 @@ def _sftp_rmtree(sftp: Any, path: str) -> None:
 def sync_sftp(client: Any, node: Node, source: Path, local: tuple[tuple[dict, set], dict[str, int]],
               counter: Counter) -> Synced:
     """Make the node's copy equal to ``source`` over one SFTP session: list, delete, send what changed."""
-    from ccdsl.executor import ssh
-
     import json
+
+    from ccdsl.executor import ssh
 
     root = remote_dir(node)
     mine, stamps = local
@@ -270,7 +271,8 @@ def relay(client: Any, manager: Node, workers: Sequence[Node], counter: Counter,
         else:
             counter.plan(report["files"], report["bytes"])
             counter.done(report["files"], report["bytes"])
-            out.append(Synced(name, node.instance_id if node else "?", report["files"], report["bytes"], report["deleted"], report["fresh"]))
+            out.append(Synced(name, node.instance_id if node else "?", report["files"], report["bytes"],
+                              report["deleted"], report["fresh"]))
     if errors or res.code != 0 or len(out) != len(workers):
         detail = "; ".join(errors) or res.stderr.strip()[-500:] or f"exit {res.code}"
         raise ExecutionError(f"the manager {ssh.describe(manager)} could not copy the folder to the workers: "
@@ -310,7 +312,7 @@ def setup_local(directory: Path, command: str, stream: Stream) -> None:
                          node="this machine", exit_code=code)
 
 
-def setup_remote(pool: "ssh.Connections", nodes: Sequence[Node], command: str, stream: Stream) -> None:
+def setup_remote(pool: ssh.Connections, nodes: Sequence[Node], command: str, stream: Stream) -> None:
     """Run the set-up in the folder on every node at once, streaming each output line with the node's name.
     Every node runs to its end; then a failure names the node(s) and exit code(s)."""
     from ccdsl.executor import mpi, ssh
@@ -328,9 +330,7 @@ def setup_remote(pool: "ssh.Connections", nodes: Sequence[Node], command: str, s
                 *lines, partial = (partial + data).split(b"\n")
                 for line in lines:
                     stream(name, line.decode(errors="replace"))
-            elif chan.exit_status_ready() and not chan.recv_ready():
-                break
-            elif chan.closed:
+            elif (chan.exit_status_ready() and not chan.recv_ready()) or chan.closed:
                 break
             else:
                 ssh._wait_channel(chan, 0.05)
@@ -361,7 +361,7 @@ class ProgressBar:
 
     def __call__(self, files: int, total_files: int, size: int, total_size: int) -> None:
         frac = 1.0 if total_size == 0 and files >= total_files else (size / total_size if total_size else 0.0)
-        filled = int(round(frac * self.width))
+        filled = round(frac * self.width)
         self.last = (f"sync [{'#' * filled}{'-' * (self.width - filled)}] {files:>4}/{total_files} files  "
                      f"{size / 1e6:.1f}/{total_size / 1e6:.1f} MB")
         if self.tty:
@@ -375,7 +375,7 @@ class ProgressBar:
 
 
 # -- a cluster's nodes --------------------------------------------------------------------------------------------
-def sync_nodes(handle: str, provider: str, nodes: Sequence[Node], config: Any, source: Path, *,
+def sync_nodes(handle: str, provider: str, nodes: Sequence[Node], config: Any, source: str | Path, *,
                progress: SyncProgress | None = None) -> list[Synced]:
     """Make the folder on every node of a cluster equal to ``source``; report per node."""
     from ccdsl.executor import mpi, ssh

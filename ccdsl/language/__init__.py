@@ -23,7 +23,6 @@ from ccdsl.language.checker import check_contracts
 from ccdsl.language.parser import parse_ast
 from ccdsl.language.printer import format_contract, format_contracts
 
-
 # Contracts are a few lines; a larger input is refused before it is read whole, so that a stray binary, a log file
 # or /dev/zero ends in a clear error, not in minutes of work or a MemoryError.  $CCDSL_MAX_CONTRACT_BYTES raises it.
 MAX_BYTES = 1 << 20

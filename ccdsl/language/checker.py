@@ -70,7 +70,7 @@ def _errors(report: _Report) -> int:
 
 def _check_contract(node: ast.ContractNode, report: _Report) -> Contract | None:
     clauses: list[Clause] = []
-    config: list[tuple[str, object]] = []
+    config: list[tuple[str, Value]] = []
     config_spans: list[tuple[str, Span | None]] = []
     warnings: list[str] = []
     seen: dict[tuple[str | None, str], ast.ClauseNode] = {}

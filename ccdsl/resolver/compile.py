@@ -32,6 +32,7 @@ optimum and the unsat cores are preserved.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -325,7 +326,7 @@ def compile_problem(workers: RoleSpec, worker_classes: Classes, manager: RoleSpe
 
 def count_formula(clause: Clause) -> str:
     """A node_count clause on the Int ``n``: whole numbers compared exactly (no slack), as :mod:`.counts` does."""
-    q, vals = clause.qualifier, [Fraction(exact(v)) for v in clause.values]
+    q, vals = clause.qualifier, [Fraction(exact(_number(v))) for v in clause.values]
     whole = [int(v) for v in vals if v.denominator == 1]
     if q == "unrestricted":
         return "true"
@@ -373,10 +374,15 @@ def exact(x: float | int | Fraction) -> Fraction:
     return Fraction(repr(float(x)))
 
 
-def _slack(v: Value, sign: int) -> Fraction:
-    if isinstance(v, str):  # a numeric clause holds numbers (the checker saw to it)
+def _number(v: Value) -> float | int:
+    """A numeric clause's value: the checker only lets numbers through."""
+    if isinstance(v, str):
         raise TypeError(f"not a number: {v!r}")
-    e = exact(v)
+    return v
+
+
+def _slack(v: Value, sign: int) -> Fraction:
+    e = exact(_number(v))
     return e + sign * _TOL * max(Fraction(1), abs(e))
 
 

@@ -25,12 +25,13 @@ Rules:
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from ccdsl.contract import Clause
+from ccdsl.contract import Clause, Value
 from ccdsl.errors import ContractError, Diagnostic
 from ccdsl.parameters import MAX_COUNT
 from ccdsl.resolver.filter import number_test, tolerance
@@ -38,7 +39,7 @@ from ccdsl.resolver.filter import number_test, tolerance
 MAX_NODES = 1024
 
 
-def _whole(values: tuple, clause: Clause) -> list[float]:
+def _whole(values: tuple[Value, ...], clause: Clause) -> list[float]:
     """The numeric values of a node_count clause, refused above :data:`MAX_COUNT`."""
     out = []
     for v in values:
@@ -50,7 +51,7 @@ def _whole(values: tuple, clause: Clause) -> list[float]:
     return out
 
 
-def too_many(clause: Clause, value) -> ContractError:
+def too_many(clause: Clause, value: float) -> ContractError:
     """The error for a node count above :data:`MAX_COUNT`, at the clause's position."""
     span = clause.span
     shown = value if isinstance(value, int) and len(str(value)) <= 30 else f"{float(value):.4g}"
@@ -76,7 +77,7 @@ class CountDomain:
     stops: np.ndarray
 
     @staticmethod
-    def of(intervals: list[tuple[float, float]]) -> "CountDomain":
+    def of(intervals: list[tuple[float, float]]) -> CountDomain:
         """From any inclusive intervals (empty ones dropped, overlapping or adjacent ones merged)."""
         merged: list[list[float]] = []
         for a, b in sorted((a, b) for a, b in intervals if a <= b):
@@ -99,7 +100,7 @@ class CountDomain:
     def last(self) -> int:
         return int(self.stops[-1])
 
-    def at_most(self, limit: float) -> "CountDomain":
+    def at_most(self, limit: float) -> CountDomain:
         """The counts ≤ ``limit``."""
         if not limit < math.inf:
             return self
@@ -123,7 +124,8 @@ class CountDomain:
             return np.zeros(n.shape, dtype=bool)
         idx = np.searchsorted(self.stops, n, side="left")
         safe = np.minimum(idx, len(self.starts) - 1)
-        return (idx < len(self.starts)) & (self.starts[safe] <= n) & (n == np.floor(n))
+        inside: np.ndarray = (idx < len(self.starts)) & (self.starts[safe] <= n) & (n == np.floor(n))
+        return inside
 
 
 def count_domain(clause: Clause | None, fixed: int | None = None) -> CountDomain:
@@ -147,7 +149,7 @@ def count_domain(clause: Clause | None, fixed: int | None = None) -> CountDomain
         return CountDomain.of([(v, v) for v in whole[:1 if q == "just" else None]])
     if q == "not":
         edges = [0.0, *whole, cap + 1]
-        return CountDomain.of([(a + 1, b - 1) for a, b in zip(edges, edges[1:])])
+        return CountDomain.of([(a + 1, b - 1) for a, b in itertools.pairwise(edges)])
     raise ValueError(f"unknown qualifier {q!r}")
 
 

@@ -25,6 +25,7 @@ from ccdsl.parameters import PARAMETERS
 from ccdsl import taxonomy
 from ccdsl.resolution import Choice, place_of, quantity
 from ccdsl.resolver import compile as comp
+from ccdsl.resolver import solve
 from ccdsl.resolver.counts import MAX_NODES, count_cap, count_domain
 from ccdsl.resolver.filter import AWS, NAMING, ON_PREMISE, clause_mask, naming_clauses
 from ccdsl.resolver import solve
@@ -139,7 +140,8 @@ def minimal_core(ranking: Ranking) -> list[comp.Literal]:
 def _vectorized_core(ranking: Ranking) -> list[comp.Literal]:
     """The same deletion-based minimization, with the vectorized ranking as the feasibility check (for problems
     over :data:`.solve.Z3_CLASS_LIMIT`).  Dropping a clause means what it means to the solver: a dropped node count
-    (written or the default 1) allows any count up to the cap (1024, or the largest count the clause named), a dropped locale lets every region compete."""
+    (written or the default 1) allows any count up to the cap (1024, or the largest count the clause named), a
+    dropped locale lets every region compete."""
     wspec = ranking.workers.spec
     lits, _ = literal_table(wspec, ranking.manager.spec if ranking.manager is not None else None)
     core = list(lits)
