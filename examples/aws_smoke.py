@@ -109,7 +109,7 @@ def one_cluster(name: str, spot: bool, config: cfg.Config, ec2) -> None:
         run_on(cluster, RANK_SUM)
         run_on(cluster, FACTS_SCRIPT)
         node_python = cluster.nodes()[0].extra.get("python_version")
-        if node_python == "%d.%d" % sys.version_info[:2]:
+        if node_python == "{}.{}".format(*sys.version_info[:2]):
             assert cluster.run(rank_sum) == 1, "rank sum of run(fn) is not 0 + 1"
             print(f"{name}: run(fn) works (both sides Python {node_python})")
         else:
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, spot in (("smoke_on_demand", False), ("smoke_spot", True)):
         try:
             one_cluster(name, spot, config, ec2)
-        except Exception as exc:  # noqa: BLE001 - report and go on to the other cluster and the checks
+        except Exception as exc:  # report and go on to the other cluster and the checks
             failures.append(f"{name}: {type(exc).__name__}: {exc}")
             print(f"FAILED {failures[-1]}")
     left = [x for x in leftovers(ec2) if x not in before]

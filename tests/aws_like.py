@@ -104,7 +104,7 @@ class AwsLike:
         self.groups: dict[str, dict] = {}  # placement group name -> group (+ "_members", "_refusals")
 
     def enable(self, *names: str, polls: int | None = None, in_use: int | None = None, listings: int | None = None,
-               bad_types: tuple[str, ...] = ()) -> "AwsLike":
+               bad_types: tuple[str, ...] = ()) -> AwsLike:
         unknown = set(names) - set(BEHAVIOURS)
         assert not unknown, unknown
         self.on.update(names)
@@ -198,7 +198,7 @@ class AwsLike:
         ids = [i["InstanceId"] for i in parsed.get("Instances", [])]
         if "not_found_first" in self.on:
             self.fresh.update(ids)
-            self.hidden.update({i: self.listings for i in ids})
+            self.hidden.update(dict.fromkeys(ids, self.listings))
         group = (p.get("Placement") or {}).get("GroupName")
         if group in self.groups:
             self.groups[group]["_members"].update(ids)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from aws_like import AwsLike, aws_like, error  # noqa: F401  (fixture)
+from aws_like import AwsLike, error  # fixture
 from ccdsl.errors import CapacityError, ProviderError
 from ccdsl.executor.model import NodeRequest
-from fixtures_executor import aws_settings, data_dir, ec2, ec2_config, hooks, tagged  # noqa: F401
-from fixtures_netns import netns_hosts  # noqa: F401
+from fixtures_executor import aws_settings, data_dir, ec2, ec2_config, hooks, tagged
+from fixtures_netns import netns_hosts
 
 HANDLE = "BeHaViOuRsOfAwS"
 
@@ -384,9 +384,8 @@ def test_install_passes_user_data_and_nodes_wait_for_cloud_init(ec2_config, ec2)
     p.terminate(HANDLE, nodes)
     plain = provider(ec2_config)  # without [mpi] install: no user data
     nodes = launch(plain, request(count=1))
-    assert "UserData" not in ec2.describe_instance_attribute(InstanceId=nodes[0].instance_id,
-                                                             Attribute="userData") or not ec2.describe_instance_attribute(
-        InstanceId=nodes[0].instance_id, Attribute="userData")["UserData"].get("Value")
+    attribute = ec2.describe_instance_attribute(InstanceId=nodes[0].instance_id, Attribute="userData")
+    assert "UserData" not in attribute or not attribute["UserData"].get("Value")
     plain.terminate(HANDLE, nodes)
 
 

@@ -75,7 +75,7 @@ runcmd:
 _MUTATING = ("create_", "run_", "authorize_", "start_", "stop_", "import_", "allocate_", "request_")
 
 
-def make(config: Config, settings: Mapping[str, Any]) -> "AwsProvider":
+def make(config: Config, settings: Mapping[str, Any]) -> AwsProvider:
     return AwsProvider(config.aws, settings, install=config.mpi.install)
 
 
@@ -293,7 +293,7 @@ class AwsProvider:
         ids: set[str] = set()
         for params in self._uncertain:
             try:
-                answer = self._retry_not_visible(lambda p=params: self.call("run_instances", **p))
+                answer = self._retry_not_visible(partial(self.call, "run_instances", **params))
             except CapacityError:
                 continue  # refused now; then it could not have launched the first time either
             ids.update(i["InstanceId"] for i in answer["Instances"])
@@ -400,8 +400,8 @@ class AwsProvider:
                 if getattr(exc, "code", "") != "InvalidSpotInstanceRequestID.NotFound":
                     raise
                 for sir in sorted(sirs):  # one unknown id fails the whole call: cancel one by one
-                    self._retry_in_use(lambda i=sir: self.call("cancel_spot_instance_requests",
-                                                               SpotInstanceRequestIds=[i]),
+                    self._retry_in_use(partial(self.call, "cancel_spot_instance_requests",
+                                               SpotInstanceRequestIds=[sir]),
                                        set(), {"InvalidSpotInstanceRequestID.NotFound"}, time.monotonic())
 
     def _spot_requests(self, handle: str | None) -> list[dict]:
@@ -414,18 +414,18 @@ class AwsProvider:
     def _delete_cluster_resources(self, handle: str, deadline: float) -> None:
         """Security groups, key pairs, placement group and detached volumes tagged with ``handle``."""
         for sg in self._tagged("describe_security_groups", "SecurityGroups", handle):
-            self._retry_in_use(lambda g=sg["GroupId"]: self.call("delete_security_group", GroupId=g),
+            self._retry_in_use(partial(self.call, "delete_security_group", GroupId=sg["GroupId"]),
                                {"DependencyViolation"}, {"InvalidGroup.NotFound"}, deadline)
         for kp in self._tagged("describe_key_pairs", "KeyPairs", handle):
-            self._retry_in_use(lambda k=kp["KeyName"]: self.call("delete_key_pair", KeyName=k), set(),
+            self._retry_in_use(partial(self.call, "delete_key_pair", KeyName=kp["KeyName"]), set(),
                                {"InvalidKeyPair.NotFound"}, deadline)
         if "placement_group_created" in self.resources or self.config.placement_group:
             for pg in self._tagged("describe_placement_groups", "PlacementGroups", handle):
-                self._retry_in_use(lambda g=pg["GroupName"]: self.call("delete_placement_group", GroupName=g),
+                self._retry_in_use(partial(self.call, "delete_placement_group", GroupName=pg["GroupName"]),
                                    {"InvalidPlacementGroup.InUse"}, {"InvalidPlacementGroup.Unknown"}, deadline)
         for volume in self._volumes(handle):  # root volumes go with their instances; a detached one would leak
             if volume["State"] == "available":
-                self._retry_in_use(lambda v=volume["VolumeId"]: self.call("delete_volume", VolumeId=v),
+                self._retry_in_use(partial(self.call, "delete_volume", VolumeId=volume["VolumeId"]),
                                    {"VolumeInUse"}, {"InvalidVolume.NotFound"}, deadline)
 
     def leftovers(self, handle: str) -> list[str]:
