@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from aws_like import AwsLike, error  # fixture
+from aws_like import AwsLike, aws_like, error  # aws_like: the fixture
 from ccdsl.errors import CapacityError, ProviderError
 from ccdsl.executor.model import NodeRequest
 from fixtures_executor import aws_settings, data_dir, ec2, ec2_config, hooks, tagged
