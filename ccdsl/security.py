@@ -77,6 +77,8 @@ def violations(contract: Any, config: Any) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     for key, value in contract.config:
         name = key.rsplit(".", 1)[-1]
+        problem: str | None
+        hint: str | None
         if name != key:  # deploy reads configuration for the whole cluster: a role's own value would be dropped
             problem, hint = (f"configuration applies to the whole cluster, so {key} would be ignored",
                              f"write {name} => … without '{key.split('.')[0]}.'")

@@ -556,7 +556,7 @@ def test_deploy_run_interrupt_resume_terminate_as_ec2_behaves(aws_env, data_dir,
         assert bool(aws_like.spot) == spot
     finally:
         text = netns_hosts.authorized_keys.read_text()
-        netns_hosts.authorized_keys.write_text("".join(l for l in text.splitlines(True) if l not in added))
+        netns_hosts.authorized_keys.write_text("".join(k for k in text.splitlines(True) if k not in added))
 
 
 def test_the_smoke_test_spends_nothing_without_yes(tmp_path):
