@@ -43,8 +43,9 @@ EPILOGS = {
               "The handle is printed on stdout; progress goes to stderr.\n\n" + EXIT_CODES,
     "clusters": "example:\n  ccdsl clusters --all\n\n" + EXIT_CODES,
     "nodes": "example:\n  ccdsl nodes HANDLE\n\n" + EXIT_CODES,
-    "run": "examples:\n  ccdsl run HANDLE -- python examples/rank_sum.py --n 10\n  ccdsl run HANDLE -- python -c 'import socket; "
-           "print(socket.gethostname())'\n  ccdsl run HANDLE --np 2 -- python -m mypackage.main\n"
+    "run": "examples:\n  ccdsl run HANDLE -- python examples/rank_sum.py --n 10\n"
+           "  ccdsl run HANDLE -- python -c 'import socket; print(socket.gethostname())'\n"
+           "  ccdsl run HANDLE --np 2 -- python -m mypackage.main\n"
            "  ccdsl run HANDLE -- hostname\n\n"
            "exit codes: the program's (as mpiexec reports it), 1 a ccdsl error, 130 interrupted",
     "catalog list": "examples:\n  ccdsl catalog list --region us-east-1 --gpu --min-vcpus 8\n"

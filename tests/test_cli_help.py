@@ -23,7 +23,7 @@ ALL = sorted(commands(build_parser()), key=lambda x: x[0])
 @pytest.mark.parametrize("path,parser", ALL, ids=[" ".join(p) for p, _ in ALL])
 def test_each_command_has_a_description_an_example_or_exit_codes_and_explained_arguments(path, parser) -> None:
     text = parser.format_help()
-    usage, _, rest = text.partition("\n\n")
+    _usage, _, rest = text.partition("\n\n")
     assert rest.splitlines()[0].endswith("."), text  # the description line, right under the usage
     assert "exit codes:" in text, text
     for action in parser._actions:
@@ -71,9 +71,8 @@ def test_deploy_resolves_with_the_same_options_as_resolve(capsys, tmp_path, monk
 
 
 def test_the_files_the_help_examples_name_exist() -> None:
-    from pathlib import Path
-
     import re
+    from pathlib import Path
 
     from ccdsl.cli import EPILOGS
 

@@ -10,7 +10,7 @@ import pytest
 from ccdsl.cli import main
 from ccdsl.executor.model import Node
 from ccdsl.executor.state import ClusterRecord, State
-from fixtures_executor import data_dir  # noqa: F401
+from fixtures_executor import data_dir
 
 pytest.importorskip("mpi4py")
 

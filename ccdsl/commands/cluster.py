@@ -267,9 +267,8 @@ def cmd_cost_report(args: argparse.Namespace) -> int:
 
 
 def cmd_nodes(args: argparse.Namespace) -> int:
-    from ccdsl.executor import get
-
     from ccdsl.commands.contract import table
+    from ccdsl.executor import get
     from ccdsl.executor import state as st
 
     c = get(args.handle)

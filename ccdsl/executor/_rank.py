@@ -61,7 +61,8 @@ def main(argv):
         os.chdir(workdir)
         sys.path.insert(0, workdir)
     for stream in (sys.stdout, sys.stderr):  # one write per line, so lines of different ranks do not mix
-        stream.reconfigure(line_buffering=True, write_through=False)  # (python -u: lines still come at once)
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(line_buffering=True, write_through=False)  # (python -u: lines still come at once)
     mode, payload_path, args = argv[0], argv[1], argv[2:]
     data = None
     if comm.Get_rank() == 0:
@@ -121,7 +122,7 @@ def _as_main(comm, payload_path, run):
             return code
         print(code, file=sys.stderr)
         return 1
-    except BaseException as exc:  # noqa: BLE001
+    except BaseException as exc:
         tb = exc.__traceback__
         while tb is not None and tb.tb_frame.f_code.co_filename == __file__:  # the user's frames, not ours
             tb = tb.tb_next

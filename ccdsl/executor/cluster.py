@@ -297,7 +297,8 @@ class Cluster:
 
         with self._lock:
             if self.status != st.RUNNING:
-                raise ClusterError(f"cluster {self.handle} is {self.status}, not running", hint=self._not_running_hint())
+                raise ClusterError(f"cluster {self.handle} is {self.status}, not running",
+                                   hint=self._not_running_hint())
             if self._launcher is None:
                 workers, manager = split_roles(self.nodes())
                 local = self.provider == "local"
@@ -413,7 +414,7 @@ class Cluster:
         return {st.INTERRUPTED: f"resume it first: ccdsl resume {self.handle}",
                 st.FAILED: f"it failed{why}; `ccdsl terminate {self.handle}` removes what is left of it, then "
                            "deploy a new one",
-                st.DEPLOYING: f"its deploy has not finished; `ccdsl clusters` shows when it is running",
+                st.DEPLOYING: "its deploy has not finished; `ccdsl clusters` shows when it is running",
                 st.TERMINATED: f"it is gone{why}; deploy a new one (`ccdsl deploy FILE`)"}.get(
             record.status, "see `ccdsl clusters`")
 

@@ -422,7 +422,7 @@ def _abort(handle: str, provider: Any, state: st.State, exc: BaseException, *, r
         state.update_cluster(handle, status=st.TERMINATED, owner_pid=None,
                              note=f"deploy failed ({reason}); " + ("everything it created was removed" if attempted
                                                                    else "nothing was created"))
-    except BaseException as cleanup_exc:  # noqa: BLE001 - a second Ctrl-C, or the cloud refusing
+    except BaseException as cleanup_exc:  # a second Ctrl-C, or the cloud refusing
         what = cleanup_exc.message if isinstance(cleanup_exc, CcdslError) else type(cleanup_exc).__name__
         state.update_cluster(handle, status=st.FAILED, owner_pid=None,
                              note=f"deploy failed ({reason}) and clean-up failed ({what})")

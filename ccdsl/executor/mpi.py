@@ -646,7 +646,7 @@ class Launcher:
         via = self.via or first
         directory = self._extra(first, "ccdsl_dir")
         payload_path = f"{directory}/run-{uuid.uuid4().hex}.payload"
-        self._last_run = payload_path
+        self._last_run: str | None = payload_path
         inline = via.instance_id == first.instance_id
         if not inline:  # ManagerWorkers: rank 0's node is a worker, reached through the manager
             ssh.put(self._ssh_pool.get(first), payload, payload_path, node=first)
@@ -657,7 +657,7 @@ class Launcher:
                 *self.options.extra_args, *(["-genv", "CCDSL_WORKDIR", self.workdir] if self.workdir else []),
                 "-n", str(np), self._extra(first, "python"), *flags, f"{directory}/{rank_script_name()}", mode,
                 payload_path, *args]
-        proc = _RemoteProcess(self.pool.get(via), via, argv, self.pool.options,
+        proc = _RemoteProcess(self._ssh_pool.get(via), via, argv, self._ssh_pool.options,
                               payload=(payload, payload_path) if inline else None,
                               requires=f"{directory}/{rank_script_name()}" if inline else None)
         try:
@@ -683,7 +683,7 @@ class Launcher:
                    "-hosts", hosts, *(["-iface", self.options.iface] if self.options.iface else []),
                    *self.options.extra_args, *here, "-n", str(np), *argv]
         self._last_run = None
-        proc = _RemoteProcess(self.pool.get(via), via, command, self.pool.options)
+        proc = _RemoteProcess(self._ssh_pool.get(via), via, command, self._ssh_pool.options)
         try:
             code = self._pump(proc, out, timeout, ssh.describe(via), self._health)
         except BaseException:

@@ -22,13 +22,11 @@ from ccdsl import taxonomy
 from ccdsl.contract import Clause, Contract
 from ccdsl.errors import Conflict, UnsatisfiableError
 from ccdsl.parameters import PARAMETERS
-from ccdsl import taxonomy
 from ccdsl.resolution import Choice, place_of, quantity
 from ccdsl.resolver import compile as comp
 from ccdsl.resolver import solve
 from ccdsl.resolver.counts import MAX_NODES, count_cap, count_domain
 from ccdsl.resolver.filter import AWS, NAMING, ON_PREMISE, clause_mask, naming_clauses
-from ccdsl.resolver import solve
 from ccdsl.resolver.solve import Ranking, RoleRows, literal_table, lower_budget, rank, row_name, solver_for
 from ccdsl.resolver.view import CatalogView
 
