@@ -9,8 +9,9 @@ default region or a just/oneof ``cluster_locale`` names a GovCloud region, free 
 ``ssh``) only when a ``node_provider``, ``cluster_locale`` or ``node_machinetype`` clause (just/oneof) names their
 provider, region or type (a priced one competes like a cloud row), node_count default 1, compared
 exactly (whole numbers, no slack), and ranges capped at max(1024, named counts) (domains too large to list
-are tried at the counts next to every boundary, see ``_edges``), a row's count at most its ``max_nodes`` (NaN = unlimited) and one less when
-the manager is that same row, totals = count × per-node value, budget = workers + manager, manager and
+are tried at the counts next to every boundary, see ``_edges``), a row's count at most its ``max_nodes``
+(NaN = unlimited) and one less when the manager is that same row, totals = count × per-node value,
+budget = workers + manager, manager and
 workers in the same provider and region.  Unknown prices (NaN): such a row meets no ``node_price`` and no
 budget; a cluster with an unknown price competes only when no priced cluster satisfies the contract, and then the
 tie rules choose (fewer nodes, more vCPUs, provider, region, type name).  Slow by design; use small catalogs.

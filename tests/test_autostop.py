@@ -12,13 +12,15 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 import ccdsl
 from ccdsl.cli import main
 from ccdsl.errors import ConfigError
-from ccdsl.executor import cost, guard, state as st
+from ccdsl.executor import cost, guard
+from ccdsl.executor import state as st
 from ccdsl.executor.config import Config
 from ccdsl.executor.deploy import Plan
 from ccdsl.executor.model import NodeRequest
@@ -62,7 +64,7 @@ def watchdogs_of(handle: str) -> list[int]:
     for name in os.listdir("/proc"):
         if name.isdigit():
             try:
-                cmd = open(f"/proc/{name}/cmdline", "rb").read().replace(b"\0", b" ").decode()
+                cmd = Path(f"/proc/{name}/cmdline").read_bytes().replace(b"\0", b" ").decode()
             except OSError:
                 continue
             if "watchdog.py run" in cmd and f"/{handle}/" in cmd:
@@ -263,7 +265,7 @@ def test_watchdog_survives_the_users_ssh_connection_dropping(netns_hosts, data_d
                               text=True).stdout.split()
         for p in pids:
             try:
-                if open(f"/proc/{p}/comm").read().strip() == "sshd":
+                if Path(f"/proc/{p}/comm").read_text().strip() == "sshd":
                     os.kill(int(p), 9)
             except OSError:
                 pass

@@ -18,12 +18,11 @@ import pytest
 pytest.importorskip("moto")
 pytest.importorskip("libcloud")
 
-from ccdsl._resources import catalog_dir  # noqa: E402
-from ccdsl.catalog.build import build  # noqa: E402
-from ccdsl.catalog.schema import COLUMN_NAMES, DTYPES  # noqa: E402
-from ccdsl.catalog.store import read_parquet  # noqa: E402
-
-from catalog_sources import raw_karpenter, raw_offerings, raw_prices, raw_processors, raw_specs  # noqa: E402
+from catalog_sources import raw_karpenter, raw_offerings, raw_prices, raw_processors, raw_specs
+from ccdsl._resources import catalog_dir
+from ccdsl.catalog.build import build
+from ccdsl.catalog.schema import COLUMN_NAMES, DTYPES
+from ccdsl.catalog.store import read_parquet
 
 
 @pytest.fixture(scope="module")

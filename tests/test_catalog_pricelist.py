@@ -14,12 +14,12 @@ import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import urlparse
 
 import pytest
 
-from ccdsl.catalog import load
-from ccdsl.catalog import pricelist
+from ccdsl.catalog import load, pricelist
 from ccdsl.catalog.loader import user_catalog_dir
 from ccdsl.catalog.pricelist import Progress, read_offer, refresh_from_price_list
 from ccdsl.catalog.schema import COLUMN_NAMES
@@ -35,12 +35,12 @@ class Files(BaseHTTPRequestHandler):
     body bytes to send before dropping the connection."""
 
     root: Path = FIXTURES
-    cuts: dict[str, list[int]] = {}
+    cuts: ClassVar[dict[str, list[int]]] = {}  # shared by every request's handler
     ignore_range = False
-    seen: list[tuple[str, str | None]] = []
+    seen: ClassVar[list[tuple[str, str | None]]] = []
     protocol_version = "HTTP/1.1"
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         path = urlparse(self.path).path
         type(self).seen.append((path, self.headers.get("Range")))
         f = self.root / path.lstrip("/")

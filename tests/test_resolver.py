@@ -138,8 +138,9 @@ def test_a_manager_without_a_known_price_makes_the_cluster_price_unknown() -> No
     df = frame({"instance_type": "m.large", "vcpus": 2, "price_per_hour": np.nan},
                {"instance_type": "m.xlarge", "vcpus": 4, "price_per_hour": 0.5},
                {"instance_type": "w.large", "vcpus": 8, "price_per_hour": 1.0})
-    mw = lambda *extra: contract(C("cluster_type", "just", "ManagerWorkers"),  # noqa: E731
-                                 C("node_vcpus_count", "atleast", 8, role="worker"), *extra)
+    def mw(*extra):
+        return contract(C("cluster_type", "just", "ManagerWorkers"),
+                                     C("node_vcpus_count", "atleast", 8, role="worker"), *extra)
     r = resolve(mw(), df)
     assert (r.manager.instance_type, r.price_per_hour) == ("m.xlarge", 1.5)  # the priced manager, though dearer
     r = resolve(mw(C("node_vcpus_count", "atmost", 2, role="manager")), df)
@@ -184,7 +185,8 @@ GOV = frame({"instance_type": "m5.large", "price_per_hour": 0.096},
 
 def test_govcloud_competes_only_when_named(monkeypatch) -> None:
     monkeypatch.delenv("CCDSL_REGION", raising=False)
-    where = lambda *cl, **kw: [c.region for c in select(contract(*cl), GOV, **kw)]  # noqa: E731
+    def where(*cl, **kw):
+        return [c.region for c in select(contract(*cl), GOV, **kw)]
     assert where(any_region=True) == ["us-east-1", "eu-west-1"]  # cheaper, but another account
     assert where() == ["us-east-1"]
     assert where(region="us-gov-west-1") == ["us-gov-west-1"]
@@ -196,8 +198,9 @@ def test_govcloud_competes_only_when_named(monkeypatch) -> None:
     assert where(C("cluster_locale", "unrestricted")) == ["us-east-1", "eu-west-1"]
     for kw in ({"any_region": True}, {"region": "us-gov-west-1"}, {}):
         for cl in ((), (C("cluster_locale", "oneof", "us-gov-west-1", "eu-west-1"),)):
-            want = sorted((a.worker["region"] for a in oracle.solutions(GOV, contract(*cl), **{
-                "region": kw.get("region", "us-gov-west-1"), "any_region": kw.get("any_region", False)})))
+            want = sorted(a.worker["region"] for a in oracle.solutions(GOV, contract(*cl),
+                                                                       region=kw.get("region", "us-gov-west-1"),
+                                                                       any_region=kw.get("any_region", False)))
             got = sorted(c.region for c in select(contract(*cl), GOV, region=kw.get("region", "us-gov-west-1"),
                                                   any_region=kw.get("any_region", False)))
             assert got == want, (kw, cl)

@@ -6,7 +6,8 @@ published by AWS) regenerates its tables weekly from the Price List API.  The ta
 without a network or a Go toolchain: the files are gofmt'd Go map literals, regular enough to read line by line.
 
     >>> t = parse('// generated at 2026-07-20T13:44:30Z for us-east-1\\nvar Prices = map[string]float64{\\n'
-    ...           '\\t"us-east-1": {\\n\\t\\t// a1 family\\n\\t\\t"a1.large": 0.051000, "c7i-flex.large": 0.084780,\\n\\t},\\n')
+    ...           '\\t"us-east-1": {\\n\\t\\t// a1 family\\n'
+    ...           '\\t\\t"a1.large": 0.051000, "c7i-flex.large": 0.084780,\\n\\t},\\n')
     >>> t.generated, t.prices["us-east-1"]["c7i-flex.large"]
     ('2026-07-20T13:44:30Z', 0.08478)
 """
@@ -90,5 +91,6 @@ def read(directory: Path) -> tuple[str, dict[str, tuple[str, dict[str, float]]]]
                 out[region] = (table.generated, prices)
     except OSError as exc:
         raise CatalogError(f"cannot read Karpenter's vendored price tables: {exc}",
-                           hint="catalogs/sources/karpenter/ ships with ccdsl; restore it from the repository") from None
+                           hint="catalogs/sources/karpenter/ ships with ccdsl; restore it from the repository",
+                           ) from None
     return label, out

@@ -32,9 +32,10 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, TextIO
+from typing import Any, TextIO
 
 from ccdsl.errors import CatalogError
 
@@ -348,8 +349,8 @@ def _shipped_rows(region: str) -> tuple[dict[str, dict[str, Any]], dict[str, dic
     frame = load(user=False, local=False)
     here = frame[frame["region"] == region]
     anywhere = frame[frame["provider"] == "aws"].drop_duplicates("instance_type")
-    return ({r["instance_type"]: r for r in here.to_dict("records")},
-            {r["instance_type"]: r for r in anywhere.to_dict("records")})
+    return ({str(r["instance_type"]): {str(k): v for k, v in r.items()} for r in here.to_dict("records")},
+            {str(r["instance_type"]): {str(k): v for k, v in r.items()} for r in anywhere.to_dict("records")})
 
 
 def refresh_from_price_list(region: str, *, base_url: str = BASE_URL, progress: TextIO | None = None,
@@ -387,7 +388,7 @@ def refresh_from_price_list(region: str, *, base_url: str = BASE_URL, progress: 
     atomic_write(out, csv_bytes(rows, COLUMN_NAMES), mode=0o600)
     atomic_write(out.with_suffix(".json"), (json.dumps(sidecar, indent=2) + "\n").encode(), mode=0o600)
     clear_cache()
-    warnings = ()
+    warnings: tuple[str, ...] = ()
     if unknown:
         warnings = (f"{len(unknown)} types priced in {region} are not in the shipped catalog (no specs) and were "
                     f"left out: {', '.join(unknown[:5])}{', …' if len(unknown) > 5 else ''}",)

@@ -5,8 +5,8 @@ the same :func:`ccdsl.catalog.convert.type_facts` as the shipped build, so a ref
 row means.  On-demand prices come from the AWS Price List API (``pricing.get_products``, served from us-east-1);
 ``spot=True`` adds the latest spot prices from ``DescribeSpotPriceHistory`` (a failure there is a warning: the
 on-demand refresh is still written).  The Price List client never inherits the EC2 endpoint override, and every
-client retries in botocore's adaptive mode (up to 10 attempts), because GetProducts pages are throttled.  EC2 does not name processor models,
-so those come from the shipped catalog's facts for the same type (or family).
+client retries in botocore's adaptive mode (up to 10 attempts), because GetProducts pages are throttled.  EC2 does
+not name processor models, so those come from the shipped catalog's facts for the same type (or family).
 
 The result is written, atomically and only after everything was fetched, to
 ``<data dir>/catalogs/aws-<region>.refresh.csv`` with a ``.json`` sidecar recording when and from where; the

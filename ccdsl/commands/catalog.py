@@ -62,7 +62,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r.add_argument("--region", action="append", metavar="R",
                    help="region to refresh (repeatable; default: the AWS configuration's region)")
     r.add_argument("--endpoint-url", metavar="URL", help="EC2 endpoint (e.g. a moto server)")
-    r.add_argument("--pricing-endpoint-url", metavar="URL", help="Price List API endpoint (default: AWS's; never the --endpoint-url of EC2)")
+    r.add_argument("--pricing-endpoint-url", metavar="URL",
+                   help="Price List API endpoint (default: AWS's; never the --endpoint-url of EC2)")
     r.add_argument("--spot", action="store_true", help="also fetch spot prices (DescribeSpotPriceHistory)")
     r.add_argument("--no-price-fallback", action="store_true",
                    help="fail if the Price List API is unavailable instead of keeping shipped prices")
@@ -134,7 +135,7 @@ def price_age_days(price_date: str, today: Any = None) -> int:
     return (today - dt.date.fromisoformat(price_date)).days
 
 
-def price_sources(frame) -> list[tuple[str, int, str, str]]:  # type: ignore[no-untyped-def]
+def price_sources(frame: pd.DataFrame) -> list[tuple[str, int, str, str]]:
     """(price_source, rows, oldest date, newest date) of a catalog frame; unpriced rows as source "unknown"."""
     out = []
     source = frame["price_source"].fillna("").astype(str)
@@ -191,7 +192,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     users = installed()
     print(f"user catalogs: {user_catalog_dir()}" + ("" if users else " (none)"))
-    for u, n in users:
+    for u, count in users:
         side = u.with_suffix(".json")
         extra = ""
         if side.exists():
@@ -200,8 +201,8 @@ def cmd_info(args: argparse.Namespace) -> int:
                 extra = f"  refreshed {meta.get('fetched_at')}, prices from {meta.get('price_source')}"
             except ValueError:
                 extra = "  (unreadable sidecar)"
-        rows = "unreadable" if n is None else f"{n} row{'s' * (n != 1)}"
-        print(f"  {u.name} ({rows}){extra}")
+        size = "unreadable" if count is None else f"{count} row{'s' * (count != 1)}"
+        print(f"  {u.name} ({size}){extra}")
     if users:
         print("  (remove one with `ccdsl catalog remove NAME`)")
     return 0

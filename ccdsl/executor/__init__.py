@@ -46,7 +46,7 @@ def restart(cluster: Cluster | str, *, config: Config | None = None) -> Cluster:
 
 
 def autostop(cluster: Cluster | str, idle: str | float | None, *, down: bool = False,
-             max_cost: float | None = None, config: "Config | None" = None) -> Cluster:
+             max_cost: float | None = None, config: Config | None = None) -> Cluster:
     """Stop the cluster after ``idle`` (``"30m"``; ``"off"``: never) without activity, or when its estimated cost
     reaches ``max_cost`` USD; ``down`` terminates instead.  A watchdog on the cluster decides (laptop closed)."""
     c = get(cluster, config=config)
@@ -54,7 +54,7 @@ def autostop(cluster: Cluster | str, idle: str | float | None, *, down: bool = F
     return c
 
 
-def terminate(cluster: Cluster | str, *, config: "Config | None" = None) -> None:
+def terminate(cluster: Cluster | str, *, config: Config | None = None) -> None:
     """Release every resource of the cluster (``@terminate``), and check that nothing remains."""
     get(cluster, config=config).terminate()
 

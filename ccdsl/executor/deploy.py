@@ -25,7 +25,8 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from ccdsl.errors import CapacityError, CcdslError, ClusterError, SetupError
-from ccdsl.executor import cost, guard, state as st
+from ccdsl.executor import cost, guard
+from ccdsl.executor import state as st
 from ccdsl.executor.cluster import Cluster, is_handle, make_ready, new_handle, quiet, split_roles
 from ccdsl.executor.model import Node, NodeRequest, Progress
 from ccdsl.executor.providers import base
@@ -202,8 +203,8 @@ def _request(choice: Any, role: str, contract: str, spot: bool) -> NodeRequest:
 
 
 # -- deploy -----------------------------------------------------------------------------------------------------
-def deploy(target: Any, *, workdir: "str | os.PathLike[str] | None" = None, setup: str | None = None,
-           config: "Config | None" = None, progress: Progress | None = None, state: st.State | None = None,
+def deploy(target: Any, *, workdir: str | os.PathLike[str] | None = None, setup: str | None = None,
+           config: Config | None = None, progress: Progress | None = None, state: st.State | None = None,
            sync_progress: Any = None, setup_stream: Any = None, autostop: str | float | None = None,
            down: bool = False, max_cost: float | None = None) -> Cluster:
     """Create the cluster ``target`` (a Contract, a Resolution, or Plans) asks for; return it running and ready.
@@ -599,7 +600,7 @@ def clusters(*, config: Config | None = None, state: st.State | None = None,
     return out
 
 
-def cost_report(*, all: bool = False, days: float = 30, config: "Config | None" = None,  # noqa: A002
+def cost_report(*, all: bool = False, days: float = 30, config: Config | None = None,
                 state: st.State | None = None) -> list[ClusterInfo]:
     """Every cluster with its cost estimate, terminated ones included: the live ones (reconciled first, so a
     cluster stopped outside ccdsl stops costing from then on) and those started in the last ``days`` days
@@ -679,4 +680,5 @@ def get(cluster: Cluster | str, *, config: Config | None = None, state: st.State
     raise TypeError(f"expected a Cluster or a handle, not {type(cluster).__name__}")
 
 
-__all__ = ["ClusterInfo", "Plan", "Spec", "clusters", "cost_report", "deploy", "get", "reconcile", "reconnect", "spec_of"]
+__all__ = ["ClusterInfo", "Plan", "Spec", "clusters", "cost_report", "deploy", "get", "reconcile", "reconnect",
+           "spec_of"]

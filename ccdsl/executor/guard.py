@@ -28,12 +28,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from ccdsl.errors import ClusterError, ConfigError
-from ccdsl.executor import model, state as st
+from ccdsl.executor import model
+from ccdsl.executor import state as st
 
 if TYPE_CHECKING:
     from ccdsl.executor.cluster import Cluster
@@ -86,7 +88,7 @@ class Autostop:
                 if self.active else None)
 
     @classmethod
-    def from_settings(cls, d: Mapping[str, Any] | None) -> "Autostop":
+    def from_settings(cls, d: Mapping[str, Any] | None) -> Autostop:
         if not d:
             return cls()
         return cls(d.get("idle"), d.get("idle_seconds"), bool(d.get("down")), d.get("max_cost"))
@@ -127,7 +129,7 @@ def local_dir(handle: str) -> Path:
     return d
 
 
-def _watch_config(cluster: "Cluster", a: Autostop, directory: str, action: str) -> dict[str, Any]:
+def _watch_config(cluster: Cluster, a: Autostop, directory: str, action: str) -> dict[str, Any]:
     from ccdsl.executor import cost
 
     c = cost.estimate(cluster.state, cluster.record)
@@ -138,7 +140,7 @@ def _watch_config(cluster: "Cluster", a: Autostop, directory: str, action: str) 
             "shutdown_command": cluster.config.autostop.shutdown_command, "armed_at": time.time()}
 
 
-def arm(cluster: "Cluster", a: Autostop | None = None) -> None:
+def arm(cluster: Cluster, a: Autostop | None = None) -> None:
     """Start (or replace) the watchdog with ``a`` (default: the record's settings); stop it when ``a`` is off."""
     if a is None:
         a = Autostop.from_settings(cluster.record.settings.get("autostop"))
@@ -152,7 +154,7 @@ def arm(cluster: "Cluster", a: Autostop | None = None) -> None:
     cluster.state.journal(cluster.handle, "autostop-armed", **(a.to_settings() or {}))
 
 
-def _arm_local(cluster: "Cluster", a: Autostop) -> None:
+def _arm_local(cluster: Cluster, a: Autostop) -> None:
     _stop_local_watchdog(cluster.handle)
     d = local_dir(cluster.handle)
     cfg = _watch_config(cluster, a, str(d), "local")
@@ -186,7 +188,7 @@ def _stop_local_watchdog(handle: str) -> None:
         pass
 
 
-def _home(cluster: "Cluster") -> tuple[model.Node, list[model.Node], model.Node | None]:
+def _home(cluster: Cluster) -> tuple[model.Node, list[model.Node], model.Node | None]:
     """(where the watchdog runs: the manager or worker 0, the other nodes, the manager)."""
     from ccdsl.executor.cluster import split_roles
 
@@ -198,7 +200,7 @@ def _home(cluster: "Cluster") -> tuple[model.Node, list[model.Node], model.Node 
     return home, others, manager
 
 
-def _ssh_pool(cluster: "Cluster", manager: model.Node | None) -> Any:
+def _ssh_pool(cluster: Cluster, manager: model.Node | None) -> Any:
     from ccdsl.executor import mpi, ssh
     from ccdsl.executor.cluster import known_hosts_path
 
@@ -206,7 +208,7 @@ def _ssh_pool(cluster: "Cluster", manager: model.Node | None) -> Any:
     return ssh.Connections(options, jump=manager)
 
 
-def _arm_remote(cluster: "Cluster", a: Autostop) -> None:
+def _arm_remote(cluster: Cluster, a: Autostop) -> None:
     from ccdsl.executor import mpi, ssh
 
     home, others, manager = _home(cluster)
@@ -244,7 +246,7 @@ def _dir(node: model.Node) -> str:
     return str(d)
 
 
-def disarm(cluster: "Cluster") -> None:
+def disarm(cluster: Cluster) -> None:
     """Stop the watchdog (it also exits by itself at its next check once its config is gone)."""
     if cluster.provider == "local":
         _stop_local_watchdog(cluster.handle)
@@ -263,7 +265,7 @@ def disarm(cluster: "Cluster") -> None:
         pool.close()
 
 
-def set_autostop(cluster: "Cluster", a: Autostop) -> None:
+def set_autostop(cluster: Cluster, a: Autostop) -> None:
     """Change a cluster's autostop: record it, set the AWS shutdown behaviour to match, re-arm the watchdog."""
     record = cluster.record
     if record.status not in (st.RUNNING, st.INTERRUPTED):
@@ -279,20 +281,20 @@ def set_autostop(cluster: "Cluster", a: Autostop) -> None:
         arm(cluster, a)
 
 
-def _check_spot(config: "Config", a: Autostop) -> None:
+def _check_spot(config: Config, a: Autostop) -> None:
     if a.down and config.aws.spot:
         raise ConfigError("--down is not available for spot clusters: their persistent spot requests would launch "
                           "replacements for terminated instances", hint="use autostop without --down (stop)")
 
 
-def check_deploy(config: "Config", a: Autostop, provider: str) -> None:
+def check_deploy(config: Config, a: Autostop, provider: str) -> None:
     if provider == "aws":
         _check_spot(config, a)
 
 
 # -- activity from ccdsl's side --------------------------------------------------------------------------------------
 @contextlib.contextmanager
-def busy(cluster: "Cluster") -> Iterator[None]:
+def busy(cluster: Cluster) -> Iterator[None]:
     """Mark the cluster busy during a run (or an engine start) on the local provider; remote runs are seen by
     their processes."""
     if cluster.provider != "local" or not cluster.record.settings.get("autostop"):
@@ -309,7 +311,7 @@ def busy(cluster: "Cluster") -> Iterator[None]:
         (marks / "last-run").touch()
 
 
-def warn_near_cap(cluster: "Cluster") -> str | None:
+def warn_near_cap(cluster: Cluster) -> str | None:
     """The 80 % warning of the spending cap, logged before a run (None when below)."""
     from ccdsl.executor import cost
 
@@ -331,7 +333,7 @@ def stopped_note(record: st.ClusterRecord) -> str:
     return f"autostopped: its watchdog shut the nodes down (it {a.describe()})"
 
 
-def reconcile_record(record: st.ClusterRecord, provider: Any, state: st.State, config: "Config") -> bool:
+def reconcile_record(record: st.ClusterRecord, provider: Any, state: st.State, config: Config) -> bool:
     """Record what the watchdog of a running cluster did; True when the record was changed here."""
     a = Autostop.from_settings(record.settings.get("autostop"))
     if not a.active or record.status != st.RUNNING:
@@ -368,7 +370,7 @@ def _ended(record: st.ClusterRecord, state: st.State, status: str, note: str) ->
     log.warning("%s: %s", record.handle, note)
 
 
-def _ssh_marker(record: st.ClusterRecord, state: st.State, config: "Config") -> dict[str, Any] | None:
+def _ssh_marker(record: st.ClusterRecord, state: st.State, config: Config) -> dict[str, Any] | None:
     """The ``<handle>.autostop`` marker the watchdog left beside the cluster dir on its node, if any."""
     from dataclasses import replace as dc_replace
 
@@ -385,7 +387,7 @@ def _ssh_marker(record: st.ClusterRecord, state: st.State, config: "Config") -> 
         with ssh.Connections(options) as pool:
             res = ssh.run(pool.get(home), f"cat {shlex.quote(home.extra['ccdsl_dir'] + '.autostop')} 2>/dev/null",
                           node=home, timeout=15)
-    except Exception as exc:  # noqa: BLE001 - a host that does not answer: nothing learned
+    except Exception as exc:  # a host that does not answer: nothing learned
         log.debug("cannot read the autostop marker of %s: %s", record.handle, exc)
         return None
     try:

@@ -44,7 +44,7 @@ def _read(path, mode="r"):
     try:
         with open(path, mode) as f:
             return f.read()
-    except (OSError, IOError):
+    except OSError:
         return None
 
 
@@ -54,7 +54,7 @@ def _processes():
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
-        stat = _read("/proc/%s/stat" % name)
+        stat = _read(f"/proc/{name}/stat")
         if not stat:
             continue
         try:
@@ -63,14 +63,14 @@ def _processes():
             ppid, tty = int(fields[1]), int(fields[4])
         except (ValueError, IndexError):
             continue
-        raw = _read("/proc/%s/cmdline" % name, "rb") or b""
+        raw = _read(f"/proc/{name}/cmdline", "rb") or b""
         out[int(name)] = (ppid, tty, comm, raw.replace(b"\0", b" ").decode("utf-8", "replace"))
     return out
 
 
 def _same_netns(pid):
     try:
-        return os.readlink("/proc/%d/ns/net" % pid) == os.readlink("/proc/self/ns/net")
+        return os.readlink(f"/proc/{pid}/ns/net") == os.readlink("/proc/self/ns/net")
     except OSError:
         return True  # another user's process on a real node: it is on this node
 
@@ -91,15 +91,15 @@ def activity(directory, handle, interactive=True):
     reasons, newest = [], 0.0
     procs = _processes()
     mine = _mine()
-    needle = "/%s/ccdsl_rank_" % handle
-    for pid, (ppid, tty, comm, cmd) in procs.items():
+    needle = f"/{handle}/ccdsl_rank_"
+    for pid, (_ppid, tty, comm, cmd) in procs.items():
         if pid in mine:
             continue
         if needle in cmd:
-            reasons.append("ccdsl run (pid %d)" % pid)
+            reasons.append(f"ccdsl run (pid {pid})")
             continue
         if interactive and tty and _under_sshd(pid, procs) and _same_netns(pid):
-            reasons.append("interactive SSH session (pid %d %s)" % (pid, comm))
+            reasons.append(f"interactive SSH session (pid {pid} {comm})")
     marks = os.path.join(directory, "activity")
     try:
         names = os.listdir(marks)
@@ -111,7 +111,7 @@ def activity(directory, handle, interactive=True):
             stem = name[:-5]
             if stem.isdigit() and not _alive(int(stem)):
                 continue
-            reasons.append("busy marker %s" % name)
+            reasons.append(f"busy marker {name}")
         try:
             newest = max(newest, os.path.getmtime(path))
         except OSError:
@@ -148,8 +148,7 @@ def _ssh(config, peer, command, timeout=30):
     argv = ["ssh", "-F", os.path.join(config["dir"], "ssh_config"), "-p", str(peer.get("port", 22)),
             peer["address"], command]
     try:
-        res = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             timeout=timeout)
+        res = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
         out = res.stdout.decode("utf-8", "replace")
         return res.returncode, out if res.returncode == 0 else out + res.stderr.decode("utf-8", "replace")
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -161,7 +160,7 @@ def peers_busy(config):
     reasons = []
     for peer in config.get("peers", []):
         script = os.path.join(peer["dir"], "watchdog.py")
-        code, out = _ssh(config, peer, "%s %s probe %s %s" % (_q(peer.get("python") or "python3"), _q(script),
+        code, out = _ssh(config, peer, "{} {} probe {} {}".format(_q(peer.get("python") or "python3"), _q(script),
                                                               _q(peer["dir"]), _q(config["handle"])))
         if code != 0:
             continue  # a node that does not answer is not busy
@@ -169,10 +168,10 @@ def peers_busy(config):
             found = json.loads(out.strip().splitlines()[-1])
         except (ValueError, IndexError):
             continue
-        reasons += ["%s on %s" % (r, peer["address"]) for r in found.get("reasons", [])]
+        reasons += ["{} on {}".format(r, peer["address"]) for r in found.get("reasons", [])]
         since = found.get("marker_age")  # seconds since the peer's newest marker, on the peer's own clock
         if since is not None and config.get("idle_seconds") is not None and since < float(config["idle_seconds"]):
-            reasons.append("activity marker %.0f s ago on %s" % (since, peer["address"]))
+            reasons.append("activity marker {:.0f} s ago on {}".format(since, peer["address"]))
     return reasons
 
 
@@ -205,34 +204,34 @@ def act(config, reason, log):
                    "down": bool(config.get("down"))}, f)
     os.replace(marker + ".tmp", marker)
     action = config["action"]
-    log("acting (%s): %s" % (action, reason))
+    log(f"acting ({action}): {reason}")
     if action == "shutdown":
         command = config.get("shutdown_command") or "sudo shutdown -h now"
         for peer in config.get("peers", []):
             code, out = _ssh(config, peer, command)
-            log("peer %s: %s -> %s %s" % (peer["address"], command, code, out.strip()[-200:]))
+            log("peer {}: {} -> {} {}".format(peer["address"], command, code, out.strip()[-200:]))
         res = subprocess.run(command, shell=True, stdin=subprocess.DEVNULL)
-        log("here: %s -> %s" % (command, res.returncode))
+        log(f"here: {command} -> {res.returncode}")
     elif action == "release":  # hosts that are not ours: end our processes; with down, remove our files too
         for peer in config.get("peers", []):
             script = os.path.join(peer["dir"], "watchdog.py")
-            code, out = _ssh(config, peer, "%s %s kill %s" % (_q(peer.get("python") or "python3"), _q(script),
+            code, out = _ssh(config, peer, "{} {} kill {}".format(_q(peer.get("python") or "python3"), _q(script),
                                                               _q(peer["dir"])))
-            log("peer %s: ccdsl's processes ended -> %s %s" % (peer["address"], code, out.strip()[-300:]))
+            log("peer {}: ccdsl's processes ended -> {} {}".format(peer["address"], code, out.strip()[-300:]))
         _kill_ours(directory)
         log("here: ccdsl's processes ended")
         if config.get("down"):
             unauthorize = config.get("unauthorize_command") or "true"
             for peer in config.get("peers", []):
-                code, out = _ssh(config, peer, "rm -rf %s; %s" % (_q(peer["dir"]), unauthorize))
-                log("peer %s: files removed -> %s" % (peer["address"], code))
-            subprocess.run("rm -rf %s; %s" % (_q(directory), unauthorize), shell=True, stdin=subprocess.DEVNULL)
+                code, out = _ssh(config, peer, "rm -rf {}; {}".format(_q(peer["dir"]), unauthorize))
+                log("peer {}: files removed -> {}".format(peer["address"], code))
+            subprocess.run(f"rm -rf {_q(directory)}; {unauthorize}", shell=True, stdin=subprocess.DEVNULL)
             log("here: files removed")
     elif action == "local":
         res = subprocess.run(config["local_command"], stdin=subprocess.DEVNULL)
-        log("local: %s -> %s" % (" ".join(config["local_command"]), res.returncode))
+        log("local: {} -> {}".format(" ".join(config["local_command"]), res.returncode))
     else:
-        log("unknown action %r: nothing done" % action)
+        log(f"unknown action {action!r}: nothing done")
 
 
 # -- the loop -------------------------------------------------------------------------------------------------------
@@ -251,12 +250,12 @@ def watch(config_path):
         config = json.load(f)
     directory, token = config["dir"], config["token"]
     status_path = os.path.join(directory, "autostop.status")
-    log_file = open(os.path.join(directory, "watchdog.log"), "a")
+    log_path = os.path.join(directory, "watchdog.log")
 
     def log(text):
-        try:
-            log_file.write("%s %s\n" % (time.strftime("%Y-%m-%dT%H:%M:%S"), text))
-            log_file.flush()
+        try:  # opened per line: the watchdog logs rarely, and a line is on disk when log() returns
+            with open(log_path, "a") as log_file:
+                log_file.write("{} {}\n".format(time.strftime("%Y-%m-%dT%H:%M:%S"), text))
         except (OSError, ValueError):
             pass
 
@@ -274,7 +273,7 @@ def watch(config_path):
     start = time.time()
     last_active = start
     warned = False
-    log("watching %s: idle %s s, cap %s, $%s/h" % (config["handle"], idle, cap, rate))
+    log("watching {}: idle {} s, cap {}, ${}/h".format(config["handle"], idle, cap, rate))
     while True:
         if not still_armed():
             log("disarmed")
@@ -287,20 +286,20 @@ def watch(config_path):
         spent = spent_before + (float(rate) * (now - start) / 3600.0 if rate is not None else 0.0)
         if cap is not None and rate is not None and not warned and spent >= WARN_FRACTION * float(cap):
             warned = True
-            log("spending warning: $%.4f of the $%s cap" % (spent, cap))
+            log(f"spending warning: ${spent:.4f} of the ${cap} cap")
         _write_json(status_path, {"pid": os.getpid(), "token": token, "checked_at": now, "last_active": last_active,
                                   "busy": reasons, "spent": spent, "warned": warned})
         why = None
         if cap is not None and rate is not None and spent >= float(cap):
-            why = "spending cap reached ($%.2f of $%.2f)" % (spent, float(cap))
+            why = f"spending cap reached (${spent:.2f} of ${float(cap):.2f})"
         elif idle is not None and now - last_active >= float(idle):
             others = peers_busy(config)
             if others:
                 last_active = time.time()
-                log("idle here, but busy elsewhere: %s" % "; ".join(others))
+                log("idle here, but busy elsewhere: {}".format("; ".join(others)))
             else:
-                why = "idle for %s (no run, script, engine task or interactive SSH session)" % config.get(
-                    "idle", "%ss" % idle)
+                why = "idle for {} (no run, script, engine task or interactive SSH session)".format(config.get(
+                    "idle", f"{idle}s"))
         if why:
             act(config, why, log)
             _write_json(status_path, {"pid": os.getpid(), "token": token, "checked_at": time.time(),

@@ -178,8 +178,8 @@ def group_ids(keys: list[np.ndarray], size: int) -> np.ndarray:
     return code
 
 
-def make_classes(view, rows: np.ndarray, spec: RoleSpec, fail_bits: np.ndarray | None, group_location: bool,
-                 literal_of: dict[int, int], exact_price: bool = False) -> Classes:
+def make_classes(view: CatalogView, rows: np.ndarray, spec: RoleSpec, fail_bits: np.ndarray | None,
+                 group_location: bool, literal_of: dict[int, int], exact_price: bool = False) -> Classes:
     """Group and prune candidate ``rows`` of one role into problem classes.
 
     ``fail_bits`` (m, c) says which node clauses each row fails (None: all pass).  ``literal_of`` maps a node

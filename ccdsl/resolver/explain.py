@@ -14,6 +14,7 @@ values in the user's units ("g4dn.xlarge: accelerator_memory 16 GiB < 32 GiB"), 
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import numpy as np
@@ -365,7 +366,8 @@ def explanation(ranking: Ranking, chosen: Choice, manager: Choice | None, altern
         lines.append(f"{c.text}: {_have(view, row, c)}")
     for c in ranking.workers.spec.coupled:
         v = view.number(comp.coupled_column(c), row)
-        total = chosen.node_count * v + (manager.price_per_hour if manager and c.parameter == comp.BUDGET else 0)
+        total = chosen.node_count * v + ((manager.price_per_hour or 0.0) if manager and c.parameter == comp.BUDGET
+                                         else 0)
         lines.append(f"{c.text}: {chosen.node_count} × {_fmt(v, c.parameter)} = {_fmt(total, c.parameter)}"
                      + (" (manager included)" if manager and c.parameter == comp.BUDGET else "") + _meets(c))
     lines += cost_lines(chosen, manager)
@@ -433,17 +435,16 @@ def cost_lines(chosen: Choice, manager: Choice | None) -> list[str]:
     for c in unknown:
         lines.append(f"{c.instance_type} in {c.region}: price unknown in the shipped catalog; "
                      + REFRESH_HINT.format(region=c.region) + "; no priced row satisfies the contract")
-    for c in (chosen, manager):
-        age = price_age_days(c.price_date) if c is not None and c.price_date else None
-        if c is not None and age is not None and age > PRICE_MAX_AGE_DAYS:
-            lines.append(f"warning: the price of {c.instance_type} in {c.region} is {age} days old "
-                         f"({c.price_source}, {c.price_date}); " + REFRESH_HINT.format(region=c.region)
+    for role in (chosen, manager):
+        age = price_age_days(role.price_date) if role is not None and role.price_date else None
+        if role is not None and age is not None and age > PRICE_MAX_AGE_DAYS:
+            lines.append(f"warning: the price of {role.instance_type} in {role.region} is {age} days old "
+                         f"({role.price_source}, {role.price_date}); " + REFRESH_HINT.format(region=role.region)
                          .replace("brings it", "brings a current one"))
     return lines
 
 
-def price_age_days(date: str, today=None) -> int | None:  # type: ignore[no-untyped-def]
-    import datetime as dt
+def price_age_days(date: str, today: dt.date | None = None) -> int | None:
 
     try:
         day = dt.date.fromisoformat(date[:10])
@@ -452,7 +453,7 @@ def price_age_days(date: str, today=None) -> int | None:  # type: ignore[no-unty
     return ((today or dt.datetime.now(dt.timezone.utc).date()) - day).days
 
 
-def _have(view, row: int, c: Clause) -> str:
+def _have(view: CatalogView, row: int, c: Clause) -> str:
     p = PARAMETERS[c.parameter]
     if p.kind == "symbol":
         cols = taxonomy.DOMAIN_COLUMNS.get(p.domain or "", ())

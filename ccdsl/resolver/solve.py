@@ -286,7 +286,7 @@ class _ProofSolver:
         import threading
 
         self.lock = threading.Lock()
-        self.solver = None
+        self.solver: Any = None  # a z3.Solver once first used (z3 ships no types)
         self.declared: set[str] = set()
 
     def load(self, text: str) -> None:
@@ -332,7 +332,6 @@ def prove(ranking: Ranking) -> Proof:
     Only priced rows are given to Z3 (an unknown price has no value to minimize).  When the ranked answer is
     unpriced, Z3 must find the priced problem unsatisfiable: that is the proof that no priced row fits.
     """
-    import z3
 
     view = ranking.view
     wspec, mspec = ranking.workers.spec, ranking.manager.spec if ranking.manager else None

@@ -60,7 +60,7 @@ class CatalogView:
     def index(self, column: str) -> dict[str, int]:
         """label -> code of one column, built on first use (a dict lookup per symbol instead of a scan of the
         column's labels: the instance-type column has ~1,400)."""
-        cache = self.__dict__.setdefault("_index", {})
+        cache: dict[str, dict[str, int]] = self.__dict__.setdefault("_index", {})
         found = cache.get(column)
         if found is None:
             found = cache[column] = {label: i for i, label in enumerate(self.labels[column])}
