@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
@@ -148,8 +149,9 @@ def _check(c: Contract, seed: int, region: str, any_region: bool) -> None:
     prices = [x.cluster_price_per_hour for x in ranked]
     known = [p for p in prices if p is not None]
     assert prices[:len(known)] == known  # priced first
-    # cheapest first: the rank uses the vectorized sum, the shown price is summed again; at 1e13 $/h they may differ by an ulp
-    assert all(a <= b or a == pytest.approx(b, rel=1e-12) for a, b in zip(known, known[1:]))
+    # cheapest first: the rank uses the vectorized sum, the shown price is summed again; at 1e13 $/h they may differ
+    # by an ulp
+    assert all(a <= b or a == pytest.approx(b, rel=1e-12) for a, b in itertools.pairwise(known))
     tail = [(x.node_count, -x.vcpus, x.provider, x.region, x.instance_type) for x in ranked[len(known):]]
     assert tail == sorted(tail)  # then the unpriced ones by the tie rules
     distinct = [x for i, x in enumerate(ranked) if x.instance_type not in {y.instance_type for y in ranked[:i]}]
