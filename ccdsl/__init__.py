@@ -29,7 +29,17 @@ from ccdsl.errors import (
 if TYPE_CHECKING:  # what the lazy names below resolve to, so that type checkers see the real signatures
     from ccdsl import catalog
     from ccdsl.contract import Clause, Contract
-    from ccdsl.executor import Cluster, clusters, interrupt, reconnect, restart, resume, terminate
+    from ccdsl.executor import (
+        Cluster,
+        autostop,
+        clusters,
+        cost_report,
+        interrupt,
+        reconnect,
+        restart,
+        resume,
+        terminate,
+    )
     from ccdsl.executor.deploy import deploy
     from ccdsl.language import check, cluster, load, parse
     from ccdsl.resolution import Choice, Resolution
@@ -37,6 +47,7 @@ if TYPE_CHECKING:  # what the lazy names below resolve to, so that type checkers
 
 __version__ = "0.1.0"
 
+# A new public name goes in _LAZY, __all__ and the TYPE_CHECKING imports above (tests/test_public_api.py checks).
 _LAZY = {
     # language: text -> checked contracts
     "parse": "ccdsl.language",
@@ -66,8 +77,8 @@ _LAZY = {
 __all__ = [
     "CatalogError", "CcdslError", "Choice", "Clause", "Cluster", "ClusterError", "ConfigError", "Contract",
     "ContractError", "ContractSyntaxError", "ExecutionError", "ProviderError", "Resolution", "UnsatisfiableError",
-    "catalog", "check", "cluster", "clusters", "deploy", "interrupt", "load", "parse", "reconnect", "resolve",
-    "restart", "resume", "select", "terminate",
+    "autostop", "catalog", "check", "cluster", "clusters", "cost_report", "deploy", "interrupt", "load", "parse",
+    "reconnect", "resolve", "restart", "resume", "select", "terminate",
 ]
 
 
