@@ -261,8 +261,24 @@ class MissingDependencyError(CcdslError):
 
 
 __all__ = [
-    "CapacityError", "CatalogError", "CatalogRowError", "CcdslError", "ClusterError", "ConfigError", "Conflict", "ContractError",
-    "ContractSyntaxError", "Diagnostic", "ExecutionError", "HostKeyError", "MissingDependencyError", "ProviderError",
-    "RankError", "StateError", "SetupError",
-    "UnsatisfiableError", "printable", "render_all",
+    "CapacityError",
+    "CatalogError",
+    "CatalogRowError",
+    "CcdslError",
+    "ClusterError",
+    "ConfigError",
+    "Conflict",
+    "ContractError",
+    "ContractSyntaxError",
+    "Diagnostic",
+    "ExecutionError",
+    "HostKeyError",
+    "MissingDependencyError",
+    "ProviderError",
+    "RankError",
+    "SetupError",
+    "StateError",
+    "UnsatisfiableError",
+    "printable",
+    "render_all",
 ]

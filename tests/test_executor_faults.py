@@ -344,7 +344,7 @@ def test_sigkill_right_after_start_instances_shows_the_running_nodes(aws_env, da
 
 
 def test_sigkill_half_way_through_a_resume_never_shows_running_nodes_as_stopped(aws_env, data_dir, ec2):
-    cfg, settings = running_cluster(aws_env, "KiLlHaLfWaYaAaA")
+    cfg, _settings = running_cluster(aws_env, "KiLlHaLfWaYaAaA")
     ccdsl.interrupt("KiLlHaLfWaYaAaA", config=cfg)
     nodes = ccdsl.executor.get("KiLlHaLfWaYaAaA", config=cfg).nodes()
     ec2.start_instances(InstanceIds=[nodes[0].instance_id])  # what a resume killed between two calls leaves

@@ -229,7 +229,7 @@ def test_a_contract_asking_too_many_ranks_per_node_is_refused_before_deploying(d
     from ccdsl.executor.state import State
 
     contract = ccdsl.parse("c = @cluster(node_provider => Local, node_count => 1, node_process_count => 100000)")["c"]
-    with pytest.raises(ConfigError, match="contract 'c'.*processes_per_node must be 1 to 256, not 100000"):
+    with pytest.raises(ConfigError, match=r"contract 'c'.*processes_per_node must be 1 to 256, not 100000"):
         ccdsl.deploy(contract)
     assert State().list_clusters(live_only=False) == []
 
@@ -246,7 +246,7 @@ def test_rank_counts_are_checked(local2, tmp_path, capsys):
         local2.run_script(str(prog), np=3, stream=lambda *a: None)
     assert "--oversubscribe" in info.value.hint
     lines = []
-    assert local2.run_script(str(prog), np=3, oversubscribe=True, stream=lambda l, s: lines.append(l)) == 0
+    assert local2.run_script(str(prog), np=3, oversubscribe=True, stream=lambda line, s: lines.append(line)) == 0
     assert lines == ["size 3"] * 3
     assert main(["run", local2.handle, "--np", "-5", "--", "python", str(prog)]) == 1
     assert "at least 1, not -5" in capsys.readouterr().err

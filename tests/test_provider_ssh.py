@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -296,7 +297,7 @@ def test_strict_mode_deploys_with_keys_recorded_beforehand(netns_hosts, data_dir
         deploy(plan, config=config)
     assert "ssh-keyscan" in info.value.hint and "SHA256:" in info.value.hint
     host = netns_hosts.hosts[0]
-    kind, blob = open(str(host.host_key) + ".pub").read().split()[:2]
+    kind, blob = Path(str(host.host_key) + ".pub").read_text().split()[:2]
     (tmp_path / "user_known_hosts").write_text(f"{host.address} {kind} {blob}\n")  # what ssh-keyscan would add
     cluster = deploy(plan, config=config)
     try:
@@ -305,7 +306,7 @@ def test_strict_mode_deploys_with_keys_recorded_beforehand(netns_hosts, data_dir
         cluster.terminate()
     (tmp_path / "user_known_hosts").write_text(f"{host.address} ssh-ed25519 "
                                               "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n")
-    with pytest.raises(HostKeyError, match="is not the one .*user_known_hosts records"):
+    with pytest.raises(HostKeyError, match=r"is not the one .*user_known_hosts records"):
         deploy(plan, config=config.replace(ssh={"host_key_policy": "accept-new"}))  # the user's record wins
 
 

@@ -22,7 +22,7 @@ from ccdsl.errors import ExecutionError
 from ccdsl.executor.model import Node
 from ccdsl.executor.mpi import Launcher
 from ccdsl.executor.results import DataUnpickler, UntrustedResultError, loads
-from fixtures_executor import data_dir  # noqa: F401
+from fixtures_executor import data_dir
 
 pytest.importorskip("mpi4py")
 
@@ -64,7 +64,8 @@ def test_with_trust_nodes_arbitrary_objects_come_back(tmp_path):
 def test_cluster_run_takes_trust_nodes_from_the_call_or_the_config(data_dir):
     from ccdsl.executor.config import Config
 
-    make_fn = lambda comm: (lambda: "from rank 0")  # noqa: E731
+    def make_fn(comm):
+        return lambda: "from rank 0"
     c = ccdsl.deploy(ccdsl.cluster(node_provider="Local", node_count=1))
     try:
         with pytest.raises(UntrustedResultError):

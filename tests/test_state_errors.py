@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -48,19 +49,19 @@ def test_damaged_database_is_moved_aside_and_kept(tmp_path, args, damage):
     else:  # a real database whose pages after the header were overwritten
         subprocess.run([sys.executable, "-c", f"import sqlite3; d = sqlite3.connect({db!r}); "
                         "d.execute('PRAGMA wal_checkpoint(TRUNCATE)'); d.close()"], check=True)
-        blob = open(db, "rb").read()
+        blob = Path(db).read_bytes()
         blob = blob[:100] + b"\xff" * (len(blob) - 100)
     with open(db, "wb") as f:
         f.write(blob)
     line = assert_one_line_exit_2(ccdsl(data, *args), "damaged", "moved to state.db.damaged-", "(kept)")
     kept = [n for n in os.listdir(data) if n.startswith("state.db.damaged-") and not n.endswith(("-wal", "-shm"))]
     assert len(kept) == 1 and kept[0] in line
-    assert open(os.path.join(data, kept[0]), "rb").read() == blob  # kept as it was
+    assert Path(data, kept[0]).read_bytes() == blob  # kept as it was
     assert ccdsl(data, "clusters").returncode == 0  # the next command starts a new one
     with open(db, "wb") as f:  # damaged again the same second: the first copy is not overwritten
         f.write(b"x" * 4096)
     assert_one_line_exit_2(ccdsl(data, *args), "damaged")
-    assert open(os.path.join(data, kept[0]), "rb").read() == blob
+    assert Path(data, kept[0]).read_bytes() == blob
     assert len([n for n in os.listdir(data) if n.startswith("state.db.damaged-") and "-wal" not in n
                 and "-shm" not in n]) == 2
 

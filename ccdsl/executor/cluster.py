@@ -16,9 +16,10 @@ import secrets
 import socket
 import string
 import threading
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ccdsl.errors import ClusterError
 from ccdsl.executor import model

@@ -178,7 +178,7 @@ class Config:
             sections[name] = _section(SECTIONS[name], name, table, where)
         return cls(**sections, source=source)
 
-    def replace(self, _where: str = "<replace>", **sections: Mapping[str, Any]) -> "Config":
+    def replace(self, _where: str = "<replace>", **sections: Mapping[str, Any]) -> Config:
         """A copy with some keys changed, e.g. ``cfg.replace(aws={"endpoint_url": url})`` (validated too).
         ``_where`` names the source of the changes in errors (a contract, say)."""
         changed = {}
@@ -275,9 +275,15 @@ def check_node_dir(path: str) -> None:
                           "on the nodes", hint="use letters, digits and . _ / ~ + @ = , : % - only")
 
 
-def _check_type(f: dataclasses.Field, value: Any, what: str) -> Any:
-    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-    expected = type(default)
+def _default(f: dataclasses.Field[Any]) -> Any:
+    """A key's default (a fresh copy for lists and tables, see :func:`_key`)."""
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return f.default
+
+
+def _check_type(f: dataclasses.Field[Any], value: Any, what: str) -> Any:
+    expected = type(_default(f))
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if (expected is int and isinstance(value, bool)) or not isinstance(value, expected):

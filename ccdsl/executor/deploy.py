@@ -469,7 +469,7 @@ def reconcile(config: Config, state: st.State) -> list[str]:
                                       f"{r.handle}' to remove what it created")
         elif r.owner_pid is not None and r.status != st.DEPLOYING and not st.owner_alive(r):
             interrupted[r.handle] = _interrupted_verb(r, state)
-    for (name, region, endpoint, _), (provider, owned) in _scopes(state.list_clusters(), config).items():
+    for (name, region, _endpoint, _), (provider, owned) in _scopes(state.list_clusters(), config).items():
         try:
             found = set(provider.discover())
         except CcdslError as exc:
@@ -557,7 +557,7 @@ def _refresh_nodes(record: st.ClusterRecord, provider: Any, state: st.State, ver
         state.update_cluster(record.handle, status=st.RUNNING, note=(
             f"{why}: its nodes are running" if why else
             "its nodes were started again outside ccdsl (a spot cluster restarts when capacity returns)"))
-    elif (record.status == st.INTERRUPTED or verb and record.status == st.RUNNING) and states & _UP \
+    elif (record.status == st.INTERRUPTED or (verb and record.status == st.RUNNING)) and states & _UP \
             and not states <= _UP:
         up = sum(n.state in _UP for n in merged)
         state.clear_workers(record.handle)

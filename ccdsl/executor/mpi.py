@@ -744,8 +744,9 @@ class Launcher:
             return
         try:  # files + stderr; a node writes these records, so a damaged one is an error, not a traceback
             records = [json.loads(base64.b64decode(e)) for e in errors]
-            by_rank = {int(i["rank"]): {"rank": int(i["rank"]), "type": str(i["type"]), "message": str(i["message"]),
-                                        "traceback": str(i["traceback"])} for i in records}
+            by_rank: dict[int, dict[str, Any]] = {
+                int(i["rank"]): {"rank": int(i["rank"]), "type": str(i["type"]), "message": str(i["message"]),
+                                 "traceback": str(i["traceback"])} for i in records}
         except (ValueError, TypeError, KeyError):
             raise ExecutionError("a rank's error record is damaged; the job failed") from None
         infos = [by_rank[r] for r in sorted(by_rank)]

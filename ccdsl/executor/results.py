@@ -133,5 +133,5 @@ def loads(data: bytes, *, trust_nodes: bool) -> Any:
         return DataUnpickler(io.BytesIO(data)).load()
     except UntrustedResultError:
         raise
-    except Exception as exc:  # noqa: BLE001 - a damaged record: any of pickle's many error types
+    except Exception as exc:  # a damaged record: any of pickle's many error types
         raise ExecutionError(f"rank 0's result record cannot be read: {type(exc).__name__}: {exc}") from None

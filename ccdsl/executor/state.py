@@ -177,7 +177,7 @@ def owner_alive(record: ClusterRecord) -> bool:
 LIFECYCLE_VERBS = ("interrupt", "resume", "restart", "terminate")
 
 
-def pending_verb(state: "State", handle: str) -> str | None:
+def pending_verb(state: State, handle: str) -> str | None:
     """The lifecycle verb whose intent the journal holds without its ``<verb>-done``: one in progress, or one
     whose process died (see ``Cluster._intent``)."""
     for entry in reversed(state.journal_of(handle)):
@@ -266,7 +266,7 @@ class State:
         with self._tx() as db:
             found = db.execute("DELETE FROM clusters WHERE handle = ?", (handle,)).rowcount > 0
             for table in ("nodes", "workers", "prices", "journal", "status_log"):
-                db.execute(f"DELETE FROM {table} WHERE handle = ?", (handle,))  # noqa: S608 - fixed names
+                db.execute(f"DELETE FROM {table} WHERE handle = ?", (handle,))  # fixed names
         return found
 
     def get_cluster(self, handle: str) -> ClusterRecord | None:
@@ -422,7 +422,7 @@ def _guarded(method: Any) -> Any:
     import functools
 
     @functools.wraps(method)
-    def call(self: "State", *args: Any, **kwargs: Any) -> Any:
+    def call(self: State, *args: Any, **kwargs: Any) -> Any:
         with _translated(self.path):
             return method(self, *args, **kwargs)
 

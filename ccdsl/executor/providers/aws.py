@@ -68,10 +68,12 @@ _BURSTABLE_HINT = "use a type that is not burstable (not t2/t3/t3a/t4g), or anot
 # cloud-config for [mpi] install: ``python3 -m venv`` needs ensurepip, which Debian/Ubuntu ship separately
 # (python3-venv is not in Ubuntu's cloud images: "ensurepip is not available").  Installed only where missing and
 # only with apt; pip then needs outbound internet from the node (a private subnet needs a NAT gateway).
-INSTALL_USER_DATA = """#cloud-config
-runcmd:
-  - [sh, -c, "python3 -c 'import ensurepip' 2>/dev/null || ! command -v apt-get >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv)"]
-"""
+INSTALL_USER_DATA = (
+    "#cloud-config\n"
+    "runcmd:\n"
+    "  - [sh, -c, \"python3 -c 'import ensurepip' 2>/dev/null || ! command -v apt-get >/dev/null || "
+    "(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv)\"]\n"
+)
 _MUTATING = ("create_", "run_", "authorize_", "start_", "stop_", "import_", "allocate_", "request_")
 
 
