@@ -24,8 +24,8 @@ from ccdsl.executor import state as st
 from ccdsl.executor.config import Config
 from ccdsl.executor.deploy import Plan
 from ccdsl.executor.model import NodeRequest
-from fixtures_executor import aws_settings, data_dir, ec2, ec2_keys_on_hosts, hooks, tagged  # noqa: F401
-from fixtures_netns import netns_hosts  # noqa: F401
+from fixtures_executor import aws_settings, data_dir, ec2, ec2_keys_on_hosts, hooks, tagged
+from fixtures_netns import netns_hosts
 
 pytest.importorskip("mpi4py")
 

@@ -15,9 +15,18 @@ import pytest
 import ccdsl
 from ccdsl.errors import ClusterError
 from ccdsl.executor.config import Config
-from fixtures_executor import (  # noqa: F401  (fixtures)
-    aws_settings, data_dir, ec2, ec2_keys_on_hosts, hooks, inject, request_type, request_zone, tagged)
-from fixtures_netns import netns_hosts  # noqa: F401
+from fixtures_executor import (  # fixtures
+    aws_settings,
+    data_dir,
+    ec2,
+    ec2_keys_on_hosts,
+    hooks,
+    inject,
+    request_type,
+    request_zone,
+    tagged,
+)
+from fixtures_netns import netns_hosts
 
 pytest.importorskip("paramiko")
 pytest.importorskip("mpi4py")

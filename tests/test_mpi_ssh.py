@@ -227,7 +227,7 @@ def test_node_dying_mid_run_is_a_clear_error(netns_hosts, options, victim):
         # named either by the liveness check during the run or by the probe after mpiexec gave up
         assert f"host{victim}" in info.value.message
         assert "does not answer" in info.value.message or "stopped answering" in info.value.message
-        assert_gone([int(open(f"{pids_file}.{r}").read()) for r in range(3)])  # no orphaned ranks
+        assert_gone([int(Path(f"{pids_file}.{r}").read_text()) for r in range(3)])  # no orphaned ranks
     finally:
         killer.join()
         netns_hosts.start_sshd(victim)
