@@ -264,7 +264,9 @@ def test_ssh_dead_rank_names_its_node_and_terminate_leaves_nothing(peers, netns_
 @pytest.mark.netns
 def test_ssh_manager_workers_engines_without_a_folder(netns_hosts, module_data):
     """The controller and mpiexec on the manager, engines on the workers; no project folder (the engines must
-    not start in a directory only the manager has)."""
+    not start in a directory only the manager has). A second process attaches to the running engines through the
+    manager."""
+    data, _ = module_data
     c = ssh_deploy(netns_hosts, manager=True)
     try:
         rc = c.engines()
@@ -274,6 +276,13 @@ def test_ssh_manager_workers_engines_without_a_folder(netns_hosts, module_data):
         cmds = [Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace") for p in ps.stdout.split()
                 if Path(f"/proc/{p}/cmdline").exists()]
         assert any("ipyparallel.controller" in cmd for cmd in cmds)
+        rc[:].execute("mark = comm.rank + 100")
+        got = second_process(data, c.handle, """
+            shell.run_line_magic("px", "mark2 = comm.allreduce(mark)")
+            print(json.dumps([rc.ids, rc[1].pull("mark2")]))
+        """, ssh_settings(netns_hosts, manager=True))
+        assert got == [[0, 1, 2], 303]
+        assert rc[:].pull("mark2") == [303] * 3  # the same engines, seen from the first process too
     finally:
         c.terminate()
     assert no_engine_processes(all_pids(netns_hosts), c.handle) == []

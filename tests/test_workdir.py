@@ -221,14 +221,17 @@ def test_ssh_folder_on_every_node(netns_hosts, data_dir, tmp_path, manager):
 
 
 @pytest.mark.netns
-def test_ssh_failing_setup_names_the_node(netns_hosts, data_dir, tmp_path):
+@pytest.mark.parametrize("manager", [False, True], ids=["PeerWorkers", "ManagerWorkers"])
+def test_ssh_failing_setup_names_the_node(netns_hosts, data_dir, tmp_path, manager):
+    """On ManagerWorkers the folder reaches worker 2 through the manager, and the set-up still fails there by
+    name."""
     proj = make_project(tmp_path / "proj")
     bad = netns_hosts.hosts[2].address
     with pytest.raises(SetupError, match=rf"failed on worker 2 \(host2 at {bad}\) exit 7") as info:
-        ssh_deploy(netns_hosts, workdir=proj, setup=f"case \"$(hostname -I)\" in *{bad}*) exit 7;; esac",
-                   setup_stream=lambda node, line: None)
+        ssh_deploy(netns_hosts, manager=manager, workdir=proj,
+                   setup=f"case \"$(hostname -I)\" in *{bad}*) exit 7;; esac", setup_stream=lambda node, line: None)
     assert info.value.exit_code == 7
-    config = ssh_config(netns_hosts)
+    config = ssh_config(netns_hosts, manager=manager)
     [failed] = ccdsl.clusters(config=config)
     assert failed.status == "failed"
     assert (node_copy(netns_hosts, 2, failed.handle) / "data.txt").exists()  # left for a look
