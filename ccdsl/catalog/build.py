@@ -21,6 +21,7 @@ from typing import Any
 
 from ccdsl.catalog import schema
 from ccdsl.catalog.convert import known_processors, processor_fact, type_facts
+from ccdsl.catalog.schema import NO_SPOT
 from ccdsl.catalog.sources import Sources, digest, read_sources
 from ccdsl.catalog.store import atomic_write, csv_bytes, parquet_bytes
 
@@ -72,7 +73,7 @@ def build_rows(src: Sources) -> tuple[list[dict[str, Any]], dict[str, int]]:
                 per_type[t] = type_facts(src.specs[t], processor_fact(t, known, vcpus))
             price, source, date = price_of(src, t, region)
             rows.append({"provider": "aws", "region": region, **per_type[t], "price_per_hour": price,
-                         "price_source": source, "price_date": date, "spot_price_per_hour": math.nan,
+                         "price_source": source, "price_date": date, **NO_SPOT,
                          "max_nodes": math.nan})
     pairs = {(t, r) for r, ts in offered.items() for t in ts}
     priced = {(t, r) for t, by in src.prices.items() for r, p in by.items() if p}

@@ -357,7 +357,7 @@ def refresh_from_price_list(region: str, *, base_url: str = BASE_URL, progress: 
                             timeout: float = 30.0) -> PriceListResult:
     """Read ``region``'s offer file and write its user catalog; see the module docstring."""
     from ccdsl.catalog.loader import clear_cache, user_catalog_dir
-    from ccdsl.catalog.schema import COLUMN_NAMES
+    from ccdsl.catalog.schema import COLUMN_NAMES, NO_SPOT
     from ccdsl.catalog.store import atomic_write, csv_bytes
 
     url, _entry = offer_url(region, base_url, timeout)
@@ -373,7 +373,7 @@ def refresh_from_price_list(region: str, *, base_url: str = BASE_URL, progress: 
             continue
         rows.append({**{c: base[c] for c in COLUMN_NAMES}, "provider": "aws", "region": region,
                      "price_per_hour": offer.prices[itype], "price_source": offer.source, "price_date": offer.date,
-                     "spot_price_per_hour": math.nan, "max_nodes": math.nan})
+                     **NO_SPOT, "max_nodes": math.nan})
     if not rows:
         raise CatalogError(f"none of the {len(offer.prices)} types priced in {region} is in the shipped catalog; "
                            "nothing written")

@@ -163,7 +163,7 @@ def refresh(region: str, *, endpoint_url: str | None = None, pricing_endpoint_ur
     boto3, bconfig, bexc = _boto3()
     from ccdsl.catalog.convert import processor_fact, type_facts
     from ccdsl.catalog.loader import clear_cache, user_catalog_dir
-    from ccdsl.catalog.schema import COLUMN_NAMES
+    from ccdsl.catalog.schema import COLUMN_NAMES, NO_SPOT
     from ccdsl.catalog.store import atomic_write, csv_bytes
 
     config = bconfig.Config(connect_timeout=min(5.0, timeout), read_timeout=timeout, retries=dict(RETRIES))
@@ -235,7 +235,8 @@ def refresh(region: str, *, endpoint_url: str | None = None, pricing_endpoint_ur
         facts = type_facts(spec, processor_fact(t, known, vcpus))
         rows.append({"provider": "aws", "region": region, **facts, "price_per_hour": price,
                      "price_source": source, "price_date": date,
-                     "spot_price_per_hour": spot_prices.get(t, math.nan), "max_nodes": math.nan})
+                     **NO_SPOT, "spot_price_per_hour": spot_prices.get(t, math.nan),
+                     "spot_price_source": "aws-api" if t in spot_prices else "", "max_nodes": math.nan})
     if not rows:
         raise CatalogError(f"no instance type in {region} is both offered and priced; nothing written")
 

@@ -44,10 +44,24 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("price_source", "string", "where the price comes from: karpenter@<commit>, libcloud-<version>, "
                                "aws-price-list@<version>, aws-api, user, local; '' when the price is unknown"),
     ("price_date", "string", "ISO date the price was published or generated; '' when unknown"),
-    ("spot_price_per_hour", "float64", "latest spot price, USD per hour (lowest over zones; NaN if unknown)"),
+    ("spot_price_per_hour", "float64", "latest Linux spot price, USD per hour: the cheapest zone's (NaN if unknown)"),
+    ("spot_zone", "string", "the zone of spot_price_per_hour, e.g. us-east-1b; '' when unknown or when the source "
+                            "prices the region as a whole (the public spot feed)"),
+    ("spot_zones", "string", "every zone's spot price, cheapest first: 'us-east-1b=0.0419 us-east-1a=0.045' (deploy "
+                             "tries the zones in this order); '' when unknown"),
+    ("spot_price_source", "string", "where the spot price comes from: aws-api (DescribeSpotPriceHistory), "
+                                    "aws-spot-feed (the public spot.json feed), user; '' when unknown"),
+    ("spot_price_date", "string", "ISO 8601 UTC time of the spot price (the history's timestamp, or when the feed "
+                                  "was fetched); '' when unknown.  Spot prices move: a dated snapshot"),
+    ("spot_interruption", "float64", "upper bound of the spot advisor's monthly interruption-rate bucket, as a "
+                                     "fraction: 0.05 (<5%), 0.1, 0.15, 0.2, 1.0 (>20%); NaN if unknown"),
     ("max_nodes", "float64", "how many nodes of this row exist: NaN = unlimited (cloud types, this machine); an SSH "
                              "host row is 1 unless it names a host class with more hosts"),
 )
 
 COLUMN_NAMES: tuple[str, ...] = tuple(c[0] for c in COLUMNS)
+
+# A row's spot columns when no spot price is known (every shipped row: no licensed offline source of spot prices).
+NO_SPOT: dict[str, object] = {"spot_price_per_hour": float("nan"), "spot_zone": "", "spot_zones": "",
+                              "spot_price_source": "", "spot_price_date": "", "spot_interruption": float("nan")}
 DTYPES: dict[str, str] = {c[0]: c[1] for c in COLUMNS}

@@ -56,7 +56,8 @@ SYMBOLS: dict[str, tuple[str, tuple[str, ...]]] = {
     "storage_type": ("storage_type", ("type",)),
 }
 
-_NAN_OK = {"clock_ghz", "network_gbps", "spot_price_per_hour", "price_per_hour"}  # facts a user may not know
+# facts a user may not know
+_NAN_OK = {"clock_ghz", "network_gbps", "spot_price_per_hour", "price_per_hour", "spot_interruption"}
 
 
 def _default(column: str, row: dict[str, Any]) -> Any:
@@ -73,6 +74,8 @@ def _default(column: str, row: dict[str, Any]) -> Any:
         return 0.0
     if column == "price_source":  # a price the user wrote; an unknown price has no source
         return "" if math.isnan(row["price_per_hour"]) else "user"
+    if column == "spot_price_source":  # likewise for a spot price
+        return "" if math.isnan(row.get("spot_price_per_hour", math.nan)) else "user"
     if column == "accelerator_memory_total_gib":
         return row["accelerator_count"] * row["accelerator_memory_gib"]
     if column in _NAN_OK:
