@@ -50,6 +50,11 @@ class Choice:
     manager_price_per_hour: float | None = 0.0  # workers of a ManagerWorkers cluster: their manager's (None: unknown)
     price_source: str = ""  # e.g. karpenter@6fc13b52, libcloud-3.9.1, aws-price-list@<version>, user ('' unknown)
     price_date: str = ""  # ISO date of the price ('' unknown)
+    # Spot (issue 14).  market "spot": price_per_node_hour, price_source and price_date are the spot price's.
+    market: str = "on-demand"  # "on-demand" | "spot"
+    spot_zone: str = ""  # spot: the zone of the (cheapest) spot price; '' when unknown or priced region-wide
+    spot_zones: tuple[str, ...] = ()  # spot: every priced zone, cheapest first (deploy tries them in this order)
+    on_demand_price_per_node_hour: float | None = None  # spot: the on-demand price beside it (None: unknown)
 
     @property
     def price_known(self) -> bool:
