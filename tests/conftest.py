@@ -54,3 +54,12 @@ def aws_env(moto_server, monkeypatch):
         monkeypatch.setenv(k, v)
     moto_reset(moto_server)
     yield moto_server
+
+
+@pytest.fixture(autouse=True)
+def _public_spot_files_stay_on_loopback(monkeypatch):
+    """Network rule: no test reads AWS's public spot feed or advisor file.  A test that does not serve them
+    (``fixtures_spot.spot_files``) finds nothing listening at these loopback addresses: a spot refresh then warns
+    (or fails) as it would offline, and nothing leaves the machine."""
+    monkeypatch.setenv("CCDSL_SPOT_FEED_URL", "http://127.0.0.1:9/no-spot-feed-in-tests/spot.json")
+    monkeypatch.setenv("CCDSL_SPOT_ADVISOR_URL", "http://127.0.0.1:9/no-spot-advisor-in-tests/advisor.json")

@@ -24,6 +24,7 @@ from ccdsl.catalog.refresh import latest_spot_prices, parse_price_list, refresh
 from ccdsl.catalog.schema import COLUMN_NAMES
 from ccdsl.errors import CatalogError
 from conftest import free_port
+from fixtures_spot import spot_files
 
 RECORDED = Path(__file__).parent / "data" / "aws_pricing_get_products_us-east-1.json"
 
@@ -88,7 +89,7 @@ def test_latest_spot_price_per_type() -> None:
     assert latest_spot_prices(history) == {"m5.large": 0.04}
 
 
-def test_refresh_against_moto_and_price_list(aws_env, price_list_api, data_dir) -> None:
+def test_refresh_against_moto_and_price_list(aws_env, price_list_api, data_dir, spot_files) -> None:
     PriceListReplay.requests.clear()
     shipped = load(user=False)
     result = refresh("us-east-1", endpoint_url=aws_env, pricing_endpoint_url=price_list_api, spot=True)
@@ -124,11 +125,28 @@ def test_refresh_against_moto_and_price_list(aws_env, price_list_api, data_dir) 
         assert (new.price_source, new.price_date) == ("aws-api", "2025-11-20")  # the items' publicationDate
         assert new.spot_price_per_hour > 0 and math.isnan(old.spot_price_per_hour)
         assert new.spot_price_source == "aws-api" and old.spot_price_source == ""
+        # moto answers the history with placeholders (0.00001 in every zone that offers the type, a 2006
+        # timestamp): this checks the plumbing, test_catalog_spot the per-zone choice with real differences.
+        zones = sorted(o["Location"] for page in ec2.get_paginator("describe_instance_type_offerings").paginate(
+            LocationType="availability-zone", Filters=[{"Name": "instance-type", "Values": [t]}])
+            for o in page["InstanceTypeOfferings"])
+        assert len(zones) >= 2, (t, zones)
+        assert new.spot_zones == " ".join(f"{z}=0.00001" for z in zones)  # equal prices: ordered by zone name
+        assert (new.spot_price_per_hour, new.spot_zone) == (0.00001, zones[0])
+        assert new.spot_price_date == "2006-01-02T15:04:05Z" and old.spot_price_date == ""
         # the live API and the shipped build describe the type identically (same converter, same facts)
         for c in COLUMN_NAMES:
             if c not in ("price_per_hour", "price_source", "price_date") and not c.startswith("spot_"):
                 assert new[c] == old[c] or (isinstance(old[c], float) and math.isnan(old[c])
                                             and math.isnan(new[c])), (t, c)
+    # interruption buckets from the (hand-written) advisor file; t3.micro's bucket there is invalid: unknown
+    interruption = {t: merged[(merged.instance_type == t) & (merged.region == "us-east-1")].iloc[0].spot_interruption
+                    for t in expected}
+    assert {t: b for t, b in interruption.items() if not math.isnan(b)} == {
+        t: b for t, b in {"m5.large": 0.05, "c5.xlarge": 0.2, "g4dn.xlarge": 1.0}.items() if t in expected}
+    assert math.isnan(interruption["t3.micro"]) and any("no bucket 0..4" in w for w in result.warnings)
+    assert meta["spot_advisor_url"] == spot_files.advisor
+    assert meta["spot_interruption_rows"] == sum(not math.isnan(b) for b in interruption.values())
 
 
 @pytest.fixture()
@@ -207,6 +225,9 @@ def test_spot_history_failure_is_a_warning(aws_env, price_list_api, data_dir, re
     written = load(paths=[result.path], user=False)
     assert written[written.region == "us-east-1"].spot_price_per_hour.isna().all()
     assert json.loads(result.path.with_suffix(".json").read_text())["spot_prices"] is False
+    # the advisor file is not served here (conftest points it at a closed loopback port): a warning too
+    assert any("spot advisor file" in w and "no interruption data" in w for w in result.warnings)
+    assert written[written.region == "us-east-1"].spot_interruption.isna().all()
 
 
 def test_throttling_is_retried_adaptively(aws_env, price_list_api, data_dir, refresh_hooks) -> None:

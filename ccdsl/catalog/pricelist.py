@@ -107,12 +107,13 @@ def _open(url: str, timeout: float, start: int = 0):  # type: ignore[no-untyped-
     return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
 
 
-def _unreachable(url: str, exc: BaseException) -> CatalogError:
+def _unreachable(url: str, exc: BaseException, what: str = "Price List file",
+                 option: str = "--price-list-url") -> CatalogError:
     if isinstance(exc, urllib.error.HTTPError):
-        return CatalogError(f"the Price List file {url} answered HTTP {exc.code} {exc.reason}",
-                            hint="check --price-list-url and the region; the previous catalog is unchanged")
-    return CatalogError(f"cannot read the Price List file {url}: {getattr(exc, 'reason', exc)}",
-                        hint="check the network (or --price-list-url); the previous catalog is unchanged")
+        return CatalogError(f"the {what} {url} answered HTTP {exc.code} {exc.reason}",
+                            hint=f"check {option} and the region; the previous catalog is unchanged")
+    return CatalogError(f"cannot read the {what} {url}: {getattr(exc, 'reason', exc)}",
+                        hint=f"check the network (or {option}); the previous catalog is unchanged")
 
 
 def get_json(url: str, timeout: float = 30.0) -> dict[str, Any]:
@@ -135,10 +136,15 @@ class ResumableStream(io.RawIOBase):
     ``total`` is the size the server announced (None if unknown), ``position`` the bytes delivered so far.
     """
 
-    def __init__(self, url: str, timeout: float = 30.0, attempts: int = ATTEMPTS, backoff: float = BACKOFF,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, url: str, timeout: float = 30.0, attempts: int | None = None, backoff: float | None = None,
+                 sleep: Callable[[float], None] = time.sleep, what: str = "Price List file",
+                 option: str = "--price-list-url") -> None:
         super().__init__()
-        self.url, self.timeout, self.attempts, self.backoff, self._sleep = url, timeout, attempts, backoff, sleep
+        # the module's ATTEMPTS and BACKOFF are read now, not at definition time, so that tests can lower them
+        self.url, self.timeout, self._sleep = url, timeout, sleep
+        self.attempts = ATTEMPTS if attempts is None else attempts
+        self.backoff = BACKOFF if backoff is None else backoff
+        self.what, self.option = what, option
         self.position = 0
         self.total: int | None = None
         self.retries = 0
@@ -161,7 +167,7 @@ class ResumableStream(io.RawIOBase):
                 response = _open(self.url, self.timeout, self.position)
             except urllib.error.HTTPError as exc:
                 if exc.code < 500 and exc.code != 429:
-                    raise _unreachable(self.url, exc) from None
+                    raise _unreachable(self.url, exc, self.what, self.option) from None
                 last = exc
                 continue
             except (OSError, urllib.error.URLError, http.client.HTTPException) as exc:
@@ -179,7 +185,7 @@ class ResumableStream(io.RawIOBase):
                 self.total = int(length) if length and length.isdigit() else self.total
             self._response = response
             return
-        raise _unreachable(self.url, last or OSError("no answer"))
+        raise _unreachable(self.url, last or OSError("no answer"), self.what, self.option)
 
     def readinto(self, buffer: Any) -> int:
         while True:
@@ -204,7 +210,8 @@ class ResumableStream(io.RawIOBase):
             self._stalls = self._stalls + 1 if self.position == self._mark else 1
             self._mark = self.position
             if self._stalls > self.attempts:
-                raise _unreachable(self.url, OSError(f"the connection keeps dropping at byte {self.position}"))
+                raise _unreachable(self.url, OSError(f"the connection keeps dropping at byte {self.position}"),
+                                   self.what, self.option)
             self._connect()  # dropped before the announced end: resume
 
     def chunks(self) -> Iterator[bytes]:

@@ -3,8 +3,10 @@
 Specs come from EC2 ``DescribeInstanceTypes`` and ``DescribeInstanceTypeOfferings`` (paginated), translated by
 the same :func:`ccdsl.catalog.convert.type_facts` as the shipped build, so a refreshed row means what a shipped
 row means.  On-demand prices come from the AWS Price List API (``pricing.get_products``, served from us-east-1);
-``spot=True`` adds the latest spot prices from ``DescribeSpotPriceHistory`` (a failure there is a warning: the
-on-demand refresh is still written).  The Price List client never inherits the EC2 endpoint override, and every
+``spot=True`` adds spot prices from ``DescribeSpotPriceHistory``: each zone's latest price with its timestamp, the
+cheapest zone's in ``spot_price_per_hour`` / ``spot_zone``, every zone cheapest first in ``spot_zones``
+(:mod:`ccdsl.catalog.spot`), and the public spot advisor's interruption buckets; a failure of either is a warning
+(the on-demand refresh is still written).  The Price List client never inherits the EC2 endpoint override, and every
 client retries in botocore's adaptive mode (up to 10 attempts), because GetProducts pages are throttled.  EC2 does
 not name processor models, so those come from the shipped catalog's facts for the same type (or family).
 
@@ -29,6 +31,7 @@ from ccdsl.errors import CatalogError, MissingDependencyError
 
 if TYPE_CHECKING:
     from ccdsl.catalog.facts import ProcessorFact
+    from ccdsl.catalog.spot import ZonePrice
 
 PRICING_REGION = "us-east-1"  # the Price List API is served from us-east-1 (and ap-south-1) only
 PRICE_FILTERS = {"operatingSystem": "Linux", "tenancy": "Shared", "preInstalledSw": "NA", "capacitystatus": "Used"}
@@ -50,6 +53,8 @@ class RefreshResult:
     price_source: str
     unpriced: int
     warnings: tuple[str, ...] = field(default=())
+    spot_priced: int = 0  # rows with a spot price (--spot)
+    spot_interruption: int = 0  # rows with an interruption bucket (--spot)
 
 
 def _boto3() -> tuple[ModuleType, ModuleType, ModuleType]:
@@ -104,18 +109,11 @@ def parse_price_list(items: Iterable[str | dict[str, Any]], region: str | None =
 
 
 def latest_spot_prices(history: Iterable[dict[str, Any]]) -> dict[str, float]:
-    """``SpotPriceHistory`` entries -> instance type -> lowest over zones of each zone's latest price."""
-    latest: dict[tuple[str, str], tuple[Any, float]] = {}
-    for h in history:
-        key = (h["InstanceType"], h.get("AvailabilityZone", ""))
-        stamp = h.get("Timestamp")
-        price = float(h["SpotPrice"])
-        if key not in latest or (stamp is not None and stamp > latest[key][0]):
-            latest[key] = (stamp, price)
-    out: dict[str, float] = {}
-    for (itype, _az), (_s, price) in latest.items():
-        out[itype] = min(price, out.get(itype, math.inf))
-    return out
+    """``SpotPriceHistory`` entries -> instance type -> lowest over zones of each zone's latest price (the
+    per-zone detail, with timestamps, is :func:`ccdsl.catalog.spot.latest_by_zone`)."""
+    from ccdsl.catalog.spot import latest_by_zone
+
+    return {t: zones[0].price for t, zones in latest_by_zone(history).items()}
 
 
 def _shipped_processor_facts() -> tuple[dict[str, ProcessorFact | None], dict[str, int]]:
@@ -157,13 +155,29 @@ def _client(session, service: str, **kwargs):  # type: ignore[no-untyped-def]
     return client
 
 
+def _spot_history(ec2, region: str) -> dict[str, list[ZonePrice]]:  # type: ignore[no-untyped-def]
+    """Every (type, zone)'s current Linux spot price in ``region``: the history from now on (AWS answers each
+    pair's price in effect at StartTime, and any change since)."""
+    from ccdsl.catalog.spot import latest_by_zone
+
+    history: list[dict[str, Any]] = []
+    for page in ec2.get_paginator("describe_spot_price_history").paginate(
+            ProductDescriptions=["Linux/UNIX"], StartTime=_dt.datetime.now(_dt.timezone.utc)):
+        history.extend(page["SpotPriceHistory"])
+    return latest_by_zone(history)
+
+
 def refresh(region: str, *, endpoint_url: str | None = None, pricing_endpoint_url: str | None = None,
-            spot: bool = False, price_fallback: bool = True, timeout: float = 20.0) -> RefreshResult:
-    """Fetch one region and write its user catalog; see the module docstring."""
+            spot: bool = False, price_fallback: bool = True, timeout: float = 20.0,
+            spot_advisor_url: str | None = None) -> RefreshResult:
+    """Fetch one region and write its user catalog; see the module docstring.  ``spot_advisor_url`` overrides
+    where the interruption buckets come from (else ``CCDSL_SPOT_ADVISOR_URL``, else AWS's public file)."""
     boto3, bconfig, bexc = _boto3()
     from ccdsl.catalog.convert import processor_fact, type_facts
     from ccdsl.catalog.loader import clear_cache, user_catalog_dir
     from ccdsl.catalog.schema import COLUMN_NAMES, NO_SPOT
+    from ccdsl.catalog.spot import API_SOURCE as SPOT_API_SOURCE
+    from ccdsl.catalog.spot import spot_columns
     from ccdsl.catalog.store import atomic_write, csv_bytes
 
     config = bconfig.Config(connect_timeout=min(5.0, timeout), read_timeout=timeout, retries=dict(RETRIES))
@@ -184,17 +198,26 @@ def refresh(region: str, *, endpoint_url: str | None = None, pricing_endpoint_ur
         raise _api_error(exc, f"EC2 DescribeInstanceTypes in {region}", endpoint_url) from None
     if not specs:
         raise CatalogError(f"EC2 in {region} described no instance types; nothing written")
-    spot_prices: dict[str, float] = {}
-    if spot:  # spot prices are an extra: without them the on-demand refresh is still worth writing
+    spot_zones: dict[str, list[ZonePrice]] = {}
+    interruption: dict[str, float] = {}
+    advisor_source = ""
+    if spot:  # spot data is an extra: without it the on-demand refresh is still worth writing
         try:
-            history = []
-            for page in ec2.get_paginator("describe_spot_price_history").paginate(
-                    ProductDescriptions=["Linux/UNIX"], StartTime=_dt.datetime.now(_dt.timezone.utc)):
-                history.extend(page["SpotPriceHistory"])
-            spot_prices = latest_spot_prices(history)
+            spot_zones = _spot_history(ec2, region)
         except errors as exc:
             err = _api_error(exc, f"EC2 DescribeSpotPriceHistory in {region}", endpoint_url)
             warnings.append(f"{err.message}; no spot prices written for {region}")
+        from ccdsl.catalog.spot import read_advisor
+
+        try:  # public and unsigned: a plain HTTPS file, fewer attempts than the offer files (it is an extra)
+            advisor = read_advisor([region], spot_advisor_url, timeout=timeout, attempts=3)
+            interruption = advisor.bounds.get(region, {})
+            advisor_source = advisor.url
+            warnings.extend(advisor.warnings)
+            if not interruption:
+                warnings.append(f"the spot advisor file has no interruption data for {region}")
+        except CatalogError as exc:
+            warnings.append(f"{exc.message}; no interruption data written for {region}")
 
     # The Price List API has its own endpoint: an EC2 override (a test server, a VPC endpoint) is not one.
     pricing_url = pricing_endpoint_url
@@ -235,8 +258,8 @@ def refresh(region: str, *, endpoint_url: str | None = None, pricing_endpoint_ur
         facts = type_facts(spec, processor_fact(t, known, vcpus))
         rows.append({"provider": "aws", "region": region, **facts, "price_per_hour": price,
                      "price_source": source, "price_date": date,
-                     **NO_SPOT, "spot_price_per_hour": spot_prices.get(t, math.nan),
-                     "spot_price_source": "aws-api" if t in spot_prices else "", "max_nodes": math.nan})
+                     **NO_SPOT, **spot_columns(spot_zones.get(t, ()), SPOT_API_SOURCE),
+                     "spot_interruption": interruption.get(t, math.nan), "max_nodes": math.nan})
     if not rows:
         raise CatalogError(f"no instance type in {region} is both offered and priced; nothing written")
 
@@ -244,14 +267,18 @@ def refresh(region: str, *, endpoint_url: str | None = None, pricing_endpoint_ur
 
     datadir.ensure()
     out = user_catalog_dir() / f"aws-{region}.refresh.csv"
+    spot_priced = sum(1 for r in rows if r["spot_price_source"])
+    with_bucket = sum(1 for r in rows if not math.isnan(r["spot_interruption"]))
     sidecar = {
         "provider": "aws", "region": region,
         "fetched_at": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "endpoint_url": endpoint_url, "pricing_endpoint_url": pricing_url, "price_source": price_source,
-        "spot_prices": bool(spot_prices), "rows": len(rows), "instance_types_described": len(specs),
+        "spot_prices": bool(spot_zones), "spot_price_rows": spot_priced, "spot_interruption_rows": with_bucket,
+        "spot_advisor_url": advisor_source, "rows": len(rows), "instance_types_described": len(specs),
         "offered": len(offered), "unpriced": unpriced, "warnings": warnings,
     }
     atomic_write(out, csv_bytes(rows, COLUMN_NAMES), mode=0o600)
     atomic_write(out.with_suffix(".json"), (json.dumps(sidecar, indent=2) + "\n").encode(), mode=0o600)
     clear_cache()
-    return RefreshResult(region, out, len(rows), len(specs), len(offered), price_source, unpriced, tuple(warnings))
+    return RefreshResult(region, out, len(rows), len(specs), len(offered), price_source, unpriced, tuple(warnings),
+                         spot_priced, with_bucket)

@@ -64,7 +64,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r.add_argument("--endpoint-url", metavar="URL", help="EC2 endpoint (e.g. a moto server)")
     r.add_argument("--pricing-endpoint-url", metavar="URL",
                    help="Price List API endpoint (default: AWS's; never the --endpoint-url of EC2)")
-    r.add_argument("--spot", action="store_true", help="also fetch spot prices (DescribeSpotPriceHistory)")
+    r.add_argument("--spot", action="store_true",
+                   help="also fetch spot prices and interruption buckets: DescribeSpotPriceHistory (per zone) with "
+                        "--from api, AWS's public spot feed with --from price-list; both read the public spot "
+                        "advisor file")
+    r.add_argument("--spot-advisor-url", metavar="URL", default=None,
+                   help="the spot advisor file (default $CCDSL_SPOT_ADVISOR_URL, else AWS's public file)")
     r.add_argument("--no-price-fallback", action="store_true",
                    help="fail if the Price List API is unavailable instead of keeping shipped prices")
     r.set_defaults(func=cmd_refresh)
@@ -332,6 +337,8 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         return refresh_price_list(args)
     if args.price_list_url:
         raise CatalogError("--price-list-url goes with --from price-list")
+    if args.spot_advisor_url and not args.spot:
+        raise CatalogError("--spot-advisor-url goes with --spot")
 
     regions = args.region
     if not regions:
@@ -344,11 +351,14 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         regions = [default]
     for region in regions:
         res = refresh(region, endpoint_url=args.endpoint_url, pricing_endpoint_url=args.pricing_endpoint_url,
-                      spot=args.spot, price_fallback=not args.no_price_fallback)
+                      spot=args.spot, price_fallback=not args.no_price_fallback,
+                      spot_advisor_url=args.spot_advisor_url)
         for w in res.warnings:
             print(f"warning: {w}", file=sys.stderr)
+        spot = (f"; spot prices for {res.spot_priced} rows (per zone, DescribeSpotPriceHistory), interruption "
+                f"buckets for {res.spot_interruption}" if args.spot else "")
         print(f"{region}: {res.rows} rows ({res.instance_types_described} types described, {res.offered} offered, "
-              f"{res.unpriced} without price); prices from {res.price_source} -> {res.path}")
+              f"{res.unpriced} without price); prices from {res.price_source}{spot} -> {res.path}")
     return 0
 
 

@@ -1,0 +1,345 @@
+"""Spot prices and interruption buckets: the values of the catalog's ``spot_*`` columns, from every source.
+
+Three sources, one meaning (``ccdsl/catalog/schema.py``):
+
+- ``DescribeSpotPriceHistory`` (credentials; :mod:`ccdsl.catalog.refresh`): entries per (type, zone) with a
+  timestamp.  :func:`latest_by_zone` keeps each zone's *latest* entry, and :func:`spot_columns` turns a type's
+  zones into the row's columns: the cheapest zone's price and name, every zone cheapest first (ties by zone
+  name, so the order is deterministic), and the chosen entry's timestamp as ``spot_price_date``.
+- AWS's public spot feed (``spot.json``, no account; :func:`read_feed`): one Linux price per (region, type).  It
+  prices a region as a whole, so ``spot_zone`` and ``spot_zones`` stay '' and the date is the time of the fetch.
+  Its region names are partly older labels (``us-east``, ``eu-ireland``, ``apac-tokyo``); :func:`region_code`
+  maps those it knows and region codes, and an unknown label is reported and skipped, never guessed.
+- AWS's public spot advisor file (:func:`read_advisor`): per region and type the bucket ``r`` 0..4 of the
+  monthly interruption rate, stored as the bucket's upper bound (:data:`INTERRUPTION_BOUNDS`).
+
+Both public files are snapshots that move and are a few MB: each is read once per refresh (with the Price List
+path's resumable, retrying stream), refused above :data:`MAX_PUBLIC_FILE_BYTES`, and only the requested regions
+are kept.  Their URLs come from the command line, else ``CCDSL_SPOT_FEED_URL`` / ``CCDSL_SPOT_ADVISOR_URL``,
+else AWS's.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import itertools
+import json
+import math
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from ccdsl.errors import CatalogError
+
+FEED_URL = "https://website.spot.ec2.aws.a2z.com/spot.json"
+ADVISOR_URL = "https://spot-bid-advisor.s3.amazonaws.com/spot-advisor-data.json"
+FEED_URL_ENV = "CCDSL_SPOT_FEED_URL"
+ADVISOR_URL_ENV = "CCDSL_SPOT_ADVISOR_URL"
+FEED_SOURCE = "aws-spot-feed"
+API_SOURCE = "aws-api"
+MAX_PUBLIC_FILE_BYTES = 64 << 20  # both files are a few MB; a bigger answer is not the file we expect
+
+# The advisor's bucket index r -> the bucket's upper bound (a fraction of instances interrupted per month).
+INTERRUPTION_BOUNDS: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2, 1.0)
+INTERRUPTION_LABELS: tuple[str, ...] = ("<5%", "5-10%", "10-15%", "15-20%", ">20%")
+
+# Older region labels of the spot feed (and of the retired JSONP feeds) -> region codes.  A label that is itself
+# a region code needs no entry.  Anything else is unknown: skipped with a warning.
+FEED_REGION_LABELS: dict[str, str] = {
+    "us-east": "us-east-1",
+    "us-west": "us-west-1",
+    "eu-ireland": "eu-west-1",
+    "eu-west": "eu-west-1",
+    "eu-frankfurt": "eu-central-1",
+    "apac-sin": "ap-southeast-1",
+    "apac-syd": "ap-southeast-2",
+    "apac-tokyo": "ap-northeast-1",
+}
+_REGION_CODE = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d+$")
+# a zone (us-east-1b, a Local Zone us-west-2-lax-1a) and a price, as written in spot_zones
+_ZONE_ENTRY = re.compile(r"^([a-z]{2}(?:-[a-z0-9]+)+)=((?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)$")
+
+
+# ------------------------------------------------------------------------------------------------ values
+
+@dataclass(frozen=True)
+class ZonePrice:
+    """One zone's latest spot price for a type; ``timestamp`` is None when the source gave none."""
+
+    zone: str
+    price: float
+    timestamp: _dt.datetime | None = None
+
+
+def iso_utc(stamp: _dt.datetime) -> str:
+    """An ISO 8601 UTC timestamp to the second with a 'Z' (a naive datetime is taken as UTC)."""
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=_dt.timezone.utc)
+    return stamp.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def now_utc() -> str:
+    return iso_utc(_dt.datetime.now(_dt.timezone.utc))
+
+
+def format_price(price: float) -> str:
+    """A price as plain decimal text without trailing zeros (0.0419, 0.00001): no exponent, every digit kept."""
+    text = f"{price:.10f}".rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def format_zones(zones: Iterable[ZonePrice]) -> str:
+    return " ".join(f"{z.zone}={format_price(z.price)}" for z in zones)
+
+
+def parse_zones(text: str) -> list[tuple[str, float]]:
+    """``'us-east-1b=0.0419 us-east-1a=0.045'`` -> [(zone, price), ...]; ValueError saying what is wrong.
+
+    The text must list each zone once, with a price > 0, cheapest first (ties by zone name) — the order deploy
+    tries the zones in, so an out-of-order list is an error rather than silently re-sorted.
+    """
+    out: list[tuple[str, float]] = []
+    for entry in text.split():
+        m = _ZONE_ENTRY.match(entry)
+        if m is None:
+            raise ValueError(f"{entry!r} is not ZONE=PRICE (e.g. 'us-east-1b=0.0419 us-east-1a=0.045')")
+        zone, price = m.group(1), float(m.group(2))
+        if not (price > 0 and math.isfinite(price)):
+            raise ValueError(f"{entry!r}: a spot price must be a number > 0")
+        if any(zone == z for z, _ in out):
+            raise ValueError(f"zone {zone} is listed twice")
+        out.append((zone, price))
+    for (z1, p1), (z2, p2) in itertools.pairwise(out):
+        if (p2, z2) < (p1, z1):
+            raise ValueError(f"list the zones cheapest first (deploy tries them in this order): "
+                             f"{z2}={format_price(p2)} belongs before {z1}={format_price(p1)}")
+    return out
+
+
+def interruption_bound(r: Any) -> float | None:
+    """The advisor's bucket index (0..4) -> its upper bound; None for anything else."""
+    if isinstance(r, bool) or not isinstance(r, int) or not 0 <= r < len(INTERRUPTION_BOUNDS):
+        return None
+    return INTERRUPTION_BOUNDS[r]
+
+
+def interruption_label(value: float) -> str:
+    """A ``spot_interruption`` value -> the advisor's bucket label (<5%, 5-10%, ..., >20%), or 'unknown'.
+
+    A hand-written value between the bounds (0.07) is shown by the bucket it falls in (5-10%)."""
+    if value is None or math.isnan(value):
+        return "unknown"
+    for bound, label in zip(INTERRUPTION_BOUNDS, INTERRUPTION_LABELS):
+        if value <= bound + 1e-12:
+            return label
+    return INTERRUPTION_LABELS[-1]
+
+
+# ------------------------------------------------------------------------------------------------ the API's history
+
+def latest_by_zone(history: Iterable[dict[str, Any]]) -> dict[str, list[ZonePrice]]:
+    """``SpotPriceHistory`` entries -> instance type -> each zone's latest price, cheapest first (ties by zone).
+
+    Entries without a zone count as one zone named ''.  Of two entries of one (type, zone) the one with the later
+    timestamp wins; an entry without a timestamp never replaces one that has one.  Unreadable or non-positive
+    prices are skipped (no price is better than a wrong one).
+    """
+    latest: dict[tuple[str, str], ZonePrice] = {}
+    for h in history:
+        try:
+            price = float(h["SpotPrice"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if not (price > 0 and math.isfinite(price)):
+            continue
+        key = (str(h["InstanceType"]), str(h.get("AvailabilityZone") or ""))
+        stamp = h.get("Timestamp")
+        if isinstance(stamp, str):
+            stamp = _dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        seen = latest.get(key)
+        if seen is None or (stamp is not None and (seen.timestamp is None or _utc(stamp) > _utc(seen.timestamp))):
+            latest[key] = ZonePrice(key[1], price, stamp)
+    out: dict[str, list[ZonePrice]] = {}
+    for (itype, _zone), zp in latest.items():
+        out.setdefault(itype, []).append(zp)
+    for zones in out.values():
+        zones.sort(key=lambda z: (z.price, z.zone))
+    return out
+
+
+def _utc(stamp: _dt.datetime) -> _dt.datetime:
+    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=_dt.timezone.utc)
+
+
+def spot_columns(zones: Sequence[ZonePrice], source: str = API_SOURCE) -> dict[str, Any]:
+    """A type's zones (cheapest first, as :func:`latest_by_zone` gives them) -> the row's spot price columns."""
+    if not zones:
+        return {"spot_price_per_hour": math.nan, "spot_zone": "", "spot_zones": "", "spot_price_source": "",
+                "spot_price_date": ""}
+    best = zones[0]
+    return {"spot_price_per_hour": best.price, "spot_zone": best.zone,
+            "spot_zones": format_zones(z for z in zones if z.zone), "spot_price_source": source,
+            "spot_price_date": iso_utc(best.timestamp) if best.timestamp is not None else ""}
+
+
+# ------------------------------------------------------------------------------------------------ public files
+
+def feed_url(option: str | None = None) -> str:
+    return option or os.environ.get(FEED_URL_ENV) or FEED_URL
+
+
+def advisor_url(option: str | None = None) -> str:
+    return option or os.environ.get(ADVISOR_URL_ENV) or ADVISOR_URL
+
+
+def region_code(label: str) -> str | None:
+    """A spot feed region label -> its region code; None when the label is neither known nor a region code."""
+    label = label.strip()
+    if label in FEED_REGION_LABELS:
+        return FEED_REGION_LABELS[label]
+    return label if _REGION_CODE.match(label) else None
+
+
+@dataclass(frozen=True)
+class SpotFeed:
+    """The spot feed's Linux prices of the requested regions, and when and where it was read."""
+
+    url: str
+    fetched_at: str  # ISO 8601 UTC: the price date of every price in it
+    prices: dict[str, dict[str, float]]  # region -> instance type -> USD/h
+    warnings: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class Advisor:
+    """The spot advisor's interruption buckets (upper bounds) of the requested regions."""
+
+    url: str
+    fetched_at: str
+    bounds: dict[str, dict[str, float]]  # region -> instance type -> upper bound of the bucket
+    warnings: tuple[str, ...] = field(default=())
+
+
+def _fetch_json(url: str, what: str, option: str, progress: TextIO | None, timeout: float,
+                attempts: int | None) -> Any:
+    """A public JSON file through the Price List path's resumable stream, with progress; at most
+    :data:`MAX_PUBLIC_FILE_BYTES`."""
+    from ccdsl.catalog import pricelist
+
+    kwargs: dict[str, Any] = {"timeout": timeout, "what": what, "option": option}
+    if attempts is not None:
+        kwargs["attempts"] = attempts
+    stream = pricelist.ResumableStream(url, **kwargs)
+    meter = pricelist.Progress(what, progress) if progress is not None else None
+    data = bytearray()
+    try:
+        for chunk in stream.chunks():
+            data += chunk
+            if len(data) > MAX_PUBLIC_FILE_BYTES:
+                raise CatalogError(f"{url}: more than {MAX_PUBLIC_FILE_BYTES >> 20} MB; that is not the {what} "
+                                   "(a few MB)", hint=f"check {option}; the previous catalog is unchanged")
+            if meter is not None:
+                meter.update(len(data), stream.total, 0)
+    finally:
+        stream.close()
+    if meter is not None:
+        meter.update(len(data), stream.total, 0, final=True)
+    text = bytes(data)
+    if text.lstrip().startswith(b"callback("):  # the retired JSONP form: callback({...});
+        text = text.strip().removeprefix(b"callback(").rstrip(b";").removesuffix(b")")
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise CatalogError(f"the {what} {url} is not valid JSON ({exc})",
+                           hint=f"check {option}; the previous catalog is unchanged") from None
+
+
+def parse_feed(doc: Any, regions: Iterable[str]) -> tuple[dict[str, dict[str, float]], list[str]]:
+    """The feed's JSON -> (region -> type -> Linux USD/h for the requested regions, warnings).
+
+    Shape: ``{config: {regions: [{region, instanceTypes: [{type, sizes: [{size, valueColumns: [{name: "linux",
+    prices: {USD: "0.0125"}}]}]}]}]}}``.  ``size`` is the instance type; a price that is not a number > 0
+    ("N/A*") is skipped.  Unknown region labels are skipped with one warning naming them.
+    """
+    wanted = set(regions)
+    regs = (doc.get("config") or {}).get("regions") if isinstance(doc, dict) else None
+    if not isinstance(regs, list):
+        raise CatalogError("the spot feed has no config.regions list (not the shape of AWS's spot.json)")
+    out: dict[str, dict[str, float]] = {}
+    unknown: list[str] = []
+    for reg in regs:
+        if not isinstance(reg, dict):
+            continue
+        label = str(reg.get("region", ""))
+        code = region_code(label)
+        if code is None:
+            unknown.append(label)
+            continue
+        if code not in wanted:
+            continue
+        prices = out.setdefault(code, {})
+        for group in reg.get("instanceTypes") or ():
+            for size in (group or {}).get("sizes") or ():
+                itype = str((size or {}).get("size", ""))
+                for col in size.get("valueColumns") or ():
+                    if not isinstance(col, dict) or col.get("name") != "linux":
+                        continue
+                    try:
+                        price = float((col.get("prices") or {}).get("USD", "nan"))
+                    except (TypeError, ValueError):
+                        continue
+                    if itype and price > 0 and math.isfinite(price):
+                        prices[itype] = min(price, prices.get(itype, math.inf))
+    warnings = []
+    if unknown:
+        warnings.append(f"the spot feed names {len(unknown)} region label(s) ccdsl does not know, skipped: "
+                        f"{', '.join(sorted(set(unknown)))}")
+    return out, warnings
+
+
+def parse_advisor(doc: Any, regions: Iterable[str]) -> tuple[dict[str, dict[str, float]], list[str]]:
+    """The advisor's JSON -> (region -> type -> interruption bound for the requested regions, warnings).
+
+    Shape: ``{ranges: [...], spot_advisor: {<region>: {Linux: {<type>: {s: <savings %>, r: <0..4>}}}}}``; an entry
+    whose ``r`` is not 0..4 is skipped and counted in a warning.
+    """
+    adv = doc.get("spot_advisor") if isinstance(doc, dict) else None
+    if not isinstance(adv, dict):
+        raise CatalogError("the spot advisor file has no spot_advisor object (not the shape of AWS's file)")
+    out: dict[str, dict[str, float]] = {}
+    odd = 0
+    for region in regions:
+        linux = (adv.get(region) or {}).get("Linux") or {}
+        bounds: dict[str, float] = {}
+        for itype, entry in linux.items():
+            bound = interruption_bound((entry or {}).get("r") if isinstance(entry, dict) else None)
+            if bound is None:
+                odd += 1
+                continue
+            bounds[str(itype)] = bound
+        if bounds:
+            out[region] = bounds
+    warnings = [f"{odd} spot advisor entries have no bucket 0..4 and were skipped"] if odd else []
+    return out, warnings
+
+
+def read_feed(regions: Iterable[str], url: str | None = None, progress: TextIO | None = None,
+              timeout: float = 30.0) -> SpotFeed:
+    """Fetch the public spot feed once and keep the requested regions' Linux prices."""
+    url = feed_url(url)
+    fetched = now_utc()
+    doc = _fetch_json(url, "spot feed", "--spot-feed-url", progress, timeout, None)
+    prices, warnings = parse_feed(doc, regions)
+    return SpotFeed(url, fetched, prices, tuple(warnings))
+
+
+def read_advisor(regions: Iterable[str], url: str | None = None, progress: TextIO | None = None,
+                 timeout: float = 30.0, attempts: int | None = None) -> Advisor:
+    """Fetch the public spot advisor file once and keep the requested regions' interruption buckets."""
+    url = advisor_url(url)
+    fetched = now_utc()
+    doc = _fetch_json(url, "spot advisor file", "--spot-advisor-url", progress, timeout, attempts)
+    bounds, warnings = parse_advisor(doc, regions)
+    return Advisor(url, fetched, bounds, tuple(warnings))
