@@ -135,7 +135,8 @@ def _log_to_stderr() -> None:
 
 def _cluster_json(c: Any) -> dict[str, Any]:
     return {"handle": c.handle, "contract": c.contract, "provider": c.provider, "cluster_type": c.cluster_type,
-            "status": c.status, "workers": c.workers(), "nodes": [_node_json(n) for n in c.nodes()]}
+            "status": c.status, "markets": c.markets or None, "workers": c.workers(),
+            "nodes": [_node_json(n) for n in c.nodes()]}
 
 
 def _node_json(n: Any) -> dict[str, Any]:
@@ -167,9 +168,14 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
     # resolved here with the same options as `ccdsl resolve`, so both commands pick the same rows
     catalog = load_catalog(paths=args.catalog, columns=VIEW_COLUMNS) if args.catalog else None
-    resolution = resolve(contract, catalog, region=args.region, any_region=args.any_region)
+    # [aws] spot = true: resolved at spot prices, so that the nodes launched as spot are the ones priced as spot
+    from ccdsl.executor.deploy import resolver_prices_spot
+
+    spot = {"spot": True} if _config_spot() and resolver_prices_spot() else {}
+    resolution = resolve(contract, catalog, region=args.region, any_region=args.any_region, **spot)
     if not args.quiet:
-        print(f"deploying {resolution.choice.describe()}, ${resolution.price_per_hour:g}/h", file=sys.stderr)
+        price = "price unknown" if resolution.price_per_hour is None else f"${resolution.price_per_hour:g}/h"
+        print(f"deploying {resolution.choice.describe()}, {price}{_markets_text(resolution)}", file=sys.stderr)
     bar = None if args.quiet or not args.workdir else _sync_bar()
     try:
         cluster = deploy(resolution, progress=None if args.quiet else progress_printer(), workdir=args.workdir,
@@ -184,6 +190,27 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         print(cluster.handle)
         print(f"{cluster.cluster_type} {cluster.handle} ready: workers {cluster.workers()}", file=sys.stderr)
     return 0
+
+
+def _config_spot() -> bool:
+    from ccdsl.executor import config as cfg
+
+    return bool(cfg.load().aws.spot)
+
+
+def _markets_text(resolution: Any) -> str:
+    """``; workers spot (cheapest in us-east-1b), manager on-demand`` -- which market each role is launched in
+    (empty for a resolution with no spot role: on-demand, as always)."""
+    roles = [("workers", resolution.choice), *([("manager", resolution.manager)] if resolution.manager else [])]
+    if all(getattr(c, "market", "on-demand") != "spot" for _, c in roles):
+        return ""
+    parts = []
+    for name, c in roles:
+        text = f"{name} {c.market}"
+        if c.market == "spot" and c.spot_zone:
+            text += f" (cheapest in {c.spot_zone})"
+        parts.append(text)
+    return "; " + ", ".join(parts)
 
 
 def _sync_bar() -> Any:
@@ -250,20 +277,25 @@ def cmd_cost_report(args: argparse.Namespace) -> int:
         print(json.dumps({"clusters": [i.to_dict() for i in infos], "total_cost": total,
                           "clusters_with_unknown_price": unknown, "not_counted": NOT_COUNTED}, indent=2))
         return 0
-    print(f"{'HANDLE':15}  {'CONTRACT':18}  {'PROVIDER':8}  {'STATUS':11}  {'NODES':22}  {'STARTED':16}  "
-          f"{'RUNNING':>8}  {'$/HOUR':>9}  {'TOTAL':>10}")
+    print(f"{'HANDLE':15}  {'CONTRACT':18}  {'PROVIDER':8}  {'STATUS':11}  {'NODES':22}  {'MARKET':9}  "
+          f"{'STARTED':16}  {'RUNNING':>8}  {'$/HOUR':>9}  {'TOTAL':>10}")
     for i in infos:
         c = i.cost
         started = time.strftime("%Y-%m-%d %H:%M", time.localtime(c.started_at)) if c else "-"
         rate = f"{c.price_per_hour:.4f}" if c and c.price_per_hour is not None else "?"
         spent = f"{c.cost_so_far:.2f}" if c and c.cost_so_far is not None else "?"
         print(f"{i.handle:15}  {i.contract[:18]:18}  {i.provider:8}  {i.status:11}  "
-              f"{(i.instance_type + ' x ' + str(i.nodes))[:22]:22}  {started:16}  "
+              f"{(i.instance_type + ' x ' + str(i.nodes))[:22]:22}  {_market_cell(i.market):9}  {started:16}  "
               f"{age(c.running_seconds) if c else '-':>8}  {rate:>9}  {spent:>10}")
     tail = f" ({unknown} cluster(s) with an unknown price not included)" if unknown else ""
     print(f"total: ${total:.2f}{tail}")
     print(f"(estimates: running time x the price recorded at deploy; {NOT_COUNTED})")
     return 0
+
+
+def _market_cell(market: str) -> str:
+    """The market in a table cell: ``spot``, ``on-demand``, ``mixed`` (``ccdsl nodes`` shows it per node)."""
+    return (market if "," not in market else "mixed") or "-"
 
 
 def cmd_nodes(args: argparse.Namespace) -> int:
@@ -277,14 +309,16 @@ def cmd_nodes(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([_node_json(n) for n in nodes], indent=2))
         return 0
+    markets = c.markets
     print(f"{c.handle}: {c.cluster_type} on {c.provider}, {status}")
     if not nodes:
         print("  no nodes" + (f" ({c.record.note})" if c.record.note else ""))
         return 0
     rows = [[n.role, str(n.index), n.instance_id, n.instance_type, n.address or "-", n.private_address or "-",
-             n.zone or "-", node_state(n.state, status)] for n in nodes]
-    print(table(["role", "index", "instance_id", "instance_type", "address", "private_address", "zone", "state"],
-                rows, indent=2))
+             n.zone or "-", *([markets.get(n.role, "-")] if markets else []), node_state(n.state, status)]
+            for n in nodes]
+    print(table(["role", "index", "instance_id", "instance_type", "address", "private_address", "zone",
+                 *(["market"] if markets else []), "state"], rows, indent=2))
     if status in (st.FAILED, st.TERMINATED):
         print(f"  (the cluster is {status}: node states are as last recorded"
               + (f"; `ccdsl terminate {c.handle}` removes what is left)" if status == st.FAILED else ")"))

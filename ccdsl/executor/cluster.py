@@ -181,6 +181,12 @@ class Cluster:
     def processes_per_node(self) -> int:
         return int(self.record.settings.get("processes_per_node", self.config.mpi.processes_per_node))
 
+    @property
+    def markets(self) -> dict[str, str]:
+        """Role -> ``"spot"`` or ``"on-demand"``, as deployed (from the cost record); empty when none was recorded
+        (a provider without markets, a cluster deployed before markets were recorded)."""
+        return {p.role: p.market for p in self.state.prices(self.handle) if p.market}
+
     def nodes(self) -> list[Node]:
         """The nodes (manager first): id, instance id, addresses, state."""
         return self.state.nodes(self.handle)
@@ -210,7 +216,8 @@ class Cluster:
             r = self.record
             workers, _manager = split_roles(self.nodes())
             shape = f"{workers[0].instance_type}×{len(workers)}" if workers else "no nodes"
-            return f"<Cluster {self.handle} {r.cluster_type} {r.provider} {shape} {r.status}>"
+            spot = " spot" if "spot" in self.markets.values() else ""
+            return f"<Cluster {self.handle} {r.cluster_type} {r.provider} {shape}{spot} {r.status}>"
         except Exception:  # repr must not fail
             return f"<Cluster {self.handle}>"
 
@@ -225,6 +232,8 @@ class Cluster:
         except Exception:  # a repr must not fail
             rate = None
         price = f", ${rate:.4f}/hour" if rate is not None else ""
+        market = cost.market_summary(self.state.prices(self.handle))
+        price += f" ({market})" if market else ""
         title = (f"<b>{_html(r.contract)}</b> {_html(self.handle)}: {_html(r.cluster_type)} on {_html(r.provider)}, "
                  f"{_html(r.status)}{_html(price)}")
         head = ("role", "index", "instance id", "instance type", "address", "private address", "state")

@@ -64,9 +64,22 @@ class Cost:
                 "ended_at": iso(self.ended_at) if self.ended_at is not None else None,
                 "max_cost": self.max_cost, "cost_warning": self.warning,
                 "hours_by_status": {k: round(v / 3600, 4) for k, v in self.seconds_by_status.items()},
+                "market": market_summary(self.prices) or None,
                 "prices": [{"role": p.role, "instance_type": p.instance_type, "node_count": p.node_count,
-                            "price_per_node_hour": p.price_per_node_hour, "source": p.source, "date": p.date}
+                            "price_per_node_hour": p.price_per_node_hour, "source": p.source, "date": p.date,
+                            "market": p.market or None, "zone": p.zone or None,
+                            "on_demand_price_per_node_hour": p.on_demand_price_per_node_hour}
                            for p in self.prices]}
+
+
+def market_summary(prices: Iterable[st.RolePrice]) -> str:
+    """``spot``, ``on-demand``, or per role (``manager on-demand, workers spot``); '' when none was recorded."""
+    markets = {p.role: p.market for p in prices if p.market}
+    if not markets:
+        return ""
+    if len(set(markets.values())) == 1:
+        return next(iter(markets.values()))
+    return ", ".join(f"{role}{'s' if role == 'worker' else ''} {m}" for role, m in markets.items())
 
 
 def money(x: float | None) -> float | None:
@@ -91,17 +104,24 @@ def age(seconds: float) -> str:
 
 
 # -- recording ------------------------------------------------------------------------------------------------------
-def request_price(choice: Any) -> dict[str, Any]:
-    """The price facts of a resolver Choice, as NodeRequest options (source and date when the catalog has them)."""
-    price = getattr(choice, "price_per_node_hour", None)
+def _number(x: Any) -> float | None:
     try:
-        price = float(price) if price is not None else None
+        x = float(x) if x is not None else None
     except (TypeError, ValueError):
-        price = None
-    if price is not None and math.isnan(price):
-        price = None
-    return {"price_per_node_hour": price, "price_source": str(getattr(choice, "price_source", "") or "catalog"),
-            "price_date": str(getattr(choice, "price_date", "") or "")}
+        return None
+    return None if x is None or math.isnan(x) else x
+
+
+def request_price(choice: Any) -> dict[str, Any]:
+    """The price facts of a resolver Choice, as NodeRequest options (source and date when the catalog has them).
+    A spot Choice's price is its spot price (of ``spot_zone``); the on-demand price beside it is kept too."""
+    out = {"price_per_node_hour": _number(getattr(choice, "price_per_node_hour", None)),
+           "price_source": str(getattr(choice, "price_source", "") or "catalog"),
+           "price_date": str(getattr(choice, "price_date", "") or "")}
+    if getattr(choice, "market", "on-demand") == "spot":
+        out["on_demand_price_per_node_hour"] = _number(getattr(choice, "on_demand_price_per_node_hour", None))
+        out["price_zone"] = str(getattr(choice, "spot_zone", "") or "")
+    return out
 
 
 def plan_prices(plan: Plan) -> list[st.RolePrice]:
@@ -111,10 +131,17 @@ def plan_prices(plan: Plan) -> list[st.RolePrice]:
     for r in plan.requests:
         o: Mapping[str, Any] = r.options
         price = o.get("price_per_node_hour")
+        market = str(o.get("market") or "")
+        on_demand = o.get("on_demand_price_per_node_hour")
+        if market == "on-demand" and on_demand is None:
+            on_demand = price
         out.append(st.RolePrice(role=r.role, instance_type=r.instance_type, node_count=r.count,
                                 price_per_node_hour=float(price) if price is not None else None,
                                 source=str(o.get("price_source", "") if price is not None else ""),
-                                date=str(o.get("price_date", "") if price is not None else ""), recorded_at=now))
+                                date=str(o.get("price_date", "") if price is not None else ""), recorded_at=now,
+                                market=market,
+                                on_demand_price_per_node_hour=float(on_demand) if on_demand is not None else None,
+                                zone=str(o.get("price_zone") or "")))
     return out
 
 
@@ -180,6 +207,7 @@ __all__ = [
     "age",
     "billable_seconds",
     "estimate",
+    "market_summary",
     "plan_prices",
     "price_per_hour",
     "record_plan",

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from ccdsl.errors import CapacityError, CcdslError, ClusterError, SetupError
+from ccdsl.errors import CapacityError, CcdslError, ClusterError, ConfigError, SetupError
 from ccdsl.executor import cost, guard
 from ccdsl.executor import state as st
 from ccdsl.executor.cluster import Cluster, is_handle, make_ready, new_handle, quiet, split_roles
@@ -75,6 +75,7 @@ class ClusterInfo:
     note: str = ""
     cost: cost.Cost | None = None  # the estimate from the prices recorded at deploy (None: not computed)
     autostop: Mapping[str, Any] | None = None  # {"idle", "idle_seconds", "down", "max_cost"} or None
+    market: str = ""  # "spot", "on-demand", "manager on-demand, workers spot"; '' when none was recorded
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("cost", "autostop")}
@@ -87,8 +88,9 @@ class ClusterInfo:
     def describe(self) -> str:
         when = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self.created_at))
         note = f" -- {self.note}" if self.note else ""
+        market = f" ({self.market})" if self.market else ""
         return (f"{self.cluster_type} {self.handle}, created at {when} on {self.provider}: {self.instance_type} × "
-                f"{self.nodes}, {self.status}{self.spending()}{note}")
+                f"{self.nodes}{market}, {self.status}{self.spending()}{note}")
 
     def spending(self) -> str:
         """``, age 2h 05m, $0.6656/h, $1.39 so far, autostop 30m`` (empty when no estimate was computed)."""
@@ -118,8 +120,9 @@ CONTRACT_CONFIG = {
 }
 
 
-def spec_of(target: Any) -> Spec:
-    """A Spec from a Contract (resolved here), a Resolution, a Plan, or a sequence of Plans."""
+def spec_of(target: Any, *, spot: bool = False) -> Spec:
+    """A Spec from a Contract (resolved here; ``spot``: at spot prices), a Resolution, a Plan, or a sequence of
+    Plans."""
     if isinstance(target, Spec):
         return target
     if isinstance(target, Plan):
@@ -127,7 +130,7 @@ def spec_of(target: Any) -> Spec:
     if isinstance(target, (list, tuple)) and target and all(isinstance(p, Plan) for p in target):
         return Spec("plan", "PeerWorkers", tuple(target))
     if hasattr(target, "clauses"):  # a Contract
-        target = _resolve(target)
+        target = _resolve(target, spot=spot)
         if isinstance(target, Spec):
             return target
     if hasattr(target, "choice"):  # a Resolution
@@ -135,24 +138,50 @@ def spec_of(target: Any) -> Spec:
     raise TypeError(f"deploy() takes a contract or a resolution, not {type(target).__name__}")
 
 
-def _resolve(contract: Any) -> Any:
-    """The contract's resolution (``node_provider => Local`` resolves to this machine's catalog row)."""
+def resolver_prices_spot() -> bool:
+    """Whether the resolver can price a contract at spot prices (``resolve(..., spot=True)``, issue 14).  Until it
+    can, a spot deploy keeps the older behaviour: every role launched as spot, priced at on-demand prices."""
+    import inspect
+
     from ccdsl.resolver import resolve
 
-    return resolve(contract)
+    return "spot" in inspect.signature(resolve).parameters
+
+
+def _resolve(contract: Any, *, spot: bool = False) -> Any:
+    """The contract's resolution (``node_provider => Local`` resolves to this machine's catalog row); with ``spot``
+    (``[aws] spot = true``) at spot prices, so that what is launched as spot is what was priced as spot."""
+    from ccdsl.resolver import resolve
+
+    options: dict[str, Any] = {"spot": True} if spot and resolver_prices_spot() else {}
+    return resolve(contract, **options)
+
+
+def market_of(choice: Any) -> str:
+    """``"spot"`` or ``"on-demand"``: the market a resolver Choice was priced in."""
+    return "spot" if getattr(choice, "market", "on-demand") == "spot" else "on-demand"
 
 
 def _spec_from_resolution(resolution: Any) -> Spec:
+    """One plan per choice (the choice, then its alternatives), one request per role.  Each role is requested in
+    the market its Choice was priced in (ManagerWorkers with ``worker.spot``: the manager on-demand, the workers
+    spot).  A resolver that cannot price spot leaves every Choice on-demand: then the contract's ``spot`` flag
+    makes every role spot, as before issue 14."""
     contract = resolution.contract
     overrides = contract_overrides(contract)
-    spot = bool(overrides.get("aws", {}).get("spot", False))
     manager = resolution.manager
+    choices = [resolution.choice, *resolution.alternatives, *([manager] if manager is not None else [])]
+    per_role = resolver_prices_spot() or any(market_of(c) == "spot" for c in choices)
+    legacy_spot = bool(overrides.get("aws", {}).get("spot", False))
+
+    def request(choice: Any, role: str) -> NodeRequest:
+        return _request(choice, role, contract.name, market_of(choice) if per_role else None, legacy_spot)
 
     def plan(choice: Any) -> Plan:
         requests = []
         if manager is not None:
-            requests.append(_request(manager, "manager", contract.name, spot))
-        requests.append(_request(choice, "worker", contract.name, spot))
+            requests.append(request(manager, "manager"))
+        requests.append(request(choice, "worker"))
         label = choice.describe() if hasattr(choice, "describe") else ""
         return Plan(base.canonical(choice.provider), tuple(requests), label)
 
@@ -194,12 +223,69 @@ def _with_file_tags(overrides: Mapping[str, Mapping[str, Any]], config: Config) 
     return out
 
 
-def _request(choice: Any, role: str, contract: str, spot: bool) -> NodeRequest:
+def _request(choice: Any, role: str, contract: str, market: str | None, legacy_spot: bool) -> NodeRequest:
+    """The request of one role.  ``market`` (None: the resolver priced no market) goes into the options, where
+    the provider reads it; a spot role also carries its zones, the cheapest spot price's first."""
     from ccdsl.executor.cost import request_price
 
+    options: dict[str, Any] = {"contract": contract, **request_price(choice)}
+    if market is not None:
+        options["market"] = market
+    if market == "spot":
+        zones = [str(choice.spot_zone or ""), *(str(z) for z in (getattr(choice, "spot_zones", ()) or ()))]
+        options["spot_zones"] = list(dict.fromkeys(z for z in zones if z))
+    spot = market == "spot" if market is not None else legacy_spot
     return NodeRequest(handle="", role=role, instance_type=choice.instance_type, count=int(choice.node_count),
-                       region=choice.region or None, spot=spot,
-                       options={"contract": contract, **request_price(choice)})
+                       region=choice.region or None, spot=spot, options=options)
+
+
+def is_spot(request: NodeRequest, config: Config) -> bool:
+    """Whether ``request`` launches spot instances: its market when the resolution priced one, else (a bare Plan,
+    an older resolver) its spot flag or ``[aws] spot``."""
+    market = request.options.get("market")
+    return market == "spot" if market else bool(request.spot or config.aws.spot)
+
+
+def _check_markets(spec: Spec, config: Config, from_resolution: bool) -> None:
+    """``[aws] spot = true`` with a resolution priced on-demand: launching it as spot would record on-demand
+    prices for spot nodes (and on-demand as the file says would ignore it); either way launch and price disagree."""
+    if not (config.aws.spot and from_resolution and resolver_prices_spot()):
+        return
+    aws = [r for p in spec.plans if p.provider == "aws" for r in p.requests]
+    if aws and not any(r.options.get("market") == "spot" for r in aws):
+        raise ConfigError("[aws] spot = true, but this resolution was priced at on-demand prices",
+                          hint="resolve it at spot prices (ccdsl.resolve(contract, spot=True)), deploy the contract "
+                               "itself, or set [aws] spot = false")
+
+
+def _with_markets(plan: Plan, config: Config) -> Plan:
+    """The plan with each AWS request's market settled (``options["market"]``, what the provider launches and
+    the cost record keeps): the resolution's, else the spot flag or ``[aws] spot``."""
+    if plan.provider != "aws":
+        return plan
+    return replace(plan, requests=tuple(
+        replace(r, spot=is_spot(r, config), options={**r.options, "market": "spot" if is_spot(r, config)
+                                                     else "on-demand"}) for r in plan.requests))
+
+
+def _announce_markets(handle: str, plan: Plan, config: Config, state: st.State) -> None:
+    """Say which market each role is launched in (log, journal and the record's settings)."""
+    markets = {r.role: ("spot" if is_spot(r, config) else "on-demand") for r in plan.requests}
+    if plan.provider != "aws":
+        return
+    parts = []
+    for r in plan.requests:
+        text = f"{r.role} {r.instance_type} × {r.count}: {markets[r.role]}"
+        price = r.options.get("price_per_node_hour")
+        if isinstance(price, (int, float)):
+            text += f" at ${price:.4g}/node-hour"
+        zones = _spot_zones(r)
+        if markets[r.role] == "spot" and zones:
+            text += f" (cheapest in {zones[0]})"
+        parts.append(text)
+    log.info("%s: markets: %s", handle, "; ".join(parts))
+    state.journal(handle, "markets", **markets)
+    state.update_cluster(handle, settings={"markets": markets})
 
 
 # -- deploy -----------------------------------------------------------------------------------------------------
@@ -235,13 +321,14 @@ def deploy(target: Any, *, workdir: str | os.PathLike[str] | None = None, setup:
         from ccdsl import security
 
         security.enforce(contract, config)
-    spec = spec_of(target)
+    spec = spec_of(target, spot=config.aws.spot)  # [aws] spot = true: a contract is resolved at spot prices
     spec = replace(spec, overrides=_with_file_tags(spec.overrides, config))
     if spec.overrides:
         config = config.replace(f"contract '{spec.contract}'", **{k: dict(v) for k, v in spec.overrides.items()})
+    _check_markets(spec, config, from_resolution=hasattr(target, "choice"))
     if rule.active:
         for plan in spec.plans:
-            guard.check_deploy(config, rule, plan.provider)
+            guard.check_deploy(rule, plan.provider, spot=any(is_spot(r, config) for r in plan.requests))
         spec = _with_options(spec, shutdown_behavior=guard.shutdown_behavior(rule))
     state = state or st.State()
     report = progress or quiet
@@ -311,7 +398,9 @@ def _create(handle: str, spec: Spec, config: Config, state: st.State, report: Pr
         if provider is not kept:
             current.append(provider)
         state.update_cluster(handle, provider=plan.provider, settings=_settings(provider))
+        plan = _with_markets(plan, config)
         cost.record_plan(state, handle, plan)  # priced before anything is created: a crashed deploy is priced too
+        _announce_markets(handle, plan, config, state)
         try:
             return provider, _create_plan(handle, plan, provider, state, report)
         except CapacityError as exc:
@@ -346,17 +435,25 @@ def _same_place(plan: Plan, other: Plan) -> bool:
 def _create_plan(handle: str, plan: Plan, provider: Any, state: st.State, report: Progress) -> list[Node]:
     created: list[Node] = []
     preferred: str | None = None
+    # The zone of the cheapest spot price of the plan's first spot role: the other roles start there too, so the
+    # cluster stays in one zone when it can (ManagerWorkers with spot workers: the on-demand manager beside them).
+    lead = next((str(z) for r in plan.requests for z in _spot_zones(r)[:1]), None)
     for request in plan.requests:
         request = replace(request, handle=handle)
         zones = provider.zones(request) if hasattr(provider, "zones") else [None]
         state.update_cluster(handle, settings=_settings(provider))  # the region is known now: before any create
-        if preferred in zones:  # keep the roles of a cluster in one zone when possible
-            zones = [preferred, *(z for z in zones if z != preferred)]
+        spot_order = _spot_zones(request)
+        if spot_order:
+            zones = _spot_zone_order(handle, request, zones, spot_order, state)
+        else:
+            first = preferred if preferred in zones else lead if lead in zones else None
+            if first is not None:  # keep the roles of a cluster in one zone when possible
+                zones = [first, *(z for z in zones if z != first)]
         tried = []
-        for zone in zones:
+        for position, zone in enumerate(zones):
             attempt = replace(request, options={**request.options, "zone": zone}) if zone else request
             state.journal(handle, "create", role=request.role, instance_type=request.instance_type,
-                          count=request.count, zone=zone)
+                          count=request.count, zone=zone, market=request.options.get("market"))
             try:
                 nodes = provider.create(attempt, report)
             except CapacityError as exc:
@@ -364,13 +461,21 @@ def _create_plan(handle: str, plan: Plan, provider: Any, state: st.State, report
                     raise
                 tried.append(f"{zone}: {exc.message}" if zone else exc.message)
                 state.update_cluster(handle, settings=_settings(provider))
-                if zone is not None and zone != zones[-1]:
-                    _note(handle, state, f"{request.instance_type} × {request.count} ({request.role}): no capacity "
-                                         f"in {zone}; trying the next zone")
+                if zone is not None and position + 1 < len(zones):
+                    if spot_order:
+                        _note(handle, state, f"{request.instance_type} × {request.count} ({request.role}, spot): "
+                                             f"no capacity in {zone} ({getattr(exc, 'code', '') or 'capacity'}); "
+                                             f"trying the next zone, {zones[position + 1]}")
+                    else:
+                        _note(handle, state, f"{request.instance_type} × {request.count} ({request.role}): no "
+                                             f"capacity in {zone}; trying the next zone")
                 continue
             state.set_nodes(handle, nodes)
             state.update_cluster(handle, settings=_settings(provider))
             state.journal(handle, "created", role=request.role, ids=[n.instance_id for n in nodes], zone=zone)
+            if spot_order and zone is not None and zone != spot_order[0]:
+                _note(handle, state, f"{request.role}s run as spot in {zone}; the recorded spot price is that of "
+                                     f"{spot_order[0]} (the cheapest zone), the price in {zone} may differ")
             if hasattr(provider, "wait_running"):
                 nodes = provider.wait_running(handle, nodes, report)
                 state.set_nodes(handle, nodes)
@@ -378,9 +483,41 @@ def _create_plan(handle: str, plan: Plan, provider: Any, state: st.State, report
             preferred = zone
             break
         else:
-            raise CapacityError(f"{request.instance_type} × {request.count} could not be created in any zone"
-                                + (f" ({'; '.join(tried)})" if tried else ""))
+            raise CapacityError(f"{request.instance_type} × {request.count}"
+                                + (" (spot)" if request.options.get("market") == "spot" else "")
+                                + " could not be created in any zone" + (f" ({'; '.join(tried)})" if tried else ""))
     return created
+
+
+def _spot_zones(request: NodeRequest) -> list[str]:
+    """A spot request's priced zones, cheapest first (empty for on-demand and for spot priced region-wide)."""
+    if request.options.get("market") != "spot":
+        return []
+    return [str(z) for z in request.options.get("spot_zones") or ()]  # type: ignore[attr-defined]
+
+
+def _spot_zone_order(handle: str, request: NodeRequest, usable: list[str | None], priced: list[str],
+                     state: st.State) -> list[str | None]:
+    """The zones a spot role tries: its spot zone (the cheapest spot price), the other priced zones in price order,
+    then every other usable zone -- all of them among the usable ones (a default subnet there, the type offered
+    there, or ``[aws] zones``).  Logged and journaled, as failover is."""
+    what = f"{request.instance_type} × {request.count} ({request.role}, spot)"
+    if usable == [None]:  # [aws] subnet_id: the subnet decides the zone
+        log.info("%s: %s: [aws] subnet_id fixes the zone; the cheapest spot zone %s is not chosen here", handle,
+                 what, priced[0])
+        state.journal(handle, "zones", role=request.role, market="spot", order=[], priced=priced)
+        return usable
+    order: list[str | None] = [z for z in priced if z in usable]
+    order += [z for z in usable if z not in order]
+    skipped = [z for z in priced if z not in usable]
+    text = f"{what}: zones in order {', '.join(str(z) for z in order)}"
+    if order and order[0] == priced[0]:
+        text += f" ({priced[0]}: the cheapest spot price)"
+    if skipped:
+        text += f"; priced but not usable here: {', '.join(skipped)}"
+    log.info("%s: %s", handle, text)
+    state.journal(handle, "zones", role=request.role, market="spot", order=order, priced=priced, skipped=skipped)
+    return order
 
 
 def _settings(provider: Any) -> dict[str, Any]:
@@ -623,9 +760,11 @@ def info_of(r: st.ClusterRecord, state: st.State, workers: list[Node] | None = N
     instance_type = workers[0].instance_type if workers else next(
         (p.instance_type for p in state.prices(r.handle) if p.role != "manager"), "-")
     count = len(workers) or next((p.node_count for p in state.prices(r.handle) if p.role != "manager"), 0)
+    estimate = cost.estimate(state, r)
     return ClusterInfo(handle=r.handle, contract=r.contract, provider=r.provider, cluster_type=r.cluster_type,
                        status=r.status, created_at=r.created_at, nodes=count, instance_type=instance_type,
-                       note=r.note, cost=cost.estimate(state, r), autostop=r.settings.get("autostop") or None)
+                       note=r.note, cost=estimate, autostop=r.settings.get("autostop") or None,
+                       market=cost.market_summary(estimate.prices))
 
 
 def reconnect(handle: str, *, config: Config | None = None, state: st.State | None = None,

@@ -271,7 +271,7 @@ def set_autostop(cluster: Cluster, a: Autostop) -> None:
     if record.status not in (st.RUNNING, st.INTERRUPTED):
         raise ClusterError(f"cannot set autostop on cluster {cluster.handle}: it is {record.status}")
     if cluster.provider == "aws":  # off, or without down: back to 'stop', so a shutdown never terminates
-        _check_spot(cluster.config, a)
+        _check_spot(a, deployed_spot(cluster.record, cluster.config))
         provider = cluster._provider()
         for n in cluster.nodes():
             provider.call("modify_instance_attribute", InstanceId=n.instance_id,
@@ -281,15 +281,25 @@ def set_autostop(cluster: Cluster, a: Autostop) -> None:
         arm(cluster, a)
 
 
-def _check_spot(config: Config, a: Autostop) -> None:
-    if a.down and config.aws.spot:
+def deployed_spot(record: st.ClusterRecord, config: Config) -> bool:
+    """Whether any role of the cluster was launched as spot: the markets recorded at deploy, per role (a cluster
+    recorded before markets were: ``[aws] spot``, with the contract's own parameters)."""
+    markets = record.settings.get("markets")
+    if isinstance(markets, Mapping) and markets:
+        return any(m == "spot" for m in markets.values())
+    return bool(config.aws.spot)
+
+
+def _check_spot(a: Autostop, spot: bool) -> None:
+    if a.down and spot:
         raise ConfigError("--down is not available for spot clusters: their persistent spot requests would launch "
                           "replacements for terminated instances", hint="use autostop without --down (stop)")
 
 
-def check_deploy(config: Config, a: Autostop, provider: str) -> None:
+def check_deploy(a: Autostop, provider: str, *, spot: bool) -> None:
+    """Before anything is created: ``spot`` says whether any role of the plan launches as spot."""
     if provider == "aws":
-        _check_spot(config, a)
+        _check_spot(a, spot)
 
 
 # -- activity from ccdsl's side --------------------------------------------------------------------------------------

@@ -78,6 +78,9 @@ CREATE TABLE IF NOT EXISTS prices (
     source TEXT NOT NULL DEFAULT '',
     price_date TEXT NOT NULL DEFAULT '',
     recorded_at REAL NOT NULL,
+    market TEXT,
+    on_demand_price_per_node_hour REAL,
+    price_zone TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (handle, role)
 );
 CREATE TABLE IF NOT EXISTS status_log (
@@ -134,7 +137,12 @@ class ClusterRecord:
 class RolePrice:
     """The price of one role's nodes as the resolution gave it at deploy time.  It is a copy, never a reference
     into the catalog: a later catalog refresh (or a type that left the catalog) cannot change what a cluster
-    cost.  ``price_per_node_hour`` is None when nobody knew the price (a deploy from a bare Plan)."""
+    cost.  ``price_per_node_hour`` is None when nobody knew the price (a deploy from a bare Plan).
+
+    ``market`` is what the role was launched as ("spot" or "on-demand"; '' when not recorded: a record older than
+    spot pricing, or a provider without markets).  For spot, the price, source and date are the spot price the
+    resolution gave, ``zone`` is the zone it is the price of, and ``on_demand_price_per_node_hour`` the on-demand
+    price beside it (None: unknown)."""
 
     role: str
     instance_type: str
@@ -143,6 +151,9 @@ class RolePrice:
     source: str = ""
     date: str = ""
     recorded_at: float = 0.0
+    market: str = ""
+    on_demand_price_per_node_hour: float | None = None
+    zone: str = ""
 
 
 @dataclass(frozen=True)
@@ -216,6 +227,7 @@ class State:
             db = self._connect()
             try:
                 db.executescript(_SCHEMA)  # idempotent DDL; executescript manages its own transaction
+                _add_columns(db)
             finally:
                 db.close()
 
@@ -364,9 +376,10 @@ class State:
             db.execute("DELETE FROM prices WHERE handle = ?", (handle,))
             db.executemany(
                 "INSERT INTO prices (handle, role, instance_type, node_count, price_per_node_hour, source, price_date,"
-                " recorded_at) VALUES (?,?,?,?,?,?,?,?)",
+                " recorded_at, market, on_demand_price_per_node_hour, price_zone) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 [(handle, p.role, p.instance_type, p.node_count, p.price_per_node_hour, p.source, p.date,
-                  p.recorded_at or time.time()) for p in prices])
+                  p.recorded_at or time.time(), p.market or None, p.on_demand_price_per_node_hour, p.zone)
+                 for p in prices])
 
     def prices(self, handle: str) -> list[RolePrice]:
         db = self._connect()
@@ -376,7 +389,8 @@ class State:
         finally:
             db.close()
         return [RolePrice(r["role"], r["instance_type"], r["node_count"], r["price_per_node_hour"], r["source"],
-                          r["price_date"], r["recorded_at"]) for r in rows]
+                          r["price_date"], r["recorded_at"], r["market"] or "", r["on_demand_price_per_node_hour"],
+                          r["price_zone"]) for r in rows]
 
     def status_history(self, handle: str) -> list[StatusChange]:
         """Every status the cluster entered, oldest first (empty for records older than this log)."""
@@ -402,6 +416,22 @@ class State:
         finally:
             db.close()
         return [JournalEntry(r["handle"], r["phase"], json.loads(r["detail"]), r["at"]) for r in rows]
+
+
+# Columns added after a table was first shipped: a database made by an older ccdsl gets them on first open.
+_ADDED_COLUMNS = (("prices", "market", "TEXT"), ("prices", "on_demand_price_per_node_hour", "REAL"),
+                  ("prices", "price_zone", "TEXT NOT NULL DEFAULT ''"))
+
+
+def _add_columns(db: sqlite3.Connection) -> None:
+    for table, column, kind in _ADDED_COLUMNS:
+        have = {r["name"] for r in db.execute(f"PRAGMA table_info({table})")}  # fixed names
+        if column not in have:
+            try:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            except sqlite3.OperationalError as exc:  # another process added it in the meantime
+                if "duplicate column" not in str(exc).lower():
+                    raise
 
 
 # -- what goes wrong with the database, in one line that says what to do --------------------------------------------

@@ -36,9 +36,13 @@ log = logging.getLogger("ccdsl.executor")
 
 # Error codes meaning "this type cannot be had here right now": fail over to another zone or type.
 # DescribeInstanceTypes answers InvalidInstanceType (not an empty list) for a type the region does not offer.
+# Spot adds its own: SpotMaxPriceTooLow (the zone's spot price is above the maximum price) and
+# UnfulfillableCapacity ("not enough spare capacity to fulfill your request for Spot Instances"); a spot request
+# that is not fulfilled reports capacity-not-available, capacity-oversubscribed or price-too-low as its status.
 CAPACITY_CODES = frozenset({"InsufficientInstanceCapacity", "InsufficientCapacity", "InsufficientHostCapacity",
                             "Unsupported", "InsufficientCapacityOnHost", "SpotMaxPriceTooLow",
-                            "InsufficientFreeAddressesInSubnet", "InvalidInstanceType"})
+                            "UnfulfillableCapacity", "capacity-not-available", "capacity-oversubscribed",
+                            "price-too-low", "InsufficientFreeAddressesInSubnet", "InvalidInstanceType"})
 # Account limits: no zone of the region helps, a smaller alternative or another region may.  The deployer
 # skips the region's other zones and fails over to the next alternative, saying why.
 QUOTA_CODES = {
@@ -227,7 +231,10 @@ class AwsProvider:
         follows.  ``request.options["zone"]`` pins the zone (the deployer's failover loop sets it)."""
         self._set_region(request)
         contract = str(request.options.get("contract", "")) or None
-        spot = request.spot or self.config.spot
+        # The deployer settles each role's market (``options["market"]``: ManagerWorkers may put only the workers on
+        # spot); a bare request has only its spot flag and [aws] spot.
+        market = request.options.get("market")
+        spot = market == "spot" if market else bool(request.spot or self.config.spot)
         zone = request.options.get("zone")
         image, root_device, image_size, burstable = self._image_for(request.instance_type)
         self._check_placement(request.instance_type, spot, burstable)  # before anything is created
