@@ -31,6 +31,7 @@ optimum and the unsat cores are preserved.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -105,7 +106,7 @@ class Classes:
     limit: np.ndarray  # per class: max_nodes of its row (NaN = unlimited)
 
 
-def pareto(group: np.ndarray, better: np.ndarray) -> np.ndarray:
+def pareto(group: np.ndarray, better: np.ndarray, presorted: np.ndarray | None = None) -> np.ndarray:
     """Indexes of rows not dominated within their group.  ``better``: (m, d), larger is better in every column.
 
     Row j is dominated by row i of the same group when ``better[i] >= better[j]`` everywhere and i is strictly
@@ -114,25 +115,69 @@ def pareto(group: np.ndarray, better: np.ndarray) -> np.ndarray:
     iff a kept row dominates it (dominance is transitive).  One and two columns take a sort and a running
     maximum; more columns are checked in chunks, first against the frontier so far (which removes almost all),
     then the few survivors among themselves.
+
+    ``presorted`` (optional): that sort without the groups, ``sort_order(better)``, for instance restricted
+    from a per-view order (:func:`presorted_rows`); then only the group ids are sorted, stably.
     """
     m, d = better.shape
     if m <= 1:
         return np.arange(m)
-    if d == 1 and (group == group[0]).all():  # one group, one column (per-node contracts): the first best row
+    one_group = bool((group == group[0]).all())
+    if d == 1 and one_group:  # one group, one column (per-node contracts): the first best row
         return np.array([int(np.argmax(better[:, 0]))])
     # No separate pass for exact duplicates: the sort is stable, so of equal rows the first comes first, and the
     # frontier test drops the later ones as dominated (>= everywhere).  (A row-wise np.unique was most of a
     # resolve's time on the 22k-row catalog.)
     first = np.arange(m)
     g, b = group, better
-    rest = b[:, 1:].sum(axis=1) if d > 1 else np.zeros(len(b))
-    order = np.lexsort((-rest, -b[:, 0], g))
+    if presorted is None:
+        order = np.lexsort((-_rest(b), -b[:, 0], g))
+    elif one_group:
+        order = presorted
+    else:
+        order = presorted[np.argsort(g[presorted], kind="stable")]
     g, b, first = g[order], b[order], first[order]
     keep = np.zeros(len(g), dtype=bool)
     bounds = np.flatnonzero(np.diff(g)) + 1
     for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(g)]):
         keep[lo:hi] = _frontier(b[lo:hi])
     return np.sort(first[keep])
+
+
+def _rest(b: np.ndarray) -> np.ndarray:
+    """The second sort key of :func:`pareto`: the sum of every column but the first (zeros for one column)."""
+    rest: np.ndarray = b[:, 1:].sum(axis=1) if b.shape[1] > 1 else np.zeros(len(b))
+    return rest
+
+
+def sort_order(better: np.ndarray) -> np.ndarray:
+    """The order :func:`pareto` sorts one group's rows in: first column descending, then the sum of the others
+    descending, ties in row order (a stable sort)."""
+    return np.lexsort((-_rest(better), -better[:, 0]))
+
+
+# Below this many rows a direct sort is cheaper than restricting a per-view order (which costs a few passes over
+# the whole view); above it the restriction wins (~0.1 ms against ~1 ms for 11k rows of the 22.5k-row catalog).
+PRESORT_MIN = 2048
+
+
+def presorted_rows(view: CatalogView, rows: np.ndarray, key: tuple[object, ...],
+                   build: Callable[[], np.ndarray]) -> np.ndarray | None:
+    """Positions into ``rows`` in the order of a per-view order of every row (``build()``, memoized on the view
+    under ``key``), or None when ``rows`` is too short to gain or not strictly ascending.
+
+    Why it is the same order as sorting ``rows`` directly: the per-view order is a stable sort of keys computed
+    row by row, so restricted to a subset it is the stable sort of that subset's keys, ties in view-row order —
+    which is ``rows`` order because ``rows`` ascends."""
+    if len(rows) < PRESORT_MIN or not bool((rows[1:] > rows[:-1]).all()):
+        return None
+    full = view.memo(key, build)
+    wanted = np.zeros(view.size, dtype=bool)
+    wanted[rows] = True
+    position = np.empty(view.size, dtype=np.int64)
+    position[rows] = np.arange(len(rows))
+    restricted: np.ndarray = position[full[wanted[full]]]
+    return restricted
 
 
 def _frontier(b: np.ndarray) -> np.ndarray:
@@ -178,6 +223,23 @@ def group_ids(keys: list[np.ndarray], size: int) -> np.ndarray:
     return code
 
 
+def better_columns(view: CatalogView, rows: np.ndarray | slice, spec: RoleSpec, capacity: bool) -> np.ndarray:
+    """The Pareto step's "larger is better" columns of ``rows`` (a slice: every row): the price negated, each
+    cluster total bounded from below (as is) or above (negated), and with ``capacity`` the rows' ``max_nodes``
+    (unlimited as a large finite number).  Unknown values are -inf: never better than anything."""
+    cols: list[np.ndarray] = [-view.numbers["price_per_hour"][rows]]
+    for c in spec.coupled:
+        if c.qualifier == "atleast":
+            cols.append(view.numbers[coupled_column(c)][rows])
+        elif c.qualifier == "atmost":
+            cols.append(-view.numbers[coupled_column(c)][rows])
+    if capacity:
+        limit = view.numbers["max_nodes"][rows]
+        cols.append(np.where(np.isnan(limit), _UNLIMITED, limit))
+    better: np.ndarray = np.nan_to_num(np.column_stack(cols), nan=-np.inf)
+    return better
+
+
 def make_classes(view: CatalogView, rows: np.ndarray, spec: RoleSpec, fail_bits: np.ndarray | None,
                  group_location: bool, literal_of: dict[int, int], exact_price: bool = False) -> Classes:
     """Group and prune candidate ``rows`` of one role into problem classes.
@@ -194,32 +256,34 @@ def make_classes(view: CatalogView, rows: np.ndarray, spec: RoleSpec, fail_bits:
     price = view.numbers["price_per_hour"][rows]
     limit = view.numbers["max_nodes"][rows]
     limited = ~np.isnan(limit)
-    cols: list[np.ndarray] = [-price]
     exact: list[np.ndarray] = [price] if exact_price else []
     values = []
     for c in spec.coupled:
         v = view.numbers[coupled_column(c)][rows]
         values.append(v)
-        if c.qualifier == "atleast":
-            cols.append(v)
-        elif c.qualifier == "atmost":
-            cols.append(-v)
-        elif c.qualifier != "unrestricted":
+        if c.qualifier not in ("atleast", "atmost", "unrestricted"):
             exact.append(v)
     keys: list[np.ndarray] = []
-    if limited.any():
-        if group_location:
-            keys.append(np.where(limited, rows, -1).astype(np.float64))
-        else:
-            cols.append(np.where(limited, limit, _UNLIMITED))
+    if limited.any() and group_location:
+        keys.append(np.where(limited, rows, -1).astype(np.float64))
+    capacity = bool(limited.any()) and not group_location  # max_nodes is a "better" column
     if group_location:
         keys.append(view.location[rows].astype(np.float64))
     if fail_bits is not None and fail_bits.shape[1]:
-        keys.append(fail_bits @ (2.0 ** np.arange(fail_bits.shape[1])))
+        # the failed clauses as the bits of integers, 52 clauses a key (exact as float64), by integer shifts: a
+        # float matrix product would go through BLAS, whose threads burn CPU while they wait on a loaded machine
+        for start in range(0, fail_bits.shape[1], 52):
+            bits = np.zeros(len(rows), dtype=np.int64)
+            for j in range(start, min(start + 52, fail_bits.shape[1])):
+                bits |= fail_bits[:, j].astype(np.int64) << (j - start)
+            keys.append(bits.astype(np.float64))
     keys.extend(exact)
     group = group_ids([np.nan_to_num(k, nan=-1.5) for k in keys], len(rows))
-    better = np.nan_to_num(np.column_stack(cols), nan=-np.inf)
-    keep = pareto(group, better)
+    better = better_columns(view, rows, spec, capacity)
+    key = ("pareto", tuple((coupled_column(c), c.qualifier) for c in spec.coupled
+                           if c.qualifier in ("atleast", "atmost")), capacity)
+    keep = pareto(group, better, presorted_rows(
+        view, rows, key, lambda: sort_order(better_columns(view, slice(None), spec, capacity))))
     fails: tuple[tuple[int, ...], ...]
     if fail_bits is None:
         fails = tuple(() for _ in keep)
@@ -250,15 +314,18 @@ class Problem:
     manager: Classes | None
     cap: int
 
-    def decode(self, model: Any) -> tuple[int, int, int]:  # a z3.ModelRef (z3 is untyped)
-        """A Z3 model back to catalog view rows: (worker row, node count, manager row or -1)."""
+    def decode(self, model: Any, terms: dict[str, Any] | None = None) -> tuple[int, int, int]:  # z3 is untyped
+        """A Z3 model back to catalog view rows: (worker row, node count, manager row or -1).  ``terms``: the
+        constants ``k``, ``n`` and ``km`` of the model's context, when the caller has them already."""
         import z3
 
-        k = model.eval(z3.Int("k")).as_long()
-        n = model.eval(z3.Int("n")).as_long()
+        if terms is None:
+            terms = {"k": z3.Int("k", model.ctx), "n": z3.Int("n", model.ctx), "km": z3.Int("km", model.ctx)}
+        k = model.eval(terms["k"]).as_long()
+        n = model.eval(terms["n"]).as_long()
         manager = -1
         if self.manager is not None:
-            manager = int(self.manager.rows[model.eval(z3.Int("km")).as_long()])
+            manager = int(self.manager.rows[model.eval(terms["km"]).as_long()])
         return int(self.worker.rows[k]), int(n), manager
 
 
@@ -350,12 +417,12 @@ def qualify(clause: Clause, term: str) -> str:
     if q == "unrestricted":
         return "true"
     if q == "atleast":
-        return f"(>= {term} {num(_slack(vals[0], -1))})"
+        return f"(>= {term} {_bound(vals[0], -1)})"
     if q == "atmost":
-        return f"(<= {term} {num(_slack(vals[0], +1))})"
+        return f"(<= {term} {_bound(vals[0], +1)})"
     if q == "between":
-        return f"(and (>= {term} {num(_slack(vals[0], -1))}) (<= {term} {num(_slack(vals[1], +1))}))"
-    near = [f"(and (>= {term} {num(_slack(v, -1))}) (<= {term} {num(_slack(v, +1))}))" for v in vals]
+        return f"(and (>= {term} {_bound(vals[0], -1)}) (<= {term} {_bound(vals[1], +1)}))"
+    near = [f"(and (>= {term} {_bound(v, -1)}) (<= {term} {_bound(v, +1)}))" for v in vals]
     if q == "just":
         return near[0]
     if q == "oneof":
@@ -386,8 +453,26 @@ def _slack(v: Value, sign: int) -> Fraction:
     return e + sign * _TOL * max(Fraction(1), abs(e))
 
 
+@functools.lru_cache(maxsize=1 << 12)
+def _bound(v: Value, sign: int) -> str:
+    """``num(_slack(v, sign))``, remembered: :func:`qualify` writes the same bound for every class."""
+    return num(_slack(v, sign))
+
+
 def num(x: float | int | Fraction) -> str:
     """An exact SMT-LIB real literal."""
-    f = exact(x)
+    if isinstance(x, (float, np.floating)):
+        return _float_literal(float(x))
+    return _literal(exact(x))
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _float_literal(x: float) -> str:
+    """:func:`num` of a float, remembered: a problem writes every class's price and values, and the next resolve
+    over the same catalog writes mostly the same ones (``Fraction(repr(x))`` and its arithmetic cost ~8 µs)."""
+    return _literal(exact(x))
+
+
+def _literal(f: Fraction) -> str:
     body = f"{abs(f.numerator)}.0" if f.denominator == 1 else f"(/ {abs(f.numerator)}.0 {f.denominator}.0)"
     return f"(- {body})" if f < 0 else body

@@ -17,6 +17,7 @@ treat a catalog DataFrame as immutable once handed to the resolver.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,7 @@ NUMBER_COLUMNS = (
 REQUIRED = ("provider", "region", "instance_type", "price_per_hour")
 VIEW_COLUMNS = STRING_COLUMNS + NUMBER_COLUMNS  # what the resolver reads of a catalog
 FORMAT = 4  # bump when the saved view's layout or meaning changes (it is part of the cache key)
+MEMO_LIMIT = 32  # derived arrays kept per view (CatalogView.memo): a few sort orders, ~8 bytes a row each
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,6 +70,18 @@ class CatalogView:
 
     def number(self, column: str, row: int) -> float:
         return float(self.numbers[column][row])
+
+    def memo(self, key: tuple[object, ...], build: Callable[[], np.ndarray]) -> np.ndarray:
+        """An array derived from this view alone (a sort order of every row, say), built on first use and kept
+        with the view: the view lives as long as its catalog, so a cost paid once per catalog is not paid again
+        by every resolve.  At most :data:`MEMO_LIMIT` entries (the oldest goes first)."""
+        cache: dict[tuple[object, ...], np.ndarray] = self.__dict__.setdefault("_memo", {})
+        found = cache.get(key)
+        if found is None:
+            if len(cache) >= MEMO_LIMIT:
+                del cache[next(iter(cache))]
+            found = cache[key] = build()
+        return found
 
 
 _CACHE: dict[int, tuple[weakref.ref[Any], CatalogView]] = {}

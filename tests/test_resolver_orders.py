@@ -1,0 +1,125 @@
+"""The resolver's shortcuts around sorting give exactly what sorting gives.
+
+Per-view orders (built once per catalog, restricted to a contract's rows in linear passes) replace the sorts of
+the ranking and of the Pareto step; the alternatives are read from a prefix of the ranking.  Each shortcut is
+compared here with the direct computation it replaces, on random inputs with many ties, and the whole resolver is
+compared with the brute-force oracle with the shortcuts forced on for every size (the oracle's catalogs are far
+below the size where they switch on by themselves).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from unittest import mock
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ccdsl.contract import Clause, Contract
+from ccdsl.resolver import compile as comp
+from ccdsl.resolver import resolve, solve
+from ccdsl.resolver.view import view_of
+from synthetic import catalog
+from test_resolver_oracle import REGION_SET, SETTINGS, _check, contracts
+
+FORCED = mock.patch.object(comp, "PRESORT_MIN", 2)  # the per-view orders for every size
+
+
+@functools.cache
+def coarse_catalog(seed: int, rows: int = 3000):
+    """About ``rows`` rows whose prices are rounded to 0.1 USD: many rows share a price, so ties decide orders."""
+    df = catalog(rows=rows, seed=seed, unpriced_fraction=0.05 if seed % 2 else 0.0)
+    df["price_per_hour"] = df["price_per_hour"].round(1).clip(lower=0.1)
+    return df
+
+
+better_values = st.sampled_from([-np.inf, -3.0, -1.0, 0.0, 0.5, 1.0, 2.0, 7.0])
+
+
+@settings(SETTINGS, max_examples=600)
+@given(st.integers(1, 4).flatmap(lambda d: st.lists(st.tuples(st.integers(0, 3), st.lists(
+    better_values, min_size=d, max_size=d)), min_size=1, max_size=120)))
+def test_pareto_from_a_presorted_order_keeps_the_same_rows(rows) -> None:
+    group = np.array([g for g, _ in rows], dtype=np.int64)
+    better = np.array([b for _, b in rows], dtype=np.float64)
+    assert list(comp.pareto(group, better, comp.sort_order(better))) == list(comp.pareto(group, better))
+
+
+@settings(SETTINGS, max_examples=300)
+@given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2), st.integers(0, 2)), min_size=2, max_size=40))
+def test_ascending_is_strict_lexicographic_order(keys) -> None:
+    arrays = [np.array(k) for k in zip(*keys)]
+    assert solve.ascending(*arrays) == all(a < b for a, b in itertools.pairwise(keys))
+
+
+@settings(SETTINGS, max_examples=300)
+@given(st.integers(0, 3), st.integers(0, 2**32 - 1), st.sampled_from(["one count", "counts", "counts and managers"]))
+def test_rank_order_is_the_lexsort_of_the_ranking_keys(seed: int, draw: int, kind: str) -> None:
+    view = view_of(coarse_catalog(seed))
+    rng = np.random.default_rng(draw)
+    rows = np.flatnonzero(rng.random(view.size) < rng.uniform(0.05, 1.0))
+    price = view.numbers["price_per_hour"][rows]
+    counts = np.full(len(rows), int(rng.integers(1, 5))) if kind == "one count" else rng.integers(1, 9, len(rows))
+    offset = rng.choice([0.0, 0.1, 0.3], len(rows)) if kind == "counts and managers" else 0.0
+    totals = counts * price + offset
+    cost_key = np.where(np.isnan(totals), np.inf, np.round(totals, 9))
+    with FORCED:
+        got = solve.rank_order(view, rows, counts, cost_key, kind != "counts and managers")
+    assert list(got) == list(np.lexsort((view.tie[rows], counts, cost_key)))
+
+
+@settings(SETTINGS, max_examples=200)
+@given(contracts(), st.integers(0, 3), st.integers(0, 2**32 - 1), st.booleans())
+def test_classes_from_a_per_view_order_are_the_classes_of_the_direct_sort(c: Contract, seed: int, draw: int,
+                                                                          location: bool) -> None:
+    view = view_of(coarse_catalog(seed))
+    rng = np.random.default_rng(draw)
+    rows = np.flatnonzero(rng.random(view.size) < rng.uniform(0.05, 1.0))
+    spec, _ = comp.role_specs(c)
+    fails = rng.random((len(rows), len(spec.node))) < 0.3
+    literal_of = {j: j for j in range(len(spec.node))}
+    direct = comp.make_classes(view, rows, spec, fails, location, literal_of)
+    with FORCED:
+        shortcut = comp.make_classes(view, rows, spec, fails, location, literal_of)
+    assert list(shortcut.rows) == list(direct.rows)
+    assert shortcut.fails == direct.fails
+
+
+def test_alternatives_read_from_a_prefix_are_the_first_row_of_each_type() -> None:
+    view = view_of(coarse_catalog(0))
+    contract = Contract("c", (Clause("node_vcpus_count", "atleast", (2,)),))
+    ranking = solve.rank(view, contract, "us-east-1", True)
+    types = view.codes["instance_type"][ranking.rows]
+    _, first = np.unique(types, return_index=True)
+    first = np.sort(first)
+    assert len(ranking.rows) > 64 * 8  # the prefix grows at least twice
+    for top in (0, 1, 5, 60, len(first) - 1, len(first) + 3):
+        assert solve.alternatives(ranking, top) == [int(i) for i in first[first != 0][:max(top, 0)]]
+
+
+@settings(SETTINGS, max_examples=500)
+@given(st.one_of(contracts(), contracts(manager_workers=True)), st.integers(0, 3), st.sampled_from(REGION_SET),
+       st.booleans())
+def test_random_contracts_agree_with_oracle_through_the_per_view_orders(c: Contract, seed: int, region: str,
+                                                                       any_region: bool) -> None:
+    with FORCED:
+        _check(c, seed, region, any_region)
+
+
+@pytest.mark.parametrize("clauses", [
+    (Clause("node_vcpus_count", "atleast", (4,)), Clause("node_memory_size", "atleast", (16.0,))),
+    (Clause("node_count", "between", (2, 32)), Clause("cluster_vcpus_count", "atleast", (256,))),
+], ids=["per-node", "cluster total"])
+def test_a_warm_resolve_over_a_large_catalog_sorts_nothing_whole(clauses) -> None:
+    """The second resolve over the same catalog reuses the per-view orders: np.lexsort, the three-key sort of every
+    matching row that each resolve used to pay, is not called (no timing: the work itself is left out)."""
+    df = coarse_catalog(0, rows=10_000)
+    contract = Contract("c", clauses)
+    first = resolve(contract, df, any_region=True)
+    assert first.matches >= comp.PRESORT_MIN
+    with mock.patch.object(np, "lexsort", side_effect=AssertionError("a whole sort")):
+        again = resolve(contract, df, any_region=True)
+    assert again.to_dict() == first.to_dict()
