@@ -16,6 +16,12 @@ DescribeInstanceTypes snapshot), so a refreshed row means what a shipped row mea
 does not describe is counted and left out.  Every row records ``price_source = aws-price-list@<version>`` and
 ``price_date`` = the file's publication date.  The user catalog ``aws-<region>.price-list.csv`` and its ``.json``
 sidecar are written atomically after the whole file was read, so a failure leaves the previous ones.
+
+Spot (``--spot``, ``--spot-only``): the public spot feed and advisor file (:mod:`ccdsl.catalog.spot`, a few MB,
+read once for all regions) fill the same file's spot columns.  ``--spot-only`` skips the offer file and updates the
+spot columns of the rows the user already has for the region (the previous file, else the shipped rows), so a
+user who wants spot prices alone never downloads hundreds of MB.  An on-demand refresh keeps the previous file's
+spot columns (they carry their own date) unless new spot data replaces them.
 """
 
 from __future__ import annotations
@@ -35,9 +41,12 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ccdsl.errors import CatalogError
+
+if TYPE_CHECKING:
+    from ccdsl.catalog.spot import PublicSpot
 
 BASE_URL = "https://pricing.us-east-1.amazonaws.com"
 SERVICE_INDEX = "/offers/v1.0/aws/index.json"
@@ -95,6 +104,22 @@ class PriceListResult:
     price_date: str
     bytes_read: int
     rows_read: int
+    warnings: tuple[str, ...] = field(default=())
+    spot_priced: int = 0  # rows with a spot price (new from the feed, or kept from the previous refresh)
+    spot_interruption: int = 0  # rows with an interruption bucket
+
+
+@dataclass(frozen=True)
+class SpotOnlyResult:
+    """``--spot-only``: the spot columns of rows the user already had were updated; nothing else changed."""
+
+    region: str
+    path: Path
+    rows: int
+    base: str  # where the rows (and their on-demand prices) come from: the previous file or the shipped catalog
+    spot_priced: int
+    spot_interruption: int
+    spot_date: str  # when the feed was fetched
     warnings: tuple[str, ...] = field(default=())
 
 
@@ -249,12 +274,12 @@ class Progress:
         self._decile = -1
         self.lines: list[str] = []
 
-    def text(self, done: int, total: int | None, rows: int) -> str:
+    def text(self, done: int, total: int | None, rows: int | None) -> str:
         size = f"{done / 1e6:.1f} of {total / 1e6:.1f} MB ({100 * done // max(total, 1)}%)" if total \
             else f"{done / 1e6:.1f} MB"
-        return f"{self.label}: {size}, {rows:,} rows"
+        return f"{self.label}: {size}" + (f", {rows:,} rows" if rows is not None else "")
 
-    def update(self, done: int, total: int | None, rows: int, final: bool = False) -> None:
+    def update(self, done: int, total: int | None, rows: int | None, final: bool = False) -> None:
         now = time.monotonic()
         if self.tty:
             if final or now - self._last >= self.interval:
@@ -361,43 +386,167 @@ def _shipped_rows(region: str) -> tuple[dict[str, dict[str, Any]], dict[str, dic
 
 
 def refresh_from_price_list(region: str, *, base_url: str = BASE_URL, progress: TextIO | None = None,
-                            timeout: float = 30.0) -> PriceListResult:
-    """Read ``region``'s offer file and write its user catalog; see the module docstring."""
-    from ccdsl.catalog.loader import clear_cache, user_catalog_dir
+                            timeout: float = 30.0, spot: PublicSpot | None = None) -> PriceListResult:
+    """Read ``region``'s offer file and write its user catalog; see the module docstring.
+
+    ``spot`` (``--spot``: the public spot feed and advisor, read once for every region) fills the spot columns.
+    Without it, or where a spot file did not answer, the rows keep the spot columns the previous file of this
+    region had: they carry their own date, and an on-demand refresh is no reason to forget them.
+    """
+    from ccdsl.catalog.loader import user_catalog_dir
     from ccdsl.catalog.schema import COLUMN_NAMES, NO_SPOT
-    from ccdsl.catalog.store import atomic_write, csv_bytes
+    from ccdsl.catalog.spot import PublicSpot, apply_public
 
     url, _entry = offer_url(region, base_url, timeout)
     offer = read_offer(region, url, Progress(region, progress), timeout)
     if not offer.prices:
         raise CatalogError(f"{url}: no on-demand Linux prices for {region}; nothing written")
+    out = user_catalog_dir() / f"aws-{region}.price-list.csv"
+    warnings: list[str] = []
+    previous, _meta = _previous(out, warnings)
     here, anywhere = _shipped_rows(region)
+    public = spot if spot is not None else PublicSpot(None, None)
     rows, unknown = [], []
     for itype in sorted(offer.prices):
         base = here.get(itype) or anywhere.get(itype)
         if base is None:
             unknown.append(itype)
             continue
-        rows.append({**{c: base[c] for c in COLUMN_NAMES}, "provider": "aws", "region": region,
-                     "price_per_hour": offer.prices[itype], "price_source": offer.source, "price_date": offer.date,
-                     **NO_SPOT, "max_nodes": math.nan})
+        row = {**{c: base[c] for c in COLUMN_NAMES}, "provider": "aws", "region": region,
+               "price_per_hour": offer.prices[itype], "price_source": offer.source, "price_date": offer.date,
+               **NO_SPOT, "max_nodes": math.nan}
+        rows.append(apply_public(row, public, previous.get(itype)))
     if not rows:
         raise CatalogError(f"none of the {len(offer.prices)} types priced in {region} is in the shipped catalog; "
                            "nothing written")
-    out = user_catalog_dir() / f"aws-{region}.price-list.csv"
+    if unknown:
+        warnings.append(f"{len(unknown)} types priced in {region} are not in the shipped catalog (no specs) and "
+                        f"were left out: {', '.join(unknown[:5])}{', …' if len(unknown) > 5 else ''}")
     sidecar = {
         "provider": "aws", "region": region,
         "fetched_at": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "price_source": offer.source, "url": url, "version": offer.version,
         "publication_date": offer.publication_date, "bytes": offer.bytes_read, "csv_rows": offer.rows_read,
         "priced_types": len(offer.prices), "rows": len(rows), "types_not_in_shipped_catalog": unknown,
+        **_spot_sidecar(rows, public, _meta),
     }
+    _write(out, rows, sidecar)
+    warnings.extend(_shadowed(out, region, {str(r["instance_type"]) for r in rows}))
+    spot_priced, with_bucket = _spot_counts(rows)
+    return PriceListResult(region, out, len(rows), len(offer.prices), tuple(unknown), offer.source, offer.date,
+                           offer.bytes_read, offer.rows_read, tuple(warnings), spot_priced, with_bucket)
+
+
+def refresh_spot_only(region: str, spot: PublicSpot) -> SpotOnlyResult:
+    """``--spot-only``: update the spot columns of the rows the user already has for ``region``, without the
+    hundreds-of-MB offer file.  The rows are those of the previous ``aws-<region>.price-list.csv`` when there is
+    one (its on-demand prices and their provenance unchanged), else the shipped catalog's rows of the region (with
+    the shipped prices and their own source and date).  The result is that same file, so a later on-demand
+    refresh replaces the on-demand part and keeps this spot data.
+    """
+    from ccdsl.catalog.loader import user_catalog_dir
+    from ccdsl.catalog.schema import COLUMN_NAMES
+    from ccdsl.catalog.spot import apply_public
+
+    if spot.prices(region) is None:
+        raise CatalogError(f"the spot feed ({spot.feed.url if spot.feed else 'not read'}) prices no type in "
+                           f"{region}; nothing written", hint="check the region name (e.g. us-east-1)")
+    out = user_catalog_dir() / f"aws-{region}.price-list.csv"
+    warnings: list[str] = []
+    previous, meta = _previous(out, warnings, strict=True)
+    if previous:
+        base_rows, base = list(previous.values()), out.name
+    else:
+        here, _anywhere = _shipped_rows(region)
+        base_rows = [r for r in here.values() if r["provider"] == "aws"]
+        base = "shipped catalog"
+        meta = {"provider": "aws", "region": region, "price_source": "shipped catalog (no on-demand refresh)",
+                "fetched_at": spot.feed.fetched_at if spot.feed else ""}
+        if not base_rows:
+            raise CatalogError(f"the catalog has no AWS rows in {region}; nothing to add spot prices to",
+                               hint="check the region name, or run `ccdsl catalog refresh --provider aws --from "
+                                    f"price-list --spot --region {region}` for its on-demand prices too")
+    rows = [apply_public({c: r[c] for c in COLUMN_NAMES}, spot, r)
+            for r in sorted(base_rows, key=lambda r: str(r["instance_type"]))]
+    sidecar = {**meta, "spot_refreshed_at": spot.feed.fetched_at if spot.feed else "", "rows": len(rows),
+               **_spot_sidecar(rows, spot, meta)}
+    _write(out, rows, sidecar)
+    warnings.extend(_shadowed(out, region, {str(r["instance_type"]) for r in rows}))
+    priced, with_bucket = _spot_counts(rows)
+    return SpotOnlyResult(region, out, len(rows), base, priced, with_bucket,
+                          spot.feed.fetched_at if spot.feed else "", tuple(warnings))
+
+
+def _previous(path: Path, warnings: list[str], strict: bool = False) -> tuple[dict[str, dict[str, Any]],
+                                                                             dict[str, Any]]:
+    """The rows (by type) and sidecar of the previous refresh file, or ({}, {}) when there is none.  An unreadable
+    file is an error when ``strict`` (spot-only would otherwise replace it), else a warning."""
+    if not path.exists():
+        return {}, {}
+    from ccdsl.catalog.user import read_records
+
+    try:
+        rows = {str(r["instance_type"]): r for r in read_records(path) if r["provider"] == "aws"}
+    except CatalogError as exc:
+        if strict:
+            raise CatalogError(f"the previous {path.name} cannot be read ({exc.message})",
+                               hint=f"fix or remove it (`ccdsl catalog remove {path.stem}`); nothing written") from None
+        warnings.append(f"the previous {path.name} cannot be read ({exc.message}); its spot data is not kept")
+        return {}, {}
+    try:
+        meta = json.loads(path.with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        meta = {}
+    return rows, meta if isinstance(meta, dict) else {}
+
+
+def _spot_counts(rows: list[dict[str, Any]]) -> tuple[int, int]:
+    return (sum(1 for r in rows if r["spot_price_source"]),
+            sum(1 for r in rows if not math.isnan(float(r["spot_interruption"]))))
+
+
+def _spot_sidecar(rows: list[dict[str, Any]], public: PublicSpot, previous: dict[str, Any]) -> dict[str, Any]:
+    """The sidecar's spot keys: the files that answered this time, else what the previous sidecar said."""
+    priced, with_bucket = _spot_counts(rows)
+    keys = ("spot_feed_url", "spot_fetched_at", "spot_advisor_url", "spot_advisor_fetched_at")
+    keep: dict[str, Any] = {k: previous[k] for k in keys if k in previous}
+    if public.feed is not None:
+        keep.update({"spot_feed_url": public.feed.url, "spot_fetched_at": public.feed.fetched_at})
+    if public.advisor is not None:
+        keep.update({"spot_advisor_url": public.advisor.url, "spot_advisor_fetched_at": public.advisor.fetched_at})
+    return {**keep, "spot_price_rows": priced, "spot_interruption_rows": with_bucket,
+            "spot_warnings": list(public.warnings)}
+
+
+def _write(out: Path, rows: list[dict[str, Any]], sidecar: dict[str, Any]) -> None:
+    from ccdsl import datadir
+    from ccdsl.catalog.loader import clear_cache
+    from ccdsl.catalog.schema import COLUMN_NAMES
+    from ccdsl.catalog.store import atomic_write, csv_bytes
+
+    datadir.ensure()
     atomic_write(out, csv_bytes(rows, COLUMN_NAMES), mode=0o600)
     atomic_write(out.with_suffix(".json"), (json.dumps(sidecar, indent=2) + "\n").encode(), mode=0o600)
     clear_cache()
-    warnings: tuple[str, ...] = ()
-    if unknown:
-        warnings = (f"{len(unknown)} types priced in {region} are not in the shipped catalog (no specs) and were "
-                    f"left out: {', '.join(unknown[:5])}{', …' if len(unknown) > 5 else ''}",)
-    return PriceListResult(region, out, len(rows), len(offer.prices), tuple(unknown), offer.source, offer.date,
-                           offer.bytes_read, offer.rows_read, warnings)
+
+
+def _shadowed(out: Path, region: str, types: set[str]) -> list[str]:
+    """Warnings for user catalogs merged after ``out`` (file name order) that replace some of its rows: the user
+    would otherwise wonder why the refreshed prices do not show."""
+    from ccdsl.catalog.loader import user_files
+    from ccdsl.catalog.user import read_records
+
+    out_warnings = []
+    for path in user_files():
+        if path.name <= out.name:
+            continue
+        try:
+            hits = {str(r["instance_type"]) for r in read_records(path)
+                    if r["provider"] == "aws" and r["region"] == region} & types
+        except CatalogError:
+            continue
+        if hits:
+            out_warnings.append(f"{path.name} is merged after {out.name} and replaces {len(hits)} of its rows "
+                                f"(e.g. {sorted(hits)[0]}); refresh or remove it (`ccdsl catalog remove "
+                                f"{path.stem}`) to see these prices")
+    return out_warnings

@@ -29,6 +29,7 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, TextIO
 
 from ccdsl.errors import CatalogError
@@ -85,9 +86,10 @@ def now_utc() -> str:
 
 
 def format_price(price: float) -> str:
-    """A price as plain decimal text without trailing zeros (0.0419, 0.00001): no exponent, every digit kept."""
-    text = f"{price:.10f}".rstrip("0").rstrip(".")
-    return text or "0"
+    """A price as plain decimal text (0.0419, 0.00001, 3): no exponent, and exactly the float written (the
+    shortest text that reads back as the same number), so that spot_zones and spot_price_per_hour agree."""
+    text = format(Decimal(repr(float(price))), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def format_zones(zones: Iterable[ZonePrice]) -> str:
@@ -116,6 +118,20 @@ def parse_zones(text: str) -> list[tuple[str, float]]:
             raise ValueError(f"list the zones cheapest first (deploy tries them in this order): "
                              f"{z2}={format_price(p2)} belongs before {z1}={format_price(p1)}")
     return out
+
+
+def normalize_date(text: str) -> str:
+    """A hand-written ``spot_price_date`` -> the catalog's form: a date stays a date, a date-time becomes ISO 8601
+    UTC with a 'Z' (a time without a zone is taken as UTC); ValueError for anything else."""
+    text = text.strip()
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        _dt.date.fromisoformat(text)
+        return text
+    try:
+        stamp = _dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"expected an ISO 8601 date or UTC time such as 2026-11-26T12:00:00Z, got {text!r}") from None
+    return iso_utc(stamp)
 
 
 def interruption_bound(r: Any) -> float | None:
@@ -180,7 +196,7 @@ def spot_columns(zones: Sequence[ZonePrice], source: str = API_SOURCE) -> dict[s
                 "spot_price_date": ""}
     best = zones[0]
     return {"spot_price_per_hour": best.price, "spot_zone": best.zone,
-            "spot_zones": format_zones(z for z in zones if z.zone), "spot_price_source": source,
+            "spot_zones": format_zones(zones) if all(z.zone for z in zones) else "", "spot_price_source": source,
             "spot_price_date": iso_utc(best.timestamp) if best.timestamp is not None else ""}
 
 
@@ -240,12 +256,12 @@ def _fetch_json(url: str, what: str, option: str, progress: TextIO | None, timeo
             if len(data) > MAX_PUBLIC_FILE_BYTES:
                 raise CatalogError(f"{url}: more than {MAX_PUBLIC_FILE_BYTES >> 20} MB; that is not the {what} "
                                    "(a few MB)", hint=f"check {option}; the previous catalog is unchanged")
-            if meter is not None:
-                meter.update(len(data), stream.total, 0)
+            if meter is not None and (stream.total is None or len(data) < stream.total):  # the end: once, below
+                meter.update(len(data), stream.total, None)
     finally:
         stream.close()
     if meter is not None:
-        meter.update(len(data), stream.total, 0, final=True)
+        meter.update(len(data), stream.total, None, final=True)
     text = bytes(data)
     if text.lstrip().startswith(b"callback("):  # the retired JSONP form: callback({...});
         text = text.strip().removeprefix(b"callback(").rstrip(b";").removesuffix(b")")
@@ -343,3 +359,79 @@ def read_advisor(regions: Iterable[str], url: str | None = None, progress: TextI
     doc = _fetch_json(url, "spot advisor file", "--spot-advisor-url", progress, timeout, attempts)
     bounds, warnings = parse_advisor(doc, regions)
     return Advisor(url, fetched, bounds, tuple(warnings))
+
+
+# ------------------------------------------------------------------------------------------------ both public files
+
+@dataclass(frozen=True)
+class PublicSpot:
+    """What the public files said for the requested regions; None for a file that could not be read (its
+    failure is among the warnings)."""
+
+    feed: SpotFeed | None
+    advisor: Advisor | None
+    warnings: tuple[str, ...] = field(default=())
+
+    def prices(self, region: str) -> dict[str, float] | None:
+        """The feed's prices of ``region``; None when the feed was not read or does not price the region."""
+        return None if self.feed is None else self.feed.prices.get(region)
+
+    def bounds(self, region: str) -> dict[str, float] | None:
+        return None if self.advisor is None else self.advisor.bounds.get(region)
+
+
+def read_public(regions: Sequence[str], *, feed: str | None = None, advisor: str | None = None,
+                progress: TextIO | None = None, timeout: float = 30.0, require_feed: bool = False) -> PublicSpot:
+    """Read the spot feed and the advisor file once for all ``regions``.  A file that cannot be read is a warning,
+    except the feed when ``require_feed`` (``--spot-only``: without prices there is nothing to write)."""
+    warnings: list[str] = []
+    got_feed: SpotFeed | None = None
+    got_advisor: Advisor | None = None
+    try:
+        got_feed = read_feed(regions, feed, progress, timeout)
+        warnings.extend(got_feed.warnings)
+        missing = [r for r in regions if r not in got_feed.prices]
+        if missing:
+            warnings.append(f"the spot feed prices no type in {', '.join(missing)}")
+    except CatalogError as exc:
+        if require_feed:
+            raise
+        warnings.append(f"{exc.message}; no new spot prices")
+    try:
+        got_advisor = read_advisor(regions, advisor, progress, timeout)
+        warnings.extend(got_advisor.warnings)
+        missing = [r for r in regions if r not in got_advisor.bounds]
+        if missing:
+            warnings.append(f"the spot advisor file has no interruption data for {', '.join(missing)}")
+    except CatalogError as exc:
+        warnings.append(f"{exc.message}; no new interruption data")
+    return PublicSpot(got_feed, got_advisor, tuple(warnings))
+
+
+SPOT_PRICE_COLUMNS = ("spot_price_per_hour", "spot_zone", "spot_zones", "spot_price_source", "spot_price_date")
+
+
+def apply_public(row: dict[str, Any], public: PublicSpot, previous: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``row`` with its spot columns from the public files.
+
+    A file that answered for the row's region decides: the feed's price (or none, when the feed has no Linux
+    price for the type now), the advisor's bucket (or unknown).  A file that did not answer leaves the columns
+    as ``previous`` had them (the earlier refresh's dated values) or empty: no answer is no news, not "no spot".
+    """
+    region, itype = str(row["region"]), str(row["instance_type"])
+    out = dict(row)
+    prices = public.prices(region)
+    if prices is not None and public.feed is not None:
+        price = prices.get(itype)
+        out.update({"spot_price_per_hour": price if price is not None else math.nan, "spot_zone": "",
+                    "spot_zones": "", "spot_price_source": FEED_SOURCE if price is not None else "",
+                    "spot_price_date": public.feed.fetched_at if price is not None else ""})
+    else:
+        out.update({c: (previous or {}).get(c, "" if c != "spot_price_per_hour" else math.nan)
+                    for c in SPOT_PRICE_COLUMNS})
+    bounds = public.bounds(region)
+    if bounds is not None:
+        out["spot_interruption"] = bounds.get(itype, math.nan)
+    else:
+        out["spot_interruption"] = (previous or {}).get("spot_interruption", math.nan)
+    return out

@@ -23,6 +23,7 @@ ccdsl.toml) sets ``max_nodes`` to the number of those hosts.  Other rows default
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import math
 import re
@@ -91,6 +92,8 @@ def _parse_cell(column: str, value: Any) -> Any:
     dtype = DTYPES[column]
     if column == "max_nodes":
         return _max_nodes(value)
+    if column == "spot_price_date" and isinstance(value, (datetime.date, datetime.time)):
+        value = value.isoformat()  # a TOML date-time written without quotes; checked with the other spot columns
     if dtype == "bool":
         if isinstance(value, bool):
             return value
@@ -216,6 +219,7 @@ def validate_record(raw: dict[str, Any], path: str, line_of: Callable[[str | Non
     if row.get("provider") in ON_PREMISE and math.isnan(row.get("price_per_hour", 0.0)):
         raise CatalogRowError("must be a number, not NaN", path=path, line=line_of("price_per_hour"),
                               column="price_per_hour")
+    _check_spot(row, path, line_of)
     conflict = _fill_from_taxonomy(row)
     if conflict is not None:
         raise CatalogRowError(conflict[1], path=path, line=line_of(conflict[0]), column=conflict[0])
@@ -225,6 +229,48 @@ def validate_record(raw: dict[str, Any], path: str, line_of: Callable[[str | Non
     if row["cores"] > row["vcpus"]:
         raise CatalogRowError("cores cannot exceed vcpus", path=path, line=line_of("cores"), column="cores")
     return row
+
+
+def _check_spot(row: dict[str, Any], path: str, line_of: Callable[[str | None], int | None]) -> None:
+    """The spot columns a user may write by hand, checked and completed: ``spot_zones`` is 'ZONE=PRICE ...',
+    cheapest first, and names the cheapest zone's price and zone (filled in when only the zones are given);
+    ``spot_interruption`` is a fraction in [0, 1]; a spot price is > 0; a zone, date or source needs a price."""
+    from ccdsl.catalog import spot
+
+    def fail(column: str, message: str) -> CatalogRowError:
+        return CatalogRowError(message, path=path, line=line_of(column), column=column)
+
+    price = row.get("spot_price_per_hour", math.nan)
+    if price == 0:
+        raise fail("spot_price_per_hour", "a spot price must be > 0 (leave the cell empty when it is unknown)")
+    if row.get("spot_interruption", 0.0) > 1:
+        raise fail("spot_interruption", f"is a fraction of instances interrupted per month, from 0 to 1 (0.05 for "
+                                        f"<5%, 1.0 for >20%), got {row['spot_interruption']!r}")
+    if row.get("spot_zones"):
+        try:
+            zones = spot.parse_zones(row["spot_zones"])
+        except ValueError as exc:
+            raise fail("spot_zones", str(exc)) from None
+        best_zone, best_price = zones[0]
+        if math.isnan(price):
+            row["spot_price_per_hour"] = price = best_price
+        elif not math.isclose(price, best_price, rel_tol=1e-9, abs_tol=1e-12):
+            raise fail("spot_price_per_hour", f"is {spot.format_price(price)}, but spot_zones says the cheapest zone "
+                                              f"is {best_zone}={spot.format_price(best_price)}; the row's spot price "
+                                              "is the cheapest zone's")
+        if not row.get("spot_zone"):
+            row["spot_zone"] = best_zone
+        elif row["spot_zone"] != best_zone:
+            raise fail("spot_zone", f"is {row['spot_zone']}, but the cheapest zone in spot_zones is {best_zone}")
+    if row.get("spot_price_date"):
+        try:
+            row["spot_price_date"] = spot.normalize_date(row["spot_price_date"])
+        except ValueError as exc:
+            raise fail("spot_price_date", str(exc)) from None
+    if math.isnan(price):
+        for column in ("spot_zone", "spot_price_date", "spot_price_source"):
+            if row.get(column):
+                raise fail(column, "is set but the row has no spot price: add spot_price_per_hour (or spot_zones)")
 
 
 def _csv_records(path: Path, text: str) -> list[tuple[dict[str, Any], int | None]]:

@@ -68,6 +68,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="also fetch spot prices and interruption buckets: DescribeSpotPriceHistory (per zone) with "
                         "--from api, AWS's public spot feed with --from price-list; both read the public spot "
                         "advisor file")
+    r.add_argument("--spot-only", action="store_true",
+                   help="with --from price-list: only the spot columns (public spot feed and advisor, a few MB), "
+                        "without the large on-demand offer file; updates the rows you already have for the region "
+                        "(your earlier price-list refresh, else the shipped rows)")
+    r.add_argument("--spot-feed-url", metavar="URL", default=None,
+                   help="the public spot price feed (default $CCDSL_SPOT_FEED_URL, else AWS's spot.json)")
     r.add_argument("--spot-advisor-url", metavar="URL", default=None,
                    help="the spot advisor file (default $CCDSL_SPOT_ADVISOR_URL, else AWS's public file)")
     r.add_argument("--no-price-fallback", action="store_true",
@@ -178,7 +184,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         digest = s["sha256"] if isinstance(s["sha256"], str) else next(iter(s["sha256"].values()))
         print(f"    {name:<15} {s['package']} {version}: {s['file']}"
               f"{' [' + s['key'] + ']' if 'key' in s else ''}  sha256 {digest[:12]}")
-    print("  spot prices: none shipped (no licensed offline source); `ccdsl catalog refresh --spot` fetches them")
+    print(f"  spot prices: none shipped (no licensed offline source); {SPOT_HOW} fetches them")
     try:
         merged, which = load(), "shipped and user catalogs merged"
     except CatalogError:  # an unreadable user catalog is listed below; count the shipped rows alone
@@ -188,6 +194,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     print("\n".join("  " + line for line in render_table(
         [[name, n, old or "-", new or "-"] for name, n, old, new in rows],
         ["price source", "rows", "oldest", "newest"]).splitlines()))
+    print(spot_summary(merged))
     stale = [(name, n, old) for name, n, old, _new in rows if old and price_age_days(old) > PRICE_MAX_AGE_DAYS]
     for name, n, old in stale:
         print(f"warning: {n} rows carry {name} prices from {old}, {price_age_days(old)} days old (older than "
@@ -204,6 +211,8 @@ def cmd_info(args: argparse.Namespace) -> int:
             try:
                 meta = json.loads(side.read_text())
                 extra = f"  refreshed {meta.get('fetched_at')}, prices from {meta.get('price_source')}"
+                if meta.get("spot_fetched_at"):
+                    extra += f", spot feed of {meta['spot_fetched_at']}"
             except ValueError:
                 extra = "  (unreadable sidecar)"
         size = "unreadable" if count is None else f"{count} row{'s' * (count != 1)}"
@@ -211,6 +220,29 @@ def cmd_info(args: argparse.Namespace) -> int:
     if users:
         print("  (remove one with `ccdsl catalog remove NAME`)")
     return 0
+
+
+def spot_summary(frame: pd.DataFrame) -> str:
+    """Rows with a spot price per ``spot_price_source`` with the oldest and newest ``spot_price_date``, and rows
+    with an interruption bucket (spot dates are ISO 8601 UTC timestamps, so text order is time order)."""
+    source = frame["spot_price_source"].fillna("").astype(str)
+    priced = frame["spot_price_per_hour"].notna()
+    buckets = int(frame["spot_interruption"].notna().sum())
+    if not priced.any():
+        return (f"spot prices: no row has one; {SPOT_HOW} brings them"
+                + (f"\n  rows with a spot interruption bucket: {buckets}" if buckets else ""))
+    date = frame["spot_price_date"].fillna("").astype(str)
+    table = []
+    for name in sorted(set(source[priced])):
+        mask = priced & (source == name)
+        dates = sorted(d for d in date[mask] if d)
+        table.append([name or "(no source)", int(mask.sum()), dates[0] if dates else "-",
+                      dates[-1] if dates else "-"])
+    lines = ["spot prices by source (prices move: each is a dated snapshot):",
+             *("  " + line for line in render_table(table, ["spot price source", "rows", "oldest", "newest"])
+               .splitlines()),
+             f"  rows with a spot interruption bucket: {buckets}"]
+    return "\n".join(lines)
 
 
 def _frame(user: bool = True) -> pd.DataFrame:
@@ -286,19 +318,51 @@ def cmd_show(args: argparse.Namespace) -> int:
                                hint="offered in: " + ", ".join(sorted(set(hit["region"]))))
         hit = regional
     first = hit.iloc[0]
-    per_region = ("region", "price_per_hour", "price_source", "price_date", "spot_price_per_hour")
+    per_region = ("region", "price_per_hour", "price_source", "price_date", *SPOT_COLUMNS)
     rows = [[c, _fmt(first[c].item() if hasattr(first[c], "item") else first[c], c)]
             for c in COLUMN_NAMES if c not in per_region and c != "provider"]
     print(f"{first['provider']} {args.instance_type}")
     print(render_table(rows, ["column", "value"]))
     print()
-    prices = [[r.region, r.price_per_hour, r.price_source or "-", r.price_date or "-", r.spot_price_per_hour]
+    prices = [[r.region, r.price_per_hour, r.price_source or "-", r.price_date or "-"]
               for r in hit.sort_values(["price_per_hour", "region"]).itertuples(index=False)]
-    print(render_table(prices, ["region", "price per hour", "price source", "price date", "spot price per hour"]))
+    print(render_table(prices, ["region", "price per hour", "price source", "price date"]))
     if hit["price_per_hour"].isna().any():
         print("(- = price unknown in the shipped catalog; `ccdsl catalog refresh --provider aws --from price-list "
               "--region R` brings it)")
+    print()
+    print(spot_table(hit))
     return 0
+
+
+SPOT_COLUMNS = ("spot_price_per_hour", "spot_zone", "spot_zones", "spot_price_source", "spot_price_date",
+                "spot_interruption")
+SPOT_HOW = ("`ccdsl catalog refresh --provider aws --from price-list --spot-only --region R` (no account) or "
+            "`ccdsl catalog refresh --spot --region R` (credentials, per zone)")
+
+
+def spot_table(hit: pd.DataFrame) -> str:
+    """The spot columns of one type's rows, one line per region (cheapest spot price first), with the interruption
+    bucket as the advisor's label and every zone's price below; one line when no region has spot data."""
+    from ccdsl.catalog.spot import interruption_label
+
+    known = hit[hit["spot_price_per_hour"].notna() | hit["spot_interruption"].notna()]
+    if known.empty:
+        return f"spot: no spot price or interruption data for this type (none is shipped); {SPOT_HOW} brings them"
+    ordered = known.sort_values(["spot_price_per_hour", "region"])
+    rows = [[region, price, zone or "-", date or "-", source or "-", interruption_label(bound)]
+            for region, price, zone, date, source, bound in zip(
+                ordered["region"], ordered["spot_price_per_hour"], ordered["spot_zone"], ordered["spot_price_date"],
+                ordered["spot_price_source"], ordered["spot_interruption"].astype(float))]
+    lines = ["spot (Linux; prices move, each is a dated snapshot):",
+             render_table(rows, ["spot region", "spot price per hour", "spot zone", "spot price date", "spot source",
+                                 "interruption"])]
+    lines += [f"  zones in {r.region!s}: {r.spot_zones!s}"
+              for r in known.sort_values("region").itertuples(index=False) if r.spot_zones]
+    missing = len(hit) - len(known)
+    if missing:
+        lines.append(f"({missing} other region(s) have no spot data for this type; {SPOT_HOW} brings it)")
+    return "\n".join(lines)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -337,6 +401,12 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         return refresh_price_list(args)
     if args.price_list_url:
         raise CatalogError("--price-list-url goes with --from price-list")
+    if args.spot_only:
+        raise CatalogError("--spot-only reads AWS's public spot feed: it goes with --from price-list",
+                           hint="ccdsl catalog refresh --provider aws --from price-list --spot-only --region R")
+    if args.spot_feed_url:
+        raise CatalogError("--spot-feed-url goes with --from price-list --spot (the API path asks "
+                           "DescribeSpotPriceHistory)")
     if args.spot_advisor_url and not args.spot:
         raise CatalogError("--spot-advisor-url goes with --spot")
 
@@ -363,22 +433,46 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 
 
 def refresh_price_list(args: argparse.Namespace) -> int:
-    """``--from price-list``: no credentials, no boto3; one offer file per region, streamed."""
-    from ccdsl.catalog.pricelist import BASE_URL, refresh_from_price_list
+    """``--from price-list``: no credentials, no boto3; one offer file per region, streamed; with ``--spot`` or
+    ``--spot-only`` the public spot feed and advisor file, read once for every region."""
+    from ccdsl.catalog.pricelist import BASE_URL, refresh_from_price_list, refresh_spot_only
+    from ccdsl.catalog.spot import read_public
     from ccdsl.errors import CatalogError
     from ccdsl.resolver import default_region
 
-    if args.spot:
-        raise CatalogError("--spot needs the EC2 API: use `ccdsl catalog refresh --spot` (with credentials)")
     if args.endpoint_url or args.pricing_endpoint_url or args.no_price_fallback:
         raise CatalogError("--endpoint-url, --pricing-endpoint-url and --no-price-fallback go with --from api",
                            hint="--from price-list reads public files; --price-list-url points elsewhere")
-    for region in args.region or [default_region()]:
-        res = refresh_from_price_list(region, base_url=args.price_list_url or BASE_URL, progress=sys.stderr)
+    spot = args.spot or args.spot_only
+    if (args.spot_feed_url or args.spot_advisor_url) and not spot:
+        raise CatalogError("--spot-feed-url and --spot-advisor-url go with --spot or --spot-only")
+    if args.spot_only and args.price_list_url:
+        raise CatalogError("--spot-only reads no Price List file: --price-list-url does not apply")
+    regions = list(dict.fromkeys(args.region or [default_region()]))
+    public = None
+    if spot:
+        public = read_public(regions, feed=args.spot_feed_url, advisor=args.spot_advisor_url, progress=sys.stderr,
+                             require_feed=args.spot_only)
+        for w in public.warnings:
+            print(f"warning: {w}", file=sys.stderr)
+    for region in regions:
+        if args.spot_only and public is not None:
+            only = refresh_spot_only(region, public)
+            for w in only.warnings:
+                print(f"warning: {w}", file=sys.stderr)
+            print(f"{region}: spot prices for {only.spot_priced} of {only.rows} rows (spot feed of {only.spot_date}), "
+                  f"interruption buckets for {only.spot_interruption}; on-demand prices unchanged ({only.base}) "
+                  f"-> {only.path}")
+            continue
+        res = refresh_from_price_list(region, base_url=args.price_list_url or BASE_URL, progress=sys.stderr,
+                                      spot=public)
         for w in res.warnings:
             print(f"warning: {w}", file=sys.stderr)
+        extra = f"; spot prices for {res.spot_priced} rows, interruption buckets for {res.spot_interruption}" \
+            if spot or res.spot_priced or res.spot_interruption else ""
         print(f"{region}: {res.rows} rows ({res.priced_types} types priced, {res.rows_read:,} CSV rows, "
-              f"{res.bytes_read / 1e6:.1f} MB); prices from {res.price_source} of {res.price_date} -> {res.path}")
+              f"{res.bytes_read / 1e6:.1f} MB); prices from {res.price_source} of {res.price_date}{extra} "
+              f"-> {res.path}")
     return 0
 
 
