@@ -111,3 +111,16 @@ class Contract:
 
     def config_dict(self) -> dict[str, Value]:
         return dict(self.config)
+
+    @property
+    def roles(self) -> tuple[str | None, ...]:
+        """The node roles: the workers and the manager of a ManagerWorkers cluster, else the peers (None)."""
+        return ("worker", "manager") if self.cluster_type == "ManagerWorkers" else (None,)
+
+    @property
+    def spot_roles(self) -> tuple[str | None, ...]:
+        """The roles the contract puts on spot: ``spot => true`` every role, ``worker.spot => true`` (or
+        ``manager.spot``) one role of a ManagerWorkers cluster; a role's own value wins over the unscoped one."""
+        config = self.config_dict()
+        return tuple(r for r in self.roles
+                     if (config.get(f"{r}.spot", config.get("spot")) if r else config.get("spot")) is True)

@@ -7,6 +7,7 @@ builder and the resolver (which column a clause constrains).  Kinds:
 - ``memory``: a size in GiB; unit suffixes K, M, G, T, P are binary (``16G`` = 16 GiB);
 - ``bandwidth``: Gbit/s; suffixes are bits per second (``25G`` = 25 Gbit/s);
 - ``price``: USD per hour;
+- ``fraction``: a rate between 0 and 1, written as a percentage (``10%`` = 0.10) or a plain fraction (``0.1``);
 - ``symbol``: a node of a :mod:`ccdsl.taxonomy` domain (``levels`` restricts which levels are accepted);
 - ``machinetype``: a provider instance type name (``EC2Type_T3_xLarge`` or ``"t3.xlarge"``);
 - ``region``: a region name (``us_east_1`` or ``"us-east-1"``);
@@ -29,6 +30,7 @@ MAX_COUNT = 2**53
 
 NUMERIC_QUALIFIERS = ("just", "atleast", "atmost", "between", "unrestricted", "oneof", "not")
 SYMBOL_QUALIFIERS = ("just", "unrestricted", "oneof", "not")
+NUMERIC_KINDS = ("count", "memory", "bandwidth", "price", "fraction")
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ class Parameter:
 
     @property
     def qualifiers(self) -> tuple[str, ...]:
-        if self.kind in ("count", "memory", "bandwidth", "price"):
+        if self.kind in NUMERIC_KINDS:
             return NUMERIC_QUALIFIERS
         if self.kind == "config":
             return ("just",)
@@ -92,7 +94,11 @@ _ALL = [
     _p("storage_size", "memory", "node", column="storage_gib", unit="GiB", doc="local instance storage"),
     _p("network_performance", "bandwidth", "node", column="network_gbps", unit="Gbit/s",
        doc="network bandwidth per node (\"Up to 25 Gigabit\" counts as 25)"),
-    _p("node_price", "price", "node", column="price_per_hour", unit="USD/h", doc="price per node and hour"),
+    _p("node_price", "price", "node", column="price_per_hour", unit="USD/h",
+       doc="price per node and hour (a spot node's spot price)"),
+    _p("spot_interruption", "fraction", "node", column="spot_interruption",
+       doc="spot nodes: the spot advisor's monthly interruption-rate bucket, e.g. @atmost(10%) (unknown meets no "
+           "bound; needs spot => true)"),
     # totals over the worker nodes
     _p("cluster_vcpus_count", "count", "total", column="vcpus", unit="vCPUs", doc="vCPUs summed over the workers"),
     _p("cluster_memory_size", "memory", "total", column="memory_gib", unit="GiB",
@@ -114,7 +120,8 @@ _CONFIG_DOCS = {
     "sshflags": "not supported (ccdsl connects with paramiko): refused", "key_name": "EC2 key pair name",
     "subnet_id": "EC2 subnet",
     "security_group_id": "EC2 security group", "ssh_cidr": "address range allowed to reach port 22",
-    "placement_group": "EC2 placement group (\"cluster\" for low latency)", "spot": "true: spot instances",
+    "placement_group": "EC2 placement group (\"cluster\" for low latency)",
+    "spot": "true: spot instances, resolved at spot prices (worker.spot: the workers only)",
     "root_volume_size": "root volume size in GiB", "tags": 'instance tags: "key=value, key=value"',
     "hosts": "hosts of the SSH provider",
     "mpi_flags": "extra flags for mpiexec", "python": "Python interpreter on the nodes (a command or a path)",

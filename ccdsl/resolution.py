@@ -12,6 +12,11 @@ is the whole cluster.  In :meth:`Resolution.to_dict` the top-level ``price_per_h
 A price may be unknown (the catalog row is offered, but no source prices it): then it is ``None`` here and
 ``null`` in JSON, and so is every sum it takes part in.  Such a choice is only ever made when no priced one
 satisfies the contract.  ``price_source`` and ``price_date`` say where each price comes from.
+
+Spot (issue 14): a choice with ``market == "spot"`` is priced at its spot price (``price_*`` fields, source and
+date are the spot price's), and carries the on-demand price beside it, the zone of its spot price and every priced
+zone, cheapest first (deploy tries them in that order).  In JSON every choice says its ``market``; a spot one adds
+``spot_zone``, ``spot_zones``, ``on_demand_price_per_node_hour`` and ``saving_percent``.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ if TYPE_CHECKING:
 
 # The fields every JSON object describing a choice carries (issue 3, "Interfaces").
 JSON_FIELDS = ("provider", "region", "instance_type", "node_count", "price_per_node_hour", "price_per_hour",
-               "price_source", "price_date")
+               "price_source", "price_date", "market")
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,19 @@ class Choice:
     on_demand_price_per_node_hour: float | None = None  # spot: the on-demand price beside it (None: unknown)
 
     @property
+    def spot(self) -> bool:
+        return self.market == "spot"
+
+    @property
+    def saving(self) -> float | None:
+        """A spot node's saving against its on-demand price, as a fraction (0.7 = 70% less); None when either
+        price is unknown (or this is not a spot choice)."""
+        od, p = self.on_demand_price_per_node_hour, self.price_per_node_hour
+        if not self.spot or od is None or p is None or od <= 0:
+            return None
+        return 1.0 - p / od
+
+    @property
     def price_known(self) -> bool:
         return self.cluster_price_per_hour is not None
 
@@ -74,6 +92,12 @@ class Choice:
         d["price_per_node_hour"] = None if self.price_per_node_hour is None else _money(self.price_per_node_hour)
         d["price_source"] = self.price_source or None  # unknown: null, like the price
         d["price_date"] = self.price_date or None
+        if self.spot:  # price_* above are the spot price's; the on-demand price beside it, and the saving
+            od = self.on_demand_price_per_node_hour
+            d["spot_zone"] = self.spot_zone or None
+            d["spot_zones"] = list(self.spot_zones)
+            d["on_demand_price_per_node_hour"] = None if od is None else _money(od)
+            d["saving_percent"] = None if self.saving is None else round(100 * self.saving, 2)
         return d
 
     def describe(self) -> str:

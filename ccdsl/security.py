@@ -68,6 +68,11 @@ def tags(value: Any) -> dict[str, str] | None:
     return out
 
 
+# Configuration a role of a ManagerWorkers cluster may set on its own: ``worker.spot => true`` puts only the workers
+# on spot (the resolver prices them at spot prices; deploy reads each choice's market).
+PER_ROLE = frozenset({"spot"})
+
+
 def violations(contract: Any, config: Any) -> list[Diagnostic]:
     """Every configuration parameter of ``contract`` that ``config`` (a :class:`~ccdsl.executor.config.Config`)
     does not let it set, with the clause's position."""
@@ -79,7 +84,7 @@ def violations(contract: Any, config: Any) -> list[Diagnostic]:
         name = key.rsplit(".", 1)[-1]
         problem: str | None
         hint: str | None
-        if name != key:  # deploy reads configuration for the whole cluster: a role's own value would be dropped
+        if name != key and name not in PER_ROLE:  # deploy reads the rest for the whole cluster: a role's would be lost
             problem, hint = (f"configuration applies to the whole cluster, so {key} would be ignored",
                              f"write {name} => … without '{key.split('.')[0]}.'")
         else:

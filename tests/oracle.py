@@ -15,6 +15,12 @@ budget = workers + manager, manager and
 workers in the same provider and region.  Unknown prices (NaN): such a row meets no ``node_price`` and no
 budget; a cluster with an unknown price competes only when no priced cluster satisfies the contract, and then the
 tie rules choose (fewer nodes, more vCPUs, provider, region, type name).  Slow by design; use small catalogs.
+
+Markets (issue 14): a role on spot (``spot=True`` for every role; ``spot=None`` reads the contract: ``spot => true``
+every role, ``worker.spot``/``manager.spot`` one role, the role's own value first) uses only the rows whose
+``spot`` column is true, each priced at its ``spot_price_per_hour`` (unknown when NaN or not above 0), so every
+rule above (unknown prices, node_price, budget) reads the spot price.  An on-demand role of a contract with a spot
+role has ``spot_interruption`` 0 (the spot market does not interrupt it).
 """
 
 from __future__ import annotations
@@ -265,18 +271,51 @@ def _records(df) -> list[dict]:
     return hit[1]
 
 
-def solutions(df, contract: Contract, region: str = "us-east-1", any_region: bool = False) -> list[Answer]:
+def on_spot(contract: Contract, role: str | None, spot: bool | None) -> bool:
+    """Whether ``role``'s nodes are spot."""
+    if spot is not None:
+        return spot
+    config = dict(contract.config)
+    value = config.get(f"{role}.spot", config.get("spot")) if role else config.get("spot")
+    return value is True
+
+
+def market_rows(rows: list[dict], spot: bool, any_spot: bool) -> list[dict]:
+    """The rows a role sees: spot-capable rows at their spot prices, or every row at its on-demand price."""
+    if not spot:
+        return [dict(r, spot_interruption=0.0, market="on-demand") for r in rows] if any_spot else rows
+    out = []
+    for r in rows:
+        if r.get("spot") not in (True, 1):  # a numpy bool compares equal to True
+            continue
+        price = _num(r.get("spot_price_per_hour"))
+        out.append(dict(r, price_per_hour=price if price > 0 else math.nan, market="spot"))
+    return out
+
+
+def _same_row(a: dict, b: dict) -> bool:
+    """The same catalog row in the same market (a row's key is provider, region, type)."""
+    return (a["provider"], a["region"], a["instance_type"], a.get("market")) == (
+        b["provider"], b["region"], b["instance_type"], b.get("market"))
+
+
+def solutions(df, contract: Contract, region: str = "us-east-1", any_region: bool = False,
+              spot: bool | None = None) -> list[Answer]:
     """Every feasible worker row with its cheapest (count, manager) — brute force."""
     rows = _records(df)
     mw = contract.cluster_type == "ManagerWorkers"
-    wclauses = _role_clauses(contract, "worker" if mw else None)
+    wrole = "worker" if mw else None
+    any_spot = on_spot(contract, wrole, spot) or (mw and on_spot(contract, "manager", spot))
+    wclauses = _role_clauses(contract, wrole)
     domain = counts(wclauses)
     listed = domain.listed
-    workers = [r for r in rows if _in_scope(r, wclauses, region, any_region) and _node_ok(r, wclauses, False)]
+    wrows = market_rows(rows, on_spot(contract, wrole, spot), any_spot)
+    workers = [r for r in wrows if _in_scope(r, wclauses, region, any_region) and _node_ok(r, wclauses, False)]
     managers: list[dict | None] = [None]
     if mw:
         mclauses = _role_clauses(contract, "manager")
-        managers = [r for r in rows if _in_scope(r, mclauses, region, any_region) and _node_ok(r, mclauses, True)]
+        mrows = market_rows(rows, on_spot(contract, "manager", spot), any_spot)
+        managers = [r for r in mrows if _in_scope(r, mclauses, region, any_region) and _node_ok(r, mclauses, True)]
     out = []
     for w in workers:
         best = None
@@ -285,7 +324,7 @@ def solutions(df, contract: Contract, region: str = "us-east-1", any_region: boo
                 continue
             mp = float(m["price_per_hour"]) if m is not None else 0.0
             room = _num(w.get("max_nodes", math.nan))  # how many nodes of this row exist
-            if m is w:  # the manager takes one of them
+            if m is not None and _same_row(m, w):  # the manager takes one of them
                 room -= 1
             if listed is None:
                 usable = _edges(w, domain, wclauses, mp, room)
@@ -301,9 +340,10 @@ def solutions(df, contract: Contract, region: str = "us-east-1", any_region: boo
     return out
 
 
-def optimum(df, contract: Contract, region: str = "us-east-1", any_region: bool = False) -> Answer | None:
+def optimum(df, contract: Contract, region: str = "us-east-1", any_region: bool = False,
+            spot: bool | None = None) -> Answer | None:
     """The cheapest priced answer; only when there is none, the first unpriced one by the tie rules."""
-    return best(solutions(df, contract, region, any_region))
+    return best(solutions(df, contract, region, any_region, spot))
 
 
 def best(sols: list[Answer]) -> Answer | None:
@@ -332,4 +372,4 @@ def subcontract(contract: Contract, keep: list[Clause], keep_default_count: bool
             clauses.append(Clause("cluster_locale", "unrestricted", named, role=c.role))
         elif c.parameter in ("node_provider", "node_machinetype") and named:
             clauses.append(Clause(c.parameter, "unrestricted", named, role=c.role))
-    return Contract(contract.name, tuple(clauses))
+    return Contract(contract.name, tuple(clauses), contract.config)  # the config: which roles are on spot

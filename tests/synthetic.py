@@ -7,6 +7,8 @@ build 1M-row ones.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -30,10 +32,11 @@ SIZES = (1, 2, 4, 8, 16, 32, 48, 64, 96, 192)
 
 
 def catalog(rows: int = 1000, seed: int = 0, regions: tuple[str, ...] = REGIONS, extra_providers: bool = False,
-            unknown_fraction: float = 0.02, unpriced_fraction: float = 0.0) -> pd.DataFrame:
+            unknown_fraction: float = 0.02, unpriced_fraction: float = 0.0,
+            spot: SpotData | None = None) -> pd.DataFrame:
     """A catalog of about ``rows`` rows over ``regions`` (types × regions), schema columns in order.
     ``unpriced_fraction`` of the AWS rows have an unknown price (NaN, no source), as offered pairs no source
-    prices."""
+    prices.  ``spot`` adds synthetic spot prices and interruption buckets (:func:`with_spot`)."""
     rng = np.random.default_rng(seed)
     n_types = max(1, rows // len(regions))
     t = np.arange(n_types)
@@ -94,4 +97,48 @@ def catalog(rows: int = 1000, seed: int = 0, regions: tuple[str, ...] = REGIONS,
     for name in COLUMN_NAMES:  # columns the schema gained later: unknown
         if name not in df.columns:
             df[name] = {"string": "", "bool": False, "int64": 0}.get(DTYPES[name], np.nan)
-    return df[list(COLUMN_NAMES)]
+    df = df[list(COLUMN_NAMES)]
+    return with_spot(df, spot, seed) if spot is not None else df
+
+
+@dataclass(frozen=True)
+class SpotData:
+    """How synthetic spot data looks: ``unpriced`` of the spot-capable AWS rows have no spot price, ``unsupported``
+    of the AWS types do not support spot, ``unknown_interruption`` have no advisor bucket."""
+
+    unpriced: float = 0.1
+    unsupported: float = 0.1
+    unknown_interruption: float = 0.1
+    date: str = "2026-11-20T09:00:00+00:00"
+
+
+BUCKETS = (0.05, 0.1, 0.15, 0.2, 1.0)  # the spot advisor's interruption-rate buckets (upper bounds)
+
+
+def with_spot(df: pd.DataFrame, spot: SpotData, seed: int = 0) -> pd.DataFrame:
+    """``df`` with SYNTHETIC spot columns (not real prices): each spot-capable AWS row gets a spot price of 20–80%
+    of its on-demand one (drawn per row, so the cheapest spot type is often not the cheapest on-demand type), one
+    to three zones, and an interruption bucket.  Its own random stream: the on-demand columns stay as they were."""
+    rng = np.random.default_rng(10_000 + seed)
+    df = df.copy()
+    n = len(df)
+    aws = (df["provider"] == "aws").to_numpy()
+    types = df["instance_type"].astype(str).to_numpy()
+    unsupported_types = {t for t in sorted(set(types[aws])) if rng.random() < spot.unsupported}
+    supports = aws & ~np.isin(types, sorted(unsupported_types))
+    od = df["price_per_hour"].to_numpy(dtype="float64", na_value=np.nan)
+    base = np.where(np.isnan(od), 0.05 + rng.random(n), od)  # an unpriced on-demand row may still have a spot price
+    price = np.round(np.maximum(base * rng.uniform(0.2, 0.8, n), 0.0001), 4)
+    priced = supports & (rng.random(n) >= spot.unpriced)
+    zones = []
+    for region, p, ok, k in zip(df["region"].astype(str), price, priced, rng.integers(1, 4, n)):
+        zones.append(" ".join(f"{region}{z}={p * (1 + 0.1 * i):.4f}" for i, z in enumerate("abc"[:k])) if ok else "")
+    bucket = np.array(BUCKETS)[rng.integers(0, len(BUCKETS), n)]
+    df["spot"] = supports
+    df["spot_price_per_hour"] = np.where(priced, price, np.nan)
+    df["spot_zones"] = zones
+    df["spot_zone"] = [z.split("=", 1)[0] if z else "" for z in zones]
+    df["spot_price_source"] = np.where(priced, "synthetic-spot", "")
+    df["spot_price_date"] = np.where(priced, spot.date, "")
+    df["spot_interruption"] = np.where(supports & (rng.random(n) >= spot.unknown_interruption), bucket, np.nan)
+    return df

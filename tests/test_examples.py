@@ -16,7 +16,7 @@ from ccdsl.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 CONTRACTS = sorted(EXAMPLES.glob("*.ccc"))
-EXTRA_CATALOG = {"on_premise.ccc": [str(EXAMPLES / "lab_hosts.toml")]}
+EXTRA_CATALOG = {"on_premise.ccc": [str(EXAMPLES / "lab_hosts.toml")], "spot.ccc": [str(EXAMPLES / "spot_prices.toml")]}
 
 
 @pytest.fixture(autouse=True)

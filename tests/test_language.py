@@ -107,7 +107,7 @@ BUILT = {
                                worker__node_vcpus_count=atleast(4),
                                user="ubuntu"),
     "cheap_nodes": lambda: cluster("cheap_nodes", node_count=4, node_vcpus_count=atleast(4),
-                                   node_price=atmost(0.25), spot=True),
+                                   node_price=atmost(0.25)),
     "hpc_network": lambda: cluster("hpc_network", cluster_type="PeerWorkersMPI", node_count=4,
                                    network_performance=atleast("100G"), node_vcpus_count=atleast(32),
                                    placement_group="cluster"),

@@ -9,7 +9,10 @@ Output contract:
   node_count, price_per_node_hour, price_per_hour, price_source, price_date, alternatives`` (and ``manager`` for
   ManagerWorkers; the manager and every alternative carry the same price fields); an unknown price is ``null``; an
   infeasible contract is ``{"contract", "error": "unsatisfiable", "conflict": [{"parameter", "line", "column",
-  "text"}, …], "near_misses": […]}``.  With ``--contract NAME`` the object itself is printed, otherwise a list.
+  "text"}, …], "near_misses": […]}``.  Every choice has ``market`` ("on-demand" or "spot"); a spot one (``--spot``,
+  ``spot => true``) also ``spot_zone``, ``spot_zones``, ``on_demand_price_per_node_hour`` and ``saving_percent``,
+  and its ``price_*`` fields are the spot price's.  With ``--contract NAME`` the object itself is printed,
+  otherwise a list.
 - Exit codes: 0 every contract resolved; 1 some contract is unsatisfiable; 2 the file is malformed (diagnostics
   with carets on stderr, rendered by :mod:`ccdsl.cli`).
 """
@@ -56,6 +59,8 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="a catalog file (CSV/TOML) merged on top of the shipped and user catalogs; repeatable")
     p.add_argument("--json", action="store_true",
                    help="print JSON: a list with one object per contract (with --contract, the object itself)")
+    p.add_argument("--spot", action="store_true", default=None,
+                   help="put every node on spot, priced at spot prices (else the contract's spot => true decides)")
 
 
 # ------------------------------------------------------------------------------------------------ check
@@ -111,13 +116,15 @@ def _contracts(args: argparse.Namespace) -> dict[str, Any]:
     return contracts
 
 
-def _catalog(args: argparse.Namespace) -> Any:
+def _catalog(args: argparse.Namespace, contracts: dict[str, Any]) -> Any:
     if not args.catalog:
         return None
     from ccdsl.catalog import load
+    from ccdsl.resolver import market
     from ccdsl.resolver.view import VIEW_COLUMNS
 
-    return load(paths=args.catalog, columns=VIEW_COLUMNS)
+    spot = any(market.spot_roles(c, args.spot) for c in contracts.values())  # the spot columns only when read
+    return load(paths=args.catalog, columns=VIEW_COLUMNS + (market.SPOT_COLUMNS if spot else ()))
 
 
 def cmd_resolve(args: argparse.Namespace) -> int:
@@ -125,12 +132,13 @@ def cmd_resolve(args: argparse.Namespace) -> int:
     from ccdsl.resolver import resolve
 
     contracts = _contracts(args)
-    catalog = _catalog(args)
+    catalog = _catalog(args, contracts)
     status = 0
     objects = []
     for name, contract in contracts.items():
         try:
-            r = resolve(contract, catalog, region=args.region, any_region=args.any_region, top=args.top)
+            r = resolve(contract, catalog, region=args.region, any_region=args.any_region, top=args.top,
+                        spot=args.spot)
         except UnsatisfiableError as e:
             status = 1
             objects.append(unsat_object(e))
@@ -170,8 +178,17 @@ def render_resolution(r: Any) -> str:
         rows.append(["manager", *_cells(r.manager)])
     rows.append(["*", *_cells(r.choice)])
     rows += [[str(i), *_cells(a)] for i, a in enumerate(r.alternatives, start=2)]
-    lines.append(table(["", "instance_type", "provider", "region", "nodes", "$/node/h", "$/h (cluster)",
-                        "price source", "price date"], rows, indent=2))
+    header = ["", "instance_type", "provider", "region", "nodes", "$/node/h", "$/h (cluster)", "price source",
+              "price date"]
+    choices = [c for c in (r.manager, r.choice, *r.alternatives) if c is not None]
+    if any(c.spot for c in choices):  # spot: the market, the zone, and the on-demand price beside the spot one
+        header[5:5] = ["market", "zone"]
+        header[8:8] = ["$/node/h on-demand", "saving"]
+        for row, c in zip(rows, choices):
+            row[5:5] = [c.market, c.spot_zone or "-"]
+            row[8:8] = [_price(c.on_demand_price_per_node_hour) if c.spot else "-",
+                        f"{100 * c.saving:.1f}%" if c.saving is not None else "-"]
+    lines.append(table(header, rows, indent=2))
     return "\n".join(lines) + "\n"
 
 
@@ -205,11 +222,11 @@ def cmd_select(args: argparse.Namespace) -> int:
     from ccdsl.resolver import select
 
     contracts = _contracts(args)
-    catalog = _catalog(args)
+    catalog = _catalog(args, contracts)
     status = 0
     objects: list[dict[str, Any]] = []
     for name, contract in contracts.items():
-        choices = select(contract, catalog, region=args.region, any_region=args.any_region)
+        choices = select(contract, catalog, region=args.region, any_region=args.any_region, spot=args.spot)
         if not choices:
             status = 1
         if args.json:

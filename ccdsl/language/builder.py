@@ -21,8 +21,8 @@ from ccdsl.language import ast
 from ccdsl.language.checker import check_contracts
 from ccdsl.parameters import PARAMETERS, canonical
 
-_NUMBER_TEXT = re.compile(r"[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?[A-Za-z]*")
-_NUMERIC = ("count", "memory", "bandwidth", "price")
+_NUMBER_TEXT = re.compile(r"[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?(%|[A-Za-z]*)")
+_NUMERIC = ("count", "memory", "bandwidth", "price", "fraction")
 
 
 @dataclass(frozen=True)

@@ -103,8 +103,31 @@ def _check_contract(node: ast.ContractNode, report: _Report) -> Contract | None:
         else:
             clauses.append(Clause(param.name, qualifier, values, role, _span(clause.pos, clause.text, report.path)))
     _check_roles(clauses, roles_used, seen, report)
-    return Contract(node.name, tuple(clauses), tuple(config), _span(node.pos, node.text, report.path), report.path,
-                    tuple(warnings), tuple(config_spans))
+    contract = Contract(node.name, tuple(clauses), tuple(config), _span(node.pos, node.text, report.path),
+                        report.path, tuple(warnings), tuple(config_spans))
+    _check_spot_bounds(contract, seen, report)
+    return contract
+
+
+def _check_spot_bounds(contract: Contract, seen: dict[tuple[str | None, str], ast.ClauseNode],
+                       report: _Report) -> None:
+    """``spot_interruption`` bounds the interruption rate of spot nodes: a contract whose nodes it would bound are
+    all on-demand most likely forgot ``spot => true`` (on-demand nodes are not interrupted by the spot market, so
+    the clause would mean nothing).  ``resolve --spot`` cannot rescue it: the contract itself says spot."""
+    spot = contract.spot_roles
+    for c in contract.clauses:
+        if c.parameter != "spot_interruption":
+            continue
+        applies = (c.role,) if c.role is not None else contract.roles
+        if any(r in spot for r in applies):
+            continue
+        node = seen.get(c.key)
+        who = f"the {c.role}" if c.role else "this contract's nodes"
+        fix = f"{c.role}.spot => true" if c.role else "spot => true" + (
+            " (or worker.spot => true)" if contract.cluster_type == "ManagerWorkers" else "")
+        report.add(f"spot_interruption bounds the interruption rate of spot nodes, but {who} "
+                   f"{'is' if c.role else 'are'} on-demand", node.parameter.pos if node is not None else None,
+                   hint=f"add {fix}, or drop spot_interruption")
 
 
 def _scoped(role: str | None, name: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from ccdsl.parameters import ALIASES, PARAMETERS
 
 _UNITS = {"memory": "GiB (K M G T P binary: 16G = 16 GiB)", "bandwidth": "Gbit/s (K M G T P bit/s: 25G = 25 Gbit/s)",
-          "price": "USD/h", "count": "whole number"}
+          "price": "USD/h", "count": "whole number", "fraction": "rate: 10% = 0.10 (0%..100%)"}
 _SCOPES = {"cluster": "cluster shape", "node": "per node", "total": "sum over workers", "config": "carried to deploy"}
 
 
@@ -20,6 +20,8 @@ def parameter_table() -> str:
                                        "region": "region", "config": "number, string or symbol"}[p.kind]
         if p.kind == "count" and p.unit:
             value = f"whole number ({p.unit})"
+        if p.name == "spot":
+            value = "true or false"
         quals = " ".join("@" + q for q in p.qualifiers)
         rows.append(f"| `{p.name}` | {_SCOPES[p.scope]} | {value} | {quals} | {p.doc} |")
     aliases = ", ".join(f"`{a}` → `{c}`" for a, c in ALIASES.items())

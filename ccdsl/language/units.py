@@ -7,7 +7,9 @@ Decisions (documented in the README):
 - network bandwidth (``bandwidth`` kind) is in Gbit/s; suffixes are decimal bits per second: ``25G`` = 25 Gbit/s,
   ``500M`` = 0.5 Gbit/s, ``1T`` = 1000 Gbit/s;
 - a bare number is already in the parameter's unit: ``@atleast(16)`` = ``@atleast(16G)`` = 16 GiB;
-- counts and prices take no suffix.
+- counts and prices take no suffix;
+- a rate (``fraction`` kind: ``spot_interruption``) is a fraction between 0 and 1; ``%`` is its suffix, so ``10%``
+  is 0.10, and a plain ``0.1`` means the same.  Only rates take ``%`` (``16%`` of memory means nothing).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ _BINARY = {"K": 2.0**-20, "M": 2.0**-10, "G": 1.0, "T": 2.0**10, "P": 2.0**20}  
 _DECIMAL = {"K": 1e-6, "M": 1e-3, "G": 1.0, "T": 1e3, "P": 1e6}  # to Gbit/s
 FACTORS = {"memory": _BINARY, "bandwidth": _DECIMAL}
 
-_NUMBER = re.compile(r"([-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)([A-Za-z]*)")  # ASCII digits
+_NUMBER = re.compile(r"([-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)([A-Za-z]*|%)")  # ASCII digits
+PERCENT = "%"
 
 
 class ValueProblem(Exception):
@@ -49,6 +52,13 @@ def convert(text: str, kind: str, name: str | None = None) -> int | float:
     """The number ``text`` in the unit of a parameter of ``kind`` (count, memory, bandwidth, price); ``name``
     (the parameter) only makes messages clearer."""
     value, suffix = split(text)
+    if kind == "fraction":
+        return _fraction(value, suffix, text, name)
+    if suffix == PERCENT:
+        who = f"{name} is a {kind}" if name else f"a {kind}"
+        raise ValueProblem(f"{who}, not a rate: '{text}' cannot be a percentage",
+                           hint=f"write the plain number, e.g. {value}; percentages are for rates such as "
+                                "spot_interruption")
     if suffix:
         factors = FACTORS.get(kind)
         if factors is None:
@@ -62,6 +72,21 @@ def convert(text: str, kind: str, name: str | None = None) -> int | float:
     if kind in FACTORS or kind == "price":
         return _finite(value, text)
     return value
+
+
+def _fraction(value: int | float, suffix: str, text: str, name: str | None) -> float:
+    """A rate: ``10%`` or ``0.1`` -> 0.1, within 0..1 (a monthly interruption rate above 100% means nothing)."""
+    who = name or "a rate"
+    if suffix not in ("", PERCENT):
+        raise ValueProblem(f"{who} is a rate and takes '%' or no suffix, but '{text}' has '{suffix}'",
+                           hint="write a percentage such as 10%")
+    rate = _finite(value, text) / (100.0 if suffix == PERCENT else 1.0)
+    if rate < 0 or rate > 1:
+        shown = text if suffix == PERCENT else f"{text} ({_finite(value, text) * 100:g}%)"
+        raise ValueProblem(f"{who} is a rate between 0% and 100%, not {shown}",
+                           hint="write a percentage such as 10%" if suffix == PERCENT else
+                           f"write a percentage such as 10%, or a fraction ≤ 1 (did you mean {text}%?)")
+    return rate
 
 
 def _finite(value: int | float, text: str, factor: float = 1.0) -> float:

@@ -12,7 +12,7 @@ from ccdsl import taxonomy
 from ccdsl.contract import Value
 from ccdsl.language import ast, units
 from ccdsl.language.units import ValueProblem
-from ccdsl.parameters import MAX_COUNT, PARAMETERS, Parameter
+from ccdsl.parameters import MAX_COUNT, NUMERIC_KINDS, PARAMETERS, Parameter
 
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
 _MACHINETYPE = re.compile(r"EC2Type_([A-Za-z0-9]+(?:_[A-Za-z0-9]+)*)_([A-Za-z0-9]+)")
@@ -33,8 +33,10 @@ def describe(atom: ast.Atom) -> str:
 def normalize(param: Parameter, atom: ast.Atom) -> Value:
     """The value of ``atom`` for ``param`` in canonical form (see :class:`ccdsl.contract.Clause`)."""
     kind = param.kind
-    if kind in ("count", "memory", "bandwidth", "price"):
+    if kind in NUMERIC_KINDS:
         return _number(param, atom)
+    if param.name == "spot":
+        return _flag(param, atom)
     if kind == "symbol":
         return _symbol(param, atom)
     if kind == "machinetype":
@@ -69,13 +71,20 @@ def _number(param: Parameter, atom: ast.Atom) -> int | float:
     return value
 
 
+def _flag(param: Parameter, atom: ast.Atom) -> bool:
+    """``spot => true``: a yes/no switch (``spot => 1`` or ``"yes"`` would be a guess at what was meant)."""
+    if isinstance(atom, ast.Symbol) and atom.name in ("true", "false"):
+        return atom.name == "true"
+    raise ValueProblem(f"{param.name} takes true or false, not {describe(atom)}", hint=f"write {param.name} => true")
+
+
 def _short(text: str) -> str:
     return text if len(text) <= 30 else text[:24] + "…"
 
 
 def _kind_word(param: Parameter) -> str:
     return {"count": "whole number", "memory": "size (e.g. 16G)", "bandwidth": "bandwidth (e.g. 25G)",
-            "price": "price in USD per hour (e.g. 10.5)"}.get(param.kind, param.kind)
+            "price": "price in USD per hour (e.g. 10.5)", "fraction": "rate (e.g. 10%)"}.get(param.kind, param.kind)
 
 
 def _symbol(param: Parameter, atom: ast.Atom) -> str:

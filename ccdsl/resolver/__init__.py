@@ -20,6 +20,8 @@ Rules (details in the modules):
 - **Unknown prices** (offered rows no source prices): such a cluster ranks after every priced one, so it is
   chosen only when no priced row fits; its price is None in the answer, and it never meets ``node_price`` or
   ``cluster_price_per_hour``.  GovCloud rows (``us-gov-*``) compete only when named (:mod:`.filter`).
+- **Spot** (:mod:`.market`): a role on spot (``spot => true``, ``worker.spot => true``, ``spot=True``) is priced
+  at spot prices, over the rows whose type supports spot; a row with no known spot price is an unpriced row.
 - **Objective**: the lowest cluster price per hour.  ManagerWorkers: the manager (one node) and the workers are
   resolved on their own clauses in the same provider and region; the cheapest manager there plus the cheapest
   workers under the remaining budget is optimal.
@@ -56,12 +58,17 @@ def default_region() -> str:
 _DEFAULT: dict[tuple[object, ...], CatalogView] = {}
 
 
-def _view(catalog: Any) -> CatalogView:
+def _view(catalog: Any, spot: tuple[str | None, ...] = (), mixed: bool = False) -> CatalogView:
     """The array view of ``catalog``; for the default catalog, cached until one of its files changes (the
-    loader hands out a fresh copy per call, so caching by DataFrame identity would never hit)."""
+    loader hands out a fresh copy per call, so caching by DataFrame identity would never hit).  ``spot``: the
+    roles on spot (then the market view of :mod:`.market`; ``mixed`` when other roles are on-demand)."""
     from ccdsl.resolver import view as views
 
     if catalog is not None:
+        if spot:
+            from ccdsl.resolver import market
+
+            return market.view_of(catalog, spot, mixed)
         return views.view_of(catalog)
     from ccdsl.catalog import loader
     from ccdsl.catalog.local import local_record
@@ -69,25 +76,46 @@ def _view(catalog: Any) -> CatalogView:
     files = [*loader.shipped_files(), *loader.user_files()]
     key = (*((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files if p.exists()),
            repr(sorted(local_record().items())))
-    view = _DEFAULT.get(key)
+    variant = (spot, mixed) if spot else ()
+    view = _DEFAULT.get((key, variant))
     if view is None:
         import hashlib
 
-        digest = hashlib.sha1(repr((views.FORMAT, key)).encode()).hexdigest()[:16]
-        cached = _cache_dir() / f"resolver-view-{digest}.npz"
+        digest = hashlib.sha1(repr((views.FORMAT, key, *variant)).encode()).hexdigest()[:16]
+        name = "resolver-view" if not spot else "resolver-spot-view"
+        cached = _cache_dir() / f"{name}-{digest}.npz"
         view = views.load(cached)
         if view is None:
-            view = views.view_of(loader.load(columns=views.VIEW_COLUMNS))
+            if spot:
+                from ccdsl.resolver import market
+
+                frame = loader.load(columns=(*views.VIEW_COLUMNS, *market.SPOT_COLUMNS))
+                view = market.build(frame, spot, mixed)
+            else:
+                view = views.view_of(loader.load(columns=views.VIEW_COLUMNS))
             views.save(view, cached)
-        _DEFAULT.clear()
-        _DEFAULT[key] = view
+        for stale in [k for k in _DEFAULT if k[0] != key]:  # another catalog's views (a file changed)
+            del _DEFAULT[stale]
+        _DEFAULT[(key, variant)] = view
     return view
 
 
-def _ranking(contract: Contract, catalog: Any, region: str | None, any_region: bool) -> Ranking:
+def _ranking(contract: Contract, catalog: Any, region: str | None, any_region: bool,
+             spot: bool | None = None) -> Ranking:
+    from ccdsl.resolver import market
     from ccdsl.resolver.solve import rank
 
-    return rank(_view(catalog), contract, region or default_region(), any_region)
+    roles = market.spot_roles(contract, spot)
+    market.check(contract, roles)
+    view = _view(catalog, roles, mixed=bool(roles) and len(roles) < len(market.roles_of(contract)))
+    return rank(view, contract, region or default_region(), any_region)
+
+
+def _choice(view: CatalogView, row: int, count: int, role: str | None, manager: int = -1) -> Choice:
+    """:func:`.solve.choice`, with the market of a spot row (:func:`.market.annotate`)."""
+    from ccdsl.resolver import market, solve
+
+    return market.annotate(view, row, solve.choice(view, row, count, role, manager))
 
 
 def _cache_dir() -> Path:
@@ -107,7 +135,7 @@ def _cache_dir() -> Path:
 
 
 def resolve(contract: Contract, catalog: Any = None, *, region: str | None = None, any_region: bool = False,
-            top: int = 5, prove: bool = True) -> Resolution:
+            top: int = 5, prove: bool = True, spot: bool | None = None) -> Resolution:
     """The cost-optimal :class:`~ccdsl.resolution.Resolution` of ``contract``.
 
     Args:
@@ -117,24 +145,26 @@ def resolve(contract: Contract, catalog: Any = None, *, region: str | None = Non
         any_region: let every region compete.
         top: how many alternatives (next-best distinct instance types) to list.
         prove: let Z3 find the optimum too and check it agrees (on by default; off to measure the closed form).
+        spot: True: every role on spot, priced at spot prices (``--spot``); False: every role on-demand; None: the
+            contract decides (``spot => true``, ``worker.spot => true``).  See :mod:`.market`.
 
     Raises:
         UnsatisfiableError: nothing satisfies the contract; ``conflict`` is a minimal set of clauses.
     """
     from ccdsl.resolver import explain, solve
 
-    ranking = _ranking(contract, catalog, region, any_region)
+    ranking = _ranking(contract, catalog, region, any_region, spot)
     if not ranking.feasible:
         raise explain.unsatisfiable(ranking, contract)
     view = ranking.view
     best = int(ranking.rows[0])
     wrole = ranking.workers.spec.role
-    chosen = solve.choice(view, best, int(ranking.counts[0]), wrole, int(ranking.managers[0]))
+    chosen = _choice(view, best, int(ranking.counts[0]), wrole, int(ranking.managers[0]))
     manager = None
     if ranking.manager is not None:
-        manager = solve.choice(view, int(ranking.managers[0]), 1, "manager")
+        manager = _choice(view, int(ranking.managers[0]), 1, "manager")
     proof = solve.prove(ranking) if prove else None
-    alts = [solve.choice(view, int(ranking.rows[i]), int(ranking.counts[i]), wrole, int(ranking.managers[i]))
+    alts = [_choice(view, int(ranking.rows[i]), int(ranking.counts[i]), wrole, int(ranking.managers[i]))
             for i in solve.alternatives(ranking, top)]
     origin = "given" if region else "env" if os.environ.get("CCDSL_REGION") else "default"
     why = explain.explanation(ranking, chosen, manager, alts, proof, origin)
@@ -143,15 +173,13 @@ def resolve(contract: Contract, catalog: Any = None, *, region: str | None = Non
 
 
 def select(contract: Contract, catalog: Any = None, *, region: str | None = None,
-           any_region: bool = False) -> list[Choice]:
+           any_region: bool = False, spot: bool | None = None) -> list[Choice]:
     """Every matching (type, region) with its cheapest node count, best first (like the seed's ``@select``).
 
     For a ManagerWorkers contract these are the worker choices (each priced for the workers only; the manager is
     the cheapest one in the same region).  An infeasible contract gives an empty list.
     """
-    from ccdsl.resolver import solve
-
-    ranking = _ranking(contract, catalog, region, any_region)
+    ranking = _ranking(contract, catalog, region, any_region, spot)
     role = ranking.workers.spec.role
-    return [solve.choice(ranking.view, int(r), int(n), role, int(m))
+    return [_choice(ranking.view, int(r), int(n), role, int(m))
             for r, n, m in zip(ranking.rows, ranking.counts, ranking.managers)]

@@ -34,6 +34,10 @@ from ccdsl.resolver.view import CatalogView
 UNITS = {"memory": "GiB", "bandwidth": "Gbit/s", "price": "USD/h"}
 REFRESH_HINT = "`ccdsl catalog refresh --provider aws --from price-list --region {region}` brings it"
 PRICE_MAX_AGE_DAYS = 180
+SPOT_REFRESH_HINT = "`ccdsl catalog refresh --spot` brings them"
+# Spot prices follow spare capacity and change within days (on-demand prices change a few times a year), so a spot
+# price older than a week is a guess about today's: the answer warns beyond this age.
+SPOT_PRICE_MAX_AGE_DAYS = 7
 
 
 # ------------------------------------------------------------------------------------------- infeasible
@@ -56,8 +60,37 @@ def unsatisfiable(ranking: Ranking, contract: Contract) -> UnsatisfiableError:
                                                       "or --any-region"
         return error
     error = UnsatisfiableError(contract.name, conflict, tuple(near_misses(ranking)))
-    error.hint = _missing_provider(ranking, core) or _elsewhere(ranking, contract)
+    error.hint = _missing_provider(ranking, core) or _missing_spot_data(ranking, core) or _elsewhere(ranking, contract)
     return error
+
+
+# The clauses that read spot data on a spot row, and the column each one needs.
+_SPOT_DATA = {"node_price": "price_per_hour", "cluster_price_per_hour": "price_per_hour",
+              "spot_interruption": "spot_interruption"}
+
+
+def _missing_spot_data(ranking: Ranking, core: list[comp.Literal]) -> str | None:
+    """When the conflict bounds spot prices or interruption rates that the catalog does not know for the spot
+    rows the role's other clauses leave (the shipped catalog has no spot data)."""
+    view = ranking.view
+    if "market" not in view.numbers:
+        return None
+    for lit in core:
+        c = lit.clause
+        column = _SPOT_DATA.get(c.parameter) if c is not None else None
+        if c is None or column is None:
+            continue
+        rr = ranking.manager if lit.role == "manager" and ranking.manager is not None else ranking.workers
+        others = np.ones(len(rr.scope), dtype=bool)
+        for clause, mask in zip(rr.spec.node, rr.masks):
+            if clause is not c:
+                others &= mask
+        rows = rr.scope[others]
+        spot = rows[view.numbers["market"][rows] > 0]
+        if len(spot) and np.isnan(view.numbers[column][spot]).all():
+            what = "spot price" if column == "price_per_hour" else "spot interruption rate"
+            return f"no {what} known for these rows: `ccdsl catalog refresh --spot` brings them"
+    return None
 
 
 def _pinned_elsewhere(ranking: Ranking, core: list[comp.Literal]) -> str | None:
@@ -346,6 +379,8 @@ def _fmt(v: object, parameter: str) -> str:
         return text
     if p.kind == "price":
         return f"${x:.4g}/h"
+    if p.kind == "fraction":
+        return f"{100 * x:g}%"
     unit = UNITS.get(p.kind, "")
     return f"{text} {unit}".strip()
 
@@ -416,8 +451,11 @@ def money(x: float | None, digits: int = 6) -> str:
 
 
 def price_note(c: Choice) -> str:
-    """``(karpenter@6fc13b52, 2026-07-20)``: where a price comes from and its date."""
+    """``(karpenter@6fc13b52, 2026-07-20)``: where a price comes from and its date; a spot price says so, with its
+    zone: ``(spot in us-east-1b, aws-api, 2026-11-20T09:00:00Z)``."""
     parts = [p for p in (c.price_source, c.price_date) if p]
+    if c.spot:
+        parts.insert(0, f"spot in {c.spot_zone}" if c.spot_zone else "spot")
     return f" ({', '.join(parts)})" if parts else ""
 
 
@@ -431,17 +469,39 @@ def cost_lines(chosen: Choice, manager: Choice | None) -> list[str]:
         cost += f" + manager {manager.instance_type} {money(manager.price_per_hour)}{price_note(manager)}"
         cost += f" = {money(chosen.cluster_price_per_hour)}"
     lines = [cost]
+    lines += [spot_line(c) for c in (manager, chosen) if c is not None and c.spot]
     unknown = [c for c in (chosen, manager) if c is not None and c.price_per_node_hour is None]
     for c in unknown:
-        lines.append(f"{c.instance_type} in {c.region}: price unknown in the shipped catalog; "
-                     + REFRESH_HINT.format(region=c.region) + "; no priced row satisfies the contract")
+        if c.spot:
+            lines.append(f"{c.instance_type} in {c.region}: no spot price known; {SPOT_REFRESH_HINT}; no row "
+                         "with a known spot price satisfies the contract")
+        else:
+            lines.append(f"{c.instance_type} in {c.region}: price unknown in the shipped catalog; "
+                         + REFRESH_HINT.format(region=c.region) + "; no priced row satisfies the contract")
     for role in (chosen, manager):
         age = price_age_days(role.price_date) if role is not None and role.price_date else None
-        if role is not None and age is not None and age > PRICE_MAX_AGE_DAYS:
+        if role is None or age is None:
+            continue
+        if role.spot and age > SPOT_PRICE_MAX_AGE_DAYS:
+            lines.append(f"warning: the spot price of {role.instance_type} in {role.region} is {age} days old "
+                         f"({role.price_source}, {role.price_date}); spot prices move within days: "
+                         "`ccdsl catalog refresh --spot` brings a current one")
+        elif not role.spot and age > PRICE_MAX_AGE_DAYS:
             lines.append(f"warning: the price of {role.instance_type} in {role.region} is {age} days old "
                          f"({role.price_source}, {role.price_date}); " + REFRESH_HINT.format(region=role.region)
                          .replace("brings it", "brings a current one"))
     return lines
+
+
+def spot_line(c: Choice) -> str:
+    """``workers on spot: on-demand $0.17/h per node, spot saves 75.35%`` (or why the saving is unknown)."""
+    who = {"manager": "manager", "worker": "workers"}.get(c.role or "", "nodes")
+    od = c.on_demand_price_per_node_hour
+    line = f"{who} on spot: on-demand {money(od)} per node"
+    if od is not None and c.node_count != 1:
+        line += f" ({money(od * c.node_count)} for {c.node_count})"
+    saving = c.saving
+    return line + (f", spot saves {100 * saving:.2f}%" if saving is not None else "; saving unknown")
 
 
 def price_age_days(date: str, today: dt.date | None = None) -> int | None:

@@ -72,7 +72,9 @@ class Ranking:
 
 
 def role_rows(view: CatalogView, spec: comp.RoleSpec, region: str, any_region: bool) -> RoleRows:
-    scope = np.flatnonzero(scope_mask(view, spec.node, region, any_region))
+    allowed = scope_mask(view, spec.node, region, any_region)
+    market = view.role_scope(spec.role)  # a mixed-market view: this role's market only
+    scope = np.flatnonzero(allowed if market is None else allowed & market)
     masks = tuple(clause_mask(view, c)[scope] for c in spec.node)
     ok = np.ones(len(scope), dtype=bool)
     for m in masks:

@@ -36,6 +36,10 @@ NUMBER_COLUMNS = (
 )
 REQUIRED = ("provider", "region", "instance_type", "price_per_hour")
 VIEW_COLUMNS = STRING_COLUMNS + NUMBER_COLUMNS  # what the resolver reads of a catalog
+# What a market view (:mod:`.market`) carries besides: its spot rows' zones, the on-demand price beside the spot
+# one, the interruption bucket, and each row's market (1.0 spot, 0.0 on-demand).
+MARKET_STRINGS = ("spot_zone", "spot_zones")
+MARKET_NUMBERS = ("on_demand_price_per_hour", "spot_interruption", "market")
 FORMAT = 4  # bump when the saved view's layout or meaning changes (it is part of the cache key)
 MEMO_LIMIT = 32  # derived arrays kept per view (CatalogView.memo): a few sort orders, ~8 bytes a row each
 
@@ -51,6 +55,20 @@ class CatalogView:
     location: np.ndarray  # code of (provider, region), for "same place" constraints
     location_labels: tuple[tuple[str, str], ...]
     tie: np.ndarray  # each row's place in the tie rules after price and count: more vCPUs, provider, region, type
+    # A market view holding both markets' rows: the roles whose nodes are spot (None: peer workers).  Each role
+    # sees only its own market's rows (:meth:`role_scope`).  Empty for one-market views.
+    spot_roles: tuple[str | None, ...] = ()
+
+    @property
+    def mixed(self) -> bool:
+        return bool(self.spot_roles)
+
+    def role_scope(self, role: str | None) -> np.ndarray | None:
+        """Rows of the market ``role`` is on, in a mixed view; None (every row) otherwise."""
+        if not self.spot_roles:
+            return None
+        spot: np.ndarray = self.numbers["market"] > 0
+        return spot if role in self.spot_roles else ~spot
 
     def label(self, column: str, row: int) -> str:
         return self.labels[column][int(self.codes[column][row])]
@@ -102,15 +120,18 @@ def view_of(catalog: Any) -> CatalogView:
     return view
 
 
-def build_view(df: Any) -> CatalogView:
-    """Turn a catalog DataFrame (columns of :mod:`ccdsl.catalog.schema`) into arrays."""
+def build_view(df: Any, spot_roles: tuple[str | None, ...] = ()) -> CatalogView:
+    """Turn a catalog DataFrame (columns of :mod:`ccdsl.catalog.schema`) into arrays.  A market frame
+    (:mod:`.market`, with a ``market`` column) also keeps :data:`MARKET_STRINGS` and :data:`MARKET_NUMBERS`;
+    ``spot_roles`` makes it a mixed view (see :attr:`CatalogView.spot_roles`)."""
     import pandas as pd
 
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
         raise CatalogError(f"the catalog lacks the column(s) {', '.join(missing)}")
+    market = "market" in df.columns
     numbers: dict[str, np.ndarray] = {}
-    for col in NUMBER_COLUMNS:
+    for col in NUMBER_COLUMNS + (MARKET_NUMBERS if market else ()):
         if col in df.columns:
             values = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
         elif col == "accelerator_memory_total_gib" and "accelerator_memory_gib" in df.columns:
@@ -122,7 +143,7 @@ def build_view(df: Any) -> CatalogView:
         numbers[col] = values
     codes: dict[str, np.ndarray] = {}
     labels: dict[str, tuple[str, ...]] = {}
-    for col in STRING_COLUMNS:
+    for col in STRING_COLUMNS + (MARKET_STRINGS if market else ()):
         series = df[col] if col in df.columns else pd.Series([""] * len(df))
         inverse, uniques = pd.factorize(series.fillna(""), sort=True)  # hashing: fast on 1M rows
         codes[col] = inverse.astype(np.int32)
@@ -133,7 +154,7 @@ def build_view(df: Any) -> CatalogView:
     location_labels = tuple((labels["provider"][int(p // n_regions)], labels["region"][int(p % n_regions)])
                             for p in loc_uniques)
     return CatalogView(len(df), numbers, codes, labels, loc.astype(np.int32), location_labels,
-                       tie_order(numbers, codes))
+                       tie_order(numbers, codes), tuple(spot_roles))
 
 
 def tie_order(numbers: dict[str, np.ndarray], codes: dict[str, np.ndarray]) -> np.ndarray:
@@ -156,7 +177,8 @@ def save(view: CatalogView, path: Any) -> None:
     import tempfile
 
     arrays: dict[str, np.ndarray] = {"size": np.array([view.size]), "location": view.location, "tie": view.tie,
-                                     "location_labels": np.array(view.location_labels, dtype=str).reshape(-1, 2)}
+                                     "location_labels": np.array(view.location_labels, dtype=str).reshape(-1, 2),
+                                     "spot_roles": np.array([r or "" for r in view.spot_roles], dtype=str)}
     for col, values in view.numbers.items():
         arrays[f"n_{col}"] = values
     for col in view.codes:
@@ -180,9 +202,12 @@ def load(path: Any) -> CatalogView | None:
             codes = {k[2:]: z[k] for k in z.files if k.startswith("c_")}
             labels = {k[2:]: tuple(str(x) for x in z[k]) for k in z.files if k.startswith("l_")}
             locs = tuple((str(a), str(b)) for a, b in z["location_labels"])
-            view = CatalogView(int(z["size"][0]), numbers, codes, labels, z["location"], locs, z["tie"])
+            roles = tuple(str(r) or None for r in z["spot_roles"]) if "spot_roles" in z.files else ()
+            view = CatalogView(int(z["size"][0]), numbers, codes, labels, z["location"], locs, z["tie"], roles)
     except (OSError, ValueError, KeyError, EOFError):
         return None
-    if set(codes) != set(STRING_COLUMNS) or set(numbers) != set(NUMBER_COLUMNS):
+    market = "market" in numbers
+    if set(codes) != set(STRING_COLUMNS + (MARKET_STRINGS if market else ())) or \
+            set(numbers) != set(NUMBER_COLUMNS + (MARKET_NUMBERS if market else ())):
         return None
     return view

@@ -1,0 +1,170 @@
+"""Markets: which roles of a contract run on spot, and the catalog as a spot contract sees it.
+
+A spot node is priced at its spot price: the objective, ``node_price`` and ``cluster_price_per_hour`` all read it.
+Rather than teaching every step of the resolver (masks, counts, Pareto classes, Z3, explanations) a second price
+column, the catalog is rewritten *per market* before the resolver sees it, and everything downstream stays as it
+is.  A spot row of the rewritten catalog is the row with:
+
+- ``price_per_hour`` = its ``spot_price_per_hour`` (the cheapest zone's), NaN when no spot price is known (or the
+  catalog says 0: a spot price is never free).  So the unknown-price rule of issue 7 applies unchanged: a row
+  without a known spot price ranks after every priced one and meets no ``node_price`` or budget;
+- ``price_source`` / ``price_date`` = the spot price's, ``on_demand_price_per_hour`` = the on-demand price it
+  replaced (for the answer's saving), ``spot_zone`` / ``spot_zones`` for deploy;
+- only rows whose type supports spot (``spot`` column true): the others never compete for a spot role.
+
+Which roles are on spot (:func:`spot_roles`): ``resolve(spot=True)`` / ``--spot``: every role; ``spot=False``:
+none; ``None``: the contract decides — ``spot => true`` puts every role on spot, ``worker.spot => true`` (or
+``manager.spot``) one role of a ManagerWorkers cluster, and a role-scoped value wins over the unscoped one.
+
+Views: when every role is on spot the view holds the spot rows only; when one role of a ManagerWorkers cluster is
+(``worker.spot``) it holds both markets' rows and each role sees its own (:meth:`.CatalogView.role_scope`), so the
+manager is priced on-demand.  On-demand rows of such a view have ``spot_interruption`` 0 (the spot market does not
+interrupt them), so an unscoped ``spot_interruption`` bound constrains the spot role only.  Views are cached as the
+on-demand one is: per DataFrame (weakly) and, for the default catalog, on disk (:func:`ccdsl.resolver._view`).
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ccdsl.errors import CatalogError, ContractError, Diagnostic
+from ccdsl.resolver import view as views
+
+if TYPE_CHECKING:
+    from ccdsl.contract import Clause, Contract
+    from ccdsl.resolution import Choice
+
+SPOT = "spot"
+ON_DEMAND = "on-demand"
+# The catalog columns a spot view is made of, besides the on-demand view's.
+SPOT_COLUMNS = ("spot", "spot_price_per_hour", "spot_zone", "spot_zones", "spot_price_source", "spot_price_date",
+                "spot_interruption")
+INTERRUPTION = "spot_interruption"
+
+
+def roles_of(contract: Contract) -> tuple[str | None, ...]:
+    """The node roles of a contract: the workers and the manager of a ManagerWorkers cluster, else the peers."""
+    return contract.roles
+
+
+def spot_roles(contract: Contract, spot: bool | None = None) -> tuple[str | None, ...]:
+    """The roles whose nodes are spot (in :func:`roles_of` order): all or none when ``spot`` says so, else
+    :attr:`~ccdsl.contract.Contract.spot_roles`."""
+    if spot is not None:
+        return contract.roles if spot else ()
+    return contract.spot_roles
+
+
+def check(contract: Contract, roles: tuple[str | None, ...]) -> None:
+    """A ``spot_interruption`` clause must bound some spot node: raise a ContractError at the clause when every
+    role it applies to is on-demand (e.g. ``resolve(spot=False)`` of a spot contract, or a contract built in
+    code; the checker refuses such a contract text as soon as it is read)."""
+    for c in contract.clauses:
+        if c.parameter != INTERRUPTION:
+            continue
+        applies = (c.role,) if c.role is not None else roles_of(contract)
+        if not any(r in roles for r in applies):
+            raise ContractError([_on_demand_bound(c)])
+
+
+def _on_demand_bound(c: Clause) -> Diagnostic:
+    span = c.span
+    whose = f"the {c.role}'s nodes are" if c.role else "this contract's nodes are"
+    return Diagnostic(f"{c.text}: spot_interruption bounds spot nodes, but {whose} on-demand",
+                      path=span.path if span else None, line=span.line if span else None,
+                      column=span.column if span else None,
+                      end_column=span.end_column if span and span.end_line == span.line else None,
+                      hint="add spot => true (or worker.spot => true), resolve with --spot, or drop the clause")
+
+
+# ------------------------------------------------------------------------------------------------ views
+
+def spot_frame(df: Any) -> Any:
+    """The spot rows of a catalog DataFrame, priced at their spot prices (see the module's docstring)."""
+    import pandas as pd
+
+    missing = [c for c in ("spot", "spot_price_per_hour") if c not in df.columns]
+    if missing:
+        raise CatalogError(f"the catalog lacks the column(s) {', '.join(missing)}, needed to resolve spot nodes")
+    supports = df["spot"].fillna(False).astype(bool).to_numpy()
+    rows = df[supports]
+    spot = pd.to_numeric(rows["spot_price_per_hour"], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    with np.errstate(invalid="ignore"):
+        spot = np.where(spot > 0, spot, np.nan)
+    known = ~np.isnan(spot)
+    out = {c: rows[c].to_numpy() for c in views.VIEW_COLUMNS if c in rows.columns}
+    out["on_demand_price_per_hour"] = rows["price_per_hour"].to_numpy()
+    out["price_per_hour"] = spot
+    for target, source in (("price_source", "spot_price_source"), ("price_date", "spot_price_date"),
+                           ("spot_zone", "spot_zone"), ("spot_zones", "spot_zones")):
+        values = rows[source].fillna("").astype(str).to_numpy() if source in rows.columns else np.full(len(rows), "")
+        out[target] = np.where(known, values, "")
+    out[INTERRUPTION] = (rows[INTERRUPTION].to_numpy(dtype="float64", na_value=np.nan)
+                         if INTERRUPTION in rows.columns else np.full(len(rows), np.nan))
+    out["market"] = np.ones(len(rows))
+    return pd.DataFrame(out)
+
+
+def on_demand_frame(df: Any) -> Any:
+    """Every row at its on-demand price, in a market frame's columns (never interrupted by the spot market)."""
+    import pandas as pd
+
+    out = {c: df[c].to_numpy() for c in views.VIEW_COLUMNS if c in df.columns}
+    out["on_demand_price_per_hour"] = df["price_per_hour"].to_numpy()
+    out["spot_zone"] = out["spot_zones"] = np.full(len(df), "")
+    out[INTERRUPTION] = np.zeros(len(df))
+    out["market"] = np.zeros(len(df))
+    return pd.DataFrame(out)
+
+
+def market_frame(df: Any, roles: tuple[str | None, ...], mixed: bool) -> Any:
+    """The frame a market view is built from: spot rows only, or both markets' rows (``mixed``)."""
+    if not mixed:
+        return spot_frame(df)
+    import pandas as pd
+
+    return pd.concat([on_demand_frame(df), spot_frame(df)], ignore_index=True)
+
+
+def build(df: Any, roles: tuple[str | None, ...], mixed: bool) -> views.CatalogView:
+    """The market view of a catalog DataFrame for ``roles`` on spot."""
+    return views.build_view(market_frame(df, roles, mixed), roles if mixed else ())
+
+
+_CACHE: dict[tuple[int, tuple[str | None, ...], bool], tuple[weakref.ref[Any], views.CatalogView]] = {}
+
+
+def view_of(catalog: Any, roles: tuple[str | None, ...], mixed: bool) -> views.CatalogView:
+    """The (cached, per DataFrame object) market view of a catalog DataFrame."""
+    if isinstance(catalog, views.CatalogView):
+        if "market" not in catalog.numbers:
+            raise CatalogError("a spot contract needs the catalog itself (a DataFrame), not an on-demand view")
+        return catalog
+    key = (id(catalog), roles, mixed)
+    hit = _CACHE.get(key)
+    if hit is not None and hit[0]() is catalog:
+        return hit[1]
+    view = build(catalog, roles, mixed)
+    try:
+        _CACHE[key] = (weakref.ref(catalog), view)
+    except TypeError:
+        pass
+    return view
+
+
+# ------------------------------------------------------------------------------------------------ answers
+
+def annotate(view: views.CatalogView, row: int, choice: Choice) -> Choice:
+    """A choice of a spot row with its market, zones and the on-demand price beside the spot one."""
+    market = view.numbers.get("market")
+    if market is None or not market[row] > 0:
+        return choice
+    od = float(view.numbers["on_demand_price_per_hour"][row])
+    zones = tuple(z.split("=", 1)[0] for z in view.label("spot_zones", row).split())
+    return replace(choice, market=SPOT, spot_zone=view.label("spot_zone", row), spot_zones=zones,
+                   on_demand_price_per_node_hour=None if math.isnan(od) else od)
