@@ -318,7 +318,7 @@ def test_resolve_json_has_the_spot_fields_for_the_choice_the_manager_and_each_al
                               "price_source", "price_date", "on_demand_price_per_node_hour", "saving_percent")} == {
         "instance_type": "m6g.large", "market": "spot", "spot_zone": "us-east-1b",
         "spot_zones": ["us-east-1b", "us-east-1f"], "price_per_node_hour": 0.0281, "price_source": "illustrative",
-        "price_date": "2026-11-20T09:00:00+00:00", "on_demand_price_per_node_hour": 0.077, "saving_percent": 63.51}
+        "price_date": "2026-11-20T09:00:00Z", "on_demand_price_per_node_hour": 0.077, "saving_percent": 63.51}
     assert d["price_per_hour"] == pytest.approx(4 * 0.0281 + 0.0042)
     assert (d["manager"]["market"], d["manager"]["price_source"]) == ("on-demand", "karpenter@6fc13b52")
     assert "spot_zone" not in d["manager"]
@@ -341,7 +341,7 @@ def test_the_spot_flag_puts_an_on_demand_contract_on_spot(data_dir, tmp_path, ca
     assert (spot["instance_type"], spot["market"], spot["spot_zone"]) == ("m6g.large", "spot", "us-east-1b")
     assert main(["resolve", str(path), "--catalog", str(SPOT_PRICES), "--spot"]) == 0
     text = capsys.readouterr().out
-    assert "4 nodes × $0.0281/h (spot in us-east-1b, illustrative, 2026-11-20T09:00:00+00:00)" in text
+    assert "4 nodes × $0.0281/h (spot in us-east-1b, illustrative, 2026-11-20T09:00:00Z)" in text
     assert "nodes on spot: on-demand $0.077/h per node ($0.308/h for 4), spot saves 63.51%" in text
     assert main(["select", str(path), "--json", "--catalog", str(SPOT_PRICES), "--spot"]) == 0
     (selected,) = json.loads(capsys.readouterr().out)
