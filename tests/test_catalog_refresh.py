@@ -279,3 +279,47 @@ def test_refresh_cli(aws_env, price_list_api, data_dir, capsys) -> None:
     assert "us-east-1:" in out.out and "AWS Price List API" in out.out
     assert main(["catalog", "info"]) == 0
     assert "aws-us-east-1.refresh.csv" in capsys.readouterr().out
+
+
+SPOT_COLUMNS = ("spot_price_per_hour", "spot_zone", "spot_zones", "spot_price_source", "spot_price_date",
+                "spot_interruption")
+
+
+def _spot_of(path: Path) -> dict[str, tuple]:
+    from ccdsl.catalog.user import read_records
+
+    return {r["instance_type"]: tuple(r[c] for c in SPOT_COLUMNS) for r in read_records(path)}
+
+
+def test_spot_data_survives_a_refresh_that_fetches_none(aws_env, price_list_api, data_dir, spot_files,
+                                                        refresh_hooks) -> None:
+    """Spot prices carry their own date: a refresh without --spot, or one whose history call fails, keeps them."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fixtures_executor import inject
+
+    first = refresh("us-east-1", endpoint_url=aws_env, pricing_endpoint_url=price_list_api, spot=True)
+    spot = _spot_of(first.path)
+    assert first.spot_priced == len(spot) and first.spot_interruption == 3
+    second = refresh("us-east-1", endpoint_url=aws_env, pricing_endpoint_url=price_list_api)
+    assert _spot_of(second.path) == spot and (second.spot_priced, second.spot_interruption) == (first.rows, 3)
+    denied = inject(None, "UnauthorizedOperation", "not allowed: ec2:DescribeSpotPriceHistory", status=403)
+    refresh_hooks.append(("before-send.ec2.DescribeSpotPriceHistory", denied))
+    third = refresh("us-east-1", endpoint_url=aws_env, pricing_endpoint_url=price_list_api, spot=True)
+    assert any("DescribeSpotPriceHistory" in w for w in third.warnings)
+    assert _spot_of(third.path) == spot
+    assert json.loads(third.path.with_suffix(".json").read_text())["spot_prices"] is False
+
+
+def test_a_refresh_without_spot_names_the_spot_prices_it_hides(aws_env, price_list_api, data_dir,
+                                                               spot_files) -> None:
+    """aws-<region>.price-list.csv (spot feed prices) is merged before aws-<region>.refresh.csv: say so."""
+    from ccdsl.catalog import spot
+    from ccdsl.catalog.pricelist import refresh_spot_only
+
+    refresh_spot_only("us-east-1", spot.read_public(["us-east-1"], require_feed=True))
+    result = refresh("us-east-1", endpoint_url=aws_env, pricing_endpoint_url=price_list_api)
+    # m5.large is the one type both the recorded Price List pages and the hand-written feed price
+    assert any(w.startswith("aws-us-east-1.price-list.csv has spot prices for 1 type whose rows this file "
+                            "replaces without one (e.g. m5.large)") for w in result.warnings), result.warnings

@@ -403,7 +403,7 @@ def refresh_from_price_list(region: str, *, base_url: str = BASE_URL, progress: 
         raise CatalogError(f"{url}: no on-demand Linux prices for {region}; nothing written")
     out = user_catalog_dir() / f"aws-{region}.price-list.csv"
     warnings: list[str] = []
-    previous, _meta = _previous(out, warnings)
+    previous, _meta = previous_rows(out, warnings)
     here, anywhere = _shipped_rows(region)
     public = spot if spot is not None else PublicSpot(None, None)
     rows, unknown = [], []
@@ -453,7 +453,7 @@ def refresh_spot_only(region: str, spot: PublicSpot) -> SpotOnlyResult:
                            f"{region}; nothing written", hint="check the region name (e.g. us-east-1)")
     out = user_catalog_dir() / f"aws-{region}.price-list.csv"
     warnings: list[str] = []
-    previous, meta = _previous(out, warnings, strict=True)
+    previous, meta = previous_rows(out, warnings, strict=True)
     if previous:
         base_rows, base = list(previous.values()), out.name
     else:
@@ -477,7 +477,7 @@ def refresh_spot_only(region: str, spot: PublicSpot) -> SpotOnlyResult:
                           spot.feed.fetched_at if spot.feed else "", tuple(warnings))
 
 
-def _previous(path: Path, warnings: list[str], strict: bool = False) -> tuple[dict[str, dict[str, Any]],
+def previous_rows(path: Path, warnings: list[str], strict: bool = False) -> tuple[dict[str, dict[str, Any]],
                                                                              dict[str, Any]]:
     """The rows (by type) and sidecar of the previous refresh file, or ({}, {}) when there is none.  An unreadable
     file is an error when ``strict`` (spot-only would otherwise replace it), else a warning."""

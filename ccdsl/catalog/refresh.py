@@ -6,9 +6,11 @@ row means.  On-demand prices come from the AWS Price List API (``pricing.get_pro
 ``spot=True`` adds spot prices from ``DescribeSpotPriceHistory``: each zone's latest price with its timestamp, the
 cheapest zone's in ``spot_price_per_hour`` / ``spot_zone``, every zone cheapest first in ``spot_zones``
 (:mod:`ccdsl.catalog.spot`), and the public spot advisor's interruption buckets; a failure of either is a warning
-(the on-demand refresh is still written).  The Price List client never inherits the EC2 endpoint override, and every
-client retries in botocore's adaptive mode (up to 10 attempts), because GetProducts pages are throttled.  EC2 does
-not name processor models, so those come from the shipped catalog's facts for the same type (or family).
+(the on-demand refresh is still written).  Without ``--spot``, or where a spot source did not answer, the rows
+keep the spot columns of the previous file of the region: they carry their own date.  The Price List client never
+inherits the EC2 endpoint override, and every client retries in botocore's adaptive mode (up to 10 attempts),
+because GetProducts pages are throttled.  EC2 does not name processor models, so those come from the shipped
+catalog's facts for the same type (or family).
 
 The result is written, atomically and only after everything was fetched, to
 ``<data dir>/catalogs/aws-<region>.refresh.csv`` with a ``.json`` sidecar recording when and from where; the
@@ -201,9 +203,11 @@ def refresh(region: str, *, endpoint_url: str | None = None, pricing_endpoint_ur
     spot_zones: dict[str, list[ZonePrice]] = {}
     interruption: dict[str, float] = {}
     advisor_source = ""
+    history_read = advisor_read = False  # a source that did not answer leaves the previous file's spot columns
     if spot:  # spot data is an extra: without it the on-demand refresh is still worth writing
         try:
             spot_zones = _spot_history(ec2, region)
+            history_read = True
         except errors as exc:
             err = _api_error(exc, f"EC2 DescribeSpotPriceHistory in {region}", endpoint_url)
             warnings.append(f"{err.message}; no spot prices written for {region}")
@@ -213,6 +217,7 @@ def refresh(region: str, *, endpoint_url: str | None = None, pricing_endpoint_ur
             advisor = read_advisor([region], spot_advisor_url, timeout=timeout, attempts=3)
             interruption = advisor.bounds.get(region, {})
             advisor_source = advisor.url
+            advisor_read = bool(interruption)
             warnings.extend(advisor.warnings)
             if not interruption:
                 warnings.append(f"the spot advisor file has no interruption data for {region}")
@@ -243,6 +248,11 @@ def refresh(region: str, *, endpoint_url: str | None = None, pricing_endpoint_ur
         price_source = "shipped catalog (Price List API unavailable)"
         warnings.append(f"{err.message}; using the shipped catalog's on-demand prices for {region}")
 
+    out = user_catalog_dir() / f"aws-{region}.refresh.csv"
+    from ccdsl.catalog.pricelist import previous_rows
+    from ccdsl.catalog.spot import SPOT_PRICE_COLUMNS
+
+    previous, _meta = previous_rows(out, warnings)
     known, vcpus = _shipped_processor_facts()
     vcpus.update({s["InstanceType"]: int(s["VCpuInfo"]["DefaultVCpus"]) for s in specs})
     rows = []
@@ -256,24 +266,34 @@ def refresh(region: str, *, endpoint_url: str | None = None, pricing_endpoint_ur
             continue
         price, source, date = prices[t]
         facts = type_facts(spec, processor_fact(t, known, vcpus))
+        before = previous.get(t, NO_SPOT)
         rows.append({"provider": "aws", "region": region, **facts, "price_per_hour": price,
                      "price_source": source, "price_date": date,
-                     **NO_SPOT, **spot_columns(spot_zones.get(t, ()), SPOT_API_SOURCE),
-                     "spot_interruption": interruption.get(t, math.nan), "max_nodes": math.nan})
+                     **(spot_columns(spot_zones.get(t, ()), SPOT_API_SOURCE) if history_read
+                        else {c: before[c] for c in SPOT_PRICE_COLUMNS}),
+                     "spot_interruption": interruption.get(t, math.nan) if advisor_read
+                     else before["spot_interruption"], "max_nodes": math.nan})
     if not rows:
         raise CatalogError(f"no instance type in {region} is both offered and priced; nothing written")
+    earlier = user_catalog_dir() / f"aws-{region}.price-list.csv"  # merged before this file: its rows lose
+    spotted, _m = previous_rows(earlier, [])
+    hidden = [r["instance_type"] for r in rows if not r["spot_price_source"]
+              and spotted.get(r["instance_type"], {}).get("spot_price_source")]
+    if hidden:
+        warnings.append(f"{earlier.name} has spot prices for {len(hidden)} type{'s' * (len(hidden) != 1)} whose "
+                        f"rows this file replaces without one (e.g. {hidden[0]}); add --spot to this refresh")
 
     from ccdsl import datadir
 
     datadir.ensure()
-    out = user_catalog_dir() / f"aws-{region}.refresh.csv"
     spot_priced = sum(1 for r in rows if r["spot_price_source"])
     with_bucket = sum(1 for r in rows if not math.isnan(r["spot_interruption"]))
     sidecar = {
         "provider": "aws", "region": region,
         "fetched_at": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "endpoint_url": endpoint_url, "pricing_endpoint_url": pricing_url, "price_source": price_source,
-        "spot_prices": bool(spot_zones), "spot_price_rows": spot_priced, "spot_interruption_rows": with_bucket,
+        "spot_prices": history_read and bool(spot_zones), "spot_price_rows": spot_priced,
+        "spot_interruption_rows": with_bucket,
         "spot_advisor_url": advisor_source, "rows": len(rows), "instance_types_described": len(specs),
         "offered": len(offered), "unpriced": unpriced, "warnings": warnings,
     }

@@ -213,6 +213,8 @@ def cmd_info(args: argparse.Namespace) -> int:
                 extra = f"  refreshed {meta.get('fetched_at')}, prices from {meta.get('price_source')}"
                 if meta.get("spot_fetched_at"):
                     extra += f", spot feed of {meta['spot_fetched_at']}"
+                elif meta.get("spot_prices"):
+                    extra += ", spot prices per zone (DescribeSpotPriceHistory)"
             except ValueError:
                 extra = "  (unreadable sidecar)"
         size = "unreadable" if count is None else f"{count} row{'s' * (count != 1)}"
