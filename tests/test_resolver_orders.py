@@ -48,6 +48,21 @@ def test_pareto_from_a_presorted_order_keeps_the_same_rows(rows) -> None:
     assert list(comp.pareto(group, better, comp.sort_order(better))) == list(comp.pareto(group, better))
 
 
+@settings(SETTINGS, max_examples=60)
+@given(st.integers(3, 4), st.integers(1, 1500), st.integers(2, 40), st.integers(0, 2**32 - 1))
+def test_pareto_over_many_rows_keeps_exactly_the_undominated_ones(d: int, m: int, levels: int, draw: int) -> None:
+    """Three or more columns go through the frontier in growing chunks (32 rows, then 64, … 512): whatever the
+    chunk boundaries, the kept rows are the undominated ones, and of exact twins the first."""
+    rng = np.random.default_rng(draw)
+    better = rng.integers(0, levels, size=(m, d)).astype(float)
+    group = np.zeros(m, dtype=np.int64)
+    ge = (better[:, None, :] >= better[None, :, :]).all(axis=2)  # ge[i, j]: i at least as good as j
+    gt = (better[:, None, :] > better[None, :, :]).any(axis=2)
+    earlier = np.tri(m, k=-1, dtype=bool).T  # earlier[i, j]: i < j
+    dropped = ((ge & gt) | (ge & ~gt & earlier)).any(axis=0)
+    assert list(comp.pareto(group, better)) == list(np.flatnonzero(~dropped))
+
+
 @settings(SETTINGS, max_examples=300)
 @given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2), st.integers(0, 2)), min_size=2, max_size=40))
 def test_ascending_is_strict_lexicographic_order(keys) -> None:

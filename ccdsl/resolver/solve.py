@@ -377,7 +377,8 @@ class _ProofSolver:
             # 13-class cluster-total problem); both are complete decision procedures for linear arithmetic.
             self.solver.set("arith.solver", 2)
             self.terms = {"k": z3.Int("k"), "n": z3.Int("n"), "km": z3.Int("km"), "cost": z3.Real("cost"),
-                          AT_MOST_RANKED: z3.Bool(AT_MOST_RANKED), BELOW_RANKED: z3.Bool(BELOW_RANKED)}
+                          AT_MOST_RANKED: z3.Bool(AT_MOST_RANKED), BELOW_RANKED: z3.Bool(BELOW_RANKED),
+                          RANKED: z3.Bool(RANKED)}
         self.solver.push()
         return self
 
@@ -396,9 +397,12 @@ def prove(ranking: Ranking) -> Proof:
     check its optimum against the ranked one: equal prices or a RuntimeError (a bug, not a user error).  The
     ranking then only breaks ties among equally cheap choices.
 
-    The proof is two checks on one incremental solver: a model whose cost is at most the ranked optimum, then
-    "cheaper than that" is unsat.  That is the same proof as ``z3.Optimize`` or an iterative search gives (nothing
-    is cheaper than the model), in the fewest checks: the ranking supplies the bound.
+    The proof is two checks on one incremental solver: a solution whose cost is at most the ranked optimum
+    exists, then "cheaper than that" is unsat.  That is the same proof as ``z3.Optimize`` or an iterative search
+    gives (nothing is cheaper than the model), in the fewest checks: the ranking supplies the bound.  When the
+    ranked choice is itself a class (its worker row and manager row are class representatives), the first check
+    is whether that choice meets every clause at that cost: Z3 then confirms the ranked answer instead of
+    searching for one, and no model needs to be read back.
 
     Only priced rows are given to Z3 (an unknown price has no value to minimize).  When the ranked answer is
     unpriced, Z3 must find the priced problem unsatisfiable: that is the proof that no priced row fits.
@@ -415,9 +419,15 @@ def prove(ranking: Ranking) -> Proof:
     if ranking.manager is not None:  # only places that have both roles can host the cluster
         managers = ranking.manager.candidates
         managers = managers[~np.isnan(price[managers])]
-        shared = np.intersect1d(view.location[workers], view.location[managers])
-        workers = workers[np.isin(view.location[workers], shared)]
-        managers = managers[np.isin(view.location[managers], shared)]
+        # location codes are small integers: a table per role says which places it has (no sorting set ops)
+        places = len(view.location_labels)
+        has_workers = np.zeros(places, dtype=bool)
+        has_workers[view.location[workers]] = True
+        has_managers = np.zeros(places, dtype=bool)
+        has_managers[view.location[managers]] = True
+        shared = has_workers & has_managers
+        workers = workers[shared[view.location[workers]]]
+        managers = managers[shared[view.location[managers]]]
         manager_classes = comp.make_classes(view, managers, ranking.manager.spec, None, True, index,
                                             exact_price=lower_budget(wspec))
     worker_classes = comp.make_classes(view, workers, wspec, None, mw, index)
@@ -433,26 +443,36 @@ def prove(ranking: Ranking) -> Proof:
         return Proof(bound, best, int(ranking.counts[0]), mbest, size, None)
     problem = comp.compile_problem(wspec, worker_classes, mspec, manager_classes, lits, index,
                                    count_cap(wspec.count), lambda row: row_name(view, row))
+    ranked = None  # the ranked choice as (k, n, km) of the problem, when its rows are class representatives
+    k = np.flatnonzero(worker_classes.rows == best)
+    km = np.flatnonzero(manager_classes.rows == mbest) if manager_classes is not None else np.zeros(1, dtype=int)
+    if len(k) and len(km):
+        ranked = (int(k[0]), int(ranking.counts[0]), int(km[0]))
     with _PROVER as prover:
-        return _prove(prover, problem, bound, best, int(ranking.counts[0]), mbest, size)
+        return _prove(prover, problem, bound, best, int(ranking.counts[0]), mbest, size, ranked)
 
 
 AT_MOST_RANKED = "at_most_ranked"
 BELOW_RANKED = "below_ranked"
+RANKED = "ranked_choice"
 
 
 def _prove(prover: _ProofSolver, problem: comp.Problem, bound: Fraction | None, best: int, count: int, mbest: int,
-           size: int) -> Proof:
+           size: int, ranked: tuple[int, int, int] | None = None) -> Proof:
     import z3
 
     # every clause holds (the literals are asserted), in the problem's own text: far fewer calls through the Python
-    # API, which cost more than the solving on these problems.  The two bounds on the cost are assumption
-    # literals of the same text, so the problem is parsed once.
+    # API, which cost more than the solving on these problems.  The two bounds on the cost and the ranked choice
+    # are assumption literals of the same text, so the problem is parsed once.
     facts = [f"(assert {lit.name})" for lit in problem.literals]
     if bound is not None:
         limit = comp.num(bound)
         facts += [f"(declare-const {AT_MOST_RANKED} Bool)", f"(assert (=> {AT_MOST_RANKED} (<= cost {limit})))",
                   f"(declare-const {BELOW_RANKED} Bool)", f"(assert (=> {BELOW_RANKED} (< cost {limit})))"]
+        if ranked is not None:
+            k, n, km = ranked
+            choice = f"(= k {k}) (= n {n})" + (f" (= km {km})" if problem.manager is not None else "")
+            facts += [f"(declare-const {RANKED} Bool)", f"(assert (=> {RANKED} (and {choice})))"]
     prover.load(problem.text + "\n" + "\n".join(facts))
     s, terms = prover.solver, prover.terms
     if bound is None:
@@ -460,12 +480,15 @@ def _prove(prover: _ProofSolver, problem: comp.Problem, bound: Fraction | None, 
             raise RuntimeError(f"internal: Z3 satisfies the contract with a priced row, the ranking found only "
                                f"unpriced ones\n{problem.text}")
         return Proof(None, best, count, mbest, size, problem)
-    # Two checks: a cluster at most as dear as the ranked one exists (Z3's model), and none is cheaper (unsat).
-    # Together they make Z3's optimum exactly the ranked price: the model's cost is <= bound and not < bound.
-    if s.check(terms[AT_MOST_RANKED]) != z3.sat:
+    # Two checks: a cluster at most as dear as the ranked one exists (the ranked one itself, or Z3's model), and
+    # none is cheaper (unsat).  Together they make Z3's optimum exactly the ranked price: a solution's cost is
+    # <= bound and not < bound.
+    if ranked is not None and s.check(terms[AT_MOST_RANKED], terms[RANKED]) == z3.sat:
+        worker_row, n, manager_row = best, count, mbest
+    elif s.check(terms[AT_MOST_RANKED]) == z3.sat:
+        worker_row, n, manager_row = problem.decode(s.model(), terms)
+    else:
         raise RuntimeError(f"internal: Z3 finds no solution as cheap as the ranked optimum {bound}\n{problem.text}")
-    model = s.model()
-    worker_row, n, manager_row = problem.decode(model, terms)
     if s.check(terms[BELOW_RANKED]) != z3.unsat:
         value = s.model().eval(terms["cost"])
         cheaper = Fraction(value.numerator_as_long(), value.denominator_as_long())
