@@ -24,6 +24,8 @@ from ccdsl.resolver import resolve, solve
 from ccdsl.resolver.view import view_of
 from synthetic import catalog
 from test_resolver_oracle import REGION_SET, SETTINGS, _check, contracts
+from test_resolver_spot import _check as _check_spot
+from test_resolver_spot import spot_contracts
 
 FORCED = mock.patch.object(comp, "PRESORT_MIN", 2)  # the per-view orders for every size
 
@@ -122,6 +124,16 @@ def test_random_contracts_agree_with_oracle_through_the_per_view_orders(c: Contr
                                                                        any_region: bool) -> None:
     with FORCED:
         _check(c, seed, region, any_region)
+
+
+@settings(SETTINGS, max_examples=300)
+@given(spot_contracts(), st.integers(0, 3), st.sampled_from(REGION_SET), st.booleans())
+def test_random_spot_contracts_agree_with_oracle_through_the_per_view_orders(cs, seed: int, region: str,
+                                                                            any_region: bool) -> None:
+    """Market views (spot prices, mixed ManagerWorkers views) are views of their own, with orders of their own."""
+    c, spot = cs
+    with FORCED:
+        _check_spot(c, spot, seed, region, any_region)
 
 
 @pytest.mark.parametrize("clauses", [
