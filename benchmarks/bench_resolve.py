@@ -1,11 +1,16 @@
 """Resolver speed: warm resolve on the shipped catalog, cold ``ccdsl resolve`` processes, and catalog-size scaling.
 
-    python benchmarks/bench_resolve.py [--quick]
+    python benchmarks/bench_resolve.py [--quick] [warm] [spot] [cold] [scaling]   (default: every section)
 
 Prints medians (milliseconds) and sizes.  Warm numbers are with Z3's decision included (the default) and, for
 comparison, without it (``prove=False``: the vectorized closed form alone).  Each warm line says which of the
 targets of issue 7 it is held to: per-node contracts ≤ 2 ms in one region and ≤ 4 ms with ``--any-region``,
 contracts with cluster totals or a budget ≤ 8 ms; the cold ``ccdsl resolve examples/tutorial.ccc`` ≤ 0.3 s.
+
+The spot section (issue 14) resolves spot contracts on a copy of the shipped catalog with SYNTHETIC spot prices
+and interruption buckets written into it (``tests/synthetic.with_spot``: 20–80% of each on-demand price, drawn per
+row; not AWS's prices: the shipped catalog has none), held to the same targets, plus the shipped catalog itself
+(no spot price known: the unpriced answer) and a cold ``ccdsl resolve`` of a spot contract.
 """
 
 from __future__ import annotations
@@ -125,6 +130,68 @@ def warm(quick: bool) -> None:
           f"{PER_NODE_TARGET[1]:g} ms any region; totals/budget ≤ {TOTALS_TARGET:g} ms)")
 
 
+SPOT = """
+spot_vcpu_memory = @cluster(node_vcpus_count => @atleast(4), node_memory_size => @atleast(16G), spot => true)
+spot_gpu = @cluster(node_count => 8, accelerator_count => @just(1), accelerator_architecture => Turing,
+                    accelerator_memory => @atleast(16G), spot => true)
+spot_calm = @cluster(node_count => 4, node_vcpus_count => @atleast(8), spot => true,
+                     spot_interruption => @atmost(10%))
+spot_cpu_budget = @cluster(node_count => @between(2, 32), cluster_vcpus_count => @atleast(256),
+                           cluster_price_per_hour => @atmost(20), spot => true)
+spot_workers = @cluster(cluster_type => ManagerWorkers, node_count => 8, manager.node_machinetype => EC2Type_T3_xLarge,
+                        worker.node_vcpus_count => @atleast(16), worker.spot => true)
+"""
+
+
+def spot(quick: bool) -> None:
+    from ccdsl import UnsatisfiableError
+    from ccdsl.catalog import load
+    from ccdsl.language import parse
+    from ccdsl.resolver import market, resolve
+    from synthetic import SpotData, with_spot
+
+    shipped = load(user=False)
+    catalog = with_spot(shipped, SpotData(unpriced=0.05, unsupported=0.02, unknown_interruption=0.05), seed=14)
+    priced = int(catalog["spot_price_per_hour"].notna().sum())
+    print(f"\nspot: the shipped catalog with SYNTHETIC spot prices written into a copy ({priced} of {len(catalog)} "
+          "rows priced; not AWS's prices)")
+    for roles, mixed, what in (((None,), False, "spot rows only"),
+                               (("worker",), True, "both markets (worker.spot)")):
+        t = time.perf_counter()
+        view = market.build(catalog, roles, mixed)
+        print(f"  market view, {what}: {view.size} rows, built once in {1000 * (time.perf_counter() - t):.1f} ms")
+    runs = 50 if quick else 300
+    print(f"  warm resolve, median of {runs} (ms):")
+    print("    (on-demand: the same contract resolved with spot=False on the same catalog, for comparison)")
+    print(f"    {'contract':<18} {'region':<10} {'with Z3':>8} {'target':>7} {'closed form':>12} {'on-demand':>10}"
+          "  answer")
+    for name, contract in parse(SPOT).items():
+        for any_region in (False, True):
+            def go(prove: bool = True, contract: Contract = contract, any_region: bool = any_region,
+                   df: object = catalog, spot: bool | None = None) -> str:
+                try:
+                    r = resolve(contract, df, any_region=any_region, prove=prove, spot=spot)
+                    price = "price unknown" if r.price_per_hour is None else f"${r.price_per_hour:g}/h"
+                    return f"{r.instance_type} × {r.node_count} {price} ({r.matches} matches)"
+                except UnsatisfiableError as e:
+                    return f"unsatisfiable: {', '.join(c.parameter for c in e.conflict)}"
+            answer = go()
+            proved = median_ms(go, runs)
+            closed = median_ms(lambda go=go: go(False), runs)
+            # an interruption bound has no on-demand meaning (an error): nan
+            bounded = any(c.parameter == "spot_interruption" for c in contract.clauses)
+            on_demand = float("nan") if bounded else median_ms(lambda go=go: go(spot=False), runs)
+            goal = target(contract, any_region)
+            mark = "ok" if proved <= goal else "MISSED"
+            where = "all" if any_region else "us-east-1"
+            print(f"    {name:<18} {where:<10} {proved:8.2f} {goal:3.0f} {mark:<6} {closed:8.2f} {on_demand:10.2f}"
+                  f"  {answer}")
+    contract = parse(SPOT)["spot_vcpu_memory"]
+    resolve(contract, shipped)
+    unpriced = median_ms(lambda: resolve(contract, shipped), runs)
+    print(f"  the shipped catalog (no spot price known, the unpriced answer), spot_vcpu_memory: {unpriced:.2f} ms")
+
+
 def cold(quick: bool) -> None:
     runs = 5 if quick else 11
     cmd = [sys.executable, "-m", "ccdsl", "resolve", "examples/tutorial.ccc", "--json"]
@@ -150,6 +217,14 @@ def cold(quick: bool) -> None:
               f"{'ok' if usual <= COLD_TARGET * 1000 else 'MISSED'}")
         print(f"  first run (pandas reads the catalog):   {median_ms(uncached, runs):7.1f}")
         print(f"  bare python interpreter for reference:  {bare:7.1f}")
+        spot_file = Path(data) / "spot.ccc"
+        spot_file.write_text(SPOT)
+        spot_cmd = [sys.executable, "-m", "ccdsl", "resolve", str(spot_file), "--contract", "spot_vcpu_memory",
+                    "--json"]
+        subprocess.run(spot_cmd, cwd=ROOT, env=env, capture_output=True, check=True)  # writes the spot view cache
+        spot_cached = median_ms(lambda: subprocess.run(spot_cmd, cwd=ROOT, env=env, capture_output=True, check=True),
+                                runs)
+        print(f"  a spot contract (shipped catalog), cached spot view: {spot_cached:7.1f}")
 
 
 def scaling(quick: bool) -> None:
@@ -179,9 +254,10 @@ def scaling(quick: bool) -> None:
 
 def main() -> None:
     quick = "--quick" in sys.argv
-    warm(quick)
-    cold(quick)
-    scaling(quick)
+    sections = {"warm": warm, "spot": spot, "cold": cold, "scaling": scaling}
+    chosen = [name for name in sys.argv[1:] if name in sections] or list(sections)
+    for name in chosen:
+        sections[name](quick)
 
 
 if __name__ == "__main__":

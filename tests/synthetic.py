@@ -117,8 +117,9 @@ BUCKETS = (0.05, 0.1, 0.15, 0.2, 1.0)  # the spot advisor's interruption-rate bu
 
 def with_spot(df: pd.DataFrame, spot: SpotData, seed: int = 0) -> pd.DataFrame:
     """``df`` with SYNTHETIC spot columns (not real prices): each spot-capable AWS row gets a spot price of 20–80%
-    of its on-demand one (drawn per row, so the cheapest spot type is often not the cheapest on-demand type), one
-    to three zones, and an interruption bucket.  Its own random stream: the on-demand columns stay as they were."""
+    of its on-demand one (the discount drawn per family and region, ±5% per row, so the cheapest spot type is
+    often not the cheapest on-demand type; a row without an on-demand price is priced by its size), one to three
+    zones, and an interruption bucket.  Its own random stream: the on-demand columns stay as they were."""
     rng = np.random.default_rng(10_000 + seed)
     df = df.copy()
     n = len(df)
@@ -127,8 +128,11 @@ def with_spot(df: pd.DataFrame, spot: SpotData, seed: int = 0) -> pd.DataFrame:
     unsupported_types = {t for t in sorted(set(types[aws])) if rng.random() < spot.unsupported}
     supports = aws & ~np.isin(types, sorted(unsupported_types))
     od = df["price_per_hour"].to_numpy(dtype="float64", na_value=np.nan)
-    base = np.where(np.isnan(od), 0.05 + rng.random(n), od)  # an unpriced on-demand row may still have a spot price
-    price = np.round(np.maximum(base * rng.uniform(0.2, 0.8, n), 0.0001), 4)
+    size = 0.04 * df["vcpus"].to_numpy(dtype="float64") + 0.005 * df["memory_gib"].to_numpy(dtype="float64")
+    base = np.where(np.isnan(od), size, od)  # an unpriced on-demand row may still have a spot price
+    pools = pd.factorize(df["family"].astype(str) + "|" + df["region"].astype(str))[0]
+    discount = rng.uniform(0.2, 0.8, int(pools.max()) + 1 if n else 0)[pools] * rng.uniform(0.95, 1.05, n)
+    price = np.round(np.maximum(base * discount, 0.0001), 4)
     priced = supports & (rng.random(n) >= spot.unpriced)
     zones = []
     for region, p, ok, k in zip(df["region"].astype(str), price, priced, rng.integers(1, 4, n)):
