@@ -57,12 +57,34 @@ def test_pareto_over_many_rows_keeps_exactly_the_undominated_ones(d: int, m: int
     chunk boundaries, the kept rows are the undominated ones, and of exact twins the first."""
     rng = np.random.default_rng(draw)
     better = rng.integers(0, levels, size=(m, d)).astype(float)
-    group = np.zeros(m, dtype=np.int64)
+    assert list(comp.pareto(np.zeros(m, dtype=np.int64), better)) == brute_force_pareto(better)
+
+
+def brute_force_pareto(better: np.ndarray) -> list[int]:
+    """The rows no other row dominates (>= everywhere, > somewhere), and of exact twins the first: all pairs."""
     ge = (better[:, None, :] >= better[None, :, :]).all(axis=2)  # ge[i, j]: i at least as good as j
     gt = (better[:, None, :] > better[None, :, :]).any(axis=2)
-    earlier = np.tri(m, k=-1, dtype=bool).T  # earlier[i, j]: i < j
-    dropped = ((ge & gt) | (ge & ~gt & earlier)).any(axis=0)
-    assert list(comp.pareto(group, better)) == list(np.flatnonzero(~dropped))
+    earlier = np.tri(len(better), k=-1, dtype=bool).T  # earlier[i, j]: i < j
+    return list(np.flatnonzero(~((ge & gt) | (ge & ~gt & earlier)).any(axis=0)))
+
+
+@pytest.mark.parametrize("twins", [0, 300])
+@pytest.mark.parametrize("dominated_first", [False, True])
+def test_pareto_with_thousands_of_undominated_rows(twins: int, dominated_first: bool) -> None:
+    """Rows whose last two columns sum to a constant dominate none of each other.  After a long run of dominated
+    rows the slices have grown large, so one slice then holds more survivors than one piece of the pairwise step,
+    which goes on piece by piece."""
+    rng = np.random.default_rng(twins)
+    a = rng.permutation(1500).astype(float)
+    b = rng.permutation(1500).astype(float) + 200.0
+    better = np.column_stack([a / 100, b, 4400.0 - b])  # sorted after the dominated run: lower first column
+    if dominated_first:  # one row above 3,000 others, all sorted before the plane
+        top = np.array([[100.0, 100.0, 100.0]])
+        run = np.column_stack([rng.uniform(90, 100, 3000), rng.uniform(0, 100, 3000), rng.uniform(0, 100, 3000)])
+        better = np.vstack([top, run, better])
+    better = np.vstack([better, better[rng.integers(0, len(better), twins)]])
+    better = better[rng.permutation(len(better))]
+    assert list(comp.pareto(np.zeros(len(better), dtype=np.int64), better)) == brute_force_pareto(better)
 
 
 @settings(SETTINGS, max_examples=300)
@@ -73,18 +95,20 @@ def test_ascending_is_strict_lexicographic_order(keys) -> None:
 
 
 @settings(SETTINGS, max_examples=300)
-@given(st.integers(0, 3), st.integers(0, 2**32 - 1), st.sampled_from(["one count", "counts", "counts and managers"]))
-def test_rank_order_is_the_lexsort_of_the_ranking_keys(seed: int, draw: int, kind: str) -> None:
+@given(st.integers(0, 3), st.integers(0, 2**32 - 1), st.booleans(), st.booleans(), st.booleans())
+def test_rank_order_is_the_lexsort_of_the_ranking_keys(seed: int, draw: int, one_count: bool, managers: bool,
+                                                       huge: bool) -> None:
     view = view_of(coarse_catalog(seed))
     rng = np.random.default_rng(draw)
     rows = np.flatnonzero(rng.random(view.size) < rng.uniform(0.05, 1.0))
     price = view.numbers["price_per_hour"][rows]
-    counts = np.full(len(rows), int(rng.integers(1, 5))) if kind == "one count" else rng.integers(1, 9, len(rows))
-    offset = rng.choice([0.0, 0.1, 0.3], len(rows)) if kind == "counts and managers" else 0.0
+    most = 2**40 if huge else 9  # counts beyond 16 bits are sorted as they are
+    counts = np.full(len(rows), int(rng.integers(1, most))) if one_count else rng.integers(1, most, len(rows))
+    offset = rng.choice([0.0, 0.1, 0.3], len(rows)) if managers else 0.0
     totals = counts * price + offset
     cost_key = np.where(np.isnan(totals), np.inf, np.round(totals, 9))
     with FORCED:
-        got = solve.rank_order(view, rows, counts, cost_key, kind != "counts and managers")
+        got = solve.rank_order(view, rows, counts, cost_key, not managers)
     assert list(got) == list(np.lexsort((view.tie[rows], counts, cost_key)))
 
 

@@ -192,27 +192,45 @@ def _frontier(b: np.ndarray) -> np.ndarray:
         keep = b[:, 1] > seen
         keep[0] = True  # the first (cheapest) row is undominated even when its value is unknown (-inf)
         return keep
+    # Rows are decided in sorted order.  A slice of the undecided rows is first checked against the frontier so
+    # far (cheap: column by column), then its first 512 survivors among themselves (quadratic, so bounded).  The
+    # slice grows while the frontier catches nearly everything and shrinks when many rows survive it.
     keep = np.zeros(m, dtype=bool)
     frontier: np.ndarray = np.empty((0, d))
-    # chunks grow from 32 rows to 512: the first rows (the cheapest) build the frontier at a small quadratic cost,
-    # and then nearly every later row is dropped by comparing it with that short frontier only
     start, size = 0, 32
     while start < m:
-        chunk = b[start:start + size]
-        alive: np.ndarray = np.ones(len(chunk), dtype=bool)
+        idx = np.arange(start, min(start + size, m))
         if len(frontier):
-            # numpy's stubs type a reduction over an axis as "scalar or array": asarray states it is an array
-            dominates = np.asarray((frontier[None, :, :] >= chunk[:, None, :]).all(axis=2))  # [chunk row, frontier]
-            alive = np.asarray(~dominates.any(axis=1))
-        idx = np.flatnonzero(alive)
-        sub = chunk[idx]
-        ge = (sub[None, :, :] >= sub[:, None, :]).all(axis=2)  # ge[j, i]: i at least as good as j
+            idx = idx[~_dominated(frontier, b[idx])]
+        piece = idx[:512]
+        sub = b[piece]
+        ge = np.ones((len(sub), len(sub)), dtype=bool)  # ge[j, i]: i at least as good as j
+        for col in range(d):
+            ge &= sub[None, :, col] >= sub[:, None, col]
         dominated = (ge & np.tri(len(sub), k=-1, dtype=bool)).any(axis=1)  # only earlier rows can dominate
-        survivors = idx[~dominated]
-        keep[start + survivors] = True
-        frontier = np.vstack([frontier, chunk[survivors]])
-        start, size = start + size, min(2 * size, 512)
+        survivors = piece[~dominated]
+        keep[survivors] = True
+        frontier = np.vstack([frontier, b[survivors]])
+        if len(idx) > len(piece):  # more survivors than one piece: go on from the first one not decided
+            start, size = int(idx[len(piece)]), max(32, size // 2)
+        else:
+            start, size = start + size, min(4 * size, 16384) if len(idx) * 8 < size else size
     return keep
+
+
+def _dominated(frontier: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Which ``rows`` some row of ``frontier`` is at least as good as in every column.  Compared column by column
+    over (rows × frontier) blocks of at most 2**18 cells: element-wise work only, no reduction over the short
+    column axis."""
+    out = np.zeros(len(rows), dtype=bool)
+    step = max(1, (1 << 18) // max(1, len(frontier)))
+    for lo in range(0, len(rows), step):
+        block = rows[lo:lo + step]
+        hit = block[:, None, 0] <= frontier[None, :, 0]
+        for col in range(1, rows.shape[1]):
+            hit &= block[:, None, col] <= frontier[None, :, col]
+        out[lo:lo + step] = hit.any(axis=1)
+    return out
 
 
 def group_ids(keys: list[np.ndarray], size: int) -> np.ndarray:
@@ -232,11 +250,15 @@ def better_columns(view: CatalogView, rows: np.ndarray | slice, spec: RoleSpec, 
     cluster total bounded from below (as is) or above (negated), and with ``capacity`` the rows' ``max_nodes``
     (unlimited as a large finite number).  Unknown values are -inf: never better than anything."""
     cols: list[np.ndarray] = [-view.numbers["price_per_hour"][rows]]
+    seen = {("price_per_hour", -1)}
     for c in spec.coupled:
-        if c.qualifier == "atleast":
-            cols.append(view.numbers[coupled_column(c)][rows])
-        elif c.qualifier == "atmost":
-            cols.append(-view.numbers[coupled_column(c)][rows])
+        sign = {"atleast": 1, "atmost": -1}.get(c.qualifier)
+        # a column already there (the budget bounds the price from above: the price again) adds nothing to
+        # dominance, and one column fewer can be the difference between a linear pass and pairwise checks
+        if sign is None or (coupled_column(c), sign) in seen:
+            continue
+        seen.add((coupled_column(c), sign))
+        cols.append(sign * view.numbers[coupled_column(c)][rows])
     if capacity:
         limit = view.numbers["max_nodes"][rows]
         cols.append(np.where(np.isnan(limit), _UNLIMITED, limit))

@@ -98,6 +98,8 @@ def rank(view: CatalogView, contract: Contract, region: str, any_region: bool) -
     counts = min_counts(count_domain(wspec.count, wspec.fixed), coupled, len(rows), worker_limit(view, rows, managers))
     ok = counts > 0
     rows, counts, offset, managers = rows[ok], counts[ok], offset[ok], managers[ok]
+    # worker rows ascend here; a row appears more than once only when several managers are paired with it
+    paired_more = manager is not None and not bool((rows[1:] > rows[:-1]).all())
     totals = counts * price[rows] + offset
     # price (to 1e-9 USD; unknown after every known one), then fewer nodes, then the view's precomputed tie rank
     # (more vCPUs, provider, region, type): three sort keys instead of seven (counts go up to 2**53, so they
@@ -105,7 +107,7 @@ def rank(view: CatalogView, contract: Contract, region: str, any_region: bool) -
     cost_key = np.where(np.isnan(totals), np.inf, np.round(totals, 9))
     order = rank_order(view, rows, counts, cost_key, manager is None)
     rows, counts, totals, managers = rows[order], counts[order], totals[order], managers[order]
-    if manager is not None:  # several managers tried per worker row: keep its best
+    if paired_more:  # several managers tried per worker row: keep its best
         _, first = np.unique(rows, return_index=True)
         first = np.sort(first)
         rows, counts, totals, managers = rows[first], counts[first], totals[first], managers[first]
@@ -124,8 +126,11 @@ def rank_order(view: CatalogView, rows: np.ndarray, counts: np.ndarray, cost_key
 
     - one count for every row and no manager price added (per-node contracts): the cost is that count × the
       price, so the rows by (price, tie) are in cost order — no sort at all;
-    - otherwise the rows by (price descending, tie), then stably sorted by cost alone: one float sort instead of
-      three.  Among equal costs a higher price means fewer nodes, so (price descending, tie) is the wanted order.
+    - varying counts, no manager price: the rows by (price descending, tie), then stably sorted by cost alone:
+      one float sort instead of three.  Among equal costs a higher price means fewer nodes, so (price
+      descending, tie) is the wanted order there;
+    - with a manager's price added (ManagerWorkers): the rows by tie, stably sorted by count (when counts vary),
+      then by cost.
 
     Rounding (costs to 1e-9 USD) can make a candidate wrong; the check then finds it out and the direct sort
     decides."""
@@ -135,30 +140,42 @@ def rank_order(view: CatalogView, rows: np.ndarray, counts: np.ndarray, cost_key
     if len(rows) < comp.PRESORT_MIN:
         return direct()
     price = view.numbers["price_per_hour"]
-    if no_offset and bool((counts == counts[0]).all()):
+    one_count = bool((counts == counts[0]).all())
+    sorts: list[np.ndarray] = []
+    if no_offset and one_count:
         order = comp.presorted_rows(view, rows, ("rank", "price"), lambda: np.lexsort((view.tie, price_key(price))))
-    else:
+    elif no_offset:
         order = comp.presorted_rows(view, rows, ("rank", "-price"),
                                     lambda: np.lexsort((view.tie, -price_key(price))))
-        if order is not None:
-            order = order[np.argsort(cost_key[order], kind="stable")]
-    if order is None or not ascending(cost_key[order], counts[order], view.tie[rows[order]]):
+        sorts = [cost_key]
+    else:
+        order = comp.presorted_rows(view, rows, ("rank", "tie"), lambda: np.argsort(view.tie, kind="stable"))
+        small = counts.astype(np.int16) if int(counts.max()) < 2**15 else counts  # 16 bits: a radix sort
+        sorts = ([] if one_count else [small]) + [cost_key]
+    if order is None:
+        return direct()
+    for key in sorts:
+        order = order[np.argsort(key[order], kind="stable")]
+    if not ascending(cost_key[order], counts[order], view.tie[rows[order]]):
         return direct()
     return order
 
 
 def ascending(*keys: np.ndarray) -> bool:
     """Whether rows are in strictly ascending lexicographic order of ``keys`` (the first key first).  Each next
-    key is compared only where the keys before it tie (few pairs)."""
-    pairs = np.arange(len(keys[0]) - 1)  # (row i, row i + 1) pairs still tied
-    for k in keys:
+    key is compared only where the keys before it tie."""
+    a, b = keys[0][:-1], keys[0][1:]
+    if bool((a > b).any()):
+        return False
+    pairs = np.flatnonzero(a == b)  # (row i, row i + 1) pairs still tied
+    for k in keys[1:]:
+        if len(pairs) == 0:
+            return True
         a, b = k[pairs], k[pairs + 1]
         if bool((a > b).any()):
             return False
         pairs = pairs[a == b]
-        if len(pairs) == 0:
-            return True
-    return False  # equal in every key: not strictly ascending
+    return len(pairs) == 0  # equal in every key: not strictly ascending
 
 
 def worker_limit(view: CatalogView, rows: np.ndarray, managers: np.ndarray) -> np.ndarray:
