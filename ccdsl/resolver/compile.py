@@ -135,7 +135,10 @@ def pareto(group: np.ndarray, better: np.ndarray, presorted: np.ndarray | None =
     elif one_group:
         order = presorted
     else:
-        order = presorted[np.argsort(g[presorted], kind="stable")]
+        ids = g[presorted]
+        if len(ids) and int(ids.min()) >= -(2**15) and int(ids.max()) < 2**15:
+            ids = ids.astype(np.int16)  # 16-bit keys: numpy's stable sort is a radix sort
+        order = presorted[np.argsort(ids, kind="stable")]
     g, b, first = g[order], b[order], first[order]
     keep = np.zeros(len(g), dtype=bool)
     bounds = np.flatnonzero(np.diff(g)) + 1
@@ -237,8 +240,11 @@ def group_ids(keys: list[np.ndarray], size: int) -> np.ndarray:
     """One integer per distinct combination of the key columns (column by column: 1-D sorts are fast, a row-wise
     ``np.unique(axis=0)`` is not)."""
     code = np.zeros(size, dtype=np.int64)
-    for k in keys:
+    for i, k in enumerate(keys):
         _, inverse = np.unique(k, return_inverse=True)
+        if i == 0:  # already one integer per distinct value, 0, 1, ...
+            code = inverse.ravel().astype(np.int64)
+            continue
         code = code * (int(inverse.max(initial=0)) + 1) + inverse.ravel()
         _, code = np.unique(code, return_inverse=True)
         code = code.ravel()

@@ -139,9 +139,8 @@ def scope_mask(view: CatalogView, clauses: tuple[Clause, ...], region: str, any_
         # dropping a clause widens what competes, never narrows it
         names_gov = any(c.parameter == "cluster_locale" and (c.qualifier in ("just", "oneof") or (
             c.qualifier == "unrestricted" and c.values)) and any(is_govcloud(v) for v in c.values) for c in clauses)
-        gov = [i for i, r in enumerate(view.labels["region"]) if is_govcloud(r)]
-        if gov and not names_gov:
-            allowed &= ~np.isin(view.codes["region"], gov)
+        if not names_gov:
+            allowed &= ~view.memo(("govcloud rows",), lambda: _govcloud_rows(view))
         return allowed
     aws = view.code("provider", AWS)
     if aws is None:
@@ -153,6 +152,13 @@ def scope_mask(view: CatalogView, clauses: tuple[Clause, ...], region: str, any_
     else:
         scoped = allowed & (not_aws | (view.codes["region"] == in_region))
     return scoped
+
+
+def _govcloud_rows(view: CatalogView) -> np.ndarray:
+    """Rows in a GovCloud region (a table over the region labels, indexed by the rows' codes)."""
+    table = np.array([is_govcloud(r) for r in view.labels["region"]], dtype=bool)
+    rows: np.ndarray = table[view.codes["region"]]
+    return rows
 
 
 def on_premise(view: CatalogView) -> np.ndarray:
@@ -181,8 +187,10 @@ def naming_clauses(clauses: tuple[Clause, ...]) -> list[Clause]:
 
 
 def on_premise_unnamed(view: CatalogView, clauses: tuple[Clause, ...]) -> np.ndarray:
-    """Free on-premise rows that no clause of ``clauses`` names: out of scope."""
-    out = on_premise(view) & ~(view.numbers["price_per_hour"] > 0)
+    """Free on-premise rows that no clause of ``clauses`` names: out of scope.  (The free on-premise rows depend
+    on the catalog alone: computed once per view.)"""
+    free = view.memo(("free on-premise rows",), lambda: on_premise(view) & ~(view.numbers["price_per_hour"] > 0))
+    out = free.copy()
     if not out.any():
         return out
     for c in naming_clauses(clauses):

@@ -67,7 +67,7 @@ class CatalogView:
         """Rows of the market ``role`` is on, in a mixed view; None (every row) otherwise."""
         if not self.spot_roles:
             return None
-        spot: np.ndarray = self.numbers["market"] > 0
+        spot = self.memo(("spot rows",), lambda: self.numbers["market"] > 0)
         return spot if role in self.spot_roles else ~spot
 
     def label(self, column: str, row: int) -> str:
