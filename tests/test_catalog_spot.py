@@ -155,7 +155,8 @@ def test_the_feed_is_read_by_region_code_and_odd_entries_are_skipped() -> None:
         "eu-west-1": {"m7i.large": 0.0481, "t3.xlarge": 0.0701, "g5.xlarge": 0.399},
         "ap-northeast-1": {"m5.large": 0.0444},
     }
-    assert warnings == ["the spot feed names 1 region label(s) ccdsl does not know, skipped: mars-north-1x"]
+    assert warnings == ["the spot feed names 1 region label(s) ccdsl does not know, skipped: mars-north-1x",
+                        "1 spot feed entries of the requested regions name no instance type (e.g. 'xl'), skipped"]
     with pytest.raises(CatalogError, match=r"no config\.regions"):
         spot.parse_feed({"vers": 1}, ["us-east-1"])
 

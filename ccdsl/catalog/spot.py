@@ -285,6 +285,7 @@ def parse_feed(doc: Any, regions: Iterable[str]) -> tuple[dict[str, dict[str, fl
         raise CatalogError("the spot feed has no config.regions list (not the shape of AWS's spot.json)")
     out: dict[str, dict[str, float]] = {}
     unknown: list[str] = []
+    odd_sizes: list[str] = []  # the retired feeds named sizes ("xl") instead of types: no type to price
     for reg in regs:
         if not isinstance(reg, dict):
             continue
@@ -299,6 +300,9 @@ def parse_feed(doc: Any, regions: Iterable[str]) -> tuple[dict[str, dict[str, fl
         for group in reg.get("instanceTypes") or ():
             for size in (group or {}).get("sizes") or ():
                 itype = str((size or {}).get("size", ""))
+                if "." not in itype:
+                    odd_sizes.append(itype)
+                    continue
                 for col in size.get("valueColumns") or ():
                     if not isinstance(col, dict) or col.get("name") != "linux":
                         continue
@@ -312,6 +316,9 @@ def parse_feed(doc: Any, regions: Iterable[str]) -> tuple[dict[str, dict[str, fl
     if unknown:
         warnings.append(f"the spot feed names {len(unknown)} region label(s) ccdsl does not know, skipped: "
                         f"{', '.join(sorted(set(unknown)))}")
+    if odd_sizes:
+        warnings.append(f"{len(odd_sizes)} spot feed entries of the requested regions name no instance type (e.g. "
+                        f"{odd_sizes[0]!r}), skipped")
     return out, warnings
 
 
