@@ -174,3 +174,21 @@ def test_a_warm_resolve_over_a_large_catalog_sorts_nothing_whole(clauses) -> Non
     with mock.patch.object(np, "lexsort", side_effect=AssertionError("a whole sort")):
         again = resolve(contract, df, any_region=True)
     assert again.to_dict() == first.to_dict()
+
+
+@settings(SETTINGS, max_examples=300)
+@given(st.one_of(st.none(), st.integers(1, 40).map(lambda n: Clause("node_count", "atleast", (n,))),
+                 st.integers(1, 40).map(lambda n: Clause("node_count", "just", (n,))),
+                 st.lists(st.integers(1, 9), min_size=1, max_size=3, unique=True).map(
+                     lambda v: Clause("node_count", "not", tuple(sorted(v))))),
+       st.lists(st.sampled_from([np.nan, 0.0, 1.0, 2.0, 3.0, 5.0, 40.0, 1e6]), min_size=1, max_size=30),
+       st.booleans())
+def test_counts_without_totals_are_the_first_count_the_row_can_give(count, limits, with_limit: bool) -> None:
+    """A contract without cluster totals takes its first allowed count wherever a row has that many nodes: the
+    shortcut gives what the general closed form gives (run here with a constraint that constrains nothing)."""
+    from ccdsl.resolver.counts import Coupled, count_domain, min_counts
+
+    domain = count_domain(count)
+    limit = np.array(limits) if with_limit else None
+    nothing = [Coupled(Clause("cluster_vcpus_count", "unrestricted"), np.ones(len(limits)))]
+    assert list(min_counts(domain, [], len(limits), limit)) == list(min_counts(domain, nothing, len(limits), limit))

@@ -168,6 +168,12 @@ def min_counts(domain: CountDomain, coupled: list[Coupled], size: int,
     the most nodes each row has (NaN = unlimited)."""
     if domain.empty or size == 0:
         return np.zeros(size, dtype=np.int64)
+    if not coupled:  # per-node contracts: the first allowed count wherever the row has that many nodes
+        n = np.full(size, domain.first, dtype=np.int64)
+        if limit is not None:
+            with np.errstate(invalid="ignore"):
+                n[np.asarray(limit, dtype=np.float64) < domain.first] = 0  # NaN (unlimited) is never less
+        return n
     lo = np.full(size, float(domain.first))
     hi = np.full(size, float(domain.last))
     if limit is not None:
