@@ -461,3 +461,22 @@ def test_info_and_show_name_spot_sources_dates_zones_and_buckets(spot_files, dat
     out = capsys.readouterr().out
     line = next(x for x in out[out.index("spot (Linux"):].splitlines() if x.startswith("us-east-1"))
     assert line.split() == ["us-east-1", "-", "-", "-", "-", "15-20%"]
+
+
+def test_info_warns_about_stale_spot_prices(data_dir, capsys, tmp_path) -> None:
+    from ccdsl.catalog.user import add
+    from ccdsl.cli import main
+    from ccdsl.commands.catalog import stale_spot
+
+    hand = tmp_path / "old-spot.csv"
+    today = dt.datetime.now(dt.timezone.utc)
+    old, fresh = (today - dt.timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ"), spot.now_utc()
+    hand.write_text(HEAD + "spot_price_per_hour,spot_price_date,spot_price_source\n"
+                    f"aws,us-east-1,m5.large,2,8,0.096,0.04,{old},aws-api\n"
+                    f"aws,us-east-1,c5.large,2,4,0.085,0.03,{fresh},aws-spot-feed\n")
+    add(hand)
+    assert main(["catalog", "info"]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: the spot prices of 1 rows (aws-api) date from {old}, 30 days ago" in err
+    assert "(aws-spot-feed)" not in err
+    assert [s for s, _n, _d in stale_spot(load())] == ["aws-api"]

@@ -195,6 +195,10 @@ def cmd_info(args: argparse.Namespace) -> int:
         [[name, n, old or "-", new or "-"] for name, n, old, new in rows],
         ["price source", "rows", "oldest", "newest"]).splitlines()))
     print(spot_summary(merged))
+    for name, n, old in stale_spot(merged):
+        print(f"warning: the spot prices of {n} rows ({name}) date from {old}, {price_age_days(old[:10])} days ago; "
+              f"spot prices move daily (older than {SPOT_MAX_AGE_DAYS} days is stale): {SPOT_HOW} brings current "
+              "ones", file=sys.stderr)
     stale = [(name, n, old) for name, n, old, _new in rows if old and price_age_days(old) > PRICE_MAX_AGE_DAYS]
     for name, n, old in stale:
         print(f"warning: {n} rows carry {name} prices from {old}, {price_age_days(old)} days old (older than "
@@ -222,6 +226,26 @@ def cmd_info(args: argparse.Namespace) -> int:
     if users:
         print("  (remove one with `ccdsl catalog remove NAME`)")
     return 0
+
+
+SPOT_MAX_AGE_DAYS = 7
+
+
+def stale_spot(frame: pd.DataFrame, today: Any = None) -> list[tuple[str, int, str]]:
+    """(spot_price_source, rows, oldest date) of each source whose oldest spot price is more than
+    :data:`SPOT_MAX_AGE_DAYS` old (a date that does not read as ISO 8601 is left alone)."""
+    out = []
+    priced = frame[frame["spot_price_per_hour"].notna()]
+    source = priced["spot_price_source"].fillna("").astype(str)
+    date = priced["spot_price_date"].fillna("").astype(str)
+    for name in sorted(set(source)):
+        dates = sorted(d for d in date[source == name] if d)
+        try:
+            if dates and price_age_days(dates[0][:10], today) > SPOT_MAX_AGE_DAYS:
+                out.append((name or "(no source)", int((source == name).sum()), dates[0]))
+        except ValueError:
+            continue
+    return out
 
 
 def spot_summary(frame: pd.DataFrame) -> str:
