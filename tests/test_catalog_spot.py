@@ -480,3 +480,13 @@ def test_info_warns_about_stale_spot_prices(data_dir, capsys, tmp_path) -> None:
     assert f"warning: the spot prices of 1 rows (aws-api) date from {old}, 30 days ago" in err
     assert "(aws-spot-feed)" not in err
     assert [s for s, _n, _d in stale_spot(load())] == ["aws-api"]
+
+
+
+def test_the_retired_jsonp_feed_is_a_clear_error(spot_files, tmp_path) -> None:
+    """The frozen spot.js wraps a JavaScript object literal (unquoted keys) in callback(...): not the JSON feed."""
+    (tmp_path / "spot.js").write_text("/* written by hand for ccdsl's tests */\ncallback({vers:0.01,config:{}});\n")
+    SpotFiles.root = tmp_path
+    with pytest.raises(CatalogError, match="is not valid JSON") as info:
+        spot.read_feed(["ap-southeast-2"], spot_files.base + "/spot.js")
+    assert "--spot-feed-url" in (info.value.hint or "") and "spot.js" in (info.value.hint or "")

@@ -262,14 +262,12 @@ def _fetch_json(url: str, what: str, option: str, progress: TextIO | None, timeo
         stream.close()
     if meter is not None:
         meter.update(len(data), stream.total, None, final=True)
-    text = bytes(data)
-    if text.lstrip().startswith(b"callback("):  # the retired JSONP form: callback({...});
-        text = text.strip().removeprefix(b"callback(").rstrip(b";").removesuffix(b")")
-    try:
-        return json.loads(text)
+    try:  # JSON only: the retired JSONP feed (spot.js, frozen since 2024-05) is JavaScript, not JSON
+        return json.loads(bytes(data))
     except ValueError as exc:
         raise CatalogError(f"the {what} {url} is not valid JSON ({exc})",
-                           hint=f"check {option}; the previous catalog is unchanged") from None
+                           hint=f"check {option} (the JSON file, not the retired spot.js); the previous catalog is "
+                                "unchanged") from None
 
 
 def parse_feed(doc: Any, regions: Iterable[str]) -> tuple[dict[str, dict[str, float]], list[str]]:
