@@ -26,6 +26,9 @@ def register(sub: Any) -> None:
     where.add_argument("--any-region", action="store_true", help="let every region compete")
     p.add_argument("--catalog", metavar="PATH", action="append",
                    help="a catalog file (CSV/TOML) merged on top of the shipped and user catalogs; repeatable")
+    p.add_argument("--spot", action="store_true", default=None,
+                   help="put every node on spot, priced at spot prices (else the contract's spot => true, or "
+                        "[aws] spot = true, decides)")
     p.add_argument("--json", action="store_true", help="print the cluster as JSON")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
     p.add_argument("--workdir", metavar="DIR", help="the project's folder: copied to every node, where ranks start")
@@ -166,13 +169,16 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     from ccdsl.resolver import resolve
     from ccdsl.resolver.view import VIEW_COLUMNS
 
-    # resolved here with the same options as `ccdsl resolve`, so both commands pick the same rows
-    catalog = load_catalog(paths=args.catalog, columns=VIEW_COLUMNS) if args.catalog else None
-    # [aws] spot = true: resolved at spot prices, so that the nodes launched as spot are the ones priced as spot
-    from ccdsl.executor.deploy import resolver_prices_spot
+    from ccdsl.executor import config as cfg
+    from ccdsl.executor.deploy import spot_option
+    from ccdsl.resolver import market
 
-    spot = {"spot": True} if _config_spot() and resolver_prices_spot() else {}
-    resolution = resolve(contract, catalog, region=args.region, any_region=args.any_region, **spot)
+    # [aws] spot = true: resolved at spot prices, so that the nodes launched as spot are the ones priced as spot
+    spot = args.spot or spot_option(contract, cfg.load())
+    # resolved here with the same options as `ccdsl resolve`, so both commands pick the same rows
+    columns = VIEW_COLUMNS + (market.SPOT_COLUMNS if market.spot_roles(contract, spot) else ())
+    catalog = load_catalog(paths=args.catalog, columns=columns) if args.catalog else None
+    resolution = resolve(contract, catalog, region=args.region, any_region=args.any_region, spot=spot)
     if not args.quiet:
         price = "price unknown" if resolution.price_per_hour is None else f"${resolution.price_per_hour:g}/h"
         print(f"deploying {resolution.choice.describe()}, {price}{_markets_text(resolution)}", file=sys.stderr)
@@ -190,12 +196,6 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         print(cluster.handle)
         print(f"{cluster.cluster_type} {cluster.handle} ready: workers {cluster.workers()}", file=sys.stderr)
     return 0
-
-
-def _config_spot() -> bool:
-    from ccdsl.executor import config as cfg
-
-    return bool(cfg.load().aws.spot)
 
 
 def _markets_text(resolution: Any) -> str:

@@ -120,9 +120,9 @@ CONTRACT_CONFIG = {
 }
 
 
-def spec_of(target: Any, *, spot: bool = False) -> Spec:
-    """A Spec from a Contract (resolved here; ``spot``: at spot prices), a Resolution, a Plan, or a sequence of
-    Plans."""
+def spec_of(target: Any, *, spot: bool | None = None) -> Spec:
+    """A Spec from a Contract (resolved here; ``spot=True``: every role at spot prices, None: as the contract
+    says), a Resolution, a Plan, or a sequence of Plans."""
     if isinstance(target, Spec):
         return target
     if isinstance(target, Plan):
@@ -148,12 +148,20 @@ def resolver_prices_spot() -> bool:
     return "spot" in inspect.signature(resolve).parameters
 
 
-def _resolve(contract: Any, *, spot: bool = False) -> Any:
-    """The contract's resolution (``node_provider => Local`` resolves to this machine's catalog row); with ``spot``
-    (``[aws] spot = true``) at spot prices, so that what is launched as spot is what was priced as spot."""
+def spot_option(contract: Any, config: Config) -> bool | None:
+    """What deploy passes as the resolver's ``spot``: True (every role at spot prices) for ``[aws] spot = true``
+    when the contract says nothing about spot; None (the contract decides: ``spot``, ``worker.spot``,
+    ``manager.spot``, which win over the file as every contract parameter does) otherwise."""
+    said = {"spot", "worker.spot", "manager.spot"} & set(contract.config_dict())
+    return True if config.aws.spot and not said and resolver_prices_spot() else None
+
+
+def _resolve(contract: Any, *, spot: bool | None = None) -> Any:
+    """The contract's resolution (``node_provider => Local`` resolves to this machine's catalog row); ``spot``
+    (from ``[aws] spot = true``): at spot prices, so that what is launched as spot is what was priced as spot."""
     from ccdsl.resolver import resolve
 
-    options: dict[str, Any] = {"spot": True} if spot and resolver_prices_spot() else {}
+    options: dict[str, Any] = {"spot": spot} if spot is not None and resolver_prices_spot() else {}
     return resolve(contract, **options)
 
 
@@ -253,7 +261,8 @@ def _check_markets(spec: Spec, config: Config, from_resolution: bool) -> None:
         return
     aws = [r for p in spec.plans if p.provider == "aws" for r in p.requests]
     if aws and not any(r.options.get("market") == "spot" for r in aws):
-        raise ConfigError("[aws] spot = true, but this resolution was priced at on-demand prices",
+        raise ConfigError("spot is asked for ([aws] spot = true, or the contract's spot => true), but this "
+                          "resolution was priced at on-demand prices",
                           hint="resolve it at spot prices (ccdsl.resolve(contract, spot=True)), deploy the contract "
                                "itself, or set [aws] spot = false")
 
@@ -321,7 +330,8 @@ def deploy(target: Any, *, workdir: str | os.PathLike[str] | None = None, setup:
         from ccdsl import security
 
         security.enforce(contract, config)
-    spec = spec_of(target, spot=config.aws.spot)  # [aws] spot = true: a contract is resolved at spot prices
+    # [aws] spot = true: a contract is resolved at spot prices (unless it says itself which roles are spot)
+    spec = spec_of(target, spot=spot_option(target, config) if hasattr(target, "clauses") else None)
     spec = replace(spec, overrides=_with_file_tags(spec.overrides, config))
     if spec.overrides:
         config = config.replace(f"contract '{spec.contract}'", **{k: dict(v) for k, v in spec.overrides.items()})
@@ -435,9 +445,9 @@ def _same_place(plan: Plan, other: Plan) -> bool:
 def _create_plan(handle: str, plan: Plan, provider: Any, state: st.State, report: Progress) -> list[Node]:
     created: list[Node] = []
     preferred: str | None = None
-    # The zone of the cheapest spot price of the plan's first spot role: the other roles start there too, so the
-    # cluster stays in one zone when it can (ManagerWorkers with spot workers: the on-demand manager beside them).
-    lead = next((str(z) for r in plan.requests for z in _spot_zones(r)[:1]), None)
+    # The spot zones of the plan's spot roles, cheapest first: an on-demand role starts in the first of them it can
+    # use, so the cluster stays in one zone when it can (ManagerWorkers with spot workers: the manager beside them).
+    lead = [z for r in plan.requests for z in _spot_zones(r)]
     for request in plan.requests:
         request = replace(request, handle=handle)
         zones = provider.zones(request) if hasattr(provider, "zones") else [None]
@@ -446,7 +456,7 @@ def _create_plan(handle: str, plan: Plan, provider: Any, state: st.State, report
         if spot_order:
             zones = _spot_zone_order(handle, request, zones, spot_order, state)
         else:
-            first = preferred if preferred in zones else lead if lead in zones else None
+            first = preferred if preferred in zones else next((z for z in lead if z in zones), None)
             if first is not None:  # keep the roles of a cluster in one zone when possible
                 zones = [first, *(z for z in zones if z != first)]
         tried = []
