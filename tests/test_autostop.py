@@ -123,7 +123,9 @@ def test_local_busy_then_idle_interrupts(data_dir):
     try:
         assert c.run(sleeper, 11) == 2  # more than twice the period: the run keeps it alive
         assert c.status == "running"
-        wait_for(lambda: c.status == "interrupted", 30, "the local watchdog to interrupt the cluster")
+        # the watchdog interrupts the cluster, then records why (two updates: wait for both)
+        wait_for(lambda: c.status == "interrupted" and c.record.note, 30,
+                 "the local watchdog to interrupt the cluster and say why")
         assert c.record.note.startswith("autostopped: idle for 5s")
         wait_for(lambda: not watchdogs_of(c.handle), 10, "the watchdog to exit")
     finally:

@@ -158,7 +158,7 @@ def notes(handle: str) -> list[str]:
 # -- worker-only spot on ManagerWorkers ------------------------------------------------------------------------------
 @pytest.mark.netns
 def test_worker_only_spot_manager_on_demand_deployed_recorded_listed_and_reconnected(
-        aws_env, data_dir, netns_hosts, ec2_keys_on_hosts, tmp_path, ec2, hooks, capsys, monkeypatch):
+        aws_env, data_dir, netns_hosts, ec2_keys_on_hosts, tmp_path, ec2, hooks, capsys, caplog, monkeypatch):
     """``ccdsl deploy`` of a ManagerWorkers contract with ``worker.spot => true``: the manager's RunInstances has no
     InstanceMarketOptions, the workers' does; both in the workers' cheapest spot zone; the deploy says which market
     each role uses; the cost record, ``clusters``, ``nodes``, ``cost-report`` and a reconnect show it."""
@@ -172,14 +172,15 @@ def test_worker_only_spot_manager_on_demand_deployed_recorded_listed_and_reconne
     manager, workers = resolution.manager, resolution.choice
     assert (manager.market, workers.market, workers.instance_type) == ("on-demand", "spot", "t3.xlarge")
     runs = run_instances(hooks)
+    caplog.set_level("INFO", logger="ccdsl.executor")  # the CLI logs to stderr too; caplog sees every test's
 
     assert main(["deploy", str(contract), "--catalog", str(prices)]) == 0
     out = capsys.readouterr()
     handle = out.out.strip()
     try:
         assert "; workers spot (cheapest in us-east-1c), manager on-demand" in out.err
-        assert f"markets: manager {manager.instance_type} × 1: on-demand" in out.err
-        assert f"worker t3.xlarge × 2: spot at ${SPOT_PRICE:.4g}/node-hour (cheapest in us-east-1c)" in out.err
+        assert f"markets: manager {manager.instance_type} × 1: on-demand" in caplog.text
+        assert f"worker t3.xlarge × 2: spot at ${SPOT_PRICE:.4g}/node-hour (cheapest in us-east-1c)" in caplog.text
         (manager_run, worker_run) = runs
         assert (manager_run["InstanceType"], worker_run["InstanceType"]) == (manager.instance_type, "t3.xlarge")
         assert "InstanceMarketOptions" not in manager_run  # the manager is on-demand
@@ -196,7 +197,7 @@ def test_worker_only_spot_manager_on_demand_deployed_recorded_listed_and_reconne
         recorded = {p.role: p for p in st.State().prices(handle)}
         w, m = recorded["worker"], recorded["manager"]
         assert (w.market, w.price_per_node_hour, w.source, w.date, w.zone, w.on_demand_price_per_node_hour) == (
-            "spot", SPOT_PRICE, "test-spot", "2026-11-25T08:00:00+00:00", "us-east-1c", ON_DEMAND)
+            "spot", SPOT_PRICE, "test-spot", "2026-11-25T08:00:00Z", "us-east-1c", ON_DEMAND)
         assert (m.market, m.price_per_node_hour, m.on_demand_price_per_node_hour) == (
             "on-demand", manager.price_per_node_hour, manager.price_per_node_hour)
         assert c.cost().price_per_hour == pytest.approx(resolution.price_per_hour)

@@ -166,12 +166,10 @@ def cmd_deploy(args: argparse.Namespace) -> int:
                            hint="contracts in it: " + ", ".join(contracts))
     _log_to_stderr()
     from ccdsl.catalog import load as load_catalog
-    from ccdsl.resolver import resolve
-    from ccdsl.resolver.view import VIEW_COLUMNS
-
     from ccdsl.executor import config as cfg
     from ccdsl.executor.deploy import spot_option
-    from ccdsl.resolver import market
+    from ccdsl.resolver import market, resolve
+    from ccdsl.resolver.view import VIEW_COLUMNS
 
     # [aws] spot = true: resolved at spot prices, so that the nodes launched as spot are the ones priced as spot
     spot = args.spot or spot_option(contract, cfg.load())

@@ -183,7 +183,8 @@ def _spec_from_resolution(resolution: Any) -> Spec:
     legacy_spot = bool(overrides.get("aws", {}).get("spot", False))
 
     def request(choice: Any, role: str) -> NodeRequest:
-        return _request(choice, role, contract.name, market_of(choice) if per_role else None, legacy_spot)
+        priced = per_role and base.canonical(choice.provider) == "aws"  # SSH hosts and this machine have no market
+        return _request(choice, role, contract.name, market_of(choice) if priced else None, legacy_spot)
 
     def plan(choice: Any) -> Plan:
         requests = []
