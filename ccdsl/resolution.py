@@ -171,14 +171,18 @@ class Resolution:
         """Jupyter: the chosen row (and manager), the whole cluster's price, then the alternatives, as a table."""
         rows = [("chosen", self.choice)] + ([("manager", self.manager)] if self.manager is not None else [])
         rows += [(f"alternative {i}", a) for i, a in enumerate(self.alternatives, 1)]
-        head = ("", "provider", "region", "instance type", "nodes", "vCPUs", "memory GiB", "accelerators",
-                "$/node-hour", "$/hour (cluster)", "price source", "price date")
-        body = []
+        head: tuple[str, ...] = ("", "provider", "region", "instance type", "nodes", "vCPUs", "memory GiB",
+                                 "accelerators", "$/node-hour", "$/hour (cluster)", "price source", "price date")
+        body: list[tuple[Any, ...]] = []
         for label, c in rows:
             accel = f"{c.accelerator_count} × {c.accelerator_model}" if c.accelerator_count else ""
             hourly = c.price_per_hour if label == "manager" else c.cluster_price_per_hour
             body.append((label, c.provider, c.region, c.instance_type, c.node_count, c.vcpus, quantity(c.memory_gib),
                          accel, _price(c.price_per_node_hour), _price(hourly), c.price_source, c.price_date))
+        if any(c.spot for _, c in rows):  # spot: the market, zone and on-demand price beside (on-demand: as before)
+            head += ("market", "spot zone", "on-demand $/node-hour")
+            body = [(*b, c.market, c.spot_zone, _price(c.on_demand_price_per_node_hour) if c.spot else "")
+                    for b, (_, c) in zip(body, rows)]
         total = "price unknown" if self.price_per_hour is None else f"${self.price_per_hour:.4f}/hour"
         title = f"<b>{_html(self.contract.name)}</b>: {_html(self.choice.instance_type)} × {self.node_count}, {total}"
         return html_table(title, head, body)

@@ -189,6 +189,16 @@ def test_a_type_without_spot_never_competes_for_a_spot_role() -> None:
     assert resolve(contract(name="c"), df).instance_type == "nospot.large"  # on-demand: unchanged
 
 
+def test_a_pinned_type_without_spot_support_is_named_in_the_hint() -> None:
+    df = frame(row("nospot.large", 0.05, NAN, supports=False), row("a.large", 0.2, 0.06))
+    pinned = contract(Clause("node_machinetype", "just", ("nospot.large",)))
+    with pytest.raises(UnsatisfiableError) as info:
+        resolve(pinned, df, spot=True)
+    assert [x.parameter for x in info.value.conflict] == ["node_machinetype"]
+    assert "no row of nospot.large supports spot" in info.value.hint
+    assert resolve(pinned, df).instance_type == "nospot.large"
+
+
 def test_a_row_without_a_spot_price_ranks_after_priced_ones_and_meets_no_price_bound() -> None:
     df = frame(row("big.xlarge", 0.1, NAN, vcpus=64), row("small.large", 0.5, 0.3))
     r = resolve(contract(), df, spot=True)
@@ -325,6 +335,12 @@ def test_resolve_json_has_the_spot_fields_for_the_choice_the_manager_and_each_al
     assert [(a["instance_type"], a["market"], a["spot_zone"]) for a in d["alternatives"]] == [
         ("t3.large", "spot", "us-east-1c"), ("t4g.large", "spot", "us-east-1d")]
     assert all(a["on_demand_price_per_node_hour"] and a["saving_percent"] > 0 for a in d["alternatives"])
+
+
+def test_the_jupyter_table_shows_the_market_of_spot_choices_only(overlay) -> None:
+    spot = resolve(_spot_text(), overlay)._repr_html_()
+    assert "<th>market</th>" in spot and "<td>us-east-1b</td>" in spot and "<td>0.0770</td>" in spot
+    assert "market" not in resolve(_spot_text(), overlay, spot=False)._repr_html_()
 
 
 def test_the_spot_flag_puts_an_on_demand_contract_on_spot(data_dir, tmp_path, capsys) -> None:

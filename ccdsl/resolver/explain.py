@@ -60,8 +60,29 @@ def unsatisfiable(ranking: Ranking, contract: Contract) -> UnsatisfiableError:
                                                       "or --any-region"
         return error
     error = UnsatisfiableError(contract.name, conflict, tuple(near_misses(ranking)))
-    error.hint = _missing_provider(ranking, core) or _missing_spot_data(ranking, core) or _elsewhere(ranking, contract)
+    error.hint = (_missing_provider(ranking, core) or _no_spot_type(ranking, core) or _missing_spot_data(ranking, core)
+                  or _elsewhere(ranking, contract))
     return error
+
+
+def _no_spot_type(ranking: Ranking, core: list[comp.Literal]) -> str | None:
+    """When the conflict pins a spot role to types that no spot-capable row has (a type without spot support never
+    competes for a spot role)."""
+    view = ranking.view
+    if "market" not in view.numbers:
+        return None
+    for lit in core:
+        c = lit.clause
+        if c is None or c.parameter != "node_machinetype" or c.qualifier not in ("just", "oneof"):
+            continue
+        rr = ranking.manager if lit.role == "manager" and ranking.manager is not None else ranking.workers
+        spot = view.numbers["market"] > 0
+        if not spot[rr.scope].any() or clause_mask(view, c)[spot].any():
+            continue
+        names = ", ".join(str(v) for v in c.values)
+        return (f"no row of {names} supports spot (the catalog's spot column): a type without spot never competes "
+                "for a spot node; pick a type that supports spot, or drop spot => true")
+    return None
 
 
 # The clauses that read spot data on a spot row, and the column each one needs.
