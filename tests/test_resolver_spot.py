@@ -362,6 +362,10 @@ def test_the_spot_flag_puts_an_on_demand_contract_on_spot(data_dir, tmp_path, ca
     assert main(["select", str(path), "--json", "--catalog", str(SPOT_PRICES), "--spot"]) == 0
     (selected,) = json.loads(capsys.readouterr().out)
     assert selected["matches"][0]["instance_type"] == "m6g.large"
+    assert main(["select", str(path), "--catalog", str(SPOT_PRICES), "--spot"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split()[:6] == ["instance_type", "provider", "region", "nodes", "market", "zone"]
+    assert lines[2].split()[:6] == ["m6g.large", "aws", "us-east-1", "4", "spot", "us-east-1b"]
 
 
 def test_on_demand_text_output_is_unchanged_by_markets(data_dir, capsys) -> None:

@@ -239,8 +239,13 @@ def cmd_select(args: argparse.Namespace) -> int:
                      _price(c.cluster_price_per_hour), str(c.vcpus), quantity(c.memory_gib),
                      f"{c.accelerator_count} × {c.accelerator_model}" if c.accelerator_count else "-"]
                     for c in choices]
-            print(table(["instance_type", "provider", "region", "nodes", "$/node/h", "$/h (cluster)", "vcpus",
-                         "mem GiB", "accelerators"], rows, indent=2))
+            header = ["instance_type", "provider", "region", "nodes", "$/node/h", "$/h (cluster)", "vcpus",
+                      "mem GiB", "accelerators"]
+            if any(c.spot for c in choices):  # spot workers: the market and zone (on-demand output unchanged)
+                header[4:4] = ["market", "zone"]
+                for row, c in zip(rows, choices):
+                    row[4:4] = [c.market, c.spot_zone or "-"]
+            print(table(header, rows, indent=2))
         print()
     if args.json:
         print(json.dumps(objects[0] if args.contract is not None else objects, indent=2, ensure_ascii=False))
