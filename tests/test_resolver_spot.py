@@ -22,6 +22,7 @@ import oracle
 from ccdsl.contract import Clause, Contract
 from ccdsl.errors import ContractError, UnsatisfiableError
 from ccdsl.resolver import resolve, select
+from fixtures_spot import spot_files
 from synthetic import SpotData, catalog
 from test_resolver import contract, frame
 from test_resolver_oracle import REGION_SET, contracts
@@ -374,3 +375,26 @@ def test_on_demand_text_output_is_unchanged_by_markets(data_dir, capsys) -> None
     assert main(["resolve", str(ROOT / "examples" / "tutorial.ccc")]) == 0
     out = capsys.readouterr().out
     assert "market" not in out and "spot" not in out
+
+
+def test_resolve_reads_what_the_credential_free_spot_refresh_writes(spot_files, data_dir) -> None:
+    """End to end over the default catalog and its cached views: the shipped catalog knows no spot price; after
+    ``catalog refresh --from price-list --spot-only`` (the hand-written public feed on 127.0.0.1) the same spot
+    contract is priced at the feed's cheapest spot price, and on-demand answers stay as they were."""
+    from ccdsl.catalog import load, spot
+    from ccdsl.catalog.pricelist import refresh_spot_only
+
+    contract_ = _spot_text()
+    on_demand = resolve(contract_, spot=False).to_dict()
+    assert resolve(contract_).price_per_hour is None  # no spot price known yet
+    refresh_spot_only("us-east-1", spot.read_public(["us-east-1"], require_feed=True))
+    after = resolve(contract_)
+    merged = load()
+    fits = merged[(merged.region == "us-east-1") & (merged.provider == "aws") & merged.spot
+                  & merged.spot_price_per_hour.notna() & (merged.vcpus >= 2) & (merged.memory_gib >= 8)]
+    assert len(fits) > 0
+    cheapest = fits.spot_price_per_hour.min()
+    assert after.choice.price_per_node_hour == cheapest and after.price_per_hour == pytest.approx(4 * cheapest)
+    assert after.instance_type in set(fits[fits.spot_price_per_hour == cheapest].instance_type)
+    assert (after.choice.market, after.choice.price_source) == ("spot", "aws-spot-feed")
+    assert resolve(contract_, spot=False).to_dict() == on_demand
