@@ -271,10 +271,13 @@ def test_spot_only_keeps_an_earlier_price_list_refresh(price_list, spot_files, d
     before = {r.instance_type: (r.price_per_hour, r.price_source) for r in load(user=True).itertuples()
               if r.region == "eu-west-1" and r.price_source == SOURCE}
     assert len(before) == 3
+    shipped = load(user=False)
     res = refresh_spot_only("eu-west-1", spot.read_public(["eu-west-1"], require_feed=True))
-    assert res.base == "aws-eu-west-1.price-list.csv" and (res.rows, res.spot_priced, res.spot_interruption) == \
-        (3, 3, 2)
+    assert res.base == "aws-eu-west-1.price-list.csv and the shipped rows of other types"
+    region_rows = shipped[(shipped.region == "eu-west-1") & (shipped.provider == "aws")]
+    assert (res.rows, res.spot_priced, res.spot_interruption) == (len(region_rows), 3, 2)
     merged = load()
+    assert len(merged) == len(shipped)
     for t, (price, source) in before.items():
         row = _row(merged, "eu-west-1", t)
         assert (row.price_per_hour, row.price_source, row.spot_price_source) == (price, source, "aws-spot-feed")

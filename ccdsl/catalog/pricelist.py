@@ -439,10 +439,10 @@ def refresh_from_price_list(region: str, *, base_url: str = BASE_URL, progress: 
 
 def refresh_spot_only(region: str, spot: PublicSpot) -> SpotOnlyResult:
     """``--spot-only``: update the spot columns of the rows the user already has for ``region``, without the
-    hundreds-of-MB offer file.  The rows are those of the previous ``aws-<region>.price-list.csv`` when there is
-    one (its on-demand prices and their provenance unchanged), else the shipped catalog's rows of the region (with
-    the shipped prices and their own source and date).  The result is that same file, so a later on-demand
-    refresh replaces the on-demand part and keeps this spot data.
+    hundreds-of-MB offer file.  The rows are those of the previous ``aws-<region>.price-list.csv`` if there is
+    one (its on-demand prices and their provenance unchanged) and the shipped catalog's rows of the region for the
+    other types (with the shipped prices and their own source and date).  The result is that same file, so a later
+    on-demand refresh replaces the on-demand part and keeps this spot data.
     """
     from ccdsl.catalog.loader import user_catalog_dir
     from ccdsl.catalog.schema import COLUMN_NAMES
@@ -454,20 +454,22 @@ def refresh_spot_only(region: str, spot: PublicSpot) -> SpotOnlyResult:
     out = user_catalog_dir() / f"aws-{region}.price-list.csv"
     warnings: list[str] = []
     previous, meta = previous_rows(out, warnings, strict=True)
+    here, _anywhere = _shipped_rows(region)
+    # the previous file's rows win; the shipped rows of types it lacks come along (they show in the merged catalog
+    # anyway), so that every row of the region gets its spot columns
+    by_type = {t: r for t, r in here.items() if r["provider"] == "aws"}
+    by_type.update(previous)
+    if not by_type:
+        raise CatalogError(f"the catalog has no AWS rows in {region}; nothing to add spot prices to",
+                           hint="check the region name, or run `ccdsl catalog refresh --provider aws --from "
+                                f"price-list --spot --region {region}` for its on-demand prices too")
     if previous:
-        base_rows, base = list(previous.values()), out.name
+        base = out.name + (" and the shipped rows of other types" if len(by_type) > len(previous) else "")
     else:
-        here, _anywhere = _shipped_rows(region)
-        base_rows = [r for r in here.values() if r["provider"] == "aws"]
         base = "shipped catalog"
         meta = {"provider": "aws", "region": region, "price_source": "shipped catalog (no on-demand refresh)",
                 "fetched_at": spot.feed.fetched_at if spot.feed else ""}
-        if not base_rows:
-            raise CatalogError(f"the catalog has no AWS rows in {region}; nothing to add spot prices to",
-                               hint="check the region name, or run `ccdsl catalog refresh --provider aws --from "
-                                    f"price-list --spot --region {region}` for its on-demand prices too")
-    rows = [apply_public({c: r[c] for c in COLUMN_NAMES}, spot, r)
-            for r in sorted(base_rows, key=lambda r: str(r["instance_type"]))]
+    rows = [apply_public({c: r[c] for c in COLUMN_NAMES}, spot, r) for _t, r in sorted(by_type.items())]
     sidecar = {**meta, "spot_refreshed_at": spot.feed.fetched_at if spot.feed else "", "rows": len(rows),
                **_spot_sidecar(rows, spot, meta)}
     _write(out, rows, sidecar)

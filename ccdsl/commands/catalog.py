@@ -71,7 +71,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r.add_argument("--spot-only", action="store_true",
                    help="with --from price-list: only the spot columns (public spot feed and advisor, a few MB), "
                         "without the large on-demand offer file; updates the rows you already have for the region "
-                        "(your earlier price-list refresh, else the shipped rows)")
+                        "(your earlier price-list refresh, and the shipped rows)")
     r.add_argument("--spot-feed-url", metavar="URL", default=None,
                    help="the public spot price feed (default $CCDSL_SPOT_FEED_URL, else AWS's spot.json)")
     r.add_argument("--spot-advisor-url", metavar="URL", default=None,
