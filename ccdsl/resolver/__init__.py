@@ -82,13 +82,15 @@ def _view(catalog: Any, spot: tuple[str | None, ...] = (), mixed: bool = False) 
         import hashlib
 
         digest = hashlib.sha1(repr((views.FORMAT, key, *variant)).encode()).hexdigest()[:16]
+        if spot:
+            from ccdsl.resolver import market
+
+            digest = hashlib.sha1(repr((market.FORMAT, digest)).encode()).hexdigest()[:16]
         name = "resolver-view" if not spot else "resolver-spot-view"
         cached = _cache_dir() / f"{name}-{digest}.npz"
         view = views.load(cached)
         if view is None:
             if spot:
-                from ccdsl.resolver import market
-
                 frame = loader.load(columns=(*views.VIEW_COLUMNS, *market.SPOT_COLUMNS))
                 view = market.build(frame, spot, mixed)
             else:

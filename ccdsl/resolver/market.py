@@ -45,6 +45,7 @@ ON_DEMAND = "on-demand"
 SPOT_COLUMNS = ("spot", "spot_price_per_hour", "spot_zone", "spot_zones", "spot_price_source", "spot_price_date",
                 "spot_interruption")
 INTERRUPTION = "spot_interruption"
+FORMAT = 2  # bump when a market view's layout or meaning changes (part of the on-disk cache key)
 
 
 def roles_of(contract: Contract) -> tuple[str | None, ...]:
@@ -104,6 +105,10 @@ def spot_frame(df: Any) -> Any:
                            ("spot_zone", "spot_zone"), ("spot_zones", "spot_zones")):
         values = rows[source].fillna("").astype(str).to_numpy() if source in rows.columns else np.full(len(rows), "")
         out[target] = np.where(known, values, "")
+    # only the zones' order is kept (deploy's order; the prices are the catalog's): a few distinct orders per region
+    # instead of one distinct text per row keeps the cached view small and fast to load
+    out["spot_zones"] = np.array([" ".join(z.split("=", 1)[0] for z in text.split()) for text in out["spot_zones"]],
+                                 dtype=object)
     out[INTERRUPTION] = (rows[INTERRUPTION].to_numpy(dtype="float64", na_value=np.nan)
                          if INTERRUPTION in rows.columns else np.full(len(rows), np.nan))
     out["market"] = np.ones(len(rows))
@@ -165,6 +170,6 @@ def annotate(view: views.CatalogView, row: int, choice: Choice) -> Choice:
     if market is None or not market[row] > 0:
         return choice
     od = float(view.numbers["on_demand_price_per_hour"][row])
-    zones = tuple(z.split("=", 1)[0] for z in view.label("spot_zones", row).split())
+    zones = tuple(view.label("spot_zones", row).split())
     return replace(choice, market=SPOT, spot_zone=view.label("spot_zone", row), spot_zones=zones,
                    on_demand_price_per_node_hour=None if math.isnan(od) else od)
