@@ -3,6 +3,8 @@ requests, vanished ids, unknown types, busy placement groups.  Each lifecycle en
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from aws_like import AwsLike, aws_like, error  # aws_like: the fixture
@@ -203,6 +205,30 @@ def test_spot_nodes_restarted_by_ec2_show_running(ec2_config, ec2, aws_like):
     assert len(State().workers(HANDLE)) == 2
     ccdsl.terminate(HANDLE, config=ec2_config)
     nothing_left(ec2, aws_like)
+
+
+def test_an_adopted_cluster_shows_its_market_and_refuses_down_when_spot(ec2_config, ec2, aws_like):
+    """A cluster found in the cloud by its tags has no cost record: its market per role comes from EC2 (a spot
+    instance names its spot request), and autostop --down is refused for it although [aws] spot is not set."""
+    import ccdsl
+    from ccdsl.errors import ConfigError
+
+    aws_like.enable("spot_requests")
+    adopted(ec2_config, count=2, spot=True)
+    (info,) = ccdsl.clusters(config=ec2_config)
+    assert info.market == "spot" and "(spot)" in info.describe()
+    assert ec2_config.aws.spot is False
+    with pytest.raises(ConfigError, match="--down is not available for spot clusters"):
+        ccdsl.autostop(HANDLE, "1h", down=True, config=ec2_config)
+    ccdsl.terminate(HANDLE, config=ec2_config)
+    nothing_left(ec2, aws_like)
+    other = "OnDemandAdopted"  # an on-demand cluster, adopted the same way
+    p = provider(ec2_config)
+    p.wait_running(other, p.create(dataclasses.replace(request(count=1), handle=other), lambda *e: None),
+                   lambda *e: None)
+    assert [i.market for i in ccdsl.clusters(config=ec2_config) if i.handle == other] == ["on-demand"]
+    ccdsl.terminate(other, config=ec2_config)
+    assert tagged(ec2, other) == {}
 
 
 # -- spot requests (finding 1) --------------------------------------------------------------------------------------

@@ -283,6 +283,27 @@ def test_spot_config_with_an_on_demand_resolution_is_refused_before_anything(aws
     assert runs == [] and st.State().list_clusters(live_only=False) == []
 
 
+def test_cli_deploy_spot_puts_every_role_on_spot(aws_env, data_dir, tmp_path, hooks, capsys, monkeypatch):
+    """``ccdsl deploy --spot`` (as ``resolve --spot``): seen here by --down being refused before anything is created,
+    which it is only for a cluster with a spot role."""
+    from conftest import free_port
+
+    closed = f"127.0.0.1:{free_port()}"
+    config_file = tmp_path / "ccdsl.toml"
+    config_file.write_text(toml_text({"aws": aws_settings(aws_env, address_map={"0": closed, "1": closed}),
+                                      "ssh": {"ready_timeout": 2.0, "connect_timeout": 1.0}}))
+    monkeypatch.setenv("CCDSL_CONFIG", str(config_file))
+    contract = tmp_path / "peers.ccc"
+    contract.write_text(PEERS + "\n")
+    runs = run_instances(hooks)
+    assert main(["deploy", str(contract), "--spot", "--catalog", str(spot_catalog(tmp_path)), "--autostop", "1h",
+                 "--down"]) == 2  # a configuration error
+    err = capsys.readouterr().err
+    assert "deploying t3.xlarge × 2" in err and "; workers spot (cheapest in us-east-1c)" in err
+    assert "--down is not available for spot clusters" in err
+    assert runs == [] and st.State().list_clusters(live_only=False) == []
+
+
 # -- zone order, capacity errors, failover ---------------------------------------------------------------------------
 @pytest.mark.netns
 def test_spot_zones_in_price_order_then_the_other_usable_zones(config, ec2, hooks, tmp_path, caplog):

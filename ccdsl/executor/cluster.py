@@ -183,9 +183,11 @@ class Cluster:
 
     @property
     def markets(self) -> dict[str, str]:
-        """Role -> ``"spot"`` or ``"on-demand"``, as deployed (from the cost record); empty when none was recorded
-        (a provider without markets, a cluster deployed before markets were recorded)."""
-        return {p.role: p.market for p in self.state.prices(self.handle) if p.market}
+        """Role -> ``"spot"`` or ``"on-demand"``, as deployed (from the cost record; for a cluster found in the cloud
+        by its tags, as EC2 reports its instances); empty when none was recorded (a provider without markets, a
+        cluster deployed before markets were recorded)."""
+        recorded = {p.role: p.market for p in self.state.prices(self.handle) if p.market}
+        return recorded or {str(k): str(v) for k, v in (self.record.settings.get("markets") or {}).items()}
 
     def nodes(self) -> list[Node]:
         """The nodes (manager first): id, instance id, addresses, state."""

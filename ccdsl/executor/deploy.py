@@ -725,6 +725,9 @@ def _adopt(handle: str, provider: Any, state: st.State) -> None:
     states = {n.state for n in nodes}
     status = st.RUNNING if states == {"running"} else st.INTERRUPTED if states == {"stopped"} else st.FAILED
     settings = {k: v for k, v in _settings(provider).items() if not k.endswith("_created")}
+    if provider.name == "aws":  # the market each role runs in, as EC2 says it (a spot instance has its request)
+        settings["markets"] = {n.role: "spot" if any(m.extra.get("spot_request") for m in nodes if m.role == n.role)
+                               else "on-demand" for n in nodes}
     state.add_cluster(st.ClusterRecord(handle=handle, contract=contract, provider=provider.name,
                                        cluster_type=cluster_type, status=status, created_at=now, updated_at=now,
                                        settings=settings, note="found in the cloud by its tags (no local record)"))
@@ -772,10 +775,12 @@ def info_of(r: st.ClusterRecord, state: st.State, workers: list[Node] | None = N
         (p.instance_type for p in state.prices(r.handle) if p.role != "manager"), "-")
     count = len(workers) or next((p.node_count for p in state.prices(r.handle) if p.role != "manager"), 0)
     estimate = cost.estimate(state, r)
+    market = cost.market_summary(estimate.prices) or cost.market_summary(
+        st.RolePrice(role, "", 0, None, market=str(m)) for role, m in (r.settings.get("markets") or {}).items())
     return ClusterInfo(handle=r.handle, contract=r.contract, provider=r.provider, cluster_type=r.cluster_type,
                        status=r.status, created_at=r.created_at, nodes=count, instance_type=instance_type,
                        note=r.note, cost=estimate, autostop=r.settings.get("autostop") or None,
-                       market=cost.market_summary(estimate.prices))
+                       market=market)
 
 
 def reconnect(handle: str, *, config: Config | None = None, state: st.State | None = None,
