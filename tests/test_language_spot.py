@@ -49,7 +49,7 @@ def test_bad_rates_are_errors_at_the_value(value: str, message: str, hint: str |
 
 def test_a_percentage_of_a_size_or_a_count_is_an_error() -> None:
     d, _ = error_of("c = @cluster(node_memory_size => @atleast(10%))")
-    assert "node_memory_size is a memory, not a rate: '10%' cannot be a percentage" in d.message
+    assert "node_memory_size is a size, not a rate: '10%' cannot be a percentage" in d.message
     assert (d.line, d.column) == (1, 43)
     d, _ = error_of("c = @cluster(node_count => 10%)")
     assert "'10%' cannot be a percentage" in d.message

@@ -55,7 +55,9 @@ def convert(text: str, kind: str, name: str | None = None) -> int | float:
     if kind == "fraction":
         return _fraction(value, suffix, text, name)
     if suffix == PERCENT:
-        who = f"{name} is a {kind}" if name else f"a {kind}"
+        what = {"memory": "a size", "bandwidth": "a bandwidth", "count": "a count", "price": "a price"}.get(
+            kind, f"a {kind}")
+        who = f"{name} is {what}" if name else what
         raise ValueProblem(f"{who}, not a rate: '{text}' cannot be a percentage",
                            hint=f"write the plain number, e.g. {value}; percentages are for rates such as "
                                 "spot_interruption")
