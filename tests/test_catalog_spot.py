@@ -390,6 +390,7 @@ def test_hand_written_spot_columns_in_toml(tmp_path) -> None:
     ("spot_interruption", "-0.1", "spot_interruption", ">= 0"),
     ("spot_price_per_hour", "0", "spot_price_per_hour", "must be > 0"),
     ("spot_price_per_hour,spot_price_date", "0.04,last tuesday", "spot_price_date", "ISO 8601"),
+    ("spot_price_per_hour,spot_price_date", "0.04,2026-13-01", "spot_price_date", "ISO 8601 date or UTC time"),
     ("spot_zone", "us-east-1a", "spot_zone", "no spot price"),
     ("spot_price_source", "my notes", "spot_price_source", "no spot price"),
 ])

@@ -124,14 +124,13 @@ def normalize_date(text: str) -> str:
     """A hand-written ``spot_price_date`` -> the catalog's form: a date stays a date, a date-time becomes ISO 8601
     UTC with a 'Z' (a time without a zone is taken as UTC); ValueError for anything else."""
     text = text.strip()
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-        _dt.date.fromisoformat(text)
-        return text
     try:
-        stamp = _dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            _dt.date.fromisoformat(text)
+            return text
+        return iso_utc(_dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00")))
     except ValueError:
         raise ValueError(f"expected an ISO 8601 date or UTC time such as 2026-11-26T12:00:00Z, got {text!r}") from None
-    return iso_utc(stamp)
 
 
 def interruption_bound(r: Any) -> float | None:
