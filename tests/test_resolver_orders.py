@@ -192,3 +192,20 @@ def test_counts_without_totals_are_the_first_count_the_row_can_give(count, limit
     limit = np.array(limits) if with_limit else None
     nothing = [Coupled(Clause("cluster_vcpus_count", "unrestricted"), np.ones(len(limits)))]
     assert list(min_counts(domain, [], len(limits), limit)) == list(min_counts(domain, nothing, len(limits), limit))
+
+
+@settings(SETTINGS, max_examples=300)
+@given(st.lists(st.tuples(st.integers(1, 60), st.integers(0, 40)), min_size=1, max_size=4),
+       st.lists(st.sampled_from([np.nan, -np.inf, np.inf, -3.0, 0.0, 0.5, 1.0, 7.2, 30.0, 59.0, 61.0, 200.0]),
+                min_size=1, max_size=30))
+def test_smallest_count_of_one_interval_is_the_searched_one(intervals, lows) -> None:
+    """The one-interval shortcut of CountDomain.smallest gives what the interval search gives."""
+    from ccdsl.resolver.counts import CountDomain
+
+    domain = CountDomain.of([(float(a), float(a + w)) for a, w in intervals])
+    lo = np.array(lows)
+    got = domain.smallest(lo)
+    # the search over a copy with a far empty-able second interval appended and removed again: the general path
+    wide = CountDomain(np.r_[domain.starts, 1e15], np.r_[domain.stops, 1e15])
+    want = np.where(wide.smallest(lo) < 1e15, wide.smallest(lo), np.inf)
+    assert list(got) == list(want)

@@ -113,6 +113,9 @@ class CountDomain:
         if self.empty:
             return np.full(lo.shape, np.inf)
         with np.errstate(invalid="ignore"):
+            if len(self.starts) == 1:  # one interval (every range qualifier): no search
+                inside: np.ndarray = lo <= self.stops[0]  # NaN: never
+                return np.where(inside, np.maximum(self.starts[0], lo), np.inf)
             idx = np.searchsorted(self.stops, lo, side="left")  # the first interval ending at or after lo
             safe = np.minimum(idx, len(self.starts) - 1)
             n = np.maximum(self.starts[safe], lo)
