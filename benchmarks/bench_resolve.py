@@ -7,7 +7,7 @@ comparison, without it (``prove=False``: the vectorized closed form alone).  Eac
 targets of issue 7 it is held to: per-node contracts ≤ 2 ms in one region and ≤ 4 ms with ``--any-region``,
 contracts with cluster totals or a budget ≤ 8 ms; the cold ``ccdsl resolve examples/tutorial.ccc`` ≤ 0.3 s.
 
-Where the time goes (measured 2026-11-26 at load 5, CPU medians): the vectorized closed form (scope, masks,
+Where the time goes (measured 2026-11-26 at load 2–5, CPU medians): the vectorized closed form (scope, masks,
 counts, the ranking) is 0.2–1.5 ms; the rest is the Z3 proof: Pareto classes, the SMT text, one parse and two
 checks, ~0.5 ms for a one-class problem and ~1.5–2 ms for the 13–40 classes of a cluster total over all regions
 or a ManagerWorkers contract.  Sorting 11–17k matching rows was most of a resolve before: the ranking and the
