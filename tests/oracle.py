@@ -20,7 +20,10 @@ Markets (issue 14): a role on spot (``spot=True`` for every role; ``spot=None`` 
 every role, ``worker.spot``/``manager.spot`` one role, the role's own value first) uses only the rows whose
 ``spot`` column is true, each priced at its ``spot_price_per_hour`` (unknown when NaN or not above 0), so every
 rule above (unknown prices, node_price, budget) reads the spot price.  An on-demand role of a contract with a spot
-role has ``spot_interruption`` 0 (the spot market does not interrupt it).
+role has ``spot_interruption`` 0 (the spot market does not interrupt it).  A spot node is never charged more than
+its on-demand price (AWS's default maximum price), so a cluster whose spot price is unknown has an upper bound when
+every unknown spot price has a known on-demand one: such clusters rank after the priced ones, by that bound, then
+the tie rules; the clusters with no bound come last (``Answer.rank_key``).
 """
 
 from __future__ import annotations
@@ -47,6 +50,21 @@ class Answer:
     def priced(self) -> bool:
         return not math.isnan(self.cost)
 
+    @property
+    def most(self) -> float:
+        """The most the cluster can cost: its price; when unknown, the same sum with each unknown spot price
+        replaced by the row's on-demand price; NaN when that is unknown too."""
+        m = self.manager
+        return self.count * _most(self.worker) + (_most(m) if m is not None else 0.0)
+
+    def rank_key(self) -> tuple:
+        """Priced first (by price), then bounded (by the bound), then the rest; then the tie rules."""
+        if self.priced:
+            return (0, round(self.cost, 9), *self.tie_key())
+        if not math.isnan(self.most):
+            return (1, round(self.most, 9), *self.tie_key())
+        return (2, 0.0, *self.tie_key())
+
     def tie_key(self) -> tuple:
         """The tie rules after the price: fewer nodes, more vCPUs, then provider, region, type name."""
         w = self.worker
@@ -59,6 +77,14 @@ def _num(x) -> float:
     except (TypeError, ValueError):
         return math.nan
     return v
+
+
+def _most(row: dict) -> float:
+    """The most a node of ``row`` is charged: its price; an unknown spot price is at most the on-demand one."""
+    price = _num(row["price_per_hour"])
+    if math.isnan(price) and row.get("market") == "spot":
+        return _num(row.get("on_demand_price"))
+    return price
 
 
 def _str(x) -> str:
@@ -289,7 +315,8 @@ def market_rows(rows: list[dict], spot: bool, any_spot: bool) -> list[dict]:
         if r.get("spot") not in (True, 1):  # a numpy bool compares equal to True
             continue
         price = _num(r.get("spot_price_per_hour"))
-        out.append(dict(r, price_per_hour=price if price > 0 else math.nan, market="spot"))
+        out.append(dict(r, price_per_hour=price if price > 0 else math.nan, market="spot",
+                        on_demand_price=r["price_per_hour"]))
     return out
 
 
@@ -333,8 +360,10 @@ def solutions(df, contract: Contract, region: str = "us-east-1", any_region: boo
             n = _first_count(w, usable, wclauses, mp)  # prices are ≥ 0: more nodes never cost less
             if n is not None:
                 cost = n * float(w["price_per_hour"]) + mp  # NaN when either price is unknown
-                if best is None or (not math.isnan(cost) and (math.isnan(best.cost) or cost < best.cost - 1e-12)):
-                    best = Answer(cost, w, n, m)
+                a = Answer(cost, w, n, m)
+                if best is None or (a.cost < best.cost - 1e-12 if a.priced and best.priced
+                                    else a.rank_key()[:2] < best.rank_key()[:2]):
+                    best = a
         if best is not None:
             out.append(best)
     return out
@@ -342,7 +371,7 @@ def solutions(df, contract: Contract, region: str = "us-east-1", any_region: boo
 
 def optimum(df, contract: Contract, region: str = "us-east-1", any_region: bool = False,
             spot: bool | None = None) -> Answer | None:
-    """The cheapest priced answer; only when there is none, the first unpriced one by the tie rules."""
+    """The cheapest priced answer; only when there is none, the first unpriced one (:meth:`Answer.rank_key`)."""
     return best(solutions(df, contract, region, any_region, spot))
 
 
@@ -350,7 +379,7 @@ def best(sols: list[Answer]) -> Answer | None:
     priced = [a for a in sols if a.priced]
     if priced:
         return min(priced, key=lambda a: a.cost)
-    return min(sols, key=Answer.tie_key) if sols else None
+    return min(sols, key=Answer.rank_key) if sols else None
 
 
 def subcontract(contract: Contract, keep: list[Clause], keep_default_count: bool) -> Contract:

@@ -91,6 +91,12 @@ def _check(c: Contract, spot: bool | None, seed: int, region: str, any_region: b
     got = {(x.provider, x.region, x.instance_type): x.node_count for x in ranked}
     want = {(a.worker["provider"], a.worker["region"], a.worker["instance_type"]): a.count for a in solutions}
     assert got == want
+    # the whole ranking in the oracle's order: priced, then bounded by the on-demand prices, then neither
+    by_row = {(a.worker["provider"], a.worker["region"], a.worker["instance_type"]): a for a in solutions}
+    keys = [by_row[(x.provider, x.region, x.instance_type)].rank_key()[:2] for x in ranked]
+    assert keys == sorted(keys)
+    tiers = {k[0] for k in keys}
+    event("ranked tiers " + "+".join(["priced", "bounded", "neither"][t] for t in sorted(tiers)))
 
 
 def _check_markets(r, c: Contract, spot: bool | None, df) -> None:
@@ -209,7 +215,7 @@ def test_a_row_without_a_spot_price_ranks_after_priced_ones_and_meets_no_price_b
     pinned = contract(Clause("node_machinetype", "just", ("big.xlarge",)))
     r = resolve(pinned, df, spot=True)
     assert r.price_per_hour is None and r.choice.on_demand_price_per_node_hour == 0.1
-    assert any("no spot price known; `ccdsl catalog refresh --spot` brings them" in line for line in r.explanation)
+    assert any("no spot price known; ranked by its on-demand price $0.1/h" in line for line in r.explanation)
     with pytest.raises(UnsatisfiableError) as info:
         resolve(contract(Clause("node_machinetype", "just", ("big.xlarge",)),
                          Clause("node_price", "atmost", (1.0,))), df, spot=True)
@@ -308,12 +314,13 @@ def test_no_spot_price_known_on_the_shipped_catalog(data_dir, tmp_path, capsys) 
 
     r = resolve(_spot_text())
     assert r.price_per_hour is None and r.choice.market == "spot" and r.choice.on_demand_price_per_node_hour
-    assert any("no spot price known; `ccdsl catalog refresh --spot` brings them" in x for x in r.explanation)
+    assert any("no spot price known; ranked by its on-demand price" in x and
+               "`ccdsl catalog refresh --spot` brings them" in x for x in r.explanation)
     path = tmp_path / "s.ccc"
     path.write_text("s = @cluster(node_vcpus_count => @atleast(2), spot => true)\n"
                     "t = @cluster(node_price => @atmost(0.25), spot => true)\n")
     assert main(["resolve", str(path), "--contract", "s"]) == 0
-    assert "no spot price known; `ccdsl catalog refresh --spot` brings them" in capsys.readouterr().out
+    assert "`ccdsl catalog refresh --spot` brings them" in capsys.readouterr().out
     assert main(["resolve", str(path), "--contract", "t"]) == 1
     assert "no spot price known for these rows" in capsys.readouterr().err
 
@@ -398,3 +405,73 @@ def test_resolve_reads_what_the_credential_free_spot_refresh_writes(spot_files, 
     assert after.instance_type in set(fits[fits.spot_price_per_hour == cheapest].instance_type)
     assert (after.choice.market, after.choice.price_source) == ("spot", "aws-spot-feed")
     assert resolve(contract_, spot=False).to_dict() == on_demand
+
+
+# ------------------------------------------------------------------ ranking rows without a spot price
+
+def test_a_spot_contract_on_the_shipped_catalog_takes_the_cheapest_on_demand_spot_type(data_dir, capsys) -> None:
+    """The shipped catalog has no spot prices: a spot node costs at most its on-demand price (AWS's default
+    maximum price), so the cheapest spot-capable type on-demand is chosen — not the biggest (issue 7's unpriced
+    tie rules chose c8i.96xlarge × 4, $72/h on-demand).  The expectation is read from the catalog DataFrame."""
+    from ccdsl.catalog.loader import load
+    from ccdsl.cli import main
+
+    df = load(user=False)
+    assert df["spot_price_per_hour"].isna().all()  # the premise: no spot price is shipped
+    fits = df[(df["provider"] == "aws") & (df["region"] == "us-east-1") & df["spot"].fillna(False).astype(bool)
+              & (df["vcpus"] >= 2) & (df["memory_gib"] >= 8) & df["price_per_hour"].notna()]
+    cheapest = fits["price_per_hour"].min()
+    best = fits[fits["price_per_hour"] == cheapest].sort_values(["vcpus", "instance_type"],
+                                                                  ascending=[False, True]).iloc[0]
+    r = resolve(_spot_text())
+    assert (r.instance_type, r.node_count) == (best["instance_type"], 4)
+    assert r.price_per_hour is None and r.choice.on_demand_price_per_node_hour == cheapest
+    assert [a.on_demand_price_per_node_hour for a in r.alternatives] == sorted(
+        a.on_demand_price_per_node_hour for a in r.alternatives)
+    path = data_dir.parent / "s.ccc"
+    path.write_text("s = @cluster(node_count => 4, node_vcpus_count => @atleast(2), node_memory_size => @atleast(8G),"
+                    " spot => true)\n")
+    assert main(["resolve", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"s: {best['instance_type']} × 4 in aws us-east-1 — price unknown" in out
+    assert (f"no spot price known; ranked by its on-demand price ${cheapest:g}/h, the most a spot node is charged "
+            "(AWS's default maximum price); `ccdsl catalog refresh --spot` brings them") in out
+    assert main(["resolve", str(path), "--json"]) == 0
+    (d,) = json.loads(capsys.readouterr().out)
+    assert (d["instance_type"], d["price_per_hour"], d["on_demand_price_per_node_hour"]) == (
+        best["instance_type"], None, cheapest)
+
+
+def test_rows_without_a_spot_price_rank_after_priced_ones_by_their_on_demand_price() -> None:
+    """Priced spot rows first (by spot price), then rows with an unknown spot price by their on-demand price, then
+    rows with neither price, by the tie rules (more vCPUs first)."""
+    df = frame(row("priced.large", 0.9, 0.5, vcpus=2), row("huge.metal", 9.0, NAN, vcpus=96),
+               row("mid.xlarge", 0.2, NAN, vcpus=4), row("cheap.large", 0.1, NAN, vcpus=2),
+               row("dark.xlarge", NAN, NAN, vcpus=8), row("dark.large", NAN, NAN, vcpus=2))
+    r = resolve(contract(), df, spot=True, top=5)
+    assert [x.instance_type for x in (r.choice, *r.alternatives)] == [
+        "priced.large", "cheap.large", "mid.xlarge", "huge.metal", "dark.xlarge", "dark.large"]
+    pinned = contract(Clause("node_machinetype", "oneof", ("huge.metal", "mid.xlarge", "dark.xlarge")))
+    assert resolve(pinned, df, spot=True).instance_type == "mid.xlarge"
+    # on-demand, the unpriced ordering is unchanged: the tie rules (more vCPUs first)
+    r = resolve(contract(Clause("node_machinetype", "oneof", ("dark.xlarge", "dark.large"))), df)
+    assert (r.instance_type, r.price_per_hour) == ("dark.xlarge", None)
+    assert resolve(contract(), df).instance_type == "cheap.large"
+
+
+def test_a_manager_workers_spot_cluster_without_spot_prices_is_ranked_by_on_demand_cost() -> None:
+    """worker.spot: the manager is priced on-demand; the workers' unknown spot prices are bounded by their on-demand
+    prices, so the cluster bound is count × on-demand + manager.  With every role on spot, the workers' price unknown
+    makes the cluster's unknown whatever the manager: the manager with the lowest bound is paired (mgr.large, $0.05
+    on-demand) rather than the one with a known spot price ($0.3)."""
+    df = frame(row("big.xlarge", 1.0, NAN, vcpus=16), row("small.large", 0.1, NAN, vcpus=2),
+               row("mgr.large", 0.05, NAN, vcpus=2), row("pricedmgr.large", 0.4, 0.3, vcpus=2))
+    mw = Clause("cluster_type", "just", ("ManagerWorkers",))
+    workers = Clause("node_machinetype", "oneof", ("big.xlarge", "small.large"), role="worker")
+    for config in ((("worker.spot", True),), (("spot", True),)):
+        c = Contract("w", (mw, Clause("node_count", "just", (3,)), workers), config)
+        r = resolve(c, df)
+        assert (r.instance_type, r.manager.instance_type) == ("small.large", "mgr.large")
+        assert r.price_per_hour is None if config[0][0] == "spot" else r.manager.price_per_hour == 0.05
+        expected = oracle.optimum(df, c)
+        assert (expected.worker["instance_type"], expected.manager["instance_type"]) == ("small.large", "mgr.large")

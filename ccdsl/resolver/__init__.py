@@ -21,7 +21,8 @@ Rules (details in the modules):
   chosen only when no priced row fits; its price is None in the answer, and it never meets ``node_price`` or
   ``cluster_price_per_hour``.  GovCloud rows (``us-gov-*``) compete only when named (:mod:`.filter`).
 - **Spot** (:mod:`.market`): a role on spot (``spot => true``, ``worker.spot => true``, ``spot=True``) is priced
-  at spot prices, over the rows whose type supports spot; a row with no known spot price is an unpriced row.
+  at spot prices, over the rows whose type supports spot; a row with no known spot price is an unpriced row,
+  ranked among the unpriced ones by its on-demand price (the most a spot node is charged, :func:`.market.ceiling`).
 - **Objective**: the lowest cluster price per hour.  ManagerWorkers: the manager (one node) and the workers are
   resolved on their own clauses in the same provider and region; the cheapest manager there plus the cheapest
   workers under the remaining budget is optimal.

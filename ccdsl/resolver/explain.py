@@ -278,8 +278,8 @@ def near_misses(ranking: Ranking, limit: int = 3) -> list[str]:
     if len(rr.scope) == 0:
         return out
     fails = (~np.column_stack(rr.masks)).sum(axis=1) if rr.masks else np.zeros(len(rr.scope), dtype=int)
-    price = solve.price_key(view.numbers["price_per_hour"][rr.scope])
-    order = np.lexsort((price, -_reach(view, rr), fails))
+    price = [k[rr.scope] for k in solve.price_keys(view)]  # cheapest first, as the ranking orders prices
+    order = np.lexsort((*price, -_reach(view, rr), fails))
     seen: set[int] = set()
     manager_places = set(view.location[ranking.manager.candidates].tolist()) if ranking.manager is not None else set()
     for i in order:
@@ -493,7 +493,12 @@ def cost_lines(chosen: Choice, manager: Choice | None) -> list[str]:
     lines += [spot_line(c) for c in (manager, chosen) if c is not None and c.spot]
     unknown = [c for c in (chosen, manager) if c is not None and c.price_per_node_hour is None]
     for c in unknown:
-        if c.spot:
+        if c.spot and c.on_demand_price_per_node_hour is not None:
+            lines.append(f"{c.instance_type} in {c.region}: no spot price known; ranked by its on-demand price "
+                         f"{money(c.on_demand_price_per_node_hour)}, the most a spot node is charged (AWS's default "
+                         f"maximum price); {SPOT_REFRESH_HINT}; no row with a known spot price satisfies the "
+                         "contract")
+        elif c.spot:
             lines.append(f"{c.instance_type} in {c.region}: no spot price known; {SPOT_REFRESH_HINT}; no row "
                          "with a known spot price satisfies the contract")
         else:

@@ -6,11 +6,21 @@ column, the catalog is rewritten *per market* before the resolver sees it, and e
 is.  A spot row of the rewritten catalog is the row with:
 
 - ``price_per_hour`` = its ``spot_price_per_hour`` (the cheapest zone's), NaN when no spot price is known (or the
-  catalog says 0: a spot price is never free).  So the unknown-price rule of issue 7 applies unchanged: a row
-  without a known spot price ranks after every priced one and meets no ``node_price`` or budget;
+  catalog says 0: a spot price is never free).  So a row without a known spot price ranks after every priced one
+  and meets no ``node_price`` or budget, as an unpriced row does (issue 7);
 - ``price_source`` / ``price_date`` = the spot price's, ``on_demand_price_per_hour`` = the on-demand price it
   replaced (for the answer's saving), ``spot_zone`` / ``spot_zones`` for deploy;
 - only rows whose type supports spot (``spot`` column true): the others never compete for a spot role.
+
+**Ranking rows without a spot price** (:func:`ceiling`).  A spot node is never charged more than its type's
+on-demand price: that is AWS's default maximum price for a spot request, and ccdsl sets none (``SpotOptions`` in
+:mod:`ccdsl.executor.providers.aws` has no ``MaxPrice``).  So the on-demand price is a known upper bound of an
+unknown spot price, and the resolver ranks such rows by it: first the clusters whose spot prices are known (by
+price), then those whose spot price is unknown but bounded (by the cluster's on-demand cost, then the usual tie
+rules), then those with neither (by the tie rules alone).  The bound only orders: the answer's price stays unknown,
+a price clause is still not met by it, and Z3 still sees priced rows only.  Without it, the unpriced tie rules
+(fewer nodes, then more vCPUs) chose the biggest machine of the shipped catalog (no spot prices) for a spot
+contract.
 
 Which roles are on spot (:func:`spot_roles`): ``resolve(spot=True)`` / ``--spot``: every role; ``spot=False``:
 none; ``None``: the contract decides — ``spot => true`` puts every role on spot, ``worker.spot => true`` (or
@@ -160,6 +170,22 @@ def view_of(catalog: Any, roles: tuple[str | None, ...], mixed: bool) -> views.C
     except TypeError:
         pass
     return view
+
+
+def ceiling(view: views.CatalogView) -> np.ndarray:
+    """The most a node of each row is charged per hour: the price of a row whose price is known; for a spot row
+    without a known spot price, its on-demand price (AWS's default maximum price of a spot request; see the
+    module's docstring); NaN otherwise (an unpriced on-demand row, or a spot row without either price).
+    Remembered per view (:meth:`.CatalogView.memo`)."""
+    def build() -> np.ndarray:
+        price = view.numbers["price_per_hour"]
+        market = view.numbers.get("market")
+        if market is None:
+            return price
+        fallback = np.where(market > 0, view.numbers["on_demand_price_per_hour"], np.nan)
+        return np.where(np.isnan(price), fallback, price)
+
+    return view.memo(("price ceiling",), build)
 
 
 # ------------------------------------------------------------------------------------------------ answers

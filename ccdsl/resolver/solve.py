@@ -17,9 +17,11 @@ alphabetical order.
 **Unknown prices** (NaN: offered, but no source prices the row): a cluster whose workers or manager have no known
 price has no known total.  Priced clusters rank first, by the rule above; unpriced ones after all of them, by the
 same rule without the price (fewer nodes, more vCPUs, names).  So an unpriced row is chosen only when no priced
-one satisfies the contract.  An unknown price never meets ``node_price`` or ``cluster_price_per_hour`` (NaN
-satisfies no bound).  Z3 is given the priced candidates only: it proves the optimum among them, or — when the
-answer is unpriced — that no priced candidate satisfies the contract.
+one satisfies the contract.  Among the unpriced clusters, those whose price has a known upper bound (a spot row
+without a spot price: its on-demand price, :func:`.market.ceiling`) come first, by that bound (then the same tie
+rules).  An unknown price never meets ``node_price`` or ``cluster_price_per_hour`` (NaN satisfies no bound).
+Z3 is given the priced candidates only: it proves the optimum among them, or — when the answer is unpriced — that
+no priced candidate satisfies the contract.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import numpy as np
 
 from ccdsl.resolution import Choice
 from ccdsl.resolver import compile as comp
+from ccdsl.resolver import market
 from ccdsl.resolver.counts import Coupled, count_cap, count_domain, min_counts
 from ccdsl.resolver.filter import clause_mask, scope_mask
 from ccdsl.resolver.view import CatalogView
@@ -104,8 +107,8 @@ def rank(view: CatalogView, contract: Contract, region: str, any_region: bool) -
     # price (to 1e-9 USD; unknown after every known one), then fewer nodes, then the view's precomputed tie rank
     # (more vCPUs, provider, region, type): three sort keys instead of seven (counts go up to 2**53, so they
     # cannot share an int64 key with the tie rank)
-    cost_key = np.where(np.isnan(totals), np.inf, np.round(totals, 9))
-    order = rank_order(view, rows, counts, cost_key, manager is None)
+    cost_key, unknown = cost_keys(view, rows, counts, managers, totals)
+    order = rank_order(view, rows, counts, cost_key, manager is None, unknown)
     rows, counts, totals, managers = rows[order], counts[order], totals[order], managers[order]
     if paired_more:  # several managers tried per worker row: keep its best
         _, first = np.unique(rows, return_index=True)
@@ -116,9 +119,39 @@ def rank(view: CatalogView, contract: Contract, region: str, any_region: bool) -
                    any_region, contract)
 
 
+def cost_keys(view: CatalogView, rows: np.ndarray, counts: np.ndarray, managers: np.ndarray,
+              totals: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """The ranking's cost keys of the clusters (``rows`` × ``counts`` + ``managers``): ``(cost_key, unknown)``.
+
+    ``cost_key`` is the cluster price to 1e-9 USD; for a cluster of unknown price, its bound (the same sum over
+    :func:`.market.ceiling`: a spot row's on-demand price), inf when that is unknown too.  ``unknown`` (ranked
+    before the cost) puts every bounded cluster after every priced one; it is None when no unknown price has a
+    bound (every on-demand view): then inf alone puts the unknown prices last, as before."""
+    bound = totals
+    unknown = None
+    missing = np.isnan(totals)
+    if "market" in view.numbers and missing.any():
+        most = market.ceiling(view)
+        bound = np.where(missing, counts * most[rows] + np.where(managers >= 0, most[managers], 0.0), totals)
+        if not np.isnan(bound[missing]).all():
+            unknown = missing
+    return np.where(np.isnan(bound), np.inf, np.round(bound, 9)), unknown
+
+
+def price_keys(view: CatalogView) -> tuple[np.ndarray, ...]:
+    """Each row's price as the ranking orders it, as ``np.lexsort`` keys (the last one first): whether the price
+    is unknown, then the price or its bound (:func:`.market.ceiling`; unknown last, see :func:`price_key`).  Only
+    the bound for an on-demand view: no unknown price has one, so the first key adds nothing."""
+    if "market" not in view.numbers:
+        return (price_key(view.numbers["price_per_hour"]),)
+    return (view.memo(("price key", "ceiling"), lambda: price_key(market.ceiling(view))),
+            view.memo(("price key", "unknown"), lambda: np.isnan(view.numbers["price_per_hour"]).astype(np.int8)))
+
+
 def rank_order(view: CatalogView, rows: np.ndarray, counts: np.ndarray, cost_key: np.ndarray,
-               no_offset: bool) -> np.ndarray:
-    """``np.lexsort((view.tie[rows], counts, cost_key))``: the ranking's order, found without sorting when it can.
+               no_offset: bool, unknown: np.ndarray | None = None) -> np.ndarray:
+    """``np.lexsort((view.tie[rows], counts, cost_key, unknown))``: the ranking's order, found without sorting when
+    it can (``unknown``, from :func:`cost_keys`, only when it is not None).
 
     Every (cost, count, tie) key is distinct (the tie rank is a row's own), so the sorted order is unique and any
     candidate order that checks out as sorted *is* it.  Candidates, from per-view orders (:meth:`CatalogView.memo`,
@@ -132,31 +165,35 @@ def rank_order(view: CatalogView, rows: np.ndarray, counts: np.ndarray, cost_key
     - with a manager's price added (ManagerWorkers): the rows by tie, stably sorted by count (when counts vary),
       then by cost.
 
+    With ``unknown``, the per-view orders rank by the price or its bound (:func:`price_keys`), and a last stable
+    sort by ``unknown`` puts the priced clusters first.
+
     Rounding (costs to 1e-9 USD) can make a candidate wrong; the check then finds it out and the direct sort
     decides."""
+    first = () if unknown is None else (unknown,)
+
     def direct() -> np.ndarray:
-        return np.lexsort((view.tie[rows], counts, cost_key))
+        return np.lexsort((view.tie[rows], counts, cost_key, *first))
 
     if len(rows) < comp.PRESORT_MIN:
         return direct()
-    price = view.numbers["price_per_hour"]
     one_count = bool((counts == counts[0]).all())
     sorts: list[np.ndarray] = []
     if no_offset and one_count:
-        order = comp.presorted_rows(view, rows, ("rank", "price"), lambda: np.lexsort((view.tie, price_key(price))))
+        order = comp.presorted_rows(view, rows, ("rank", "price"), lambda: np.lexsort((view.tie, *price_keys(view))))
     elif no_offset:
         order = comp.presorted_rows(view, rows, ("rank", "-price"),
-                                    lambda: np.lexsort((view.tie, -price_key(price))))
-        sorts = [cost_key]
+                                    lambda: np.lexsort((view.tie, -price_keys(view)[0])))
+        sorts = [cost_key, *first]
     else:
         order = comp.presorted_rows(view, rows, ("rank", "tie"), lambda: np.argsort(view.tie, kind="stable"))
         small = counts.astype(np.int16) if int(counts.max()) < 2**15 else counts  # 16 bits: a radix sort
-        sorts = ([] if one_count else [small]) + [cost_key]
+        sorts = ([] if one_count else [small]) + [cost_key, *first]
     if order is None:
         return direct()
     for key in sorts:
         order = order[np.argsort(key[order], kind="stable")]
-    if not ascending(cost_key[order], counts[order], view.tie[rows[order]]):
+    if not ascending(*(k[order] for k in first), cost_key[order], counts[order], view.tie[rows[order]]):
         return direct()
     return order
 
@@ -204,20 +241,21 @@ def pair_managers(view: CatalogView, workers: np.ndarray, managers: np.ndarray,
     too; for the worker row that is the first manager, the next one is the best manager that leaves every node to
     the workers, and for any other worker row the first one stays best.  :func:`rank` keeps each worker row's best
     pair.
+
+    Unknown prices (a market view, :func:`price_keys`): managers are ordered priced first, then by their bound.  A
+    worker row of unknown price makes every cluster's price unknown, and then the manager with the lowest bound is
+    best, priced or not: that one (and its runner-up) is paired too.
     """
     if len(managers) == 0 or len(workers) == 0:
         return workers[:0], workers[:0]
-    loc, price = view.location[managers], price_key(view.numbers["price_per_hour"][managers])
-    order = np.lexsort((view.codes["instance_type"][managers], -np.nan_to_num(view.numbers["vcpus"][managers]),
-                        price, loc))
-    m, loc, price = managers[order], loc[order], price[order]
-    first = np.r_[True, (np.diff(loc) != 0) | ((np.diff(price) != 0) & every_price)]
-    limited = ~np.isnan(view.numbers["max_nodes"][m])
-    if limited.any():  # the runner-up of a group whose first manager is a limited row
-        group = np.cumsum(first) - 1
-        head = np.flatnonzero(first)
-        first = first | (~first & np.r_[False, first[:-1]] & limited[head[group]])
-    m, loc = m[first], loc[first]
+    keys = [k[managers] for k in price_keys(view)]
+    chosen, rank_of = _first_managers(view, managers, keys, every_price)
+    if len(keys) > 1:
+        extra, _ = _first_managers(view, managers, keys[:1], every_price)
+        chosen = np.unique(np.r_[chosen, extra])
+        chosen = chosen[np.argsort(rank_of[chosen], kind="stable")]
+    m = managers[chosen]
+    loc = view.location[m]  # ascending: the orders group managers by place first
     wloc = view.location[workers]
     start = np.searchsorted(loc, wloc, side="left")
     stop = np.searchsorted(loc, wloc, side="right")
@@ -225,6 +263,28 @@ def pair_managers(view: CatalogView, workers: np.ndarray, managers: np.ndarray,
     pair_w = np.repeat(workers, reps)
     pair_m = m[np.repeat(start, reps) + (np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps))]
     return pair_w, pair_m
+
+
+def _first_managers(view: CatalogView, managers: np.ndarray, keys: list[np.ndarray],
+                    every_price: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (into ``managers``) of the first manager of each place, by ``keys`` (lexsort keys, the last
+    first) and then the tie rules: of each distinct price too when ``every_price``, and the runner-up of a
+    limited first (see :func:`pair_managers`); in that order, with every manager's rank in it."""
+    loc = view.location[managers]
+    order = np.lexsort((view.codes["instance_type"][managers], -np.nan_to_num(view.numbers["vcpus"][managers]),
+                        *keys, loc))
+    changed = np.zeros(max(len(order) - 1, 0), dtype=bool)
+    for k in keys:
+        changed |= np.diff(k[order]) != 0
+    first = np.r_[True, (np.diff(loc[order]) != 0) | (changed & every_price)]
+    limited = ~np.isnan(view.numbers["max_nodes"][managers[order]])
+    if limited.any():  # the runner-up of a group whose first manager is a limited row
+        group = np.cumsum(first) - 1
+        head = np.flatnonzero(first)
+        first = first | (~first & np.r_[False, first[:-1]] & limited[head[group]])
+    rank_of = np.empty(len(order), dtype=np.int64)
+    rank_of[order] = np.arange(len(order))
+    return order[first], rank_of
 
 
 _UNKNOWN_KEY = float(np.finfo(np.float64).max)
