@@ -475,3 +475,20 @@ def test_a_manager_workers_spot_cluster_without_spot_prices_is_ranked_by_on_dema
         assert r.price_per_hour is None if config[0][0] == "spot" else r.manager.price_per_hour == 0.05
         expected = oracle.optimum(df, c)
         assert (expected.worker["instance_type"], expected.manager["instance_type"]) == ("small.large", "mgr.large")
+
+
+def test_a_partly_refreshed_catalog_lists_the_rows_without_spot_prices_by_on_demand_price(overlay) -> None:
+    """After the rows with spot prices (examples/spot_prices.toml over the shipped catalog) come the rows without
+    one, cheapest on-demand first — not the biggest machines.  The expectation is read from the DataFrame."""
+    r = resolve(_spot_text(), overlay, top=12)
+    ranked = [r.choice, *r.alternatives]
+    priced = [x for x in ranked if x.price_per_hour is not None]
+    assert priced and ranked[:len(priced)] == priced
+    rest = ranked[len(priced):]
+    assert rest and all(x.price_per_hour is None for x in rest)
+    df = overlay
+    fits = df[(df["provider"] == "aws") & (df["region"] == "us-east-1") & df["spot"].fillna(False).astype(bool)
+              & (df["vcpus"] >= 2) & (df["memory_gib"] >= 8) & df["spot_price_per_hour"].isna()
+              & df["price_per_hour"].notna()]
+    want = fits.sort_values(["price_per_hour", "vcpus", "instance_type"], ascending=[True, False, True])
+    assert [x.instance_type for x in rest] == list(want["instance_type"][:len(rest)])

@@ -127,15 +127,17 @@ def cost_keys(view: CatalogView, rows: np.ndarray, counts: np.ndarray, managers:
     :func:`.market.ceiling`: a spot row's on-demand price), inf when that is unknown too.  ``unknown`` (ranked
     before the cost) puts every bounded cluster after every priced one; it is None when no unknown price has a
     bound (every on-demand view): then inf alone puts the unknown prices last, as before."""
-    bound = totals
-    unknown = None
     missing = np.isnan(totals)
-    if "market" in view.numbers and missing.any():
-        most = market.ceiling(view)
-        bound = np.where(missing, counts * most[rows] + np.where(managers >= 0, most[managers], 0.0), totals)
-        if not np.isnan(bound[missing]).all():
-            unknown = missing
-    return np.where(np.isnan(bound), np.inf, np.round(bound, 9)), unknown
+    cost_key = np.where(missing, np.inf, np.round(totals, 9))
+    if "market" not in view.numbers:
+        return cost_key, None
+    at = np.flatnonzero(missing)  # usually a few rows: the bounds are computed for them only
+    most, m = market.ceiling(view), managers[at]
+    bound = counts[at] * most[rows[at]] + np.where(m >= 0, most[m], 0.0)
+    if np.isnan(bound).all():
+        return cost_key, None
+    cost_key[at] = np.where(np.isnan(bound), np.inf, np.round(bound, 9))
+    return cost_key, missing
 
 
 def price_keys(view: CatalogView) -> tuple[np.ndarray, ...]:
@@ -193,7 +195,14 @@ def rank_order(view: CatalogView, rows: np.ndarray, counts: np.ndarray, cost_key
         return direct()
     for key in sorts:
         order = order[np.argsort(key[order], kind="stable")]
-    if not ascending(*(k[order] for k in first), cost_key[order], counts[order], view.tie[rows[order]]):
+    segments = [order]
+    if unknown is not None:  # priced, then unknown: each part checked on its own (slices, not the tied pairs)
+        u = unknown[order]
+        if bool((u[:-1] & ~u[1:]).any()):
+            return direct()
+        split = int(np.searchsorted(u, True))
+        segments = [order[:split], order[split:]]
+    if not all(ascending(cost_key[o], counts[o], view.tie[rows[o]]) for o in segments):
         return direct()
     return order
 
@@ -249,6 +258,8 @@ def pair_managers(view: CatalogView, workers: np.ndarray, managers: np.ndarray,
     if len(managers) == 0 or len(workers) == 0:
         return workers[:0], workers[:0]
     keys = [k[managers] for k in price_keys(view)]
+    if len(keys) > 1 and not (keys[1] & (keys[0] < _UNKNOWN_KEY)).any():
+        keys = keys[:1]  # no manager of unknown price has a bound: the bound alone orders them (as the price)
     chosen, rank_of = _first_managers(view, managers, keys, every_price)
     if len(keys) > 1:
         extra, _ = _first_managers(view, managers, keys[:1], every_price)
