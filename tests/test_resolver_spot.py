@@ -222,6 +222,14 @@ def test_a_row_without_a_spot_price_ranks_after_priced_ones_and_meets_no_price_b
     assert "no spot price known" in info.value.hint
 
 
+
+def test_next_cheapest_without_a_spot_price_names_its_on_demand_bound() -> None:
+    df = frame(row("big.xlarge", 0.1, NAN, vcpus=64), row("small.large", 0.5, 0.3))
+    r = resolve(contract(Clause("node_count", "just", (3,))), df, spot=True)
+    line = next(x for x in r.explanation if x.startswith("next cheapest:"))
+    assert line == "next cheapest: big.xlarge × 3 (us-east-1) price unknown (at most $0.3/h, its on-demand price)"
+
+
 def test_manager_workers_with_only_the_workers_on_spot_price_the_manager_on_demand() -> None:
     df = frame(row("a.large", 0.1, 0.01), row("b.large", 0.05, 0.04))
     mw = Clause("cluster_type", "just", ("ManagerWorkers",))
@@ -231,6 +239,8 @@ def test_manager_workers_with_only_the_workers_on_spot_price_the_manager_on_dema
     assert (r.instance_type, r.choice.market, r.choice.price_per_node_hour) == ("a.large", "spot", 0.01)
     assert (r.manager.instance_type, r.manager.market, r.manager.price_per_hour) == ("b.large", "on-demand", 0.05)
     assert r.price_per_hour == pytest.approx(3 * 0.01 + 0.05)
+    # the budget line's sum adds up: the workers' nodes, then the manager
+    assert "cluster_price_per_hour => @atmost(0.08): 3 × $0.01/h + manager $0.05/h = $0.08/h ≤ $0.08/h" in r.explanation
     everyone = Contract("e", (mw, Clause("node_count", "just", (3,)), budget), (("spot", True),))
     r = resolve(everyone, df)
     assert (r.manager.instance_type, r.manager.market, r.manager.price_per_hour) == ("a.large", "spot", 0.01)

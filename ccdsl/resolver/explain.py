@@ -424,8 +424,10 @@ def explanation(ranking: Ranking, chosen: Choice, manager: Choice | None, altern
         v = view.number(comp.coupled_column(c), row)
         total = chosen.node_count * v + ((manager.price_per_hour or 0.0) if manager and c.parameter == comp.BUDGET
                                          else 0)
-        lines.append(f"{c.text}: {chosen.node_count} × {_fmt(v, c.parameter)} = {_fmt(total, c.parameter)}"
-                     + (" (manager included)" if manager and c.parameter == comp.BUDGET else "") + _meets(c))
+        with_manager = manager is not None and c.parameter == comp.BUDGET
+        plus = f" + manager {_fmt(manager.price_per_hour or 0.0, c.parameter)}" if with_manager and manager else ""
+        lines.append(f"{c.text}: {chosen.node_count} × {_fmt(v, c.parameter)}{plus} = {_fmt(total, c.parameter)}"
+                     + _meets(c))
     lines += cost_lines(chosen, manager)
     if ranking.default_region and chosen.provider == AWS:  # other providers' rows are not limited by region
         lines.append(f"region {ranking.region} ({REGION_ORIGINS[region_origin]}; --any-region lets every region "
@@ -434,8 +436,13 @@ def explanation(ranking: Ranking, chosen: Choice, manager: Choice | None, altern
         lines.append(on_premise_note(ranking, row, chosen))
     if alternatives:
         a = alternatives[0]
+        bound = ""
+        if (a.cluster_price_per_hour is None and a.market == "spot" and a.on_demand_price_per_node_hour is not None
+                and a.manager_price_per_hour is not None):  # the most it is charged: its on-demand price
+            cap = a.node_count * a.on_demand_price_per_node_hour + a.manager_price_per_hour
+            bound = f" (at most {money(cap)}, its on-demand price)"
         lines.append(f"next cheapest: {a.instance_type} × {a.node_count} ({a.region}) "
-                     f"{money(a.cluster_price_per_hour)}")
+                     f"{money(a.cluster_price_per_hour)}{bound}")
     z3_note = ""
     if proof is not None:
         classes = f"{proof.classes} Pareto class{'es' * (proof.classes != 1)}"
