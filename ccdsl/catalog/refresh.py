@@ -250,7 +250,7 @@ def refresh(region: str, *, endpoint_url: str | None = None, pricing_endpoint_ur
 
     out = user_catalog_dir() / f"aws-{region}.refresh.csv"
     from ccdsl.catalog.pricelist import previous_rows
-    from ccdsl.catalog.spot import SPOT_PRICE_COLUMNS
+    from ccdsl.catalog.schema import SPOT_PRICE_COLUMNS
 
     previous, _meta = previous_rows(out, warnings)
     known, vcpus = _shipped_processor_facts()

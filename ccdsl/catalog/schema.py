@@ -64,4 +64,8 @@ COLUMN_NAMES: tuple[str, ...] = tuple(c[0] for c in COLUMNS)
 # A row's spot columns when no spot price is known (every shipped row: no licensed offline source of spot prices).
 NO_SPOT: dict[str, object] = {"spot_price_per_hour": float("nan"), "spot_zone": "", "spot_zones": "",
                               "spot_price_source": "", "spot_price_date": "", "spot_interruption": float("nan")}
+# The spot columns (besides ``spot``, the type's support): the price's and the interruption bucket.
+SPOT_COLUMNS: tuple[str, ...] = tuple(NO_SPOT)
+# What one spot price is: the columns a refresh replaces together (the interruption bucket has its own source).
+SPOT_PRICE_COLUMNS: tuple[str, ...] = tuple(c for c in SPOT_COLUMNS if c != "spot_interruption")
 DTYPES: dict[str, str] = {c[0]: c[1] for c in COLUMNS}

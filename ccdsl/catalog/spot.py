@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, TextIO
 
+from ccdsl.catalog.schema import SPOT_PRICE_COLUMNS
 from ccdsl.errors import CatalogError
 
 FEED_URL = "https://website.spot.ec2.aws.a2z.com/spot.json"
@@ -412,7 +413,6 @@ def read_public(regions: Sequence[str], *, feed: str | None = None, advisor: str
     return PublicSpot(got_feed, got_advisor, tuple(warnings))
 
 
-SPOT_PRICE_COLUMNS = ("spot_price_per_hour", "spot_zone", "spot_zones", "spot_price_source", "spot_price_date")
 
 
 def apply_public(row: dict[str, Any], public: PublicSpot, previous: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -9,10 +9,12 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
+from ccdsl.catalog.freshness import PRICE_MAX_AGE_DAYS, SPOT_PRICE_MAX_AGE_DAYS, price_age_days
+from ccdsl.catalog.schema import SPOT_COLUMNS
+
 if TYPE_CHECKING:
     import pandas as pd
 
-PRICE_MAX_AGE_DAYS = 180
 
 LIST_COLUMNS = ("provider", "region", "instance_type", "vcpus", "memory_gib", "cpu_microarchitecture",
                 "accelerator_count", "accelerator_model", "network_gbps", "price_per_hour")
@@ -139,13 +141,6 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def price_age_days(price_date: str, today: Any = None) -> int:
-    import datetime as dt
-
-    today = today or dt.datetime.now(dt.timezone.utc).date()
-    return (today - dt.date.fromisoformat(price_date)).days
-
-
 def price_sources(frame: pd.DataFrame) -> list[tuple[str, int, str, str]]:
     """(price_source, rows, oldest date, newest date) of a catalog frame; unpriced rows as source "unknown"."""
     out = []
@@ -196,10 +191,10 @@ def cmd_info(args: argparse.Namespace) -> int:
         ["price source", "rows", "oldest", "newest"]).splitlines()))
     print(spot_summary(merged))
     for name, n, old in stale_spot(merged):
-        print(f"warning: the spot prices of {n} rows ({name}) date from {old}, {price_age_days(old[:10])} days ago; "
-              f"spot prices move daily (older than {SPOT_MAX_AGE_DAYS} days is stale): {SPOT_HOW} brings current "
+        print(f"warning: the spot prices of {n} rows ({name}) date from {old}, {price_age_days(old)} days ago; "
+              f"spot prices move daily (older than {SPOT_PRICE_MAX_AGE_DAYS} days is stale): {SPOT_HOW} brings current "
               "ones", file=sys.stderr)
-    stale = [(name, n, old) for name, n, old, _new in rows if old and price_age_days(old) > PRICE_MAX_AGE_DAYS]
+    stale = [(name, n, old) for name, n, old, _new in rows if (price_age_days(old) or 0) > PRICE_MAX_AGE_DAYS]
     for name, n, old in stale:
         print(f"warning: {n} rows carry {name} prices from {old}, {price_age_days(old)} days old (older than "
               f"{PRICE_MAX_AGE_DAYS} days); `ccdsl catalog refresh --provider aws --from price-list --region R` "
@@ -228,23 +223,17 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-SPOT_MAX_AGE_DAYS = 7
-
-
 def stale_spot(frame: pd.DataFrame, today: Any = None) -> list[tuple[str, int, str]]:
     """(spot_price_source, rows, oldest date) of each source whose oldest spot price is more than
-    :data:`SPOT_MAX_AGE_DAYS` old (a date that does not read as ISO 8601 is left alone)."""
+    :data:`SPOT_PRICE_MAX_AGE_DAYS` old (a date that does not read as ISO 8601 is left alone)."""
     out = []
     priced = frame[frame["spot_price_per_hour"].notna()]
     source = priced["spot_price_source"].fillna("").astype(str)
     date = priced["spot_price_date"].fillna("").astype(str)
     for name in sorted(set(source)):
         dates = sorted(d for d in date[source == name] if d)
-        try:
-            if dates and price_age_days(dates[0][:10], today) > SPOT_MAX_AGE_DAYS:
-                out.append((name or "(no source)", int((source == name).sum()), dates[0]))
-        except ValueError:
-            continue
+        if dates and (price_age_days(dates[0], today) or 0) > SPOT_PRICE_MAX_AGE_DAYS:
+            out.append((name or "(no source)", int((source == name).sum()), dates[0]))
     return out
 
 
@@ -361,8 +350,6 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-SPOT_COLUMNS = ("spot_price_per_hour", "spot_zone", "spot_zones", "spot_price_source", "spot_price_date",
-                "spot_interruption")
 SPOT_HOW = ("`ccdsl catalog refresh --provider aws --from price-list --spot-only --region R` (no account) or "
             "`ccdsl catalog refresh --spot --region R` (credentials, per zone)")
 

@@ -14,12 +14,12 @@ values in the user's units ("g4dn.xlarge: accelerator_memory 16 GiB < 32 GiB"), 
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import numpy as np
 
 from ccdsl import taxonomy
+from ccdsl.catalog.freshness import PRICE_MAX_AGE_DAYS, SPOT_PRICE_MAX_AGE_DAYS, price_age_days
 from ccdsl.contract import Clause, Contract
 from ccdsl.errors import Conflict, UnsatisfiableError
 from ccdsl.parameters import PARAMETERS
@@ -33,11 +33,7 @@ from ccdsl.resolver.view import CatalogView
 
 UNITS = {"memory": "GiB", "bandwidth": "Gbit/s", "price": "USD/h"}
 REFRESH_HINT = "`ccdsl catalog refresh --provider aws --from price-list --region {region}` brings it"
-PRICE_MAX_AGE_DAYS = 180
 SPOT_REFRESH_HINT = "`ccdsl catalog refresh --spot` brings them"
-# Spot prices follow spare capacity and change within days (on-demand prices change a few times a year), so a spot
-# price older than a week is a guess about today's: the answer warns beyond this age.
-SPOT_PRICE_MAX_AGE_DAYS = 7
 
 
 # ------------------------------------------------------------------------------------------- infeasible
@@ -535,15 +531,6 @@ def spot_line(c: Choice) -> str:
         line += f" ({money(od * c.node_count)} for {c.node_count})"
     saving = c.saving
     return line + (f", spot saves {100 * saving:.2f}%" if saving is not None else "; saving unknown")
-
-
-def price_age_days(date: str, today: dt.date | None = None) -> int | None:
-
-    try:
-        day = dt.date.fromisoformat(date[:10])
-    except ValueError:
-        return None
-    return ((today or dt.datetime.now(dt.timezone.utc).date()) - day).days
 
 
 def _have(view: CatalogView, row: int, c: Clause) -> str:

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ccdsl.catalog import schema
 from ccdsl.errors import CatalogError, ContractError, Diagnostic
 from ccdsl.resolver import view as views
 
@@ -52,8 +53,7 @@ if TYPE_CHECKING:
 SPOT = "spot"
 ON_DEMAND = "on-demand"
 # The catalog columns a spot view is made of, besides the on-demand view's.
-SPOT_COLUMNS = ("spot", "spot_price_per_hour", "spot_zone", "spot_zones", "spot_price_source", "spot_price_date",
-                "spot_interruption")
+SPOT_COLUMNS = ("spot", *schema.SPOT_COLUMNS)
 INTERRUPTION = "spot_interruption"
 FORMAT = 2  # bump when a market view's layout or meaning changes (part of the on-disk cache key)
 
