@@ -36,7 +36,6 @@ on-demand one is: per DataFrame (weakly) and, for the default catalog, on disk (
 from __future__ import annotations
 
 import math
-import weakref
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -137,7 +136,7 @@ def on_demand_frame(df: Any) -> Any:
     return pd.DataFrame(out)
 
 
-def market_frame(df: Any, roles: tuple[str | None, ...], mixed: bool) -> Any:
+def market_frame(df: Any, mixed: bool) -> Any:
     """The frame a market view is built from: spot rows only, or both markets' rows (``mixed``)."""
     if not mixed:
         return spot_frame(df)
@@ -148,10 +147,7 @@ def market_frame(df: Any, roles: tuple[str | None, ...], mixed: bool) -> Any:
 
 def build(df: Any, roles: tuple[str | None, ...], mixed: bool) -> views.CatalogView:
     """The market view of a catalog DataFrame for ``roles`` on spot."""
-    return views.build_view(market_frame(df, roles, mixed), roles if mixed else ())
-
-
-_CACHE: dict[tuple[int, tuple[str | None, ...], bool], tuple[weakref.ref[Any], views.CatalogView]] = {}
+    return views.build_view(market_frame(df, mixed), roles if mixed else ())
 
 
 def view_of(catalog: Any, roles: tuple[str | None, ...], mixed: bool) -> views.CatalogView:
@@ -160,16 +156,7 @@ def view_of(catalog: Any, roles: tuple[str | None, ...], mixed: bool) -> views.C
         if "market" not in catalog.numbers:
             raise CatalogError("a spot contract needs the catalog itself (a DataFrame), not an on-demand view")
         return catalog
-    key = (id(catalog), roles, mixed)
-    hit = _CACHE.get(key)
-    if hit is not None and hit[0]() is catalog:
-        return hit[1]
-    view = build(catalog, roles, mixed)
-    try:
-        _CACHE[key] = (weakref.ref(catalog), view)
-    except TypeError:
-        pass
-    return view
+    return views.cached_view(catalog, (SPOT, roles, mixed), lambda: build(catalog, roles, mixed))
 
 
 def ceiling(view: views.CatalogView) -> np.ndarray:

@@ -102,22 +102,29 @@ class CatalogView:
         return found
 
 
-_CACHE: dict[int, tuple[weakref.ref[Any], CatalogView]] = {}
+_CACHE: dict[tuple[Any, ...], tuple[weakref.ref[Any], CatalogView]] = {}
+
+
+def cached_view(catalog: Any, key: tuple[Any, ...], build: Callable[[], CatalogView]) -> CatalogView:
+    """The view ``build`` makes of a catalog DataFrame, remembered per DataFrame object (weakly: a DataFrame that
+    is gone, or a new one at the same address, never gets an old view) and ``key`` (e.g. the market)."""
+    k = (id(catalog), *key)
+    hit = _CACHE.get(k)
+    if hit is not None and hit[0]() is catalog:
+        return hit[1]
+    view = build()
+    try:
+        _CACHE[k] = (weakref.ref(catalog), view)
+    except TypeError:  # not weak-referenceable: just do not cache
+        pass
+    return view
 
 
 def view_of(catalog: Any) -> CatalogView:
     """The (cached) :class:`CatalogView` of a catalog DataFrame (or of a view, returned as is)."""
     if isinstance(catalog, CatalogView):
         return catalog
-    hit = _CACHE.get(id(catalog))
-    if hit is not None and hit[0]() is catalog:
-        return hit[1]
-    view = build_view(catalog)
-    try:
-        _CACHE[id(catalog)] = (weakref.ref(catalog), view)
-    except TypeError:  # not weak-referenceable: just do not cache
-        pass
-    return view
+    return cached_view(catalog, (), lambda: build_view(catalog))
 
 
 def build_view(df: Any, spot_roles: tuple[str | None, ...] = ()) -> CatalogView:
