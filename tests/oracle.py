@@ -3,7 +3,8 @@
 Plain Python over ``DataFrame.to_dict("records")``: every row, every node count, every clause checked one by one.
 It shares only the *facts* with the resolver (``ccdsl.parameters`` for which column a parameter reads,
 ``ccdsl.taxonomy`` for what a symbol covers) and re-implements the documented semantics: inclusive bounds with a
-relative slack of 1e-9, NaN satisfies nothing but ``@unrestricted``, ``not`` of a symbol is the complement, AWS
+relative slack of 1e-9 (none for count totals: vCPUs and accelerators summed over the workers are whole numbers
+compared exactly), NaN satisfies nothing but ``@unrestricted``, ``not`` of a symbol is the complement, AWS
 rows restricted to the default region unless ``cluster_locale`` or any-region, ``us-gov-*`` rows only when the
 default region or a just/oneof ``cluster_locale`` names a GovCloud region, free on-premise rows (``local``,
 ``ssh``) only when a ``node_provider``, ``cluster_locale`` or ``node_machinetype`` clause (just/oneof) names their
@@ -91,10 +92,13 @@ def _str(x) -> str:
     return "" if x is None or (isinstance(x, float) and math.isnan(x)) else str(x)
 
 
-def tester(qualifier: str, values: tuple):
-    """``compare`` with the bounds worked out once (the oracle's inner loop)."""
+def tester(qualifier: str, values: tuple, exact: bool = False):
+    """``compare`` with the bounds worked out once (the oracle's inner loop).  ``exact``: a count total (vCPUs,
+    accelerators), whole numbers compared with no slack, in Python integers."""
     if qualifier == "unrestricted":
         return lambda x: True
+    if exact:
+        return _exact_tester(qualifier, values)
     lo = [v - TOL * max(1.0, abs(v)) for v in values]
     hi = [v + TOL * max(1.0, abs(v)) for v in values]
     if qualifier == "atleast":
@@ -107,6 +111,23 @@ def tester(qualifier: str, values: tuple):
     if qualifier in ("just", "oneof"):
         return lambda x: any(a <= x <= b for a, b in bands)
     return lambda x: x == x and not any(a <= x <= b for a, b in bands)
+
+
+def _exact_tester(qualifier: str, values: tuple):
+    """A count total against whole values, exactly: the total is a Python int (``n * int(per)``), never a float."""
+    from fractions import Fraction
+
+    vals = [Fraction(v) for v in values]
+    if qualifier == "atleast":
+        return lambda x: x == x and Fraction(x) >= vals[0]
+    if qualifier == "atmost":
+        return lambda x: x == x and Fraction(x) <= vals[0]
+    if qualifier == "between":
+        return lambda x: x == x and vals[0] <= Fraction(x) <= vals[1]
+    listed = set(vals)
+    if qualifier in ("just", "oneof"):
+        return lambda x: x == x and Fraction(x) in listed
+    return lambda x: x == x and Fraction(x) not in listed
 
 
 def compare(x: float, qualifier: str, values: tuple) -> bool:
@@ -255,6 +276,8 @@ def _edges(row: dict, domain: Counts, clauses: list[Clause], manager_price: floa
             continue
         extra = manager_price if c.parameter == "cluster_price_per_hour" else 0.0
         for v in c.values:
+            if p.kind == "count" and per == int(per):  # an exact count total: the counts next to v / per
+                points.update(v // int(per) + d for d in range(-1, 3))
             for edge in (v - TOL * max(1.0, abs(v)), v + TOL * max(1.0, abs(v))):
                 x = (edge - extra) / per
                 if math.isfinite(x) and abs(x) < 2.0**60:
@@ -276,9 +299,10 @@ def _first_count(row: dict, domain: list[int], clauses: list[Clause], manager_pr
                 continue
             return None
         extra = manager_price if c.parameter == "cluster_price_per_hour" else 0.0
-        test = tester(c.qualifier, c.values)
+        exact = p.kind == "count"  # a count total: n × a whole per-node value, exactly (Python ints)
+        test = tester(c.qualifier, c.values, exact)
         for i, n in enumerate(domain):
-            if ok[i] and not test(n * per + extra):
+            if ok[i] and not test(n * int(per) if exact else n * per + extra):
                 ok[i] = False
         if not any(ok):
             return None
