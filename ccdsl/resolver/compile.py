@@ -439,11 +439,12 @@ def count_formula(clause: Clause) -> str:
         return f"(<= n {math.floor(vals[0])})"
     if q == "between":
         return f"(and (>= n {math.ceil(vals[0])}) (<= n {math.floor(vals[1])}))"
+    listed = runs(sorted(set(whole[:1 if q == "just" else None])))  # consecutive counts as one range
+    picks = [f"(= n {a})" if a == b else f"(and (>= n {a}) (<= n {b}))" for a, b in listed]
     if q in ("just", "oneof"):
-        picks = [f"(= n {v})" for v in whole[:1 if q == "just" else None]]
         return f"(or {' '.join(picks)})" if picks else "false"
     if q == "not":
-        return f"(and {' '.join(f'(not (= n {v}))' for v in whole)})" if whole else "true"
+        return f"(and {' '.join(f'(not {x})' for x in picks)})" if picks else "true"
     raise ValueError(q)
 
 

@@ -121,6 +121,28 @@ class CountDomain:
             n = np.maximum(self.starts[safe], lo)
         return np.where((idx < len(self.starts)) & ~np.isnan(lo), n, np.inf)
 
+    def rank(self, x: np.ndarray) -> np.ndarray:
+        """Per element of ``x`` (whole floats): how many allowed counts are below it (float64, exact)."""
+        x = np.asarray(x, dtype=np.float64)
+        if self.empty:
+            return np.zeros(x.shape)
+        before = np.r_[0.0, np.cumsum(self.stops - self.starts + 1)]
+        i = np.searchsorted(self.stops, x, side="left")  # the first interval ending at or after x
+        safe = np.minimum(i, len(self.starts) - 1)
+        inside = np.clip(x - self.starts[safe], 0, None)
+        out: np.ndarray = np.where(i < len(self.starts), before[safe] + inside, before[-1])
+        return out
+
+    def select(self, r: np.ndarray) -> np.ndarray:
+        """The allowed count with ``r`` allowed counts below it (the inverse of :meth:`rank`; inf past the last)."""
+        r = np.asarray(r, dtype=np.float64)
+        before = np.r_[0.0, np.cumsum(self.stops - self.starts + 1)]
+        i = np.searchsorted(before, r, side="right") - 1
+        safe = np.clip(i, 0, max(len(self.starts) - 1, 0))
+        out: np.ndarray = np.where((i < len(self.starts)) & (r >= 0), self.starts[safe] + (r - before[safe]),
+                                   np.inf) if not self.empty else np.full(r.shape, np.inf)
+        return out
+
     def contains(self, n: np.ndarray) -> np.ndarray:
         n = np.asarray(n, dtype=np.float64)
         if self.empty:
