@@ -474,10 +474,24 @@ def _exotic(domain: CountDomain, exotic: list[Coupled], hi: np.ndarray, n: np.nd
     rows = np.flatnonzero(ok)
     if len(rows) == 0:
         return n, ok
-    parts = [_Part.of(c, rows) for c in exotic]
-    x = n[rows].astype(np.float64)
-    top = hi[rows]
-    todo = np.arange(len(rows))
+    # rows alike in everything the search reads (start, cap, each clause's per-node value and offset) have the same
+    # answer: solve one of each (catalog rows share a few memory sizes and vCPU counts)
+    keys = [n[rows].astype(np.float64), np.asarray(hi[rows], dtype=np.float64)]
+    for c in exotic:
+        keys.append(np.asarray(c.per_node, dtype=np.float64)[rows])
+        keys.append(np.broadcast_to(np.asarray(c.offset, dtype=np.float64), np.shape(c.per_node))[rows])
+    order = np.lexsort(keys[::-1])
+    change = np.zeros(len(rows), dtype=bool)
+    change[0] = True
+    for k in keys:
+        change[1:] |= k[order][1:] != k[order][:-1]
+    group = np.empty(len(rows), dtype=np.int64)
+    group[order] = np.cumsum(change) - 1
+    reps = rows[order[change]]  # one row of each group
+    parts = [_Part.of(c, reps) for c in exotic]
+    x = n[reps].astype(np.float64)
+    top = np.asarray(hi[reps], dtype=np.float64)
+    todo = np.arange(len(reps))
     for _ in range(ROUNDS):
         if len(todo) == 0:
             break
@@ -490,6 +504,7 @@ def _exotic(domain: CountDomain, exotic: list[Coupled], hi: np.ndarray, n: np.nd
         todo = todo[(y != start) & np.isfinite(y)]
     if len(todo):
         x[todo] = _listed_candidates(domain, parts, todo, x[todo], top[todo])
+    x = x[group]
     n = n.copy()
     ok = ok.copy()
     n[rows] = np.where(np.isfinite(x), x, 0)
