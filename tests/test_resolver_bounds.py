@@ -260,14 +260,33 @@ def test_the_pruned_pairs_rank_as_every_pair(budget: str, count: str, extra: str
 
     view = view_of(load())
     c = parse(f"x = @cluster(cluster_type => ManagerWorkers, {count}{extra}cluster_price_per_hour => {budget})")["x"]
-    pruned = solve.rank(view, c, region, False)
+    pruned, every = _ranks_pruned_and_every(view, c, region)
+    assert pruned == every
+
+
+def _ranks_pruned_and_every(view, c, region: str, any_region: bool = False):
+    pruned = solve.rank(view, c, region, any_region)
     mp = pytest.MonkeyPatch()
     mp.setattr(solve.BudgetPairs, "pairs", lambda self, view, workers, m, start, stop: solve._every_pair(
         start, stop, np.arange(len(workers))))
     try:
-        every = solve.rank(view, c, region, False)
+        every = solve.rank(view, c, region, any_region)
     finally:
         mp.undo()
-    assert pruned.rows.tolist() == every.rows.tolist()
-    assert pruned.counts.tolist() == every.counts.tolist()
-    assert pruned.managers.tolist() == every.managers.tolist()
+    return [(x.rows.tolist(), x.counts.tolist(), x.managers.tolist()) for x in (pruned, every)]
+
+
+@pytest.mark.parametrize("budget", ["@atleast(0.2)", "@just(0.34)", "@between(0.1, 0.5)", "@oneof(0.17, 0.255)"])
+def test_a_free_worker_row_still_pairs_with_every_manager(budget: str) -> None:
+    """A worker priced 0 gives no count window from the budget: it takes every manager, as before the pruning."""
+    from ccdsl.resolver.view import view_of
+    from test_resolver import frame
+
+    df = frame({"instance_type": "free.large", "vcpus": 2, "price_per_hour": 0.0},
+               {"instance_type": "c5.large", "vcpus": 2, "price_per_hour": 0.085},
+               {"instance_type": "c5.xlarge", "vcpus": 4, "price_per_hour": 0.17},
+               {"instance_type": "c5.2xlarge", "vcpus": 8, "price_per_hour": 0.34})
+    c = parse(f"x = @cluster(cluster_type => ManagerWorkers, node_count => @between(1, 6), "
+              f"cluster_price_per_hour => {budget})")["x"]
+    pruned, every = _ranks_pruned_and_every(view_of(df), c, "us-east-1")
+    assert pruned == every and 0 in pruned[0]  # the free row (view row 0) is ranked

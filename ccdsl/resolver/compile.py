@@ -144,7 +144,10 @@ def pareto(group: np.ndarray, better: np.ndarray, presorted: np.ndarray | None =
     g, b, first = g[order], b[order], first[order]
     keep = np.zeros(len(g), dtype=bool)
     bounds = np.flatnonzero(np.diff(g)) + 1
-    for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(g)]):
+    starts, ends = np.r_[0, bounds], np.r_[bounds, len(g)]
+    single = ends - starts == 1  # a group of one row keeps it (a ManagerWorkers budget: thousands of such groups)
+    keep[starts[single]] = True
+    for lo, hi in zip(starts[~single], ends[~single]):
         keep[lo:hi] = _frontier(b[lo:hi])
     return np.sort(first[keep])
 

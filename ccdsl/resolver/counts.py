@@ -16,11 +16,16 @@ Rules:
 - A row's ``max_nodes`` (NaN = unlimited) caps its count: an SSH host row exists once, a host class as often
   as it has hosts.  When the manager of a ManagerWorkers cluster is the same row as the workers it takes one of
   those nodes, so the workers get ``max_nodes - 1`` (the caller passes that as the row's limit).
+- Count totals (``cluster_vcpus_count``, ``cluster_accelerator_count``: whole per-node values) are compared
+  exactly, in integers (``@atleast(10**10)`` is met, not missed by 10); memory and prices keep the relative slack
+  of :func:`.filter.tolerance`.  A count total's values are at most 2**53 (the checker; :func:`total_too_large`
+  for a clause built in code), so every quotient is exact in int64 and float64.
 - Price never decreases with the count (prices are ≥ 0), so for one instance type the cheapest feasible count is
   the smallest count that satisfies every coupled constraint.  For interval qualifiers (atleast/atmost/between)
   that is ``ceil(low / value)`` moved to the next allowed count, computed for all rows at once.  ``just``/
-  ``oneof``/``not`` on a total allow a union of count intervals; the smallest count of an intersection of such
-  unions lies at one of their left ends, so only those few candidates are checked (see :func:`_exotic`).
+  ``oneof``/``not`` on a total allow a union of count intervals; the smallest count of their intersection is found
+  by moving a count forward clause by clause with binary searches in the values, sorted once (see
+  :func:`_exotic`): time O((rows + values) · log values), memory O(rows + values), never rows × values.
 """
 
 from __future__ import annotations

@@ -350,13 +350,16 @@ class BudgetPairs:
             a = np.maximum(n1, first)
             b = np.fmin(hi, after)
         usable = (p > 0) & np.isfinite(p) & (count_priced > 0) & np.isfinite(a) & np.isfinite(b)
-        a = np.where(usable, a, 1)
-        b = np.where(usable, b, 0)
+        # a free worker row (price 0: no window from the budget) pairs with every manager, in the window of its
+        # other clauses; a row of unknown price, or with no count or no priced manager, meets no budget
+        free = (p == 0) & (count_priced > 0) & np.isfinite(n1) & (n1 <= hi)
+        a = np.where(usable, a, np.where(free, n1, 1))
+        b = np.where(usable, b, np.where(free, hi, 0))
         r0 = self.domain.rank(a)
         width = np.where(b >= a, self.domain.rank(b + 1) - r0, 0)
         per_count = 3 * (1 if budget.qualifier in ("atleast", "between") else len(values))
         small = usable & (width * per_count <= count_priced)
-        w_full = np.flatnonzero(~small & (p > 0) & np.isfinite(p) & (count_priced > 0) & (width > 0))
+        w_full = np.flatnonzero((usable & ~small & (width > 0)) | free)
         w_small = np.flatnonzero(small & (width > 0))
         reps = width[w_small].astype(np.int64)
         w_rep = np.repeat(w_small, reps)
@@ -364,14 +367,23 @@ class BudgetPairs:
         n = self.domain.select(np.repeat(r0[w_small], reps) + within)
         bounds = values[:1] if budget.qualifier in ("atleast", "between") else values
         cand_w, cand_m = [], []
+        upper = values[1] + slack[1] if budget.qualifier == "between" else np.inf
+        seg_lo, seg_hi = start[w_rep], start[w_rep] + count_priced[w_rep]
         for t, sl in zip(bounds, slack):
-            z = t - sl - n * p[w_rep]  # the least manager price that meets the bound t with n nodes
-            seg_lo, seg_hi = start[w_rep], start[w_rep] + count_priced[w_rep]
-            # search each region's sorted prices: offset by region (prices are ascending within a region)
-            k = _search_segments(mp, seg_lo, seg_hi, z)
-            for d in (-1, 0, 1):
+            workers_part = n * p[w_rep]
+            z = t - sl - workers_part  # the least manager price that meets the bound t with n nodes
+            k = _search_segments(mp, seg_lo, seg_hi, z)  # in each region's sorted prices
+            for d in (-1, 0, 1):  # the neighbours too, against rounding
                 j = k + d
                 ok = (j >= seg_lo) & (j < seg_hi)
+                # kept only if it meets the bound at this count, as min_counts tests it (n × price + offset):
+                # a pair that meets it at another count is found at that count
+                total = n * p[w_rep] + mp[np.clip(j, 0, max(len(mp) - 1, 0))]
+                with np.errstate(invalid="ignore"):
+                    if budget.qualifier in ("atleast", "between"):
+                        ok &= (total >= t - sl) & (total <= upper)
+                    else:
+                        ok &= np.abs(total - t) <= sl
                 cand_w.append(w_rep[ok])
                 cand_m.append(j[ok])
         fw, fm = self._best_of_every_pair(view, workers, m, start, stop, w_full, a, b)
