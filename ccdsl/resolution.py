@@ -111,7 +111,7 @@ class Choice:
         return f"{self.instance_type} × {self.node_count} ({place}): {hw}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Resolution:
     """The cost-optimal answer for one contract.
 
@@ -167,6 +167,38 @@ class Resolution:
     def with_alternatives(self, alternatives: tuple[Choice, ...]) -> Resolution:
         return replace(self, alternatives=alternatives)
 
+    def render(self) -> str:
+        """The human answer ``ccdsl resolve`` prints: headline, why, and a table of the choice and its
+        alternatives."""
+        place, price = place_of(self.provider, self.region), money(self.price_per_hour)
+        head = f"{self.contract.name}: {self.instance_type} × {self.node_count} in {place} — {price}"
+        lines = [head, *(f"  {x}" for x in self.explanation)]
+        rows = []
+        if self.manager is not None:
+            rows.append(["manager", *_cells(self.manager)])
+        rows.append(["*", *_cells(self.choice)])
+        rows += [[str(i), *_cells(a)] for i, a in enumerate(self.alternatives, start=2)]
+        header = ["", "instance_type", "provider", "region", "nodes", "$/node/h", "$/h (cluster)", "price source",
+                  "price date"]
+        choices = [c for c in (self.manager, self.choice, *self.alternatives) if c is not None]
+        if any(c.spot for c in choices):  # spot: the market, the zone, and the on-demand price beside the spot one
+            header[5:5] = ["market", "zone"]
+            header[8:8] = ["$/node/h on-demand", "saving"]
+            for row, c in zip(rows, choices):
+                row[5:5] = [c.market, c.spot_zone or "-"]
+                row[8:8] = [price_cell(c.on_demand_price_per_node_hour) if c.spot else "-",
+                            f"{100 * c.saving:.1f}%" if c.saving is not None else "-"]
+        lines.append(table(header, rows, indent=2))
+        return "\n".join(lines) + "\n"
+
+    def __str__(self) -> str:
+        return self.render()
+
+    def __repr__(self) -> str:
+        """What ``ccdsl resolve`` prints (a terminal, ``print`` and the REPL show the same answer; the fields are
+        attributes, and :meth:`to_dict` has them all)."""
+        return self.render()
+
     def _repr_html_(self) -> str:
         """Jupyter: the chosen row (and manager), the whole cluster's price, then the alternatives, as a table."""
         rows = [("chosen", self.choice)] + ([("manager", self.manager)] if self.manager is not None else [])
@@ -190,6 +222,38 @@ class Resolution:
 
 def _price(x: float | None) -> str:
     return "unknown" if x is None else f"{x:.4f}"
+
+
+def price_cell(x: float | None) -> str:
+    """A price in a table cell: up to six decimals (every catalog price exactly), or "unknown"."""
+    if x is None:
+        return "unknown"
+    return f"{x:.6f}".rstrip("0").rstrip(".")
+
+
+def money(x: float | None, digits: int = 6) -> str:
+    """``$21.957642/h`` (up to six decimals: every catalog price exactly), or ``price unknown``."""
+    if x is None:
+        return "price unknown"
+    text = f"{x:.{digits}f}".rstrip("0").rstrip(".")
+    return f"${text}/h"
+
+
+def _cells(c: Choice) -> list[str]:
+    return [c.instance_type, c.provider, c.region, str(c.node_count), price_cell(c.price_per_node_hour),
+            price_cell(c.cluster_price_per_hour), c.price_source or "-", c.price_date or "-"]
+
+
+def table(header: list[str], rows: list[list[str]], indent: int = 0) -> str:
+    """A plain-text table: columns padded to their widths, prices and counts right-aligned."""
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    numeric = {i for i, h in enumerate(header) if h.startswith(("$", "nodes", "vcpus", "mem", "acc"))}
+
+    def fmt(cells: list[str]) -> str:
+        out = [(str(x).rjust(w) if i in numeric else str(x).ljust(w)) for i, (x, w) in enumerate(zip(cells, widths))]
+        return " " * indent + "  ".join(out).rstrip()
+
+    return "\n".join([fmt(header), *(fmt(r) for r in rows)])
 
 
 def _html(value: Any) -> str:

@@ -297,9 +297,9 @@ def _market_cell(market: str) -> str:
 
 
 def cmd_nodes(args: argparse.Namespace) -> int:
-    from ccdsl.commands.contract import table
     from ccdsl.executor import get
     from ccdsl.executor import state as st
+    from ccdsl.resolution import table
 
     c = get(args.handle)
     nodes = c.nodes()

@@ -147,7 +147,7 @@ def cmd_resolve(args: argparse.Namespace) -> int:
             continue
         objects.append(r.to_dict())
         if not args.json:
-            print(printable(render_resolution(r)))  # clause texts are echoed: no terminal escapes
+            print(printable(r.render()))  # clause texts are echoed: no terminal escapes
         if args.smt:
             print(f"; {name}: the problem Z3 minimized (cost) over the Pareto classes\n{r.problem}\n",
                   file=sys.stderr if args.json else sys.stdout)
@@ -163,62 +163,10 @@ def unsat_object(e: Any) -> dict[str, Any]:
             "near_misses": list(e.near_misses), **({"hint": e.hint} if e.hint else {})}
 
 
-def render_resolution(r: Any) -> str:
-    """The human answer: headline, why, and a table of the choice and its alternatives."""
-    from ccdsl.resolution import place_of
-    from ccdsl.resolver.explain import money
-
-    place = place_of(r.provider, r.region)
-    head = (f"{r.contract.name}: {r.instance_type} × {r.node_count} in {place}"
-            f" — {money(r.price_per_hour)}")
-    lines = [head]
-    lines += [f"  {x}" for x in r.explanation]
-    rows = []
-    if r.manager is not None:
-        rows.append(["manager", *_cells(r.manager)])
-    rows.append(["*", *_cells(r.choice)])
-    rows += [[str(i), *_cells(a)] for i, a in enumerate(r.alternatives, start=2)]
-    header = ["", "instance_type", "provider", "region", "nodes", "$/node/h", "$/h (cluster)", "price source",
-              "price date"]
-    choices = [c for c in (r.manager, r.choice, *r.alternatives) if c is not None]
-    if any(c.spot for c in choices):  # spot: the market, the zone, and the on-demand price beside the spot one
-        header[5:5] = ["market", "zone"]
-        header[8:8] = ["$/node/h on-demand", "saving"]
-        for row, c in zip(rows, choices):
-            row[5:5] = [c.market, c.spot_zone or "-"]
-            row[8:8] = [_price(c.on_demand_price_per_node_hour) if c.spot else "-",
-                        f"{100 * c.saving:.1f}%" if c.saving is not None else "-"]
-    lines.append(table(header, rows, indent=2))
-    return "\n".join(lines) + "\n"
-
-
-def _price(x: float | None) -> str:
-    """A price in a table cell: up to six decimals (every catalog price exactly), or "unknown"."""
-    if x is None:
-        return "unknown"
-    return f"{x:.6f}".rstrip("0").rstrip(".")
-
-
-def _cells(c: Any) -> list[str]:
-    return [c.instance_type, c.provider, c.region, str(c.node_count), _price(c.price_per_node_hour),
-            _price(c.cluster_price_per_hour), c.price_source or "-", c.price_date or "-"]
-
-
-def table(header: list[str], rows: list[list[str]], indent: int = 0) -> str:
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    numeric = {i for i, h in enumerate(header) if h.startswith(("$", "nodes", "vcpus", "mem", "acc"))}
-
-    def fmt(cells: list[str]) -> str:
-        out = [(str(x).rjust(w) if i in numeric else str(x).ljust(w)) for i, (x, w) in enumerate(zip(cells, widths))]
-        return " " * indent + "  ".join(out).rstrip()
-
-    return "\n".join([fmt(header), *(fmt(r) for r in rows)])
-
-
 # ------------------------------------------------------------------------------------------------ select
 
 def cmd_select(args: argparse.Namespace) -> int:
-    from ccdsl.resolution import quantity
+    from ccdsl.resolution import price_cell, quantity, table
     from ccdsl.resolver import select
 
     contracts = _contracts(args)
@@ -235,8 +183,8 @@ def cmd_select(args: argparse.Namespace) -> int:
         print(f"{name}: {len(choices)} match{'es' * (len(choices) != 1)}"
               + (" (workers)" if contract.cluster_type == "ManagerWorkers" else ""))
         if choices:
-            rows = [[c.instance_type, c.provider, c.region, str(c.node_count), _price(c.price_per_node_hour),
-                     _price(c.cluster_price_per_hour), str(c.vcpus), quantity(c.memory_gib),
+            rows = [[c.instance_type, c.provider, c.region, str(c.node_count), price_cell(c.price_per_node_hour),
+                     price_cell(c.cluster_price_per_hour), str(c.vcpus), quantity(c.memory_gib),
                      f"{c.accelerator_count} × {c.accelerator_model}" if c.accelerator_count else "-"]
                     for c in choices]
             header = ["instance_type", "provider", "region", "nodes", "$/node/h", "$/h (cluster)", "vcpus",

@@ -23,7 +23,7 @@ from ccdsl.catalog.freshness import PRICE_MAX_AGE_DAYS, SPOT_PRICE_MAX_AGE_DAYS,
 from ccdsl.contract import Clause, Contract
 from ccdsl.errors import Conflict, UnsatisfiableError
 from ccdsl.parameters import PARAMETERS
-from ccdsl.resolution import Choice, place_of, quantity
+from ccdsl.resolution import Choice, money, place_of, quantity
 from ccdsl.resolver import compile as comp
 from ccdsl.resolver import solve
 from ccdsl.resolver.counts import MAX_NODES, count_cap, count_domain
@@ -464,14 +464,6 @@ def on_premise_note(ranking: Ranking, row: int, chosen: Choice) -> str:
     if named:
         return f"{where}; it competes because {named[0].text} names it"
     return where
-
-
-def money(x: float | None, digits: int = 6) -> str:
-    """``$21.957642/h`` (up to six decimals: every catalog price exactly), or ``price unknown``."""
-    if x is None:
-        return "price unknown"
-    text = f"{x:.{digits}f}".rstrip("0").rstrip(".")
-    return f"${text}/h"
 
 
 def price_note(c: Choice) -> str:

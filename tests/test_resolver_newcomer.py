@@ -1,0 +1,45 @@
+"""What a newcomer reads in an answer (issue 19 part B): the answer as text in Python, regions spelled wrong,
+the nearest misses of an infeasible contract, as many alternatives as asked for, fractional GPUs, and the bound of
+an unpriced spot alternative.  Each test runs the command a user would and checks what the issue asks instead."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ccdsl.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+TUTORIAL = str(ROOT / "examples" / "tutorial.ccc")
+
+
+@pytest.fixture(autouse=True)
+def no_user_catalogs(tmp_path, monkeypatch):
+    """Only the shipped catalog: the user's data dir and region stay out."""
+    monkeypatch.setenv("CCDSL_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("CCDSL_REGION", raising=False)
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# ------------------------------------------------------------------------ B13: print(ccdsl.resolve(c))
+
+def test_print_of_a_resolution_is_the_answer_resolve_prints(capsys, tmp_path) -> None:
+    code, cli, _ = run(capsys, "resolve", TUTORIAL, "--contract", "mw")
+    assert code == 0
+    script = ("import ccdsl\nr = ccdsl.resolve(ccdsl.load('examples/tutorial.ccc')['mw'])\n"
+              "print(r)\nassert repr(r) == str(r)\n")
+    env = {"PATH": "/usr/bin:/bin", "CCDSL_DATA_DIR": str(tmp_path / "data")}
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == cli
+    assert cli.startswith("mw: g6.48xlarge × 8 in aws us-east-1 — $106.9696/h\n")
+    assert len(proc.stdout) < 1500  # not the dataclass repr (3,700 characters, every field of every choice)
