@@ -43,3 +43,14 @@ def test_print_of_a_resolution_is_the_answer_resolve_prints(capsys, tmp_path) ->
     assert proc.stdout == cli
     assert cli.startswith("mw: g6.48xlarge × 8 in aws us-east-1 — $106.9696/h\n")
     assert len(proc.stdout) < 1500  # not the dataclass repr (3,700 characters, every field of every choice)
+
+
+# ------------------------------------------------------------ B12: resolve --spot on ManagerWorkers
+
+def test_an_unpriced_spot_alternative_of_manager_workers_names_its_bound(capsys) -> None:
+    """The shipped catalog has no spot prices: every spot node is bounded by its on-demand price, the manager's
+    too (8 × $30.13118 for g6e.48xlarge + $0.1664 for the t3.xlarge manager)."""
+    code, out, _ = run(capsys, "resolve", TUTORIAL, "--contract", "mw", "--spot")
+    assert code == 0
+    assert ("  next cheapest: g6e.48xlarge × 8 (us-east-1) price unknown (at most $241.21584/h, its on-demand price)"
+            in out.splitlines())

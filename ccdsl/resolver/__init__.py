@@ -167,10 +167,11 @@ def resolve(contract: Contract, catalog: Any = None, *, region: str | None = Non
     if ranking.manager is not None:
         manager = _choice(view, int(ranking.managers[0]), 1, "manager")
     proof = solve.prove(ranking) if prove else None
+    positions = solve.alternatives(ranking, top)
     alts = [_choice(view, int(ranking.rows[i]), int(ranking.counts[i]), wrole, int(ranking.managers[i]))
-            for i in solve.alternatives(ranking, top)]
+            for i in positions]
     origin = "given" if region else "env" if os.environ.get("CCDSL_REGION") else "default"
-    why = explain.explanation(ranking, chosen, manager, alts, proof, origin)
+    why = explain.explanation(ranking, chosen, manager, alts, proof, origin, positions[0] if positions else None)
     return Resolution(contract, chosen, manager, tuple(alts), why, matches=len(ranking.rows),
                       problem=proof.problem.text if proof is not None and proof.problem is not None else "")
 

@@ -408,10 +408,12 @@ REGION_ORIGINS = {"default": "the default", "env": "from $CCDSL_REGION", "given"
 
 
 def explanation(ranking: Ranking, chosen: Choice, manager: Choice | None, alternatives: list[Choice],
-                proof: solve.Proof | None, region_origin: str = "default") -> tuple[str, ...]:
+                proof: solve.Proof | None, region_origin: str = "default",
+                next_position: int | None = None) -> tuple[str, ...]:
     """Sentences saying why this choice: what it is, how it meets each clause, what it costs, what came next.
 
-    ``region_origin`` says where the default region came from (a key of :data:`REGION_ORIGINS`)."""
+    ``region_origin`` says where the default region came from (a key of :data:`REGION_ORIGINS`);
+    ``next_position`` is the ranked position of the first alternative (to bound its price when it is unknown)."""
     view, row = ranking.view, int(ranking.rows[0])
     lines = [chosen.describe()]
     for c in ranking.workers.spec.node:
@@ -433,9 +435,8 @@ def explanation(ranking: Ranking, chosen: Choice, manager: Choice | None, altern
     if alternatives:
         a = alternatives[0]
         bound = ""
-        if (a.cluster_price_per_hour is None and a.market == "spot" and a.on_demand_price_per_node_hour is not None
-                and a.manager_price_per_hour is not None):  # the most it is charged: its on-demand price
-            cap = a.node_count * a.on_demand_price_per_node_hour + a.manager_price_per_hour
+        cap = _ceiling(ranking, next_position) if next_position is not None else None
+        if a.cluster_price_per_hour is None and cap is not None:  # spot without a spot price: at most on-demand
             bound = f" (at most {money(cap)}, its on-demand price)"
         lines.append(f"next cheapest: {a.instance_type} × {a.node_count} ({a.region}) "
                      f"{money(a.cluster_price_per_hour)}{bound}")
@@ -451,6 +452,19 @@ def explanation(ranking: Ranking, chosen: Choice, manager: Choice | None, altern
                 f" ({classes} of priced rows)" if proof.classes else " (none is a candidate)")
     lines.append(f"{len(ranking.rows)} (type, region) rows satisfy the contract{z3_note}")
     return tuple(lines)
+
+
+def _ceiling(ranking: Ranking, i: int) -> float | None:
+    """The most the cluster at ranked position ``i`` is charged per hour (workers and manager, each at
+    :func:`.market.ceiling`: a spot node without a spot price at its on-demand price); None when unbounded."""
+    from ccdsl.resolver.market import ceiling
+
+    most = ceiling(ranking.view)
+    cap = int(ranking.counts[i]) * float(most[int(ranking.rows[i])])
+    manager = int(ranking.managers[i])
+    if manager >= 0:
+        cap += float(most[manager])
+    return None if np.isnan(cap) else cap
 
 
 def on_premise_note(ranking: Ranking, row: int, chosen: Choice) -> str:
