@@ -54,3 +54,30 @@ def test_an_unpriced_spot_alternative_of_manager_workers_names_its_bound(capsys)
     assert code == 0
     assert ("  next cheapest: g6e.48xlarge × 8 (us-east-1) price unknown (at most $241.21584/h, its on-demand price)"
             in out.splitlines())
+
+
+# ---------------------------------------------------------------- B9: resolve --any-region --top 3
+
+def test_top_lists_as_many_alternatives_as_asked_or_says_why_fewer(capsys) -> None:
+    code, out, _ = run(capsys, "resolve", TUTORIAL, "--any-region", "--top", "3")
+    assert code == 0
+    answers = dict(zip(("my_first_cluster_contract", "my_second_cluster_contract", "mw"), out.split("\n\n")))
+    why = {name: [line for line in text.splitlines() if "alternatives list one row" in line]
+           for name, text in answers.items()}
+    alternatives = {name: sum(line.split()[0].isdigit() for line in text.split("instance_type")[-1].splitlines()[1:])
+                    for name, text in answers.items()}  # the table's rows numbered 2, 3, …
+    assert alternatives["my_second_cluster_contract"] == 3 and why["my_second_cluster_contract"] == []
+    assert alternatives["my_first_cluster_contract"] == 0
+    assert why["my_first_cluster_contract"] == [
+        "  no other instance type among them, and the alternatives list one row (its cheapest) per instance type; "
+        "`ccdsl select` lists every row"]
+    assert "  29 (type, region) rows satisfy the contract" in answers["my_first_cluster_contract"]
+    assert alternatives["mw"] == 1
+    assert why["mw"][0].startswith("  only 1 other instance type among them")
+
+
+def test_one_matching_row_says_so_in_the_singular(capsys) -> None:
+    code, out, _ = run(capsys, "resolve", TUTORIAL, "--contract", "my_first_cluster_contract")
+    assert code == 0
+    assert "  1 (type, region) row satisfies the contract; Z3 finds the same optimum over 1 Pareto class" in out
+    assert "alternatives list one row" not in out  # the one row is all there is: the count says why

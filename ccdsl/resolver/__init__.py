@@ -171,7 +171,7 @@ def resolve(contract: Contract, catalog: Any = None, *, region: str | None = Non
     alts = [_choice(view, int(ranking.rows[i]), int(ranking.counts[i]), wrole, int(ranking.managers[i]))
             for i in positions]
     origin = "given" if region else "env" if os.environ.get("CCDSL_REGION") else "default"
-    why = explain.explanation(ranking, chosen, manager, alts, proof, origin, positions[0] if positions else None)
+    why = explain.explanation(ranking, chosen, manager, alts, proof, origin, positions[0] if positions else None, top)
     return Resolution(contract, chosen, manager, tuple(alts), why, matches=len(ranking.rows),
                       problem=proof.problem.text if proof is not None and proof.problem is not None else "")
 

@@ -409,11 +409,12 @@ REGION_ORIGINS = {"default": "the default", "env": "from $CCDSL_REGION", "given"
 
 def explanation(ranking: Ranking, chosen: Choice, manager: Choice | None, alternatives: list[Choice],
                 proof: solve.Proof | None, region_origin: str = "default",
-                next_position: int | None = None) -> tuple[str, ...]:
+                next_position: int | None = None, top: int = 5) -> tuple[str, ...]:
     """Sentences saying why this choice: what it is, how it meets each clause, what it costs, what came next.
 
     ``region_origin`` says where the default region came from (a key of :data:`REGION_ORIGINS`);
-    ``next_position`` is the ranked position of the first alternative (to bound its price when it is unknown)."""
+    ``next_position`` is the ranked position of the first alternative (to bound its price when it is unknown);
+    ``top`` how many alternatives were asked for (when fewer are listed though more rows match, a line says why)."""
     view, row = ranking.view, int(ranking.rows[0])
     lines = [chosen.describe()]
     for c in ranking.workers.spec.node:
@@ -450,7 +451,13 @@ def explanation(ranking: Ranking, chosen: Choice, manager: Choice | None, altern
         else:
             z3_note = "; Z3 finds no priced row that satisfies it" + (
                 f" ({classes} of priced rows)" if proof.classes else " (none is a candidate)")
-    lines.append(f"{len(ranking.rows)} (type, region) rows satisfy the contract{z3_note}")
+    n = len(ranking.rows)
+    lines.append(f"{n} (type, region) row{'s satisfy' if n != 1 else ' satisfies'} the contract{z3_note}")
+    if len(alternatives) < top and n > len(alternatives) + 1:  # fewer listed than asked though more rows match
+        types = len(np.unique(view.codes["instance_type"][ranking.rows]))
+        others = f"only {types - 1} other instance type{'s' * (types != 2)}" if types > 1 else "no other instance type"
+        lines.append(f"{others} among them, and the alternatives list one row (its cheapest) per instance type; "
+                     "`ccdsl select` lists every row")
     return tuple(lines)
 
 
