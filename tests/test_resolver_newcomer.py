@@ -81,3 +81,57 @@ def test_one_matching_row_says_so_in_the_singular(capsys) -> None:
     assert code == 0
     assert "  1 (type, region) row satisfies the contract; Z3 finds the same optimum over 1 Pareto class" in out
     assert "alternatives list one row" not in out  # the one row is all there is: the count says why
+
+
+# ------------------------------------------------------------------ B4: a misspelled region
+
+def test_a_misspelled_region_option_is_an_error_with_a_suggestion(capsys) -> None:
+    code, out, err = run(capsys, "resolve", TUTORIAL, "--region", "moon-1")
+    assert code == 2 and out == ""
+    assert err == "error: unknown region 'moon-1' (the region asked for): no catalog row has it\n" \
+                  "  hint: did you mean me-south-1?\n"
+
+
+@pytest.mark.parametrize("command", ["resolve", "select"])
+def test_a_misspelled_region_in_the_environment_is_an_error_with_a_suggestion(capsys, monkeypatch, command) -> None:
+    monkeypatch.setenv("CCDSL_REGION", "eu-centrl-1")
+    code, _out, err = run(capsys, command, TUTORIAL)
+    assert code == 2
+    assert "error: unknown region 'eu-centrl-1' (from $CCDSL_REGION): no catalog row has it" in err
+    assert "hint: did you mean eu-central-1" in err
+
+
+@pytest.mark.parametrize("command", ["check", "resolve", "select"])
+def test_a_misspelled_cluster_locale_is_a_check_error_at_its_clause(capsys, tmp_path, command) -> None:
+    path = tmp_path / "where.ccc"
+    path.write_text('ok = @cluster(node_count => 2)\nc = @cluster(cluster_locale => "eu-centrl-1")\n')
+    code, out, err = run(capsys, command, str(path))
+    assert code == 2 and "t3" not in out
+    assert f"{path}:2:14: error: unknown region 'eu-centrl-1' in cluster_locale => \"eu-centrl-1\": no catalog " \
+           "row has it" in err
+    assert "  hint: did you mean eu-central-1 or " in err and "^~~~" in err
+
+
+def test_a_region_of_a_user_catalog_is_known(capsys, tmp_path) -> None:
+    """The known regions are the catalog's: a --catalog file's region is as good as AWS's."""
+    lab = tmp_path / "lab.toml"
+    lab.write_text((ROOT / "examples" / "lab_hosts.toml").read_text().replace('"lab"', '"xx-lab-1"'))
+    path = tmp_path / "where.ccc"
+    path.write_text('c = @cluster(cluster_locale => "xx-lab-1")\n')
+    assert run(capsys, "check", str(path))[0] == 2
+    code, out, err = run(capsys, "check", str(path), "--catalog", str(lab))
+    assert code == 0, err
+    code, out, err = run(capsys, "resolve", str(path), "--catalog", str(lab))
+    assert code == 0, err
+    assert "xx-lab-1" in out
+
+
+def test_the_library_says_the_same(monkeypatch) -> None:
+    import ccdsl
+
+    with pytest.raises(ccdsl.ContractError, match="unknown region 'eu-centrl-1'") as e:
+        ccdsl.resolve(ccdsl.parse('c = @cluster(cluster_locale => "eu-centrl-1")')["c"])
+    assert e.value.exit_code == 2 and "did you mean eu-central-1" in e.value.render()
+    monkeypatch.setenv("CCDSL_REGION", "moon-1")
+    with pytest.raises(ccdsl.CatalogError, match="unknown region 'moon-1'"):
+        ccdsl.resolve(ccdsl.parse("c = @cluster(node_count => 2)")["c"])

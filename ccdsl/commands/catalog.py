@@ -299,18 +299,13 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def _known(df: Any, column: str, value: str) -> None:
     """A filter value no row has is a typo or a region the catalog lacks: say so instead of printing nothing."""
-    import difflib
-
+    from ccdsl.catalog import unknown_hint
     from ccdsl.errors import CatalogError
 
     known = sorted(set(df[column].astype(str)) - {""})
     if value in known:
         return
-    close = difflib.get_close_matches(value, known, n=3, cutoff=0.5)
-    plural = "families" if column == "family" else f"{column}s"
-    hint = (f"did you mean {' or '.join(close)}?" if close else
-            f"known {plural}: {', '.join(known)}" if len(known) <= 40 else
-            f"none of the {len(known)} known {plural} is close; `ccdsl catalog list --limit 0` shows every row")
+    hint = unknown_hint(value, known, "families" if column == "family" else f"{column}s")
     raise CatalogError(f"unknown {column} {value!r}: no catalog row has it", hint=hint)
 
 

@@ -166,6 +166,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
                            hint="contracts in it: " + ", ".join(contracts))
     _log_to_stderr()
     from ccdsl.catalog import load as load_catalog
+    from ccdsl.commands.contract import check_locales
     from ccdsl.executor import config as cfg
     from ccdsl.executor.deploy import spot_option
     from ccdsl.resolver import market, resolve
@@ -176,6 +177,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     # resolved here with the same options as `ccdsl resolve`, so both commands pick the same rows
     columns = VIEW_COLUMNS + (market.SPOT_COLUMNS if market.spot_roles(contract, spot) else ())
     catalog = load_catalog(paths=args.catalog, columns=columns) if args.catalog else None
+    check_locales([contract], catalog, args.file)
     resolution = resolve(contract, catalog, region=args.region, any_region=args.any_region, spot=spot)
     if not args.quiet:
         price = "price unknown" if resolution.price_per_hour is None else f"${resolution.price_per_hour:g}/h"

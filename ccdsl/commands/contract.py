@@ -36,6 +36,9 @@ def count(text: str) -> int:
 def register(sub: Any) -> None:
     p = sub.add_parser("check", help="check contract files and report every problem")
     p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--catalog", metavar="PATH", action="append",
+                   help="a catalog file (CSV/TOML) whose regions cluster_locale may name, beside the shipped and "
+                        "user catalogs; repeatable")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("resolve", help="the cost-optimal instance type and node count of each contract")
@@ -75,6 +78,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         text = read(path)
         contracts, diagnostics = check(text, path)
         diagnostics = diagnostics + check_all(contracts.values())  # what ccdsl.toml does not let a contract set
+        diagnostics = diagnostics + locale_errors(contracts.values(), _catalog_files(args.catalog), path)
         if diagnostics:
             print(render_all(diagnostics, text), file=sys.stderr)
         errors = sum(d.severity == "error" for d in diagnostics)
@@ -87,6 +91,27 @@ def cmd_check(args: argparse.Namespace) -> int:
             tail = f", {warnings} warning{'s' * (warnings != 1)}" if warnings else ""
             print(f"{path}: ok ({len(contracts)} contract{'s' * (len(contracts) != 1)}: {names}{tail})")
     return status
+
+
+def locale_errors(contracts: Any, catalog: Any, path: str) -> list[Any]:
+    """The ``cluster_locale`` values no region of the catalog has, as diagnostics with a suggestion (a typo is an
+    error, exit 2; see :mod:`ccdsl.resolver.regions`).  The catalog is read only when a clause names a region."""
+    if not any(c.parameter == "cluster_locale" for contract in contracts for c in contract.clauses):
+        return []
+    from ccdsl.resolver import known_regions, regions
+
+    known = known_regions(catalog)
+    return [d for contract in contracts for d in regions.diagnostics(contract, known, path)]
+
+
+def _catalog_files(paths: list[str] | None) -> Any:
+    """The catalog with ``--catalog`` files merged in; None (the loaded one) without."""
+    if not paths:
+        return None
+    from ccdsl.catalog import load
+    from ccdsl.resolver.view import VIEW_COLUMNS
+
+    return load(paths=paths, columns=VIEW_COLUMNS)
 
 
 # ------------------------------------------------------------------------------------------------ resolve
@@ -127,12 +152,23 @@ def _catalog(args: argparse.Namespace, contracts: dict[str, Any]) -> Any:
     return load(paths=args.catalog, columns=VIEW_COLUMNS + (market.SPOT_COLUMNS if spot else ()))
 
 
+def check_locales(contracts: Any, catalog: Any, path: str) -> None:
+    """``resolve``, ``select``: raise when a ``cluster_locale`` value names no region of the catalog."""
+    from ccdsl.errors import ContractError
+    from ccdsl.language import read
+
+    found = locale_errors(contracts, catalog, path)
+    if found:
+        raise ContractError(found, read(path))
+
+
 def cmd_resolve(args: argparse.Namespace) -> int:
     from ccdsl.errors import UnsatisfiableError, printable
     from ccdsl.resolver import resolve
 
     contracts = _contracts(args)
     catalog = _catalog(args, contracts)
+    check_locales(contracts.values(), catalog, args.file)
     status = 0
     objects = []
     for name, contract in contracts.items():
@@ -171,6 +207,7 @@ def cmd_select(args: argparse.Namespace) -> int:
 
     contracts = _contracts(args)
     catalog = _catalog(args, contracts)
+    check_locales(contracts.values(), catalog, args.file)
     status = 0
     objects: list[dict[str, Any]] = []
     for name, contract in contracts.items():
