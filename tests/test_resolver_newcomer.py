@@ -135,3 +135,66 @@ def test_the_library_says_the_same(monkeypatch) -> None:
     monkeypatch.setenv("CCDSL_REGION", "moon-1")
     with pytest.raises(ccdsl.CatalogError, match="unknown region 'moon-1'"):
         ccdsl.resolve(ccdsl.parse("c = @cluster(node_count => 2)")["c"])
+
+
+# ------------------------------------------------------------------ B7: the nearest misses
+
+def _gap(x: float, targets: list[float]) -> float:
+    """The README's measure: the relative gap to the nearest value the clause allows."""
+    return min(abs(x - v) / max(abs(x), abs(v)) for v in targets)
+
+
+@pytest.fixture(scope="module")
+def east():
+    """The shipped catalog's AWS rows of the default region (what an infeasible contract's misses come from)."""
+    from ccdsl.catalog.loader import load
+
+    df = load(user=False, local=False)
+    return df[(df.provider == "aws") & (df.region == "us-east-1")].set_index("instance_type", drop=False)
+
+
+def _misses(text: str) -> list[str]:
+    import ccdsl
+
+    with pytest.raises(ccdsl.UnsatisfiableError) as e:
+        ccdsl.resolve(ccdsl.parse(f"c = @cluster({text})")["c"])
+    return [m.split(" (")[0] for m in e.value.near_misses]
+
+
+NUMERIC = [  # contract, the row's distance from it (smaller is nearer), as the README defines it
+    ("node_vcpus_count => @atleast(100000)", lambda r: _gap(r.vcpus, [100000])),
+    ("node_memory_size => @atmost(0.25G)", lambda r: _gap(r.memory_gib, [0.25])),
+    ("node_vcpus_count => @between(500, 600)", lambda r: _gap(r.vcpus, [500, 600])),
+    ("node_vcpus_count => @just(3)", lambda r: _gap(r.vcpus, [3])),
+    ("node_vcpus_count => @oneof(3, 100000)", lambda r: _gap(r.vcpus, [3, 100000])),
+    ("node_count => 4, cluster_vcpus_count => @atleast(1000000)", lambda r: -r.vcpus),  # total: the most
+    ("node_count => 4, cluster_vcpus_count => @atmost(3)", lambda r: r.vcpus),  # total: the fewest
+    ("node_count => 4, cluster_price_per_hour => @atleast(100000)", lambda r: -r.price_per_hour),  # budget
+    ("node_count => 4, cluster_price_per_hour => @atmost(0.001)", lambda r: r.price_per_hour),
+]
+
+
+@pytest.mark.parametrize(("text", "distance"), NUMERIC, ids=[t for t, _ in NUMERIC])
+def test_the_nearest_misses_are_the_rows_closest_to_the_violated_clause(east, text, distance) -> None:
+    """Not the cheapest rows (t4g.nano, t3a.nano, t3.nano for @atleast(100000) vCPUs): the nearest to the clause,
+    then the cheapest of those.  Compared as (distance, price): rows tied on both may come in either order."""
+    got = _misses(text)
+    assert len(got) == 3
+    keys = {t: (round(distance(r), 12), r.price_per_hour) for t, r in east.iterrows() if r.price_per_hour >= 0}
+    best = sorted(keys, key=keys.__getitem__)[:3]
+    assert [keys[t] for t in got] == [keys[t] for t in best], (got, best)
+
+
+def test_a_type_the_contract_names_is_nearer_than_types_it_does_not(east) -> None:
+    """``@not`` and symbols have no order: the rows that fail only them and are named come first, by price."""
+    assert _misses('node_machinetype => @oneof("t3.xlarge", "t3.2xlarge"), node_vcpus_count => @not(4, 8)')[:2] \
+        == ["t3.xlarge", "t3.2xlarge"]
+    assert _misses('node_machinetype => "t3.xlarge", processor_manufacturer => AMD')[0] == "t3.xlarge"
+
+
+def test_a_not_clause_reads_as_an_exclusion() -> None:
+    import ccdsl
+
+    with pytest.raises(ccdsl.UnsatisfiableError) as e:
+        ccdsl.resolve(ccdsl.parse('c = @cluster(node_machinetype => "t3.xlarge", node_vcpus_count => @not(4))')["c"])
+    assert e.value.near_misses[0] == "t3.xlarge (us-east-1): node_vcpus_count 4 is excluded: not 4"
