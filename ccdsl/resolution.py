@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 # The fields every JSON object describing a choice carries (issue 3, "Interfaces").
 JSON_FIELDS = ("provider", "region", "instance_type", "node_count", "price_per_node_hour", "price_per_hour",
-               "price_source", "price_date", "market")
+               "price_source", "price_date", "market", "accelerators")
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class Choice:
     price_per_hour: float | None  # node_count × price_per_node_hour (this role only); None: unknown
     vcpus: int = 0
     memory_gib: float = 0.0
-    accelerator_count: int = 0
+    accelerator_count: float = 0  # a share of one accelerator is its fraction: 0.125 = 1/8 of an L4
     accelerator_model: str = ""
     accelerator_architecture: str = ""
     accelerator_memory_gib: float = 0.0
@@ -92,6 +92,7 @@ class Choice:
         d["price_per_node_hour"] = None if self.price_per_node_hour is None else _money(self.price_per_node_hour)
         d["price_source"] = self.price_source or None  # unknown: null, like the price
         d["price_date"] = self.price_date or None
+        d["accelerators"] = self._accelerators_json()
         if self.spot:  # price_* above are the spot price's; the on-demand price beside it, and the saving
             od = self.on_demand_price_per_node_hour
             d["spot_zone"] = self.spot_zone or None
@@ -100,13 +101,39 @@ class Choice:
             d["saving_percent"] = None if self.saving is None else round(100 * self.saving, 2)
         return d
 
+    @property
+    def accelerators(self) -> str:
+        """``8 × L4 (Ada Lovelace) 22.35 GiB``; a share of one: ``1/8 × L4 (Ada Lovelace) 2.79 GiB of 22.35``;
+        '' without."""
+        from ccdsl.catalog.shares import count_text, is_share
+
+        if not self.accelerator_count:
+            return ""
+        arch = f" ({self.accelerator_architecture})" if self.accelerator_architecture else ""
+        text = (f"{count_text(self.accelerator_count)} × {self.accelerator_model or 'accelerator'}{arch} "
+                f"{quantity(self.accelerator_memory_gib)} GiB")
+        if is_share(self.accelerator_count):  # its memory is the share's: of the whole accelerator's
+            text += f" of {quantity(self.accelerator_memory_gib / self.accelerator_count)}"
+        return text
+
+    def _accelerators_json(self) -> dict[str, Any] | None:
+        """``{"model": "L4", "count": 0.125, "share": "1/8", "memory_gib": 2.79}`` per node (``share`` only for a
+        share of one accelerator, ``memory_gib`` then the share's); None without accelerators."""
+        from ccdsl.catalog.shares import count_text, is_share
+
+        if not self.accelerator_count:
+            return None
+        d: dict[str, Any] = {"model": self.accelerator_model, "count": self.accelerator_count}
+        if is_share(self.accelerator_count):
+            d["share"] = count_text(self.accelerator_count)
+        d["memory_gib"] = round(self.accelerator_memory_gib, 2)
+        return d
+
     def describe(self) -> str:
         """A one-line summary, e.g. ``g4dn.xlarge × 8 (aws us-east-1): 4 vCPUs, 16 GiB, 1 × T4 16 GiB``."""
         hw = f"{self.vcpus} vCPUs, {quantity(self.memory_gib)} GiB"
         if self.accelerator_count:
-            arch = f" ({self.accelerator_architecture})" if self.accelerator_architecture else ""
-            hw += (f", {self.accelerator_count} × {self.accelerator_model or 'accelerator'}{arch} "
-                   f"{quantity(self.accelerator_memory_gib)} GiB")
+            hw += ", " + self.accelerators
         place = place_of(self.provider, self.region)
         return f"{self.instance_type} × {self.node_count} ({place}): {hw}"
 
@@ -207,7 +234,7 @@ class Resolution:
                                  "accelerators", "$/node-hour", "$/hour (cluster)", "price source", "price date")
         body: list[tuple[Any, ...]] = []
         for label, c in rows:
-            accel = f"{c.accelerator_count} × {c.accelerator_model}" if c.accelerator_count else ""
+            accel = c.accelerators
             hourly = c.price_per_hour if label == "manager" else c.cluster_price_per_hour
             body.append((label, c.provider, c.region, c.instance_type, c.node_count, c.vcpus, quantity(c.memory_gib),
                          accel, _price(c.price_per_node_hour), _price(hourly), c.price_source, c.price_date))

@@ -198,3 +198,82 @@ def test_a_not_clause_reads_as_an_exclusion() -> None:
     with pytest.raises(ccdsl.UnsatisfiableError) as e:
         ccdsl.resolve(ccdsl.parse('c = @cluster(node_machinetype => "t3.xlarge", node_vcpus_count => @not(4))')["c"])
     assert e.value.near_misses[0] == "t3.xlarge (us-east-1): node_vcpus_count 4 is excluded: not 4"
+
+
+# --------------------------------------------- B2 / issue 20 item 3: fractional GPUs are not whole ones
+
+FRACTIONS = 'b = @cluster(accelerator => L4)\n' \
+            'f = @cluster(accelerator => L4, accelerator_count => @atleast(0.125))\n' \
+            'w = @cluster(accelerator => L4, accelerator_count => @atleast(1))\n' \
+            'q = @cluster(accelerator => L4, accelerator_count => @between(0.25, 0.5))\n'
+
+
+def test_a_named_accelerator_means_a_whole_one_and_a_share_is_printed_as_a_fraction(capsys, tmp_path) -> None:
+    path = tmp_path / "l4.ccc"
+    path.write_text(FRACTIONS)
+    code, out, err = run(capsys, "resolve", str(path), "--top", "0")
+    assert code == 0, err
+    answers = dict(zip("bfwq", out.split("\n\n")))
+    assert answers["b"].startswith("b: g6.xlarge × 1 in aws us-east-1 — $0.8048/h\n  g6.xlarge × 1 (aws us-east-1): "
+                                   "4 vCPUs, 16 GiB, 1 × L4 (Ada Lovelace) 22.35 GiB\n")
+    assert "  accelerator_count => @atleast(1) (implied by accelerator => L4): 1 ≥ 1\n" in answers["b"]
+    assert answers["w"].startswith("w: g6.xlarge × 1")
+    assert answers["f"].startswith("f: g6f.large × 1 in aws us-east-1 — $0.202/h\n"
+                                   "  g6f.large × 1 (aws us-east-1): 2 vCPUs, 8 GiB, 1/8 × L4 (Ada Lovelace) 2.79 GiB "
+                                   "of 22.35\n")
+    assert "  accelerator_count => @atleast(0.125): 1/8 ≥ 1/8\n" in answers["f"]
+    assert answers["q"].startswith("q: g6f.2xlarge × 1")  # 1/4 of an L4 (1/8 is below the range)
+    code, out, _ = run(capsys, "resolve", str(path), "--contract", "f", "--json")
+    import json
+
+    d = json.loads(out)
+    assert d["accelerators"] == {"model": "L4", "count": 0.125, "share": "1/8", "memory_gib": 2.79}
+    assert all(a["accelerators"]["count"] in (0.125, 0.25, 0.5, 1) for a in d["alternatives"])
+
+
+def test_the_catalog_shows_the_share(capsys) -> None:
+    code, out, _ = run(capsys, "catalog", "show", "g6f.2xlarge")
+    assert code == 0
+    assert "accelerator_count             1/4 (a share of one L4: 5.59 GiB of 22.35)" in out.splitlines()
+    code, out, _ = run(capsys, "catalog", "list", "--family", "g6f", "--region", "us-east-1")
+    assert code == 0
+    rows = {line.split()[2]: line for line in out.splitlines()[2:-1]}
+    assert " 1/8 of one " in rows["g6f.large"] and " 1/2 of one " in rows["g6f.4xlarge"]
+
+
+def test_cluster_accelerator_count_sums_shares_exactly(capsys, tmp_path) -> None:
+    """3 × 1/8 = 3/8 exactly: @atleast(0.375) takes three g6f.large, @atleast(0.376) four."""
+    path = tmp_path / "sum.ccc"
+    path.write_text("a = @cluster(accelerator => L4, accelerator_count => @just(0.125), node_count => @atleast(1),\n"
+                    "             cluster_accelerator_count => @atleast(0.375))\n"
+                    "b = @cluster(accelerator => L4, accelerator_count => @just(0.125), node_count => @atleast(1),\n"
+                    "             cluster_accelerator_count => @atleast(0.376))\n")
+    code, out, err = run(capsys, "resolve", str(path), "--top", "0")
+    assert code == 0, err
+    assert "a: g6f.large × 3 in aws us-east-1" in out and "b: g6f.large × 4 in aws us-east-1" in out
+    assert "cluster_accelerator_count => @atleast(0.375): 3 × 1/8 = 3/8 ≥ 3/8" in out
+
+
+@pytest.mark.parametrize("text", FRACTIONS.splitlines())
+def test_the_oracle_agrees_on_shares(text) -> None:
+    import oracle
+    from ccdsl.catalog.loader import load
+    from ccdsl.language import parse
+    from ccdsl.resolver import resolve
+
+    df = load(user=False, local=False)
+    df = df[df.region == "us-east-1"].reset_index(drop=True)
+    contract = next(iter(parse(text).values()))
+    want = oracle.optimum(df, contract)
+    r = resolve(contract, df, top=0)
+    assert (r.instance_type, r.node_count) == (want.worker["instance_type"], want.count)
+    assert r.price_per_hour == pytest.approx(want.cost)
+
+
+def test_whole_counts_stay_whole(capsys, tmp_path) -> None:
+    path = tmp_path / "c.ccc"
+    path.write_text("c = @cluster(accelerator_count => 1.5, node_vcpus_count => 0.5)\n")
+    code, _, err = run(capsys, "check", str(path))
+    assert code == 2
+    assert "accelerator_count is a count of accelerators: a whole number, or a share of one below 1" in err
+    assert "node_vcpus_count is a count of vCPUs: it must be a whole number, not 0.5" in err

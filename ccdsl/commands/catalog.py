@@ -270,7 +270,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     from ccdsl.catalog.schema import COLUMN_NAMES
     from ccdsl.errors import CatalogError
 
-    df = _frame()
+    df = full = _frame()
     for column in ("region", "provider", "family"):
         wanted = getattr(args, column)
         if wanted:
@@ -286,7 +286,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     df = df.sort_values([args.sort, "instance_type", "region"], kind="stable")
     if args.limit > 0:
         df = df.head(args.limit)
-    rows = [list(r) for r in df[list(LIST_COLUMNS)].itertuples(index=False)]
+    rows = [list(r) for r in _with_shares(df, full, long=False)[list(LIST_COLUMNS)].itertuples(index=False)]
     print(render_table(rows, [c.replace("_", " ") for c in LIST_COLUMNS]))
     print(f"({len(rows)} of {total} rows)")
     from ccdsl.catalog.loader import user_files
@@ -295,6 +295,27 @@ def cmd_list(args: argparse.Namespace) -> int:
     if users:
         print(f"user catalogs merged in: {', '.join(p.name for p in users)} (see `ccdsl catalog info`)")
     return 0
+
+
+def _with_shares(rows: pd.DataFrame, catalog: pd.DataFrame, long: bool = True) -> pd.DataFrame:
+    """``rows`` with ``accelerator_count`` as text: ``1/8 (a share of one L4: 2.79 GiB of 22.35)`` (``long``) or
+    ``1/8 of one`` for a share of one accelerator (the catalog stores 0, as AWS reports it;
+    :mod:`ccdsl.catalog.shares` reads the share against the whole accelerators of ``catalog``), else the count."""
+    from ccdsl.catalog.shares import count_text, frame_counts, is_share
+    from ccdsl.resolution import quantity
+
+    counts = frame_counts(catalog).reindex(rows.index)
+    out = rows.copy()
+
+    def text(n: float, model: str, mem: float) -> str:
+        if not is_share(n):
+            return count_text(n)
+        return f"{count_text(n)} (a share of one {model}: {quantity(mem)} GiB of {quantity(mem / n)})" if long \
+            else f"{count_text(n)} of one"
+
+    models, memory = rows["accelerator_model"], rows["accelerator_memory_gib"]
+    out["accelerator_count"] = [text(*x) for x in zip(counts, models, memory)]
+    return out
 
 
 def _known(df: Any, column: str, value: str) -> None:
@@ -327,7 +348,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             raise CatalogError(f"{args.instance_type} is not offered in {args.region}",
                                hint="offered in: " + ", ".join(sorted(set(hit["region"]))))
         hit = regional
-    first = hit.iloc[0]
+    first = _with_shares(hit, df).iloc[0]
     per_region = ("region", "price_per_hour", "price_source", "price_date", *SPOT_COLUMNS)
     rows = [[c, _fmt(first[c].item() if hasattr(first[c], "item") else first[c], c)]
             for c in COLUMN_NAMES if c not in per_region and c != "provider"]

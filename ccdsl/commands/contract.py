@@ -222,7 +222,7 @@ def cmd_select(args: argparse.Namespace) -> int:
         if choices:
             rows = [[c.instance_type, c.provider, c.region, str(c.node_count), price_cell(c.price_per_node_hour),
                      price_cell(c.cluster_price_per_hour), str(c.vcpus), quantity(c.memory_gib),
-                     f"{c.accelerator_count} × {c.accelerator_model}" if c.accelerator_count else "-"]
+                     _accelerators(c)]
                     for c in choices]
             header = ["instance_type", "provider", "region", "nodes", "$/node/h", "$/h (cluster)", "vcpus",
                       "mem GiB", "accelerators"]
@@ -235,3 +235,10 @@ def cmd_select(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(objects[0] if args.contract is not None else objects, indent=2, ensure_ascii=False))
     return status
+
+
+def _accelerators(c: Any) -> str:
+    """``8 × L4``, ``1/8 × L4`` (a share of one), or ``-``."""
+    from ccdsl.catalog.shares import count_text
+
+    return f"{count_text(c.accelerator_count)} × {c.accelerator_model}" if c.accelerator_count else "-"

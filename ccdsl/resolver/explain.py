@@ -20,8 +20,10 @@ import numpy as np
 
 from ccdsl import taxonomy
 from ccdsl.catalog.freshness import PRICE_MAX_AGE_DAYS, SPOT_PRICE_MAX_AGE_DAYS, price_age_days
+from ccdsl.catalog.shares import count_text
 from ccdsl.contract import Clause, Contract
 from ccdsl.errors import Conflict, UnsatisfiableError
+from ccdsl.language.values import SHARED_COUNTS
 from ccdsl.parameters import PARAMETERS
 from ccdsl.resolution import Choice, money, place_of, quantity
 from ccdsl.resolver import compile as comp
@@ -433,6 +435,8 @@ def _fmt(v: object, parameter: str) -> str:
     text = quantity(x)
     if p is None:
         return text
+    if parameter in SHARED_COUNTS:  # 1/8 of an accelerator, not 0.12
+        return count_text(x)
     if p.kind == "price":
         return "price unknown" if x != x else f"${x:.4g}/h"
     if p.kind == "fraction":
