@@ -6,7 +6,9 @@ resolver, numpy, pandas (for the catalog) and Z3 — never boto3, paramiko or mp
 Output contract:
 
 - ``resolve --json`` prints one JSON object per contract with ``contract, provider, region, instance_type,
-  node_count, price_per_node_hour, price_per_hour, price_source, price_date, alternatives`` (and ``manager`` for
+  node_count, price_per_node_hour, price_per_hour, price_source, price_date, market, accelerators, alternatives``
+  (``accelerators``: ``{"model", "count", "memory_gib"}`` per node, plus ``"share": "1/8"`` for a share of one GPU;
+  null without) (and ``manager`` for
   ManagerWorkers; the manager and every alternative carry the same price fields); an unknown price is ``null``; an
   infeasible contract is ``{"contract", "error": "unsatisfiable", "conflict": [{"parameter", "line", "column",
   "text"}, …], "near_misses": […]}``.  Every choice has ``market`` ("on-demand" or "spot"); a spot one (``--spot``,
