@@ -277,3 +277,75 @@ def test_whole_counts_stay_whole(capsys, tmp_path) -> None:
     assert code == 2
     assert "accelerator_count is a count of accelerators: a whole number, or a share of one below 1" in err
     assert "node_vcpus_count is a count of vCPUs: it must be a whole number, not 0.5" in err
+
+
+
+def _shares_catalog():
+    """Whole L4s and T4s beside shares of an L4 (as AWS reports them: no whole accelerator, the share's memory)."""
+    from test_resolver import frame, gpu
+
+    return frame(
+        gpu("g6.xlarge", "L4", "Ada Lovelace", 22.35, 0.8048, vcpus=4),
+        gpu("g6.12xlarge", "L4", "Ada Lovelace", 22.35, 4.6016, count=4, vcpus=48),
+        gpu("g6f.large", "L4", "Ada Lovelace", 2.79, 0.202, count=0, vcpus=2),
+        gpu("g6f.2xlarge", "L4", "Ada Lovelace", 5.59, 0.475, count=0, vcpus=8),
+        gpu("g6f.4xlarge", "L4", "Ada Lovelace", 11.18, 0.95, count=0, vcpus=16),
+        gpu("g4dn.xlarge", "T4", "Turing", 16.0, 0.526, vcpus=4),
+        {"instance_type": "c5.large", "vcpus": 2, "price_per_hour": 0.085},
+    )
+
+
+def _share_contracts():
+    from hypothesis import strategies as st
+
+    from ccdsl.contract import Clause, Contract
+
+    amounts = st.sampled_from([0.125, 0.25, 0.375, 0.5, 1, 2, 4])
+    count = st.one_of(st.tuples(st.sampled_from(["atleast", "atmost", "just"]), amounts.map(lambda v: (v,))),
+                      st.tuples(st.just("between"), st.tuples(amounts, amounts).map(sorted).map(tuple)))
+    total = st.tuples(st.sampled_from(["atleast", "atmost"]), st.sampled_from([0.375, 0.5, 1, 1.5, 3, 8])
+                      .map(lambda v: (v,)))
+
+    @st.composite
+    def build(draw):
+        clauses = [Clause("node_count", "between", (1, 16))]
+        if draw(st.booleans()):
+            q, v = draw(count)
+            clauses.append(Clause("accelerator_count", q, tuple(v)))
+        if draw(st.booleans()):
+            q, v = draw(total)
+            clauses.append(Clause("cluster_accelerator_count", q, v))
+        if draw(st.booleans()):
+            clauses.append(Clause("accelerator", "just", ("L4",)))
+        if draw(st.booleans()):
+            clauses.append(Clause("accelerator_memory", "atleast", (draw(st.sampled_from([2.0, 5.0, 16.0])),)))
+        return Contract("shares", tuple(clauses))
+
+    return build()
+
+
+def test_shares_and_whole_accelerators_agree_with_the_oracle() -> None:
+    """Property: on a catalog of whole and fractional L4s, every contract over accelerator_count (shares admitted or
+    not), cluster_accelerator_count (shares summed exactly), the model and its memory resolves as the oracle says."""
+    from hypothesis import given, settings
+
+    import oracle
+    from ccdsl.errors import UnsatisfiableError
+    from ccdsl.resolver import resolve
+
+    df = _shares_catalog()
+
+    @settings(max_examples=300, deadline=None, derandomize=True)
+    @given(_share_contracts())
+    def check(c) -> None:
+        want = oracle.optimum(df, c)
+        try:
+            r = resolve(c, df, top=0)
+        except UnsatisfiableError:
+            assert want is None, c
+            return
+        assert want is not None, (c, r.instance_type)
+        assert r.price_per_hour == pytest.approx(want.cost, abs=1e-9), c
+        assert (r.instance_type, r.node_count) == (want.worker["instance_type"], want.count), c
+
+    check()
