@@ -279,7 +279,6 @@ def test_whole_counts_stay_whole(capsys, tmp_path) -> None:
     assert "node_vcpus_count is a count of vCPUs: it must be a whole number, not 0.5" in err
 
 
-
 def _shares_catalog():
     """Whole L4s and T4s beside shares of an L4 (as AWS reports them: no whole accelerator, the share's memory)."""
     from test_resolver import frame, gpu
