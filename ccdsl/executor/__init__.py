@@ -73,9 +73,20 @@ def forget(handle: str) -> str:
     if record.status == st.DEPLOYING and st.owner_alive(record):
         raise ClusterError(f"cluster {handle} is being deployed by process {record.owner_pid}",
                            hint="wait for it, or press Ctrl-C there: an interrupted deploy cleans up")
+    from ccdsl.executor import guard
+    from ccdsl.executor.cluster import remove_local_files
+
+    guard.stop_local_watchdog(handle)  # a watchdog here would go on guarding (and at $0/h never end)
     state.forget(handle)
+    remove_local_files(handle)
     if record.status == st.TERMINATED:
         return f"forgot cluster {handle} (it was terminated)"
+    if record.provider == "local":  # nothing of it is anywhere else: ending it here is the whole of it
+        from ccdsl.executor.providers import local
+
+        local.end(handle)
+        return (f"forgot cluster {handle} ({record.status}): it ran on this machine, and its watchdog, processes "
+                "and files here are gone with the record")
     where = record.provider + (f" {record.settings.get('resolved_region') or record.settings.get('region')}"
                                if record.provider == "aws" and (record.settings.get("resolved_region")
                                                                 or record.settings.get("region")) else "")
