@@ -209,3 +209,16 @@ def test_a_deploy_without_credentials_names_no_markets(aws_env, data_dir, monkey
         ccdsl.deploy(plan, config=Config.from_dict({"aws": aws_settings(aws_env)}))
     assert State().list_clusters(live_only=False) == []
     assert not [r for r in caplog.records if "markets" in r.getMessage()]  # of a handle that never existed
+
+
+def test_forget_of_a_cloud_cluster_says_its_watchdog_still_guards_it(data_dir, capsys) -> None:
+    from ccdsl.cli import main
+
+    state, now = State(), time.time()
+    autostop = guard.make("30m").to_settings()
+    state.add_cluster(ClusterRecord("CloudCloudCloud", "c", "aws", "PeerWorkers", "running", now, now,
+                                    settings={"resolved_region": "eu-north-1", "autostop": autostop}))
+    assert main(["terminate", "--forget", "CloudCloudCloud"]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("warning: forgot cluster CloudCloudCloud (running) without asking aws eu-north-1")
+    assert err.rstrip().endswith("; its autostop watchdog, on its nodes, still stops after 30m idle")

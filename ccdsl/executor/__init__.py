@@ -61,8 +61,9 @@ def terminate(cluster: Cluster | str, *, config: Config | None = None) -> None:
 
 def forget(handle: str) -> str:
     """Remove this machine's record of a cluster without asking its cloud (``ccdsl terminate --forget``), for a
-    record that cannot be terminated (credentials gone, a cloud account closed).  Returns the warning to show:
-    whatever the cluster still has in the cloud is no longer tracked here."""
+    record that cannot be terminated (credentials gone, a cloud account closed).  Whatever the cluster has on this
+    machine goes with the record (a watchdog here, its files; for a local cluster, all of it).  Returns what to
+    tell the user: for a cloud cluster, the warning that what it still has there is no longer tracked here."""
     from ccdsl.errors import ClusterError
     from ccdsl.executor import state as st
 
@@ -90,9 +91,12 @@ def forget(handle: str) -> str:
     where = record.provider + (f" {record.settings.get('resolved_region') or record.settings.get('region')}"
                                if record.provider == "aws" and (record.settings.get("resolved_region")
                                                                 or record.settings.get("region")) else "")
+    guarded = guard.Autostop.from_settings(record.settings.get("autostop"))
+    watchdog = (f"; its autostop watchdog, on its nodes, still {guarded.describe()}"
+                if guarded.active and record.status == st.RUNNING else "")
     return (f"forgot cluster {handle} ({record.status}) without asking {where}: anything it still has there (tagged "
             f"ccdsl:cluster={handle}) is no longer tracked by this machine and may still cost money; 'ccdsl "
-            f"clusters' finds it again by its tags when it can reach {where}")
+            f"clusters' finds it again by its tags when it can reach {where}{watchdog}")
 
 
 __all__ = ["Cluster", "ClusterInfo", "Plan", "autostop", "clusters", "cost_report", "deploy", "forget", "interrupt",
