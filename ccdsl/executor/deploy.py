@@ -290,7 +290,7 @@ def _announce_markets(handle: str, plan: Plan, config: Config, state: st.State) 
         text = f"{r.role} {r.instance_type} × {r.count}: {markets[r.role]}"
         price = r.options.get("price_per_node_hour")
         if isinstance(price, (int, float)):
-            text += f" at ${price:.4g}/node-hour"
+            text += f" at {cost.dollars(price)}/node-hour"
         zones = _spot_zones(r)
         if markets[r.role] == "spot" and zones:
             text += f" (cheapest in {zones[0]})"
