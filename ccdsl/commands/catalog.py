@@ -339,7 +339,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     df = _frame()
     hit = df[df["instance_type"] == args.instance_type]
     if hit.empty:
-        close = difflib.get_close_matches(args.instance_type, sorted(set(df["instance_type"])), n=3)
+        types = sorted(set(df["instance_type"]))
+        same = [t for t in types if t.lower() == args.instance_type.lower()]  # a difference of case comes first
+        close = (same + [t for t in difflib.get_close_matches(args.instance_type, types, n=3) if t not in same])[:3]
         raise CatalogError(f"no instance type {args.instance_type!r} in the catalog",
                            hint=f"did you mean {', '.join(close)}?" if close else "see `ccdsl catalog list`")
     if args.region:
