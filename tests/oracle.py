@@ -25,6 +25,9 @@ role has ``spot_interruption`` 0 (the spot market does not interrupt it).  A spo
 its on-demand price (AWS's default maximum price), so a cluster whose spot price is unknown has an upper bound when
 every unknown spot price has a known on-demand one: such clusters rank after the priced ones, by that bound, then
 the tie rules; the clusters with no bound come last (``Answer.rank_key``).
+
+Fractional accelerators (issue 20 item 3): a share of one GPU counts as its fraction (:func:`_shares`), and a role
+that asks for an accelerator without an ``accelerator_count`` clause needs a whole one (:func:`_whole_accelerator`).
 """
 
 from __future__ import annotations
@@ -313,12 +316,54 @@ _RECORDS: dict[int, tuple[object, list[dict]]] = {}
 
 
 def _records(df) -> list[dict]:
-    """Every row as a dict, priced or not (cached per DataFrame: the oracle is called many times per catalog)."""
+    """Every row as a dict, priced or not (cached per DataFrame: the oracle is called many times per catalog),
+    with the accelerator shares of :func:`_shares`."""
     hit = _RECORDS.get(id(df))
     if hit is None or hit[0] is not df:
-        rows = list(df.to_dict("records"))
+        rows = _shares(list(df.to_dict("records")))
         _RECORDS[id(df)] = hit = (df, rows)
     return hit[1]
+
+
+def _shares(rows: list[dict]) -> list[dict]:
+    """A row with no whole accelerator but the memory of a model's share (g6f.large: 2.79 GiB of an L4) has that
+    share as its accelerator count, in eighths of the model's memory in the catalog's rows with whole ones (1/8,
+    1/4, 1/2), and the share's memory as its total; a model without a whole row gives no share."""
+    whole: dict[str, float] = {}
+    for r in rows:
+        if _num(r["accelerator_count"]) >= 1:
+            model = _str(r["accelerator_model"])
+            whole[model] = max(whole.get(model, 0.0), _num(r["accelerator_memory_gib"]))
+    out = []
+    for r in rows:
+        mem, full = _num(r["accelerator_memory_gib"]), whole.get(_str(r["accelerator_model"]), 0.0)
+        if _num(r["accelerator_count"]) == 0 and mem > 0 and full > 0:
+            eighths = min(max(round(mem / full * 8), 1), 7)
+            r = dict(r, accelerator_count=eighths / 8, accelerator_memory_total_gib=mem)
+        out.append(r)
+    return out
+
+
+# Asking for an accelerator without an accelerator_count clause means at least one whole one.
+_ACCELERATOR = ("accelerator", "accelerator_architecture", "accelerator_manufacturer", "accelerator_type",
+                "accelerator_memory", "cluster_accelerator_count", "cluster_accelerator_memory")
+
+
+def _whole_accelerator(clauses: list[Clause], role: str | None) -> list[Clause]:
+    """``clauses`` and, when one asks for an accelerator (a symbol with just/oneof, a number with a lower bound
+    above 0) and none is an accelerator_count, ``accelerator_count => @atleast(1)``."""
+    if any(c.parameter == "accelerator_count" for c in clauses):
+        return clauses
+    for c in clauses:
+        if c.parameter not in _ACCELERATOR:
+            continue
+        if PARAMETERS[c.parameter].kind == "symbol":
+            asks = c.qualifier in ("just", "oneof")
+        else:
+            asks = c.qualifier in ("atleast", "between", "just", "oneof") and min(c.values) > 0
+        if asks:
+            return [*clauses, Clause("accelerator_count", "atleast", (1,), role)]
+    return clauses
 
 
 def on_spot(contract: Contract, role: str | None, spot: bool | None) -> bool:
@@ -357,14 +402,14 @@ def solutions(df, contract: Contract, region: str = "us-east-1", any_region: boo
     mw = contract.cluster_type == "ManagerWorkers"
     wrole = "worker" if mw else None
     any_spot = on_spot(contract, wrole, spot) or (mw and on_spot(contract, "manager", spot))
-    wclauses = _role_clauses(contract, wrole)
+    wclauses = _whole_accelerator(_role_clauses(contract, wrole), wrole)
     domain = counts(wclauses)
     listed = domain.listed
     wrows = market_rows(rows, on_spot(contract, wrole, spot), any_spot)
     workers = [r for r in wrows if _in_scope(r, wclauses, region, any_region) and _node_ok(r, wclauses, False)]
     managers: list[dict | None] = [None]
     if mw:
-        mclauses = _role_clauses(contract, "manager")
+        mclauses = _whole_accelerator(_role_clauses(contract, "manager"), "manager")
         mrows = market_rows(rows, on_spot(contract, "manager", spot), any_spot)
         managers = [r for r in mrows if _in_scope(r, mclauses, region, any_region) and _node_ok(r, mclauses, True)]
     out = []
@@ -404,6 +449,14 @@ def best(sols: list[Answer]) -> Answer | None:
     if priced:
         return min(priced, key=lambda a: a.cost)
     return min(sols, key=Answer.rank_key) if sols else None
+
+
+def core_clauses(contract: Contract, conflict) -> list[Clause]:
+    """The clauses a resolver's conflict names (``UnsatisfiableError.conflict``), without the default node count;
+    a whole accelerator implied by another clause (:func:`_whole_accelerator`) as that implied clause."""
+    by_key = {(c.parameter, c.role): c for c in contract.clauses}
+    return [by_key.get((x.parameter, x.role)) or Clause("accelerator_count", "atleast", (1,), x.role)
+            for x in conflict if not x.text.endswith("(default)")]
 
 
 def subcontract(contract: Contract, keep: list[Clause], keep_default_count: bool) -> Contract:

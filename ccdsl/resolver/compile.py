@@ -36,7 +36,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
 
@@ -85,9 +85,36 @@ def _spec(clauses: tuple[Clause, ...], role: str | None, fixed: int | None = Non
             coupled.append(c)
         elif c.parameter == "node_count":
             count = c
+    implied = whole_accelerator(clauses, role)
+    if implied is not None:
+        node.append(implied)
     if fixed == 1:  # a single node: its "totals" are per-node bounds
         node, coupled = node + coupled, []
     return RoleSpec(role, tuple(node), tuple(coupled), count, fixed)
+
+
+# Clauses that ask for an accelerator.  Without an accelerator_count clause they mean at least one whole one: a
+# share of a GPU (g6f.large: 1/8 of an L4) competes only when accelerator_count admits it (@atleast(0.125)).
+ACCELERATOR_PARAMETERS = ("accelerator", "accelerator_architecture", "accelerator_manufacturer", "accelerator_type",
+                          "accelerator_memory", "cluster_accelerator_count", "cluster_accelerator_memory")
+
+
+def whole_accelerator(clauses: tuple[Clause, ...], role: str | None) -> Clause | None:
+    """``accelerator_count => @atleast(1)``, implied by the first clause that asks for an accelerator (a symbol
+    it must be, a positive lower bound) when the role has no accelerator_count clause; None otherwise."""
+    if any(c.parameter == "accelerator_count" for c in clauses):
+        return None
+    for c in clauses:
+        if c.parameter not in ACCELERATOR_PARAMETERS:
+            continue
+        kind = PARAMETERS[c.parameter].kind
+        if (kind == "symbol" and c.qualifier in ("just", "oneof")) or (
+                kind != "symbol" and c.qualifier in ("atleast", "between", "just", "oneof")
+                and min(float(v) for v in c.values) > 0):
+            text = f"accelerator_count => @atleast(1) (implied by {c.text})"
+            span = replace(c.span, text=text) if c.span is not None else None
+            return Clause("accelerator_count", "atleast", (1,), role, span)
+    return None
 
 
 def coupled_column(clause: Clause) -> str:

@@ -512,11 +512,15 @@ def choice(view: CatalogView, row: int, count: int, role: str | None, manager: i
         provider=lab("provider", row), region=lab("region", row), instance_type=lab("instance_type", row),
         node_count=int(count), price_per_node_hour=p, price_per_hour=None if p is None else round(count * p, 9),
         vcpus=int(_or0(num["vcpus"][row])), memory_gib=_or0(num["memory_gib"][row]),
-        accelerator_count=int(_or0(num["accelerator_count"][row])),
+        accelerator_count=_whole(_or0(num["accelerator_count"][row])),  # a share: its fraction (0.125)
         accelerator_model=lab("accelerator_model", row), accelerator_architecture=lab("accelerator_architecture", row),
         accelerator_memory_gib=_or0(num["accelerator_memory_gib"][row]),
         cpu_model=lab("cpu_model", row), network_gbps=_or0(num["network_gbps"][row]), role=role,
         manager_price_per_hour=mp, price_source=lab("price_source", row), price_date=lab("price_date", row))
+
+
+def _whole(x: float) -> float | int:
+    return int(x) if float(x).is_integer() else float(x)
 
 
 def row_name(view: CatalogView, row: int) -> str:
