@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 from ccdsl import taxonomy
 from ccdsl.contract import Clause, Contract
@@ -117,9 +118,8 @@ def tester(qualifier: str, values: tuple, exact: bool = False):
 
 
 def _exact_tester(qualifier: str, values: tuple):
-    """A count total against whole values, exactly: the total is a Python int (``n * int(per)``), never a float."""
-    from fractions import Fraction
-
+    """A count total against the values, exactly: the total is a Fraction (``n * Fraction(per)``), never a
+    float."""
     vals = [Fraction(v) for v in values]
     if qualifier == "atleast":
         return lambda x: x == x and Fraction(x) >= vals[0]
@@ -279,8 +279,8 @@ def _edges(row: dict, domain: Counts, clauses: list[Clause], manager_price: floa
             continue
         extra = manager_price if c.parameter == "cluster_price_per_hour" else 0.0
         for v in c.values:
-            if p.kind == "count" and per == int(per):  # an exact count total: the counts next to v / per
-                points.update(v // int(per) + d for d in range(-1, 3))
+            if p.kind == "count":  # an exact count total: the counts next to v / per
+                points.update(math.floor(Fraction(v) / Fraction(per)) + d for d in range(-1, 3))
             for edge in (v - TOL * max(1.0, abs(v)), v + TOL * max(1.0, abs(v))):
                 x = (edge - extra) / per
                 if math.isfinite(x) and abs(x) < 2.0**60:
@@ -302,10 +302,10 @@ def _first_count(row: dict, domain: list[int], clauses: list[Clause], manager_pr
                 continue
             return None
         extra = manager_price if c.parameter == "cluster_price_per_hour" else 0.0
-        exact = p.kind == "count"  # a count total: n × a whole per-node value, exactly (Python ints)
+        exact = p.kind == "count"  # a count total: n × the per-node value (whole, or a share), exactly
         test = tester(c.qualifier, c.values, exact)
         for i, n in enumerate(domain):
-            if ok[i] and not test(n * int(per) if exact else n * per + extra):
+            if ok[i] and not test(n * Fraction(per) if exact else n * per + extra):
                 ok[i] = False
         if not any(ok):
             return None

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -32,6 +33,7 @@ SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=list(
 # ----------------------------------------------------------------------------------- min_counts vs brute force
 
 PER_NODE = [0.0, 1.0, 2.0, 3.0, 4.0, 6.0, float("nan")]  # count columns: whole numbers (or unknown)
+SHARES = [0.0, 0.125, 0.25, 0.5, 1.0, 2.0, 8.0, float("nan")]
 PER_NODE_FLOAT = [0.0, 0.5, 1.5, 2.0, 0.1, 0.3, 7.25, float("nan")]
 OFFSETS = [0.0, 0.25, 1.0, 0.1]
 QUALIFIERS = ["just", "oneof", "not", "atleast", "atmost", "between", "unrestricted"]
@@ -55,13 +57,17 @@ def problems(draw):
     domain = CountDomain.of([(float(a), float(a + w)) for a, w in intervals])
     size = draw(st.integers(1, 12))
     coupled = []
-    kinds = draw(st.lists(st.sampled_from(["cluster_vcpus_count", "cluster_memory_size", "cluster_price_per_hour"]),
-                          min_size=1, max_size=3, unique=True))
+    kinds = draw(st.lists(st.sampled_from(["cluster_vcpus_count", "cluster_memory_size", "cluster_price_per_hour",
+                                           "cluster_accelerator_count"]), min_size=1, max_size=3, unique=True))
     for parameter in kinds:
         q = draw(st.sampled_from(QUALIFIERS))
         if parameter == "cluster_vcpus_count":
             values = draw(st.lists(st.integers(0, 200), min_size=1, max_size=30))
             per = np.array(draw(st.lists(st.sampled_from(PER_NODE), min_size=size, max_size=size)))
+            coupled.append(Coupled(_clause(parameter, q, values), per))
+        elif parameter == "cluster_accelerator_count":  # shares of a GPU (1/8, 1/4, 1/2) next to whole ones
+            values = draw(st.lists(st.integers(0, 80).map(lambda e: e / 8), min_size=1, max_size=12))
+            per = np.array(draw(st.lists(st.sampled_from(SHARES), min_size=size, max_size=size)))
             coupled.append(Coupled(_clause(parameter, q, values), per))
         else:
             values = draw(st.lists(st.sampled_from([0.5, 1.0, 1.5, 3.0, 4.5, 7.25, 10.0, 14.5, 21.75, 30.0]),
@@ -90,9 +96,9 @@ def brute_force(domain: CountDomain, coupled: list[Coupled], size: int, limit: n
                 off = float(np.broadcast_to(c.offset, (size,))[i])
                 if c.clause.qualifier == "unrestricted":
                     continue
-                exact = c.clause.parameter == "cluster_vcpus_count"
+                exact = c.clause.parameter in ("cluster_vcpus_count", "cluster_accelerator_count")
                 if exact:
-                    total = n * int(per) if per == per else float("nan")
+                    total = n * Fraction(per) if per == per else float("nan")
                 else:
                     total = n * per + off
                 if not oracle.tester(c.clause.qualifier, c.clause.values, exact)(total):

@@ -416,7 +416,9 @@ def compile_problem(workers: RoleSpec, worker_classes: Classes, manager: RoleSpe
     # @oneof/@not of K values is K comparisons, not K per class (the budget's total is ``cost`` itself)
     totals = [("cost" if c.parameter == BUDGET else f"total{j}") for j, c in enumerate(workers.coupled)]
     out += [f"(declare-const {t} Real)" for t in totals if t != "cost"]
-    out += [f"(assert (=> {lit} {qualify(c, t)}))" for c, lit, t in zip(workers.coupled, coupled_lits, totals)]
+    whole = [bool(np.all(np.isnan(v) | (v == np.floor(v)))) for v in worker_classes.values]  # shares: not whole
+    out += [f"(assert (=> {lit} {qualify(c, t, w)}))"
+            for c, lit, t, w in zip(workers.coupled, coupled_lits, totals, whole)]
     for i in range(len(worker_classes.rows)):
         pick = f"(= k {i})"
         if name is not None:
@@ -478,12 +480,12 @@ def count_formula(clause: Clause) -> str:
     raise ValueError(q)
 
 
-def qualify(clause: Clause, term: str) -> str:
+def qualify(clause: Clause, term: str, whole: bool = True) -> str:
     """The clause's qualifier applied to an SMT real term, with the filters' relative slack — none for a count
     total (vCPUs, accelerators: whole numbers compared exactly, as :mod:`.counts` does)."""
     q, vals = clause.qualifier, clause.values
     if PARAMETERS[clause.parameter].kind == "count":
-        return _exact_count(q, [exact(_number(v)) for v in vals], term)
+        return _exact_count(q, [exact(_number(v)) for v in vals], term, whole)
     if q == "unrestricted":
         return "true"
     if q == "atleast":
@@ -502,9 +504,10 @@ def qualify(clause: Clause, term: str) -> str:
     raise ValueError(q)
 
 
-def _exact_count(q: str, vals: list[Fraction], term: str) -> str:
-    """:func:`qualify` for a count total: ``term`` (whole: a whole per-node value × n) against the values
-    exactly; a value that is not whole is never equal to it."""
+def _exact_count(q: str, vals: list[Fraction], term: str, whole_total: bool = True) -> str:
+    """:func:`qualify` for a count total: ``term`` against the values exactly.  ``whole_total``: every class's
+    per-node value is whole, so the total is too: a value that is not whole is never equal to it, and a run of
+    consecutive values is a range.  Otherwise (accelerator shares: 1/8 of a GPU) each value is compared as is."""
     if q == "unrestricted":
         return "true"
     if q == "atleast":
@@ -513,10 +516,14 @@ def _exact_count(q: str, vals: list[Fraction], term: str) -> str:
         return f"(<= {term} {num(vals[0])})"
     if q == "between":
         return f"(and (>= {term} {num(vals[0])}) (<= {term} {num(vals[1])}))"
-    whole = sorted({int(v) for v in vals[:1 if q == "just" else None] if v.denominator == 1})
-    # runs of consecutive values as ranges (the total is whole): @not(1, 2, …, 4096) is one comparison, not 4096
-    equal = [f"(= {term} {a}.0)" if a == b else f"(and (>= {term} {a}.0) (<= {term} {b}.0))"
-             for a, b in runs(whole)]
+    listed = vals[:1 if q == "just" else None]
+    if whole_total:
+        whole = sorted({int(v) for v in listed if v.denominator == 1})
+        # runs of consecutive values as ranges (the total is whole): @not(1, 2, …, 4096) is one comparison, not 4096
+        equal = [f"(= {term} {a}.0)" if a == b else f"(and (>= {term} {a}.0) (<= {term} {b}.0))"
+                 for a, b in runs(whole)]
+    else:
+        equal = [f"(= {term} {num(v)})" for v in sorted(set(listed))]
     if q in ("just", "oneof"):
         return ("false" if not equal else equal[0] if len(equal) == 1 else f"(or {' '.join(equal)})")
     if q == "not":

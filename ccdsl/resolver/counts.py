@@ -264,9 +264,9 @@ def count_bounds(domain: CountDomain, coupled: list[Coupled], size: int,
             if exact:
                 vals = _whole_values(c.clause)
                 if q in ("atleast", "between"):
-                    lo = np.maximum(lo, _exact_ceil(math.ceil(vals[0]), v))
+                    lo = np.maximum(lo, _exact_ceil(vals[0], v))
                 if q in ("atmost", "between"):
-                    hi = np.minimum(hi, _exact_floor(math.floor(vals[-1]), v))
+                    hi = np.minimum(hi, _exact_floor(vals[-1], v))
             else:
                 vals = [float(x) for x in c.clause.values]
                 if q in ("atleast", "between"):
@@ -288,20 +288,22 @@ def _as_int(v: np.ndarray) -> np.ndarray:
     return out
 
 
-def _exact_ceil(t: int, v: np.ndarray) -> np.ndarray:
-    """The smallest count with ``count × v ≥ t``, exactly, per row (-inf: every count; inf: none)."""
+def _exact_ceil(t: float, v: np.ndarray) -> np.ndarray:
+    """The smallest count with ``count × v ≥ t``, with no slack, per row (-inf: every count; inf: none).  A whole
+    v gives a whole total, so ``t`` rounds up and the division is in integers; a share of an accelerator (1/8: a
+    binary fraction) divides exactly in floats."""
     vi = _as_int(v)
-    q = (-((-t) // vi)).astype(np.float64)  # ≤ 2**53: exact as float64
-    fallback = np.ceil(t / v)  # a value that is not whole (not in a validated catalog)
-    return np.where(v == 0, -np.inf if t <= 0 else np.inf, np.where(vi == v, q, fallback))
+    q = (-((-math.ceil(t)) // vi)).astype(np.float64)  # ≤ 2**53: exact as float64
+    share = np.ceil(t / v)
+    return np.where(v == 0, -np.inf if t <= 0 else np.inf, np.where(vi == v, q, share))
 
 
-def _exact_floor(t: int, v: np.ndarray) -> np.ndarray:
-    """The largest count with ``count × v ≤ t``, exactly, per row (inf: every count; -inf: none)."""
+def _exact_floor(t: float, v: np.ndarray) -> np.ndarray:
+    """The largest count with ``count × v ≤ t``, with no slack, per row (inf: every count; -inf: none)."""
     vi = _as_int(v)
-    q = (t // vi).astype(np.float64)
-    fallback = np.floor(t / v)
-    return np.where(v == 0, np.inf if t >= 0 else -np.inf, np.where(vi == v, q, fallback))
+    q = (math.floor(t) // vi).astype(np.float64)
+    share = np.floor(t / v)
+    return np.where(v == 0, np.inf if t >= 0 else -np.inf, np.where(vi == v, q, share))
 
 
 # How many rounds the vectorized search of :func:`_exotic` takes before the rows still undecided (long chains of
@@ -328,11 +330,14 @@ class _Part:
         v = np.asarray(c.per_node, dtype=np.float64)[rows]
         off = np.broadcast_to(np.asarray(c.offset, dtype=np.float64), np.shape(c.per_node))[rows]
         keep = c.clause.qualifier != "not"
-        if exact_total(c.clause) and not off.any() and bool((v == np.floor(v)).all()):
+        count = exact_total(c.clause)
+        if count and not off.any() and bool((v == np.floor(v)).all()):
             whole = np.unique(np.array([x for x in _whole_values(c.clause) if x == math.floor(x)], dtype=np.int64))
             return _Part(keep, True, whole, np.zeros(0), v, off)
         vals = np.unique(np.array([float(x) for x in c.clause.values], dtype=np.float64))
-        slack = RELATIVE_TOLERANCE * np.maximum(1.0, np.abs(vals))  # = tolerance(value), element-wise
+        # memory and prices: tolerance(value) element-wise; a count total over accelerator shares (1/8: binary
+        # fractions, exact in floats): no slack
+        slack = np.zeros(len(vals)) if count else RELATIVE_TOLERANCE * np.maximum(1.0, np.abs(vals))
         return _Part(keep, False, vals, slack, v, off)
 
     def near(self, y: np.ndarray) -> np.ndarray:
