@@ -296,3 +296,36 @@ def test_a_free_worker_row_still_pairs_with_every_manager(budget: str) -> None:
               f"cluster_price_per_hour => {budget})")["x"]
     pruned, every = _ranks_pruned_and_every(view_of(df), c, "us-east-1")
     assert pruned == every and 0 in pruned[0]  # the free row (view row 0) is ranked
+
+
+@pytest.mark.parametrize("text", [
+    "x = @cluster(cluster_type => ManagerWorkers, node_count => 4, cluster_price_per_hour => @atleast(2), "
+    "worker.spot => true)",
+    "x = @cluster(cluster_type => ManagerWorkers, node_count => @between(1, 8), "
+    "cluster_price_per_hour => @oneof(0.5, 1, 2), spot => true)",
+])
+def test_spot_markets_prune_as_every_pair(text: str) -> None:
+    """On a spot catalog (synthetic prices, some unknown) the pruned pairs give the same answer as every pair."""
+    from ccdsl.catalog import load
+    from synthetic import SpotData, with_spot
+
+    catalog = with_spot(load(user=False), SpotData(unpriced=0.05, unsupported=0.02, unknown_interruption=0.05),
+                        seed=14)
+    c = parse(text)["x"]
+
+    def answer():
+        try:
+            r = resolve(c, catalog, region="eu-west-1")
+        except UnsatisfiableError as e:
+            return sorted(x.text for x in e.conflict)
+        return [(a.instance_type, a.region, a.node_count) for a in (r.choice, *r.alternatives)], r.manager
+
+    pruned = answer()
+    mp = pytest.MonkeyPatch()
+    mp.setattr(solve.BudgetPairs, "pairs", lambda self, view, workers, m, start, stop: solve._every_pair(
+        start, stop, np.arange(len(workers))))
+    try:
+        every = answer()
+    finally:
+        mp.undo()
+    assert pruned == every

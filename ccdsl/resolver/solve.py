@@ -324,6 +324,11 @@ class BudgetPairs:
         price = view.numbers["price_per_hour"]
         p = price[workers]
         mp = price[m]
+        same = np.diff(view.location[m]) == 0
+        with np.errstate(invalid="ignore"):  # each region's managers: priced ones first, ascending (else: all)
+            unordered = same & ((mp[1:] < mp[:-1]) | (np.isnan(mp[:-1]) & ~np.isnan(mp[1:])))
+        if unordered.any():
+            return _every_pair(start, stop, every)
         others = [Coupled(c, view.numbers[comp.coupled_column(c)][workers]) for c in self.spec.coupled
                   if c is not budget]
         lo, hi, exotic = count_bounds(self.domain, others, len(workers))
@@ -369,8 +374,8 @@ class BudgetPairs:
         cand_w, cand_m = [], []
         upper = values[1] + slack[1] if budget.qualifier == "between" else np.inf
         seg_lo, seg_hi = start[w_rep], start[w_rep] + count_priced[w_rep]
+        workers_part = n * p[w_rep]  # as min_counts computes a total: n × price, then + the manager's price
         for t, sl in zip(bounds, slack):
-            workers_part = n * p[w_rep]
             z = t - sl - workers_part  # the least manager price that meets the bound t with n nodes
             k = _search_segments(mp, seg_lo, seg_hi, z)  # in each region's sorted prices
             for d in (-1, 0, 1):  # the neighbours too, against rounding
@@ -378,7 +383,7 @@ class BudgetPairs:
                 ok = (j >= seg_lo) & (j < seg_hi)
                 # kept only if it meets the bound at this count, as min_counts tests it (n × price + offset):
                 # a pair that meets it at another count is found at that count
-                total = n * p[w_rep] + mp[np.clip(j, 0, max(len(mp) - 1, 0))]
+                total = workers_part + mp[np.clip(j, 0, max(len(mp) - 1, 0))]
                 with np.errstate(invalid="ignore"):
                     if budget.qualifier in ("atleast", "between"):
                         ok &= (total >= t - sl) & (total <= upper)
