@@ -5,10 +5,15 @@ python, mpi4py and cloudpickle.  Rank 0 reads the payload file (only rank 0's no
 ccdsl uploads one file per run instead of one per node.
 
 Results travel back on the output streams, framed by a record separator the user's program will not print:
-``\\x1eccdsl-result:<base64 pickle>`` on stdout (rank 0, after every rank finished) and
+``\\x1eccdsl-result.<nonce>:<base64 record>`` alone on a line of stdout (rank 0, after every rank finished; the
+nonce is fresh for each run and known only from the payload, so text the program prints cannot pass for it) and
 ``\\x1eccdsl-error:<base64 json>`` on stderr (the rank that raised, before it aborts the job so the others do not
 wait forever in a collective).  The error record is also left in ``<payload>.error.<rank>`` on the rank's node,
 because MPI_Abort may end the job before the process manager forwarded the rank's last output.
+
+A result record is one format byte and its body: ``D`` + :func:`plain` (data only, the default: rebuilding it
+calls no constructor on this machine), ``U`` + a message (the value is not plain data and the nodes are not
+trusted), or ``P`` + a cloudpickle (only when the run trusts the nodes).
 """
 
 import base64
@@ -16,6 +21,7 @@ import io
 import json
 import os
 import pickle
+import struct
 import sys
 import traceback
 
@@ -26,6 +32,87 @@ def _emit(stream, kind, data):
     stream.flush()
     stream.write(MARK + kind + ":" + base64.b64encode(data).decode("ascii") + "\n")
     stream.flush()
+
+
+PLAIN_MAGIC = b"CCD1"
+
+
+class NotPlain(TypeError):
+    """A value outside the plain-data types (see :func:`plain`)."""
+
+
+def plain(value):
+    """``value`` in ccdsl's tagged data format: None, bool, int, float, complex, str, bytes, list, tuple, dict,
+    set, frozenset, and numpy arrays and scalars of bool or numeric dtype (exact types: a subclass, such as a
+    namedtuple, is not plain).  Anything else raises :class:`NotPlain` naming its type and where it is."""
+    out = [PLAIN_MAGIC]
+    todo = [(value, "")]  # a stack, not recursion: depth is no limit here, only the record's size
+    while todo:
+        v, where = todo.pop()
+        t = type(v)
+        if v is None:
+            out.append(b"N")
+        elif t is bool:
+            out.append(b"T" if v else b"F")
+        elif t is int:
+            raw = v.to_bytes((v + (v < 0)).bit_length() // 8 + 1, "little", signed=True)
+            out.append(b"i" + struct.pack("<I", len(raw)) + raw)
+        elif t is float:
+            out.append(b"f" + struct.pack("<d", v))
+        elif t is complex:
+            out.append(b"c" + struct.pack("<dd", v.real, v.imag))
+        elif t is str:
+            raw = v.encode("utf-8", "surrogatepass")
+            out.append(b"s" + struct.pack("<Q", len(raw)) + raw)
+        elif t is bytes:
+            out.append(b"b" + struct.pack("<Q", len(v)) + v)
+        elif t in (list, tuple, set, frozenset, dict):
+            items = list(v.items()) if t is dict else list(v)
+            tag = b"l" if t is list else b"t" if t is tuple else b"S" if t is set else b"Z" if t is frozenset else b"d"
+            out.append(tag + struct.pack("<Q", len(items)))
+            if t is dict:
+                for k, x in reversed(items):
+                    todo.append((x, f"{where}[{k!r}]"[:200]))
+                    todo.append((k, f"{where} (a key)"))
+            else:
+                todo.extend((x, f"{where}[{i}]"[:200]) for i, x in reversed(list(enumerate(items))))
+        elif _numeric(v):
+            import numpy as np
+
+            dt = v.dtype.str.encode("ascii")
+            if isinstance(v, np.ndarray):
+                raw = np.ascontiguousarray(v).tobytes()
+                out.append(b"a" + struct.pack("<B", len(dt)) + dt + struct.pack("<B", v.ndim)
+                           + struct.pack(f"<{v.ndim}Q", *v.shape) + struct.pack("<Q", len(raw)) + raw)
+            else:
+                raw = v.tobytes()
+                out.append(b"g" + struct.pack("<B", len(dt)) + dt + struct.pack("<Q", len(raw)) + raw)
+        else:
+            name = f"{t.__module__}.{t.__qualname__}" if t.__module__ != "builtins" else t.__qualname__
+            raise NotPlain(f"rank 0's result holds a {name}{' at ' + where if where else ''}, which is not plain data")
+    return b"".join(out)
+
+
+def _numeric(v):
+    """A numpy array or scalar (exact types) of bool or numeric dtype?"""
+    np = sys.modules.get("numpy")
+    if np is None:
+        return False
+    if type(v) is not np.ndarray and not (isinstance(v, np.generic) and type(v).__module__ == "numpy"):
+        return False
+    return v.dtype.kind in "biufc" and v.dtype.fields is None
+
+
+def _result_record(value, trust):
+    """Rank 0's result record (see the module's docstring)."""
+    if trust:
+        import cloudpickle
+
+        return b"P" + cloudpickle.dumps(value)
+    try:
+        return b"D" + plain(value)
+    except NotPlain as exc:
+        return b"U" + str(exc).encode()
 
 
 def _fail(comm, exc, payload_path, code=1):
@@ -77,7 +164,7 @@ def main(argv):
         try:
             import cloudpickle
 
-            fn, fargs, fkwargs = cloudpickle.loads(data)
+            fn, fargs, fkwargs, run = cloudpickle.loads(data)
             value = fn(comm, *fargs, **fkwargs)
         except BaseException as exc:  # every failure is reported, with its traceback
             _fail(comm, exc, payload_path)
@@ -86,12 +173,10 @@ def main(argv):
         comm.Barrier()
         if comm.Get_rank() == 0:
             try:
-                import cloudpickle
-
-                blob = cloudpickle.dumps(value)
+                blob = _result_record(value, run["trust"])
             except BaseException as exc:
                 _fail(comm, TypeError(f"rank 0's return value cannot be pickled: {exc}"), payload_path)
-            _emit(sys.stdout, "result", blob)
+            _emit(sys.stdout, "result." + run["nonce"], blob)
         return 0
     if mode == "module":  # python -m NAME: as CPython does it, with the working directory first on sys.path
         import runpy
