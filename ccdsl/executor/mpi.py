@@ -269,7 +269,7 @@ class _Output:
 
     def __init__(self, callback: Stream | None, nonce: str | None = None) -> None:
         self.callback = callback
-        self.nonce = nonce  # the tag of this run's result record
+        self.nonce = nonce  # this run's: a result record is "\x1eccdsl-result.<nonce>:..." alone on a stdout line
         # The unfinished line of each stream, as a list of chunks: joined once, when its newline arrives.  Joining
         # on every chunk would copy the whole line again each time -- quadratic for output without newlines
         # (``\r`` progress bars, a large result record arriving in 64 KiB pieces).
@@ -309,10 +309,15 @@ class _Output:
         if MARK in text:
             before, _, record = text.partition(MARK)
             kind, _, data = record.partition(":")
-            self.records.append(("result" if kind.startswith("result") else kind, data.strip()))
-            text = before
-            if not text or RANK_LABEL.fullmatch(text):  # nothing before the record but its rank's label
+            if not kind.startswith("result"):
+                self.records.append((kind, data.strip()))
+                text = before
+                if not text or RANK_LABEL.fullmatch(text):  # nothing before the record but its rank's label
+                    return
+            elif stream == "stdout" and not before and self.nonce is not None and kind == f"result.{self.nonce}":
+                self.records.append(("result", data.strip()))
                 return
+            # else: text the program printed that looks like a result record; it is only text
         self.tail.append(text)
         if self.callback is not None:
             self.callback(text, stream)
@@ -585,7 +590,9 @@ class Launcher:
                      trust_nodes: bool = False) -> Any:
         """Run ``fn(comm, *args, **kwargs)`` on every rank; return rank 0's value.  A rank that raises aborts the
         job and becomes a :class:`RankError` naming the rank, its node and the remote traceback.  The value is
-        rebuilt as plain data unless ``trust_nodes`` (see :mod:`ccdsl.executor.results`)."""
+        rebuilt as plain data unless ``trust_nodes`` (see :mod:`ccdsl.executor.results`).  The result is the one
+        record tagged with this run's random nonce, alone on a line of stdout: text the program prints (a log of a
+        record, on either stream) cannot stand in for it."""
         import secrets
 
         self._check_python()
@@ -593,6 +600,9 @@ class Launcher:
         payload = dumps_call(fn, tuple(args), dict(kwargs or {}), {"trust": bool(trust_nodes), "nonce": nonce})
         out, code = self._launch("fn", payload, [], self.size, stream, timeout, nonce=nonce)
         results = out.record("result")
+        if len(results) > 1:
+            raise ExecutionError(f"{len(results)} result records came back from one run (rank 0 sends one); "
+                                 "none is used")
         if code != 0 or not results:
             dead = self._after_failure(out)
             self._raise_rank_error(out)
@@ -600,7 +610,7 @@ class Launcher:
         from ccdsl.executor import results as result_records
 
         try:
-            data = base64.b64decode(results[-1], validate=True)
+            data = base64.b64decode(results[0], validate=True)
         except ValueError:
             raise ExecutionError("rank 0's result record is damaged (not base64)") from None
         return result_records.loads(data, trust_nodes=trust_nodes)
