@@ -21,6 +21,8 @@ from collections import Counter, OrderedDict, defaultdict, deque
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import ccdsl
 from ccdsl.errors import ExecutionError
@@ -93,6 +95,8 @@ PLAIN = {
     "none": None, "bools": [True, False], "int": 10**40, "negative": -(10**40), "float": 1.5, "inf": float("inf"),
     "complex": 1 + 2j, "str": "héllo\x1e\n", "bytes": b"\x00\xff", "tuple": (1, (2, 3)), "set": {1, 2},
     "frozenset": frozenset("ab"), "empty": ([], (), {}, set(), "", b""), (1, "key"): {"nested": [[[]]]},
+    "int run": list(range(-10, 10)), "float run": tuple(i / 3 for i in range(20)), "bool run": [True] * 20,
+    "big int in a run": [1] * 10 + [2**70], "int64 edges": [-(2**63), 2**63 - 1, 2**63, -(2**63) - 1],
 }
 
 NOT_PLAIN = {  # each comes back only with trust_nodes
@@ -130,6 +134,35 @@ def test_plain_data_and_numeric_numpy_come_back_by_default():
     assert got["complex"] == np.complex64(1j) and got["empty"].shape == (0, 3) and got["zero-d"].shape == ()
     assert got["fortran"].tolist() == [[0, 1, 2], [3, 4, 5]]
     got["array"][0, 0] = 9  # a writable array of its own
+
+
+plain_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.complex_numbers(allow_nan=False)
+    | st.text() | st.binary(),
+    lambda inner: st.lists(inner) | st.lists(inner).map(tuple) | st.dictionaries(st.integers() | st.text(), inner)
+    | st.frozensets(st.integers() | st.text()) | st.sets(st.floats(allow_nan=False)),
+    max_leaves=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(plain_values)
+def test_plain_data_round_trips_with_its_types(value):
+    got = loads(b"D" + _rank.plain(value), trust_nodes=False)
+    assert got == value and types_in(got) == types_in(value)  # the same types all the way down (1 is not True)
+
+
+def types_in(value) -> Counter:
+    """How many of each type a value holds, itself included (order-free: sets iterate in any order)."""
+    seen: Counter = Counter()
+    todo = [value]
+    while todo:
+        v = todo.pop()
+        seen[type(v)] += 1
+        if isinstance(v, dict):
+            todo += [*v.keys(), *v.values()]
+        elif isinstance(v, (list, tuple, set, frozenset)):
+            todo += list(v)
+    return seen
 
 
 def test_everything_else_needs_trust_nodes():
@@ -230,6 +263,9 @@ def test_damaged_records_are_clear_errors():
                    b"D" + _rank.PLAIN_MAGIC + b"l" + struct.pack("<Q", 10**12) + b"N",
                    b"D" + _rank.PLAIN_MAGIC + b"NN",
                    b"D" + _rank.PLAIN_MAGIC + b"d" + struct.pack("<Q", 1) + b"l" + struct.pack("<Q", 0) + b"N",
+                   b"D" + _rank.PLAIN_MAGIC + b"Il" + struct.pack("<Q", 2**61) + bytes(16),
+                   b"D" + _rank.PLAIN_MAGIC + b"Ix" + struct.pack("<Q", 1) + bytes(8),
+                   b"D" + _rank.PLAIN_MAGIC + b"q" + bytes(3),
                    b"\x80\x05garbage"):
         with pytest.raises(ExecutionError, match="cannot be read"):
             loads(record, trust_nodes=False)

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import re
 import struct
+import sys
+from array import array
 from typing import Any
 
 from ccdsl.errors import ExecutionError, printable
@@ -49,7 +51,7 @@ def loads(record: bytes, *, trust_nodes: bool) -> Any:
     if fmt == b"D":
         try:
             return from_plain(body)
-        except (_Damaged, ValueError, TypeError, OverflowError, MemoryError, UnicodeDecodeError, struct.error) as exc:
+        except (_Damaged, ValueError, TypeError, OverflowError, MemoryError, IndexError, struct.error) as exc:
             raise ExecutionError(f"rank 0's result record cannot be read: {printable(str(exc))[:300]}") from None
     if fmt == b"U":
         note = printable(body.decode("utf-8", "replace"))[:300]
@@ -67,51 +69,50 @@ def loads(record: bytes, *, trust_nodes: bool) -> Any:
     raise ExecutionError("rank 0's result record cannot be read: unknown format")
 
 
+_Q, _I, _q, _d, _dd, _B = (struct.Struct(f) for f in ("<Q", "<I", "<q", "<d", "<dd", "<B"))
+_CONTAINERS = frozenset(b"ltSZd")
+_N, _T, _F, _INT64, _INT, _FLOAT, _COMPLEX, _STR, _BYTES, _DICT, _INTS, _FLOATS, _ARRAY, _SCALAR = b"NTFqifcsbdIRag"
+
+
 def from_plain(data: bytes) -> Any:
     """Rebuild a value written by ``_rank.plain``.  Iterative (no recursion: a deep record cannot crash this
     process; deeper than ``MAX_DEPTH`` is refused), every length checked against the bytes left before anything is
     allocated."""
     if not data.startswith(PLAIN_MAGIC):
         raise _Damaged("not ccdsl's data format")
-    view = memoryview(data)
     pos = len(PLAIN_MAGIC)
     end = len(data)
 
-    def take(n: int) -> memoryview:
-        nonlocal pos
-        if n < 0 or n > end - pos:
-            raise _Damaged(f"a length of {n} bytes runs past the record's end")
-        chunk = view[pos:pos + n]
-        pos += n
-        return chunk
-
-    def count() -> int:
-        (n,) = struct.unpack("<Q", take(8))
-        return int(n)
+    def sized() -> tuple[int, int]:
+        """A length and the position after it; the length must fit in what is left."""
+        (n,) = _Q.unpack_from(data, pos)
+        if n > end - pos - 8:
+            raise _Damaged(f"a length of {n} runs past the record's end")
+        return n, pos + 8
 
     # a stack of open containers: [tag, items still to read, items read]; a value completes the top one
     stack: list[list[Any]] = []
     while True:
-        tag = bytes(take(1))
+        tag = data[pos]
+        pos += 1
         value: Any
-        if tag == b"N":
+        if tag == _INT64:
+            (value,) = _q.unpack_from(data, pos)
+            pos += 8
+        elif tag == _FLOAT:
+            (value,) = _d.unpack_from(data, pos)
+            pos += 8
+        elif tag == _STR:
+            n, pos = sized()
+            value = data[pos:pos + n].decode("utf-8", "surrogatepass")
+            pos += n
+        elif tag == _N:
             value = None
-        elif tag in (b"T", b"F"):
-            value = tag == b"T"
-        elif tag == b"i":
-            (n,) = struct.unpack("<I", take(4))
-            value = int.from_bytes(take(n), "little", signed=True)
-        elif tag == b"f":
-            (value,) = struct.unpack("<d", take(8))
-        elif tag == b"c":
-            real, imag = struct.unpack("<dd", take(16))
-            value = complex(real, imag)
-        elif tag == b"s":
-            value = str(take(count()), "utf-8", "surrogatepass")
-        elif tag == b"b":
-            value = bytes(take(count()))
-        elif tag in (b"l", b"t", b"S", b"Z", b"d"):
-            n = count() * (2 if tag == b"d" else 1)
+        elif tag in (_T, _F):
+            value = tag == _T
+        elif tag in _CONTAINERS:
+            n, pos = sized()
+            n *= 2 if tag == _DICT else 1
             if n > end - pos:  # each item takes a byte at least
                 raise _Damaged(f"a container of {n} items in {end - pos} bytes")
             if n:
@@ -120,10 +121,39 @@ def from_plain(data: bytes) -> Any:
                 stack.append([tag, n, []])
                 continue
             value = _container(tag, [])
-        elif tag in (b"a", b"g"):
-            value = _numpy(tag, take, count)
+        elif tag in (_INTS, _FLOATS):
+            kind = data[pos:pos + 1]
+            pos += 1
+            (n,) = _Q.unpack_from(data, pos)
+            pos += 8
+            if n > (end - pos) // 8:
+                raise _Damaged(f"{n} numbers run past the record's end")
+            block = array("q" if tag == _INTS else "d")
+            block.frombytes(data[pos:pos + 8 * n])
+            pos += 8 * n
+            if sys.byteorder != "little":
+                block.byteswap()
+            if kind not in (b"l", b"t"):
+                raise _Damaged(f"unknown sequence kind {kind!r}")
+            value = block.tolist() if kind == b"l" else tuple(block)
+        elif tag == _BYTES:
+            n, pos = sized()
+            value = data[pos:pos + n]
+            pos += n
+        elif tag == _INT:
+            (n,) = _I.unpack_from(data, pos)
+            pos += 4
+            if n > end - pos:
+                raise _Damaged(f"an int of {n} bytes runs past the record's end")
+            value = int.from_bytes(data[pos:pos + n], "little", signed=True)
+            pos += n
+        elif tag == _COMPLEX:
+            value = complex(*_dd.unpack_from(data, pos))
+            pos += 16
+        elif tag in (_ARRAY, _SCALAR):
+            value, pos = _numpy(tag, data, pos)
         else:
-            raise _Damaged(f"unknown tag {tag!r}")
+            raise _Damaged(f"unknown tag {bytes([tag])!r}")
         while True:  # hand the value to the open container; close every container it completes
             if not stack:
                 if pos != end:
@@ -138,23 +168,24 @@ def from_plain(data: bytes) -> Any:
             value = _container(top[0], top[2])
 
 
-def _container(tag: bytes, items: list) -> Any:
-    if tag == b"l":
+def _container(tag: int, items: list) -> Any:
+    if tag == b"l"[0]:
         return items
-    if tag == b"t":
+    if tag == b"t"[0]:
         return tuple(items)
-    if tag == b"S":
+    if tag == b"S"[0]:
         return set(items)
-    if tag == b"Z":
+    if tag == b"Z"[0]:
         return frozenset(items)
     return dict(zip(items[::2], items[1::2]))
 
 
-def _numpy(tag: bytes, take: Any, count: Any) -> Any:
-    """A numpy array (``a``) or scalar (``g``) of bool or numeric dtype; an array only if its shape times its item
-    size is exactly the length of its buffer."""
-    (n,) = struct.unpack("<B", take(1))
-    name = bytes(take(n)).decode("ascii")
+def _numpy(tag: int, data: bytes, pos: int) -> tuple[Any, int]:
+    """A numpy array (``a``) or scalar (``g``) of bool or numeric dtype, and the position after it; an array only
+    if its shape times its item size is exactly the length of its buffer."""
+    (n,) = _B.unpack_from(data, pos)
+    name = data[pos + 1:pos + 1 + n].decode("ascii")
+    pos += 1 + n
     if not _DTYPE.fullmatch(name):
         raise _Damaged(f"the dtype {name!r} is not bool or numeric")
     try:
@@ -164,22 +195,29 @@ def _numpy(tag: bytes, take: Any, count: Any) -> Any:
     dtype = np.dtype(name)
     if dtype.kind not in "biufc":
         raise _Damaged(f"the dtype {name!r} is not bool or numeric")
-    if tag == b"g":
-        raw = take(count())
-        if len(raw) != dtype.itemsize:
-            raise _Damaged(f"a {name} scalar of {len(raw)} bytes")
-        return np.frombuffer(raw, dtype)[0]
-    (ndim,) = struct.unpack("<B", take(1))
-    if ndim > 64:
-        raise _Damaged(f"an array of {ndim} dimensions")
-    shape = struct.unpack(f"<{ndim}Q", take(8 * ndim))
+    shape: tuple[int, ...] = ()
+    if tag == _ARRAY:
+        (ndim,) = _B.unpack_from(data, pos)
+        if ndim > 64:
+            raise _Damaged(f"an array of {ndim} dimensions")
+        shape = struct.unpack_from(f"<{ndim}Q", data, pos + 1)
+        pos += 1 + 8 * ndim
+    (length,) = _Q.unpack_from(data, pos)
+    pos += 8
+    if length > len(data) - pos:
+        raise _Damaged(f"a buffer of {length} bytes runs past the record's end")
+    raw = data[pos:pos + length]
+    pos += length
+    if tag == _SCALAR:
+        if length != dtype.itemsize:
+            raise _Damaged(f"a {name} scalar of {length} bytes")
+        return np.frombuffer(raw, dtype)[0], pos
     size = 1
     for d in shape:
         size *= d
-    raw = take(count())
-    if size * dtype.itemsize != len(raw):
+    if size * dtype.itemsize != length:
         raise _Damaged(f"an array of shape {shape} and dtype {name} needs {size * dtype.itemsize} bytes, "
-                       f"not {len(raw)}")
+                       f"not {length}")
     if size == 0:
-        return np.zeros(shape, dtype)
-    return np.frombuffer(bytearray(raw), dtype).reshape(shape)
+        return np.zeros(shape, dtype), pos
+    return np.frombuffer(bytearray(raw), dtype).reshape(shape), pos
