@@ -89,7 +89,10 @@ def test_output_lines_reach_the_callback():
 
 def test_unpicklable_result_is_a_clear_error():
     with pytest.raises(ExecutionError, match="cannot be pickled"):
-        Launcher(local_nodes(2), mode="local").run_function(lambda comm: (x for x in []), stream=None)
+        Launcher(local_nodes(2), mode="local").run_function(lambda comm: (x for x in []), stream=None,
+                                                            trust_nodes=True)
+    with pytest.raises(ExecutionError, match="holds a generator at \\[1\\], which is not plain data"):
+        Launcher(local_nodes(2), mode="local").run_function(lambda comm: [1, (x for x in [])], stream=None)
 
 
 def test_run_script_streams_as_lines_come(tmp_path):

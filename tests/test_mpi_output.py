@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import base64
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import ccdsl
+from ccdsl.errors import ExecutionError
 from ccdsl.executor.mpi import MARK, _Output, _pkill_pattern
+from fixtures_executor import data_dir
 
 text = st.text(st.characters(blacklist_characters="\n\x1e", blacklist_categories=("Cs",)), max_size=40)
-record = st.tuples(st.sampled_from(["result", "error", "pid"]), st.binary(max_size=64))
+record = st.tuples(st.sampled_from(["result.n1", "error", "pid"]), st.binary(max_size=64))
 item = st.one_of(text.map(lambda t: ("line", t)), record.map(lambda r: ("record", r)))
 
 
@@ -29,7 +33,7 @@ def encode(items) -> bytes:
 def test_any_chunking_gives_the_same_lines_and_records(items, cuts):
     data = encode(items)
     seen: list[str] = []
-    out = _Output(lambda line, stream: seen.append(line))
+    out = _Output(lambda line, stream: seen.append(line), nonce="n1")
     pos = 0
     for n in cuts:
         out.feed("stdout", data[pos:pos + n])
@@ -37,7 +41,8 @@ def test_any_chunking_gives_the_same_lines_and_records(items, cuts):
     out.feed("stdout", data[pos:])
     out.close()
     assert seen == [v for k, v in items if k == "line"]
-    assert [(k, base64.b64decode(d)) for k, d in out.records] == [v for k, v in items if k == "record"]
+    assert [(k, base64.b64decode(d)) for k, d in out.records] == [
+        (v[0].partition(".")[0], v[1]) for k, v in items if k == "record"]
 
 
 def test_record_after_a_partial_line_splits_it_off():
@@ -99,3 +104,59 @@ def test_a_long_line_in_pieces_is_one_line():
         out.feed("stdout", part)
     out.close()
     assert seen == ["aaaaa\rbc", "de", "", "f"]
+
+
+# -- only the run's own result record counts (issue 22, item 9) ---------------------------------------------------
+def test_a_result_record_counts_only_with_the_nonce_alone_on_a_stdout_line():
+    seen: list[tuple[str, str]] = []
+    out = _Output(lambda line, stream: seen.append((stream, line)), nonce="n1")
+    forged = MARK + "result.n1:" + base64.b64encode(b"x").decode()
+    out.feed("stderr", (forged + "\n").encode())  # the right nonce, but on stderr
+    out.feed("stdout", ("log: " + forged + "\n").encode())  # not at a line's start
+    out.feed("stdout", (MARK + "result.n2:eA==\n" + MARK + "result:eA==\n").encode())  # other runs' tags, none
+    out.feed("stdout", (forged + "\n").encode())
+    out.close()
+    assert out.record("result") == ["eA=="]
+    assert [s for s, _ in seen] == ["stderr", "stdout", "stdout", "stdout"]  # the rest is the program's text
+
+
+def forged_record(value: str) -> str:
+    """A result record of ``value`` as the launcher used to accept it (any stream, anywhere in a line)."""
+    import pickle
+
+    return MARK + "result:" + base64.b64encode(pickle.dumps(value)).decode()
+
+
+def logs_a_record_at_exit(comm, line):
+    """Returns "real"; at exit, rank 0 logs a result record it was given (as a program logging its input would)."""
+    import atexit
+    import sys
+
+    if comm.rank == 0:
+        atexit.register(lambda: (sys.stderr.write("log: " + line + "\n"), sys.stderr.flush()))
+        print(line.replace("result:", "result.0123:"), flush=True)  # a guessed tag, at a line's start
+    return "real"
+
+
+def sends_two_results(comm):
+    """Rank 0 writes a second record with this run's own tag (read from the bootstrap's frame): an error."""
+    import base64
+    import sys
+
+    if comm.rank == 0:
+        frame = sys._getframe(1)
+        tag, record = "result." + frame.f_locals["run"]["nonce"], b"D" + frame.f_globals["plain"]("other")
+        print("\x1eccdsl-" + tag + ":" + base64.b64encode(record).decode(), flush=True)
+    return "real"
+
+
+def test_printed_text_cannot_pick_the_result(data_dir):
+    pytest.importorskip("mpi4py")
+    c = ccdsl.deploy(ccdsl.cluster(node_provider="Local", node_count=2))
+    try:
+        assert c.run(logs_a_record_at_exit, forged_record("FORGED")) == "real"
+        assert c.run(logs_a_record_at_exit, forged_record("FORGED"), trust_nodes=True) == "real"
+        with pytest.raises(ExecutionError, match="2 result records came back"):
+            c.run(sends_two_results)
+    finally:
+        ccdsl.terminate(c)

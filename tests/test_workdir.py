@@ -261,3 +261,78 @@ def test_ssh_folder_survives_restart_and_a_replaced_node_gets_it_again(netns_hos
         assert c.run(where) == [(str(netns_hosts.private / "remote" / c.handle / "work"), 41, "hello", True, [])] * 3
     finally:
         c.terminate()
+
+
+# -- symbolic links and special files (issue 22, item 1) ---------------------------------------------------------
+def linked_project(root: Path, secret: Path) -> Path:
+    """A project with links inside it (relative, absolute, to a folder), a FIFO, and a secret next to it."""
+    make_project(root)
+    secret.write_text("aws_secret_access_key = hunter2\n")
+    (root / "pkg" / "alias.txt").symlink_to("../data.txt")
+    (root / "absolute.txt").symlink_to(root / "data.txt")  # absolute, but inside: sent as a relative link
+    (root / "lib").symlink_to("pkg")
+    os.mkfifo(root / "pipe")  # opened, it would wait for a writer forever
+    return root
+
+
+def test_links_inside_stay_links_outside_ones_fail_the_sync(tmp_path):
+    from ccdsl.executor import workdir
+
+    proj = linked_project(tmp_path / "proj", tmp_path / "credentials")
+    target = tmp_path / "copy"
+    workdir.sync_local(proj, target, workdir.Counter(None))
+    assert os.readlink(target / "pkg" / "alias.txt") == "../data.txt"
+    assert os.readlink(target / "absolute.txt") == "data.txt"
+    assert os.readlink(target / "lib") == "pkg" and (target / "lib" / "mod.py").read_text() == "X = 41\n"
+    assert not (target / "pipe").exists()
+    assert [s.files for s in [workdir.sync_local(proj, target, workdir.Counter(None))]] == [0]  # links compare equal
+    (proj / "creds").symlink_to(tmp_path / "credentials")
+    (proj / "pkg" / "env").symlink_to("/proc/self/environ")
+    (proj / "data.txt").write_text("changed\n")
+    fresh = tmp_path / "fresh"
+    for dst in (target, fresh):
+        with pytest.raises(ConfigError, match=r"creds, pkg/env") as info:
+            workdir.sync_local(proj, dst, workdir.Counter(None))
+        assert ".ccdslignore" in info.value.hint
+    assert not fresh.exists() and (target / "data.txt").read_text() == "hello\n"  # nothing was sent
+    (proj / ".ccdslignore").write_text("creds\npkg/env\n")
+    workdir.sync_local(proj, fresh, workdir.Counter(None))
+    assert not os.path.lexists(fresh / "creds") and (fresh / "data.txt").read_text() == "changed\n"
+
+
+def test_a_file_replaced_by_a_fifo_or_grown_after_the_scan_is_not_read_past_its_size(tmp_path):
+    (tmp_path / "f").write_bytes(b"12345")
+    with _tree.open_regular(str(tmp_path / "f")) as f:
+        assert b"".join(_tree.read_upto(f, 3)) == b"123"
+    os.mkfifo(tmp_path / "p")
+    with pytest.raises(OSError, match="no longer a regular file"):
+        _tree.open_regular(str(tmp_path / "p"))  # O_NONBLOCK: no writer, no wait
+    (tmp_path / "l").symlink_to(tmp_path / "f")
+    with pytest.raises(OSError):
+        _tree.open_regular(str(tmp_path / "l"))
+    assert not _tree.link_ok("a/b", "../../x") and not _tree.link_ok("a", "/etc/passwd")
+    assert _tree.link_ok("a/b", "../x")
+
+
+@pytest.mark.netns
+@pytest.mark.parametrize("manager", [False, True], ids=["PeerWorkers", "ManagerWorkers"])
+def test_ssh_links_stay_links_and_outside_ones_are_never_sent(netns_hosts, data_dir, tmp_path, manager):
+    proj = linked_project(tmp_path / "proj", tmp_path / "credentials")
+    c = ssh_deploy(netns_hosts, manager=manager, workdir=proj)
+    try:
+        hosts = range(4) if manager else range(3)
+        for i in hosts:
+            copy = node_copy(netns_hosts, i, c.handle)
+            assert os.readlink(copy / "pkg" / "alias.txt") == "../data.txt", i
+            assert os.readlink(copy / "absolute.txt") == "data.txt" and os.readlink(copy / "lib") == "pkg"
+            assert not os.path.lexists(copy / "pipe")
+        assert all(s.files == 0 for s in c.sync())
+        (proj / "creds").symlink_to(tmp_path / "credentials")
+        (proj / "data.txt").write_text("changed\n")
+        with pytest.raises(ConfigError, match="creds"):
+            c.sync()
+        for i in hosts:
+            copy = node_copy(netns_hosts, i, c.handle)
+            assert not os.path.lexists(copy / "creds") and (copy / "data.txt").read_text() == "hello\n"
+    finally:
+        c.terminate()

@@ -5,10 +5,15 @@ python, mpi4py and cloudpickle.  Rank 0 reads the payload file (only rank 0's no
 ccdsl uploads one file per run instead of one per node.
 
 Results travel back on the output streams, framed by a record separator the user's program will not print:
-``\\x1eccdsl-result:<base64 pickle>`` on stdout (rank 0, after every rank finished) and
+``\\x1eccdsl-result.<nonce>:<base64 record>`` alone on a line of stdout (rank 0, after every rank finished; the
+nonce is fresh for each run and known only from the payload, so text the program prints cannot pass for it) and
 ``\\x1eccdsl-error:<base64 json>`` on stderr (the rank that raised, before it aborts the job so the others do not
 wait forever in a collective).  The error record is also left in ``<payload>.error.<rank>`` on the rank's node,
 because MPI_Abort may end the job before the process manager forwarded the rank's last output.
+
+A result record is one format byte and its body: ``D`` + :func:`plain` (data only, the default: rebuilding it
+calls no constructor on this machine), ``U`` + a message (the value is not plain data and the nodes are not
+trusted), or ``P`` + a cloudpickle (only when the run trusts the nodes).
 """
 
 import base64
@@ -16,6 +21,7 @@ import io
 import json
 import os
 import pickle
+import struct
 import sys
 import traceback
 
@@ -26,6 +32,144 @@ def _emit(stream, kind, data):
     stream.flush()
     stream.write(MARK + kind + ":" + base64.b64encode(data).decode("ascii") + "\n")
     stream.flush()
+
+
+PLAIN_MAGIC = b"CCD1"
+_Q, _I, _q, _d, _dd, _B = (struct.Struct(f) for f in ("<Q", "<I", "<q", "<d", "<dd", "<B"))
+_SEQ_TAGS: dict[type, bytes] = {list: b"l", tuple: b"t", set: b"S", frozenset: b"Z"}
+_RUN_TAGS: dict[tuple[type, type], bytes] = {(list, int): b"Il", (tuple, int): b"It", (list, float): b"Rl",
+                                             (tuple, float): b"Rt"}
+
+
+class NotPlain(TypeError):
+    """A value outside the plain-data types (see :func:`plain`)."""
+
+
+def plain(value):
+    """``value`` in ccdsl's tagged data format: None, bool, int, float, complex, str, bytes, list, tuple, dict,
+    set, frozenset, and numpy arrays and scalars of bool or numeric dtype (exact types: a subclass, such as a
+    namedtuple, is not plain).  Anything else raises :class:`NotPlain` naming its type and where it is.
+
+    Tags: ``N T F`` None and the bools, ``q`` an int64, ``i`` a larger int, ``f c`` float and complex, ``s b`` str
+    and bytes (length first), ``l t S Z d`` containers (item count first; a dict's keys and values alternate),
+    ``Il It Rl Rt`` a list or tuple of only int64s or only floats in one block, ``a g`` numpy array and scalar."""
+    out = [PLAIN_MAGIC]
+    add = out.append
+    todo = [value]  # a stack, not recursion: depth is no limit here, only the record's size
+    pop, push, extend = todo.pop, todo.append, todo.extend
+    while todo:
+        v = pop()
+        t = type(v)
+        if t is int:
+            if -(1 << 63) <= v < (1 << 63):
+                add(b"q" + _q.pack(v))
+            else:
+                raw = v.to_bytes((v + (v < 0)).bit_length() // 8 + 1, "little", signed=True)
+                add(b"i" + _I.pack(len(raw)) + raw)
+        elif t is float:
+            add(b"f" + _d.pack(v))
+        elif t is str:
+            raw = v.encode("utf-8", "surrogatepass")
+            add(b"s" + _Q.pack(len(raw)))
+            add(raw)
+        elif v is None:
+            add(b"N")
+        elif t is bool:
+            add(b"T" if v else b"F")
+        elif t in _SEQ_TAGS:
+            if len(v) > 8 and (t is list or t is tuple) and _run(v, t, add):
+                continue
+            add(_SEQ_TAGS[t] + _Q.pack(len(v)))
+            extend(reversed(v) if t is list or t is tuple else list(v))
+        elif t is dict:
+            add(b"d" + _Q.pack(len(v)))
+            for k, x in reversed(list(v.items())):
+                push(x)
+                push(k)
+        elif t is bytes:
+            add(b"b" + _Q.pack(len(v)))
+            add(v)
+        elif t is complex:
+            add(b"c" + _dd.pack(v.real, v.imag))
+        elif _numeric(v):
+            import numpy as np
+
+            dt = v.dtype.str.encode("ascii")
+            if isinstance(v, np.ndarray):
+                raw = np.ascontiguousarray(v).tobytes()
+                add(b"a" + _B.pack(len(dt)) + dt + _B.pack(v.ndim) + struct.pack(f"<{v.ndim}Q", *v.shape)
+                    + _Q.pack(len(raw)))
+                add(raw)
+            else:
+                raw = v.tobytes()
+                add(b"g" + _B.pack(len(dt)) + dt + _Q.pack(len(raw)) + raw)
+        else:
+            name = f"{t.__module__}.{t.__qualname__}" if t.__module__ != "builtins" else t.__qualname__
+            where = _where(value, v)
+            raise NotPlain(f"rank 0's result holds a {name}{' at ' + where if where else ''}, which is not plain data")
+    return b"".join(out)
+
+
+def _run(v, t, add):
+    """A list or tuple of only int64s or only floats, in one block (far faster than one tag per item)."""
+    from array import array
+
+    kinds = set(map(type, v))
+    if len(kinds) != 1:
+        return False
+    kind = kinds.pop()
+    tag = _RUN_TAGS.get((t, kind))
+    if tag is None:
+        return False
+    try:
+        block = array("q" if kind is int else "d", v)
+    except OverflowError:  # an int beyond 64 bits: one tag per item
+        return False
+    if sys.byteorder != "little":
+        block.byteswap()
+    add(tag + _Q.pack(len(v)))
+    add(block.tobytes())
+    return True
+
+
+def _where(value, bad):
+    """Where ``bad`` sits in ``value`` (``[2]['x']``), found again only when a value is refused."""
+    todo = [(value, "")]
+    while todo:
+        v, path = todo.pop()
+        if v is bad:
+            return path[:200]
+        if type(v) in (list, tuple):
+            todo.extend((x, f"{path}[{i}]") for i, x in enumerate(v))
+        elif type(v) in (set, frozenset):
+            todo.extend((x, f"{path} (an element)") for x in v)
+        elif type(v) is dict:
+            for k, x in v.items():
+                todo.append((k, f"{path} (a key)"))
+                todo.append((x, f"{path}[{k!r:.60}]"))
+    return ""
+
+
+def _numeric(v):
+    """A numpy array or scalar (exact types) of bool or numeric dtype?"""
+    np = sys.modules.get("numpy")
+    if np is None:
+        return False
+    if type(v) is not np.ndarray and not (isinstance(v, np.generic) and type(v).__module__ == "numpy"):
+        return False
+    return v.dtype.kind in "biufc" and v.dtype.fields is None
+
+
+def _result_record(value, trust):
+    """Rank 0's result record (see the module's docstring)."""
+    if trust:
+        import cloudpickle
+
+        return b"P" + cloudpickle.dumps(value)
+    try:
+        return b"D" + plain(value)
+    except NotPlain as exc:
+        return b"U" + str(exc).encode()
 
 
 def _fail(comm, exc, payload_path, code=1):
@@ -77,7 +221,7 @@ def main(argv):
         try:
             import cloudpickle
 
-            fn, fargs, fkwargs = cloudpickle.loads(data)
+            fn, fargs, fkwargs, run = cloudpickle.loads(data)
             value = fn(comm, *fargs, **fkwargs)
         except BaseException as exc:  # every failure is reported, with its traceback
             _fail(comm, exc, payload_path)
@@ -86,12 +230,10 @@ def main(argv):
         comm.Barrier()
         if comm.Get_rank() == 0:
             try:
-                import cloudpickle
-
-                blob = cloudpickle.dumps(value)
+                blob = _result_record(value, run["trust"])
             except BaseException as exc:
                 _fail(comm, TypeError(f"rank 0's return value cannot be pickled: {exc}"), payload_path)
-            _emit(sys.stdout, "result", blob)
+            _emit(sys.stdout, "result." + run["nonce"], blob)
         return 0
     if mode == "module":  # python -m NAME: as CPython does it, with the working directory first on sys.path
         import runpy

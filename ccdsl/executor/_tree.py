@@ -52,21 +52,47 @@ def is_ignored(rel, is_dir, patterns):
     return False
 
 
-def scan(root, patterns=None, stamps=None):
-    """``(files, dirs)`` of the folder ``root``; ``patterns`` (None: none) leave paths out.  Symbolic links are
-    followed for files; a missing root is an empty tree.  ``stamps`` (a dict), if given, receives every file's
-    mtime in nanoseconds: two versions of a file written within one second, of equal size, differ there."""
-    files: dict[str, tuple[int, int, int]] = {}
+class OutsideLinks(Exception):
+    """Symbolic links in a source folder that resolve outside it: ``paths`` (relative), none of them sent."""
+
+    def __init__(self, paths):
+        super().__init__(", ".join(paths))
+        self.paths = paths
+
+
+def is_link(entry):
+    """Is a tree entry a symbolic link (``(0, 0, 0, target)``) rather than a file (``(size, mtime, mode)``)?"""
+    return len(entry) == 4
+
+
+def _inside(path, root):
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def scan(root, patterns=None, stamps=None, source=False):
+    """``(files, dirs)`` of the folder ``root``; ``patterns`` (None: none) leave paths out; a missing root is an
+    empty tree.  Nothing is followed (``os.lstat``): a symbolic link is an entry ``(0, 0, 0, target)``, and only
+    regular files and links are listed (devices, sockets and FIFOs are never opened).  With ``source``, a link
+    must resolve inside ``root`` and its target becomes relative (what is sent); links resolving outside raise
+    ``OutsideLinks`` naming them all, so nothing outside the folder (``~/.aws/credentials``, ``/proc``) ever
+    leaves this machine.  ``stamps`` (a dict), if given, receives every file's mtime in nanoseconds: two versions
+    of a file written within one second, of equal size, differ there."""
+    files: dict = {}
     dirs: set[str] = set()
     if not os.path.isdir(root):
         return files, dirs
-    for here, subdirs, names in os.walk(root):
+    real_root = os.path.realpath(root)
+    outside = []
+    for here, subdirs, names in os.walk(root):  # os.walk does not descend into links to directories
         rel_here = os.path.relpath(here, root).replace(os.sep, "/")
         rel_here = "" if rel_here == "." else rel_here + "/"
         keep = []
         for d in sorted(subdirs):
             rel = rel_here + d
             if patterns and is_ignored(rel, True, patterns):
+                continue
+            if os.path.islink(os.path.join(here, d)):  # a link to a directory: an entry, never entered
+                names.append(d)
                 continue
             keep.append(d)
             dirs.add(rel)
@@ -75,15 +101,60 @@ def scan(root, patterns=None, stamps=None):
             rel = rel_here + n
             if patterns and is_ignored(rel, False, patterns):
                 continue
+            path = os.path.join(here, n)
             try:
-                st = os.stat(os.path.join(here, n))
-            except OSError:  # a dangling link, or removed meanwhile
+                st = os.lstat(path)
+                if stat.S_ISLNK(st.st_mode):
+                    target = os.readlink(path)
+                    if source:
+                        resolved = os.path.realpath(path)
+                        if not _inside(resolved, real_root):
+                            outside.append(rel)
+                            continue
+                        target = os.path.relpath(resolved, os.path.realpath(here))
+                    files[rel] = (0, 0, 0, target)
+                    continue
+            except OSError:  # removed meanwhile
                 continue
             if stat.S_ISREG(st.st_mode):
                 files[rel] = (st.st_size, int(st.st_mtime), stat.S_IMODE(st.st_mode))
                 if stamps is not None:
                     stamps[rel] = st.st_mtime_ns
+    if outside:
+        raise OutsideLinks(sorted(outside))
     return files, dirs
+
+
+def open_regular(path):
+    """``path`` opened for reading, only if it is (still) a regular file and not a link: a FIFO or device put in
+    its place since the scan is neither waited on nor read."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is no longer a regular file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_upto(f, size, chunk=1 << 20):
+    """The chunks of ``f``, ``size`` bytes at most in all (the size the scan saw: a growing file sends no more)."""
+    while size > 0:
+        data = f.read(min(chunk, size))
+        if not data:
+            return
+        size -= len(data)
+        yield data
+
+
+def link_ok(rel, target):
+    """May a node create the link ``rel`` -> ``target``?  Only a relative target that stays in the folder."""
+    if not target or target.startswith("/"):
+        return False
+    joined = os.path.normpath(os.path.join(os.path.dirname(rel), target))
+    return joined != ".." and not joined.startswith("../") and not joined.startswith("/")
 
 
 def read_manifest(root):
@@ -97,18 +168,18 @@ def read_manifest(root):
 
 def compare(source, target, stamps=None, recorded=None):
     """What makes ``target`` equal to ``source``: ``{"send": [...], "chmod": {path: mode}, "delete": [...],
-    "rmdirs": [...], "mkdirs": [...]}``.  A file is sent when it is missing or its size or mtime differ, or its
-    nanosecond stamp differs from the one ``recorded`` at the target's last sync; only its mode differs: chmod.
-    Deletions and rmdirs come deepest first."""
+    "rmdirs": [...], "mkdirs": [...]}``.  A file (or link) is sent when it is missing or its size or mtime (or
+    link target) differ, or its nanosecond stamp differs from the one ``recorded`` at the target's last sync; only
+    its mode differs: chmod.  Deletions and rmdirs come deepest first."""
     (sfiles, sdirs), (tfiles, tdirs) = source, target
     send, chmod = [], {}
-    for rel, (size, mtime, mode) in sorted(sfiles.items()):
+    for rel, entry in sorted(sfiles.items()):
         have = tfiles.get(rel)
         stale = stamps is not None and recorded is not None and recorded.get(rel) != stamps.get(rel)
-        if have is None or have[0] != size or have[1] != mtime or stale:
-            send.append(rel)
-        elif have[2] != mode:
-            chmod[rel] = mode
+        if have is None or tuple(have[:2]) != tuple(entry[:2]) or tuple(have[3:]) != tuple(entry[3:]) or stale:
+            send.append(rel)  # a link whose target changed, or a file that became a link, is sent again
+        elif have[2] != entry[2]:
+            chmod[rel] = entry[2]
     delete = sorted((r for r in tfiles if r not in sfiles), reverse=True)
     # a directory in the target where the source has a file (or vice versa) goes first
     rmdirs = sorted((d for d in tdirs if d not in sdirs), key=lambda d: (-d.count("/"), d))
@@ -142,10 +213,19 @@ def _apply(dst):
     with tarfile.open(fileobj=stdin, mode="r|") as tar:
         for member in tar:
             path = os.path.join(dst, member.name)
-            if not member.isfile() or member.name.startswith("/") or ".." in member.name.split("/"):
+            if member.name.startswith("/") or ".." in member.name.split("/"):
+                continue
+            tmp = path + ".ccdsl-tmp"
+            if member.issym() and link_ok(member.name, member.linkname):
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                if os.path.lexists(tmp):
+                    os.unlink(tmp)
+                os.symlink(member.linkname, tmp)
+                os.replace(tmp, path)
+                continue
+            if not member.isfile():
                 continue
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            tmp = path + ".ccdsl-tmp"
             src = tar.extractfile(member)
             if src is None:  # only regular files are extracted (checked above); extractfile gives None otherwise
                 continue
@@ -178,6 +258,20 @@ def _on_node(python, action, dst, *args):
     return [python, "-c", code], source
 
 
+def add(tar, root, rel, entry):
+    """Put the tree entry ``rel`` of ``root`` into ``tar``: a link as a link, a file's first ``size`` bytes."""
+    import tarfile
+
+    info = tarfile.TarInfo(rel)
+    if is_link(entry):
+        info.type, info.linkname = tarfile.SYMTYPE, entry[3]
+        tar.addfile(info)
+        return
+    info.size, info.mtime, info.mode = entry
+    with open_regular(os.path.join(root, rel)) as f:
+        tar.addfile(info, f)  # reads exactly info.size bytes (an error if the file shrank meanwhile)
+
+
 def _relay(src, dst, ssh, targets):
     """On the manager: make ``dst`` on every worker (``host=python`` in ``targets``) equal to ``src`` here,
     all workers at once.  Prints one JSON line per worker: sent files and bytes, deleted, or the error."""
@@ -187,7 +281,12 @@ def _relay(src, dst, ssh, targets):
     import threading
 
     patterns = ignore_patterns(src)
-    source = scan(src, patterns)
+    try:
+        source = scan(src, patterns, source=True)
+    except OutsideLinks as exc:
+        for target in targets:
+            print(json.dumps({"host": target.partition("=")[0], "error": f"links leading out of the folder: {exc}"}))
+        return
     stamps = read_manifest(src)
     lock = threading.Lock()
 
@@ -211,7 +310,7 @@ def _relay(src, dst, ssh, targets):
                 proc.stdin.write(json.dumps(changes).encode() + b"\n")
                 with tarfile.open(fileobj=proc.stdin, mode="w|") as tar:
                     for rel in changes["send"]:
-                        tar.add(os.path.join(src, rel), arcname=rel, recursive=False)
+                        add(tar, src, rel, source[0][rel])
                 proc.stdin.close()
                 err = proc.stderr.read()
             finally:

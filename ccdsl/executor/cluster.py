@@ -247,9 +247,11 @@ class Cluster:
     def run(self, fn: Callable[..., Any], *args: Any, trust_nodes: bool | None = None, **kwargs: Any) -> Any:
         """Run ``fn(comm, *args, **kwargs)`` on every rank under MPI; return rank 0's value.
 
-        The value comes back as plain data (numbers, strings, containers, numpy, pandas): a node cannot make this
-        machine run code through it.  ``trust_nodes=True`` (default: ``[security] trust_nodes``) also accepts
-        arbitrary objects, loaded with cloudpickle, which lets whoever controls rank 0's node run code here."""
+        By default the value comes back as plain data only: None, bool, int, float, complex, str, bytes, list,
+        tuple, dict, set, frozenset, and numpy arrays and scalars of bool or numeric dtype; anything else raises
+        :class:`~ccdsl.executor.results.UntrustedResultError` (a node cannot make this machine run code through
+        its result).  ``trust_nodes=True`` (default: ``[security] trust_nodes``) also accepts arbitrary objects,
+        loaded with cloudpickle, which lets whoever controls rank 0's node run code here."""
         from ccdsl.executor import guard
 
         trust = self.config.security.trust_nodes if trust_nodes is None else bool(trust_nodes)

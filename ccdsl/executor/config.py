@@ -134,9 +134,10 @@ class SecurityConfig:
     contract_may_set: list = _key([], "Contract parameters accepted although they can widen access: any of "
                                       "security_group_id, subnet_id, key_name, image_id, hosts, mpi_flags, python, "
                                       "ssh_cidr (a contract's ssh_cidr must otherwise lie inside [aws] ssh_cidr).")
-    trust_nodes: bool = _key(False, "Accept any object as a run's result (cloudpickle).  false: results are rebuilt "
-                                    "as plain data (numbers, strings, containers, numpy, pandas), so a node cannot "
-                                    "run code on this machine through them.")
+    trust_nodes: bool = _key(False, "Accept any object as a run's result (cloudpickle).  false: only None, bool, "
+                                    "int, float, complex, str, bytes, list, tuple, dict, set, frozenset, and numpy "
+                                    "arrays and scalars of bool or numeric dtype come back (sent as tagged data, not "
+                                    "a pickle), so a node cannot run code on this machine through them.")
 
 
 @dataclass(frozen=True)

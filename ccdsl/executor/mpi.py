@@ -267,8 +267,9 @@ def print_stream(line: str, stream: str) -> None:
 class _Output:
     """Splits output chunks into lines for the callback and picks out ccdsl's framed records."""
 
-    def __init__(self, callback: Stream | None) -> None:
+    def __init__(self, callback: Stream | None, nonce: str | None = None) -> None:
         self.callback = callback
+        self.nonce = nonce  # this run's: a result record is "\x1eccdsl-result.<nonce>:..." alone on a stdout line
         # The unfinished line of each stream, as a list of chunks: joined once, when its newline arrives.  Joining
         # on every chunk would copy the whole line again each time -- quadratic for output without newlines
         # (``\r`` progress bars, a large result record arriving in 64 KiB pieces).
@@ -306,11 +307,17 @@ class _Output:
                     return
                 text = rest
         if MARK in text:
-            text, _, record = text.partition(MARK)
+            before, _, record = text.partition(MARK)
             kind, _, data = record.partition(":")
-            self.records.append((kind, data.strip()))
-            if not text or RANK_LABEL.fullmatch(text):  # nothing before the record but its rank's label
+            if not kind.startswith("result"):
+                self.records.append((kind, data.strip()))
+                text = before
+                if not text or RANK_LABEL.fullmatch(text):  # nothing before the record but its rank's label
+                    return
+            elif stream == "stdout" and not before and self.nonce is not None and kind == f"result.{self.nonce}":
+                self.records.append(("result", data.strip()))
                 return
+            # else: text the program printed that looks like a result record; it is only text
         self.tail.append(text)
         if self.callback is not None:
             self.callback(text, stream)
@@ -510,8 +517,9 @@ def _user_module(name: str | None) -> Any:
     return None if any(path.startswith(p + os.sep) for p in system) else module
 
 
-def dumps_call(fn: Callable, args: tuple, kwargs: dict) -> bytes:
-    """cloudpickle ``(fn, args, kwargs)``; functions of the user's own modules are shipped by value."""
+def dumps_call(fn: Callable, args: tuple, kwargs: dict, run: dict[str, Any]) -> bytes:
+    """cloudpickle ``(fn, args, kwargs, run)``; functions of the user's own modules are shipped by value.  ``run``
+    tells rank 0 how to send the result: ``{"trust": whether it may be a pickle, "nonce": its record's tag}``."""
     try:
         import cloudpickle
     except ImportError as exc:  # pragma: no cover
@@ -527,7 +535,7 @@ def dumps_call(fn: Callable, args: tuple, kwargs: dict) -> bytes:
             except ValueError:
                 pass
         try:
-            return cloudpickle.dumps((fn, tuple(args), dict(kwargs)))
+            return cloudpickle.dumps((fn, tuple(args), dict(kwargs), run))
         except Exception as exc:
             raise ExecutionError(f"cannot ship {getattr(fn, '__name__', fn)!r} to the nodes: {exc}") from exc
         finally:
@@ -582,11 +590,19 @@ class Launcher:
                      trust_nodes: bool = False) -> Any:
         """Run ``fn(comm, *args, **kwargs)`` on every rank; return rank 0's value.  A rank that raises aborts the
         job and becomes a :class:`RankError` naming the rank, its node and the remote traceback.  The value is
-        rebuilt as plain data unless ``trust_nodes`` (see :mod:`ccdsl.executor.results`)."""
+        rebuilt as plain data unless ``trust_nodes`` (see :mod:`ccdsl.executor.results`).  The result is the one
+        record tagged with this run's random nonce, alone on a line of stdout: text the program prints (a log of a
+        record, on either stream) cannot stand in for it."""
+        import secrets
+
         self._check_python()
-        payload = dumps_call(fn, tuple(args), dict(kwargs or {}))
-        out, code = self._launch("fn", payload, [], self.size, stream, timeout)
+        nonce = secrets.token_hex(16)
+        payload = dumps_call(fn, tuple(args), dict(kwargs or {}), {"trust": bool(trust_nodes), "nonce": nonce})
+        out, code = self._launch("fn", payload, [], self.size, stream, timeout, nonce=nonce)
         results = out.record("result")
+        if len(results) > 1:
+            raise ExecutionError(f"{len(results)} result records came back from one run (rank 0 sends one); "
+                                 "none is used")
         if code != 0 or not results:
             dead = self._after_failure(out)
             self._raise_rank_error(out)
@@ -594,7 +610,7 @@ class Launcher:
         from ccdsl.executor import results as result_records
 
         try:
-            data = base64.b64decode(results[-1], validate=True)
+            data = base64.b64decode(results[0], validate=True)
         except ValueError:
             raise ExecutionError("rank 0's result record is damaged (not base64)") from None
         return result_records.loads(data, trust_nodes=trust_nodes)
@@ -673,12 +689,12 @@ class Launcher:
     # -- running --------------------------------------------------------------------------------------------------
     def _launch(self, mode: str, payload: bytes, args: list[str], np: int, stream: Stream | None,
                 timeout: float | None, retried: bool = False, flags: tuple[str, ...] = (),
-                mpi_args: tuple[str, ...] = ()) -> tuple[_Output, int]:
+                mpi_args: tuple[str, ...] = (), nonce: str | None = None) -> tuple[_Output, int]:
         """Start mpiexec for one run.  ``exec`` mode runs ``args`` (a program and its arguments) as they are;
         the other modes run the rank bootstrap under the nodes' python with ``flags`` (interpreter options).
         ``mpi_args`` go to mpiexec after the configured ones."""
         timeout = timeout if timeout is not None else self.options.run_timeout
-        out = _Output(stream)
+        out = _Output(stream, nonce)
         extra = (*self.options.extra_args, *mpi_args)
         if mode == "exec":
             return self._launch_exec(args, np, out, timeout, extra)
@@ -730,7 +746,8 @@ class Launcher:
             raise
         if code == STALE and not out.tail and not retried:
             self._install_rank_script()
-            return self._launch(mode, payload, args, np, stream, timeout, retried=True, flags=flags, mpi_args=mpi_args)
+            return self._launch(mode, payload, args, np, stream, timeout, retried=True, flags=flags, mpi_args=mpi_args,
+                                nonce=nonce)
         return out, code
 
     def _launch_exec(self, argv: list[str], np: int, out: _Output, timeout: float | None,

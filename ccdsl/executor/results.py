@@ -1,137 +1,223 @@
 """Rank 0's return value, rebuilt on this machine from the record it sent -- without letting a node run code here.
 
-A pickle is a program: loading one may call any function it names.  Whoever controls rank 0's node (or can write to
-its ccdsl directory, and so replace the rank bootstrap) chooses the bytes of the result record.  So by default a
-result is loaded by :class:`DataUnpickler`, which rebuilds plain data only: ``None``, booleans, numbers, strings,
-bytes, lists, tuples, dicts, sets, the stdlib's date/time, decimal, fraction and collections types, numpy arrays and
-scalars, and pandas objects.  Any other class or function a record names is refused before it is touched.
+Whoever controls rank 0's node (or can write to its ccdsl directory, and so replace the rank bootstrap) chooses the
+bytes of the result record.  A pickle is a program, and even a restricted unpickler hands out constructors and
+classes (pyarrow's ``_restore_array`` trusts the lengths it is given; pickle's BUILD calls ``setattr`` on any class
+it may name).  So by default rank 0 sends no pickle but a tagged data format (``_rank.plain``), and this machine
+rebuilds only: ``None``, ``bool``, ``int``, ``float``, ``complex``, ``str``, ``bytes``, ``list``, ``tuple``,
+``dict``, ``set``, ``frozenset``, and numpy arrays and scalars of bool or numeric dtype -- an array only when its
+shape times its item size is exactly the bytes it came with.  No other constructor is called; there is nothing to
+let through.  Dates, ``Decimal``, ``Fraction``, ``collections``, pandas, pyarrow, functions and the user's own
+classes come back only when the user says the nodes are trusted: ``cluster.run(fn, ..., trust_nodes=True)`` or
+``[security] trust_nodes = true`` in ccdsl.toml; then rank 0 sends a cloudpickle, loaded as is.  (The other
+direction -- ccdsl shipping the user's function to the nodes -- is code execution on the nodes by design: they are
+the user's machines.)
 
-Arbitrary objects (a function, an instance of the user's own class) come back only when the user says the nodes
-are trusted: ``cluster.run(fn, ..., trust_nodes=True)`` or ``[security] trust_nodes = true`` in ccdsl.toml; then
-the record is loaded with cloudpickle.  (The other direction -- ccdsl shipping the user's function to the nodes --
-is code execution on the nodes by design: they are the user's machines.)
+The record is one format byte and its body (see ``_rank``): ``D`` plain data, ``U`` rank 0's note that the value
+is not plain data, ``P`` a pickle (refused unless trusted, whatever rank 0 was asked for).
 """
 
 from __future__ import annotations
 
-import importlib
-import io
-import pickle
+import re
+import struct
 import sys
+from array import array
 from typing import Any
 
-from ccdsl.errors import ExecutionError
+from ccdsl.errors import ExecutionError, printable
+from ccdsl.executor._rank import PLAIN_MAGIC
 
-# (module, name) pairs rebuilt as is: builtins and stdlib value types whose construction runs no user code.
-_PLAIN = frozenset({
-    *(("builtins", n) for n in ("bool", "int", "float", "complex", "str", "bytes", "bytearray", "list", "tuple",
-                                "dict", "set", "frozenset", "range", "slice", "Ellipsis", "NotImplemented")),
-    *(("datetime", n) for n in ("date", "time", "datetime", "timedelta", "timezone")),
-    ("decimal", "Decimal"), ("fractions", "Fraction"),
-    *(("collections", n) for n in ("OrderedDict", "defaultdict", "deque", "Counter")),
-})
-
-# Objects of the array libraries (looked up by attribute path, so a renamed module in another version still finds
-# the same object): their classes and the helpers their pickles call to rebuild data.
-_LIBRARY_OBJECTS = {
-    "numpy": ("ndarray", "dtype", "_core.multiarray._reconstruct", "_core.multiarray.scalar",
-              "_core.numeric._frombuffer", "core.multiarray._reconstruct", "core.multiarray.scalar",
-              "core.numeric._frombuffer", "ma.core.MaskedArray", "ma.core._mareconstruct"),
-    "pandas": ("DataFrame", "Series", "Index", "RangeIndex", "MultiIndex", "CategoricalIndex", "DatetimeIndex",
-               "TimedeltaIndex", "PeriodIndex", "IntervalIndex", "Categorical", "Timestamp", "Timedelta", "Period",
-               "Interval", "NA", "NaT", "CategoricalDtype", "DatetimeTZDtype", "PeriodDtype", "IntervalDtype",
-               "SparseDtype", "StringDtype", "BooleanDtype", "ArrowDtype", "Float32Dtype", "Float64Dtype",
-               "Int8Dtype", "Int16Dtype", "Int32Dtype", "Int64Dtype", "UInt8Dtype", "UInt16Dtype", "UInt32Dtype",
-               "UInt64Dtype", "arrays.ArrowStringArray", "arrays.BooleanArray", "arrays.DatetimeArray",
-               "arrays.FloatingArray", "arrays.IntegerArray", "arrays.PeriodArray", "arrays.TimedeltaArray",
-               "arrays.IntervalArray", "arrays.StringArray", "arrays.NumpyExtensionArray", "arrays.SparseArray",
-               "arrays.ArrowExtensionArray",
-               "_libs.arrays.__pyx_unpickle_NDArrayBacked", "_libs.internals._unpickle_block",
-               "_libs.tslibs.nattype._nat_unpickle", "_libs.tslibs.timedeltas._timedelta_unpickle",
-               "_libs.tslibs.timestamps._unpickle_timestamp", "core.indexes.base._new_Index",
-               "core.indexes.datetimes._new_DatetimeIndex", "core.indexes.interval._new_IntervalIndex",
-               "core.indexes.timedeltas._new_TimedeltaIndex", "core.indexes.period._new_PeriodIndex",
-               "core.internals.managers.BlockManager", "core.internals.managers.SingleBlockManager",
-               "core.internals.blocks.new_block", "core.arrays.sparse.array._make_sparse"),
-    "pyarrow": ("lib._restore_array", "lib.py_buffer", "lib.type_for_alias", "lib.chunked_array",
-                "lib.ChunkedArray"),
-}
+PLAIN_TYPES = ("None, bool, int, float, complex, str, bytes, list, tuple, dict, set, frozenset, and numpy arrays "
+               "and scalars of bool or numeric dtype")
+_TRUST_HINT = ("return plain data from the function (" + PLAIN_TYPES + "), or, if you trust the nodes and "
+               "everyone who can write to them: run(fn, ..., trust_nodes=True), or [security] trust_nodes = true "
+               "in ccdsl.toml")
+MAX_DEPTH = 1000  # containers nested deeper would make repr, == and pickle of the result raise RecursionError here
+_DTYPE = re.compile(r"[<>|=]?[biufc]\d{1,2}")  # bool, signed, unsigned, float, complex; nothing else
 
 
 class UntrustedResultError(ExecutionError):
-    """Rank 0's result names something that could run code here, and the nodes are not trusted."""
+    """Rank 0's result is not plain data, and the nodes are not trusted."""
 
 
-def _resolve(root: str, path: str) -> Any:
-    obj: Any = importlib.import_module(root)
-    for i, part in enumerate(path.split(".")):
+class _Damaged(Exception):
+    pass
+
+
+def loads(record: bytes, *, trust_nodes: bool) -> Any:
+    """The value in a result record; anything but plain data only when ``trust_nodes``."""
+    fmt, body = record[:1], record[1:]
+    if fmt == b"D":
         try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            try:  # a submodule not imported by its package
-                obj = importlib.import_module(".".join([root, *path.split(".")[:i + 1]]))
-            except ImportError:
-                return None
-    return obj
-
-
-_allowed_ids: dict[str, set[int]] = {}
-
-
-def _library_allows(root: str, obj: Any) -> bool:
-    if root not in _allowed_ids:
-        paths = _LIBRARY_OBJECTS[root]
-        if root == "numpy" and hasattr(sys.modules.get("numpy"), "_core"):  # numpy 2: numpy.core is a deprecated
-            paths = tuple(p for p in paths if not p.startswith("core."))  # alias of numpy._core (same objects)
-        found = (_resolve(root, path) for path in paths)
-        _allowed_ids[root] = {id(o) for o in found if o is not None}
-        if root == "pandas":  # date offsets (freq of a DatetimeIndex): Day, MonthEnd, ...
-            offsets = _resolve("pandas", "_libs.tslibs.offsets")
-            base = getattr(offsets, "BaseOffset", None)
-            _allowed_ids[root] |= {id(c) for c in vars(offsets).values()
-                                   if isinstance(c, type) and base is not None and issubclass(c, base)}
-    return id(obj) in _allowed_ids[root]
-
-
-class DataUnpickler(pickle.Unpickler):
-    """Loads plain data only; every class or function a pickle names must be on the allow-list above."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in _PLAIN:
-            return super().find_class(module, name)
-        root = module.split(".")[0]
-        if root in _LIBRARY_OBJECTS and (root in sys.modules or _importable(root)):
-            try:
-                obj = super().find_class(module, name)  # imports a module of that library, never another one
-            except (ImportError, AttributeError):
-                obj = None
-            if obj is not None and _library_allows(root, obj):
-                return obj
-        raise UntrustedResultError(
-            f"rank 0's result names {module}.{name}, which could run code on this machine when rebuilt; ccdsl "
-            "rebuilds only plain data from nodes (numbers, strings, bytes, containers, dates, numpy arrays, pandas "
-            "objects)",
-            hint="return plain data from the function, or, if you trust the nodes and everyone who can write to "
-                 "them: run(fn, ..., trust_nodes=True), or [security] trust_nodes = true in ccdsl.toml")
-
-
-def _importable(root: str) -> bool:
-    try:
-        importlib.import_module(root)
-        return True
-    except ImportError:
-        return False
-
-
-def loads(data: bytes, *, trust_nodes: bool) -> Any:
-    """The value in a result record; arbitrary objects only when ``trust_nodes``."""
-    if trust_nodes:
+            return from_plain(body)
+        except (_Damaged, ValueError, TypeError, OverflowError, MemoryError, IndexError, struct.error) as exc:
+            raise ExecutionError(f"rank 0's result record cannot be read: {printable(str(exc))[:300]}") from None
+    if fmt == b"U":
+        note = printable(body.decode("utf-8", "replace"))[:300]
+        raise UntrustedResultError(f"{note}; ccdsl rebuilds only plain data from nodes", hint=_TRUST_HINT)
+    if fmt == b"P":
+        if not trust_nodes:  # whatever rank 0 was asked for, a pickle is code
+            raise UntrustedResultError("rank 0 sent its result as a pickle, which could run code on this machine "
+                                       "when loaded; the nodes are not trusted", hint=_TRUST_HINT)
         import cloudpickle
 
-        return cloudpickle.loads(data)
+        try:
+            return cloudpickle.loads(body)
+        except Exception as exc:  # any of pickle's many error types
+            raise ExecutionError(f"rank 0's result record cannot be read: {type(exc).__name__}: {exc}") from None
+    raise ExecutionError("rank 0's result record cannot be read: unknown format")
+
+
+_Q, _I, _q, _d, _dd, _B = (struct.Struct(f) for f in ("<Q", "<I", "<q", "<d", "<dd", "<B"))
+_CONTAINERS = frozenset(b"ltSZd")
+_N, _T, _F, _INT64, _INT, _FLOAT, _COMPLEX, _STR, _BYTES, _DICT, _INTS, _FLOATS, _ARRAY, _SCALAR = b"NTFqifcsbdIRag"
+
+
+def from_plain(data: bytes) -> Any:
+    """Rebuild a value written by ``_rank.plain``.  Iterative (no recursion: a deep record cannot crash this
+    process; deeper than ``MAX_DEPTH`` is refused), every length checked against the bytes left before anything is
+    allocated."""
+    if not data.startswith(PLAIN_MAGIC):
+        raise _Damaged("not ccdsl's data format")
+    pos = len(PLAIN_MAGIC)
+    end = len(data)
+
+    def sized() -> tuple[int, int]:
+        """A length and the position after it; the length must fit in what is left."""
+        (n,) = _Q.unpack_from(data, pos)
+        if n > end - pos - 8:
+            raise _Damaged(f"a length of {n} runs past the record's end")
+        return n, pos + 8
+
+    # a stack of open containers: [tag, items still to read, items read]; a value completes the top one
+    stack: list[list[Any]] = []
+    while True:
+        tag = data[pos]
+        pos += 1
+        value: Any
+        if tag == _INT64:
+            (value,) = _q.unpack_from(data, pos)
+            pos += 8
+        elif tag == _FLOAT:
+            (value,) = _d.unpack_from(data, pos)
+            pos += 8
+        elif tag == _STR:
+            n, pos = sized()
+            value = data[pos:pos + n].decode("utf-8", "surrogatepass")
+            pos += n
+        elif tag == _N:
+            value = None
+        elif tag in (_T, _F):
+            value = tag == _T
+        elif tag in _CONTAINERS:
+            n, pos = sized()
+            n *= 2 if tag == _DICT else 1
+            if n > end - pos:  # each item takes a byte at least
+                raise _Damaged(f"a container of {n} items in {end - pos} bytes")
+            if n:
+                if len(stack) >= MAX_DEPTH:
+                    raise _Damaged(f"containers are nested deeper than {MAX_DEPTH} levels")
+                stack.append([tag, n, []])
+                continue
+            value = _container(tag, [])
+        elif tag in (_INTS, _FLOATS):
+            kind = data[pos:pos + 1]
+            pos += 1
+            (n,) = _Q.unpack_from(data, pos)
+            pos += 8
+            if n > (end - pos) // 8:
+                raise _Damaged(f"{n} numbers run past the record's end")
+            block = array("q" if tag == _INTS else "d")
+            block.frombytes(data[pos:pos + 8 * n])
+            pos += 8 * n
+            if sys.byteorder != "little":
+                block.byteswap()
+            if kind not in (b"l", b"t"):
+                raise _Damaged(f"unknown sequence kind {kind!r}")
+            value = block.tolist() if kind == b"l" else tuple(block)
+        elif tag == _BYTES:
+            n, pos = sized()
+            value = data[pos:pos + n]
+            pos += n
+        elif tag == _INT:
+            (n,) = _I.unpack_from(data, pos)
+            pos += 4
+            if n > end - pos:
+                raise _Damaged(f"an int of {n} bytes runs past the record's end")
+            value = int.from_bytes(data[pos:pos + n], "little", signed=True)
+            pos += n
+        elif tag == _COMPLEX:
+            value = complex(*_dd.unpack_from(data, pos))
+            pos += 16
+        elif tag in (_ARRAY, _SCALAR):
+            value, pos = _numpy(tag, data, pos)
+        else:
+            raise _Damaged(f"unknown tag {bytes([tag])!r}")
+        while True:  # hand the value to the open container; close every container it completes
+            if not stack:
+                if pos != end:
+                    raise _Damaged(f"{end - pos} bytes left over")
+                return value
+            top = stack[-1]
+            top[2].append(value)
+            top[1] -= 1
+            if top[1]:
+                break
+            stack.pop()
+            value = _container(top[0], top[2])
+
+
+def _container(tag: int, items: list) -> Any:
+    if tag == b"l"[0]:
+        return items
+    if tag == b"t"[0]:
+        return tuple(items)
+    if tag == b"S"[0]:
+        return set(items)
+    if tag == b"Z"[0]:
+        return frozenset(items)
+    return dict(zip(items[::2], items[1::2]))
+
+
+def _numpy(tag: int, data: bytes, pos: int) -> tuple[Any, int]:
+    """A numpy array (``a``) or scalar (``g``) of bool or numeric dtype, and the position after it; an array only
+    if its shape times its item size is exactly the length of its buffer."""
+    (n,) = _B.unpack_from(data, pos)
+    name = data[pos + 1:pos + 1 + n].decode("ascii")
+    pos += 1 + n
+    if not _DTYPE.fullmatch(name):
+        raise _Damaged(f"the dtype {name!r} is not bool or numeric")
     try:
-        return DataUnpickler(io.BytesIO(data)).load()
-    except UntrustedResultError:
-        raise
-    except Exception as exc:  # a damaged record: any of pickle's many error types
-        raise ExecutionError(f"rank 0's result record cannot be read: {type(exc).__name__}: {exc}") from None
+        import numpy as np
+    except ImportError:
+        raise _Damaged("the result holds a numpy array, and numpy is not installed here") from None
+    dtype = np.dtype(name)
+    if dtype.kind not in "biufc":
+        raise _Damaged(f"the dtype {name!r} is not bool or numeric")
+    shape: tuple[int, ...] = ()
+    if tag == _ARRAY:
+        (ndim,) = _B.unpack_from(data, pos)
+        if ndim > 64:
+            raise _Damaged(f"an array of {ndim} dimensions")
+        shape = struct.unpack_from(f"<{ndim}Q", data, pos + 1)
+        pos += 1 + 8 * ndim
+    (length,) = _Q.unpack_from(data, pos)
+    pos += 8
+    if length > len(data) - pos:
+        raise _Damaged(f"a buffer of {length} bytes runs past the record's end")
+    raw = data[pos:pos + length]
+    pos += length
+    if tag == _SCALAR:
+        if length != dtype.itemsize:
+            raise _Damaged(f"a {name} scalar of {length} bytes")
+        return np.frombuffer(raw, dtype)[0], pos
+    size = 1
+    for d in shape:
+        size *= d
+    if size * dtype.itemsize != length:
+        raise _Damaged(f"an array of shape {shape} and dtype {name} needs {size * dtype.itemsize} bytes, "
+                       f"not {length}")
+    if size == 0:
+        return np.zeros(shape, dtype), pos
+    return np.frombuffer(bytearray(raw), dtype).reshape(shape), pos

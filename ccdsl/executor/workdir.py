@@ -78,9 +78,15 @@ def local_dir(handle: str) -> Path:
 
 
 def local_tree(root: Path) -> tuple[tuple[dict, set], dict[str, int]]:
-    """The folder's tree and its files' nanosecond stamps."""
+    """The folder's tree and its files' nanosecond stamps; a ConfigError naming the symbolic links that lead out
+    of the folder (checked before anything is sent: none of the folder is sent then)."""
     stamps: dict[str, int] = {}
-    return _tree.scan(str(root), _tree.ignore_patterns(str(root)), stamps), stamps
+    try:
+        return _tree.scan(str(root), _tree.ignore_patterns(str(root)), stamps, source=True), stamps
+    except _tree.OutsideLinks as exc:
+        raise ConfigError(f"the working folder {root} has symbolic links leading out of it: {exc}; "
+                          "nothing was sent", hint="remove them, or list them in .ccdslignore to leave them out "
+                          "(links are sent only when they resolve inside the folder)") from None
 
 
 class Counter:
@@ -137,7 +143,17 @@ def sync_local(source: Path, target: Path, counter: Counter) -> Synced:
     for rel in changes["send"]:
         dst = target / rel
         tmp = dst.with_name(dst.name + ".ccdsl-tmp")
-        shutil.copy2(source / rel, tmp)  # data, mode and times
+        tmp.unlink(missing_ok=True)
+        entry = mine[0][rel]
+        if _tree.is_link(entry):
+            os.symlink(entry[3], tmp)
+        else:
+            fsize, mtime, mode = entry
+            with _tree.open_regular(str(source / rel)) as src, open(tmp, "wb") as out:
+                for chunk in _tree.read_upto(src, fsize):
+                    out.write(chunk)
+            os.chmod(tmp, mode)
+            os.utime(tmp, (mtime, mtime))
         os.replace(tmp, dst)
         counter.done(1, mine[0][rel][0])
     for rel, mode in changes["chmod"].items():
@@ -148,7 +164,7 @@ def sync_local(source: Path, target: Path, counter: Counter) -> Synced:
 
 def _sftp_tree(sftp: Any, root: str, patterns: list[str]) -> tuple[dict, set]:
     """The tree at ``root`` on a node, read over SFTP (one listing per directory)."""
-    files: dict[str, tuple[int, int, int]] = {}
+    files: dict[str, tuple] = {}  # (size, mtime, mode), or (0, 0, 0, target) for a link
     dirs: set[str] = set()
     todo = [""]
     while todo:
@@ -165,6 +181,8 @@ def _sftp_tree(sftp: Any, root: str, patterns: list[str]) -> tuple[dict, set]:
             if is_dir:
                 dirs.add(rel)
                 todo.append(rel)
+            elif stat.S_ISLNK(a.st_mode or 0):  # a listing is lstat's: links are not followed
+                files[rel] = (0, 0, 0, sftp.readlink(f"{root}/{rel}"))
             elif stat.S_ISREG(a.st_mode or 0):
                 files[rel] = (a.st_size, int(a.st_mtime), stat.S_IMODE(a.st_mode))
     return files, dirs
@@ -221,11 +239,21 @@ def sync_sftp(client: Any, node: Node, source: Path, local: tuple[tuple[dict, se
                     sftp.stat(current)
             for rel in changes["send"]:
                 current = f"{root}/{rel}"
-                fsize, mtime, mode = mine[0][rel]
+                entry = mine[0][rel]
                 tmp = f"{current}.ccdsl-tmp"
-                with open(source / rel, "rb") as src, sftp.open(tmp, "wb") as dst:
+                if _tree.is_link(entry):
+                    try:
+                        sftp.remove(tmp)
+                    except OSError:
+                        pass
+                    sftp.symlink(entry[3], tmp)  # OpenSSH's argument order: target, then the link's path
+                    sftp.posix_rename(tmp, current)
+                    counter.done(1, 0)
+                    continue
+                fsize, mtime, mode = entry
+                with _tree.open_regular(str(source / rel)) as src, sftp.open(tmp, "wb") as dst:
                     dst.set_pipelined(True)
-                    while chunk := src.read(1 << 20):
+                    for chunk in _tree.read_upto(src, fsize):
                         dst.write(chunk)
                 sftp.chmod(tmp, mode)
                 sftp.utime(tmp, (mtime, mtime))
@@ -465,8 +493,8 @@ def sync_nodes(handle: str, provider: str, nodes: Sequence[Node], config: Any, s
         return out
     workers, manager = split_roles(nodes)
     _, ssh_options = mpi.options_from_config(config, known_hosts=known_hosts_path(handle))
+    mine = local_tree(source)  # first: a link leading out of the folder fails the sync before any connection
     with ssh.Connections(ssh_options, jump=manager) as pool:
-        mine = local_tree(source)
         if manager is None:
             out = mpi._parallel(lambda n: sync_sftp(pool.get(n), n, source, mine, counter), workers)
         else:
