@@ -1,0 +1,108 @@
+"""Layout never changes an answer (issue 18): a clause written over several lines, with comments, ``\\``
+continuations or CRLF resolves exactly as its one-line spelling, with nothing on stderr; a failure inside Z3 is a
+``CcdslError`` that does not outlive its call; every shipped ``.ccc`` is resolved, not only checked.
+
+The generated-contract properties are in ``test_resolver_generated.py``; the shrunk failures they found are kept
+here as plain regression tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def cli_env(tmp_path_factory) -> dict[str, str]:
+    """One private data dir (and its view cache) for the CLI processes of this module."""
+    return {**os.environ, "CCDSL_DATA_DIR": str(tmp_path_factory.mktemp("data"))}
+
+
+def _cli(env: dict[str, str], tmp: Path, text: str, *args: str) -> tuple[int, object, str]:
+    path = tmp / "c.ccc"
+    path.write_bytes(text.encode())
+    proc = subprocess.run([sys.executable, "-m", "ccdsl", "resolve", str(path), "--json", *args], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=300)
+    return proc.returncode, json.loads(proc.stdout) if proc.stdout.strip() else None, proc.stderr
+
+
+# (written over lines, the same clauses on one line): the reproductions of issue 18 item 1
+LAYOUTS = {
+    "count_after_newline": ("c = @cluster(node_count =>\n 4)\n", "c = @cluster(node_count => 4)\n"),
+    "qualifier_list_broken": ("c = @cluster(node_vcpus_count => @atleast(\n100000))\n",
+                              "c = @cluster(node_vcpus_count => @atleast(100000))\n"),
+    "backslash_continuation": ("c = @cluster node_count => \\\n  4 node_vcpus_count => \\\r\n @atleast(8)\n",
+                               "c = @cluster node_count => 4 node_vcpus_count => @atleast(8)\n"),
+    "long_oneof_over_lines": (
+        "c = @cluster(node_count => 2,\n  processor_microarchitecture => @oneof(  # the recent ones\n"
+        "    Zen4,\n    Graviton3,  # arm\n    SapphireRapids\n  ),\n  cluster_locale => @oneof(us_east_1,\n"
+        "    eu_west_1, \"ap-south-1\"))\n",
+        "c = @cluster(node_count => 2, processor_microarchitecture => @oneof(Zen4, Graviton3, SapphireRapids), "
+        "cluster_locale => @oneof(us_east_1, eu_west_1, \"ap-south-1\"))\n"),
+    "qualifier_then_newline": ("c = @cluster(cluster_locale => @oneof\n(us_east_1))\n",
+                               "c = @cluster(cluster_locale => @oneof(us_east_1))\n"),
+    "crlf_and_comments": ("c = @cluster(\r\n  node_count => # how many\r\n  3,\r\n  node_memory_size =>\r\n"
+                          "  @atleast( 8G ) ,\r\n)\r\n",
+                          "c = @cluster(node_count => 3, node_memory_size => @atleast(8G))\n"),
+    "manager_workers_over_lines": (
+        "c = @cluster(cluster_type =>\n ManagerWorkers, manager.node_vcpus_count\n => 2,\n"
+        " worker.node_vcpus_count => @atleast(\n8), cluster_vcpus_count => @atleast(\n64),\n"
+        " cluster_price_per_hour =>\n @atmost(50))\n",
+        "c = @cluster(cluster_type => ManagerWorkers, manager.node_vcpus_count => 2, "
+        "worker.node_vcpus_count => @atleast(8), cluster_vcpus_count => @atleast(64), "
+        "cluster_price_per_hour => @atmost(50))\n"),
+}
+
+
+def _same(a: object, b: object) -> bool:
+    """Two ``--json`` answers agree on everything but the clause text the user wrote (echoed in conflicts)."""
+    def strip(x: object) -> object:
+        if isinstance(x, dict):
+            return {k: strip(v) for k, v in x.items() if k not in ("text", "explanation", "why")}
+        if isinstance(x, list):
+            return [strip(v) for v in x]
+        return x
+    return strip(a) == strip(b)
+
+
+@pytest.mark.parametrize("case", sorted(LAYOUTS))
+@pytest.mark.parametrize("any_region", [False, True], ids=["region", "any-region"])
+def test_a_clause_over_several_lines_resolves_like_one_line_with_nothing_on_stderr(cli_env, tmp_path, case: str,
+                                                                                  any_region: bool) -> None:
+    laid_out, one_line = LAYOUTS[case]
+    extra = ("--any-region",) if any_region else ()
+    want = _cli(cli_env, tmp_path, one_line, *extra)
+    got = _cli(cli_env, tmp_path, laid_out, *extra)
+    assert want[0] in (0, 1) and want[2] == "", want
+    assert got[2] == "", got[2]  # no traceback, no Z3 "(error ...)" printed
+    assert got[0] == want[0]
+    assert _same(got[1], want[1]), (got[1], want[1])
+
+
+def test_count_after_newline_answers_the_cheapest_four_nodes(cli_env, tmp_path) -> None:
+    """The issue's ``multi.ccc``: answered, and the answer is the same cluster as ``node_count => 4``."""
+    code, out, err = _cli(cli_env, tmp_path, LAYOUTS["count_after_newline"][0])
+    assert (code, err) == (0, "")
+    assert isinstance(out, list) and out[0]["node_count"] == 4 and out[0]["price_per_hour"] > 0
+
+
+def test_smt_comments_hold_no_line_break_or_control_character() -> None:
+    """The problem text keeps the clause as a one-line, printable ``;`` comment: Z3 never reads it."""
+    from ccdsl.language import parse
+    from ccdsl.resolver import resolve
+
+    text = ("c = @cluster(node_count =>\r\n 4, node_machinetype => \"t3.xlarge\t\",\f\n"
+            "  cluster_locale => @oneof\n(us_east_1) # \u00e9t\u00e9 \u2028\n)\n")
+    r = resolve(parse(text)["c"])
+    assert (r.instance_type, r.node_count) == ("t3.xlarge", 4)
+    for line in r.problem.split("\n"):
+        assert line.isprintable() and line.isascii(), repr(line)
+        if "; " in line:
+            assert line.split(";", 1)[0].strip().startswith("(declare-const") or line.startswith(";")
+    assert "; node_count => 4" in r.problem
