@@ -106,3 +106,73 @@ def test_smt_comments_hold_no_line_break_or_control_character() -> None:
         if "; " in line:
             assert line.split(";", 1)[0].strip().startswith("(declare-const") or line.startswith(";")
     assert "; node_count => 4" in r.problem
+
+
+GOOD = "good = @cluster(node_count => 4, node_vcpus_count => @atleast(4))\n"
+MANAGED = ("managed = @cluster(cluster_type => ManagerWorkers, node_count => 2, manager.node_vcpus_count => 2,\n"
+           "                  cluster_vcpus_count => @atleast(16), cluster_price_per_hour => @atmost(20))\n")
+INFEASIBLE = ("stuck = @cluster(node_count => 2, accelerator_architecture => Turing,\n"
+              "                accelerator_memory => @atleast(32G))\n")
+
+
+def _rejected_by_z3(monkeypatch, where: str) -> None:
+    """Make every problem the resolver writes one Z3 rejects: an assertion on a constant no one declared, at the
+    start or the end of the text (Z3 stops at the first bad command; what it keeps of the rest differs)."""
+    import dataclasses
+
+    from ccdsl.resolver import compile as comp
+
+    real = comp.compile_problem
+    bad = "(assert (> undeclared_constant 0))"
+
+    def rejected(*args, **kw):
+        p = real(*args, **kw)
+        return dataclasses.replace(p, text=f"{bad}\n{p.text}" if where == "start" else f"{p.text}\n{bad}")
+
+    monkeypatch.setattr(comp, "compile_problem", rejected)
+
+
+@pytest.mark.parametrize("where", ["start", "end"])
+def test_a_z3_failure_is_a_ccdsl_error_naming_the_contract_and_does_not_outlive_its_call(monkeypatch,
+                                                                                        where: str) -> None:
+    """Good, then a contract Z3 fails on, then the good ones again in the same process: the same answers (before
+    the fix, the prover kept names Z3 had dropped: 'unknown constant n' for every later resolve)."""
+    from ccdsl.errors import CcdslError, UnsatisfiableError
+    from ccdsl.language import parse
+    from ccdsl.resolver import resolve
+
+    contracts = parse(GOOD + MANAGED + INFEASIBLE)
+    want = {name: resolve(contracts[name]).to_dict() for name in ("good", "managed")}
+    with pytest.raises(UnsatisfiableError) as stuck:
+        resolve(contracts["stuck"])
+    with monkeypatch.context() as m:
+        _rejected_by_z3(m, where)
+        for name in ("good", "managed", "stuck"):  # the proof, the ManagerWorkers proof, the conflict's core
+            with pytest.raises(CcdslError) as info:
+                resolve(contracts[name])
+            assert not isinstance(info.value, UnsatisfiableError)
+            assert f"'{name}'" in info.value.message and "undeclared_constant" in info.value.message
+    for name in ("good", "managed", "good"):
+        assert resolve(contracts[name]).to_dict() == want[name]
+    with pytest.raises(UnsatisfiableError) as again:
+        resolve(contracts["stuck"])
+    assert again.value.conflict == stuck.value.conflict
+
+
+def test_a_z3_failure_through_the_cli_is_a_message_not_a_traceback(cli_env, tmp_path) -> None:
+    """The CLI shows the error (exit 1) and no traceback; the next contract of the same file still resolves."""
+    code = ("import dataclasses, sys\n"
+            "from ccdsl.resolver import compile as comp\n"
+            "real = comp.compile_problem\n"
+            "def rejected(*a, **k):\n"
+            "    p = real(*a, **k)\n"
+            "    return dataclasses.replace(p, text=p.text + '\\n(assert (> undeclared_constant 0))')\n"
+            "comp.compile_problem = rejected\n"
+            "from ccdsl.cli import main\n"
+            "sys.exit(main(sys.argv[1:]))\n")
+    path = tmp_path / "c.ccc"
+    path.write_text(GOOD)
+    proc = subprocess.run([sys.executable, "-c", code, "resolve", str(path)], cwd=ROOT, env=cli_env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr and "contract 'good'" in proc.stderr, proc.stderr

@@ -171,6 +171,16 @@ def minimal_core(ranking: Ranking) -> list[comp.Literal]:
     problem = _full_problem(ranking)
     if problem is None:
         return _vectorized_core(ranking)
+    try:
+        return _z3_core(problem)
+    except z3.Z3Exception as e:  # the context is this call's own: nothing of it outlives the error
+        raise solve.solver_error(ranking.contract, e) from e
+
+
+def _z3_core(problem: comp.Problem) -> list[comp.Literal]:
+    """Z3's core of ``problem`` shrunk to a minimal one, in a fresh context (see :func:`minimal_core`)."""
+    import z3
+
     s, assumptions = solver_for(problem, z3.Context())
     by_name = {lit.name: lit for lit in problem.literals}
     if s.check(*assumptions) != z3.unsat:
