@@ -19,6 +19,7 @@ kept as a plain regression test in ``test_resolver_layout.py``.
 from __future__ import annotations
 
 import functools
+import os
 
 import pytest
 from hypothesis import HealthCheck, event, given, note, settings
@@ -33,6 +34,7 @@ from test_resolver_spot import _check as check_spot
 from test_resolver_spot import spot_catalog
 
 pytestmark = pytest.mark.fuzz
+LOG = os.environ.get("CCDSL_FUZZ_LOG")  # a file to append one line per example to (for long runs)
 
 FUZZ = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                                       HealthCheck.filter_too_much])
@@ -40,8 +42,6 @@ FUZZ = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, Heal
 
 @pytest.fixture(scope="module")
 def worker(tmp_path_factory):
-    import os
-
     scratch = tmp_path_factory.mktemp("worker")
     w = Worker(scratch, env={**os.environ, "CCDSL_DATA_DIR": str(scratch / "data")})
     w.start()
@@ -74,6 +74,9 @@ def _resolved(worker: Worker, texts: list[str], catalog: list, region: str, any_
     assert answer["stderr"] == "", f"printed on stderr:\n{answer['stderr']}\n{texts!r}"
     assert first == second, f"the layouts disagree:\n{texts[0]!r}: {first}\n{texts[1]!r}: {second}"
     event(first[0] if first[0] == "ok" else f"{first[0]}: {first[1]}")
+    if LOG:  # a long run counts its examples as it goes (it may be stopped before hypothesis reports)
+        with open(LOG, "a", encoding="utf-8") as f:
+            f.write(f"{catalog[0]} {first[0]} {first[1] if first[0] == 'error' else ''}\n")
     return first
 
 
