@@ -176,3 +176,32 @@ def test_a_z3_failure_through_the_cli_is_a_message_not_a_traceback(cli_env, tmp_
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr and "contract 'good'" in proc.stderr, proc.stderr
+
+
+# -- every contract file of the repository is resolved, not only checked -----------------------------------------
+
+GOLDEN = sorted((ROOT / "tests" / "contracts" / "ok").glob("*.ccc"))
+
+
+@pytest.mark.parametrize("any_region", [False, True], ids=["region", "any-region"])
+@pytest.mark.parametrize("path", GOLDEN, ids=[p.stem for p in GOLDEN])
+def test_every_golden_contract_resolves_as_its_golden_file_says(data_dir, path: Path, any_region: bool) -> None:
+    """``"resolves"`` in each contract's entry of the ``.json``: "ok", or the name of the CcdslError it raises
+    (or one of each per scope: ``{"region": …, "any_region": …}``)."""
+    from ccdsl import errors
+    from ccdsl.language import load
+    from ccdsl.resolver import resolve
+
+    expected = json.loads(path.with_suffix(".json").read_text())
+    for name, contract in load(path).items():
+        want = expected[name]["resolves"]
+        if isinstance(want, dict):
+            want = want["any_region" if any_region else "region"]
+        try:
+            r = resolve(contract, any_region=any_region)
+        except errors.CcdslError as e:
+            assert type(e).__name__ == want, (name, e.render())
+            continue
+        assert want == "ok", (name, r.instance_type)
+        assert r.node_count >= 1 and (r.price_per_hour is None or r.price_per_hour >= 0)
+        assert r.problem == "" or all(line.isprintable() and line.isascii() for line in r.problem.split("\n"))
