@@ -11,7 +11,8 @@ resolve prints there (Z3's own error output, a Python warning) is sent back with
 
 Protocol: one JSON request per line on stdin, one JSON answer per line on stdout::
 
-    {"texts": [...], "name": "c", "catalog": ["shipped"] | ["plain", seed] | ["spot", seed],
+    {"texts": [...], "name": "c",
+     "catalog": ["shipped"] | ["plain", seed] | ["spot", seed] | ["synthetic", rows, seed],
      "region": "us-east-1", "any_region": false}
     -> {"outcomes": [outcome, ...], "stderr": "..."}
 
@@ -38,6 +39,10 @@ LIMIT = int(os.environ.get("CCDSL_WORKER_MEMORY", str(3 << 29)))  # 1.5 GiB abov
 def _catalog(spec: list[Any]) -> Any:
     if spec[0] == "shipped":
         return None
+    if spec[0] == "synthetic":  # a catalog of any size, built for the request (never kept)
+        from synthetic import catalog
+
+        return catalog(rows=int(spec[1]), seed=int(spec[2]))
     if spec[0] == "plain":
         from test_resolver_oracle import small_catalog
 
@@ -107,8 +112,15 @@ def main(stderr_path: str) -> None:
     print(json.dumps({"ready": True}), file=out, flush=True)
     for line in sys.stdin:
         req = json.loads(line)
-        catalog = _catalog(req["catalog"])
-        outcomes = [outcome(t, req["name"], catalog, req["region"], req["any_region"]) for t in req["texts"]]
+        try:
+            catalog = _catalog(req["catalog"])
+        except BaseException:
+            import traceback
+
+            outcomes = [["crash", traceback.format_exc()]] * len(req["texts"])
+        else:
+            outcomes = [outcome(t, req["name"], catalog, req["region"], req["any_region"]) for t in req["texts"]]
+        catalog = None
         sys.stderr.flush()
         print(json.dumps({"outcomes": outcomes, "stderr": reader.read().decode("utf-8", "replace")}), file=out,
               flush=True)

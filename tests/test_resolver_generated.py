@@ -108,3 +108,22 @@ def test_generated_contracts_agree_with_the_oracle_in_any_layout(worker, data) -
         check_plain(contract, seed, region, any_region)
     else:
         check_spot(contract, None, seed, region, any_region)
+
+
+def test_the_worker_reports_an_example_over_its_memory_limit(tmp_path) -> None:
+    """The limit is real: a worker allowed no memory beyond its start-up size cannot resolve on a catalog of a
+    million rows (hundreds of MB), and the parent sees a failure (the worker's MemoryError, or its death), never an
+    answer; the same worker then answers a small example again."""
+    import os
+
+    w = Worker(tmp_path, env={**os.environ, "CCDSL_DATA_DIR": str(tmp_path / "data"), "CCDSL_WORKER_MEMORY": "1"})
+    w.start()
+    request = {"texts": ["c = @cluster(node_vcpus_count => @atleast(8))\n"], "name": "c", "region": "us-east-1",
+               "any_region": True}
+    try:
+        big = w.ask({**request, "catalog": ["synthetic", 1_000_000, 0]})
+        small = w.ask({**request, "catalog": ["plain", 0]})
+    finally:
+        w.stop()
+    assert "limit" in big or (big["outcomes"][0][0] == "crash" and "MemoryError" in big["outcomes"][0][1]), big
+    assert small["outcomes"][0][0] == "ok", small
