@@ -81,6 +81,17 @@ def _number(x: float | int) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
+def _spellings(x: float | int) -> list[str]:
+    """Ways the grammar's NUMBER writes the same value: ``4``, ``+4``, ``4.``, ``4.0``, ``4e0``, ``.5``."""
+    plain = _number(x)
+    out = [plain, "+" + plain, f"{float(x):e}"]
+    if "." not in plain and "e" not in plain:
+        out += [plain + ".", plain + ".0"]
+    if plain.startswith("0."):
+        out.append(plain[1:])
+    return out
+
+
 def _string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -105,7 +116,7 @@ def count_atom(draw, p: Parameter, universe: Universe, manager_workers: bool) ->
     else:
         n = draw(st.integers(low, 8) | st.sampled_from([0, 1, 2, 4, 8, 16, 32, 48, 64, 96, 128, 192, 448]))
     n = max(n, low)
-    return draw(st.sampled_from([str(n), f"{n}.0", f"{n:e}" if n < 10**15 else str(n)])) if n else "0"
+    return draw(st.sampled_from(_spellings(n) if n < 10**15 else [str(n), f"+{n}"]))
 
 
 @st.composite
@@ -119,7 +130,7 @@ def measure_atom(draw, p: Parameter) -> str:
         scaled = value / factors[suffix]
         if scaled == int(scaled) and scaled < 10**9:
             return f"{int(scaled)}{suffix}"
-    return _number(value)
+    return draw(st.sampled_from(_spellings(value)))
 
 
 @st.composite
@@ -128,7 +139,7 @@ def price_atom(draw, p: Parameter) -> str:
         cents = draw(st.integers(0, 200_000) | st.sampled_from([1, 5, 10, 100, 1000, 10**6]))
     else:
         cents = draw(st.integers(0, 3000) | st.sampled_from([0, 1, 5, 10, 50, 100, 2000, 10_000]))
-    return _number(cents / 100 if cents % 100 else cents // 100)
+    return draw(st.sampled_from(_spellings(cents / 100 if cents % 100 else cents // 100)))
 
 
 @st.composite
@@ -136,7 +147,7 @@ def fraction_atom(draw) -> str:
     percent = draw(st.sampled_from([0, 5, 10, 15, 20, 50, 100]) | st.integers(0, 100))
     if draw(st.booleans()):
         return f"{percent}{PERCENT}"
-    return _number(percent / 100)
+    return draw(st.sampled_from(_spellings(percent / 100)))
 
 
 @st.composite

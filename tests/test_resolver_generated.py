@@ -96,6 +96,8 @@ def test_generated_contracts_agree_with_the_oracle_in_any_layout(worker, data) -
     kind = data.draw(st.sampled_from(["plain", "spot"]))
     seed = data.draw(st.integers(0, 3))
     specs = data.draw(contract_specs(synthetic_universe(kind, seed), max_clauses=5))
+    if any(s.name == "spot" and s.atoms == ("true",) for s in specs):
+        kind = "spot"  # a role on spot: the spot checks know how markets rank (test_resolver_oracle's do not)
     texts = [data.draw(layouts(specs)).text for _ in range(2)]
     region = data.draw(st.sampled_from(REGION_SET))
     any_region = data.draw(st.booleans())
