@@ -33,7 +33,8 @@ from test_resolver_oracle import _check as check_plain
 from test_resolver_spot import _check as check_spot
 from test_resolver_spot import spot_catalog
 
-pytestmark = pytest.mark.fuzz
+# pytest-timeout's 600 s is for a test; these run max_examples examples, each held to its own limit by the worker
+pytestmark = [pytest.mark.fuzz, pytest.mark.timeout(max(600, settings.default.max_examples))]
 LOG = os.environ.get("CCDSL_FUZZ_LOG")  # a file to append one line per example to (for long runs)
 
 FUZZ = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
@@ -55,7 +56,7 @@ def shipped_universe() -> Universe:
 
     frame = loader.load(columns=("instance_type", "region"))
     return Universe(tuple(sorted(set(frame["instance_type"].astype(str)))),
-                    tuple(sorted(r for r in set(frame["region"].astype(str)) if r != "local")))
+                    tuple(sorted(r for r in set(frame["region"].astype(str)) if r != "local")), manager_budgets=False)
 
 
 @functools.cache
