@@ -205,3 +205,28 @@ def test_every_golden_contract_resolves_as_its_golden_file_says(data_dir, path: 
         assert want == "ok", (name, r.instance_type)
         assert r.node_count >= 1 and (r.price_per_hour is None or r.price_per_hour >= 0)
         assert r.problem == "" or all(line.isprintable() and line.isascii() for line in r.problem.split("\n"))
+
+
+# -- failures the generated contracts found, kept as plain tests ------------------------------------------------
+
+
+def test_found_spot_on_a_catalog_without_spot_prices_ranks_unpriced_rows_by_their_on_demand_bound() -> None:
+    """Shrunk by test_resolver_generated (deep profile): ``spot => true`` where no row has a spot price.  Every
+    spot row is then unpriced, and they rank by their on-demand price (the most a spot node is charged), not by
+    the tie rules alone: the answer is the oracle's first by ``Answer.rank_key``, in both layouts it was found in.
+    (The failure was in the test's choice of checks, which now sends such contracts to the spot checks.)"""
+    import oracle
+    from ccdsl.language import parse
+    from ccdsl.resolver import resolve
+    from test_resolver_oracle import small_catalog
+
+    df = small_catalog(0)
+    texts = ("c = \\\r\n\t@cluster\\\r\n  cluster_type =>PeerWorkers \\ \r\n\tspot \f=> \\ \r\n\t@just( \\\r\n  #\\\r\n"
+             "true )\r\n", "c=@cluster cluster_type=>PeerWorkers spot=>@just(true)\r\n")
+    for text in texts:
+        c = parse(text)["c"]
+        want = oracle.best(oracle.solutions(df, c, "us-east-1", False))
+        assert want is not None and not want.priced
+        r = resolve(c, df)
+        assert r.price_per_hour is None
+        assert (r.instance_type, r.node_count) == (want.worker["instance_type"], want.count)
