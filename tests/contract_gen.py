@@ -33,6 +33,7 @@ from hypothesis import strategies as st
 
 from ccdsl import taxonomy
 from ccdsl.contract import ROLES
+from ccdsl.language import ast
 from ccdsl.language.units import FACTORS, PERCENT
 from ccdsl.parameters import ALIASES, MAX_COUNT, PARAMETERS, Parameter
 
@@ -97,7 +98,9 @@ def _spellings(x: float | int) -> list[str]:
 
 
 def _string(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """``text`` as a STRING token (the escapes the parser reads back: ``\\n``, ``\\t``, ``\\"``, ``\\\\``)."""
+    body = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
+    return '"' + body + '"'
 
 
 def _symbol_or_string(draw, name: str) -> str:
@@ -273,6 +276,27 @@ def contract_specs(draw, universe: Universe, max_clauses: int = 6) -> list[Claus
                 seen.add((role, n))
                 specs.append(draw(clause_spec(p, role, universe, mw)))
     return draw(st.permutations(specs))
+
+
+def specs_of(node: ast.ContractNode) -> list[ClauseSpec]:
+    """The clauses of a parsed contract as specs, to lay a contract someone wrote out again."""
+    out = []
+    for c in node.clauses:
+        v = c.value
+        if isinstance(v, ast.Qualified):
+            out.append(ClauseSpec(c.parameter.name, c.parameter.role, v.name, tuple(_atom(a) for a in v.args),
+                                  parens=v.parens))
+        else:
+            out.append(ClauseSpec(c.parameter.name, c.parameter.role, None, (_atom(v),)))
+    return out
+
+
+def _atom(a: ast.Atom) -> str:
+    if isinstance(a, ast.Number):
+        return a.text
+    if isinstance(a, ast.String):
+        return _string(a.value)
+    return a.name
 
 
 # -- layout ---------------------------------------------------------------------------------------------------------

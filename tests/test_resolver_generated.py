@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
 import ccdsl
-from contract_gen import Universe, contract_specs, layouts
+from contract_gen import Universe, contract_specs, layouts, specs_of
 from resolve_worker import Worker
 from test_resolver_oracle import REGION_SET, small_catalog
 from test_resolver_oracle import _check as check_plain
@@ -111,6 +111,34 @@ def test_generated_contracts_agree_with_the_oracle_in_any_layout(worker, data) -
         check_plain(contract, seed, region, any_region)
     else:
         check_spot(contract, None, seed, region, any_region)
+
+
+def _repository_contracts() -> list[tuple[str, str, list]]:
+    """(file, contract name, clause specs) of every contract of examples/ and tests/contracts/ok/."""
+    from pathlib import Path
+
+    from ccdsl.language.parser import parse_ast
+
+    root = Path(__file__).resolve().parents[1]
+    out = []
+    for path in sorted([*(root / "examples").glob("*.ccc"), *(root / "tests" / "contracts" / "ok").glob("*.ccc")]):
+        nodes, _ = parse_ast(path.read_text(encoding="utf-8"))
+        out += [(f"{path.parent.name}/{path.name}", n.name, specs_of(n)) for n in nodes]
+    return out
+
+
+REPOSITORY = _repository_contracts()
+
+
+@settings(FUZZ, max_examples=4 * len(REPOSITORY))
+@given(st.sampled_from(REPOSITORY), st.data())
+def test_every_repository_contract_answers_alike_in_any_layout(worker, contract, data) -> None:
+    """Each contract of the repository, as written there (parenthesized, on one line) and laid out anew."""
+    path, name, specs = contract
+    note(f"{path}: {name}")
+    written = "c = @cluster(" + ", ".join(" ".join(s.tokens()) for s in specs) + ")\n"
+    _resolved(worker, [written, data.draw(layouts(specs)).text], ["shipped"], "us-east-1",
+              data.draw(st.booleans()))
 
 
 def test_the_worker_reports_an_example_over_its_memory_limit(tmp_path) -> None:
