@@ -230,3 +230,27 @@ def test_found_spot_on_a_catalog_without_spot_prices_ranks_unpriced_rows_by_thei
         r = resolve(c, df)
         assert r.price_per_hour is None
         assert (r.instance_type, r.node_count) == (want.worker["instance_type"], want.count)
+
+
+def test_found_manager_and_workers_with_no_region_in_common_say_so() -> None:
+    """Shrunk by test_resolver_generated (deep profile): workers in a GovCloud default region and a manager whose
+    own cluster_locale lets every region but GovCloud compete (GovCloud competes only when named) share no region,
+    with every clause dropped too: the error said only "unsatisfiable", naming no clause and no reason."""
+    import oracle
+    from ccdsl.errors import UnsatisfiableError
+    from ccdsl.language import parse
+    from ccdsl.resolver import resolve
+    from test_resolver_oracle import small_catalog
+
+    df = small_catalog(0)
+    text = ("c=@cluster cluster_type=>@just(ManagerWorkers)manager.mpi_flags=>@just(\"-bind-to core\")"
+            "worker.mpi_flags=>@just(\"-bind-to core\")user=>\"ubuntu\" manager.accelerator_arch=>\"Volta\" "
+            "cluster_vcpus_count=>@atleast(0)manager.cluster_locale=>@unrestricted,\r\n")
+    for c in (parse(text)["c"], parse("c = @cluster(cluster_type => ManagerWorkers,\n"
+                                      "  manager.cluster_locale => @unrestricted)\n")["c"]):
+        assert oracle.optimum(df, oracle.subcontract(c, [], False), "us-gov-west-1", False) is None
+        with pytest.raises(UnsatisfiableError) as info:
+            resolve(c, df, region="us-gov-west-1")
+        assert info.value.conflict == ()
+        assert "no provider and region in common (workers: aws us-gov-west-1; manager: aws eu-west-1" in \
+            info.value.message
