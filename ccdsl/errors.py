@@ -176,6 +176,19 @@ class UnsatisfiableError(CcdslError):
         return printable("\n".join(lines))
 
 
+class SolverError(CcdslError):
+    """Z3 failed on the problem written for a contract (a bug of ccdsl, not of the contract).  It names the
+    contract; the solver it happened in is dropped, so the next resolve in the same process starts clean."""
+
+    exit_code = 1
+
+    def __init__(self, contract: str, detail: str) -> None:
+        self.contract = contract
+        super().__init__(f"contract '{contract}': the solver failed: {detail}",
+                         hint="this is a bug of ccdsl, not of your contract: please report it with the contract "
+                              "(other contracts still resolve)")
+
+
 class CatalogError(CcdslError):
     """The catalog cannot be built, read or merged (missing source, bad user row, unmapped model, …).  Exit code 2,
     like every other input error: 1 means "unsatisfiable"."""
@@ -277,6 +290,7 @@ __all__ = [
     "ProviderError",
     "RankError",
     "SetupError",
+    "SolverError",
     "StateError",
     "UnsatisfiableError",
     "printable",

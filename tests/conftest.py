@@ -5,6 +5,15 @@ from __future__ import annotations
 import socket
 
 import pytest
+from hypothesis import settings
+
+# Hypothesis profiles.  `ci` (the default) is derandomized, so every run tries the same examples and a failure
+# found in CI is found again on any machine; `deep` (`python -m pytest -m fuzz --hypothesis-profile=deep`) is random
+# and 25x longer, and keeps what it finds in .hypothesis/ to replay it.  Tests that name their own max_examples
+# keep them; the generated-contract tests (test_resolver_generated.py) take the profile's.
+settings.register_profile("ci", max_examples=1000, derandomize=True, database=None, deadline=None, print_blob=True)
+settings.register_profile("deep", max_examples=25_000, derandomize=False, deadline=None, print_blob=True)
+settings.load_profile("ci")
 
 
 def free_port() -> int:

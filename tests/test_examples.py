@@ -28,12 +28,13 @@ def test_there_are_a_dozen_examples() -> None:
     assert len(CONTRACTS) >= 12
 
 
+@pytest.mark.parametrize("scope", [[], ["--any-region"]], ids=["region", "any-region"])
 @pytest.mark.parametrize("path", CONTRACTS, ids=lambda p: p.name)
-def test_example_checks_and_resolves(path: Path, capsys) -> None:
+def test_example_checks_and_resolves(path: Path, scope: list[str], capsys) -> None:
     assert main(["check", str(path)]) == 0
     capsys.readouterr()
     extra = [a for c in EXTRA_CATALOG.get(path.name, []) for a in ("--catalog", c)]
-    code = main(["resolve", str(path), "--json", *extra])
+    code = main(["resolve", str(path), "--json", *extra, *scope])
     out = json.loads(capsys.readouterr().out)
     answers = out if isinstance(out, list) else [out]
     if path.name == "infeasible.ccc":

@@ -162,8 +162,10 @@ def _check(c: Contract, seed: int, region: str, any_region: bool) -> None:
 
 
 def _check_conflict(c: Contract, err: UnsatisfiableError, df, region: str, any_region: bool) -> None:
-    if not err.conflict:  # only when the scope itself is empty (no row in the default region)
-        assert "no instance types" in err.message
+    if not err.conflict:  # the scope itself is empty (no row in the default region), or the roles share no place
+        assert "no instance types" in err.message or "no provider and region in common" in err.message, err.message
+        if "in common" in err.message:  # infeasible with every clause dropped
+            assert oracle.optimum(df, oracle.subcontract(c, [], False), region, any_region) is None
         return
     event(f"conflict of {len(err.conflict)} clause(s)")
     default = any(x.text.endswith("(default)") for x in err.conflict)

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -50,6 +51,7 @@ from ccdsl.resolver.view import CatalogView
 BUDGET = "cluster_price_per_hour"
 DEFAULT_COUNT = "cdefault"
 _TOL = Fraction(RELATIVE_TOLERANCE).limit_denominator(10**12)  # exactly 1e-9
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e]")  # what a problem's comment leaves out (see comment())
 _UNLIMITED = 1e18  # max_nodes NaN as a "better" column (finite: the Pareto sort adds columns up)
 
 
@@ -400,8 +402,8 @@ def compile_problem(workers: RoleSpec, worker_classes: Classes, manager: RoleSpe
     catalog row in the comments, so the printed problem reads as what it decides."""
     out = ["(declare-const n Int)", "(declare-const k Int)", "(declare-const wcost Real)",
            "(declare-const mcost Real)", "(declare-const cost Real)", "(declare-const wloc Int)"]
-    out += [f"(declare-const {lit.name} Bool) ; {lit.clause.text if lit.clause else 'node_count => 1 (default)'}"
-            for lit in literals]
+    out += [f"(declare-const {lit.name} Bool) ; "
+            f"{comment(lit.clause.text) if lit.clause else 'node_count => 1 (default)'}" for lit in literals]
     out.append(f"(assert (and (>= n 1) (<= n {cap})))")
     out.append(f"(assert (and (>= k 0) (< k {len(worker_classes.rows)})))")
     out.append("(assert (= cost (+ wcost mcost)))")
@@ -422,7 +424,7 @@ def compile_problem(workers: RoleSpec, worker_classes: Classes, manager: RoleSpe
     for i in range(len(worker_classes.rows)):
         pick = f"(= k {i})"
         if name is not None:
-            out.append(f"; k = {i}: {name(int(worker_classes.rows[i]))}")
+            out.append(f"; k = {i}: {comment(name(int(worker_classes.rows[i])))}")
         facts = [f"(= wloc {int(worker_classes.location[i])})"]
         if not np.isnan(worker_classes.price[i]):  # unknown: free (only conflicts see such rows), no budget below
             facts.insert(0, f"(= wcost (* {num(worker_classes.price[i])} {nreal}))")
@@ -442,7 +444,7 @@ def compile_problem(workers: RoleSpec, worker_classes: Classes, manager: RoleSpe
                 f"(assert (and (>= km 0) (< km {len(manager_classes.rows)})))", "(assert (= wloc mloc))"]
         for j in range(len(manager_classes.rows)):
             if name is not None:
-                out.append(f"; km = {j}: {name(int(manager_classes.rows[j]))}")
+                out.append(f"; km = {j}: {comment(name(int(manager_classes.rows[j])))}")
             facts = [f"(= mloc {int(manager_classes.location[j])})"]
             if np.isnan(manager_classes.price[j]):  # an unknown manager price meets no budget
                 facts += [f"(not {lit})" for c, lit in zip(workers.coupled, coupled_lits) if c.parameter == BUDGET]
@@ -457,6 +459,14 @@ def compile_problem(workers: RoleSpec, worker_classes: Classes, manager: RoleSpe
             if w is not None and not np.isnan(worker_classes.limit[w]):
                 out.append(f"(assert (=> (and (= k {w}) (= km {j})) (<= n {int(worker_classes.limit[w]) - 1})))")
     return Problem("\n".join(out), literals, worker_classes, manager_classes, cap)
+
+
+def comment(text: str) -> str:
+    """``text`` made safe for a ``;`` comment of the problem: one line of printable ASCII.  A comment ends at the
+    line break, so a clause written over several lines (or a catalog name holding one) would otherwise hand the
+    rest of its text to Z3 as commands (issue 18).  Runs of whitespace become one space (the clause reads as
+    written on one line); any other character outside printable ASCII is written as its Python escape."""
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), " ".join(text.split()))
 
 
 def count_formula(clause: Clause) -> str:

@@ -49,6 +49,9 @@ def unsatisfiable(ranking: Ranking, contract: Contract) -> UnsatisfiableError:
                                    f"types in region {ranking.region}; name another with cluster_locale, "
                                    "--region or --any-region")
     core = minimal_core(ranking)
+    if not core and manager is not None:  # no clause to blame: the two roles' rows share no provider and region
+        return UnsatisfiableError(contract.name,
+                                  message=f"contract '{contract.name}' is unsatisfiable: {_apart(ranking)}")
     conflict = tuple(_conflict(lit) for lit in core)
     pinned = _pinned_elsewhere(ranking, core)
     if pinned is not None:  # the other types of the region are no help: say where the pinned one is instead
@@ -61,6 +64,23 @@ def unsatisfiable(ranking: Ranking, contract: Contract) -> UnsatisfiableError:
     error.hint = (_missing_provider(ranking, core) or _no_spot_type(ranking, core) or _missing_spot_data(ranking, core)
                   or _elsewhere(ranking, contract))
     return error
+
+
+def _apart(ranking: Ranking) -> str:
+    """Why a ManagerWorkers contract fails with every clause dropped: the manager and the workers sit in the same
+    provider and region, and their rows have none in common (say, workers in a GovCloud default region and a
+    manager whose own cluster_locale lets every region but GovCloud compete: GovCloud competes only when named)."""
+    view = ranking.view
+
+    def places(rows: np.ndarray) -> str:
+        names = [" ".join(view.location_labels[int(c)]) for c in np.unique(view.location[rows])]
+        return ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+
+    manager = ranking.manager
+    assert manager is not None
+    return (f"the manager and the workers have no provider and region in common (workers: "
+            f"{places(ranking.workers.scope)}; manager: {places(manager.scope)}); GovCloud regions compete only "
+            "when named: give both roles the same cluster_locale")
 
 
 def _no_spot_type(ranking: Ranking, core: list[comp.Literal]) -> str | None:
@@ -173,6 +193,16 @@ def minimal_core(ranking: Ranking) -> list[comp.Literal]:
     problem = _full_problem(ranking)
     if problem is None:
         return _vectorized_core(ranking)
+    try:
+        return _z3_core(problem)
+    except z3.Z3Exception as e:  # the context is this call's own: nothing of it outlives the error
+        raise solve.solver_error(ranking.contract, e) from e
+
+
+def _z3_core(problem: comp.Problem) -> list[comp.Literal]:
+    """Z3's core of ``problem`` shrunk to a minimal one, in a fresh context (see :func:`minimal_core`)."""
+    import z3
+
     s, assumptions = solver_for(problem, z3.Context())
     by_name = {lit.name: lit for lit in problem.literals}
     if s.check(*assumptions) != z3.unsat:

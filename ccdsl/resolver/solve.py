@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ccdsl.errors import SolverError
 from ccdsl.resolution import Choice
 from ccdsl.resolver import compile as comp
 from ccdsl.resolver import market
@@ -668,16 +669,26 @@ class _ProofSolver:
         self.terms: dict[str, Any] = {}  # the constants the proof reads, built once (z3.Int() costs ~20 µs a call)
 
     def load(self, text: str) -> None:
-        """Assert ``text`` in the current scope, leaving out declarations this solver has already seen."""
+        """Assert ``text`` in the current scope, leaving out declarations this solver has already seen.  Names
+        count as declared only once Z3 has read the text: when it rejects it, it keeps none of them."""
         lines = []
+        new = []
         for line in text.split("\n"):
             if line.startswith("(declare-const "):
                 name = line.split(" ", 2)[1]
                 if name in self.declared:
                     continue
-                self.declared.add(name)
+                new.append(name)
             lines.append(line)
         self.solver.from_string("\n".join(lines))
+        self.declared.update(new)
+
+    def reset(self) -> None:
+        """Forget the solver (the next use builds a new one): after a failure inside Z3, what the solver still
+        holds is unknown, and one bad problem must not fail every later resolve of the process (issue 18)."""
+        self.solver = None
+        self.declared = set()
+        self.terms = {}
 
     def __enter__(self):  # type: ignore[no-untyped-def]
         import z3
@@ -696,9 +707,12 @@ class _ProofSolver:
         self.solver.push()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
         try:
-            self.solver.pop()
+            if kind is None:
+                self.solver.pop()
+            else:  # a failure (Z3's, or a disagreement) may have left the scope half loaded: start again
+                self.reset()
         finally:
             self.lock.release()
 
@@ -762,8 +776,20 @@ def prove(ranking: Ranking) -> Proof:
     km = np.flatnonzero(manager_classes.rows == mbest) if manager_classes is not None else np.zeros(1, dtype=int)
     if len(k) and len(km):
         ranked = (int(k[0]), int(ranking.counts[0]), int(km[0]))
-    with _PROVER as prover:
-        return _prove(prover, problem, bound, best, int(ranking.counts[0]), mbest, size, ranked)
+    import z3
+
+    try:
+        with _PROVER as prover:
+            return _prove(prover, problem, bound, best, int(ranking.counts[0]), mbest, size, ranked)
+    except z3.Z3Exception as e:
+        raise solver_error(ranking.contract, e) from e
+
+
+def solver_error(contract: Contract, error: Exception) -> SolverError:
+    """A failure inside Z3 as the ccdsl error the user sees: the contract's name and Z3's first message."""
+    detail: object = getattr(error, "value", error)  # a Z3Exception keeps Z3's message (bytes or str) in .value
+    text = detail.decode("utf-8", "replace") if isinstance(detail, bytes) else str(detail)
+    return SolverError(contract.name, " ".join(text.split())[:300])
 
 
 AT_MOST_RANKED = "at_most_ranked"
