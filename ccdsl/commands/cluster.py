@@ -426,7 +426,7 @@ def cmd_lifecycle(args: argparse.Namespace) -> int:
     if args.action == "terminate" and args.forget:
         from ccdsl.executor.state import State
 
-        record = State().get_cluster(args.handle)
+        record = State().get_cluster(args.handle, damaged_ok=True)
         text = ex.forget(args.handle)  # a local cluster leaves nothing behind to warn about
         print(("" if record is not None and record.provider == "local" else "warning: ") + text, file=sys.stderr)
         if args.json:
