@@ -200,7 +200,8 @@ def act(config, reason, log):
     directory = config["dir"]
     marker = directory.rstrip("/") + ".autostop"
     with open(marker + ".tmp", "w") as f:
-        json.dump({"handle": config["handle"], "reason": reason, "at": time.time(), "action": config["action"],
+        json.dump({"handle": config["handle"], "token": config.get("token"), "reason": reason[:200], "at": time.time(),
+                   "action": config["action"],
                    "down": bool(config.get("down"))}, f)
     os.replace(marker + ".tmp", marker)
     action = config["action"]
