@@ -429,6 +429,32 @@ def marker_reason(marker: Any, token: Any, handle: str) -> str | None:
     return printable(str(marker.get("reason", "")))
 
 
+def stale_watchdog(record: st.ClusterRecord) -> str | None:
+    """A warning when the watchdog of this machine's running cluster has not checked for 3 intervals (it died, or
+    was killed): the record still says autostop, but nothing would act.  None when it checks, or is not ours."""
+    a = Autostop.from_settings(record.settings.get("autostop"))
+    if record.provider != "local" or record.status != st.RUNNING or not a.active:
+        return None
+    d = st.data_dir() / "autostop" / record.handle
+    try:
+        config = json.loads((d / "autostop.json").read_text())
+        interval = float(config.get("interval") or 60.0)
+        armed = float(config.get("armed_at") or 0.0)
+    except (OSError, ValueError, TypeError, AttributeError, RecursionError):
+        return None  # not armed here (being armed, or disarmed)
+    try:
+        status = json.loads((d / "autostop.status").read_text())
+        checked = float(status.get("checked_at") or 0.0)
+    except (OSError, ValueError, TypeError, AttributeError, RecursionError):
+        checked = armed  # not checked yet: counted from when it was armed
+    age = time.time() - max(checked, armed)
+    if age <= 3 * interval:
+        return None
+    return (f"{record.handle}: its autostop watchdog last checked {age:.0f} s ago (it checks every {interval:g} s): "
+            f"it is not running, so autostop ({a.describe()}) will not act; 'ccdsl autostop {record.handle} "
+            "<period>' arms it again")
+
+
 def local_stop(handle: str) -> int:
     """What the local provider's watchdog runs: interrupt (or with ``down`` terminate) the cluster in the records."""
     from ccdsl.executor.cluster import Cluster
