@@ -128,6 +128,16 @@ _CONFIG_DOCS = {
 }
 PARAMETERS.update({n: Parameter(n, "config", "config", doc=_CONFIG_DOCS.get(n, "")) for n in _CONFIG})
 
+# The form of the configuration values deploy reads as more than text (the rest are kept as written), checked by
+# ``check`` so that a wrong one fails with its position rather than half-way through a deploy:
+# ``flag`` true/false; ``gib`` a whole size in GiB within 0..MAX_VOLUME_GIB (EBS's largest volume); ``placement``
+# an EC2 placement strategy (or true/false: cluster/none); ``login`` a POSIX login name.
+CONFIG_KINDS: dict[str, str] = {"spot": "flag", "root_volume_size": "gib", "placement_group": "placement",
+                                "user": "login"}
+MAX_VOLUME_GIB = 65_536
+PLACEMENT_STRATEGIES = ("cluster", "spread", "partition")
+MAX_LOGIN = 32
+
 # The seed's other spellings: accepted with a warning naming the preferred one.
 ALIASES: dict[str, str] = {
     "nodes_count": "node_count",

@@ -55,6 +55,7 @@ SOURCE_PREFIX = "aws-price-list"
 ATTEMPTS = 6  # per file: the first try and five resumes
 BACKOFF = 0.5  # seconds, doubled per retry
 CHUNK = 1 << 16
+MAX_INDEX_BYTES = 8 << 20  # AWS's indexes are tens of KB; a bigger answer is not an index
 
 _REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d+$")
 FAMILIES = ("Compute Instance", "Compute Instance (bare metal)")
@@ -142,10 +143,22 @@ def _unreachable(url: str, exc: BaseException, what: str = "Price List file",
 
 
 def get_json(url: str, timeout: float = 30.0) -> dict[str, Any]:
-    """A small JSON document (the indexes), with the same retries as the offer files."""
-    data = b"".join(ResumableStream(url, timeout=timeout).chunks())
+    """A small JSON document (the indexes), with the same retries as the offer files; at most
+    :data:`MAX_INDEX_BYTES` are read."""
+    stream = ResumableStream(url, timeout=timeout)
+    data = bytearray()
     try:
-        doc = json.loads(data)
+        for chunk in stream.chunks():
+            data += chunk
+            if len(data) > MAX_INDEX_BYTES:
+                raise CatalogError(f"{url}: more than {MAX_INDEX_BYTES >> 20} MB; that is not a Price List index "
+                                   "(tens of KB)", hint="check --price-list-url; the previous catalog is unchanged")
+    finally:
+        stream.close()
+    try:
+        doc = json.loads(bytes(data))
+    except RecursionError:
+        raise CatalogError(f"{url} nests deeper than any Price List index") from None
     except ValueError as exc:
         raise CatalogError(f"{url} is not valid JSON ({exc})") from None
     if not isinstance(doc, dict):
@@ -301,11 +314,15 @@ def offer_url(region: str, base_url: str = BASE_URL, timeout: float = 30.0) -> t
     """The CSV offer file of ``region``: service index -> EC2's region index -> the region's current version."""
     base = base_url.rstrip("/")
     service = get_json(base + SERVICE_INDEX, timeout)
-    ec2 = (service.get("offers") or {}).get(OFFER_CODE) or {}
-    index_path = ec2.get("currentRegionIndexUrl")
-    if not index_path:
+    offers = service.get("offers")
+    ec2 = offers.get(OFFER_CODE) if isinstance(offers, dict) else None
+    index_path = ec2.get("currentRegionIndexUrl") if isinstance(ec2, dict) else None
+    if not index_path or not isinstance(index_path, str):
         raise CatalogError(f"{base + SERVICE_INDEX} names no {OFFER_CODE} region index")
-    regions = get_json(urllib.parse.urljoin(base + "/", index_path), timeout).get("regions") or {}
+    index_url = _same_place(base, index_path, base + SERVICE_INDEX)
+    regions = get_json(index_url, timeout).get("regions")
+    if not isinstance(regions, dict):
+        raise CatalogError(f"{index_url}: no 'regions' object (not the shape of AWS's region index)")
     known = sorted(k for k in regions if _REGION.match(k))
     if region not in known:
         import difflib
@@ -313,19 +330,43 @@ def offer_url(region: str, base_url: str = BASE_URL, timeout: float = 30.0) -> t
         close = difflib.get_close_matches(region, known, n=3)
         raise CatalogError(f"the Price List has no EC2 offer file for region {region!r}",
                            hint=f"did you mean {', '.join(close)}?" if close else f"regions: {', '.join(known)}")
-    version_path = regions[region].get("currentVersionUrl") or ""
+    entry = regions[region]
+    version_path = entry.get("currentVersionUrl") if isinstance(entry, dict) else None
+    if not version_path or not isinstance(version_path, str):
+        raise CatalogError(f"{index_url}: region {region} names no currentVersionUrl")
     csv_path = re.sub(r"\.json$", ".csv", version_path)
-    return urllib.parse.urljoin(base + "/", csv_path), regions[region]
+    return _same_place(base, csv_path, index_url), entry
+
+
+def _same_place(base: str, path: str, named_in: str) -> str:
+    """``path`` (named by the index ``named_in``) resolved against ``base``; only on ``base``'s scheme and host:
+    an index must not send ccdsl to a local file (``file:///…``) or to another server."""
+    url = urllib.parse.urljoin(base + "/", path)
+    want, got = urllib.parse.urlsplit(base), urllib.parse.urlsplit(url)
+    if (got.scheme, got.netloc) != (want.scheme, want.netloc):
+        raise CatalogError(f"{named_in} points at {url[:80]}, not at {want.scheme}://{want.netloc}: refused",
+                           hint="check --price-list-url; the previous catalog is unchanged")
+    return url
 
 
 def _lines(stream: ResumableStream) -> Iterator[str]:
     return io.TextIOWrapper(io.BufferedReader(stream, CHUNK), encoding="utf-8-sig", newline="")
 
 
+def _rows(reader: Any, url: str) -> Iterator[list[str]]:
+    """The CSV's rows; a row the csv module refuses (a field above its 128 KB limit, a NUL) or bytes that are not
+    UTF-8 end the refresh as a CatalogError naming the line."""
+    try:
+        yield from reader
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise CatalogError(f"{url}: line {reader.line_num}: not a Price List CSV row ({str(exc)[:80]})",
+                           hint="check --price-list-url; the previous catalog is unchanged") from None
+
+
 def read_offer(region: str, url: str, progress: Progress | None = None, timeout: float = 30.0) -> Offer:
     """Stream one region's CSV offer file: metadata rows, the header, then rows filtered as documented."""
     stream = ResumableStream(url, timeout=timeout)
-    reader = csv.reader(_lines(stream))
+    reader = _rows(csv.reader(_lines(stream)), url)
     meta: dict[str, str] = {}
     header: list[str] | None = None
     for row in reader:

@@ -264,10 +264,25 @@ def _fetch_json(url: str, what: str, option: str, progress: TextIO | None, timeo
         meter.update(len(data), stream.total, None, final=True)
     try:  # JSON only: the retired JSONP feed (spot.js, frozen since 2024-05) is JavaScript, not JSON
         return json.loads(bytes(data))
+    except RecursionError:
+        raise CatalogError(f"the {what} {url} nests deeper than any JSON file of AWS's",
+                           hint=f"check {option}; the previous catalog is unchanged") from None
     except ValueError as exc:
         raise CatalogError(f"the {what} {url} is not valid JSON ({exc})",
                            hint=f"check {option} (the JSON file, not the retired spot.js); the previous catalog is "
                                 "unchanged") from None
+
+
+def _shaped(value: Any, kind: type, where: str, what: str = "spot feed") -> Any:
+    """``value`` when it is a ``kind`` (a missing one, None, is an empty one); else a CatalogError naming where in
+    the file: a file of another shape is not guessed at."""
+    if value is None:
+        return kind()
+    if not isinstance(value, kind):
+        noun = "a list" if kind is list else "an object" if kind is dict else kind.__name__
+        raise CatalogError(f"the {what}'s {where} is {type(value).__name__} {json.dumps(value)[:30]}, not {noun} "
+                           "(not the shape of AWS's file)")
+    return value
 
 
 def parse_feed(doc: Any, regions: Iterable[str]) -> tuple[dict[str, dict[str, float]], list[str]]:
@@ -284,7 +299,7 @@ def parse_feed(doc: Any, regions: Iterable[str]) -> tuple[dict[str, dict[str, fl
     out: dict[str, dict[str, float]] = {}
     unknown: list[str] = []
     odd_sizes: list[str] = []  # the retired feeds named sizes ("xl") instead of types: no type to price
-    for reg in regs:
+    for r, reg in enumerate(regs):
         if not isinstance(reg, dict):
             continue
         label = str(reg.get("region", ""))
@@ -295,18 +310,23 @@ def parse_feed(doc: Any, regions: Iterable[str]) -> tuple[dict[str, dict[str, fl
         if code not in wanted:
             continue
         prices = out.setdefault(code, {})
-        for group in reg.get("instanceTypes") or ():
-            for size in (group or {}).get("sizes") or ():
-                itype = str((size or {}).get("size", ""))
+        at = f"config.regions[{r}]"
+        for g, group in enumerate(_shaped(reg.get("instanceTypes"), list, f"{at}.instanceTypes")):
+            group = _shaped(group, dict, f"{at}.instanceTypes[{g}]")
+            for z, size in enumerate(_shaped(group.get("sizes"), list, f"{at}.instanceTypes[{g}].sizes")):
+                where = f"{at}.instanceTypes[{g}].sizes[{z}]"
+                size = _shaped(size, dict, where)
+                itype = str(size.get("size", ""))
                 if "." not in itype:
                     odd_sizes.append(itype)
                     continue
-                for col in size.get("valueColumns") or ():
+                for c, col in enumerate(_shaped(size.get("valueColumns"), list, f"{where}.valueColumns")):
                     if not isinstance(col, dict) or col.get("name") != "linux":
                         continue
+                    usd = _shaped(col.get("prices"), dict, f"{where}.valueColumns[{c}].prices").get("USD", "nan")
                     try:
-                        price = float((col.get("prices") or {}).get("USD", "nan"))
-                    except (TypeError, ValueError):
+                        price = float(usd) if isinstance(usd, (str, int, float)) else math.nan
+                    except (ValueError, OverflowError):
                         continue
                     if itype and price > 0 and math.isfinite(price):
                         prices[itype] = min(price, prices.get(itype, math.inf))
@@ -332,7 +352,8 @@ def parse_advisor(doc: Any, regions: Iterable[str]) -> tuple[dict[str, dict[str,
     out: dict[str, dict[str, float]] = {}
     odd = 0
     for region in regions:
-        linux = (adv.get(region) or {}).get("Linux") or {}
+        entry_of = _shaped(adv.get(region), dict, f"spot_advisor.{region}", "spot advisor file")
+        linux = _shaped(entry_of.get("Linux"), dict, f"spot_advisor.{region}.Linux", "spot advisor file")
         bounds: dict[str, float] = {}
         for itype, entry in linux.items():
             bound = interruption_bound((entry or {}).get("r") if isinstance(entry, dict) else None)

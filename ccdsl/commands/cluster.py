@@ -268,8 +268,10 @@ def cmd_clusters(args: argparse.Namespace) -> int:
         if not infos:
             print("no clusters" + ("" if args.all else " (terminated ones: ccdsl clusters --all)")
                   + "; create one with `ccdsl deploy FILE`", file=sys.stderr)
+        from ccdsl.errors import printable
+
         for i in infos:
-            print(i.describe())
+            print(printable(i.describe()))  # notes come from nodes and the database: no terminal control
         if infos:
             print(f"(cost so far: running time x the price recorded at deploy; {NOT_COUNTED})", file=sys.stderr)
     return 0
@@ -426,7 +428,7 @@ def cmd_lifecycle(args: argparse.Namespace) -> int:
     if args.action == "terminate" and args.forget:
         from ccdsl.executor.state import State
 
-        record = State().get_cluster(args.handle)
+        record = State().get_cluster(args.handle, damaged_ok=True)
         text = ex.forget(args.handle)  # a local cluster leaves nothing behind to warn about
         print(("" if record is not None and record.provider == "local" else "warning: ") + text, file=sys.stderr)
         if args.json:

@@ -68,7 +68,7 @@ def forget(handle: str) -> str:
     from ccdsl.executor import state as st
 
     state = st.State()
-    record = state.get_cluster(handle)
+    record = state.get_cluster(handle, damaged_ok=True)  # a damaged record is what --forget is for
     if record is None:
         raise ClusterError(f"no cluster with handle {handle}", hint="'ccdsl clusters --all' lists the known ones")
     if record.status == st.DEPLOYING and st.owner_alive(record):

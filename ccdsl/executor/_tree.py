@@ -161,9 +161,10 @@ def read_manifest(root):
     """The stamps recorded by the last complete sync into ``root`` (None: no record)."""
     try:
         with open(os.path.join(root, MANIFEST)) as f:
-            return json.load(f)
-    except (OSError, ValueError):
+            recorded = json.load(f)
+    except (OSError, ValueError, RecursionError):
         return None
+    return recorded if isinstance(recorded, dict) else None  # a node's file: anything else is no record
 
 
 def compare(source, target, stamps=None, recorded=None):

@@ -202,6 +202,7 @@ LIMITS: dict[tuple[str, str], tuple[float, Any]] = {
     ("local", "max_nodes"): (1, None),
     ("mpi", "processes_per_node"): (1, "max_processes_per_node"), ("mpi", "max_processes_per_node"): (1, None),
     ("mpi", "timeout"): (0, None),
+    ("autostop", "check_interval"): (1.0, 86400.0),  # a watchdog that never sleeps, or never wakes, guards nothing
 }
 
 

@@ -343,6 +343,10 @@ def deploy(target: Any, *, workdir: str | os.PathLike[str] | None = None, setup:
         for plan in spec.plans:
             guard.check_deploy(rule, plan.provider, spot=any(is_spot(r, config) for r in plan.requests))
         spec = _with_options(spec, shutdown_behavior=guard.shutdown_behavior(rule))
+    if any(plan.provider == "ssh" for plan in spec.plans):  # read before the record: a refused deploy leaves none
+        from ccdsl.executor.providers import ssh as ssh_hosts
+
+        ssh_hosts.SshProvider(config).check()
     state = state or st.State()
     report = progress or quiet
     handle = new_handle()
@@ -757,6 +761,9 @@ def clusters(*, config: Config | None = None, state: st.State | None = None,
     for r in state.list_clusters():
         workers, _ = split_roles(state.nodes(r.handle))
         out.append(info_of(r, state, workers))
+        stale = guard.stale_watchdog(r)
+        if stale:
+            log.warning("%s", stale)
     return out
 
 

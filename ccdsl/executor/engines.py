@@ -27,6 +27,7 @@ provider): at the start, every 30 s, at the end.  This machine's tunnel also tou
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import select
@@ -47,9 +48,40 @@ from ccdsl.executor.model import Node
 if TYPE_CHECKING:
     from ccdsl.executor import ssh
 
+log = logging.getLogger(__name__)
 CLIENT_PORTS = ("registration", "control", "mux", "task", "iopub", "notification", "broadcast")
 REMOTE = "engines"  # inside the cluster directory on the controller's node
 START_TIMEOUT = 120.0
+
+
+# Which process a pid is: its start time (field 22 of /proc/PID/stat, clock ticks since boot), its command line and
+# the boot it belongs to.  engines.json keeps the pids for a later process to kill; after a reboot, or once the
+# engines are gone, the same numbers may name someone else's processes, which must not be killed.  The same code
+# runs here (local engines) and on the controller's node (``python -c``, pids as arguments).
+_IDENTITY = r"""
+import json, sys
+def identity(pid):
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            start = f.read().rsplit(b")", 1)[1].split()[19].decode()
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            cmdline = f.read().decode("utf-8", "replace")
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            boot = f.read().strip()
+    except (OSError, IndexError, ValueError):
+        return None
+    return [start, cmdline, boot]
+if __name__ == "__main__":
+    print(json.dumps({p: identity(int(p)) for p in sys.argv[1:]}))
+"""
+_identity_code: dict[str, Any] = {"__name__": "ccdsl_identity"}
+exec(compile(_IDENTITY, "<ccdsl identity>", "exec"), _identity_code)  # the function, defined once for both sides
+
+
+def identity(pid: int) -> list[str] | None:
+    """[start time, command line, boot id] of the local process ``pid``; None when there is none."""
+    found: list[str] | None = _identity_code["identity"](pid)
+    return found
 
 
 def state_dir(handle: str, *, create: bool = False) -> Path:
@@ -325,7 +357,11 @@ class Engines:
             self._raise_dead(saved)
         if saved is None:
             saved = self._start()
-        return self._connect(saved, timeout)
+        client = self._connect(saved, timeout)
+        if "identity" not in saved:  # remote: recorded once the engines registered (every exec is done by then)
+            saved = {**saved, "identity": self._identities(saved)}
+            _write_private(state_dir(self.handle) / "engines.json", json.dumps(saved, indent=1))
+        return client
 
     def stop(self) -> None:
         """Stop the engines and the controller (on every node), close the tunnel, forget the connection file."""
@@ -392,6 +428,7 @@ class Engines:
                                    cwd=folder or str(d), env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                    start_new_session=True)
         return {"mode": "local", "size": size, "controller_pid": controller.pid, "mpiexec_pid": job.pid,
+                "identity": {str(p): identity(p) for p in (controller.pid, job.pid)},
                 "log": str(d / "engines.log"), "client": json.loads(client_file.read_text()),
                 "started": time.time()}
 
@@ -541,8 +578,31 @@ class Engines:
                                                                       if log.strip() else ""),
                              hint="cluster.stop_engines(), then cluster.engines() starts fresh ones")
 
+    def _identities(self, saved: dict[str, Any]) -> dict[str, list[str] | None]:
+        """The identity (see :data:`_IDENTITY`) of each pid of ``saved`` now, where they run."""
+        pids = [int(saved["controller_pid"]), int(saved["mpiexec_pid"])]
+        if saved["mode"] == "local":
+            return {str(p): identity(p) for p in pids}
+        _, via = self._roles()
+        python = via.extra.get("python") or "python3"
+        res = self._run(via, shlex.join([python, "-c", _IDENTITY, *map(str, pids)]), timeout=30)
+        try:
+            found = json.loads(res.stdout.strip().splitlines()[-1])
+        except (IndexError, ValueError, RecursionError):
+            return {}
+        return found if isinstance(found, dict) else {}
+
     def _kill(self, saved: dict[str, Any]) -> None:
-        groups = [saved["mpiexec_pid"], saved["controller_pid"]]
+        """Kill the process groups of the controller and mpiexec, each only while its pid is still the process
+        recorded at start (start time, command line, boot): a reused pid is someone else's."""
+        recorded = saved.get("identity")
+        now = self._identities(saved)
+        groups = [int(p) for p in (saved["mpiexec_pid"], saved["controller_pid"])
+                  if isinstance(recorded, dict) and recorded.get(str(p)) is not None
+                  and recorded.get(str(p)) == now.get(str(p))]
+        if len(groups) < 2:
+            log.info("%s: %d of the engines' recorded processes are no longer theirs; not killed", self.handle,
+                     2 - len(groups))
         if saved["mode"] == "local":
             for pid in groups:
                 _kill_local(pid)
@@ -550,9 +610,10 @@ class Engines:
         from ccdsl.executor import mpi
 
         workers, via = self._roles()
-        kill = " ".join(f"-{int(p)}" for p in groups)
-        self._run(via, f"kill -TERM -- {kill} 2>/dev/null; sleep 0.5; kill -KILL -- {kill} 2>/dev/null; true",
-                  timeout=30)
+        if groups:
+            kill = " ".join(f"-{p}" for p in groups)
+            self._run(via, f"kill -TERM -- {kill} 2>/dev/null; sleep 0.5; kill -KILL -- {kill} 2>/dev/null; true",
+                      timeout=30)
         # engines on the other nodes end with their mpiexec; anything left is killed by its profile path
         e = f"{via.extra['ccdsl_dir']}/{REMOTE}/"
         pattern = mpi._pkill_pattern(e)

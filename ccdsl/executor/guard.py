@@ -33,7 +33,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ccdsl.errors import ClusterError, ConfigError
+from ccdsl.errors import ClusterError, ConfigError, printable
 from ccdsl.executor import model
 from ccdsl.executor import state as st
 
@@ -148,13 +148,15 @@ def arm(cluster: Cluster, a: Autostop | None = None) -> None:
         disarm(cluster)
         return
     if cluster.provider == "local":
-        _arm_local(cluster, a)
+        token = _arm_local(cluster, a)
     else:
-        _arm_remote(cluster, a)
+        token = _arm_remote(cluster, a)
+    # the watchdog writes it into its marker: a marker without it is not this watchdog's (reconcile ignores it)
+    cluster.state.update_cluster(cluster.handle, settings={"autostop_token": token})
     cluster.state.journal(cluster.handle, "autostop-armed", **(a.to_settings() or {}))
 
 
-def _arm_local(cluster: Cluster, a: Autostop) -> None:
+def _arm_local(cluster: Cluster, a: Autostop) -> str:
     stop_local_watchdog(cluster.handle)
     d = local_dir(cluster.handle)
     cfg = _watch_config(cluster, a, str(d), "local")
@@ -170,6 +172,7 @@ def _arm_local(cluster: Cluster, a: Autostop) -> None:
     with open(d / "watchdog.out", "ab") as out:  # the watchdog daemonizes: this returns at once
         subprocess.run([sys.executable, str(WATCHDOG), "run", str(path)], stdin=subprocess.DEVNULL, stdout=out,
                        stderr=out, env=env, start_new_session=True, close_fds=True, check=False, timeout=60)
+    return str(cfg["token"])
 
 
 def stop_local_watchdog(handle: str) -> None:
@@ -209,7 +212,7 @@ def _ssh_pool(cluster: Cluster, manager: model.Node | None) -> Any:
     return ssh.Connections(options, jump=manager)
 
 
-def _arm_remote(cluster: Cluster, a: Autostop) -> None:
+def _arm_remote(cluster: Cluster, a: Autostop) -> str:
     from ccdsl.executor import mpi, ssh
 
     home, others, manager = _home(cluster)
@@ -237,6 +240,7 @@ def _arm_remote(cluster: Cluster, a: Autostop) -> None:
         ssh.run(client, start, node=home, check=True, timeout=cluster.config.ssh.command_timeout)
     finally:
         pool.close()
+    return str(cfg["token"])
 
 
 def _dir(node: model.Node) -> str:
@@ -358,10 +362,10 @@ def reconcile_record(record: st.ClusterRecord, provider: Any, state: st.State, c
             return True
         return False
     if provider.name == "ssh":
-        marker = _ssh_marker(record, state, config)
-        if marker is None:
+        reason = marker_reason(_ssh_marker(record, state, config), record.settings.get("autostop_token"),
+                               record.handle)
+        if reason is None:
             return False
-        reason = marker.get("reason", "")
         if a.down:
             provider.terminate(record.handle, state.nodes(record.handle))
             _ended(record, state, st.TERMINATED, f"autostopped and released (--down): {reason}")
@@ -403,8 +407,52 @@ def _ssh_marker(record: st.ClusterRecord, state: st.State, config: Config) -> di
         return None
     try:
         return json.loads(res.stdout) if res.code == 0 and res.stdout.strip() else None
-    except ValueError:
+    except (ValueError, RecursionError):
+        log.warning("%s: the autostop marker on its node is not JSON; ignored", record.handle)
         return None
+
+
+MAX_REASON = 200
+
+
+def marker_reason(marker: Any, token: Any, handle: str) -> str | None:
+    """The reason a watchdog's marker gives, or None when it is not one: a marker is an object carrying the token
+    its watchdog was armed with (when the record has one) and a reason of at most 200 characters.  Anything else
+    on node 0 (a user's file, another watchdog's) must not mark the cluster stopped."""
+    if marker is None:
+        return None
+    ok = isinstance(marker, dict) and isinstance(marker.get("reason", ""), str) \
+        and len(marker.get("reason", "")) <= MAX_REASON and (token is None or marker.get("token") == token)
+    if not ok:
+        log.warning("%s: the autostop marker on its node is not its watchdog's; ignored", handle)
+        return None
+    return printable(str(marker.get("reason", "")))
+
+
+def stale_watchdog(record: st.ClusterRecord) -> str | None:
+    """A warning when the watchdog of this machine's running cluster has not checked for 3 intervals (it died, or
+    was killed): the record still says autostop, but nothing would act.  None when it checks, or is not ours."""
+    a = Autostop.from_settings(record.settings.get("autostop"))
+    if record.provider != "local" or record.status != st.RUNNING or not a.active:
+        return None
+    d = st.data_dir() / "autostop" / record.handle
+    try:
+        config = json.loads((d / "autostop.json").read_text())
+        interval = float(config.get("interval") or 60.0)
+        armed = float(config.get("armed_at") or 0.0)
+    except (OSError, ValueError, TypeError, AttributeError, RecursionError):
+        return None  # not armed here (being armed, or disarmed)
+    try:
+        status = json.loads((d / "autostop.status").read_text())
+        checked = float(status.get("checked_at") or 0.0)
+    except (OSError, ValueError, TypeError, AttributeError, RecursionError):
+        checked = armed  # not checked yet: counted from when it was armed
+    age = time.time() - max(checked, armed)
+    if age <= 3 * interval:
+        return None
+    return (f"{record.handle}: its autostop watchdog last checked {age:.0f} s ago (it checks every {interval:g} s): "
+            f"it is not running, so autostop ({a.describe()}) will not act; 'ccdsl autostop {record.handle} "
+            "<period>' arms it again")
 
 
 def local_stop(handle: str) -> int:
@@ -413,8 +461,8 @@ def local_stop(handle: str) -> int:
 
     marker = st.data_dir() / "autostop" / f"{handle}.autostop"
     try:
-        reason = json.loads(marker.read_text()).get("reason", "")
-    except (OSError, ValueError):
+        reason = marker_reason(json.loads(marker.read_text()), None, handle) or ""
+    except (OSError, ValueError, RecursionError):
         reason = ""
     cluster = Cluster(handle)
     if cluster.status != st.RUNNING:

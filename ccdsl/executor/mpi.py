@@ -48,6 +48,7 @@ Stream = Callable[[str, str], None]  # (line without newline, "stdout" | "stderr
 
 _RANK_FILE = Path(__file__).with_name("_rank.py")
 MARK = "\x1eccdsl-"
+MAX_RANKS = 1 << 24  # above any job's size: a rank in an error record at or past it is not a rank
 STALE = 98  # exit code of the launch command when the rank bootstrap is missing on the node
 # hydra's line when a rank's program cannot be started: "[proxy:0@vm] HYDU_create_process (…/launch.c:73): execvp
 # error on file nonexistentcmd (No such file or directory)", once per rank; ccdsl says it once, in its own words.
@@ -828,8 +829,11 @@ class Launcher:
             by_rank: dict[int, dict[str, Any]] = {
                 int(i["rank"]): {"rank": int(i["rank"]), "type": str(i["type"]), "message": str(i["message"]),
                                  "traceback": str(i["traceback"])} for i in records}
-        except (ValueError, TypeError, KeyError):
-            raise ExecutionError("a rank's error record is damaged; the job failed") from None
+        except (ValueError, TypeError, KeyError, OverflowError, RecursionError):
+            by_rank = {}
+        if not by_rank or any(r < 0 or r >= MAX_RANKS for r in by_rank):  # a rank is an index below the job's size
+            where = "this machine" if self.mode == "local" else ssh.describe(self.via or self.nodes[0])
+            raise ExecutionError(f"a rank's error record from the job on {where} is damaged; the job failed")
         infos = [by_rank[r] for r in sorted(by_rank)]
         first = infos[0]
         others = f" (and {len(infos) - 1} more rank(s))" if len(infos) > 1 else ""

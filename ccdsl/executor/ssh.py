@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ccdsl.errors import ExecutionError, HostKeyError, MissingDependencyError, ProviderError
+from ccdsl.errors import ExecutionError, HostKeyError, MissingDependencyError, ProviderError, printable
 from ccdsl.executor.model import REACHABLE, READY, Node
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -405,7 +405,18 @@ def probe(client, node: Node, *, python: str, mpiexec: str | None, directory: st
     if res.code != 0:
         raise ProviderError(f"{describe(node)}: cannot run '{python}' (exit {res.code}): {res.stderr.strip()[-300:]}",
                             hint="set [mpi] python in ccdsl.toml to the node's python")
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    lines = res.stdout.strip().splitlines()
+    try:
+        info = json.loads(lines[-1]) if lines else None
+    except (ValueError, RecursionError):
+        info = None
+    shape = {"python": str, "version": str, "missing": list, "mpiexec": str, "dir": str}
+    if not isinstance(info, dict) or not all(isinstance(info.get(k), t) for k, t in shape.items()) \
+            or not all(isinstance(m, str) for m in info["missing"]):
+        said = printable(lines[-1][:80]) if lines else "nothing"
+        raise ExecutionError(f"{describe(node)}: '{python}' did not answer ccdsl's probe (it printed {said})",
+                             hint="set [mpi] python in ccdsl.toml to the node's python 3")
+    return info
 
 
 def wait_reachable(node: Node, timeout: float, options: SshOptions = SshOptions(), *,

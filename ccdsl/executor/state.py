@@ -19,7 +19,7 @@ import sqlite3
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -205,8 +205,30 @@ def node_to_json(node: Node) -> str:
     return json.dumps(d, sort_keys=True)
 
 
-def node_from_json(text: str) -> Node:
-    return Node(**json.loads(text))
+_NODE_FIELDS = {f.name: f.type for f in fields(Node)}
+_NODE_REQUIRED = {"index": int, "role": str, "instance_id": str, "instance_type": str}
+
+
+def node_from_json(text: str, handle: str = "?") -> Node:
+    """A stored node; keys this version does not know are ignored (a newer ccdsl may add some).  A row that is not
+    a node is a :class:`StateError` naming the cluster: the commands that read it end with one line, and
+    ``terminate --forget`` still removes the record."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        data = None
+    if isinstance(data, dict):
+        data = {k: v for k, v in data.items() if k in _NODE_FIELDS}
+        if all(isinstance(data.get(k), t) and not isinstance(data.get(k), bool) for k, t in _NODE_REQUIRED.items()) \
+                and isinstance(data.get("extra", {}), dict):
+            return Node(**data)
+    raise _damaged_row(handle, "a node")
+
+
+def _damaged_row(handle: str, what: str) -> StateError:
+    return StateError(f"the record of cluster {handle} in ccdsl's state database is damaged ({what} cannot be read); "
+                      f"'ccdsl terminate --forget {handle}' removes the record (check its provider for what it may "
+                      "still have)")
 
 
 class State:
@@ -281,13 +303,15 @@ class State:
                 db.execute(f"DELETE FROM {table} WHERE handle = ?", (handle,))  # fixed names
         return found
 
-    def get_cluster(self, handle: str) -> ClusterRecord | None:
+    def get_cluster(self, handle: str, *, damaged_ok: bool = False) -> ClusterRecord | None:
+        """The record of ``handle``; ``damaged_ok`` (for ``terminate --forget``): settings that cannot be read
+        become empty instead of a :class:`StateError`."""
         db = self._connect()
         try:
             row = db.execute("SELECT * FROM clusters WHERE handle = ?", (handle,)).fetchone()
         finally:
             db.close()
-        return _record(row) if row is not None else None
+        return _record(row, damaged_ok=damaged_ok) if row is not None else None
 
     def list_clusters(self, *, live_only: bool = True) -> list[ClusterRecord]:
         db = self._connect()
@@ -342,7 +366,7 @@ class State:
                               (handle,)).fetchall()
         finally:
             db.close()
-        return [node_from_json(r["data"]) for r in rows]
+        return [node_from_json(r["data"], handle) for r in rows]
 
     # -- workers ----------------------------------------------------------------------------------------------
     def new_workers(self, handle: str, count: int) -> list[int]:
@@ -550,9 +574,17 @@ def _holder(path: Path) -> str:
     return ", ".join(found[:3]) if found else "another process"
 
 
-def _record(row: sqlite3.Row) -> ClusterRecord:
+def _record(row: sqlite3.Row, *, damaged_ok: bool = False) -> ClusterRecord:
+    try:
+        settings = json.loads(row["settings"])
+    except (ValueError, TypeError, RecursionError):
+        settings = None
+    if not isinstance(settings, dict):
+        if not damaged_ok:
+            raise _damaged_row(row["handle"], "its settings")
+        settings = {}
     return ClusterRecord(
         handle=row["handle"], contract=row["contract"], provider=row["provider"], cluster_type=row["cluster_type"],
         status=row["status"], created_at=row["created_at"], updated_at=row["updated_at"],
-        owner_pid=row["owner_pid"], owner_host=row["owner_host"], settings=json.loads(row["settings"]),
+        owner_pid=row["owner_pid"], owner_host=row["owner_host"], settings=settings,
         note=row["note"])

@@ -200,7 +200,8 @@ def act(config, reason, log):
     directory = config["dir"]
     marker = directory.rstrip("/") + ".autostop"
     with open(marker + ".tmp", "w") as f:
-        json.dump({"handle": config["handle"], "reason": reason, "at": time.time(), "action": config["action"],
+        json.dump({"handle": config["handle"], "token": config.get("token"), "reason": reason[:200], "at": time.time(),
+                   "action": config["action"],
                    "down": bool(config.get("down"))}, f)
     os.replace(marker + ".tmp", marker)
     action = config["action"]
@@ -268,44 +269,70 @@ def watch(config_path):
 
     idle = config.get("idle_seconds")
     cap, rate = config.get("max_cost"), config.get("price_per_hour")
-    spent_before = float(config.get("spent_before") or 0.0)
-    interval = float(config.get("interval") or 60.0)
+    interval = _interval(config.get("interval"))
     start = time.time()
     last_active = start
     warned = False
     log("watching {}: idle {} s, cap {}, ${}/h".format(config["handle"], idle, cap, rate))
     while True:
-        if not still_armed():
-            log("disarmed")
+        try:
+            done = _check(config, still_armed, log, status_path, start, last_active, warned)
+        except Exception as exc:  # one failed check (a full disk, a peer that hangs up) must not end the guard
+            log(f"check failed, trying again in {interval:g} s: {type(exc).__name__}: {exc}")
+            done = None
+        if done is True:
             return 0
-        now = time.time()
-        reasons, newest = activity(directory, config["handle"], config.get("interactive", True))
-        if reasons:
-            last_active = now
-        last_active = max(last_active, min(newest, now))
-        spent = spent_before + (float(rate) * (now - start) / 3600.0 if rate is not None else 0.0)
-        if cap is not None and rate is not None and not warned and spent >= WARN_FRACTION * float(cap):
-            warned = True
-            log(f"spending warning: ${spent:.4f} of the ${cap} cap")
-        _write_json(status_path, {"pid": os.getpid(), "token": token, "checked_at": now, "last_active": last_active,
-                                  "busy": reasons, "spent": spent, "warned": warned})
-        why = None
-        if cap is not None and rate is not None and spent >= float(cap):
-            why = f"spending cap reached (${spent:.2f} of ${float(cap):.2f})"
-        elif idle is not None and now - last_active >= float(idle):
-            others = peers_busy(config)
-            if others:
-                last_active = time.time()
-                log("idle here, but busy elsewhere: {}".format("; ".join(others)))
-            else:
-                why = "idle for {} (no run, script, engine task or interactive SSH session)".format(config.get(
-                    "idle", f"{idle}s"))
-        if why:
-            act(config, why, log)
-            _write_json(status_path, {"pid": os.getpid(), "token": token, "checked_at": time.time(),
-                                      "acted": why, "spent": spent, "warned": warned})
-            return 0
+        if done:
+            last_active, warned = done
         time.sleep(interval)
+
+
+def _interval(value):
+    """The seconds between checks, 1..86,400 (ccdsl.toml refuses others; a hand-edited config is clamped)."""
+    try:
+        seconds = float(value or 60.0)
+    except (TypeError, ValueError):
+        return 60.0
+    return min(max(seconds, 1.0), 86400.0) if seconds == seconds else 60.0
+
+
+def _check(config, still_armed, log, status_path, start, last_active, warned):
+    """One check: True when the watchdog is done (disarmed, or it acted); else (last_active, warned)."""
+    directory, token = config["dir"], config["token"]
+    idle = config.get("idle_seconds")
+    cap, rate = config.get("max_cost"), config.get("price_per_hour")
+    if not still_armed():
+        log("disarmed")
+        return True
+    spent_before = float(config.get("spent_before") or 0.0)
+    now = time.time()
+    reasons, newest = activity(directory, config["handle"], config.get("interactive", True))
+    if reasons:
+        last_active = now
+    last_active = max(last_active, min(newest, now))
+    spent = spent_before + (float(rate) * (now - start) / 3600.0 if rate is not None else 0.0)
+    if cap is not None and rate is not None and not warned and spent >= WARN_FRACTION * float(cap):
+        warned = True
+        log(f"spending warning: ${spent:.4f} of the ${cap} cap")
+    _write_json(status_path, {"pid": os.getpid(), "token": token, "checked_at": now, "last_active": last_active,
+                              "busy": reasons, "spent": spent, "warned": warned})
+    why = None
+    if cap is not None and rate is not None and spent >= float(cap):
+        why = f"spending cap reached (${spent:.2f} of ${float(cap):.2f})"
+    elif idle is not None and now - last_active >= float(idle):
+        others = peers_busy(config)
+        if others:
+            last_active = time.time()
+            log("idle here, but busy elsewhere: {}".format("; ".join(others)))
+        else:
+            why = "idle for {} (no run, script, engine task or interactive SSH session)".format(config.get(
+                "idle", f"{idle}s"))
+    if why:
+        act(config, why, log)
+        _write_json(status_path, {"pid": os.getpid(), "token": token, "checked_at": time.time(),
+                                  "acted": why, "spent": spent, "warned": warned})
+        return True
+    return last_active, warned
 
 
 def _daemonize(directory):

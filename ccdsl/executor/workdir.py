@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ccdsl.errors import ConfigError, ExecutionError, SetupError
+from ccdsl.errors import ConfigError, ExecutionError, SetupError, printable
 from ccdsl.executor import _tree
 from ccdsl.executor.model import Node
 
@@ -218,8 +218,10 @@ def sync_sftp(client: Any, node: Node, source: Path, local: tuple[tuple[dict, se
                 try:
                     with sftp.open(f"{root}/{_tree.MANIFEST}", "rb") as f:
                         recorded = json.loads(f.read())
-                except (OSError, ValueError):
+                except (OSError, ValueError, RecursionError):
                     pass
+                if not isinstance(recorded, dict):  # a node's file: anything else is no record (all is sent)
+                    recorded = None
             changes = _tree.compare(mine, theirs, stamps, recorded)
             size = sum(mine[0][r][0] for r in changes["send"])
             counter.plan(len(changes["send"]), size)
@@ -290,22 +292,31 @@ def relay(client: Any, manager: Node, workers: Sequence[Node], counter: Counter,
     for line in res.stdout.splitlines():
         try:
             report = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
-        node = by_address.get(report.get("host"))
-        name = ssh.describe(node) if node else report.get("host")
+        if not isinstance(report, dict) or not isinstance(report.get("host"), str):
+            continue  # not a report: output of the manager's shell, say
+        node = by_address.get(report["host"])
+        name = ssh.describe(node) if node else printable(report["host"][:80])
         if "error" in report:
-            errors.append(f"{name}: {report['error']}")
+            errors.append(f"{name}: {printable(str(report['error'])[:500])}")
+        elif not all(_count(report.get(k)) for k in ("files", "bytes", "deleted")):
+            errors.append(f"{name}: a damaged report from the manager's copy ({printable(line[:80])})")
         else:
             counter.plan(report["files"], report["bytes"])
             counter.done(report["files"], report["bytes"])
             out.append(Synced(name, node.instance_id if node else "?", report["files"], report["bytes"],
-                              report["deleted"], report["fresh"]))
+                              report["deleted"], bool(report.get("fresh"))))
     if errors or res.code != 0 or len(out) != len(workers):
         detail = "; ".join(errors) or res.stderr.strip()[-500:] or f"exit {res.code}"
         raise ExecutionError(f"the manager {ssh.describe(manager)} could not copy the folder to the workers: "
                              f"{detail}")
     return out
+
+
+def _count(value: object) -> bool:
+    """A number of files or bytes in a node's report: a whole number within what a folder can hold."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1 << 62
 
 
 # -- set-up -------------------------------------------------------------------------------------------------------

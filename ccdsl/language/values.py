@@ -12,11 +12,22 @@ from ccdsl import taxonomy
 from ccdsl.contract import Value
 from ccdsl.language import ast, units
 from ccdsl.language.units import ValueProblem
-from ccdsl.parameters import MAX_COUNT, NUMERIC_KINDS, PARAMETERS, Parameter
+from ccdsl.parameters import (
+    CONFIG_KINDS,
+    MAX_COUNT,
+    MAX_LOGIN,
+    MAX_VOLUME_GIB,
+    NUMERIC_KINDS,
+    PARAMETERS,
+    PLACEMENT_STRATEGIES,
+    Parameter,
+)
 
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
 _MACHINETYPE = re.compile(r"EC2Type_([A-Za-z0-9]+(?:_[A-Za-z0-9]+)*)_([A-Za-z0-9]+)")
 _MAX_LISTED = 24
+# A POSIX login name: the portable filename characters, not starting with '-' (useradd's own rule is stricter).
+_LOGIN = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 
 # The smallest value each count parameter allows (counts are otherwise >= 0).
 MINIMUM = {"node_count": 1, "node_process_count": 1}
@@ -35,8 +46,15 @@ def normalize(param: Parameter, atom: ast.Atom) -> Value:
     kind = param.kind
     if kind in NUMERIC_KINDS:
         return _number(param, atom)
-    if param.name == "spot":
+    form = CONFIG_KINDS.get(param.name)
+    if form == "flag":
         return _flag(param, atom)
+    if form == "gib":
+        return _gib(param, atom)
+    if form == "placement":
+        return _placement(param, atom)
+    if form == "login":
+        return _login(param, atom)
     if kind == "symbol":
         return _symbol(param, atom)
     if kind == "machinetype":
@@ -87,6 +105,41 @@ def _flag(param: Parameter, atom: ast.Atom) -> bool:
     if isinstance(atom, ast.Symbol) and atom.name in ("true", "false"):
         return atom.name == "true"
     raise ValueProblem(f"{param.name} takes true or false, not {describe(atom)}", hint=f"write {param.name} => true")
+
+
+def _gib(param: Parameter, atom: ast.Atom) -> int:
+    """A whole size in GiB (``100`` or ``100G``; ``0``: the image's own size), at most EBS's largest volume."""
+    if not isinstance(atom, ast.Number):
+        raise ValueProblem(f"{param.name} takes a size in GiB, not {describe(atom)}",
+                           hint=f"write {param.name} => 100 (GiB)")
+    value = units.convert(atom.text, "memory", param.name)
+    if value < 0 or value > MAX_VOLUME_GIB:
+        raise ValueProblem(f"{param.name} is a size between 0 and {MAX_VOLUME_GIB} GiB, not {_short(atom.text)}",
+                           hint="0 keeps the image's own size")
+    if not float(value).is_integer():
+        raise ValueProblem(f"{param.name} is a whole number of GiB, not {_short(atom.text)}")
+    return int(value)
+
+
+def _placement(param: Parameter, atom: ast.Atom) -> str | bool:
+    """An EC2 placement strategy, or true (cluster) / false (none)."""
+    if isinstance(atom, ast.Symbol) and atom.name in ("true", "false"):
+        return atom.name == "true"
+    text = atom.value if isinstance(atom, ast.String) else atom.name if isinstance(atom, ast.Symbol) else None
+    if text not in PLACEMENT_STRATEGIES:
+        raise ValueProblem(f"{param.name} takes {', '.join(PLACEMENT_STRATEGIES)}, true or false, not "
+                           f"{_short(describe(atom))}", hint=f"write {param.name} => cluster")
+    return text
+
+
+def _login(param: Parameter, atom: ast.Atom) -> str:
+    """A login name of at most 32 characters (what ``useradd`` and sshd accept)."""
+    text = atom.value if isinstance(atom, ast.String) else atom.name if isinstance(atom, ast.Symbol) else None
+    if text is None or len(text) > MAX_LOGIN or not _LOGIN.fullmatch(text):
+        raise ValueProblem(f"{param.name} takes a login name (letters, digits, '_', '.', '-', at most {MAX_LOGIN} "
+                           f"characters, not starting with '-'), not {_short(describe(atom))}",
+                           hint=f'e.g. {param.name} => "ubuntu"')
+    return text
 
 
 def _short(text: str) -> str:

@@ -365,16 +365,18 @@ def _reach(view: CatalogView, rr: RoleRows) -> np.ndarray:
         return reach
     most = np.fmin(float(domain.last), view.numbers["max_nodes"][rr.scope])  # NaN max_nodes: unlimited
     least = float(domain.first)
-    for c in rr.spec.coupled:
-        if c.qualifier not in ("atleast", "atmost", "between"):  # no side to come closer from
-            continue
-        raw = view.numbers[comp.coupled_column(c)][rr.scope]
-        v = np.nan_to_num(raw)  # unknown: no reach (0 nodes' worth of a lower bound, and no upper bound met)
-        low, high = float(c.values[0]), float(c.values[-1])  # a total's values are numbers
-        if c.qualifier in ("atleast", "between") and low > 0:
-            reach = np.minimum(reach, v * most / low)
-        if c.qualifier in ("atmost", "between"):
-            with np.errstate(invalid="ignore", divide="ignore"):
+    # Bounds and counts up to 2**53 and down to 1e-300 overflow a ratio to inf, which is only "far past the
+    # bound" (minimum() with 1 takes care of it): not worth a RuntimeWarning on the user's terminal.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for c in rr.spec.coupled:
+            if c.qualifier not in ("atleast", "atmost", "between"):  # no side to come closer from
+                continue
+            raw = view.numbers[comp.coupled_column(c)][rr.scope]
+            v = np.nan_to_num(raw)  # unknown: no reach (0 nodes' worth of a lower bound, and no upper bound met)
+            low, high = float(c.values[0]), float(c.values[-1])  # a total's values are numbers
+            if c.qualifier in ("atleast", "between") and low > 0:
+                reach = np.minimum(reach, v * most / low)
+            if c.qualifier in ("atmost", "between"):
                 over = np.where(v * least > high, high / (v * least), 1.0)
                 reach = np.minimum(reach, np.where(np.isnan(raw), 0.0, over))
     return reach

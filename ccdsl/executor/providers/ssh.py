@@ -178,6 +178,12 @@ class SshProvider:
     def settings(self) -> dict[str, Any]:
         return {}
 
+    def check(self) -> None:
+        """Refuse before a deploy makes its record: a claims file or host list that cannot be read would otherwise
+        fail the create and the clean-up alike, and leave a failed record behind."""
+        self.claims.read()
+        self.hosts()
+
     def hosts(self) -> list[Host]:
         return parse_hosts(self.config)
 
