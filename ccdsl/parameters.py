@@ -11,6 +11,7 @@ builder and the resolver (which column a clause constrains).  Kinds:
 - ``symbol``: a node of a :mod:`ccdsl.taxonomy` domain (``levels`` restricts which levels are accepted);
 - ``machinetype``: a provider instance type name (``EC2Type_T3_xLarge`` or ``"t3.xlarge"``);
 - ``region``: a region name (``us_east_1`` or ``"us-east-1"``);
+- ``flag``: true or false (``burstable => true``: burstable types may compete, see :mod:`ccdsl.burstable`);
 - ``config``: carried to deploy, never used to resolve.
 
 Scopes: ``cluster`` (shape of the cluster), ``node`` (filters instance types row by row), ``total`` (sums over the
@@ -48,7 +49,7 @@ class Parameter:
     def qualifiers(self) -> tuple[str, ...]:
         if self.kind in NUMERIC_KINDS:
             return NUMERIC_QUALIFIERS
-        if self.kind == "config":
+        if self.kind in ("config", "flag"):
             return ("just",)
         if self.name == "cluster_type":
             return ("just",)
@@ -94,6 +95,9 @@ _ALL = [
     _p("storage_size", "memory", "node", column="storage_gib", unit="GiB", doc="local instance storage"),
     _p("network_performance", "bandwidth", "node", column="network_gbps", unit="Gbit/s",
        doc="network bandwidth per node (\"Up to 25 Gigabit\" counts as 25)"),
+    _p("burstable", "flag", "node", column="burstable",
+       doc="true: burstable types (t2, t3, t3a, t4g) may compete too, run in standard CPU credit mode (they compete "
+           "anyway when node_machinetype names them); false: never"),
     _p("node_price", "price", "node", column="price_per_hour", unit="USD/h",
        doc="price per node and hour (a spot node's spot price)"),
     _p("spot_interruption", "fraction", "node", column="spot_interruption",

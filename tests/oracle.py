@@ -7,7 +7,9 @@ relative slack of 1e-9, NaN satisfies nothing but ``@unrestricted``, ``not`` of 
 rows restricted to the default region unless ``cluster_locale`` or any-region, ``us-gov-*`` rows only when the
 default region or a just/oneof ``cluster_locale`` names a GovCloud region, free on-premise rows (``local``,
 ``ssh``) only when a ``node_provider``, ``cluster_locale`` or ``node_machinetype`` clause (just/oneof) names their
-provider, region or type (a priced one competes like a cloud row), node_count default 1, compared
+provider, region or type (a priced one competes like a cloud row), burstable rows (the ``burstable`` column, or an
+AWS type :mod:`ccdsl.burstable` documents) only with ``burstable => true`` or a just/oneof ``node_machinetype``
+naming them (``burstable => false`` refuses them), node_count default 1, compared
 exactly (whole numbers, no slack), and ranges capped at max(1024, named counts) (domains too large to list
 are tried at the counts next to every boundary, see ``_edges``), a row's count at most its ``max_nodes``
 (NaN = unlimited) and one less when the manager is that same row, totals = count × per-node value,
@@ -31,7 +33,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ccdsl import taxonomy
+from ccdsl import burstable, taxonomy
 from ccdsl.contract import Clause, Contract
 from ccdsl.parameters import PARAMETERS
 
@@ -142,6 +144,8 @@ def row_ok(row: dict, c: Clause) -> bool:
     if p.kind in ("machinetype", "region"):
         hit = _str(row[p.column]) in {str(v) for v in c.values}
         return (not hit) if c.qualifier == "not" else hit
+    if p.kind == "flag":
+        return c.values[0] is True or not _burstable(row)
     return compare(_num(row[p.column]), c.qualifier, c.values)
 
 
@@ -214,8 +218,23 @@ def _named(row: dict, clauses: list[Clause]) -> bool:
     return False
 
 
+def _burstable(row: dict) -> bool:
+    flag = row.get("burstable")
+    marked = flag is True or str(flag).lower() == "true" or (isinstance(flag, (int, float)) and flag == 1)
+    return marked or (_str(row["provider"]) == "aws" and burstable.is_burstable(_str(row["instance_type"])))
+
+
+def _asks_burstable(row: dict, clauses: list[Clause]) -> bool:
+    """``burstable => true`` (kept as @unrestricted(true) when dropped), or a machine type clause naming the row."""
+    if any(c.parameter == "burstable" and c.values == (True,) for c in clauses):
+        return True
+    return _named(row, [c for c in clauses if c.parameter == "node_machinetype"])
+
+
 def _in_scope(row: dict, clauses: list[Clause], region: str, any_region: bool) -> bool:
     free = not _num(row["price_per_hour"]) > 0
+    if _burstable(row) and not _asks_burstable(row, clauses):
+        return False
     if _str(row["provider"]) in ("local", "ssh") and free and not _named(row, clauses):
         return False
     if any_region or any(c.parameter == "cluster_locale" for c in clauses):
@@ -401,4 +420,6 @@ def subcontract(contract: Contract, keep: list[Clause], keep_default_count: bool
             clauses.append(Clause("cluster_locale", "unrestricted", named, role=c.role))
         elif c.parameter in ("node_provider", "node_machinetype") and named:
             clauses.append(Clause(c.parameter, "unrestricted", named, role=c.role))
+        elif c.parameter == "burstable" and c.values == (True,):  # a dropped burstable => true still asks
+            clauses.append(Clause(c.parameter, "unrestricted", (True,), role=c.role))
     return Contract(contract.name, tuple(clauses), contract.config)  # the config: which roles are on spot

@@ -28,7 +28,7 @@ REGION_SET = (*REGIONS[:3], "us-gov-west-1")  # GovCloud competes only when name
 def small_catalog(seed: int):
     """Seeds 2 and 3 have AWS rows with unknown prices (15% and 40%)."""
     return catalog(rows=60, seed=seed, regions=REGION_SET, extra_providers=seed % 2 == 1,
-                   unpriced_fraction={2: 0.15, 3: 0.4}.get(seed, 0.0))
+                   unpriced_fraction={2: 0.15, 3: 0.4}.get(seed, 0.0), burstable=True)
 
 
 SETTINGS = settings(max_examples=2500, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
@@ -91,6 +91,7 @@ NODE = {
     "processor_manufacturer": symbol("processor_manufacturer", ["Intel", "AMD", "AWS"]),
     "storage_type": symbol("storage_type", ["SSD", "EBSOnly"]),
     "node_provider": symbol("node_provider", ["AmazonEC2", "SSH", "Local"]),
+    "burstable": st.booleans().map(lambda v: Clause("burstable", "just", (v,))),
     "cluster_locale": st.lists(st.sampled_from(list(REGION_SET) + ["onprem"]), min_size=1, max_size=2,
                                unique=True).map(lambda v: Clause("cluster_locale", "oneof" if len(v) > 1 else "just",
                                                                  tuple(v))),

@@ -234,7 +234,8 @@ def _kind_phrase(param: Parameter) -> str:
         return "a configuration value (given as is)"
     if param.name == "cluster_type":
         return "a single cluster type"
-    return {"symbol": "a symbol", "machinetype": "an instance type", "region": "a region"}.get(param.kind, param.kind)
+    return {"symbol": "a symbol", "machinetype": "an instance type", "region": "a region",
+            "flag": "true or false"}.get(param.kind, param.kind)
 
 
 def _arity_message(qualifier: str, n: int) -> str:

@@ -17,10 +17,11 @@ def parameter_table() -> str:
     rows = ["| parameter | scope | value | qualifiers | notes |", "|---|---|---|---|---|"]
     for p in PARAMETERS.values():
         value = _UNITS.get(p.kind) or {"symbol": f"symbol ({p.domain})", "machinetype": "instance type",
-                                       "region": "region", "config": "number, string or symbol"}[p.kind]
+                                       "region": "region", "config": "number, string or symbol",
+                                       "flag": "true or false"}[p.kind]
         if p.kind == "count" and p.unit:
             value = f"whole number ({p.unit})"
-        if p.name == "spot":
+        if p.name == "spot" or p.kind == "flag":
             value = "true or false"
         quals = " ".join("@" + q for q in p.qualifiers)
         rows.append(f"| `{p.name}` | {_SCOPES[p.scope]} | {value} | {quals} | {p.doc} |")

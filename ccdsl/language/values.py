@@ -35,7 +35,7 @@ def normalize(param: Parameter, atom: ast.Atom) -> Value:
     kind = param.kind
     if kind in NUMERIC_KINDS:
         return _number(param, atom)
-    if param.name == "spot":
+    if param.name == "spot" or kind == "flag":
         return _flag(param, atom)
     if kind == "symbol":
         return _symbol(param, atom)

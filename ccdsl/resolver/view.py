@@ -32,7 +32,7 @@ STRING_COLUMNS = (
 )
 NUMBER_COLUMNS = (
     "vcpus", "cores", "memory_gib", "accelerator_count", "accelerator_memory_gib", "accelerator_memory_total_gib",
-    "network_gbps", "storage_gib", "price_per_hour", "max_nodes",
+    "network_gbps", "storage_gib", "price_per_hour", "max_nodes", "burstable",
 )
 REQUIRED = ("provider", "region", "instance_type", "price_per_hour")
 VIEW_COLUMNS = STRING_COLUMNS + NUMBER_COLUMNS  # what the resolver reads of a catalog
@@ -40,7 +40,7 @@ VIEW_COLUMNS = STRING_COLUMNS + NUMBER_COLUMNS  # what the resolver reads of a c
 # one, the interruption bucket, and each row's market (1.0 spot, 0.0 on-demand).
 MARKET_STRINGS = ("spot_zone", "spot_zones")
 MARKET_NUMBERS = ("on_demand_price_per_hour", "spot_interruption", "market")
-FORMAT = 4  # bump when the saved view's layout or meaning changes (it is part of the cache key)
+FORMAT = 5  # bump when the saved view's layout or meaning changes (it is part of the cache key)
 MEMO_LIMIT = 32  # derived arrays kept per view (CatalogView.memo): a few sort orders, ~8 bytes a row each
 
 
@@ -155,6 +155,7 @@ def build_view(df: Any, spot_roles: tuple[str | None, ...] = ()) -> CatalogView:
         inverse, uniques = pd.factorize(series.fillna(""), sort=True)  # hashing: fast on 1M rows
         codes[col] = inverse.astype(np.int32)
         labels[col] = tuple(str(u) for u in uniques)
+    numbers["burstable"] = _burstable(numbers["burstable"], codes, labels)
     pairs = codes["provider"].astype(np.int64) * (len(labels["region"]) + 1) + codes["region"]
     loc_uniques, loc = np.unique(pairs, return_inverse=True)
     n_regions = len(labels["region"]) + 1
@@ -162,6 +163,21 @@ def build_view(df: Any, spot_roles: tuple[str | None, ...] = ()) -> CatalogView:
                             for p in loc_uniques)
     return CatalogView(len(df), numbers, codes, labels, loc.astype(np.int32), location_labels,
                        tie_order(numbers, codes), tuple(spot_roles))
+
+
+def _burstable(flags: np.ndarray, codes: dict[str, np.ndarray], labels: dict[str, tuple[str, ...]]) -> np.ndarray:
+    """1.0 for a burstable row: the catalog says so, or it is an AWS type AWS documents as burstable (t1.micro, and
+    the T types of a user catalog without the column); else 0.0 (never NaN: unknown is not burstable)."""
+    from ccdsl.burstable import is_burstable
+
+    documented = np.array([is_burstable(t) for t in labels["instance_type"]], dtype=bool)[codes["instance_type"]]
+    aws = [i for i, p in enumerate(labels["provider"]) if p == "aws"]
+    if aws:
+        documented &= codes["provider"] == aws[0]
+    else:
+        documented[:] = False
+    out: np.ndarray = np.where(documented | (np.nan_to_num(flags) > 0), 1.0, 0.0)
+    return out
 
 
 def tie_order(numbers: dict[str, np.ndarray], codes: dict[str, np.ndarray]) -> np.ndarray:
