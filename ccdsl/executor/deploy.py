@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from ccdsl import burstable
 from ccdsl.errors import CapacityError, CcdslError, ClusterError, ConfigError, SetupError
 from ccdsl.executor import cost, guard
 from ccdsl.executor import state as st
@@ -270,12 +271,15 @@ def _check_markets(spec: Spec, config: Config, from_resolution: bool) -> None:
 
 def _with_markets(plan: Plan, config: Config) -> Plan:
     """The plan with each AWS request's market settled (``options["market"]``, what the provider launches and
-    the cost record keeps): the resolution's, else the spot flag or ``[aws] spot``."""
+    the cost record keeps): the resolution's, else the spot flag or ``[aws] spot``.  A burstable type in
+    ``[aws] cpu_credits = "unlimited"`` mode is priced at its worst-case surplus too
+    (:func:`.cost.with_credit_surplus`)."""
     if plan.provider != "aws":
         return plan
     return replace(plan, requests=tuple(
-        replace(r, spot=is_spot(r, config), options={**r.options, "market": "spot" if is_spot(r, config)
-                                                     else "on-demand"}) for r in plan.requests))
+        replace(r, spot=is_spot(r, config), options={
+            **cost.with_credit_surplus(r.options, r.instance_type, config.aws.cpu_credits),
+            "market": "spot" if is_spot(r, config) else "on-demand"}) for r in plan.requests))
 
 
 def _announce_markets(handle: str, plan: Plan, config: Config, state: st.State) -> None:
@@ -296,6 +300,10 @@ def _announce_markets(handle: str, plan: Plan, config: Config, state: st.State) 
     log.info("%s: markets: %s", handle, "; ".join(parts))
     state.journal(handle, "markets", **markets)
     state.update_cluster(handle, settings={"markets": markets})
+    for r in plan.requests:  # what the CPU credit mode of a burstable type means (ccdsl.burstable)
+        text = burstable.describe(r.instance_type, config.aws.cpu_credits)
+        if text:
+            _note(handle, state, f"{r.role} {r.instance_type}: {text}")
 
 
 # -- deploy -----------------------------------------------------------------------------------------------------
