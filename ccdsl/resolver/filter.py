@@ -12,6 +12,9 @@ Semantics (one row = one instance type in one region of one provider):
   column of ``taxonomy.DOMAIN_COLUMNS[D]`` holds a label in ``taxonomy.covered_labels(D, S)``; ``oneof`` is the
   union of its symbols, ``not`` the complement of that union (so ``accelerator_manufacturer => @not(NVIDIA)`` also
   matches rows without accelerators).
+- **Ordered symbols** (``accelerator_architecture``, ``processor_microarchitecture``): ``@atleast(X)``,
+  ``@atmost(X)`` and ``@between(X, Y)`` cover the generations of X's line on that side of X
+  (``taxonomy.ordered_labels``); other makers' rows never match.
 - **Machine types and regions** match the ``instance_type`` / ``region`` column exactly.
 
 :func:`scope_mask` is the part that is not a clause: the default region and on-premise rows.  When no clause
@@ -45,7 +48,7 @@ import numpy as np
 
 from ccdsl import taxonomy
 from ccdsl.contract import Clause, Value
-from ccdsl.parameters import PARAMETERS
+from ccdsl.parameters import ORDERED_QUALIFIERS, PARAMETERS
 from ccdsl.resolver.view import CatalogView
 
 RELATIVE_TOLERANCE = 1e-9
@@ -129,6 +132,10 @@ def _covered(domain: str, name: object) -> frozenset[str]:
 
 
 def _symbol_mask(view: CatalogView, domain: str, clause: Clause) -> np.ndarray:
+    if clause.qualifier in ORDERED_QUALIFIERS:  # generations of one line (taxonomy.ORDERS)
+        names = tuple(n.name if (n := taxonomy.lookup(domain, str(v))) else str(v) for v in clause.values)
+        return _labels_mask(view, taxonomy.DOMAIN_COLUMNS[domain], taxonomy.ordered_labels(domain, clause.qualifier,
+                                                                                            names))
     labels: frozenset[str] = frozenset().union(*(_covered(domain, v) for v in clause.values))
     hit = _labels_mask(view, taxonomy.DOMAIN_COLUMNS[domain], labels)
     return ~hit if clause.qualifier == "not" else hit

@@ -34,6 +34,9 @@ NUMBER_COLUMNS = (
     "vcpus", "cores", "memory_gib", "accelerator_count", "accelerator_memory_gib", "accelerator_memory_total_gib",
     "network_gbps", "storage_gib", "price_per_hour", "max_nodes", "burstable",
 )
+# Derived from the catalog's columns when the view is built, never read from a catalog: each accelerator model's
+# CUDA compute capability (taxonomy.COMPUTE_CAPABILITY; NaN for other accelerators and rows without one).
+DERIVED_NUMBERS = ("accelerator_compute_capability",)
 REQUIRED = ("provider", "region", "instance_type", "price_per_hour")
 VIEW_COLUMNS = STRING_COLUMNS + NUMBER_COLUMNS  # what the resolver reads of a catalog
 # What a market view (:mod:`.market`) carries besides: its spot rows' zones, the on-demand price beside the spot
@@ -156,6 +159,10 @@ def build_view(df: Any, spot_roles: tuple[str | None, ...] = ()) -> CatalogView:
         codes[col] = inverse.astype(np.int32)
         labels[col] = tuple(str(u) for u in uniques)
     numbers["burstable"] = _burstable(numbers["burstable"], codes, labels)
+    from ccdsl.taxonomy import compute_capability
+
+    capability = np.array([compute_capability(m) for m in labels["accelerator_model"]], dtype="float64")
+    numbers["accelerator_compute_capability"] = capability[codes["accelerator_model"]]
     pairs = codes["provider"].astype(np.int64) * (len(labels["region"]) + 1) + codes["region"]
     loc_uniques, loc = np.unique(pairs, return_inverse=True)
     n_regions = len(labels["region"]) + 1
@@ -231,6 +238,6 @@ def load(path: Any) -> CatalogView | None:
         return None
     market = "market" in numbers
     if set(codes) != set(STRING_COLUMNS + (MARKET_STRINGS if market else ())) or \
-            set(numbers) != set(NUMBER_COLUMNS + (MARKET_NUMBERS if market else ())):
+            set(numbers) != set(NUMBER_COLUMNS + DERIVED_NUMBERS + (MARKET_NUMBERS if market else ())):
         return None
     return view
