@@ -82,7 +82,7 @@ _ALL = [
     _p("accelerator_count", "count", "node", column="accelerator_count", unit="accelerators",
        doc="accelerators (GPUs, …) per node; 0 = none"),
     _p("accelerator_memory", "memory", "node", column="accelerator_memory_gib", unit="GiB",
-       doc="memory per accelerator"),
+       doc="memory per accelerator as its maker sells it (an L4 is 24G; EC2 reports 22.35 GiB usable)"),
     _p("accelerator_type", "symbol", "node", column="accelerator_type", domain="accelerator_type",
        doc="GPU, NPU, FPGA"),
     _p("accelerator_architecture", "symbol", "node", domain="accelerator", levels=("architecture",),

@@ -33,6 +33,14 @@ JSON_FIELDS = ("provider", "region", "instance_type", "node_count", "price_per_n
                "price_source", "price_date", "market")
 
 
+def accelerator_memory(sold: float, usable: float) -> str:
+    """``24 GiB (22.35 GiB usable)``: the memory an accelerator is sold with, and what EC2 reports usable when that
+    differs (the same words in answers and ``catalog show``)."""
+    if usable and abs(usable - sold) > 1e-9 * max(1.0, sold):
+        return f"{quantity(sold)} GiB ({quantity(usable)} GiB usable)"
+    return f"{quantity(sold)} GiB"
+
+
 @dataclass(frozen=True)
 class Choice:
     """One instance type in one region with a node count, plus the facts a user wants to see about it."""
@@ -48,7 +56,8 @@ class Choice:
     accelerator_count: int = 0
     accelerator_model: str = ""
     accelerator_architecture: str = ""
-    accelerator_memory_gib: float = 0.0
+    accelerator_memory_gib: float = 0.0  # as its maker sells it (what accelerator_memory compares)
+    accelerator_memory_usable_gib: float = 0.0  # as EC2 reports it
     cpu_model: str = ""
     network_gbps: float = 0.0
     role: str | None = None  # "manager", "worker" or None (peer workers)
@@ -106,7 +115,7 @@ class Choice:
         if self.accelerator_count:
             arch = f" ({self.accelerator_architecture})" if self.accelerator_architecture else ""
             hw += (f", {self.accelerator_count} × {self.accelerator_model or 'accelerator'}{arch} "
-                   f"{quantity(self.accelerator_memory_gib)} GiB")
+                   f"{accelerator_memory(self.accelerator_memory_gib, self.accelerator_memory_usable_gib)}")
         place = place_of(self.provider, self.region)
         return f"{self.instance_type} × {self.node_count} ({place}): {hw}"
 

@@ -195,6 +195,43 @@ COMPUTE_CAPABILITY: dict[str, float] = {
     "H100": 9.0, "H200": 9.0, "B200": 10.0, "B300": 10.3, "RTXPRO4500": 12.0, "RTXPROServer6000": 12.0,
 }
 
+# Memory per accelerator as its maker sells it (issue 20.2), the figure ``accelerator_memory`` compares: each model's
+# variants as (sold GiB, the GiB EC2's DescribeInstanceTypes reports for it).  EC2 reports the memory left usable
+# (22,888 MiB for the 24 GB A10G and L4); a contract's "24G" means the 24 GB card.  A row reporting a fraction of
+# a variant's figure (g6f: 1/8, 1/4, 1/2 of an L4) has that fraction of its sold memory.  The catalog build fails on
+# a model without an entry, or a reported figure that is neither a variant nor such a fraction of one.
+# Sources (datasheets): NVIDIA https://www.nvidia.com/en-us/data-center/ (K80 12 GB per GPU, M60 8 GB per GPU,
+# V100 16/32 GB, T4 16 GB, A100 40/80 GB, A10G: A10 24 GB, L4 24 GB, L40S 48 GB, H100 80 GB, H200 141 GB,
+# B200 180 GB (DGX B200: 1,440 GB for 8), B300 288 GB, RTX PRO 4500 Blackwell 32 GB, RTX PRO 6000 Blackwell
+# Server 96 GB); AWS https://aws.amazon.com/ai/machine-learning/inferentia/ and /trainium/ (Inferentia 8 GB,
+# Inferentia2 32 GB, Trainium 32 GB, Trainium2 96 GB per chip); Qualcomm Cloud AI 100 Standard 16 GB; AMD/Xilinx
+# VU47P on F2 (64 GiB DDR4 + 16 GiB HBM per FPGA, https://aws.amazon.com/ec2/instance-types/f2/) and U30 on VT1
+# (https://aws.amazon.com/ec2/instance-types/vt1/): as EC2 reports them.
+ACCELERATOR_MEMORY: dict[str, tuple[tuple[float, float], ...]] = {
+    "K80": ((12.0, 12.0),), "M60": ((8.0, 8.0),), "V100": ((16.0, 16.0), (32.0, 32.0)), "T4": ((16.0, 16.0),),
+    "T4g": ((16.0, 16.0),), "A100": ((40.0, 40.0), (80.0, 80.0)), "A10G": ((24.0, 22888 / 1024),),
+    "L4": ((24.0, 22888 / 1024),), "L40S": ((48.0, 45776 / 1024),), "H100": ((80.0, 80.0),),
+    "H200": ((141.0, 141.0),), "B200": ((180.0, 183359 / 1024),), "B300": ((288.0, 275040 / 1024),),
+    "RTXPRO4500": ((32.0, 32.0),), "RTXPROServer6000": ((96.0, 96.0),),
+    "Inferentia": ((8.0, 8.0),), "Inferentia2": ((32.0, 32.0),), "Trainium": ((32.0, 32.0),),
+    "Trainium2": ((96.0, 512.0),), "QualcommAI100": ((16.0, 16000 / 1024),),
+    "VU47P": ((80.0, 80.0),), "U30": ((24.0, 24.0),),
+}
+FRACTIONS = (1 / 8, 1 / 4, 1 / 2)  # of one accelerator: EC2's fractional GPU rows (g6f, gr6f)
+
+
+def sold_memory(model_label: str, reported_gib: float) -> float | None:
+    """The memory a maker sells for the accelerator a row reports ``reported_gib`` of (None: not in the table,
+    or a figure that matches no variant nor a fraction of one)."""
+    node = lookup("accelerator", model_label)
+    variants = ACCELERATOR_MEMORY.get(node.name, ()) if node is not None else ()
+    for sold, reported in variants:
+        for share in (1.0, *FRACTIONS):
+            if abs(reported_gib - share * reported) <= 1e-6 * max(1.0, reported):
+                return sold * share
+    return None
+
+
 # Processor *models* are many and come from the sources; the reviewed table in ccdsl/catalog/facts.py fills this
 # (model label -> microarchitecture node name, or the group node when the source names no microarchitecture).
 PROCESSOR_MODELS: dict[str, str] = {}

@@ -32,6 +32,7 @@ STRING_COLUMNS = (
 )
 NUMBER_COLUMNS = (
     "vcpus", "cores", "memory_gib", "accelerator_count", "accelerator_memory_gib", "accelerator_memory_total_gib",
+    "accelerator_memory_usable_gib",
     "network_gbps", "storage_gib", "price_per_hour", "max_nodes", "burstable",
 )
 # Derived from the catalog's columns when the view is built, never read from a catalog: each accelerator model's
@@ -147,6 +148,9 @@ def build_view(df: Any, spot_roles: tuple[str | None, ...] = ()) -> CatalogView:
         elif col == "accelerator_memory_total_gib" and "accelerator_memory_gib" in df.columns:
             values = numbers["accelerator_count"] * numbers["accelerator_memory_gib"]
             numbers[col] = values  # already filtered below via the sources
+            continue
+        elif col == "accelerator_memory_usable_gib" and "accelerator_memory_gib" in df.columns:
+            numbers[col] = numbers["accelerator_memory_gib"]  # a catalog of one figure: the card's
             continue
         else:
             values = np.full(len(df), np.nan)
