@@ -53,7 +53,7 @@ def test_a_burstable_type_launches_with_standard_credits_at_its_list_price(aws_e
         ("t3.xlarge", {"CpuCredits": "standard"})]
     (price,) = st.State().prices(handle)
     assert price.price_per_node_hour == LIST_PRICE and "unlimited" not in price.source
-    notes = [e.detail["text"] for e in st.State().journal_of(handle) if e.phase == "note"]
+    notes = [e.detail["text"] for e in st.State().journal_of(handle) if e.phase == "credits"]
     assert any("t3.xlarge: CPU credits standard: each vCPU sustains 40%" in n for n in notes), notes
 
 
@@ -66,7 +66,7 @@ def test_unlimited_credits_are_sent_and_priced_at_the_worst_case_surplus(aws_env
     assert price.price_per_node_hour == pytest.approx(LIST_PRICE + surplus)
     assert "unlimited CPU credits at most $0.1200/node-hour" in price.source
     assert cost.price_per_hour([price]) == pytest.approx(2 * (LIST_PRICE + surplus))
-    notes = [e.detail["text"] for e in st.State().journal_of(handle) if e.phase == "note"]
+    notes = [e.detail["text"] for e in st.State().journal_of(handle) if e.phase == "credits"]
     assert any("CPU credits unlimited" in n and "$0.05 per vCPU-hour" in n for n in notes), notes
 
 

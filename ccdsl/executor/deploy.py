@@ -303,7 +303,7 @@ def _announce_markets(handle: str, plan: Plan, config: Config, state: st.State) 
     for r in plan.requests:  # what the CPU credit mode of a burstable type means (ccdsl.burstable)
         text = burstable.describe(r.instance_type, config.aws.cpu_credits)
         if text:
-            _note(handle, state, f"{r.role} {r.instance_type}: {text}")
+            _note(handle, state, f"{r.role} {r.instance_type}: {text}", phase="credits")
 
 
 # -- deploy -----------------------------------------------------------------------------------------------------
@@ -543,12 +543,14 @@ def _settings(provider: Any) -> dict[str, Any]:
     return provider.settings() if hasattr(provider, "settings") else {}
 
 
-def _note(handle: str, state: st.State, text: str) -> None:
-    log.warning("%s: %s", handle, text)
+def _note(handle: str, state: st.State, text: str, phase: str = "note") -> None:
+    """Append ``text`` to the record's note and journal it (``phase``: "note" warns; others, e.g. "credits", only
+    inform)."""
+    (log.warning if phase == "note" else log.info)("%s: %s", handle, text)
     record = state.get_cluster(handle)
     joined = f"{record.note}; {text}" if record is not None and record.note else text
     state.update_cluster(handle, note=joined)
-    state.journal(handle, "note", text=text)
+    state.journal(handle, phase, text=text)
 
 
 def _cleanup(handle: str, provider: Any, state: st.State) -> None:
