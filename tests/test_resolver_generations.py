@@ -142,3 +142,12 @@ def test_done_when_on_the_shipped_catalog(tmp_path, capsys, monkeypatch) -> None
     assert (a["instance_type"], a["price_per_hour"]) == ("g6.xlarge", 0.8048)
     assert main(["resolve", str(f), "--contract", "b"]) == 1
     assert "accelerator_compute_capability => @atleast(8.9)" in capsys.readouterr().err
+
+
+def test_the_language_reference_lists_the_new_parameters() -> None:
+    from ccdsl.language.reference import parameter_table
+
+    table = parameter_table()
+    assert "| `accelerator_compute_capability` | per node | number (no unit) |" in table
+    assert "| `burstable` | per node | true or false | @just |" in table
+    assert "@atleast @atmost @between" in next(x for x in table.splitlines() if "`accelerator_architecture`" in x)

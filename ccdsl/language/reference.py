@@ -9,7 +9,8 @@ from __future__ import annotations
 from ccdsl.parameters import ALIASES, PARAMETERS
 
 _UNITS = {"memory": "GiB (K M G T P binary: 16G = 16 GiB)", "bandwidth": "Gbit/s (K M G T P bit/s: 25G = 25 Gbit/s)",
-          "price": "USD/h", "count": "whole number", "fraction": "rate: 10% = 0.10 (0%..100%)"}
+          "price": "USD/h", "count": "whole number", "fraction": "rate: 10% = 0.10 (0%..100%)",
+          "number": "number (no unit)"}
 _SCOPES = {"cluster": "cluster shape", "node": "per node", "total": "sum over workers", "config": "carried to deploy"}
 
 
