@@ -1,9 +1,13 @@
-"""Hostile sizes: huge node counts, thousands of errors, long literals and large files (issue 8, items 3, 10, 11).
+"""Hostile sizes: huge node counts, thousands of errors, long literals and large files (issue 8, items 3, 10, 11),
+and short contracts that used to take seconds and gigabytes (issue 18, item 3).
 
-    python benchmarks/bench_limits.py [--quick]
+    python benchmarks/bench_limits.py [--quick] [table]   (table: only the issue-18 section)
 
 Prints medians (ms) and peak traced memory (MiB, tracemalloc: Python objects and numpy buffers) per size, so that
-linear growth (or none, for counts) can be read off the table.
+linear growth (or none, for counts) can be read off the table.  The issue-18 section runs each contract in a child
+process (catalog loaded, then parse + check + resolve timed) and prints the medians of wall and CPU time and of the
+child's peak RSS (``ru_maxrss``, the whole process: Python, the catalog and its view included), against the limit
+of 2 s and 600 MB.
 """
 
 from __future__ import annotations
@@ -88,7 +92,118 @@ def sizes() -> None:
         print(f"  {size:>9} {lms:8.0f}ms {lmib:7.1f}M {len(valid):>9} {vms:8.0f}ms {vmib:7.1f}M {n // 4:>9}")
 
 
+CHILD = r"""
+import json, sys, time
+from ccdsl.errors import CcdslError, UnsatisfiableError
+from ccdsl.language import parse
+from ccdsl.resolver import resolve
+text, any_region = open(sys.argv[1]).read(), sys.argv[2] == "1"
+resolve(parse("w = @cluster(node_count => 1)")["w"])  # the catalog and its view: loaded before the clock starts
+t, c = time.perf_counter(), time.process_time()
+try:
+    contract = next(iter(parse(text).values()))
+    r = resolve(contract, any_region=any_region)
+    answer = f"{r.instance_type} x {r.node_count} in {r.region}" + (f", manager {r.manager.instance_type}"
+                                                                    if r.manager else "")
+except UnsatisfiableError as e:
+    answer = "unsatisfiable: " + ", ".join(x.parameter for x in e.conflict)
+except CcdslError as e:
+    answer = "refused: " + str(e).splitlines()[0][:60]
+print(json.dumps({"wall": time.perf_counter() - t, "cpu": time.process_time() - c, "answer": answer}))
+"""
+
+
+def _listed(prefix: str, values: list[str], suffix: str, limit: int = 1 << 20) -> str:
+    """The contract with as many of ``values`` as fit in ``limit`` bytes (the input limit: 1 MiB)."""
+    lo, hi = 1, len(values)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if len((prefix + ", ".join(values[:mid]) + suffix).encode()) < limit:
+            lo = mid
+        else:
+            hi = mid - 1
+    return prefix + ", ".join(values[:lo]) + suffix
+
+
+def issue18_contracts() -> list[tuple[str, str, bool]]:
+    """(label, contract text, any region) of issue 18's table, then the largest lists that fit in 1 MiB."""
+    def nots(k: int) -> str:
+        return ("c = @cluster(node_count => @between(1, 1000), cluster_vcpus_count => @not("
+                + ", ".join(str(v) for v in range(1, k + 1)) + "))\n")
+    evens = [str(v) for v in range(2, 2049, 2)]
+    return [
+        ("@just(100) budget, ManagerWorkers, eu-west-1",
+         'c = @cluster(cluster_price_per_hour => @just(100), cluster_locale => "eu-west-1", '
+         "cluster_type => ManagerWorkers)\n", False),
+        ("budget 1e-9, ManagerWorkers",
+         "c = @cluster(cluster_price_per_hour => 1e-9, cluster_type => ManagerWorkers)\n", True),
+        ("mw budget 10, node_count 4", "mw = @cluster(cluster_type => ManagerWorkers, node_count => 4, "
+         "cluster_price_per_hour => 10)\n", True),
+        ("vcpus @not(1..400), 1..1000 nodes", nots(400), False),
+        ("vcpus @not(1..1600), 1..1000 nodes", nots(1600), False),
+        ("135-byte MW, @not, @oneof budget, 100000 nodes",
+         "c = @cluster(cluster_type => ManagerWorkers, node_count => 100000, cluster_vcpus_count => @not(8, 16), "
+         "cluster_price_per_hour => @oneof(10, 20))\n", True),
+        # past the table: the largest lists that fit in the 1 MiB input limit, and the worst cases under the cap
+        ("vcpus @not(1..K), K to fill 1 MiB",
+         _listed("c = @cluster(node_count => @between(1, 1000000), cluster_vcpus_count => @not(",
+                 [str(v) for v in range(1, 200_000)], "))\n"), False),
+        ("node_count @not(1..K), K to fill 1 MiB",
+         _listed("c = @cluster(node_count => @not(", [str(v) for v in range(1, 200_000)], "))\n"), True),
+        ("vcpus @not(2, 4, .., 2048): 1,024 apart",
+         "c = @cluster(node_count => @between(1, 100000), node_vcpus_count => @atleast(2), cluster_vcpus_count => "
+         "@not(" + ", ".join(evens) + "))\n", False),
+        ("memory @oneof of 1,024 values",
+         "c = @cluster(node_count => @between(1, 100000), cluster_memory_size => @oneof("
+         + ", ".join(f"{v}.5G" for v in range(1000, 2024)) + "))\n", True),
+        ("vcpus @oneof, 200k values (refused)",
+         _listed("c = @cluster(cluster_vcpus_count => @oneof(", [str(v) for v in range(2, 400_000, 2)], "))\n"),
+         False),
+        ("MW @just(100) budget, 1..1000 nodes",
+         "c = @cluster(cluster_type => ManagerWorkers, node_count => @between(1, 1000), "
+         "cluster_price_per_hour => @just(100))\n", True),
+        ("MW @atleast(100) budget, 1..1000 nodes",
+         "c = @cluster(cluster_type => ManagerWorkers, node_count => @between(1, 1000), "
+         "cluster_price_per_hour => @atleast(100))\n", True),
+        ("2**53 vcpus total", "c = @cluster(node_count => @between(1, 9007199254740992), "
+         "cluster_vcpus_count => @atleast(9007199254740992))\n", False),
+    ]
+
+
+def table(quick: bool) -> None:
+    import json
+    import os
+    import subprocess
+    import tempfile
+
+    runs = 3 if quick else 5
+    print(f"\nissue 18: each contract in a child process, median of {runs} (limit: 2 s, 600 MB peak RSS)")
+    print(f"  {'contract':<46} {'bytes':>8} {'wall':>7} {'CPU':>7} {'RSS':>7}  answer")
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, text, any_region in issue18_contracts():
+            path = os.path.join(tmp, "c.ccc")
+            with open(path, "w") as f:
+                f.write(text)
+            wall, cpu, rss, answer = [], [], [], ""
+            for _ in range(runs):
+                child = subprocess.Popen([sys.executable, "-c", CHILD, path, "1" if any_region else "0"],
+                                         stdout=subprocess.PIPE, text=True)
+                out = child.stdout.read() if child.stdout else ""
+                _, status, usage = os.wait4(child.pid, 0)
+                child.returncode = os.waitstatus_to_exitcode(status)
+                got = json.loads(out)
+                wall.append(got["wall"])
+                cpu.append(got["cpu"])
+                rss.append(usage.ru_maxrss / 1024)  # KiB on Linux
+                answer = got["answer"]
+            where = " (any region)" if any_region else ""
+            print(f"  {label + where:<46.46} {len(text.encode()):>8} {statistics.median(wall):6.2f}s "
+                  f"{statistics.median(cpu):6.2f}s {statistics.median(rss):5.0f}MB  {answer[:70]}")
+
+
 if __name__ == "__main__":
-    counts()
-    diagnostics()
-    sizes()
+    if "table" not in sys.argv[1:]:
+        counts()
+        diagnostics()
+        sizes()
+    table(QUICK)

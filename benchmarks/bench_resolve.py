@@ -56,7 +56,11 @@ infeasible = @cluster(node_count => 2, accelerator_architecture => Turing, accel
 vcpu_memory = @cluster(node_vcpus_count => @atleast(4), node_memory_size => @atleast(16G))
 a100_x8 = @cluster(accelerator => A100, accelerator_count => @just(8))
 unpriced_g5 = @cluster(node_machinetype => "g5.xlarge", cluster_locale => eu_west_1)
+mw_budget = @cluster(cluster_type => ManagerWorkers, node_count => 4, cluster_price_per_hour => 10)
 """
+# issue 18: a ManagerWorkers cluster whose budget is a value (every manager price of each region may be the one that
+# meets it) — 1.9 s and 1.44 GB over all regions before the pairs were pruned; held to 50 ms
+OWN_TARGETS = {"mw_budget": 50.0}
 
 # issue 7's targets, ms (Z3 included): (one region, any region)
 PER_NODE_TARGET = (2.0, 4.0)
@@ -65,8 +69,12 @@ COLD_TARGET = 0.3  # seconds
 
 
 def target(contract, any_region: bool) -> float:
-    """The target a contract is held to: totals or a budget (any cluster-scope clause), else per-node."""
+    """The target a contract is held to: its own (:data:`OWN_TARGETS`), else totals or a budget (any
+    cluster-scope clause), else per-node."""
     from ccdsl.parameters import PARAMETERS
+
+    if contract.name in OWN_TARGETS:
+        return OWN_TARGETS[contract.name]
 
     totals = any(PARAMETERS[c.parameter].scope == "total" for c in contract.clauses if c.parameter in PARAMETERS)
     return TOTALS_TARGET if totals else PER_NODE_TARGET[any_region]
@@ -137,7 +145,8 @@ def warm(quick: bool) -> None:
             mark = "" if "infeasible" in name else ("ok" if proved <= goal else "MISSED")
             print(f"  {name:<18} {where:<10} {proved:8.2f} {goal:3.0f} {mark:<6} {cpu:6.2f} {closed:10.2f}  {answer}")
     print(f"  targets met: {met} of {total} (per-node ≤ {PER_NODE_TARGET[0]:g} ms one region, ≤ "
-          f"{PER_NODE_TARGET[1]:g} ms any region; totals/budget ≤ {TOTALS_TARGET:g} ms)")
+          f"{PER_NODE_TARGET[1]:g} ms any region; totals/budget ≤ {TOTALS_TARGET:g} ms; "
+          + ", ".join(f"{k} ≤ {v:g} ms" for k, v in OWN_TARGETS.items()) + ")")
 
 
 SPOT = """

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 # The fields every JSON object describing a choice carries (issue 3, "Interfaces").
 JSON_FIELDS = ("provider", "region", "instance_type", "node_count", "price_per_node_hour", "price_per_hour",
-               "price_source", "price_date", "market")
+               "price_source", "price_date", "market", "accelerators")
 
 
 def accelerator_memory(sold: float, usable: float) -> str:
@@ -53,7 +53,7 @@ class Choice:
     price_per_hour: float | None  # node_count × price_per_node_hour (this role only); None: unknown
     vcpus: int = 0
     memory_gib: float = 0.0
-    accelerator_count: int = 0
+    accelerator_count: float = 0  # a share of one accelerator is its fraction: 0.125 = 1/8 of an L4
     accelerator_model: str = ""
     accelerator_architecture: str = ""
     accelerator_memory_gib: float = 0.0  # as its maker sells it (what accelerator_memory compares)
@@ -101,6 +101,7 @@ class Choice:
         d["price_per_node_hour"] = None if self.price_per_node_hour is None else _money(self.price_per_node_hour)
         d["price_source"] = self.price_source or None  # unknown: null, like the price
         d["price_date"] = self.price_date or None
+        d["accelerators"] = self._accelerators_json()
         if self.spot:  # price_* above are the spot price's; the on-demand price beside it, and the saving
             od = self.on_demand_price_per_node_hour
             d["spot_zone"] = self.spot_zone or None
@@ -109,18 +110,46 @@ class Choice:
             d["saving_percent"] = None if self.saving is None else round(100 * self.saving, 2)
         return d
 
+    @property
+    def accelerators(self) -> str:
+        """``8 × L4 (Ada Lovelace) 24 GiB (22.35 GiB usable)``; a share of one: ``1/8 × L4 (Ada Lovelace) 3 GiB of
+        24``; '' without."""
+        from ccdsl.catalog.shares import count_text, is_share
+
+        if not self.accelerator_count:
+            return ""
+        arch = f" ({self.accelerator_architecture})" if self.accelerator_architecture else ""
+        text = f"{count_text(self.accelerator_count)} × {self.accelerator_model or 'accelerator'}{arch} "
+        if is_share(self.accelerator_count):  # its memory is the share's: of the whole accelerator's
+            return text + (f"{quantity(self.accelerator_memory_gib)} GiB of "
+                           f"{quantity(self.accelerator_memory_gib / self.accelerator_count)}")
+        return text + accelerator_memory(self.accelerator_memory_gib, self.accelerator_memory_usable_gib)
+
+    def _accelerators_json(self) -> dict[str, Any] | None:
+        """``{"model": "L4", "count": 0.125, "share": "1/8", "memory_gib": 2.79}`` per node (``share`` only for a
+        share of one accelerator, ``memory_gib`` then the share's); None without accelerators."""
+        from ccdsl.catalog.shares import count_text, is_share
+
+        if not self.accelerator_count:
+            return None
+        d: dict[str, Any] = {"model": self.accelerator_model, "count": self.accelerator_count}
+        if is_share(self.accelerator_count):
+            d["share"] = count_text(self.accelerator_count)
+        d["memory_gib"] = round(self.accelerator_memory_gib, 2)
+        if self.accelerator_memory_usable_gib and not is_share(self.accelerator_count):
+            d["memory_usable_gib"] = round(self.accelerator_memory_usable_gib, 2)
+        return d
+
     def describe(self) -> str:
         """A one-line summary, e.g. ``g4dn.xlarge × 8 (aws us-east-1): 4 vCPUs, 16 GiB, 1 × T4 16 GiB``."""
         hw = f"{self.vcpus} vCPUs, {quantity(self.memory_gib)} GiB"
         if self.accelerator_count:
-            arch = f" ({self.accelerator_architecture})" if self.accelerator_architecture else ""
-            hw += (f", {self.accelerator_count} × {self.accelerator_model or 'accelerator'}{arch} "
-                   f"{accelerator_memory(self.accelerator_memory_gib, self.accelerator_memory_usable_gib)}")
+            hw += ", " + self.accelerators
         place = place_of(self.provider, self.region)
         return f"{self.instance_type} × {self.node_count} ({place}): {hw}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Resolution:
     """The cost-optimal answer for one contract.
 
@@ -176,6 +205,38 @@ class Resolution:
     def with_alternatives(self, alternatives: tuple[Choice, ...]) -> Resolution:
         return replace(self, alternatives=alternatives)
 
+    def render(self) -> str:
+        """The human answer ``ccdsl resolve`` prints: headline, why, and a table of the choice and its
+        alternatives."""
+        place, price = place_of(self.provider, self.region), money(self.price_per_hour)
+        head = f"{self.contract.name}: {self.instance_type} × {self.node_count} in {place} — {price}"
+        lines = [head, *(f"  {x}" for x in self.explanation)]
+        rows = []
+        if self.manager is not None:
+            rows.append(["manager", *_cells(self.manager)])
+        rows.append(["*", *_cells(self.choice)])
+        rows += [[str(i), *_cells(a)] for i, a in enumerate(self.alternatives, start=2)]
+        header = ["", "instance_type", "provider", "region", "nodes", "$/node/h", "$/h (cluster)", "price source",
+                  "price date"]
+        choices = [c for c in (self.manager, self.choice, *self.alternatives) if c is not None]
+        if any(c.spot for c in choices):  # spot: the market, the zone, and the on-demand price beside the spot one
+            header[5:5] = ["market", "zone"]
+            header[8:8] = ["$/node/h on-demand", "saving"]
+            for row, c in zip(rows, choices):
+                row[5:5] = [c.market, c.spot_zone or "-"]
+                row[8:8] = [price_cell(c.on_demand_price_per_node_hour) if c.spot else "-",
+                            f"{100 * c.saving:.1f}%" if c.saving is not None else "-"]
+        lines.append(table(header, rows, indent=2))
+        return "\n".join(lines) + "\n"
+
+    def __str__(self) -> str:
+        return self.render()
+
+    def __repr__(self) -> str:
+        """What ``ccdsl resolve`` prints (a terminal, ``print`` and the REPL show the same answer; the fields are
+        attributes, and :meth:`to_dict` has them all)."""
+        return self.render()
+
     def _repr_html_(self) -> str:
         """Jupyter: the chosen row (and manager), the whole cluster's price, then the alternatives, as a table."""
         rows = [("chosen", self.choice)] + ([("manager", self.manager)] if self.manager is not None else [])
@@ -184,7 +245,7 @@ class Resolution:
                                  "accelerators", "$/node-hour", "$/hour (cluster)", "price source", "price date")
         body: list[tuple[Any, ...]] = []
         for label, c in rows:
-            accel = f"{c.accelerator_count} × {c.accelerator_model}" if c.accelerator_count else ""
+            accel = c.accelerators
             hourly = c.price_per_hour if label == "manager" else c.cluster_price_per_hour
             body.append((label, c.provider, c.region, c.instance_type, c.node_count, c.vcpus, quantity(c.memory_gib),
                          accel, _price(c.price_per_node_hour), _price(hourly), c.price_source, c.price_date))
@@ -199,6 +260,38 @@ class Resolution:
 
 def _price(x: float | None) -> str:
     return "unknown" if x is None else f"{x:.4f}"
+
+
+def price_cell(x: float | None) -> str:
+    """A price in a table cell: up to six decimals (every catalog price exactly), or "unknown"."""
+    if x is None:
+        return "unknown"
+    return f"{x:.6f}".rstrip("0").rstrip(".")
+
+
+def money(x: float | None, digits: int = 6) -> str:
+    """``$21.957642/h`` (up to six decimals: every catalog price exactly), or ``price unknown``."""
+    if x is None:
+        return "price unknown"
+    text = f"{x:.{digits}f}".rstrip("0").rstrip(".")
+    return f"${text}/h"
+
+
+def _cells(c: Choice) -> list[str]:
+    return [c.instance_type, c.provider, c.region, str(c.node_count), price_cell(c.price_per_node_hour),
+            price_cell(c.cluster_price_per_hour), c.price_source or "-", c.price_date or "-"]
+
+
+def table(header: list[str], rows: list[list[str]], indent: int = 0) -> str:
+    """A plain-text table: columns padded to their widths, prices and counts right-aligned."""
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    numeric = {i for i, h in enumerate(header) if h.startswith(("$", "nodes", "vcpus", "mem", "acc"))}
+
+    def fmt(cells: list[str]) -> str:
+        out = [(str(x).rjust(w) if i in numeric else str(x).ljust(w)) for i, (x, w) in enumerate(zip(cells, widths))]
+        return " " * indent + "  ".join(out).rstrip()
+
+    return "\n".join([fmt(header), *(fmt(r) for r in rows)])
 
 
 def _html(value: Any) -> str:

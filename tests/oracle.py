@@ -3,7 +3,8 @@
 Plain Python over ``DataFrame.to_dict("records")``: every row, every node count, every clause checked one by one. It
 shares only the *facts* with the resolver (``ccdsl.parameters`` for which column a parameter reads,
 ``ccdsl.taxonomy`` for what a symbol covers) and re-implements the documented semantics: inclusive bounds with a
-relative slack of 1e-9, NaN satisfies nothing but ``@unrestricted``, ``not`` of a symbol is the complement, AWS rows
+relative slack of 1e-9 (none for count totals: vCPUs and accelerators summed over the workers are whole numbers
+compared exactly), NaN satisfies nothing but ``@unrestricted``, ``not`` of a symbol is the complement, AWS rows
 restricted to the default region unless ``cluster_locale`` or any-region, ``us-gov-*`` rows only when the default
 region or a just/oneof ``cluster_locale`` names a GovCloud region, free on-premise rows (``local``, ``ssh``) only
 when a ``node_provider``, ``cluster_locale`` or ``node_machinetype`` clause (just/oneof) names their provider,
@@ -26,12 +27,16 @@ role has ``spot_interruption`` 0 (the spot market does not interrupt it).  A spo
 its on-demand price (AWS's default maximum price), so a cluster whose spot price is unknown has an upper bound when
 every unknown spot price has a known on-demand one: such clusters rank after the priced ones, by that bound, then
 the tie rules; the clusters with no bound come last (``Answer.rank_key``).
+
+Fractional accelerators (issue 20 item 3): a share of one GPU counts as its fraction (:func:`_shares`), and a role
+that asks for an accelerator without an ``accelerator_count`` clause needs a whole one (:func:`_whole_accelerator`).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 from ccdsl import burstable, taxonomy
 from ccdsl.contract import Clause, Contract
@@ -93,10 +98,13 @@ def _str(x) -> str:
     return "" if x is None or (isinstance(x, float) and math.isnan(x)) else str(x)
 
 
-def tester(qualifier: str, values: tuple):
-    """``compare`` with the bounds worked out once (the oracle's inner loop)."""
+def tester(qualifier: str, values: tuple, exact: bool = False):
+    """``compare`` with the bounds worked out once (the oracle's inner loop).  ``exact``: a count total (vCPUs,
+    accelerators), whole numbers compared with no slack, in Python integers."""
     if qualifier == "unrestricted":
         return lambda x: True
+    if exact:
+        return _exact_tester(qualifier, values)
     lo = [v - TOL * max(1.0, abs(v)) for v in values]
     hi = [v + TOL * max(1.0, abs(v)) for v in values]
     if qualifier == "atleast":
@@ -109,6 +117,22 @@ def tester(qualifier: str, values: tuple):
     if qualifier in ("just", "oneof"):
         return lambda x: any(a <= x <= b for a, b in bands)
     return lambda x: x == x and not any(a <= x <= b for a, b in bands)
+
+
+def _exact_tester(qualifier: str, values: tuple):
+    """A count total against the values, exactly: the total is a Fraction (``n * Fraction(per)``), never a
+    float."""
+    vals = [Fraction(v) for v in values]
+    if qualifier == "atleast":
+        return lambda x: x == x and Fraction(x) >= vals[0]
+    if qualifier == "atmost":
+        return lambda x: x == x and Fraction(x) <= vals[0]
+    if qualifier == "between":
+        return lambda x: x == x and vals[0] <= Fraction(x) <= vals[1]
+    listed = set(vals)
+    if qualifier in ("just", "oneof"):
+        return lambda x: x == x and Fraction(x) in listed
+    return lambda x: x == x and Fraction(x) not in listed
 
 
 def compare(x: float, qualifier: str, values: tuple) -> bool:
@@ -298,6 +322,8 @@ def _edges(row: dict, domain: Counts, clauses: list[Clause], manager_price: floa
             continue
         extra = manager_price if c.parameter == "cluster_price_per_hour" else 0.0
         for v in c.values:
+            if p.kind == "count":  # an exact count total: the counts next to v / per
+                points.update(math.floor(Fraction(v) / Fraction(per)) + d for d in range(-1, 3))
             for edge in (v - TOL * max(1.0, abs(v)), v + TOL * max(1.0, abs(v))):
                 x = (edge - extra) / per
                 if math.isfinite(x) and abs(x) < 2.0**60:
@@ -319,9 +345,10 @@ def _first_count(row: dict, domain: list[int], clauses: list[Clause], manager_pr
                 continue
             return None
         extra = manager_price if c.parameter == "cluster_price_per_hour" else 0.0
-        test = tester(c.qualifier, c.values)
+        exact = p.kind == "count"  # a count total: n × the per-node value (whole, or a share), exactly
+        test = tester(c.qualifier, c.values, exact)
         for i, n in enumerate(domain):
-            if ok[i] and not test(n * per + extra):
+            if ok[i] and not test(n * Fraction(per) if exact else n * per + extra):
                 ok[i] = False
         if not any(ok):
             return None
@@ -332,12 +359,54 @@ _RECORDS: dict[int, tuple[object, list[dict]]] = {}
 
 
 def _records(df) -> list[dict]:
-    """Every row as a dict, priced or not (cached per DataFrame: the oracle is called many times per catalog)."""
+    """Every row as a dict, priced or not (cached per DataFrame: the oracle is called many times per catalog),
+    with the accelerator shares of :func:`_shares`."""
     hit = _RECORDS.get(id(df))
     if hit is None or hit[0] is not df:
-        rows = list(df.to_dict("records"))
+        rows = _shares(list(df.to_dict("records")))
         _RECORDS[id(df)] = hit = (df, rows)
     return hit[1]
+
+
+def _shares(rows: list[dict]) -> list[dict]:
+    """A row with no whole accelerator but the memory of a model's share (g6f.large: 2.79 GiB of an L4) has that
+    share as its accelerator count, in eighths of the model's memory in the catalog's rows with whole ones (1/8,
+    1/4, 1/2), and the share's memory as its total; a model without a whole row gives no share."""
+    whole: dict[str, float] = {}
+    for r in rows:
+        if _num(r["accelerator_count"]) >= 1:
+            model = _str(r["accelerator_model"])
+            whole[model] = max(whole.get(model, 0.0), _num(r["accelerator_memory_gib"]))
+    out = []
+    for r in rows:
+        mem, full = _num(r["accelerator_memory_gib"]), whole.get(_str(r["accelerator_model"]), 0.0)
+        if _num(r["accelerator_count"]) == 0 and mem > 0 and full > 0:
+            eighths = min(max(round(mem / full * 8), 1), 7)
+            r = dict(r, accelerator_count=eighths / 8, accelerator_memory_total_gib=mem)
+        out.append(r)
+    return out
+
+
+# Asking for an accelerator without an accelerator_count clause means at least one whole one.
+_ACCELERATOR = ("accelerator", "accelerator_architecture", "accelerator_manufacturer", "accelerator_type",
+                "accelerator_memory", "cluster_accelerator_count", "cluster_accelerator_memory")
+
+
+def _whole_accelerator(clauses: list[Clause], role: str | None) -> list[Clause]:
+    """``clauses`` and, when one asks for an accelerator (a symbol with just/oneof, a number with a lower bound
+    above 0) and none is an accelerator_count, ``accelerator_count => @atleast(1)``."""
+    if any(c.parameter == "accelerator_count" for c in clauses):
+        return clauses
+    for c in clauses:
+        if c.parameter not in _ACCELERATOR:
+            continue
+        if PARAMETERS[c.parameter].kind == "symbol":
+            asks = c.qualifier in ("just", "oneof")
+        else:
+            asks = c.qualifier in ("atleast", "between", "just", "oneof") and min(c.values) > 0
+        if asks:
+            return [*clauses, Clause("accelerator_count", "atleast", (1,), role)]
+    return clauses
 
 
 def on_spot(contract: Contract, role: str | None, spot: bool | None) -> bool:
@@ -376,14 +445,14 @@ def solutions(df, contract: Contract, region: str = "us-east-1", any_region: boo
     mw = contract.cluster_type == "ManagerWorkers"
     wrole = "worker" if mw else None
     any_spot = on_spot(contract, wrole, spot) or (mw and on_spot(contract, "manager", spot))
-    wclauses = _role_clauses(contract, wrole)
+    wclauses = _whole_accelerator(_role_clauses(contract, wrole), wrole)
     domain = counts(wclauses)
     listed = domain.listed
     wrows = market_rows(rows, on_spot(contract, wrole, spot), any_spot)
     workers = [r for r in wrows if _in_scope(r, wclauses, region, any_region) and _node_ok(r, wclauses, False)]
     managers: list[dict | None] = [None]
     if mw:
-        mclauses = _role_clauses(contract, "manager")
+        mclauses = _whole_accelerator(_role_clauses(contract, "manager"), "manager")
         mrows = market_rows(rows, on_spot(contract, "manager", spot), any_spot)
         managers = [r for r in mrows if _in_scope(r, mclauses, region, any_region) and _node_ok(r, mclauses, True)]
     out = []
@@ -423,6 +492,14 @@ def best(sols: list[Answer]) -> Answer | None:
     if priced:
         return min(priced, key=lambda a: a.cost)
     return min(sols, key=Answer.rank_key) if sols else None
+
+
+def core_clauses(contract: Contract, conflict) -> list[Clause]:
+    """The clauses a resolver's conflict names (``UnsatisfiableError.conflict``), without the default node count;
+    a whole accelerator implied by another clause (:func:`_whole_accelerator`) as that implied clause."""
+    by_key = {(c.parameter, c.role): c for c in contract.clauses}
+    return [by_key.get((x.parameter, x.role)) or Clause("accelerator_count", "atleast", (1,), x.role)
+            for x in conflict if not x.text.endswith("(default)")]
 
 
 def subcontract(contract: Contract, keep: list[Clause], keep_default_count: bool) -> Contract:

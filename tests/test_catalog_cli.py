@@ -199,3 +199,9 @@ def test_show_names_each_regions_price_source_and_unknown_prices(capsys) -> None
     assert by_region["us-east-1"] == ["1.006", "karpenter@6fc13b52", "2026-07-20"]
     assert by_region["eu-west-1"] == ["-", "-", "-"]
     assert "price unknown in the shipped catalog" in out
+
+
+def test_show_suggests_the_type_that_differs_only_in_case_first(capsys) -> None:
+    """Issue 19 B17: difflib ranks t3.large above t3.xlarge for 't3.XLarge'; what the user meant comes first."""
+    code, _, err = run(capsys, "catalog", "show", "t3.XLarge")
+    assert code == 2 and "hint: did you mean t3.xlarge, " in err

@@ -59,8 +59,8 @@ def test_deploy_resolves_with_the_same_options_as_resolve(capsys, tmp_path, monk
     monkeypatch.setenv("CCDSL_DATA_DIR", str(tmp_path / "data"))
     (tmp_path / "c.ccc").write_text("c = @cluster(node_count => 2, node_machinetype => EC2Type_T3_xLarge)\n"
                                     "lab = @cluster(node_provider => SSH, node_count => 2)\n")
-    assert main(["deploy", str(tmp_path / "c.ccc"), "--contract", "c", "--region", "mars-1"]) == 1
-    assert "no instance types in region mars-1" in capsys.readouterr().err  # nothing was created: resolved first
+    assert main(["deploy", str(tmp_path / "c.ccc"), "--contract", "c", "--region", "mars-1"]) == 2
+    assert "unknown region 'mars-1'" in capsys.readouterr().err  # nothing was created: resolved first
     assert main(["deploy", str(tmp_path / "c.ccc"), "--contract", "lab"]) == 1
     assert "the catalog has no 'ssh' rows" in capsys.readouterr().err
     assert main(["deploy", str(tmp_path / "c.ccc"), "--contract", "lab", "--catalog", "examples/lab_hosts.toml"]) == 1

@@ -286,3 +286,25 @@ def test_ssh_manager_workers_engines_without_a_folder(netns_hosts, module_data):
     finally:
         c.terminate()
     assert no_engine_processes(all_pids(netns_hosts), c.handle) == []
+
+
+def test_engines_of_two_sessions_then_terminate_leave_stderr_clean(tmp_path):
+    """Issue 19 B3: in IPython (where ipyparallel draws progress bars), ``c.engines()``, then
+    ``ccdsl.reconnect(h).engines()``, then ``c.terminate()``: no progress bar left at 0/4, and no ZMQError
+    tracebacks from the second client when the first one shuts the controller down."""
+    script = textwrap.dedent("""
+        import ccdsl
+        c = ccdsl.deploy(ccdsl.load("examples/local.ccc")["local_cluster"])
+        rc = c.engines()
+        rc2 = ccdsl.reconnect(c.handle).engines()
+        assert rc.ids == rc2.ids == [0, 1, 2, 3]
+        c.terminate()
+        print("done", c.status)
+    """)
+    env = {**os.environ, "CCDSL_DATA_DIR": str(tmp_path / "data")}
+    env.pop("CCDSL_CONFIG", None)
+    proc = subprocess.run([sys.executable, "-m", "IPython", "--no-banner", "--quick", "--colors=NoColor", "-c",
+                           script], cwd=Path(__file__).resolve().parent.parent, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("done terminated"), proc.stdout + proc.stderr
+    assert proc.stderr == ""

@@ -155,8 +155,8 @@ def test_cli_lifecycle(data_dir, tmp_path, capsys):
     assert main(["run", handle, "--", "python"]) == 1
     assert "python needs a program to run on every rank" in capsys.readouterr().err
     assert main(["terminate", handle]) == 0
-    assert main(["terminate", handle]) == 1
-    assert "terminated" in capsys.readouterr().err
+    assert main(["terminate", handle]) == 0  # again: the cluster is gone, as asked (issue 19 B17)
+    assert capsys.readouterr().out.endswith(f"{handle}: already terminated\n")
     assert main(["clusters"]) == 0
     out, err = capsys.readouterr()
     assert out == "" and "no clusters" in err

@@ -325,6 +325,23 @@ def test_any_program_and_python_c_run_on_every_node(launcher, peers):
     assert code == 0 and sorted(seen) == ["0", "1", "2"]
 
 
+def test_a_program_the_nodes_cannot_start_is_named_once(launcher):
+    """Issue 19 B11: hydra's per-rank 'execvp error' lines become one ExecutionError naming the program; labelled
+    output (``ccdsl run --json``) comes under each rank."""
+    from ccdsl.executor.program import parse
+
+    seen: list[tuple[str, str]] = []
+    with pytest.raises(ExecutionError) as info:
+        launcher.run_program(parse(["nonexistentcmd", "-x"]), stream=lambda line, s: seen.append((s, line)),
+                             timeout=60)
+    assert info.value.message.startswith("cannot run 'nonexistentcmd' on the nodes: No such file or directory")
+    assert not [line for _, line in seen if "execvp" in line or "HYDU" in line or "proxy" in line]
+    seen.clear()
+    assert launcher.run_program(parse(["sh", "-c", "echo at $PMI_RANK"]), label_ranks=True, timeout=60,
+                                stream=lambda line, s: seen.append((s, line))) == 0
+    assert sorted(seen) == [("stdout", f"[{r}] at {r}") for r in range(3)]
+
+
 def test_remote_dir_that_a_shell_would_run_is_refused_before_any_node_is_touched(netns_hosts, tmp_path):
     """``$(touch …)`` in remote_dir must never run: MPICH's launcher hands that path to a remote shell unquoted, so
     such a directory is refused (by ccdsl.toml's loader, and by prepare_cluster for options built in code)."""

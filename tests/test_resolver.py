@@ -12,7 +12,7 @@ import pytest
 import oracle
 from ccdsl.catalog.schema import COLUMN_NAMES, DTYPES
 from ccdsl.contract import Clause, Contract, Span
-from ccdsl.errors import UnsatisfiableError
+from ccdsl.errors import CatalogError, UnsatisfiableError
 from ccdsl.resolution import JSON_FIELDS
 from ccdsl.resolver import resolve, select
 from ccdsl.resolver.solve import prove, rank
@@ -227,9 +227,16 @@ def test_cluster_locale_replaces_the_default_region() -> None:
     assert (r.region, r.instance_type) == ("eu-west-1", "c5.large")
 
 
-def test_an_empty_region_says_so() -> None:
-    with pytest.raises(UnsatisfiableError, match="no instance types in region mars-1"):
-        resolve(contract(), GPUS, region="mars-1")
+def test_an_empty_region_says_so(monkeypatch) -> None:
+    monkeypatch.delenv("CCDSL_REGION", raising=False)
+    with pytest.raises(UnsatisfiableError, match="no instance types in region us-east-1"):  # the default region
+        resolve(contract(), GPUS[GPUS.region != "us-east-1"])
+
+
+def test_a_region_asked_for_that_no_row_has_is_a_typo() -> None:
+    with pytest.raises(CatalogError, match="unknown region 'eu-west-2' \\(the region asked for\\)") as e:
+        resolve(contract(), GPUS, region="eu-west-2")
+    assert e.value.hint == "did you mean eu-west-1 or us-east-1?" and e.value.exit_code == 2
 
 
 # ------------------------------------------------------------------------------------------------ counts

@@ -59,10 +59,13 @@ def test_totals_far_beyond_the_cap_use_the_counts_the_clause_allows() -> None:
     """just/not on a total with a count range of 10**12: the smallest count in a band, or after an excluded one."""
     rng, four = C("node_count", "between", 1, 10**12), C("node_vcpus_count", "atleast", 4)
     r = resolve(contract(rng, four, C("cluster_vcpus_count", "just", 4 * 10**11)), GPUS)
-    assert (r.instance_type, r.node_count) == ("c5.xlarge", 10**11 - 100)  # totals keep their slack: 4e11 ± 400
+    assert (r.instance_type, r.node_count) == ("c5.xlarge", 10**11)  # a count total is exact (issue 18, item 4)
     r = resolve(contract(C("node_count", "between", 10**11, 10**12), C("node_vcpus_count", "just", 4),
                          C("cluster_vcpus_count", "not", 4 * 10**11)), GPUS)
-    assert (r.instance_type, r.node_count) == ("c5.xlarge", 10**11 + 101)  # the first count past 4e11 + 400
+    assert (r.instance_type, r.node_count) == ("c5.xlarge", 10**11 + 1)  # the first count past 4e11 exactly
+    # memory keeps the relative slack: 4 GiB per node, 4e11 ± 400 GiB in all is 1e11 - 100 nodes
+    r = resolve(contract(rng, four, C("cluster_memory_size", "just", 4 * 10**11)), GPUS)
+    assert (r.instance_type, r.node_count) == ("c5.xlarge", 10**11 - 100)
 
 
 def test_node_counts_are_exact_not_within_the_relative_slack() -> None:

@@ -127,9 +127,8 @@ def _check_conflict(c: Contract, spot: bool | None, err: UnsatisfiableError, df,
     if not err.conflict:
         assert "no instance types" in err.message
         return
-    by_key = {(cl.parameter, cl.role): cl for cl in c.clauses}
     default = any(x.text.endswith("(default)") for x in err.conflict)
-    core = [by_key[(x.parameter, x.role)] for x in err.conflict if not x.text.endswith("(default)")]
+    core = oracle.core_clauses(c, err.conflict)
     assert oracle.optimum(df, oracle.subcontract(c, core, default), region, any_region, spot) is None
     for i in range(len(core)):
         rest = core[:i] + core[i + 1:]

@@ -22,4 +22,15 @@ def load(*args: Any, **kwargs: Any) -> pd.DataFrame:
     return _load(*args, **kwargs)
 
 
-__all__ = ["COLUMNS", "COLUMN_NAMES", "DTYPES", "load"]
+def unknown_hint(value: str, known: list[str], plural: str) -> str:
+    """The hint for a value no catalog row has (a typo, or something the catalog lacks): the close names, else
+    every known one when they are few, else where to look."""
+    import difflib
+
+    close = difflib.get_close_matches(value, known, n=3, cutoff=0.5)
+    return (f"did you mean {' or '.join(close)}?" if close else
+            f"known {plural}: {', '.join(known)}" if len(known) <= 40 else
+            f"none of the {len(known)} known {plural} is close; `ccdsl catalog list --limit 0` shows every row")
+
+
+__all__ = ["COLUMNS", "COLUMN_NAMES", "DTYPES", "load", "unknown_hint"]

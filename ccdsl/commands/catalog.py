@@ -270,7 +270,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     from ccdsl.catalog.schema import COLUMN_NAMES
     from ccdsl.errors import CatalogError
 
-    df = _frame()
+    df = full = _frame()
     for column in ("region", "provider", "family"):
         wanted = getattr(args, column)
         if wanted:
@@ -286,7 +286,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     df = df.sort_values([args.sort, "instance_type", "region"], kind="stable")
     if args.limit > 0:
         df = df.head(args.limit)
-    rows = [list(r) for r in df[list(LIST_COLUMNS)].itertuples(index=False)]
+    rows = [list(r) for r in _with_shares(df, full, long=False)[list(LIST_COLUMNS)].itertuples(index=False)]
     print(render_table(rows, [c.replace("_", " ") for c in LIST_COLUMNS]))
     print(f"({len(rows)} of {total} rows)")
     from ccdsl.catalog.loader import user_files
@@ -297,20 +297,36 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _with_shares(rows: pd.DataFrame, catalog: pd.DataFrame, long: bool = True) -> pd.DataFrame:
+    """``rows`` with ``accelerator_count`` as text: ``1/8 (a share of one L4: 2.79 GiB of 22.35)`` (``long``) or
+    ``1/8 of one`` for a share of one accelerator (the catalog stores 0, as AWS reports it;
+    :mod:`ccdsl.catalog.shares` reads the share against the whole accelerators of ``catalog``), else the count."""
+    from ccdsl.catalog.shares import count_text, frame_counts, is_share
+    from ccdsl.resolution import quantity
+
+    counts = frame_counts(catalog).reindex(rows.index)
+    out = rows.copy()
+
+    def text(n: float, model: str, mem: float) -> str:
+        if not is_share(n):
+            return count_text(n)
+        return f"{count_text(n)} (a share of one {model}: {quantity(mem)} GiB of {quantity(mem / n)})" if long \
+            else f"{count_text(n)} of one"
+
+    models, memory = rows["accelerator_model"], rows["accelerator_memory_gib"]
+    out["accelerator_count"] = [text(*x) for x in zip(counts, models, memory)]
+    return out
+
+
 def _known(df: Any, column: str, value: str) -> None:
     """A filter value no row has is a typo or a region the catalog lacks: say so instead of printing nothing."""
-    import difflib
-
+    from ccdsl.catalog import unknown_hint
     from ccdsl.errors import CatalogError
 
     known = sorted(set(df[column].astype(str)) - {""})
     if value in known:
         return
-    close = difflib.get_close_matches(value, known, n=3, cutoff=0.5)
-    plural = "families" if column == "family" else f"{column}s"
-    hint = (f"did you mean {' or '.join(close)}?" if close else
-            f"known {plural}: {', '.join(known)}" if len(known) <= 40 else
-            f"none of the {len(known)} known {plural} is close; `ccdsl catalog list --limit 0` shows every row")
+    hint = unknown_hint(value, known, "families" if column == "family" else f"{column}s")
     raise CatalogError(f"unknown {column} {value!r}: no catalog row has it", hint=hint)
 
 
@@ -323,7 +339,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     df = _frame()
     hit = df[df["instance_type"] == args.instance_type]
     if hit.empty:
-        close = difflib.get_close_matches(args.instance_type, sorted(set(df["instance_type"])), n=3)
+        types = sorted(set(df["instance_type"]))
+        same = [t for t in types if t.lower() == args.instance_type.lower()]  # a difference of case comes first
+        close = (same + [t for t in difflib.get_close_matches(args.instance_type, types, n=3) if t not in same])[:3]
         raise CatalogError(f"no instance type {args.instance_type!r} in the catalog",
                            hint=f"did you mean {', '.join(close)}?" if close else "see `ccdsl catalog list`")
     if args.region:
@@ -332,7 +350,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             raise CatalogError(f"{args.instance_type} is not offered in {args.region}",
                                hint="offered in: " + ", ".join(sorted(set(hit["region"]))))
         hit = regional
-    first = hit.iloc[0]
+    first = _with_shares(hit, df).iloc[0]
     per_region = ("region", "price_per_hour", "price_source", "price_date", *SPOT_COLUMNS)
     rows = [[c, _fmt(first[c].item() if hasattr(first[c], "item") else first[c], c)]
             for c in COLUMN_NAMES if c not in per_region and c != "provider"]

@@ -41,6 +41,9 @@ def register(sub: Any) -> None:
     p.add_argument("handle", metavar="HANDLE")
     p.add_argument("dir", metavar="DIR", nargs="?", help="the folder (default: the deploy's --workdir)")
     p.add_argument("--setup", action="store_true", help="run the deploy's set-up command again on every node")
+    p.add_argument("--replace", action="store_true",
+                   help="DIR is another folder than the cluster's: replace the nodes' copy with it (deleting what "
+                        "only the old folder has there) and make it the cluster's folder")
     p.add_argument("--json", action="store_true", help="print what was sent per node as JSON")
     p.set_defaults(func=cmd_sync)
 
@@ -79,9 +82,12 @@ def register(sub: Any) -> None:
     p.add_argument("--np", type=int, default=None, help="number of ranks, at least 1 (default: every slot)")
     p.add_argument("--oversubscribe", action="store_true",
                    help="allow more ranks than the cluster has slots (they share cores)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object when the program ends: its exit code and each rank's output lines "
+                        "(stdout and stderr), instead of streaming them")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS]",
                    help="after '--': python … or any program (its own options are passed to it untouched)")
-    p.set_defaults(func=cmd_run)
+    p.set_defaults(func=cmd_run, run_parser=p)
 
     for name, text in (("interrupt", "stop the nodes (no compute cost while stopped)"),
                        ("resume", "start an interrupted cluster, with fresh workers"),
@@ -99,9 +105,14 @@ def register(sub: Any) -> None:
 
 
 def _usd(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise ValueError(text)
+    """``--max-cost``'s value: a positive number of US dollars (argparse names the option in its error)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"the spending cap is a positive number of US dollars (such as 50), "
+                                         f"not {text!r}")
     return value
 
 
@@ -166,6 +177,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
                            hint="contracts in it: " + ", ".join(contracts))
     _log_to_stderr()
     from ccdsl.catalog import load as load_catalog
+    from ccdsl.commands.contract import check_locales
     from ccdsl.executor import config as cfg
     from ccdsl.executor.deploy import spot_option
     from ccdsl.resolver import market, resolve
@@ -176,6 +188,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     # resolved here with the same options as `ccdsl resolve`, so both commands pick the same rows
     columns = VIEW_COLUMNS + (market.SPOT_COLUMNS if market.spot_roles(contract, spot) else ())
     catalog = load_catalog(paths=args.catalog, columns=columns) if args.catalog else None
+    check_locales([contract], catalog, args.file)
     resolution = resolve(contract, catalog, region=args.region, any_region=args.any_region, spot=spot)
     if not args.quiet:
         price = "price unknown" if resolution.price_per_hour is None else f"${resolution.price_per_hour:g}/h"
@@ -223,7 +236,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     bar = _sync_bar()
     with get(args.handle) as c:
         try:
-            synced = c.sync(args.dir, setup=args.setup, progress=bar)
+            synced = c.sync(args.dir, setup=args.setup, progress=bar, replace=args.replace)
         finally:
             bar.close()
     if args.json:
@@ -297,9 +310,9 @@ def _market_cell(market: str) -> str:
 
 
 def cmd_nodes(args: argparse.Namespace) -> int:
-    from ccdsl.commands.contract import table
     from ccdsl.executor import get
     from ccdsl.executor import state as st
+    from ccdsl.resolution import table
 
     c = get(args.handle)
     nodes = c.nodes()
@@ -334,30 +347,65 @@ def node_state(state: str, status: str) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ccdsl.errors import ExecutionError
     from ccdsl.executor import get
 
-    command, np = list(args.command), args.np
-    while command and command[0] == "--oversubscribe":  # argparse leaves options after HANDLE to REMAINDER
-        args.oversubscribe, command = True, command[1:]
-    while command and command[0] != "--" and command[0].startswith("--np"):
-        if command[0] == "--np" and len(command) < 2:
-            raise ExecutionError("--np takes a number of ranks")
-        value, command = (command[0][5:], command[1:]) if "=" in command[0] else (command[1], command[2:])
-        while command and command[0] == "--oversubscribe":
-            args.oversubscribe, command = True, command[1:]
-        try:
-            np = int(value)
-        except ValueError:
-            raise ExecutionError(f"--np takes a number of ranks, not {value!r}") from None
-    if command and command[0] == "--":
-        command = command[1:]
+    np, command = _run_options(args, list(args.command))
     from ccdsl.executor.program import parse
 
     parse(command)  # a command line that cannot run is an error before the cluster is even looked up
     _log_to_stderr()  # the spending cap's warning, among others
     with get(args.handle) as c:
-        return c.run_program(command, np=np, oversubscribe=args.oversubscribe)
+        if not args.json:
+            return c.run_program(command, np=np, oversubscribe=args.oversubscribe)
+        ranks = np or len(c.workers())
+        lines: dict[int, dict[str, list[str]]] = {r: {"stdout": [], "stderr": []} for r in range(ranks)}
+        other: dict[str, list[str]] = {"stdout": [], "stderr": []}
+
+        def collect(line: str, stream: str) -> None:
+            from ccdsl.executor.mpi import RANK_LABEL
+
+            label = RANK_LABEL.match(line)
+            rank = int(label.group(1)) if label else None
+            if rank is not None and rank in lines:
+                lines[rank][stream].append(line[label.end():] if label else line)
+            else:
+                other[stream].append(line)
+
+        code = c.run_program(command, np=np, oversubscribe=args.oversubscribe, stream=collect, label_ranks=True)
+    print(json.dumps({"handle": args.handle, "command": command, "np": ranks, "rc": code,
+                      "ranks": [{"rank": r, **out} for r, out in sorted(lines.items())],
+                      "mpiexec": other}, indent=2))
+    return code
+
+
+def _run_options(args: argparse.Namespace, command: list[str]) -> tuple[int | None, list[str]]:
+    """``ccdsl run``'s own options, read up to ``--`` or the program (argparse leaves those after HANDLE to the
+    command): --np N, --oversubscribe and --json.  Any other option there is a mistake of ours to report, never
+    one to hand to mpiexec (``-n 8`` would reach it as a duplicate, ``--json`` as an unknown argument)."""
+    np = args.np
+    while command:
+        token = command[0]
+        if token == "--":
+            return np, command[1:]
+        if token == "--oversubscribe":
+            args.oversubscribe, command = True, command[1:]
+        elif token == "--json":
+            args.json, command = True, command[1:]
+        elif token == "--np" or token.startswith("--np="):
+            if token == "--np" and len(command) < 2:
+                args.run_parser.error("argument --np: expected a number of ranks")
+            value, command = (token[5:], command[1:]) if "=" in token else (command[1], command[2:])
+            try:
+                np = int(value)
+            except ValueError:
+                args.run_parser.error(f"argument --np: a whole number of ranks, not {value!r}")
+        elif token.startswith("-") and token != "-":
+            args.run_parser.error(f"unknown option {token!r} before the program: ccdsl run takes --np N (the "
+                                  "number of ranks), --oversubscribe and --json; the program and its own options go "
+                                  "after '--'")
+        else:
+            return np, command
+    return np, command
 
 
 def cmd_autostop(args: argparse.Namespace) -> int:
@@ -376,10 +424,22 @@ def cmd_lifecycle(args: argparse.Namespace) -> int:
 
     _log_to_stderr()
     if args.action == "terminate" and args.forget:
-        print(f"warning: {ex.forget(args.handle)}", file=sys.stderr)
+        from ccdsl.executor.state import State
+
+        record = State().get_cluster(args.handle)
+        text = ex.forget(args.handle)  # a local cluster leaves nothing behind to warn about
+        print(("" if record is not None and record.provider == "local" else "warning: ") + text, file=sys.stderr)
         if args.json:
             print(json.dumps({"handle": args.handle, "status": "forgotten"}))
         return 0
+    if args.action == "terminate":
+        c = ex.get(args.handle)
+        if c.status == "terminated":  # terminating twice is not a mistake: the cluster is gone, as asked
+            if args.json:
+                print(json.dumps(_cluster_json(c), indent=2))
+            else:
+                print(f"{c.handle}: already terminated" + (f" ({c.record.note})" if c.record.note else ""))
+            return 0
     if args.action == "reconnect":
         c = ex.reconnect(args.handle, progress=progress_printer())
     elif args.action == "resume":

@@ -6,7 +6,9 @@ resolver, numpy, pandas (for the catalog) and Z3 — never boto3, paramiko or mp
 Output contract:
 
 - ``resolve --json`` prints one JSON object per contract with ``contract, provider, region, instance_type,
-  node_count, price_per_node_hour, price_per_hour, price_source, price_date, alternatives`` (and ``manager`` for
+  node_count, price_per_node_hour, price_per_hour, price_source, price_date, market, accelerators, alternatives``
+  (``accelerators``: ``{"model", "count", "memory_gib"}`` per node, plus ``"share": "1/8"`` for a share of one GPU;
+  null without) (and ``manager`` for
   ManagerWorkers; the manager and every alternative carry the same price fields); an unknown price is ``null``; an
   infeasible contract is ``{"contract", "error": "unsatisfiable", "conflict": [{"parameter", "line", "column",
   "text"}, …], "near_misses": […]}``.  Every choice has ``market`` ("on-demand" or "spot"); a spot one (``--spot``,
@@ -36,6 +38,9 @@ def count(text: str) -> int:
 def register(sub: Any) -> None:
     p = sub.add_parser("check", help="check contract files and report every problem")
     p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--catalog", metavar="PATH", action="append",
+                   help="a catalog file (CSV/TOML) whose regions cluster_locale may name, beside the shipped and "
+                        "user catalogs; repeatable")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("resolve", help="the cost-optimal instance type and node count of each contract")
@@ -75,6 +80,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         text = read(path)
         contracts, diagnostics = check(text, path)
         diagnostics = diagnostics + check_all(contracts.values())  # what ccdsl.toml does not let a contract set
+        diagnostics = diagnostics + locale_errors(contracts.values(), _catalog_files(args.catalog), path)
         if diagnostics:
             print(render_all(diagnostics, text), file=sys.stderr)
         errors = sum(d.severity == "error" for d in diagnostics)
@@ -87,6 +93,27 @@ def cmd_check(args: argparse.Namespace) -> int:
             tail = f", {warnings} warning{'s' * (warnings != 1)}" if warnings else ""
             print(f"{path}: ok ({len(contracts)} contract{'s' * (len(contracts) != 1)}: {names}{tail})")
     return status
+
+
+def locale_errors(contracts: Any, catalog: Any, path: str) -> list[Any]:
+    """The ``cluster_locale`` values no region of the catalog has, as diagnostics with a suggestion (a typo is an
+    error, exit 2; see :mod:`ccdsl.resolver.regions`).  The catalog is read only when a clause names a region."""
+    if not any(c.parameter == "cluster_locale" for contract in contracts for c in contract.clauses):
+        return []
+    from ccdsl.resolver import known_regions, regions
+
+    known = known_regions(catalog)
+    return [d for contract in contracts for d in regions.diagnostics(contract, known, path)]
+
+
+def _catalog_files(paths: list[str] | None) -> Any:
+    """The catalog with ``--catalog`` files merged in; None (the loaded one) without."""
+    if not paths:
+        return None
+    from ccdsl.catalog import load
+    from ccdsl.resolver.view import VIEW_COLUMNS
+
+    return load(paths=paths, columns=VIEW_COLUMNS)
 
 
 # ------------------------------------------------------------------------------------------------ resolve
@@ -127,12 +154,23 @@ def _catalog(args: argparse.Namespace, contracts: dict[str, Any]) -> Any:
     return load(paths=args.catalog, columns=VIEW_COLUMNS + (market.SPOT_COLUMNS if spot else ()))
 
 
+def check_locales(contracts: Any, catalog: Any, path: str) -> None:
+    """``resolve``, ``select``: raise when a ``cluster_locale`` value names no region of the catalog."""
+    from ccdsl.errors import ContractError
+    from ccdsl.language import read
+
+    found = locale_errors(contracts, catalog, path)
+    if found:
+        raise ContractError(found, read(path))
+
+
 def cmd_resolve(args: argparse.Namespace) -> int:
     from ccdsl.errors import UnsatisfiableError, printable
     from ccdsl.resolver import resolve
 
     contracts = _contracts(args)
     catalog = _catalog(args, contracts)
+    check_locales(contracts.values(), catalog, args.file)
     status = 0
     objects = []
     for name, contract in contracts.items():
@@ -147,7 +185,7 @@ def cmd_resolve(args: argparse.Namespace) -> int:
             continue
         objects.append(r.to_dict())
         if not args.json:
-            print(printable(render_resolution(r)))  # clause texts are echoed: no terminal escapes
+            print(printable(r.render()))  # clause texts are echoed: no terminal escapes
         if args.smt:
             print(f"; {name}: the problem Z3 minimized (cost) over the Pareto classes\n{r.problem}\n",
                   file=sys.stderr if args.json else sys.stdout)
@@ -163,66 +201,15 @@ def unsat_object(e: Any) -> dict[str, Any]:
             "near_misses": list(e.near_misses), **({"hint": e.hint} if e.hint else {})}
 
 
-def render_resolution(r: Any) -> str:
-    """The human answer: headline, why, and a table of the choice and its alternatives."""
-    from ccdsl.resolution import place_of
-    from ccdsl.resolver.explain import money
-
-    place = place_of(r.provider, r.region)
-    head = (f"{r.contract.name}: {r.instance_type} × {r.node_count} in {place}"
-            f" — {money(r.price_per_hour)}")
-    lines = [head]
-    lines += [f"  {x}" for x in r.explanation]
-    rows = []
-    if r.manager is not None:
-        rows.append(["manager", *_cells(r.manager)])
-    rows.append(["*", *_cells(r.choice)])
-    rows += [[str(i), *_cells(a)] for i, a in enumerate(r.alternatives, start=2)]
-    header = ["", "instance_type", "provider", "region", "nodes", "$/node/h", "$/h (cluster)", "price source",
-              "price date"]
-    choices = [c for c in (r.manager, r.choice, *r.alternatives) if c is not None]
-    if any(c.spot for c in choices):  # spot: the market, the zone, and the on-demand price beside the spot one
-        header[5:5] = ["market", "zone"]
-        header[8:8] = ["$/node/h on-demand", "saving"]
-        for row, c in zip(rows, choices):
-            row[5:5] = [c.market, c.spot_zone or "-"]
-            row[8:8] = [_price(c.on_demand_price_per_node_hour) if c.spot else "-",
-                        f"{100 * c.saving:.1f}%" if c.saving is not None else "-"]
-    lines.append(table(header, rows, indent=2))
-    return "\n".join(lines) + "\n"
-
-
-def _price(x: float | None) -> str:
-    """A price in a table cell: up to six decimals (every catalog price exactly), or "unknown"."""
-    if x is None:
-        return "unknown"
-    return f"{x:.6f}".rstrip("0").rstrip(".")
-
-
-def _cells(c: Any) -> list[str]:
-    return [c.instance_type, c.provider, c.region, str(c.node_count), _price(c.price_per_node_hour),
-            _price(c.cluster_price_per_hour), c.price_source or "-", c.price_date or "-"]
-
-
-def table(header: list[str], rows: list[list[str]], indent: int = 0) -> str:
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    numeric = {i for i, h in enumerate(header) if h.startswith(("$", "nodes", "vcpus", "mem", "acc"))}
-
-    def fmt(cells: list[str]) -> str:
-        out = [(str(x).rjust(w) if i in numeric else str(x).ljust(w)) for i, (x, w) in enumerate(zip(cells, widths))]
-        return " " * indent + "  ".join(out).rstrip()
-
-    return "\n".join([fmt(header), *(fmt(r) for r in rows)])
-
-
 # ------------------------------------------------------------------------------------------------ select
 
 def cmd_select(args: argparse.Namespace) -> int:
-    from ccdsl.resolution import quantity
+    from ccdsl.resolution import price_cell, quantity, table
     from ccdsl.resolver import select
 
     contracts = _contracts(args)
     catalog = _catalog(args, contracts)
+    check_locales(contracts.values(), catalog, args.file)
     status = 0
     objects: list[dict[str, Any]] = []
     for name, contract in contracts.items():
@@ -235,9 +222,9 @@ def cmd_select(args: argparse.Namespace) -> int:
         print(f"{name}: {len(choices)} match{'es' * (len(choices) != 1)}"
               + (" (workers)" if contract.cluster_type == "ManagerWorkers" else ""))
         if choices:
-            rows = [[c.instance_type, c.provider, c.region, str(c.node_count), _price(c.price_per_node_hour),
-                     _price(c.cluster_price_per_hour), str(c.vcpus), quantity(c.memory_gib),
-                     f"{c.accelerator_count} × {c.accelerator_model}" if c.accelerator_count else "-"]
+            rows = [[c.instance_type, c.provider, c.region, str(c.node_count), price_cell(c.price_per_node_hour),
+                     price_cell(c.cluster_price_per_hour), str(c.vcpus), quantity(c.memory_gib),
+                     _accelerators(c)]
                     for c in choices]
             header = ["instance_type", "provider", "region", "nodes", "$/node/h", "$/h (cluster)", "vcpus",
                       "mem GiB", "accelerators"]
@@ -250,3 +237,10 @@ def cmd_select(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(objects[0] if args.contract is not None else objects, indent=2, ensure_ascii=False))
     return status
+
+
+def _accelerators(c: Any) -> str:
+    """``8 × L4``, ``1/8 × L4`` (a share of one), or ``-``."""
+    from ccdsl.catalog.shares import count_text
+
+    return f"{count_text(c.accelerator_count)} × {c.accelerator_model}" if c.accelerator_count else "-"

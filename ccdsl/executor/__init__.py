@@ -61,8 +61,9 @@ def terminate(cluster: Cluster | str, *, config: Config | None = None) -> None:
 
 def forget(handle: str) -> str:
     """Remove this machine's record of a cluster without asking its cloud (``ccdsl terminate --forget``), for a
-    record that cannot be terminated (credentials gone, a cloud account closed).  Returns the warning to show:
-    whatever the cluster still has in the cloud is no longer tracked here."""
+    record that cannot be terminated (credentials gone, a cloud account closed).  Whatever the cluster has on this
+    machine goes with the record (a watchdog here, its files; for a local cluster, all of it).  Returns what to
+    tell the user: for a cloud cluster, the warning that what it still has there is no longer tracked here."""
     from ccdsl.errors import ClusterError
     from ccdsl.executor import state as st
 
@@ -73,15 +74,29 @@ def forget(handle: str) -> str:
     if record.status == st.DEPLOYING and st.owner_alive(record):
         raise ClusterError(f"cluster {handle} is being deployed by process {record.owner_pid}",
                            hint="wait for it, or press Ctrl-C there: an interrupted deploy cleans up")
+    from ccdsl.executor import guard
+    from ccdsl.executor.cluster import remove_local_files
+
+    guard.stop_local_watchdog(handle)  # a watchdog here would go on guarding (and at $0/h never end)
     state.forget(handle)
+    remove_local_files(handle)
     if record.status == st.TERMINATED:
         return f"forgot cluster {handle} (it was terminated)"
+    if record.provider == "local":  # nothing of it is anywhere else: ending it here is the whole of it
+        from ccdsl.executor.providers import local
+
+        local.end(handle)
+        return (f"forgot cluster {handle} ({record.status}): it ran on this machine, and its watchdog, processes "
+                "and files here are gone with the record")
     where = record.provider + (f" {record.settings.get('resolved_region') or record.settings.get('region')}"
                                if record.provider == "aws" and (record.settings.get("resolved_region")
                                                                 or record.settings.get("region")) else "")
+    guarded = guard.Autostop.from_settings(record.settings.get("autostop"))
+    watchdog = (f"; its autostop watchdog, on its nodes, still {guarded.describe()}"
+                if guarded.active and record.status == st.RUNNING else "")
     return (f"forgot cluster {handle} ({record.status}) without asking {where}: anything it still has there (tagged "
             f"ccdsl:cluster={handle}) is no longer tracked by this machine and may still cost money; 'ccdsl "
-            f"clusters' finds it again by its tags when it can reach {where}")
+            f"clusters' finds it again by its tags when it can reach {where}{watchdog}")
 
 
 __all__ = ["Cluster", "ClusterInfo", "Plan", "autostop", "clusters", "cost_report", "deploy", "forget", "interrupt",

@@ -289,10 +289,12 @@ class Cluster:
             guard.set_autostop(self, guard.make(idle, down, max_cost))
 
     def run_program(self, argv: Sequence[str], np: int | None = None, *,
-                    stream: Callable[[str, str], None] | None = None, oversubscribe: bool = False) -> int:
+                    stream: Callable[[str, str], None] | None = None, oversubscribe: bool = False,
+                    label_ranks: bool = False) -> int:
         """Run a command line as ``ccdsl run`` takes it (:mod:`ccdsl.executor.program`): ``python`` with a script,
         ``-c`` or ``-m`` and its options, or any other program once per rank.  Returns the exit code.  ``np``: 1
-        to the cluster's slots, more only with ``oversubscribe``."""
+        to the cluster's slots, more only with ``oversubscribe``; ``label_ranks``: each output line starts with
+        ``[RANK] ``."""
         from ccdsl.executor import guard, mpi
         from ccdsl.executor.program import parse
 
@@ -302,7 +304,7 @@ class Cluster:
             guard.warn_near_cap(self)
             with guard.busy(self):
                 return launcher.run_program(program, np, stream=stream or mpi.print_stream,
-                                            oversubscribe=oversubscribe)
+                                            oversubscribe=oversubscribe, label_ranks=label_ranks)
 
     def _get_launcher(self) -> Any:
         from ccdsl.executor import mpi
@@ -386,10 +388,13 @@ class Cluster:
         return workdir.remote_dir(workers[0])
 
     def sync(self, path: str | None = None, *, setup: bool = False, progress: Any = None,
-             stream: Callable[[str, str], None] | None = None) -> list[Any]:
+             stream: Callable[[str, str], None] | None = None, replace: bool = False) -> list[Any]:
         """Copy the project's folder (``path``, default: the deploy's ``workdir``) to every node, sending only
         what changed and deleting what was deleted; with ``setup``, run the set-up command again on every node.
-        Nodes that had no copy (replaced nodes) get the set-up anyway.  Returns what was done per node."""
+        Nodes that had no copy (replaced nodes) get the set-up anyway.  Returns what was done per node.
+
+        A ``path`` other than the cluster's folder replaces the nodes' copy (what only the old folder has is
+        deleted there), so it needs ``replace=True``; it then becomes the cluster's folder."""
         from ccdsl.executor import workdir
 
         with self._lock:
@@ -399,6 +404,13 @@ class Cluster:
                 raise ClusterError(f"cluster {self.handle} has no working folder",
                                    hint=f"name one: cluster.sync('proj/'), or ccdsl sync {self.handle} proj/")
             folder = str(workdir.check_folder(folder))
+            if self.workdir and folder != self.workdir and not replace:
+                raise ClusterError(
+                    f"cluster {self.handle} holds a copy of {self.workdir}, not of {folder}: syncing {folder} would "
+                    f"replace it on every node (the files only {self.workdir} has would be deleted there)",
+                    hint=f"to switch folders: ccdsl sync {self.handle} {folder} --replace (Python: "
+                         "cluster.sync(path, replace=True)); to update the nodes' copy: ccdsl sync "
+                         f"{self.handle}")
             command = self.record.settings.get("setup")
             if setup and not command:
                 raise ClusterError(f"cluster {self.handle} has no set-up command",
@@ -530,7 +542,8 @@ class Cluster:
                     self._stop_again(provider, exc)
                     raise
                 self._new_workers()
-                self.state.update_cluster(self.handle, status=st.RUNNING)
+                # the note said why it was not running (autostopped, stopped outside ccdsl, a resume that failed)
+                self.state.update_cluster(self.handle, status=st.RUNNING, note="")
             if self.workdir:  # stopped disks keep the folder (a no-change sync); a replaced node gets it again
                 if not os.path.isdir(self.workdir):
                     log.warning("%s: the working folder %s is gone from this machine; the nodes keep their copy "
@@ -594,12 +607,10 @@ class Cluster:
                 self._provider().terminate(self.handle, self.nodes())
                 self.state.set_nodes(self.handle, [replace(n, state=model.TERMINATED) for n in self.nodes()])
                 self.state.clear_workers(self.handle)
-                self.state.update_cluster(self.handle, status=st.TERMINATED, owner_pid=None)
+                # a note said what to do about the cluster (or why it failed): it is gone now, as asked
+                self.state.update_cluster(self.handle, status=st.TERMINATED, owner_pid=None, note="")
                 self.state.journal(self.handle, "terminated")
-            (st.data_dir() / "known_hosts" / self.handle).unlink(missing_ok=True)
-            import shutil
-
-            shutil.rmtree(st.data_dir() / "engines" / self.handle, ignore_errors=True)
+            remove_local_files(self.handle)
 
     def close(self) -> None:
         """Close open connections (the cluster keeps running, and so do its engines)."""
@@ -613,6 +624,18 @@ class Cluster:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def remove_local_files(handle: str) -> None:
+    """What this machine keeps for a live cluster and nothing needs once it is gone: its pinned host keys, its
+    engines' connection files and its autostop folder (the watchdog's config, pid and log, activity marks)."""
+    import shutil
+
+    data = st.data_dir()
+    (data / "known_hosts" / handle).unlink(missing_ok=True)
+    shutil.rmtree(data / "engines" / handle, ignore_errors=True)
+    shutil.rmtree(data / "autostop" / handle, ignore_errors=True)
+    (data / "autostop" / f"{handle}.autostop").unlink(missing_ok=True)
 
 
 def _past(verb: str) -> str:

@@ -86,6 +86,13 @@ def money(x: float | None) -> float | None:
     return None if x is None else round(float(x), 6)
 
 
+def dollars(x: float) -> str:
+    """A price or amount as people write it: ``$0.6656``, ``$14.5``, ``$14,400`` (four significant digits below
+    $1,000, whole dollars with thousands separators above, never ``1.44e+04``)."""
+    x = float(x)
+    return f"${x:,.0f}" if abs(x) >= 999.95 else f"${x:.4g}"  # (999.97 in four digits would be 1e+03)
+
+
 def iso(t: float) -> str:
     """UTC ISO 8601 to the second: what ``--json`` prints for times."""
     return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds")

@@ -80,9 +80,11 @@ class ClusterInfo:
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("cost", "autostop")}
-        d["created_at"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self.created_at))
         d.update(self.cost.to_dict() if self.cost is not None else {"price_per_hour": None, "cost_so_far": None,
                                                                       "started_at": None})
+        d["created_at"] = cost.iso(self.created_at)  # as started_at: UTC with its zone
+        # this machine and SSH hosts have no market: on-demand, as `ccdsl resolve --json` says of their rows
+        d["market"] = self.market or ("on-demand" if self.provider != "aws" else None)
         d["autostop"] = dict(self.autostop) if self.autostop else None
         return d
 
@@ -98,13 +100,13 @@ class ClusterInfo:
         if self.cost is None:
             return ""
         c = self.cost
-        rate = f"${c.price_per_hour:.4g}/h" if c.price_per_hour is not None else "price unknown"
-        spent = f"${c.cost_so_far:.2f} so far" if c.cost_so_far is not None else "cost unknown"
+        rate = f"{cost.dollars(c.price_per_hour)}/h" if c.price_per_hour is not None else "price unknown"
+        spent = f"${c.cost_so_far:,.2f} so far" if c.cost_so_far is not None else "cost unknown"
         out = f", age {cost.age(c.at - c.started_at)}, {rate}, {spent}"
         if self.autostop and self.autostop.get("idle"):
             out += f", autostop {self.autostop['idle']}" + (" (down)" if self.autostop.get("down") else "")
         if c.max_cost is not None:
-            out += f", cap ${c.max_cost:g}"
+            out += f", cap {cost.dollars(c.max_cost)}"
         if c.warning:
             out += f" -- WARNING: {c.warning}"
         return out
@@ -292,7 +294,7 @@ def _announce_markets(handle: str, plan: Plan, config: Config, state: st.State) 
         text = f"{r.role} {r.instance_type} × {r.count}: {markets[r.role]}"
         price = r.options.get("price_per_node_hour")
         if isinstance(price, (int, float)):
-            text += f" at ${price:.4g}/node-hour"
+            text += f" at {cost.dollars(price)}/node-hour"
         zones = _spot_zones(r)
         if markets[r.role] == "spot" and zones:
             text += f" (cheapest in {zones[0]})"
@@ -419,9 +421,9 @@ def _create(handle: str, spec: Spec, config: Config, state: st.State, report: Pr
         state.update_cluster(handle, provider=plan.provider, settings=_settings(provider))
         plan = _with_markets(plan, config)
         cost.record_plan(state, handle, plan)  # priced before anything is created: a crashed deploy is priced too
-        _announce_markets(handle, plan, config, state)
         try:
-            return provider, _create_plan(handle, plan, provider, state, report)
+            return provider, _create_plan(handle, plan, provider, state, report,
+                                          announce=lambda p=plan: _announce_markets(handle, p, config, state))
         except CapacityError as exc:
             failures.append(f"{plan.describe()}: {exc.message}")
             if exc.hint and exc.hint not in hints:
@@ -451,7 +453,11 @@ def _same_place(plan: Plan, other: Plan) -> bool:
     return plan.provider == other.provider and region(plan) == region(other)
 
 
-def _create_plan(handle: str, plan: Plan, provider: Any, state: st.State, report: Progress) -> list[Node]:
+def _create_plan(handle: str, plan: Plan, provider: Any, state: st.State, report: Progress,
+                 announce: Any = None) -> list[Node]:
+    """Create every role of ``plan``; ``announce()`` runs once, just before the first create call: a deploy that
+    fails before it (no credentials, a refused region) leaves no record, so it must not name markets of a handle
+    that never existed."""
     created: list[Node] = []
     preferred: str | None = None
     # The spot zones of the plan's spot roles, cheapest first: an on-demand role starts in the first of them it can
@@ -471,6 +477,9 @@ def _create_plan(handle: str, plan: Plan, provider: Any, state: st.State, report
         tried = []
         for position, zone in enumerate(zones):
             attempt = replace(request, options={**request.options, "zone": zone}) if zone else request
+            if announce is not None:
+                announce()
+                announce = None
             state.journal(handle, "create", role=request.role, instance_type=request.instance_type,
                           count=request.count, zone=zone, market=request.options.get("market"))
             try:

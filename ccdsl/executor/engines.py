@@ -455,6 +455,7 @@ class Engines:
                                                                      ("127.0.0.1", 0), timeout=10), ports, activity)
         client = ipp.Client(client_info(info, self.tunnel))  # positionally: url_file= is ignored in 9.x
         client.block = True  # views on one engine (rc[0]) would otherwise return AsyncResults
+        _close_quietly_on_shutdown(client)
         deadline = time.monotonic() + timeout
         try:
             while len(client.ids) < saved["size"]:
@@ -464,7 +465,8 @@ class Engines:
                     raise ExecutionError(f"only {len(client.ids)} of {saved['size']} engines registered within "
                                          f"{timeout:g} s: {_tail(self._log(saved))}")
                 try:
-                    client.wait_for_engines(saved["size"], timeout=1.0)
+                    # no progress bar: in IPython each 1 s wait would leave one behind, stuck at 0/N
+                    client.wait_for_engines(saved["size"], timeout=1.0, interactive=False)
                 except TimeoutError:
                     pass
         except BaseException:
@@ -559,6 +561,17 @@ class Engines:
             self._run(node, f"pkill -KILL -f {pattern} 2>/dev/null; true", timeout=30)
 
         mpi._parallel(clean, list({n.instance_id: n for n in [via, *workers]}.values()))
+
+
+def _close_quietly_on_shutdown(client: Any) -> None:
+    """When the controller shuts down (another Client of the same engines stopped them: ``terminate`` in one
+    session while ``reconnect(h).engines()`` holds another), ipyparallel closes the Client's sockets from inside
+    its own I/O loop, under streams still registered there: two ``ZMQError: Socket operation on non-socket``
+    tracebacks.  Closing from another thread stops that loop first, then closes the sockets: no noise."""
+    handlers = getattr(client, "_notification_handlers", None)
+    if isinstance(handlers, dict) and "shutdown_notification" in handlers:
+        handlers["shutdown_notification"] = lambda msg: threading.Thread(
+            target=client.close, name="ccdsl-engines-closed", daemon=True).start()
 
 
 def _pid_alive(pid: int) -> bool:

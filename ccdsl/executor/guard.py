@@ -155,7 +155,7 @@ def arm(cluster: Cluster, a: Autostop | None = None) -> None:
 
 
 def _arm_local(cluster: Cluster, a: Autostop) -> None:
-    _stop_local_watchdog(cluster.handle)
+    stop_local_watchdog(cluster.handle)
     d = local_dir(cluster.handle)
     cfg = _watch_config(cluster, a, str(d), "local")
     cfg.update(interactive=False, local_command=[sys.executable, "-c", _LOCAL_STOP, "local-stop",
@@ -172,7 +172,8 @@ def _arm_local(cluster: Cluster, a: Autostop) -> None:
                        stderr=out, env=env, start_new_session=True, close_fds=True, check=False, timeout=60)
 
 
-def _stop_local_watchdog(handle: str) -> None:
+def stop_local_watchdog(handle: str) -> None:
+    """End the watchdog running on this machine for ``handle`` (the local provider's), if any."""
     d = st.data_dir() / "autostop" / handle
     (d / "autostop.json").unlink(missing_ok=True)  # a watchdog that survives the kill exits at its next check
     try:
@@ -249,7 +250,7 @@ def _dir(node: model.Node) -> str:
 def disarm(cluster: Cluster) -> None:
     """Stop the watchdog (it also exits by itself at its next check once its config is gone)."""
     if cluster.provider == "local":
-        _stop_local_watchdog(cluster.handle)
+        stop_local_watchdog(cluster.handle)
         return
     if cluster.status != st.RUNNING:
         return  # stopped nodes run no watchdog; resume arms from the record's settings

@@ -20,6 +20,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import selectors
 import shlex
 import shutil
@@ -48,6 +49,14 @@ Stream = Callable[[str, str], None]  # (line without newline, "stdout" | "stderr
 _RANK_FILE = Path(__file__).with_name("_rank.py")
 MARK = "\x1eccdsl-"
 STALE = 98  # exit code of the launch command when the rank bootstrap is missing on the node
+# hydra's line when a rank's program cannot be started: "[proxy:0@vm] HYDU_create_process (…/launch.c:73): execvp
+# error on file nonexistentcmd (No such file or directory)", once per rank; ccdsl says it once, in its own words.
+# The forked children write its three pieces apart, so on a loaded machine pieces of several ranks interleave.
+_EXECVP = re.compile(r"execvp error on file (.+?) \(([^()]*)\)")
+_HYDRA_PIECES = re.compile(r"\[proxy:[^\]\s]*\] ?|HYDU_create_process \([^)]*\): ?")
+RUN_PREFIX = "ccdsl-run-"  # local runs' private folders in the temporary directory (payload, error records)
+LABEL_RANKS = ("-prepend-rank",)  # hydra: each output line starts with "[rank] "
+RANK_LABEL = re.compile(r"\[(\d+)\] ?")  # ... that label
 
 
 @dataclass(frozen=True)
@@ -287,11 +296,20 @@ class _Output:
         self.partial = {"stdout": [], "stderr": []}
 
     def _line(self, stream: str, text: str) -> None:
+        if stream == "stderr" and ("execvp error on file" in text or _HYDRA_PIECES.match(text)):
+            # reported once by the launcher (Launcher.run_program), not once per rank in hydra's words
+            found = _EXECVP.findall(text)
+            rest = _HYDRA_PIECES.sub("", _EXECVP.sub("", text)).strip()
+            if found or not rest:
+                self.records += [("execvp", f"{name}\t{reason}") for name, reason in found]
+                if not rest:
+                    return
+                text = rest
         if MARK in text:
             text, _, record = text.partition(MARK)
             kind, _, data = record.partition(":")
             self.records.append((kind, data.strip()))
-            if not text:
+            if not text or RANK_LABEL.fullmatch(text):  # nothing before the record but its rank's label
                 return
         self.tail.append(text)
         if self.callback is not None:
@@ -299,6 +317,38 @@ class _Output:
 
     def record(self, kind: str) -> list[str]:
         return [data for k, data in self.records if k == kind]
+
+
+def _run_dir() -> tuple[str, int]:
+    """A private folder for one local run and the descriptor of its lock, held while the run lasts.  First, the
+    folders of runs whose process died without cleaning up (SIGKILL runs no ``finally``) are removed: their lock
+    is free and names a pid.  A folder whose lock file is still empty is being set up, and is left alone."""
+    import fcntl
+
+    parent = tempfile.gettempdir()
+    try:
+        names = [n for n in os.listdir(parent) if n.startswith(RUN_PREFIX)]
+    except OSError:
+        names = []
+    for name in names:
+        path = os.path.join(parent, name)
+        try:
+            fd = os.open(os.path.join(path, "lock"), os.O_RDONLY)
+        except OSError:  # another user's folder, or one not set up yet
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.read(fd, 32):  # its run wrote its pid under the lock, and is gone
+                shutil.rmtree(path, ignore_errors=True)
+        except OSError:  # locked: that run is going on
+            pass
+        finally:
+            os.close(fd)
+    tmp = tempfile.mkdtemp(prefix=RUN_PREFIX)
+    fd = os.open(os.path.join(tmp, "lock"), os.O_CREAT | os.O_RDWR, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.write(fd, str(os.getpid()).encode())
+    return tmp, fd
 
 
 def _die_with_parent() -> None:
@@ -561,10 +611,12 @@ class Launcher:
                                 timeout=timeout, oversubscribe=oversubscribe)
 
     def run_program(self, program: Any, np: int | None = None, *, stream: Stream | None = print_stream,
-                    timeout: float | None = None, oversubscribe: bool = False) -> int:
+                    timeout: float | None = None, oversubscribe: bool = False, label_ranks: bool = False) -> int:
         """Run a :class:`~ccdsl.executor.program.Program` on ``np`` ranks: a Python script (shipped), ``-c`` code
         or ``-m`` module under the rank bootstrap, or any other program as is (once per rank, MPI environment
-        set).  Streams the output; returns mpiexec's exit code."""
+        set).  Streams the output; returns mpiexec's exit code.  ``label_ranks``: every output line starts with
+        ``[RANK] `` (hydra's ``-prepend-rank``), for output sorted by rank.  A program the nodes cannot start is an
+        :class:`ExecutionError` naming it."""
         import pickle
 
         self.check_np(np, oversubscribe)
@@ -582,12 +634,19 @@ class Launcher:
         else:
             mode, payload = "exec", b""
         argv = [program.target, *program.args] if mode == "exec" else [*program.args]
-        _, code = self._launch(mode, payload, [str(a) for a in argv], np or self.size, stream, timeout,
-                               flags=tuple(program.flags))
+        out, code = self._launch(mode, payload, [str(a) for a in argv], np or self.size, stream, timeout,
+                                 flags=tuple(program.flags), mpi_args=LABEL_RANKS if label_ranks else ())
         if code != 0:
             dead = self._after_failure()
             if dead:
                 raise ExecutionError(f"the MPI job failed (exit {code}): {'; '.join(dead)}")
+            missing = out.record("execvp")
+            if missing:
+                name, _, reason = missing[0].partition("\t")
+                where, path = (("this machine", "its PATH") if self.mode == "local" else
+                               ("the nodes", "their PATH"))
+                raise ExecutionError(f"cannot run {name!r} on {where}: {reason} (it must be a program on {path}, or "
+                                     "a path relative to the working folder)")
         return code
 
     def check_np(self, np: int | None, oversubscribe: bool = False) -> None:
@@ -613,15 +672,18 @@ class Launcher:
 
     # -- running --------------------------------------------------------------------------------------------------
     def _launch(self, mode: str, payload: bytes, args: list[str], np: int, stream: Stream | None,
-                timeout: float | None, retried: bool = False, flags: tuple[str, ...] = ()) -> tuple[_Output, int]:
+                timeout: float | None, retried: bool = False, flags: tuple[str, ...] = (),
+                mpi_args: tuple[str, ...] = ()) -> tuple[_Output, int]:
         """Start mpiexec for one run.  ``exec`` mode runs ``args`` (a program and its arguments) as they are;
-        the other modes run the rank bootstrap under the nodes' python with ``flags`` (interpreter options)."""
+        the other modes run the rank bootstrap under the nodes' python with ``flags`` (interpreter options).
+        ``mpi_args`` go to mpiexec after the configured ones."""
         timeout = timeout if timeout is not None else self.options.run_timeout
         out = _Output(stream)
+        extra = (*self.options.extra_args, *mpi_args)
         if mode == "exec":
-            return self._launch_exec(args, np, out, timeout)
+            return self._launch_exec(args, np, out, timeout, extra)
         if self.mode == "local":
-            tmp = tempfile.mkdtemp(prefix="ccdsl-run-")
+            tmp, lock = _run_dir()
             try:
                 payload_path = os.path.join(tmp, "payload")
                 with open(payload_path, "wb") as f:
@@ -630,8 +692,8 @@ class Launcher:
                 if self.workdir:
                     env["CCDSL_WORKDIR"] = self.workdir
                 python = self.options.local_python or sys.executable
-                argv = [local_mpiexec(), "-n", str(np), *self.options.extra_args, python, *flags, str(_RANK_FILE),
-                        mode, payload_path, *args]
+                argv = [local_mpiexec(), "-n", str(np), *extra, python, *flags, str(_RANK_FILE), mode,
+                        payload_path, *args]
                 code = self._pump(_LocalProcess(argv, env), out, timeout, "this machine")
                 if code != 0:  # error records a rank also left in files (see _rank._fail)
                     for name in sorted(os.listdir(tmp)):
@@ -642,6 +704,7 @@ class Launcher:
                 return out, code
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
+                os.close(lock)
         first = self.nodes[0]
         via = self.via or first
         directory = self._extra(first, "ccdsl_dir")
@@ -654,7 +717,7 @@ class Launcher:
         via_dir = self._extra(via, "ccdsl_dir")
         argv = [self._extra(via, "mpiexec"), "-launcher", "ssh", "-launcher-exec", f"{via_dir}/ssh",
                 "-hosts", hosts, *(["-iface", self.options.iface] if self.options.iface else []),
-                *self.options.extra_args, *(["-genv", "CCDSL_WORKDIR", self.workdir] if self.workdir else []),
+                *extra, *(["-genv", "CCDSL_WORKDIR", self.workdir] if self.workdir else []),
                 "-n", str(np), self._extra(first, "python"), *flags, f"{directory}/{rank_script_name()}", mode,
                 payload_path, *args]
         proc = _RemoteProcess(self._ssh_pool.get(via), via, argv, self._ssh_pool.options,
@@ -667,21 +730,22 @@ class Launcher:
             raise
         if code == STALE and not out.tail and not retried:
             self._install_rank_script()
-            return self._launch(mode, payload, args, np, stream, timeout, retried=True, flags=flags)
+            return self._launch(mode, payload, args, np, stream, timeout, retried=True, flags=flags, mpi_args=mpi_args)
         return out, code
 
-    def _launch_exec(self, argv: list[str], np: int, out: _Output, timeout: float | None) -> tuple[_Output, int]:
+    def _launch_exec(self, argv: list[str], np: int, out: _Output, timeout: float | None,
+                     extra: tuple[str, ...]) -> tuple[_Output, int]:
         """``mpiexec -n NP PROGRAM ARGS``: any program, once per rank (on node 0 or the manager in ssh mode)."""
         here = ["-genv", "CCDSL_WORKDIR", self.workdir, "-wdir", self.workdir] if self.workdir else []
         if self.mode == "local":
-            command = [local_mpiexec(), "-n", str(np), *self.options.extra_args, *here, *argv]
+            command = [local_mpiexec(), "-n", str(np), *extra, *here, *argv]
             return out, self._pump(_LocalProcess(command, dict(os.environ)), out, timeout, "this machine")
         via = self.via or self.nodes[0]
         hosts = ",".join(f"{n.private_address or n.address}:{self.ppn}" for n in self.nodes)
         via_dir = self._extra(via, "ccdsl_dir")
         command = [self._extra(via, "mpiexec"), "-launcher", "ssh", "-launcher-exec", f"{via_dir}/ssh",
                    "-hosts", hosts, *(["-iface", self.options.iface] if self.options.iface else []),
-                   *self.options.extra_args, *here, "-n", str(np), *argv]
+                   *extra, *here, "-n", str(np), *argv]
         self._last_run = None
         proc = _RemoteProcess(self._ssh_pool.get(via), via, command, self._ssh_pool.options)
         try:

@@ -297,19 +297,94 @@ def _shell(directory: str, command: str, python: str | None) -> str:
     return f"cd {shlex.quote(directory)} && {path}exec sh -c {shlex.quote(command)}"
 
 
-def setup_local(directory: Path, command: str, stream: Stream) -> None:
-    """Run the set-up on this machine (the local provider), streaming its output."""
+SETUP_TAG = "CCDSL_SETUP_OF"  # in the local set-up's environment: which cluster's set-up a process group is
+
+
+def _setup_pid_file(handle: str) -> Path:
+    return local_dir(handle).parent / "setup.pid"
+
+
+def setup_local(directory: Path, command: str, stream: Stream, *, handle: str | None = None) -> None:
+    """Run the set-up on this machine (the local provider), streaming its output.  It runs in a process group of
+    its own, named in ``setup.pid`` beside the folder, so that ``terminate`` ends it (and what it started) when
+    the deploy that ran it was killed; it gets SIGTERM when that deploy dies."""
+    from ccdsl.executor.mpi import _die_with_parent
+
     env = dict(os.environ)
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    env[SETUP_TAG] = handle or ""
     proc = subprocess.Popen(["sh", "-c", command], cwd=directory, env=env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=_die_with_parent)
+    pid_file = _setup_pid_file(handle) if handle else None
+    if pid_file is not None:
+        pid_file.write_text(str(proc.pid))
     assert proc.stdout is not None
-    for raw in proc.stdout:
-        stream("this machine", raw.decode(errors="replace").rstrip("\n"))
-    code = proc.wait()
+    try:
+        for raw in proc.stdout:
+            stream("this machine", raw.decode(errors="replace").rstrip("\n"))
+        code = proc.wait()
+    except BaseException:  # Ctrl-C: the set-up ends with the deploy
+        _end_group(proc.pid)
+        proc.wait()
+        raise
+    finally:
+        if pid_file is not None:
+            pid_file.unlink(missing_ok=True)
     if code != 0:
         raise SetupError(f"the set-up command failed on this machine (exit {code}): {command}",
                          node="this machine", exit_code=code)
+
+
+def end_local_setup(handle: str) -> None:
+    """End the local set-up of ``handle`` if any of it still runs (its deploy was killed before it ended: the
+    shell got SIGTERM then, what it started may live on in its process group)."""
+    try:
+        group = int(_setup_pid_file(handle).read_text())
+    except (OSError, ValueError):
+        return
+    if _members(group, handle):  # pids are reused: only a group whose processes carry this cluster's tag is ours
+        _end_group(group, handle)
+    _setup_pid_file(handle).unlink(missing_ok=True)
+
+
+def _members(group: int, handle: str | None) -> list[int]:
+    """The live processes of process group ``group`` (with ``handle``: those whose environment names it)."""
+    tag = f"{SETUP_TAG}={handle}".encode()
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if fields[0] == "Z" or int(fields[2]) != group:
+                continue
+            if handle is not None and tag not in Path(f"/proc/{name}/environ").read_bytes().split(b"\0"):
+                continue
+        except (OSError, IndexError, ValueError):
+            continue
+        out.append(int(name))
+    return out
+
+
+def _end_group(group: int, handle: str | None = None) -> None:
+    """SIGTERM to process group ``group``; SIGKILL to whatever of it is left after 5 s (a command that ignores
+    SIGTERM).  Its processes need not be our children (the deploy that started them was killed): watched in /proc."""
+    import signal
+
+    try:
+        os.killpg(group, signal.SIGTERM)
+    except OSError:
+        return
+    for _ in range(50):
+        if not _members(group, handle):
+            return
+        time.sleep(0.1)
+    try:
+        os.killpg(group, signal.SIGKILL)
+    except OSError:
+        pass
 
 
 def setup_remote(pool: ssh.Connections, nodes: Sequence[Node], command: str, stream: Stream) -> None:
@@ -410,7 +485,7 @@ def setup_nodes(handle: str, provider: str, nodes: Sequence[Node], config: Any, 
 
     out = stream or print_setup_line
     if provider == "local":
-        setup_local(local_dir(handle), command, out)
+        setup_local(local_dir(handle), command, out, handle=handle)
         return
     _, manager = split_roles(nodes)
     _, ssh_options = mpi.options_from_config(config, known_hosts=known_hosts_path(handle))

@@ -21,6 +21,12 @@ from ccdsl.parameters import ORDERED_QUALIFIERS, PARAMETERS, Parameter, canonica
 # How many values each qualifier takes: (min, max); None = no upper bound.
 ARITY = {"just": (1, 1), "atleast": (1, 1), "atmost": (1, 1), "between": (2, 2), "unrestricted": (0, 0),
          "oneof": (1, None), "not": (1, None)}
+# The most separate values a @oneof/@not of node_count or of a cluster total may list (for a count, a run of
+# consecutive whole numbers such as 1, 2, …, 150000 is one).  Why a cap: these lists go into the SMT problem Z3
+# minimizes, one comparison per value or run, and an unstructured list of 4,096 takes Z3 seconds to prove optimal
+# (1,024: about 0.5 s, see benchmarks/bench_limits.py); numpy alone needs none.  Per-node clauses are not capped
+# (numpy alone decides them).
+MAX_LISTED = 1024
 
 
 @dataclass
@@ -233,6 +239,13 @@ def _check_value(param: Parameter, value: ast.Value, report: _Report) -> tuple[s
         return None
     if qualifier in ("oneof", "not"):
         values = list(dict.fromkeys(values))
+        pieces = _pieces(param, values)
+        if pieces > MAX_LISTED and (param.name == "node_count" or param.scope == "total"):
+            runs = " (a run of consecutive whole numbers counts once)" if param.kind == "count" else ""
+            report.add(f"@{qualifier} of {param.name} lists {pieces} separate values{runs}; it may list at most "
+                       f"{MAX_LISTED}", value.pos if isinstance(value, ast.Qualified) else where,
+                       hint="use a range (@atleast, @atmost, @between) for most of them")
+            return None
     return qualifier, tuple(values)
 
 
@@ -260,6 +273,16 @@ def _ordered_bound(param: Parameter, qualifier: str, args: tuple[ast.Atom, ...],
                        value.pos, hint=f"write @between({values[1]}, {values[0]})")
             ok = False
     return ok
+
+
+def _pieces(param: Parameter, values: list[Value]) -> int:
+    """How many separate values a list has for the cap :data:`MAX_LISTED`: for a count, each run of consecutive
+    whole numbers is one (the SMT problem writes it as one range); for memory or prices each value is one."""
+    if param.kind != "count" or len(values) <= MAX_LISTED:
+        return len(values)
+    whole = sorted({int(v) for v in values if isinstance(v, int)})
+    return sum(1 for i, v in enumerate(whole) if i == 0 or v != whole[i - 1] + 1) + sum(
+        1 for v in values if not isinstance(v, int))
 
 
 def _kind_phrase(param: Parameter) -> str:

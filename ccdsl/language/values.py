@@ -46,6 +46,11 @@ def normalize(param: Parameter, atom: ast.Atom) -> Value:
     return _config(atom)
 
 
+# Counts that may be fractional: accelerators are sold in shares of one GPU (issue 20 item 3); every other count
+# stays a whole number.
+SHARED_COUNTS = ("accelerator_count", "cluster_accelerator_count")
+
+
 def _number(param: Parameter, atom: ast.Atom) -> int | float:
     if not isinstance(atom, ast.Number):
         hint = None
@@ -57,6 +62,12 @@ def _number(param: Parameter, atom: ast.Atom) -> int | float:
         raise ValueProblem(f"{param.name} cannot be negative ({atom.text})")
     if param.kind == "count":
         if isinstance(value, float):
+            if param.name in SHARED_COUNTS and not value.is_integer() and (
+                    value < 1 or param.name == "cluster_accelerator_count"):
+                return value  # a share of one accelerator (1/8 of an L4): @atleast(0.125) admits it
+            if not value.is_integer() and param.name in SHARED_COUNTS:
+                raise ValueProblem(f"{param.name} is a count of {param.unit}: a whole number, or a share of one "
+                                   f"below 1 (0.125 = 1/8), not {atom.text}")
             if not value.is_integer():
                 raise ValueProblem(f"{param.name} is a count of {param.unit or 'items'}: it must be a whole number, "
                                    f"not {atom.text}")

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
 DEFAULT_REGION = "us-east-1"
 
-__all__ = ["DEFAULT_REGION", "default_region", "resolve", "select"]
+__all__ = ["DEFAULT_REGION", "default_region", "known_regions", "resolve", "select"]
 
 
 def default_region() -> str:
@@ -111,7 +111,32 @@ def _ranking(contract: Contract, catalog: Any, region: str | None, any_region: b
     roles = market.spot_roles(contract, spot)
     market.check(contract, roles)
     view = _view(catalog, roles, mixed=bool(roles) and len(roles) < len(market.roles_of(contract)))
+    _check_regions(view, contract, catalog, region)
     return rank(view, contract, region or default_region(), any_region)
+
+
+def region_origin(region: str | None) -> str:
+    """Where the default region comes from: ``given`` (``region=``, ``--region``), ``env`` or ``default``."""
+    return "given" if region else "env" if os.environ.get("CCDSL_REGION") else "default"
+
+
+def known_regions(catalog: Any = None) -> frozenset[str]:
+    """Every region of the catalog (of ``ccdsl.catalog.load()`` when None: shipped rows and user catalogs)."""
+    return frozenset(_view(catalog).labels["region"])
+
+
+def _check_regions(view: CatalogView, contract: Contract, catalog: Any, region: str | None) -> None:
+    """A region the user named that no catalog row has is a typo (:mod:`.regions`).  The ranked view answers
+    for the names it holds; only a miss reads every region (a spot view holds the spot rows only)."""
+    from ccdsl.resolver import regions
+
+    index = view.index("region")
+    default = region or default_region()
+    if default not in index:
+        regions.check_default(default, region_origin(region), known_regions(catalog))
+    if catalog is None and any(c.parameter == "cluster_locale" and any(str(v) not in index for v in c.values)
+                               for c in contract.clauses):
+        regions.check_clauses(contract, known_regions(None))
 
 
 def _choice(view: CatalogView, row: int, count: int, role: str | None, manager: int = -1) -> Choice:
@@ -167,10 +192,11 @@ def resolve(contract: Contract, catalog: Any = None, *, region: str | None = Non
     if ranking.manager is not None:
         manager = _choice(view, int(ranking.managers[0]), 1, "manager")
     proof = solve.prove(ranking) if prove else None
+    positions = solve.alternatives(ranking, top)
     alts = [_choice(view, int(ranking.rows[i]), int(ranking.counts[i]), wrole, int(ranking.managers[i]))
-            for i in solve.alternatives(ranking, top)]
-    origin = "given" if region else "env" if os.environ.get("CCDSL_REGION") else "default"
-    why = explain.explanation(ranking, chosen, manager, alts, proof, origin)
+            for i in positions]
+    origin = region_origin(region)
+    why = explain.explanation(ranking, chosen, manager, alts, proof, origin, positions[0] if positions else None, top)
     return Resolution(contract, chosen, manager, tuple(alts), why, matches=len(ranking.rows),
                       problem=proof.problem.text if proof is not None and proof.problem is not None else "")
 

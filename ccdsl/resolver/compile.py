@@ -5,8 +5,9 @@ The problem (SMT-LIB 2 text, kept on the :class:`Problem` so it can be printed a
 - ``k`` (Int) picks a worker *class* (a representative catalog row), ``n`` (Int) the worker count, ``km`` the
   manager class of a ManagerWorkers cluster; ``cost = wcost + mcost`` is the cluster price per hour.
 - Every clause the user wrote is a Boolean literal ``c<i>`` asserted only as an assumption, so an unsat core names
-  clauses.  A per-node clause a class fails becomes ``(= k i) → ¬c<i>``; a cluster total becomes
-  ``(= k i) ∧ c<i> → n·v_i ⋈ bound``; the budget ``(= k i) ∧ c<i> → n·p_i + mcost ⋈ bound``; ``node_count`` a
+  clauses.  A per-node clause a class fails becomes ``(= k i) → ¬c<i>``; a cluster total is a Real
+  ``total<j>`` with ``(= k i) → total<j> = n·v_i`` per class and ``c<j> → total<j> ⋈ bound`` once (so a list of
+  K values is written once, not once per class); the budget is ``c<j> → cost ⋈ bound``; ``node_count`` a
   constraint on ``n`` (its default, 1, is the pseudo-clause ``cdefault``).  Manager and workers sit in the same
   provider and region (``wloc = mloc``).
 - A class whose row has a finite ``max_nodes`` bounds ``n`` by it: ``(= k i) → n ≤ max_nodes``, a fact rather
@@ -18,7 +19,8 @@ The problem (SMT-LIB 2 text, kept on the :class:`Problem` so it can be printed a
   ``cluster_price_per_hour``, also when it is the manager); ``node_price`` already fails for it as a node clause.
 - Comparisons carry the same relative slack (1e-9) as the vectorized filters, with exact rationals for the
   decimal values of the catalog and the contract (``0.526`` is 263/500), so Z3 and numpy agree on boundaries.
-  Node counts are whole numbers and compared exactly (:func:`count_formula`).
+  Node counts are whole numbers and compared exactly (:func:`count_formula`), and so are count totals (vCPUs,
+  accelerators: :func:`qualify`), as in :mod:`.counts`.
 
 Classes keep the problem small without changing its answer: rows are grouped by everything the problem can see
 (failed clauses, location when the manager couples it, values the clauses compare exactly) and only the Pareto
@@ -34,7 +36,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
 
@@ -83,9 +85,36 @@ def _spec(clauses: tuple[Clause, ...], role: str | None, fixed: int | None = Non
             coupled.append(c)
         elif c.parameter == "node_count":
             count = c
+    implied = whole_accelerator(clauses, role)
+    if implied is not None:
+        node.append(implied)
     if fixed == 1:  # a single node: its "totals" are per-node bounds
         node, coupled = node + coupled, []
     return RoleSpec(role, tuple(node), tuple(coupled), count, fixed)
+
+
+# Clauses that ask for an accelerator.  Without an accelerator_count clause they mean at least one whole one: a
+# share of a GPU (g6f.large: 1/8 of an L4) competes only when accelerator_count admits it (@atleast(0.125)).
+ACCELERATOR_PARAMETERS = ("accelerator", "accelerator_architecture", "accelerator_manufacturer", "accelerator_type",
+                          "accelerator_memory", "cluster_accelerator_count", "cluster_accelerator_memory")
+
+
+def whole_accelerator(clauses: tuple[Clause, ...], role: str | None) -> Clause | None:
+    """``accelerator_count => @atleast(1)``, implied by the first clause that asks for an accelerator (a symbol
+    it must be, a positive lower bound) when the role has no accelerator_count clause; None otherwise."""
+    if any(c.parameter == "accelerator_count" for c in clauses):
+        return None
+    for c in clauses:
+        if c.parameter not in ACCELERATOR_PARAMETERS:
+            continue
+        kind = PARAMETERS[c.parameter].kind
+        if (kind == "symbol" and c.qualifier in ("just", "oneof")) or (
+                kind != "symbol" and c.qualifier in ("atleast", "between", "just", "oneof")
+                and min(float(v) for v in c.values) > 0):
+            text = f"accelerator_count => @atleast(1) (implied by {c.text})"
+            span = replace(c.span, text=text) if c.span is not None else None
+            return Clause("accelerator_count", "atleast", (1,), role, span)
+    return None
 
 
 def coupled_column(clause: Clause) -> str:
@@ -142,7 +171,10 @@ def pareto(group: np.ndarray, better: np.ndarray, presorted: np.ndarray | None =
     g, b, first = g[order], b[order], first[order]
     keep = np.zeros(len(g), dtype=bool)
     bounds = np.flatnonzero(np.diff(g)) + 1
-    for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(g)]):
+    starts, ends = np.r_[0, bounds], np.r_[bounds, len(g)]
+    single = ends - starts == 1  # a group of one row keeps it (a ManagerWorkers budget: thousands of such groups)
+    keep[starts[single]] = True
+    for lo, hi in zip(starts[~single], ends[~single]):
         keep[lo:hi] = _frontier(b[lo:hi])
     return np.sort(first[keep])
 
@@ -380,6 +412,13 @@ def compile_problem(workers: RoleSpec, worker_classes: Classes, manager: RoleSpe
     else:
         out.append(f"(assert (=> {DEFAULT_COUNT} (= n 1)))")
     coupled_lits = [literals[literal_index[id(c)]].name for c in workers.coupled]
+    # each cluster total is one Real, defined by the chosen class, and each clause is asserted once on it: a
+    # @oneof/@not of K values is K comparisons, not K per class (the budget's total is ``cost`` itself)
+    totals = [("cost" if c.parameter == BUDGET else f"total{j}") for j, c in enumerate(workers.coupled)]
+    out += [f"(declare-const {t} Real)" for t in totals if t != "cost"]
+    whole = [bool(np.all(np.isnan(v) | (v == np.floor(v)))) for v in worker_classes.values]  # shares: not whole
+    out += [f"(assert (=> {lit} {qualify(c, t, w)}))"
+            for c, lit, t, w in zip(workers.coupled, coupled_lits, totals, whole)]
     for i in range(len(worker_classes.rows)):
         pick = f"(= k {i})"
         if name is not None:
@@ -390,14 +429,11 @@ def compile_problem(workers: RoleSpec, worker_classes: Classes, manager: RoleSpe
         if not np.isnan(worker_classes.limit[i]):  # a fact of the catalog, not a clause: no literal
             facts.append(f"(<= n {int(worker_classes.limit[i])})")
         facts += [f"(not {literals[j].name})" for j in worker_classes.fails[i]]
-        for c, lit, v in zip(workers.coupled, coupled_lits, worker_classes.values):
+        for lit, v, total in zip(coupled_lits, worker_classes.values, totals):
             if np.isnan(v[i]):
                 facts.append(f"(not {lit})")
-                continue
-            term = f"(* {num(v[i])} {nreal})"
-            if c.parameter == BUDGET:
-                term = f"(+ {term} mcost)"
-            out.append(f"(assert (=> (and {pick} {lit}) {qualify(c, term)}))")
+            elif total != "cost":  # the budget's total is wcost + mcost
+                facts.append(f"(= {total} (* {num(v[i])} {nreal}))")
         out.append(f"(assert (=> {pick} (and {' '.join(facts)})))")
     if manager is None or manager_classes is None:
         out.append("(assert (= mcost 0.0))")
@@ -435,17 +471,21 @@ def count_formula(clause: Clause) -> str:
         return f"(<= n {math.floor(vals[0])})"
     if q == "between":
         return f"(and (>= n {math.ceil(vals[0])}) (<= n {math.floor(vals[1])}))"
+    listed = runs(sorted(set(whole[:1 if q == "just" else None])))  # consecutive counts as one range
+    picks = [f"(= n {a})" if a == b else f"(and (>= n {a}) (<= n {b}))" for a, b in listed]
     if q in ("just", "oneof"):
-        picks = [f"(= n {v})" for v in whole[:1 if q == "just" else None]]
         return f"(or {' '.join(picks)})" if picks else "false"
     if q == "not":
-        return f"(and {' '.join(f'(not (= n {v}))' for v in whole)})" if whole else "true"
+        return f"(and {' '.join(f'(not {x})' for x in picks)})" if picks else "true"
     raise ValueError(q)
 
 
-def qualify(clause: Clause, term: str) -> str:
-    """The clause's qualifier applied to an SMT real term, with the filters' relative slack."""
+def qualify(clause: Clause, term: str, whole: bool = True) -> str:
+    """The clause's qualifier applied to an SMT real term, with the filters' relative slack — none for a count
+    total (vCPUs, accelerators: whole numbers compared exactly, as :mod:`.counts` does)."""
     q, vals = clause.qualifier, clause.values
+    if PARAMETERS[clause.parameter].kind == "count":
+        return _exact_count(q, [exact(_number(v)) for v in vals], term, whole)
     if q == "unrestricted":
         return "true"
     if q == "atleast":
@@ -462,6 +502,44 @@ def qualify(clause: Clause, term: str) -> str:
     if q == "not":
         return f"(and {' '.join(f'(not {x})' for x in near)})" if near else "true"
     raise ValueError(q)
+
+
+def _exact_count(q: str, vals: list[Fraction], term: str, whole_total: bool = True) -> str:
+    """:func:`qualify` for a count total: ``term`` against the values exactly.  ``whole_total``: every class's
+    per-node value is whole, so the total is too: a value that is not whole is never equal to it, and a run of
+    consecutive values is a range.  Otherwise (accelerator shares: 1/8 of a GPU) each value is compared as is."""
+    if q == "unrestricted":
+        return "true"
+    if q == "atleast":
+        return f"(>= {term} {num(vals[0])})"
+    if q == "atmost":
+        return f"(<= {term} {num(vals[0])})"
+    if q == "between":
+        return f"(and (>= {term} {num(vals[0])}) (<= {term} {num(vals[1])}))"
+    listed = vals[:1 if q == "just" else None]
+    if whole_total:
+        whole = sorted({int(v) for v in listed if v.denominator == 1})
+        # runs of consecutive values as ranges (the total is whole): @not(1, 2, …, 4096) is one comparison, not 4096
+        equal = [f"(= {term} {a}.0)" if a == b else f"(and (>= {term} {a}.0) (<= {term} {b}.0))"
+                 for a, b in runs(whole)]
+    else:
+        equal = [f"(= {term} {num(v)})" for v in sorted(set(listed))]
+    if q in ("just", "oneof"):
+        return ("false" if not equal else equal[0] if len(equal) == 1 else f"(or {' '.join(equal)})")
+    if q == "not":
+        return f"(and {' '.join(f'(not {x})' for x in equal)})" if equal else "true"
+    raise ValueError(q)
+
+
+def runs(values: list[int]) -> list[tuple[int, int]]:
+    """Sorted distinct whole numbers as maximal runs of consecutive ones, ``(first, last)``."""
+    out: list[tuple[int, int]] = []
+    for v in values:
+        if out and v == out[-1][1] + 1:
+            out[-1] = (out[-1][0], v)
+        else:
+            out.append((v, v))
+    return out
 
 
 def exact(x: float | int | Fraction) -> Fraction:

@@ -21,10 +21,12 @@ import numpy as np
 from ccdsl import taxonomy
 from ccdsl.burstable import answer_line
 from ccdsl.catalog.freshness import PRICE_MAX_AGE_DAYS, SPOT_PRICE_MAX_AGE_DAYS, price_age_days
+from ccdsl.catalog.shares import count_text
 from ccdsl.contract import Clause, Contract
 from ccdsl.errors import Conflict, UnsatisfiableError
+from ccdsl.language.values import SHARED_COUNTS
 from ccdsl.parameters import PARAMETERS
-from ccdsl.resolution import Choice, place_of, quantity
+from ccdsl.resolution import Choice, money, place_of, quantity
 from ccdsl.resolver import compile as comp
 from ccdsl.resolver import solve
 from ccdsl.resolver.counts import MAX_NODES, count_cap, count_domain
@@ -277,8 +279,11 @@ def near_misses(ranking: Ranking, limit: int = 3) -> list[str]:
     if len(rr.scope) == 0:
         return out
     fails = (~np.column_stack(rr.masks)).sum(axis=1) if rr.masks else np.zeros(len(rr.scope), dtype=int)
+    gap = np.zeros(len(rr.scope))
+    for c, mask in zip(rr.spec.node, rr.masks):
+        gap += _gap(view, rr.scope, c, mask)
     price = [k[rr.scope] for k in solve.price_keys(view)]  # cheapest first, as the ranking orders prices
-    order = np.lexsort((*price, -_reach(view, rr), fails))
+    order = np.lexsort((*price, -_reach(view, rr), gap, fails))
     seen: set[int] = set()
     manager_places = set(view.location[ranking.manager.candidates].tolist()) if ranking.manager is not None else set()
     for i in order:
@@ -298,18 +303,53 @@ def near_misses(ranking: Ranking, limit: int = 3) -> list[str]:
     return out
 
 
+# How far a row is from a clause it fails, beyond any relative gap of two numbers (which is at most 1): a clause
+# without an order (a symbol, a value @not excludes) counts 1; a type, region or provider the contract does not
+# name 1.5 (the user asked for those by name: a named type that fails another clause is nearer); an unknown value 2.
+UNORDERED_GAP, UNNAMED_GAP, UNKNOWN_GAP = 1.0, 1.5, 2.0
+
+
+def _gap(view: CatalogView, scope: np.ndarray, c: Clause, mask: np.ndarray) -> np.ndarray:
+    """How far each row of ``scope`` is from satisfying the per-node clause ``c`` (0 where it does, ``mask``):
+    for a number, the relative gap to the nearest value the clause allows, |x − v| / max(|x|, |v|), so that
+    ``node_vcpus_count => @atleast(100000)`` lists the largest types first and ``@atmost(0.25G)`` of memory the
+    smallest; the others as :data:`UNORDERED_GAP` says."""
+    p = PARAMETERS[c.parameter]
+    named = c.parameter in NAMING and c.qualifier in ("just", "oneof")
+    gap = np.where(mask, 0.0, UNNAMED_GAP if named else UNORDERED_GAP)
+    if p.kind not in ("count", "memory", "bandwidth", "price", "fraction") or c.qualifier in ("not", "unrestricted"):
+        return gap
+    x = view.numbers[p.column or ""][scope]
+    values = [float(v) for v in c.values]  # a numeric clause's values are numbers
+    targets = values if c.qualifier in ("just", "oneof", "between") else values[:1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rel = np.min([np.abs(x - v) / np.maximum(np.maximum(np.abs(x), abs(v)), 1e-300) for v in targets], axis=0)
+    rel = np.where(np.isnan(x), UNKNOWN_GAP, np.fmin(rel, UNORDERED_GAP))
+    return np.where(mask, 0.0, rel)
+
+
 def _reach(view: CatalogView, rr: RoleRows) -> np.ndarray:
-    """How close each row gets to the cluster totals' lower bounds with the most nodes allowed (1 = reaches all),
-    so that count-only near misses list the types that come closest first."""
+    """How close each row gets to the cluster totals' bounds (1 = meets them all): a lower bound with the most
+    nodes allowed, an upper bound with the fewest, so that count-only near misses list the types that come
+    closest first (the most vCPUs for ``cluster_vcpus_count => @atleast(…)``, the fewest for ``@atmost``)."""
     domain = count_domain(rr.spec.count, rr.spec.fixed)
     reach = np.ones(len(rr.scope))
     if domain.empty:
         return reach
     most = np.fmin(float(domain.last), view.numbers["max_nodes"][rr.scope])  # NaN max_nodes: unlimited
+    least = float(domain.first)
     for c in rr.spec.coupled:
-        if c.qualifier in ("atleast", "between") and c.parameter != comp.BUDGET and float(c.values[0]) > 0:
-            v = np.nan_to_num(view.numbers[comp.coupled_column(c)][rr.scope])
-            reach = np.minimum(reach, v * most / float(c.values[0]))
+        if c.qualifier not in ("atleast", "atmost", "between"):  # no side to come closer from
+            continue
+        raw = view.numbers[comp.coupled_column(c)][rr.scope]
+        v = np.nan_to_num(raw)  # unknown: no reach (0 nodes' worth of a lower bound, and no upper bound met)
+        low, high = float(c.values[0]), float(c.values[-1])  # a total's values are numbers
+        if c.qualifier in ("atleast", "between") and low > 0:
+            reach = np.minimum(reach, v * most / low)
+        if c.qualifier in ("atmost", "between"):
+            with np.errstate(invalid="ignore", divide="ignore"):
+                over = np.where(v * least > high, high / (v * least), 1.0)
+                reach = np.minimum(reach, np.where(np.isnan(raw), 0.0, over))
     return reach
 
 
@@ -357,19 +397,20 @@ def _count_reason(view: CatalogView, row: int, spec: comp.RoleSpec) -> str:
 def why_not(view: CatalogView, row: int, c: Clause) -> str:
     """``accelerator_memory 16 GiB < 32 GiB``: the row's value against the clause, in the user's units."""
     p = PARAMETERS[c.parameter]
+    verb = "is excluded:" if c.qualifier == "not" else "is not"  # "4 is excluded: not 4, 8"
     if p.kind == "symbol":
         cols = taxonomy.DOMAIN_COLUMNS.get(p.domain or "", ())
         have = next((view.label(col, row) for col in reversed(cols) if view.label(col, row)), "none")
-        return f"{c.parameter} {have} is not {_want(c)}"
+        return f"{c.parameter} {have} {verb} {_want(c)}"
     if p.kind in ("machinetype", "region"):
-        return f"{c.parameter} {view.label(p.column or '', row)} is not {_want(c)}"
+        return f"{c.parameter} {view.label(p.column or '', row)} {verb} {_want(c)}"
     v = view.number(p.column or "", row)
     if np.isnan(v):
         return f"{c.parameter} unknown (wants {_want(c)})"
     op = {"atleast": "<", "atmost": ">", "just": "≠"}.get(c.qualifier)
     if op:
         return f"{c.parameter} {_fmt(v, c.parameter)} {op} {_fmt(c.values[0], c.parameter)}"
-    return f"{c.parameter} {_fmt(v, c.parameter)} is not {_want(c)}"
+    return f"{c.parameter} {_fmt(v, c.parameter)} {verb} {_want(c)}"
 
 
 def _want(c: Clause) -> str:
@@ -397,8 +438,10 @@ def _fmt(v: object, parameter: str) -> str:
     text = quantity(x)
     if p is None:
         return text
+    if parameter in SHARED_COUNTS:  # 1/8 of an accelerator, not 0.12
+        return count_text(x)
     if p.kind == "price":
-        return f"${x:.4g}/h"
+        return "price unknown" if x != x else f"${x:.4g}/h"
     if p.kind == "fraction":
         return f"{100 * x:g}%"
     unit = UNITS.get(p.kind, "")
@@ -411,10 +454,13 @@ REGION_ORIGINS = {"default": "the default", "env": "from $CCDSL_REGION", "given"
 
 
 def explanation(ranking: Ranking, chosen: Choice, manager: Choice | None, alternatives: list[Choice],
-                proof: solve.Proof | None, region_origin: str = "default") -> tuple[str, ...]:
+                proof: solve.Proof | None, region_origin: str = "default",
+                next_position: int | None = None, top: int = 5) -> tuple[str, ...]:
     """Sentences saying why this choice: what it is, how it meets each clause, what it costs, what came next.
 
-    ``region_origin`` says where the default region came from (a key of :data:`REGION_ORIGINS`)."""
+    ``region_origin`` says where the default region came from (a key of :data:`REGION_ORIGINS`);
+    ``next_position`` is the ranked position of the first alternative (to bound its price when it is unknown);
+    ``top`` how many alternatives were asked for (when fewer are listed though more rows match, a line says why)."""
     view, row = ranking.view, int(ranking.rows[0])
     lines = [chosen.describe()]
     for c in ranking.workers.spec.node:
@@ -438,9 +484,8 @@ def explanation(ranking: Ranking, chosen: Choice, manager: Choice | None, altern
     if alternatives:
         a = alternatives[0]
         bound = ""
-        if (a.cluster_price_per_hour is None and a.market == "spot" and a.on_demand_price_per_node_hour is not None
-                and a.manager_price_per_hour is not None):  # the most it is charged: its on-demand price
-            cap = a.node_count * a.on_demand_price_per_node_hour + a.manager_price_per_hour
+        cap = _ceiling(ranking, next_position) if next_position is not None else None
+        if a.cluster_price_per_hour is None and cap is not None:  # spot without a spot price: at most on-demand
             bound = f" (at most {money(cap)}, its on-demand price)"
         lines.append(f"next cheapest: {a.instance_type} × {a.node_count} ({a.region}) "
                      f"{money(a.cluster_price_per_hour)}{bound}")
@@ -454,8 +499,27 @@ def explanation(ranking: Ranking, chosen: Choice, manager: Choice | None, altern
         else:
             z3_note = "; Z3 finds no priced row that satisfies it" + (
                 f" ({classes} of priced rows)" if proof.classes else " (none is a candidate)")
-    lines.append(f"{len(ranking.rows)} (type, region) rows satisfy the contract{z3_note}")
+    n = len(ranking.rows)
+    lines.append(f"{n} (type, region) row{'s satisfy' if n != 1 else ' satisfies'} the contract{z3_note}")
+    if len(alternatives) < top and n > len(alternatives) + 1:  # fewer listed than asked though more rows match
+        types = len(np.unique(view.codes["instance_type"][ranking.rows]))
+        others = f"only {types - 1} other instance type{'s' * (types != 2)}" if types > 1 else "no other instance type"
+        lines.append(f"{others} among them, and the alternatives list one row (its cheapest) per instance type; "
+                     "`ccdsl select` lists every row")
     return tuple(lines)
+
+
+def _ceiling(ranking: Ranking, i: int) -> float | None:
+    """The most the cluster at ranked position ``i`` is charged per hour (workers and manager, each at
+    :func:`.market.ceiling`: a spot node without a spot price at its on-demand price); None when unbounded."""
+    from ccdsl.resolver.market import ceiling
+
+    most = ceiling(ranking.view)
+    cap = int(ranking.counts[i]) * float(most[int(ranking.rows[i])])
+    manager = int(ranking.managers[i])
+    if manager >= 0:
+        cap += float(most[manager])
+    return None if np.isnan(cap) else cap
 
 
 def on_premise_note(ranking: Ranking, row: int, chosen: Choice) -> str:
@@ -469,14 +533,6 @@ def on_premise_note(ranking: Ranking, row: int, chosen: Choice) -> str:
     if named:
         return f"{where}; it competes because {named[0].text} names it"
     return where
-
-
-def money(x: float | None, digits: int = 6) -> str:
-    """``$21.957642/h`` (up to six decimals: every catalog price exactly), or ``price unknown``."""
-    if x is None:
-        return "price unknown"
-    text = f"{x:.{digits}f}".rstrip("0").rstrip(".")
-    return f"${text}/h"
 
 
 def price_note(c: Choice) -> str:

@@ -35,8 +35,8 @@ import numpy as np
 from ccdsl.resolution import Choice
 from ccdsl.resolver import compile as comp
 from ccdsl.resolver import market
-from ccdsl.resolver.counts import Coupled, count_cap, count_domain, min_counts
-from ccdsl.resolver.filter import clause_mask, scope_mask
+from ccdsl.resolver.counts import CountDomain, Coupled, count_bounds, count_cap, count_domain, min_counts
+from ccdsl.resolver.filter import clause_mask, scope_mask, tolerance
 from ccdsl.resolver.view import CatalogView
 
 if TYPE_CHECKING:
@@ -93,12 +93,14 @@ def rank(view: CatalogView, contract: Contract, region: str, any_region: bool) -
     rows = workers.candidates
     price = view.numbers["price_per_hour"]
     managers = np.full(len(rows), -1, dtype=np.int64)
+    domain = count_domain(wspec.count, wspec.fixed)
     if manager is not None:
-        rows, managers = pair_managers(view, rows, manager.candidates, lower_budget(wspec))
+        budget = BudgetPairs(wspec, domain) if lower_budget(wspec) else None
+        rows, managers = pair_managers(view, rows, manager.candidates, budget is not None, budget)
     offset = np.where(managers >= 0, price[managers], 0.0)
     coupled = [Coupled(c, view.numbers[comp.coupled_column(c)][rows], offset if c.parameter == comp.BUDGET else 0.0)
                for c in wspec.coupled]
-    counts = min_counts(count_domain(wspec.count, wspec.fixed), coupled, len(rows), worker_limit(view, rows, managers))
+    counts = min_counts(domain, coupled, len(rows), worker_limit(view, rows, managers))
     ok = counts > 0
     rows, counts, offset, managers = rows[ok], counts[ok], offset[ok], managers[ok]
     # worker rows ascend here; a row appears more than once only when several managers are paired with it
@@ -238,7 +240,7 @@ def lower_budget(spec: comp.RoleSpec) -> bool:
 
 
 def pair_managers(view: CatalogView, workers: np.ndarray, managers: np.ndarray,
-                  every_price: bool) -> tuple[np.ndarray, np.ndarray]:
+                  every_price: bool, budget: BudgetPairs | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(worker rows, manager rows) pairs in the same provider and region.
 
     With an upper-bound budget (or none) the cheapest manager of the region is optimal for every worker row: it
@@ -254,6 +256,10 @@ def pair_managers(view: CatalogView, workers: np.ndarray, managers: np.ndarray,
     Unknown prices (a market view, :func:`price_keys`): managers are ordered priced first, then by their bound.  A
     worker row of unknown price makes every cluster's price unknown, and then the manager with the lowest bound is
     best, priced or not: that one (and its runner-up) is paired too.
+
+    ``budget`` (with ``every_price``): only the pairs that can be a worker row's best are made
+    (:class:`BudgetPairs`), not every worker × every manager price of its region (9 million pairs over all
+    regions).
     """
     if len(managers) == 0 or len(workers) == 0:
         return workers[:0], workers[:0]
@@ -270,10 +276,196 @@ def pair_managers(view: CatalogView, workers: np.ndarray, managers: np.ndarray,
     wloc = view.location[workers]
     start = np.searchsorted(loc, wloc, side="left")
     stop = np.searchsorted(loc, wloc, side="right")
+    if budget is not None:
+        w_at, m_at = budget.pairs(view, workers, m, start, stop)
+        return workers[w_at], m[m_at]
     reps = stop - start
     pair_w = np.repeat(workers, reps)
     pair_m = m[np.repeat(start, reps) + (np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps))]
     return pair_w, pair_m
+
+
+def _every_pair(start: np.ndarray, stop: np.ndarray, w_at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every (worker position, manager index) pair of the workers ``w_at``: managers ``start..stop`` each."""
+    reps = (stop - start)[w_at]
+    first = np.repeat(start[w_at], reps)
+    m_at = first + (np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps))
+    return np.repeat(w_at, reps), m_at
+
+
+@dataclass(frozen=True)
+class BudgetPairs:
+    """The (worker, manager) pairs worth trying when the budget has a lower bound or a value list, so that every
+    manager price of the region may be the best one.
+
+    Why few suffice: for one worker row and one count n, the cheapest manager that meets the budget with n is the
+    best of that count (the others cost more at the same count, and a manager whose smallest feasible count is
+    below n is found at that count).  So a worker row needs, for each count it may take, the first manager price at
+    or after each bound the budget puts on ``manager price`` (``bound − n × price``; one searchsorted in the
+    region's sorted prices, with its neighbours against rounding).  The counts a row may take are the domain's
+    between the bounds of the other clauses, cut to those where some manager price can meet the budget (and for
+    ``@atleast`` to the first count that meets it with the cheapest manager: larger ones cost more).  A row with
+    more such counts × values than its region has manager prices gets every manager instead, as before.
+    :func:`rank` then computes each pair's count and keeps each row's best pair, as for the full pairing.
+    """
+
+    spec: comp.RoleSpec
+    domain: CountDomain
+
+    def pairs(self, view: CatalogView, workers: np.ndarray, m: np.ndarray, start: np.ndarray,
+              stop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(worker positions, manager indexes into ``m``) in pairing order: workers ascending, then managers."""
+        budget = next(c for c in self.spec.coupled if c.parameter == comp.BUDGET)
+        limits = view.numbers["max_nodes"]
+        every = np.arange(len(workers))
+        if (budget.qualifier not in ("atleast", "between", "just", "oneof") or self.domain.empty
+                or not np.isnan(limits[workers]).all() or not np.isnan(limits[m]).all()):
+            return _every_pair(start, stop, every)
+        price = view.numbers["price_per_hour"]
+        p = price[workers]
+        mp = price[m]
+        same = np.diff(view.location[m]) == 0
+        with np.errstate(invalid="ignore"):  # each region's managers: priced ones first, ascending (else: all)
+            unordered = same & ((mp[1:] < mp[:-1]) | (np.isnan(mp[:-1]) & ~np.isnan(mp[1:])))
+        if unordered.any():
+            return _every_pair(start, stop, every)
+        others = [Coupled(c, view.numbers[comp.coupled_column(c)][workers]) for c in self.spec.coupled
+                  if c is not budget]
+        lo, hi, exotic = count_bounds(self.domain, others, len(workers))
+        n1 = self.domain.smallest(lo)
+        values = [float(v) for v in budget.values]
+        slack = [tolerance(v) for v in values]
+        # per worker: the cheapest and dearest priced manager of its region (NaN prices sort last)
+        priced = np.isfinite(mp)
+        m_min = np.full(len(workers), np.inf)
+        m_max = np.full(len(workers), -np.inf)
+        has = stop > start
+        m_min[has] = mp[start[has]]
+        count_priced = np.zeros(len(workers), dtype=np.int64)
+        cum = np.r_[0, np.cumsum(priced)]
+        count_priced[has] = cum[stop[has]] - cum[start[has]]
+        top = start + count_priced - 1  # the last priced manager of each region (priced ones come first)
+        m_max[count_priced > 0] = mp[top[count_priced > 0]]
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            low_t, high_t = min(values) - max(slack), max(values) + max(slack)
+            first = np.floor((low_t - m_max) / p) - 1  # fewer nodes: even the dearest manager falls short
+            after = np.ceil((high_t - m_min) / p) + 1  # more nodes: even the cheapest manager is too much
+            if budget.qualifier == "atleast":
+                after = np.inf if exotic else self.domain.smallest(np.maximum(n1, after))
+            a = np.maximum(n1, first)
+            b = np.fmin(hi, after)
+        usable = (p > 0) & np.isfinite(p) & (count_priced > 0) & np.isfinite(a) & np.isfinite(b)
+        # a free worker row (price 0: no window from the budget) pairs with every manager, in the window of its
+        # other clauses; a row of unknown price, or with no count or no priced manager, meets no budget
+        free = (p == 0) & (count_priced > 0) & np.isfinite(n1) & (n1 <= hi)
+        a = np.where(usable, a, np.where(free, n1, 1))
+        b = np.where(usable, b, np.where(free, hi, 0))
+        r0 = self.domain.rank(a)
+        width = np.where(b >= a, self.domain.rank(b + 1) - r0, 0)
+        per_count = 3 * (1 if budget.qualifier in ("atleast", "between") else len(values))
+        small = usable & (width * per_count <= count_priced)
+        w_full = np.flatnonzero((usable & ~small & (width > 0)) | free)
+        w_small = np.flatnonzero(small & (width > 0))
+        reps = width[w_small].astype(np.int64)
+        w_rep = np.repeat(w_small, reps)
+        within = np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps)
+        n = self.domain.select(np.repeat(r0[w_small], reps) + within)
+        bounds = values[:1] if budget.qualifier in ("atleast", "between") else values
+        cand_w, cand_m = [], []
+        upper = values[1] + slack[1] if budget.qualifier == "between" else np.inf
+        seg_lo, seg_hi = start[w_rep], start[w_rep] + count_priced[w_rep]
+        workers_part = n * p[w_rep]  # as min_counts computes a total: n × price, then + the manager's price
+        for t, sl in zip(bounds, slack):
+            z = t - sl - workers_part  # the least manager price that meets the bound t with n nodes
+            k = _search_segments(mp, seg_lo, seg_hi, z)  # in each region's sorted prices
+            for d in (-1, 0, 1):  # the neighbours too, against rounding
+                j = k + d
+                ok = (j >= seg_lo) & (j < seg_hi)
+                # kept only if it meets the bound at this count, as min_counts tests it (n × price + offset):
+                # a pair that meets it at another count is found at that count
+                total = workers_part + mp[np.clip(j, 0, max(len(mp) - 1, 0))]
+                with np.errstate(invalid="ignore"):
+                    if budget.qualifier in ("atleast", "between"):
+                        ok &= (total >= t - sl) & (total <= upper)
+                    else:
+                        ok &= np.abs(total - t) <= sl
+                cand_w.append(w_rep[ok])
+                cand_m.append(j[ok])
+        fw, fm = self._best_of_every_pair(view, workers, m, start, stop, w_full, a, b)
+        w_at = np.concatenate([*cand_w, fw])
+        m_at = np.concatenate([*cand_m, fm])
+        if len(w_at) == 0:
+            return w_at, m_at
+        order = np.lexsort((m_at, w_at))
+        w_at, m_at = w_at[order], m_at[order]
+        keep = np.r_[True, (np.diff(w_at) != 0) | (np.diff(m_at) != 0)]
+        return w_at[keep], m_at[keep]
+
+    def _best_of_every_pair(self, view: CatalogView, workers: np.ndarray, m: np.ndarray, start: np.ndarray,
+                            stop: np.ndarray, w_at: np.ndarray, a: np.ndarray,
+                            b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For the workers ``w_at`` that pair with every manager of their region: the pairs (in chunks of about
+        2**20, so memory stays bounded) whose smallest count and cost are their worker's best, ties kept — the
+        same counts and costs :func:`rank` computes (:func:`min_counts`, the price to 1e-9), so its choice among
+        them is its choice among all the pairs.  For a value-list budget a pair is first kept only when some
+        count in the worker's window ``a..b`` puts the total within a value's slack (a cheap test that drops
+        nearly all pairs before the full count search)."""
+        budget = next(c for c in self.spec.coupled if c.parameter == comp.BUDGET)
+        price = view.numbers["price_per_hour"]
+        out_w, out_m = [], []
+        reps = (stop - start)[w_at]
+        bounds = np.r_[0, np.cumsum(reps)]
+        i = 0
+        while i < len(w_at):
+            j = max(i + 1, int(np.searchsorted(bounds, bounds[i] + (1 << 20), side="right")) - 1)
+            pw, pm = _every_pair(start, stop, w_at[i:j])
+            i = j
+            p, off = price[workers[pw]], price[m[pm]]
+            if budget.qualifier in ("just", "oneof"):
+                hit = np.zeros(len(pw), dtype=bool)
+                with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                    for t in (float(v) for v in budget.values):
+                        e = np.ceil((t - tolerance(t) - off) / p)
+                        for n in (np.maximum(e - 1, a[pw]), np.maximum(e, a[pw])):
+                            hit |= (n <= b[pw]) & (np.abs(n * p + off - t) <= tolerance(t))
+                pw, pm = pw[hit], pm[hit]
+                off = off[hit]
+            rows = workers[pw]
+            coupled = [Coupled(c, view.numbers[comp.coupled_column(c)][rows], off if c is budget else 0.0)
+                       for c in self.spec.coupled]
+            counts = min_counts(self.domain, coupled, len(rows), view.numbers["max_nodes"][rows])
+            feasible = counts > 0
+            pw, pm, counts = pw[feasible], pm[feasible], counts[feasible]
+            if len(pw) == 0:
+                continue
+            cost = np.round(counts * price[workers[pw]] + price[m[pm]], 9)
+            order = np.lexsort((counts, cost, pw))
+            pw, pm, counts, cost = pw[order], pm[order], counts[order], cost[order]
+            head = np.r_[True, np.diff(pw) != 0]
+            group = np.cumsum(head) - 1
+            first = np.flatnonzero(head)
+            best = (cost == cost[first][group]) & (counts == counts[first][group])
+            out_w.append(pw[best])
+            out_m.append(pm[best])
+        if not out_w:
+            return w_at[:0], w_at[:0]
+        return np.concatenate(out_w), np.concatenate(out_m)
+
+
+def _search_segments(values: np.ndarray, seg_lo: np.ndarray, seg_hi: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Per element: ``seg_lo + searchsorted(values[seg_lo:seg_hi], z)`` (each segment ascending), vectorized by a
+    binary search over all segments at once."""
+    lo = seg_lo.copy()
+    hi = seg_hi.copy()
+    while True:
+        open_ = lo < hi
+        if not open_.any():
+            return lo
+        mid = (lo + hi) // 2
+        below = np.zeros(len(lo), dtype=bool)
+        below[open_] = values[mid[open_]] < z[open_]
+        lo = np.where(open_ & below, mid + 1, lo)
+        hi = np.where(open_ & ~below, mid, hi)
 
 
 def _first_managers(view: CatalogView, managers: np.ndarray, keys: list[np.ndarray],
@@ -325,12 +517,16 @@ def choice(view: CatalogView, row: int, count: int, role: str | None, manager: i
         provider=lab("provider", row), region=lab("region", row), instance_type=lab("instance_type", row),
         node_count=int(count), price_per_node_hour=p, price_per_hour=None if p is None else round(count * p, 9),
         vcpus=int(_or0(num["vcpus"][row])), memory_gib=_or0(num["memory_gib"][row]),
-        accelerator_count=int(_or0(num["accelerator_count"][row])),
+        accelerator_count=_whole(_or0(num["accelerator_count"][row])),  # a share: its fraction (0.125)
         accelerator_model=lab("accelerator_model", row), accelerator_architecture=lab("accelerator_architecture", row),
         accelerator_memory_gib=_or0(num["accelerator_memory_gib"][row]),
         accelerator_memory_usable_gib=_or0(num["accelerator_memory_usable_gib"][row]),
         cpu_model=lab("cpu_model", row), network_gbps=_or0(num["network_gbps"][row]), role=role,
         manager_price_per_hour=mp, price_source=lab("price_source", row), price_date=lab("price_date", row))
+
+
+def _whole(x: float) -> float | int:
+    return int(x) if float(x).is_integer() else float(x)
 
 
 def row_name(view: CatalogView, row: int) -> str:

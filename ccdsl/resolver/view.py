@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ccdsl.catalog.shares import accelerator_counts
 from ccdsl.errors import CatalogError
 
 STRING_COLUMNS = (
@@ -44,7 +45,7 @@ VIEW_COLUMNS = STRING_COLUMNS + NUMBER_COLUMNS  # what the resolver reads of a c
 # one, the interruption bucket, and each row's market (1.0 spot, 0.0 on-demand).
 MARKET_STRINGS = ("spot_zone", "spot_zones")
 MARKET_NUMBERS = ("on_demand_price_per_hour", "spot_interruption", "market")
-FORMAT = 5  # bump when the saved view's layout or meaning changes (it is part of the cache key)
+FORMAT = 6  # bump when the saved view's layout or meaning changes (it is part of the cache key)
 MEMO_LIMIT = 32  # derived arrays kept per view (CatalogView.memo): a few sort orders, ~8 bytes a row each
 
 
@@ -167,6 +168,12 @@ def build_view(df: Any, spot_roles: tuple[str | None, ...] = ()) -> CatalogView:
 
     capability = np.array([compute_capability(m) for m in labels["accelerator_model"]], dtype="float64")
     numbers["accelerator_compute_capability"] = capability[codes["accelerator_model"]]
+    # a share of one accelerator (g6f.large: 1/8 of an L4) counts as its fraction, and its memory is the share's
+    numbers["accelerator_count"] = accelerator_counts(codes["accelerator_model"], numbers["accelerator_count"],
+                                                      numbers["accelerator_memory_gib"])
+    shares = (numbers["accelerator_count"] > 0) & (numbers["accelerator_count"] < 1)
+    numbers["accelerator_memory_total_gib"] = np.where(shares, numbers["accelerator_memory_gib"],
+                                                       numbers["accelerator_memory_total_gib"])
     pairs = codes["provider"].astype(np.int64) * (len(labels["region"]) + 1) + codes["region"]
     loc_uniques, loc = np.unique(pairs, return_inverse=True)
     n_regions = len(labels["region"]) + 1

@@ -50,15 +50,21 @@ class LocalProvider:
         return [replace(n, state=model.STOPPED) for n in nodes]
 
     def terminate(self, handle: str, nodes: Sequence[Node]) -> None:
-        """Nothing runs between commands; remove the cluster's copy of the project's folder, if any."""
-        import shutil
-
-        from ccdsl.executor import state
-
-        shutil.rmtree(state.data_dir() / "local" / handle, ignore_errors=True)
+        end(handle)
 
     def describe(self, handle: str) -> list[Node]:
         return []
 
     def discover(self) -> list[str]:
         return []
+
+
+def end(handle: str) -> None:
+    """Remove what a local cluster has on this machine: a set-up command still running (its deploy was killed,
+    say) and the cluster's copy of the project's folder.  Runs end with their ``ccdsl run``."""
+    import shutil
+
+    from ccdsl.executor import state, workdir
+
+    workdir.end_local_setup(handle)
+    shutil.rmtree(state.data_dir() / "local" / handle, ignore_errors=True)

@@ -1,0 +1,331 @@
+"""Bounded cost and exact counts (issue 18, items 3 and 4).
+
+- :func:`ccdsl.resolver.counts.min_counts` (the just/oneof/not search over sorted values, and its fallback that
+  lists candidates) against a brute-force enumeration of every count, on small domains (hypothesis);
+- the pruned ManagerWorkers pairing (:class:`ccdsl.resolver.solve.BudgetPairs`) against pairing every worker with
+  every manager price (hypothesis);
+- the answers of the issue's slow contracts (times and memory are in ``benchmarks/bench_limits.py``);
+- count totals compared exactly (no 1e-9 slack), up to 2**53; the checker's cap on listed values.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import oracle
+from ccdsl.contract import Clause
+from ccdsl.errors import ContractError, UnsatisfiableError
+from ccdsl.language import parse
+from ccdsl.language.checker import MAX_LISTED
+from ccdsl.resolver import counts as counts_module
+from ccdsl.resolver import resolve, solve
+from ccdsl.resolver.counts import CountDomain, Coupled, min_counts
+from test_resolver import GPUS, C, contract
+
+SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+
+# ----------------------------------------------------------------------------------- min_counts vs brute force
+
+PER_NODE = [0.0, 1.0, 2.0, 3.0, 4.0, 6.0, float("nan")]  # count columns: whole numbers (or unknown)
+SHARES = [0.0, 0.125, 0.25, 0.5, 1.0, 2.0, 8.0, float("nan")]
+PER_NODE_FLOAT = [0.0, 0.5, 1.5, 2.0, 0.1, 0.3, 7.25, float("nan")]
+OFFSETS = [0.0, 0.25, 1.0, 0.1]
+QUALIFIERS = ["just", "oneof", "not", "atleast", "atmost", "between", "unrestricted"]
+
+
+def _clause(parameter: str, qualifier: str, values: list) -> Clause:
+    if qualifier == "unrestricted":
+        return Clause(parameter, qualifier, ())
+    if qualifier in ("just", "atleast", "atmost"):
+        return Clause(parameter, qualifier, (values[0],))
+    if qualifier == "between":
+        return Clause(parameter, qualifier, (min(values[:2]), max(values[:2])) if len(values) > 1 else
+                      (values[0], values[0]))
+    return Clause(parameter, qualifier, tuple(dict.fromkeys(values)))
+
+
+@st.composite
+def problems(draw):
+    """A small count domain, rows, and one to three totals (a count total, memory, a budget with an offset)."""
+    intervals = draw(st.lists(st.tuples(st.integers(1, 60), st.integers(0, 12)), min_size=1, max_size=4))
+    domain = CountDomain.of([(float(a), float(a + w)) for a, w in intervals])
+    size = draw(st.integers(1, 12))
+    coupled = []
+    kinds = draw(st.lists(st.sampled_from(["cluster_vcpus_count", "cluster_memory_size", "cluster_price_per_hour",
+                                           "cluster_accelerator_count"]), min_size=1, max_size=3, unique=True))
+    for parameter in kinds:
+        q = draw(st.sampled_from(QUALIFIERS))
+        if parameter == "cluster_vcpus_count":
+            values = draw(st.lists(st.integers(0, 200), min_size=1, max_size=30))
+            per = np.array(draw(st.lists(st.sampled_from(PER_NODE), min_size=size, max_size=size)))
+            coupled.append(Coupled(_clause(parameter, q, values), per))
+        elif parameter == "cluster_accelerator_count":  # shares of a GPU (1/8, 1/4, 1/2) next to whole ones
+            values = draw(st.lists(st.integers(0, 80).map(lambda e: e / 8), min_size=1, max_size=12))
+            per = np.array(draw(st.lists(st.sampled_from(SHARES), min_size=size, max_size=size)))
+            coupled.append(Coupled(_clause(parameter, q, values), per))
+        else:
+            values = draw(st.lists(st.sampled_from([0.5, 1.0, 1.5, 3.0, 4.5, 7.25, 10.0, 14.5, 21.75, 30.0]),
+                                   min_size=1, max_size=12))
+            per = np.array(draw(st.lists(st.sampled_from(PER_NODE_FLOAT), min_size=size, max_size=size)))
+            off = (np.array(draw(st.lists(st.sampled_from(OFFSETS), min_size=size, max_size=size)))
+                   if parameter == "cluster_price_per_hour" else 0.0)
+            coupled.append(Coupled(_clause(parameter, q, values), per, off))
+    limit = np.array(draw(st.lists(st.sampled_from([float("nan"), 3.0, 20.0, 70.0]), min_size=size, max_size=size)))
+    return domain, coupled, size, limit
+
+
+def brute_force(domain: CountDomain, coupled: list[Coupled], size: int, limit: np.ndarray) -> list[int]:
+    """Every count of the domain tried in turn, each clause by the oracle's rule (count totals exact, in Python
+    integers; memory and prices with the slack)."""
+    allowed = [n for a, b in zip(domain.starts, domain.stops) for n in range(int(a), int(b) + 1)]
+    out = []
+    for i in range(size):
+        best = 0
+        for n in allowed:
+            if not (math.isnan(limit[i]) or n <= limit[i]):
+                break
+            good = True
+            for c in coupled:
+                per = float(c.per_node[i])
+                off = float(np.broadcast_to(c.offset, (size,))[i])
+                if c.clause.qualifier == "unrestricted":
+                    continue
+                exact = c.clause.parameter in ("cluster_vcpus_count", "cluster_accelerator_count")
+                if exact:
+                    total = n * Fraction(per) if per == per else float("nan")
+                else:
+                    total = n * per + off
+                if not oracle.tester(c.clause.qualifier, c.clause.values, exact)(total):
+                    good = False
+                    break
+            if good:
+                best = n
+                break
+        out.append(best)
+    return out
+
+
+@SETTINGS
+@given(problems())
+def test_min_counts_is_the_smallest_count_every_clause_allows(problem) -> None:
+    domain, coupled, size, limit = problem
+    assert min_counts(domain, coupled, size, limit).tolist() == brute_force(domain, coupled, size, limit)
+
+
+@SETTINGS
+@given(problems())
+def test_the_listed_candidates_fallback_agrees_too(problem) -> None:
+    """With no search rounds every row is decided by listing its candidates (what long chains fall back to)."""
+    domain, coupled, size, limit = problem
+    mp = pytest.MonkeyPatch()
+    mp.setattr(counts_module, "ROUNDS", 0)
+    try:
+        got = min_counts(domain, coupled, size, limit).tolist()
+    finally:
+        mp.undo()
+    assert got == brute_force(domain, coupled, size, limit)
+
+
+def test_a_long_chain_of_excluded_counts_is_one_jump() -> None:
+    """@not(1..150000) on a count total with 1 vCPU per node: the first allowed count is 150001, found by the runs
+    of the per-node value's excluded counts, not by 150000 rounds."""
+    clause = Clause("cluster_vcpus_count", "not", tuple(range(1, 150_001)))
+    domain = CountDomain.of([(1.0, 1e6)])
+    got = min_counts(domain, [Coupled(clause, np.array([1.0, 2.0, 3.0, 200_000.0]))], 4)
+    assert got.tolist() == [150_001, 75_001, 50_001, 1]
+
+
+def test_a_long_chain_of_excluded_float_totals_falls_back_to_the_candidates() -> None:
+    """Memory @not(1, 2, …, 3000) GiB with 1 GiB per node: 3000 bands in a row, more than the search's rounds."""
+    clause = Clause("cluster_memory_size", "not", tuple(float(v) for v in range(1, 3001)))
+    got = min_counts(CountDomain.of([(1.0, 5000.0)]), [Coupled(clause, np.array([1.0, 2.0, 4000.0, 0.5]))], 4)
+    assert got.tolist() == [3001, 1501, 1, 1]  # 0.5 GiB: one node is 0.5 GiB, not excluded
+
+
+# ----------------------------------------------------------------------------------- item 4: exact count totals
+
+def test_the_two_to_the_53_total_is_met_exactly() -> None:
+    c = parse("c = @cluster(node_count => @between(1, 9007199254740992), "
+              "cluster_vcpus_count => @atleast(9007199254740992))")["c"]
+    r = resolve(c)
+    vcpus = {"t4g.nano": 2, "t3a.nano": 2, "t3.nano": 2}[r.instance_type]
+    assert r.node_count * vcpus == 2**53
+
+
+@pytest.mark.parametrize("total", [10**10, 10**10 + 1, 4 * 10**11 + 3, 2**53 - 1])
+def test_atleast_a_large_count_total_is_not_short(total: int) -> None:
+    """With the 1e-9 slack, @atleast(10**10) was met by 10 vCPUs fewer (issue 18, item 4)."""
+    r = resolve(contract(C("node_count", "between", 1, 2**53), C("cluster_vcpus_count", "atleast", total)), GPUS)
+    per = {"c5.large": 2, "c5.xlarge": 4, "g4dn.xlarge": 4, "g6.xlarge": 4, "p3.2xlarge": 8}[r.instance_type]
+    assert r.node_count * per >= total and (r.node_count - 1) * per < total
+
+
+def test_just_a_count_total_is_exact_and_memory_keeps_its_slack() -> None:
+    rng = C("node_count", "between", 1, 10**12)
+    r = resolve(contract(rng, C("cluster_vcpus_count", "just", 2 * 10**10 + 2)), GPUS)
+    assert (r.instance_type, r.node_count) == ("c5.large", 10**10 + 1)
+    with pytest.raises(UnsatisfiableError):  # odd: no row has an odd number of vCPUs
+        resolve(contract(rng, C("cluster_vcpus_count", "just", 2 * 10**10 + 1)), GPUS)
+
+
+def test_z3_agrees_with_the_exact_count_rule() -> None:
+    """The proof (Z3, exact rationals) must find the same optimum, with no slack on the count total either: a
+    ranking that used the slack would disagree with it and raise."""
+    total = 10**10 + 3
+    r = resolve(contract(C("node_count", "between", 1, 10**12), C("cluster_vcpus_count", "atleast", total)), GPUS)
+    per = {"c5.large": 2, "c5.xlarge": 4}[r.instance_type]
+    assert r.node_count == -(-total // per) and f"(>= total0 {total}.0)" in r.problem
+
+
+# ----------------------------------------------------------------------------------- the cap on listed values
+
+def test_a_listed_total_or_count_past_the_cap_is_refused_with_its_position() -> None:
+    many = ", ".join(str(v) for v in range(2, 2 * MAX_LISTED + 3, 2))  # even numbers: no two consecutive
+    for parameter in ("cluster_vcpus_count", "node_count"):
+        text = f"c = @cluster(node_vcpus_count => 2,\n    {parameter} => @not({many}))\n"
+        with pytest.raises(ContractError) as e:
+            parse(text)
+        d = e.value.diagnostics[0]
+        assert (d.line, d.column) == (2, len(parameter) + 9) and f"at most {MAX_LISTED}" in d.message
+    ok = ", ".join(str(v) for v in range(2, 2 * MAX_LISTED + 1, 2))
+    assert len(parse(f"c = @cluster(cluster_vcpus_count => @not({ok}))")["c"].clauses[0].values) == MAX_LISTED
+    run = ", ".join(str(v) for v in range(1, 20_001))  # one run of consecutive counts: one value for the cap
+    assert len(parse(f"c = @cluster(cluster_vcpus_count => @not({run}))")["c"].clauses[0].values) == 20_000
+    memory = ", ".join(f"{v}G" for v in range(1, MAX_LISTED + 2))
+    with pytest.raises(ContractError):  # memory values are bands, not whole counts: each one counts
+        parse(f"c = @cluster(cluster_memory_size => @not({memory}))")
+    assert parse(f"c = @cluster(node_vcpus_count => @oneof({many}))")["c"]  # a per-node list is not capped
+
+
+# ----------------------------------------------------------------------------------- the table's contracts
+
+def _answer(text: str, any_region: bool = False):
+    c = next(iter(parse(text).values()))
+    try:
+        r = resolve(c, any_region=any_region)
+    except UnsatisfiableError as e:
+        return "unsat", sorted(x.text for x in e.conflict)
+    manager = r.manager.instance_type if r.manager else None
+    return r.instance_type, r.region, r.node_count, manager, round(r.price_per_hour, 9)
+
+
+def test_the_manager_workers_budget_over_every_region() -> None:
+    got = _answer("mw = @cluster(cluster_type => ManagerWorkers, node_count => 4, cluster_price_per_hour => 10)",
+                  any_region=True)
+    assert got == ("c6g.metal", "eu-north-1", 4, "c5a.4xlarge", 10.0)
+
+
+@pytest.mark.parametrize("text,any_region,conflict", [
+    ('c = @cluster(cluster_price_per_hour => @just(100), cluster_locale => "eu-west-1", '
+     'cluster_type => ManagerWorkers)', False,
+     ["cluster_price_per_hour => @just(100)", "node_count => 1 (default)"]),
+    ("c = @cluster(cluster_price_per_hour => 1e-9, cluster_type => ManagerWorkers)", True,
+     ["cluster_price_per_hour => 1e-9"]),
+    ("c = @cluster(cluster_type => ManagerWorkers, node_count => 100000, cluster_vcpus_count => @not(8, 16), "
+     "cluster_price_per_hour => @oneof(10, 20))", True,
+     ["cluster_price_per_hour => @oneof(10, 20)", "node_count => 100000"]),
+])
+def test_the_slow_infeasible_contracts_name_the_same_conflict(text: str, any_region: bool, conflict) -> None:
+    assert _answer(text, any_region) == ("unsat", conflict)
+
+
+@pytest.mark.parametrize("k,count", [(400, 201), (1600, 801)])
+def test_not_the_first_k_vcpu_totals(k: int, count: int) -> None:
+    listed = ", ".join(str(v) for v in range(1, k + 1))
+    got = _answer(f"c = @cluster(node_count => @between(1, 1000), cluster_vcpus_count => @not({listed}))")
+    assert got == ("t4g.nano", "us-east-1", count, None, round(count * 0.0042, 9))
+
+
+# ----------------------------------------------------------------------------------- pruned pairs = every pair
+
+BUDGETS = st.one_of(
+    st.sampled_from([0.05, 0.3, 1.0, 2.5, 7.0]).map(lambda v: f"@atleast({v})"),
+    st.tuples(st.sampled_from([0.05, 0.5, 1.0]), st.sampled_from([0.0, 0.5, 3.0])).map(
+        lambda t: f"@between({t[0]}, {t[0] + t[1]})"),
+    st.lists(st.sampled_from([0.1, 0.2, 0.3, 0.5, 1.0, 2.5]), min_size=1, max_size=3, unique=True).map(
+        lambda v: f"@oneof({', '.join(map(str, v))})"),
+    st.sampled_from([0.0434, 0.1, 1.0]).map(lambda v: f"@just({v})"),
+)
+COUNTS = st.sampled_from(["", "node_count => 3, ", "node_count => @between(1, 12), ", "node_count => @oneof(2, 5), ",
+                          "node_count => @not(1, 2), ", "node_count => @atleast(2), "])
+EXTRAS = st.sampled_from(["", "cluster_vcpus_count => @oneof(8, 16, 24), ", "cluster_memory_size => @atleast(16G), ",
+                          "worker.node_vcpus_count => @atleast(4), "])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@given(BUDGETS, COUNTS, EXTRAS, st.sampled_from(["eu-west-1", "sa-east-1", "ap-south-2"]))
+def test_the_pruned_pairs_rank_as_every_pair(budget: str, count: str, extra: str, region: str) -> None:
+    from ccdsl.catalog import load
+    from ccdsl.resolver.view import view_of
+
+    view = view_of(load())
+    c = parse(f"x = @cluster(cluster_type => ManagerWorkers, {count}{extra}cluster_price_per_hour => {budget})")["x"]
+    pruned, every = _ranks_pruned_and_every(view, c, region)
+    assert pruned == every
+
+
+def _ranks_pruned_and_every(view, c, region: str, any_region: bool = False):
+    pruned = solve.rank(view, c, region, any_region)
+    mp = pytest.MonkeyPatch()
+    mp.setattr(solve.BudgetPairs, "pairs", lambda self, view, workers, m, start, stop: solve._every_pair(
+        start, stop, np.arange(len(workers))))
+    try:
+        every = solve.rank(view, c, region, any_region)
+    finally:
+        mp.undo()
+    return [(x.rows.tolist(), x.counts.tolist(), x.managers.tolist()) for x in (pruned, every)]
+
+
+@pytest.mark.parametrize("budget", ["@atleast(0.2)", "@just(0.34)", "@between(0.1, 0.5)", "@oneof(0.17, 0.255)"])
+def test_a_free_worker_row_still_pairs_with_every_manager(budget: str) -> None:
+    """A worker priced 0 gives no count window from the budget: it takes every manager, as before the pruning."""
+    from ccdsl.resolver.view import view_of
+    from test_resolver import frame
+
+    df = frame({"instance_type": "free.large", "vcpus": 2, "price_per_hour": 0.0},
+               {"instance_type": "c5.large", "vcpus": 2, "price_per_hour": 0.085},
+               {"instance_type": "c5.xlarge", "vcpus": 4, "price_per_hour": 0.17},
+               {"instance_type": "c5.2xlarge", "vcpus": 8, "price_per_hour": 0.34})
+    c = parse(f"x = @cluster(cluster_type => ManagerWorkers, node_count => @between(1, 6), "
+              f"cluster_price_per_hour => {budget})")["x"]
+    pruned, every = _ranks_pruned_and_every(view_of(df), c, "us-east-1")
+    assert pruned == every and 0 in pruned[0]  # the free row (view row 0) is ranked
+
+
+@pytest.mark.parametrize("text", [
+    "x = @cluster(cluster_type => ManagerWorkers, node_count => 4, cluster_price_per_hour => @atleast(2), "
+    "worker.spot => true)",
+    "x = @cluster(cluster_type => ManagerWorkers, node_count => @between(1, 8), "
+    "cluster_price_per_hour => @oneof(0.5, 1, 2), spot => true)",
+])
+def test_spot_markets_prune_as_every_pair(text: str) -> None:
+    """On a spot catalog (synthetic prices, some unknown) the pruned pairs give the same answer as every pair."""
+    from ccdsl.catalog import load
+    from synthetic import SpotData, with_spot
+
+    catalog = with_spot(load(user=False), SpotData(unpriced=0.05, unsupported=0.02, unknown_interruption=0.05),
+                        seed=14)
+    c = parse(text)["x"]
+
+    def answer():
+        try:
+            r = resolve(c, catalog, region="eu-west-1")
+        except UnsatisfiableError as e:
+            return sorted(x.text for x in e.conflict)
+        return [(a.instance_type, a.region, a.node_count) for a in (r.choice, *r.alternatives)], r.manager
+
+    pruned = answer()
+    mp = pytest.MonkeyPatch()
+    mp.setattr(solve.BudgetPairs, "pairs", lambda self, view, workers, m, start, stop: solve._every_pair(
+        start, stop, np.arange(len(workers))))
+    try:
+        every = answer()
+    finally:
+        mp.undo()
+    assert pruned == every
