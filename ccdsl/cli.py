@@ -12,7 +12,7 @@ import importlib
 import os
 import sys
 
-from ccdsl.errors import CcdslError, ContractError, printable
+from ccdsl.errors import CcdslError, ContractError, input_kinds, printable
 
 COMMAND_MODULES = ("ccdsl.commands.contract", "ccdsl.commands.catalog", "ccdsl.commands.cluster")
 
@@ -25,19 +25,23 @@ ARGUMENT_HELP = {
     "json": "print JSON instead of text, for scripts",
 }
 
-EXIT_CODES = "exit codes: 0 success, 1 a ccdsl error (the message says what to do), 2 bad usage, 130 interrupted"
+# 2 is argparse's code for bad usage and the code of the errors about an input ccdsl cannot use (errors.input_kinds)
+_KINDS = input_kinds()
+INPUT_ERRORS = f"2 bad usage, or a {', '.join(_KINDS[:-1])} or {_KINDS[-1]} file or value ccdsl cannot use"
+EXIT_CODES = f"exit codes: 0 success, 1 a ccdsl error (the message says what to do), {INPUT_ERRORS}, 130 interrupted"
 
 # Per command: an example and its exit codes (the default above when a command has none here).
 EPILOGS = {
     "check": "example:\n  ccdsl check examples/tutorial.ccc\n\n"
-             "exit codes: 0 every file is fine (warnings allowed), 2 a file has errors (each shown with a caret)",
+             "exit codes: 0 every file is fine (warnings allowed), 2 a file has errors (each shown with a caret) or "
+             "bad usage, 130 interrupted",
     "resolve": "examples:\n  ccdsl resolve examples/tutorial.ccc\n"
                "  ccdsl resolve examples/tutorial.ccc --contract mw --json\n"
                "  ccdsl resolve examples/on_premise.ccc --catalog examples/lab_hosts.toml\n\n"
                "exit codes: 0 every contract resolved, 1 a contract is unsatisfiable (the conflicting clauses are "
-               "named), 2 the file is bad",
+               f"named), {INPUT_ERRORS} (the contract file, a --catalog), 130 interrupted",
     "select": "example:\n  ccdsl select examples/tutorial.ccc --contract my_second_cluster_contract\n\n"
-              "exit codes: 0 every contract has a match, 1 a contract has none, 2 the file is bad",
+              f"exit codes: 0 every contract has a match, 1 a contract has none, {INPUT_ERRORS}, 130 interrupted",
     "deploy": "examples:\n  ccdsl deploy examples/local.ccc\n"
               "  ccdsl deploy examples/tutorial.ccc --contract my_first_cluster_contract --region eu-central-1\n\n"
               "The handle is printed on stdout; progress goes to stderr.\n\n" + EXIT_CODES,
@@ -47,14 +51,15 @@ EPILOGS = {
            "  ccdsl run HANDLE -- python -c 'import socket; print(socket.gethostname())'\n"
            "  ccdsl run HANDLE --np 2 -- python -m mypackage.main\n"
            "  ccdsl run HANDLE -- hostname\n\n"
-           "exit codes: the program's (as mpiexec reports it), 1 a ccdsl error, 130 interrupted",
+           f"exit codes: the program's (as mpiexec reports it), 1 a ccdsl error, {INPUT_ERRORS}, 130 interrupted",
     "catalog list": "examples:\n  ccdsl catalog list --region us-east-1 --gpu --min-vcpus 8\n"
                     "  ccdsl catalog list --provider ssh --limit 0\n\n"
-                    "exit codes: 0 success, 1 an unknown column, region, provider or family (close names are "
-                    "suggested)",
+                    "exit codes: 0 success, 2 an unknown column, region, provider or family (close names are "
+                    f"suggested), {INPUT_ERRORS.removeprefix('2 ')}, 130 interrupted",
     "catalog show": "example:\n  ccdsl catalog show g6e.12xlarge --region us-east-1\n\n" + EXIT_CODES,
     "catalog add": "example:\n  ccdsl catalog add examples/lab_hosts.toml\n\n"
-                   "exit codes: 0 added, 1 a malformed row (file:line: column: reason)",
+                   f"exit codes: 0 added, 2 a malformed row (file:line: column: reason), "
+                   f"{INPUT_ERRORS.removeprefix('2 ')}, 130 interrupted",
     "catalog remove": "example:\n  ccdsl catalog remove lab_hosts\n\n" + EXIT_CODES,
 }
 

@@ -296,3 +296,16 @@ __all__ = [
     "printable",
     "render_all",
 ]
+
+
+def input_kinds() -> list[str]:
+    """What the errors that exit 2 are about (``contract``, ``catalog``, ``config``, ``state``), read from the
+    hierarchy itself so that the help texts (:mod:`ccdsl.cli`) cannot drift from the codes."""
+    out: list[str] = []
+    stack = list(CcdslError.__subclasses__())
+    while stack:
+        cls = stack.pop(0)
+        if cls.exit_code == 2 and all(getattr(b, "exit_code", None) != 2 for b in cls.__bases__):
+            out.append(cls.__name__.removesuffix("Error").lower())
+        stack.extend(cls.__subclasses__())
+    return out

@@ -7,10 +7,12 @@ builder and the resolver (which column a clause constrains).  Kinds:
 - ``memory``: a size in GiB; unit suffixes K, M, G, T, P are binary (``16G`` = 16 GiB);
 - ``bandwidth``: Gbit/s; suffixes are bits per second (``25G`` = 25 Gbit/s);
 - ``price``: USD per hour;
+- ``number``: a plain number without unit (``accelerator_compute_capability => @atleast(8.0)``);
 - ``fraction``: a rate between 0 and 1, written as a percentage (``10%`` = 0.10) or a plain fraction (``0.1``);
 - ``symbol``: a node of a :mod:`ccdsl.taxonomy` domain (``levels`` restricts which levels are accepted);
 - ``machinetype``: a provider instance type name (``EC2Type_T3_xLarge`` or ``"t3.xlarge"``);
 - ``region``: a region name (``us_east_1`` or ``"us-east-1"``);
+- ``flag``: true or false (``burstable => true``: burstable types may compete, see :mod:`ccdsl.burstable`);
 - ``config``: carried to deploy, never used to resolve.
 
 Scopes: ``cluster`` (shape of the cluster), ``node`` (filters instance types row by row), ``total`` (sums over the
@@ -30,7 +32,8 @@ MAX_COUNT = 2**53
 
 NUMERIC_QUALIFIERS = ("just", "atleast", "atmost", "between", "unrestricted", "oneof", "not")
 SYMBOL_QUALIFIERS = ("just", "unrestricted", "oneof", "not")
-NUMERIC_KINDS = ("count", "memory", "bandwidth", "price", "fraction")
+NUMERIC_KINDS = ("count", "memory", "bandwidth", "price", "fraction", "number")
+ORDERED_QUALIFIERS = ("atleast", "atmost", "between")  # symbols of an ordered line (taxonomy.ORDERS) take these too
 
 
 @dataclass(frozen=True)
@@ -43,15 +46,18 @@ class Parameter:
     levels: tuple[str, ...] | None = None  # accepted taxonomy levels; None = all
     unit: str = ""
     doc: str = ""
+    ordered: bool = False  # a symbol whose generations are ordered (taxonomy.ORDERS): @atleast/@atmost/@between
 
     @property
     def qualifiers(self) -> tuple[str, ...]:
         if self.kind in NUMERIC_KINDS:
             return NUMERIC_QUALIFIERS
-        if self.kind == "config":
+        if self.kind in ("config", "flag"):
             return ("just",)
         if self.name == "cluster_type":
             return ("just",)
+        if self.ordered:
+            return SYMBOL_QUALIFIERS[:1] + ORDERED_QUALIFIERS + SYMBOL_QUALIFIERS[1:]
         return SYMBOL_QUALIFIERS
 
 
@@ -76,24 +82,33 @@ _ALL = [
     _p("accelerator_count", "count", "node", column="accelerator_count", unit="accelerators",
        doc="accelerators (GPUs, …) per node; 0 = none"),
     _p("accelerator_memory", "memory", "node", column="accelerator_memory_gib", unit="GiB",
-       doc="memory per accelerator"),
+       doc="memory per accelerator as its maker sells it (an L4 is 24G; EC2 reports 22.35 GiB usable)"),
     _p("accelerator_type", "symbol", "node", column="accelerator_type", domain="accelerator_type",
        doc="GPU, NPU, FPGA"),
     _p("accelerator_architecture", "symbol", "node", domain="accelerator", levels=("architecture",),
-       doc="Turing, Ampere, Ada, Hopper, …"),
+       doc="Turing, Ampere, Ada, Hopper, …; @atleast(Ampere): Ampere or a later NVIDIA generation (Kepler < Maxwell "
+           "< Pascal < Volta < Turing < Ampere < Ada < Hopper < Blackwell)", ordered=True),
+    _p("accelerator_compute_capability", "number", "node", column="accelerator_compute_capability",
+       doc="CUDA compute capability of an NVIDIA accelerator, e.g. @atleast(8.0) for bf16, @atleast(8.9) for FP8 "
+           "(other accelerators have none: they meet no bound)"),
     _p("accelerator_manufacturer", "symbol", "node", domain="accelerator", levels=("manufacturer",),
        doc="NVIDIA, AWS, …"),
     _p("accelerator", "symbol", "node", domain="accelerator", doc="a model (T4, A100, …) or any group above it"),
     _p("processor", "symbol", "node", domain="processor", doc="a processor model or any group above it"),
     _p("processor_manufacturer", "symbol", "node", domain="processor", levels=("manufacturer",), doc="Intel, AMD, AWS"),
     _p("processor_microarchitecture", "symbol", "node", domain="processor", levels=("group", "microarchitecture"),
-       doc="IceLake, SapphireRapids, Zen, Zen4, Graviton3, …"),
+       doc="IceLake, SapphireRapids, Zen, Zen4, Graviton3, …; @atleast(IceLake): within one maker's line (Skylake "
+           "< CascadeLake < IceLake < SapphireRapids < EmeraldRapids < GraniteRapids; Zen1 … Zen5; Graviton1 … "
+           "Graviton4)", ordered=True),
     _p("processor_architecture", "symbol", "node", column="cpu_architecture", domain="cpu_architecture",
        doc="x86_64 or arm64"),
     _p("storage_type", "symbol", "node", column="storage_type", domain="storage_type", doc="SSD, HDD, EBSOnly"),
     _p("storage_size", "memory", "node", column="storage_gib", unit="GiB", doc="local instance storage"),
     _p("network_performance", "bandwidth", "node", column="network_gbps", unit="Gbit/s",
        doc="network bandwidth per node (\"Up to 25 Gigabit\" counts as 25)"),
+    _p("burstable", "flag", "node", column="burstable",
+       doc="true: burstable types (t2, t3, t3a, t4g) may compete too, run in standard CPU credit mode (they compete "
+           "anyway when node_machinetype names them); false: never"),
     _p("node_price", "price", "node", column="price_per_hour", unit="USD/h",
        doc="price per node and hour (a spot node's spot price)"),
     _p("spot_interruption", "fraction", "node", column="spot_interruption",

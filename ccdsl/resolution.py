@@ -33,6 +33,14 @@ JSON_FIELDS = ("provider", "region", "instance_type", "node_count", "price_per_n
                "price_source", "price_date", "market", "accelerators")
 
 
+def accelerator_memory(sold: float, usable: float) -> str:
+    """``24 GiB (22.35 GiB usable)``: the memory an accelerator is sold with, and what EC2 reports usable when that
+    differs (the same words in answers and ``catalog show``)."""
+    if usable and abs(usable - sold) > 1e-9 * max(1.0, sold):
+        return f"{quantity(sold)} GiB ({quantity(usable)} GiB usable)"
+    return f"{quantity(sold)} GiB"
+
+
 @dataclass(frozen=True)
 class Choice:
     """One instance type in one region with a node count, plus the facts a user wants to see about it."""
@@ -48,7 +56,8 @@ class Choice:
     accelerator_count: float = 0  # a share of one accelerator is its fraction: 0.125 = 1/8 of an L4
     accelerator_model: str = ""
     accelerator_architecture: str = ""
-    accelerator_memory_gib: float = 0.0
+    accelerator_memory_gib: float = 0.0  # as its maker sells it (what accelerator_memory compares)
+    accelerator_memory_usable_gib: float = 0.0  # as EC2 reports it
     cpu_model: str = ""
     network_gbps: float = 0.0
     role: str | None = None  # "manager", "worker" or None (peer workers)
@@ -103,18 +112,18 @@ class Choice:
 
     @property
     def accelerators(self) -> str:
-        """``8 × L4 (Ada Lovelace) 22.35 GiB``; a share of one: ``1/8 × L4 (Ada Lovelace) 2.79 GiB of 22.35``;
-        '' without."""
+        """``8 × L4 (Ada Lovelace) 24 GiB (22.35 GiB usable)``; a share of one: ``1/8 × L4 (Ada Lovelace) 3 GiB of
+        24``; '' without."""
         from ccdsl.catalog.shares import count_text, is_share
 
         if not self.accelerator_count:
             return ""
         arch = f" ({self.accelerator_architecture})" if self.accelerator_architecture else ""
-        text = (f"{count_text(self.accelerator_count)} × {self.accelerator_model or 'accelerator'}{arch} "
-                f"{quantity(self.accelerator_memory_gib)} GiB")
+        text = f"{count_text(self.accelerator_count)} × {self.accelerator_model or 'accelerator'}{arch} "
         if is_share(self.accelerator_count):  # its memory is the share's: of the whole accelerator's
-            text += f" of {quantity(self.accelerator_memory_gib / self.accelerator_count)}"
-        return text
+            return text + (f"{quantity(self.accelerator_memory_gib)} GiB of "
+                           f"{quantity(self.accelerator_memory_gib / self.accelerator_count)}")
+        return text + accelerator_memory(self.accelerator_memory_gib, self.accelerator_memory_usable_gib)
 
     def _accelerators_json(self) -> dict[str, Any] | None:
         """``{"model": "L4", "count": 0.125, "share": "1/8", "memory_gib": 2.79}`` per node (``share`` only for a
@@ -127,6 +136,8 @@ class Choice:
         if is_share(self.accelerator_count):
             d["share"] = count_text(self.accelerator_count)
         d["memory_gib"] = round(self.accelerator_memory_gib, 2)
+        if self.accelerator_memory_usable_gib and not is_share(self.accelerator_count):
+            d["memory_usable_gib"] = round(self.accelerator_memory_usable_gib, 2)
         return d
 
     def describe(self) -> str:

@@ -79,12 +79,17 @@ _TREE: dict[str, list[tuple[str, str, str, str | None, tuple[str, ...]]]] = {
         ("Qualcomm", "Qualcomm", "manufacturer", None, ()),
         ("Habana", "Habana", "manufacturer", None, ("Intel Habana",)),
         # NVIDIA architectures and models
+        ("Kepler", "Kepler", "architecture", "NVIDIA", ()),
+        ("Maxwell", "Maxwell", "architecture", "NVIDIA", ()),
+        ("Pascal", "Pascal", "architecture", "NVIDIA", ()),
         ("Volta", "Volta", "architecture", "NVIDIA", ()),
         ("Turing", "Turing", "architecture", "NVIDIA", ()),
         ("Ampere", "Ampere", "architecture", "NVIDIA", ()),
         ("AdaLovelace", "Ada Lovelace", "architecture", "NVIDIA", ("Ada",)),
         ("Hopper", "Hopper", "architecture", "NVIDIA", ()),
         ("Blackwell", "Blackwell", "architecture", "NVIDIA", ()),
+        ("K80", "K80", "model", "Kepler", ("TeslaK80",)),  # p2 (previous generation)
+        ("M60", "M60", "model", "Maxwell", ("TeslaM60",)),  # g3 (previous generation)
         ("V100", "V100", "model", "Volta", ("TeslaV100",)),
         ("T4", "T4", "model", "Turing", ("TeslaT4",)),
         ("T4g", "T4g", "model", "Turing", ()),
@@ -158,6 +163,74 @@ _TREE: dict[str, list[tuple[str, str, str, str | None, tuple[str, ...]]]] = {
         ("AppleM4Max", "M4 Max", "microarchitecture", "Apple", ("M4Max",)),
     ],
 }
+
+# Generations in order, per line (issue 20.4; the seed's PlatformAware.jl chains them too).  ``@atleast(X)``,
+# ``@atmost(X)`` and ``@between(X, Y)`` on an ordered parameter cover the nodes of X's line on that side of X (and
+# everything below those nodes); a line never reaches another maker's nodes, so a bound on an NVIDIA generation
+# never matches an Inferentia, and a bound on IceLake never matches a Zen.  Nodes in one tuple rank the same.
+# Sources: NVIDIA's CUDA compute capability table, https://developer.nvidia.com/cuda-gpus (Kepler 3.x, Maxwell
+# 5.x, Pascal 6.x, Volta 7.0, Turing 7.5, Ampere 8.0/8.6, Ada 8.9, Hopper 9.0, Blackwell 10.x/12.x); Intel's Xeon
+# Scalable generations, https://www.intel.com/content/www/us/en/products/details/processors/xeon/scalable.html
+# (1st Skylake, 2nd Cascade Lake, 3rd Ice Lake, 4th Sapphire Rapids, 5th Emerald Rapids, Xeon 6 Granite Rapids;
+# the E5 v1-v4 Sandy Bridge .. Broadwell before them); AMD EPYC 7001 Naples (Zen 1), 7002 Rome (Zen 2), 7003 Milan
+# (Zen 3), 9004 Genoa (Zen 4), 9005 Turin (Zen 5), https://www.amd.com/en/products/processors/server/epyc.html;
+# AWS Graviton 1-4, https://aws.amazon.com/ec2/graviton/ (Graviton3E is a Graviton3 variant: the same rank).
+ORDERS: dict[str, dict[str, tuple[tuple[str, ...], ...]]] = {
+    "accelerator": {
+        "NVIDIA": (("Kepler",), ("Maxwell",), ("Pascal",), ("Volta",), ("Turing",), ("Ampere",), ("AdaLovelace",),
+                   ("Hopper",), ("Blackwell",)),
+    },
+    "processor": {
+        "Xeon": (("SandyBridge",), ("IvyBridge",), ("Haswell",), ("Broadwell",), ("Skylake",), ("CascadeLake",),
+                 ("IceLake",), ("SapphireRapids",), ("EmeraldRapids",), ("GraniteRapids",)),
+        "Zen": (("Zen1",), ("Zen2",), ("Zen3",), ("Zen4",), ("Zen5",)),
+        "Graviton": (("Graviton1",), ("Graviton2",), ("Graviton3", "Graviton3E"), ("Graviton4",)),
+    },
+}
+
+# CUDA compute capability of each NVIDIA model (https://developer.nvidia.com/cuda-gpus): what
+# ``accelerator_compute_capability`` compares (bf16 needs 8.0, FP8 needs 8.9).
+COMPUTE_CAPABILITY: dict[str, float] = {
+    "K80": 3.7, "M60": 5.2, "V100": 7.0, "T4": 7.5, "T4g": 7.5, "A100": 8.0, "A10G": 8.6, "L4": 8.9, "L40S": 8.9,
+    "H100": 9.0, "H200": 9.0, "B200": 10.0, "B300": 10.3, "RTXPRO4500": 12.0, "RTXPROServer6000": 12.0,
+}
+
+# Memory per accelerator as its maker sells it (issue 20.2), the figure ``accelerator_memory`` compares: each model's
+# variants as (sold GiB, the GiB EC2's DescribeInstanceTypes reports for it).  EC2 reports the memory left usable
+# (22,888 MiB for the 24 GB A10G and L4); a contract's "24G" means the 24 GB card.  A row reporting a fraction of
+# a variant's figure (g6f: 1/8, 1/4, 1/2 of an L4) has that fraction of its sold memory.  The catalog build fails on
+# a model without an entry, or a reported figure that is neither a variant nor such a fraction of one.
+# Sources (datasheets): NVIDIA https://www.nvidia.com/en-us/data-center/ (K80 12 GB per GPU, M60 8 GB per GPU,
+# V100 16/32 GB, T4 16 GB, A100 40/80 GB, A10G: A10 24 GB, L4 24 GB, L40S 48 GB, H100 80 GB, H200 141 GB,
+# B200 180 GB (DGX B200: 1,440 GB for 8), B300 288 GB, RTX PRO 4500 Blackwell 32 GB, RTX PRO 6000 Blackwell
+# Server 96 GB); AWS https://aws.amazon.com/ai/machine-learning/inferentia/ and /trainium/ (Inferentia 8 GB,
+# Inferentia2 32 GB, Trainium 32 GB, Trainium2 96 GB per chip); Qualcomm Cloud AI 100 Standard 16 GB; AMD/Xilinx
+# VU47P on F2 (64 GiB DDR4 + 16 GiB HBM per FPGA, https://aws.amazon.com/ec2/instance-types/f2/) and U30 on VT1
+# (https://aws.amazon.com/ec2/instance-types/vt1/): as EC2 reports them.
+ACCELERATOR_MEMORY: dict[str, tuple[tuple[float, float], ...]] = {
+    "K80": ((12.0, 12.0),), "M60": ((8.0, 8.0),), "V100": ((16.0, 16.0), (32.0, 32.0)), "T4": ((16.0, 16.0),),
+    "T4g": ((16.0, 16.0),), "A100": ((40.0, 40.0), (80.0, 80.0)), "A10G": ((24.0, 22888 / 1024),),
+    "L4": ((24.0, 22888 / 1024),), "L40S": ((48.0, 45776 / 1024),), "H100": ((80.0, 80.0),),
+    "H200": ((141.0, 141.0),), "B200": ((180.0, 183359 / 1024),), "B300": ((288.0, 275040 / 1024),),
+    "RTXPRO4500": ((32.0, 32.0),), "RTXPROServer6000": ((96.0, 96.0),),
+    "Inferentia": ((8.0, 8.0),), "Inferentia2": ((32.0, 32.0),), "Trainium": ((32.0, 32.0),),
+    "Trainium2": ((96.0, 512.0),), "QualcommAI100": ((16.0, 16000 / 1024),),
+    "VU47P": ((80.0, 80.0),), "U30": ((24.0, 24.0),),
+}
+FRACTIONS = (1 / 8, 1 / 4, 1 / 2)  # of one accelerator: EC2's fractional GPU rows (g6f, gr6f)
+
+
+def sold_memory(model_label: str, reported_gib: float) -> float | None:
+    """The memory a maker sells for the accelerator a row reports ``reported_gib`` of (None: not in the table,
+    or a figure that matches no variant nor a fraction of one)."""
+    node = lookup("accelerator", model_label)
+    variants = ACCELERATOR_MEMORY.get(node.name, ()) if node is not None else ()
+    for sold, reported in variants:
+        for share in (1.0, *FRACTIONS):
+            if abs(reported_gib - share * reported) <= 1e-6 * max(1.0, reported):
+                return sold * share
+    return None
+
 
 # Processor *models* are many and come from the sources; the reviewed table in ccdsl/catalog/facts.py fills this
 # (model label -> microarchitecture node name, or the group node when the source names no microarchitecture).
@@ -257,3 +330,42 @@ def suggest(domain: str, text: str, levels: tuple[str, ...] | None = None, n: in
             candidates.setdefault(norm(a), x.name)
     hits = difflib.get_close_matches(norm(text), list(candidates), n=n, cutoff=0.6)
     return list(dict.fromkeys(candidates[h] for h in hits))
+
+
+def position(domain: str, name: str) -> tuple[str, int] | None:
+    """(line, rank) of the node ``name`` in :data:`ORDERS`, or None when it has no order."""
+    for line, ranks in ORDERS.get(domain, {}).items():
+        for rank, names in enumerate(ranks):
+            if name in names:
+                return line, rank
+    return None
+
+
+def line_names(domain: str, line: str) -> list[str]:
+    """The node names of one ordered line, oldest first (for messages)."""
+    return [n for names in ORDERS[domain][line] for n in names]
+
+
+@cache
+def ordered_labels(domain: str, qualifier: str, names: tuple[str, ...]) -> frozenset[str]:
+    """Labels an ordered bound covers: ``atleast``/``atmost`` ``names[0]``, ``between`` ``names[0]`` and
+    ``names[1]`` (of one line): the nodes of that line within the bound, with everything below them.  A name
+    without an order covers nothing (the checker refuses it first)."""
+    where = [position(domain, n) for n in names]
+    if any(w is None for w in where) or len({w[0] for w in where if w}) != 1:
+        return frozenset()
+    line = where[0][0] if where[0] else ""
+    ranks = [w[1] for w in where if w]
+    lo, hi = {"atleast": (ranks[0], None), "atmost": (None, ranks[0])}.get(qualifier, (ranks[0], ranks[-1]))
+    out: set[str] = set()
+    for rank, group in enumerate(ORDERS[domain][line]):
+        if (lo is None or rank >= lo) and (hi is None or rank <= hi):
+            for name in group:
+                out |= covered_labels(domain, name)
+    return frozenset(out)
+
+
+def compute_capability(model_label: str) -> float:
+    """The CUDA compute capability of an accelerator model label (NaN: not an NVIDIA model ccdsl knows)."""
+    node = lookup("accelerator", model_label)
+    return COMPUTE_CAPABILITY.get(node.name, float("nan")) if node is not None else float("nan")

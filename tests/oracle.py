@@ -1,21 +1,23 @@
 """A brute-force oracle for the resolver, written independently of ``ccdsl.resolver``.
 
-Plain Python over ``DataFrame.to_dict("records")``: every row, every node count, every clause checked one by one.
-It shares only the *facts* with the resolver (``ccdsl.parameters`` for which column a parameter reads,
+Plain Python over ``DataFrame.to_dict("records")``: every row, every node count, every clause checked one by one. It
+shares only the *facts* with the resolver (``ccdsl.parameters`` for which column a parameter reads,
 ``ccdsl.taxonomy`` for what a symbol covers) and re-implements the documented semantics: inclusive bounds with a
 relative slack of 1e-9 (none for count totals: vCPUs and accelerators summed over the workers are whole numbers
-compared exactly), NaN satisfies nothing but ``@unrestricted``, ``not`` of a symbol is the complement, AWS
-rows restricted to the default region unless ``cluster_locale`` or any-region, ``us-gov-*`` rows only when the
-default region or a just/oneof ``cluster_locale`` names a GovCloud region, free on-premise rows (``local``,
-``ssh``) only when a ``node_provider``, ``cluster_locale`` or ``node_machinetype`` clause (just/oneof) names their
-provider, region or type (a priced one competes like a cloud row), node_count default 1, compared
-exactly (whole numbers, no slack), and ranges capped at max(1024, named counts) (domains too large to list
-are tried at the counts next to every boundary, see ``_edges``), a row's count at most its ``max_nodes``
-(NaN = unlimited) and one less when the manager is that same row, totals = count × per-node value,
-budget = workers + manager, manager and
-workers in the same provider and region.  Unknown prices (NaN): such a row meets no ``node_price`` and no
-budget; a cluster with an unknown price competes only when no priced cluster satisfies the contract, and then the
-tie rules choose (fewer nodes, more vCPUs, provider, region, type name).  Slow by design; use small catalogs.
+compared exactly), NaN satisfies nothing but ``@unrestricted``, ``not`` of a symbol is the complement, AWS rows
+restricted to the default region unless ``cluster_locale`` or any-region, ``us-gov-*`` rows only when the default
+region or a just/oneof ``cluster_locale`` names a GovCloud region, free on-premise rows (``local``, ``ssh``) only
+when a ``node_provider``, ``cluster_locale`` or ``node_machinetype`` clause (just/oneof) names their provider,
+region or type (a priced one competes like a cloud row), burstable rows (the ``burstable`` column, or an AWS type
+:mod:`ccdsl.burstable` documents) only with ``burstable => true`` or a just/oneof ``node_machinetype`` naming them
+(``burstable => false`` refuses them), ordered symbol bounds (``@atleast(Ampere)``) over the generations of one line
+of ``taxonomy.ORDERS``, compute capability from ``taxonomy.COMPUTE_CAPABILITY``, node_count default 1, compared
+exactly (whole numbers, no slack), and ranges capped at max(1024, named counts) (domains too large to list are tried
+at the counts next to every boundary, see ``_edges``), a row's count at most its ``max_nodes`` (NaN = unlimited) and
+one less when the manager is that same row, totals = count × per-node value, budget = workers + manager, manager and
+workers in the same provider and region. Unknown prices (NaN): such a row meets no ``node_price`` and no budget; a
+cluster with an unknown price competes only when no priced cluster satisfies the contract, and then the tie rules
+choose (fewer nodes, more vCPUs, provider, region, type name). Slow by design; use small catalogs.
 
 Markets (issue 14): a role on spot (``spot=True`` for every role; ``spot=None`` reads the contract: ``spot => true``
 every role, ``worker.spot``/``manager.spot`` one role, the role's own value first) uses only the rows whose
@@ -36,7 +38,7 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 
-from ccdsl import taxonomy
+from ccdsl import burstable, taxonomy
 from ccdsl.contract import Clause, Contract
 from ccdsl.parameters import PARAMETERS
 
@@ -157,6 +159,9 @@ def row_ok(row: dict, c: Clause) -> bool:
     p = PARAMETERS[c.parameter]
     if c.qualifier == "unrestricted":
         return True
+    if p.kind == "symbol" and c.qualifier in ("atleast", "atmost", "between"):
+        return any(_str(row[col]) in _generations(p.domain, c.qualifier, c.values)
+                   for col in taxonomy.DOMAIN_COLUMNS[p.domain])
     if p.kind == "symbol":
         covered = set()
         for v in c.values:
@@ -166,7 +171,30 @@ def row_ok(row: dict, c: Clause) -> bool:
     if p.kind in ("machinetype", "region"):
         hit = _str(row[p.column]) in {str(v) for v in c.values}
         return (not hit) if c.qualifier == "not" else hit
+    if p.kind == "flag":
+        return c.values[0] is True or not _burstable(row)
+    if p.column == "accelerator_compute_capability":  # not a catalog column: the model's, from the fact table
+        model = _str(row["accelerator_model"])
+        node = taxonomy.lookup("accelerator", model) if model else None
+        return compare(taxonomy.COMPUTE_CAPABILITY.get(node.name, math.nan) if node else math.nan, c.qualifier,
+                       c.values)
     return compare(_num(row[p.column]), c.qualifier, c.values)
+
+
+def _generations(domain: str, qualifier: str, values: tuple) -> set[str]:
+    """Labels an ordered bound covers: walk every line of taxonomy.ORDERS, keep the line holding the bound's
+    symbols, and take each generation on the right side of them with everything below it."""
+    out: set[str] = set()
+    for line in taxonomy.ORDERS.get(domain, {}).values():
+        rank = {name: i for i, names in enumerate(line) for name in names}
+        if not all(str(v) in rank for v in values):
+            continue
+        lo = rank[str(values[0])] if qualifier in ("atleast", "between") else 0
+        hi = rank[str(values[-1])] if qualifier in ("atmost", "between") else len(line) - 1
+        for i in range(lo, hi + 1):
+            for name in line[i]:
+                out |= taxonomy.covered_labels(domain, name)
+    return out
 
 
 LISTED = 4096  # domains up to this many counts are listed and tried one by one; larger ones by their edges
@@ -238,8 +266,23 @@ def _named(row: dict, clauses: list[Clause]) -> bool:
     return False
 
 
+def _burstable(row: dict) -> bool:
+    flag = row.get("burstable")
+    marked = flag is True or str(flag).lower() == "true" or (isinstance(flag, (int, float)) and flag == 1)
+    return marked or (_str(row["provider"]) == "aws" and burstable.is_burstable(_str(row["instance_type"])))
+
+
+def _asks_burstable(row: dict, clauses: list[Clause]) -> bool:
+    """``burstable => true`` (kept as @unrestricted(true) when dropped), or a machine type clause naming the row."""
+    if any(c.parameter == "burstable" and c.values == (True,) for c in clauses):
+        return True
+    return _named(row, [c for c in clauses if c.parameter == "node_machinetype"])
+
+
 def _in_scope(row: dict, clauses: list[Clause], region: str, any_region: bool) -> bool:
     free = not _num(row["price_per_hour"]) > 0
+    if _burstable(row) and not _asks_burstable(row, clauses):
+        return False
     if _str(row["provider"]) in ("local", "ssh") and free and not _named(row, clauses):
         return False
     if any_region or any(c.parameter == "cluster_locale" for c in clauses):
@@ -478,4 +521,6 @@ def subcontract(contract: Contract, keep: list[Clause], keep_default_count: bool
             clauses.append(Clause("cluster_locale", "unrestricted", named, role=c.role))
         elif c.parameter in ("node_provider", "node_machinetype") and named:
             clauses.append(Clause(c.parameter, "unrestricted", named, role=c.role))
+        elif c.parameter == "burstable" and c.values == (True,):  # a dropped burstable => true still asks
+            clauses.append(Clause(c.parameter, "unrestricted", (True,), role=c.role))
     return Contract(contract.name, tuple(clauses), contract.config)  # the config: which roles are on spot

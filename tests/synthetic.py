@@ -33,10 +33,11 @@ SIZES = (1, 2, 4, 8, 16, 32, 48, 64, 96, 192)
 
 def catalog(rows: int = 1000, seed: int = 0, regions: tuple[str, ...] = REGIONS, extra_providers: bool = False,
             unknown_fraction: float = 0.02, unpriced_fraction: float = 0.0,
-            spot: SpotData | None = None) -> pd.DataFrame:
+            spot: SpotData | None = None, burstable: bool = False) -> pd.DataFrame:
     """A catalog of about ``rows`` rows over ``regions`` (types × regions), schema columns in order.
     ``unpriced_fraction`` of the AWS rows have an unknown price (NaN, no source), as offered pairs no source
-    prices.  ``spot`` adds synthetic spot prices and interruption buckets (:func:`with_spot`)."""
+    prices.  ``spot`` adds synthetic spot prices and interruption buckets (:func:`with_spot`).  ``burstable``: every
+    fourth type is burstable (no random draw: the other columns stay what they were)."""
     rng = np.random.default_rng(seed)
     n_types = max(1, rows // len(regions))
     t = np.arange(n_types)
@@ -77,7 +78,8 @@ def catalog(rows: int = 1000, seed: int = 0, regions: tuple[str, ...] = REGIONS,
             "accelerator_memory_gib": gpu_mem, "accelerator_memory_total_gib": gpu_mem * gpu_count,
             "network_performance": [f"{x:g} Gigabit" for x in network], "network_gbps": network,
             "efa": False, "storage_type": np.where(storage > 0, "ssd", "ebs"), "storage_gib": storage,
-            "spot": True, "burstable": False, "bare_metal": False, "price_per_hour": price,
+            "spot": True, "burstable": (t % 4 == 1) if burstable else False, "bare_metal": False,
+            "price_per_hour": price,
             "price_source": np.where(unpriced, "", "synthetic"), "price_date": np.where(unpriced, "", "2026-07-20"),
         })[offered])
     if extra_providers:  # ssh hosts: node1 one host, node2 a class of 3 hosts, node3 one host like node2

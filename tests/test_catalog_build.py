@@ -194,7 +194,7 @@ def test_sample_rows_match_raw_sources_field_by_field(fresh) -> None:
         assert row["network_gbps"] == _net(s["NetworkInfo"]["NetworkPerformance"])
         assert row["efa"] == s["NetworkInfo"].get("EfaSupported", False)
         assert row["spot"] == ("spot" in s["SupportedUsageClasses"])
-        assert row["burstable"] == s["BurstablePerformanceSupported"]
+        assert row["burstable"] == (s["BurstablePerformanceSupported"] or s["InstanceType"] == "t1.micro")
         assert row["bare_metal"] == s["BareMetal"]
         disks = (s.get("InstanceStorageInfo") or {}).get("Disks") or []
         assert row["storage_type"] == (disks[0]["Type"] if disks else "ebs")
@@ -209,7 +209,10 @@ def test_sample_rows_match_raw_sources_field_by_field(fresh) -> None:
             assert row["accelerator_count"] == 0 and row["accelerator_model"] == "" and row["accelerator_type"] == ""
         else:
             assert row["accelerator_count"] == sum(g["Count"] for g in group)
-            assert row["accelerator_memory_gib"] == group[0]["MemoryInfo"]["SizeInMiB"] / 1024
+            # EC2's figure is the usable memory; the sold one is the datasheet's, never less (issue 20.2)
+            assert row["accelerator_memory_usable_gib"] == group[0]["MemoryInfo"]["SizeInMiB"] / 1024
+            assert row["accelerator_memory_gib"] >= row["accelerator_memory_usable_gib"] or \
+                row["accelerator_model"] == "Trainium2"  # EC2 reports 512 GiB per Trainium2; AWS sells 96 GiB
             assert row["accelerator_memory_total_gib"] == row["accelerator_count"] * row["accelerator_memory_gib"]
             assert row["accelerator_model"] in (group[0]["Name"], group[0]["Name"].replace("Qualcomm ", ""))
             assert row["accelerator_type"] in ("GPU", "NPU", "FPGA")
@@ -240,6 +243,38 @@ def test_known_rows() -> None:
     assert (c7a.cpu_manufacturer, c7a.cpu_microarchitecture) == ("AMD", "Zen 4")
     t3 = df[df.instance_type == "t3.micro"].iloc[0]
     assert t3.burstable and t3.network_gbps == 5.0 and t3.storage_type == "ebs"
+    assert df[df.instance_type == "t1.micro"].burstable.all()  # previous generation, burstable without credits
+
+
+def test_accelerator_memory_is_the_memory_as_sold_with_the_usable_figure_beside_it() -> None:
+    """Issue 20.2: a 24 GB card is 24 GiB to a contract; EC2's usable 22,888 MiB stays in its own column."""
+    from ccdsl.catalog import load
+
+    df = load(user=False)
+    us = df[df.region == "us-east-1"].set_index("instance_type")
+    for t, sold, usable in (("g6.xlarge", 24.0, 22888 / 1024), ("g5.xlarge", 24.0, 22888 / 1024),
+                            ("g6e.xlarge", 48.0, 45776 / 1024), ("g6f.large", 3.0, 22888 / 1024 / 8),
+                            ("p4d.24xlarge", 40.0, 40.0), ("g4dn.xlarge", 16.0, 16.0)):
+        assert (us.loc[t, "accelerator_memory_gib"], us.loc[t, "accelerator_memory_usable_gib"]) == (sold, usable), t
+    assert us.loc["g6.12xlarge", "accelerator_memory_total_gib"] == 4 * 24.0
+    gpus = df[df.accelerator_model != ""]
+    assert (gpus.accelerator_memory_gib > 0).all()
+
+
+def test_an_accelerator_without_a_memory_entry_fails_the_build() -> None:
+    from ccdsl.catalog.convert import type_facts
+    from ccdsl.errors import CatalogError
+
+    spec = {"InstanceType": "g6.xlarge", "VCpuInfo": {"DefaultVCpus": 4}, "MemoryInfo": {"SizeInMiB": 16384},
+            "ProcessorInfo": {"SupportedArchitectures": ["x86_64"]},
+            "NetworkInfo": {"NetworkPerformance": "Up to 10 Gigabit"},
+            "GpuInfo": {"Gpus": [{"Name": "L4", "Manufacturer": "NVIDIA", "Count": 1,
+                                  "MemoryInfo": {"SizeInMiB": 20000}}]}}
+    with pytest.raises(CatalogError, match="no entry in the memory table") as info:
+        type_facts(spec, None)
+    assert "ACCELERATOR_MEMORY" in info.value.hint
+    spec["GpuInfo"]["Gpus"][0]["MemoryInfo"]["SizeInMiB"] = 22888
+    assert type_facts(spec, None)["accelerator_memory_gib"] == 24.0
 
 
 def test_build_without_sources_fails_cleanly(tmp_path) -> None:

@@ -161,6 +161,20 @@ def test_the_feed_is_read_by_region_code_and_odd_entries_are_skipped() -> None:
         spot.parse_feed({"vers": 1}, ["us-east-1"])
 
 
+@pytest.mark.parametrize("label", ["us-west-2-phx-1", "us-east-1-bos-1", "us-west-2-lax-1a"])
+def test_local_zone_labels_are_skipped_quietly(label: str) -> None:
+    """AWS's feed lists Local Zones as regions: zones of their parent region, not unknown labels (no warning on
+    every refresh), and their prices are not the region's."""
+    zone = {"region": label, "instanceTypes": [{"sizes": [
+        {"size": "m5.large", "valueColumns": [{"name": "linux", "prices": {"USD": "0.5"}}]}]}]}
+    region = {"region": "us-west-2", "instanceTypes": [{"sizes": [
+        {"size": "m5.large", "valueColumns": [{"name": "linux", "prices": {"USD": "0.04"}}]}]}]}
+    prices, warnings = spot.parse_feed({"config": {"regions": [zone, region]}}, ["us-west-2", "us-east-1"])
+    assert prices == {"us-west-2": {"m5.large": 0.04}} and warnings == []
+    _, warned = spot.parse_feed({"config": {"regions": [{"region": "mars-north-1x"}]}}, ["us-west-2"])
+    assert warned and "mars-north-1x" in warned[0]  # other unknown labels still warn
+
+
 def test_the_advisor_gives_bucket_bounds() -> None:
     doc = json.loads((SPOT_DATA / "spot-advisor-data.json").read_text())
     bounds, warnings = spot.parse_advisor(doc, ["us-east-1", "eu-west-1", "sa-east-1"])

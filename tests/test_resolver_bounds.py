@@ -151,7 +151,7 @@ def test_a_long_chain_of_excluded_float_totals_falls_back_to_the_candidates() ->
 # ----------------------------------------------------------------------------------- item 4: exact count totals
 
 def test_the_two_to_the_53_total_is_met_exactly() -> None:
-    c = parse("c = @cluster(node_count => @between(1, 9007199254740992), "
+    c = parse("c = @cluster(node_count => @between(1, 9007199254740992), burstable => true, "
               "cluster_vcpus_count => @atleast(9007199254740992))")["c"]
     r = resolve(c)
     vcpus = {"t4g.nano": 2, "t3a.nano": 2, "t3.nano": 2}[r.instance_type]
@@ -238,7 +238,8 @@ def test_the_slow_infeasible_contracts_name_the_same_conflict(text: str, any_reg
 @pytest.mark.parametrize("k,count", [(400, 201), (1600, 801)])
 def test_not_the_first_k_vcpu_totals(k: int, count: int) -> None:
     listed = ", ".join(str(v) for v in range(1, k + 1))
-    got = _answer(f"c = @cluster(node_count => @between(1, 1000), cluster_vcpus_count => @not({listed}))")
+    got = _answer(f"c = @cluster(node_count => @between(1, 1000), burstable => true, "
+                  f"cluster_vcpus_count => @not({listed}))")
     assert got == ("t4g.nano", "us-east-1", count, None, round(count * 0.0042, 9))
 
 

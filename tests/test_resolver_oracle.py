@@ -28,7 +28,7 @@ REGION_SET = (*REGIONS[:3], "us-gov-west-1")  # GovCloud competes only when name
 def small_catalog(seed: int):
     """Seeds 2 and 3 have AWS rows with unknown prices (15% and 40%)."""
     return catalog(rows=60, seed=seed, regions=REGION_SET, extra_providers=seed % 2 == 1,
-                   unpriced_fraction={2: 0.15, 3: 0.4}.get(seed, 0.0))
+                   unpriced_fraction={2: 0.15, 3: 0.4}.get(seed, 0.0), burstable=True)
 
 
 SETTINGS = settings(max_examples=2500, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
@@ -72,6 +72,22 @@ def symbol(parameter: str, names: list[str]) -> st.SearchStrategy:
     )
 
 
+def ordered(parameter: str, domain: str) -> st.SearchStrategy:
+    """@atleast / @atmost / @between over the generations of one line of taxonomy.ORDERS (between: in order)."""
+    from ccdsl import taxonomy
+
+    lines = [taxonomy.line_names(domain, line) for line in taxonomy.ORDERS[domain]]
+    one = st.sampled_from(lines).flatmap(lambda names: st.sampled_from(names))
+    pair = st.sampled_from(lines).flatmap(lambda names: st.lists(st.sampled_from(names), min_size=2, max_size=2))
+
+    def between(two: list[str]) -> Clause:
+        a, b = sorted(two, key=lambda n: taxonomy.position(domain, n))
+        return Clause(parameter, "between", (a, b))
+
+    return st.one_of(one.map(lambda v: Clause(parameter, "atleast", (v,))),
+                     one.map(lambda v: Clause(parameter, "atmost", (v,))), pair.map(between))
+
+
 # every type name of the small catalogs: pinning a type (in a region) is how a contract meets an unpriced row
 TYPE_NAMES = sorted(set().union(*(set(small_catalog(seed)["instance_type"]) for seed in range(4))))
 
@@ -83,14 +99,20 @@ NODE = {
     "accelerator_memory": numeric("accelerator_memory", st.sampled_from([0.0, 16.0, 24.0, 40.0, 80.0])),
     "network_performance": numeric("network_performance", st.sampled_from([5.0, 10.0, 25.0, 50.0])),
     "node_price": numeric("node_price", st.sampled_from([0.05, 0.5, 1.25, 5.0])),
-    "accelerator_architecture": symbol("accelerator_architecture",
-                                       ["Turing", "Ampere", "AdaLovelace", "Hopper", "Volta"]),
+    "accelerator_architecture": st.one_of(symbol("accelerator_architecture",
+                                                 ["Turing", "Ampere", "AdaLovelace", "Hopper", "Volta"]),
+                                          ordered("accelerator_architecture", "accelerator")),
+    "accelerator_compute_capability": numeric("accelerator_compute_capability",
+                                              st.sampled_from([7.0, 7.5, 8.0, 8.6, 8.9, 9.0])),
     "accelerator_manufacturer": symbol("accelerator_manufacturer", ["NVIDIA", "AMD"]),
     "accelerator": symbol("accelerator", ["T4", "A10G", "L4", "A100", "NVIDIA", "AdaLovelace"]),
-    "processor_microarchitecture": symbol("processor_microarchitecture", ["Zen", "Zen4", "IceLake", "Graviton"]),
+    "processor_microarchitecture": st.one_of(symbol("processor_microarchitecture",
+                                                    ["Zen", "Zen4", "IceLake", "Graviton"]),
+                                             ordered("processor_microarchitecture", "processor")),
     "processor_manufacturer": symbol("processor_manufacturer", ["Intel", "AMD", "AWS"]),
     "storage_type": symbol("storage_type", ["SSD", "EBSOnly"]),
     "node_provider": symbol("node_provider", ["AmazonEC2", "SSH", "Local"]),
+    "burstable": st.booleans().map(lambda v: Clause("burstable", "just", (v,))),
     "cluster_locale": st.lists(st.sampled_from(list(REGION_SET) + ["onprem"]), min_size=1, max_size=2,
                                unique=True).map(lambda v: Clause("cluster_locale", "oneof" if len(v) > 1 else "just",
                                                                  tuple(v))),

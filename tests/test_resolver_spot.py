@@ -294,7 +294,7 @@ def _spot_text(extra: str = "") -> Contract:
     from ccdsl.language import parse
 
     return parse("c = @cluster(node_count => 4, node_vcpus_count => @atleast(2), node_memory_size => @atleast(8G), "
-                 f"spot => true{extra})")["c"]
+                 f"spot => true, burstable => true{extra})")["c"]
 
 
 def test_the_cheapest_spot_type_differs_from_the_cheapest_on_demand_type(overlay) -> None:
@@ -315,7 +315,7 @@ def test_an_interruption_bound_excludes_the_cheapest_spot_type(overlay) -> None:
     with pytest.raises(UnsatisfiableError) as info:
         resolve(_spot_text(", spot_interruption => @atmost(4%)"), overlay)
     (conflict,) = info.value.conflict
-    assert (conflict.parameter, conflict.line, conflict.column) == ("spot_interruption", 1, 112)
+    assert (conflict.parameter, conflict.line, conflict.column) == ("spot_interruption", 1, 131)
     assert conflict.text == "spot_interruption => @atmost(4%)"
     assert any("spot_interruption 5% > 4%" in m for m in info.value.near_misses)
 
@@ -367,7 +367,7 @@ def test_the_spot_flag_puts_an_on_demand_contract_on_spot(data_dir, tmp_path, ca
 
     path = tmp_path / "od.ccc"
     path.write_text("od = @cluster(node_count => 4, node_vcpus_count => @atleast(2), "
-                    "node_memory_size => @atleast(8G))\n")
+                    "node_memory_size => @atleast(8G), burstable => true)\n")
     assert main(["resolve", str(path), "--json", "--catalog", str(SPOT_PRICES)]) == 0
     (plain,) = json.loads(capsys.readouterr().out)
     assert (plain["instance_type"], plain["market"]) == ("t4g.large", "on-demand") and "spot_zone" not in plain
@@ -441,7 +441,7 @@ def test_a_spot_contract_on_the_shipped_catalog_takes_the_cheapest_on_demand_spo
         a.on_demand_price_per_node_hour for a in r.alternatives)
     path = data_dir.parent / "s.ccc"
     path.write_text("s = @cluster(node_count => 4, node_vcpus_count => @atleast(2), node_memory_size => @atleast(8G),"
-                    " spot => true)\n")
+                    " spot => true, burstable => true)\n")
     assert main(["resolve", str(path)]) == 0
     out = capsys.readouterr().out
     assert f"s: {best['instance_type']} × 4 in aws us-east-1 — price unknown" in out

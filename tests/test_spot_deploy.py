@@ -40,7 +40,7 @@ from fixtures_netns import netns_hosts
 
 pytest.importorskip("paramiko")
 
-WHERE = 'node_provider => AmazonEC2, cluster_locale => "us-east-1"'
+WHERE = 'node_provider => AmazonEC2, cluster_locale => "us-east-1", burstable => true'  # t3.xlarge competes
 MANAGED = ("managed = @cluster(cluster_type => ManagerWorkers, node_count => 2, worker.node_vcpus_count => "
            f"@atleast(4), worker.node_memory_size => @atleast(16G), worker.spot => true, {WHERE})")
 PEERS = f"peers = @cluster(node_count => 2, node_vcpus_count => @atleast(4), node_memory_size => @atleast(16G), {WHERE}"

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ccdsl import taxonomy
+from ccdsl import burstable, taxonomy
 from ccdsl.catalog.facts import ACCELERATORS, FAMILY_PROCESSORS, NETWORK_WORDS, PROCESSOR_STRINGS, ProcessorFact
 from ccdsl.errors import CatalogError
 
@@ -85,7 +85,7 @@ def processor_fact(instance_type: str, known: Mapping[str, ProcessorFact | None]
 def _accelerator(spec: Mapping[str, Any]) -> dict[str, Any]:
     none = {"accelerator_count": 0, "accelerator_type": "", "accelerator_manufacturer": "",
             "accelerator_model": "", "accelerator_architecture": "", "accelerator_memory_gib": 0.0,
-            "accelerator_memory_total_gib": 0.0}
+            "accelerator_memory_usable_gib": 0.0, "accelerator_memory_total_gib": 0.0}
     for section, key in _ACCEL_SECTIONS:
         entries = (spec.get(section) or {}).get(key) or []
         if not entries:
@@ -101,11 +101,16 @@ def _accelerator(spec: Mapping[str, Any]) -> dict[str, Any]:
         node = taxonomy.node("accelerator", fact.node)
         levels = {a.level: a.label for a in taxonomy.ancestors(node)}
         count = sum(int(e.get("Count", 0)) for e in entries)
-        per = entries[0].get("MemoryInfo", {}).get("SizeInMiB", 0) / 1024
+        usable = entries[0].get("MemoryInfo", {}).get("SizeInMiB", 0) / 1024
+        per = taxonomy.sold_memory(node.label, usable)  # what the maker sells: what contracts compare
+        if per is None:
+            raise CatalogError(f"accelerator {node.label} with {usable:g} GiB (instance type {spec['InstanceType']}) "
+                               "has no entry in the memory table (the memory its maker sells it with)",
+                               hint="add it to ACCELERATOR_MEMORY in ccdsl/taxonomy.py with its datasheet source")
         return {"accelerator_count": count, "accelerator_type": fact.kind,
                 "accelerator_manufacturer": levels.get("manufacturer", ""), "accelerator_model": node.label,
                 "accelerator_architecture": levels.get("architecture", ""), "accelerator_memory_gib": per,
-                "accelerator_memory_total_gib": count * per}
+                "accelerator_memory_usable_gib": usable, "accelerator_memory_total_gib": count * per}
     return none
 
 
@@ -153,6 +158,6 @@ def type_facts(spec: Mapping[str, Any], processor: ProcessorFact | None) -> dict
         "storage_type": disks[0]["Type"] if disks else "ebs",
         "storage_gib": round(storage.get("TotalSizeInGB", 0) * 1e9 / 2**30, 3) if disks else 0.0,
         "spot": "spot" in spec.get("SupportedUsageClasses", []),
-        "burstable": bool(spec.get("BurstablePerformanceSupported", False)),
+        "burstable": bool(spec.get("BurstablePerformanceSupported", False)) or burstable.is_burstable(t),
         "bare_metal": bool(spec.get("BareMetal", False)),
     }

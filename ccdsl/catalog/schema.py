@@ -29,7 +29,10 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("accelerator_manufacturer", "string", "taxonomy label, e.g. NVIDIA; '' if none"),
     ("accelerator_model", "string", "taxonomy label, e.g. T4, L40S, Trainium2; '' if none"),
     ("accelerator_architecture", "string", "taxonomy label, e.g. Turing, Ada Lovelace; '' if none"),
-    ("accelerator_memory_gib", "float64", "memory per accelerator, GiB (0 if none)"),
+    ("accelerator_memory_gib", "float64", "memory per accelerator as its maker sells it, GiB (24 for an L4; 0 if "
+                                          "none): what accelerator_memory compares (taxonomy.ACCELERATOR_MEMORY)"),
+    ("accelerator_memory_usable_gib", "float64", "memory per accelerator as EC2 reports it, usable, GiB (22.35 for an "
+                                                 "L4; 0 if none)"),
     ("accelerator_memory_total_gib", "float64", "accelerator_count * accelerator_memory_gib"),
     ("network_performance", "string", "the provider's rating, e.g. 'Up to 25 Gigabit'"),
     ("network_gbps", "float64", "peak network bandwidth, Gbit/s"),
@@ -37,7 +40,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("storage_type", "string", "ssd | hdd | ebs (no instance storage)"),
     ("storage_gib", "float64", "local instance storage, GiB (0 if none)"),
     ("spot", "bool", "spot usage class supported"),
-    ("burstable", "bool", "burstable performance (T family)"),
+    ("burstable", "bool", "burstable performance (T family, t1.micro included; ccdsl.burstable)"),
     ("bare_metal", "bool", "bare-metal instance"),
     ("price_per_hour", "float64", "on-demand Linux price, USD per hour (NaN = unknown: the row is offered but no "
                                   "source prices it; it competes only when no priced row fits)"),

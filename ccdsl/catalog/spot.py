@@ -60,6 +60,9 @@ FEED_REGION_LABELS: dict[str, str] = {
     "apac-tokyo": "ap-northeast-1",
 }
 _REGION_CODE = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d+$")
+# A Local Zone as the feed names it: its parent region's code, the metro and a number (``us-west-2-phx-1``).  Its
+# prices are a zone's of the parent region, not the region's: skipped quietly (they are not unknown labels).
+_LOCAL_ZONE = re.compile(r"^([a-z]{2}(?:-[a-z]+)+-\d+)-[a-z]+-\d+[a-z]?$")
 # a zone (us-east-1b, a Local Zone us-west-2-lax-1a) and a price, as written in spot_zones
 _ZONE_ENTRY = re.compile(r"^([a-z]{2}(?:-[a-z0-9]+)+)=((?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)$")
 
@@ -290,7 +293,8 @@ def parse_feed(doc: Any, regions: Iterable[str]) -> tuple[dict[str, dict[str, fl
 
     Shape: ``{config: {regions: [{region, instanceTypes: [{type, sizes: [{size, valueColumns: [{name: "linux",
     prices: {USD: "0.0125"}}]}]}]}]}}``.  ``size`` is the instance type; a price that is not a number > 0
-    ("N/A*") is skipped.  Unknown region labels are skipped with one warning naming them.
+    ("N/A*") is skipped.  Local Zones (``us-west-2-phx-1``: zones of their parent region) are skipped quietly;
+    other unknown region labels are skipped with one warning naming them.
     """
     wanted = set(regions)
     regs = (doc.get("config") or {}).get("regions") if isinstance(doc, dict) else None
@@ -304,6 +308,8 @@ def parse_feed(doc: Any, regions: Iterable[str]) -> tuple[dict[str, dict[str, fl
             continue
         label = str(reg.get("region", ""))
         code = region_code(label)
+        if code is None and _LOCAL_ZONE.match(label.strip()):
+            continue  # a Local Zone of its parent region
         if code is None:
             unknown.append(label)
             continue

@@ -79,6 +79,8 @@ def _default(column: str, row: dict[str, Any]) -> Any:
         return "" if math.isnan(row.get("spot_price_per_hour", math.nan)) else "user"
     if column == "accelerator_memory_total_gib":
         return row["accelerator_count"] * row["accelerator_memory_gib"]
+    if column == "accelerator_memory_usable_gib":  # one figure written: the card's
+        return row["accelerator_memory_gib"]
     if column in _NAN_OK:
         return math.nan
     return {"string": "", "int64": 0, "float64": 0.0, "bool": False}[DTYPES[column]]

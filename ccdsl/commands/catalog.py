@@ -355,6 +355,16 @@ def cmd_show(args: argparse.Namespace) -> int:
     rows = [[c, _fmt(first[c].item() if hasattr(first[c], "item") else first[c], c)]
             for c in COLUMN_NAMES if c not in per_region and c != "provider"]
     print(f"{first['provider']} {args.instance_type}")
+    if first["accelerator_model"]:
+        from ccdsl.resolution import accelerator_memory
+
+        count = first["accelerator_count"]
+        memory = accelerator_memory(float(first["accelerator_memory_gib"]),
+                                    float(first["accelerator_memory_usable_gib"]))
+        if isinstance(count, str) and " " in count:  # a share of one accelerator: '1/4 (a share of one L4: …)'
+            print(f"{count.split(' ')[0]} of one {first['accelerator_model']}: {memory}")
+        else:
+            print(f"{count} × " if count else "", f"{first['accelerator_model']}, {memory}", sep="")
     print(render_table(rows, ["column", "value"]))
     print()
     prices = [[r.region, r.price_per_hour, r.price_source or "-", r.price_date or "-"]

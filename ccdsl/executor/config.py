@@ -59,6 +59,10 @@ class AwsConfig:
     spot: bool = _key(False, "Request spot instances (a contract's 'spot' config parameter also turns it on).")
     placement_group: str = _key("", "Placement strategy for a per-cluster placement group: 'cluster', 'spread', "
                                     "'partition'; empty: no placement group.")
+    cpu_credits: str = _key("standard", "CPU credit mode of burstable types (t2, t3, t3a, t4g): 'standard' keeps the "
+                                        "bill at the list price (sustained load is throttled to the baseline); "
+                                        "'unlimited' runs at full speed and may add the surplus rate, which the cost "
+                                        "record, cost-report and max_cost then count at its worst case.")
     zones: list = _key([], "Availability zones to try, in order; empty: every available zone of the region.")
     volume_size: int = _key(0, "Root volume size in GiB (at least the image's own size); 0: the image's size.  "
                                "Always encrypted.")
@@ -236,6 +240,9 @@ def _section(cls: type, name: str, table: Mapping[str, Any], where: str, *, chec
     if name == "ssh" and values.get("host_key_policy", "accept-new") not in ("accept-new", "strict"):
         raise ConfigError(f"{where}: [ssh] host_key_policy must be 'accept-new' or 'strict', not "
                           f"{values['host_key_policy']!r}")
+    if name == "aws" and values.get("cpu_credits", "standard") not in ("standard", "unlimited"):
+        raise ConfigError(f"{where}: [aws] cpu_credits must be 'standard' or 'unlimited', not "
+                          f"{values['cpu_credits']!r}")
     if name == "mpi" and "remote_dir" in values:
         try:
             check_node_dir(values["remote_dir"])

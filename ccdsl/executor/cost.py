@@ -131,6 +131,21 @@ def request_price(choice: Any) -> dict[str, Any]:
     return out
 
 
+def with_credit_surplus(options: Mapping[str, Any], instance_type: str, cpu_credits: str) -> dict[str, Any]:
+    """A request's price options with the worst-case CPU surplus of a burstable type in ``unlimited`` mode added
+    (vCPUs × (1 − baseline) × the surplus rate, :mod:`ccdsl.burstable`): what the cap and the report must count,
+    since an MPI run keeps every vCPU busy.  ``standard`` mode, other types or an unknown price: unchanged."""
+    from ccdsl.burstable import UNLIMITED, surplus_per_hour
+
+    surplus = surplus_per_hour(instance_type) if cpu_credits == UNLIMITED else 0.0
+    price = options.get("price_per_node_hour")
+    if not surplus or not isinstance(price, (int, float)) or options.get("cpu_surplus_per_node_hour"):
+        return dict(options)
+    source = str(options.get("price_source") or "catalog")
+    return {**options, "price_per_node_hour": round(float(price) + surplus, 6), "cpu_surplus_per_node_hour": surplus,
+            "price_source": f"{source} + unlimited CPU credits at most ${surplus:.4f}/node-hour"}
+
+
 def plan_prices(plan: Plan) -> list[st.RolePrice]:
     """The prices a plan's requests carry (None where a request carries none)."""
     now = time.time()
@@ -219,4 +234,5 @@ __all__ = [
     "price_per_hour",
     "record_plan",
     "request_price",
+    "with_credit_surplus",
 ]

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from ccdsl import burstable
 from ccdsl.errors import CapacityError, CcdslError, ClusterError, ConfigError, SetupError
 from ccdsl.executor import cost, guard
 from ccdsl.executor import state as st
@@ -272,12 +273,15 @@ def _check_markets(spec: Spec, config: Config, from_resolution: bool) -> None:
 
 def _with_markets(plan: Plan, config: Config) -> Plan:
     """The plan with each AWS request's market settled (``options["market"]``, what the provider launches and
-    the cost record keeps): the resolution's, else the spot flag or ``[aws] spot``."""
+    the cost record keeps): the resolution's, else the spot flag or ``[aws] spot``.  A burstable type in
+    ``[aws] cpu_credits = "unlimited"`` mode is priced at its worst-case surplus too
+    (:func:`.cost.with_credit_surplus`)."""
     if plan.provider != "aws":
         return plan
     return replace(plan, requests=tuple(
-        replace(r, spot=is_spot(r, config), options={**r.options, "market": "spot" if is_spot(r, config)
-                                                     else "on-demand"}) for r in plan.requests))
+        replace(r, spot=is_spot(r, config), options={
+            **cost.with_credit_surplus(r.options, r.instance_type, config.aws.cpu_credits),
+            "market": "spot" if is_spot(r, config) else "on-demand"}) for r in plan.requests))
 
 
 def _announce_markets(handle: str, plan: Plan, config: Config, state: st.State) -> None:
@@ -298,6 +302,10 @@ def _announce_markets(handle: str, plan: Plan, config: Config, state: st.State) 
     log.info("%s: markets: %s", handle, "; ".join(parts))
     state.journal(handle, "markets", **markets)
     state.update_cluster(handle, settings={"markets": markets})
+    for r in plan.requests:  # what the CPU credit mode of a burstable type means (ccdsl.burstable)
+        text = burstable.describe(r.instance_type, config.aws.cpu_credits)
+        if text:
+            _note(handle, state, f"{r.role} {r.instance_type}: {text}", phase="credits")
 
 
 # -- deploy -----------------------------------------------------------------------------------------------------
@@ -548,12 +556,14 @@ def _settings(provider: Any) -> dict[str, Any]:
     return provider.settings() if hasattr(provider, "settings") else {}
 
 
-def _note(handle: str, state: st.State, text: str) -> None:
-    log.warning("%s: %s", handle, text)
+def _note(handle: str, state: st.State, text: str, phase: str = "note") -> None:
+    """Append ``text`` to the record's note and journal it (``phase``: "note" warns; others, e.g. "credits", only
+    inform)."""
+    (log.warning if phase == "note" else log.info)("%s: %s", handle, text)
     record = state.get_cluster(handle)
     joined = f"{record.note}; {text}" if record is not None and record.note else text
     state.update_cluster(handle, note=joined)
-    state.journal(handle, "note", text=text)
+    state.journal(handle, phase, text=text)
 
 
 def _cleanup(handle: str, provider: Any, state: st.State) -> None:

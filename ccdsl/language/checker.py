@@ -10,12 +10,13 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 
+from ccdsl import taxonomy
 from ccdsl.contract import QUALIFIERS, ROLES, Clause, Contract, Span, Value
 from ccdsl.errors import Diagnostic
 from ccdsl.language import ast
 from ccdsl.language.units import ValueProblem
 from ccdsl.language.values import normalize
-from ccdsl.parameters import PARAMETERS, Parameter, canonical, suggest
+from ccdsl.parameters import ORDERED_QUALIFIERS, PARAMETERS, Parameter, canonical, suggest
 
 # How many values each qualifier takes: (min, max); None = no upper bound.
 ARITY = {"just": (1, 1), "atleast": (1, 1), "atmost": (1, 1), "between": (2, 2), "unrestricted": (0, 0),
@@ -206,8 +207,11 @@ def _check_value(param: Parameter, value: ast.Value, report: _Report) -> tuple[s
                    hint="qualifiers: " + ", ".join("@" + q for q in QUALIFIERS))
         return None
     if qualifier not in param.qualifiers:
+        ordered = [p.name for p in PARAMETERS.values() if p.ordered]
+        extra = (f"; generations are ordered on {' and '.join(ordered)} only (e.g. accelerator_architecture => "
+                 "@atleast(Ampere))" if param.kind == "symbol" and qualifier in ORDERED_QUALIFIERS else "")
         report.add(f"{param.name} cannot take @{qualifier}: it is {_kind_phrase(param)}", where,
-                   hint="use " + ", ".join("@" + q for q in param.qualifiers))
+                   hint="use " + ", ".join("@" + q for q in param.qualifiers) + extra)
         return None
     low, high = ARITY[qualifier]
     if len(args) < low or (high is not None and len(args) > high):
@@ -230,6 +234,9 @@ def _check_value(param: Parameter, value: ast.Value, report: _Report) -> tuple[s
             report.add(f"@between({first.text}, {last.text}) is empty: the lower bound is above the upper bound",
                        value.pos, hint=f"write @between({last.text}, {first.text})")
             return None
+    if param.kind == "symbol" and qualifier in ORDERED_QUALIFIERS and not _ordered_bound(param, qualifier, args,
+                                                                                        values, value, report):
+        return None
     if qualifier in ("oneof", "not"):
         values = list(dict.fromkeys(values))
         pieces = _pieces(param, values)
@@ -240,6 +247,32 @@ def _check_value(param: Parameter, value: ast.Value, report: _Report) -> tuple[s
                        hint="use a range (@atleast, @atmost, @between) for most of them")
             return None
     return qualifier, tuple(values)
+
+
+def _ordered_bound(param: Parameter, qualifier: str, args: tuple[ast.Atom, ...], values: list[Value],
+                   value: ast.Value, report: _Report) -> bool:
+    """A bound on generations: every symbol has an order (taxonomy.ORDERS), both ends of @between are of one line
+    and in order.  Reports each problem at its position; False after one."""
+    domain = param.domain or ""
+    lines = "; ".join(f"{line}: {' < '.join(taxonomy.line_names(domain, line))}" for line in taxonomy.ORDERS[domain])
+    where = [taxonomy.position(domain, str(v)) for v in values]
+    ok = True
+    for arg, v, w in zip(args, values, where):
+        if w is None:
+            report.add(f"{v} has no order: @{qualifier} on {param.name} needs a generation of one line",
+                       arg.pos, hint=f"ordered generations: {lines}; or use @oneof({v}, …)")
+            ok = False
+    if ok and qualifier == "between":
+        (line_a, rank_a), (line_b, rank_b) = where[0] or ("", 0), where[1] or ("", 0)
+        if line_a != line_b:
+            report.add(f"@between({values[0]}, {values[1]}) mixes two lines ({line_a} and {line_b}): generations "
+                       "are ordered within one maker's line only", value.pos, hint=f"ordered generations: {lines}")
+            ok = False
+        elif rank_a > rank_b:
+            report.add(f"@between({values[0]}, {values[1]}) is empty: {values[0]} is newer than {values[1]}",
+                       value.pos, hint=f"write @between({values[1]}, {values[0]})")
+            ok = False
+    return ok
 
 
 def _pieces(param: Parameter, values: list[Value]) -> int:
@@ -257,7 +290,8 @@ def _kind_phrase(param: Parameter) -> str:
         return "a configuration value (given as is)"
     if param.name == "cluster_type":
         return "a single cluster type"
-    return {"symbol": "a symbol", "machinetype": "an instance type", "region": "a region"}.get(param.kind, param.kind)
+    return {"symbol": "a symbol", "machinetype": "an instance type", "region": "a region",
+            "flag": "true or false"}.get(param.kind, param.kind)
 
 
 def _arity_message(qualifier: str, n: int) -> str:

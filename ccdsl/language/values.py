@@ -47,7 +47,7 @@ def normalize(param: Parameter, atom: ast.Atom) -> Value:
     if kind in NUMERIC_KINDS:
         return _number(param, atom)
     form = CONFIG_KINDS.get(param.name)
-    if form == "flag":
+    if form == "flag" or kind == "flag":
         return _flag(param, atom)
     if form == "gib":
         return _gib(param, atom)

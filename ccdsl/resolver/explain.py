@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ccdsl import taxonomy
+from ccdsl.burstable import answer_line
 from ccdsl.catalog.freshness import PRICE_MAX_AGE_DAYS, SPOT_PRICE_MAX_AGE_DAYS, price_age_days
 from ccdsl.catalog.shares import count_text
 from ccdsl.contract import Clause, Contract
@@ -256,6 +257,8 @@ def relaxed(contract: Contract, keep: list[comp.Literal]) -> Contract:
             # every region competes; the on-premise rows the clause named still do (see filter.naming_clauses)
             named = c.values if c.qualifier in ("just", "oneof") else ()
             clauses.append(C(c.parameter, "unrestricted", named, c.role, c.span))
+        elif c.parameter == "burstable" and c.values == (True,):  # still asks for burstable rows (filter.py)
+            clauses.append(C(c.parameter, "unrestricted", (True,), c.role, c.span))
     if contract.clause("node_count") is None and contract.clause("node_count", "worker") is None and not any(
             lit.clause is None for lit in keep):
         clauses.append(C("node_count", "unrestricted"))
@@ -503,6 +506,8 @@ def explanation(ranking: Ranking, chosen: Choice, manager: Choice | None, altern
         lines.append(f"{c.text}: {chosen.node_count} × {_fmt(v, c.parameter)}{plus} = {_fmt(total, c.parameter)}"
                      + _meets(c))
     lines += cost_lines(chosen, manager)
+    lines += [line for line in (answer_line(chosen.instance_type, "workers:" if manager else ""),
+                                answer_line(manager.instance_type, "manager:") if manager else "") if line]
     if ranking.default_region and chosen.provider == AWS:  # other providers' rows are not limited by region
         lines.append(f"region {ranking.region} ({REGION_ORIGINS[region_origin]}; --any-region lets every region "
                      "compete)")
@@ -628,6 +633,8 @@ def _have(view: CatalogView, row: int, c: Clause) -> str:
         return ", ".join(x for x in (view.label(col, row) for col in cols) if x) or "none"
     if p.kind in ("machinetype", "region"):
         return view.label(p.column or "", row)
+    if p.kind == "flag":
+        return f"{'' if view.number(p.column or '', row) > 0 else 'not '}{p.name}"
     return _fmt(view.number(p.column or "", row), c.parameter) + _meets(c)
 
 

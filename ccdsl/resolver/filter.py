@@ -12,6 +12,9 @@ Semantics (one row = one instance type in one region of one provider):
   column of ``taxonomy.DOMAIN_COLUMNS[D]`` holds a label in ``taxonomy.covered_labels(D, S)``; ``oneof`` is the
   union of its symbols, ``not`` the complement of that union (so ``accelerator_manufacturer => @not(NVIDIA)`` also
   matches rows without accelerators).
+- **Ordered symbols** (``accelerator_architecture``, ``processor_microarchitecture``): ``@atleast(X)``,
+  ``@atmost(X)`` and ``@between(X, Y)`` cover the generations of X's line on that side of X
+  (``taxonomy.ordered_labels``); other makers' rows never match.
 - **Machine types and regions** match the ``instance_type`` / ``region`` column exactly.
 
 :func:`scope_mask` is the part that is not a clause: the default region and on-premise rows.  When no clause
@@ -26,6 +29,13 @@ a free row wins every contract it fits, so once a user catalog of lab hosts is a
 unrelated contracts (and hosts described but not reachable would be chosen).  A price is how a user catalog says
 otherwise: a priced on-premise row competes on price like a cloud row.
 
+**Burstable types** (t1, t2, t3, t3a, t4g: the ``burstable`` column) compete only when the role asks for them:
+``burstable => true``, or a ``node_machinetype`` clause (``=> v`` or ``@oneof``) that names them.  Why: their list
+price buys a baseline share of each vCPU (5 % for t3.nano); under the sustained load of an MPI run they are either
+throttled to it (standard credits) or billed for the surplus (unlimited), so the cheapest-by-list-price answer
+would be the wrong cluster (:mod:`ccdsl.burstable`).  ``burstable => false`` is a clause like any other: it
+refuses burstable rows, also named ones.
+
 **GovCloud** regions (``us-gov-*``) need an account of their own, so their rows compete only when a
 ``cluster_locale`` clause (just/oneof) or the default region names a GovCloud region — never under ``any_region``.
 """
@@ -38,7 +48,7 @@ import numpy as np
 
 from ccdsl import taxonomy
 from ccdsl.contract import Clause, Value
-from ccdsl.parameters import PARAMETERS
+from ccdsl.parameters import ORDERED_QUALIFIERS, PARAMETERS
 from ccdsl.resolver.view import CatalogView
 
 RELATIVE_TOLERANCE = 1e-9
@@ -67,6 +77,9 @@ def clause_mask(view: CatalogView, clause: Clause) -> np.ndarray:
         return _symbol_mask(view, p.domain or "", clause)
     if p.kind in ("machinetype", "region"):
         return _exact_mask(view, p.column or "", clause)
+    if p.kind == "flag":  # burstable => true admits burstable rows (scope_mask); => false refuses them
+        admits = clause.qualifier != "just" or clause.values[0] is True
+        return np.ones(view.size, dtype=bool) if admits else ~(view.numbers[p.column or ""] > 0)
     return number_test(view.numbers[p.column or ""], clause.qualifier, clause.values)
 
 
@@ -119,6 +132,10 @@ def _covered(domain: str, name: object) -> frozenset[str]:
 
 
 def _symbol_mask(view: CatalogView, domain: str, clause: Clause) -> np.ndarray:
+    if clause.qualifier in ORDERED_QUALIFIERS:  # generations of one line (taxonomy.ORDERS)
+        names = tuple(n.name if (n := taxonomy.lookup(domain, str(v))) else str(v) for v in clause.values)
+        return _labels_mask(view, taxonomy.DOMAIN_COLUMNS[domain], taxonomy.ordered_labels(domain, clause.qualifier,
+                                                                                            names))
     labels: frozenset[str] = frozenset().union(*(_covered(domain, v) for v in clause.values))
     hit = _labels_mask(view, taxonomy.DOMAIN_COLUMNS[domain], labels)
     return ~hit if clause.qualifier == "not" else hit
@@ -133,7 +150,7 @@ def _exact_mask(view: CatalogView, column: str, clause: Clause) -> np.ndarray:
 def scope_mask(view: CatalogView, clauses: tuple[Clause, ...], region: str, any_region: bool) -> np.ndarray:
     """Rows a role may use before any clause is applied: everything, or AWS only in the default region; free
     on-premise rows only when named (see the module's docstring)."""
-    allowed = ~on_premise_unnamed(view, clauses)
+    allowed: np.ndarray = ~on_premise_unnamed(view, clauses) & ~burstable_unasked(view, clauses)
     if any_region or any(c.parameter == "cluster_locale" for c in clauses):
         # a locale dropped while minimizing a conflict (@unrestricted keeping its values) still names GovCloud:
         # dropping a clause widens what competes, never narrows it
@@ -152,6 +169,21 @@ def scope_mask(view: CatalogView, clauses: tuple[Clause, ...], region: str, any_
     else:
         scoped = allowed & (not_aws | (view.codes["region"] == in_region))
     return scoped
+
+
+def burstable_unasked(view: CatalogView, clauses: tuple[Clause, ...]) -> np.ndarray:
+    """Burstable rows the clauses do not ask for: out of scope (see the module's docstring).  A ``burstable``
+    clause dropped while a conflict is minimized (``@unrestricted`` keeping ``true``) still asks for them."""
+    if any(c.parameter == "burstable" and True in c.values and c.qualifier in ("just", "unrestricted")
+           for c in clauses):
+        return np.zeros(view.size, dtype=bool)
+    out: np.ndarray = view.memo(("burstable rows",), lambda: view.numbers["burstable"] > 0).copy()
+    if not out.any():
+        return out
+    for c in naming_clauses(clauses):
+        if c.parameter == "node_machinetype":
+            out &= ~clause_mask(view, c)
+    return out
 
 
 def _govcloud_rows(view: CatalogView) -> np.ndarray:

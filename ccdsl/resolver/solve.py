@@ -521,6 +521,7 @@ def choice(view: CatalogView, row: int, count: int, role: str | None, manager: i
         accelerator_count=_whole(_or0(num["accelerator_count"][row])),  # a share: its fraction (0.125)
         accelerator_model=lab("accelerator_model", row), accelerator_architecture=lab("accelerator_architecture", row),
         accelerator_memory_gib=_or0(num["accelerator_memory_gib"][row]),
+        accelerator_memory_usable_gib=_or0(num["accelerator_memory_usable_gib"][row]),
         cpu_model=lab("cpu_model", row), network_gbps=_or0(num["network_gbps"][row]), role=role,
         manager_price_per_hour=mp, price_source=lab("price_source", row), price_date=lab("price_date", row))
 

@@ -33,15 +33,19 @@ STRING_COLUMNS = (
 )
 NUMBER_COLUMNS = (
     "vcpus", "cores", "memory_gib", "accelerator_count", "accelerator_memory_gib", "accelerator_memory_total_gib",
-    "network_gbps", "storage_gib", "price_per_hour", "max_nodes",
+    "accelerator_memory_usable_gib",
+    "network_gbps", "storage_gib", "price_per_hour", "max_nodes", "burstable",
 )
+# Derived from the catalog's columns when the view is built, never read from a catalog: each accelerator model's
+# CUDA compute capability (taxonomy.COMPUTE_CAPABILITY; NaN for other accelerators and rows without one).
+DERIVED_NUMBERS = ("accelerator_compute_capability",)
 REQUIRED = ("provider", "region", "instance_type", "price_per_hour")
 VIEW_COLUMNS = STRING_COLUMNS + NUMBER_COLUMNS  # what the resolver reads of a catalog
 # What a market view (:mod:`.market`) carries besides: its spot rows' zones, the on-demand price beside the spot
 # one, the interruption bucket, and each row's market (1.0 spot, 0.0 on-demand).
 MARKET_STRINGS = ("spot_zone", "spot_zones")
 MARKET_NUMBERS = ("on_demand_price_per_hour", "spot_interruption", "market")
-FORMAT = 5  # bump when the saved view's layout or meaning changes (it is part of the cache key)
+FORMAT = 6  # bump when the saved view's layout or meaning changes (it is part of the cache key)
 MEMO_LIMIT = 32  # derived arrays kept per view (CatalogView.memo): a few sort orders, ~8 bytes a row each
 
 
@@ -146,6 +150,9 @@ def build_view(df: Any, spot_roles: tuple[str | None, ...] = ()) -> CatalogView:
             values = numbers["accelerator_count"] * numbers["accelerator_memory_gib"]
             numbers[col] = values  # already filtered below via the sources
             continue
+        elif col == "accelerator_memory_usable_gib" and "accelerator_memory_gib" in df.columns:
+            numbers[col] = numbers["accelerator_memory_gib"]  # a catalog of one figure: the card's
+            continue
         else:
             values = np.full(len(df), np.nan)
         numbers[col] = values
@@ -156,6 +163,11 @@ def build_view(df: Any, spot_roles: tuple[str | None, ...] = ()) -> CatalogView:
         inverse, uniques = pd.factorize(series.fillna(""), sort=True)  # hashing: fast on 1M rows
         codes[col] = inverse.astype(np.int32)
         labels[col] = tuple(str(u) for u in uniques)
+    numbers["burstable"] = _burstable(numbers["burstable"], codes, labels)
+    from ccdsl.taxonomy import compute_capability
+
+    capability = np.array([compute_capability(m) for m in labels["accelerator_model"]], dtype="float64")
+    numbers["accelerator_compute_capability"] = capability[codes["accelerator_model"]]
     # a share of one accelerator (g6f.large: 1/8 of an L4) counts as its fraction, and its memory is the share's
     numbers["accelerator_count"] = accelerator_counts(codes["accelerator_model"], numbers["accelerator_count"],
                                                       numbers["accelerator_memory_gib"])
@@ -169,6 +181,21 @@ def build_view(df: Any, spot_roles: tuple[str | None, ...] = ()) -> CatalogView:
                             for p in loc_uniques)
     return CatalogView(len(df), numbers, codes, labels, loc.astype(np.int32), location_labels,
                        tie_order(numbers, codes), tuple(spot_roles))
+
+
+def _burstable(flags: np.ndarray, codes: dict[str, np.ndarray], labels: dict[str, tuple[str, ...]]) -> np.ndarray:
+    """1.0 for a burstable row: the catalog says so, or it is an AWS type AWS documents as burstable (t1.micro, and
+    the T types of a user catalog without the column); else 0.0 (never NaN: unknown is not burstable)."""
+    from ccdsl.burstable import is_burstable
+
+    documented = np.array([is_burstable(t) for t in labels["instance_type"]], dtype=bool)[codes["instance_type"]]
+    aws = [i for i, p in enumerate(labels["provider"]) if p == "aws"]
+    if aws:
+        documented &= codes["provider"] == aws[0]
+    else:
+        documented[:] = False
+    out: np.ndarray = np.where(documented | (np.nan_to_num(flags) > 0), 1.0, 0.0)
+    return out
 
 
 def tie_order(numbers: dict[str, np.ndarray], codes: dict[str, np.ndarray]) -> np.ndarray:
@@ -222,6 +249,6 @@ def load(path: Any) -> CatalogView | None:
         return None
     market = "market" in numbers
     if set(codes) != set(STRING_COLUMNS + (MARKET_STRINGS if market else ())) or \
-            set(numbers) != set(NUMBER_COLUMNS + (MARKET_NUMBERS if market else ())):
+            set(numbers) != set(NUMBER_COLUMNS + DERIVED_NUMBERS + (MARKET_NUMBERS if market else ())):
         return None
     return view

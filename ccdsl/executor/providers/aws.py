@@ -25,6 +25,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from ccdsl.burstable import NO_CREDITS, credits
 from ccdsl.errors import CapacityError, ConfigError, MissingDependencyError, ProviderError
 from ccdsl.executor import model
 from ccdsl.executor.config import AwsConfig, Config
@@ -270,6 +271,10 @@ class AwsProvider:
                 "SpotInstanceType": "persistent", "InstanceInterruptionBehavior": "stop"}}
             params["TagSpecifications"].append({"ResourceType": "spot-instances-request",
                                                 "Tags": self._tags(request.handle, request.role, contract)})
+        if (burstable or credits(request.instance_type) is not None) and request.instance_type not in NO_CREDITS:
+            # T2/T3/T3a/T4g: standard unless [aws] cpu_credits says unlimited (T3 and newer default to unlimited,
+            # which bills sustained load above the baseline: ccdsl.burstable)
+            params["CreditSpecification"] = {"CpuCredits": self.config.cpu_credits}
         if request.options.get("shutdown_behavior"):  # autostop: the watchdog's shutdown stops or terminates
             params["InstanceInitiatedShutdownBehavior"] = str(request.options["shutdown_behavior"])
         params["ClientToken"] = client_token(request.handle, params, self._launch_round)
