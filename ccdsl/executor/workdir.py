@@ -301,12 +301,21 @@ def setup_local(directory: Path, command: str, stream: Stream) -> None:
     """Run the set-up on this machine (the local provider), streaming its output."""
     env = dict(os.environ)
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    from ccdsl.executor import mpi
+
+    # Its own session: a Ctrl-C of the deploy (or a failing stream) ends it and what it started, below.
     proc = subprocess.Popen(["sh", "-c", command], cwd=directory, env=env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     assert proc.stdout is not None
-    for raw in proc.stdout:
-        stream("this machine", raw.decode(errors="replace").rstrip("\n"))
-    code = proc.wait()
+    try:
+        for raw in proc.stdout:
+            stream("this machine", raw.decode(errors="replace").rstrip("\n"))
+        code = proc.wait()
+    except BaseException:
+        mpi.end_session(proc)
+        raise
+    finally:
+        proc.stdout.close()
     if code != 0:
         raise SetupError(f"the set-up command failed on this machine (exit {code}): {command}",
                          node="this machine", exit_code=code)
