@@ -303,7 +303,7 @@ def _die_with_parent() -> None:
 
 def end_session(proc: subprocess.Popen) -> None:
     """End a child started with ``start_new_session=True`` and everything it started (its process group):
-    SIGTERM, then SIGKILL for what is still there 3 s later; reaped, so nothing is left when this returns."""
+    SIGTERM to the whole group, then SIGKILL if the child is still there 3 s later; the child is reaped."""
     try:
         os.killpg(proc.pid, signal.SIGTERM)
         try:

@@ -479,7 +479,8 @@ _ACTIVE: dict[str, int] = {}
 
 def _patiently(path: Path, fn: Callable[[], T]) -> T:
     """``fn()`` (one transaction), run again when the database was locked while another call of this process was
-    using it; a lock only another process can hold is reported with that process's name (``_sqlite_error``)."""
+    using it and no other process has it open: that lock is this process's own, and ends soon.  Any other lock is
+    reported, with the processes that have the database open (``_sqlite_error``)."""
     key = os.path.realpath(path)
     with _WRITERS_LOCK:
         _ACTIVE[key] = _ACTIVE.get(key, 0) + 1
@@ -492,8 +493,8 @@ def _patiently(path: Path, fn: Callable[[], T]) -> T:
                     lowered = str(exc).lower()
                     with _WRITERS_LOCK:
                         ours = _ACTIVE[key] > 1
-                    if not (ours and ("locked" in lowered or "busy" in lowered)):
-                        raise
+                    if not (ours and ("locked" in lowered or "busy" in lowered)) or _holders(path):
+                        raise  # not a lock, or one another process may hold: reported with its name
                 time.sleep(0.05)  # SQLite may answer at once (no busy wait when it sees a deadlock): no spinning
     finally:
         with _WRITERS_LOCK:
@@ -582,12 +583,18 @@ def _move_aside(path: Path) -> Path | None:
 def _holder(path: Path) -> str:
     """The processes that have the database open (Linux /proc), as 'process 123 (sqlite3 state.db)'; else a
     general phrase.  Only processes of this user are visible, which are the ones that can hold ccdsl's lock."""
+    found = _holders(path)
+    return ", ".join(found[:3]) if found else "another process"
+
+
+def _holders(path: Path) -> list[str]:
+    """Every other process (not this one) that has the database open, as 'process 123 (its command line)'."""
     names = {os.path.realpath(f"{path}{suffix}") for suffix in ("", "-wal", "-shm")}
-    found = []
+    found: list[str] = []
     try:
         pids = [p for p in os.listdir("/proc") if p.isdigit() and int(p) != os.getpid()]
     except OSError:
-        return "another process"
+        return found
     for pid in pids:
         try:
             fds = os.listdir(f"/proc/{pid}/fd")
@@ -598,7 +605,7 @@ def _holder(path: Path) -> str:
         except OSError:
             continue
         found.append(f"process {pid} ({cmd[:80] + ('…' if len(cmd) > 80 else '')})")
-    return ", ".join(found[:3]) if found else "another process"
+    return found
 
 
 def _record(row: sqlite3.Row) -> ClusterRecord:
