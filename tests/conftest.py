@@ -52,7 +52,7 @@ def moto_reset(url: str) -> None:
     """Forget every resource the moto server holds (between tests)."""
     import urllib.request
 
-    urllib.request.urlopen(urllib.request.Request(url + "/moto-api/reset", method="POST"), timeout=10).read()
+    urllib.request.urlopen(urllib.request.Request(url + "/moto-api/reset", method="POST"), timeout=60).read()
 
 
 @pytest.fixture()

@@ -206,7 +206,7 @@ class NetnsHosts:
         if wait:
             self.wait_listening(i)
 
-    def wait_listening(self, i: int, timeout: float = 15.0) -> None:
+    def wait_listening(self, i: int, timeout: float = 120.0) -> None:  # a fail-safe: ends on the banner
         host = self.hosts[i]
         deadline = time.monotonic() + timeout
         while True:

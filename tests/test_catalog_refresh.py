@@ -28,6 +28,10 @@ from fixtures_spot import spot_files
 
 RECORDED = Path(__file__).parent / "data" / "aws_pricing_get_products_us-east-1.json"
 
+# moto answers DescribeInstanceTypes with every type: on a loaded machine that takes longer than refresh's
+# default 20 s read timeout.  A fail-safe, not a measure.
+MOTO_FAIL_SAFE = 300.0
+
 
 class PriceListReplay(BaseHTTPRequestHandler):
     pages: ClassVar[list[dict]] = []  # the server builds a handler per request: state lives on the class
@@ -92,7 +96,8 @@ def test_latest_spot_price_per_type() -> None:
 def test_refresh_against_moto_and_price_list(aws_env, price_list_api, data_dir, spot_files) -> None:
     PriceListReplay.requests.clear()
     shipped = load(user=False)
-    result = refresh("us-east-1", endpoint_url=aws_env, pricing_endpoint_url=price_list_api, spot=True)
+    result = refresh("us-east-1", endpoint_url=aws_env, pricing_endpoint_url=price_list_api, spot=True,
+                     timeout=MOTO_FAIL_SAFE)
     assert result.price_source.startswith("AWS Price List API")
     # the Price List API was paged and filtered as documented
     assert len(PriceListReplay.requests) == 2
@@ -160,9 +165,10 @@ def few_retries(monkeypatch):
 def test_pricing_api_missing_in_moto_falls_back_to_shipped_prices(aws_env, data_dir, few_retries) -> None:
     """moto has no Price List API: refresh keeps shipped prices (and says so), or fails when asked to."""
     with pytest.raises(CatalogError, match="Price List GetProducts failed"):
-        refresh("eu-west-1", endpoint_url=aws_env, pricing_endpoint_url=aws_env, price_fallback=False)
+        refresh("eu-west-1", endpoint_url=aws_env, pricing_endpoint_url=aws_env, price_fallback=False,
+                timeout=MOTO_FAIL_SAFE)
     assert not user_catalog_dir().exists() or not list(user_catalog_dir().iterdir())
-    result = refresh("eu-west-1", endpoint_url=aws_env, pricing_endpoint_url=aws_env)
+    result = refresh("eu-west-1", endpoint_url=aws_env, pricing_endpoint_url=aws_env, timeout=MOTO_FAIL_SAFE)
     assert result.price_source.startswith("shipped catalog") and result.warnings
     shipped = load(user=False)
     priced = shipped[(shipped.region == "eu-west-1") & shipped.price_per_hour.notna()]
@@ -204,7 +210,7 @@ def test_pricing_client_does_not_inherit_the_ec2_endpoint(aws_env, data_dir, ref
     a before-send hook, so nothing leaves the machine)."""
     _pricing_error.urls = []
     refresh_hooks.append(("before-send.pricing.GetProducts", _pricing_error))
-    result = refresh("us-east-1", endpoint_url=aws_env)
+    result = refresh("us-east-1", endpoint_url=aws_env, timeout=MOTO_FAIL_SAFE)
     assert _pricing_error.urls and all(u.startswith("https://api.pricing.us-east-1.amazonaws.com")
                                        for u in _pricing_error.urls), _pricing_error.urls
     assert result.warnings and "AccessDenied" in result.warnings[0]
@@ -219,7 +225,8 @@ def test_spot_history_failure_is_a_warning(aws_env, price_list_api, data_dir, re
 
     denied = inject(None, "UnauthorizedOperation", "not allowed: ec2:DescribeSpotPriceHistory", status=403)
     refresh_hooks.append(("before-send.ec2.DescribeSpotPriceHistory", denied))
-    result = refresh("us-east-1", endpoint_url=aws_env, pricing_endpoint_url=price_list_api, spot=True)
+    result = refresh("us-east-1", endpoint_url=aws_env, pricing_endpoint_url=price_list_api, spot=True,
+                     timeout=MOTO_FAIL_SAFE)
     assert denied.failed >= 1
     assert result.rows > 0 and any("DescribeSpotPriceHistory" in w for w in result.warnings)
     written = load(paths=[result.path], user=False)
@@ -239,7 +246,7 @@ def test_throttling_is_retried_adaptively(aws_env, price_list_api, data_dir, ref
 
     throttled = inject(2, "RequestLimitExceeded", "Request limit exceeded.", status=503)
     refresh_hooks.append(("before-send.ec2.DescribeInstanceTypes", throttled))
-    result = refresh("us-east-1", endpoint_url=aws_env, pricing_endpoint_url=price_list_api)
+    result = refresh("us-east-1", endpoint_url=aws_env, pricing_endpoint_url=price_list_api, timeout=MOTO_FAIL_SAFE)
     assert throttled.failed == 2 and throttled.sent >= 3
     assert result.rows > 0
 
@@ -265,7 +272,7 @@ def test_no_credentials_is_a_clear_error(moto_server, data_dir, monkeypatch, tmp
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # never ask 169.254.169.254
     with pytest.raises(CatalogError, match="no AWS credentials"):
-        refresh("us-east-1", endpoint_url=moto_server)
+        refresh("us-east-1", endpoint_url=moto_server, timeout=MOTO_FAIL_SAFE)
     assert not user_catalog_dir().exists()
 
 
@@ -299,14 +306,16 @@ def test_spot_data_survives_a_refresh_that_fetches_none(aws_env, price_list_api,
     sys.path.insert(0, str(Path(__file__).parent))
     from fixtures_executor import inject
 
-    first = refresh("us-east-1", endpoint_url=aws_env, pricing_endpoint_url=price_list_api, spot=True)
+    first = refresh("us-east-1", endpoint_url=aws_env, pricing_endpoint_url=price_list_api, spot=True,
+                    timeout=MOTO_FAIL_SAFE)
     spot = _spot_of(first.path)
     assert first.spot_priced == len(spot) and first.spot_interruption == 3
-    second = refresh("us-east-1", endpoint_url=aws_env, pricing_endpoint_url=price_list_api)
+    second = refresh("us-east-1", endpoint_url=aws_env, pricing_endpoint_url=price_list_api, timeout=MOTO_FAIL_SAFE)
     assert _spot_of(second.path) == spot and (second.spot_priced, second.spot_interruption) == (first.rows, 3)
     denied = inject(None, "UnauthorizedOperation", "not allowed: ec2:DescribeSpotPriceHistory", status=403)
     refresh_hooks.append(("before-send.ec2.DescribeSpotPriceHistory", denied))
-    third = refresh("us-east-1", endpoint_url=aws_env, pricing_endpoint_url=price_list_api, spot=True)
+    third = refresh("us-east-1", endpoint_url=aws_env, pricing_endpoint_url=price_list_api, spot=True,
+                    timeout=MOTO_FAIL_SAFE)
     assert any("DescribeSpotPriceHistory" in w for w in third.warnings)
     assert _spot_of(third.path) == spot
     assert json.loads(third.path.with_suffix(".json").read_text())["spot_prices"] is False
@@ -319,7 +328,7 @@ def test_a_refresh_without_spot_names_the_spot_prices_it_hides(aws_env, price_li
     from ccdsl.catalog.pricelist import refresh_spot_only
 
     refresh_spot_only("us-east-1", spot.read_public(["us-east-1"], require_feed=True))
-    result = refresh("us-east-1", endpoint_url=aws_env, pricing_endpoint_url=price_list_api)
+    result = refresh("us-east-1", endpoint_url=aws_env, pricing_endpoint_url=price_list_api, timeout=MOTO_FAIL_SAFE)
     # m5.large is the one type both the recorded Price List pages and the hand-written feed price
     assert any(w.startswith("aws-us-east-1.price-list.csv has spot prices for 1 type whose rows this file "
                             "replaces without one (e.g. m5.large)") for w in result.warnings), result.warnings

@@ -8,6 +8,7 @@ it launches; the ``CreateKeyPair`` hook below does the same for the netns hosts 
 
 from __future__ import annotations
 
+import os
 import sys
 
 import pytest
@@ -169,14 +170,13 @@ def test_manager_workers_spot_cluster(config, ec2, hooks, netns_hosts):
 
 
 def test_failed_resume_stops_the_nodes_again(config, ec2, netns_hosts):
-    config = config.replace(ssh={"ready_timeout": 3.0, "connect_timeout": 1.0})
     c = ccdsl.deploy(ccdsl.parse(TUTORIAL)["my_first_cluster_contract"], config=config)
     try:
         ccdsl.interrupt(c)
         netns_hosts.stop_sshd(1)
-        try:
+        try:  # short waits for the host that refuses connections only: the live ones may be slow under load
             with pytest.raises(ccdsl.ProviderError, match=r"host1|worker 1"):
-                ccdsl.resume(c, config=config)
+                ccdsl.resume(c, config=config.replace(ssh={"ready_timeout": 3.0, "connect_timeout": 1.0}))
         finally:
             netns_hosts.start_sshd(1)
         ids = [n.instance_id for n in c.nodes()]
@@ -191,25 +191,35 @@ def test_failed_resume_stops_the_nodes_again(config, ec2, netns_hosts):
     assert tagged(ec2, c.handle) == {}
 
 
-def long_run(comm, seconds):
+def long_run(comm, seconds, started=None):
     import time
 
+    if started:  # say that this rank runs (the hosts share this file system)
+        open(f"{started}.{comm.rank}", "w").close()
     for _ in range(int(seconds * 10)):
         comm.Barrier()
         time.sleep(0.1)
     return "finished"
 
 
-def test_node_dying_mid_run_is_clear_and_terminate_still_cleans(config, ec2, netns_hosts):
+def test_node_dying_mid_run_is_clear_and_terminate_still_cleans(config, ec2, netns_hosts, tmp_path):
     import threading
     import time
 
     c = ccdsl.deploy(ccdsl.parse(TUTORIAL)["my_first_cluster_contract"], config=config)
-    killer = threading.Thread(target=lambda: (time.sleep(3), netns_hosts.kill_host(2)))
+    started = tmp_path / "started"
+
+    def kill_once_running() -> None:  # mid-run: once every rank said it runs (a fail-safe bounds the wait)
+        deadline = time.monotonic() + 120
+        while not all(os.path.exists(f"{started}.{r}") for r in range(3)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        netns_hosts.kill_host(2)
+
+    killer = threading.Thread(target=kill_once_running)
     try:
         killer.start()
         with pytest.raises(ccdsl.ExecutionError) as info:
-            c.run(long_run, 60)
+            c.run(long_run, 300, str(started))
         assert "host2" in info.value.message or netns_hosts.hosts[2].address in info.value.message
     finally:
         killer.join()

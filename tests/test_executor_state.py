@@ -121,3 +121,53 @@ def test_worker_ids_never_repeat_model(tmp_path_factory, steps):
         last[h] = ids
     assert len(seen) == len(set(seen))
     assert all(s.workers(h * 15) == last[h] for h in "ABC")
+
+
+def test_a_write_waits_for_this_process_own_lock_instead_of_blaming_another_process(tmp_path):
+    """Issue 19: a thread found the database locked by another thread of the same process and was told 'locked
+    by another process' once SQLite's busy timeout ran out.  A thread's write now waits for this process's other
+    writers, however long they take (here: longer than a zero busy timeout)."""
+    import sys
+    import threading
+
+    path = tmp_path / "state.db"
+    holder_state, waiter_state = State(path, busy_timeout=0), State(path, busy_timeout=0)
+    holder_state.add_cluster(record("HoLdErAaAaAaAaA"))
+    holding, release = threading.Event(), threading.Event()
+
+    class SlowDetail:  # written inside the holder's write transaction (json's default=str calls __str__)
+        def __str__(self) -> str:
+            holding.set()
+            release.wait(120)  # a fail-safe only: the waiter below releases it
+            return "slow"
+
+    holder = threading.Thread(target=lambda: holder_state.journal("HoLdErAaAaAaAaA", "hold", detail=SlowDetail()))
+    holder.start()
+    assert holding.wait(120)
+    outcome: list[object] = []
+
+    def write() -> None:
+        try:
+            waiter_state.add_cluster(record("WaItErAaAaAaAaA"))
+            outcome.append("written")
+        except Exception as exc:  # the old behaviour: StateError naming "another process"
+            outcome.append(exc)
+
+    waiter = threading.Thread(target=write)
+    waiter.start()
+    # Release the holder once the waiter has reached the database: either it waits for its turn, or it has failed.
+    while waiter.is_alive():
+        frames = sys._current_frames().get(waiter.ident)
+        stack = []
+        while frames is not None:
+            stack.append(frames.f_code.co_name)
+            frames = frames.f_back
+        if "_writer" in stack:
+            break
+        waiter.join(0.01)
+    release.set()
+    holder.join(120)
+    waiter.join(120)
+    assert outcome == ["written"]
+    assert [r.handle for r in State(path).list_clusters()] == ["HoLdErAaAaAaAaA", "WaItErAaAaAaAaA"]
+    assert [e.phase for e in State(path).journal_of("HoLdErAaAaAaAaA")] == ["hold"]

@@ -12,7 +12,7 @@ import pytest
 from ccdsl.errors import ExecutionError, RankError
 from ccdsl.executor.model import Node
 from ccdsl.executor.mpi import Launcher, local_mpiexec
-from ranks import SLEEPER, kill_launcher_and_check_ranks_end
+from ranks import SLEEPER, assert_gone, kill_launcher_and_check_ranks_end
 
 pytest.importorskip("mpi4py")
 
@@ -106,7 +106,7 @@ def test_run_script_streams_as_lines_come(tmp_path):
         "if comm.rank == 0:\n"
         "    print('ready', sys.argv[1:])\n"
         "    t = time.time()\n"
-        "    while not os.path.exists(sys.argv[1]) and time.time() - t < 30:\n"
+        "    while not os.path.exists(sys.argv[1]) and time.time() - t < 120:  # a fail-safe\n"
         "        time.sleep(0.02)\n"
         "    print('streamed' if os.path.exists(sys.argv[1]) else 'not streamed')\n"
         "comm.Barrier()\n"
@@ -148,18 +148,10 @@ def test_timeout_kills_the_job(tmp_path):
         os.replace(f"{path}.{comm.rank}.tmp", f"{path}.{comm.rank}")
         time.sleep(120)
 
-    start = time.monotonic()
-    with pytest.raises(ExecutionError, match="did not finish within"):
+    # The error is the timeout's (the ranks would have returned after 120 s): no clock needed to tell.
+    with pytest.raises(ExecutionError, match="did not finish within 3 s"):
         Launcher(local_nodes(2), mode="local").run_function(sleeper, (str(marker),), stream=None, timeout=3)
-    assert time.monotonic() - start < 30
-    for r in range(2):
-        pid = int(Path(f"{marker}.{r}").read_text())
-        for _ in range(50):
-            if not os.path.exists(f"/proc/{pid}") or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
-                break
-            time.sleep(0.1)
-        else:
-            pytest.fail(f"rank {r} (pid {pid}) survived the timeout")
+    assert_gone([int(Path(f"{marker}.{r}").read_text()) for r in range(2)])
 
 
 def test_options_from_config_maps_every_key():

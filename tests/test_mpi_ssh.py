@@ -107,7 +107,7 @@ def test_run_script_streams_output(launcher, tmp_path):
         "if comm.rank == 2:\n"
         "    print('ready from rank', comm.rank, 'args', sys.argv[1:])\n"
         "    t = time.time()\n"
-        "    while not os.path.exists(sys.argv[1]) and time.time() - t < 30:\n"
+        "    while not os.path.exists(sys.argv[1]) and time.time() - t < 120:  # a fail-safe\n"
         "        time.sleep(0.02)\n"
         "    print('streamed' if os.path.exists(sys.argv[1]) else 'not streamed')\n"
         "comm.Barrier()\n"
@@ -181,12 +181,11 @@ def test_unreachable_node_at_prepare(netns_hosts, options):
     mopts, sopts = options
     netns_hosts.stop_sshd(1)
     try:
-        start = time.monotonic()
         with pytest.raises(Exception) as info:
             mpi.prepare_cluster("UnreachableTest", netns_hosts.nodes([0, 1]),
                                 options=mpi.MpiOptions(**{**mopts.__dict__, "ready_timeout": 3}), ssh_options=sopts)
-        assert time.monotonic() - start < 20
         assert "host1" in str(info.value) and "cannot reach" in str(info.value)
+        assert "gave up after 3 s" in str(info.value)  # the ready_timeout ended it, not the 300 s default
     finally:
         netns_hosts.start_sshd(1)
 
@@ -209,21 +208,17 @@ def test_node_dying_mid_run_is_a_clear_error(netns_hosts, options, victim):
         return "finished"
 
     def kill_when_started():
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a fail-safe: the wait ends when every rank wrote its pid
         while not all(os.path.exists(f"{pids_file}.{r}") for r in range(3)) and time.monotonic() < deadline:
             time.sleep(0.05)
-        time.sleep(0.5)
         netns_hosts.kill_host(victim)
 
     killer = threading.Thread(target=kill_when_started)
     killer.start()
-    start = time.monotonic()
     try:
         with mpi.Launcher(nodes, options=mopts, ssh_options=sopts) as launcher, \
                 pytest.raises(ExecutionError) as info:
-            launcher.run_function(long_run, (str(pids_file),), stream=None, timeout=120)
-        elapsed = time.monotonic() - start
-        assert elapsed < 45, elapsed
+            launcher.run_function(long_run, (str(pids_file),), stream=None, timeout=600)  # a fail-safe
         # named either by the liveness check during the run or by the probe after mpiexec gave up
         assert f"host{victim}" in info.value.message
         assert "does not answer" in info.value.message or "stopped answering" in info.value.message
@@ -250,20 +245,18 @@ def test_partitioned_node_is_a_clear_error(netns_hosts, options, victim):
             time.sleep(0.1)
 
     def cut_when_started():
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a fail-safe: the wait ends when every rank wrote its pid
         while not all(os.path.exists(f"{pids_file}.{r}") for r in range(3)) and time.monotonic() < deadline:
             time.sleep(0.05)
-        time.sleep(0.5)
         netns_hosts.partition(victim)
 
     cutter = threading.Thread(target=cut_when_started)
     cutter.start()
-    start = time.monotonic()
     try:
         with mpi.Launcher(nodes, options=mopts, ssh_options=sopts) as launcher, \
                 pytest.raises(ExecutionError) as info:
-            launcher.run_function(long_run, (str(pids_file),), stream=None, timeout=110)
-        assert time.monotonic() - start < 60
+            launcher.run_function(long_run, (str(pids_file),), stream=None, timeout=600)  # a fail-safe
+        assert "did not finish within" not in info.value.message  # the keepalives noticed, not the fail-safe
         assert f"host{victim}" in info.value.message
         survivors = [r for r in range(3) if r != victim]
         assert_gone([int(Path(f"{pids_file}.{r}").read_text()) for r in survivors])

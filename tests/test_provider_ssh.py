@@ -66,8 +66,8 @@ def test_no_hosts_or_no_such_type(tmp_path):
 # -- against hosts ------------------------------------------------------------------------------------------------
 def host_config(netns_hosts, *, indices=range(4), type_="rack") -> Config:
     return Config.from_dict({
-        "ssh": {"user": "root", "key_path": str(netns_hosts.client_key), "connect_timeout": 3.0,
-                "ready_timeout": 20.0,
+        "ssh": {"user": "root", "key_path": str(netns_hosts.client_key), "connect_timeout": 30.0,
+                "ready_timeout": 120.0,  # fail-safes: a loaded machine's handshakes may take seconds
                 "hosts": [{"name": netns_hosts.hosts[i].name, "address": netns_hosts.hosts[i].address,
                            "type": type_} for i in indices]},
         "mpi": {"python": sys.executable, "iface": "eth0", "authorized_keys": str(netns_hosts.authorized_keys),

