@@ -37,7 +37,8 @@ from ccdsl.language import ast
 from ccdsl.language.units import FACTORS, PERCENT
 from ccdsl.parameters import ALIASES, MAX_COUNT, PARAMETERS, Parameter
 
-MAX_LIST = 4  # values of a @oneof/@not list (issue 18 item 3: long lists on totals are slow on main)
+MAX_LIST = 4  # values of a usual @oneof/@not list
+LONG_LIST = 64  # values of a long one, drawn sometimes (bounded cost since the resolver's fix; check caps at 1,024)
 SMALL_COUNTS = 64  # ManagerWorkers node counts (issue 18 item 3, and the oracle's managers × workers × counts)
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 PUNCTUATION = {"(", ")", ",", "=", "=>", "."}
@@ -245,7 +246,8 @@ def clause_spec(draw, p: Parameter, role: str | None, universe: Universe, manage
             a, b = sorted((a, b), key=_numeric_value)
         return ClauseSpec(name, role, q, (a, b))
     if q in ("oneof", "not"):
-        return ClauseSpec(name, role, q, tuple(draw(st.lists(atom, min_size=1, max_size=MAX_LIST))))
+        low, high = (MAX_LIST + 1, LONG_LIST) if not draw(st.integers(0, 7)) else (1, MAX_LIST)  # sometimes long
+        return ClauseSpec(name, role, q, tuple(draw(st.lists(atom, min_size=low, max_size=high))))
     value = draw(atom)
     if q == "just" and draw(st.booleans()):
         return ClauseSpec(name, role, None, (value,))  # the bare value form
