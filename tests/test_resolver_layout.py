@@ -254,3 +254,26 @@ def test_found_manager_and_workers_with_no_region_in_common_say_so() -> None:
         assert info.value.conflict == ()
         assert "no provider and region in common (workers: aws us-gov-west-1; manager: aws eu-west-1" in \
             info.value.message
+
+
+@pytest.mark.xfail(strict=True, reason="open: a role's @unrestricted clause that lifts an inherited constraint is "
+                                       "left out of the conflict (found by r3-widen's ci run of the generated tests)")
+def test_found_a_conflict_names_the_managers_unrestricted_clause_it_depends_on() -> None:
+    """Shrunk by test_resolver_generated (ci profile, after the generator's draws shifted): workers on ``Local`` and
+    ``manager.node_provider => @unrestricted`` share no provider and region (the manager no longer inherits
+    ``Local``).  The conflict names only ``node_provider => "Local"``, which alone is satisfiable (both roles on
+    localhost): the manager's ``@unrestricted`` clause belongs to the conflict too."""
+    import oracle
+    from ccdsl.errors import UnsatisfiableError
+    from ccdsl.language import parse
+    from ccdsl.resolver import resolve
+    from test_resolver_oracle import small_catalog
+
+    df = small_catalog(3)
+    c = parse('c=@cluster(cluster_type=>ManagerWorkers, manager.node_provider=>@unrestricted, '
+              'node_provider=>"Local")\n')["c"]
+    assert oracle.optimum(df, c, "us-east-1", False) is None
+    with pytest.raises(UnsatisfiableError) as info:
+        resolve(c, df, region="us-east-1")
+    core = [cl for cl in c.clauses if any(x.text == cl.span.text for x in info.value.conflict)]
+    assert oracle.optimum(df, oracle.subcontract(c, core, False), "us-east-1", False) is None, info.value.conflict
