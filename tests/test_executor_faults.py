@@ -309,8 +309,8 @@ try:
 except ccdsl.errors.UnsatisfiableError:
     pass
 r, _ = os.pipe()
-print("resolved", file=sys.stderr, flush=True)
-try:
+try:  # the line inside: a Ctrl-C that lands before the read starts (a loaded machine) is still this process's
+    print("resolved", file=sys.stderr, flush=True)
     os.read(r, 1)  # blocks: nothing is ever written
 except KeyboardInterrupt:
     sys.exit(130)
