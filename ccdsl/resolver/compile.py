@@ -481,13 +481,7 @@ def count_formula(clause: Clause) -> str:
         return f"(<= n {math.floor(vals[0])})"
     if q == "between":
         return f"(and (>= n {math.ceil(vals[0])}) (<= n {math.floor(vals[1])}))"
-    listed = runs(sorted(set(whole[:1 if q == "just" else None])))  # consecutive counts as one range
-    picks = [f"(= n {a})" if a == b else f"(and (>= n {a}) (<= n {b}))" for a, b in listed]
-    if q in ("just", "oneof"):
-        return f"(or {' '.join(picks)})" if picks else "false"
-    if q == "not":
-        return f"(and {' '.join(f'(not {x})' for x in picks)})" if picks else "true"
-    raise ValueError(q)
+    return _listed(q, _equal_runs("n", whole[:1 if q == "just" else None]))
 
 
 def qualify(clause: Clause, term: str, whole: bool = True) -> str:
@@ -527,15 +521,22 @@ def _exact_count(q: str, vals: list[Fraction], term: str, whole_total: bool = Tr
     if q == "between":
         return f"(and (>= {term} {num(vals[0])}) (<= {term} {num(vals[1])}))"
     listed = vals[:1 if q == "just" else None]
-    if whole_total:
-        whole = sorted({int(v) for v in listed if v.denominator == 1})
-        # runs of consecutive values as ranges (the total is whole): @not(1, 2, …, 4096) is one comparison, not 4096
-        equal = [f"(= {term} {a}.0)" if a == b else f"(and (>= {term} {a}.0) (<= {term} {b}.0))"
-                 for a, b in runs(whole)]
-    else:
-        equal = [f"(= {term} {num(v)})" for v in sorted(set(listed))]
+    if whole_total:  # a value that is not whole is never equal to a whole total
+        return _listed(q, _equal_runs(term, [int(v) for v in listed if v.denominator == 1], ".0"))
+    return _listed(q, [f"(= {term} {num(v)})" for v in sorted(set(listed))])
+
+
+def _equal_runs(term: str, whole: list[int], suffix: str = "") -> list[str]:
+    """``term`` equal to one of the whole values, each run of consecutive values written as one range:
+    ``@not(1, 2, …, 4096)`` is one comparison, not 4096.  ``suffix`` ``.0`` writes the numbers as Reals."""
+    return [f"(= {term} {a}{suffix})" if a == b else f"(and (>= {term} {a}{suffix}) (<= {term} {b}{suffix}))"
+            for a, b in runs(sorted(set(whole)))]
+
+
+def _listed(q: str, equal: list[str]) -> str:
+    """A ``just``/``oneof``/``not`` clause over its equalities: any of them, or none of them."""
     if q in ("just", "oneof"):
-        return ("false" if not equal else equal[0] if len(equal) == 1 else f"(or {' '.join(equal)})")
+        return "false" if not equal else equal[0] if len(equal) == 1 else f"(or {' '.join(equal)})"
     if q == "not":
         return f"(and {' '.join(f'(not {x})' for x in equal)})" if equal else "true"
     raise ValueError(q)
