@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from ccdsl.errors import ExecutionError, MissingDependencyError
 from ccdsl.executor.model import Node
+from ccdsl.executor.parallel import parallel
 
 if TYPE_CHECKING:
     from ccdsl.executor import ssh
@@ -621,7 +622,7 @@ class Engines:
         def clean(node: Node) -> None:
             self._run(node, f"pkill -KILL -f {pattern} 2>/dev/null; true", timeout=30)
 
-        mpi._parallel(clean, list({n.instance_id: n for n in [via, *workers]}.values()))
+        parallel(clean, list({n.instance_id: n for n in [via, *workers]}.values()))
 
 
 def _close_quietly_on_shutdown(client: Any) -> None:

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from ccdsl.errors import ClusterError, ConfigError, printable
 from ccdsl.executor import model
 from ccdsl.executor import state as st
+from ccdsl.executor.parallel import parallel
 
 if TYPE_CHECKING:
     from ccdsl.executor.cluster import Cluster
@@ -223,7 +224,7 @@ def _arm_remote(cluster: Cluster, a: Autostop) -> str:
         def ship(node: model.Node) -> None:  # every node gets the script: the watchdog probes them with it
             ssh.put(pool.get(node), source, f"{_dir(node)}/watchdog.py", mode=0o644, node=node)
 
-        mpi._parallel(ship, [home, *others])
+        parallel(ship, [home, *others])
         d = _dir(home)
         cfg = _watch_config(cluster, a, d, action)
         cfg["peers"] = [{"address": n.private_address or n.address, "port": n.port, "dir": _dir(n),

@@ -42,7 +42,7 @@ from ccdsl.errors import ExecutionError, MissingDependencyError, ProviderError, 
 from ccdsl.executor import ssh
 from ccdsl.executor.config import check_node_dir
 from ccdsl.executor.model import Node
-from ccdsl.executor.parallel import parallel as _parallel  # the name the other executor modules call
+from ccdsl.executor.parallel import parallel
 
 Stream = Callable[[str, str], None]  # (line without newline, "stdout" | "stderr")
 
@@ -147,9 +147,9 @@ def prepare_cluster(handle: str, nodes: Sequence[Node], *, manager: Node | None 
 
         everyone = [*([manager] if manager is not None else []), *nodes]
         if manager is not None:  # workers are reached through the manager: it must be up first
-            everyone = [ready(manager), *_parallel(ready, list(nodes))]
+            everyone = [ready(manager), *parallel(ready, list(nodes))]
         else:
-            everyone = _parallel(ready, everyone)
+            everyone = parallel(ready, everyone)
         private, public = _internal_key(handle)
         known = "".join(ssh.host_key_line(pool.get(n), _known_name(n)) + "\n" for n in everyone)
         rank_source = _RANK_FILE.read_bytes()
@@ -168,7 +168,7 @@ def prepare_cluster(handle: str, nodes: Sequence[Node], *, manager: Node | None 
             ssh.run(client, _authorize_command(options.authorized_keys, handle, public), node=node, check=True,
                     timeout=ssh_options.command_timeout)
 
-        _parallel(install, everyone)
+        parallel(install, everyone)
         if manager is not None:
             return everyone[1:], everyone[0]
         return everyone, None
@@ -212,7 +212,7 @@ def release_cluster(handle: str, nodes: Sequence[Node], *, manager: Node | None 
                     + _authorize_command(options.authorized_keys, handle, None), node=node, check=True,
                     timeout=ssh_options.command_timeout)
 
-        _parallel(clean, [*([manager] if manager is not None else []), *nodes])
+        parallel(clean, [*([manager] if manager is not None else []), *nodes])
     finally:
         if connections is None:
             pool.close()
@@ -229,7 +229,7 @@ def kill_processes(nodes: Sequence[Node], *, manager: Node | None = None, ssh_op
                 ssh.run(pool.get(node), f"pkill -f {_pkill_pattern(d + '/')} 2>/dev/null; true", node=node,
                         timeout=ssh_options.command_timeout)
 
-        _parallel(kill, [*([manager] if manager is not None else []), *nodes])
+        parallel(kill, [*([manager] if manager is not None else []), *nodes])
     finally:
         if connections is None:
             pool.close()
@@ -774,7 +774,7 @@ class Launcher:
         def install(node: Node) -> None:
             ssh.put(self._ssh_pool.get(node), source, f"{self._extra(node, 'ccdsl_dir')}/{name}", mode=0o644, node=node)
 
-        _parallel(install, self._targets())
+        parallel(install, self._targets())
 
     @staticmethod
     def _pump(proc, out: _Output, timeout: float | None, where: str, health=None) -> int:
@@ -861,7 +861,7 @@ class Launcher:
                 self._ssh_pool.drop(node)
                 return f"{ssh.describe(node)} stopped answering during the run ({exc or type(exc).__name__})"
 
-        dead = [m for m in _parallel(check, self._targets()) if m]
+        dead = [m for m in parallel(check, self._targets()) if m]
         if dead:
             raise ExecutionError("the MPI job was stopped: " + "; ".join(dead))
 
@@ -898,7 +898,7 @@ class Launcher:
                 return f"{ssh.describe(node)} does not answer ({exc.message})"
 
         try:
-            return [m for m in _parallel(check, self._targets()) if m]
+            return [m for m in parallel(check, self._targets()) if m]
         finally:
             probe_pool.close()
 

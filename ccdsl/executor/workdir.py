@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from ccdsl.errors import ConfigError, ExecutionError, SetupError, printable
 from ccdsl.executor import _tree
 from ccdsl.executor.model import Node
+from ccdsl.executor.parallel import parallel
 
 if TYPE_CHECKING:
     from ccdsl.executor import ssh
@@ -430,7 +431,7 @@ def _end_group(group: int, handle: str | None = None) -> None:
 def setup_remote(pool: ssh.Connections, nodes: Sequence[Node], command: str, stream: Stream) -> None:
     """Run the set-up in the folder on every node at once, streaming each output line with the node's name.
     Every node runs to its end; then a failure names the node(s) and exit code(s)."""
-    from ccdsl.executor import mpi, ssh
+    from ccdsl.executor import ssh
 
     def one(node: Node) -> tuple[Node, int]:
         name = node_name(node)
@@ -455,7 +456,7 @@ def setup_remote(pool: ssh.Connections, nodes: Sequence[Node], command: str, str
         chan.close()
         return node, code
 
-    results = mpi._parallel(one, list(nodes))
+    results = parallel(one, list(nodes))
     failed = [(n, c) for n, c in results if c != 0]
     if failed:
         what = "; ".join(f"{ssh.describe(n)} exit {c}" for n, c in failed)
@@ -508,7 +509,7 @@ def sync_nodes(handle: str, provider: str, nodes: Sequence[Node], config: Any, s
     mine = local_tree(source)  # first: a link leading out of the folder fails the sync before any connection
     with ssh.Connections(ssh_options, jump=manager) as pool:
         if manager is None:
-            out = mpi._parallel(lambda n: sync_sftp(pool.get(n), n, source, mine, counter), workers)
+            out = parallel(lambda n: sync_sftp(pool.get(n), n, source, mine, counter), workers)
         else:
             out = [sync_sftp(pool.get(manager), manager, source, mine, counter)]
             out += relay(pool.get(manager), manager, workers, counter, ssh_options.command_timeout * 10)

@@ -272,7 +272,7 @@ class SshProvider:
     def _unreachable(self, handle: str, nodes: Sequence[Node]) -> dict[str, str]:
         """host name -> why, for the nodes that do not answer (one attempt each, all at once)."""
         from ccdsl.executor import ssh
-        from ccdsl.executor.mpi import _parallel
+        from ccdsl.executor.parallel import parallel
 
         _, options = self._ssh_options(handle, deploying=True)
 
@@ -285,7 +285,7 @@ class SshProvider:
                     raise
                 return node.instance_id, exc.message
 
-        return dict(r for r in _parallel(check, list(nodes)) if r)
+        return dict(r for r in parallel(check, list(nodes)) if r)
 
     def start(self, handle: str, nodes: Sequence[Node]) -> list[Node]:
         """Hosts are never stopped: pick up address changes from the config, nothing else."""
