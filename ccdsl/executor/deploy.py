@@ -771,7 +771,7 @@ def clusters(*, config: Config | None = None, state: st.State | None = None,
     for r in state.list_clusters():
         workers, _ = split_roles(state.nodes(r.handle))
         out.append(info_of(r, state, workers))
-        stale = guard.stale_watchdog(r)
+        stale = guard.stale_watchdog(r, state, config)
         if stale:
             log.warning("%s", stale)
     return out
