@@ -596,3 +596,58 @@ def test_the_smoke_test_spends_nothing_without_yes(tmp_path):
                                "PYTHONPATH": str(script.parents[1])})
     assert proc.returncode == 2, proc.stderr
     assert "COSTS MONEY" in proc.stdout and "budget alarm" in proc.stdout and "--yes" in proc.stdout
+
+
+# --- issue 21 lifecycle (e21a) -------------------------------------------------------------------------------------
+def test_spot_requests_last_a_year_and_resume_a_month_on(ec2_config, ec2, aws_like):
+    """Item 2: without ValidUntil EC2 ends a persistent request after 7 days, cancels it and terminates its stopped
+    instance: a spot cluster interrupted for a month could not resume.  ccdsl asks for a year, and records it."""
+    import time
+
+    aws_like.enable("spot_requests", "spot_expiry")
+    p = provider(ec2_config)
+    nodes = launch(p, request(count=2, spot=True))
+    ahead = [r["ValidUntil"].timestamp() - time.time() for r in aws_like.spot.values()]
+    assert len(ahead) == 2 and min(ahead) >= 364 * 86400
+    assert p.settings()["spot_valid_until"] == max(r["_valid_until"] for r in aws_like.spot.values())
+    stopped = p.stop(HANDLE, nodes)
+    aws_like.days_on(30)
+    started = p.start(HANDLE, stopped)
+    assert [(n.index, n.state) for n in started] == [(0, "running"), (1, "running")]
+    assert aws_like.fired["spot_expiry"] == 0
+    p.terminate(HANDLE, started)
+    nothing_left(ec2, aws_like)
+
+
+def test_the_layers_spot_expiry_terminates_a_stopped_instance(ec2_config, ec2, aws_like):
+    """The behaviour the test above relies on: a request without ValidUntil ends 7 days on."""
+    aws_like.enable("spot_requests", "spot_expiry")
+    p = provider(ec2_config)
+    (node,) = launch(p, request(count=1, spot=True))
+    for r in aws_like.spot.values():
+        r["_valid_until"] = aws_like.now() + 7 * 86400.0
+    p.stop(HANDLE, [node])
+    aws_like.days_on(8)
+    assert p.describe(HANDLE) == [] and aws_like.fired["spot_expiry"] == 1
+    p.terminate(HANDLE, [node])
+    nothing_left(ec2, aws_like)
+
+
+def test_clusters_warns_in_the_last_week_of_the_spot_requests(ec2_config, ec2, aws_like, caplog):
+    import logging
+    import time
+
+    import ccdsl
+    from ccdsl.executor.state import State
+
+    aws_like.enable("spot_requests")
+    adopted(ec2_config, count=1, spot=True)
+    caplog.set_level(logging.WARNING, logger="ccdsl.executor")
+    State().update_cluster(HANDLE, settings={"spot_valid_until": time.time() + 30 * 86400})
+    ccdsl.clusters(config=ec2_config)
+    assert "spot requests" not in caplog.text
+    State().update_cluster(HANDLE, settings={"spot_valid_until": time.time() + 3 * 86400})
+    ccdsl.clusters(config=ec2_config)
+    assert f"{HANDLE}: its spot requests end on" in caplog.text and "terminates a stopped node" in caplog.text
+    ccdsl.terminate(HANDLE, config=ec2_config)
+    nothing_left(ec2, aws_like)

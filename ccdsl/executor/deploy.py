@@ -774,7 +774,29 @@ def clusters(*, config: Config | None = None, state: st.State | None = None,
         stale = guard.stale_watchdog(r, state, config)
         if stale:
             log.warning("%s", stale)
+        expiry = spot_expiry(r)
+        if expiry:
+            log.warning("%s", expiry)
     return out
+
+
+SPOT_EXPIRY_WARNING = 7 * 86400.0  # seconds before a spot cluster's requests end that 'clusters' warns
+
+
+def spot_expiry(record: st.ClusterRecord, now: float | None = None) -> str | None:
+    """A warning in the last week of a spot cluster's persistent requests (their ValidUntil, recorded at deploy):
+    after it EC2 cancels them, terminates a stopped node, and a running one can no longer be interrupted."""
+    until = record.settings.get("spot_valid_until")
+    if record.status not in (st.RUNNING, st.INTERRUPTED) or not isinstance(until, (int, float)):
+        return None
+    now = time.time() if now is None else now
+    if now < until - SPOT_EXPIRY_WARNING:
+        return None
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(until))
+    done = "ended" if now >= until else "end"
+    return (f"{record.handle}: its spot requests {done} on {when}: EC2 then cancels them, terminates a stopped node "
+            f"and a running one can no longer be interrupted and resumed; copy what you need, then 'ccdsl terminate "
+            f"{record.handle}' and deploy again")
 
 
 def cost_report(*, all: bool = False, days: float = 30, config: Config | None = None,

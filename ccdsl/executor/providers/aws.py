@@ -66,6 +66,7 @@ _STATES = {"pending": model.PENDING, "running": model.RUNNING, "stopping": model
            "shutting-down": SHUTTING_DOWN, "terminated": model.TERMINATED}
 _LIVE_EC2_STATES = ["pending", "running", "stopping", "stopped"]
 _LIVE_SPOT_STATES = ["open", "active", "disabled"]  # a request in these states can still launch an instance
+SPOT_VALIDITY = 365 * 86400.0  # seconds a persistent spot request lives (ValidUntil); EC2's default is 7 days
 # Instance types that earn CPU credits: a cluster placement group cannot hold them.
 _BURSTABLE_HINT = "use a type that is not burstable (not t2/t3/t3a/t4g), or another placement_group strategy"
 
@@ -125,7 +126,7 @@ class AwsProvider:
         self.region = settings.get("resolved_region") or self.config.region or None
         self.resources: dict[str, Any] = {k: settings[k] for k in ("security_group_id_created", "key_name_created",
                                                                     "key_path_created", "placement_group_created",
-                                                                    "vpc_id") if k in settings}
+                                                                    "vpc_id", "spot_valid_until") if k in settings}
         self._ec2 = None
         self._launch_round = 0  # bumped by every clean-up: a later launch must not reuse an earlier token
         self._uncertain: list[dict[str, Any]] = []  # RunInstances whose answer was lost (Ctrl-C, connection)
@@ -268,7 +269,8 @@ class AwsProvider:
             # persistent + stop: a spot cluster can still be interrupted (stopped) and resumed.  Its spot requests
             # are tagged too: terminate cancels them first, or EC2 would launch new instances for them.
             params["InstanceMarketOptions"] = {"MarketType": "spot", "SpotOptions": {
-                "SpotInstanceType": "persistent", "InstanceInterruptionBehavior": "stop"}}
+                "SpotInstanceType": "persistent", "InstanceInterruptionBehavior": "stop",
+                "ValidUntil": self._spot_valid_until()}}
             params["TagSpecifications"].append({"ResourceType": "spot-instances-request",
                                                 "Tags": self._tags(request.handle, request.role, contract)})
         if (burstable or credits(request.instance_type) is not None) and request.instance_type not in NO_CREDITS:
@@ -285,6 +287,15 @@ class AwsProvider:
         for n in nodes:
             progress(n.role, n.index, model.REQUESTED)
         return nodes
+
+    def _spot_valid_until(self) -> Any:
+        """When the cluster's persistent spot requests end: a year from the first spot launch, recorded (one date
+        for every role and retry, so a re-sent RunInstances keeps its token).  AWS's default is 7 days: then EC2
+        cancels the request, a stopped instance is terminated and a running one can no longer stop."""
+        import datetime
+
+        at = float(self.resources.setdefault("spot_valid_until", round(time.time()) + SPOT_VALIDITY))
+        return datetime.datetime.fromtimestamp(at, datetime.timezone.utc)
 
     def _run_instances(self, params: dict[str, Any]) -> dict:
         """RunInstances; when its answer is lost (Ctrl-C, a dropped connection) the instances may exist without
