@@ -651,3 +651,52 @@ def test_clusters_warns_in_the_last_week_of_the_spot_requests(ec2_config, ec2, a
     assert f"{HANDLE}: its spot requests end on" in caplog.text and "terminates a stopped node" in caplog.text
     ccdsl.terminate(HANDLE, config=ec2_config)
     nothing_left(ec2, aws_like)
+
+
+def test_resume_refuses_spot_nodes_ec2_stopped(ec2_config, ec2, aws_like, hooks):
+    """Item 7: only EC2 starts a spot instance it interrupted (StartInstances is refused); reconcile says so, and
+    resume refuses without sending StartInstances.  When capacity returns the cluster shows running."""
+    import ccdsl
+    from ccdsl.errors import ClusterError
+
+    aws_like.enable("spot_requests", "spot_interruption")
+    nodes = adopted(ec2_config, count=2, spot=True)
+    starts = []
+    hooks.append(("before-call.ec2.StartInstances", lambda **_: starts.append(1)))
+    aws_like.interrupt_spot([n.instance_id for n in nodes])
+    (info,) = ccdsl.clusters(config=ec2_config)
+    assert info.status == "interrupted"
+    assert "EC2 stopped 2 spot node(s) (instance-stopped-no-capacity)" in info.note and "only EC2" in info.note
+    with pytest.raises(ClusterError, match="only EC2 can start them again") as refused:
+        ccdsl.resume(HANDLE, config=ec2_config)
+    assert "ccdsl terminate" in refused.value.hint
+    assert starts == [] and aws_like.fired["spot_interruption"] == 2  # the two stops, no refused start
+    assert sorted(aws_like.capacity_back()) == sorted(n.instance_id for n in nodes)
+    (info,) = ccdsl.clusters(config=ec2_config)
+    assert info.status == "running"
+    ccdsl.terminate(HANDLE, config=ec2_config)
+    nothing_left(ec2, aws_like)
+
+
+def test_every_instance_gone_ends_the_cluster_and_resume_refuses(ec2_config, ec2, aws_like):
+    """Item 8: every instance of an interrupted cluster vanished (EC2 forgets terminated ids soon).  Reconcile
+    removes the rest and records it terminated with a note; a resume in between refuses zero nodes instead of
+    recording a running cluster of none."""
+    import ccdsl
+    from ccdsl.errors import ClusterError
+    from ccdsl.executor.state import State
+
+    aws_like.enable("vanish")
+    nodes = adopted(ec2_config, count=2)
+    ccdsl.interrupt(HANDLE, config=ec2_config)
+    for n in nodes:
+        aws_like.vanish(n.instance_id)
+    with pytest.raises(ClusterError, match="none of its 2 instance"):  # no reconcile before: the record's ids
+        ccdsl.resume(HANDLE, config=ec2_config)
+    assert State().get_cluster(HANDLE).status != "running"
+    assert ccdsl.clusters(config=ec2_config) == []
+    record = State().get_cluster(HANDLE)
+    assert record.status == "terminated" and "none of its instances exist" in record.note
+    nothing_left(ec2, aws_like)  # the security group and key pair went too
+    with pytest.raises(ClusterError, match="terminated"):
+        ccdsl.resume(HANDLE, config=ec2_config)

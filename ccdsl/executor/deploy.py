@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from ccdsl import burstable
 from ccdsl.errors import CapacityError, CcdslError, ClusterError, ConfigError, SetupError
-from ccdsl.executor import cost, guard
+from ccdsl.executor import cost, guard, model
 from ccdsl.executor import state as st
 from ccdsl.executor.cluster import Cluster, is_handle, make_ready, new_handle, quiet, split_roles
 from ccdsl.executor.model import Node, NodeRequest, Progress
@@ -702,6 +702,8 @@ def _refresh_nodes(record: st.ClusterRecord, provider: Any, state: st.State, ver
             state.update_cluster(record.handle, status=st.FAILED,
                                  note=f"a '{verb}' was interrupted: no instance of it runs any more, but other "
                                       f"resources remain; run 'ccdsl terminate {record.handle}' to finish")
+        elif provider.name == "aws" and record.status in (st.RUNNING, st.INTERRUPTED):
+            _all_gone(record, provider, state)
         return
     ours = {(n.role, n.index): n for n in state.nodes(record.handle)}
     merged = [replace(ours[k], state=n.state, address=n.address, private_address=n.private_address, zone=n.zone,
@@ -720,7 +722,7 @@ def _refresh_nodes(record: st.ClusterRecord, provider: Any, state: st.State, ver
     if record.status == st.RUNNING and states <= _DOWN:
         state.clear_workers(record.handle)
         state.update_cluster(record.handle, status=st.INTERRUPTED,
-                             note=f"{why}: its nodes are stopped" if why else guard.stopped_note(record))
+                             note=f"{why}: its nodes are stopped" if why else _stopped_note(record, provider))
     elif record.status == st.INTERRUPTED and states <= _UP:
         # A persistent spot request with stop-on-interruption: EC2 starts the nodes again when capacity returns;
         # or a resume whose process died after StartInstances.
@@ -735,6 +737,35 @@ def _refresh_nodes(record: st.ClusterRecord, provider: Any, state: st.State, ver
         state.update_cluster(record.handle, status=st.FAILED, note=(
             f"{why or 'changed outside ccdsl'}: {up} of {len(merged)} nodes are running in the cloud (paid); "
             f"'ccdsl interrupt {record.handle}' stops them, 'ccdsl terminate {record.handle}' removes the cluster"))
+
+
+def _stopped_note(record: st.ClusterRecord, provider: Any) -> str:
+    """Why every node of a running cluster is stopped: EC2 interrupted its spot nodes (their requests say so), the
+    watchdog, or someone outside ccdsl."""
+    held = provider.ec2_stopped(record.handle) if hasattr(provider, "ec2_stopped") else {}  # a rare event: ask
+    if not held:
+        return guard.stopped_note(record)
+    return (f"EC2 stopped {len(held)} spot node(s) ({', '.join(sorted(set(held.values())))}): only EC2 can start "
+            f"them again, which it does when capacity returns (then this shows running); 'ccdsl terminate "
+            f"{record.handle}' ends it")
+
+
+def _all_gone(record: st.ClusterRecord, provider: Any, state: st.State) -> None:
+    """Every instance of a running or interrupted cluster is gone (EC2 forgets terminated ids soon): nothing can
+    come back, so what is left (security group, key pair, spot requests) is removed and the cluster recorded as
+    terminated, saying so -- as an autostop with --down is (guard.reconcile_record)."""
+    ours = [n for n in state.nodes(record.handle) if n.instance_id.startswith("i-")]
+    if ours and any(n.state not in (model.TERMINATED, "shutting-down")
+                    for n in provider._describe_ids(n.instance_id for n in ours)):
+        return  # asked by id, one still exists: the listing by tag was behind (eventual consistency)
+    provider.terminate(record.handle, ours)
+    state.set_nodes(record.handle, [replace(n, state=model.TERMINATED) for n in state.nodes(record.handle)])
+    state.clear_workers(record.handle)
+    note = ("none of its instances exist in the cloud any more (terminated outside ccdsl, or by EC2), and nothing "
+            "can bring them back; the rest of it (security group, key pair, spot requests) was removed")
+    state.update_cluster(record.handle, status=st.TERMINATED, note=note)
+    state.journal(record.handle, "vanished", note=note)
+    log.warning("%s: %s", record.handle, note)
 
 
 def _adopt(handle: str, provider: Any, state: st.State) -> None:

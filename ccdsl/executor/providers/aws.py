@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ccdsl.burstable import NO_CREDITS, credits
-from ccdsl.errors import CapacityError, ConfigError, MissingDependencyError, ProviderError
+from ccdsl.errors import CapacityError, ClusterError, ConfigError, MissingDependencyError, ProviderError
 from ccdsl.executor import model
 from ccdsl.executor.config import AwsConfig, Config
 from ccdsl.executor.model import Node, NodeRequest, Progress
@@ -354,8 +354,12 @@ class AwsProvider:
                     interval=self.config.poll_interval)
 
     def start(self, handle: str, nodes: Sequence[Node]) -> list[Node]:
-        """Start the stopped nodes; a node whose instance no longer exists is dropped (and logged)."""
+        """Start the stopped nodes; a node whose instance no longer exists is dropped (and logged).  None left:
+        nothing can be started (a cluster of zero nodes is not running)."""
         ids = self._act_on_instances("start_instances", [n.instance_id for n in nodes], handle)
+        if not ids:
+            raise ClusterError(f"cluster {handle}: none of its {len(nodes)} instance(s) exist any more, so nothing "
+                               "can be started", hint=f"ccdsl terminate {handle} removes what is left")
         return self.wait_running(handle, [n for n in nodes if n.instance_id in ids], lambda *a: None)
 
     def stop(self, handle: str, nodes: Sequence[Node]) -> list[Node]:
@@ -435,6 +439,18 @@ class AwsProvider:
                {"Name": "tag-key", "Values": [TAG_CLUSTER]})
         return self._paginate("describe_spot_instance_requests", "SpotInstanceRequests",
                               Filters=[tag, {"Name": "state", "Values": _LIVE_SPOT_STATES}])
+
+    def ec2_stopped(self, handle: str) -> dict[str, str]:
+        """The cluster's spot instances that EC2 itself stopped (interrupted: no capacity, price, an experiment),
+        with their request's status code.  Only EC2 can start them again, when capacity returns; StartInstances
+        is refused (EC2 User Guide, "Stop interrupted Spot Instances" and "Spot request status")."""
+        out = {}
+        for r in self._spot_requests(handle):
+            code = (r.get("Status") or {}).get("Code", "")
+            if r.get("InstanceId") and (code == "marked-for-stop" or (
+                    code.startswith("instance-stopped-") and code != "instance-stopped-by-user")):
+                out[r["InstanceId"]] = code
+        return out
 
     def _delete_cluster_resources(self, handle: str, deadline: float) -> None:
         """Security groups, key pairs, placement group and detached volumes tagged with ``handle``."""
