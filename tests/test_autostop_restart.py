@@ -92,3 +92,31 @@ def test_a_restarted_node_gets_its_watchdog_back_and_a_dead_one_is_warned_about(
     finally:
         ccdsl.terminate(c.handle, config=config)
     assert tagged(ec2, c.handle) == {}
+
+
+@pytest.mark.netns
+def test_a_shutdown_command_that_fails_once_is_run_again(aws_config, ec2, netns_hosts, tmp_path):
+    """Issue 21 item 10: the watchdog ran the shutdown command once per node; one that failed (sudo, a held lock)
+    left that node running, paid and unguarded.  It is tried again until it works or the node stops answering."""
+    flags = tmp_path / "flags"
+    flags.mkdir()
+    powered = tmp_path / "powered-off"
+    command = tmp_path / "flaky-power-off"
+    command.write_text("#!/bin/sh\n"
+                       "a=$(ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1)\n"
+                       f'if [ ! -e {flags}/"$a" ]; then touch {flags}/"$a"; echo "sudo: busy" >&2; exit 1; fi\n'
+                       f'echo "$a" >> {powered}\n')
+    command.chmod(0o755)
+    config = aws_config.replace(autostop={"shutdown_command": str(command), "boot_dir": str(tmp_path / "per-boot")})
+    c = ccdsl.deploy(ccdsl.parse(TWO_NODES)["two"], config=config, autostop="3s")
+    try:
+        both = sorted(h.address for h in netns_hosts.hosts[:2])
+        lines = wait_for(lambda: powered.exists() and len(powered.read_text().split()) >= 2
+                         and powered.read_text().split(), 120, "both nodes powered off after a failed attempt each")
+        assert sorted(lines) == both  # each once: a command that worked is not run again
+        assert sorted(p.name for p in flags.iterdir()) == both  # and each failed once first
+        home = next(n for n in c.nodes() if n.index == 0)
+        log = (Path(home.extra["ccdsl_dir"]) / "watchdog.log").read_text()
+        assert log.count("failed; trying again") == 2, log
+    finally:
+        ccdsl.terminate(c.handle, config=config)

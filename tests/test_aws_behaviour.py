@@ -700,3 +700,20 @@ def test_every_instance_gone_ends_the_cluster_and_resume_refuses(ec2_config, ec2
     nothing_left(ec2, aws_like)  # the security group and key pair went too
     with pytest.raises(ClusterError, match="terminated"):
         ccdsl.resume(HANDLE, config=ec2_config)
+
+
+def test_a_running_cluster_with_a_stopped_node_says_what_it_pays(ec2_config, ec2, aws_like):
+    """Item 10: reconcile ignored a running cluster whose nodes were partly stopped (a watchdog's shutdown that
+    reached only some, one spot node interrupted): it says how many run, and are paid for."""
+    import ccdsl
+
+    nodes = adopted(ec2_config, count=2)
+    ec2.stop_instances(InstanceIds=[nodes[1].instance_id])
+    (info,) = ccdsl.clusters(config=ec2_config)
+    assert info.status == "running"
+    assert info.note.startswith("1 of 2 nodes are running in the cloud (paid); stopped: worker 1")
+    ec2.start_instances(InstanceIds=[nodes[1].instance_id])
+    (info,) = ccdsl.clusters(config=ec2_config)
+    assert info.status == "running" and info.note == ""
+    ccdsl.terminate(HANDLE, config=ec2_config)
+    nothing_left(ec2, aws_like)

@@ -730,6 +730,10 @@ def _refresh_nodes(record: st.ClusterRecord, provider: Any, state: st.State, ver
         state.update_cluster(record.handle, status=st.RUNNING, note=(
             f"{why}: its nodes are running" if why else
             "its nodes were started again outside ccdsl (a spot cluster restarts when capacity returns)"))
+    elif record.status == st.RUNNING and not verb and states & _UP and not states <= _UP:
+        _note_mixed(record, merged, state)  # e.g. one spot node interrupted, or one a watchdog's shutdown missed
+    elif record.status == st.RUNNING and states <= _UP and _MIXED in record.note:
+        state.update_cluster(record.handle, note="")  # every node runs again
     elif (record.status == st.INTERRUPTED or (verb and record.status == st.RUNNING)) and states & _UP \
             and not states <= _UP:
         up = sum(n.state in _UP for n in merged)
@@ -737,6 +741,21 @@ def _refresh_nodes(record: st.ClusterRecord, provider: Any, state: st.State, ver
         state.update_cluster(record.handle, status=st.FAILED, note=(
             f"{why or 'changed outside ccdsl'}: {up} of {len(merged)} nodes are running in the cloud (paid); "
             f"'ccdsl interrupt {record.handle}' stops them, 'ccdsl terminate {record.handle}' removes the cluster"))
+
+
+_MIXED = "nodes are running in the cloud (paid)"
+
+
+def _note_mixed(record: st.ClusterRecord, nodes: list[Node], state: st.State) -> None:
+    """A running cluster with some nodes stopped: its runs cannot use them, and the running ones cost."""
+    up = sum(n.state in _UP for n in nodes)
+    down = ", ".join(f"{n.role} {n.index}" for n in nodes if n.state not in _UP)
+    note = (f"{up} of {len(nodes)} {_MIXED}; stopped: {down}. 'ccdsl interrupt {record.handle}' stops the rest, "
+            f"'ccdsl terminate {record.handle}' removes the cluster")
+    if record.note != note:
+        state.update_cluster(record.handle, note=note)
+        state.journal(record.handle, "note", text=note)
+        log.warning("%s: %s", record.handle, note)
 
 
 def _stopped_note(record: st.ClusterRecord, provider: Any) -> str:

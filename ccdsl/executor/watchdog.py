@@ -209,11 +209,10 @@ def act(config, reason, log):
     log(f"acting ({action}): {reason}")
     if action == "shutdown":
         command = config.get("shutdown_command") or "sudo shutdown -h now"
+        pause = min(_interval(config.get("interval")), 10.0)
         for peer in config.get("peers", []):
-            code, out = _ssh(config, peer, command)
-            log("peer {}: {} -> {} {}".format(peer["address"], command, code, out.strip()[-200:]))
-        res = subprocess.run(command, shell=True, stdin=subprocess.DEVNULL)
-        log(f"here: {command} -> {res.returncode}")
+            _until_done(lambda p=peer: _ssh(config, p, command), f"peer {peer['address']}: {command}", log, pause)
+        _until_done(lambda: _here(command), f"here: {command}", log, pause)
     elif action == "release":  # hosts that are not ours: end our processes; with down, remove our files too
         for peer in config.get("peers", []):
             script = os.path.join(peer["dir"], "watchdog.py")
@@ -234,6 +233,35 @@ def act(config, reason, log):
         log("local: {} -> {}".format(" ".join(config["local_command"]), res.returncode))
     else:
         log(f"unknown action {action!r}: nothing done")
+
+
+SHUTDOWN_ATTEMPTS = 5
+SSH_FAILED = 255  # ssh's own exit code: the connection failed or dropped
+
+
+def _until_done(attempt, what, log, pause, attempts=SHUTDOWN_ATTEMPTS):
+    """Run a shutdown ``attempt`` until it worked (exit 0) or its node stopped answering (ssh could not connect,
+    or the connection dropped as the node went down; a timeout): a command that failed by itself (sudo, a busy
+    package manager holding a lock) is tried again, ``pause`` seconds apart, at most ``attempts`` times.  A node
+    that stays up would run, and be paid for, unguarded."""
+    for number in range(1, attempts + 1):
+        code, out = attempt()
+        log(f"{what} -> {code} {out.strip()[-200:]}")
+        if code in (0, SSH_FAILED, -1):
+            return True
+        if number < attempts:
+            log(f"{what} failed; trying again in {pause:g} s (attempt {number + 1} of {attempts})")
+            time.sleep(pause)
+    log(f"{what} failed {attempts} times: giving up on it")
+    return False
+
+
+def _here(command):
+    try:
+        res = subprocess.run(command, shell=True, stdin=subprocess.DEVNULL, capture_output=True, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return 1, str(exc)
+    return res.returncode, (res.stdout + res.stderr).decode("utf-8", "replace")
 
 
 # -- the loop -------------------------------------------------------------------------------------------------------
