@@ -303,7 +303,8 @@ def aws_config(aws_env, data_dir, netns_hosts, tmp_path, ec2_keys_on_hosts):
         "ssh": {"ready_timeout": 60.0, "connect_timeout": 5.0},
         "mpi": {"python": sys.executable, "iface": "eth0", "remote_dir": str(tmp_path / "remote"),
                 "authorized_keys": str(netns_hosts.authorized_keys)},
-        "autostop": {"check_interval": INTERVAL, "shutdown_command": str(recorder)}})
+        "autostop": {"check_interval": INTERVAL, "shutdown_command": str(recorder),
+                     "boot_dir": str(tmp_path / "per-boot")}})  # cloud-init's folder: the hosts share this machine's
 
 
 def shutdown_behaviour(ec2, ids):
