@@ -70,8 +70,8 @@ def install_key_pairs_on(hosts: NetnsHosts) -> None:
 
 def config_for(endpoint: str, hosts: NetnsHosts, scratch: Path) -> Config:
     return Config.from_dict({
-        "aws": {"endpoint_url": endpoint, "region": "us-east-1", "image": IMAGES, "user": hosts.user,
-                "ssh_cidr": "203.0.113.0/24", "zones": ["us-east-1a"], "poll_interval": 0.2,
+        "aws": {"endpoint_url": endpoint, "ssm_endpoint_url": endpoint, "region": "us-east-1", "image": IMAGES,
+                "user": hosts.user, "ssh_cidr": "203.0.113.0/24", "zones": ["us-east-1a"], "poll_interval": 0.2,
                 "address_map": {str(i): h.address for i, h in enumerate(hosts.hosts)}},
         "mpi": {"python": sys.executable, "iface": "eth0", "remote_dir": str(scratch / "remote"),
                 "authorized_keys": str(hosts.authorized_keys)},

@@ -28,8 +28,9 @@ def data_dir(tmp_path, monkeypatch):
 
 
 def aws_settings(url: str, **extra) -> dict:
-    return {"endpoint_url": url, "region": "us-east-1", "image": {"x86_64": MOTO_IMAGE, "arm64": MOTO_IMAGE_ARM},
-            "ssh_cidr": "203.0.113.0/24", "poll_interval": 0.05, "wait_timeout": 60.0, **extra}
+    return {"endpoint_url": url, "ssm_endpoint_url": url, "region": "us-east-1",
+            "image": {"x86_64": MOTO_IMAGE, "arm64": MOTO_IMAGE_ARM}, "ssh_cidr": "203.0.113.0/24",
+            "poll_interval": 0.05, "wait_timeout": 60.0, **extra}
 
 
 @pytest.fixture()

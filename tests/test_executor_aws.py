@@ -212,9 +212,12 @@ def test_existing_security_group_and_key_are_used_not_deleted(ec2_config, ec2, t
     assert ec2.describe_key_pairs(KeyNames=["mykey"])["KeyPairs"]
 
 
-def test_unknown_image_is_a_config_error(ec2_config):
-    with pytest.raises(ConfigError, match="image"):
+def test_unknown_image_is_a_region_scope_capacity_error(ec2_config, ec2):
+    """An AMI id names an image of one region (issue 21 item 9): missing here, another plan's region may have it."""
+    with pytest.raises(CapacityError, match=r"image ami-00000000 .* does not exist in us-east-1") as info:
         create(provider(ec2_config, image={"x86_64": "ami-00000000"}), count=1)
+    assert info.value.scope == "region" and "one region" in info.value.hint
+    assert tagged(ec2, HANDLE) == {}  # refused before anything was created
 
 
 def test_client_token_covers_every_launch_parameter_and_the_round():
