@@ -404,6 +404,7 @@ def test_install_passes_user_data_and_nodes_wait_for_cloud_init(ec2_config, ec2)
     recorded = ec2.describe_instance_attribute(InstanceId=nodes[0].instance_id, Attribute="userData")
     text = base64.b64decode(recorded["UserData"]["Value"]).decode()
     assert text.startswith("#cloud-config") and "python3-venv" in text and "ensurepip" in text
+    assert text.count("apt-get -o DPkg::Lock::Timeout=600 ") == 2  # update and install wait for a held dpkg lock
     assert "cloud-init status --wait" in nodes[0].extra["boot_wait"]
     p.terminate(HANDLE, nodes)
     plain = provider(ec2_config)  # without [mpi] install: no user data

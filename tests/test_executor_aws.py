@@ -177,11 +177,14 @@ def test_throttling_is_retried(ec2_config, ec2, hooks):
     assert len(tagged(ec2, HANDLE)["instances"]) == 2
 
 
-def test_capacity_error_is_a_capacity_error(ec2_config, ec2, hooks):
-    hooks.append(("before-send.ec2.RunInstances",
-                  inject(None, "InsufficientInstanceCapacity", "no t3.xlarge capacity in us-east-1b")))
+def test_capacity_error_is_a_capacity_error_sent_once(ec2_config, ec2, hooks):
+    """EC2 answers InsufficientInstanceCapacity with HTTP 500, which botocore retried max_attempts times with backoff
+    (half a minute per zone) before the deployer could fail over (issue 21 item 3): now one send."""
+    full = inject(None, "InsufficientInstanceCapacity", "no t3.xlarge capacity in us-east-1b")
+    hooks.append(("before-send.ec2.RunInstances", full))
     with pytest.raises(CapacityError, match="InsufficientInstanceCapacity"):
         create(provider(ec2_config), count=2)
+    assert full.sent == 1
     assert "instances" not in tagged(ec2, HANDLE)
 
 
