@@ -156,7 +156,7 @@ class AwsProvider:
         self._launch_round = 0  # bumped by every clean-up: a later launch must not reuse an earlier token
         self._uncertain: list[dict[str, Any]] = []  # RunInstances whose answer was lost (Ctrl-C, connection)
         self._fresh: set[str] = set()  # ids launched by this process: "not listed" means "not visible yet"
-        self._not_opted_in = False  # this region answered AuthFailure and is not enabled: nothing can exist there
+        self._not_opted_in: set[str | None] = set()  # regions that answered AuthFailure and are not enabled
         self._types: dict[tuple[str | None, str], dict[str, Any]] = {}  # (region, type) -> DescribeInstanceTypes
         self._images: dict[tuple[str | None, str], tuple[str, str, int]] = {}  # (region, arch) -> image
         self._checked_regions: set[str | None] = set()  # regions whose region-bound settings exist
@@ -231,7 +231,7 @@ class AwsProvider:
         elif code == "AuthFailure" and service == "ec2" and self._opt_in_status() == "not-opted-in":
             err, hint, scope = CapacityError, OPT_IN_HINT, "region"
             what = f"region {self.region} is not enabled for this account ({what})"
-            self._not_opted_in = True
+            self._not_opted_in.add(self.region)
         else:
             err, hint = ProviderError, ACCOUNT_HINTS.get(code)
         e = err(what, hint=hint)
@@ -433,7 +433,7 @@ class AwsProvider:
         the rest (retrying "in use"), and looks again, until nothing is left or ``wait_timeout`` passes."""
         deadline = time.monotonic() + self.config.wait_timeout
         self._launch_round += 1
-        if self._not_opted_in:  # a region the account cannot use holds nothing of it (and answers nothing)
+        if self.region in self._not_opted_in:  # a region the account cannot use holds nothing (and answers nothing)
             return
         ids = {n.instance_id for n in nodes if n.instance_id.startswith("i-")} | self._reissue_uncertain()
         delay = self.config.poll_interval
@@ -460,7 +460,7 @@ class AwsProvider:
         and deleting then recreating same-named resources races EC2's eventual consistency."""
         deadline = time.monotonic() + self.config.wait_timeout
         self._launch_round += 1
-        if self._not_opted_in:
+        if self.region in self._not_opted_in:
             return
         ids = {n.instance_id for n in nodes if n.instance_id.startswith("i-")} | self._reissue_uncertain()
         self._end_instances(handle, ids, deadline)
@@ -518,7 +518,7 @@ class AwsProvider:
 
     def leftovers(self, handle: str) -> list[str]:
         """Every resource still tagged with ``handle`` (terminated instances excluded), by id."""
-        if self._not_opted_in:
+        if self.region in self._not_opted_in:
             return []
         left = [n.instance_id for n in self._describe_tagged(handle, [*_LIVE_EC2_STATES, "shutting-down"])]
         left += [g["GroupId"] for g in self._tagged("describe_security_groups", "SecurityGroups", handle)]
