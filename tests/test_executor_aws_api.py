@@ -160,7 +160,7 @@ def test_a_mixed_plan_is_refused_before_any_launch(aws_env, data_dir, ec2, hooks
 def test_spread_holds_seven_per_zone_and_spot_needs_the_usage_class(ec2_config, ec2, hooks):
     p = provider(ec2_config, placement_group="spread")
     with pytest.raises(CapacityError, match="at most 7") as info:
-        p.check_plan([request(count=8, instance_type="m5.large")])
+        p.create(request(count=8, instance_type="m5.large"), lambda *e: None)
     assert info.value.scope == "region"
 
     def on_demand_only(parsed, **_):
@@ -169,7 +169,7 @@ def test_spread_holds_seven_per_zone_and_spot_needs_the_usage_class(ec2_config, 
 
     hooks.append(("after-call.ec2.DescribeInstanceTypes", on_demand_only))
     with pytest.raises(CapacityError, match="as spot"):
-        provider(ec2_config).check_plan([request(count=1, instance_type="m5.large", spot=True)])
+        provider(ec2_config).create(request(count=1, instance_type="m5.large", spot=True), lambda *e: None)
     assert tagged(ec2, HANDLE) == {}
 
 
@@ -206,7 +206,7 @@ def test_a_setting_of_another_region_is_a_region_scope_capacity_error(ec2_config
     p.check_plan([request(count=1)])  # here it exists
     west = NodeRequest(HANDLE, "worker", "t3.xlarge", 1, region="us-west-2", options={"contract": "demo"})
     with pytest.raises(CapacityError, match=f"{key} = '{value}' does not exist in us-west-2") as info:
-        p.check_plan([west])
+        p.create(west, lambda *e: None)
     assert info.value.scope == "region"
 
 
@@ -320,7 +320,8 @@ def test_the_image_is_resolved_once_per_deploy_and_recorded(aws_env, data_dir, e
     assert len(images) == 1 and record.settings["images"] == {"us-east-1/x86_64": images.pop()}
 
 
-def test_a_mac_type_is_refused(ec2_config):
+def test_a_mac_type_is_refused(ec2_config, ec2):
+    """mac1.metal's architecture is x86_64_mac: it needs a Dedicated Host (and got the x86_64 image)."""
     with pytest.raises(CapacityError, match="Dedicated Host") as info:
-        provider(ec2_config).check_plan([request(count=1, instance_type="mac1.metal")])
-    assert info.value.scope == "region"
+        provider(ec2_config).create(request(count=1, instance_type="mac1.metal"), lambda *e: None)
+    assert info.value.scope == "region" and tagged(ec2, HANDLE) == {}
