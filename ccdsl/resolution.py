@@ -254,7 +254,8 @@ class Resolution:
             body = [(*b, c.market, c.spot_zone, _price(c.on_demand_price_per_node_hour) if c.spot else "")
                     for b, (_, c) in zip(body, rows)]
         total = "price unknown" if self.price_per_hour is None else f"${self.price_per_hour:.4f}/hour"
-        title = f"<b>{_html(self.contract.name)}</b>: {_html(self.choice.instance_type)} × {self.node_count}, {total}"
+        title = (f"<b>{html_escape(self.contract.name)}</b>: {html_escape(self.choice.instance_type)} "
+                 f"× {self.node_count}, {total}")
         return html_table(title, head, body)
 
 
@@ -294,7 +295,8 @@ def table(header: list[str], rows: list[list[str]], indent: int = 0) -> str:
     return "\n".join([fmt(header), *(fmt(r) for r in rows)])
 
 
-def _html(value: Any) -> str:
+def html_escape(value: Any) -> str:
+    """Any value as text safe inside HTML (the notebook tables of a resolution and of a cluster)."""
     import html
 
     return html.escape(str(value))
@@ -302,8 +304,8 @@ def _html(value: Any) -> str:
 
 def html_table(title: str, head: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
     """A small HTML table with a title line (Jupyter reprs of resolutions and clusters)."""
-    th = "".join(f"<th>{_html(h)}</th>" for h in head)
-    trs = "".join("<tr>" + "".join(f"<td>{_html(v)}</td>" for v in r) + "</tr>" for r in rows)
+    th = "".join(f"<th>{html_escape(h)}</th>" for h in head)
+    trs = "".join("<tr>" + "".join(f"<td>{html_escape(v)}</td>" for v in r) + "</tr>" for r in rows)
     return f"<div><p>{title}</p><table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table></div>"
 
 

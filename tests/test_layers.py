@@ -221,3 +221,61 @@ def test_architecture_has_a_line_per_module():
     section = text.split("## Modules", 1)[1].split("\n## ", 1)[0]
     listed = re.findall(r"^- `([a-z_.]+)`: \S", section, re.M)
     assert sorted(listed) == sorted(modules()), "ARCHITECTURE.md's module list differs from ccdsl/"
+
+
+_EXECUTOR_RENAME = "issue 24 item 1: made public (or moved) in the executor move"
+KNOWN_PRIVATE_USES: dict[tuple[str, str], str] = {
+    ("ccdsl.executor.engines", "ccdsl.executor.mpi._pkill_pattern"): _EXECUTOR_RENAME,
+    ("ccdsl.executor.guard", "ccdsl.executor.mpi._authorize_command"): _EXECUTOR_RENAME,
+    ("ccdsl.executor.mpi", "ccdsl.executor.ssh._wait_channel"): _EXECUTOR_RENAME,
+    ("ccdsl.executor.workdir", "ccdsl.executor.mpi._die_with_parent"): _EXECUTOR_RENAME,
+    ("ccdsl.executor.workdir", "ccdsl.executor.ssh._makedirs"): _EXECUTOR_RENAME,
+    ("ccdsl.executor.workdir", "ccdsl.executor.ssh._paramiko"): _EXECUTOR_RENAME,
+    ("ccdsl.executor.workdir", "ccdsl.executor.ssh._wait_channel"): _EXECUTOR_RENAME,
+}
+
+
+def private_uses(known: dict[str, Path]) -> set[tuple[str, str]]:
+    """(module, other.module._name) for every underscored name a module takes from another ccdsl module: imported
+    by name, or read as an attribute of an imported module.  Underscored *modules* (``_rank``, ``_tree``) are files
+    the executor ships to nodes, not private names, and dunders are not private."""
+
+    def private(name: str) -> bool:
+        return name.startswith("_") and not name.startswith("__")
+
+    found: set[tuple[str, str]] = set()
+    for module, path in known.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        aliases: dict[str, str] = {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("ccdsl"):
+                for a in node.names:
+                    full = f"{node.module}.{a.name}"
+                    if full in known:
+                        aliases[a.asname or a.name] = full
+                    elif private(a.name) and node.module != module:
+                        found.add((module, full))
+            elif isinstance(node, ast.Import):
+                aliases.update({a.asname: a.name for a in node.names if a.asname and a.name in known})
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases
+                    and private(node.attr) and aliases[node.value.id] != module):
+                found.add((module, f"{aliases[node.value.id]}.{node.attr}"))
+    return found
+
+
+def test_no_module_takes_another_modules_private_names():
+    uses = private_uses(modules())
+    new = sorted(uses - set(KNOWN_PRIVATE_USES))
+    assert not new, f"underscored names used outside their module (make them public or keep them home): {new}"
+    gone = sorted(set(KNOWN_PRIVATE_USES) - uses)
+    assert not gone, f"no longer used across modules; remove them from KNOWN_PRIVATE_USES: {gone}"
+
+
+def test_private_uses_sees_imports_and_attributes(tmp_path):
+    pkg = tmp_path / "ccdsl"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("def _x():\n    pass\n")
+    (pkg / "b.py").write_text("from ccdsl.a import _x\nfrom ccdsl import a as mod\nmod._y()\n")
+    assert private_uses(modules(pkg)) == {("ccdsl.b", "ccdsl.a._x"), ("ccdsl.b", "ccdsl.a._y")}

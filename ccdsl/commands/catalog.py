@@ -453,9 +453,9 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 
     regions = args.region
     if not regions:
-        from ccdsl.catalog.refresh import _boto3
+        from ccdsl.catalog.refresh import boto3_modules
 
-        boto3, _c, _e = _boto3()
+        boto3, _c, _e = boto3_modules()
         default = boto3.session.Session().region_name
         if not default:
             raise CatalogError("no region given and none configured", hint="pass --region R")
