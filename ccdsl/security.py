@@ -117,7 +117,7 @@ def enforce(contract: Any, config: Any) -> None:
         raise ContractError(found)
 
 
-def _problem(name: str, value: Any, allowed: set, config: Any, where: str) -> tuple[str | None, str | None]:
+def _problem(name: str, value: Any, allowed: set[str], config: Any, where: str) -> tuple[str | None, str | None]:
     if name == "sshflags":
         return ("not supported: ccdsl connects with paramiko, not the ssh command, so these flags would be ignored",
                 "set [ssh] port, key_path, connect_timeout or user in ccdsl.toml instead")

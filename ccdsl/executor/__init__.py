@@ -99,5 +99,5 @@ def forget(handle: str) -> str:
             f"clusters' finds it again by its tags when it can reach {where}{watchdog}")
 
 
-__all__ = ["Cluster", "ClusterInfo", "Plan", "autostop", "clusters", "cost_report", "deploy", "forget", "interrupt",
-           "reconnect", "restart", "resume", "terminate"]
+__all__ = ["Cluster", "ClusterInfo", "Plan", "autostop", "clusters", "cost_report", "deploy", "forget", "get",
+           "interrupt", "reconnect", "restart", "resume", "terminate"]
