@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ccdsl.contract import Contract
+    from ccdsl.fabric import Fabric
 
 # The fields every JSON object describing a choice carries (issue 3, "Interfaces").
 JSON_FIELDS = ("provider", "region", "instance_type", "node_count", "price_per_node_hour", "price_per_hour",
@@ -60,6 +61,7 @@ class Choice:
     accelerator_memory_usable_gib: float = 0.0  # as EC2 reports it
     cpu_model: str = ""
     network_gbps: float = 0.0
+    efa_interfaces: int = 0  # EFA interfaces the type may have (0: no EFA)
     role: str | None = None  # "manager", "worker" or None (peer workers)
     manager_price_per_hour: float | None = 0.0  # workers of a ManagerWorkers cluster: their manager's (None: unknown)
     price_source: str = ""  # e.g. karpenter@6fc13b52, libcloud-3.9.1, aws-price-list@<version>, user ('' unknown)
@@ -191,9 +193,20 @@ class Resolution:
         """Whole cluster, manager included, USD per hour; None when a price is unknown."""
         return self.choice.cluster_price_per_hour
 
+    @property
+    def fabric(self) -> Fabric:
+        """EFA for the (worker) nodes as a deploy with the default ``[aws] efa = "auto"`` and public nodes would
+        set it up (:mod:`ccdsl.fabric`)."""
+        from ccdsl.fabric import asked, decide
+
+        role = "worker" if self.manager is not None else None
+        return decide(self.choice.instance_type, self.choice.efa_interfaces, self.choice.node_count,
+                      asked(self.contract.clauses_for(role)))
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON object ``ccdsl resolve --json`` prints for this contract."""
         d: dict[str, Any] = {"contract": self.contract.name, **self.choice.to_dict()}
+        d["efa"] = self.fabric.to_dict()
         d["alternatives"] = [a.to_dict() for a in self.alternatives]
         if self.manager is not None:
             d["manager"] = self.manager.to_dict()

@@ -23,8 +23,8 @@ PACKAGE = ROOT / "ccdsl"
 # lists the same names in the same order (test_architecture_lists_the_layers).
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundations", ("ccdsl.errors", "ccdsl.version", "ccdsl._resources", "ccdsl.datadir", "ccdsl.burstable",
-                     "ccdsl.parameters", "ccdsl.catalog.facts", "ccdsl.catalog.schema", "ccdsl.catalog.shares",
-                     "ccdsl.catalog.freshness")),
+                     "ccdsl.parameters", "ccdsl.fabric", "ccdsl.catalog.facts", "ccdsl.catalog.schema",
+                     "ccdsl.catalog.shares", "ccdsl.catalog.freshness")),
     ("values", ("ccdsl.taxonomy", "ccdsl.contract", "ccdsl.resolution", "ccdsl.security")),
     ("language", ("ccdsl.language", "ccdsl.language.*")),
     ("catalog", ("ccdsl.catalog", "ccdsl.catalog.*")),

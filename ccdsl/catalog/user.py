@@ -81,6 +81,10 @@ def _default(column: str, row: dict[str, Any]) -> Any:
         return row["accelerator_count"] * row["accelerator_memory_gib"]
     if column == "accelerator_memory_usable_gib":  # one figure written: the card's
         return row["accelerator_memory_gib"]
+    if column == "efa_interfaces":  # an EFA host has at least one
+        return 1 if row.get("efa") is True else 0
+    if column == "network_cards":
+        return 1
     if column in _NAN_OK:
         return math.nan
     return {"string": "", "int64": 0, "float64": 0.0, "bool": False}[DTYPES[column]]

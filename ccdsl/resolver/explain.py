@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ccdsl import taxonomy
+from ccdsl import fabric, taxonomy
 from ccdsl.burstable import answer_line
 from ccdsl.catalog.freshness import PRICE_MAX_AGE_DAYS, SPOT_PRICE_MAX_AGE_DAYS, price_age_days
 from ccdsl.catalog.shares import count_text
@@ -508,6 +508,10 @@ def explanation(ranking: Ranking, chosen: Choice, manager: Choice | None, altern
     lines += cost_lines(chosen, manager)
     lines += [line for line in (answer_line(chosen.instance_type, "workers:" if manager else ""),
                                 answer_line(manager.instance_type, "manager:") if manager else "") if line]
+    efa = fabric.asked(ranking.workers.spec.node)
+    if efa is not None or (chosen.provider == AWS and chosen.efa_interfaces):  # a type without EFA: said if asked
+        lines.append(("workers: " if manager else "") + fabric.decide(chosen.instance_type, chosen.efa_interfaces,
+                                                                     chosen.node_count, efa).line())
     if ranking.default_region and chosen.provider == AWS:  # other providers' rows are not limited by region
         lines.append(f"region {ranking.region} ({REGION_ORIGINS[region_origin]}; --any-region lets every region "
                      "compete)")

@@ -77,9 +77,12 @@ def clause_mask(view: CatalogView, clause: Clause) -> np.ndarray:
         return _symbol_mask(view, p.domain or "", clause)
     if p.kind in ("machinetype", "region"):
         return _exact_mask(view, p.column or "", clause)
-    if p.kind == "flag":  # burstable => true admits burstable rows (scope_mask); => false refuses them
-        admits = clause.qualifier != "just" or clause.values[0] is True
-        return np.ones(view.size, dtype=bool) if admits else ~(view.numbers[p.column or ""] > 0)
+    if p.kind == "flag":
+        has = view.numbers[p.column or ""] > 0
+        if p.requires:  # efa => true: rows with the column; => false: no filter
+            return has if clause.values[0] is True else np.ones(view.size, dtype=bool)
+        # burstable => true admits burstable rows (scope_mask); => false refuses them
+        return np.ones(view.size, dtype=bool) if clause.values[0] is True else ~has
     return number_test(view.numbers[p.column or ""], clause.qualifier, clause.values)
 
 

@@ -522,8 +522,15 @@ def choice(view: CatalogView, row: int, count: int, role: str | None, manager: i
         accelerator_model=lab("accelerator_model", row), accelerator_architecture=lab("accelerator_architecture", row),
         accelerator_memory_gib=_or0(num["accelerator_memory_gib"][row]),
         accelerator_memory_usable_gib=_or0(num["accelerator_memory_usable_gib"][row]),
-        cpu_model=lab("cpu_model", row), network_gbps=_or0(num["network_gbps"][row]), role=role,
+        cpu_model=lab("cpu_model", row), network_gbps=_or0(num["network_gbps"][row]),
+        efa_interfaces=efa_interfaces(view, row), role=role,
         manager_price_per_hour=mp, price_source=lab("price_source", row), price_date=lab("price_date", row))
+
+
+def efa_interfaces(view: CatalogView, row: int) -> int:
+    """The row's EFA interfaces; a catalog that says only ``efa = true`` (an older user catalog) has one."""
+    n = int(_or0(view.numbers["efa_interfaces"][row]))
+    return n if n > 0 or not view.numbers["efa"][row] > 0 else 1
 
 
 def _whole(x: float) -> float | int:
