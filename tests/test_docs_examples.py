@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from doc_blocks import ROOT, Block, all_blocks, blocks, console_commands, doc_files, match_in_order
 
 from ccdsl.cli import main
+from doc_blocks import ROOT, Block, all_blocks, blocks, console_commands, doc_files, match_in_order
 
 CCC = all_blocks("ccc")
 CONSOLE = all_blocks("console")
