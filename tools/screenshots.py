@@ -31,10 +31,14 @@ def find_chromium() -> str:
     raise SystemExit("no chromium on PATH: `apt-get install chromium` (Debian's package)")
 
 
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # one line per asset would bury the PNG paths
+        pass
+
+
 def serve(site: Path) -> http.server.ThreadingHTTPServer:
     """The site on 127.0.0.1 at a free port, in a daemon thread (loopback only: nothing else may reach it)."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
-    handler.log_message = lambda *args: None  # type: ignore[method-assign]
+    handler = functools.partial(_Quiet, directory=str(site))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
@@ -54,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--site", type=Path, default=ROOT / "site", help="the built site (mkdocs build)")
     parser.add_argument("--out", type=Path, default=ROOT / "screenshots", help="where the PNGs go")
-    parser.add_argument("--width", type=int, default=1280)
+    parser.add_argument("--width", type=int, default=1440)
     parser.add_argument("--height", type=int, default=1800)
     args = parser.parse_args(argv)
     if not (args.site / "index.html").is_file():
