@@ -116,6 +116,15 @@ def test_every_error_is_on_the_exit_code_page() -> None:
     assert "| `ContractError` | 2 |" in page.replace("↳ ", "").replace("&nbsp;", "")
 
 
+def test_every_command_has_its_exit_codes_on_the_exit_code_page() -> None:
+    from ccdsl.cli import build_parser
+
+    page = docgen.exit_codes_page()
+    for path, _ in list(docgen._commands(build_parser(), "ccdsl"))[1:]:
+        assert f"| [`{path}`](cli.md#{path.replace(' ', '-')}) |" in page, path
+    assert "1 a contract is unsatisfiable (the conflicting clauses are named)" in page
+
+
 def test_the_grammar_page_is_the_grammar_file() -> None:
     assert (ROOT / "grammar" / "ccdsl.lark").read_text().rstrip() in docgen.grammar_page()
 

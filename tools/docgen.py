@@ -171,16 +171,17 @@ def _accepts(config: Any, section: str, f: dataclasses.Field[Any]) -> str:
 
 def exit_codes_page() -> str:
     from ccdsl import errors
-    from ccdsl.cli import EPILOGS, EXIT_CODES
+    from ccdsl.cli import EXIT_CODES, build_parser
 
-    out = [_note("ccdsl/errors.py and ccdsl/cli.py"), "# Exit codes\n",
+    out = [_note("ccdsl/errors.py and the epilogs of ccdsl/cli.py's parsers"), "# Exit codes\n",
            "`ccdsl/cli.py` is the one place where an error becomes an exit code; no command shows a Python "
            "traceback for a user's mistake (`--debug` or `CCDSL_DEBUG=1` does).\n",
-           "Every command unless it says otherwise:\n", f"```text\n{EXIT_CODES}\n```\n",
-           "## Per command\n", "| command | exit codes |", "|---|---|"]
-    for name, epilog in EPILOGS.items():
-        codes = next((p for p in epilog.split("\n\n") if p.startswith("exit codes:")), EXIT_CODES)
-        out.append(f"| `ccdsl {name}` | {codes.removeprefix('exit codes: ')} |")
+           f"Every command unless it says otherwise: {EXIT_CODES.removeprefix('exit codes: ')}.\n",
+           "## Per command\n", "As each command's `--help` ends.\n", "| command | exit codes |", "|---|---|"]
+    for path, parser in _commands(build_parser(), "ccdsl"):
+        codes = next((p for p in (parser.epilog or "").split("\n\n") if p.startswith("exit codes:")), None)
+        if codes is not None and path != "ccdsl":
+            out.append(f"| [`{path}`](cli.md#{path.replace(' ', '-')}) | {codes.removeprefix('exit codes: ')} |")
     out += ["", "## Errors\n",
             "Every error ccdsl raises on purpose is a `CcdslError` (`ccdsl/errors.py`); its class decides the exit "
             "code.\n", "| error | exit code | raised when |", "|---|---|---|"]
