@@ -122,3 +122,17 @@ def test_every_fence_is_of_a_known_kind() -> None:
     known = {"ccc", "console", "pycon", "bash", "python", "toml", "text", "csv", "json", ""}
     odd = [f"{b.id} ({b.lang})" for p in doc_files() for b in blocks(p) if b.lang not in known]
     assert not odd, odd
+
+
+@pytest.mark.parametrize("block", all_blocks("toml"), ids=lambda b: b.id)
+def test_toml_block_is_a_valid_config_or_catalog(block: Block, tmp_path) -> None:
+    """A ``ccdsl.toml`` example loads as a configuration, a catalog example as a user catalog."""
+    from ccdsl.catalog.user import read_records
+    from ccdsl.executor.config import load
+
+    path = tmp_path / "example.toml"
+    path.write_text(block.body)
+    if re.search(r"^\[\[instance\]\]", block.body, re.M):
+        assert read_records(path)
+    else:
+        load(path)  # raises a ConfigError naming the key on a mistake
