@@ -11,6 +11,7 @@ The conventions (written up for authors in docs/design/index.md, *Writing the do
   fresh data dir), and the lines under it are lines of its output (stdout and stderr), in order. ``…`` alone on a
   line abridges; ``…`` inside a line matches anything (a price that varies, a time). A command exits 0 unless its
   line ends with ``# exits N``.
+- ```` ```toml ````: a ``ccdsl.toml`` that loads, or (with ``[[instance]]``) a user catalog that loads.
 - ```` ```pycon ````: a Python session, run as a doctest (``...`` matches anything, ``…`` alone on a line abridges);
   the blocks of one page share their names.
 - ```` ```bash ```` and ```` ```python ````: run when marked ``<!-- run -->`` (bash with ``set -e``; each must exit 0),
