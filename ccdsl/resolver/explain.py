@@ -195,9 +195,32 @@ def minimal_core(ranking: Ranking) -> list[comp.Literal]:
     if problem is None:
         return _vectorized_core(ranking)
     try:
-        return _z3_core(problem)
+        core = _z3_core(problem)
     except z3.Z3Exception as e:  # the context is this call's own: nothing of it outlives the error
         raise solve.solver_error(ranking.contract, e) from e
+    return _as_written(ranking, core) if _overrides(ranking.contract) else core
+
+
+def _overrides(contract: Contract) -> bool:
+    """Whether a role's clause replaces an unscoped clause of the same parameter for that role
+    (``manager.node_provider => @unrestricted`` beside ``node_provider => "Local"``).
+
+    Why it matters: Z3's problem is built over each role's rows in scope for the whole contract, and there dropping
+    a clause leaves its role unconstrained.  Dropping a role's override means something else: the role inherits
+    the unscoped clause again, which can narrow it (``Local`` for the manager) or widen its scope (the on-premise
+    rows ``Local`` names).  So Z3's core can miss the override, or keep one it no longer needs."""
+    unscoped = {c.parameter for c in contract.clauses if c.role is None}
+    return any(c.role is not None and c.parameter in unscoped for c in contract.clauses)
+
+
+def _as_written(ranking: Ranking, core: list[comp.Literal]) -> list[comp.Literal]:
+    """A minimal conflict under what dropping a clause means to the contract (:func:`relaxed`, checked by the
+    ranking): deletion over every clause, those outside Z3's ``core`` tried first so that its clauses stay when
+    they can, repeated until no clause can go (an override makes dropping non-monotone: one pass is not enough)."""
+    wspec = ranking.workers.spec
+    lits, _ = literal_table(wspec, ranking.manager.spec if ranking.manager is not None else None)
+    names = {lit.name for lit in core}
+    return _shrunk(ranking, [lit for lit in lits if lit.name not in names] + list(core), until_fixed=True)
 
 
 def _z3_core(problem: comp.Problem) -> list[comp.Literal]:
@@ -226,15 +249,23 @@ def _vectorized_core(ranking: Ranking) -> list[comp.Literal]:
     dropped locale lets every region compete."""
     wspec = ranking.workers.spec
     lits, _ = literal_table(wspec, ranking.manager.spec if ranking.manager is not None else None)
-    core = list(lits)
-    i = 0
-    while i < len(core):
-        trial = core[:i] + core[i + 1:]
-        if not rank(ranking.view, relaxed(ranking.contract, trial), ranking.region, ranking.any_region).feasible:
-            core = trial
-        else:
-            i += 1
-    return core
+    return _shrunk(ranking, list(lits), until_fixed=_overrides(ranking.contract))
+
+
+def _shrunk(ranking: Ranking, core: list[comp.Literal], until_fixed: bool) -> list[comp.Literal]:
+    """Deletion-based shrinking of the unsatisfiable ``core`` with the ranking as the feasibility check, in
+    ``core``'s order; passes repeated while one drops a clause when ``until_fixed``."""
+    while True:
+        size = len(core)
+        i = 0
+        while i < len(core):
+            trial = core[:i] + core[i + 1:]
+            if not rank(ranking.view, relaxed(ranking.contract, trial), ranking.region, ranking.any_region).feasible:
+                core = trial
+            else:
+                i += 1
+        if not until_fixed or len(core) == size:
+            return core
 
 
 def relaxed(contract: Contract, keep: list[comp.Literal]) -> Contract:
