@@ -244,7 +244,7 @@ def _z3_core(problem: comp.Problem) -> list[comp.Literal]:
 
 def _vectorized_core(ranking: Ranking) -> list[comp.Literal]:
     """The same deletion-based minimization, with the vectorized ranking as the feasibility check (for problems
-    over :data:`.solve.Z3_CLASS_LIMIT`).  Dropping a clause means what it means to the solver: a dropped node count
+    over a limit of :func:`.solve.z3_limit`).  Dropping a clause means what it means to the solver: a dropped node count
     (written or the default 1) allows any count up to the cap (1024, or the largest count the clause named), a
     dropped locale lets every region compete."""
     wspec = ranking.workers.spec
@@ -318,7 +318,7 @@ def _full_problem(ranking: Ranking) -> comp.Problem | None:
     if ranking.manager is not None and mspec is not None:
         manager_classes = classes(ranking.manager, mspec, lower_budget(wspec))
     size = len(worker_classes.rows) + (len(manager_classes.rows) if manager_classes is not None else 0)
-    if size > solve.Z3_CLASS_LIMIT:
+    if solve.z3_limit(size, wspec) is not None:
         return None
     return comp.compile_problem(wspec, worker_classes, mspec, manager_classes, lits, index, count_cap(wspec.count),
                                 lambda row: row_name(view, row))
@@ -556,7 +556,7 @@ def explanation(ranking: Ranking, chosen: Choice, manager: Choice | None, altern
     if proof is not None:
         classes = f"{proof.classes} Pareto class{'es' * (proof.classes != 1)}"
         if not proof.checked:
-            z3_note = f"; not checked with Z3 ({classes}, over its limit of {solve.Z3_CLASS_LIMIT})"
+            z3_note = f"; not checked with Z3 ({proof.unchecked})"
         elif proof.priced:
             z3_note = f"; Z3 finds the same optimum over {classes}"
         else:
