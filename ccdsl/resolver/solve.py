@@ -197,7 +197,11 @@ def rank_order(view: CatalogView, rows: np.ndarray, counts: np.ndarray, cost_key
     if order is None:
         return direct()
     for key in sorts:
-        order = order[np.argsort(key[order], kind="stable")]
+        if key.dtype == bool:  # a stable sort by a flag is a stable partition: no sort
+            flag = key[order]
+            order = np.concatenate([order[~flag], order[flag]])
+        else:
+            order = order[np.argsort(key[order], kind="stable")]
     segments = [order]
     if unknown is not None:  # priced, then unknown: each part checked on its own (slices, not the tied pairs)
         u = unknown[order]
