@@ -114,7 +114,25 @@ def number_test(x: np.ndarray, qualifier: str, values: tuple[Value, ...]) -> np.
     raise ValueError(f"unknown qualifier {qualifier!r}")
 
 
+LABEL_MASKS = 64  # label masks kept per view (see _labels_mask)
+
+
 def _labels_mask(view: CatalogView, columns: tuple[str, ...], labels: frozenset[str]) -> np.ndarray:
+    """Rows whose label in one of ``columns`` is one of ``labels``: a copy of a mask remembered per view.
+
+    Why remembered: a resolve asks for the same mask several times (a ``node_machinetype`` clause is a role's
+    mask, then names rows for the burstable and the on-premise scopes), each a pass over every row of the view;
+    apart from :meth:`CatalogView.memo`, whose few entries are the view's sort orders."""
+    cache: dict[tuple[tuple[str, ...], frozenset[str]], np.ndarray] = view.__dict__.setdefault("_label_masks", {})
+    found = cache.get((columns, labels))
+    if found is None:
+        if len(cache) >= LABEL_MASKS:
+            del cache[next(iter(cache))]
+        found = cache[(columns, labels)] = _labels_mask_of(view, columns, labels)
+    return found.copy()
+
+
+def _labels_mask_of(view: CatalogView, columns: tuple[str, ...], labels: frozenset[str]) -> np.ndarray:
     out = np.zeros(view.size, dtype=bool)
     for col in columns:
         index = view.index(col)
