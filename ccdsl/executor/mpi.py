@@ -41,6 +41,7 @@ from typing import Any
 from ccdsl.errors import ExecutionError, MissingDependencyError, ProviderError, RankError
 from ccdsl.executor import ssh
 from ccdsl.executor.config import check_node_dir
+from ccdsl.executor.lines import CHUNK, Lines
 from ccdsl.executor.model import Node
 from ccdsl.executor.parallel import parallel
 
@@ -254,36 +255,26 @@ def print_stream(line: str, stream: str) -> None:
 
 
 class _Output:
-    """Splits output chunks into lines for the callback and picks out ccdsl's framed records."""
+    """Splits output chunks into lines for the callback (``lines.Lines``: a line without an end is passed on a
+    piece at a time) and picks out ccdsl's framed records."""
 
     def __init__(self, callback: Stream | None, nonce: str | None = None) -> None:
         self.callback = callback
         self.nonce = nonce  # this run's: a result record is "\x1eccdsl-result.<nonce>:..." alone on a stdout line
-        # The unfinished line of each stream, as a list of chunks: joined once, when its newline arrives.  Joining
-        # on every chunk would copy the whole line again each time -- quadratic for output without newlines
-        # (``\r`` progress bars, a large result record arriving in 64 KiB pieces).
-        self.partial: dict[str, list[bytes]] = {"stdout": [], "stderr": []}
+        # the result record is the one line kept whole, however long (it is only useful whole)
+        keep = (MARK + f"result.{nonce}:").encode() if nonce is not None else None
+        self.lines: dict[str, Lines] = {"stdout": Lines(keep), "stderr": Lines()}
         self.records: list[tuple[str, str]] = []
         self.tail: deque[str] = deque(maxlen=25)
 
     def feed(self, stream: str, chunk: bytes) -> None:
-        end = chunk.rfind(b"\n")
-        if end < 0:
-            if chunk:
-                self.partial[stream].append(bytes(chunk))
-            return
-        pending = self.partial[stream]
-        pending.append(chunk[:end])
-        *lines, last = b"".join(pending).split(b"\n")
-        self.partial[stream] = [chunk[end + 1:]] if end + 1 < len(chunk) else []
-        for line in (*lines, last):
+        for line in self.lines[stream].feed(chunk):
             self._line(stream, line.decode(errors="replace"))
 
     def close(self) -> None:
-        for stream, rest in self.partial.items():
-            if rest:
-                self._line(stream, b"".join(rest).decode(errors="replace"))
-        self.partial = {"stdout": [], "stderr": []}
+        for stream, lines in self.lines.items():
+            for line in lines.close():
+                self._line(stream, line.decode(errors="replace"))
 
     def _line(self, stream: str, text: str) -> None:
         if stream == "stderr" and ("execvp error on file" in text or _HYDRA_PIECES.match(text)):
@@ -389,7 +380,7 @@ class _LocalProcess:
                 if deadline is not None and time.monotonic() > deadline:
                     raise _Deadline
                 for key, _ in sel.select(timeout=0.5):
-                    chunk = os.read(key.fd, 65536)
+                    chunk = os.read(key.fd, CHUNK)
                     if chunk:
                         out.feed(key.data, chunk)
                     else:
@@ -442,10 +433,10 @@ class _RemoteProcess:
             while True:
                 got = False
                 while chan.recv_ready():
-                    out.feed("stdout", chan.recv(65536))
+                    out.feed("stdout", chan.recv(CHUNK))
                     got = True
                 while chan.recv_stderr_ready():
-                    out.feed("stderr", chan.recv_stderr(65536))
+                    out.feed("stderr", chan.recv_stderr(CHUNK))
                     got = True
                 if self.pid is None and out.record("pid"):
                     self.pid = out.record("pid")[0]

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from ccdsl.errors import ConfigError, ExecutionError, SetupError, printable
 from ccdsl.executor import _tree
+from ccdsl.executor.lines import CHUNK, Lines
 from ccdsl.executor.model import Node
 from ccdsl.executor.parallel import parallel
 
@@ -344,6 +345,17 @@ def _setup_pid_file(handle: str) -> Path:
     return local_dir(handle).parent / "setup.pid"
 
 
+def _stream_lines(read: Callable[[], bytes], line: Callable[[str], None]) -> None:
+    """Pass on each line (and each piece of a line without an end: ``lines.Lines``) of what ``read`` returns,
+    until it returns nothing."""
+    lines = Lines()
+    while chunk := read():
+        for one in lines.feed(chunk):
+            line(one.decode(errors="replace"))
+    for one in lines.close():
+        line(one.decode(errors="replace"))
+
+
 def setup_local(directory: Path, command: str, stream: Stream, *, handle: str | None = None) -> None:
     """Run the set-up on this machine (the local provider), streaming its output.  It runs in a process group of
     its own, named in ``setup.pid`` beside the folder, so that ``terminate`` ends it (and what it started) when
@@ -360,9 +372,9 @@ def setup_local(directory: Path, command: str, stream: Stream, *, handle: str | 
     if pid_file is not None:
         pid_file.write_text(str(proc.pid))
     assert proc.stdout is not None
+    fd = proc.stdout.fileno()
     try:
-        for raw in proc.stdout:
-            stream("this machine", raw.decode(errors="replace").rstrip("\n"))
+        _stream_lines(lambda: os.read(fd, CHUNK), lambda line: stream("this machine", line))
         code = proc.wait()
     except BaseException:  # Ctrl-C: the set-up ends with the deploy
         _end_group(proc.pid)
@@ -439,19 +451,15 @@ def setup_remote(pool: ssh.Connections, nodes: Sequence[Node], command: str, str
         chan = client.get_transport().open_session(timeout=pool.options.connect_timeout)
         chan.set_combine_stderr(True)
         chan.exec_command(_shell(remote_dir(node), command, node.extra.get("python")))
-        partial = b""
-        while True:
-            if chan.recv_ready():
-                data = chan.recv(65536)
-                *lines, partial = (partial + data).split(b"\n")
-                for line in lines:
-                    stream(name, line.decode(errors="replace"))
-            elif (chan.exit_status_ready() and not chan.recv_ready()) or chan.closed:
-                break
-            else:
+
+        def read() -> bytes:  # the next chunk; nothing once the command ended and its output is read
+            while not chan.recv_ready():
+                if chan.exit_status_ready() or chan.closed:
+                    return chan.recv(CHUNK) if chan.recv_ready() else b""
                 ssh._wait_channel(chan, 0.05)
-        if partial:
-            stream(name, partial.decode(errors="replace"))
+            return chan.recv(CHUNK)
+
+        _stream_lines(read, lambda line: stream(name, line))
         code = chan.recv_exit_status()
         chan.close()
         return node, code
