@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ccdsl
-from ccdsl.errors import RankError
+from ccdsl.errors import ExecutionError, RankError
 from ccdsl.executor import workdir
 from ccdsl.executor.lines import CHUNK, PIECE, Lines
 from ccdsl.executor.model import Node
@@ -253,3 +253,22 @@ def test_a_local_run_printing_without_newlines_streams_pieces(tmp_path):
     want = drawn(100_000)
     assert in_pieces(got, want)
 
+
+
+def prints_then_dies(comm):
+    import os
+    import sys
+
+    sys.stdout.write("#" * 3_000_000 + "END")
+    sys.stdout.flush()
+    os._exit(3)
+
+
+def test_a_failed_job_quotes_the_end_of_its_long_last_lines():
+    """The message of a failed job shows its last lines, each cut to its end: not megabytes of a progress bar."""
+    pytest.importorskip("mpi4py")
+    from test_mpi_local import local_nodes
+
+    with pytest.raises(ExecutionError, match=r"the MPI job failed") as info:
+        Launcher(local_nodes(1), mode="local").run_function(prints_then_dies, stream=None)
+    assert info.value.message.rstrip().endswith("#END") and len(info.value.message) < 4 * 520

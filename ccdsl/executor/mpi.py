@@ -254,6 +254,9 @@ def print_stream(line: str, stream: str) -> None:
     out.flush()
 
 
+TAIL_WIDTH = 500
+
+
 class _Output:
     """Splits output chunks into lines for the callback (``lines.Lines``: a line without an end is passed on a
     piece at a time) and picks out ccdsl's framed records."""
@@ -298,7 +301,9 @@ class _Output:
                 self.records.append(("result", data.strip()))
                 return
             # else: text the program printed that looks like a result record; it is only text
-        self.tail.append(text)
+        # for the message of a failed job: the last lines, each up to its last TAIL_WIDTH characters (a line may
+        # be a 1 MiB piece of output without newlines)
+        self.tail.append(text if len(text) <= TAIL_WIDTH else "..." + text[-TAIL_WIDTH:])
         if self.callback is not None:
             self.callback(text, stream)
 
