@@ -95,6 +95,24 @@ def local_mpiexec() -> str:
     raise MissingDependencyError("mpich", "mpi")
 
 
+# What keeps a job on this machine to the loopback interface: hydra's ``-iface lo`` (the address its proxies are told
+# to connect to) and the netmods' interface settings (UCX for MPICH's default ch4:ucx, libfabric's tcp and sockets
+# providers for ch4:ofi), so that no rank listens on an address other machines reach.  Hydra binds its own control
+# port to every address whatever it is told (it has no option for it); that one listener is left as it is.
+LOOPBACK_ARGS = ("-iface", "lo")
+LOOPBACK_ENV = {"UCX_NET_DEVICES": "lo", "FI_TCP_IFACE": "lo", "FI_SOCKETS_IFACE": "lo"}
+
+
+def local_command(*args: str) -> list[str]:
+    """This machine's mpiexec with ``args``, the job on the loopback interface (with :func:`local_env`)."""
+    return [local_mpiexec(), *LOOPBACK_ARGS, *args]
+
+
+def local_env(env: dict[str, str]) -> dict[str, str]:
+    """``env`` for a job on this machine: its ranks listen on the loopback interface only."""
+    return {**env, **LOOPBACK_ENV}
+
+
 # -- cluster set-up -------------------------------------------------------------------------------------------------
 def _internal_key(handle: str) -> tuple[bytes, str]:
     from cryptography.hazmat.primitives import serialization
@@ -699,9 +717,9 @@ class Launcher:
                 if self.workdir:
                     env["CCDSL_WORKDIR"] = self.workdir
                 python = self.options.local_python or sys.executable
-                argv = [local_mpiexec(), "-n", str(np), *extra, python, *flags, str(_RANK_FILE), mode,
-                        payload_path, *args]
-                code = self._pump(_LocalProcess(argv, env), out, timeout, "this machine")
+                argv = local_command("-n", str(np), *extra, python, *flags, str(_RANK_FILE), mode, payload_path,
+                                     *args)
+                code = self._pump(_LocalProcess(argv, local_env(env)), out, timeout, "this machine")
                 if code != 0:  # error records a rank also left in files (see _rank._fail)
                     for name in sorted(os.listdir(tmp)):
                         if ".error." in name and not name.endswith(".tmp"):
@@ -746,8 +764,8 @@ class Launcher:
         """``mpiexec -n NP PROGRAM ARGS``: any program, once per rank (on node 0 or the manager in ssh mode)."""
         here = ["-genv", "CCDSL_WORKDIR", self.workdir, "-wdir", self.workdir] if self.workdir else []
         if self.mode == "local":
-            command = [local_mpiexec(), "-n", str(np), *extra, *here, *argv]
-            return out, self._pump(_LocalProcess(command, dict(os.environ)), out, timeout, "this machine")
+            command = local_command("-n", str(np), *extra, *here, *argv)
+            return out, self._pump(_LocalProcess(command, local_env(dict(os.environ))), out, timeout, "this machine")
         via = self.via or self.nodes[0]
         hosts = ",".join(f"{n.private_address or n.address}:{self.ppn}" for n in self.nodes)
         via_dir = self._extra(via, "ccdsl_dir")
