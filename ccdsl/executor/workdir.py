@@ -290,7 +290,9 @@ def relay(client: Any, manager: Node, workers: Sequence[Node], counter: Counter,
                           remote_dir(workers[0]), f"{d}/ssh", *targets])
     res = ssh.run(client, command, node=manager, timeout=timeout)
     by_address = {w.private_address or w.address: w for w in workers}
-    out, errors = [], []
+    out: list[Synced] = []
+    errors: list[str] = []
+    seen: set[str] = set()  # workers with a report
     for line in res.stdout.splitlines():
         try:
             report = json.loads(line)
@@ -300,6 +302,11 @@ def relay(client: Any, manager: Node, workers: Sequence[Node], counter: Counter,
             continue  # not a report: output of the manager's shell, say
         node = by_address.get(report["host"])
         name = ssh.describe(node) if node else printable(report["host"][:80])
+        if node is None or node.instance_id in seen:
+            # a worker reported twice, or a host that is no worker, must not stand in for a worker left out
+            errors.append(f"{name}: {'a second report' if node else 'a report for a host that is no worker'}")
+            continue
+        seen.add(node.instance_id)
         if "error" in report:
             errors.append(f"{name}: {printable(str(report['error'])[:500])}")
         elif not all(_count(report.get(k)) for k in ("files", "bytes", "deleted")):
@@ -307,10 +314,11 @@ def relay(client: Any, manager: Node, workers: Sequence[Node], counter: Counter,
         else:
             counter.plan(report["files"], report["bytes"])
             counter.done(report["files"], report["bytes"])
-            out.append(Synced(name, node.instance_id if node else "?", report["files"], report["bytes"],
-                              report["deleted"], bool(report.get("fresh"))))
-    if errors or res.code != 0 or len(out) != len(workers):
-        detail = "; ".join(errors) or res.stderr.strip()[-500:] or f"exit {res.code}"
+            out.append(Synced(name, node.instance_id, report["files"], report["bytes"], report["deleted"],
+                              bool(report.get("fresh"))))
+    errors += [f"{ssh.describe(w)}: no report" for w in workers if w.instance_id not in seen]
+    if errors or res.code != 0:
+        detail = "; ".join(errors) or printable(res.stderr.strip()[-500:]) or f"exit {res.code}"
         raise ExecutionError(f"the manager {ssh.describe(manager)} could not copy the folder to the workers: "
                              f"{detail}")
     return out
