@@ -177,9 +177,18 @@ def _result_record(value: Any, trust: bool) -> bytes:
         return b"U" + str(exc).encode()
 
 
+ERROR_TEXT = 20000  # characters of an error's message (its start) and traceback (its end) in the error record
+
+
 def _fail(comm: Any, exc: BaseException, payload_path: str, code: int = 1) -> NoReturn:
-    info = {"rank": comm.Get_rank(), "type": type(exc).__name__, "message": str(exc),
-            "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))}
+    # bounded, so the record stays one line to the launcher: it passes longer lines on in 1 MiB pieces (at most
+    # 12 bytes per character in the JSON, 4/3 of that in base64: well below)
+    message, trace = str(exc), "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    if len(message) > ERROR_TEXT:
+        message = message[:ERROR_TEXT] + f"... ({len(message) - ERROR_TEXT} more characters)"
+    if len(trace) > ERROR_TEXT:
+        trace = f"({len(trace) - ERROR_TEXT} characters before) ..." + trace[-ERROR_TEXT:]
+    info = {"rank": comm.Get_rank(), "type": type(exc).__name__[:200], "message": message, "traceback": trace}
     record = MARK + "error:" + base64.b64encode(json.dumps(info).encode()).decode("ascii") + "\n"
     # also in a file next to the payload: MPI_Abort may kill the process manager before it forwards stderr
     path = f"{payload_path}.error.{comm.Get_rank()}"
