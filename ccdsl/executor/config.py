@@ -43,6 +43,8 @@ class AwsConfig:
     region: str = _key("", "Region used when the resolution does not name one; empty: boto3's default region.")
     profile: str = _key("", "boto3 profile name; empty: the default credential chain.")
     endpoint_url: str = _key("", "EC2 endpoint override (tests point it at a moto server); empty: AWS itself.")
+    ssm_endpoint_url: str = _key("", "SSM endpoint override (where 'resolve:ssm:' image parameters are read); empty: "
+                                     "AWS itself, whatever endpoint_url says.")
     image: dict[str, str] = _key({"x86_64": UBUNTU_SSM.format(arch="amd64"), "arm64": UBUNTU_SSM.format(arch="arm64")},
                        "AMI per CPU architecture (image.x86_64, image.arm64): an AMI id or 'resolve:ssm:<parameter>'."
                        " Default: Ubuntu 24.04 (Python 3.12) from Canonical's public SSM parameters.")
