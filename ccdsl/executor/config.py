@@ -155,6 +155,9 @@ class AutostopConfig:
                                  "--down, terminate) it: the instances' shutdown behaviour, set at launch, decides "
                                  "which.  Never run on ssh hosts, which are not ours to shut down.")
     check_interval: float = _key(60.0, "Seconds between the watchdog's activity checks.")
+    boot_dir: str = _key("/var/lib/cloud/scripts/per-boot", "Where arming writes (with sudo) the script that "
+                         "cloud-init runs at every boot of an EC2 node to start the watchdog again: EC2 restarts "
+                         "an interrupted spot node by itself.  Disarming deletes it.")
 
 
 SECTIONS: dict[str, type] = {"aws": AwsConfig, "ssh": SshConfig, "local": LocalConfig, "mpi": MpiConfig,
