@@ -65,7 +65,7 @@ EPILOGS = {
 
 
 def _version() -> str:
-    from ccdsl import __version__
+    from ccdsl.version import __version__
 
     return __version__
 

@@ -30,6 +30,14 @@ changes what they see, one switchable behaviour at a time:
 ``pages``            paginated Describe* calls answer one item per page (with a NextToken).
 ``deleted_groups``   a deleted placement group is still listed, in state ``deleted`` (filter ``state`` applies).
 
+Issue 21 lifecycle behaviours (a clock of the layer's own, ``days_on``):
+
+``spot_expiry``      a spot request lives until its ``ValidUntil`` (EC2's default: 7 days after the launch); then it
+                     is cancelled and its stopped instance terminated.
+``spot_interruption``  :meth:`AwsLike.interrupt_spot` stops spot instances as EC2 does when it needs the capacity
+                     (request ``disabled``, status ``instance-stopped-no-capacity``); StartInstances refuses them
+                     (``IncorrectSpotRequestState``): only EC2 starts them again (:meth:`AwsLike.capacity_back`).
+
 Placement groups themselves (which moto lacks) are always emulated.  ``fired`` counts what each behaviour did, so a
 test can show the behaviour it claims to exercise really happened.  Side effects (a reopened spot request's new
 instance) go to moto through the test's own plain client, which has no hooks.
@@ -38,9 +46,11 @@ instance) go to moto through the test's own plain client, which has no hooks.
 from __future__ import annotations
 
 import copy
+import datetime
 import itertools
 import json
 import threading
+import time
 from collections import Counter
 from types import SimpleNamespace
 from typing import Any
@@ -54,6 +64,8 @@ BEHAVIOURS += ("no_capacity", "filter_limit", "not_opted_in", "placement_strateg
 _PAGED = {"DescribeInstances": "Reservations", "DescribeSecurityGroups": "SecurityGroups", "DescribeVolumes": "Volumes",
           "DescribeSpotInstanceRequests": "SpotInstanceRequests", "DescribeSubnets": "Subnets",
           "DescribeInstanceTypeOfferings": "InstanceTypeOfferings"}  # pages: what each answer lists
+# --- issue 21 lifecycle behaviours (e21a) ---
+BEHAVIOURS += ("spot_expiry", "spot_interruption")
 _OK = SimpleNamespace(status_code=200, headers={})
 _ids = itertools.count(1)
 
@@ -131,8 +143,9 @@ class AwsLike:
         return self
 
     def hooks(self) -> list[tuple[str, Any]]:
-        return [("before-parameter-build.ec2", self._remember), ("before-call.ec2", self._before),
-                ("after-call.ec2", self._after), *self._e21b_hooks()]
+        return [("before-parameter-build.ec2", self._remember), ("before-call.ec2", self._lifecycle_before),
+                ("before-call.ec2", self._before), ("after-call.ec2", self._after),
+                ("after-call.ec2", self._lifecycle_after), *self._e21b_hooks()]
 
     # -- what tests ask ----------------------------------------------------------------------------------------
     def vanish(self, instance_id: str) -> None:
@@ -530,6 +543,81 @@ class AwsLike:
                 if at + 1 < len(items):
                     self._fire("pages")
                     parsed["NextToken"] = f"aws-like-page-{at + 1}"
+    # --- issue 21 lifecycle behaviours (e21a) ---------------------------------------------------------------------
+    offset = 0.0  # seconds the layer's clock is ahead of this machine's
+    expired: frozenset[str] = frozenset()  # instances an expired spot request terminated
+
+    def now(self) -> float:
+        return time.time() + self.offset
+
+    def days_on(self, days: float) -> None:
+        """The layer's clock moves ``days`` on (what EC2 does at a time is decided on the layer's clock)."""
+        self.offset += days * 86400.0
+
+    def interrupt_spot(self, instance_ids: list[str]) -> None:
+        """EC2 takes the capacity back: the spot instances stop, their requests wait for capacity."""
+        self.ec2.stop_instances(InstanceIds=instance_ids)
+        with self.lock:
+            for r in self.spot.values():
+                if r.get("InstanceId") in instance_ids:
+                    r["State"], r["Status"] = "disabled", {"Code": "instance-stopped-no-capacity"}
+                    self._fire("spot_interruption")
+
+    def capacity_back(self) -> list[str]:
+        """EC2 starts every instance it stopped for capacity again; returns their ids."""
+        with self.lock:
+            ids = [r["InstanceId"] for r in self.spot.values()
+                   if r["Status"].get("Code") == "instance-stopped-no-capacity"]
+            for r in self.spot.values():
+                if r.get("InstanceId") in ids:
+                    r["State"], r["Status"] = "active", {"Code": "fulfilled"}
+        if ids:
+            self.ec2.start_instances(InstanceIds=ids)
+        return ids
+
+    def _lifecycle_before(self, model: Any, context: dict, **_: Any) -> Any:
+        with self.lock:
+            p = context.get("aws_like_params", {})
+            if "spot_expiry" in self.on:
+                self._expire()
+                ended = [i for i in p.get("InstanceIds", []) if i in self.expired]
+                if model.name == "StartInstances" and ended:  # moto would start a terminated instance
+                    return error("IncorrectInstanceState", f"The instance '{ended[0]}' is not in a state from which "
+                                                           "it can be started.")
+            if "spot_interruption" in self.on and model.name == "StartInstances":
+                held = [r["InstanceId"] for r in self.spot.values() if r.get("InstanceId") in p.get("InstanceIds", [])
+                        and r["Status"].get("Code") == "instance-stopped-no-capacity"]
+                if held:
+                    self._fire("spot_interruption")
+                    return error("IncorrectSpotRequestState", f"Only Amazon EC2 can start the interrupted Spot "
+                                                              f"Instance {held[0]}")
+        return None
+
+    def _lifecycle_after(self, http_response: Any, parsed: dict, model: Any, context: dict, **_: Any) -> None:
+        if model.name != "RunInstances" or http_response.status_code >= 300:
+            return
+        options = (context.get("aws_like_params", {}).get("InstanceMarketOptions") or {}).get("SpotOptions", {})
+        until = options.get("ValidUntil")
+        at = until.timestamp() if hasattr(until, "timestamp") else self.now() + 7 * 86400.0  # EC2's default
+        ids = {i["InstanceId"] for i in parsed.get("Instances", [])}
+        with self.lock:
+            for r in self.spot.values():
+                if r.get("InstanceId") in ids:
+                    r["ValidUntil"] = datetime.datetime.fromtimestamp(at, datetime.timezone.utc)
+                    r["_valid_until"] = at
+
+    def _expire(self) -> None:
+        for r in self.spot.values():
+            if r["State"] in ("open", "active", "disabled") and r.get("_valid_until", float("inf")) <= self.now():
+                self._fire("spot_expiry")
+                r["State"], r["Status"] = "cancelled", {"Code": "request-canceled-and-instance-running"}
+                iid = r.get("InstanceId")
+                states = [i["State"]["Name"] for x in self.ec2.describe_instances(InstanceIds=[iid])["Reservations"]
+                          for i in x["Instances"]] if iid else []
+                if states == ["stopped"]:  # a stopped instance of a cancelled request is terminated
+                    self.ec2.terminate_instances(InstanceIds=[iid])
+                    self.expired = self.expired | {iid}
+                    r["Status"] = {"Code": "instance-terminated-by-service"}
 
 
 @pytest.fixture()

@@ -595,3 +595,124 @@ def test_the_smoke_test_spends_nothing_without_yes(tmp_path):
                                "PYTHONPATH": str(script.parents[1])})
     assert proc.returncode == 2, proc.stderr
     assert "COSTS MONEY" in proc.stdout and "budget alarm" in proc.stdout and "--yes" in proc.stdout
+
+
+# --- issue 21 lifecycle (e21a) -------------------------------------------------------------------------------------
+def test_spot_requests_last_a_year_and_resume_a_month_on(ec2_config, ec2, aws_like):
+    """Item 2: without ValidUntil EC2 ends a persistent request after 7 days, cancels it and terminates its stopped
+    instance: a spot cluster interrupted for a month could not resume.  ccdsl asks for a year, and records it."""
+    import time
+
+    aws_like.enable("spot_requests", "spot_expiry")
+    p = provider(ec2_config)
+    nodes = launch(p, request(count=2, spot=True))
+    ahead = [r["ValidUntil"].timestamp() - time.time() for r in aws_like.spot.values()]
+    assert len(ahead) == 2 and min(ahead) >= 364 * 86400
+    assert p.settings()["spot_valid_until"] == max(r["_valid_until"] for r in aws_like.spot.values())
+    stopped = p.stop(HANDLE, nodes)
+    aws_like.days_on(30)
+    started = p.start(HANDLE, stopped)
+    assert [(n.index, n.state) for n in started] == [(0, "running"), (1, "running")]
+    assert aws_like.fired["spot_expiry"] == 0
+    p.terminate(HANDLE, started)
+    nothing_left(ec2, aws_like)
+
+
+def test_the_layers_spot_expiry_terminates_a_stopped_instance(ec2_config, ec2, aws_like):
+    """The behaviour the test above relies on: a request without ValidUntil ends 7 days on."""
+    aws_like.enable("spot_requests", "spot_expiry")
+    p = provider(ec2_config)
+    (node,) = launch(p, request(count=1, spot=True))
+    for r in aws_like.spot.values():
+        r["_valid_until"] = aws_like.now() + 7 * 86400.0
+    p.stop(HANDLE, [node])
+    aws_like.days_on(8)
+    assert p.describe(HANDLE) == [] and aws_like.fired["spot_expiry"] == 1
+    p.terminate(HANDLE, [node])
+    nothing_left(ec2, aws_like)
+
+
+def test_clusters_warns_in_the_last_week_of_the_spot_requests(ec2_config, ec2, aws_like, caplog):
+    import logging
+    import time
+
+    import ccdsl
+    from ccdsl.executor.state import State
+
+    aws_like.enable("spot_requests")
+    adopted(ec2_config, count=1, spot=True)
+    caplog.set_level(logging.WARNING, logger="ccdsl.executor")
+    State().update_cluster(HANDLE, settings={"spot_valid_until": time.time() + 30 * 86400})
+    ccdsl.clusters(config=ec2_config)
+    assert "spot requests" not in caplog.text
+    State().update_cluster(HANDLE, settings={"spot_valid_until": time.time() + 3 * 86400})
+    ccdsl.clusters(config=ec2_config)
+    assert f"{HANDLE}: its spot requests end on" in caplog.text and "terminates a stopped node" in caplog.text
+    ccdsl.terminate(HANDLE, config=ec2_config)
+    nothing_left(ec2, aws_like)
+
+
+def test_resume_refuses_spot_nodes_ec2_stopped(ec2_config, ec2, aws_like, hooks):
+    """Item 7: only EC2 starts a spot instance it interrupted (StartInstances is refused); reconcile says so, and
+    resume refuses without sending StartInstances.  When capacity returns the cluster shows running."""
+    import ccdsl
+    from ccdsl.errors import ClusterError
+
+    aws_like.enable("spot_requests", "spot_interruption")
+    nodes = adopted(ec2_config, count=2, spot=True)
+    starts = []
+    hooks.append(("before-call.ec2.StartInstances", lambda **_: starts.append(1)))
+    aws_like.interrupt_spot([n.instance_id for n in nodes])
+    (info,) = ccdsl.clusters(config=ec2_config)
+    assert info.status == "interrupted"
+    assert "EC2 stopped 2 spot node(s) (instance-stopped-no-capacity)" in info.note and "only EC2" in info.note
+    with pytest.raises(ClusterError, match="only EC2 can start them again") as refused:
+        ccdsl.resume(HANDLE, config=ec2_config)
+    assert "ccdsl terminate" in refused.value.hint
+    assert starts == [] and aws_like.fired["spot_interruption"] == 2  # the two stops, no refused start
+    assert sorted(aws_like.capacity_back()) == sorted(n.instance_id for n in nodes)
+    (info,) = ccdsl.clusters(config=ec2_config)
+    assert info.status == "running"
+    ccdsl.terminate(HANDLE, config=ec2_config)
+    nothing_left(ec2, aws_like)
+
+
+def test_every_instance_gone_ends_the_cluster_and_resume_refuses(ec2_config, ec2, aws_like):
+    """Item 8: every instance of an interrupted cluster vanished (EC2 forgets terminated ids soon).  Reconcile
+    removes the rest and records it terminated with a note; a resume in between refuses zero nodes instead of
+    recording a running cluster of none."""
+    import ccdsl
+    from ccdsl.errors import ClusterError
+    from ccdsl.executor.state import State
+
+    aws_like.enable("vanish")
+    nodes = adopted(ec2_config, count=2)
+    ccdsl.interrupt(HANDLE, config=ec2_config)
+    for n in nodes:
+        aws_like.vanish(n.instance_id)
+    with pytest.raises(ClusterError, match="none of its 2 instance"):  # no reconcile before: the record's ids
+        ccdsl.resume(HANDLE, config=ec2_config)
+    assert State().get_cluster(HANDLE).status != "running"
+    assert ccdsl.clusters(config=ec2_config) == []
+    record = State().get_cluster(HANDLE)
+    assert record.status == "terminated" and "none of its instances exist" in record.note
+    nothing_left(ec2, aws_like)  # the security group and key pair went too
+    with pytest.raises(ClusterError, match="terminated"):
+        ccdsl.resume(HANDLE, config=ec2_config)
+
+
+def test_a_running_cluster_with_a_stopped_node_says_what_it_pays(ec2_config, ec2, aws_like):
+    """Item 10: reconcile ignored a running cluster whose nodes were partly stopped (a watchdog's shutdown that
+    reached only some, one spot node interrupted): it says how many run, and are paid for."""
+    import ccdsl
+
+    nodes = adopted(ec2_config, count=2)
+    ec2.stop_instances(InstanceIds=[nodes[1].instance_id])
+    (info,) = ccdsl.clusters(config=ec2_config)
+    assert info.status == "running"
+    assert info.note.startswith("1 of 2 nodes are running in the cloud (paid); stopped: worker 1")
+    ec2.start_instances(InstanceIds=[nodes[1].instance_id])
+    (info,) = ccdsl.clusters(config=ec2_config)
+    assert info.status == "running" and info.note == ""
+    ccdsl.terminate(HANDLE, config=ec2_config)
+    nothing_left(ec2, aws_like)

@@ -210,16 +210,16 @@ def test_a_setting_of_another_region_is_a_region_scope_capacity_error(ec2_config
     assert info.value.scope == "region"
 
 
-# -- item 11: the README's IAM list ---------------------------------------------------------------------------------
-def test_the_readme_lists_every_operation_ccdsl_calls():
-    """Every EC2/SSM operation named in ccdsl/executor is in the README's 'IAM permissions needed' list."""
+# -- item 11: the documented IAM list -------------------------------------------------------------------------------
+def test_the_docs_list_every_operation_ccdsl_calls():
+    """Every EC2/SSM operation named in ccdsl/executor is in the AWS page's 'IAM permissions' list."""
     source = "\n".join(p.read_text() for p in (ROOT / "ccdsl" / "executor").rglob("*.py"))
     verbs = "(?:describe|create|delete|run|start|stop|terminate|authorize|cancel|get|modify)_[a-z_]+"
     names = set(re.findall(rf'"({verbs})"', source)) | set(re.findall(rf"client\([^()]*\)\.({verbs})\(", source))
     operations = {"".join(w.capitalize() for w in n.split("_")) for n in names}
     assert {"RunInstances", "ModifyInstanceAttribute", "GetParameter", "DescribeRegions"} <= operations
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("IAM permissions needed:"):readme.index("**Smoke test on a real account.**")]
+    page = (ROOT / "docs" / "clusters" / "aws.md").read_text()
+    section = page[page.index("## IAM permissions"):page.index("## Smoke test on a real account")]
     listed = set(re.findall(r"[A-Z][A-Za-z]+", section))
     assert operations - listed == set()
     assert "AWSServiceRoleForEC2Spot" in section

@@ -197,7 +197,7 @@ class Cluster:
     def _repr_html_(self) -> str:
         """Jupyter: handle, status, price and the nodes as a table."""
         from ccdsl.executor import cost
-        from ccdsl.resolution import _html, html_table
+        from ccdsl.resolution import html_escape, html_table
 
         r = self.record
         try:
@@ -207,8 +207,9 @@ class Cluster:
         price = f", ${rate:.4f}/hour" if rate is not None else ""
         market = cost.market_summary(self.state.prices(self.handle))
         price += f" ({market})" if market else ""
-        title = (f"<b>{_html(r.contract)}</b> {_html(self.handle)}: {_html(r.cluster_type)} on {_html(r.provider)}, "
-                 f"{_html(r.status)}{_html(price)}")
+        title = (f"<b>{html_escape(r.contract)}</b> {html_escape(self.handle)}: "
+                 f"{html_escape(r.cluster_type)} on {html_escape(r.provider)}, "
+                 f"{html_escape(r.status)}{html_escape(price)}")
         head = ("role", "index", "instance id", "instance type", "address", "private address", "state")
         rows = [(n.role, n.index, n.instance_id, n.instance_type, n.address or "", n.private_address or "", n.state)
                 for n in self.nodes()]
@@ -500,8 +501,9 @@ class Cluster:
         """Start the nodes again (they may come back with new addresses) and create fresh workers."""
         with self._lock:
             self._require(st.INTERRUPTED, action="resume")
+            provider = self._provider()
+            self._refuse_ec2_stopped(provider)
             with self._intent("resume"):
-                provider = self._provider()
                 report = progress or quiet
                 try:
                     nodes = provider.start(self.handle, self.nodes())
@@ -524,6 +526,21 @@ class Cluster:
                 else:
                     self._sync(self.workdir, setup=False)
             self._rearm()
+
+    def _refuse_ec2_stopped(self, provider: Any) -> None:
+        """Spot nodes EC2 stopped itself (interrupted) cannot be started by anyone else: say so instead of
+        sending StartInstances (refused) and stopping the rest again."""
+        from ccdsl.executor import guard
+
+        if not hasattr(provider, "ec2_stopped") or not guard.deployed_spot(self.record, self.config):
+            return
+        held = provider.ec2_stopped(self.handle)
+        if held:
+            why = ", ".join(sorted(set(held.values())))
+            raise ClusterError(f"cannot resume cluster {self.handle}: EC2 stopped {len(held)} of its spot nodes "
+                               f"({why}); only EC2 can start them again, which it does when capacity returns",
+                               hint=f"'ccdsl clusters' shows it running then; 'ccdsl terminate {self.handle}' ends "
+                                    "it (deploy again, on-demand or elsewhere, to go on now)")
 
     def _rearm(self) -> None:
         """Start the autostop watchdog again (stopping the nodes ended it); a failure is a warning and a note."""

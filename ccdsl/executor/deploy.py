@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from ccdsl import burstable
 from ccdsl.errors import CapacityError, CcdslError, ClusterError, ConfigError, SetupError
-from ccdsl.executor import cost, guard
+from ccdsl.executor import cost, guard, model
 from ccdsl.executor import state as st
 from ccdsl.executor.cluster import Cluster, is_handle, make_ready, new_handle, quiet, split_roles
 from ccdsl.executor.model import Node, NodeRequest, Progress
@@ -704,6 +704,8 @@ def _refresh_nodes(record: st.ClusterRecord, provider: Any, state: st.State, ver
             state.update_cluster(record.handle, status=st.FAILED,
                                  note=f"a '{verb}' was interrupted: no instance of it runs any more, but other "
                                       f"resources remain; run 'ccdsl terminate {record.handle}' to finish")
+        elif provider.name == "aws" and record.status in (st.RUNNING, st.INTERRUPTED):
+            _all_gone(record, provider, state)
         return
     ours = {(n.role, n.index): n for n in state.nodes(record.handle)}
     merged = [replace(ours[k], state=n.state, address=n.address, private_address=n.private_address, zone=n.zone,
@@ -722,7 +724,7 @@ def _refresh_nodes(record: st.ClusterRecord, provider: Any, state: st.State, ver
     if record.status == st.RUNNING and states <= _DOWN:
         state.clear_workers(record.handle)
         state.update_cluster(record.handle, status=st.INTERRUPTED,
-                             note=f"{why}: its nodes are stopped" if why else guard.stopped_note(record))
+                             note=f"{why}: its nodes are stopped" if why else _stopped_note(record, provider))
     elif record.status == st.INTERRUPTED and states <= _UP:
         # A persistent spot request with stop-on-interruption: EC2 starts the nodes again when capacity returns;
         # or a resume whose process died after StartInstances.
@@ -730,6 +732,10 @@ def _refresh_nodes(record: st.ClusterRecord, provider: Any, state: st.State, ver
         state.update_cluster(record.handle, status=st.RUNNING, note=(
             f"{why}: its nodes are running" if why else
             "its nodes were started again outside ccdsl (a spot cluster restarts when capacity returns)"))
+    elif record.status == st.RUNNING and not verb and states & _UP and not states <= _UP:
+        _note_mixed(record, merged, state)  # e.g. one spot node interrupted, or one a watchdog's shutdown missed
+    elif record.status == st.RUNNING and states <= _UP and _MIXED in record.note:
+        state.update_cluster(record.handle, note="")  # every node runs again
     elif (record.status == st.INTERRUPTED or (verb and record.status == st.RUNNING)) and states & _UP \
             and not states <= _UP:
         up = sum(n.state in _UP for n in merged)
@@ -737,6 +743,50 @@ def _refresh_nodes(record: st.ClusterRecord, provider: Any, state: st.State, ver
         state.update_cluster(record.handle, status=st.FAILED, note=(
             f"{why or 'changed outside ccdsl'}: {up} of {len(merged)} nodes are running in the cloud (paid); "
             f"'ccdsl interrupt {record.handle}' stops them, 'ccdsl terminate {record.handle}' removes the cluster"))
+
+
+_MIXED = "nodes are running in the cloud (paid)"
+
+
+def _note_mixed(record: st.ClusterRecord, nodes: list[Node], state: st.State) -> None:
+    """A running cluster with some nodes stopped: its runs cannot use them, and the running ones cost."""
+    up = sum(n.state in _UP for n in nodes)
+    down = ", ".join(f"{n.role} {n.index}" for n in nodes if n.state not in _UP)
+    note = (f"{up} of {len(nodes)} {_MIXED}; stopped: {down}. 'ccdsl interrupt {record.handle}' stops the rest, "
+            f"'ccdsl terminate {record.handle}' removes the cluster")
+    if record.note != note:
+        state.update_cluster(record.handle, note=note)
+        state.journal(record.handle, "note", text=note)
+        log.warning("%s: %s", record.handle, note)
+
+
+def _stopped_note(record: st.ClusterRecord, provider: Any) -> str:
+    """Why every node of a running cluster is stopped: EC2 interrupted its spot nodes (their requests say so), the
+    watchdog, or someone outside ccdsl."""
+    held = provider.ec2_stopped(record.handle) if hasattr(provider, "ec2_stopped") else {}  # a rare event: ask
+    if not held:
+        return guard.stopped_note(record)
+    return (f"EC2 stopped {len(held)} spot node(s) ({', '.join(sorted(set(held.values())))}): only EC2 can start "
+            f"them again, which it does when capacity returns (then this shows running); 'ccdsl terminate "
+            f"{record.handle}' ends it")
+
+
+def _all_gone(record: st.ClusterRecord, provider: Any, state: st.State) -> None:
+    """Every instance of a running or interrupted cluster is gone (EC2 forgets terminated ids soon): nothing can
+    come back, so what is left (security group, key pair, spot requests) is removed and the cluster recorded as
+    terminated, saying so -- as an autostop with --down is (guard.reconcile_record)."""
+    ours = [n for n in state.nodes(record.handle) if n.instance_id.startswith("i-")]
+    if ours and any(n.state not in (model.TERMINATED, "shutting-down")
+                    for n in provider._describe_ids(n.instance_id for n in ours)):
+        return  # asked by id, one still exists: the listing by tag was behind (eventual consistency)
+    provider.terminate(record.handle, ours)
+    state.set_nodes(record.handle, [replace(n, state=model.TERMINATED) for n in state.nodes(record.handle)])
+    state.clear_workers(record.handle)
+    note = ("none of its instances exist in the cloud any more (terminated outside ccdsl, or by EC2), and nothing "
+            "can bring them back; the rest of it (security group, key pair, spot requests) was removed")
+    state.update_cluster(record.handle, status=st.TERMINATED, note=note)
+    state.journal(record.handle, "vanished", note=note)
+    log.warning("%s: %s", record.handle, note)
 
 
 def _adopt(handle: str, provider: Any, state: st.State) -> None:
@@ -773,10 +823,32 @@ def clusters(*, config: Config | None = None, state: st.State | None = None,
     for r in state.list_clusters():
         workers, _ = split_roles(state.nodes(r.handle))
         out.append(info_of(r, state, workers))
-        stale = guard.stale_watchdog(r)
+        stale = guard.stale_watchdog(r, state, config)
         if stale:
             log.warning("%s", stale)
+        expiry = spot_expiry(r)
+        if expiry:
+            log.warning("%s", expiry)
     return out
+
+
+SPOT_EXPIRY_WARNING = 7 * 86400.0  # seconds before a spot cluster's requests end that 'clusters' warns
+
+
+def spot_expiry(record: st.ClusterRecord, now: float | None = None) -> str | None:
+    """A warning in the last week of a spot cluster's persistent requests (their ValidUntil, recorded at deploy):
+    after it EC2 cancels them, terminates a stopped node, and a running one can no longer be interrupted."""
+    until = record.settings.get("spot_valid_until")
+    if record.status not in (st.RUNNING, st.INTERRUPTED) or not isinstance(until, (int, float)):
+        return None
+    now = time.time() if now is None else now
+    if now < until - SPOT_EXPIRY_WARNING:
+        return None
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(until))
+    done = "ended" if now >= until else "end"
+    return (f"{record.handle}: its spot requests {done} on {when}: EC2 then cancels them, terminates a stopped node "
+            f"and a running one can no longer be interrupted and resumed; copy what you need, then 'ccdsl terminate "
+            f"{record.handle}' and deploy again")
 
 
 def cost_report(*, all: bool = False, days: float = 30, config: Config | None = None,

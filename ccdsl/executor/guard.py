@@ -238,10 +238,44 @@ def _arm_remote(cluster: Cluster, a: Autostop) -> str:
         python = home.extra.get("python", cluster.config.mpi.python)
         start = (f"{_KILL_OLD.format(d=q(d))}; rm -f {q(d + '.autostop')}; cd {q(d)} && {q(python)} "
                  f"{q(d)}/watchdog.py run {q(d)}/autostop.json >> {q(d)}/watchdog.out 2>&1 </dev/null")
+        if action == "shutdown":  # EC2 nodes: EC2 restarts a stopped spot node by itself, cloud-init re-arms
+            script = boot_script(cluster.handle, home.user or cluster.config.aws.user, d, python)
+            ssh.put(client, script.encode(), f"{d}/autostop-boot.sh", mode=0o755, node=home)
+            start = f"{_install_boot(cluster.config.autostop.boot_dir, cluster.handle, d)} && {start}"
         ssh.run(client, start, node=home, check=True, timeout=cluster.config.ssh.command_timeout)
     finally:
         pool.close()
     return str(cfg["token"])
+
+
+# sudo where the login user is not root (EC2 images: passwordless sudo); cloud-init's per-boot folder is root's
+_SUDO = 'S=; [ "$(id -u)" = 0 ] || S="sudo -n"; '
+
+
+def boot_name(handle: str) -> str:
+    return f"ccdsl-autostop-{handle}.sh"
+
+
+def boot_script(handle: str, user: str, d: str, python: str) -> str:
+    """The script cloud-init runs (as root) at every boot of the watchdog's node: it starts the watchdog again
+    as the login user, with the config it was armed with (same token), a fresh idle clock and the money spent
+    so far carried from ``autostop.status`` (``watchdog.py run CONFIG --boot``).  Without it a spot node EC2 stopped and
+    started again would run unguarded."""
+    q = shlex.quote
+    run = (f"{_KILL_OLD.format(d=q(d))}; cd {q(d)} && exec {q(python)} {q(d)}/watchdog.py run "
+           f"{q(d)}/autostop.json --boot >> {q(d)}/watchdog.out 2>&1 </dev/null")
+    return ("#!/bin/sh\n"
+            f"# ccdsl: the autostop watchdog of cluster {handle}, started again at every boot.\n"
+            f"# 'ccdsl autostop {handle} off' deletes this file; so does 'ccdsl terminate {handle}' (with the node).\n"
+            f"[ -f {q(d)}/autostop.json ] || exit 0\n"
+            f'if [ "$(id -un)" = {q(user)} ]; then sh -c {q(run)}; else su {q(user)} -s /bin/sh -c {q(run)}; fi\n')
+
+
+def _install_boot(boot_dir: str, handle: str, d: str) -> str:
+    q = shlex.quote
+    target = q(f"{boot_dir.rstrip('/')}/{boot_name(handle)}")
+    return (f"{{ {_SUDO}$S mkdir -p {q(boot_dir)} && $S cp {q(d)}/autostop-boot.sh {target}.tmp && "
+            f"$S chmod 755 {target}.tmp && $S mv -f {target}.tmp {target}; }}")
 
 
 def _dir(node: model.Node) -> str:
@@ -263,9 +297,11 @@ def disarm(cluster: Cluster) -> None:
 
     home, _, manager = _home(cluster)
     d = shlex.quote(_dir(home))
+    boot = shlex.quote(f"{cluster.config.autostop.boot_dir.rstrip('/')}/{boot_name(cluster.handle)}")
+    unboot = f"{_SUDO}$S rm -f {boot}; " if cluster.provider == "aws" else ""
     pool = _ssh_pool(cluster, manager)
     try:
-        ssh.run(pool.get(home), f"rm -f {d}/autostop.json; {_KILL_OLD.format(d=d)}; true", node=home,
+        ssh.run(pool.get(home), f"rm -f {d}/autostop.json; {unboot}{_KILL_OLD.format(d=d)}; true", node=home,
                 timeout=cluster.config.ssh.command_timeout)
     finally:
         pool.close()
@@ -388,6 +424,16 @@ def _ended(record: st.ClusterRecord, state: st.State, status: str, note: str) ->
 
 def _ssh_marker(record: st.ClusterRecord, state: st.State, config: Config) -> dict[str, Any] | None:
     """The ``<handle>.autostop`` marker the watchdog left beside the cluster dir on its node, if any."""
+    out = _read_home(record, state, config, lambda d: f"cat {shlex.quote(d + '.autostop')} 2>/dev/null")
+    try:
+        return json.loads(out) if out and out.strip() else None
+    except (ValueError, RecursionError):
+        log.warning("%s: the autostop marker on its node is not JSON; ignored", record.handle)
+        return None
+
+
+def _read_home(record: st.ClusterRecord, state: st.State, config: Config, command: Any) -> str | None:
+    """The output of ``command(cluster dir)`` run on the watchdog's node; None when it cannot be asked."""
     from dataclasses import replace as dc_replace
 
     from ccdsl.executor import mpi, ssh
@@ -401,16 +447,11 @@ def _ssh_marker(record: st.ClusterRecord, state: st.State, config: Config) -> di
     options = dc_replace(options, connect_timeout=min(options.connect_timeout, 5.0))
     try:
         with ssh.Connections(options) as pool:
-            res = ssh.run(pool.get(home), f"cat {shlex.quote(home.extra['ccdsl_dir'] + '.autostop')} 2>/dev/null",
-                          node=home, timeout=15)
+            res = ssh.run(pool.get(home), command(home.extra["ccdsl_dir"]), node=home, timeout=15)
     except Exception as exc:  # a host that does not answer: nothing learned
-        log.debug("cannot read the autostop marker of %s: %s", record.handle, exc)
+        log.debug("cannot read the autostop files of %s: %s", record.handle, exc)
         return None
-    try:
-        return json.loads(res.stdout) if res.code == 0 and res.stdout.strip() else None
-    except (ValueError, RecursionError):
-        log.warning("%s: the autostop marker on its node is not JSON; ignored", record.handle)
-        return None
+    return res.stdout if res.code == 0 else None
 
 
 MAX_REASON = 200
@@ -430,25 +471,60 @@ def marker_reason(marker: Any, token: Any, handle: str) -> str | None:
     return printable(str(marker.get("reason", "")))
 
 
-def stale_watchdog(record: st.ClusterRecord) -> str | None:
-    """A warning when the watchdog of this machine's running cluster has not checked for 3 intervals (it died, or
-    was killed): the record still says autostop, but nothing would act.  None when it checks, or is not ours."""
+_SEPARATOR = "\n--ccdsl--\n"
+
+
+def stale_watchdog(record: st.ClusterRecord, state: st.State | None = None,
+                   config: Config | None = None) -> str | None:
+    """A warning when the watchdog of a running cluster has not checked for 3 intervals (it died, or was killed,
+    or its node was restarted without it): the record still says autostop, but nothing would act.  None when it
+    checks, or cannot be asked.  The local provider's files are on this machine; a remote watchdog's are read
+    on its node (with the node's clock), which needs ``state`` and ``config``."""
     a = Autostop.from_settings(record.settings.get("autostop"))
-    if record.provider != "local" or record.status != st.RUNNING or not a.active:
+    if record.status != st.RUNNING or not a.active:
         return None
-    d = st.data_dir() / "autostop" / record.handle
+    if record.provider == "local":
+        d = st.data_dir() / "autostop" / record.handle
+        config_text, status_text = _text(d / "autostop.json"), _text(d / "autostop.status")
+        now = time.time()
+    elif state is None or config is None:
+        return None
+    else:
+        q = shlex.quote
+        out = _read_home(record, state, config, lambda d: (
+            f"date +%s; cat {q(d)}/autostop.json 2>/dev/null; printf {q(_SEPARATOR)}; "
+            f"cat {q(d)}/autostop.status 2>/dev/null; true"))
+        if out is None or _SEPARATOR not in out:
+            return None
+        head, status_text = out.split(_SEPARATOR, 1)
+        clock, _, config_text = head.partition("\n")
+        try:
+            now = float(clock)
+        except ValueError:
+            return None
+    return _staleness(record, a, config_text, status_text, now)
+
+
+def _text(path: Path) -> str | None:
     try:
-        config = json.loads((d / "autostop.json").read_text())
+        return path.read_text()
+    except OSError:
+        return None
+
+
+def _staleness(record: st.ClusterRecord, a: Autostop, config_text: str | None, status_text: str | None,
+               now: float) -> str | None:
+    try:
+        config = json.loads(config_text or "")
         interval = float(config.get("interval") or 60.0)
         armed = float(config.get("armed_at") or 0.0)
-    except (OSError, ValueError, TypeError, AttributeError, RecursionError):
-        return None  # not armed here (being armed, or disarmed)
+    except (ValueError, TypeError, AttributeError, RecursionError):
+        return None  # not armed (being armed, or disarmed)
     try:
-        status = json.loads((d / "autostop.status").read_text())
-        checked = float(status.get("checked_at") or 0.0)
-    except (OSError, ValueError, TypeError, AttributeError, RecursionError):
+        checked = float(json.loads(status_text or "").get("checked_at") or 0.0)
+    except (ValueError, TypeError, AttributeError, RecursionError):
         checked = armed  # not checked yet: counted from when it was armed
-    age = time.time() - max(checked, armed)
+    age = now - max(checked, armed)
     if age <= 3 * interval:
         return None
     return (f"{record.handle}: its autostop watchdog last checked {age:.0f} s ago (it checks every {interval:g} s): "

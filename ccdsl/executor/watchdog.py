@@ -4,6 +4,7 @@ Why on the cluster: the user's laptop may be closed; a cluster that forgets to s
 This file is shipped to the nodes as it is and run with their python (standard library only, no ccdsl import):
 
     python3 watchdog.py run  <cluster dir>/autostop.json    # watch, then act (detaches from the SSH session)
+    python3 watchdog.py run  <cluster dir>/autostop.json --boot   # at a node's boot: the money spent is carried
     python3 watchdog.py probe <cluster dir> <handle>         # print this node's activity as JSON and exit
     python3 watchdog.py kill  <cluster dir>                  # end ccdsl's processes on this node
 
@@ -208,11 +209,10 @@ def act(config, reason, log):
     log(f"acting ({action}): {reason}")
     if action == "shutdown":
         command = config.get("shutdown_command") or "sudo shutdown -h now"
+        pause = min(_interval(config.get("interval")), 10.0)
         for peer in config.get("peers", []):
-            code, out = _ssh(config, peer, command)
-            log("peer {}: {} -> {} {}".format(peer["address"], command, code, out.strip()[-200:]))
-        res = subprocess.run(command, shell=True, stdin=subprocess.DEVNULL)
-        log(f"here: {command} -> {res.returncode}")
+            _until_done(lambda p=peer: _ssh(config, p, command), f"peer {peer['address']}: {command}", log, pause)
+        _until_done(lambda: _here(command), f"here: {command}", log, pause)
     elif action == "release":  # hosts that are not ours: end our processes; with down, remove our files too
         for peer in config.get("peers", []):
             script = os.path.join(peer["dir"], "watchdog.py")
@@ -235,6 +235,35 @@ def act(config, reason, log):
         log(f"unknown action {action!r}: nothing done")
 
 
+SHUTDOWN_ATTEMPTS = 5
+SSH_FAILED = 255  # ssh's own exit code: the connection failed or dropped
+
+
+def _until_done(attempt, what, log, pause, attempts=SHUTDOWN_ATTEMPTS):
+    """Run a shutdown ``attempt`` until it worked (exit 0) or its node stopped answering (ssh could not connect,
+    or the connection dropped as the node went down; a timeout): a command that failed by itself (sudo, a busy
+    package manager holding a lock) is tried again, ``pause`` seconds apart, at most ``attempts`` times.  A node
+    that stays up would run, and be paid for, unguarded."""
+    for number in range(1, attempts + 1):
+        code, out = attempt()
+        log(f"{what} -> {code} {out.strip()[-200:]}")
+        if code in (0, SSH_FAILED, -1):
+            return True
+        if number < attempts:
+            log(f"{what} failed; trying again in {pause:g} s (attempt {number + 1} of {attempts})")
+            time.sleep(pause)
+    log(f"{what} failed {attempts} times: giving up on it")
+    return False
+
+
+def _here(command):
+    try:
+        res = subprocess.run(command, shell=True, stdin=subprocess.DEVNULL, capture_output=True, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return 1, str(exc)
+    return res.returncode, (res.stdout + res.stderr).decode("utf-8", "replace")
+
+
 # -- the loop -------------------------------------------------------------------------------------------------------
 def _write_json(path, data):
     tmp = path + ".tmp"
@@ -246,9 +275,25 @@ def _write_json(path, data):
         pass  # the cluster dir is gone (released): nothing to report into
 
 
-def watch(config_path):
+def carried_spent(config):
+    """What the last watchdog armed with this config (same token) had spent, from its status file; None when
+    there is none.  A node that was stopped spent nothing meanwhile: its watchdog goes on from that sum."""
+    try:
+        with open(os.path.join(config["dir"], "autostop.status")) as f:
+            status = json.load(f)
+        spent = float(status["spent"])
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+    return spent if status.get("token") == config.get("token") and spent == spent and spent >= 0 else None
+
+
+def watch(config_path, spent_before=None):
+    """Watch until disarmed or acted.  ``spent_before``: carried from an earlier watchdog (a restart): the idle
+    clock starts fresh, the money does not."""
     with open(config_path) as f:
         config = json.load(f)
+    if spent_before is not None:
+        config["spent_before"] = spent_before
     directory, token = config["dir"], config["token"]
     status_path = os.path.join(directory, "autostop.status")
     log_path = os.path.join(directory, "watchdog.log")
@@ -273,7 +318,8 @@ def watch(config_path):
     start = time.time()
     last_active = start
     warned = False
-    log("watching {}: idle {} s, cap {}, ${}/h".format(config["handle"], idle, cap, rate))
+    restarted = "" if spent_before is None else f", restarted at boot with ${spent_before:.4f} spent"
+    log("watching {}: idle {} s, cap {}, ${}/h{}".format(config["handle"], idle, cap, rate, restarted))
     while True:
         try:
             done = _check(config, still_armed, log, status_path, start, last_active, warned)
@@ -355,12 +401,13 @@ def main(argv):
     if len(argv) == 3 and argv[1] == "kill":
         _kill_ours(argv[2])
         return 0
-    if len(argv) == 3 and argv[1] == "run":
+    if argv[1:2] == ["run"] and (len(argv) == 3 or argv[3:] == ["--boot"]):
         with open(argv[2]) as f:
-            directory = json.load(f)["dir"]
-        _daemonize(directory)
-        return watch(argv[2])
-    sys.stderr.write("usage: watchdog.py run CONFIG | probe DIR HANDLE | kill DIR\n")
+            config = json.load(f)
+        carried = carried_spent(config) if argv[3:] == ["--boot"] else None
+        _daemonize(config["dir"])
+        return watch(argv[2], spent_before=carried)
+    sys.stderr.write("usage: watchdog.py run CONFIG [--boot] | probe DIR HANDLE | kill DIR\n")
     return 2
 
 

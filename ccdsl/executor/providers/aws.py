@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ccdsl.burstable import NO_CREDITS, credits
-from ccdsl.errors import CapacityError, ConfigError, MissingDependencyError, ProviderError
+from ccdsl.errors import CapacityError, ClusterError, ConfigError, MissingDependencyError, ProviderError
 from ccdsl.executor import model
 from ccdsl.executor.config import AwsConfig, Config
 from ccdsl.executor.model import Node, NodeRequest, Progress
@@ -89,6 +89,7 @@ _STATES = {"pending": model.PENDING, "running": model.RUNNING, "stopping": model
            "shutting-down": SHUTTING_DOWN, "terminated": model.TERMINATED}
 _LIVE_EC2_STATES = ["pending", "running", "stopping", "stopped"]
 _LIVE_SPOT_STATES = ["open", "active", "disabled"]  # a request in these states can still launch an instance
+SPOT_VALIDITY = 365 * 86400.0  # seconds a persistent spot request lives (ValidUntil); EC2's default is 7 days
 # Instance types that earn CPU credits: a cluster placement group cannot hold them.
 _BURSTABLE_HINT = "use a type that is not burstable (not t2/t3/t3a/t4g), or another placement_group strategy"
 
@@ -151,7 +152,7 @@ class AwsProvider:
         self.region = settings.get("resolved_region") or self.config.region or None
         self.resources: dict[str, Any] = {k: settings[k] for k in ("security_group_id_created", "key_name_created",
                                                                     "key_path_created", "placement_group_created",
-                                                                    "vpc_id") if k in settings}
+                                                                    "vpc_id", "spot_valid_until") if k in settings}
         self._ec2 = None
         self._launch_round = 0  # bumped by every clean-up: a later launch must not reuse an earlier token
         self._uncertain: list[dict[str, Any]] = []  # RunInstances whose answer was lost (Ctrl-C, connection)
@@ -338,7 +339,8 @@ class AwsProvider:
             # persistent + stop: a spot cluster can still be interrupted (stopped) and resumed.  Its spot requests
             # are tagged too: terminate cancels them first, or EC2 would launch new instances for them.
             params["InstanceMarketOptions"] = {"MarketType": "spot", "SpotOptions": {
-                "SpotInstanceType": "persistent", "InstanceInterruptionBehavior": "stop"}}
+                "SpotInstanceType": "persistent", "InstanceInterruptionBehavior": "stop",
+                "ValidUntil": self._spot_valid_until()}}
             params["TagSpecifications"].append({"ResourceType": "spot-instances-request",
                                                 "Tags": self._tags(request.handle, request.role, contract)})
         if (burstable or credits(request.instance_type) is not None) and request.instance_type not in NO_CREDITS:
@@ -355,6 +357,15 @@ class AwsProvider:
         for n in nodes:
             progress(n.role, n.index, model.REQUESTED)
         return nodes
+
+    def _spot_valid_until(self) -> Any:
+        """When the cluster's persistent spot requests end: a year from the first spot launch, recorded (one date
+        for every role and retry, so a re-sent RunInstances keeps its token).  AWS's default is 7 days: then EC2
+        cancels the request, a stopped instance is terminated and a running one can no longer stop."""
+        import datetime
+
+        at = float(self.resources.setdefault("spot_valid_until", round(time.time()) + SPOT_VALIDITY))
+        return datetime.datetime.fromtimestamp(at, datetime.timezone.utc)
 
     def _run_instances(self, params: dict[str, Any]) -> dict:
         """RunInstances; when its answer is lost (Ctrl-C, a dropped connection) the instances may exist without
@@ -413,8 +424,12 @@ class AwsProvider:
                     interval=self.config.poll_interval)
 
     def start(self, handle: str, nodes: Sequence[Node]) -> list[Node]:
-        """Start the stopped nodes; a node whose instance no longer exists is dropped (and logged)."""
+        """Start the stopped nodes; a node whose instance no longer exists is dropped (and logged).  None left:
+        nothing can be started (a cluster of zero nodes is not running)."""
         ids = self._act_on_instances("start_instances", [n.instance_id for n in nodes], handle)
+        if not ids:
+            raise ClusterError(f"cluster {handle}: none of its {len(nodes)} instance(s) exist any more, so nothing "
+                               "can be started", hint=f"ccdsl terminate {handle} removes what is left")
         return self.wait_running(handle, [n for n in nodes if n.instance_id in ids], lambda *a: None)
 
     def stop(self, handle: str, nodes: Sequence[Node]) -> list[Node]:
@@ -498,6 +513,18 @@ class AwsProvider:
                {"Name": "tag-key", "Values": [TAG_CLUSTER]})
         return self._paginate("describe_spot_instance_requests", "SpotInstanceRequests",
                               Filters=[tag, {"Name": "state", "Values": _LIVE_SPOT_STATES}])
+
+    def ec2_stopped(self, handle: str) -> dict[str, str]:
+        """The cluster's spot instances that EC2 itself stopped (interrupted: no capacity, price, an experiment),
+        with their request's status code.  Only EC2 can start them again, when capacity returns; StartInstances
+        is refused (EC2 User Guide, "Stop interrupted Spot Instances" and "Spot request status")."""
+        out = {}
+        for r in self._spot_requests(handle):
+            code = (r.get("Status") or {}).get("Code", "")
+            if r.get("InstanceId") and (code == "marked-for-stop" or (
+                    code.startswith("instance-stopped-") and code != "instance-stopped-by-user")):
+                out[r["InstanceId"]] = code
+        return out
 
     def _delete_cluster_resources(self, handle: str, deadline: float) -> None:
         """Security groups, key pairs, placement group and detached volumes tagged with ``handle``."""
