@@ -241,11 +241,13 @@ class AwsProvider:
         return e
 
     def _opt_in_status(self) -> str:
-        """This region's ``OptInStatus`` as DescribeRegions answers it in the configured region ('' when unknown:
-        no other region to ask, or that call fails too -- then the credentials are what is wrong)."""
+        """This region's ``OptInStatus`` as DescribeRegions answers it in the configured region (``[aws] region``,
+        else boto3's default) -- '' when unknown: no other region to ask, or that call fails too (then the
+        credentials are what is wrong)."""
+        import boto3
         import botocore.exceptions
 
-        home = self.config.region
+        home = self.config.region or boto3.session.Session(profile_name=self.config.profile or None).region_name
         if not home or home == self.region:
             return ""
         try:
