@@ -34,6 +34,17 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+@pytest.fixture(autouse=True)
+def _iam_recorder(monkeypatch):
+    """Every client ccdsl creates records its calls first (tests/iam_record.py); the ``hooks`` fixtures add theirs
+    after it."""
+    from ccdsl.catalog import refresh
+    from ccdsl.executor.providers import aws
+
+    monkeypatch.setattr(aws, "EVENT_HOOKS", [iam_record.RECORDER])
+    monkeypatch.setattr(refresh, "EVENT_HOOKS", [iam_record.RECORDER])
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

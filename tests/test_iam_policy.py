@@ -12,12 +12,13 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 import iam_record
 from ccdsl.executor.providers.iam import IMPLIED, allowed_actions, missing, policy
-from fixtures_executor import data_dir, ec2, ec2_config
+from fixtures_executor import data_dir, ec2, ec2_config, hooks
 
 ROOT = Path(__file__).resolve().parents[1]
 PROBE = "CCDSL_IAM_PROBE"
@@ -51,6 +52,20 @@ def test_the_recording_holds_ccdsls_calls_and_not_the_tests_own(ec2_config, ec2)
     seen = iam_record.calls(recording)
     assert "ec2:DescribeVpcs" in seen
     assert "ec2:DescribeAvailabilityZones" not in seen  # ...but not as ccdsl's
+
+
+def test_calls_a_fault_hook_answers_are_recorded_too(ec2_config, hooks):
+    """aws_like answers placement-group calls itself (moto has none): the server never sees them, the in-process
+    recorder, registered before any hook, does."""
+    from ccdsl.executor.providers import aws
+
+    def answered_here(**_):  # as aws_like answers: (the HTTP response, the parsed answer)
+        return SimpleNamespace(status_code=200, headers={}), {"PlacementGroups": []}
+
+    hooks.append(("before-call.ec2.DescribePlacementGroups", answered_here))
+    iam_record.IN_PROCESS.discard("ec2:DescribePlacementGroups")
+    assert aws.make(ec2_config, {}).call("describe_placement_groups") == {"PlacementGroups": []}
+    assert "ec2:DescribePlacementGroups" in iam_record.IN_PROCESS
 
 
 @pytest.mark.skipif(PROBE not in os.environ, reason="run by test_a_run_calling_an_action_outside_the_policy_fails")
