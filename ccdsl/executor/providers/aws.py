@@ -180,7 +180,12 @@ class AwsProvider:
             raise ConfigError("no AWS region: set [aws] region in ccdsl.toml, or AWS_DEFAULT_REGION")
         if region is None:
             self.region = session.region_name
+        from ccdsl.version import __version__
+
+        # ccdsl/<version> in the User-Agent: CloudTrail shows which calls were ccdsl's (and the tests check every
+        # one against the IAM policy ccdsl documents, aws_policy.json beside this module)
         cfg = botocore.config.Config(retries={"mode": "adaptive", "max_attempts": self.config.max_attempts},
+                                     user_agent_extra=f"ccdsl/{__version__}",
                                      connect_timeout=10, read_timeout=60)
         # SSM's public parameters live at AWS's own endpoint: an EC2 endpoint override (a test cloud, a VPC
         # endpoint) does not move them -- [aws] ssm_endpoint_url does.
