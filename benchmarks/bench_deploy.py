@@ -85,8 +85,8 @@ def run(url: str, hosts, tmp: Path, repeat: int) -> None:
 
     aws.EVENT_HOOKS[:] = [("before-call", count), ("after-call.ec2.CreateKeyPair", authorize)]
     config = Config.from_dict({
-        "aws": {"endpoint_url": url, "region": "us-east-1", "image": {"x86_64": IMAGE}, "ssh_cidr": "203.0.113.0/24",
-                "user": hosts.user, "poll_interval": 0.1, "zones": ["us-east-1a"],
+        "aws": {"endpoint_url": url, "ssm_endpoint_url": url, "region": "us-east-1", "image": {"x86_64": IMAGE},
+                "ssh_cidr": "203.0.113.0/24", "user": hosts.user, "poll_interval": 0.1, "zones": ["us-east-1a"],
                 "address_map": {str(i): h.address for i, h in enumerate(hosts.hosts)}},
         "ssh": {"ready_timeout": 60.0},
         "mpi": {"python": sys.executable, "iface": "eth0", "remote_dir": str(tmp / "remote"),

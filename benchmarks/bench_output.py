@@ -1,13 +1,20 @@
-"""How long the launcher takes to read a rank's output that has no newlines (``\\r`` progress bars), against the same
-amount of output in lines.  It used to be quadratic (issue 8: 25 MB 6.6 s, 50 MB 22 s, 100 MB 104 s).
+"""How long ccdsl takes to read a program's output that has no newlines (``\\r`` progress bars), against the same
+amount of output in lines, and how much memory it holds meanwhile.  It used to be quadratic (issue 8: 25 MB 6.6 s,
+50 MB 22 s, 100 MB 104 s; issue 22 item 5: 40 MB of set-up output 15.6 s) and to hold a line whole (400 MB without
+a newline from a local ``run``: 1.59 GB peak).
 
-    python benchmarks/bench_output.py [--repeat N] [--sizes 25,50,100]
+    python benchmarks/bench_output.py [--repeat N] [--sizes 25,50,100] [--setup 40] [--rss 400]
 
-Two measurements, medians of N runs per size:
+Medians of N runs per size:
 
-- ``feed``: the output splitter alone (``mpi._Output``), fed in 64 KiB chunks as the pump reads them;
+- ``feed``: the launcher's output splitter alone (``mpi._Output``), fed in 64 KiB chunks as the pump reads them;
 - ``run``: end to end, ``Launcher.run_script`` in local mode of a one-rank program that writes the bytes, its
-  output streamed to a callback that drops it.
+  output streamed to a callback that drops it;
+- ``setup``: set-up output without newlines, read by ``workdir.setup_local`` from a real command and by
+  ``workdir.setup_remote`` from a stand-in for paramiko's channel that hands out 64 KiB chunks (the reading alone,
+  without SSH's own cost);
+- ``rss``: the peak resident memory of a ``ccdsl run H -- python bars.py`` process (a local cluster; the output
+  goes to /dev/null) while the program prints that many MB without a newline.
 """
 
 from __future__ import annotations
@@ -72,10 +79,118 @@ def bench_run(size: int, sep: str, repeat: int) -> float:
         return statistics.median(times)
 
 
+class _Channel:
+    """paramiko's channel as setup_remote reads it: ``total`` bytes of progress bars in 64 KiB chunks, then exit 0."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.sent, self.closed = total, 0, False
+        self.unit = data(1 << 20, b"\r")[:-1]
+
+    def set_combine_stderr(self, _: bool) -> None:
+        pass
+
+    def exec_command(self, _: str) -> None:
+        pass
+
+    def recv_ready(self) -> bool:
+        return self.sent < self.total
+
+    def recv(self, n: int) -> bytes:
+        n = min(n, self.total - self.sent)
+        start = self.sent % (len(self.unit) - n)
+        self.sent += n
+        return self.unit[start:start + n]
+
+    def exit_status_ready(self) -> bool:
+        return self.sent >= self.total
+
+    def recv_exit_status(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class _Pool:
+    def __init__(self, total: int) -> None:
+        chan = _Channel(total)
+        transport = type("Transport", (), {"open_session": lambda self, timeout: chan})()
+        self.client = type("Client", (), {"get_transport": lambda self: transport})()
+        self.options = type("Options", (), {"connect_timeout": 5.0})()
+
+    def get(self, node):
+        return self.client
+
+
+def bench_setup(size: int, repeat: int) -> tuple[float, float]:
+    """Seconds to read ``size`` bytes of set-up output without a newline: (this machine, over a channel)."""
+    from ccdsl.executor import workdir
+    from ccdsl.executor.model import Node
+
+    local, remote = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        prog = Path(tmp) / "bars.py"
+        prog.write_text(PROG)
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            workdir.setup_local(Path(tmp), f"{sys.executable} {prog} {size} '\r'", lambda node, line: None)
+            local.append(time.perf_counter() - t0)
+            node = Node(0, "worker", "i-0", "ssh", extra={"ccdsl_dir": tmp})
+            t0 = time.perf_counter()
+            workdir.setup_remote(_Pool(size), [node], "bars", lambda node, line: None)  # type: ignore[arg-type]
+            remote.append(time.perf_counter() - t0)
+    return statistics.median(local), statistics.median(remote)
+
+
+# The peak is the process's own VmHWM: ru_maxrss would not do, as Linux keeps it across fork and exec (a child of
+# this benchmark, after the 100 MB above, would start at this process's size).
+RSS_PROBE = """\
+import re, sys
+from ccdsl.cli import main
+rc = main(sys.argv[1:])
+with open("/proc/self/status") as f:
+    print(rc, re.search(r"VmHWM:\\s+(\\d+) kB", f.read()).group(1), file=sys.stderr)
+"""
+
+
+def bench_rss(size: int, repeat: int) -> tuple[float, float, float]:
+    """Peak RSS (MB) of ``ccdsl run H -- python bars.py SIZE`` on a local cluster: median and largest; and its
+    seconds: median."""
+    import os
+    import subprocess
+
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, CCDSL_DATA_DIR=str(Path(tmp) / "data"), CCDSL_CONFIG=str(Path(tmp) / "empty.toml"))
+        Path(env["CCDSL_CONFIG"]).write_text("")
+        prog = Path(tmp) / "bars.py"
+        prog.write_text(PROG)
+        contract = Path(tmp) / "c.ccc"
+        contract.write_text("c = @cluster(node_provider => Local, node_count => 1)\n")
+        handle = subprocess.run([sys.executable, "-m", "ccdsl", "deploy", str(contract), "--quiet"], env=env,
+                                capture_output=True, text=True, check=True).stdout.strip()
+        peaks, times = [], []
+        try:
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                res = subprocess.run([sys.executable, "-c", RSS_PROBE, "run", handle, "--", sys.executable, str(prog),
+                                      str(size), "\r"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     text=True)
+                times.append(time.perf_counter() - t0)
+                rc, kib = res.stderr.strip().splitlines()[-1].split()
+                if rc != "0":
+                    raise SystemExit(f"ccdsl run failed: {res.stderr[-2000:]}")
+                peaks.append(int(kib) / 1024)
+        finally:
+            subprocess.run([sys.executable, "-m", "ccdsl", "terminate", handle], env=env, capture_output=True)
+    return statistics.median(peaks), max(peaks), statistics.median(times)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--sizes", default="25,50,100", help="MB, comma separated")
+    parser.add_argument("--setup", type=int, default=40, help="MB of set-up output")
+    parser.add_argument("--rss", type=int, default=400, help="MB printed without a newline by a local run")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"output splitter and local run_script, medians of {args.repeat}")
@@ -87,6 +202,13 @@ def main() -> int:
         cr = bench_run(size * MB, "\r", args.repeat)
         nl = bench_run(size * MB, "\n", args.repeat)
         print(f"run  {size:4d} MB: \\r only {cr:6.2f} s   lines {nl:6.2f} s", flush=True)
+    local, remote = bench_setup(args.setup * MB, args.repeat)
+    print(f"setup {args.setup:3d} MB without a newline: this machine {local:6.2f} s   over a channel {remote:6.2f} s",
+          flush=True)
+    peak, largest, seconds = bench_rss(args.rss * MB, args.repeat)
+    base, _, _ = bench_rss(0, args.repeat)
+    print(f"rss  {args.rss:4d} MB without a newline from `ccdsl run` (local): peak RSS {peak:6.1f} MB (largest "
+          f"{largest:.1f} MB; {base:.1f} MB printing nothing), {seconds:6.2f} s", flush=True)
     return 0
 
 

@@ -25,6 +25,7 @@ from ccdsl.errors import (
     ProviderError,
     UnsatisfiableError,
 )
+from ccdsl.version import __version__ as __version__  # re-exported: ccdsl.__version__
 
 if TYPE_CHECKING:  # what the lazy names below resolve to, so that type checkers see the real signatures
     from ccdsl import catalog
@@ -44,8 +45,6 @@ if TYPE_CHECKING:  # what the lazy names below resolve to, so that type checkers
     from ccdsl.language import check, cluster, load, parse
     from ccdsl.resolution import Choice, Resolution
     from ccdsl.resolver import resolve, select
-
-__version__ = "0.1.0"
 
 # A new public name goes in _LAZY, __all__ and the TYPE_CHECKING imports above (tests/test_public_api.py checks).
 _LAZY = {

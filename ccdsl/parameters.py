@@ -12,7 +12,9 @@ builder and the resolver (which column a clause constrains).  Kinds:
 - ``symbol``: a node of a :mod:`ccdsl.taxonomy` domain (``levels`` restricts which levels are accepted);
 - ``machinetype``: a provider instance type name (``EC2Type_T3_xLarge`` or ``"t3.xlarge"``);
 - ``region``: a region name (``us_east_1`` or ``"us-east-1"``);
-- ``flag``: true or false (``burstable => true``: burstable types may compete, see :mod:`ccdsl.burstable`);
+- ``flag``: true or false.  Most flags *require* their column when true and change nothing when false (``efa =>
+  true``: only EFA types); ``burstable`` (``requires=False``) *admits* burstable types when true (they are out of
+  scope otherwise, see :mod:`ccdsl.burstable`) and refuses them when false;
 - ``config``: carried to deploy, never used to resolve.
 
 Scopes: ``cluster`` (shape of the cluster), ``node`` (filters instance types row by row), ``total`` (sums over the
@@ -47,6 +49,7 @@ class Parameter:
     unit: str = ""
     doc: str = ""
     ordered: bool = False  # a symbol whose generations are ordered (taxonomy.ORDERS): @atleast/@atmost/@between
+    requires: bool = True  # a flag: true requires the column; False (burstable): true admits, false refuses
 
     @property
     def qualifiers(self) -> tuple[str, ...]:
@@ -108,7 +111,10 @@ _ALL = [
        doc="network bandwidth per node (\"Up to 25 Gigabit\" counts as 25)"),
     _p("burstable", "flag", "node", column="burstable",
        doc="true: burstable types (t2, t3, t3a, t4g) may compete too, run in standard CPU credit mode (they compete "
-           "anyway when node_machinetype names them); false: never"),
+           "anyway when node_machinetype names them); false: never", requires=False),
+    _p("efa", "flag", "node", column="efa",
+       doc="true: only types with an Elastic Fabric Adapter (low-latency MPI between nodes); false: no filter (EFA "
+           "is then used where [aws] efa allows)"),
     _p("node_price", "price", "node", column="price_per_hour", unit="USD/h",
        doc="price per node and hour (a spot node's spot price)"),
     _p("spot_interruption", "fraction", "node", column="spot_interruption",

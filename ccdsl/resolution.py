@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ccdsl.contract import Contract
+    from ccdsl.fabric import Fabric
 
 # The fields every JSON object describing a choice carries (issue 3, "Interfaces").
 JSON_FIELDS = ("provider", "region", "instance_type", "node_count", "price_per_node_hour", "price_per_hour",
@@ -60,6 +61,7 @@ class Choice:
     accelerator_memory_usable_gib: float = 0.0  # as EC2 reports it
     cpu_model: str = ""
     network_gbps: float = 0.0
+    efa_interfaces: int = 0  # EFA interfaces the type may have (0: no EFA)
     role: str | None = None  # "manager", "worker" or None (peer workers)
     manager_price_per_hour: float | None = 0.0  # workers of a ManagerWorkers cluster: their manager's (None: unknown)
     price_source: str = ""  # e.g. karpenter@6fc13b52, libcloud-3.9.1, aws-price-list@<version>, user ('' unknown)
@@ -191,9 +193,20 @@ class Resolution:
         """Whole cluster, manager included, USD per hour; None when a price is unknown."""
         return self.choice.cluster_price_per_hour
 
+    @property
+    def fabric(self) -> Fabric:
+        """EFA for the (worker) nodes as a deploy with the default ``[aws] efa = "auto"`` and public nodes would
+        set it up (:mod:`ccdsl.fabric`)."""
+        from ccdsl.fabric import asked, decide
+
+        role = "worker" if self.manager is not None else None
+        return decide(self.choice.instance_type, self.choice.efa_interfaces, self.choice.node_count,
+                      asked(self.contract.clauses_for(role)))
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON object ``ccdsl resolve --json`` prints for this contract."""
         d: dict[str, Any] = {"contract": self.contract.name, **self.choice.to_dict()}
+        d["efa"] = self.fabric.to_dict()
         d["alternatives"] = [a.to_dict() for a in self.alternatives]
         if self.manager is not None:
             d["manager"] = self.manager.to_dict()
@@ -254,7 +267,8 @@ class Resolution:
             body = [(*b, c.market, c.spot_zone, _price(c.on_demand_price_per_node_hour) if c.spot else "")
                     for b, (_, c) in zip(body, rows)]
         total = "price unknown" if self.price_per_hour is None else f"${self.price_per_hour:.4f}/hour"
-        title = f"<b>{_html(self.contract.name)}</b>: {_html(self.choice.instance_type)} × {self.node_count}, {total}"
+        title = (f"<b>{html_escape(self.contract.name)}</b>: {html_escape(self.choice.instance_type)} "
+                 f"× {self.node_count}, {total}")
         return html_table(title, head, body)
 
 
@@ -294,7 +308,8 @@ def table(header: list[str], rows: list[list[str]], indent: int = 0) -> str:
     return "\n".join([fmt(header), *(fmt(r) for r in rows)])
 
 
-def _html(value: Any) -> str:
+def html_escape(value: Any) -> str:
+    """Any value as text safe inside HTML (the notebook tables of a resolution and of a cluster)."""
     import html
 
     return html.escape(str(value))
@@ -302,8 +317,8 @@ def _html(value: Any) -> str:
 
 def html_table(title: str, head: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
     """A small HTML table with a title line (Jupyter reprs of resolutions and clusters)."""
-    th = "".join(f"<th>{_html(h)}</th>" for h in head)
-    trs = "".join("<tr>" + "".join(f"<td>{_html(v)}</td>" for v in r) + "</tr>" for r in rows)
+    th = "".join(f"<th>{html_escape(h)}</th>" for h in head)
+    trs = "".join("<tr>" + "".join(f"<td>{html_escape(v)}</td>" for v in r) + "</tr>" for r in rows)
     return f"<div><p>{title}</p><table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table></div>"
 
 

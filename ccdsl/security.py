@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from typing import Any
 
 from ccdsl.errors import ContractError, Diagnostic
@@ -98,16 +99,14 @@ def violations(contract: Any, config: Any) -> list[Diagnostic]:
     return out
 
 
-def check_all(contracts: Any, config: Any = None) -> list[Diagnostic]:
-    """:func:`violations` of several contracts; ``ccdsl.toml`` is read only when one of them has configuration
-    parameters (so ``check`` and ``resolve`` of plain contracts never depend on it)."""
+def check_all(contracts: Any, load_config: Callable[[], Any]) -> list[Diagnostic]:
+    """:func:`violations` of several contracts; ``load_config`` (which reads ``ccdsl.toml``) is called only when one
+    of them has configuration parameters, so ``check`` and ``resolve`` of plain contracts never depend on it.  The
+    caller passes the loader, so this module stays below the executor that owns the configuration."""
     contracts = list(contracts)
     if not any(c.config for c in contracts):
         return []
-    if config is None:
-        from ccdsl.executor import config as cfg
-
-        config = cfg.load()
+    config = load_config()
     return [d for c in contracts for d in violations(c, config)]
 
 
@@ -118,7 +117,7 @@ def enforce(contract: Any, config: Any) -> None:
         raise ContractError(found)
 
 
-def _problem(name: str, value: Any, allowed: set, config: Any, where: str) -> tuple[str | None, str | None]:
+def _problem(name: str, value: Any, allowed: set[str], config: Any, where: str) -> tuple[str | None, str | None]:
     if name == "sshflags":
         return ("not supported: ccdsl connects with paramiko, not the ssh command, so these flags would be ignored",
                 "set [ssh] port, key_path, connect_timeout or user in ccdsl.toml instead")

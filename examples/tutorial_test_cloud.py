@@ -2,10 +2,15 @@
 instances it launches mapped to real SSH hosts (sshd in network namespaces on this machine), and MPI across them.
 
     .venv/bin/python examples/tutorial_test_cloud.py        # as root: it builds network namespaces
+    .venv/bin/python examples/tutorial_test_cloud.py --as-ec2-behaves   # with every tests/aws_like.py behaviour
 
 Moto's instances do not exist, so ``[aws] address_map`` (a documented test hook) sends ccdsl to test host i for
 launch index i; nothing ever connects to an address moto reports.  EC2 puts a key pair's public key on the
 instances it launches; a botocore hook does the same for the test hosts.  Everything is removed at the end.
+
+``--as-ec2-behaves`` turns on every behaviour of ``tests/aws_like.py`` (EC2 as documented, where moto is kinder:
+eventual consistency, slow terminations, capacity errors as HTTP 500 -- the first zone is full --, filter limits,
+listings in pages ...); the tutorial's output is the same.
 """
 
 from __future__ import annotations
@@ -68,10 +73,22 @@ def install_key_pairs_on(hosts: NetnsHosts) -> None:
     aws.EVENT_HOOKS.append(("after-call.ec2.CreateKeyPair", install))
 
 
-def config_for(endpoint: str, hosts: NetnsHosts, scratch: Path) -> Config:
+def as_ec2_behaves(endpoint: str) -> list[str]:
+    """Every behaviour of tests/aws_like.py on the provider's clients; the zones to try (the first one is full)."""
+    import boto3
+
+    from aws_like import BEHAVIOURS, AwsLike
+
+    layer = AwsLike(boto3.client("ec2", endpoint_url=endpoint, region_name="us-east-1")).enable(*BEHAVIOURS)
+    layer.full_zones = frozenset({"us-east-1a"})  # no_capacity: the deploy fails over to us-east-1b
+    aws.EVENT_HOOKS.extend(layer.hooks())
+    return ["us-east-1a", "us-east-1b"]
+
+
+def config_for(endpoint: str, hosts: NetnsHosts, scratch: Path, zones: list[str]) -> Config:
     return Config.from_dict({
-        "aws": {"endpoint_url": endpoint, "region": "us-east-1", "image": IMAGES, "user": hosts.user,
-                "ssh_cidr": "203.0.113.0/24", "zones": ["us-east-1a"], "poll_interval": 0.2,
+        "aws": {"endpoint_url": endpoint, "ssm_endpoint_url": endpoint, "region": "us-east-1", "image": IMAGES,
+                "user": hosts.user, "ssh_cidr": "203.0.113.0/24", "zones": zones, "poll_interval": 0.2,
                 "address_map": {str(i): h.address for i, h in enumerate(hosts.hosts)}},
         "mpi": {"python": sys.executable, "iface": "eth0", "remote_dir": str(scratch / "remote"),
                 "authorized_keys": str(hosts.authorized_keys)},
@@ -129,7 +146,8 @@ def main() -> int:
             try:
                 install_key_pairs_on(hosts)
                 endpoint = f"http://127.0.0.1:{port}"
-                tutorial(config_for(endpoint, hosts, scratch), endpoint)
+                zones = as_ec2_behaves(endpoint) if "--as-ec2-behaves" in sys.argv[1:] else ["us-east-1a"]
+                tutorial(config_for(endpoint, hosts, scratch, zones), endpoint)
             finally:
                 hosts.teardown()
         finally:

@@ -18,6 +18,17 @@ changes what they see, one switchable behaviour at a time:
 ``invalid_type``     DescribeInstanceTypes raises ``InvalidInstanceType`` for the types in ``bad_types``.
 ``vanish``           :meth:`AwsLike.vanish` makes an id disappear: gone from listings, ``NotFound`` when named.
 ``placement_group_in_use``  DeletePlacementGroup answers ``InvalidPlacementGroup.InUse`` ``in_use`` times.
+# --- issue 21 API behaviours (e21b) ---
+``no_capacity``      RunInstances in ``full_zones`` (every zone when empty) of ``full_types`` (every type when empty)
+                     is answered ``InsufficientInstanceCapacity`` with HTTP 500 at ``before-send`` (a server error,
+                     which botocore retries unless told not to); ``capacity_sends`` counts the sends per zone.
+``filter_limit``     more than 200 values in one filter is ``FilterLimitExceeded``; more than 1000 ids in one
+                     Start/Stop/TerminateInstances is ``InvalidParameterValue``.
+``not_opted_in``     every EC2 call in a region of ``disabled_regions`` is ``AuthFailure``; DescribeRegions lists
+                     those regions as ``not-opted-in``.
+``placement_strategies``  DescribeInstanceTypes drops ``cluster`` from the SupportedStrategies of ``no_cluster_types``.
+``pages``            paginated Describe* calls answer one item per page (with a NextToken).
+``deleted_groups``   a deleted placement group is still listed, in state ``deleted`` (filter ``state`` applies).
 
 Issue 21 lifecycle behaviours (a clock of the layer's own, ``days_on``):
 
@@ -48,6 +59,11 @@ import pytest
 
 BEHAVIOURS = ("not_found_first", "idempotency", "shutting_down", "spot_requests", "invalid_type", "vanish",
               "placement_group_in_use")
+# --- issue 21 API behaviours (e21b) ---
+BEHAVIOURS += ("no_capacity", "filter_limit", "not_opted_in", "placement_strategies", "pages", "deleted_groups")
+_PAGED = {"DescribeInstances": "Reservations", "DescribeSecurityGroups": "SecurityGroups", "DescribeVolumes": "Volumes",
+          "DescribeSpotInstanceRequests": "SpotInstanceRequests", "DescribeSubnets": "Subnets",
+          "DescribeInstanceTypeOfferings": "InstanceTypeOfferings"}  # pages: what each answer lists
 # --- issue 21 lifecycle behaviours (e21a) ---
 BEHAVIOURS += ("spot_expiry", "spot_interruption")
 _OK = SimpleNamespace(status_code=200, headers={})
@@ -129,7 +145,7 @@ class AwsLike:
     def hooks(self) -> list[tuple[str, Any]]:
         return [("before-parameter-build.ec2", self._remember), ("before-call.ec2", self._lifecycle_before),
                 ("before-call.ec2", self._before), ("after-call.ec2", self._after),
-                ("after-call.ec2", self._lifecycle_after)]
+                ("after-call.ec2", self._lifecycle_after), *self._e21b_hooks()]
 
     # -- what tests ask ----------------------------------------------------------------------------------------
     def vanish(self, instance_id: str) -> None:
@@ -445,6 +461,88 @@ class AwsLike:
         del self.groups[name]
         return ok({})
 
+    # --- issue 21 API behaviours (e21b) ---
+    full_zones: frozenset[str] = frozenset()  # no_capacity: these zones (empty: every zone) ...
+    full_types: frozenset[str] = frozenset()  # ... of these types (empty: every type)
+    disabled_regions: frozenset[str] = frozenset()  # not_opted_in
+    no_cluster_types: frozenset[str] = frozenset()  # placement_strategies
+
+    def _e21b_hooks(self) -> list[tuple[str, Any]]:
+        self.capacity_sends: Counter[str | None] = Counter()
+        self.deleted_groups: dict[str, dict] = {}  # name -> the group as it was, now "deleted"
+        self.created_groups: dict[str, dict] = {}
+        return [("before-send.ec2.RunInstances", self._e21b_send), ("before-parameter-build.ec2", self._e21b_page_in),
+                ("before-call.ec2", self._e21b_before), ("after-call.ec2", self._e21b_after)]
+
+    def _e21b_send(self, request: Any, **_: Any) -> Any:
+        from fixtures_executor import ec2_error, request_type, request_zone
+
+        zone, itype = request_zone(request), request_type(request)
+        if "no_capacity" not in self.on or (self.full_zones and zone not in self.full_zones) or (
+                self.full_types and itype not in self.full_types):
+            return None
+        with self.lock:
+            self.capacity_sends[zone] += 1
+            self._fire("no_capacity")
+        return ec2_error("InsufficientInstanceCapacity", f"We currently do not have sufficient {itype} capacity in "
+                                                         f"the Availability Zone you requested ({zone}).", 500)
+
+    def _e21b_page_in(self, params: dict, model: Any, context: dict, **_: Any) -> None:
+        if "pages" in self.on and model.name in _PAGED:  # moto does not know our tokens: the layer pages
+            token = params.pop("NextToken", None)
+            context["aws_like_page"] = int(token.rsplit("-", 1)[1]) if token else 0
+
+    def _e21b_before(self, model: Any, context: dict, **_: Any) -> Any:
+        params = context.get("aws_like_params", {})
+        with self.lock:
+            if "not_opted_in" in self.on and context.get("client_region") in self.disabled_regions:
+                self._fire("not_opted_in")
+                return error("AuthFailure", "AWS was not able to validate the provided access credentials")
+            if "filter_limit" in self.on:
+                if any(len(f.get("Values", [])) > 200 for f in params.get("Filters", []) or []):
+                    self._fire("filter_limit")
+                    return error("FilterLimitExceeded", "The maximum number of filter values specified on a single "
+                                                        "call is 200")
+                if model.name in ("StartInstances", "StopInstances", "TerminateInstances") and len(
+                        params.get("InstanceIds", [])) > 1000:
+                    self._fire("filter_limit")
+                    return error("InvalidParameterValue", "Up to 1000 instance IDs per call")
+        return None
+
+    def _e21b_after(self, http_response: Any, parsed: dict, model: Any, context: dict, **_: Any) -> None:
+        if http_response.status_code >= 300:
+            return
+        p = context.get("aws_like_params", {})
+        with self.lock:
+            if model.name == "DescribeRegions" and "not_opted_in" in self.on:
+                for r in parsed.get("Regions", []):
+                    if r["RegionName"] in self.disabled_regions:
+                        r["OptInStatus"] = "not-opted-in"
+            if model.name == "DescribeInstanceTypes" and "placement_strategies" in self.on:
+                for t in parsed.get("InstanceTypes", []):
+                    info = t.get("PlacementGroupInfo", {})
+                    if t["InstanceType"] in self.no_cluster_types and "cluster" in info.get("SupportedStrategies", []):
+                        info["SupportedStrategies"] = [s for s in info["SupportedStrategies"] if s != "cluster"]
+                        self._fire("placement_strategies")
+            if model.name == "CreatePlacementGroup":
+                self.created_groups[p["GroupName"]] = copy.deepcopy(parsed.get("PlacementGroup", {}))
+            if model.name == "DeletePlacementGroup" and "deleted_groups" in self.on:
+                self.deleted_groups[p["GroupName"]] = {**self.created_groups.get(p["GroupName"], {}),
+                                                       "State": "deleted"}
+            if model.name == "DescribePlacementGroups" and "deleted_groups" in self.on:
+                for name, g in self.deleted_groups.items():
+                    if (not p.get("GroupNames") or name in p["GroupNames"]) and matches(
+                            g, p.get("Filters", []), {"group-name": [name], "state": [g["State"]]}):
+                        self._fire("deleted_groups")
+                        parsed.setdefault("PlacementGroups", []).append(copy.deepcopy(g))
+            if "pages" in self.on and model.name in _PAGED:
+                key, at = _PAGED[model.name], context.get("aws_like_page", 0)
+                items = parsed.get(key, [])
+                parsed[key] = items[at:at + 1]
+                parsed.pop("NextToken", None)
+                if at + 1 < len(items):
+                    self._fire("pages")
+                    parsed["NextToken"] = f"aws-like-page-{at + 1}"
     # --- issue 21 lifecycle behaviours (e21a) ---------------------------------------------------------------------
     offset = 0.0  # seconds the layer's clock is ahead of this machine's
     expired: frozenset[str] = frozenset()  # instances an expired spot request terminated

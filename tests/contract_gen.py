@@ -14,18 +14,13 @@ Ranges (issue 18 item 3).  Since the resolver's bounded-cost fix (``counts.py`` 
 ``BudgetPairs``, the checker's cap of 1,024 listed values) the generator draws ``@oneof``/``@not`` lists of up to
 :data:`LONG_LIST` values one time in eight, ManagerWorkers node counts over the whole range on the shipped catalog,
 and ManagerWorkers budgets there too (``cluster_price_per_hour => @atleast(0)`` with ``--any-region`` took 10 s and
-0.9 GB before ``BudgetPairs``; a plain test in ``test_resolver_generated`` keeps it).  Still narrow:
+0.9 GB before ``BudgetPairs``; a plain test in ``test_resolver_generated`` keeps it).  Still narrow: ManagerWorkers
+node counts stay at ``SMALL_COUNTS`` on the oracle's catalogs (it tries managers × workers × counts).
 
-- ManagerWorkers node counts stay at ``SMALL_COUNTS`` on the oracle's catalogs (it tries managers × workers ×
-  counts);
-- ManagerWorkers totals take only the range qualifiers.  With ``@just``/``@oneof``/``@not`` as well, the shipped
-  catalog passed (deep profile, 4,098 examples) but the ci profile's oracle test, its draws shifted, found an
-  unrelated open bug: ``c=@cluster(cluster_type=>ManagerWorkers, manager.node_provider=>@unrestricted,
-  node_provider=>"Local")`` (plain catalog, seed 3, us-east-1) is unsatisfiable with a conflict naming only
-  ``node_provider=>"Local"``, which alone is satisfiable (``test_resolver_layout``, xfail).
-  The deep profile finds it without any widened limit too (with ``cluster_accelerator_count=>@atleast(0)``,
-  seed 1), so a role-scoped ``@unrestricted`` (``manager.X => @unrestricted``) is not drawn in ManagerWorkers
-  contracts either.  Widen both once it is fixed.
+ManagerWorkers totals take every qualifier, and roles every qualifier including ``@unrestricted``: they were
+narrowed while a conflict left out a role's override (``c=@cluster(cluster_type=>ManagerWorkers,
+manager.node_provider=>@unrestricted, node_provider=>"Local")`` named only ``node_provider=>"Local"``; kept in
+``test_resolver_layout``, fixed by ``explain._as_written``).
 """
 
 from __future__ import annotations
@@ -255,10 +250,6 @@ def _numeric_value(atom: str) -> float:
 def clause_spec(draw, p: Parameter, role: str | None, universe: Universe, manager_workers: bool) -> ClauseSpec:
     """One clause of parameter ``p``: a qualifier it takes and values of its kind."""
     qualifiers = list(p.qualifiers)
-    if manager_workers and p.scope == "total":  # narrow until the open conflict bug is fixed (module docstring)
-        qualifiers = [q for q in qualifiers if q not in ("just", "oneof", "not")] or qualifiers
-    if manager_workers and role is not None:  # the same open bug: a role's @unrestricted is left out of cores
-        qualifiers = [q for q in qualifiers if q != "unrestricted"] or qualifiers
     if p.name == "node_count" and manager_workers and universe.oracle:  # bounded: the oracle lists the counts
         qualifiers = [q for q in qualifiers if q in ("just", "oneof", "between", "atmost")]
     name = p.name

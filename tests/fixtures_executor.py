@@ -28,8 +28,9 @@ def data_dir(tmp_path, monkeypatch):
 
 
 def aws_settings(url: str, **extra) -> dict:
-    return {"endpoint_url": url, "region": "us-east-1", "image": {"x86_64": MOTO_IMAGE, "arm64": MOTO_IMAGE_ARM},
-            "ssh_cidr": "203.0.113.0/24", "poll_interval": 0.05, "wait_timeout": 60.0, **extra}
+    return {"endpoint_url": url, "ssm_endpoint_url": url, "region": "us-east-1",
+            "image": {"x86_64": MOTO_IMAGE, "arm64": MOTO_IMAGE_ARM}, "ssh_cidr": "203.0.113.0/24",
+            "poll_interval": 0.05, "wait_timeout": 60.0, **extra}
 
 
 @pytest.fixture()
@@ -53,7 +54,7 @@ def hooks(monkeypatch):
     """Register botocore event handlers on every EC2 client the aws provider creates during the test."""
     from ccdsl.executor.providers import aws
 
-    registered: list = []
+    registered: list = list(aws.EVENT_HOOKS)  # the IAM recorder (conftest) first
     monkeypatch.setattr(aws, "EVENT_HOOKS", registered)
     return registered
 
@@ -101,9 +102,19 @@ def ec2_error(code: str, message: str, status: int = 400):
     return AWSResponse("http://injected", status, {"Content-Type": "text/xml"}, _Raw(body))
 
 
-def inject(times: int | None, code: str, message: str, *, when=lambda request: True, status: int = 400):
-    """A ``before-send`` handler failing the first ``times`` matching requests (None: every one).
+# EC2's capacity errors are server errors, HTTP 5xx (API "Error codes for the Amazon EC2 API"): botocore retries
+# those unless told not to.
+SERVER_ERRORS = frozenset({"InsufficientInstanceCapacity", "InsufficientCapacity", "InsufficientHostCapacity",
+                           "InsufficientAddressCapacity", "InsufficientReservedInstanceCapacity", "InternalError",
+                           "Unavailable"})
+
+
+def inject(times: int | None, code: str, message: str, *, when=lambda request: True, status: int | None = None):
+    """A ``before-send`` handler failing the first ``times`` matching requests (None: every one), with the HTTP
+    status EC2 sends for ``code`` (500 for a server error, else 400) unless ``status`` says otherwise.
     ``handler.sent`` counts matching requests, ``handler.failed`` injected failures."""
+    status = status if status is not None else 500 if code in SERVER_ERRORS else 400
+
     def handler(request, **_):
         if not when(request):
             return None

@@ -64,9 +64,9 @@ class SpotServer:
 def spot_files(monkeypatch):
     """The fixture files on http://127.0.0.1:<port>, named by CCDSL_SPOT_FEED_URL / CCDSL_SPOT_ADVISOR_URL (so
     every path that reads them, with no option given, reads these); no waiting between retries."""
-    from ccdsl.catalog import pricelist
+    from ccdsl.catalog import stream
 
-    monkeypatch.setattr(pricelist, "BACKOFF", 0.0)
+    monkeypatch.setattr(stream, "BACKOFF", 0.0)
     SpotFiles.root, SpotFiles.failures, SpotFiles.seen = SPOT_DATA, {}, []
     server = ThreadingHTTPServer(("127.0.0.1", 0), SpotFiles)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

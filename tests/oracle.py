@@ -171,6 +171,8 @@ def row_ok(row: dict, c: Clause) -> bool:
     if p.kind in ("machinetype", "region"):
         hit = _str(row[p.column]) in {str(v) for v in c.values}
         return (not hit) if c.qualifier == "not" else hit
+    if p.kind == "flag" and p.requires:  # efa => true: the row has it; => false: anything
+        return c.values[0] is not True or _flag(row[p.column])
     if p.kind == "flag":
         return c.values[0] is True or not _burstable(row)
     if p.column == "accelerator_compute_capability":  # not a catalog column: the model's, from the fact table
@@ -266,9 +268,12 @@ def _named(row: dict, clauses: list[Clause]) -> bool:
     return False
 
 
+def _flag(value: object) -> bool:
+    return value is True or str(value).lower() == "true" or (isinstance(value, (int, float)) and value == 1)
+
+
 def _burstable(row: dict) -> bool:
-    flag = row.get("burstable")
-    marked = flag is True or str(flag).lower() == "true" or (isinstance(flag, (int, float)) and flag == 1)
+    marked = _flag(row.get("burstable"))
     return marked or (_str(row["provider"]) == "aws" and burstable.is_burstable(_str(row["instance_type"])))
 
 

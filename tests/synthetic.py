@@ -55,6 +55,9 @@ def catalog(rows: int = 1000, seed: int = 0, regions: tuple[str, ...] = REGIONS,
     network = np.where(rng.random(n_types) < unknown_fraction, np.nan, network)
     storage = np.where(rng.random(n_types) < 0.4, rng.choice([75.0, 150.0, 900.0, 1900.0], n_types), 0.0)
     family = np.array([f"f{i // 7}" for i in t], dtype=object)
+    # every fifth type has EFA, one in ten four interfaces; no random draw, so the other columns stay what they were
+    efa = t % 5 == 2
+    efa_interfaces = np.where(efa, np.where(t % 10 == 2, 4, 1), 0)
     itype = np.array([f"f{i // 7}.s{i % 7}x{int(v)}" for i, v in zip(t, vcpus)], dtype=object)
     frames = []
     for r, region in enumerate(regions):
@@ -77,7 +80,8 @@ def catalog(rows: int = 1000, seed: int = 0, regions: tuple[str, ...] = REGIONS,
             "accelerator_architecture": np.where(has_gpu, [GPUS[g][1] for g in gpu], ""),
             "accelerator_memory_gib": gpu_mem, "accelerator_memory_total_gib": gpu_mem * gpu_count,
             "network_performance": [f"{x:g} Gigabit" for x in network], "network_gbps": network,
-            "efa": False, "storage_type": np.where(storage > 0, "ssd", "ebs"), "storage_gib": storage,
+            "efa": efa, "efa_interfaces": efa_interfaces, "network_cards": np.where(efa_interfaces > 1, 4, 1),
+            "storage_type": np.where(storage > 0, "ssd", "ebs"), "storage_gib": storage,
             "spot": True, "burstable": (t % 4 == 1) if burstable else False, "bare_metal": False,
             "price_per_hour": price,
             "price_source": np.where(unpriced, "", "synthetic"), "price_date": np.where(unpriced, "", "2026-07-20"),

@@ -261,6 +261,21 @@ def test_ssh_cap_reached_with_down_releases_the_hosts(netns_hosts, data_dir, tmp
 
 
 @pytest.mark.netns
+def test_forget_of_an_ssh_cluster_ends_the_watchdog_on_its_hosts(netns_hosts, data_dir, tmp_path):
+    """``terminate --forget`` ends the watchdog for every provider that can be reached (issue 19 B5): on SSH hosts
+    it must not go on watching (and, idle, acting on) a cluster nothing here follows any more."""
+    from ccdsl.executor import forget
+
+    config = host_config(netns_hosts, tmp_path)
+    c = ccdsl.deploy(ssh_plan(), config=config, autostop="1h")
+    assert len(watchdogs_of(c.handle)) == 1
+    message = forget(c.handle, config=config)
+    assert message.endswith("; its autostop watchdog on its hosts was ended"), message
+    wait_for(lambda: not watchdogs_of(c.handle), 120, "the watchdog to exit")  # SIGTERM sent: it ends
+    assert st.State().get_cluster(c.handle) is None
+
+
+@pytest.mark.netns
 def test_watchdog_survives_the_users_ssh_connection_dropping(netns_hosts, data_dir, tmp_path):
     config = host_config(netns_hosts, tmp_path)
     c = ccdsl.deploy(ssh_plan(), config=config, autostop="4s")

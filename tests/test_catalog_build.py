@@ -193,6 +193,9 @@ def test_sample_rows_match_raw_sources_field_by_field(fresh) -> None:
         assert row["network_performance"] == s["NetworkInfo"]["NetworkPerformance"]
         assert row["network_gbps"] == _net(s["NetworkInfo"]["NetworkPerformance"])
         assert row["efa"] == s["NetworkInfo"].get("EfaSupported", False)
+        efa_info = s["NetworkInfo"].get("EfaInfo") or {}
+        assert row["efa_interfaces"] == (efa_info.get("MaximumEfaInterfaces", 0) if row["efa"] else 0)
+        assert row["network_cards"] == s["NetworkInfo"].get("MaximumNetworkCards", 1)
         assert row["spot"] == ("spot" in s["SupportedUsageClasses"])
         assert row["burstable"] == (s["BurstablePerformanceSupported"] or s["InstanceType"] == "t1.micro")
         assert row["bare_metal"] == s["BareMetal"]

@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from ccdsl.catalog import load, pricelist
+from ccdsl.catalog import load, pricelist, stream
 from ccdsl.catalog.loader import user_catalog_dir
 from ccdsl.catalog.pricelist import Progress, read_offer, refresh_from_price_list
 from ccdsl.catalog.schema import COLUMN_NAMES
@@ -80,7 +80,7 @@ class Files(BaseHTTPRequestHandler):
 @pytest.fixture()
 def price_list(monkeypatch):
     """The fixture files on http://127.0.0.1:<port>; no waiting between retries."""
-    monkeypatch.setattr(pricelist, "BACKOFF", 0.0)
+    monkeypatch.setattr(stream, "BACKOFF", 0.0)
     Files.cuts, Files.ignore_range, Files.seen, Files.root = {}, False, [], FIXTURES
     server = ThreadingHTTPServer(("127.0.0.1", 0), Files)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -184,7 +184,7 @@ def refresh_hooks(monkeypatch):
     """botocore event handlers registered on every client ``refresh`` creates (AWS behaviour moto lacks)."""
     from ccdsl.catalog import refresh as module
 
-    registered: list = []
+    registered: list = list(module.EVENT_HOOKS)  # the IAM recorder (conftest) first
     monkeypatch.setattr(module, "EVENT_HOOKS", registered)
     return registered
 
@@ -280,12 +280,22 @@ def test_refresh_cli(aws_env, price_list_api, data_dir, capsys) -> None:
     from ccdsl.cli import main
 
     code = main(["catalog", "refresh", "--provider", "aws", "--region", "us-east-1", "--endpoint-url", aws_env,
-                 "--pricing-endpoint-url", price_list_api])
+                 "--pricing-endpoint-url", price_list_api, "--timeout", str(MOTO_FAIL_SAFE)])
     out = capsys.readouterr()
     assert code == 0, out.err
     assert "us-east-1:" in out.out and "AWS Price List API" in out.out
     assert main(["catalog", "info"]) == 0
     assert "aws-us-east-1.refresh.csv" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "nan", "inf", "abc", "86401"])
+def test_refresh_cli_refuses_a_bad_timeout(data_dir, capsys, value) -> None:
+    from ccdsl.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["catalog", "refresh", "--region", "us-east-1", "--timeout", value])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "--timeout" in err and "positive number of seconds" in err
 
 
 SPOT_COLUMNS = ("spot_price_per_hour", "spot_zone", "spot_zones", "spot_price_source", "spot_price_date",

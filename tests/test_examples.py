@@ -51,7 +51,8 @@ def test_embed_api_example_runs(tmp_path) -> None:
 
 
 @pytest.mark.netns
-def test_tutorial_on_the_test_cloud(tmp_path) -> None:
+@pytest.mark.parametrize("flags", [[], ["--as-ec2-behaves"]], ids=["moto", "as-ec2-behaves"])
+def test_tutorial_on_the_test_cloud(tmp_path, flags) -> None:
     sys.path.insert(0, str(ROOT / "tests"))
     from netns_hosts import missing_requirements
 
@@ -60,8 +61,8 @@ def test_tutorial_on_the_test_cloud(tmp_path) -> None:
         pytest.skip(reason)
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    proc = subprocess.run([sys.executable, str(EXAMPLES / "tutorial_test_cloud.py")], cwd=ROOT, capture_output=True,
-                          text=True, timeout=600, env={**os.environ, "TMPDIR": str(scratch)})
+    proc = subprocess.run([sys.executable, str(EXAMPLES / "tutorial_test_cloud.py"), *flags], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "TMPDIR": str(scratch)})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert [p.name for p in scratch.iterdir()] == []  # no folder left behind (it held the cluster's private key)
     lines = proc.stdout.splitlines()

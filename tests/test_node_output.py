@@ -83,3 +83,60 @@ def test_a_python_that_does_not_answer_the_probe_is_named(netns_hosts, data_dir)
         deploy(spec, config=Config.from_dict(settings))
     assert netns_hosts.hosts[0].name in info.value.message or netns_hosts.hosts[0].address in info.value.message
     assert ccdsl.clusters() == []
+
+
+@pytest.mark.netns
+def test_a_manager_relay_report_of_any_shape_is_an_error_naming_the_nodes(netns_hosts, data_dir, tmp_path):
+    """The manager's copy to the workers reports one JSON line per worker; a manager that prints anything else (no
+    report, a list, 5,000 ``[``, counts that are no counts, a worker twice, hosts that are no workers, terminal
+    escapes) fails the sync with an ExecutionError naming the manager and the workers concerned."""
+    import dataclasses
+
+    from ccdsl.executor import mpi, ssh, workdir
+    from ccdsl.executor.cluster import known_hosts_path, split_roles
+    from test_workdir import ssh_config
+
+    proj = make_project(tmp_path / "proj")
+    c = ssh_deploy(netns_hosts, manager=True, workdir=proj)
+    try:
+        workers, manager = split_roles(c.nodes())
+        assert manager is not None
+        first = workers[0].private_address or workers[0].address
+
+        def report(host, files=1, **kw):
+            return json.dumps({"host": host, "files": files, "bytes": 10, "deleted": 0, **kw})
+
+        others = "\n".join(report(f"10.9.9.{i}") for i in range(len(workers)))
+        cases = {
+            "": "no report",
+            "[]\n3\n\"x\"": "no report",
+            "[" * 5000: "no report",
+            "\n".join([report(first)] * len(workers)): "a second report",
+            others: "a report for a host that is no worker",
+            report(first, 1e400): "a damaged report",
+            report(first, True): "a damaged report",
+            report(first, -1): "a damaged report",
+            report("\x1b[2J", 1): "a report for a host that is no worker",
+            json.dumps({"host": first, "error": "disk full\x1b[2J"}): "disk full",
+        }
+        printed = tmp_path / "printed"
+        fake = tmp_path / "manager-python"
+        fake.write_text(f"#!/bin/sh\ncat {printed}\n")
+        fake.chmod(0o755)
+        forged = dataclasses.replace(manager, extra={**manager.extra, "python": str(fake)})
+        _, options = mpi.options_from_config(ssh_config(netns_hosts, manager=True),
+                                             known_hosts=known_hosts_path(c.handle))
+        with ssh.Connections(options) as pool:
+            for text, expected in cases.items():
+                printed.write_text(text)
+                with pytest.raises(ExecutionError, match=expected) as info:
+                    workdir.relay(pool.get(manager), forged, workers, workdir.Counter(None), 60)
+                message = info.value.message
+                assert message.startswith(f"the manager {ssh.describe(manager)} could not copy"), text[:40]
+                assert "\x1b" not in message and len(message) < 2000
+                if expected == "no report":
+                    assert all(ssh.describe(w) in message for w in workers)
+            printed.write_text("\n".join(report(w.private_address or w.address) for w in workers))
+            assert len(workdir.relay(pool.get(manager), forged, workers, workdir.Counter(None), 60)) == len(workers)
+    finally:
+        c.terminate()

@@ -326,7 +326,7 @@ def test_manager_and_workers_resolve_on_their_own_and_share_the_budget() -> None
 def test_resolution_json_has_the_documented_fields() -> None:
     r = resolve(contract(C("accelerator_architecture", "just", "Turing"), C("node_count", "just", 8)), GPUS)
     d = json.loads(r.to_json())
-    assert list(d) == ["contract", *JSON_FIELDS, "alternatives"]
+    assert list(d) == ["contract", *JSON_FIELDS, "efa", "alternatives"]  # efa: issue 23, the fabric decision
     assert (d["instance_type"], d["node_count"], d["price_per_hour"]) == ("g4dn.xlarge", 8, 4.208)
     assert "8 nodes × $0.526/h = $4.208/h" in r.explanation
 

@@ -183,6 +183,26 @@ def test_z3_agrees_with_the_exact_count_rule() -> None:
     assert r.node_count == -(-total // per) and f"(>= total0 {total}.0)" in r.problem
 
 
+def test_a_long_listed_total_is_answered_without_z3_past_its_list_limit(monkeypatch) -> None:
+    """``cluster_memory_size => @oneof(`` 1,024 values ``)`` over every region took Z3 7 s (bench_limits): past
+    Z3_LIST_LIMIT (classes × listed values) the vectorized answer stands and says why, the same answer Z3 checks
+    with the limit out of the way on a shorter list."""
+    def text(k: int) -> str:
+        return ("c = @cluster(node_count => @between(1, 100000), cluster_memory_size => @oneof("
+                + ", ".join(f"{v}.5G" for v in range(1000, 1000 + k)) + "))")
+
+    r = resolve(parse(text(1024))["c"], any_region=True)
+    assert (r.instance_type, r.node_count) == ("r4.xlarge", 33) and not r.problem
+    assert any("not checked with Z3 (" in line and "× 1024 listed values, over its limit of" in line
+               for line in r.explanation)
+    short = parse(text(16))["c"]
+    checked = resolve(short, any_region=True)
+    assert checked.problem  # under the limit: Z3 checks it
+    monkeypatch.setattr(solve, "Z3_LIST_LIMIT", 0)
+    unchecked = resolve(short, any_region=True)
+    assert not unchecked.problem and unchecked.choice == checked.choice
+
+
 # ----------------------------------------------------------------------------------- the cap on listed values
 
 def test_a_listed_total_or_count_past_the_cap_is_refused_with_its_position() -> None:

@@ -256,13 +256,11 @@ def test_found_manager_and_workers_with_no_region_in_common_say_so() -> None:
             info.value.message
 
 
-@pytest.mark.xfail(strict=True, reason="open: a role's @unrestricted clause that lifts an inherited constraint is "
-                                       "left out of the conflict (found by r3-widen's ci run of the generated tests)")
 def test_found_a_conflict_names_the_managers_unrestricted_clause_it_depends_on() -> None:
     """Shrunk by test_resolver_generated (ci profile, after the generator's draws shifted): workers on ``Local`` and
     ``manager.node_provider => @unrestricted`` share no provider and region (the manager no longer inherits
-    ``Local``).  The conflict names only ``node_provider => "Local"``, which alone is satisfiable (both roles on
-    localhost): the manager's ``@unrestricted`` clause belongs to the conflict too."""
+    ``Local``).  The conflict named only ``node_provider => "Local"``, which alone is satisfiable (both roles on
+    localhost): the manager's ``@unrestricted`` clause belongs to the conflict too (explain._as_written)."""
     import oracle
     from ccdsl.errors import UnsatisfiableError
     from ccdsl.language import parse

@@ -95,9 +95,11 @@ def test_ascending_is_strict_lexicographic_order(keys) -> None:
 
 
 @settings(SETTINGS, max_examples=300)
-@given(st.integers(0, 3), st.integers(0, 2**32 - 1), st.booleans(), st.booleans(), st.booleans())
+@given(st.integers(0, 3), st.integers(0, 2**32 - 1), st.booleans(), st.booleans(), st.booleans(), st.booleans())
 def test_rank_order_is_the_lexsort_of_the_ranking_keys(seed: int, draw: int, one_count: bool, managers: bool,
-                                                       huge: bool) -> None:
+                                                       huge: bool, bounded: bool) -> None:
+    """``bounded``: some clusters have an unknown price with a bound (spot rows without a spot price), ranked after
+    every priced one by the ``unknown`` flag (a stable partition in rank_order, not a sort)."""
     view = view_of(coarse_catalog(seed))
     rng = np.random.default_rng(draw)
     rows = np.flatnonzero(rng.random(view.size) < rng.uniform(0.05, 1.0))
@@ -107,9 +109,11 @@ def test_rank_order_is_the_lexsort_of_the_ranking_keys(seed: int, draw: int, one
     offset = rng.choice([0.0, 0.1, 0.3], len(rows)) if managers else 0.0
     totals = counts * price + offset
     cost_key = np.where(np.isnan(totals), np.inf, np.round(totals, 9))
+    unknown = rng.random(len(rows)) < 0.2 if bounded else None
     with FORCED:
-        got = solve.rank_order(view, rows, counts, cost_key, not managers)
-    assert list(got) == list(np.lexsort((view.tie[rows], counts, cost_key)))
+        got = solve.rank_order(view, rows, counts, cost_key, not managers, unknown)
+    keys = (view.tie[rows], counts, cost_key) + ((unknown,) if unknown is not None else ())
+    assert list(got) == list(np.lexsort(keys))
 
 
 @settings(SETTINGS, max_examples=200)

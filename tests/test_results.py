@@ -271,7 +271,7 @@ def test_damaged_records_are_clear_errors():
             loads(record, trust_nodes=False)
 
 
-def test_the_readme_the_docstring_and_the_config_reference_state_the_rule():
+def test_the_docs_the_docstring_and_the_config_reference_state_the_rule():
     """Where users read the trust boundary, the plain types are the ones :func:`loads` rebuilds."""
     import re
     from pathlib import Path
@@ -279,8 +279,8 @@ def test_the_readme_the_docstring_and_the_config_reference_state_the_rule():
     from ccdsl.executor import config
     from ccdsl.executor.cluster import Cluster
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    boundary = readme[readme.index("**Trust boundary.**"):readme.index("- **Opting in.**")]
+    page = (Path(__file__).resolve().parents[1] / "docs" / "clusters" / "index.md").read_text()
+    boundary = page[page.index("## Trust boundary"):page.index("- **Opting in.**")]
     doc = " ".join((Cluster.run.__doc__ or "").split())
     reference = " ".join(re.sub(r"\n# ?", " ", config.reference()).split())
     for text in (" ".join(boundary.split()), doc, reference):
@@ -290,4 +290,4 @@ def test_the_readme_the_docstring_and_the_config_reference_state_the_rule():
                   np.int16(1)):  # each type named comes back without trust
         got = loads(b"D" + _rank.plain(value), trust_nodes=False)
         assert type(got) is type(value) and (got == value if not isinstance(got, np.ndarray) else (got == value).all())
-    assert "trust_nodes=True" in doc and "`[security] trust_nodes = true`" in readme
+    assert "trust_nodes=True" in doc and "`[security] trust_nodes = true`" in page

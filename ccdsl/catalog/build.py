@@ -97,7 +97,7 @@ def provenance(src: Sources, rows: list[dict[str, Any]], dropped: dict[str, int]
     import hashlib
     from collections import Counter
 
-    from ccdsl import __version__
+    from ccdsl.version import __version__
 
     by_source = Counter(r["price_source"] or "unknown" for r in rows)
     dates = {r["price_source"]: r["price_date"] for r in rows if r["price_source"]}

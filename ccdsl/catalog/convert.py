@@ -155,6 +155,9 @@ def type_facts(spec: Mapping[str, Any], processor: ProcessorFact | None) -> dict
         "network_performance": rating,
         "network_gbps": network_gbps(rating),
         "efa": bool(net.get("EfaSupported", False)),
+        "efa_interfaces": int((net.get("EfaInfo") or {}).get("MaximumEfaInterfaces", 0))
+        if net.get("EfaSupported") else 0,
+        "network_cards": int(net.get("MaximumNetworkCards", 1)),
         "storage_type": disks[0]["Type"] if disks else "ebs",
         "storage_gib": round(storage.get("TotalSizeInGB", 0) * 1e9 / 2**30, 3) if disks else 0.0,
         "spot": "spot" in spec.get("SupportedUsageClasses", []),

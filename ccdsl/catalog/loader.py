@@ -12,37 +12,18 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ccdsl.catalog import places
+from ccdsl.catalog.places import USER_SUFFIXES, data_dir, shipped_files, user_catalog_dir, user_files
+
 if TYPE_CHECKING:
     import pandas as pd
 
+__all__ = ["KEY", "USER_SUFFIXES", "clear_cache", "data_dir", "load", "shipped_files", "user_catalog_dir",
+           "user_files"]
+
 KEY = ("provider", "region", "instance_type")
-USER_SUFFIXES = (".csv", ".toml")
 
 _CACHE: dict[Any, pd.DataFrame] = {}
-
-
-def data_dir() -> Path:
-    """ccdsl's user data directory (:func:`ccdsl.datadir.location`; creates nothing)."""
-    from ccdsl import datadir
-
-    return datadir.location()
-
-
-def user_catalog_dir() -> Path:
-    return data_dir() / "catalogs"
-
-
-def shipped_files() -> list[Path]:
-    from ccdsl._resources import catalog_dir
-
-    return sorted(catalog_dir().glob("*.parquet"))
-
-
-def user_files() -> list[Path]:
-    d = user_catalog_dir()
-    if not d.is_dir():
-        return []
-    return sorted(p for p in d.iterdir() if p.suffix in USER_SUFFIXES and not p.name.startswith("."))
 
 
 def _stamp(paths: Iterable[Path]) -> tuple[tuple[str, int, int], ...]:
@@ -54,6 +35,7 @@ def _stamp(paths: Iterable[Path]) -> tuple[tuple[str, int, int], ...]:
 
 
 def clear_cache() -> None:
+    """Forget every merged frame (tests, and writers that want the memory back)."""
     _CACHE.clear()
 
 
@@ -83,7 +65,7 @@ def load(*, user: bool = True, paths: Iterable[str | os.PathLike[str]] | None = 
         unknown = [c for c in cols if c not in COLUMN_NAMES]
         if unknown:
             raise CatalogError(f"unknown catalog column(s): {', '.join(unknown)}")
-    key = (_stamp(shipped), _stamp(users), cols, local)
+    key = (_stamp(shipped), _stamp(users), cols, local, places.generation())
     frame = _CACHE.get(key)
     if frame is None:
         frame = _merge(shipped, users, cols, local)

@@ -59,7 +59,7 @@ class RefreshResult:
     spot_interruption: int = 0  # rows with an interruption bucket (--spot)
 
 
-def _boto3() -> tuple[ModuleType, ModuleType, ModuleType]:
+def boto3_modules() -> tuple[ModuleType, ModuleType, ModuleType]:
     try:
         import boto3
         import botocore.config
@@ -174,15 +174,19 @@ def refresh(region: str, *, endpoint_url: str | None = None, pricing_endpoint_ur
             spot_advisor_url: str | None = None) -> RefreshResult:
     """Fetch one region and write its user catalog; see the module docstring.  ``spot_advisor_url`` overrides
     where the interruption buckets come from (else ``CCDSL_SPOT_ADVISOR_URL``, else AWS's public file)."""
-    boto3, bconfig, bexc = _boto3()
+    boto3, bconfig, bexc = boto3_modules()
     from ccdsl.catalog.convert import processor_fact, type_facts
     from ccdsl.catalog.loader import clear_cache, user_catalog_dir
     from ccdsl.catalog.schema import COLUMN_NAMES, NO_SPOT
     from ccdsl.catalog.spot import API_SOURCE as SPOT_API_SOURCE
     from ccdsl.catalog.spot import spot_columns
     from ccdsl.catalog.store import atomic_write, csv_bytes
+    from ccdsl.version import __version__
 
-    config = bconfig.Config(connect_timeout=min(5.0, timeout), read_timeout=timeout, retries=dict(RETRIES))
+    # ccdsl/<version> in the User-Agent: CloudTrail shows which calls were ccdsl's (and tests check them against
+    # the IAM policy ccdsl documents, ccdsl/executor/providers/aws_policy.json)
+    config = bconfig.Config(connect_timeout=min(5.0, timeout), read_timeout=timeout, retries=dict(RETRIES),
+                            user_agent_extra=f"ccdsl/{__version__}")
     session = boto3.session.Session()
     errors = (bexc.BotoCoreError, bexc.ClientError)
     warnings: list[str] = []

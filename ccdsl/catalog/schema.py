@@ -37,6 +37,10 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("network_performance", "string", "the provider's rating, e.g. 'Up to 25 Gigabit'"),
     ("network_gbps", "float64", "peak network bandwidth, Gbit/s"),
     ("efa", "bool", "Elastic Fabric Adapter supported"),
+    ("efa_interfaces", "int64", "EFA interfaces an instance may have (EfaInfo.MaximumEfaInterfaces; 32 on a "
+                                "p5.48xlarge, 1 on most EFA types, 0 without EFA)"),
+    ("network_cards", "int64", "network cards (MaximumNetworkCards): one ENA interface uses one card's bandwidth "
+                               "(100 of a p5.48xlarge's 3,200 Gbit/s)"),
     ("storage_type", "string", "ssd | hdd | ebs (no instance storage)"),
     ("storage_gib", "float64", "local instance storage, GiB (0 if none)"),
     ("spot", "bool", "spot usage class supported"),

@@ -245,13 +245,13 @@ def _fetch_json(url: str, what: str, option: str, progress: TextIO | None, timeo
                 attempts: int | None) -> Any:
     """A public JSON file through the Price List path's resumable stream, with progress; at most
     :data:`MAX_PUBLIC_FILE_BYTES`."""
-    from ccdsl.catalog import pricelist
+    from ccdsl.catalog import stream as streams
 
     kwargs: dict[str, Any] = {"timeout": timeout, "what": what, "option": option}
     if attempts is not None:
         kwargs["attempts"] = attempts
-    stream = pricelist.ResumableStream(url, **kwargs)
-    meter = pricelist.Progress(what, progress) if progress is not None else None
+    stream = streams.ResumableStream(url, **kwargs)
+    meter = streams.Progress(what, progress) if progress is not None else None
     data = bytearray()
     try:
         for chunk in stream.chunks():

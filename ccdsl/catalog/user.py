@@ -81,6 +81,10 @@ def _default(column: str, row: dict[str, Any]) -> Any:
         return row["accelerator_count"] * row["accelerator_memory_gib"]
     if column == "accelerator_memory_usable_gib":  # one figure written: the card's
         return row["accelerator_memory_gib"]
+    if column == "efa_interfaces":  # an EFA host has at least one
+        return 1 if row.get("efa") is True else 0
+    if column == "network_cards":
+        return 1
     if column in _NAN_OK:
         return math.nan
     return {"string": "", "int64": 0, "float64": 0.0, "bool": False}[DTYPES[column]]
@@ -416,7 +420,7 @@ def _plain_name(name: str) -> str:
 
 def add(path: str | Path, name: str | None = None) -> Path:
     """Validate a user catalog and copy it (atomically) into the user catalog directory; return the new path."""
-    from ccdsl.catalog.loader import clear_cache, user_catalog_dir
+    from ccdsl.catalog import places
     from ccdsl.catalog.store import atomic_write
 
     src = Path(path)
@@ -427,11 +431,11 @@ def add(path: str | Path, name: str | None = None) -> Path:
 
     file_name = _plain_name(name or src.name)
     datadir.ensure()
-    dest = user_catalog_dir() / file_name
+    dest = places.user_catalog_dir() / file_name
     if dest.suffix != src.suffix:
         raise CatalogError(f"the destination name must keep the suffix {src.suffix}")
     atomic_write(dest, src.read_bytes(), mode=0o600)
-    clear_cache()
+    places.changed()
     return dest
 
 
@@ -439,14 +443,14 @@ def remove(name: str) -> list[Path]:
     """Delete the user catalog ``name`` (its file name in the user catalog directory, with or without the suffix)
     and a refresh's ``.json`` sidecar; return the paths removed.  An unknown name is an error that lists the
     installed catalogs, so a typo never passes silently."""
-    from ccdsl.catalog.loader import clear_cache, user_catalog_dir, user_files
+    from ccdsl.catalog import places
 
-    files = user_files()
+    files = places.user_files()
     hits = [p for p in files if name in (p.name, p.stem)]
     if len(hits) != 1:
         names = [p.name for p in files]
         if not names:
-            raise CatalogError(f"no user catalog named {name!r}: there are none in {user_catalog_dir()}")
+            raise CatalogError(f"no user catalog named {name!r}: there are none in {places.user_catalog_dir()}")
         close = difflib.get_close_matches(name, names + [p.stem for p in files], n=1)
         why = "matches several installed user catalogs" if hits else "is not an installed user catalog"
         raise CatalogError(f"{name!r} {why}",
@@ -459,13 +463,13 @@ def remove(name: str) -> list[Path]:
     if sidecar.exists():
         sidecar.unlink()
         removed.append(sidecar)
-    clear_cache()
+    places.changed()
     return removed
 
 
 def installed() -> list[tuple[Path, int | None]]:
     """The user catalogs in the data directory with their row counts (None when a file no longer reads)."""
-    from ccdsl.catalog.loader import user_files
+    from ccdsl.catalog.places import user_files
 
     out: list[tuple[Path, int | None]] = []
     for p in user_files():

@@ -80,6 +80,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="the spot advisor file (default $CCDSL_SPOT_ADVISOR_URL, else AWS's public file)")
     r.add_argument("--no-price-fallback", action="store_true",
                    help="fail if the Price List API is unavailable instead of keeping shipped prices")
+    r.add_argument("--timeout", metavar="SECONDS", type=_seconds, default=20.0,
+                   help="with --from api: how long to wait for each answer of the AWS APIs (default 20; a slow "
+                        "endpoint, such as a test server on a busy machine, may need more)")
     r.set_defaults(func=cmd_refresh)
 
     a = cs.add_parser("add", help="validate a CSV/TOML user catalog and copy it into the user data directory")
@@ -434,6 +437,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _seconds(text: str) -> float:
+    """``--timeout``'s value: a positive number of seconds, at most a day (argparse names the option)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 86400:
+        raise argparse.ArgumentTypeError(f"a wait is a positive number of seconds up to 86400, not {text!r}")
+    return value
+
+
 def cmd_refresh(args: argparse.Namespace) -> int:
     from ccdsl.catalog.refresh import refresh
     from ccdsl.errors import CatalogError
@@ -453,9 +467,9 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 
     regions = args.region
     if not regions:
-        from ccdsl.catalog.refresh import _boto3
+        from ccdsl.catalog.refresh import boto3_modules
 
-        boto3, _c, _e = _boto3()
+        boto3, _c, _e = boto3_modules()
         default = boto3.session.Session().region_name
         if not default:
             raise CatalogError("no region given and none configured", hint="pass --region R")
@@ -463,7 +477,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     for region in regions:
         res = refresh(region, endpoint_url=args.endpoint_url, pricing_endpoint_url=args.pricing_endpoint_url,
                       spot=args.spot, price_fallback=not args.no_price_fallback,
-                      spot_advisor_url=args.spot_advisor_url)
+                      spot_advisor_url=args.spot_advisor_url, timeout=args.timeout)
         for w in res.warnings:
             print(f"warning: {w}", file=sys.stderr)
         spot = (f"; spot prices for {res.spot_priced} rows (per zone, DescribeSpotPriceHistory), interruption "

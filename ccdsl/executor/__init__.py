@@ -14,7 +14,7 @@ provider or the launcher needs it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ccdsl.executor.cluster import Cluster
 from ccdsl.executor.deploy import ClusterInfo, Plan, clusters, cost_report, deploy, get, reconnect
@@ -59,11 +59,14 @@ def terminate(cluster: Cluster | str, *, config: Config | None = None) -> None:
     get(cluster, config=config).terminate()
 
 
-def forget(handle: str) -> str:
+def forget(handle: str, *, config: Config | None = None) -> str:
     """Remove this machine's record of a cluster without asking its cloud (``ccdsl terminate --forget``), for a
     record that cannot be terminated (credentials gone, a cloud account closed).  Whatever the cluster has on this
-    machine goes with the record (a watchdog here, its files; for a local cluster, all of it).  Returns what to
-    tell the user: for a cloud cluster, the warning that what it still has there is no longer tracked here."""
+    machine goes with the record (a watchdog here, its files; for a local cluster, all of it).  On SSH hosts (your
+    own machines) the watchdog there is ended too, if they answer: nothing here follows up on what it would do.  On
+    a cloud, the watchdog on the nodes stays: once forgotten, it is all that still stops them.
+    Returns what to tell the user: for a cloud cluster, the warning that what it still has there is no longer
+    tracked here."""
     from ccdsl.errors import ClusterError
     from ccdsl.executor import state as st
 
@@ -78,6 +81,7 @@ def forget(handle: str) -> str:
     from ccdsl.executor.cluster import remove_local_files
 
     guard.stop_local_watchdog(handle)  # a watchdog here would go on guarding (and at $0/h never end)
+    ended = _end_host_watchdog(record, config) if record.provider == "ssh" else ""
     state.forget(handle)
     remove_local_files(handle)
     if record.status == st.TERMINATED:
@@ -92,12 +96,30 @@ def forget(handle: str) -> str:
                                if record.provider == "aws" and (record.settings.get("resolved_region")
                                                                 or record.settings.get("region")) else "")
     guarded = guard.Autostop.from_settings(record.settings.get("autostop"))
-    watchdog = (f"; its autostop watchdog, on its nodes, still {guarded.describe()}"
-                if guarded.active and record.status == st.RUNNING else "")
+    watchdog = ended or (f"; its autostop watchdog, on its nodes, still {guarded.describe()}"
+                         if guarded.active and record.status == st.RUNNING else "")
     return (f"forgot cluster {handle} ({record.status}) without asking {where}: anything it still has there (tagged "
             f"ccdsl:cluster={handle}) is no longer tracked by this machine and may still cost money; 'ccdsl "
             f"clusters' finds it again by its tags when it can reach {where}{watchdog}")
 
 
-__all__ = ["Cluster", "ClusterInfo", "Plan", "autostop", "clusters", "cost_report", "deploy", "forget", "interrupt",
-           "reconnect", "restart", "resume", "terminate"]
+def _end_host_watchdog(record: Any, config: Config | None) -> str:
+    """End the watchdog of a running SSH-hosts cluster on its node 0, if it has one and the node answers; what to
+    add to the user's message."""
+    from ccdsl.errors import CcdslError
+    from ccdsl.executor import guard
+    from ccdsl.executor import state as st
+
+    if record.status != st.RUNNING or not guard.Autostop.from_settings(record.settings.get("autostop")).active:
+        return ""
+    try:
+        guard.disarm(Cluster(record.handle, config=config))
+    except (CcdslError, OSError, EOFError) as exc:  # paramiko's errors are OSError or EOFError subclasses, or ours
+        reason = exc.message if isinstance(exc, CcdslError) else str(exc) or type(exc).__name__
+        return (f"; its autostop watchdog on its hosts could not be reached to end it ({reason}): it ends itself "
+                "once the hosts are idle")
+    return "; its autostop watchdog on its hosts was ended"
+
+
+__all__ = ["Cluster", "ClusterInfo", "Plan", "autostop", "clusters", "cost_report", "deploy", "forget", "get",
+           "interrupt", "reconnect", "restart", "resume", "terminate"]

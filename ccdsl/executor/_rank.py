@@ -16,6 +16,8 @@ calls no constructor on this machine), ``U`` + a message (the value is not plain
 trusted), or ``P`` + a cloudpickle (only when the run trusts the nodes).
 """
 
+from __future__ import annotations
+
 import base64
 import io
 import json
@@ -24,11 +26,13 @@ import pickle
 import struct
 import sys
 import traceback
+from collections.abc import Callable
+from typing import IO, Any, NoReturn
 
 MARK = "\x1eccdsl-"
 
 
-def _emit(stream, kind, data):
+def _emit(stream: IO[str], kind: str, data: bytes) -> None:
     stream.flush()
     stream.write(MARK + kind + ":" + base64.b64encode(data).decode("ascii") + "\n")
     stream.flush()
@@ -45,7 +49,7 @@ class NotPlain(TypeError):
     """A value outside the plain-data types (see :func:`plain`)."""
 
 
-def plain(value):
+def plain(value: Any) -> bytes:
     """``value`` in ccdsl's tagged data format: None, bool, int, float, complex, str, bytes, list, tuple, dict,
     set, frozenset, and numpy arrays and scalars of bool or numeric dtype (exact types: a subclass, such as a
     namedtuple, is not plain).  Anything else raises :class:`NotPlain` naming its type and where it is.
@@ -110,7 +114,7 @@ def plain(value):
     return b"".join(out)
 
 
-def _run(v, t, add):
+def _run(v: Any, t: type, add: Callable[[bytes], None]) -> bool:
     """A list or tuple of only int64s or only floats, in one block (far faster than one tag per item)."""
     from array import array
 
@@ -132,7 +136,7 @@ def _run(v, t, add):
     return True
 
 
-def _where(value, bad):
+def _where(value: Any, bad: Any) -> str:
     """Where ``bad`` sits in ``value`` (``[2]['x']``), found again only when a value is refused."""
     todo = [(value, "")]
     while todo:
@@ -150,7 +154,7 @@ def _where(value, bad):
     return ""
 
 
-def _numeric(v):
+def _numeric(v: Any) -> bool:
     """A numpy array or scalar (exact types) of bool or numeric dtype?"""
     np = sys.modules.get("numpy")
     if np is None:
@@ -160,21 +164,31 @@ def _numeric(v):
     return v.dtype.kind in "biufc" and v.dtype.fields is None
 
 
-def _result_record(value, trust):
+def _result_record(value: Any, trust: bool) -> bytes:
     """Rank 0's result record (see the module's docstring)."""
     if trust:
         import cloudpickle
 
-        return b"P" + cloudpickle.dumps(value)
+        pickled: bytes = cloudpickle.dumps(value)
+        return b"P" + pickled
     try:
         return b"D" + plain(value)
     except NotPlain as exc:
         return b"U" + str(exc).encode()
 
 
-def _fail(comm, exc, payload_path, code=1):
-    info = {"rank": comm.Get_rank(), "type": type(exc).__name__, "message": str(exc),
-            "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))}
+ERROR_TEXT = 20000  # characters of an error's message (its start) and traceback (its end) in the error record
+
+
+def _fail(comm: Any, exc: BaseException, payload_path: str, code: int = 1) -> NoReturn:
+    # bounded, so the record stays one line to the launcher: it passes longer lines on in 1 MiB pieces (at most
+    # 12 bytes per character in the JSON, 4/3 of that in base64: well below)
+    message, trace = str(exc), "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    if len(message) > ERROR_TEXT:
+        message = message[:ERROR_TEXT] + f"... ({len(message) - ERROR_TEXT} more characters)"
+    if len(trace) > ERROR_TEXT:
+        trace = f"({len(trace) - ERROR_TEXT} characters before) ..." + trace[-ERROR_TEXT:]
+    info = {"rank": comm.Get_rank(), "type": type(exc).__name__[:200], "message": message, "traceback": trace}
     record = MARK + "error:" + base64.b64encode(json.dumps(info).encode()).decode("ascii") + "\n"
     # also in a file next to the payload: MPI_Abort may kill the process manager before it forwards stderr
     path = f"{payload_path}.error.{comm.Get_rank()}"
@@ -196,7 +210,7 @@ def _fail(comm, exc, payload_path, code=1):
     sys.exit(code)
 
 
-def main(argv):
+def main(argv: list[str]) -> int:
     from mpi4py import MPI
 
     comm = MPI.COMM_WORLD
@@ -252,7 +266,7 @@ def main(argv):
     return _as_main(comm, payload_path, lambda: exec(compile(source, filename, "exec"), module))
 
 
-def _as_main(comm, payload_path, run):
+def _as_main(comm: Any, payload_path: str, run: Callable[[], object]) -> int:
     """Run a program as ``__main__``: its exit status, or its exception reported (and the job aborted)."""
     try:
         run()

@@ -8,18 +8,28 @@ directories.  Whole seconds because SFTP (v3) carries whole seconds: a copied fi
 source, or every re-sync would send everything again.
 """
 
+from __future__ import annotations
+
 import fnmatch
 import json
 import os
 import stat
 import sys
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import tarfile
+    from collections.abc import Iterator
+
+# A tree entry: a file is (size, whole-second mtime, permission bits), a link (0, 0, 0, target).
+Entry = Any
 
 MANIFEST = ".ccdsl-tree.json"  # on a node: the source's mtimes in nanoseconds, as of the last complete sync
 ALWAYS_IGNORED = (".git", "__pycache__", ".venv", MANIFEST)
 IGNORE_FILE = ".ccdslignore"
 
 
-def ignore_patterns(root):
+def ignore_patterns(root: str) -> list[str]:
     """The patterns that leave files out: ``.git``, ``__pycache__``, ``.venv`` and the lines of ``.ccdslignore``
     (glob patterns; ``#`` starts a comment; a trailing ``/`` matches directories only)."""
     patterns = list(ALWAYS_IGNORED)
@@ -34,7 +44,7 @@ def ignore_patterns(root):
     return patterns
 
 
-def is_ignored(rel, is_dir, patterns):
+def is_ignored(rel: str, is_dir: bool, patterns: list[str]) -> bool:
     """Does ``rel`` (a path relative to the root, ``/``-separated) match a pattern?  A pattern without ``/``
     matches any path component's name; one with ``/`` matches the whole relative path."""
     name = rel.rsplit("/", 1)[-1]
@@ -55,21 +65,22 @@ def is_ignored(rel, is_dir, patterns):
 class OutsideLinks(Exception):
     """Symbolic links in a source folder that resolve outside it: ``paths`` (relative), none of them sent."""
 
-    def __init__(self, paths):
+    def __init__(self, paths: list[str]) -> None:
         super().__init__(", ".join(paths))
         self.paths = paths
 
 
-def is_link(entry):
+def is_link(entry: Entry) -> bool:
     """Is a tree entry a symbolic link (``(0, 0, 0, target)``) rather than a file (``(size, mtime, mode)``)?"""
     return len(entry) == 4
 
 
-def _inside(path, root):
+def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
-def scan(root, patterns=None, stamps=None, source=False):
+def scan(root: str, patterns: list[str] | None = None, stamps: dict[str, int] | None = None,
+         source: bool = False) -> tuple[dict[str, Entry], set[str]]:
     """``(files, dirs)`` of the folder ``root``; ``patterns`` (None: none) leave paths out; a missing root is an
     empty tree.  Nothing is followed (``os.lstat``): a symbolic link is an entry ``(0, 0, 0, target)``, and only
     regular files and links are listed (devices, sockets and FIFOs are never opened).  With ``source``, a link
@@ -77,12 +88,12 @@ def scan(root, patterns=None, stamps=None, source=False):
     ``OutsideLinks`` naming them all, so nothing outside the folder (``~/.aws/credentials``, ``/proc``) ever
     leaves this machine.  ``stamps`` (a dict), if given, receives every file's mtime in nanoseconds: two versions
     of a file written within one second, of equal size, differ there."""
-    files: dict = {}
+    files: dict[str, Entry] = {}
     dirs: set[str] = set()
     if not os.path.isdir(root):
         return files, dirs
     real_root = os.path.realpath(root)
-    outside = []
+    outside: list[str] = []
     for here, subdirs, names in os.walk(root):  # os.walk does not descend into links to directories
         rel_here = os.path.relpath(here, root).replace(os.sep, "/")
         rel_here = "" if rel_here == "." else rel_here + "/"
@@ -125,7 +136,7 @@ def scan(root, patterns=None, stamps=None, source=False):
     return files, dirs
 
 
-def open_regular(path):
+def open_regular(path: str) -> IO[bytes]:
     """``path`` opened for reading, only if it is (still) a regular file and not a link: a FIFO or device put in
     its place since the scan is neither waited on nor read."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
@@ -139,7 +150,7 @@ def open_regular(path):
         raise
 
 
-def read_upto(f, size, chunk=1 << 20):
+def read_upto(f: IO[bytes], size: int, chunk: int = 1 << 20) -> Iterator[bytes]:
     """The chunks of ``f``, ``size`` bytes at most in all (the size the scan saw: a growing file sends no more)."""
     while size > 0:
         data = f.read(min(chunk, size))
@@ -149,7 +160,7 @@ def read_upto(f, size, chunk=1 << 20):
         yield data
 
 
-def link_ok(rel, target):
+def link_ok(rel: str, target: str) -> bool:
     """May a node create the link ``rel`` -> ``target``?  Only a relative target that stays in the folder."""
     if not target or target.startswith("/"):
         return False
@@ -157,7 +168,7 @@ def link_ok(rel, target):
     return joined != ".." and not joined.startswith("../") and not joined.startswith("/")
 
 
-def read_manifest(root):
+def read_manifest(root: str) -> dict[str, Any] | None:
     """The stamps recorded by the last complete sync into ``root`` (None: no record)."""
     try:
         with open(os.path.join(root, MANIFEST)) as f:
@@ -167,13 +178,15 @@ def read_manifest(root):
     return recorded if isinstance(recorded, dict) else None  # a node's file: anything else is no record
 
 
-def compare(source, target, stamps=None, recorded=None):
+def compare(source: tuple[dict[str, Entry], set[str]], target: tuple[dict[str, Entry], set[str]],
+            stamps: dict[str, Any] | None = None, recorded: dict[str, Any] | None = None) -> dict[str, Any]:
     """What makes ``target`` equal to ``source``: ``{"send": [...], "chmod": {path: mode}, "delete": [...],
     "rmdirs": [...], "mkdirs": [...]}``.  A file (or link) is sent when it is missing or its size or mtime (or
     link target) differ, or its nanosecond stamp differs from the one ``recorded`` at the target's last sync; only
     its mode differs: chmod.  Deletions and rmdirs come deepest first."""
     (sfiles, sdirs), (tfiles, tdirs) = source, target
-    send, chmod = [], {}
+    send: list[str] = []
+    chmod: dict[str, int] = {}
     for rel, entry in sorted(sfiles.items()):
         have = tfiles.get(rel)
         stale = stamps is not None and recorded is not None and recorded.get(rel) != stamps.get(rel)
@@ -189,12 +202,12 @@ def compare(source, target, stamps=None, recorded=None):
 
 
 # -- on a node ----------------------------------------------------------------------------------------------------
-def _list(dst, patterns):
+def _list(dst: str, patterns: list[str] | None) -> None:
     files, dirs = scan(dst, patterns)
     print(json.dumps({"files": files, "dirs": sorted(dirs), "manifest": read_manifest(dst)}))
 
 
-def _apply(dst):
+def _apply(dst: str) -> None:
     """Read a JSON line (the changes) and then a tar stream of the files to send from stdin; apply both."""
     import shutil
     import tarfile
@@ -241,7 +254,7 @@ def _apply(dst):
         write_manifest(dst, changes["manifest"])
 
 
-def write_manifest(root, stamps):
+def write_manifest(root: str, stamps: dict[str, Any]) -> None:
     """Record ``stamps`` in ``root`` (last, so an interrupted sync leaves the old record: all is re-checked)."""
     tmp = os.path.join(root, MANIFEST + ".tmp")
     with open(tmp, "w") as f:
@@ -249,7 +262,7 @@ def write_manifest(root, stamps):
     os.replace(tmp, os.path.join(root, MANIFEST))
 
 
-def _on_node(python, action, dst, *args):
+def _on_node(python: str, action: str, dst: str, *args: str) -> tuple[list[str], bytes]:
     """The argv that runs this file's ``action`` on a node that does not have this file: the source travels
     first on stdin (its length is in the command), the action's own input follows."""
     with open(os.path.abspath(__file__), "rb") as f:
@@ -259,7 +272,7 @@ def _on_node(python, action, dst, *args):
     return [python, "-c", code], source
 
 
-def add(tar, root, rel, entry):
+def add(tar: tarfile.TarFile, root: str, rel: str, entry: Entry) -> None:
     """Put the tree entry ``rel`` of ``root`` into ``tar``: a link as a link, a file's first ``size`` bytes."""
     import tarfile
 
@@ -273,7 +286,7 @@ def add(tar, root, rel, entry):
         tar.addfile(info, f)  # reads exactly info.size bytes (an error if the file shrank meanwhile)
 
 
-def _relay(src, dst, ssh, targets):
+def _relay(src: str, dst: str, ssh: str, targets: list[str]) -> None:
     """On the manager: make ``dst`` on every worker (``host=python`` in ``targets``) equal to ``src`` here,
     all workers at once.  Prints one JSON line per worker: sent files and bytes, deleted, or the error."""
     import shlex
@@ -291,7 +304,7 @@ def _relay(src, dst, ssh, targets):
     stamps = read_manifest(src)
     lock = threading.Lock()
 
-    def one(target):
+    def one(target: str) -> None:
         host, _, python = target.partition("=")
         argv, code = _on_node(python, "serve", dst, json.dumps(patterns))
         try:  # one SSH session per worker: its listing comes back, then the changes and files go out
@@ -332,7 +345,7 @@ def _relay(src, dst, ssh, targets):
         t.join()
 
 
-def main(argv):
+def main(argv: list[str]) -> int:
     action = argv[0]
     if action == "list":
         _list(argv[1], json.loads(argv[2]) if len(argv) > 2 else None)

@@ -197,7 +197,7 @@ class Cluster:
     def _repr_html_(self) -> str:
         """Jupyter: handle, status, price and the nodes as a table."""
         from ccdsl.executor import cost
-        from ccdsl.resolution import _html, html_table
+        from ccdsl.resolution import html_escape, html_table
 
         r = self.record
         try:
@@ -207,8 +207,9 @@ class Cluster:
         price = f", ${rate:.4f}/hour" if rate is not None else ""
         market = cost.market_summary(self.state.prices(self.handle))
         price += f" ({market})" if market else ""
-        title = (f"<b>{_html(r.contract)}</b> {_html(self.handle)}: {_html(r.cluster_type)} on {_html(r.provider)}, "
-                 f"{_html(r.status)}{_html(price)}")
+        title = (f"<b>{html_escape(r.contract)}</b> {html_escape(self.handle)}: "
+                 f"{html_escape(r.cluster_type)} on {html_escape(r.provider)}, "
+                 f"{html_escape(r.status)}{html_escape(price)}")
         head = ("role", "index", "instance id", "instance type", "address", "private address", "state")
         rows = [(n.role, n.index, n.instance_id, n.instance_type, n.address or "", n.private_address or "", n.state)
                 for n in self.nodes()]

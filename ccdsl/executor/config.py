@@ -43,7 +43,9 @@ class AwsConfig:
     region: str = _key("", "Region used when the resolution does not name one; empty: boto3's default region.")
     profile: str = _key("", "boto3 profile name; empty: the default credential chain.")
     endpoint_url: str = _key("", "EC2 endpoint override (tests point it at a moto server); empty: AWS itself.")
-    image: dict = _key({"x86_64": UBUNTU_SSM.format(arch="amd64"), "arm64": UBUNTU_SSM.format(arch="arm64")},
+    ssm_endpoint_url: str = _key("", "SSM endpoint override (where 'resolve:ssm:' image parameters are read); empty: "
+                                     "AWS itself, whatever endpoint_url says.")
+    image: dict[str, str] = _key({"x86_64": UBUNTU_SSM.format(arch="amd64"), "arm64": UBUNTU_SSM.format(arch="arm64")},
                        "AMI per CPU architecture (image.x86_64, image.arm64): an AMI id or 'resolve:ssm:<parameter>'."
                        " Default: Ubuntu 24.04 (Python 3.12) from Canonical's public SSM parameters.")
     user: str = _key("ubuntu", "SSH login user of the image.")
@@ -63,15 +65,16 @@ class AwsConfig:
                                         "bill at the list price (sustained load is throttled to the baseline); "
                                         "'unlimited' runs at full speed and may add the surplus rate, which the cost "
                                         "record, cost-report and max_cost then count at its worst case.")
-    zones: list = _key([], "Availability zones to try, in order; empty: every available zone of the region.")
+    zones: list[str] = _key([], "Availability zones to try, in order; empty: every available zone of the region.")
     volume_size: int = _key(0, "Root volume size in GiB (at least the image's own size); 0: the image's size.  "
                                "Always encrypted.")
     volume_type: str = _key("gp3", "Root volume type.")
     connect_address: str = _key("public", "Which address ccdsl connects to: 'public' or 'private' (inside a VPN).")
-    address_map: dict = _key({}, "TEST HOOK: connect to these hosts instead of the addresses EC2 reports.  Keys "
-                                 "'<role>.<launch index>' (or '<launch index>' for workers), values 'host' or "
-                                 "'host:port'.  The private address of a mapped node is the same host.")
-    tags: dict = _key({}, "Extra tags put on every resource (ccdsl's own ccdsl:* tags are always added).")
+    address_map: dict[str, str] = _key({}, "TEST HOOK: connect to these hosts instead of the addresses EC2 reports.  "
+                                           "Keys '<role>.<launch index>' (or '<launch index>' for workers), values "
+                                           "'host' or 'host:port'.  The private address of a mapped node is the same "
+                                           "host.")
+    tags: dict[str, str] = _key({}, "Extra tags put on every resource (ccdsl's own ccdsl:* tags are always added).")
     boot_wait: str = _key("if command -v cloud-init >/dev/null 2>&1 && [ -d /run/cloud-init ]; then "
                           "cloud-init status --wait >/dev/null; fi",
                           "Shell command run on each new node before ccdsl probes it: by default it waits until "
@@ -86,7 +89,7 @@ class AwsConfig:
 class SshConfig:
     """SSH transport, and bring-your-own hosts for the ``ssh`` provider."""
 
-    hosts: list = _key([], "Hosts of the ssh provider: strings 'user@host:port' or tables {address, user, port, "
+    hosts: list[Any] = _key([], "Hosts of the ssh provider: strings 'user@host:port' or tables {address, user, port, "
                            "key_path, ...}.")
     user: str = _key("", "Default SSH user for ssh-provider hosts; empty: the local user name.")
     port: int = _key(22, "Default SSH port for ssh-provider hosts.")
@@ -125,8 +128,8 @@ class MpiConfig:
     remote_dir: str = _key(".ccdsl", "Directory on the nodes (relative to the login dir) for per-cluster files.")
     authorized_keys: str = _key(".ssh/authorized_keys", "Where the cluster-internal public key is installed.")
     install: bool = _key(False, "pip-install the packages below into a venv on nodes that lack them.")
-    packages: list = _key(["mpich", "mpi4py", "cloudpickle"], "What 'install' installs.")
-    extra_args: list = _key([], "Extra arguments passed to mpiexec.")
+    packages: list[str] = _key(["mpich", "mpi4py", "cloudpickle"], "What 'install' installs.")
+    extra_args: list[str] = _key([], "Extra arguments passed to mpiexec.")
     timeout: float = _key(0.0, "Seconds one run may take; 0: no limit.")
 
 
@@ -135,7 +138,7 @@ class SecurityConfig:
     """What a contract may change.  A contract may narrow security, never widen it: the keys that decide who reaches
     the nodes or what runs on this machine are refused in a contract unless listed here."""
 
-    contract_may_set: list = _key([], "Contract parameters accepted although they can widen access: any of "
+    contract_may_set: list[str] = _key([], "Contract parameters accepted although they can widen access: any of "
                                       "security_group_id, subnet_id, key_name, image_id, hosts, mpi_flags, python, "
                                       "ssh_cidr (a contract's ssh_cidr must otherwise lie inside [aws] ssh_cidr).")
     trust_nodes: bool = _key(False, "Accept any object as a run's result (cloudpickle).  false: only None, bool, "

@@ -467,6 +467,8 @@ def _create_plan(handle: str, plan: Plan, provider: Any, state: st.State, report
     # The spot zones of the plan's spot roles, cheapest first: an on-demand role starts in the first of them it can
     # use, so the cluster stays in one zone when it can (ManagerWorkers with spot workers: the manager beside them).
     lead = [z for r in plan.requests for z in _spot_zones(r)]
+    if hasattr(provider, "check_plan"):  # what the provider would refuse of any role: before the first create
+        provider.check_plan(plan.requests)
     for request in plan.requests:
         request = replace(request, handle=handle)
         zones = provider.zones(request) if hasattr(provider, "zones") else [None]

@@ -424,10 +424,10 @@ class Engines:
         if folder:
             env["PYTHONPATH"] = folder + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         with open(d / "engines.log", "ab") as log:
-            job = subprocess.Popen([mpi.local_mpiexec(), "-n", str(size),
-                                    *_engine_args(sys.executable, str(engine_profile))],
-                                   cwd=folder or str(d), env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                   start_new_session=True)
+            job = subprocess.Popen(mpi.local_command("-n", str(size),
+                                                     *_engine_args(sys.executable, str(engine_profile))),
+                                   cwd=folder or str(d), env=mpi.local_env(env), stdin=subprocess.DEVNULL, stdout=log,
+                                   stderr=log, start_new_session=True)
         return {"mode": "local", "size": size, "controller_pid": controller.pid, "mpiexec_pid": job.pid,
                 "identity": {str(p): identity(p) for p in (controller.pid, job.pid)},
                 "log": str(d / "engines.log"), "client": json.loads(client_file.read_text()),

@@ -41,6 +41,7 @@ from typing import Any
 from ccdsl.errors import ExecutionError, MissingDependencyError, ProviderError, RankError
 from ccdsl.executor import ssh
 from ccdsl.executor.config import check_node_dir
+from ccdsl.executor.lines import CHUNK, Lines
 from ccdsl.executor.model import Node
 from ccdsl.executor.parallel import parallel
 
@@ -92,6 +93,24 @@ def local_mpiexec() -> str:
     if found:
         return found
     raise MissingDependencyError("mpich", "mpi")
+
+
+# What keeps a job on this machine to the loopback interface: hydra's ``-iface lo`` (the address its proxies are told
+# to connect to) and the netmods' interface settings (UCX for MPICH's default ch4:ucx, libfabric's tcp and sockets
+# providers for ch4:ofi), so that no rank listens on an address other machines reach.  Hydra binds its own control
+# port to every address whatever it is told (it has no option for it); that one listener is left as it is.
+LOOPBACK_ARGS = ("-iface", "lo")
+LOOPBACK_ENV = {"UCX_NET_DEVICES": "lo", "FI_TCP_IFACE": "lo", "FI_SOCKETS_IFACE": "lo"}
+
+
+def local_command(*args: str) -> list[str]:
+    """This machine's mpiexec with ``args``, the job on the loopback interface (with :func:`local_env`)."""
+    return [local_mpiexec(), *LOOPBACK_ARGS, *args]
+
+
+def local_env(env: dict[str, str]) -> dict[str, str]:
+    """``env`` for a job on this machine: its ranks listen on the loopback interface only."""
+    return {**env, **LOOPBACK_ENV}
 
 
 # -- cluster set-up -------------------------------------------------------------------------------------------------
@@ -253,37 +272,30 @@ def print_stream(line: str, stream: str) -> None:
     out.flush()
 
 
+TAIL_WIDTH = 500
+
+
 class _Output:
-    """Splits output chunks into lines for the callback and picks out ccdsl's framed records."""
+    """Splits output chunks into lines for the callback (``lines.Lines``: a line without an end is passed on a
+    piece at a time) and picks out ccdsl's framed records."""
 
     def __init__(self, callback: Stream | None, nonce: str | None = None) -> None:
         self.callback = callback
         self.nonce = nonce  # this run's: a result record is "\x1eccdsl-result.<nonce>:..." alone on a stdout line
-        # The unfinished line of each stream, as a list of chunks: joined once, when its newline arrives.  Joining
-        # on every chunk would copy the whole line again each time -- quadratic for output without newlines
-        # (``\r`` progress bars, a large result record arriving in 64 KiB pieces).
-        self.partial: dict[str, list[bytes]] = {"stdout": [], "stderr": []}
+        # the result record is the one line kept whole, however long (it is only useful whole)
+        keep = (MARK + f"result.{nonce}:").encode() if nonce is not None else None
+        self.lines: dict[str, Lines] = {"stdout": Lines(keep), "stderr": Lines()}
         self.records: list[tuple[str, str]] = []
         self.tail: deque[str] = deque(maxlen=25)
 
     def feed(self, stream: str, chunk: bytes) -> None:
-        end = chunk.rfind(b"\n")
-        if end < 0:
-            if chunk:
-                self.partial[stream].append(bytes(chunk))
-            return
-        pending = self.partial[stream]
-        pending.append(chunk[:end])
-        *lines, last = b"".join(pending).split(b"\n")
-        self.partial[stream] = [chunk[end + 1:]] if end + 1 < len(chunk) else []
-        for line in (*lines, last):
+        for line in self.lines[stream].feed(chunk):
             self._line(stream, line.decode(errors="replace"))
 
     def close(self) -> None:
-        for stream, rest in self.partial.items():
-            if rest:
-                self._line(stream, b"".join(rest).decode(errors="replace"))
-        self.partial = {"stdout": [], "stderr": []}
+        for stream, lines in self.lines.items():
+            for line in lines.close():
+                self._line(stream, line.decode(errors="replace"))
 
     def _line(self, stream: str, text: str) -> None:
         if stream == "stderr" and ("execvp error on file" in text or _HYDRA_PIECES.match(text)):
@@ -307,7 +319,9 @@ class _Output:
                 self.records.append(("result", data.strip()))
                 return
             # else: text the program printed that looks like a result record; it is only text
-        self.tail.append(text)
+        # for the message of a failed job: the last lines, each up to its last TAIL_WIDTH characters (a line may
+        # be a 1 MiB piece of output without newlines)
+        self.tail.append(text if len(text) <= TAIL_WIDTH else "..." + text[-TAIL_WIDTH:])
         if self.callback is not None:
             self.callback(text, stream)
 
@@ -389,7 +403,7 @@ class _LocalProcess:
                 if deadline is not None and time.monotonic() > deadline:
                     raise _Deadline
                 for key, _ in sel.select(timeout=0.5):
-                    chunk = os.read(key.fd, 65536)
+                    chunk = os.read(key.fd, CHUNK)
                     if chunk:
                         out.feed(key.data, chunk)
                     else:
@@ -442,10 +456,10 @@ class _RemoteProcess:
             while True:
                 got = False
                 while chan.recv_ready():
-                    out.feed("stdout", chan.recv(65536))
+                    out.feed("stdout", chan.recv(CHUNK))
                     got = True
                 while chan.recv_stderr_ready():
-                    out.feed("stderr", chan.recv_stderr(65536))
+                    out.feed("stderr", chan.recv_stderr(CHUNK))
                     got = True
                 if self.pid is None and out.record("pid"):
                     self.pid = out.record("pid")[0]
@@ -703,9 +717,9 @@ class Launcher:
                 if self.workdir:
                     env["CCDSL_WORKDIR"] = self.workdir
                 python = self.options.local_python or sys.executable
-                argv = [local_mpiexec(), "-n", str(np), *extra, python, *flags, str(_RANK_FILE), mode,
-                        payload_path, *args]
-                code = self._pump(_LocalProcess(argv, env), out, timeout, "this machine")
+                argv = local_command("-n", str(np), *extra, python, *flags, str(_RANK_FILE), mode, payload_path,
+                                     *args)
+                code = self._pump(_LocalProcess(argv, local_env(env)), out, timeout, "this machine")
                 if code != 0:  # error records a rank also left in files (see _rank._fail)
                     for name in sorted(os.listdir(tmp)):
                         if ".error." in name and not name.endswith(".tmp"):
@@ -750,8 +764,8 @@ class Launcher:
         """``mpiexec -n NP PROGRAM ARGS``: any program, once per rank (on node 0 or the manager in ssh mode)."""
         here = ["-genv", "CCDSL_WORKDIR", self.workdir, "-wdir", self.workdir] if self.workdir else []
         if self.mode == "local":
-            command = [local_mpiexec(), "-n", str(np), *extra, *here, *argv]
-            return out, self._pump(_LocalProcess(command, dict(os.environ)), out, timeout, "this machine")
+            command = local_command("-n", str(np), *extra, *here, *argv)
+            return out, self._pump(_LocalProcess(command, local_env(dict(os.environ))), out, timeout, "this machine")
         via = self.via or self.nodes[0]
         hosts = ",".join(f"{n.private_address or n.address}:{self.ppn}" for n in self.nodes)
         via_dir = self._extra(via, "ccdsl_dir")

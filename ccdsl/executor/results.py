@@ -168,7 +168,7 @@ def from_plain(data: bytes) -> Any:
             value = _container(top[0], top[2])
 
 
-def _container(tag: int, items: list) -> Any:
+def _container(tag: int, items: list[Any]) -> Any:
     if tag == b"l"[0]:
         return items
     if tag == b"t"[0]:

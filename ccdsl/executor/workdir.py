@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from ccdsl.errors import ConfigError, ExecutionError, SetupError, printable
 from ccdsl.executor import _tree
+from ccdsl.executor.lines import CHUNK, Lines
 from ccdsl.executor.model import Node
 from ccdsl.executor.parallel import parallel
 
@@ -289,7 +290,9 @@ def relay(client: Any, manager: Node, workers: Sequence[Node], counter: Counter,
                           remote_dir(workers[0]), f"{d}/ssh", *targets])
     res = ssh.run(client, command, node=manager, timeout=timeout)
     by_address = {w.private_address or w.address: w for w in workers}
-    out, errors = [], []
+    out: list[Synced] = []
+    errors: list[str] = []
+    seen: set[str] = set()  # workers with a report
     for line in res.stdout.splitlines():
         try:
             report = json.loads(line)
@@ -299,6 +302,11 @@ def relay(client: Any, manager: Node, workers: Sequence[Node], counter: Counter,
             continue  # not a report: output of the manager's shell, say
         node = by_address.get(report["host"])
         name = ssh.describe(node) if node else printable(report["host"][:80])
+        if node is None or node.instance_id in seen:
+            # a worker reported twice, or a host that is no worker, must not stand in for a worker left out
+            errors.append(f"{name}: {'a second report' if node else 'a report for a host that is no worker'}")
+            continue
+        seen.add(node.instance_id)
         if "error" in report:
             errors.append(f"{name}: {printable(str(report['error'])[:500])}")
         elif not all(_count(report.get(k)) for k in ("files", "bytes", "deleted")):
@@ -306,10 +314,11 @@ def relay(client: Any, manager: Node, workers: Sequence[Node], counter: Counter,
         else:
             counter.plan(report["files"], report["bytes"])
             counter.done(report["files"], report["bytes"])
-            out.append(Synced(name, node.instance_id if node else "?", report["files"], report["bytes"],
-                              report["deleted"], bool(report.get("fresh"))))
-    if errors or res.code != 0 or len(out) != len(workers):
-        detail = "; ".join(errors) or res.stderr.strip()[-500:] or f"exit {res.code}"
+            out.append(Synced(name, node.instance_id, report["files"], report["bytes"], report["deleted"],
+                              bool(report.get("fresh"))))
+    errors += [f"{ssh.describe(w)}: no report" for w in workers if w.instance_id not in seen]
+    if errors or res.code != 0:
+        detail = "; ".join(errors) or printable(res.stderr.strip()[-500:]) or f"exit {res.code}"
         raise ExecutionError(f"the manager {ssh.describe(manager)} could not copy the folder to the workers: "
                              f"{detail}")
     return out
@@ -344,6 +353,17 @@ def _setup_pid_file(handle: str) -> Path:
     return local_dir(handle).parent / "setup.pid"
 
 
+def _stream_lines(read: Callable[[], bytes], line: Callable[[str], None]) -> None:
+    """Pass on each line (and each piece of a line without an end: ``lines.Lines``) of what ``read`` returns,
+    until it returns nothing."""
+    lines = Lines()
+    while chunk := read():
+        for one in lines.feed(chunk):
+            line(one.decode(errors="replace"))
+    for one in lines.close():
+        line(one.decode(errors="replace"))
+
+
 def setup_local(directory: Path, command: str, stream: Stream, *, handle: str | None = None) -> None:
     """Run the set-up on this machine (the local provider), streaming its output.  It runs in a process group of
     its own, named in ``setup.pid`` beside the folder, so that ``terminate`` ends it (and what it started) when
@@ -360,9 +380,9 @@ def setup_local(directory: Path, command: str, stream: Stream, *, handle: str | 
     if pid_file is not None:
         pid_file.write_text(str(proc.pid))
     assert proc.stdout is not None
+    fd = proc.stdout.fileno()
     try:
-        for raw in proc.stdout:
-            stream("this machine", raw.decode(errors="replace").rstrip("\n"))
+        _stream_lines(lambda: os.read(fd, CHUNK), lambda line: stream("this machine", line))
         code = proc.wait()
     except BaseException:  # Ctrl-C: the set-up ends with the deploy
         _end_group(proc.pid)
@@ -439,19 +459,15 @@ def setup_remote(pool: ssh.Connections, nodes: Sequence[Node], command: str, str
         chan = client.get_transport().open_session(timeout=pool.options.connect_timeout)
         chan.set_combine_stderr(True)
         chan.exec_command(_shell(remote_dir(node), command, node.extra.get("python")))
-        partial = b""
-        while True:
-            if chan.recv_ready():
-                data = chan.recv(65536)
-                *lines, partial = (partial + data).split(b"\n")
-                for line in lines:
-                    stream(name, line.decode(errors="replace"))
-            elif (chan.exit_status_ready() and not chan.recv_ready()) or chan.closed:
-                break
-            else:
+
+        def read() -> bytes:  # the next chunk; nothing once the command ended and its output is read
+            while not chan.recv_ready():
+                if chan.exit_status_ready() or chan.closed:
+                    return chan.recv(CHUNK) if chan.recv_ready() else b""
                 ssh._wait_channel(chan, 0.05)
-        if partial:
-            stream(name, partial.decode(errors="replace"))
+            return chan.recv(CHUNK)
+
+        _stream_lines(read, lambda line: stream(name, line))
         code = chan.recv_exit_status()
         chan.close()
         return node, code

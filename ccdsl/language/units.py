@@ -23,6 +23,7 @@ _DECIMAL = {"K": 1e-6, "M": 1e-3, "G": 1.0, "T": 1e3, "P": 1e6}  # to Gbit/s
 FACTORS = {"memory": _BINARY, "bandwidth": _DECIMAL}
 
 _NUMBER = re.compile(r"([-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)([A-Za-z]*|%)")  # ASCII digits
+_INTEGER = re.compile(r"[-+]?[0-9]+")
 PERCENT = "%"
 
 
@@ -41,7 +42,7 @@ def split(text: str) -> tuple[int | float, str]:
     if m is None:
         raise ValueProblem(f"'{text}' is not a number")
     mantissa, suffix = m.groups()
-    if re.fullmatch(r"[-+]?[0-9]+", mantissa):
+    if _INTEGER.fullmatch(mantissa):
         if len(mantissa) > 300:
             raise ValueProblem(f"'{text[:20]}…' is too large")
         return int(mantissa), suffix

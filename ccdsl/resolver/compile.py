@@ -471,7 +471,7 @@ def comment(text: str) -> str:
 
 def count_formula(clause: Clause) -> str:
     """A node_count clause on the Int ``n``: whole numbers compared exactly (no slack), as :mod:`.counts` does."""
-    q, vals = clause.qualifier, [Fraction(exact(_number(v))) for v in clause.values]
+    q, vals = clause.qualifier, exact_values(clause.values)
     whole = [int(v) for v in vals if v.denominator == 1]
     if q == "unrestricted":
         return "true"
@@ -489,7 +489,7 @@ def qualify(clause: Clause, term: str, whole: bool = True) -> str:
     total (vCPUs, accelerators: whole numbers compared exactly, as :mod:`.counts` does)."""
     q, vals = clause.qualifier, clause.values
     if PARAMETERS[clause.parameter].kind == "count":
-        return _exact_count(q, [exact(_number(v)) for v in vals], term, whole)
+        return _exact_count(q, exact_values(vals), term, whole)
     if q == "unrestricted":
         return "true"
     if q == "atleast":
@@ -508,7 +508,7 @@ def qualify(clause: Clause, term: str, whole: bool = True) -> str:
     raise ValueError(q)
 
 
-def _exact_count(q: str, vals: list[Fraction], term: str, whole_total: bool = True) -> str:
+def _exact_count(q: str, vals: list[int | Fraction], term: str, whole_total: bool = True) -> str:
     """:func:`qualify` for a count total: ``term`` against the values exactly.  ``whole_total``: every class's
     per-node value is whole, so the total is too: a value that is not whole is never equal to it, and a run of
     consecutive values is a range.  Otherwise (accelerator shares: 1/8 of a GPU) each value is compared as is."""
@@ -560,6 +560,12 @@ def exact(x: float | int | Fraction) -> Fraction:
     if isinstance(x, (int, np.integer)):
         return Fraction(int(x))
     return Fraction(repr(float(x)))
+
+
+def exact_values(values: tuple[Value, ...]) -> list[int | Fraction]:
+    """A numeric clause's values, exactly: ints as they are (a Fraction per value costs ~5 µs: seconds for a list
+    of a megabyte, issue 18), others as :func:`exact` writes them."""
+    return [v if type(v) is int else exact(_number(v)) for v in values]
 
 
 def _number(v: Value) -> float | int:

@@ -30,6 +30,7 @@ Rules:
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -69,8 +70,16 @@ def too_many(clause: Clause, value: float) -> ContractError:
 
 def count_cap(clause: Clause | None) -> int:
     """The largest count considered for a node_count clause."""
-    named = _whole(clause.values, clause) if clause is not None else []
-    return int(max([MAX_NODES, *(math.floor(v) for v in named)]))
+    return MAX_NODES if clause is None else _count_cap(clause)
+
+
+# count_cap and count_domain of a clause, remembered: a resolve asks for them about ten times (the ranking, the
+# proof, the conflict and each near miss), and a node_count clause may list a megabyte of values (issue 18:
+# 0.2 s per call for @not(1, …, 144951)).  Keyed by the clause's value (hashing its values is a C loop); a few
+# only, since a clause of a megabyte of text holds tens of megabytes of values.
+@functools.lru_cache(maxsize=8)
+def _count_cap(clause: Clause) -> int:
+    return int(max([MAX_NODES, *(math.floor(v) for v in _whole(clause.values, clause))]))
 
 
 @dataclass(frozen=True)
@@ -164,6 +173,19 @@ def count_domain(clause: Clause | None, fixed: int | None = None) -> CountDomain
         return CountDomain.of([(fixed, fixed)])
     if clause is None:
         return CountDomain.of([(1, 1)])
+    return _clause_domain(clause)
+
+
+@functools.lru_cache(maxsize=8)
+def _clause_domain(clause: Clause) -> CountDomain:
+    """:func:`count_domain` of a clause (remembered, see :func:`_count_cap`: its arrays are made read-only)."""
+    domain = _domain_of(clause)
+    domain.starts.flags.writeable = False
+    domain.stops.flags.writeable = False
+    return domain
+
+
+def _domain_of(clause: Clause) -> CountDomain:
     cap = float(count_cap(clause))
     q, vals = clause.qualifier, _whole(clause.values, clause)
     if q == "unrestricted":

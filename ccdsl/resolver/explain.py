@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ccdsl import taxonomy
+from ccdsl import fabric, taxonomy
 from ccdsl.burstable import answer_line
 from ccdsl.catalog.freshness import PRICE_MAX_AGE_DAYS, SPOT_PRICE_MAX_AGE_DAYS, price_age_days
 from ccdsl.catalog.shares import count_text
@@ -195,9 +195,32 @@ def minimal_core(ranking: Ranking) -> list[comp.Literal]:
     if problem is None:
         return _vectorized_core(ranking)
     try:
-        return _z3_core(problem)
+        core = _z3_core(problem)
     except z3.Z3Exception as e:  # the context is this call's own: nothing of it outlives the error
         raise solve.solver_error(ranking.contract, e) from e
+    return _as_written(ranking, core) if _overrides(ranking.contract) else core
+
+
+def _overrides(contract: Contract) -> bool:
+    """Whether a role's clause replaces an unscoped clause of the same parameter for that role
+    (``manager.node_provider => @unrestricted`` beside ``node_provider => "Local"``).
+
+    Why it matters: Z3's problem is built over each role's rows in scope for the whole contract, and there dropping
+    a clause leaves its role unconstrained.  Dropping a role's override means something else: the role inherits
+    the unscoped clause again, which can narrow it (``Local`` for the manager) or widen its scope (the on-premise
+    rows ``Local`` names).  So Z3's core can miss the override, or keep one it no longer needs."""
+    unscoped = {c.parameter for c in contract.clauses if c.role is None}
+    return any(c.role is not None and c.parameter in unscoped for c in contract.clauses)
+
+
+def _as_written(ranking: Ranking, core: list[comp.Literal]) -> list[comp.Literal]:
+    """A minimal conflict under what dropping a clause means to the contract (:func:`relaxed`, checked by the
+    ranking): deletion over every clause, those outside Z3's ``core`` tried first so that its clauses stay when
+    they can, repeated until no clause can go (an override makes dropping non-monotone: one pass is not enough)."""
+    wspec = ranking.workers.spec
+    lits, _ = literal_table(wspec, ranking.manager.spec if ranking.manager is not None else None)
+    names = {lit.name for lit in core}
+    return _shrunk(ranking, [lit for lit in lits if lit.name not in names] + list(core), until_fixed=True)
 
 
 def _z3_core(problem: comp.Problem) -> list[comp.Literal]:
@@ -221,20 +244,28 @@ def _z3_core(problem: comp.Problem) -> list[comp.Literal]:
 
 def _vectorized_core(ranking: Ranking) -> list[comp.Literal]:
     """The same deletion-based minimization, with the vectorized ranking as the feasibility check (for problems
-    over :data:`.solve.Z3_CLASS_LIMIT`).  Dropping a clause means what it means to the solver: a dropped node count
+    over a limit of :func:`.solve.z3_limit`).  Dropping a clause means what it means to the solver: a dropped node count
     (written or the default 1) allows any count up to the cap (1024, or the largest count the clause named), a
     dropped locale lets every region compete."""
     wspec = ranking.workers.spec
     lits, _ = literal_table(wspec, ranking.manager.spec if ranking.manager is not None else None)
-    core = list(lits)
-    i = 0
-    while i < len(core):
-        trial = core[:i] + core[i + 1:]
-        if not rank(ranking.view, relaxed(ranking.contract, trial), ranking.region, ranking.any_region).feasible:
-            core = trial
-        else:
-            i += 1
-    return core
+    return _shrunk(ranking, list(lits), until_fixed=_overrides(ranking.contract))
+
+
+def _shrunk(ranking: Ranking, core: list[comp.Literal], until_fixed: bool) -> list[comp.Literal]:
+    """Deletion-based shrinking of the unsatisfiable ``core`` with the ranking as the feasibility check, in
+    ``core``'s order; passes repeated while one drops a clause when ``until_fixed``."""
+    while True:
+        size = len(core)
+        i = 0
+        while i < len(core):
+            trial = core[:i] + core[i + 1:]
+            if not rank(ranking.view, relaxed(ranking.contract, trial), ranking.region, ranking.any_region).feasible:
+                core = trial
+            else:
+                i += 1
+        if not until_fixed or len(core) == size:
+            return core
 
 
 def relaxed(contract: Contract, keep: list[comp.Literal]) -> Contract:
@@ -287,7 +318,7 @@ def _full_problem(ranking: Ranking) -> comp.Problem | None:
     if ranking.manager is not None and mspec is not None:
         manager_classes = classes(ranking.manager, mspec, lower_budget(wspec))
     size = len(worker_classes.rows) + (len(manager_classes.rows) if manager_classes is not None else 0)
-    if size > solve.Z3_CLASS_LIMIT:
+    if solve.z3_limit(size, wspec) is not None:
         return None
     return comp.compile_problem(wspec, worker_classes, mspec, manager_classes, lits, index, count_cap(wspec.count),
                                 lambda row: row_name(view, row))
@@ -445,8 +476,15 @@ def why_not(view: CatalogView, row: int, c: Clause) -> str:
     return f"{c.parameter} {_fmt(v, c.parameter)} {verb} {_want(c)}"
 
 
+# A value list in an answer's sentence shows this many values, then how many there are: a sentence is read, and a
+# list of a megabyte (issue 18) took ~0.2 s to format in full.
+SHOWN_VALUES = 12
+
+
 def _want(c: Clause) -> str:
-    vals = [_fmt(v, c.parameter) for v in c.values]
+    vals = [_fmt(v, c.parameter) for v in c.values[:SHOWN_VALUES]]
+    if len(c.values) > SHOWN_VALUES:
+        vals.append(f"… ({len(c.values)} values)")
     if c.qualifier == "atleast":
         return "≥ " + vals[0]
     if c.qualifier == "atmost":
@@ -508,6 +546,10 @@ def explanation(ranking: Ranking, chosen: Choice, manager: Choice | None, altern
     lines += cost_lines(chosen, manager)
     lines += [line for line in (answer_line(chosen.instance_type, "workers:" if manager else ""),
                                 answer_line(manager.instance_type, "manager:") if manager else "") if line]
+    efa = fabric.asked(ranking.workers.spec.node)
+    if efa is not None or (chosen.provider == AWS and chosen.efa_interfaces):  # a type without EFA: said if asked
+        lines.append(("workers: " if manager else "") + fabric.decide(chosen.instance_type, chosen.efa_interfaces,
+                                                                     chosen.node_count, efa).line())
     if ranking.default_region and chosen.provider == AWS:  # other providers' rows are not limited by region
         lines.append(f"region {ranking.region} ({REGION_ORIGINS[region_origin]}; --any-region lets every region "
                      "compete)")
@@ -525,7 +567,7 @@ def explanation(ranking: Ranking, chosen: Choice, manager: Choice | None, altern
     if proof is not None:
         classes = f"{proof.classes} Pareto class{'es' * (proof.classes != 1)}"
         if not proof.checked:
-            z3_note = f"; not checked with Z3 ({classes}, over its limit of {solve.Z3_CLASS_LIMIT})"
+            z3_note = f"; not checked with Z3 ({proof.unchecked})"
         elif proof.priced:
             z3_note = f"; Z3 finds the same optimum over {classes}"
         else:

@@ -77,9 +77,12 @@ def clause_mask(view: CatalogView, clause: Clause) -> np.ndarray:
         return _symbol_mask(view, p.domain or "", clause)
     if p.kind in ("machinetype", "region"):
         return _exact_mask(view, p.column or "", clause)
-    if p.kind == "flag":  # burstable => true admits burstable rows (scope_mask); => false refuses them
-        admits = clause.qualifier != "just" or clause.values[0] is True
-        return np.ones(view.size, dtype=bool) if admits else ~(view.numbers[p.column or ""] > 0)
+    if p.kind == "flag":
+        has = view.numbers[p.column or ""] > 0
+        if p.requires:  # efa => true: rows with the column; => false: no filter
+            return has if clause.values[0] is True else np.ones(view.size, dtype=bool)
+        # burstable => true admits burstable rows (scope_mask); => false refuses them
+        return np.ones(view.size, dtype=bool) if clause.values[0] is True else ~has
     return number_test(view.numbers[p.column or ""], clause.qualifier, clause.values)
 
 
@@ -111,7 +114,25 @@ def number_test(x: np.ndarray, qualifier: str, values: tuple[Value, ...]) -> np.
     raise ValueError(f"unknown qualifier {qualifier!r}")
 
 
+LABEL_MASKS = 64  # label masks kept per view (see _labels_mask)
+
+
 def _labels_mask(view: CatalogView, columns: tuple[str, ...], labels: frozenset[str]) -> np.ndarray:
+    """Rows whose label in one of ``columns`` is one of ``labels``: a copy of a mask remembered per view.
+
+    Why remembered: a resolve asks for the same mask several times (a ``node_machinetype`` clause is a role's
+    mask, then names rows for the burstable and the on-premise scopes), each a pass over every row of the view;
+    apart from :meth:`CatalogView.memo`, whose few entries are the view's sort orders."""
+    cache: dict[tuple[tuple[str, ...], frozenset[str]], np.ndarray] = view.__dict__.setdefault("_label_masks", {})
+    found = cache.get((columns, labels))
+    if found is None:
+        if len(cache) >= LABEL_MASKS:
+            del cache[next(iter(cache))]
+        found = cache[(columns, labels)] = _labels_mask_of(view, columns, labels)
+    return found.copy()
+
+
+def _labels_mask_of(view: CatalogView, columns: tuple[str, ...], labels: frozenset[str]) -> np.ndarray:
     out = np.zeros(view.size, dtype=bool)
     for col in columns:
         index = view.index(col)

@@ -197,7 +197,11 @@ def rank_order(view: CatalogView, rows: np.ndarray, counts: np.ndarray, cost_key
     if order is None:
         return direct()
     for key in sorts:
-        order = order[np.argsort(key[order], kind="stable")]
+        if key.dtype == bool:  # a stable sort by a flag is a stable partition: no sort
+            flag = key[order]
+            order = np.concatenate([order[~flag], order[flag]])
+        else:
+            order = order[np.argsort(key[order], kind="stable")]
     segments = [order]
     if unknown is not None:  # priced, then unknown: each part checked on its own (slices, not the tied pairs)
         u = unknown[order]
@@ -522,8 +526,15 @@ def choice(view: CatalogView, row: int, count: int, role: str | None, manager: i
         accelerator_model=lab("accelerator_model", row), accelerator_architecture=lab("accelerator_architecture", row),
         accelerator_memory_gib=_or0(num["accelerator_memory_gib"][row]),
         accelerator_memory_usable_gib=_or0(num["accelerator_memory_usable_gib"][row]),
-        cpu_model=lab("cpu_model", row), network_gbps=_or0(num["network_gbps"][row]), role=role,
+        cpu_model=lab("cpu_model", row), network_gbps=_or0(num["network_gbps"][row]),
+        efa_interfaces=efa_interfaces(view, row), role=role,
         manager_price_per_hour=mp, price_source=lab("price_source", row), price_date=lab("price_date", row))
+
+
+def efa_interfaces(view: CatalogView, row: int) -> int:
+    """The row's EFA interfaces; a catalog that says only ``efa = true`` (an older user catalog) has one."""
+    n = int(_or0(view.numbers["efa_interfaces"][row]))
+    return n if n > 0 or not view.numbers["efa"][row] > 0 else 1
 
 
 def _whole(x: float) -> float | int:
@@ -573,6 +584,25 @@ def alternatives(ranking: Ranking, top: int) -> list[int]:
 # vectorized feasibility check instead (the explanation / error says which).
 Z3_CLASS_LIMIT = 400
 
+# Nor more than this many (class, listed value) pairs of the cluster totals' @oneof lists.  Z3 meets a total
+# against a list of K values by searching node counts class by class, and its time grows faster than K: measured
+# on the shipped catalog over every region (57 classes, ``cluster_memory_size => @oneof(…)``, CPU on a loaded
+# 2-core machine): 64 values 0.25 s, 256 values 1.2 s, 512 values 3 s, 1,024 values 7 s — past issue 18's 2 s
+# for any contract.  Over the limit the vectorized answer stands unchecked, as over Z3_CLASS_LIMIT.
+Z3_LIST_LIMIT = 8192
+
+
+def z3_limit(classes: int, workers: comp.RoleSpec) -> str | None:
+    """Why a problem of ``classes`` classes is not given to Z3 (the explanation's words), or None when it is."""
+    if classes > Z3_CLASS_LIMIT:
+        return f"{classes} Pareto class{'es' * (classes != 1)}, over its limit of {Z3_CLASS_LIMIT}"
+    listed = sum(len(c.values) for c in workers.coupled if c.qualifier == "oneof")
+    if classes * listed > Z3_LIST_LIMIT:
+        return (f"{classes} Pareto class{'es' * (classes != 1)} × {listed} listed values, over its limit of "
+                f"{Z3_LIST_LIMIT}")
+    return None
+
+
 @dataclass(frozen=True)
 class Proof:
     """What Z3 found: the optimal price, the model (a worker row, count and manager row at that price), and the
@@ -584,7 +614,8 @@ class Proof:
     node_count: int
     manager_row: int  # -1: no manager
     classes: int
-    problem: comp.Problem | None  # None: over Z3_CLASS_LIMIT (or no priced candidate at all), not checked
+    problem: comp.Problem | None  # None: over a limit of z3_limit (or no priced candidate at all), not checked
+    unchecked: str = ""  # why not checked: z3_limit's words
 
     @property
     def checked(self) -> bool:
@@ -781,8 +812,9 @@ def prove(ranking: Ranking) -> Proof:
         bound = int(ranking.counts[0]) * comp.exact(price[best])
         if mbest >= 0:
             bound += comp.exact(price[mbest])
-    if size > Z3_CLASS_LIMIT:
-        return Proof(bound, best, int(ranking.counts[0]), mbest, size, None)
+    over = z3_limit(size, wspec)
+    if over is not None:
+        return Proof(bound, best, int(ranking.counts[0]), mbest, size, None, over)
     problem = comp.compile_problem(wspec, worker_classes, mspec, manager_classes, lits, index,
                                    count_cap(wspec.count), lambda row: row_name(view, row))
     ranked = None  # the ranked choice as (k, n, km) of the problem, when its rows are class representatives

@@ -56,6 +56,29 @@ QUOTA_CODES = {
     "OptInRequired": "the account is not subscribed to this region or service; opt in (AWS console, Account "
                      "settings), or choose another region (cluster_locale)",
 }
+# Codes that name the account or its policies rather than a type (API "Error codes for the Amazon EC2 API").  A
+# new account's region is verified for a while (PendingVerification) and another region may work; a blocked
+# account works nowhere; an explicit deny in a service control policy (an Organizations guard-rail, commonly "only
+# these regions") may allow another region, a missing IAM permission does not.
+ACCOUNT_HINTS = {
+    "PendingVerification": "AWS is still verifying the account for this region (new accounts, usually minutes, up "
+                           "to 4 hours); try again later or choose another region (cluster_locale)",
+    "Blocked": "the account is blocked; contact AWS Support (billing or verification) before ccdsl can launch",
+    "UnauthorizedOperation": "the credentials lack an IAM permission ccdsl needs (README, 'IAM permissions "
+                             "needed'); decode the message with 'aws sts decode-authorization-message'",
+    "AuthFailure": "check the credentials (aws sts get-caller-identity) and, for a region that must be enabled "
+                   "first, its opt-in (AWS console, Account settings)",
+}
+_SCP_HINT = ("a service control policy of the account's organization denies this in the region; choose a region it "
+             "allows (cluster_locale), or ask the organization's administrator")
+OPT_IN_HINT = QUOTA_CODES["OptInRequired"]
+# Capacity and quota answers are final for this call: botocore would retry them (InsufficientInstanceCapacity is an
+# HTTP 500) up to max_attempts with backoff -- half a minute per zone before failover.  Throttling still retries.
+_NO_RETRY_OPERATIONS = ("RunInstances", "StartInstances")
+# A (rack) spread placement group holds at most seven running instances per zone (UG "Placement groups").
+SPREAD_PER_ZONE = 7
+# EC2 refuses more than 200 values in one filter (FilterLimitExceeded); id lists are sent in chunks of this size too.
+CHUNK = 200
 # Right after a resource is created, EC2 may not know it yet for a while (eventual consistency): these codes then
 # mean "not visible yet", and the call is retried with backoff.
 NOT_VISIBLE_CODES = frozenset({"InvalidInstanceID.NotFound", "InvalidGroup.NotFound", "InvalidKeyPair.NotFound"})
@@ -74,11 +97,14 @@ _BURSTABLE_HINT = "use a type that is not burstable (not t2/t3/t3a/t4g), or anot
 # cloud-config for [mpi] install: ``python3 -m venv`` needs ensurepip, which Debian/Ubuntu ship separately
 # (python3-venv is not in Ubuntu's cloud images: "ensurepip is not available").  Installed only where missing and
 # only with apt; pip then needs outbound internet from the node (a private subnet needs a NAT gateway).
+# On a fresh Ubuntu instance unattended-upgrades holds the dpkg lock for minutes: apt-get waits for it (up to 10 min)
+# instead of failing at once.
 INSTALL_USER_DATA = (
     "#cloud-config\n"
     "runcmd:\n"
     "  - [sh, -c, \"python3 -c 'import ensurepip' 2>/dev/null || ! command -v apt-get >/dev/null || "
-    "(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv)\"]\n"
+    "(apt-get -o DPkg::Lock::Timeout=600 update -q && DEBIAN_FRONTEND=noninteractive apt-get "
+    "-o DPkg::Lock::Timeout=600 install -y -q python3-venv)\"]\n"
 )
 _MUTATING = ("create_", "run_", "authorize_", "start_", "stop_", "import_", "allocate_", "request_")
 
@@ -131,29 +157,46 @@ class AwsProvider:
         self._launch_round = 0  # bumped by every clean-up: a later launch must not reuse an earlier token
         self._uncertain: list[dict[str, Any]] = []  # RunInstances whose answer was lost (Ctrl-C, connection)
         self._fresh: set[str] = set()  # ids launched by this process: "not listed" means "not visible yet"
+        self._not_opted_in: set[str | None] = set()  # regions that answered AuthFailure and are not enabled
+        self._types: dict[tuple[str | None, str], dict[str, Any]] = {}  # (region, type) -> DescribeInstanceTypes
+        self._images: dict[tuple[str | None, str], tuple[str, str, int]] = {}  # (region, arch) -> image
+        self._checked_regions: set[str | None] = set()  # regions whose region-bound settings exist
         # Whether a call that can create something was sent (its answer may have been lost): until then a failed
         # deploy left nothing in the cloud, and its record can go.
         self.reached_cloud = False
 
     # -- boto3 plumbing --------------------------------------------------------------------------------------
-    def client(self, service: str = "ec2") -> Any:
-        if service == "ec2" and self._ec2 is not None:
+    def client(self, service: str = "ec2", region: str | None = None) -> Any:
+        """The boto3 client of ``service`` in this provider's region (``region``: another one, not cached)."""
+        if service == "ec2" and region is None and self._ec2 is not None:
             return self._ec2
         try:
             import boto3
             import botocore.config
         except ModuleNotFoundError:
             raise MissingDependencyError("boto3", "aws") from None
-        session = boto3.session.Session(profile_name=self.config.profile or None, region_name=self.region)
+        session = boto3.session.Session(profile_name=self.config.profile or None, region_name=region or self.region)
         if session.region_name is None:
             raise ConfigError("no AWS region: set [aws] region in ccdsl.toml, or AWS_DEFAULT_REGION")
-        self.region = session.region_name
+        if region is None:
+            self.region = session.region_name
+        from ccdsl.version import __version__
+
+        # ccdsl/<version> in the User-Agent: CloudTrail shows which calls were ccdsl's (and the tests check every
+        # one against the IAM policy ccdsl documents, aws_policy.json beside this module)
         cfg = botocore.config.Config(retries={"mode": "adaptive", "max_attempts": self.config.max_attempts},
+                                     user_agent_extra=f"ccdsl/{__version__}",
                                      connect_timeout=10, read_timeout=60)
-        client = session.client(service, endpoint_url=self.config.endpoint_url or None, config=cfg)
+        # SSM's public parameters live at AWS's own endpoint: an EC2 endpoint override (a test cloud, a VPC
+        # endpoint) does not move them -- [aws] ssm_endpoint_url does.
+        endpoint = self.config.ssm_endpoint_url if service == "ssm" else self.config.endpoint_url
+        client = session.client(service, endpoint_url=endpoint or None, config=cfg)
+        if service == "ec2":
+            for operation in _NO_RETRY_OPERATIONS:  # more specific than botocore's own handler: asked first
+                client.meta.events.register(f"needs-retry.ec2.{operation}", _no_retry_when_final)
         for event, handler in EVENT_HOOKS:
             client.meta.events.register(event, handler)
-        if service == "ec2":
+        if service == "ec2" and region is None:
             self._ec2 = client
         return client
 
@@ -169,18 +212,54 @@ class AwsProvider:
         except botocore.exceptions.ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             message = exc.response.get("Error", {}).get("Message", str(exc))
-            err = CapacityError if code in CAPACITY_CODES or code in QUOTA_CODES else ProviderError
-            e = err(f"{SERVICE_NAMES.get(service, service)} {operation} failed: {code}: {message}",
-                    hint=QUOTA_CODES.get(code))
-            e.code = code  # type: ignore[attr-defined]
-            e.scope = "region" if code in QUOTA_CODES else "zone"  # type: ignore[attr-defined]  # what to skip
-            raise e from None
+            raise self._error(service, operation, code, message) from None
         except botocore.exceptions.NoCredentialsError:
             raise ProviderError("no AWS credentials found",
                                 hint="configure them as for the aws CLI (aws configure, AWS_PROFILE, or env vars)"
                                 ) from None
         except botocore.exceptions.BotoCoreError as exc:
             raise ProviderError(f"{SERVICE_NAMES.get(service, service)} {operation} failed: {exc}") from None
+
+    def _error(self, service: str, operation: str, code: str, message: str) -> ProviderError:
+        """The ccdsl error for an API error; ``scope`` says what a failover skips: "zone" (try the next zone) or
+        "region" (the next plan).  An AuthFailure in a region the account has not opted in to (13 regions need
+        that) is such a region-scope CapacityError, found through DescribeRegions from the configured region;
+        everywhere else it means bad credentials."""
+        what = f"{SERVICE_NAMES.get(service, service)} {operation} failed: {code}: {message}"
+        scope = "zone"
+        if code in CAPACITY_CODES:
+            err: type[ProviderError] = CapacityError
+            hint = None
+        elif code in QUOTA_CODES or code == "PendingVerification":
+            err, hint, scope = CapacityError, QUOTA_CODES.get(code) or ACCOUNT_HINTS[code], "region"
+        elif code == "UnauthorizedOperation" and "service control polic" in message.lower():
+            err, hint, scope = CapacityError, _SCP_HINT, "region"
+        elif code == "AuthFailure" and service == "ec2" and self._opt_in_status() == "not-opted-in":
+            err, hint, scope = CapacityError, OPT_IN_HINT, "region"
+            what = f"region {self.region} is not enabled for this account ({what})"
+            self._not_opted_in.add(self.region)
+        else:
+            err, hint = ProviderError, ACCOUNT_HINTS.get(code)
+        e = err(what, hint=hint)
+        e.code = code  # type: ignore[attr-defined]
+        e.scope = scope  # type: ignore[attr-defined]
+        return e
+
+    def _opt_in_status(self) -> str:
+        """This region's ``OptInStatus`` as DescribeRegions answers it in the configured region (``[aws] region``,
+        else boto3's default) -- '' when unknown: no other region to ask, or that call fails too (then the
+        credentials are what is wrong)."""
+        import boto3
+        import botocore.exceptions
+
+        home = self.config.region or boto3.session.Session(profile_name=self.config.profile or None).region_name
+        if not home or home == self.region:
+            return ""
+        try:
+            regions = self.client("ec2", region=home).describe_regions(AllRegions=True, RegionNames=[self.region])
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
+            return ""
+        return next((str(r.get("OptInStatus", "")) for r in regions.get("Regions", [])), "")
 
     def settings(self) -> dict[str, Any]:
         """What a cluster record must keep to reach this provider's resources from another process."""
@@ -201,6 +280,8 @@ class AwsProvider:
         subnets = self._paginate("describe_subnets", "Subnets", Filters=[
             {"Name": "default-for-az", "Values": ["true"]}, {"Name": "state", "Values": ["available"]}])
         with_subnet = {s["AvailabilityZone"] for s in subnets}
+        if not with_subnet:
+            self._vpc_id()  # no default VPC at all is a setting to make ([aws] subnet_id), not "no capacity"
         offered = {o["Location"] for o in self._paginate(
             "describe_instance_type_offerings", "InstanceTypeOfferings", LocationType="availability-zone",
             Filters=[{"Name": "instance-type", "Values": [request.instance_type]}])}
@@ -233,13 +314,9 @@ class AwsProvider:
         follows.  ``request.options["zone"]`` pins the zone (the deployer's failover loop sets it)."""
         self._set_region(request)
         contract = str(request.options.get("contract", "")) or None
-        # The deployer settles each role's market (``options["market"]``: ManagerWorkers may put only the workers on
-        # spot); a bare request has only its spot flag and [aws] spot.
-        market = request.options.get("market")
-        spot = market == "spot" if market else bool(request.spot or self.config.spot)
+        spot = self._spot(request)
         zone = request.options.get("zone")
-        image, root_device, image_size, burstable = self._image_for(request.instance_type)
-        self._check_placement(request.instance_type, spot, burstable)  # before anything is created
+        image, root_device, image_size, burstable = self._check_request(request)  # before anything is created
         self.prepare(request.handle, contract)
         params: dict[str, Any] = {
             "ImageId": image, "InstanceType": request.instance_type,
@@ -378,6 +455,8 @@ class AwsProvider:
         the rest (retrying "in use"), and looks again, until nothing is left or ``wait_timeout`` passes."""
         deadline = time.monotonic() + self.config.wait_timeout
         self._launch_round += 1
+        if self.region in self._not_opted_in:  # a region the account cannot use holds nothing (and answers nothing)
+            return
         ids = {n.instance_id for n in nodes if n.instance_id.startswith("i-")} | self._reissue_uncertain()
         delay = self.config.poll_interval
         while True:
@@ -403,6 +482,8 @@ class AwsProvider:
         and deleting then recreating same-named resources races EC2's eventual consistency."""
         deadline = time.monotonic() + self.config.wait_timeout
         self._launch_round += 1
+        if self.region in self._not_opted_in:
+            return
         ids = {n.instance_id for n in nodes if n.instance_id.startswith("i-")} | self._reissue_uncertain()
         self._end_instances(handle, ids, deadline)
         self.resources.pop("placement_zone", None)
@@ -422,13 +503,13 @@ class AwsProvider:
         tags are not visible yet, through the instances' SpotInstanceRequestId."""
         sirs = {r["SpotInstanceRequestId"] for r in self._spot_requests(handle)}
         sirs |= {n.extra["spot_request"] for n in nodes if n.extra.get("spot_request")}
-        if sirs:
+        for part in chunks(sorted(sirs)):
             try:
-                self.call("cancel_spot_instance_requests", SpotInstanceRequestIds=sorted(sirs))
+                self.call("cancel_spot_instance_requests", SpotInstanceRequestIds=part)
             except ProviderError as exc:
                 if getattr(exc, "code", "") != "InvalidSpotInstanceRequestID.NotFound":
                     raise
-                for sir in sorted(sirs):  # one unknown id fails the whole call: cancel one by one
+                for sir in part:  # one unknown id fails the whole call: cancel one by one
                     self._retry_in_use(partial(self.call, "cancel_spot_instance_requests",
                                                SpotInstanceRequestIds=[sir]),
                                        set(), {"InvalidSpotInstanceRequestID.NotFound"}, time.monotonic())
@@ -471,6 +552,8 @@ class AwsProvider:
 
     def leftovers(self, handle: str) -> list[str]:
         """Every resource still tagged with ``handle`` (terminated instances excluded), by id."""
+        if self.region in self._not_opted_in:
+            return []
         left = [n.instance_id for n in self._describe_tagged(handle, [*_LIVE_EC2_STATES, "shutting-down"])]
         left += [g["GroupId"] for g in self._tagged("describe_security_groups", "SecurityGroups", handle)]
         left += [k["KeyName"] for k in self._tagged("describe_key_pairs", "KeyPairs", handle)]
@@ -499,7 +582,7 @@ class AwsProvider:
         for r in self._paginate("describe_instances", "Reservations", Filters=tag_filter + [
                 {"Name": "instance-state-name", "Values": _LIVE_EC2_STATES}]):
             handles.update(_tag(i, TAG_CLUSTER) for i in r["Instances"])
-        for g in self.call("describe_security_groups", Filters=tag_filter)["SecurityGroups"]:
+        for g in self._paginate("describe_security_groups", "SecurityGroups", Filters=tag_filter):
             handles.add(_tag(g, TAG_CLUSTER))
         for k in self.call("describe_key_pairs", Filters=tag_filter)["KeyPairs"]:
             handles.add(_tag(k, TAG_CLUSTER))
@@ -534,7 +617,12 @@ class AwsProvider:
                 return out
 
     def _tagged(self, operation: str, key: str, handle: str) -> list[dict]:
-        return self.call(operation, Filters=[{"Name": f"tag:{TAG_CLUSTER}", "Values": [handle]}]).get(key, [])
+        """Resources tagged with ``handle``, every page.  A placement group that is ``deleted`` (EC2 lists it for
+        a while) is not one any more, nor is one being deleted (as volumes)."""
+        filters = [{"Name": f"tag:{TAG_CLUSTER}", "Values": [handle]}]
+        if operation == "describe_placement_groups":
+            filters.append({"Name": "state", "Values": ["pending", "available"]})
+        return self._paginate(operation, key, Filters=filters)
 
     def _volumes(self, handle: str) -> list[dict]:
         """Volumes tagged with the handle that still exist (being deleted does not count)."""
@@ -544,11 +632,8 @@ class AwsProvider:
     def _describe_ids(self, ids: Iterable[str], roles: Mapping[str, str] | None = None) -> list[Node]:
         """The instances among ``ids`` that EC2 lists now.  A filter, not ``InstanceIds``: an id EC2 does not know
         (not visible yet, or gone) is simply absent instead of failing the whole call."""
-        ids = list(ids)
-        if not ids:
-            return []
-        answer = self._paginate("describe_instances", "Reservations",
-                                Filters=[{"Name": "instance-id", "Values": ids}])
+        answer = [r for part in chunks(list(ids)) for r in self._paginate(
+            "describe_instances", "Reservations", Filters=[{"Name": "instance-id", "Values": part}])]
         roles = roles or {}
         nodes = [self._node(i, roles.get(i["InstanceId"])) for r in answer for i in r["Instances"]]
         self._fresh.difference_update(n.instance_id for n in nodes)  # listed once: visible from now on
@@ -570,7 +655,12 @@ class AwsProvider:
         poll(check, what=what, timeout=max(1.0, deadline - time.monotonic()), interval=self.config.poll_interval)
 
     def _act_on_instances(self, operation: str, ids: list[str], handle: str) -> list[str]:
-        """``operation`` (terminate/stop/start) on ``ids``; returns the ids it acted on.
+        """``operation`` (terminate/stop/start) on ``ids``, :data:`CHUNK` ids per call; returns the ids it acted
+        on."""
+        return [i for part in chunks(ids) for i in self._act_on_chunk(operation, part, handle)]
+
+    def _act_on_chunk(self, operation: str, ids: list[str], handle: str) -> list[str]:
+        """``operation`` on at most :data:`CHUNK` ids.
 
         EC2 fails the whole call when one id is unknown.  Then the ids EC2 does list are kept and the call is
         retried; an id that is not listed is gone (dropped, and logged) -- or, right after RunInstances, not
@@ -685,14 +775,87 @@ class AwsProvider:
         self.resources["key_name_created"] = name
         self.resources["key_path_created"] = str(path)
 
+    def check_plan(self, requests: Sequence[NodeRequest]) -> None:
+        """Everything EC2 would refuse about a whole plan, checked before ANY role is created (an on-demand manager
+        must not launch when the spot workers are then refused): the region-bound settings exist in the region,
+        and each role's type and market fit the placement group.  A type or region that does not fit is a
+        region-scope CapacityError (the deployer tries the next plan); settings that contradict each other are a
+        ConfigError."""
+        for request in requests:
+            self._check_request(request)
+
+    def _check_request(self, request: NodeRequest) -> tuple[str, str, int, bool]:
+        """The checks of :meth:`check_plan` for one role; returns its image (as :meth:`_image_for`)."""
+        self._set_region(request)
+        self._check_region_settings()
+        image = self._image_for(request.instance_type)
+        self._check_placement(request, self._spot(request), image[3])
+        return image
+
+    def _spot(self, request: NodeRequest) -> bool:
+        # The deployer settles each role's market (``options["market"]``: ManagerWorkers may put only the workers on
+        # spot); a bare request has only its spot flag and [aws] spot.
+        market = request.options.get("market")
+        return market == "spot" if market else bool(request.spot or self.config.spot)
+
+    def _check_region_settings(self) -> None:
+        """``[aws] subnet_id``, ``security_group_id`` and ``key_name`` name resources of ONE region: elsewhere they
+        do not exist, and that region cannot be used (an id does not say which region it belongs to).  Once per
+        region."""
+        if self.region in self._checked_regions:
+            return
+        checks: tuple[tuple[str, str, dict[str, Any], str], ...] = (
+            ("subnet_id", "describe_subnets", {"SubnetIds": [self.config.subnet_id]}, "Subnets"),
+            ("security_group_id", "describe_security_groups", {"GroupIds": [self.config.security_group_id]},
+             "SecurityGroups"),
+            ("key_name", "describe_key_pairs", {"KeyNames": [self.config.key_name]}, "KeyPairs"))
+        for key, operation, params, answer_key in checks:
+            value = getattr(self.config, key)
+            if not value:
+                continue
+            try:
+                found = self.call(operation, **params).get(answer_key, [])
+            except ProviderError as exc:
+                code = getattr(exc, "code", "")
+                if not code.endswith((".NotFound", ".Malformed")):
+                    raise
+                found = []
+            if not found:
+                instead = "the region's default VPC" if key == "subnet_id" else "one ccdsl creates per cluster"
+                raise _region_refusal(f"[aws] {key} = {value!r} does not exist in {self.region}",
+                                      hint=f"{key} names a resource of one region: choose that region, or leave "
+                                           f"{key} empty for {instead}", code="RegionBound")
+        self._checked_regions.add(self.region)
+
+    def _type_info(self, instance_type: str) -> dict[str, Any]:
+        """DescribeInstanceTypes for one type, once per region."""
+        key = (self.region, instance_type)
+        if key not in self._types:
+            types = self.call("describe_instance_types", InstanceTypes=[instance_type])["InstanceTypes"]
+            if not types:
+                raise CapacityError(f"EC2 does not offer {instance_type} in {self.region}")
+            self._types[key] = types[0]
+        return self._types[key]
+
     def _image_for(self, instance_type: str) -> tuple[str, str, int, bool]:
-        """(AMI id, root device name, root volume GiB, burstable?) for the type's CPU architecture."""
-        types = self.call("describe_instance_types", InstanceTypes=[instance_type])["InstanceTypes"]
-        if not types:
-            raise CapacityError(f"EC2 does not offer {instance_type} in {self.region}")
-        burstable = bool(types[0].get("BurstablePerformanceSupported", False))
-        archs = types[0]["ProcessorInfo"]["SupportedArchitectures"]
+        """(AMI id, root device name, root volume GiB, burstable?) for the type's CPU architecture.  The image is
+        resolved once per region and architecture, so every role of a cluster boots the same AMI even when the
+        SSM parameter moves on during the deploy; it is recorded in the cluster's settings (``images``)."""
+        info = self._type_info(instance_type)
+        burstable = bool(info.get("BurstablePerformanceSupported", False))
+        archs = info["ProcessorInfo"]["SupportedArchitectures"]
+        if any(str(a).endswith("_mac") for a in archs):
+            raise _region_refusal(f"{instance_type} is a Mac instance: it runs only on a Dedicated Host, which "
+                                  "ccdsl does not allocate", hint="choose a type that is not *.mac (node_machinetype)",
+                                  code="MacInstance")
         arch = "arm64" if "arm64" in archs and "x86_64" not in archs else "x86_64"
+        key = (self.region, arch)
+        if key not in self._images:
+            self._images[key] = self._resolve_image(arch)
+            self.resources.setdefault("images", {})[f"{self.region}/{arch}"] = self._images[key][0]
+        return (*self._images[key], burstable)
+
+    def _resolve_image(self, arch: str) -> tuple[str, str, int]:
         image = self.config.image[arch]
         if image.startswith("resolve:ssm:"):
             name = image[len("resolve:ssm:"):]
@@ -704,14 +867,22 @@ class AwsProvider:
                 raise
             images = []
         if not images:
-            raise ConfigError(f"image {image} ([aws] image.{arch}) does not exist in {self.region}")
+            raise _region_refusal(f"image {image} ([aws] image.{arch}) does not exist in {self.region}",
+                                  hint="an AMI id names an image of one region: choose that region, copy the image "
+                                       "there, or use 'resolve:ssm:<parameter>' (the same image in every region)",
+                                  code="InvalidAMIID.NotFound")
         root = images[0].get("RootDeviceName", "/dev/xvda")
         sizes = [m["Ebs"].get("VolumeSize", 0) for m in images[0].get("BlockDeviceMappings", [])
                  if m.get("DeviceName") == root and "Ebs" in m]
-        return image, root, int(sizes[0]) if sizes and sizes[0] else 8, burstable
+        return image, root, int(sizes[0]) if sizes and sizes[0] else 8
 
-    def _check_placement(self, instance_type: str, spot: bool, burstable: bool) -> None:
+    def _check_placement(self, request: NodeRequest, spot: bool, burstable: bool) -> None:
         """What EC2 would refuse after the security group and key pair exist: refuse it first."""
+        instance_type = request.instance_type
+        info = self._type_info(instance_type)
+        if spot and "spot" not in info.get("SupportedUsageClasses", ["spot"]):
+            raise _region_refusal(f"EC2 does not offer {instance_type} as spot in {self.region}",
+                                  hint="deploy it on-demand (no spot), or choose another type", code="Unsupported")
         strategy = self.config.placement_group
         if not strategy:
             return
@@ -720,8 +891,18 @@ class AwsProvider:
                               "cluster can be interrupted and resumed) cannot be launched in a placement group",
                               hint="drop placement_group, or spot")
         if strategy == "cluster" and burstable:
-            raise ConfigError(f"{instance_type} is a burstable type: EC2 does not put it in a cluster placement "
-                              "group", hint=_BURSTABLE_HINT)
+            raise _region_refusal(f"{instance_type} is a burstable type: EC2 does not put it in a cluster "
+                                  "placement group", hint=_BURSTABLE_HINT, code="Unsupported")
+        supported = (info.get("PlacementGroupInfo") or {}).get("SupportedStrategies")
+        if supported is not None and strategy not in supported:
+            raise _region_refusal(f"EC2 does not put {instance_type} in a {strategy} placement group (it supports: "
+                                  f"{', '.join(supported) or 'none'})",
+                                  hint="choose another type, or another placement_group strategy", code="Unsupported")
+        if strategy == "spread" and request.count > SPREAD_PER_ZONE:
+            raise _region_refusal(f"{request.count} × {instance_type} ({request.role}) do not fit a spread placement "
+                                  f"group: it holds at most {SPREAD_PER_ZONE} running instances per zone",
+                                  hint="fewer nodes, or another placement_group strategy (partition)",
+                                  code="SpreadLimit")
 
     def _node(self, instance: Mapping[str, Any], role: str | None = None) -> Node:
         """A Node from an EC2 instance.  ``role``: what ccdsl asked for, when known -- whether RunInstances'
@@ -748,6 +929,28 @@ class AwsProvider:
                     address=address, private_address=private, port=port, user=self.config.user,
                     key_path=str(key) if key else None, zone=instance.get("Placement", {}).get("AvailabilityZone"),
                     extra=extra)
+
+
+def _region_refusal(message: str, *, hint: str, code: str) -> CapacityError:
+    """A CapacityError that no other zone of the region can help with: the deployer goes on to the next plan."""
+    e = CapacityError(message, hint=hint)
+    e.code = code  # type: ignore[attr-defined]
+    e.scope = "region"  # type: ignore[attr-defined]
+    return e
+
+
+def _no_retry_when_final(response: Any = None, **_: Any) -> bool | None:
+    """botocore ``needs-retry`` handler: False (do not retry) for a capacity or quota answer; None leaves the
+    decision to botocore's own retry handler (throttling, connection errors)."""
+    if not response:
+        return None
+    code = (response[1] or {}).get("Error", {}).get("Code", "")
+    return False if code in CAPACITY_CODES or code in QUOTA_CODES else None
+
+
+def chunks(items: Sequence[str], size: int = CHUNK) -> list[list[str]]:
+    """``items`` in lists of at most ``size`` (EC2's limit on filter values; id lists are sent the same way)."""
+    return [list(items[i:i + size]) for i in range(0, len(items), size)]
 
 
 def _tag(resource: Mapping[str, Any], key: str) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ccdsl.errors import ProviderError
 
@@ -38,7 +38,7 @@ def canonical(name: str) -> str:
     return ALIASES[key]
 
 
-def get(name: str, config: Config, settings: dict | None = None) -> Provider:
+def get(name: str, config: Config, settings: dict[str, Any] | None = None) -> Provider:
     """An instance of the provider ``name`` configured by ``config`` (and a cluster record's ``settings``)."""
     canon = canonical(name)
     try:
@@ -47,7 +47,8 @@ def get(name: str, config: Config, settings: dict | None = None) -> Provider:
         if exc.name == MODULES[canon]:
             raise ProviderError(f"the {canon} provider is not available in this build") from None
         raise
-    return module.make(config, settings or {})
+    provider: Provider = module.make(config, settings or {})
+    return provider
 
 
 def split_host_port(text: str, default_port: int = 22) -> tuple[str, int]:
