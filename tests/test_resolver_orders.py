@@ -60,6 +60,22 @@ def test_pareto_over_many_rows_keeps_exactly_the_undominated_ones(d: int, m: int
     assert list(comp.pareto(np.zeros(m, dtype=np.int64), better)) == brute_force_pareto(better)
 
 
+@settings(SETTINGS, max_examples=300)
+@given(st.integers(1, 400), st.integers(1, 30), st.integers(1, 6), st.integers(0, 2**32 - 1))
+def test_pareto_of_one_column_keeps_the_first_best_row_of_each_group(m: int, groups: int, levels: int,
+                                                                      draw: int) -> None:
+    """One column and several groups (ManagerWorkers places) take a per-group maximum instead of the sorts: the
+    same rows as the brute force, group by group (of twins the first, unknown values -inf)."""
+    rng = np.random.default_rng(draw)
+    better = rng.integers(0, levels, size=(m, 1)).astype(float)
+    better[rng.random(m) < 0.1] = -np.inf
+    group = rng.integers(0, groups, size=m)
+    want = sorted(int(np.flatnonzero(group == g)[i]) for g in np.unique(group)
+                  for i in brute_force_pareto(better[group == g]))
+    assert list(comp.pareto(group, better)) == want
+    assert list(comp.pareto(group, better, comp.sort_order(better))) == want
+
+
 def brute_force_pareto(better: np.ndarray) -> list[int]:
     """The rows no other row dominates (>= everywhere, > somewhere), and of exact twins the first: all pairs."""
     ge = (better[:, None, :] >= better[None, :, :]).all(axis=2)  # ge[i, j]: i at least as good as j

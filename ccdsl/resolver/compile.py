@@ -156,6 +156,8 @@ def pareto(group: np.ndarray, better: np.ndarray, presorted: np.ndarray | None =
     one_group = bool((group == group[0]).all())
     if d == 1 and one_group:  # one group, one column (per-node contracts): the first best row
         return np.array([int(np.argmax(better[:, 0]))])
+    if d == 1 and int(group.min()) >= 0 and int(group.max()) < 4 * m:  # dense group ids (as group_ids makes)
+        return _first_best(group, better[:, 0])
     # No separate pass for exact duplicates: the sort is stable, so of equal rows the first comes first, and the
     # frontier test drops the later ones as dominated (>= everywhere).  (A row-wise np.unique was most of a
     # resolve's time on the 22k-row catalog.)
@@ -179,6 +181,18 @@ def pareto(group: np.ndarray, better: np.ndarray, presorted: np.ndarray | None =
     for lo, hi in zip(starts[~single], ends[~single]):
         keep[lo:hi] = _frontier(b[lo:hi])
     return np.sort(first[keep])
+
+
+def _first_best(group: np.ndarray, column: np.ndarray) -> np.ndarray:
+    """:func:`pareto` of one column: each group's first row of its largest value, found without sorting the rows
+    (a maximum per group, then the first row that reaches it).  ManagerWorkers classes without totals are this
+    case: the cheapest row of each place, out of ~13,000 rows over every region."""
+    top = np.full(int(group.max()) + 1, -np.inf)
+    np.maximum.at(top, group, column)
+    hit = np.flatnonzero(column == top[group])
+    _, first = np.unique(group[hit], return_index=True)  # a stable sort: the first row of each group
+    found: np.ndarray = np.sort(hit[first])
+    return found
 
 
 def _rest(b: np.ndarray) -> np.ndarray:
@@ -344,12 +358,16 @@ def make_classes(view: CatalogView, rows: np.ndarray, spec: RoleSpec, fail_bits:
                 bits |= fail_bits[:, j].astype(np.int64) << (j - start)
             keys.append(bits.astype(np.float64))
     keys.extend(exact)
-    group = group_ids([np.nan_to_num(k, nan=-1.5) for k in keys], len(rows))
+    if group_location and len(keys) == 1:  # the place alone: its code already is a group id (no sort)
+        group = view.location[rows].astype(np.int64)
+    else:
+        group = group_ids([np.nan_to_num(k, nan=-1.5) for k in keys], len(rows))
     better = better_columns(view, rows, spec, capacity)
     key = ("pareto", tuple((coupled_column(c), c.qualifier) for c in spec.coupled
                            if c.qualifier in ("atleast", "atmost")), capacity)
-    keep = pareto(group, better, presorted_rows(
-        view, rows, key, lambda: sort_order(better_columns(view, slice(None), spec, capacity))))
+    presorted = None if better.shape[1] == 1 else presorted_rows(  # one column: pareto sorts nothing
+        view, rows, key, lambda: sort_order(better_columns(view, slice(None), spec, capacity)))
+    keep = pareto(group, better, presorted)
     fails: tuple[tuple[int, ...], ...]
     if fail_bits is None:
         fails = tuple(() for _ in keep)
