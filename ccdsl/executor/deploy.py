@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from ccdsl import burstable
+from ccdsl import burstable, fabric
 from ccdsl.errors import CapacityError, CcdslError, ClusterError, ConfigError, SetupError
 from ccdsl.executor import cost, guard, model
 from ccdsl.executor import state as st
@@ -187,7 +187,9 @@ def _spec_from_resolution(resolution: Any) -> Spec:
 
     def request(choice: Any, role: str) -> NodeRequest:
         priced = per_role and base.canonical(choice.provider) == "aws"  # SSH hosts and this machine have no market
-        return _request(choice, role, contract.name, market_of(choice) if priced else None, legacy_spot)
+        # the role's efa => true|false (PeerWorkers' nodes take the unscoped clauses): the provider decides with it
+        efa = fabric.asked(contract.clauses_for(role if manager is not None else None))
+        return _request(choice, role, contract.name, market_of(choice) if priced else None, legacy_spot, efa)
 
     def plan(choice: Any) -> Plan:
         requests = []
@@ -235,12 +237,16 @@ def _with_file_tags(overrides: Mapping[str, Mapping[str, Any]], config: Config) 
     return out
 
 
-def _request(choice: Any, role: str, contract: str, market: str | None, legacy_spot: bool) -> NodeRequest:
+def _request(choice: Any, role: str, contract: str, market: str | None, legacy_spot: bool,
+             efa: bool | None = None) -> NodeRequest:
     """The request of one role.  ``market`` (None: the resolver priced no market) goes into the options, where
-    the provider reads it; a spot role also carries its zones, the cheapest spot price's first."""
+    the provider reads it; a spot role also carries its zones, the cheapest spot price's first.  ``efa``: the
+    contract's ``efa => true|false`` for the role (None: not said, ``[aws] efa`` decides)."""
     from ccdsl.executor.cost import request_price
 
     options: dict[str, Any] = {"contract": contract, **request_price(choice)}
+    if efa is not None:
+        options["efa"] = efa
     if market is not None:
         options["market"] = market
     if market == "spot":
