@@ -187,3 +187,21 @@ def test_the_new_keys_are_validated(data_dir):
         Config.from_dict({"aws": {"smt": "false"}})
     cfg = Config.from_dict({"aws": {"efa": "on", "private": True, "smt": False}})
     assert (cfg.aws.efa, cfg.aws.private, cfg.aws.smt) == ("on", True, False)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('c = @cluster(node_count => 2, efa => true, node_vcpus_count => @atleast(16))', {"worker": True}),
+    ('c = @cluster(node_count => 2, efa => false, node_vcpus_count => @atleast(16))', {"worker": False}),
+    ('c = @cluster(node_count => 2, node_vcpus_count => @atleast(16))', {}),
+    ('c = @cluster(cluster_type => ManagerWorkers, node_count => 2, worker.efa => true, '
+     'worker.node_vcpus_count => @atleast(16))', {"worker": True}),
+])
+def test_deploy_carries_the_contracts_efa_clause_per_role(text, expected):
+    """The provider decides with the role's own clause: ``options["efa"]`` (absent: not said)."""
+    from ccdsl.executor.deploy import spec_of
+    from ccdsl.language import parse
+    from ccdsl.resolver import resolve
+
+    (contract,) = parse(text).values()
+    for plan in spec_of(resolve(contract, top=2)).plans:
+        assert {r.role: r.options["efa"] for r in plan.requests if "efa" in r.options} == expected
