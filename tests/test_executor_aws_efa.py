@@ -132,6 +132,19 @@ def test_every_interface_of_a_public_p5_is_refused_before_anything_is_created(aw
     assert calls == [] and everything_tagged(ec2) == [] and aws_like.placement_groups() == []
 
 
+def test_private_efa_nodes_need_a_private_connect_address(ec2_config, ec2, hooks, aws_like):
+    """A private EFA node has no public address: connecting to it would fail after paying for the launch."""
+    calls = sent(hooks)
+    with pytest.raises(ConfigError, match="no public address") as info:
+        provider(ec2_config, private=True).create(request("hpc7g.16xlarge"), lambda *e: None)
+    assert 'connect_address = "private"' in info.value.hint
+    assert calls == [] and everything_tagged(ec2) == []
+    create_and_terminate(provider(ec2_config, private=True, connect_address="private"), request("hpc7g.16xlarge"),
+                         ec2, aws_like)
+    (run,) = only(calls, "RunInstances")
+    assert [(i["InterfaceType"], i["AssociatePublicIpAddress"]) for i in run["NetworkInterfaces"]] == [("efa", False)]
+
+
 def test_efa_off_sends_todays_parameters(ec2_config, ec2, hooks, aws_like):
     """efa => false (and a single node under auto): top-level group, no interfaces, no forced placement group."""
     calls = sent(hooks)

@@ -815,6 +815,11 @@ class AwsProvider:
                               "takes a single network interface",
                               hint='set [aws] private = true (and connect_address = "private"), or [aws] efa = '
                                    '"auto" for one EFA interface per node (not with the contract\'s efa => true)')
+        if efa.on and self.config.private and self.config.connect_address == "public" and not self.config.address_map:
+            raise ConfigError(f"{request.instance_type} ({request.role}) with EFA and [aws] private = true gets no "
+                              "public address, and [aws] connect_address = \"public\"",
+                              hint='set [aws] connect_address = "private" when this machine reaches the VPC (VPN, '
+                                   "Direct Connect, a host inside it), or [aws] private = false")
         self._check_placement(request, spot, image[3], self._strategy(spot, efa))
         self._cpu_options(request.instance_type)
         return image
