@@ -11,7 +11,7 @@ import copy
 import pytest
 
 from aws_like import aws_like  # the fixture
-from ccdsl.errors import ConfigError
+from ccdsl.errors import ConfigError, ProviderError
 from ccdsl.executor.model import NodeRequest
 from fixtures_executor import data_dir, ec2, ec2_config, hooks
 from test_aws_behaviour import HANDLE, deploy_config, everything_tagged, nothing_left, provider
@@ -102,13 +102,23 @@ def test_a_public_hpc7g_gets_one_efa_interface_with_a_public_address(ec2_config,
     assert all(egress for egress in self_rules(calls))
 
 
-def test_auto_gives_a_public_multi_card_node_one_interface(ec2_config, ec2, hooks, aws_like):
+def test_auto_gives_a_public_multi_card_node_one_interface_and_says_so(aws_env, data_dir, ec2, hooks, aws_like):
+    import ccdsl
+    from ccdsl.executor.deploy import Plan
+    from ccdsl.executor.state import State
+    from test_aws_behaviour import closed_port
+
     calls = sent(hooks)
-    p = provider(ec2_config)
-    assert p._fabric(request("p5.48xlarge")).line().startswith("EFA on: 1 of 32 interfaces")
-    create_and_terminate(p, request("p5.48xlarge"), ec2, aws_like)
+    cfg = deploy_config(aws_env, zones=["us-east-1b"], address_map={"0": closed_port(), "1": closed_port()})
+    plan = Plan("aws", (NodeRequest("", "worker", "p5.48xlarge", 2, region="us-east-1", options={"contract": "efa"}),))
+    with pytest.raises(ProviderError, match="gave up"):  # nothing listens there: removed again
+        ccdsl.deploy([plan], config=cfg)
     (run,) = only(calls, "RunInstances")
     assert [i["InterfaceType"] for i in run["NetworkInterfaces"]] == ["efa"]
+    (record,) = State().list_clusters(live_only=False)
+    said = [e.detail["text"] for e in State().journal_of(record.handle) if e.phase == "efa"]
+    assert len(said) == 1 and said[0].startswith('EFA on: 1 of 32 interfaces ([aws] efa = "auto"')
+    assert everything_tagged(ec2) == [] and aws_like.placement_groups() == []
 
 
 @pytest.mark.parametrize("how", [{"efa": True}, {"efa_setting": "on"}])

@@ -513,6 +513,10 @@ def _create_plan(handle: str, plan: Plan, provider: Any, state: st.State, report
             state.set_nodes(handle, nodes)
             state.update_cluster(handle, settings=_settings(provider))
             state.journal(handle, "created", role=request.role, ids=[n.instance_id for n in nodes], zone=zone)
+            fabric_line = provider.fabric_line(attempt) if hasattr(provider, "fabric_line") else ""
+            if fabric_line:  # "EFA on: 1 of 32 interfaces (…)": what the role's nodes got, and why
+                log.info("%s: %s: %s", handle, request.role, fabric_line)
+                state.journal(handle, "efa", role=request.role, text=fabric_line)
             if spot_order and zone is not None and zone != spot_order[0]:
                 _note(handle, state, f"{request.role}s run as spot in {zone}; the recorded spot price is that of "
                                      f"{spot_order[0]} (the cheapest zone), the price in {zone} may differ")

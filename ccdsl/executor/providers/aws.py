@@ -836,6 +836,12 @@ class AwsProvider:
         return fabric.decide(request.instance_type, available, request.count,
                              None if asked is None else bool(asked), self.config.efa, self.config.private)
 
+    def fabric_line(self, request: NodeRequest) -> str:
+        """What the deployer journals after a role is created: ``EFA on: 32 interfaces``, ``EFA on: 1 of 32
+        interfaces (…)``, or why it is off when the contract asked; empty when EFA was never in question."""
+        efa = self._fabric(request)
+        return efa.line() if efa.on or request.options.get("efa") is not None else ""
+
     def _strategy(self, spot: bool, efa: Fabric) -> str:
         """The role's placement strategy: ``[aws] placement_group``, else ``cluster`` for EFA (its low latency is
         what EFA is for), except for spot roles, which ccdsl cannot launch into a placement group."""
