@@ -14,7 +14,7 @@ import sys
 
 from ccdsl.errors import CcdslError, ContractError, input_kinds, printable
 
-COMMAND_MODULES = ("ccdsl.commands.contract", "ccdsl.commands.catalog", "ccdsl.commands.cluster")
+COMMAND_MODULES = ("ccdsl.commands.contract", "ccdsl.commands.catalog", "ccdsl.commands.cluster", "ccdsl.commands.aws")
 
 # What every argument of these names means, for the commands that do not say it themselves.
 ARGUMENT_HELP = {

@@ -7,6 +7,12 @@ import socket
 import pytest
 from hypothesis import settings
 
+import iam_record
+
+# moto's server records every request from here on (moto is imported later, by the fixtures): the run ends by
+# checking every AWS call ccdsl made against the IAM policy it documents (tests/iam_record.py)
+IAM_RECORDING = iam_record.prepare()
+
 # Hypothesis profiles.  `ci` (the default) is derandomized, so every run tries the same examples and a failure
 # found in CI is found again on any machine; `deep` (`python -m pytest -m fuzz --hypothesis-profile=deep`) is random
 # and 25x longer, and keeps what it finds in .hypothesis/ to replay it.  Tests that name their own max_examples
@@ -14,6 +20,29 @@ from hypothesis import settings
 settings.register_profile("ci", max_examples=1000, derandomize=True, database=None, deadline=None, print_blob=True)
 settings.register_profile("deep", max_examples=25_000, derandomize=False, deadline=None, print_blob=True)
 settings.load_profile("ci")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the run, naming them, when ccdsl called AWS actions its IAM policy (``ccdsl iam-policy``) lacks."""
+    seen, lacking = iam_record.check(IAM_RECORDING)
+    if lacking:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        text = (f"IAM: ccdsl called {', '.join(lacking)}, which ccdsl/executor/providers/aws_policy.json does not "
+                f"allow ({len(seen)} actions recorded)")
+        if reporter is not None:
+            reporter.write_line(text, red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(autouse=True)
+def _iam_recorder(monkeypatch):
+    """Every client ccdsl creates records its calls first (tests/iam_record.py); the ``hooks`` fixtures add theirs
+    after it."""
+    from ccdsl.catalog import refresh
+    from ccdsl.executor.providers import aws
+
+    monkeypatch.setattr(aws, "EVENT_HOOKS", [iam_record.RECORDER])
+    monkeypatch.setattr(refresh, "EVENT_HOOKS", [iam_record.RECORDER])
 
 
 def free_port() -> int:

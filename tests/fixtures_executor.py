@@ -54,7 +54,7 @@ def hooks(monkeypatch):
     """Register botocore event handlers on every EC2 client the aws provider creates during the test."""
     from ccdsl.executor.providers import aws
 
-    registered: list = []
+    registered: list = list(aws.EVENT_HOOKS)  # the IAM recorder (conftest) first
     monkeypatch.setattr(aws, "EVENT_HOOKS", registered)
     return registered
 

@@ -184,7 +184,7 @@ def refresh_hooks(monkeypatch):
     """botocore event handlers registered on every client ``refresh`` creates (AWS behaviour moto lacks)."""
     from ccdsl.catalog import refresh as module
 
-    registered: list = []
+    registered: list = list(module.EVENT_HOOKS)  # the IAM recorder (conftest) first
     monkeypatch.setattr(module, "EVENT_HOOKS", registered)
     return registered
 

@@ -61,7 +61,7 @@ def test_resolve_json_has_exactly_the_documented_fields(capsys) -> None:
     first, second, mw = objects
     assert (first["instance_type"], first["node_count"]) == ("t3.xlarge", 4)
     assert first["price_per_hour"] == pytest.approx(4 * first["price_per_node_hour"])
-    assert set(second) == {"contract", *JSON_FIELDS, "alternatives"}
+    assert set(second) == {"contract", *JSON_FIELDS, "efa", "alternatives"}  # efa: issue 23, the fabric decision
     assert len(second["alternatives"]) == 2 and all(set(a) == set(JSON_FIELDS) for a in second["alternatives"])
     assert set(mw["manager"]) == set(JSON_FIELDS) and mw["manager"]["instance_type"] == "t3.xlarge"
     assert mw["price_per_hour"] == pytest.approx(

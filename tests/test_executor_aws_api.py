@@ -120,6 +120,18 @@ def test_a_region_not_opted_in_fails_over_to_the_next_plan(aws_env, data_dir, ec
     assert everything_tagged(ec2) == []
 
 
+def test_without_a_configured_region_the_default_region_is_asked(ec2_config, aws_like):
+    """No [aws] region: DescribeRegions goes to boto3's default region (AWS_DEFAULT_REGION here)."""
+    aws_like.enable("not_opted_in")
+    aws_like.disabled_regions = frozenset({"ap-east-1"})
+    p = provider(ec2_config, region="")
+    hong_kong = NodeRequest(HANDLE, "worker", "m5.large", 1, region="ap-east-1", options={"contract": "demo"})
+    with pytest.raises(CapacityError, match="ap-east-1 is not enabled") as info:
+        p.zones(hong_kong)
+    assert info.value.scope == "region" and "opt in" in info.value.hint
+    p.terminate(HANDLE, [])  # nothing of it can exist there: no call is made
+
+
 def test_auth_failure_in_an_enabled_region_is_about_the_credentials(ec2_config, aws_like):
     aws_like.enable("not_opted_in")
     aws_like.disabled_regions = frozenset({"us-east-1"})  # every call fails, DescribeRegions too: bad credentials

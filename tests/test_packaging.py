@@ -55,3 +55,9 @@ def test_installed_wheel_resolves_outside_the_checkout(wheel_dir: Path, tmp_path
                           capture_output=True, text=True, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["t3.xlarge", "2"]
+
+
+def test_wheel_ships_the_iam_policy(wheel_dir: Path) -> None:
+    """``ccdsl iam-policy`` reads it from the package (importlib.resources), so an installed ccdsl has it."""
+    shipped = wheel_dir / "ccdsl" / "executor" / "providers" / "aws_policy.json"
+    assert shipped.read_text() == (ROOT / "ccdsl" / "executor" / "providers" / "aws_policy.json").read_text()

@@ -181,8 +181,12 @@ def refresh(region: str, *, endpoint_url: str | None = None, pricing_endpoint_ur
     from ccdsl.catalog.spot import API_SOURCE as SPOT_API_SOURCE
     from ccdsl.catalog.spot import spot_columns
     from ccdsl.catalog.store import atomic_write, csv_bytes
+    from ccdsl.version import __version__
 
-    config = bconfig.Config(connect_timeout=min(5.0, timeout), read_timeout=timeout, retries=dict(RETRIES))
+    # ccdsl/<version> in the User-Agent: CloudTrail shows which calls were ccdsl's (and tests check them against
+    # the IAM policy ccdsl documents, ccdsl/executor/providers/aws_policy.json)
+    config = bconfig.Config(connect_timeout=min(5.0, timeout), read_timeout=timeout, retries=dict(RETRIES),
+                            user_agent_extra=f"ccdsl/{__version__}")
     session = boto3.session.Session()
     errors = (bexc.BotoCoreError, bexc.ClientError)
     warnings: list[str] = []

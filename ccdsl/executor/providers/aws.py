@@ -185,7 +185,12 @@ class AwsProvider:
             raise ConfigError("no AWS region: set [aws] region in ccdsl.toml, or AWS_DEFAULT_REGION")
         if region is None:
             self.region = session.region_name
+        from ccdsl.version import __version__
+
+        # ccdsl/<version> in the User-Agent: CloudTrail shows which calls were ccdsl's (and the tests check every
+        # one against the IAM policy ccdsl documents, aws_policy.json beside this module)
         cfg = botocore.config.Config(retries={"mode": "adaptive", "max_attempts": self.config.max_attempts},
+                                     user_agent_extra=f"ccdsl/{__version__}",
                                      connect_timeout=10, read_timeout=60)
         # SSM's public parameters live at AWS's own endpoint: an EC2 endpoint override (a test cloud, a VPC
         # endpoint) does not move them -- [aws] ssm_endpoint_url does.
@@ -246,11 +251,13 @@ class AwsProvider:
         return e
 
     def _opt_in_status(self) -> str:
-        """This region's ``OptInStatus`` as DescribeRegions answers it in the configured region ('' when unknown:
-        no other region to ask, or that call fails too -- then the credentials are what is wrong)."""
+        """This region's ``OptInStatus`` as DescribeRegions answers it in the configured region (``[aws] region``,
+        else boto3's default) -- '' when unknown: no other region to ask, or that call fails too (then the
+        credentials are what is wrong)."""
+        import boto3
         import botocore.exceptions
 
-        home = self.config.region
+        home = self.config.region or boto3.session.Session(profile_name=self.config.profile or None).region_name
         if not home or home == self.region:
             return ""
         try:
