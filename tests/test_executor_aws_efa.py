@@ -228,3 +228,20 @@ def test_deploy_carries_the_contracts_efa_clause_per_role(text, expected):
     (contract,) = parse(text).values()
     for plan in spec_of(resolve(contract, top=2)).plans:
         assert {r.role: r.options["efa"] for r in plan.requests if "efa" in r.options} == expected
+
+
+def test_only_the_efa_role_goes_into_the_forced_cluster_group(ec2_config, ec2, hooks, aws_like):
+    """ManagerWorkers: the manager (no EFA) keeps today's parameters although the group exists already; the EFA
+    roles get the group, and the egress rule is added once."""
+    calls = sent(hooks)
+    p = provider(ec2_config)
+    workers = p.create(request("hpc7g.16xlarge", count=2), lambda *e: None)
+    manager = p.create(request("m5.large", count=1, role="manager"), lambda *e: None)
+    more = p.create(request("c5n.18xlarge", count=2, role="other"), lambda *e: None)
+    p.terminate(HANDLE, manager + workers + more)
+    nothing_left(ec2, aws_like)
+    efa_workers, plain_manager, efa_other = only(calls, "RunInstances")
+    assert "GroupName" not in plain_manager["Placement"] and "NetworkInterfaces" not in plain_manager
+    for run in (efa_workers, efa_other):
+        assert run["Placement"] == {"AvailabilityZone": "us-east-1b", "GroupName": f"ccdsl-{HANDLE}"}
+    assert len(only(calls, "CreatePlacementGroup")) == 1 and len(only(calls, "AuthorizeSecurityGroupEgress")) == 1
