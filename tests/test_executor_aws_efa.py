@@ -234,6 +234,9 @@ def test_only_the_efa_role_goes_into_the_forced_cluster_group(ec2_config, ec2, h
     """ManagerWorkers: the manager (no EFA) keeps today's parameters although the group exists already; the EFA
     roles get the group, and the egress rule is added once."""
     calls = sent(hooks)
+    described: list[list[str]] = []
+    hooks.append(("before-parameter-build.ec2.DescribeInstanceTypes",
+                  lambda params, **_: described.append(list(params["InstanceTypes"]))))
     p = provider(ec2_config)
     workers = p.create(request("hpc7g.16xlarge", count=2), lambda *e: None)
     manager = p.create(request("m5.large", count=1, role="manager"), lambda *e: None)
@@ -245,3 +248,4 @@ def test_only_the_efa_role_goes_into_the_forced_cluster_group(ec2_config, ec2, h
     for run in (efa_workers, efa_other):
         assert run["Placement"] == {"AvailabilityZone": "us-east-1b", "GroupName": f"ccdsl-{HANDLE}"}
     assert len(only(calls, "CreatePlacementGroup")) == 1 and len(only(calls, "AuthorizeSecurityGroupEgress")) == 1
+    assert described == [["hpc7g.16xlarge"], ["m5.large"], ["c5n.18xlarge"]]  # once per type: no call per decision
