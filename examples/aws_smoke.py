@@ -5,13 +5,20 @@
     README lists, and you should have a budget alarm on the account (AWS Budgets) before running it.
     It is NOT part of CI and never runs without ``--yes``.
 
-    python examples/aws_smoke.py --yes [--region us-east-1]
+    python examples/aws_smoke.py --yes [--region us-east-1] [--ssh-cidr CIDR] [--image AMI]
 
 For each of the two clusters (on-demand, spot) it deploys a one-node cluster through ccdsl with ``[mpi] install``
 (the default Ubuntu image, cloud-init user data, a venv with mpich/mpi4py/cloudpickle), runs the rank sum over MPI
-(2 ranks), interrupts, resumes, runs again, and terminates.  Then it checks with its own boto3 client that nothing
-tagged ``ccdsl:cluster`` is left: no instance, volume, security group, key pair, or open spot request.  Last it
-prints the facts about AWS that the tests here could only assume.  Exit code 0 when everything held.
+(2 ranks), interrupts, resumes, runs again, and terminates.  The on-demand cluster is in a ``spread`` placement
+group with ``autostop="2m"``: its watchdog must stop it by itself (this waits for that, up to 15 minutes), and
+the resume arms it again.  For the spot cluster it prints its spot requests (state, status, ``ValidUntil``) after
+each step.  Then it checks with its own boto3 client that nothing tagged ``ccdsl:cluster`` is left: no instance,
+volume, security group, key pair, or open spot request.  Last it prints the facts about AWS that the tests here
+could only assume (among them the HTTP status of a capacity error, if one came).  Exit code 0 when everything
+held.
+
+Whatever ends it -- a failure, Ctrl-C, SIGTERM, SIGHUP -- it terminates what it deployed and prints what is left.
+It reads no ``ccdsl.toml`` (yours could point elsewhere): every setting is ccdsl's default or an option below.
 
 SSH to the nodes goes from this machine to their public addresses: the security group allows port 22 only from
 this machine's public address (found through checkip.amazonaws.com), and the nodes need outbound internet for pip.
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -69,8 +77,23 @@ class Observer:
         self.facts.setdefault("RunInstances answer carries the instances' tags",
                               str(bool(instances) and all("Tags" in i for i in instances)))
 
+    def errors(self, http_response, parsed, **_):
+        code = (parsed.get("Error") or {}).get("Code", "")
+        if http_response.status_code >= 300 and (code in aws_provider.CAPACITY_CODES or code in
+                                                 aws_provider.QUOTA_CODES):
+            self.facts[f"HTTP status of {code}"] = str(http_response.status_code)
+
     def hooks(self):
-        return [("after-call.ec2.CreateKeyPair", self.key_pair), ("after-call.ec2.RunInstances", self.run_instances)]
+        return [("after-call.ec2.CreateKeyPair", self.key_pair), ("after-call.ec2.RunInstances", self.run_instances),
+                ("after-call.ec2", self.errors)]
+
+
+class Stopped(BaseException):
+    """SIGTERM or SIGHUP: end as Ctrl-C does -- terminate what was deployed, then report."""
+
+
+def _stop(signum, frame):
+    raise Stopped(signal.Signals(signum).name)
 
 
 def leftovers(ec2) -> list[str]:
@@ -78,7 +101,8 @@ def leftovers(ec2) -> list[str]:
     f = [{"Name": "tag-key", "Values": [TAG]}]
     found = [i["InstanceId"] for r in ec2.describe_instances(Filters=f + [{"Name": "instance-state-name", "Values": [
         "pending", "running", "shutting-down", "stopping", "stopped"]}])["Reservations"] for i in r["Instances"]]
-    found += [v["VolumeId"] for v in ec2.describe_volumes(Filters=f)["Volumes"]]
+    found += [v["VolumeId"] for v in ec2.describe_volumes(Filters=f)["Volumes"]
+              if v["State"] not in ("deleting", "deleted")]  # being deleted: gone in a moment, no cost
     found += [g["GroupId"] for g in ec2.describe_security_groups(Filters=f)["SecurityGroups"]]
     found += [k["KeyName"] for k in ec2.describe_key_pairs(Filters=f)["KeyPairs"]]
     found += [r["SpotInstanceRequestId"] for r in ec2.describe_spot_instance_requests(Filters=f + [
@@ -93,19 +117,51 @@ def run_on(cluster, script: str) -> None:
         code = cluster.run_script(f.name)
     finally:
         os.unlink(f.name)
-    if code != 0:
-        raise SystemExit(f"script failed on {cluster.handle} (exit {code})")
+    if code != 0:  # a failure of this cluster: the next one still runs, and the report is printed
+        raise RuntimeError(f"script failed on {cluster.handle} (exit {code})")
 
 
-def one_cluster(name: str, spot: bool, config: cfg.Config, ec2) -> None:
+def spot_requests(ec2, cluster, name: str, when: str, observer: Observer | None = None) -> None:
+    """The cluster's spot requests as EC2 has them: state, status, ValidUntil (ccdsl asks for a year)."""
+    found = ec2.describe_spot_instance_requests(Filters=[{"Name": f"tag:{TAG}", "Values": [cluster.handle]}])[
+        "SpotInstanceRequests"]
+    for r in found:
+        line = (f"state {r['State']}, status {r.get('Status', {}).get('Code')}, ValidUntil "
+                f"{r.get('ValidUntil', '(none: 7 days)')}")
+        print(f"{name}: {when}: spot request {r['SpotInstanceRequestId']}: {line}")
+        if observer is not None:
+            observer.facts[f"spot request {when}"] = line
+    if not found:
+        print(f"{name}: {when}: no spot request listed")
+
+
+def wait_autostopped(cluster, config: cfg.Config, name: str, limit: float = 900.0) -> None:
+    """Until the cluster's own watchdog stopped it (``ccdsl clusters`` shows it interrupted)."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        time.sleep(20)
+        (info,) = [i for i in ccdsl.clusters(config=config) if i.handle == cluster.handle] or [None]
+        if info is not None and info.status == "interrupted":
+            print(f"{name}: autostopped by its watchdog after {time.monotonic() - started:.0f} s: {info.note}")
+            return
+    raise RuntimeError(f"{cluster.handle} was not autostopped within {limit:.0f} s")
+
+
+def one_cluster(name: str, spot: bool, config: cfg.Config, ec2, observer: Observer | None = None) -> None:
     text = (f'{name} = @cluster(node_count => 1, node_machinetype => "t3.micro", node_process_count => 2, '
             f'node_provider => AmazonEC2, cluster_locale => "{config.aws.region}"' + (", spot => true" if spot else "")
             + ")")
     contract = ccdsl.parse(text)[name]
     started = time.monotonic()
-    cluster = ccdsl.deploy(contract, config=config, progress=lambda role, i, state: print(f"  {role} {i}: {state}"))
+    guarded = not spot  # the on-demand cluster: in a spread placement group, autostopped by its watchdog
+    if guarded:
+        config = config.replace(aws={"placement_group": "spread"})
+    cluster = ccdsl.deploy(contract, config=config, progress=lambda role, i, state: print(f"  {role} {i}: {state}"),
+                           autostop="2m" if guarded else None)
     try:
         print(f"{name}: deployed {cluster.handle} in {time.monotonic() - started:.0f} s: {cluster.nodes()}")
+        if spot:
+            spot_requests(ec2, cluster, name, "deployed", observer)
         run_on(cluster, RANK_SUM)
         run_on(cluster, FACTS_SCRIPT)
         node_python = cluster.nodes()[0].extra.get("python_version")
@@ -115,24 +171,45 @@ def one_cluster(name: str, spot: bool, config: cfg.Config, ec2) -> None:
         else:
             print(f"{name}: run(fn) skipped: the node has Python {node_python}, this is "
                   f"{sys.version_info[0]}.{sys.version_info[1]} (run_script works across versions)")
-        ccdsl.interrupt(cluster, config=config)
         ids = [n.instance_id for n in cluster.nodes()]
+        if guarded:
+            wait_autostopped(cluster, config, name)
+        else:
+            ccdsl.interrupt(cluster, config=config)
         states = {i["State"]["Name"] for r in ec2.describe_instances(InstanceIds=ids)["Reservations"]
                   for i in r["Instances"]}
-        assert states == {"stopped"}, f"interrupt left {states}"
-        print(f"{name}: interrupted ({states})")
+        if states != {"stopped"}:
+            raise RuntimeError(f"{name}: stopping left {states}")
+        print(f"{name}: stopped ({states})")
+        if spot:
+            spot_requests(ec2, cluster, name, "interrupted", observer)
         ccdsl.resume(cluster, config=config)
         run_on(cluster, RANK_SUM)
         print(f"{name}: resumed and ran again")
+        if spot:
+            spot_requests(ec2, cluster, name, "resumed", observer)
     finally:
         ccdsl.terminate(cluster.handle, config=config)
         print(f"{name}: terminated {cluster.handle}")
+
+
+def smoke_config(args: argparse.Namespace) -> cfg.Config:
+    """ccdsl's defaults and the options given: never the user's ccdsl.toml (it could name another endpoint,
+    region, image or addresses, and the facts printed would not be AWS's)."""
+    aws: dict = {"region": args.region}
+    if args.ssh_cidr:
+        aws["ssh_cidr"] = args.ssh_cidr
+    if args.image:
+        aws["image"] = {"x86_64": args.image, "arm64": cfg.AwsConfig().image["arm64"]}
+    return cfg.Config().replace("aws_smoke.py", aws=aws, mpi={"install": True})
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--yes", action="store_true", help="I know this costs a few cents and have a budget alarm")
     parser.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+    parser.add_argument("--ssh-cidr", help="who may SSH in (default: this machine's public address)")
+    parser.add_argument("--image", help="x86_64 AMI id or resolve:ssm: name (default: ccdsl's Ubuntu)")
     args = parser.parse_args(argv)
     if not args.yes:
         print(__doc__)
@@ -142,18 +219,38 @@ def main(argv: list[str] | None = None) -> int:
 
     observer = Observer()
     aws_provider.EVENT_HOOKS.extend(observer.hooks())
-    config = cfg.load().replace(aws={"region": args.region}, mpi={"install": True})
+    config = smoke_config(args)
     ec2 = boto3.client("ec2", region_name=args.region)
     before = leftovers(ec2)
     if before:
         print(f"note: resources of other ccdsl clusters exist already and are not counted: {before}")
-    failures = []
-    for name, spot in (("smoke_on_demand", False), ("smoke_spot", True)):
-        try:
-            one_cluster(name, spot, config, ec2)
-        except Exception as exc:  # report and go on to the other cluster and the checks
-            failures.append(f"{name}: {type(exc).__name__}: {exc}")
-            print(f"FAILED {failures[-1]}")
+    failures: list[str] = []
+    stopped = ""
+    handlers = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        for name, spot in (("smoke_on_demand", False), ("smoke_spot", True)):
+            try:
+                one_cluster(name, spot, config, ec2, observer)
+            except Exception as exc:  # report and go on to the other cluster and the checks
+                failures.append(f"{name}: {type(exc).__name__}: {exc}")
+                print(f"FAILED {failures[-1]}")
+            except (KeyboardInterrupt, SystemExit, Stopped) as exc:  # one_cluster terminated what it deployed
+                stopped = {KeyboardInterrupt: "Ctrl-C", SystemExit: f"SystemExit({exc})"}.get(type(exc), str(exc))
+                failures.append(f"{name}: stopped by {stopped}")
+                print(f"STOPPED {failures[-1]}; no further cluster is deployed")
+                break
+    finally:
+        for s in handlers:  # the report is printed whatever happened above
+            signal.signal(s, signal.SIG_IGN)
+        report(ec2, before, observer, failures)
+        for s, handler in handlers.items():
+            signal.signal(s, handler)
+    if stopped:
+        return 130
+    return 1 if failures else 0
+
+
+def report(ec2, before: list[str], observer: Observer, failures: list[str]) -> None:
     left = [x for x in leftovers(ec2) if x not in before]
     print("\nLeft behind (instances, volumes, security groups, key pairs, open spot requests):", left or "nothing")
     print("\nFacts the moto-based tests could not verify:")
@@ -164,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         failures.append(f"resources left: {left}; remove them with 'ccdsl clusters' / 'ccdsl terminate HANDLE'")
     for f in failures:
         print("FAILED", f)
-    return 1 if failures else 0
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
@@ -22,11 +23,24 @@ settings.register_profile("deep", max_examples=25_000, derandomize=False, deadli
 settings.load_profile("ci")
 
 
+# The SSH hosts of the tests are this machine: a test that arms autostop on "EC2" nodes must point [autostop]
+# boot_dir into its tmp_path, or cloud-init's real per-boot folder here would get ccdsl's scripts (checked below).
+PER_BOOT = Path("/var/lib/cloud/scripts/per-boot")
+PER_BOOT_BEFORE = set(PER_BOOT.glob("ccdsl-autostop-*")) if PER_BOOT.is_dir() else set()
+
+
 def pytest_sessionfinish(session, exitstatus):
-    """Fail the run, naming them, when ccdsl called AWS actions its IAM policy (``ccdsl iam-policy``) lacks."""
+    """Fail the run, naming them, when ccdsl called AWS actions its IAM policy (``ccdsl iam-policy``) lacks, or
+    when a test left a boot script in this machine's own cloud-init folder."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    left = sorted(set(PER_BOOT.glob("ccdsl-autostop-*")) - PER_BOOT_BEFORE) if PER_BOOT.is_dir() else []
+    if left:
+        if reporter is not None:
+            reporter.write_line(f"a test wrote autostop boot scripts into this machine's {PER_BOOT}: "
+                                f"{', '.join(p.name for p in left)} (set [autostop] boot_dir in the test)", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
     seen, lacking = iam_record.check(IAM_RECORDING)
     if lacking:
-        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         text = (f"IAM: ccdsl called {', '.join(lacking)}, which ccdsl/executor/providers/aws_policy.json does not "
                 f"allow ({len(seen)} actions recorded)")
         if reporter is not None:

@@ -51,8 +51,9 @@ def _status(d: Path) -> dict:
 @pytest.mark.netns
 def test_a_restarted_node_gets_its_watchdog_back_and_a_dead_one_is_warned_about(aws_config, ec2, netns_hosts,
                                                                                tmp_path, caplog):
-    boot_dir = tmp_path / "per-boot"  # cloud-init's /var/lib/cloud/scripts/per-boot on a real node
-    config = aws_config.replace(autostop={"boot_dir": str(boot_dir)})
+    config = aws_config
+    boot_dir = Path(config.autostop.boot_dir)  # cloud-init's /var/lib/cloud/scripts/per-boot on a real node
+    assert boot_dir.is_relative_to(tmp_path)
     c = ccdsl.deploy(ccdsl.parse(TWO_NODES)["two"], config=config, autostop="1h")
     try:
         token = c.record.settings["autostop_token"]
@@ -107,7 +108,7 @@ def test_a_shutdown_command_that_fails_once_is_run_again(aws_config, ec2, netns_
                        f'if [ ! -e {flags}/"$a" ]; then touch {flags}/"$a"; echo "sudo: busy" >&2; exit 1; fi\n'
                        f'echo "$a" >> {powered}\n')
     command.chmod(0o755)
-    config = aws_config.replace(autostop={"shutdown_command": str(command), "boot_dir": str(tmp_path / "per-boot")})
+    config = aws_config.replace(autostop={"shutdown_command": str(command)})
     c = ccdsl.deploy(ccdsl.parse(TWO_NODES)["two"], config=config, autostop="3s")
     try:
         both = sorted(h.address for h in netns_hosts.hosts[:2])

@@ -716,3 +716,96 @@ def test_a_running_cluster_with_a_stopped_node_says_what_it_pays(ec2_config, ec2
     assert info.status == "running" and info.note == ""
     ccdsl.terminate(HANDLE, config=ec2_config)
     nothing_left(ec2, aws_like)
+
+
+# the smoke test on moto (item 19): SSH stubbed, as moto's instances cannot be reached (never contact them)
+SMOKE_DRIVER = r"""
+import importlib, os, signal, socket, sys
+from dataclasses import replace
+
+_connect = socket.socket.connect
+
+def loopback_only(sock, address):  # a safety net: moto's addresses are never contacted
+    if isinstance(address, tuple) and address[0] not in ("127.0.0.1", "::1"):
+        raise AssertionError(f"the smoke test on moto tried to connect to {address[0]}")
+    return _connect(sock, address)
+
+socket.socket.connect = loopback_only
+sys.path.insert(0, sys.argv[1])
+import aws_smoke
+import boto3
+from aws_like import AwsLike
+from ccdsl.executor.providers import aws
+
+deploy = importlib.import_module("ccdsl.executor.deploy")  # the module (ccdsl.executor.deploy is also a function)
+guard = importlib.import_module("ccdsl.executor.guard")
+aws.EVENT_HOOKS.extend(AwsLike(boto3.client("ec2")).hooks())  # EC2's placement groups, which moto lacks
+deploy.make_ready = lambda handle, nodes, *a, **k: [replace(n, state="ready") for n in nodes]
+guard.arm = lambda *a, **k: None
+how = sys.argv[2]
+
+def leave(cluster, script):
+    print("deployed", cluster.handle, "and leaving by", how, flush=True)
+    if how == "error":
+        raise RuntimeError("a failing script")
+    if how == "exit":
+        raise SystemExit(3)
+    if how == "ctrl-c":
+        raise KeyboardInterrupt
+    os.kill(os.getpid(), getattr(signal, how))
+    raise AssertionError("the signal did not arrive")
+
+aws_smoke.run_on = leave
+sys.exit(aws_smoke.main(["--yes", "--region", "us-east-1", "--ssh-cidr", "203.0.113.0/24", "--image", sys.argv[3]]))
+"""
+
+
+def load_smoke():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "aws_smoke.py"
+    spec = importlib.util.spec_from_file_location("aws_smoke", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("how, code", [("error", 1), ("exit", 130), ("ctrl-c", 130), ("SIGTERM", 130),
+                                       ("SIGHUP", 130)])
+def test_the_smoke_test_cleans_up_and_reports_however_it_ends(aws_env, ec2, tmp_path, how, code):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from fixtures_executor import MOTO_IMAGE
+
+    # a ccdsl.toml where the smoke test starts: another endpoint and region; read, it would fail every deploy
+    (tmp_path / "ccdsl.toml").write_text('[aws]\nendpoint_url = "http://127.0.0.1:9"\nregion = "eu-west-3"\n')
+    root = Path(__file__).resolve().parents[1]
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "CCDSL_DATA_DIR": str(tmp_path / "data"),
+           "PYTHONPATH": f"{root}:{root / 'tests'}", "AWS_ENDPOINT_URL": aws_env, "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true",
+           "AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}
+    proc = subprocess.run([sys.executable, "-c", SMOKE_DRIVER, str(root / "examples"), how, MOTO_IMAGE],
+                          capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    assert proc.returncode == code, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    deployed = proc.stdout.count("and leaving by")
+    assert deployed == (2 if how == "error" else 1), proc.stdout  # the spot cluster too after a failure
+    assert "Left behind (instances, volumes, security groups, key pairs, open spot requests): nothing" in proc.stdout
+    assert everything_tagged(ec2) == []
+
+
+def test_the_smoke_tests_leftovers_skip_volumes_being_deleted(aws_env, ec2):
+    smoke = load_smoke()
+    tags = [{"ResourceType": "volume", "Tags": [{"Key": "ccdsl:cluster", "Value": "SmokeSmokeSmoke"}]}]
+    volume = ec2.create_volume(AvailabilityZone="us-east-1a", Size=1, TagSpecifications=tags)["VolumeId"]
+    assert smoke.leftovers(ec2) == [volume]
+
+    def deleting(parsed, **_):
+        for v in parsed.get("Volumes", []):
+            v["State"] = "deleting"
+
+    ec2.meta.events.register("after-call.ec2.DescribeVolumes", deleting)
+    assert smoke.leftovers(ec2) == []
