@@ -38,7 +38,9 @@ Issue 21 lifecycle behaviours (a clock of the layer's own, ``days_on``):
                      (request ``disabled``, status ``instance-stopped-no-capacity``); StartInstances refuses them
                      (``IncorrectSpotRequestState``): only EC2 starts them again (:meth:`AwsLike.capacity_back`).
 
-Placement groups themselves (which moto lacks) are always emulated.  ``fired`` counts what each behaviour did, so a
+Placement groups themselves (which moto lacks) are always emulated, and so is one refusal moto does not make:
+RunInstances with top-level ``SecurityGroupIds`` or ``SubnetId`` beside ``NetworkInterfaces`` is
+``InvalidParameterCombination`` (aws/aws-sdk-ruby#662).  ``fired`` counts what each behaviour did, so a
 test can show the behaviour it claims to exercise really happened.  Side effects (a reopened spot request's new
 instance) go to moto through the test's own plain client, which has no hooks.
 """
@@ -198,6 +200,9 @@ class AwsLike:
 
     # -- instances ---------------------------------------------------------------------------------------------
     def _before_RunInstances(self, p: dict) -> Any:
+        if p.get("NetworkInterfaces") and (p.get("SecurityGroupIds") or p.get("SubnetId")):
+            return error("InvalidParameterCombination", "Network interfaces and an instance-level security groups "
+                                                        "may not be specified on the same request")
         if "not_found_first" in self.on:
             key = p.get("KeyName")
             if key in self.fresh:

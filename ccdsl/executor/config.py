@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ccdsl.errors import ConfigError
+from ccdsl.fabric import SETTINGS as FABRIC_SETTINGS
 
 UBUNTU_SSM = "resolve:ssm:/aws/service/canonical/ubuntu/server/24.04/stable/current/{arch}/hvm/ebs-gp3/ami-id"
 
@@ -65,6 +66,17 @@ class AwsConfig:
                                         "bill at the list price (sustained load is throttled to the baseline); "
                                         "'unlimited' runs at full speed and may add the surplus rate, which the cost "
                                         "record, cost-report and max_cost then count at its worst case.")
+    efa: str = _key("auto", "Elastic Fabric Adapter between nodes: 'auto' (on for 2+ nodes of a type that has it), "
+                            "'on' (every type that has it), 'off'.  A contract's 'efa => true|false' decides its "
+                            "role instead.  On: every interface the type has when the nodes are private, else one; "
+                            "a 'cluster' placement group for roles that are not spot, unless placement_group says "
+                            "otherwise; security group rules for all traffic to and from the group itself.")
+    private: bool = _key(False, "Nodes without public addresses.  For now only EFA reads it: a private node of a "
+                                "type with several network cards gets every EFA interface (one with a public address "
+                                "can take only one); ccdsl must then reach the nodes' private addresses "
+                                "(connect_address = 'private').")
+    smt: bool = _key(True, "Simultaneous multithreading (hyper-threads).  false: one thread per core (CpuOptions), as "
+                           "many HPC codes run fastest; *.metal types are refused (they take no CPU options).")
     zones: list[str] = _key([], "Availability zones to try, in order; empty: every available zone of the region.")
     volume_size: int = _key(0, "Root volume size in GiB (at least the image's own size); 0: the image's size.  "
                                "Always encrypted.")
@@ -249,6 +261,9 @@ def _section(cls: type, name: str, table: Mapping[str, Any], where: str, *, chec
     if name == "aws" and values.get("cpu_credits", "standard") not in ("standard", "unlimited"):
         raise ConfigError(f"{where}: [aws] cpu_credits must be 'standard' or 'unlimited', not "
                           f"{values['cpu_credits']!r}")
+    if name == "aws" and values.get("efa", "auto") not in FABRIC_SETTINGS:
+        raise ConfigError(f"{where}: [aws] efa must be one of {', '.join(map(repr, FABRIC_SETTINGS))}, not "
+                          f"{values['efa']!r}")
     if name == "mpi" and "remote_dir" in values:
         try:
             check_node_dir(values["remote_dir"])

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from ccdsl import burstable
+from ccdsl import burstable, fabric
 from ccdsl.errors import CapacityError, CcdslError, ClusterError, ConfigError, SetupError
 from ccdsl.executor import cost, guard, model
 from ccdsl.executor import state as st
@@ -187,7 +187,9 @@ def _spec_from_resolution(resolution: Any) -> Spec:
 
     def request(choice: Any, role: str) -> NodeRequest:
         priced = per_role and base.canonical(choice.provider) == "aws"  # SSH hosts and this machine have no market
-        return _request(choice, role, contract.name, market_of(choice) if priced else None, legacy_spot)
+        # the role's efa => true|false (PeerWorkers' nodes take the unscoped clauses): the provider decides with it
+        efa = fabric.asked(contract.clauses_for(role if manager is not None else None))
+        return _request(choice, role, contract.name, market_of(choice) if priced else None, legacy_spot, efa)
 
     def plan(choice: Any) -> Plan:
         requests = []
@@ -235,12 +237,16 @@ def _with_file_tags(overrides: Mapping[str, Mapping[str, Any]], config: Config) 
     return out
 
 
-def _request(choice: Any, role: str, contract: str, market: str | None, legacy_spot: bool) -> NodeRequest:
+def _request(choice: Any, role: str, contract: str, market: str | None, legacy_spot: bool,
+             efa: bool | None = None) -> NodeRequest:
     """The request of one role.  ``market`` (None: the resolver priced no market) goes into the options, where
-    the provider reads it; a spot role also carries its zones, the cheapest spot price's first."""
+    the provider reads it; a spot role also carries its zones, the cheapest spot price's first.  ``efa``: the
+    contract's ``efa => true|false`` for the role (None: not said, ``[aws] efa`` decides)."""
     from ccdsl.executor.cost import request_price
 
     options: dict[str, Any] = {"contract": contract, **request_price(choice)}
+    if efa is not None:
+        options["efa"] = efa
     if market is not None:
         options["market"] = market
     if market == "spot":
@@ -507,6 +513,10 @@ def _create_plan(handle: str, plan: Plan, provider: Any, state: st.State, report
             state.set_nodes(handle, nodes)
             state.update_cluster(handle, settings=_settings(provider))
             state.journal(handle, "created", role=request.role, ids=[n.instance_id for n in nodes], zone=zone)
+            fabric_line = provider.fabric_line(attempt) if hasattr(provider, "fabric_line") else ""
+            if fabric_line:  # "EFA on: 1 of 32 interfaces (…)": what the role's nodes got, and why
+                log.info("%s: %s: %s", handle, request.role, fabric_line)
+                state.journal(handle, "efa", role=request.role, text=fabric_line)
             if spot_order and zone is not None and zone != spot_order[0]:
                 _note(handle, state, f"{request.role}s run as spot in {zone}; the recorded spot price is that of "
                                      f"{spot_order[0]} (the cheapest zone), the price in {zone} may differ")

@@ -23,7 +23,7 @@ import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ccdsl.burstable import NO_CREDITS, credits
 from ccdsl.errors import CapacityError, ClusterError, ConfigError, MissingDependencyError, ProviderError
@@ -31,6 +31,9 @@ from ccdsl.executor import model
 from ccdsl.executor.config import AwsConfig, Config
 from ccdsl.executor.model import Node, NodeRequest, Progress
 from ccdsl.executor.providers.base import TAG_CLUSTER, TAG_CONTRACT, TAG_ROLE, poll, split_host_port
+
+if TYPE_CHECKING:
+    from ccdsl.fabric import Fabric
 
 EVENT_HOOKS: list[tuple[str, Callable[..., Any]]] = []
 log = logging.getLogger("ccdsl.executor")
@@ -152,7 +155,8 @@ class AwsProvider:
         self.region = settings.get("resolved_region") or self.config.region or None
         self.resources: dict[str, Any] = {k: settings[k] for k in ("security_group_id_created", "key_name_created",
                                                                     "key_path_created", "placement_group_created",
-                                                                    "vpc_id", "spot_valid_until") if k in settings}
+                                                                    "vpc_id", "spot_valid_until", "efa_rules")
+                          if k in settings}
         self._ec2 = None
         self._launch_round = 0  # bumped by every clean-up: a later launch must not reuse an earlier token
         self._uncertain: list[dict[str, Any]] = []  # RunInstances whose answer was lost (Ctrl-C, connection)
@@ -161,6 +165,7 @@ class AwsProvider:
         self._types: dict[tuple[str | None, str], dict[str, Any]] = {}  # (region, type) -> DescribeInstanceTypes
         self._images: dict[tuple[str | None, str], tuple[str, str, int]] = {}  # (region, arch) -> image
         self._checked_regions: set[str | None] = set()  # regions whose region-bound settings exist
+        self._default_subnets: dict[tuple[str | None, str], str] = {}  # (region, zone) -> default subnet
         # Whether a call that can create something was sent (its answer may have been lost): until then a failed
         # deploy left nothing in the cloud, and its record can go.
         self.reached_cloud = False
@@ -280,6 +285,7 @@ class AwsProvider:
         subnets = self._paginate("describe_subnets", "Subnets", Filters=[
             {"Name": "default-for-az", "Values": ["true"]}, {"Name": "state", "Values": ["available"]}])
         with_subnet = {s["AvailabilityZone"] for s in subnets}
+        self._default_subnets.update({(self.region, s["AvailabilityZone"]): s["SubnetId"] for s in subnets})
         if not with_subnet:
             self._vpc_id()  # no default VPC at all is a setting to make ([aws] subnet_id), not "no capacity"
         offered = {o["Location"] for o in self._paginate(
@@ -292,19 +298,28 @@ class AwsProvider:
                                 f"offered in: {', '.join(sorted(offered)) or 'none'})")
         return zones
 
-    def prepare(self, handle: str, contract: str | None, region: str | None = None) -> None:
-        """Create the per-cluster resources shared by every role: security group, key pair, placement group."""
+    def prepare(self, handle: str, contract: str | None, region: str | None = None, *, efa: bool = False,
+                placement: str | None = None) -> None:
+        """Create the per-cluster resources shared by every role: security group, key pair, placement group
+        (``placement``: its strategy, default ``[aws] placement_group``).  ``efa``: a role uses EFA, whose traffic
+        the security group must allow to and from itself, both ways (EC2 UG "Get started with EFA and MPI")."""
         if region:
             self._set_region_name(region)
         if "vpc_id" not in self.resources:
             self.resources["vpc_id"] = self._vpc_id()
         if not self.config.security_group_id and "security_group_id_created" not in self.resources:
             self.resources["security_group_id_created"] = self._create_security_group(handle, contract)
+        if efa and not self.config.security_group_id and not self.resources.get("efa_rules"):
+            group = self.resources["security_group_id_created"]  # its ingress rule from itself exists already
+            self._retry_not_visible(lambda: self.call("authorize_security_group_egress", GroupId=group, IpPermissions=[
+                {"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": group, "Description": "ccdsl: EFA"}]}]))
+            self.resources["efa_rules"] = True
         if not self.config.key_name and "key_name_created" not in self.resources:
             self._create_key_pair(handle, contract)
-        if self.config.placement_group and "placement_group_created" not in self.resources:
+        strategy = self.config.placement_group if placement is None else placement
+        if strategy and "placement_group_created" not in self.resources:
             name = f"ccdsl-{handle}"
-            self.call("create_placement_group", GroupName=name, Strategy=self.config.placement_group,
+            self.call("create_placement_group", GroupName=name, Strategy=strategy,
                       TagSpecifications=[{"ResourceType": "placement-group",
                                           "Tags": self._tags(handle, None, contract)}])
             self.resources["placement_group_created"] = name
@@ -317,12 +332,14 @@ class AwsProvider:
         spot = self._spot(request)
         zone = request.options.get("zone")
         image, root_device, image_size, burstable = self._check_request(request)  # before anything is created
-        self.prepare(request.handle, contract)
+        efa = self._fabric(request)
+        strategy = self._strategy(spot, efa)
+        self.prepare(request.handle, contract, efa=efa.on, placement=strategy)
+        group = self.config.security_group_id or self.resources["security_group_id_created"]
         params: dict[str, Any] = {
             "ImageId": image, "InstanceType": request.instance_type,
             "MinCount": request.count, "MaxCount": request.count,
             "KeyName": self.config.key_name or self.resources["key_name_created"],
-            "SecurityGroupIds": [self.config.security_group_id or self.resources["security_group_id_created"]],
             "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"},
             "BlockDeviceMappings": [{"DeviceName": root_device, "Ebs": {
                 "Encrypted": True, "DeleteOnTermination": True, "VolumeType": self.config.volume_type,
@@ -334,12 +351,20 @@ class AwsProvider:
         placement: dict[str, str] = {}
         if zone:
             placement["AvailabilityZone"] = str(zone)
-        if "placement_group_created" in self.resources:
+        if strategy:
             placement["GroupName"] = self.resources["placement_group_created"]
         if placement:
             params["Placement"] = placement
-        if self.config.subnet_id:
-            params["SubnetId"] = self.config.subnet_id
+        if efa.on:  # EC2 refuses top-level groups and subnet beside NetworkInterfaces (InvalidParameterCombination)
+            params["NetworkInterfaces"] = efa_interfaces(efa.interfaces, group, self._subnet_for(zone),
+                                                         public=not self.config.private)
+        else:
+            params["SecurityGroupIds"] = [group]
+            if self.config.subnet_id:
+                params["SubnetId"] = self.config.subnet_id
+        cpu = self._cpu_options(request.instance_type)
+        if cpu:
+            params["CpuOptions"] = cpu
         if self.install:
             params["UserData"] = INSTALL_USER_DATA  # boto3 base64-encodes it
         if spot:
@@ -359,7 +384,7 @@ class AwsProvider:
         params["ClientToken"] = client_token(request.handle, params, self._launch_round)
         answer = self._run_instances(params)
         nodes = sorted((self._node(i, request.role) for i in answer["Instances"]), key=lambda n: n.index)
-        if self.config.placement_group == "cluster" and nodes and nodes[0].zone:
+        if strategy == "cluster" and nodes and nodes[0].zone:
             self.resources["placement_zone"] = nodes[0].zone
         for n in nodes:
             progress(n.role, n.index, model.REQUESTED)
@@ -789,8 +814,77 @@ class AwsProvider:
         self._set_region(request)
         self._check_region_settings()
         image = self._image_for(request.instance_type)
-        self._check_placement(request, self._spot(request), image[3])
+        spot = self._spot(request)
+        efa = self._fabric(request)
+        if efa.needs_private:
+            raise ConfigError(f"{request.count} × {request.instance_type} ({request.role}) with EFA on every one of "
+                              f"its {efa.available} network cards need private nodes: a node with a public address "
+                              "takes a single network interface",
+                              hint='set [aws] private = true (and connect_address = "private"), or [aws] efa = '
+                                   '"auto" for one EFA interface per node (not with the contract\'s efa => true)')
+        if efa.on and self.config.private and self.config.connect_address == "public" and not self.config.address_map:
+            raise ConfigError(f"{request.instance_type} ({request.role}) with EFA and [aws] private = true gets no "
+                              "public address, and [aws] connect_address = \"public\"",
+                              hint='set [aws] connect_address = "private" when this machine reaches the VPC (VPN, '
+                                   "Direct Connect, a host inside it), or [aws] private = false")
+        self._check_placement(request, spot, image[3], self._strategy(spot, efa))
+        self._cpu_options(request.instance_type)
         return image
+
+    def _fabric(self, request: NodeRequest) -> Fabric:
+        """Whether the role's nodes use EFA, and through how many interfaces (:mod:`ccdsl.fabric` decides, from
+        DescribeInstanceTypes' answer, the contract's ``efa`` clause in ``options["efa"]`` and ``[aws] efa`` and
+        ``private``)."""
+        from ccdsl import fabric
+
+        net = self._type_info(request.instance_type).get("NetworkInfo") or {}
+        available = int((net.get("EfaInfo") or {}).get("MaximumEfaInterfaces", 0)) if net.get("EfaSupported") else 0
+        asked = request.options.get("efa")
+        return fabric.decide(request.instance_type, available, request.count,
+                             None if asked is None else bool(asked), self.config.efa, self.config.private)
+
+    def fabric_line(self, request: NodeRequest) -> str:
+        """What the deployer journals after a role is created: ``EFA on: 32 interfaces``, ``EFA on: 1 of 32
+        interfaces (…)``, or why it is off when the contract asked; empty when EFA was never in question."""
+        efa = self._fabric(request)
+        return efa.line() if efa.on or request.options.get("efa") is not None else ""
+
+    def _strategy(self, spot: bool, efa: Fabric) -> str:
+        """The role's placement strategy: ``[aws] placement_group``, else ``cluster`` for EFA (its low latency is
+        what EFA is for), except for spot roles, which ccdsl cannot launch into a placement group."""
+        return self.config.placement_group or ("cluster" if efa.on and not spot else "")
+
+    def _cpu_options(self, instance_type: str) -> dict[str, int] | None:
+        """CpuOptions for ``[aws] smt = false`` (one thread per core), None when nothing is to be sent: SMT on, or
+        a type that runs one thread per core already.  A type that cannot be changed is refused."""
+        if self.config.smt:
+            return None
+        info = self._type_info(instance_type)
+        vcpu = info.get("VCpuInfo") or {}
+        if info.get("BareMetal") or ".metal" in instance_type:
+            raise ConfigError(f"{instance_type} is a bare-metal type: EC2 does not set its CPU options, so [aws] smt "
+                              "= false cannot turn its second threads off",
+                              hint="choose a type that is not *.metal (node_machinetype), or [aws] smt = true")
+        if int(vcpu.get("DefaultThreadsPerCore", 1)) <= 1:
+            return None
+        if 1 not in vcpu.get("ValidThreadsPerCore", []):
+            raise ConfigError(f"EC2 cannot run {instance_type} with one thread per core ([aws] smt = false)",
+                              hint="choose another type, or [aws] smt = true")
+        return {"CoreCount": int(vcpu["DefaultCores"]), "ThreadsPerCore": 1}
+
+    def _subnet_for(self, zone: Any) -> str | None:
+        """The one subnet of every EFA interface: ``[aws] subnet_id``, else the default subnet of ``zone`` (known
+        from :meth:`zones`, asked once otherwise); None: EC2's choice."""
+        if self.config.subnet_id or not zone:
+            return self.config.subnet_id or None
+        key = (self.region, str(zone))
+        if key not in self._default_subnets:
+            subnets = self.call("describe_subnets", Filters=[
+                {"Name": "default-for-az", "Values": ["true"]}, {"Name": "availability-zone", "Values": [str(zone)]}])
+            if not subnets.get("Subnets"):
+                return None
+            self._default_subnets[key] = subnets["Subnets"][0]["SubnetId"]
+        return self._default_subnets[key]
 
     def _spot(self, request: NodeRequest) -> bool:
         # The deployer settles each role's market (``options["market"]``: ManagerWorkers may put only the workers on
@@ -876,14 +970,14 @@ class AwsProvider:
                  if m.get("DeviceName") == root and "Ebs" in m]
         return image, root, int(sizes[0]) if sizes and sizes[0] else 8
 
-    def _check_placement(self, request: NodeRequest, spot: bool, burstable: bool) -> None:
-        """What EC2 would refuse after the security group and key pair exist: refuse it first."""
+    def _check_placement(self, request: NodeRequest, spot: bool, burstable: bool, strategy: str) -> None:
+        """What EC2 would refuse after the security group and key pair exist: refuse it first.  ``strategy``: the
+        role's placement strategy (:meth:`_strategy`)."""
         instance_type = request.instance_type
         info = self._type_info(instance_type)
         if spot and "spot" not in info.get("SupportedUsageClasses", ["spot"]):
             raise _region_refusal(f"EC2 does not offer {instance_type} as spot in {self.region}",
                                   hint="deploy it on-demand (no spot), or choose another type", code="Unsupported")
-        strategy = self.config.placement_group
         if not strategy:
             return
         if spot:
@@ -929,6 +1023,24 @@ class AwsProvider:
                     address=address, private_address=private, port=port, user=self.config.user,
                     key_path=str(key) if key else None, zone=instance.get("Placement", {}).get("AvailabilityZone"),
                     extra=extra)
+
+
+def efa_interfaces(count: int, group: str, subnet: str | None, *, public: bool) -> list[dict[str, Any]]:
+    """RunInstances' ``NetworkInterfaces`` for ``count`` EFA interfaces, all in ``group`` and one subnet.  One: an
+    ``efa`` interface (IP and EFA) on card 0, with a public address when ``public``.  More (private nodes only: a
+    public address needs a single interface): an ``interface`` (IP) at card 0 device 0, then ``efa-only`` at card 0
+    device 1 and device 0 of each further card, ``count`` of them (EC2 UG "Maximize network bandwidth on Amazon EC2
+    instances with multiple network cards": 33 entries for a p5.48xlarge)."""
+    def entry(card: int, device: int, kind: str) -> dict[str, Any]:
+        e: dict[str, Any] = {"NetworkCardIndex": card, "DeviceIndex": device, "InterfaceType": kind,
+                             "Groups": [group], "DeleteOnTermination": True}
+        if subnet:
+            e["SubnetId"] = subnet
+        return e
+
+    if count <= 1:
+        return [{**entry(0, 0, "efa"), "AssociatePublicIpAddress": public}]
+    return [entry(0, 0, "interface"), entry(0, 1, "efa-only"), *(entry(i, 0, "efa-only") for i in range(1, count))]
 
 
 def _region_refusal(message: str, *, hint: str, code: str) -> CapacityError:
