@@ -666,6 +666,9 @@ class Launcher:
             if dead:
                 raise ExecutionError(f"the MPI job failed (exit {code}): {'; '.join(dead)}")
             missing = out.record("execvp")
+            if not missing and mode == "exec":  # hydra may die of SIGPIPE (exit 141) before it reports the execvp
+                reason = self._unstartable(program.target)  # error: ask the nodes whether the program is there
+                missing = [f"{program.target}\t{reason}"] if reason else []
             if missing:
                 name, _, reason = missing[0].partition("\t")
                 where, path = (("this machine", "its PATH") if self.mode == "local" else
@@ -673,6 +676,24 @@ class Launcher:
                 raise ExecutionError(f"cannot run {name!r} on {where}: {reason} (it must be a program on {path}, or "
                                      "a path relative to the working folder)")
         return code
+
+    def _unstartable(self, target: str) -> str | None:
+        """Why ``target`` cannot be started where the ranks run (None: it can, or that cannot be told): the same
+        lookup a rank's exec does, from the working folder, on this machine or on the first node."""
+        if self.mode == "local":
+            here = self.workdir or os.getcwd()
+            if "/" in target:
+                path = os.path.join(here, target)
+                return None if os.access(path, os.X_OK) else "No such file or directory"
+            return None if shutil.which(target) else "No such file or directory"
+        node = self.nodes[0]
+        folder = f"cd {shlex.quote(self.workdir)} 2>/dev/null; " if self.workdir else ""
+        try:
+            answer = ssh.run(self._ssh_pool.get(node), f"{folder}command -v -- {shlex.quote(target)} >/dev/null "
+                                                       "2>&1 && echo found || echo missing", node=node, timeout=60)
+        except (ExecutionError, OSError):
+            return None
+        return "No such file or directory" if answer.stdout.strip() == "missing" else None
 
     def check_np(self, np: int | None, oversubscribe: bool = False) -> None:
         """A rank count is a whole number from 1 to the cluster's slots (beyond them only when asked for)."""
