@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ccdsl.catalog.stream import CHUNK, Progress, ResumableStream
+from ccdsl.catalog.stream import CHUNK, Progress, ResumableStream, read_json
 from ccdsl.errors import CatalogError
 
 if TYPE_CHECKING:
@@ -124,24 +124,10 @@ class SpotOnlyResult:
 def get_json(url: str, timeout: float = 30.0) -> dict[str, Any]:
     """A small JSON document (the indexes), with the same retries as the offer files; at most
     :data:`MAX_INDEX_BYTES` are read."""
-    stream = ResumableStream(url, timeout=timeout)
-    data = bytearray()
-    try:
-        for chunk in stream.chunks():
-            data += chunk
-            if len(data) > MAX_INDEX_BYTES:
-                raise CatalogError(f"{url}: more than {MAX_INDEX_BYTES >> 20} MB; that is not a Price List index "
-                                   "(tens of KB)", hint="check --price-list-url; the previous catalog is unchanged")
-    finally:
-        stream.close()
-    try:
-        doc = json.loads(bytes(data))
-    except RecursionError:
-        raise CatalogError(f"{url} nests deeper than any Price List index") from None
-    except ValueError as exc:
-        raise CatalogError(f"{url} is not valid JSON ({exc})") from None
+    doc = read_json(url, limit=MAX_INDEX_BYTES, what="Price List index", option="--price-list-url",
+                    expected="tens of KB", timeout=timeout)
     if not isinstance(doc, dict):
-        raise CatalogError(f"{url}: expected a JSON object")
+        raise CatalogError(f"{url}: expected a JSON object", hint="check --price-list-url")
     return doc
 
 

@@ -244,36 +244,12 @@ class Advisor:
 def _fetch_json(url: str, what: str, option: str, progress: TextIO | None, timeout: float,
                 attempts: int | None) -> Any:
     """A public JSON file through the Price List path's resumable stream, with progress; at most
-    :data:`MAX_PUBLIC_FILE_BYTES`."""
-    from ccdsl.catalog import stream as streams
+    :data:`MAX_PUBLIC_FILE_BYTES`.  JSON only: the retired JSONP feed (spot.js, frozen since 2024-05) is JavaScript."""
+    from ccdsl.catalog import stream
 
-    kwargs: dict[str, Any] = {"timeout": timeout, "what": what, "option": option}
-    if attempts is not None:
-        kwargs["attempts"] = attempts
-    stream = streams.ResumableStream(url, **kwargs)
-    meter = streams.Progress(what, progress) if progress is not None else None
-    data = bytearray()
-    try:
-        for chunk in stream.chunks():
-            data += chunk
-            if len(data) > MAX_PUBLIC_FILE_BYTES:
-                raise CatalogError(f"{url}: more than {MAX_PUBLIC_FILE_BYTES >> 20} MB; that is not the {what} "
-                                   "(a few MB)", hint=f"check {option}; the previous catalog is unchanged")
-            if meter is not None and (stream.total is None or len(data) < stream.total):  # the end: once, below
-                meter.update(len(data), stream.total, None)
-    finally:
-        stream.close()
-    if meter is not None:
-        meter.update(len(data), stream.total, None, final=True)
-    try:  # JSON only: the retired JSONP feed (spot.js, frozen since 2024-05) is JavaScript, not JSON
-        return json.loads(bytes(data))
-    except RecursionError:
-        raise CatalogError(f"the {what} {url} nests deeper than any JSON file of AWS's",
-                           hint=f"check {option}; the previous catalog is unchanged") from None
-    except ValueError as exc:
-        raise CatalogError(f"the {what} {url} is not valid JSON ({exc})",
-                           hint=f"check {option} (the JSON file, not the retired spot.js); the previous catalog is "
-                                "unchanged") from None
+    return stream.read_json(url, limit=MAX_PUBLIC_FILE_BYTES, what=what, option=option, expected="a few MB",
+                            timeout=timeout, attempts=attempts, progress=progress,
+                            not_json=" (the JSON file, not the retired spot.js)")
 
 
 def _shaped(value: Any, kind: type, where: str, what: str = "spot feed") -> Any:

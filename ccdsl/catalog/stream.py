@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import io
+import json
 import re
 import sys
 import time
@@ -186,3 +187,38 @@ class Progress:
             self.stream.write(line + "\n")
 
 
+
+
+def read_json(url: str, *, limit: int, what: str, option: str, expected: str, timeout: float = 30.0,
+              attempts: int | None = None, progress: TextIO | None = None, not_json: str = "") -> Any:
+    """A public JSON file read whole through a :class:`ResumableStream`, refused past ``limit`` bytes.
+
+    The indexes of the Price List and the spot feeds are small, so a bigger answer is a wrong URL (an offer file, an
+    HTML page, a hostile server) and is refused before it fills memory.  ``expected`` says how big the right file is
+    ("tens of KB"); every failure is a CatalogError naming ``option``, so the user knows what to change, and says the
+    previous catalog is unchanged (nothing is written before the whole download parses).  ``not_json`` adds a
+    likely reason to the hint of a file that does not parse.
+    """
+    keep = f"check {option}; the previous catalog is unchanged"
+    stream = ResumableStream(url, timeout=timeout, attempts=attempts, what=what, option=option)
+    meter = Progress(what, progress) if progress is not None else None
+    data = bytearray()
+    try:
+        for chunk in stream.chunks():
+            data += chunk
+            if len(data) > limit:
+                raise CatalogError(f"{url}: more than {limit >> 20} MB; that is not the {what} ({expected})",
+                                   hint=keep)
+            if meter is not None and (stream.total is None or len(data) < stream.total):  # the end: once, below
+                meter.update(len(data), stream.total, None)
+    finally:
+        stream.close()
+    if meter is not None:
+        meter.update(len(data), stream.total, None, final=True)
+    try:
+        return json.loads(bytes(data))
+    except RecursionError:
+        raise CatalogError(f"the {what} {url} nests deeper than any JSON file of AWS's", hint=keep) from None
+    except ValueError as exc:
+        raise CatalogError(f"the {what} {url} is not valid JSON ({exc})",
+                           hint=f"check {option}{not_json}; the previous catalog is unchanged") from None
