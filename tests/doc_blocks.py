@@ -20,7 +20,10 @@ The conventions (written up for authors in docs/design/index.md, *Writing the do
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,3 +103,44 @@ def match_in_order(quoted: tuple[str, ...], real: list[str]) -> str | None:
             return f"stale or out of order: {line!r}"
         at = hit + 1
     return None
+
+
+# ------------------------------------------------------------------ for the stricter page checks (test_readme.py,
+# test_docs_pages.py), which quote a command's output and hold it to what the command prints now
+
+
+def block_after(marker: str, text: str) -> str:
+    """The first fenced block after ``marker`` in ``text``."""
+    tail = text[text.index(marker):]
+    m = re.search(r"```[a-z]*\n(.*?)```", tail, re.S)
+    assert m, marker
+    return m.group(1)
+
+
+def block_with(marker: str, text: str) -> str:
+    """The fenced block of ``text`` that contains ``marker``."""
+    return next(b for b in re.findall(r"```[a-z]*\n(.*?)```", text, re.S) if marker in b)
+
+
+def run_ccdsl(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m ccdsl ARGV`` from the repository's root, as a reader would type it."""
+    return subprocess.run([sys.executable, "-m", "ccdsl", *argv], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, env=env)
+
+
+def quiet_env(data_dir: Path) -> dict[str, str]:
+    """This environment with a fresh data dir and no default region: the output a newcomer sees."""
+    return {**os.environ, "CCDSL_DATA_DIR": str(data_dir), "CCDSL_REGION": ""}
+
+
+def quoted_lines(block: str) -> list[str]:
+    """The output lines a block quotes: not its commands, blank lines or ``…``."""
+    return [line for line in block.splitlines() if line.strip() not in ("", "…") and not line.startswith("$ ")]
+
+
+def in_order(quoted: list[str], real: list[str]) -> None:
+    """Every quoted line is a line of the real output, in the same order (``…`` abridges what is between)."""
+    at = 0
+    for line in quoted:
+        assert line in real[at:], f"stale or out of order: {line!r}"
+        at = real.index(line, at) + 1

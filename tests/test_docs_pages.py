@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from doc_blocks import block_after, block_with, in_order, quiet_env, quoted_lines, run_ccdsl
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -26,44 +28,14 @@ def page(name: str) -> str:
 EVERYWHERE = "\n".join(p.read_text() for p in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))])
 
 
-def block_after(marker: str, text: str) -> str:
-    """The first fenced block after ``marker`` in ``text``."""
-    tail = text[text.index(marker):]
-    m = re.search(r"```[a-z]*\n(.*?)```", tail, re.S)
-    assert m, marker
-    return m.group(1)
-
-
-def block_with(marker: str, text: str) -> str:
-    """The fenced block of ``text`` that contains ``marker``."""
-    return next(b for b in re.findall(r"```[a-z]*\n(.*?)```", text, re.S) if marker in b)
-
-
-def ccdsl(*argv: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ccdsl", *argv], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300, env=env)
-
-
-def quoted_lines(block: str) -> list[str]:
-    return [line for line in block.splitlines() if line.strip() not in ("", "…") and not line.startswith("$ ")]
-
-
 @pytest.fixture()
 def env(tmp_path):
-    return {**os.environ, "CCDSL_DATA_DIR": str(tmp_path / "data"), "CCDSL_REGION": ""}
-
-
-def in_order(quoted: list[str], real: list[str]) -> None:
-    """Every quoted line is a line of the real output, in the same order (``…`` abridges what is between)."""
-    at = 0
-    for line in quoted:
-        assert line in real[at:], f"stale or out of order: {line!r}"
-        at = real.index(line, at) + 1
+    return quiet_env(tmp_path / "data")
 
 
 def test_the_infeasible_example_is_what_resolve_prints(env) -> None:
     """Not abridged: every line, the nearest misses all there."""
-    proc = ccdsl("resolve", "examples/infeasible.ccc", env=env)
+    proc = run_ccdsl("resolve", "examples/infeasible.ccc", env=env)
     assert proc.returncode == 1
     quoted = block_with("$ ccdsl resolve examples/infeasible.ccc", page("resolving.md"))
     assert quoted_lines(quoted) == proc.stderr.splitlines()
@@ -80,7 +52,7 @@ def test_print_of_a_resolution_is_what_the_docs_show(env) -> None:
 
 
 def _resolved(env, path: str, name: str, *options: str) -> dict:
-    proc = ccdsl("resolve", path, "--contract", name, "--json", *options, env=env)
+    proc = run_ccdsl("resolve", path, "--contract", name, "--json", *options, env=env)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -105,12 +77,12 @@ def test_the_clusters_example_costs_what_the_tutorial_resolves_to(env) -> None:
 
 def test_the_spot_prose_quotes_what_resolve_prints(env) -> None:
     resolving = page("resolving.md")
-    shipped = ccdsl("resolve", "examples/spot.ccc", env=env).stdout
+    shipped = run_ccdsl("resolve", "examples/spot.ccc", env=env).stdout
     m = re.search(r'The answer says "(no spot price known; ranked by its on-demand price \$[\d.]+/h, the most a spot'
                   r'\s+node is charged \(AWS\'s default maximum price\); `ccdsl catalog refresh --spot` brings them)"',
                   resolving)
     assert m and " ".join(m[1].split()) in shipped
-    priced = ccdsl("resolve", "examples/spot.ccc", "--catalog", "examples/spot_prices.toml", env=env).stdout
+    priced = run_ccdsl("resolve", "examples/spot.ccc", "--catalog", "examples/spot_prices.toml", env=env).stdout
     saving = re.search(r'\("spot saves ([\d.]+)%"\)', resolving)
     assert saving and f"spot saves {saving[1]}%" in priced
     pair = re.search(r"\((\S+) against (\S+) in the example\)", resolving)
@@ -140,7 +112,7 @@ def test_the_catalog_file_sizes_are_the_shipped_files() -> None:
 
 
 def test_the_check_example_is_what_check_prints(env) -> None:
-    proc = ccdsl("check", "tests/contracts/bad/unknown_symbol.ccc", env=env)
+    proc = run_ccdsl("check", "tests/contracts/bad/unknown_symbol.ccc", env=env)
     assert proc.returncode == 2
     real = proc.stderr.splitlines()
     for line in quoted_lines(block_with("$ ccdsl check tests/contracts/bad/unknown_symbol.ccc", page("language.md"))):

@@ -12,44 +12,21 @@ from pathlib import Path
 
 import pytest
 
+from doc_blocks import block_after, block_with, in_order, quiet_env, quoted_lines, run_ccdsl
+
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 
 
-def block_after(marker: str) -> str:
-    """The first fenced block after ``marker`` in the README."""
-    tail = README[README.index(marker):]
-    m = re.search(r"```[a-z]*\n(.*?)```", tail, re.S)
-    assert m, marker
-    return m.group(1)
-
-
-def ccdsl(*argv: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ccdsl", *argv], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300, env=env)
-
-
-def quoted_lines(block: str) -> list[str]:
-    return [line for line in block.splitlines() if line.strip() not in ("", "…") and not line.startswith("$ ")]
-
-
 @pytest.fixture()
 def env(tmp_path):
-    return {**os.environ, "CCDSL_DATA_DIR": str(tmp_path / "data"), "CCDSL_REGION": ""}
-
-
-def in_order(quoted: list[str], real: list[str]) -> None:
-    """Every quoted line is a line of the real output, in the same order (``…`` abridges what is between)."""
-    at = 0
-    for line in quoted:
-        assert line in real[at:], f"stale or out of order: {line!r}"
-        at = real.index(line, at) + 1
+    return quiet_env(tmp_path / "data")
 
 
 def test_the_quick_start_output_is_what_resolve_prints(env) -> None:
-    proc = ccdsl("resolve", "examples/tutorial.ccc", env=env)
+    proc = run_ccdsl("resolve", "examples/tutorial.ccc", env=env)
     assert proc.returncode == 0, proc.stderr
-    in_order(quoted_lines(block_after("Output of the first command")), proc.stdout.splitlines())
+    in_order(quoted_lines(block_after("Output of the first command", README)), proc.stdout.splitlines())
 
 
 # The README's first two commands: what a newcomer types first, kept exactly as they are.
