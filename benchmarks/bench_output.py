@@ -28,6 +28,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from fake_channel import FakeChannel, FakePool  # noqa: E402
 
 MB = 1_000_000
 PROG = """\
@@ -79,49 +82,6 @@ def bench_run(size: int, sep: str, repeat: int) -> float:
         return statistics.median(times)
 
 
-class _Channel:
-    """paramiko's channel as setup_remote reads it: ``total`` bytes of progress bars in 64 KiB chunks, then exit 0."""
-
-    def __init__(self, total: int) -> None:
-        self.total, self.sent, self.closed = total, 0, False
-        self.unit = data(1 << 20, b"\r")[:-1]
-
-    def set_combine_stderr(self, _: bool) -> None:
-        pass
-
-    def exec_command(self, _: str) -> None:
-        pass
-
-    def recv_ready(self) -> bool:
-        return self.sent < self.total
-
-    def recv(self, n: int) -> bytes:
-        n = min(n, self.total - self.sent)
-        start = self.sent % (len(self.unit) - n)
-        self.sent += n
-        return self.unit[start:start + n]
-
-    def exit_status_ready(self) -> bool:
-        return self.sent >= self.total
-
-    def recv_exit_status(self) -> int:
-        return 0
-
-    def close(self) -> None:
-        self.closed = True
-
-
-class _Pool:
-    def __init__(self, total: int) -> None:
-        chan = _Channel(total)
-        transport = type("Transport", (), {"open_session": lambda self, timeout: chan})()
-        self.client = type("Client", (), {"get_transport": lambda self: transport})()
-        self.options = type("Options", (), {"connect_timeout": 5.0})()
-
-    def get(self, node):
-        return self.client
-
-
 def bench_setup(size: int, repeat: int) -> tuple[float, float]:
     """Seconds to read ``size`` bytes of set-up output without a newline: (this machine, over a channel)."""
     from ccdsl.executor import workdir
@@ -136,8 +96,9 @@ def bench_setup(size: int, repeat: int) -> tuple[float, float]:
             workdir.setup_local(Path(tmp), f"{sys.executable} {prog} {size} '\r'", lambda node, line: None)
             local.append(time.perf_counter() - t0)
             node = Node(0, "worker", "i-0", "ssh", extra={"ccdsl_dir": tmp})
+            pool = FakePool(FakeChannel(size, data(1 << 20, b"\r")[:-1]))
             t0 = time.perf_counter()
-            workdir.setup_remote(_Pool(size), [node], "bars", lambda node, line: None)  # type: ignore[arg-type]
+            workdir.setup_remote(pool, [node], "bars", lambda node, line: None)  # type: ignore[arg-type]
             remote.append(time.perf_counter() - t0)
     return statistics.median(local), statistics.median(remote)
 

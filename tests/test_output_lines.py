@@ -18,6 +18,7 @@ from ccdsl.executor import workdir
 from ccdsl.executor.lines import CHUNK, PIECE, Lines
 from ccdsl.executor.model import Node
 from ccdsl.executor.mpi import MARK, Launcher, _Output
+from fake_channel import FakeChannel, FakePool
 from fixtures_executor import data_dir
 from fixtures_netns import netns_hosts
 
@@ -111,63 +112,15 @@ def test_the_launcher_keeps_a_result_record_of_many_pieces_whole():
 
 
 # -- the set-up, over a fake SSH channel and on this machine ------------------------------------------------------
-class FakeChannel:
-    """What setup_remote reads from paramiko's channel: ``total`` bytes of progress bars, made as they are read
-    (so the test itself holds none of it), then exit status 0."""
-
-    def __init__(self, total: int) -> None:
-        self.total, self.sent, self.closed = total, 0, False
-        self.unit = bars(4 * CHUNK)
-
-    def set_combine_stderr(self, _: bool) -> None:
-        pass
-
-    def exec_command(self, _: str) -> None:
-        pass
-
-    def recv_ready(self) -> bool:
-        return self.sent < self.total
-
-    def recv(self, n: int) -> bytes:
-        n = min(n, self.total - self.sent, CHUNK)
-        start = self.sent % len(self.unit)
-        data = (self.unit[start:] + self.unit)[:n]
-        self.sent += n
-        return data
-
-    def exit_status_ready(self) -> bool:
-        return self.sent >= self.total
-
-    def recv_exit_status(self) -> int:
-        return 0
-
-    def close(self) -> None:
-        self.closed = True
-
-
-class FakePool:
-    def __init__(self, total: int) -> None:
-        self.chan = FakeChannel(total)
-        self.options = type("Options", (), {"connect_timeout": 5.0})()
-
-    def get(self, node):
-        chan = self.chan
-
-        class Client:
-            def get_transport(self):
-                return type("Transport", (), {"open_session": lambda self, timeout: chan})()
-        return Client()
-
-
 def test_remote_setup_output_without_newlines_is_passed_on_in_pieces():
     import tracemalloc
 
     size = 100 * MB
-    pool = FakePool(size)
+    pool = FakePool(FakeChannel(size, bars(4 * CHUNK)))
     got = Digest()
     node = Node(0, "worker", "i-1", "ssh", extra={"ccdsl_dir": "/tmp/x"})
     expected = hashlib.sha256()
-    unit = FakeChannel(0).unit
+    unit = pool.chan.unit
     for i in range(0, size, CHUNK):
         start = i % len(unit)
         expected.update((unit[start:] + unit)[:min(CHUNK, size - i)])
