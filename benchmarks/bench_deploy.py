@@ -47,8 +47,10 @@ def main() -> int:
     from moto.server import ThreadedMotoServer
 
     from conftest import free_port
+    from moto_patches import add_client_token_filter
 
     port = free_port()
+    add_client_token_filter()  # moto lacks DescribeInstances' client-token filter
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     import logging

@@ -36,9 +36,12 @@ def main() -> int:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     from moto.server import ThreadedMotoServer
 
+    from moto_patches import add_client_token_filter
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    add_client_token_filter()  # moto lacks DescribeInstances' client-token filter
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:

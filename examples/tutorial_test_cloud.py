@@ -129,6 +129,8 @@ def main() -> int:
         return 1
     from moto.server import ThreadedMotoServer
 
+    from moto_patches import add_client_token_filter
+
     quiet_http_log()
 
     # The scratch folder holds the data dir (state, the cluster's private key, pinned host keys) and the nodes'
@@ -139,6 +141,7 @@ def main() -> int:
                            "AWS_DEFAULT_REGION": "us-east-1", "CCDSL_DATA_DIR": str(scratch / "data")})
         os.environ.pop("CCDSL_CONFIG", None)
         port = free_port()
+        add_client_token_filter()  # moto lacks DescribeInstances' client-token filter
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         server.start()
         try:

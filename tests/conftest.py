@@ -82,6 +82,9 @@ def data_dir(tmp_path, monkeypatch):
 def moto_server():
     """A real moto server on 127.0.0.1 (HTTP).  Yields its endpoint URL.  Reset it with ``moto_reset(url)``."""
     moto_server_mod = pytest.importorskip("moto.server")
+    from moto_patches import add_client_token_filter
+
+    add_client_token_filter()
     port = free_port()
     server = moto_server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

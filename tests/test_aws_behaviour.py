@@ -4,6 +4,7 @@ requests, vanished ids, unknown types, busy placement groups.  Each lifecycle en
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
@@ -294,20 +295,42 @@ def test_a_retried_launch_does_not_launch_twice(ec2_config, ec2, aws_like):
     nothing_left(ec2, aws_like)
 
 
-def test_ctrl_c_during_run_instances_with_tags_not_yet_listed(ec2_config, ec2, aws_like, hooks, tmp_path):
-    """The answer of RunInstances is lost and the new instances are not listed by tag for a long while; with a
-    security group of the user's there is nothing else tagged to notice.  Terminate re-issues the launch with the
-    same token and so learns the ids."""
-    aws_like.enable("idempotency", "not_found_first", listings=1000)
-
-    def interrupted(model, **_):
-        if model.name == "RunInstances" and not interrupted.done:
+def _lose_answer_of_first_launch(hooks, where: str) -> None:
+    """Ctrl-C in the first RunInstances: ``after-call`` (EC2 launched, the answer is lost) or ``before-call`` (the
+    request never left this machine)."""
+    def interrupted(model, http_response=None, **_):
+        # after-call: only a call EC2 answered with success (a fresh key pair's NotFound, answered by the layer
+        # before sending, is retried and launched nothing)
+        if model.name == "RunInstances" and not interrupted.done and (
+                http_response is None or http_response.status_code < 300):
             interrupted.done = True
             raise KeyboardInterrupt
 
     interrupted.done = False
+    hooks.append((f"{where}.ec2", interrupted))  # after the layer's own hooks: for after-call, EC2 did launch
 
-    hooks.append(("after-call.ec2", interrupted))  # after the layer's own after-call: EC2 did launch
+
+def run_instances_sent(hooks) -> list[str]:
+    """The ClientToken of every RunInstances that leaves this machine from now on."""
+    from urllib.parse import parse_qs
+
+    sent: list[str] = []
+
+    def record(request, **_):
+        body = request.body.decode() if isinstance(request.body, bytes) else request.body or ""
+        if "Action=RunInstances" in body:
+            sent.extend(parse_qs(body).get("ClientToken", ["?"]))
+
+    hooks.append(("before-send.ec2", record))
+    return sent
+
+
+def test_ctrl_c_during_run_instances_with_tags_not_yet_listed(ec2_config, ec2, aws_like, hooks, tmp_path):
+    """The answer of RunInstances is lost and the new instances are not listed for a while; with a security group
+    of the user's there is nothing else tagged to notice.  Terminate finds them by the launch's client token (issue
+    21 item 14) -- without sending the launch again."""
+    aws_like.enable("idempotency", "not_found_first", listings=3)
+    _lose_answer_of_first_launch(hooks, "after-call")
     vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
     sg = ec2.create_security_group(GroupName="mine", Description="mine", VpcId=vpc)["GroupId"]
     ec2.create_key_pair(KeyName="mykey")
@@ -317,9 +340,36 @@ def test_ctrl_c_during_run_instances_with_tags_not_yet_listed(ec2_config, ec2, a
     launched = [i for r in ec2.describe_instances(Filters=[{"Name": "tag:ccdsl:cluster", "Values": [HANDLE]}])[
         "Reservations"] for i in r["Instances"]]
     assert len(launched) == 2
+    sent = run_instances_sent(hooks)
     p.terminate(HANDLE, [])
     nothing_left(ec2, aws_like)
-    assert aws_like.fired["idempotency"] == 1
+    assert sent == [] and aws_like.fired["idempotency"] == 0 and aws_like.fired["not_found_first"] > 0
+
+
+@pytest.mark.parametrize("where", ["after-call", "before-call"])
+def test_a_lost_launch_is_on_record_and_a_new_process_terminates_it_without_launching(
+        where, ec2_config, ec2, aws_like, hooks):
+    """Issue 21 item 14: the launch journal is on record before RunInstances goes out (the deployer's
+    ``on_record``), so a new process -- a provider built from the record alone, as ``ccdsl terminate`` builds it
+    after a crash -- finds what a launch whose answer was lost created (``after-call``), and one that never left
+    this machine (``before-call``) is not on record as sent: in neither case is RunInstances sent again."""
+    from ccdsl.executor.providers import aws as aws_mod
+
+    aws_like.enable("idempotency", "not_found_first", listings=2)
+    _lose_answer_of_first_launch(hooks, where)
+    p = provider(ec2_config)
+    records: list[dict] = []
+    p.on_record = lambda: records.append(json.loads(json.dumps(p.settings())))
+    with pytest.raises(KeyboardInterrupt):
+        p.create(request(count=2), lambda *e: None)
+    on_record = records[-1]  # what a crash now would leave in state.db
+    assert list((on_record.get("launches") or {}).values()) == (["sent"] if where == "after-call" else [])
+    assert len(tagged(ec2, HANDLE).get("instances", [])) == (2 if where == "after-call" else 0)
+    sent = run_instances_sent(hooks)
+    again = aws_mod.make(ec2_config, on_record)
+    again.terminate(HANDLE, [])
+    nothing_left(ec2, aws_like)
+    assert sent == []
 
 
 # -- placement groups (finding 6) -----------------------------------------------------------------------------------

@@ -428,6 +428,8 @@ def _create(handle: str, spec: Spec, config: Config, state: st.State, report: Pr
         provider = kept or base.get(plan.provider, config)
         if provider is not kept:
             current.append(provider)
+        if hasattr(provider, "on_record"):  # its launch journal is on record before each launch goes out
+            provider.on_record = lambda p=provider: state.update_cluster(handle, settings=_settings(p))
         state.update_cluster(handle, provider=plan.provider, settings=_settings(provider))
         plan = _with_markets(plan, config)
         cost.record_plan(state, handle, plan)  # priced before anything is created: a crashed deploy is priced too

@@ -82,6 +82,9 @@ _NO_RETRY_OPERATIONS = ("RunInstances", "StartInstances")
 SPREAD_PER_ZONE = 7
 # EC2 refuses more than 200 values in one filter (FilterLimitExceeded); id lists are sent in chunks of this size too.
 CHUNK = 200
+# How often terminate looks for the instances of a launch whose answer was lost before it concludes there are none
+# (with backoff from [aws] poll_interval: the default 5 s gives about a minute; EC2 lists within seconds).
+LOST_LOOKS = 8
 # Right after a resource is created, EC2 may not know it yet for a while (eventual consistency): these codes then
 # mean "not visible yet", and the call is retried with backoff.
 NOT_VISIBLE_CODES = frozenset({"InvalidInstanceID.NotFound", "InvalidGroup.NotFound", "InvalidKeyPair.NotFound"})
@@ -155,11 +158,14 @@ class AwsProvider:
         self.region = settings.get("resolved_region") or self.config.region or None
         self.resources: dict[str, Any] = {k: settings[k] for k in ("security_group_id_created", "key_name_created",
                                                                     "key_path_created", "placement_group_created",
-                                                                    "vpc_id", "spot_valid_until", "efa_rules")
+                                                                    "vpc_id", "spot_valid_until", "efa_rules",
+                                                                    "launches")
                           if k in settings}
         self._ec2 = None
         self._launch_round = 0  # bumped by every clean-up: a later launch must not reuse an earlier token
-        self._uncertain: list[dict[str, Any]] = []  # RunInstances whose answer was lost (Ctrl-C, connection)
+        # Called (by the deployer) whenever ``resources`` changed in a way that must be on record before the next
+        # call goes out: the launch journal below.
+        self.on_record: Callable[[], None] | None = None
         self._fresh: set[str] = set()  # ids launched by this process: "not listed" means "not visible yet"
         self._not_opted_in: set[str | None] = set()  # regions that answered AuthFailure and are not enabled
         self._types: dict[tuple[str | None, str], dict[str, Any]] = {}  # (region, type) -> DescribeInstanceTypes
@@ -199,6 +205,7 @@ class AwsProvider:
         if service == "ec2":
             for operation in _NO_RETRY_OPERATIONS:  # more specific than botocore's own handler: asked first
                 client.meta.events.register(f"needs-retry.ec2.{operation}", _no_retry_when_final)
+            client.meta.events.register("before-send.ec2.RunInstances", self._sending)  # before any test hook
         for event, handler in EVENT_HOOKS:
             client.meta.events.register(event, handler)
         if service == "ec2" and region is None:
@@ -399,33 +406,80 @@ class AwsProvider:
         at = float(self.resources.setdefault("spot_valid_until", round(time.time()) + SPOT_VALIDITY))
         return datetime.datetime.fromtimestamp(at, datetime.timezone.utc)
 
+    # -- the launch journal ------------------------------------------------------------------------------------
+    # A RunInstances whose answer is lost (Ctrl-C, a dropped connection, a crash) may have launched instances that
+    # no record names, and whose tags EC2 may not list for a while.  So every launch is on record, by its token,
+    # before it goes out: ``launches`` maps the token to "pending" (not sent yet) or "sent" (botocore's
+    # before-send), and the entry goes when the answer is in.  Terminate -- in this process or in a new one after a
+    # crash -- finds what a sent launch created with DescribeInstances' ``client-token`` filter.  It never sends
+    # the launch again: a request that never reached EC2 would launch then.
+
+    def _journal(self) -> None:
+        if self.on_record is not None:
+            self.on_record()
+
+    def _sending(self, request: Any, **_: Any) -> None:
+        """botocore's before-send of RunInstances: its token is "sent" from here on (and on record so)."""
+        from urllib.parse import parse_qs
+
+        body = request.body if isinstance(request.body, (bytes, str)) else b""
+        text = body.decode() if isinstance(body, bytes) else body
+        launches = self.resources.get("launches") or {}
+        for token in parse_qs(text).get("ClientToken", []):
+            if launches.get(token) == "pending":
+                launches[token] = "sent"
+                self._journal()
+
     def _run_instances(self, params: dict[str, Any]) -> dict:
-        """RunInstances; when its answer is lost (Ctrl-C, a dropped connection) the instances may exist without
-        ccdsl knowing their ids -- and their tags may not be listed for a while.  Such a call is remembered, and
-        :meth:`terminate` re-issues it with the same token: EC2 then answers with those same instances."""
+        """RunInstances, journaled (see above): a refusal from EC2 launched nothing and leaves no entry; a lost
+        answer leaves the entry for :meth:`_lost_launches`."""
+        token = params["ClientToken"]
+        launches = self.resources.setdefault("launches", {})
+        launches[token] = "pending"
+        self._journal()
         try:
             answer = self._retry_not_visible(lambda: self.call("run_instances", **params))
         except ProviderError as exc:
-            if not getattr(exc, "code", ""):  # no answer from EC2 at all (BotoCoreError): it may have launched
-                self._uncertain.append(params)
+            if getattr(exc, "code", "") or launches.get(token) == "pending":  # refused, or never sent
+                launches.pop(token, None)
+                self._journal()
             raise
         except BaseException:
-            self._uncertain.append(params)
+            if launches.get(token) == "pending":  # interrupted before it was sent: nothing can exist
+                launches.pop(token, None)
+                self._journal()
             raise
         self._fresh.update(i["InstanceId"] for i in answer["Instances"])
+        launches.pop(token, None)  # the caller records the nodes
         return answer
 
-    def _reissue_uncertain(self) -> set[str]:
-        """Ids of the instances of every RunInstances whose answer was lost (same token: no second launch)."""
+    def _lost_launches(self, deadline: float) -> set[str]:
+        """Ids of the instances of every sent launch whose answer was lost, by the ``client-token`` filter.  EC2
+        lists a fresh instance only after a while, so each token is looked for until it shows or ``LOST_LOOKS``
+        looks (with backoff) found nothing: then its request launched nothing (it was refused or never arrived)."""
+        launches = self.resources.get("launches") or {}
+        tokens = sorted(t for t, how in launches.items() if how == "sent")
         ids: set[str] = set()
-        for params in self._uncertain:
-            try:
-                answer = self._retry_not_visible(partial(self.call, "run_instances", **params))
-            except CapacityError:
-                continue  # refused now; then it could not have launched the first time either
-            ids.update(i["InstanceId"] for i in answer["Instances"])
+        delay = self.config.poll_interval
+        for look in range(LOST_LOOKS):
+            for token in list(tokens):  # one or two: a lost answer is rare
+                found = {i["InstanceId"] for r in self._paginate("describe_instances", "Reservations", Filters=[
+                    {"Name": "client-token", "Values": [token]}]) for i in r["Instances"]}
+                if found:
+                    ids |= found
+                    tokens.remove(token)
+            if not tokens or look + 1 == LOST_LOOKS or time.monotonic() >= deadline:
+                break
+            log.info("looking for the instances of %d launch(es) whose answer was lost (EC2 lists new ones late)",
+                     len(tokens))
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+        if tokens:
+            log.warning("%d launch(es) whose answer was lost show no instance: EC2 refused them or never got them "
+                        "(client token %s)", len(tokens), ", ".join(tokens))
+        self.resources.pop("launches", None)
         self._fresh |= ids
-        self._uncertain = []
+        self._journal()
         return ids
 
     def wait_running(self, handle: str, nodes: Sequence[Node], progress: Progress) -> list[Node]:
@@ -482,7 +536,7 @@ class AwsProvider:
         self._launch_round += 1
         if self.region in self._not_opted_in:  # a region the account cannot use holds nothing (and answers nothing)
             return
-        ids = {n.instance_id for n in nodes if n.instance_id.startswith("i-")} | self._reissue_uncertain()
+        ids = {n.instance_id for n in nodes if n.instance_id.startswith("i-")} | self._lost_launches(deadline)
         delay = self.config.poll_interval
         while True:
             self._end_instances(handle, ids, deadline)
@@ -509,7 +563,7 @@ class AwsProvider:
         self._launch_round += 1
         if self.region in self._not_opted_in:
             return
-        ids = {n.instance_id for n in nodes if n.instance_id.startswith("i-")} | self._reissue_uncertain()
+        ids = {n.instance_id for n in nodes if n.instance_id.startswith("i-")} | self._lost_launches(deadline)
         self._end_instances(handle, ids, deadline)
         self.resources.pop("placement_zone", None)
 
