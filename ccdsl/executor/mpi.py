@@ -453,7 +453,8 @@ class _RemoteProcess:
             if payload:
                 self.chan.sendall(payload[0])
         except Exception as exc:  # paramiko raises several unrelated types
-            raise ExecutionError(f"cannot start mpiexec on {ssh.describe(node)}: {exc}") from exc
+            reason = str(exc) or type(exc).__name__  # a dropped connection is an EOFError without text
+            raise ExecutionError(f"cannot start mpiexec on {ssh.describe(node)}: {reason}") from exc
 
     def pump(self, out: _Output, deadline: float | None, health: Callable[[], None] | None = None) -> int:
         chan, transport = self.chan, self.client.get_transport()
@@ -903,7 +904,7 @@ class Launcher:
                 return None
             except Exception as exc:  # SSHException on timeout, EOFError/OSError on a dead socket
                 self._ssh_pool.drop(node)
-                return f"{ssh.describe(node)} stopped answering during the run ({exc or type(exc).__name__})"
+                return f"{ssh.describe(node)} stopped answering during the run ({str(exc) or type(exc).__name__})"
 
         dead = [m for m in parallel(check, self._targets()) if m]
         if dead:

@@ -318,7 +318,7 @@ def run(client: paramiko.SSHClient, command: str, *, node: Node | None = None, t
         code = chan.recv_exit_status()
         chan.close()
     except (OSError, EOFError, _paramiko().SSHException) as exc:
-        raise ExecutionError(f"lost the connection to {where}: {exc or type(exc).__name__}") from exc
+        raise ExecutionError(f"lost the connection to {where}: {str(exc) or type(exc).__name__}") from exc
     result = Result(code, out.decode(errors="replace"), err.decode(errors="replace"))
     if check and code != 0:
         raise ExecutionError(f"command failed on {where} (exit {code}): {command[:80]}\n{result.stderr[-2000:]}")
@@ -361,7 +361,8 @@ def put_many(client: paramiko.SSHClient, files: list[tuple[bytes, str, int]], *,
                 sftp.chmod(tmp, mode)
                 sftp.posix_rename(tmp, path)
     except (OSError, EOFError, _paramiko().SSHException) as exc:
-        raise ExecutionError(f"cannot write {current} on {describe(node) if node else 'the node'}: {exc}") from exc
+        where = describe(node) if node else "the node"
+        raise ExecutionError(f"cannot write {current} on {where}: {str(exc) or type(exc).__name__}") from exc
 
 
 def _makedirs(sftp: paramiko.SFTPClient, directory: str) -> None:
