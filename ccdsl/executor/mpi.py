@@ -36,14 +36,19 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ccdsl.errors import ExecutionError, MissingDependencyError, ProviderError, RankError
 from ccdsl.executor import ssh
-from ccdsl.executor.config import check_node_dir
+from ccdsl.executor.config import Config, check_node_dir
 from ccdsl.executor.lines import CHUNK, Lines
 from ccdsl.executor.model import Node
 from ccdsl.executor.parallel import parallel
+
+if TYPE_CHECKING:  # pragma: no cover
+    from types import ModuleType
+
+    import paramiko  # no types (see ssh.py): paramiko.SSHClient reads as Any
 
 Stream = Callable[[str, str], None]  # (line without newline, "stdout" | "stderr")
 
@@ -237,8 +242,8 @@ def release_cluster(handle: str, nodes: Sequence[Node], *, manager: Node | None 
             pool.close()
 
 
-def kill_processes(nodes: Sequence[Node], *, manager: Node | None = None, ssh_options=ssh.SshOptions(),
-                   connections: ssh.Connections | None = None) -> None:
+def kill_processes(nodes: Sequence[Node], *, manager: Node | None = None,
+                   ssh_options: ssh.SshOptions = ssh.SshOptions(), connections: ssh.Connections | None = None) -> None:
     """Kill every process ccdsl started on the nodes (interrupt/restart of SSH hosts, which are not stopped)."""
     pool = connections or ssh.Connections(ssh_options, jump=manager)
     try:
@@ -373,7 +378,7 @@ def _die_with_parent() -> None:
             pass
 
 
-def end_session(proc: subprocess.Popen) -> None:
+def end_session(proc: subprocess.Popen[bytes]) -> None:
     """End a child started with ``start_new_session=True`` and everything it started (its process group):
     SIGTERM to the whole group, then SIGKILL if the child is still there 3 s later; the child is reaped."""
     try:
@@ -392,7 +397,8 @@ class _LocalProcess:
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      env=env, start_new_session=True, preexec_fn=_die_with_parent)
 
-    def pump(self, out: _Output, deadline: float | None) -> int:
+    def pump(self, out: _Output, deadline: float | None, health: Callable[[], None] | None = None) -> int:
+        """``health``: unused (a child of this machine needs no liveness check); the remote process's signature."""
         stdout, stderr = self.proc.stdout, self.proc.stderr
         assert stdout is not None and stderr is not None  # Popen(stdout=PIPE, stderr=PIPE)
         sel = selectors.DefaultSelector()
@@ -428,7 +434,7 @@ class _RemoteProcess:
     """mpiexec started in the background on the ``via`` node.  A watchdog on the session's stdin kills it when the
     SSH session ends for any reason (ccdsl killed, connection lost), so no job outlives its caller."""
 
-    def __init__(self, client, node: Node, argv: list[str], ssh_options: ssh.SshOptions,
+    def __init__(self, client: paramiko.SSHClient, node: Node, argv: list[str], ssh_options: ssh.SshOptions,
                  payload: tuple[bytes, str] | None = None, requires: str | None = None) -> None:
         self.client, self.node, self.options = client, node, ssh_options
         self.pid: str | None = None
@@ -447,7 +453,8 @@ class _RemoteProcess:
             if payload:
                 self.chan.sendall(payload[0])
         except Exception as exc:  # paramiko raises several unrelated types
-            raise ExecutionError(f"cannot start mpiexec on {ssh.describe(node)}: {exc}") from exc
+            reason = str(exc) or type(exc).__name__  # a dropped connection is an EOFError without text
+            raise ExecutionError(f"cannot start mpiexec on {ssh.describe(node)}: {reason}") from exc
 
     def pump(self, out: _Output, deadline: float | None, health: Callable[[], None] | None = None) -> int:
         chan, transport = self.chan, self.client.get_transport()
@@ -464,7 +471,8 @@ class _RemoteProcess:
                 if self.pid is None and out.record("pid"):
                     self.pid = out.record("pid")[0]
                 if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
-                    return chan.recv_exit_status()
+                    status: int = chan.recv_exit_status()
+                    return status
                 if self.options.liveness and time.monotonic() - last > self.options.liveness:
                     if health is not None:
                         health()
@@ -514,7 +522,7 @@ def _script_text(raw: bytes, path: str) -> str:
 _pickle_lock = threading.Lock()
 
 
-def _user_module(name: str | None) -> Any:
+def _user_module(name: str | None) -> ModuleType | None:
     """The module to pickle by value: user code the nodes cannot import (not stdlib, not site-packages)."""
     module = sys.modules.get(name or "")
     file = getattr(module, "__file__", None)
@@ -526,7 +534,7 @@ def _user_module(name: str | None) -> Any:
     return None if any(path.startswith(p + os.sep) for p in system) else module
 
 
-def dumps_call(fn: Callable, args: tuple, kwargs: dict, run: dict[str, Any]) -> bytes:
+def dumps_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], run: dict[str, Any]) -> bytes:
     """cloudpickle ``(fn, args, kwargs, run)``; functions of the user's own modules are shipped by value.  ``run``
     tells rank 0 how to send the result: ``{"trust": whether it may be a pickle, "nonce": its record's tag}``."""
     try:
@@ -544,7 +552,8 @@ def dumps_call(fn: Callable, args: tuple, kwargs: dict, run: dict[str, Any]) -> 
             except ValueError:
                 pass
         try:
-            return cloudpickle.dumps((fn, tuple(args), dict(kwargs), run))
+            payload: bytes = cloudpickle.dumps((fn, tuple(args), dict(kwargs), run))
+            return payload
         except Exception as exc:
             raise ExecutionError(f"cannot ship {getattr(fn, '__name__', fn)!r} to the nodes: {exc}") from exc
         finally:
@@ -594,7 +603,7 @@ class Launcher:
         """MPI rank -> index of the node it runs on (block placement, as the ``-hosts a:ppn,b:ppn`` list asks)."""
         return {r: self.nodes[r // self.ppn].index for r in range(self.size)}
 
-    def run_function(self, fn: Callable, args: Sequence = (), kwargs: dict | None = None, *,
+    def run_function(self, fn: Callable[..., Any], args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None, *,
                      stream: Stream | None = print_stream, timeout: float | None = None,
                      trust_nodes: bool = False) -> Any:
         """Run ``fn(comm, *args, **kwargs)`` on every rank; return rank 0's value.  A rank that raises aborts the
@@ -624,7 +633,7 @@ class Launcher:
             raise ExecutionError("rank 0's result record is damaged (not base64)") from None
         return result_records.loads(data, trust_nodes=trust_nodes)
 
-    def run_script(self, path: str | os.PathLike, args: Sequence[str] = (), np: int | None = None, *,
+    def run_script(self, path: str | os.PathLike[str], args: Sequence[str] = (), np: int | None = None, *,
                    stream: Stream | None = print_stream, timeout: float | None = None,
                    oversubscribe: bool = False) -> int:
         """Run the Python script at ``path`` (on this machine; it is shipped) on ``np`` ranks (default: every
@@ -713,7 +722,7 @@ class Launcher:
     def __enter__(self) -> Launcher:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # -- running --------------------------------------------------------------------------------------------------
@@ -812,10 +821,11 @@ class Launcher:
         parallel(install, self._targets())
 
     @staticmethod
-    def _pump(proc, out: _Output, timeout: float | None, where: str, health=None) -> int:
+    def _pump(proc: _LocalProcess | _RemoteProcess, out: _Output, timeout: float | None, where: str,
+              health: Callable[[], None] | None = None) -> int:
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            code = proc.pump(out, deadline, health) if health is not None else proc.pump(out, deadline)
+            code = proc.pump(out, deadline, health)
         except _Deadline:
             proc.kill()
             out.close()
@@ -894,7 +904,7 @@ class Launcher:
                 return None
             except Exception as exc:  # SSHException on timeout, EOFError/OSError on a dead socket
                 self._ssh_pool.drop(node)
-                return f"{ssh.describe(node)} stopped answering during the run ({exc or type(exc).__name__})"
+                return f"{ssh.describe(node)} stopped answering during the run ({str(exc) or type(exc).__name__})"
 
         dead = [m for m in parallel(check, self._targets()) if m]
         if dead:
@@ -942,7 +952,7 @@ def _indent(text: str) -> str:
     return "\n".join("    " + line for line in text.splitlines())
 
 
-def options_from_config(config, *, known_hosts: str | None = None,
+def options_from_config(config: Config, *, known_hosts: str | None = None,
                         deploying: bool = False) -> tuple[MpiOptions, ssh.SshOptions]:
     """``[mpi]`` and ``[ssh]`` of a :class:`ccdsl.executor.config.Config` as launcher and transport options.
 

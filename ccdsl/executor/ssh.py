@@ -23,12 +23,15 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypedDict, cast
 
-from ccdsl.errors import ExecutionError, HostKeyError, MissingDependencyError, ProviderError, printable
+from ccdsl.errors import ExecutionError, MissingDependencyError, ProviderError, printable
+from ccdsl.errors import HostKeyError as HostKeyError  # re-exported: the transport's "key changed" failure
 from ccdsl.executor.model import REACHABLE, READY, Node
 
 if TYPE_CHECKING:  # pragma: no cover
+    # paramiko ships no types (ignore_missing_imports in pyproject.toml): its classes in the annotations below name
+    # what travels, and read as Any -- the one untyped boundary of this module
     import paramiko
 
 
@@ -51,7 +54,7 @@ def describe(node: Node) -> str:
     return f"{node.role} {node.index} ({node.instance_id} at {addr})"
 
 
-def _paramiko():
+def _paramiko() -> Any:  # the paramiko module, untyped
     try:
         import paramiko
     except ImportError as exc:  # pragma: no cover - paramiko is in the mpi extra
@@ -74,20 +77,20 @@ class HostKeyStore:
         with self._locks_guard:
             self._lock = self._locks.setdefault(key, threading.Lock())
 
-    def _load(self):
+    def _load(self) -> paramiko.HostKeys:
         paramiko = _paramiko()
         keys = paramiko.HostKeys()
         if self.path and os.path.exists(self.path):
             keys.load(self.path)
         return keys
 
-    def lookup(self, name: str):
+    def lookup(self, name: str) -> paramiko.PKey | None:
         if self.path is None:
             return self._memory.get(name)
         entry = self._load().lookup(name)
         return next(iter(entry.values())) if entry else None
 
-    def add(self, name: str, key) -> None:
+    def add(self, name: str, key: paramiko.PKey) -> None:
         if self.path is None:
             self._memory[name] = key
             return
@@ -111,7 +114,7 @@ class HostKeyStore:
                 if os.path.exists(tmp):
                     os.unlink(tmp)
 
-    def _user_keys(self, node: Node) -> list:
+    def _user_keys(self, node: Node) -> list[paramiko.PKey]:
         """The keys the user's OpenSSH known_hosts lists for the node's addresses (hashed entries included)."""
         if not self.user_known_hosts or not os.path.isfile(self.user_known_hosts):
             return []
@@ -127,7 +130,7 @@ class HostKeyStore:
             found += list(entry.values()) if entry else []
         return found
 
-    def check(self, node: Node, key, accept_new: bool) -> None:
+    def check(self, node: Node, key: paramiko.PKey, accept_new: bool) -> None:
         """Accept ``key`` only if it is the one recorded for the node: in the user's known_hosts (when consulted
         and it lists the node), else in ours; a node with no record only while ``accept_new`` (deploy)."""
         user = self._user_keys(node)
@@ -152,7 +155,7 @@ class HostKeyStore:
                 f"{fingerprint(key)}); refusing to connect (possible man-in-the-middle, or the machine was rebuilt)",
                 hint=f"if the change is expected, remove the line for {node.instance_id} from {self.path}")
 
-    def _record_hint(self, node: Node, key) -> str:
+    def _record_hint(self, node: Node, key: paramiko.PKey) -> str:
         where = [f"add the line '{node.instance_id} {key.get_name()} {key.get_base64()}' to {self.path}"]
         if self.user_known_hosts:
             where.append(f"record it in {self.user_known_hosts} (ssh-keyscan -p {node.port} {node.address})")
@@ -163,7 +166,7 @@ class HostKeyStore:
 _KEY_FILES = {"ssh-ed25519": "ed25519", "ssh-rsa": "rsa"}
 
 
-def fingerprint(key) -> str:
+def fingerprint(key: paramiko.PKey) -> str:
     """A key's fingerprint as OpenSSH prints it: ``SHA256:`` and the unpadded base64 of the key blob's hash."""
     import base64
     import hashlib
@@ -171,12 +174,12 @@ def fingerprint(key) -> str:
     return "SHA256:" + base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
 
 
-def _policy(store: HostKeyStore, node: Node, accept_new: bool):
+def _policy(store: HostKeyStore, node: Node, accept_new: bool) -> paramiko.MissingHostKeyPolicy:
     _paramiko()  # a clear error when it is missing
     import paramiko
 
-    class Pinned(paramiko.MissingHostKeyPolicy):
-        def missing_host_key(self, client, hostname, key):  # paramiko's signature
+    class Pinned(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]  # paramiko's class: Any to mypy
+        def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
             store.check(node, key, accept_new)
 
     return Pinned()
@@ -273,7 +276,7 @@ class Connections:
     def __enter__(self) -> Connections:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
@@ -315,7 +318,7 @@ def run(client: paramiko.SSHClient, command: str, *, node: Node | None = None, t
         code = chan.recv_exit_status()
         chan.close()
     except (OSError, EOFError, _paramiko().SSHException) as exc:
-        raise ExecutionError(f"lost the connection to {where}: {exc or type(exc).__name__}") from exc
+        raise ExecutionError(f"lost the connection to {where}: {str(exc) or type(exc).__name__}") from exc
     result = Result(code, out.decode(errors="replace"), err.decode(errors="replace"))
     if check and code != 0:
         raise ExecutionError(f"command failed on {where} (exit {code}): {command[:80]}\n{result.stderr[-2000:]}")
@@ -325,7 +328,7 @@ def run(client: paramiko.SSHClient, command: str, *, node: Node | None = None, t
 exec = run  # the name the executor's design uses
 
 
-def _wait_channel(chan, seconds: float) -> None:
+def _wait_channel(chan: paramiko.Channel, seconds: float) -> None:
     import select
 
     try:
@@ -358,10 +361,11 @@ def put_many(client: paramiko.SSHClient, files: list[tuple[bytes, str, int]], *,
                 sftp.chmod(tmp, mode)
                 sftp.posix_rename(tmp, path)
     except (OSError, EOFError, _paramiko().SSHException) as exc:
-        raise ExecutionError(f"cannot write {current} on {describe(node) if node else 'the node'}: {exc}") from exc
+        where = describe(node) if node else "the node"
+        raise ExecutionError(f"cannot write {current} on {where}: {str(exc) or type(exc).__name__}") from exc
 
 
-def _makedirs(sftp, directory: str) -> None:
+def _makedirs(sftp: paramiko.SFTPClient, directory: str) -> None:
     parts = directory.rstrip("/").split("/")
     for i in range(1, len(parts) + 1):
         path = "/".join(parts[:i])
@@ -396,7 +400,18 @@ print(json.dumps(out))
 """
 
 
-def probe(client, node: Node, *, python: str, mpiexec: str | None, directory: str, timeout: float) -> dict:
+class Probed(TypedDict):
+    """What :func:`probe` found on a node."""
+
+    python: str  # the interpreter's path
+    version: str  # "3.11"
+    missing: list[str]  # of mpi4py and cloudpickle
+    mpiexec: str  # its path; empty: none found
+    dir: str  # the absolute ccdsl dir
+
+
+def probe(client: paramiko.SSHClient, node: Node, *, python: str, mpiexec: str | None, directory: str,
+          timeout: float) -> Probed:
     """What the node offers: python path and version, missing modules, mpiexec path, absolute ccdsl dir."""
     # the paths travel as one JSON argument, never pasted into the code (a path may contain anything)
     arg = json.dumps([mpiexec, directory])
@@ -416,7 +431,7 @@ def probe(client, node: Node, *, python: str, mpiexec: str | None, directory: st
         said = printable(lines[-1][:80]) if lines else "nothing"
         raise ExecutionError(f"{describe(node)}: '{python}' did not answer ccdsl's probe (it printed {said})",
                              hint="set [mpi] python in ccdsl.toml to the node's python 3")
-    return info
+    return cast(Probed, info)  # its shape checked above
 
 
 def wait_reachable(node: Node, timeout: float, options: SshOptions = SshOptions(), *,
@@ -486,7 +501,7 @@ def wait_ready(node: Node, timeout: float, options: SshOptions = SshOptions(), *
             pool.close()
 
 
-def host_key_line(client, name: str) -> str:
+def host_key_line(client: paramiko.SSHClient, name: str) -> str:
     """``name keytype base64`` for the key the connected server presented (for the nodes' own known_hosts)."""
     key = client.get_transport().get_remote_server_key()
     return f"{name} {key.get_name()} {key.get_base64()}"

@@ -30,28 +30,77 @@ The spending cap: ``spent_before`` + ``price_per_hour`` × hours since the watch
 to the status file at 80 %, and it acts when the estimate reaches ``max_cost``.
 """
 
+# annotations stay strings, never evaluated by the nodes' python, which may be older than ccdsl's: this file
+# needs 3.7 (subprocess.run's capture_output)
+from __future__ import annotations
+
+import functools
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from typing import TYPE_CHECKING, overload
+
+if TYPE_CHECKING:  # typing's newer names exist only for the type checker, never at run time on a node
+    from collections.abc import Callable
+    from typing import Literal, Required, TypedDict
+
+    # a process: (ppid, tty_nr, comm, cmdline)
+    Process = tuple[int, int, str, str]
+
+    class Peer(TypedDict):
+        """Another node, as ``guard`` writes it into the config: where to reach it and where its files are."""
+
+        address: str
+        port: int
+        dir: str
+        python: str
+
+    class Config(TypedDict, total=False):
+        """``autostop.json`` as ``guard`` writes it (a hand-edited one is read defensively all the same)."""
+
+        handle: Required[str]
+        dir: Required[str]
+        token: Required[str]
+        action: Required[str]  # shutdown, release or local
+        idle: str | None  # as the user wrote it ("30m")
+        idle_seconds: float | None
+        down: bool
+        max_cost: float | None
+        price_per_hour: float | None
+        spent_before: float
+        interval: float
+        armed_at: float
+        shutdown_command: str
+        peers: list[Peer]  # shutdown and release
+        unauthorize_command: str  # release
+        interactive: bool  # local: False
+        local_command: list[str]  # local
+
+    Log = Callable[[str], None]
 
 WARN_FRACTION = 0.8
 
 
 # -- activity -----------------------------------------------------------------------------------------------------
-def _read(path, mode="r"):
+@overload
+def _read(path: str) -> str | None: ...
+@overload
+def _read(path: str, mode: Literal["rb"]) -> bytes | None: ...
+def _read(path: str, mode: str = "r") -> str | bytes | None:
     try:
         with open(path, mode) as f:
-            return f.read()
+            data: str | bytes = f.read()
+            return data
     except OSError:
         return None
 
 
-def _processes():
+def _processes() -> dict[int, Process]:
     """pid -> (ppid, tty_nr, comm, cmdline) of every process we may read."""
-    out = {}
+    out: dict[int, Process] = {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -69,16 +118,17 @@ def _processes():
     return out
 
 
-def _same_netns(pid):
+def _same_netns(pid: int) -> bool:
     try:
         return os.readlink(f"/proc/{pid}/ns/net") == os.readlink("/proc/self/ns/net")
     except OSError:
         return True  # another user's process on a real node: it is on this node
 
 
-def _mine():
+def _mine() -> set[int]:
     """This process and its ancestors (their command lines name the cluster dir too)."""
-    pids, pid = set(), os.getpid()
+    pids: set[int] = set()
+    pid = os.getpid()
     procs = _processes()
     while pid and pid not in pids:
         pids.add(pid)
@@ -86,10 +136,11 @@ def _mine():
     return pids
 
 
-def activity(directory, handle, interactive=True):
+def activity(directory: str, handle: str, interactive: bool = True) -> tuple[list[str], float]:
     """Why this node is busy now (a list of reasons; empty: idle) and the newest marker time.  ``interactive``:
     count interactive SSH sessions (not on the local provider, where they are the user's own terminals)."""
-    reasons, newest = [], 0.0
+    reasons: list[str] = []
+    newest = 0.0
     procs = _processes()
     mine = _mine()
     needle = f"/{handle}/ccdsl_rank_"
@@ -120,8 +171,8 @@ def activity(directory, handle, interactive=True):
     return reasons, newest
 
 
-def _under_sshd(pid, procs):
-    seen = set()
+def _under_sshd(pid: int, procs: dict[int, Process]) -> bool:
+    seen: set[int] = set()
     pid = procs.get(pid, (0,))[0]
     while pid and pid not in seen:
         seen.add(pid)
@@ -134,7 +185,7 @@ def _under_sshd(pid, procs):
     return False
 
 
-def _alive(pid):
+def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -145,7 +196,7 @@ def _alive(pid):
 
 
 # -- the other nodes ----------------------------------------------------------------------------------------------
-def _ssh(config, peer, command, timeout=30):
+def _ssh(config: Config, peer: Peer, command: str, timeout: float = 30) -> tuple[int, str]:
     argv = ["ssh", "-F", os.path.join(config["dir"], "ssh_config"), "-p", str(peer.get("port", 22)),
             peer["address"], command]
     try:
@@ -156,9 +207,10 @@ def _ssh(config, peer, command, timeout=30):
         return -1, str(exc)
 
 
-def peers_busy(config):
+def peers_busy(config: Config) -> list[str]:
     """Reasons any other node is busy (its own probe, over the cluster's internal SSH)."""
-    reasons = []
+    reasons: list[str] = []
+    idle = config.get("idle_seconds")
     for peer in config.get("peers", []):
         script = os.path.join(peer["dir"], "watchdog.py")
         code, out = _ssh(config, peer, "{} {} probe {} {}".format(_q(peer.get("python") or "python3"), _q(script),
@@ -171,17 +223,17 @@ def peers_busy(config):
             continue
         reasons += ["{} on {}".format(r, peer["address"]) for r in found.get("reasons", [])]
         since = found.get("marker_age")  # seconds since the peer's newest marker, on the peer's own clock
-        if since is not None and config.get("idle_seconds") is not None and since < float(config["idle_seconds"]):
+        if since is not None and idle is not None and since < float(idle):
             reasons.append("activity marker {:.0f} s ago on {}".format(since, peer["address"]))
     return reasons
 
 
-def _q(text):
+def _q(text: object) -> str:
     return "'" + str(text).replace("'", "'\\''") + "'"
 
 
 # -- acting ---------------------------------------------------------------------------------------------------------
-def _kill_ours(directory):
+def _kill_ours(directory: str) -> None:
     """End every process of this node whose command line names the cluster dir, except this one, its ancestors and
     a running watchdog.  Where nodes share a process table (the test hosts: network namespaces of one machine),
     only this node's network namespace counts, and a peer never ends node 0's watchdog."""
@@ -195,7 +247,7 @@ def _kill_ours(directory):
                 pass
 
 
-def act(config, reason, log):
+def act(config: Config, reason: str, log: Log) -> None:
     """Stop the cluster the way its provider allows.  Returns after the commands ran (a real shutdown does not
     let it return)."""
     directory = config["dir"]
@@ -211,7 +263,8 @@ def act(config, reason, log):
         command = config.get("shutdown_command") or "sudo shutdown -h now"
         pause = min(_interval(config.get("interval")), 10.0)
         for peer in config.get("peers", []):
-            _until_done(lambda p=peer: _ssh(config, p, command), f"peer {peer['address']}: {command}", log, pause)
+            _until_done(functools.partial(_ssh, config, peer, command), f"peer {peer['address']}: {command}", log,
+                        pause)
         _until_done(lambda: _here(command), f"here: {command}", log, pause)
     elif action == "release":  # hosts that are not ours: end our processes; with down, remove our files too
         for peer in config.get("peers", []):
@@ -239,7 +292,8 @@ SHUTDOWN_ATTEMPTS = 5
 SSH_FAILED = 255  # ssh's own exit code: the connection failed or dropped
 
 
-def _until_done(attempt, what, log, pause, attempts=SHUTDOWN_ATTEMPTS):
+def _until_done(attempt: Callable[[], tuple[int, str]], what: str, log: Log, pause: float,
+                attempts: int = SHUTDOWN_ATTEMPTS) -> bool:
     """Run a shutdown ``attempt`` until it worked (exit 0) or its node stopped answering (ssh could not connect,
     or the connection dropped as the node went down; a timeout): a command that failed by itself (sudo, a busy
     package manager holding a lock) is tried again, ``pause`` seconds apart, at most ``attempts`` times.  A node
@@ -256,7 +310,7 @@ def _until_done(attempt, what, log, pause, attempts=SHUTDOWN_ATTEMPTS):
     return False
 
 
-def _here(command):
+def _here(command: str) -> tuple[int, str]:
     try:
         res = subprocess.run(command, shell=True, stdin=subprocess.DEVNULL, capture_output=True, timeout=300)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -265,7 +319,7 @@ def _here(command):
 
 
 # -- the loop -------------------------------------------------------------------------------------------------------
-def _write_json(path, data):
+def _write_json(path: str, data: object) -> None:
     tmp = path + ".tmp"
     try:
         with open(tmp, "w") as f:
@@ -275,7 +329,7 @@ def _write_json(path, data):
         pass  # the cluster dir is gone (released): nothing to report into
 
 
-def carried_spent(config):
+def carried_spent(config: Config) -> float | None:
     """What the last watchdog armed with this config (same token) had spent, from its status file; None when
     there is none.  A node that was stopped spent nothing meanwhile: its watchdog goes on from that sum."""
     try:
@@ -287,25 +341,25 @@ def carried_spent(config):
     return spent if status.get("token") == config.get("token") and spent == spent and spent >= 0 else None
 
 
-def watch(config_path, spent_before=None):
+def watch(config_path: str, spent_before: float | None = None) -> int:
     """Watch until disarmed or acted.  ``spent_before``: carried from an earlier watchdog (a restart): the idle
     clock starts fresh, the money does not."""
     with open(config_path) as f:
-        config = json.load(f)
+        config: Config = json.load(f)
     if spent_before is not None:
         config["spent_before"] = spent_before
     directory, token = config["dir"], config["token"]
     status_path = os.path.join(directory, "autostop.status")
     log_path = os.path.join(directory, "watchdog.log")
 
-    def log(text):
+    def log(text: str) -> None:
         try:  # opened per line: the watchdog logs rarely, and a line is on disk when log() returns
             with open(log_path, "a") as log_file:
                 log_file.write("{} {}\n".format(time.strftime("%Y-%m-%dT%H:%M:%S"), text))
         except (OSError, ValueError):
             pass
 
-    def still_armed():
+    def still_armed() -> bool:
         current = _read(config_path)
         try:
             return current is not None and json.loads(current).get("token") == token
@@ -321,6 +375,7 @@ def watch(config_path, spent_before=None):
     restarted = "" if spent_before is None else f", restarted at boot with ${spent_before:.4f} spent"
     log("watching {}: idle {} s, cap {}, ${}/h{}".format(config["handle"], idle, cap, rate, restarted))
     while True:
+        done: Literal[True] | tuple[float, bool] | None
         try:
             done = _check(config, still_armed, log, status_path, start, last_active, warned)
         except Exception as exc:  # one failed check (a full disk, a peer that hangs up) must not end the guard
@@ -333,7 +388,7 @@ def watch(config_path, spent_before=None):
         time.sleep(interval)
 
 
-def _interval(value):
+def _interval(value: float | None) -> float:
     """The seconds between checks, 1..86,400 (ccdsl.toml refuses others; a hand-edited config is clamped)."""
     try:
         seconds = float(value or 60.0)
@@ -342,7 +397,8 @@ def _interval(value):
     return min(max(seconds, 1.0), 86400.0) if seconds == seconds else 60.0
 
 
-def _check(config, still_armed, log, status_path, start, last_active, warned):
+def _check(config: Config, still_armed: Callable[[], bool], log: Log, status_path: str, start: float,
+           last_active: float, warned: bool) -> Literal[True] | tuple[float, bool]:
     """One check: True when the watchdog is done (disarmed, or it acted); else (last_active, warned)."""
     directory, token = config["dir"], config["token"]
     idle = config.get("idle_seconds")
@@ -381,7 +437,7 @@ def _check(config, still_armed, log, status_path, start, last_active, warned):
     return last_active, warned
 
 
-def _daemonize(directory):
+def _daemonize(directory: str) -> None:
     """Leave the caller: fork twice with a new session in between and SIGHUP ignored, so the SSH session that
     started the watchdog returns at once, and a dropped connection does not end it.  Returns in the daemon only."""
     if os.fork() > 0:
@@ -393,7 +449,7 @@ def _daemonize(directory):
     _write_json(os.path.join(directory, "watchdog.pid"), os.getpid())
 
 
-def main(argv):
+def main(argv: list[str]) -> int:
     if len(argv) >= 3 and argv[1] == "probe":
         reasons, newest = activity(argv[2], argv[3] if len(argv) > 3 else "")
         print(json.dumps({"reasons": reasons, "marker_age": time.time() - newest if newest else None}))
