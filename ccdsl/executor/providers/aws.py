@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ccdsl.burstable import NO_CREDITS, credits
-from ccdsl.errors import CapacityError, ClusterError, ConfigError, MissingDependencyError, ProviderError
+from ccdsl.errors import CapacityError, CcdslError, ClusterError, ConfigError, MissingDependencyError, ProviderError
 from ccdsl.executor import model
 from ccdsl.executor.config import AwsConfig, Config
 from ccdsl.executor.model import Node, NodeRequest, Progress
@@ -365,6 +365,8 @@ class AwsProvider:
         cpu = self._cpu_options(request.instance_type)
         if cpu:
             params["CpuOptions"] = cpu
+        if self.config.instance_profile:
+            params["IamInstanceProfile"] = instance_profile(self.config.instance_profile)
         if self.install:
             params["UserData"] = INSTALL_USER_DATA  # boto3 base64-encodes it
         if spot:
@@ -382,13 +384,35 @@ class AwsProvider:
         if request.options.get("shutdown_behavior"):  # autostop: the watchdog's shutdown stops or terminates
             params["InstanceInitiatedShutdownBehavior"] = str(request.options["shutdown_behavior"])
         params["ClientToken"] = client_token(request.handle, params, self._launch_round)
-        answer = self._run_instances(params)
+        try:
+            answer = self._run_instances(params)
+        except ProviderError as exc:
+            raise self._profile_error(exc) from None
         nodes = sorted((self._node(i, request.role) for i in answer["Instances"]), key=lambda n: n.index)
         if strategy == "cluster" and nodes and nodes[0].zone:
             self.resources["placement_zone"] = nodes[0].zone
         for n in nodes:
             progress(n.role, n.index, model.REQUESTED)
         return nodes
+
+    def _profile_error(self, exc: ProviderError) -> CcdslError:
+        """RunInstances' refusal as the user can act on it: EC2 answers ``InvalidParameterValue`` ("Value (…) for
+        parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name") for an instance profile
+        it does not know, a ConfigError naming ``[aws] instance_profile``; a refusal of the credentials while a
+        profile is passed may be the missing ``iam:PassRole``.  Any other error unchanged."""
+        profile = self.config.instance_profile
+        code = getattr(exc, "code", "")
+        if profile and code == "InvalidParameterValue" and "instance profile" in exc.message.lower():
+            return ConfigError(f"[aws] instance_profile = {profile!r}: EC2 knows no such instance profile in this "
+                               f"account ({exc.message})",
+                               hint="check the name or ARN with 'aws iam list-instance-profiles' (an instance "
+                                    "profile is not its role: 'aws iam create-instance-profile' and "
+                                    "'add-role-to-instance-profile' make one); a profile created a moment ago may "
+                                    "need a few seconds before EC2 sees it, or empty instance_profile for none")
+        if profile and code == "UnauthorizedOperation":
+            exc.hint = (f"launching with [aws] instance_profile = {profile!r} needs iam:PassRole on its role for "
+                        "ec2.amazonaws.com ('ccdsl iam-policy' grants it); " + (exc.hint or ""))
+        return exc
 
     def _spot_valid_until(self) -> Any:
         """When the cluster's persistent spot requests end: a year from the first spot launch, recorded (one date
@@ -1041,6 +1065,12 @@ def efa_interfaces(count: int, group: str, subnet: str | None, *, public: bool) 
     if count <= 1:
         return [{**entry(0, 0, "efa"), "AssociatePublicIpAddress": public}]
     return [entry(0, 0, "interface"), entry(0, 1, "efa-only"), *(entry(i, 0, "efa-only") for i in range(1, count))]
+
+
+def instance_profile(value: str) -> dict[str, str]:
+    """RunInstances' ``IamInstanceProfile`` for ``[aws] instance_profile``: ``{"Arn": …}`` for an ARN, else
+    ``{"Name": …}`` (API ``IamInstanceProfileSpecification``)."""
+    return {"Arn": value} if value.startswith("arn:") else {"Name": value}
 
 
 def _region_refusal(message: str, *, hint: str, code: str) -> CapacityError:
