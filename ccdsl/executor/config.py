@@ -77,7 +77,9 @@ class AwsConfig:
                                 "can take only one); ccdsl must then reach the nodes' private addresses "
                                 "(connect_address = 'private').")
     smt: bool = _key(True, "Simultaneous multithreading (hyper-threads).  false: one thread per core (CpuOptions), as "
-                           "many HPC codes run fastest; *.metal types are refused (they take no CPU options).")
+                           "many HPC codes run fastest; *.metal types that run two threads are refused (they take "
+                           "no CPU options).  A contract's 'smt => true|false' decides its role instead, and 'smt => "
+                           "false' also resolves only to types that can, counting their cores as vCPUs.")
     instance_profile: str = _key("", "IAM instance profile the nodes run with, by name or ARN ('arn:aws:iam::…:"
                                      "instance-profile/…'): programs on the nodes get its role's credentials from "
                                      "the instance metadata.  Launching with it needs iam:PassRole on the role "

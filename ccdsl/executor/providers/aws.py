@@ -362,7 +362,7 @@ class AwsProvider:
             params["SecurityGroupIds"] = [group]
             if self.config.subnet_id:
                 params["SubnetId"] = self.config.subnet_id
-        cpu = self._cpu_options(request.instance_type)
+        cpu = self._cpu_options(request)
         if cpu:
             params["CpuOptions"] = cpu
         if self.config.instance_profile:
@@ -852,7 +852,7 @@ class AwsProvider:
                               hint='set [aws] connect_address = "private" when this machine reaches the VPC (VPN, '
                                    "Direct Connect, a host inside it), or [aws] private = false")
         self._check_placement(request, spot, image[3], self._strategy(spot, efa))
-        self._cpu_options(request.instance_type)
+        self._cpu_options(request)
         return image
 
     def _fabric(self, request: NodeRequest) -> Fabric:
@@ -878,22 +878,30 @@ class AwsProvider:
         what EFA is for), except for spot roles, which ccdsl cannot launch into a placement group."""
         return self.config.placement_group or ("cluster" if efa.on and not spot else "")
 
-    def _cpu_options(self, instance_type: str) -> dict[str, int] | None:
-        """CpuOptions for ``[aws] smt = false`` (one thread per core), None when nothing is to be sent: SMT on, or
-        a type that runs one thread per core already.  A type that cannot be changed is refused."""
-        if self.config.smt:
+    def _cpu_options(self, request: NodeRequest) -> dict[str, int] | None:
+        """CpuOptions for one thread per core (the contract's ``smt => false`` for the role, in
+        ``options["smt"]``, else ``[aws] smt = false``), None when nothing is to be sent: SMT on, or a type that runs
+        one thread per core already (Graviton, the AMD HPC types).  A type that cannot be changed is refused: bare
+        metal takes no CPU options (EC2 UG "CPU options for Amazon EC2 instances"; aws-parallelcluster#1855), and
+        a few older types list no ThreadsPerCore = 1."""
+        instance_type = request.instance_type
+        asked = request.options.get("smt")
+        smt = self.config.smt if asked is None else bool(asked)
+        if smt:
             return None
         info = self._type_info(instance_type)
         vcpu = info.get("VCpuInfo") or {}
-        if info.get("BareMetal") or ".metal" in instance_type:
-            raise ConfigError(f"{instance_type} is a bare-metal type: EC2 does not set its CPU options, so [aws] smt "
-                              "= false cannot turn its second threads off",
-                              hint="choose a type that is not *.metal (node_machinetype), or [aws] smt = true")
         if int(vcpu.get("DefaultThreadsPerCore", 1)) <= 1:
             return None
+        who = "the contract's smt => false" if asked is not None else "[aws] smt = false"
+        hint = ("choose another type, or write smt => false in the contract (it resolves only to types that can run "
+                "one thread per core), or [aws] smt = true" if asked is None else
+                "a resolved contract never names such a type (smt => false keeps them out): choose another type")
+        if info.get("BareMetal") or ".metal" in instance_type:
+            raise ConfigError(f"{instance_type} is a bare-metal type that runs two threads per core: EC2 takes no "
+                              f"CPU options for bare metal, so {who} cannot turn its second threads off", hint=hint)
         if 1 not in vcpu.get("ValidThreadsPerCore", []):
-            raise ConfigError(f"EC2 cannot run {instance_type} with one thread per core ([aws] smt = false)",
-                              hint="choose another type, or [aws] smt = true")
+            raise ConfigError(f"EC2 cannot run {instance_type} with one thread per core ({who})", hint=hint)
         return {"CoreCount": int(vcpu["DefaultCores"]), "ThreadsPerCore": 1}
 
     def _subnet_for(self, zone: Any) -> str | None:
