@@ -84,6 +84,11 @@ class AwsConfig:
                                      "instance-profile/…'): programs on the nodes get its role's credentials from "
                                      "the instance metadata.  Launching with it needs iam:PassRole on the role "
                                      "(ccdsl iam-policy).  Empty: no profile.")
+    scratch: str = _key("", "Folder where each node mounts its instance-store NVMe disks (striped together, RAID 0, "
+                            "when there are several; formatted ext4 when blank), e.g. '/scratch': fast local space "
+                            "for temporary files, open to every user like /tmp.  Made at every boot, since a stop "
+                            "(interrupt, autostop, a spot interruption) empties instance storage: its contents are "
+                            "lost.  Empty: off.")
     zones: list[str] = _key([], "Availability zones to try, in order; empty: every available zone of the region.")
     volume_size: int = _key(0, "Root volume size in GiB (at least the image's own size); 0: the image's size.  "
                                "Always encrypted.")
@@ -277,6 +282,11 @@ def _section(cls: type, name: str, table: Mapping[str, Any], where: str, *, chec
             raise ConfigError(f"{where}: [aws] instance_profile = {values['instance_profile']!r} {why}",
                               hint="write the instance profile's name (as in 'aws iam list-instance-profiles') or "
                                    "its ARN, arn:aws:iam::<account>:instance-profile/<name>")
+    if name == "aws" and values.get("scratch"):
+        why = scratch_problem(values["scratch"])
+        if why:
+            raise ConfigError(f"{where}: [aws] scratch = {values['scratch']!r} {why}",
+                              hint="an absolute folder of letters, digits and ._-/, e.g. '/scratch'; empty for none")
     if name == "mpi" and "remote_dir" in values:
         try:
             check_node_dir(values["remote_dir"])
@@ -315,6 +325,22 @@ def instance_profile_problem(value: str) -> str:
         return "" if _PROFILE_ARN.fullmatch(value) else "is not an instance profile ARN"
     return "" if _PROFILE_NAME.fullmatch(value) else "is not an instance profile name (1-128 of letters, digits " \
         "and +=,.@_-)"
+
+
+_SCRATCH = re.compile(r"(/[A-Za-z0-9._-]+)+", re.ASCII)
+# Folders the system needs as they are: a file system mounted over one would hide them.
+_SYSTEM_DIRS = frozenset({"bin", "boot", "dev", "etc", "home", "lib", "lib32", "lib64", "proc", "root", "run", "sbin",
+                          "snap", "sys", "tmp", "usr", "var"})
+
+
+def scratch_problem(path: str) -> str:
+    """Why ``path`` cannot be ``[aws] scratch`` ('' when it can): it goes into the nodes' boot script and has a
+    file system mounted over it."""
+    if not _SCRATCH.fullmatch(path) or any(part in (".", "..") for part in path.split("/")):
+        return "is not an absolute folder of letters, digits and ._-"
+    if path.split("/")[1] in _SYSTEM_DIRS and path.count("/") == 1:
+        return "is a folder the system needs: mounting over it would hide what it holds"
+    return ""
 
 
 _NODE_DIR_PUNCTUATION = frozenset("._/~+@=,:%-")

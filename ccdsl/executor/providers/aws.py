@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import json
 import logging
 import os
 import time
@@ -109,6 +110,56 @@ INSTALL_USER_DATA = (
     "(apt-get -o DPkg::Lock::Timeout=600 update -q && DEBIAN_FRONTEND=noninteractive apt-get "
     "-o DPkg::Lock::Timeout=600 install -y -q python3-venv)\"]\n"
 )
+# [aws] scratch: every boot (cloud-init bootcmd; a stop empties instance storage, so it runs again at resume), the
+# instance-store NVMe disks no one uses (EC2 names their model "Amazon EC2 NVMe Instance Storage"; the EBS root is
+# "Amazon Elastic Block Store"; a disk with partitions or in an array is in use) are striped together (RAID 0, when
+# there are several), formatted and mounted at the folder, open to every user like /tmp.  After a reboot (not a
+# stop) the disks keep their data: the file system labelled ccdsl-scratch (on the array mdadm assembled again) is
+# mounted as it is.  A node without such disks keeps the folder on its root volume.  Argument: the folder.
+SCRATCH_SCRIPT = r"""set -eu
+dir=$1
+if mountpoint -q "$dir"; then exit 0; fi
+mkdir -p "$dir"
+dev=$(blkid -L ccdsl-scratch || true)
+if [ -z "$dev" ]; then
+  unused='^NAME="([^"]+)" MODEL="Amazon EC2 NVMe Instance Storage *" MOUNTPOINT=""$'
+  disks=()
+  while IFS= read -r line; do
+    [[ $line =~ $unused ]] || continue
+    [ "$(lsblk -nro NAME "${BASH_REMATCH[1]}" | wc -l)" = 1 ] || continue
+    disks+=("${BASH_REMATCH[1]}")
+  done < <(lsblk -dpnP -o NAME,MODEL,MOUNTPOINT)
+  if [ ${#disks[@]} = 0 ]; then
+    echo "ccdsl: no unused instance-store disk to mount at $dir" >&2
+    exit 0
+  fi
+  if [ ${#disks[@]} = 1 ]; then
+    dev=${disks[0]}
+  else
+    dev=/dev/md/ccdsl-scratch
+    mdadm --create "$dev" --name=ccdsl-scratch --level=0 --raid-devices=${#disks[@]} --run "${disks[@]}"
+  fi
+  mkfs.ext4 -F -q -E nodiscard -L ccdsl-scratch "$dev"
+fi
+mount -o noatime "$dev" "$dir"
+chmod 1777 "$dir"
+"""
+
+
+def user_data(install: bool, scratch: str) -> str | None:
+    """The nodes' cloud-config: ``bootcmd`` for ``[aws] scratch`` (:data:`SCRATCH_SCRIPT`, every boot), ``runcmd``
+    for ``[mpi] install`` (:data:`INSTALL_USER_DATA`, once); None when neither is asked for.  The script's argv is
+    written as JSON, which YAML reads as it is."""
+    if not install and not scratch:
+        return None
+    out = "#cloud-config\n"
+    if scratch:
+        out += "bootcmd:\n  - " + json.dumps(["bash", "-c", SCRATCH_SCRIPT, "ccdsl-scratch", scratch]) + "\n"
+    if install:
+        out += INSTALL_USER_DATA.removeprefix("#cloud-config\n")
+    return out
+
+
 _MUTATING = ("create_", "run_", "authorize_", "start_", "stop_", "import_", "allocate_", "request_")
 
 
@@ -367,8 +418,11 @@ class AwsProvider:
             params["CpuOptions"] = cpu
         if self.config.instance_profile:
             params["IamInstanceProfile"] = instance_profile(self.config.instance_profile)
-        if self.install:
-            params["UserData"] = INSTALL_USER_DATA  # boto3 base64-encodes it
+        data = user_data(self.install, self.config.scratch)
+        if data:
+            params["UserData"] = data  # boto3 base64-encodes it
+        if self.config.scratch:
+            self._check_scratch(request.instance_type)
         if spot:
             # persistent + stop: a spot cluster can still be interrupted (stopped) and resumed.  Its spot requests
             # are tagged too: terminate cancels them first, or EC2 would launch new instances for them.
@@ -394,6 +448,16 @@ class AwsProvider:
         for n in nodes:
             progress(n.role, n.index, model.REQUESTED)
         return nodes
+
+    def _check_scratch(self, instance_type: str) -> None:
+        """Say when ``[aws] scratch`` finds no disk on ``instance_type``: then the folder is one on the root volume
+        (a manager of another type than its workers may well have none)."""
+        info = self._type_info(instance_type)
+        storage = info.get("InstanceStorageInfo") or {}
+        if not info.get("InstanceStorageSupported") or storage.get("NvmeSupport") == "unsupported":
+            what = "no instance storage" if not info.get("InstanceStorageSupported") else "no NVMe instance storage"
+            log.warning("%s has %s: [aws] scratch = %r is a folder on its root volume", instance_type, what,
+                        self.config.scratch)
 
     def _profile_error(self, exc: ProviderError) -> CcdslError:
         """RunInstances' refusal as the user can act on it: EC2 answers ``InvalidParameterValue`` ("Value (…) for
@@ -489,7 +553,12 @@ class AwsProvider:
         return self.wait_running(handle, [n for n in nodes if n.instance_id in ids], lambda *a: None)
 
     def stop(self, handle: str, nodes: Sequence[Node]) -> list[Node]:
-        """Stop the nodes; a node whose instance no longer exists is dropped (and logged)."""
+        """Stop the nodes; a node whose instance no longer exists is dropped (and logged).  With ``[aws] scratch``
+        it warns first: a stop empties instance storage, so what the scratch folder held is lost."""
+        if self.config.scratch:
+            log.warning("[aws] scratch = %r: stopping empties the nodes' instance storage, and what %s holds is lost "
+                        "(resume mounts it again, empty); copy what you need out first", self.config.scratch,
+                        self.config.scratch)
         ids = self._act_on_instances("stop_instances", [n.instance_id for n in nodes], handle)
         roles = {n.instance_id: n.role for n in nodes}
         return self._wait_state(ids, model.STOPPED, f"{len(ids)} instance(s) of {handle} to stop", roles)
