@@ -184,3 +184,16 @@ def test_anything_else_is_refused_when_the_file_is_read(data_dir, value, problem
 
     with pytest.raises(ConfigError, match=problem):
         Config.from_dict({"aws": {"scratch": value}})
+
+
+def test_a_c6id_with_smt_off_and_scratch_gets_both(ec2_config, ec2, hooks, aws_like):
+    """Issue 23's check: one RunInstances for c6id.32xlarge carries CpuOptions (64 cores, one thread each) and the
+    scratch boot script (captured as sent: moto drops CpuOptions)."""
+    from test_executor_aws_efa import create_and_terminate, only, sent
+
+    calls = sent(hooks)
+    create_and_terminate(provider(ec2_config, smt=False, scratch="/scratch"), request("c6id.32xlarge", count=1), ec2,
+                         aws_like)
+    (run,) = only(calls, "RunInstances")
+    assert run["CpuOptions"] == {"CoreCount": 64, "ThreadsPerCore": 1}
+    assert boot_script(base64.b64decode(run["UserData"]).decode())[3:] == ["ccdsl-scratch", "/scratch"]  # as sent
