@@ -97,3 +97,23 @@ def test_manager_workers_scopes_smt_to_the_workers(rows):
 def test_smt_takes_true_or_false_only():
     with pytest.raises(ContractError, match="smt"):
         parse("c = @cluster(smt => 2)")
+
+
+def test_a_user_host_runs_one_thread_per_core_only_when_it_has_no_smt():
+    """ccdsl cannot reconfigure a host of yours: single_thread defaults to cores = vcpus, and smt => false keeps
+    only such hosts (counting their cores)."""
+    from ccdsl.catalog.store import frame_from_rows
+    from ccdsl.catalog.user import validate_record
+
+    rows = [validate_record({"provider": "ssh", "region": "lab", "instance_type": name, "vcpus": vcpus,
+                             "cores": cores, "memory_gib": 64}, "<test>", lambda _column: None)
+            for name, vcpus, cores in (("smt-host", 32, 16), ("plain-host", 16, 16))]
+    assert [r["single_thread"] for r in rows] == [False, True]
+    df = frame_from_rows(rows)
+    ssh = Clause("node_provider", "just", ("SSH",))  # on-premise rows compete when named
+    smt_off = Clause("smt", "just", (False,))
+    assert resolve(Contract("c", (ssh, smt_off, Clause("node_vcpus_count", "atleast", (16,)))), df).instance_type \
+        == "plain-host"
+    with pytest.raises(UnsatisfiableError):
+        resolve(Contract("c", (ssh, smt_off, Clause("node_vcpus_count", "atleast", (32,)))), df)
+    assert resolve(Contract("c", (ssh, Clause("node_vcpus_count", "atleast", (32,)))), df).instance_type == "smt-host"
