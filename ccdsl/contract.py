@@ -45,6 +45,9 @@ class Clause:
     values: tuple[Value, ...] = ()
     role: str | None = None
     span: Span | None = None
+    # The catalog column the clause reads when it is not its parameter's: a role with ``smt => false`` counts cores
+    # as its vCPUs (set by the resolver for each role, :func:`ccdsl.resolver.compile.role_specs`).
+    column: str = field(default="", compare=False, repr=False)
 
     @property
     def key(self) -> tuple[str | None, str]:

@@ -12,9 +12,11 @@ builder and the resolver (which column a clause constrains).  Kinds:
 - ``symbol``: a node of a :mod:`ccdsl.taxonomy` domain (``levels`` restricts which levels are accepted);
 - ``machinetype``: a provider instance type name (``EC2Type_T3_xLarge`` or ``"t3.xlarge"``);
 - ``region``: a region name (``us_east_1`` or ``"us-east-1"``);
-- ``flag``: true or false.  Most flags *require* their column when true and change nothing when false (``efa =>
-  true``: only EFA types); ``burstable`` (``requires=False``) *admits* burstable types when true (they are out of
-  scope otherwise, see :mod:`ccdsl.burstable`) and refuses them when false;
+- ``flag``: true or false.  Most flags *require* their column for one value (``when``) and change nothing for the
+  other (``efa => true``: only EFA types; ``smt => false``: only types that can run one thread per core, whose
+  ``node_vcpus_count`` and ``cluster_vcpus_count`` then count cores); ``burstable`` (``requires=False``) *admits*
+  burstable types when true (they are out of scope otherwise, see :mod:`ccdsl.burstable`) and refuses them when
+  false;
 - ``config``: carried to deploy, never used to resolve.
 
 Scopes: ``cluster`` (shape of the cluster), ``node`` (filters instance types row by row), ``total`` (sums over the
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +52,8 @@ class Parameter:
     unit: str = ""
     doc: str = ""
     ordered: bool = False  # a symbol whose generations are ordered (taxonomy.ORDERS): @atleast/@atmost/@between
-    requires: bool = True  # a flag: true requires the column; False (burstable): true admits, false refuses
+    requires: bool = True  # a flag: ``when`` requires the column; False (burstable): true admits, false refuses
+    when: bool = True  # a flag that requires its column: the value that does (smt: false)
 
     @property
     def qualifiers(self) -> tuple[str, ...]:
@@ -115,6 +119,10 @@ _ALL = [
     _p("efa", "flag", "node", column="efa",
        doc="true: only types with an Elastic Fabric Adapter (low-latency MPI between nodes); false: no filter (EFA "
            "is then used where [aws] efa allows)"),
+    _p("smt", "flag", "node", column="single_thread",
+       doc="false: one thread per core (simultaneous multithreading off, as many HPC codes run fastest): only types "
+           "that can (not *.metal ones that run two), and node_vcpus_count and cluster_vcpus_count count what a node "
+           "then has, its cores; true: no filter, each type as EC2 runs it", when=False),
     _p("node_price", "price", "node", column="price_per_hour", unit="USD/h",
        doc="price per node and hour (a spot node's spot price)"),
     _p("spot_interruption", "fraction", "node", column="spot_interruption",
@@ -167,6 +175,19 @@ ALIASES: dict[str, str] = {
     "node_vcpus_unit": "node_vcpus_count",
     "processor_arch": "processor_architecture",
 }
+
+
+# With ``smt => false`` a node runs one thread per core: these parameters count its cores (see :func:`asked`).
+SMT_COUNTED = {"node_vcpus_count": "cores", "cluster_vcpus_count": "cores"}
+
+
+def asked(clauses: Iterable[Any], name: str) -> bool | None:
+    """The ``name => true|false`` among one role's clauses (None: not said).  A clause dropped while a conflict is
+    minimized (``@unrestricted``) says nothing."""
+    for c in clauses:
+        if c.parameter == name and c.qualifier == "just":
+            return bool(c.values[0])
+    return None
 
 
 def canonical(name: str) -> str | None:

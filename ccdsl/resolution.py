@@ -54,6 +54,7 @@ class Choice:
     price_per_hour: float | None  # node_count × price_per_node_hour (this role only); None: unknown
     vcpus: int = 0
     memory_gib: float = 0.0
+    cores: int = 0  # physical cores: the vCPUs a node has with smt => false (one thread per core)
     accelerator_count: float = 0  # a share of one accelerator is its fraction: 0.125 = 1/8 of an L4
     accelerator_model: str = ""
     accelerator_architecture: str = ""

@@ -32,10 +32,15 @@ def prepare() -> Path:
     return Path(os.environ[ENV])
 
 
-def record(model: object, **_: object) -> None:
-    """A ``before-parameter-build`` handler: remember ``signing_name:Operation`` of the call about to be made."""
+def record(model: object, params: object = None, **_: object) -> None:
+    """A ``before-parameter-build`` handler: remember ``signing_name:Operation`` of the call about to be made, and
+    what its parameters imply (RunInstances with IamInstanceProfile: iam:PassRole)."""
+    from ccdsl.executor.providers.iam import implied
+
     service = getattr(model, "service_model", None)
-    IN_PROCESS.add(f"{getattr(service, 'signing_name', '?')}:{getattr(model, 'name', '?')}")
+    name = f"{getattr(service, 'signing_name', '?')}:{getattr(model, 'name', '?')}"
+    IN_PROCESS.add(name)
+    IN_PROCESS.update(implied(name, params if isinstance(params, dict) else ()))
 
 
 RECORDER = ("before-parameter-build", record)  # first in every EVENT_HOOKS list of ccdsl's clients (conftest)
@@ -60,6 +65,17 @@ def action(entry: dict, ours_only: bool = True) -> str | None:
     return f"{service}:{name}" if name else None
 
 
+def implied_by(entry: dict, name: str) -> list[str]:
+    """What the recorded request's parameters imply beside ``name`` (query protocols: ``IamInstanceProfile.Name``
+    is the parameter ``IamInstanceProfile``)."""
+    from ccdsl.executor.providers.iam import implied
+
+    body = entry.get("body") or ""
+    if entry.get("body_encoded"):
+        body = base64.b64decode(body).decode("utf-8", "replace")
+    return implied(name, (key.split(".")[0] for key in urllib.parse.parse_qs(body)))
+
+
 def calls(path: Path, ours_only: bool = True) -> set[str]:
     """Every action ccdsl's clients sent (``ours_only=False``: anyone's), as the recording at ``path`` has them."""
     found: set[str] = set()
@@ -74,6 +90,7 @@ def calls(path: Path, ours_only: bool = True) -> set[str]:
             name = action(entry, ours_only)
             if name:
                 found.add(name)
+                found.update(implied_by(entry, name))
     return found
 
 

@@ -171,8 +171,8 @@ def row_ok(row: dict, c: Clause) -> bool:
     if p.kind in ("machinetype", "region"):
         hit = _str(row[p.column]) in {str(v) for v in c.values}
         return (not hit) if c.qualifier == "not" else hit
-    if p.kind == "flag" and p.requires:  # efa => true: the row has it; => false: anything
-        return c.values[0] is not True or _flag(row[p.column])
+    if p.kind == "flag" and p.requires:  # efa => true (smt => false): the row has it; the other value: anything
+        return c.values[0] is not p.when or _flag(row[p.column])
     if p.kind == "flag":
         return c.values[0] is True or not _burstable(row)
     if p.column == "accelerator_compute_capability":  # not a catalog column: the model's, from the fact table
@@ -297,6 +297,13 @@ def _in_scope(row: dict, clauses: list[Clause], region: str, any_region: bool) -
                 for c in clauses)  # a dropped locale keeps its values: it still names GovCloud
         return True
     return _str(row["provider"]) != "aws" or _str(row["region"]) == region
+
+
+def _seen(row: dict, clauses: list[Clause]) -> dict:
+    """The row as a role's clauses read it: with ``smt => false`` a node runs one thread per core, so its vCPUs (per
+    node and summed) are its cores."""
+    off = any(c.parameter == "smt" and c.qualifier == "just" and c.values == (False,) for c in clauses)
+    return {**row, "vcpus": row["cores"]} if off else row
 
 
 def _node_ok(row: dict, clauses: list[Clause], single: bool) -> bool:
@@ -454,12 +461,14 @@ def solutions(df, contract: Contract, region: str = "us-east-1", any_region: boo
     domain = counts(wclauses)
     listed = domain.listed
     wrows = market_rows(rows, on_spot(contract, wrole, spot), any_spot)
-    workers = [r for r in wrows if _in_scope(r, wclauses, region, any_region) and _node_ok(r, wclauses, False)]
+    workers = [r for r in wrows if _in_scope(r, wclauses, region, any_region)
+               and _node_ok(_seen(r, wclauses), wclauses, False)]
     managers: list[dict | None] = [None]
     if mw:
         mclauses = _whole_accelerator(_role_clauses(contract, "manager"), "manager")
         mrows = market_rows(rows, on_spot(contract, "manager", spot), any_spot)
-        managers = [r for r in mrows if _in_scope(r, mclauses, region, any_region) and _node_ok(r, mclauses, True)]
+        managers = [r for r in mrows if _in_scope(r, mclauses, region, any_region)
+                    and _node_ok(_seen(r, mclauses), mclauses, True)]
     out = []
     for w in workers:
         best = None
@@ -471,10 +480,10 @@ def solutions(df, contract: Contract, region: str = "us-east-1", any_region: boo
             if m is not None and _same_row(m, w):  # the manager takes one of them
                 room -= 1
             if listed is None:
-                usable = _edges(w, domain, wclauses, mp, room)
+                usable = _edges(_seen(w, wclauses), domain, wclauses, mp, room)
             else:
                 usable = [n for n in listed if not n > room]  # NaN room: every count
-            n = _first_count(w, usable, wclauses, mp)  # prices are ≥ 0: more nodes never cost less
+            n = _first_count(_seen(w, wclauses), usable, wclauses, mp)  # prices are ≥ 0: more nodes never cost less
             if n is not None:
                 cost = n * float(w["price_per_hour"]) + mp  # NaN when either price is unknown
                 a = Answer(cost, w, n, m)

@@ -58,6 +58,7 @@ def catalog(rows: int = 1000, seed: int = 0, regions: tuple[str, ...] = REGIONS,
     # every fifth type has EFA, one in ten four interfaces; no random draw, so the other columns stay what they were
     efa = t % 5 == 2
     efa_interfaces = np.where(efa, np.where(t % 10 == 2, 4, 1), 0)
+    single_thread = t % 3 != 1  # two in three types can run one thread per core (no random draw either)
     itype = np.array([f"f{i // 7}.s{i % 7}x{int(v)}" for i, v in zip(t, vcpus)], dtype=object)
     frames = []
     for r, region in enumerate(regions):
@@ -80,6 +81,7 @@ def catalog(rows: int = 1000, seed: int = 0, regions: tuple[str, ...] = REGIONS,
             "accelerator_architecture": np.where(has_gpu, [GPUS[g][1] for g in gpu], ""),
             "accelerator_memory_gib": gpu_mem, "accelerator_memory_total_gib": gpu_mem * gpu_count,
             "network_performance": [f"{x:g} Gigabit" for x in network], "network_gbps": network,
+            "single_thread": single_thread,
             "efa": efa, "efa_interfaces": efa_interfaces, "network_cards": np.where(efa_interfaces > 1, 4, 1),
             "storage_type": np.where(storage > 0, "ssd", "ebs"), "storage_gib": storage,
             "spot": True, "burstable": (t % 4 == 1) if burstable else False, "bare_metal": False,

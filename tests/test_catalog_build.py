@@ -174,7 +174,8 @@ def test_sample_rows_match_raw_sources_field_by_field(fresh) -> None:
     # plus every accelerator row of one region, so GPU/Neuron/FPGA paths are always covered
     import pandas as pd
 
-    sample = pd.concat([sample, df[(df["accelerator_count"] > 0) & (df["region"] == "us-east-1")]])
+    sample = pd.concat([sample, df[(df["accelerator_count"] > 0) & (df["region"] == "us-east-1")],
+                        df[df["bare_metal"] & (df["region"] == "us-east-1")]])  # and the bare-metal SMT rule
     for row in sample.to_dict("records"):
         s = specs[row["instance_type"]]
         assert row["provider"] == "aws"
@@ -196,6 +197,9 @@ def test_sample_rows_match_raw_sources_field_by_field(fresh) -> None:
         efa_info = s["NetworkInfo"].get("EfaInfo") or {}
         assert row["efa_interfaces"] == (efa_info.get("MaximumEfaInterfaces", 0) if row["efa"] else 0)
         assert row["network_cards"] == s["NetworkInfo"].get("MaximumNetworkCards", 1)
+        threads = s["VCpuInfo"].get("DefaultThreadsPerCore", 1)
+        assert row["single_thread"] == (threads == 1 or (1 in s["VCpuInfo"].get("ValidThreadsPerCore", [])
+                                                          and not s["BareMetal"]))
         assert row["spot"] == ("spot" in s["SupportedUsageClasses"])
         assert row["burstable"] == (s["BurstablePerformanceSupported"] or s["InstanceType"] == "t1.micro")
         assert row["bare_metal"] == s["BareMetal"]

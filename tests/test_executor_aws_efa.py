@@ -249,3 +249,48 @@ def test_only_the_efa_role_goes_into_the_forced_cluster_group(ec2_config, ec2, h
         assert run["Placement"] == {"AvailabilityZone": "us-east-1b", "GroupName": f"ccdsl-{HANDLE}"}
     assert len(only(calls, "CreatePlacementGroup")) == 1 and len(only(calls, "AuthorizeSecurityGroupEgress")) == 1
     assert described == [["hpc7g.16xlarge"], ["m5.large"], ["c5n.18xlarge"]]  # once per type: no call per decision
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('c = @cluster(node_count => 2, smt => false, node_vcpus_count => @atleast(16))', {"worker": False}),
+    ('c = @cluster(node_count => 2, smt => true, node_vcpus_count => @atleast(16))', {"worker": True}),
+    ('c = @cluster(node_count => 2, node_vcpus_count => @atleast(16))', {}),
+    ('c = @cluster(cluster_type => ManagerWorkers, node_count => 2, worker.smt => false, '
+     'worker.node_vcpus_count => @atleast(16))', {"worker": False}),
+])
+def test_deploy_carries_the_contracts_smt_clause_per_role(text, expected):
+    """The provider sends CpuOptions for the role's own clause: ``options["smt"]`` (absent: [aws] smt decides)."""
+    from ccdsl.executor.deploy import spec_of
+    from ccdsl.language import parse
+    from ccdsl.resolver import resolve
+
+    (contract,) = parse(text).values()
+    for plan in spec_of(resolve(contract, top=2)).plans:
+        assert {r.role: r.options["smt"] for r in plan.requests if "smt" in r.options} == expected
+
+
+def test_the_contracts_smt_clause_decides_its_role_over_the_file(ec2_config, ec2, hooks, aws_like):
+    calls = sent(hooks)
+    create_and_terminate(provider(ec2_config), request("c6id.32xlarge", count=1, smt=False), ec2, aws_like)
+    create_and_terminate(provider(ec2_config, smt=False), request("c6id.32xlarge", count=1, smt=True), ec2,
+                         aws_like)
+    asked_off, asked_on = only(calls, "RunInstances")
+    assert asked_off["CpuOptions"] == {"CoreCount": 64, "ThreadsPerCore": 1}
+    assert "CpuOptions" not in asked_on
+
+
+def test_a_metal_type_that_runs_one_thread_per_core_needs_no_cpu_options(ec2_config, ec2, hooks, aws_like):
+    """c7g.metal (Graviton) runs one thread per core: smt => false asks nothing of it, as the catalog says
+    (single_thread), and it is not refused for being bare metal."""
+    calls = sent(hooks)
+    create_and_terminate(provider(ec2_config), request("c7g.metal", count=1, smt=False), ec2, aws_like)
+    (run,) = only(calls, "RunInstances")
+    assert "CpuOptions" not in run
+
+
+def test_a_plan_naming_a_metal_type_under_the_contracts_smt_false_is_refused(ec2_config, ec2, hooks):
+    calls = sent(hooks)
+    with pytest.raises(ConfigError, match="contract's smt => false") as info:
+        provider(ec2_config).create(request("c6i.metal", count=1, smt=False), lambda *e: None)
+    assert "choose another type" in info.value.hint
+    assert calls == [] and everything_tagged(ec2) == []

@@ -106,6 +106,8 @@ VALIDATED = {
     ("aws", "ssh_cidr"): st.sampled_from(["", "203.0.113.0/24", "10.0.0.0/8", "2001:db8::/32", "198.51.100.7/32"]),
     ("aws", "cpu_credits"): st.sampled_from(["standard", "unlimited"]),
     ("aws", "efa"): st.sampled_from(["auto", "on", "off"]),
+    ("aws", "scratch"): st.sampled_from(["", "/scratch", "/mnt/nvme-0"]),
+    ("aws", "instance_profile"): st.sampled_from(["", "ccdsl-nodes", "arn:aws:iam::123456789012:instance-profile/x"]),
     ("security", "contract_may_set"): st.lists(st.sampled_from(["mpi_flags", "python", "hosts", "ssh_cidr"]),
                                                max_size=3),
 }

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import pytest
 
 import iam_record
-from ccdsl.executor.providers.iam import IMPLIED, allowed_actions, missing, policy
+from ccdsl.executor.providers.iam import IMPLIED, allowed_actions, implied, missing, policy
 from fixtures_executor import data_dir, ec2, ec2_config, hooks
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,6 +40,20 @@ def test_missing_names_what_is_not_allowed_and_what_a_call_implies():
     lacking_tags = {"Statement": [{"Effect": "Allow", "Action": ["ec2:RunInstances"], "Resource": "*"}]}
     assert missing(["ec2:RunInstances"], lacking_tags) == ["ec2:CreateTags"] == list(IMPLIED["ec2:RunInstances"])
     assert missing(["ec2:describeinstances"], {"Statement": [{"Effect": "Allow", "Action": "ec2:Describe*"}]}) == []
+
+
+def test_a_launch_with_an_instance_profile_needs_pass_role_for_ec2_only():
+    """EC2 UG "Grant permissions to attach an IAM role to an instance": iam:PassRole on the role; the policy allows
+    it only for roles passed to EC2."""
+    launch = ["ec2:RunInstances", *implied("ec2:RunInstances", ["ImageId", "IamInstanceProfile"])]
+    assert launch == ["ec2:RunInstances", "iam:PassRole"]
+    assert implied("ec2:RunInstances", ["ImageId"]) == [] and implied("ec2:CreateKeyPair", ["IamInstanceProfile"]) == []
+    assert missing(launch) == []
+    doc = policy()
+    (passing,) = [s for s in doc["Statement"] if "iam:PassRole" in json.dumps(s["Action"])]
+    assert passing["Condition"] == {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}
+    doc["Statement"].remove(passing)
+    assert missing(launch, doc) == ["iam:PassRole"]
 
 
 def test_the_recording_holds_ccdsls_calls_and_not_the_tests_own(ec2_config, ec2):

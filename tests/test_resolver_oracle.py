@@ -114,6 +114,7 @@ NODE = {
     "node_provider": symbol("node_provider", ["AmazonEC2", "SSH", "Local"]),
     "burstable": st.booleans().map(lambda v: Clause("burstable", "just", (v,))),
     "efa": st.booleans().map(lambda v: Clause("efa", "just", (v,))),
+    "smt": st.booleans().map(lambda v: Clause("smt", "just", (v,))),  # false: vCPU clauses count cores
     "cluster_locale": st.lists(st.sampled_from(list(REGION_SET) + ["onprem"]), min_size=1, max_size=2,
                                unique=True).map(lambda v: Clause("cluster_locale", "oneof" if len(v) > 1 else "just",
                                                                  tuple(v))),

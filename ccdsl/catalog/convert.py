@@ -122,6 +122,15 @@ def _cpu_architecture(archs: list[str]) -> str:
     raise CatalogError(f"unknown processor architectures {archs}")
 
 
+def single_thread(spec: Mapping[str, Any]) -> bool:
+    """Whether an instance of the type can run one thread per core (``smt => false``): it does already, or a launch
+    may say ``CpuOptions.ThreadsPerCore = 1`` -- not on bare metal, where EC2 takes no CPU options."""
+    vcpu = spec.get("VCpuInfo") or {}
+    if int(vcpu.get("DefaultThreadsPerCore", 1)) <= 1:
+        return True
+    return 1 in vcpu.get("ValidThreadsPerCore", []) and not spec.get("BareMetal", False)
+
+
 def type_facts(spec: Mapping[str, Any], processor: ProcessorFact | None) -> dict[str, Any]:
     """Every catalog column except provider, region and price, for one DescribeInstanceTypes entry."""
     t = spec["InstanceType"]
@@ -145,6 +154,7 @@ def type_facts(spec: Mapping[str, Any], processor: ProcessorFact | None) -> dict
         "family": family_of(t),
         "vcpus": int(vcpu["DefaultVCpus"]),
         "cores": int(vcpu.get("DefaultCores", vcpu["DefaultVCpus"])),
+        "single_thread": single_thread(spec),
         "memory_gib": spec["MemoryInfo"]["SizeInMiB"] / 1024,
         "cpu_manufacturer": manufacturer,
         "cpu_model": processor.model if processor else "",

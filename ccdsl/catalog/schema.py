@@ -18,6 +18,9 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("family", "string", "type family, e.g. g4dn"),
     ("vcpus", "int64", "virtual CPUs"),
     ("cores", "int64", "physical cores"),
+    ("single_thread", "bool", "can run one thread per core (smt => false): it does by default (DefaultThreadsPerCore "
+                              "1: Graviton, the AMD HPC types), or a launch may turn the second thread off "
+                              "(ValidThreadsPerCore lists 1; never on bare metal, which takes no CPU options)"),
     ("memory_gib", "float64", "main memory, GiB"),
     ("cpu_manufacturer", "string", "Intel | AMD | AWS | Apple (taxonomy processor manufacturer label)"),
     ("cpu_model", "string", "processor model, e.g. Intel Xeon Platinum 8375C; '' if unknown"),

@@ -69,6 +69,8 @@ def _default(column: str, row: dict[str, Any]) -> Any:
         return t.split(".", 1)[0] if "." in t else ""
     if column == "cores":
         return row["vcpus"]
+    if column == "single_thread":  # a host ccdsl cannot reconfigure: one thread per core only when it has no SMT
+        return row["cores"] == row["vcpus"]
     if column == "region":
         return ""
     if column == "price_per_hour":

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -76,7 +77,18 @@ class AwsConfig:
                                 "can take only one); ccdsl must then reach the nodes' private addresses "
                                 "(connect_address = 'private').")
     smt: bool = _key(True, "Simultaneous multithreading (hyper-threads).  false: one thread per core (CpuOptions), as "
-                           "many HPC codes run fastest; *.metal types are refused (they take no CPU options).")
+                           "many HPC codes run fastest; *.metal types that run two threads are refused (they take "
+                           "no CPU options).  A contract's 'smt => true|false' decides its role instead, and 'smt => "
+                           "false' also resolves only to types that can, counting their cores as vCPUs.")
+    instance_profile: str = _key("", "IAM instance profile the nodes run with, by name or ARN ('arn:aws:iam::…:"
+                                     "instance-profile/…'): programs on the nodes get its role's credentials from "
+                                     "the instance metadata.  Launching with it needs iam:PassRole on the role "
+                                     "(ccdsl iam-policy).  Empty: no profile.")
+    scratch: str = _key("", "Folder where each node mounts its instance-store NVMe disks (striped together, RAID 0, "
+                            "when there are several; formatted ext4 when blank), e.g. '/scratch': fast local space "
+                            "for temporary files, open to every user like /tmp.  Made at every boot, since a stop "
+                            "(interrupt, autostop, a spot interruption) empties instance storage: its contents are "
+                            "lost.  Empty: off.")
     zones: list[str] = _key([], "Availability zones to try, in order; empty: every available zone of the region.")
     volume_size: int = _key(0, "Root volume size in GiB (at least the image's own size); 0: the image's size.  "
                                "Always encrypted.")
@@ -264,6 +276,17 @@ def _section(cls: type, name: str, table: Mapping[str, Any], where: str, *, chec
     if name == "aws" and values.get("efa", "auto") not in FABRIC_SETTINGS:
         raise ConfigError(f"{where}: [aws] efa must be one of {', '.join(map(repr, FABRIC_SETTINGS))}, not "
                           f"{values['efa']!r}")
+    if name == "aws" and values.get("instance_profile"):
+        why = instance_profile_problem(values["instance_profile"])
+        if why:
+            raise ConfigError(f"{where}: [aws] instance_profile = {values['instance_profile']!r} {why}",
+                              hint="write the instance profile's name (as in 'aws iam list-instance-profiles') or "
+                                   "its ARN, arn:aws:iam::<account>:instance-profile/<name>")
+    if name == "aws" and values.get("scratch"):
+        why = scratch_problem(values["scratch"])
+        if why:
+            raise ConfigError(f"{where}: [aws] scratch = {values['scratch']!r} {why}",
+                              hint="an absolute folder of letters, digits and ._-/, e.g. '/scratch'; empty for none")
     if name == "mpi" and "remote_dir" in values:
         try:
             check_node_dir(values["remote_dir"])
@@ -288,6 +311,36 @@ def _section(cls: type, name: str, table: Mapping[str, Any], where: str, *, chec
             if key not in GUARDED:
                 raise _unknown(f"contract_may_set entry {key!r} in [security]", str(key), sorted(GUARDED), where)
     return cls(**values)
+
+
+# IAM's instance profile names (API CreateInstanceProfile: 1-128 of [\w+=,.@-]) and ARNs (a path may precede
+# the name): checked when the file is read, so a typo fails before anything is launched.
+_PROFILE_NAME = re.compile(r"[\w+=,.@-]{1,128}", re.ASCII)
+_PROFILE_ARN = re.compile(r"arn:aws[\w-]*:iam::\d{12}:instance-profile/(?:[\x21-\x7e]*/)?[\w+=,.@-]{1,128}", re.ASCII)
+
+
+def instance_profile_problem(value: str) -> str:
+    """Why ``value`` is neither an instance profile name nor its ARN ('' when it is one)."""
+    if value.startswith("arn:"):
+        return "" if _PROFILE_ARN.fullmatch(value) else "is not an instance profile ARN"
+    return "" if _PROFILE_NAME.fullmatch(value) else "is not an instance profile name (1-128 of letters, digits " \
+        "and +=,.@_-)"
+
+
+_SCRATCH = re.compile(r"(/[A-Za-z0-9._-]+)+", re.ASCII)
+# Folders the system needs as they are: a file system mounted over one would hide them.
+_SYSTEM_DIRS = frozenset({"bin", "boot", "dev", "etc", "home", "lib", "lib32", "lib64", "proc", "root", "run", "sbin",
+                          "snap", "sys", "tmp", "usr", "var"})
+
+
+def scratch_problem(path: str) -> str:
+    """Why ``path`` cannot be ``[aws] scratch`` ('' when it can): it goes into the nodes' boot script and has a
+    file system mounted over it."""
+    if not _SCRATCH.fullmatch(path) or any(part in (".", "..") for part in path.split("/")):
+        return "is not an absolute folder of letters, digits and ._-"
+    if path.split("/")[1] in _SYSTEM_DIRS and path.count("/") == 1:
+        return "is a folder the system needs: mounting over it would hide what it holds"
+    return ""
 
 
 _NODE_DIR_PUNCTUATION = frozenset("._/~+@=,:%-")

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from ccdsl import burstable, fabric
+from ccdsl import burstable, fabric, parameters
 from ccdsl.errors import CapacityError, CcdslError, ClusterError, ConfigError, SetupError
 from ccdsl.executor import cost, guard, model
 from ccdsl.executor import state as st
@@ -188,8 +188,10 @@ def _spec_from_resolution(resolution: Any) -> Spec:
     def request(choice: Any, role: str) -> NodeRequest:
         priced = per_role and base.canonical(choice.provider) == "aws"  # SSH hosts and this machine have no market
         # the role's efa => true|false (PeerWorkers' nodes take the unscoped clauses): the provider decides with it
-        efa = fabric.asked(contract.clauses_for(role if manager is not None else None))
-        return _request(choice, role, contract.name, market_of(choice) if priced else None, legacy_spot, efa)
+        clauses = contract.clauses_for(role if manager is not None else None)
+        efa = fabric.asked(clauses)
+        return _request(choice, role, contract.name, market_of(choice) if priced else None, legacy_spot, efa,
+                        parameters.asked(clauses, "smt"))
 
     def plan(choice: Any) -> Plan:
         requests = []
@@ -238,15 +240,18 @@ def _with_file_tags(overrides: Mapping[str, Mapping[str, Any]], config: Config) 
 
 
 def _request(choice: Any, role: str, contract: str, market: str | None, legacy_spot: bool,
-             efa: bool | None = None) -> NodeRequest:
+             efa: bool | None = None, smt: bool | None = None) -> NodeRequest:
     """The request of one role.  ``market`` (None: the resolver priced no market) goes into the options, where
     the provider reads it; a spot role also carries its zones, the cheapest spot price's first.  ``efa``: the
-    contract's ``efa => true|false`` for the role (None: not said, ``[aws] efa`` decides)."""
+    contract's ``efa => true|false`` for the role (None: not said, ``[aws] efa`` decides); ``smt`` likewise (``[aws]
+    smt``)."""
     from ccdsl.executor.cost import request_price
 
     options: dict[str, Any] = {"contract": contract, **request_price(choice)}
     if efa is not None:
         options["efa"] = efa
+    if smt is not None:
+        options["smt"] = smt
     if market is not None:
         options["market"] = market
     if market == "spot":

@@ -44,8 +44,8 @@ from typing import Any
 import numpy as np
 
 from ccdsl.contract import Clause, Contract, Value
-from ccdsl.parameters import PARAMETERS
-from ccdsl.resolver.filter import RELATIVE_TOLERANCE
+from ccdsl.parameters import PARAMETERS, SMT_COUNTED, asked
+from ccdsl.resolver.filter import RELATIVE_TOLERANCE, column_of
 from ccdsl.resolver.view import CatalogView
 
 BUDGET = "cluster_price_per_hour"
@@ -77,6 +77,7 @@ def role_specs(contract: Contract) -> tuple[RoleSpec, RoleSpec | None]:
 
 def _spec(clauses: tuple[Clause, ...], role: str | None, fixed: int | None = None) -> RoleSpec:
     node, coupled, count = [], [], None
+    clauses = counted_columns(clauses)
     for c in clauses:
         p = PARAMETERS.get(c.parameter)
         if p is None or p.kind == "config":
@@ -93,6 +94,28 @@ def _spec(clauses: tuple[Clause, ...], role: str | None, fixed: int | None = Non
     if fixed == 1:  # a single node: its "totals" are per-node bounds
         node, coupled = node + coupled, []
     return RoleSpec(role, tuple(node), tuple(coupled), count, fixed)
+
+
+COUNTING_CORES = " (counting cores: smt => false)"
+
+
+def counted_columns(clauses: tuple[Clause, ...]) -> tuple[Clause, ...]:
+    """One role's clauses with the column each vCPU clause reads: ``cores`` when the role says ``smt => false``
+    (one thread per core: what a node then has), else the parameter's own.  Set afresh on every call, so a contract
+    rebuilt from a role's clauses without its ``smt`` clause (a conflict being minimized) counts vCPUs again.
+
+    Such a clause's text says so (:data:`COUNTING_CORES`): it is one literal of the problem, whose meaning depends
+    on the ``smt`` clause, so a conflict may name it without naming ``smt => false``."""
+    off = asked(clauses, "smt") is False
+    out = []
+    for c in clauses:
+        if c.parameter in SMT_COUNTED:
+            span = c.span
+            if off and span is not None and span.text and not span.text.endswith(COUNTING_CORES):
+                span = replace(span, text=span.text + COUNTING_CORES)
+            c = replace(c, column=SMT_COUNTED[c.parameter] if off else "", span=span)
+        out.append(c)
+    return tuple(out)
 
 
 # Clauses that ask for an accelerator.  Without an accelerator_count clause they mean at least one whole one: a
@@ -120,7 +143,7 @@ def whole_accelerator(clauses: tuple[Clause, ...], role: str | None) -> Clause |
 
 
 def coupled_column(clause: Clause) -> str:
-    return PARAMETERS[clause.parameter].column or ""
+    return column_of(clause)
 
 
 # --------------------------------------------------------------------------------------------- classes (Pareto)

@@ -25,12 +25,12 @@ from ccdsl.catalog.shares import count_text
 from ccdsl.contract import Clause, Contract
 from ccdsl.errors import Conflict, UnsatisfiableError
 from ccdsl.language.values import SHARED_COUNTS
-from ccdsl.parameters import PARAMETERS
+from ccdsl.parameters import PARAMETERS, asked
 from ccdsl.resolution import Choice, money, place_of, quantity
 from ccdsl.resolver import compile as comp
 from ccdsl.resolver import solve
 from ccdsl.resolver.counts import MAX_NODES, count_cap, count_domain
-from ccdsl.resolver.filter import AWS, NAMING, ON_PREMISE, clause_mask, naming_clauses
+from ccdsl.resolver.filter import AWS, NAMING, ON_PREMISE, clause_mask, column_of, naming_clauses
 from ccdsl.resolver.solve import Ranking, RoleRows, literal_table, lower_budget, rank, row_name, solver_for
 from ccdsl.resolver.view import CatalogView
 
@@ -198,7 +198,7 @@ def minimal_core(ranking: Ranking) -> list[comp.Literal]:
         core = _z3_core(problem)
     except z3.Z3Exception as e:  # the context is this call's own: nothing of it outlives the error
         raise solve.solver_error(ranking.contract, e) from e
-    return _as_written(ranking, core) if _overrides(ranking.contract) else core
+    return _as_written(ranking, core) if _overrides(ranking.contract) or _counts_cores(ranking) else core
 
 
 def _overrides(contract: Contract) -> bool:
@@ -211,6 +211,14 @@ def _overrides(contract: Contract) -> bool:
     rows ``Local`` names).  So Z3's core can miss the override, or keep one it no longer needs."""
     unscoped = {c.parameter for c in contract.clauses if c.role is None}
     return any(c.role is not None and c.parameter in unscoped for c in contract.clauses)
+
+
+def _counts_cores(ranking: Ranking) -> bool:
+    """Whether a role's vCPU clause counts cores (``smt => false``, :func:`.compile.counted_columns`).  Like an
+    override, dropping ``smt => false`` changes what another clause means (its vCPUs are counted again), which Z3's
+    problem, built over fixed masks, does not know: its core could name the vCPU clause without ``smt``."""
+    specs = (ranking.workers.spec, ranking.manager.spec if ranking.manager is not None else None)
+    return any(c.column for spec in specs if spec is not None for c in spec.node + spec.coupled)
 
 
 def _as_written(ranking: Ranking, core: list[comp.Literal]) -> list[comp.Literal]:
@@ -249,7 +257,7 @@ def _vectorized_core(ranking: Ranking) -> list[comp.Literal]:
     dropped locale lets every region compete."""
     wspec = ranking.workers.spec
     lits, _ = literal_table(wspec, ranking.manager.spec if ranking.manager is not None else None)
-    return _shrunk(ranking, list(lits), until_fixed=_overrides(ranking.contract))
+    return _shrunk(ranking, list(lits), until_fixed=_overrides(ranking.contract) or _counts_cores(ranking))
 
 
 def _shrunk(ranking: Ranking, core: list[comp.Literal], until_fixed: bool) -> list[comp.Literal]:
@@ -380,7 +388,7 @@ def _gap(view: CatalogView, scope: np.ndarray, c: Clause, mask: np.ndarray) -> n
     gap = np.where(mask, 0.0, UNNAMED_GAP if named else UNORDERED_GAP)
     if p.kind not in ("count", "memory", "bandwidth", "price", "fraction") or c.qualifier in ("not", "unrestricted"):
         return gap
-    x = view.numbers[p.column or ""][scope]
+    x = view.numbers[column_of(c)][scope]
     values = [float(v) for v in c.values]  # a numeric clause's values are numbers
     targets = values if c.qualifier in ("just", "oneof", "between") else values[:1]
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -467,13 +475,16 @@ def why_not(view: CatalogView, row: int, c: Clause) -> str:
         return f"{c.parameter} {have} {verb} {_want(c)}"
     if p.kind in ("machinetype", "region"):
         return f"{c.parameter} {view.label(p.column or '', row)} {verb} {_want(c)}"
-    v = view.number(p.column or "", row)
+    if p.kind == "flag":  # "two threads per core, fixed (wants smt => false)"
+        return f"{_have(view, row, c)} (wants {c.parameter} => {str(c.values[0]).lower()})"
+    v = view.number(column_of(c), row)
     if np.isnan(v):
         return f"{c.parameter} unknown (wants {_want(c)})"
     op = {"atleast": "<", "atmost": ">", "just": "≠"}.get(c.qualifier)
+    cores = " cores" if c.column == "cores" else ""
     if op:
-        return f"{c.parameter} {_fmt(v, c.parameter)} {op} {_fmt(c.values[0], c.parameter)}"
-    return f"{c.parameter} {_fmt(v, c.parameter)} {verb} {_want(c)}"
+        return f"{c.parameter} {_fmt(v, c.parameter)}{cores} {op} {_fmt(c.values[0], c.parameter)}"
+    return f"{c.parameter} {_fmt(v, c.parameter)}{cores} {verb} {_want(c)}"
 
 
 # A value list in an answer's sentence shows this many values, then how many there are: a sentence is read, and a
@@ -541,7 +552,7 @@ def explanation(ranking: Ranking, chosen: Choice, manager: Choice | None, altern
                                          else 0)
         with_manager = manager is not None and c.parameter == comp.BUDGET
         plus = f" + manager {_fmt(manager.price_per_hour or 0.0, c.parameter)}" if with_manager and manager else ""
-        lines.append(f"{c.text}: {chosen.node_count} × {_fmt(v, c.parameter)}{plus} = {_fmt(total, c.parameter)}"
+        lines.append(f"{c.text}: {chosen.node_count} × {_fmt(v, _counted(c))}{plus} = {_fmt(total, _counted(c))}"
                      + _meets(c))
     lines += cost_lines(chosen, manager)
     lines += [line for line in (answer_line(chosen.instance_type, "workers:" if manager else ""),
@@ -550,6 +561,10 @@ def explanation(ranking: Ranking, chosen: Choice, manager: Choice | None, altern
     if efa is not None or (chosen.provider == AWS and chosen.efa_interfaces):  # a type without EFA: said if asked
         lines.append(("workers: " if manager else "") + fabric.decide(chosen.instance_type, chosen.efa_interfaces,
                                                                      chosen.node_count, efa).line())
+    for role, choice, spec in (("workers: " if manager else "", chosen, ranking.workers.spec),
+                               ("manager: ", manager, ranking.manager.spec if ranking.manager else None)):
+        if choice is not None and spec is not None and asked(spec.node, "smt") is False:
+            lines.append(role + smt_line(choice))
     if ranking.default_region and chosen.provider == AWS:  # other providers' rows are not limited by region
         lines.append(f"region {ranking.region} ({REGION_ORIGINS[region_origin]}; --any-region lets every region "
                      "compete)")
@@ -657,6 +672,14 @@ def cost_lines(chosen: Choice, manager: Choice | None) -> list[str]:
     return lines
 
 
+def smt_line(c: Choice) -> str:
+    """``SMT off: 64 cores, one thread each (EC2 sells 128 vCPUs)``: what ``smt => false`` makes of the type."""
+    if c.cores >= c.vcpus:
+        return f"SMT off: {c.cores} cores, one thread each (as the type runs anyway)"
+    return (f"SMT off: {c.cores} cores, one thread each (EC2 sells {c.vcpus} vCPUs; the launch sets "
+            "CpuOptions ThreadsPerCore = 1)")
+
+
 def spot_line(c: Choice) -> str:
     """``workers on spot: on-demand $0.17/h per node, spot saves 75.35%`` (or why the saving is unknown)."""
     who = {"manager": "manager", "worker": "workers"}.get(c.role or "", "nodes")
@@ -676,17 +699,26 @@ def _have(view: CatalogView, row: int, c: Clause) -> str:
     if p.kind in ("machinetype", "region"):
         return view.label(p.column or "", row)
     if p.kind == "flag":
-        return f"{'' if view.number(p.column or '', row) > 0 else 'not '}{p.name}"
-    return _fmt(view.number(p.column or "", row), c.parameter) + _meets(c)
+        has = view.number(p.column or "", row) > 0
+        return FLAG_WORDS[p.name][not has] if p.name in FLAG_WORDS else f"{'' if has else 'not '}{p.name}"
+    return _fmt(view.number(column_of(c), row), _counted(c)) + _meets(c)
 
 
+# What a row has of a flag whose name does not say it: (has, has not).
+FLAG_WORDS = {"smt": ("one thread per core", "two threads per core, fixed")}
 _BOUND_SIGN = {"atleast": "≥", "atmost": "≤"}
+
+
+def _counted(c: Clause) -> str:
+    """The parameter whose unit a clause's numbers are in: its own, or ``node_cores_count`` for a vCPU clause of a
+    role with ``smt => false`` (its nodes' vCPUs are their cores)."""
+    return "node_cores_count" if c.column == "cores" else c.parameter
 
 
 def _meets(c: Clause) -> str:
     """`` ≥ 16 GiB``: the bound a satisfied numeric clause was checked against."""
     if c.qualifier in ("atleast", "atmost"):
-        return f" {_BOUND_SIGN[c.qualifier]} {_fmt(c.values[0], c.parameter)}"
+        return f" {_BOUND_SIGN[c.qualifier]} {_fmt(c.values[0], _counted(c))}"
     if c.qualifier in ("just", "unrestricted"):
         return ""
     return f" ({_want(c)})"

@@ -79,11 +79,17 @@ def clause_mask(view: CatalogView, clause: Clause) -> np.ndarray:
         return _exact_mask(view, p.column or "", clause)
     if p.kind == "flag":
         has = view.numbers[p.column or ""] > 0
-        if p.requires:  # efa => true: rows with the column; => false: no filter
-            return has if clause.values[0] is True else np.ones(view.size, dtype=bool)
+        if p.requires:  # efa => true, smt => false: rows with the column; the other value: no filter
+            return has if clause.values[0] is p.when else np.ones(view.size, dtype=bool)
         # burstable => true admits burstable rows (scope_mask); => false refuses them
         return np.ones(view.size, dtype=bool) if clause.values[0] is True else ~has
-    return number_test(view.numbers[p.column or ""], clause.qualifier, clause.values)
+    return number_test(view.numbers[column_of(clause)], clause.qualifier, clause.values)
+
+
+def column_of(clause: Clause) -> str:
+    """The catalog column a clause reads: its parameter's, or the one its role set (``smt => false``: a node's
+    vCPUs are its cores)."""
+    return clause.column or PARAMETERS[clause.parameter].column or ""
 
 
 def number_test(x: np.ndarray, qualifier: str, values: tuple[Value, ...]) -> np.ndarray:

@@ -522,6 +522,7 @@ def choice(view: CatalogView, row: int, count: int, role: str | None, manager: i
         provider=lab("provider", row), region=lab("region", row), instance_type=lab("instance_type", row),
         node_count=int(count), price_per_node_hour=p, price_per_hour=None if p is None else round(count * p, 9),
         vcpus=int(_or0(num["vcpus"][row])), memory_gib=_or0(num["memory_gib"][row]),
+        cores=int(_or0(num["cores"][row])),
         accelerator_count=_whole(_or0(num["accelerator_count"][row])),  # a share: its fraction (0.125)
         accelerator_model=lab("accelerator_model", row), accelerator_architecture=lab("accelerator_architecture", row),
         accelerator_memory_gib=_or0(num["accelerator_memory_gib"][row]),

@@ -35,6 +35,7 @@ NUMBER_COLUMNS = (
     "vcpus", "cores", "memory_gib", "accelerator_count", "accelerator_memory_gib", "accelerator_memory_total_gib",
     "accelerator_memory_usable_gib",
     "network_gbps", "storage_gib", "price_per_hour", "max_nodes", "burstable", "efa", "efa_interfaces",
+    "single_thread",
 )
 # Derived from the catalog's columns when the view is built, never read from a catalog: each accelerator model's
 # CUDA compute capability (taxonomy.COMPUTE_CAPABILITY; NaN for other accelerators and rows without one).
@@ -45,7 +46,7 @@ VIEW_COLUMNS = STRING_COLUMNS + NUMBER_COLUMNS  # what the resolver reads of a c
 # one, the interruption bucket, and each row's market (1.0 spot, 0.0 on-demand).
 MARKET_STRINGS = ("spot_zone", "spot_zones")
 MARKET_NUMBERS = ("on_demand_price_per_hour", "spot_interruption", "market")
-FORMAT = 7  # bump when the saved view's layout or meaning changes (it is part of the cache key)
+FORMAT = 8  # bump when the saved view's layout or meaning changes (it is part of the cache key)
 MEMO_LIMIT = 32  # derived arrays kept per view (CatalogView.memo): a few sort orders, ~8 bytes a row each
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import json
 import logging
 import os
 import time
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ccdsl.burstable import NO_CREDITS, credits
-from ccdsl.errors import CapacityError, ClusterError, ConfigError, MissingDependencyError, ProviderError
+from ccdsl.errors import CapacityError, CcdslError, ClusterError, ConfigError, MissingDependencyError, ProviderError
 from ccdsl.executor import model
 from ccdsl.executor.config import AwsConfig, Config
 from ccdsl.executor.model import Node, NodeRequest, Progress
@@ -112,6 +113,56 @@ INSTALL_USER_DATA = (
     "(apt-get -o DPkg::Lock::Timeout=600 update -q && DEBIAN_FRONTEND=noninteractive apt-get "
     "-o DPkg::Lock::Timeout=600 install -y -q python3-venv)\"]\n"
 )
+# [aws] scratch: every boot (cloud-init bootcmd; a stop empties instance storage, so it runs again at resume), the
+# instance-store NVMe disks no one uses (EC2 names their model "Amazon EC2 NVMe Instance Storage"; the EBS root is
+# "Amazon Elastic Block Store"; a disk with partitions or in an array is in use) are striped together (RAID 0, when
+# there are several), formatted and mounted at the folder, open to every user like /tmp.  After a reboot (not a
+# stop) the disks keep their data: the file system labelled ccdsl-scratch (on the array mdadm assembled again) is
+# mounted as it is.  A node without such disks keeps the folder on its root volume.  Argument: the folder.
+SCRATCH_SCRIPT = r"""set -eu
+dir=$1
+if mountpoint -q "$dir"; then exit 0; fi
+mkdir -p "$dir"
+dev=$(blkid -L ccdsl-scratch || true)
+if [ -z "$dev" ]; then
+  unused='^NAME="([^"]+)" MODEL="Amazon EC2 NVMe Instance Storage *" MOUNTPOINT=""$'
+  disks=()
+  while IFS= read -r line; do
+    [[ $line =~ $unused ]] || continue
+    [ "$(lsblk -nro NAME "${BASH_REMATCH[1]}" | wc -l)" = 1 ] || continue
+    disks+=("${BASH_REMATCH[1]}")
+  done < <(lsblk -dpnP -o NAME,MODEL,MOUNTPOINT)
+  if [ ${#disks[@]} = 0 ]; then
+    echo "ccdsl: no unused instance-store disk to mount at $dir" >&2
+    exit 0
+  fi
+  if [ ${#disks[@]} = 1 ]; then
+    dev=${disks[0]}
+  else
+    dev=/dev/md/ccdsl-scratch
+    mdadm --create "$dev" --name=ccdsl-scratch --level=0 --raid-devices=${#disks[@]} --run "${disks[@]}"
+  fi
+  mkfs.ext4 -F -q -E nodiscard -L ccdsl-scratch "$dev"
+fi
+mount -o noatime "$dev" "$dir"
+chmod 1777 "$dir"
+"""
+
+
+def user_data(install: bool, scratch: str) -> str | None:
+    """The nodes' cloud-config: ``bootcmd`` for ``[aws] scratch`` (:data:`SCRATCH_SCRIPT`, every boot), ``runcmd``
+    for ``[mpi] install`` (:data:`INSTALL_USER_DATA`, once); None when neither is asked for.  The script's argv is
+    written as JSON, which YAML reads as it is."""
+    if not install and not scratch:
+        return None
+    out = "#cloud-config\n"
+    if scratch:
+        out += "bootcmd:\n  - " + json.dumps(["bash", "-c", SCRATCH_SCRIPT, "ccdsl-scratch", scratch]) + "\n"
+    if install:
+        out += INSTALL_USER_DATA.removeprefix("#cloud-config\n")
+    return out
+
+
 _MUTATING = ("create_", "run_", "authorize_", "start_", "stop_", "import_", "allocate_", "request_")
 
 
@@ -369,11 +420,16 @@ class AwsProvider:
             params["SecurityGroupIds"] = [group]
             if self.config.subnet_id:
                 params["SubnetId"] = self.config.subnet_id
-        cpu = self._cpu_options(request.instance_type)
+        cpu = self._cpu_options(request)
         if cpu:
             params["CpuOptions"] = cpu
-        if self.install:
-            params["UserData"] = INSTALL_USER_DATA  # boto3 base64-encodes it
+        if self.config.instance_profile:
+            params["IamInstanceProfile"] = instance_profile(self.config.instance_profile)
+        data = user_data(self.install, self.config.scratch)
+        if data:
+            params["UserData"] = data  # boto3 base64-encodes it
+        if self.config.scratch:
+            self._check_scratch(request.instance_type)
         if spot:
             # persistent + stop: a spot cluster can still be interrupted (stopped) and resumed.  Its spot requests
             # are tagged too: terminate cancels them first, or EC2 would launch new instances for them.
@@ -389,13 +445,45 @@ class AwsProvider:
         if request.options.get("shutdown_behavior"):  # autostop: the watchdog's shutdown stops or terminates
             params["InstanceInitiatedShutdownBehavior"] = str(request.options["shutdown_behavior"])
         params["ClientToken"] = client_token(request.handle, params, self._launch_round)
-        answer = self._run_instances(params)
+        try:
+            answer = self._run_instances(params)
+        except ProviderError as exc:
+            raise self._profile_error(exc) from None
         nodes = sorted((self._node(i, request.role) for i in answer["Instances"]), key=lambda n: n.index)
         if strategy == "cluster" and nodes and nodes[0].zone:
             self.resources["placement_zone"] = nodes[0].zone
         for n in nodes:
             progress(n.role, n.index, model.REQUESTED)
         return nodes
+
+    def _check_scratch(self, instance_type: str) -> None:
+        """Say when ``[aws] scratch`` finds no disk on ``instance_type``: then the folder is one on the root volume
+        (a manager of another type than its workers may well have none)."""
+        info = self._type_info(instance_type)
+        storage = info.get("InstanceStorageInfo") or {}
+        if not info.get("InstanceStorageSupported") or storage.get("NvmeSupport") == "unsupported":
+            what = "no instance storage" if not info.get("InstanceStorageSupported") else "no NVMe instance storage"
+            log.warning("%s has %s: [aws] scratch = %r is a folder on its root volume", instance_type, what,
+                        self.config.scratch)
+
+    def _profile_error(self, exc: ProviderError) -> CcdslError:
+        """RunInstances' refusal as the user can act on it: EC2 answers ``InvalidParameterValue`` ("Value (…) for
+        parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name") for an instance profile
+        it does not know, a ConfigError naming ``[aws] instance_profile``; a refusal of the credentials while a
+        profile is passed may be the missing ``iam:PassRole``.  Any other error unchanged."""
+        profile = self.config.instance_profile
+        code = getattr(exc, "code", "")
+        if profile and code == "InvalidParameterValue" and "instance profile" in exc.message.lower():
+            return ConfigError(f"[aws] instance_profile = {profile!r}: EC2 knows no such instance profile in this "
+                               f"account ({exc.message})",
+                               hint="check the name or ARN with 'aws iam list-instance-profiles' (an instance "
+                                    "profile is not its role: 'aws iam create-instance-profile' and "
+                                    "'add-role-to-instance-profile' make one); a profile created a moment ago may "
+                                    "need a few seconds before EC2 sees it, or empty instance_profile for none")
+        if profile and code == "UnauthorizedOperation":
+            exc.hint = (f"launching with [aws] instance_profile = {profile!r} needs iam:PassRole on its role for "
+                        "ec2.amazonaws.com ('ccdsl iam-policy' grants it); " + (exc.hint or ""))
+        return exc
 
     def _spot_valid_until(self) -> Any:
         """When the cluster's persistent spot requests end: a year from the first spot launch, recorded (one date
@@ -519,7 +607,12 @@ class AwsProvider:
         return self.wait_running(handle, [n for n in nodes if n.instance_id in ids], lambda *a: None)
 
     def stop(self, handle: str, nodes: Sequence[Node]) -> list[Node]:
-        """Stop the nodes; a node whose instance no longer exists is dropped (and logged)."""
+        """Stop the nodes; a node whose instance no longer exists is dropped (and logged).  With ``[aws] scratch``
+        it warns first: a stop empties instance storage, so what the scratch folder held is lost."""
+        if self.config.scratch:
+            log.warning("[aws] scratch = %r: stopping empties the nodes' instance storage, and what %s holds is lost "
+                        "(resume mounts it again, empty); copy what you need out first", self.config.scratch,
+                        self.config.scratch)
         ids = self._act_on_instances("stop_instances", [n.instance_id for n in nodes], handle)
         roles = {n.instance_id: n.role for n in nodes}
         return self._wait_state(ids, model.STOPPED, f"{len(ids)} instance(s) of {handle} to stop", roles)
@@ -882,7 +975,7 @@ class AwsProvider:
                               hint='set [aws] connect_address = "private" when this machine reaches the VPC (VPN, '
                                    "Direct Connect, a host inside it), or [aws] private = false")
         self._check_placement(request, spot, image[3], self._strategy(spot, efa))
-        self._cpu_options(request.instance_type)
+        self._cpu_options(request)
         return image
 
     def _fabric(self, request: NodeRequest) -> Fabric:
@@ -908,22 +1001,30 @@ class AwsProvider:
         what EFA is for), except for spot roles, which ccdsl cannot launch into a placement group."""
         return self.config.placement_group or ("cluster" if efa.on and not spot else "")
 
-    def _cpu_options(self, instance_type: str) -> dict[str, int] | None:
-        """CpuOptions for ``[aws] smt = false`` (one thread per core), None when nothing is to be sent: SMT on, or
-        a type that runs one thread per core already.  A type that cannot be changed is refused."""
-        if self.config.smt:
+    def _cpu_options(self, request: NodeRequest) -> dict[str, int] | None:
+        """CpuOptions for one thread per core (the contract's ``smt => false`` for the role, in
+        ``options["smt"]``, else ``[aws] smt = false``), None when nothing is to be sent: SMT on, or a type that runs
+        one thread per core already (Graviton, the AMD HPC types).  A type that cannot be changed is refused: bare
+        metal takes no CPU options (EC2 UG "CPU options for Amazon EC2 instances"; aws-parallelcluster#1855), and
+        a few older types list no ThreadsPerCore = 1."""
+        instance_type = request.instance_type
+        asked = request.options.get("smt")
+        smt = self.config.smt if asked is None else bool(asked)
+        if smt:
             return None
         info = self._type_info(instance_type)
         vcpu = info.get("VCpuInfo") or {}
-        if info.get("BareMetal") or ".metal" in instance_type:
-            raise ConfigError(f"{instance_type} is a bare-metal type: EC2 does not set its CPU options, so [aws] smt "
-                              "= false cannot turn its second threads off",
-                              hint="choose a type that is not *.metal (node_machinetype), or [aws] smt = true")
         if int(vcpu.get("DefaultThreadsPerCore", 1)) <= 1:
             return None
+        who = "the contract's smt => false" if asked is not None else "[aws] smt = false"
+        hint = ("choose another type, or write smt => false in the contract (it resolves only to types that can run "
+                "one thread per core), or [aws] smt = true" if asked is None else
+                "a resolved contract never names such a type (smt => false keeps them out): choose another type")
+        if info.get("BareMetal") or ".metal" in instance_type:
+            raise ConfigError(f"{instance_type} is a bare-metal type that runs two threads per core: EC2 takes no "
+                              f"CPU options for bare metal, so {who} cannot turn its second threads off", hint=hint)
         if 1 not in vcpu.get("ValidThreadsPerCore", []):
-            raise ConfigError(f"EC2 cannot run {instance_type} with one thread per core ([aws] smt = false)",
-                              hint="choose another type, or [aws] smt = true")
+            raise ConfigError(f"EC2 cannot run {instance_type} with one thread per core ({who})", hint=hint)
         return {"CoreCount": int(vcpu["DefaultCores"]), "ThreadsPerCore": 1}
 
     def _subnet_for(self, zone: Any) -> str | None:
@@ -1095,6 +1196,12 @@ def efa_interfaces(count: int, group: str, subnet: str | None, *, public: bool) 
     if count <= 1:
         return [{**entry(0, 0, "efa"), "AssociatePublicIpAddress": public}]
     return [entry(0, 0, "interface"), entry(0, 1, "efa-only"), *(entry(i, 0, "efa-only") for i in range(1, count))]
+
+
+def instance_profile(value: str) -> dict[str, str]:
+    """RunInstances' ``IamInstanceProfile`` for ``[aws] instance_profile``: ``{"Arn": …}`` for an ARN, else
+    ``{"Name": …}`` (API ``IamInstanceProfileSpecification``)."""
+    return {"Arn": value} if value.startswith("arn:") else {"Name": value}
 
 
 def _region_refusal(message: str, *, hint: str, code: str) -> CapacityError:

@@ -24,6 +24,19 @@ IMPLIED: dict[str, tuple[str, ...]] = {
     "ec2:CreatePlacementGroup": ("ec2:CreateTags",),
 }
 
+# What a call implies only when it carries a parameter: RunInstances with IamInstanceProfile passes the profile's
+# role to EC2, which needs iam:PassRole on that role (EC2 UG "Grant permissions to attach an IAM role to an
+# instance").
+IMPLIED_BY_PARAMETER: dict[tuple[str, str], tuple[str, ...]] = {
+    ("ec2:RunInstances", "IamInstanceProfile"): ("iam:PassRole",),
+}
+
+
+def implied(call: str, parameters: Iterable[str]) -> list[str]:
+    """The actions ``call`` (``service:Action``) implies because it carries ``parameters`` (top-level names, as
+    boto3 takes them: ``IamInstanceProfile``)."""
+    return [a for p in dict.fromkeys(parameters) for a in IMPLIED_BY_PARAMETER.get((call, p), ())]
+
 
 def policy() -> dict[str, Any]:
     """The policy document (a fresh copy)."""
