@@ -161,8 +161,8 @@ def _on_sigint(signum: int, frame: Any) -> None:
 
 def entrypoint() -> None:
     """What ``[project.scripts]`` and ``python -m ccdsl`` call: :func:`main`, with Ctrl-C at any moment giving
-    exit status 130, never a death by SIGINT (-2 to Python, 130 too to a shell, but a traceback or nothing at
-    all printed).
+    exit status 130, never a death by SIGINT (which a shell shows as 130 too, but Python's ``subprocess`` as -2,
+    and which may come with a traceback or with nothing printed at all).
 
     What a user who presses Ctrl-C can count on: the first one interrupts the command, which cleans up (a deploy
     terminates what it created) and exits 130; a second one during that clean-up abandons it, says what to
