@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
+from typing import Any
 
 from ccdsl.errors import CcdslError, ContractError, input_kinds, printable
 
@@ -133,6 +135,50 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
+class Interrupted(KeyboardInterrupt):
+    """The KeyboardInterrupt a Ctrl-C raises in the ``ccdsl`` process (every ``except KeyboardInterrupt`` catches it).
+
+    Why not KeyboardInterrupt itself: CPython remembers a KeyboardInterrupt of exactly that class that leaves code
+    run by ``exec()`` or ``eval()`` of a string (dataclasses and namedtuples build their methods so, and a deploy
+    creates many while it imports boto3).  Under ``python -m ccdsl`` the interpreter then kills itself with SIGINT
+    at exit, whatever caught the exception since: ``interrupted`` was printed, yet the exit status was -2, not 130
+    (issue 19).  CPython compares the class exactly, so a subclass is never remembered."""
+
+
+_sigints = 0
+
+
+def _on_sigint(signum: int, frame: Any) -> None:
+    """The first Ctrl-C interrupts whatever runs (a deploy then removes what it created); a second one interrupts
+    that clean-up too (the record stays, ``failed``, for ``ccdsl terminate``), and any later one is ignored while
+    the process reports and exits."""
+    global _sigints
+    _sigints += 1
+    if _sigints >= 2:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise Interrupted
+
+
 def entrypoint() -> None:
-    """What ``[project.scripts]`` calls."""
-    sys.exit(main())
+    """What ``[project.scripts]`` and ``python -m ccdsl`` call: :func:`main`, with Ctrl-C at any moment giving
+    exit status 130, never a death by SIGINT (which a shell shows as 130 too, but Python's ``subprocess`` as -2,
+    and which may come with a traceback or with nothing printed at all).
+
+    What a user who presses Ctrl-C can count on: the first one interrupts the command, which cleans up (a deploy
+    terminates what it created) and exits 130; a second one during that clean-up abandons it, says what to
+    terminate, and exits 130; any more, and any Ctrl-C once the command has returned (the interpreter is only
+    exiting then: its result stands), are ignored.  At most two KeyboardInterrupts are ever raised, and the two
+    nested ``except`` clauses below catch the second wherever the first was being handled."""
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # an ignored SIGINT (nohup, &) stays so
+        signal.signal(signal.SIGINT, _on_sigint)
+    try:
+        try:
+            code = main()
+        except KeyboardInterrupt:  # one that landed outside main's handlers (parsing, reporting an error)
+            print("interrupted", file=sys.stderr)
+            code = 130
+        finally:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # the command is over: what is left is exiting
+    except KeyboardInterrupt:  # the second, while the first was being handled above
+        code = 130
+    sys.exit(code)

@@ -6,8 +6,10 @@ share it; the lifecycle tests (restart, a dead rank, terminate) come last in eac
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import select
 import subprocess
 import sys
 import textwrap
@@ -198,6 +200,41 @@ def test_local_interrupt_stops_engines_and_terminate_leaves_no_process(local4):
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert local4.handle not in ps
     assert not engines.state_dir(local4.handle).exists()
+
+
+def test_local_stop_kills_a_recorded_process_that_is_already_exiting(module_data):
+    """A recorded process that is exiting (its memory, command line included, already released; here a zombie
+    whose group still holds a child) is still the engines' process: its group is killed.  Before, the empty
+    command line made it "no longer theirs": nothing was killed nor waited for, and right after ``interrupt()``
+    the engines' mpiexec could still be alive (issue 19)."""
+    from ccdsl.executor import engines
+
+    c = ccdsl.deploy(ccdsl.cluster(node_provider="Local", node_count=1))
+    controller = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    leader = subprocess.Popen(["sh", "-c", "sleep 600 & echo $!; read _"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, start_new_session=True)
+    recorded = {str(p): engines.identity(p) for p in (controller.pid, leader.pid)}
+    member = int(leader.stdout.readline())  # the group's other process, as a rank is in mpiexec's
+    member_ended = os.pidfd_open(member)  # readable once it has exited: an event
+    try:
+        leader.stdin.close()  # sh reads end of file and exits; unreaped, it stays a zombie
+        os.waitid(os.P_PID, leader.pid, os.WEXITED | os.WNOWAIT)
+        assert engines.identity(leader.pid)[1] == ""  # what an exiting process shows
+        d = engines.state_dir(c.handle, create=True)
+        (d / "engines.json").write_text(json.dumps({
+            "mode": "local", "size": 1, "controller_pid": controller.pid, "mpiexec_pid": leader.pid,
+            "identity": recorded, "log": str(d / "engines.log")}))
+        c.stop_engines()
+        assert not engines._pid_alive(controller.pid) and not engines._pid_alive(leader.pid)
+        assert select.select([member_ended], [], [], 60)[0], "the exiting process' group was not killed"
+    finally:
+        os.close(member_ended)
+        for p in (controller.pid, member):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, 9)
+        controller.wait()
+        leader.wait()
+        c.terminate()
 
 
 # -- SSH hosts ----------------------------------------------------------------------------------------------------

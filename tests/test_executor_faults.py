@@ -99,6 +99,21 @@ def test_ctrl_c_during_deploy_terminates_what_was_created(aws_env, data_dir, ec2
     assert phases.index("create") < phases.index("created") < phases.index("abort") < phases.index("cleanup")
 
 
+def test_ctrl_c_right_after_the_record_is_written_leaves_no_record(data_dir):
+    """A Ctrl-C between the record and the first provider call (here: as the deploy journals its start) leaves
+    nothing: no record to warn about, nothing created.  The record used to be written before the deploy's
+    clean-up guard and stayed 'deploying', then 'failed' once its process was gone."""
+    class InterruptedState(State):
+        def journal(self, handle, phase, **detail):
+            super().journal(handle, phase, **detail)
+            if phase == "deploy":
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ccdsl.deploy(ccdsl.cluster(node_provider="Local", node_count=1), state=InterruptedState())
+    assert State().list_clusters(live_only=False) == []
+
+
 def test_cleanup_failure_leaves_a_failed_record_for_terminate(aws_env, data_dir, ec2, hooks):
     cfg = config_for(aws_env, address_map={"0": closed_port()})
     terminate_fails = inject(None, "InternalError", "injected", status=500)
@@ -333,6 +348,61 @@ def test_a_resolve_leaves_ctrl_c_able_to_interrupt_a_blocking_read(data_dir):
     finally:
         proc.kill()
         proc.wait()
+
+
+# ``python -m`` a module that runs ``ccdsl check x.ccc`` through the real entry point, with ``check`` replaced by
+# COMMAND: each sends this process SIGINT itself (an event the kernel delivers at once, no timing) at a chosen moment.
+VIA_ENTRYPOINT = """
+import atexit, os, signal, sys
+import ccdsl.commands.contract as contract
+from ccdsl import cli
+
+def ctrl_c(then="while True: pass"):  # SIGINT in code run by exec() of a string; then work until it raises
+    exec("os.kill(os.getpid(), signal.SIGINT)\\n" + then)
+
+COMMAND
+
+contract.cmd_check = command
+sys.argv = ["ccdsl", "check", "x.ccc"]
+cli.entrypoint()
+"""
+
+CTRL_C_MOMENTS = {
+    # in code run by exec() of a string, as dataclasses and namedtuples build their methods (a deploy imports boto3
+    # then): CPython remembered the KeyboardInterrupt and, under python -m, killed itself with SIGINT at exit (-2)
+    "once": (130, """
+def command(args):
+    ctrl_c()
+"""),
+    # a second Ctrl-C while the first one's clean-up runs: the clean-up is abandoned, still 130
+    "twice": (130, """
+def command(args):
+    try:
+        ctrl_c()
+    finally:
+        ctrl_c()
+"""),
+    # once the command has returned the process only exits: its result stands, no traceback
+    "while exiting": (0, """
+def command(args):
+    atexit.register(lambda: ctrl_c("for _ in range(10 ** 6): pass"))
+    return 0
+"""),
+}
+
+
+@pytest.mark.parametrize("moment", CTRL_C_MOMENTS)
+def test_ctrl_c_at_any_moment_exits_130_without_a_traceback(tmp_path, moment):
+    """``python -m ccdsl``: a Ctrl-C during a command exits 130 and says so, however many come and wherever
+    they land; one after the command returned changes nothing."""
+    expected, command = CTRL_C_MOMENTS[moment]
+    (tmp_path / "ctrl_c_probe.py").write_text(VIA_ENTRYPOINT.replace("COMMAND", command))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    done = subprocess.run([sys.executable, "-m", "ctrl_c_probe"], env=env, capture_output=True, text=True,
+                          timeout=FAIL_SAFE, preexec_fn=sigint_at_default)
+    assert done.returncode == expected, done.stderr
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr
+    assert ("interrupted" in done.stderr) == (expected == 130), done.stderr
 
 
 def test_parallel_work_lets_ctrl_c_through_at_once():

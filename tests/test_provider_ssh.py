@@ -169,6 +169,28 @@ def test_deploy_run_interrupt_resume_terminate_on_ssh_hosts(netns_hosts, data_di
     assert cluster.handle not in netns_hosts.authorized_keys.read_text()
 
 
+
+@pytest.mark.netns
+def test_forget_releases_the_hosts_for_the_next_deploy(netns_hosts, data_dir):
+    """``terminate --forget`` of a cluster on SSH hosts frees its hosts: their claims used to outlive the record,
+    so no later deploy could have them and nothing listed who held them (issue 19)."""
+    from ccdsl.executor import forget
+    from ccdsl.executor.deploy import Plan, deploy
+
+    config = host_config(netns_hosts, indices=range(2))
+    plan = Plan("ssh", (NodeRequest("", "worker", "rack", 2),))
+    first = deploy(plan, config=config)
+    message = forget(first.handle, config=config)
+    names = ", ".join(h.name for h in netns_hosts.hosts[:2])
+    assert f"its hosts {names} are free for other clusters again" in message, message
+    assert SshProvider(config).discover() == []
+    second = deploy(plan, config=config)  # every host again: none is still held by the forgotten cluster
+    try:
+        assert sorted(n.instance_id for n in second.nodes()) == sorted(h.name for h in netns_hosts.hosts[:2])
+    finally:
+        second.terminate()
+
+
 @pytest.mark.netns
 def test_manager_workers_cluster_on_ssh_hosts(netns_hosts, data_dir):
     """A manager of its own type drives three workers; ranks run on the workers only."""

@@ -82,10 +82,14 @@ def forget(handle: str, *, config: Config | None = None) -> str:
 
     guard.stop_local_watchdog(handle)  # a watchdog here would go on guarding (and at $0/h never end)
     ended = _end_host_watchdog(record, config) if record.provider == "ssh" else ""
+    released = _release_hosts(handle) if record.provider == "ssh" else ""
     state.forget(handle)
     remove_local_files(handle)
     if record.status == st.TERMINATED:
         return f"forgot cluster {handle} (it was terminated)"
+    if record.provider == "ssh":  # your own machines: free again, but not cleaned (nothing was asked of them)
+        return (f"forgot cluster {handle} ({record.status}) without cleaning its hosts: {released}; what ccdsl "
+                f"left on them (its folder and key for cluster {handle}, any process still running) stays{ended}")
     if record.provider == "local":  # nothing of it is anywhere else: ending it here is the whole of it
         from ccdsl.executor.providers import local
 
@@ -101,6 +105,21 @@ def forget(handle: str, *, config: Config | None = None) -> str:
     return (f"forgot cluster {handle} ({record.status}) without asking {where}: anything it still has there (tagged "
             f"ccdsl:cluster={handle}) is no longer tracked by this machine and may still cost money; 'ccdsl "
             f"clusters' finds it again by its tags when it can reach {where}{watchdog}")
+
+
+def _release_hosts(handle: str) -> str:
+    """Free the SSH hosts a forgotten cluster holds (its claims), so that the next deploy can use them: a claim
+    whose record is gone would keep them taken for ever (issue 19).  What to tell the user."""
+    from ccdsl.errors import ProviderError
+    from ccdsl.executor import state as st
+    from ccdsl.executor.providers.ssh import Claims
+
+    claims = Claims(st.data_dir())
+    try:
+        names = claims.release(handle)
+    except ProviderError as exc:  # a damaged claims file: say so, the record goes all the same
+        return f"its hosts could not be released ({exc.message})"
+    return f"its hosts {', '.join(names)} are free for other clusters again" if names else "it held no host"
 
 
 def _end_host_watchdog(record: Any, config: Config | None) -> str:

@@ -370,15 +370,15 @@ def deploy(target: Any, *, workdir: str | os.PathLike[str] | None = None, setup:
     report = progress or quiet
     handle = new_handle()
     now = time.time()
-    state.add_cluster(st.ClusterRecord(
-        handle=handle, contract=spec.contract, provider=spec.plans[0].provider, cluster_type=spec.cluster_type,
-        status=st.DEPLOYING, created_at=now, updated_at=now, owner_pid=os.getpid(), owner_host=socket.gethostname(),
-        settings={"processes_per_node": config.mpi.processes_per_node,
-                  "overrides": {k: dict(v) for k, v in spec.overrides.items()},
-                  "autostop": rule.to_settings(), **({"workdir": folder, "setup": setup} if folder else {})}))
-    state.journal(handle, "deploy", plans=[p.describe() for p in spec.plans])
     current: list[Any] = []  # the provider being used, for clean-up if anything below fails
-    try:
+    try:  # from the record on: a Ctrl-C before the first provider call leaves no record (_abort)
+        state.add_cluster(st.ClusterRecord(
+            handle=handle, contract=spec.contract, provider=spec.plans[0].provider, cluster_type=spec.cluster_type,
+            status=st.DEPLOYING, created_at=now, updated_at=now, owner_pid=os.getpid(), owner_host=socket.gethostname(),
+            settings={"processes_per_node": config.mpi.processes_per_node,
+                      "overrides": {k: dict(v) for k, v in spec.overrides.items()},
+                      "autostop": rule.to_settings(), **({"workdir": folder, "setup": setup} if folder else {})}))
+        state.journal(handle, "deploy", plans=[p.describe() for p in spec.plans])
         provider, nodes = _create(handle, spec, config, state, report, current)
         if provider.name != "local":
             state.journal(handle, "ready-wait", nodes=len(nodes))

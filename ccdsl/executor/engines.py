@@ -53,6 +53,10 @@ log = logging.getLogger(__name__)
 CLIENT_PORTS = ("registration", "control", "mux", "task", "iopub", "notification", "broadcast")
 REMOTE = "engines"  # inside the cluster directory on the controller's node
 START_TIMEOUT = 120.0
+# Stopping local engines: how long a process group has after SIGTERM to end cleanly, and the fail-safe after
+# SIGKILL (which the kernel acts on at once: this bounds only a stuck kernel, never a normal stop).
+TERM_GRACE = 3.0
+KILL_FAIL_SAFE = 30.0
 
 
 # Which process a pid is: its start time (field 22 of /proc/PID/stat, clock ticks since boot), its command line and
@@ -83,6 +87,18 @@ def identity(pid: int) -> list[str] | None:
     """[start time, command line, boot id] of the local process ``pid``; None when there is none."""
     found: list[str] | None = _identity_code["identity"](pid)
     return found
+
+
+def same_process(recorded: Any, now: Any) -> bool:
+    """Whether the identity ``now`` (see :data:`_IDENTITY`) is the process ``recorded`` at start.
+
+    Start time and boot id decide (a reused pid starts later).  The command line must match too, unless it now
+    reads empty: a process that is exiting has released its memory, command line included, before it becomes a
+    zombie.  The engines' mpiexec is often just there when they are stopped (its ranks end with the controller's
+    shutdown), and was left unkilled and unwaited-for as "no longer theirs" (issue 19)."""
+    if not (isinstance(recorded, list) and isinstance(now, list) and len(recorded) == len(now) == 3):
+        return False
+    return recorded[0] == now[0] and recorded[2] == now[2] and now[1] in (recorded[1], "")
 
 
 def state_dir(handle: str, *, create: bool = False) -> Path:
@@ -599,8 +615,7 @@ class Engines:
         recorded = saved.get("identity")
         now = self._identities(saved)
         groups = [int(p) for p in (saved["mpiexec_pid"], saved["controller_pid"])
-                  if isinstance(recorded, dict) and recorded.get(str(p)) is not None
-                  and recorded.get(str(p)) == now.get(str(p))]
+                  if isinstance(recorded, dict) and same_process(recorded.get(str(p)), now.get(str(p)))]
         if len(groups) < 2:
             log.info("%s: %d of the engines' recorded processes are no longer theirs; not killed", self.handle,
                      2 - len(groups))
@@ -651,20 +666,29 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _kill_local(pid: int) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            return
-        deadline = time.monotonic() + 3
-        while time.monotonic() < deadline:
+    """End the process group of ``pid`` (SIGTERM, then SIGKILL after a grace) and return once ``pid`` itself has
+    exited: the caller (``interrupt``, ``terminate``, ``stop_engines``) may say the engines are gone.  Waits on a
+    pidfd (an event: readable when the process has exited), reaping ``pid`` when it is a child of this process."""
+    try:
+        exited = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        for sig, wait in ((signal.SIGTERM, TERM_GRACE), (signal.SIGKILL, KILL_FAIL_SAFE)):
             try:
-                os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
-            if not _pid_alive(pid):
-                return
-            time.sleep(0.05)
+                os.killpg(pid, sig)
+            except (ProcessLookupError, PermissionError):  # no such group (any more), or not ours
+                break
+            if select.select([exited], [], [], wait)[0]:
+                break
+        else:
+            log.warning("process %d did not exit %g s after SIGKILL", pid, KILL_FAIL_SAFE)
+    finally:
+        os.close(exited)
+    try:
+        os.waitpid(pid, os.WNOHANG)  # reap it when it is a child of this process (a zombie is gone for ps)
+    except ChildProcessError:
+        pass
 
 
 def _name(node: Node) -> str:

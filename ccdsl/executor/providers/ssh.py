@@ -128,6 +128,14 @@ class Claims:
         with self.locked() as data:
             return dict(data)
 
+    def release(self, handle: str) -> list[str]:
+        """Free every host ``handle`` holds, for other clusters; the names of those hosts."""
+        with self.locked() as data:
+            names = sorted(n for n, c in data.items() if c.get("handle") == handle)
+            for name in names:
+                del data[name]
+        return names
+
     def _read(self) -> dict[str, dict[str, Any]]:
         """The claims; a file that is not ``{host: {"handle": …, "role": …}, …}`` is a ProviderError naming it."""
         hint = ("it is ccdsl's record of which SSH hosts clusters hold: if no SSH cluster is running, move it "
@@ -317,9 +325,7 @@ class SshProvider:
             except Exception as exc:  # reported; the release goes on
                 log.warning("could not clean ssh host %s of cluster %s: %s", node.instance_id, handle,
                             getattr(exc, "message", exc))
-        with self.claims.locked() as data:
-            for name in [n for n, c in data.items() if c.get("handle") == handle]:
-                del data[name]
+        self.claims.release(handle)
 
     def leftovers(self, handle: str) -> list[str]:
         return sorted(n for n, c in self.claims.read().items() if c.get("handle") == handle)
