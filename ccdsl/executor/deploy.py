@@ -28,7 +28,8 @@ from ccdsl import burstable, fabric
 from ccdsl.errors import CapacityError, CcdslError, ClusterError, ConfigError, SetupError
 from ccdsl.executor import cost, guard, model
 from ccdsl.executor import state as st
-from ccdsl.executor.cluster import Cluster, is_handle, make_ready, new_handle, quiet, split_roles
+from ccdsl.executor.access import NodeAccess, split_roles
+from ccdsl.executor.cluster import Cluster, is_handle, make_ready, new_handle, node_access, quiet
 from ccdsl.executor.model import Node, NodeRequest, Progress
 from ccdsl.executor.providers import base
 
@@ -381,7 +382,7 @@ def deploy(target: Any, *, workdir: str | os.PathLike[str] | None = None, setup:
             state.set_nodes(handle, nodes)
         if folder:
             state.journal(handle, "sync", folder=folder)
-            wd.sync_nodes(handle, current[-1].name, nodes, config, folder, progress=sync_progress)
+            wd.sync_nodes(NodeAccess(handle, current[-1].name, tuple(nodes), config), folder, progress=sync_progress)
     except BaseException as exc:
         _abort(handle, current[-1] if current else None, state, exc,
                reached=any(getattr(p, "reached_cloud", True) for p in current))
@@ -389,7 +390,7 @@ def deploy(target: Any, *, workdir: str | os.PathLike[str] | None = None, setup:
     if setup:
         state.journal(handle, "setup", command=setup)
         try:
-            wd.setup_nodes(handle, current[-1].name, nodes, config, setup, stream=setup_stream)
+            wd.setup_nodes(NodeAccess(handle, current[-1].name, tuple(nodes), config), setup, stream=setup_stream)
         except SetupError as exc:  # the nodes stay for a look; terminate removes them
             state.update_cluster(handle, status=st.FAILED, owner_pid=None, note=f"set-up failed: {exc.message}")
             state.journal(handle, "setup-failed", node=exc.node, exit_code=exc.exit_code)
@@ -403,7 +404,7 @@ def deploy(target: Any, *, workdir: str | os.PathLike[str] | None = None, setup:
     cluster = Cluster(handle, config=config, state=state)
     if rule.active:  # an unguarded cluster the user asked to guard must not be left running
         try:
-            guard.arm(cluster, rule)
+            guard.arm(node_access(cluster), state, rule)
         except BaseException as exc:
             _abort(handle, current[-1], state, exc)
             raise
