@@ -283,14 +283,13 @@ class Cluster:
                 raise ClusterError(f"cluster {self.handle} is {self.status}, not running",
                                    hint=self._not_running_hint())
             if self._launcher is None:
-                workers, manager = split_roles(self.nodes())
-                local = self.provider == "local"
+                reach = node_access(self, with_folder=True)
                 options, ssh_options = mpi.options_from_config(
-                    self.config, known_hosts=None if local else known_hosts_path(self.handle))
-                self._launcher = mpi.Launcher(workers, processes_per_node=self.processes_per_node,
-                                              mode="local" if local else "ssh", via=manager, options=options,
-                                              ssh_options=ssh_options, handle=self.handle,
-                                              workdir=self._workdir_on_nodes())
+                    self.config, known_hosts=None if reach.local else reach.known_hosts())
+                self._launcher = mpi.Launcher(reach.workers, processes_per_node=reach.processes_per_node,
+                                              mode="local" if reach.local else "ssh", via=reach.manager,
+                                              options=options, ssh_options=ssh_options, handle=self.handle,
+                                              workdir=reach.folder)
             return self._launcher
 
     # -- persistent engines --------------------------------------------------------------------------------------
@@ -609,6 +608,27 @@ class Cluster:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def reattach(cluster: Cluster, progress: Progress) -> None:
+    """What ``reconnect`` does to a running cluster of an earlier session: check that the provider still runs
+    every node, make them ready over SSH, create fresh workers and arm the autostop watchdog again."""
+    handle, config, state = cluster.handle, cluster.config, cluster.state
+    nodes = cluster.nodes()
+    provider = cluster._provider()
+    if getattr(provider, "authoritative", False):
+        live = {(n.role, n.index): n for n in provider.describe(handle)}
+        missing = [n for n in nodes if (n.role, n.index) not in live or live[(n.role, n.index)].state != "running"]
+        if missing:
+            raise ClusterError(f"cluster {handle} is not fully running in the cloud "
+                               f"({len(missing)} node(s) missing or stopped)", hint=f"ccdsl terminate {handle}")
+    if provider.name != "local":
+        # never trust on first use here: a key not pinned at deploy (a lost known_hosts file, another
+        # machine) is refused with a hint on how to record it after checking its fingerprint
+        nodes = make_ready(handle, nodes, config, progress, deploying=False)
+        state.set_nodes(handle, nodes)
+    cluster._new_workers()
+    cluster._rearm()  # a watchdog that died with its node (or was never armed) watches again
 
 
 def remove_local_files(handle: str) -> None:
