@@ -91,7 +91,7 @@ def bench_local(n: int, repeat: int, prog: Path) -> None:
 
 
 def bench_ssh(n: int, repeat: int, prog: Path) -> None:
-    from ccdsl.executor import mpi, ssh
+    from ccdsl.executor import mpi, nodedir, ssh
     from netns_hosts import NetnsHosts, missing_requirements
 
     reason = missing_requirements()
@@ -125,7 +125,7 @@ def bench_ssh(n: int, repeat: int, prog: Path) -> None:
         print("  the launcher's overhead is about one SSH exec: a session on a pooled connection, whose cost is\n"
               "  dominated by the login shell's rc files on the node (e.g. pyenv init in ~/.bashrc)")
         launcher.close()
-        mpi.release_cluster("BenchmarkRunsXX", nodes, options=mopts, ssh_options=sopts)
+        nodedir.release_cluster("BenchmarkRunsXX", nodes, options=mopts, ssh_options=sopts)
     finally:
         hosts.teardown()
 

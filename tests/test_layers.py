@@ -33,7 +33,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                                      "ccdsl.executor._rank", "ccdsl.executor._tree", "ccdsl.executor.lines",
                                      "ccdsl.executor.parallel", "ccdsl.executor.program", "ccdsl.executor.config",
                                      "ccdsl.executor.watchdog")),
-    ("transport and machines", ("ccdsl.executor.ssh", "ccdsl.executor.providers", "ccdsl.executor.providers.*")),
+    ("transport and machines", ("ccdsl.executor.ssh", "ccdsl.executor.access", "ccdsl.executor.nodedir",
+                                "ccdsl.executor.providers", "ccdsl.executor.providers.*")),
     ("services", ("ccdsl.executor.mpi", "ccdsl.executor.workdir", "ccdsl.executor.engines", "ccdsl.executor.guard",
                   "ccdsl.executor.cost")),
     ("facade", ("ccdsl.executor.cluster", "ccdsl.executor.deploy", "ccdsl.executor")),
@@ -41,15 +42,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("entry points", ("ccdsl", "ccdsl.cli", "ccdsl.__main__")),
 ]
 
-_EXECUTOR_MOVE = "issue 24 item 1: the services still take the Cluster facade; the executor move removes this"
-KNOWN_CLIMBS: dict[tuple[str, str], str] = {
-    ("ccdsl.executor.engines", "ccdsl.executor.cluster"): _EXECUTOR_MOVE,
-    ("ccdsl.executor.guard", "ccdsl.executor.cluster"): _EXECUTOR_MOVE,
-    ("ccdsl.executor.workdir", "ccdsl.executor.cluster"): _EXECUTOR_MOVE,
-    ("ccdsl.executor.providers.ssh", "ccdsl.executor.cluster"): _EXECUTOR_MOVE,
-    ("ccdsl.executor.providers.ssh", "ccdsl.executor.mpi"): _EXECUTOR_MOVE,
-    ("ccdsl.executor.providers.local", "ccdsl.executor.workdir"): _EXECUTOR_MOVE,
-}
+KNOWN_CLIMBS: dict[tuple[str, str], str] = {}
 
 
 def modules(package: Path = PACKAGE) -> dict[str, Path]:
@@ -224,16 +217,7 @@ def test_architecture_has_a_line_per_module():
     assert sorted(listed) == sorted(modules()), "ARCHITECTURE.md's module list differs from ccdsl/"
 
 
-_EXECUTOR_RENAME = "issue 24 item 1: made public (or moved) in the executor move"
-KNOWN_PRIVATE_USES: dict[tuple[str, str], str] = {
-    ("ccdsl.executor.engines", "ccdsl.executor.mpi._pkill_pattern"): _EXECUTOR_RENAME,
-    ("ccdsl.executor.guard", "ccdsl.executor.mpi._authorize_command"): _EXECUTOR_RENAME,
-    ("ccdsl.executor.mpi", "ccdsl.executor.ssh._wait_channel"): _EXECUTOR_RENAME,
-    ("ccdsl.executor.workdir", "ccdsl.executor.mpi._die_with_parent"): _EXECUTOR_RENAME,
-    ("ccdsl.executor.workdir", "ccdsl.executor.ssh._makedirs"): _EXECUTOR_RENAME,
-    ("ccdsl.executor.workdir", "ccdsl.executor.ssh._paramiko"): _EXECUTOR_RENAME,
-    ("ccdsl.executor.workdir", "ccdsl.executor.ssh._wait_channel"): _EXECUTOR_RENAME,
-}
+KNOWN_PRIVATE_USES: dict[tuple[str, str], str] = {}
 
 
 def private_uses(known: dict[str, Path]) -> set[tuple[str, str]]:

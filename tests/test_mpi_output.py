@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 import ccdsl
 from ccdsl.errors import ExecutionError
-from ccdsl.executor.mpi import MARK, _Output, _pkill_pattern
+from ccdsl.executor.mpi import MARK, _Output
+from ccdsl.executor.nodedir import pkill_pattern as _pkill_pattern
 from fixtures_executor import data_dir
 
 text = st.text(st.characters(blacklist_characters="\n\x1e", blacklist_categories=("Cs",)), max_size=40)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ccdsl.errors import ExecutionError, RankError
-from ccdsl.executor import mpi, ssh
+from ccdsl.executor import mpi, nodedir, ssh
 from ccdsl.executor.model import READY
 from fixtures_netns import netns_hosts  # the fixture
 from ranks import SLEEPER, assert_gone, kill_launcher_and_check_ranks_end
@@ -56,7 +56,7 @@ def peers(netns_hosts, options):
                                          ssh_options=sopts)
     assert manager is None
     yield nodes
-    mpi.release_cluster("PeerWorkersTest", nodes, options=mopts, ssh_options=sopts)
+    nodedir.release_cluster("PeerWorkersTest", nodes, options=mopts, ssh_options=sopts)
 
 
 @pytest.fixture()
@@ -172,7 +172,7 @@ def test_manager_workers_reaches_only_the_manager(netns_hosts, options):
         assert addresses == [h.address for h in netns_hosts.hosts[:3]]
         assert netns_hosts.hosts[3].address not in addresses  # no rank on the manager
     finally:
-        mpi.release_cluster("ManagerWorkersT", nodes, manager=manager, options=mopts, ssh_options=sopts)
+        nodedir.release_cluster("ManagerWorkersT", nodes, manager=manager, options=mopts, ssh_options=sopts)
     assert "ccdsl-ManagerWorkersT" not in netns_hosts.authorized_keys.read_text()
     assert not os.path.exists(nodes[0].extra["ccdsl_dir"])
 
@@ -263,7 +263,7 @@ def test_partitioned_node_is_a_clear_error(netns_hosts, options, victim):
     finally:
         cutter.join()
         netns_hosts.heal(victim)
-        mpi.kill_processes(nodes, ssh_options=sopts)
+        nodedir.kill_processes(nodes, ssh_options=sopts)
 
 
 def test_missing_rank_bootstrap_is_reinstalled(launcher, peers):
@@ -375,5 +375,5 @@ def test_odd_but_harmless_remote_dir_and_mpiexec_paths_work(netns_hosts, tmp_pat
             total, addresses = launcher.run_function(sum_and_addresses, (1,), stream=None)
         assert total == 1 and len(set(addresses)) == 2  # the ranks reached each other through the wrapper
     finally:
-        mpi.release_cluster("OddPathsClustr", nodes, options=mopts, ssh_options=sopts)
+        nodedir.release_cluster("OddPathsClustr", nodes, options=mopts, ssh_options=sopts)
     assert not (odd / "OddPathsClustr").exists()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ccdsl.executor.cluster import Cluster
+from ccdsl.executor.cluster import Cluster, node_access
 from ccdsl.executor.deploy import ClusterInfo, Plan, clusters, cost_report, deploy, get, reconnect
 
 if TYPE_CHECKING:
@@ -132,7 +132,8 @@ def _end_host_watchdog(record: Any, config: Config | None) -> str:
     if record.status != st.RUNNING or not guard.Autostop.from_settings(record.settings.get("autostop")).active:
         return ""
     try:
-        guard.disarm(Cluster(record.handle, config=config))
+        cluster = Cluster(record.handle, config=config)
+        guard.disarm(node_access(cluster), cluster.state)
     except (CcdslError, OSError, EOFError) as exc:  # paramiko's errors are OSError or EOFError subclasses, or ours
         reason = exc.message if isinstance(exc, CcdslError) else str(exc) or type(exc).__name__
         return (f"; its autostop watchdog on its hosts could not be reached to end it ({reason}): it ends itself "

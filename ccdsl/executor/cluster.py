@@ -22,8 +22,9 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ccdsl.errors import ClusterError
-from ccdsl.executor import model
+from ccdsl.executor import access, model
 from ccdsl.executor import state as st
+from ccdsl.executor.access import NodeAccess, split_roles
 from ccdsl.executor.model import Node, Progress
 from ccdsl.executor.parallel import parallel
 
@@ -49,25 +50,19 @@ def quiet(role: str, index: int, state: str) -> None:
     """The default progress callback: say nothing."""
 
 
-def split_roles(nodes: Sequence[Node]) -> tuple[list[Node], Node | None]:
-    """(worker nodes in index order, the manager or None)."""
-    workers = sorted((n for n in nodes if n.role != "manager"), key=lambda n: n.index)
-    managers = [n for n in nodes if n.role == "manager"]
-    return workers, managers[0] if managers else None
-
-
-SSH_HOSTS_KNOWN = "ssh-hosts"  # not a handle (15 letters): the ssh provider's hosts, pinned across clusters
-
-
 def known_hosts_path(handle: str) -> str:
-    """The pinned host keys a cluster's connections check.  Cloud instances: one file per cluster, keyed by
-    instance id (a new cluster is new machines).  Bring-your-own SSH hosts outlive clusters: one file for all of
-    them, keyed by host name, so a key that changed between two clusters is caught (and the user's
-    ~/.ssh/known_hosts is consulted first, see ``mpi.options_from_config``)."""
-    d = st.data_dir() / "known_hosts"
-    d.mkdir(exist_ok=True, mode=0o700)
+    """The pinned host keys of the cluster ``handle`` (:func:`ccdsl.executor.access.known_hosts_path`, for the
+    provider its record names)."""
     record = st.State().get_cluster(handle)
-    return str(d / (SSH_HOSTS_KNOWN if record is not None and record.provider == "ssh" else handle))
+    return access.known_hosts_path(handle, record.provider if record is not None else "")
+
+
+def node_access(cluster: Cluster, *, with_folder: bool = False) -> NodeAccess:
+    """How the services reach ``cluster``'s nodes, from its record now.  ``with_folder``: with the synced folder as
+    the nodes see it (where runs and engines start; it needs prepared nodes)."""
+    return NodeAccess(cluster.handle, cluster.provider, tuple(cluster.nodes()), cluster.config,
+                      processes_per_node=cluster.processes_per_node,
+                      folder=cluster._workdir_on_nodes() if with_folder else None)
 
 
 def make_ready(handle: str, nodes: Sequence[Node], config: Config, progress: Progress, *,
@@ -229,8 +224,8 @@ class Cluster:
         trust = self.config.security.trust_nodes if trust_nodes is None else bool(trust_nodes)
         with self._lock:
             launcher = self._get_launcher()
-            guard.warn_near_cap(self)
-            with guard.busy(self):
+            guard.warn_near_cap(self.state, self.record)
+            with guard.busy(self.record):
                 return launcher.run_function(fn, args, kwargs, trust_nodes=trust)
 
     def run_script(self, path: str, args: Sequence[str] = (), np: int | None = None, *,
@@ -241,8 +236,8 @@ class Cluster:
 
         with self._lock:
             launcher = self._get_launcher()
-            guard.warn_near_cap(self)
-            with guard.busy(self):
+            guard.warn_near_cap(self.state, self.record)
+            with guard.busy(self.record):
                 return launcher.run_script(path, [str(a) for a in args], np, stream=stream or mpi.print_stream,
                                            oversubscribe=oversubscribe)
 
@@ -260,7 +255,7 @@ class Cluster:
         from ccdsl.executor import guard
 
         with self._lock:
-            guard.set_autostop(self, guard.make(idle, down, max_cost))
+            guard.set_autostop(node_access(self), self.state, guard.make(idle, down, max_cost))
 
     def run_program(self, argv: Sequence[str], np: int | None = None, *,
                     stream: Callable[[str, str], None] | None = None, oversubscribe: bool = False,
@@ -275,8 +270,8 @@ class Cluster:
         program = parse([str(a) for a in argv])
         with self._lock:
             launcher = self._get_launcher()
-            guard.warn_near_cap(self)
-            with guard.busy(self):
+            guard.warn_near_cap(self.state, self.record)
+            with guard.busy(self.record):
                 return launcher.run_program(program, np, stream=stream or mpi.print_stream,
                                             oversubscribe=oversubscribe, label_ranks=label_ranks)
 
@@ -288,14 +283,13 @@ class Cluster:
                 raise ClusterError(f"cluster {self.handle} is {self.status}, not running",
                                    hint=self._not_running_hint())
             if self._launcher is None:
-                workers, manager = split_roles(self.nodes())
-                local = self.provider == "local"
+                reach = node_access(self, with_folder=True)
                 options, ssh_options = mpi.options_from_config(
-                    self.config, known_hosts=None if local else known_hosts_path(self.handle))
-                self._launcher = mpi.Launcher(workers, processes_per_node=self.processes_per_node,
-                                              mode="local" if local else "ssh", via=manager, options=options,
-                                              ssh_options=ssh_options, handle=self.handle,
-                                              workdir=self._workdir_on_nodes())
+                    self.config, known_hosts=None if reach.local else reach.known_hosts())
+                self._launcher = mpi.Launcher(reach.workers, processes_per_node=reach.processes_per_node,
+                                              mode="local" if reach.local else "ssh", via=reach.manager,
+                                              options=options, ssh_options=ssh_options, handle=self.handle,
+                                              workdir=reach.folder)
             return self._launcher
 
     # -- persistent engines --------------------------------------------------------------------------------------
@@ -314,8 +308,10 @@ class Cluster:
         with self._lock:
             self._require(st.RUNNING, action="start engines on")
             if self._engines is None:
-                self._engines = engines.Engines(self)
-            with guard.busy(self):  # starting engines is activity: autostop must not end them half-started
+                self._engines = engines.Engines(node_access(self, with_folder=True), self.state)
+            elif self._engines.client is None:  # not started yet: a sync may have changed the folder since
+                self._engines.access = node_access(self, with_folder=True)
+            with guard.busy(self.record):  # starting engines is activity: autostop must not end them half-started
                 return self._engines.client_for(timeout)
 
     def stop_engines(self) -> None:
@@ -324,7 +320,7 @@ class Cluster:
 
         with self._lock:
             if self._engines is None:
-                self._engines = engines.Engines(self)
+                self._engines = engines.Engines(node_access(self), self.state)
             self.state.journal(self.handle, "engines-stop")
             self._engines.stop()
             self._engines = None
@@ -396,13 +392,12 @@ class Cluster:
     def _sync(self, folder: str, *, setup: bool, progress: Any = None, stream: Any = None) -> list[Any]:
         from ccdsl.executor import workdir
 
-        nodes = self.nodes()
-        synced = workdir.sync_nodes(self.handle, self.provider, nodes, self.config, folder, progress=progress)
+        reach = node_access(self)
+        synced = workdir.sync_nodes(reach, folder, progress=progress)
         command = self.record.settings.get("setup")
         fresh = {s.instance_id for s in synced if s.fresh}
         if command and (setup or fresh):
-            workdir.setup_nodes(self.handle, self.provider, nodes, self.config, command, stream=stream,
-                                only=None if setup or self.provider == "local" else fresh)
+            workdir.setup_nodes(reach, command, stream=stream, only=None if setup or reach.local else fresh)
         return synced
 
     def _not_running_hint(self) -> str:
@@ -472,11 +467,10 @@ class Cluster:
         """Kill what ccdsl started on the nodes (they keep running: restart, or hosts that are never stopped)."""
         if self.provider == "local":
             return
-        from ccdsl.executor import mpi
+        from ccdsl.executor import nodedir
 
-        workers, manager = split_roles(self.nodes())
-        _, ssh_options = mpi.options_from_config(self.config, known_hosts=known_hosts_path(self.handle))
-        mpi.kill_processes(workers, manager=manager, ssh_options=ssh_options)
+        reach = node_access(self)
+        nodedir.kill_processes(reach.workers, manager=reach.manager, ssh_options=reach.ssh_options())
 
     def interrupt(self) -> None:
         """Stop the nodes (no cost for compute while stopped; running programs are lost)."""
@@ -495,7 +489,7 @@ class Cluster:
                 if provider.name == "local":  # remote watchdogs end with their nodes (or ccdsl's processes)
                     from ccdsl.executor import guard
 
-                    guard.disarm(self)
+                    guard.disarm(node_access(self), self.state)
 
     def resume(self, progress: Progress | None = None) -> None:
         """Start the nodes again (they may come back with new addresses) and create fresh workers."""
@@ -550,7 +544,7 @@ class Cluster:
         if not self.record.settings.get("autostop"):
             return
         try:
-            guard.arm(self)
+            guard.arm(node_access(self), self.state)
         except CcdslError as exc:
             text = f"autostop could not be armed again ({exc.message}); run 'ccdsl autostop {self.handle} ...'"
             log.warning("%s: %s", self.handle, text)
@@ -593,7 +587,7 @@ class Cluster:
                 if self.provider == "local":
                     from ccdsl.executor import guard
 
-                    guard.disarm(self)
+                    guard.disarm(node_access(self), self.state)
                 self._provider().terminate(self.handle, self.nodes())
                 self.state.set_nodes(self.handle, [replace(n, state=model.TERMINATED) for n in self.nodes()])
                 self.state.clear_workers(self.handle)
@@ -616,6 +610,27 @@ class Cluster:
         self.close()
 
 
+def reattach(cluster: Cluster, progress: Progress) -> None:
+    """What ``reconnect`` does to a running cluster of an earlier session: check that the provider still runs
+    every node, make them ready over SSH, create fresh workers and arm the autostop watchdog again."""
+    handle, config, state = cluster.handle, cluster.config, cluster.state
+    nodes = cluster.nodes()
+    provider = cluster._provider()
+    if getattr(provider, "authoritative", False):
+        live = {(n.role, n.index): n for n in provider.describe(handle)}
+        missing = [n for n in nodes if (n.role, n.index) not in live or live[(n.role, n.index)].state != "running"]
+        if missing:
+            raise ClusterError(f"cluster {handle} is not fully running in the cloud "
+                               f"({len(missing)} node(s) missing or stopped)", hint=f"ccdsl terminate {handle}")
+    if provider.name != "local":
+        # never trust on first use here: a key not pinned at deploy (a lost known_hosts file, another
+        # machine) is refused with a hint on how to record it after checking its fingerprint
+        nodes = make_ready(handle, nodes, config, progress, deploying=False)
+        state.set_nodes(handle, nodes)
+    cluster._new_workers()
+    cluster._rearm()  # a watchdog that died with its node (or was never armed) watches again
+
+
 def remove_local_files(handle: str) -> None:
     """What this machine keeps for a live cluster and nothing needs once it is gone: its pinned host keys, its
     engines' connection files and its autostop folder (the watchdog's config, pid and log, activity marks)."""
@@ -631,3 +646,38 @@ def remove_local_files(handle: str) -> None:
 def _past(verb: str) -> str:
     return {"interrupt": "interrupted", "resume": "resumed", "restart": "restarted", "terminate": "terminated"}.get(
         verb, verb)
+
+
+def local_stop(handle: str) -> int:
+    """What the local provider's watchdog runs: interrupt (or with ``down`` terminate) the cluster in the records."""
+    import json
+
+    from ccdsl.executor import guard
+
+    marker = st.data_dir() / "autostop" / f"{handle}.autostop"
+    try:
+        reason = guard.marker_reason(json.loads(marker.read_text()), None, handle) or ""
+    except (OSError, ValueError, RecursionError):
+        reason = ""
+    cluster = Cluster(handle)
+    if cluster.status != st.RUNNING:
+        return 0
+    a = guard.Autostop.from_settings(cluster.record.settings.get("autostop"))
+    if a.down:
+        cluster.terminate()
+        cluster.state.update_cluster(handle, note=f"autostopped and terminated (--down): {reason}")
+    else:
+        cluster.interrupt()
+        cluster.state.update_cluster(handle, note=f"autostopped: {reason}")
+    cluster.state.journal(handle, "autostopped", reason=reason)
+    return 0
+
+
+def local_stop_main(argv: list[str]) -> int:
+    """``local-stop HANDLE``: the command line of :data:`ccdsl.executor.guard._LOCAL_STOP`."""
+    import sys
+
+    if len(argv) == 2 and argv[0] == "local-stop":
+        return local_stop(argv[1])
+    print("usage: local-stop HANDLE", file=sys.stderr)
+    return 2

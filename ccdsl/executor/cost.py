@@ -17,12 +17,10 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ccdsl.executor import state as st
-
-if TYPE_CHECKING:
-    from ccdsl.executor.deploy import Plan
+from ccdsl.executor.model import Plan
 
 BILLABLE = (st.DEPLOYING, st.RUNNING, st.FAILED)
 WARN_FRACTION = 0.8  # the spending cap warns at 80 %

@@ -28,27 +28,15 @@ from ccdsl import burstable, fabric, parameters
 from ccdsl.errors import CapacityError, CcdslError, ClusterError, ConfigError, SetupError
 from ccdsl.executor import cost, guard, model
 from ccdsl.executor import state as st
-from ccdsl.executor.cluster import Cluster, is_handle, make_ready, new_handle, quiet, split_roles
-from ccdsl.executor.model import Node, NodeRequest, Progress
+from ccdsl.executor.access import NodeAccess, split_roles
+from ccdsl.executor.cluster import Cluster, is_handle, make_ready, new_handle, node_access, quiet, reattach
+from ccdsl.executor.model import Node, NodeRequest, Plan, Progress
 from ccdsl.executor.providers import base
 
 if TYPE_CHECKING:
     from ccdsl.executor.config import Config
 
 log = logging.getLogger("ccdsl.executor")
-
-
-@dataclass(frozen=True)
-class Plan:
-    """One way to build the cluster: a provider and one request per role (manager first)."""
-
-    provider: str
-    requests: tuple[NodeRequest, ...]
-    label: str = ""
-
-    def describe(self) -> str:
-        return self.label or ", ".join(f"{r.instance_type} × {r.count}" + (f" ({r.role})" if r.role == "manager"
-                                                                             else "") for r in self.requests)
 
 
 @dataclass(frozen=True)
@@ -386,7 +374,7 @@ def deploy(target: Any, *, workdir: str | os.PathLike[str] | None = None, setup:
             state.set_nodes(handle, nodes)
         if folder:
             state.journal(handle, "sync", folder=folder)
-            wd.sync_nodes(handle, current[-1].name, nodes, config, folder, progress=sync_progress)
+            wd.sync_nodes(NodeAccess(handle, current[-1].name, tuple(nodes), config), folder, progress=sync_progress)
     except BaseException as exc:
         _abort(handle, current[-1] if current else None, state, exc,
                reached=any(getattr(p, "reached_cloud", True) for p in current))
@@ -394,7 +382,7 @@ def deploy(target: Any, *, workdir: str | os.PathLike[str] | None = None, setup:
     if setup:
         state.journal(handle, "setup", command=setup)
         try:
-            wd.setup_nodes(handle, current[-1].name, nodes, config, setup, stream=setup_stream)
+            wd.setup_nodes(NodeAccess(handle, current[-1].name, tuple(nodes), config), setup, stream=setup_stream)
         except SetupError as exc:  # the nodes stay for a look; terminate removes them
             state.update_cluster(handle, status=st.FAILED, owner_pid=None, note=f"set-up failed: {exc.message}")
             state.journal(handle, "setup-failed", node=exc.node, exit_code=exc.exit_code)
@@ -408,7 +396,7 @@ def deploy(target: Any, *, workdir: str | os.PathLike[str] | None = None, setup:
     cluster = Cluster(handle, config=config, state=state)
     if rule.active:  # an unguarded cluster the user asked to guard must not be left running
         try:
-            guard.arm(cluster, rule)
+            guard.arm(node_access(cluster), state, rule)
         except BaseException as exc:
             _abort(handle, current[-1], state, exc)
             raise
@@ -924,21 +912,7 @@ def reconnect(handle: str, *, config: Config | None = None, state: st.State | No
                            hint=f"ccdsl terminate {handle}")
     cluster = Cluster(handle, config=config, state=state)
     if record.status == st.RUNNING:
-        nodes = cluster.nodes()
-        provider = cluster._provider()
-        if getattr(provider, "authoritative", False):
-            live = {(n.role, n.index): n for n in provider.describe(handle)}
-            missing = [n for n in nodes if (n.role, n.index) not in live or live[(n.role, n.index)].state != "running"]
-            if missing:
-                raise ClusterError(f"cluster {handle} is not fully running in the cloud "
-                                   f"({len(missing)} node(s) missing or stopped)", hint=f"ccdsl terminate {handle}")
-        if provider.name != "local":
-            # never trust on first use here: a key not pinned at deploy (a lost known_hosts file, another
-            # machine) is refused with a hint on how to record it after checking its fingerprint
-            nodes = make_ready(handle, nodes, config, progress or quiet, deploying=False)
-            state.set_nodes(handle, nodes)
-        cluster._new_workers()
-        cluster._rearm()  # a watchdog that died with its node (or was never armed) watches again
+        reattach(cluster, progress or quiet)
     state.journal(handle, "reconnect")
     return cluster
 

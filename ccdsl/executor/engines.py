@@ -48,6 +48,8 @@ from ccdsl.executor.parallel import parallel
 
 if TYPE_CHECKING:
     from ccdsl.executor import ssh
+    from ccdsl.executor import state as st
+    from ccdsl.executor.access import NodeAccess
 
 log = logging.getLogger(__name__)
 CLIENT_PORTS = ("registration", "control", "mux", "task", "iopub", "notification", "broadcast")
@@ -303,25 +305,28 @@ def _engine_args(python: str, profile: str) -> list[str]:
             f"--IPEngine.startup_command=import base64; exec(base64.b64decode('{hook}').decode()); del base64"]
 
 
-def activity_dir(cluster: Any) -> str:
+def activity_dir(access: NodeAccess) -> str:
     """Where engines leave their activity markers: ``<cluster dir>/activity`` on a node; for the local provider,
     ``<data dir>/autostop/<handle>/activity`` (where the autostop watchdog of issue 11 looks)."""
     from ccdsl.executor import state
+    from ccdsl.executor.access import split_roles
 
-    if cluster.provider == "local":
-        return str(state.data_dir() / "autostop" / cluster.handle / "activity")
-    from ccdsl.executor.cluster import split_roles
-
-    workers, _ = split_roles(cluster.nodes())
+    if access.provider == "local":
+        return str(state.data_dir() / "autostop" / access.handle / "activity")
+    workers, _ = split_roles(access.nodes())
     return f"{workers[0].extra['ccdsl_dir']}/activity"
 
 
 class Engines:
-    """The engines of one cluster, seen from this process: start, attach, stop.  ``Cluster.engines()`` owns one."""
+    """The engines of one cluster, seen from this process: start, attach, stop.  ``Cluster.engines()`` owns one.
 
-    def __init__(self, cluster: Any) -> None:
-        self.cluster = cluster
-        self.handle = cluster.handle
+    ``access`` says where the nodes are; the cluster gives a fresh one before each start (a sync may have changed
+    the folder the engines start in).  ``state`` records what happened in the cluster's journal."""
+
+    def __init__(self, access: NodeAccess, state: st.State) -> None:
+        self.access = access
+        self.state = state
+        self.handle = access.handle
         self.client: Any = None
         self.tunnel: Tunnel | None = None
         self._pool: ssh.Connections | None = None
@@ -329,28 +334,19 @@ class Engines:
     # -- where things are ---------------------------------------------------------------------------------------
     @property
     def local(self) -> bool:
-        return self.cluster.provider == "local"
+        return self.access.local
 
     def _roles(self) -> tuple[list[Node], Node]:
-        from ccdsl.executor.cluster import split_roles
-
-        workers, manager = split_roles(self.cluster.nodes())
+        workers, manager = self._split()
         return workers, manager or workers[0]
 
     def _ssh(self) -> ssh.Connections:
-        from ccdsl.executor import mpi, ssh
-        from ccdsl.executor.cluster import known_hosts_path
-
         if self._pool is None:
-            _, manager = self._split()
-            _, options = mpi.options_from_config(self.cluster.config, known_hosts=known_hosts_path(self.handle))
-            self._pool = ssh.Connections(options, jump=manager)
+            self._pool = self.access.connections()
         return self._pool
 
     def _split(self) -> tuple[list[Node], Node | None]:
-        from ccdsl.executor.cluster import split_roles
-
-        return split_roles(self.cluster.nodes())
+        return self.access.workers, self.access.manager
 
     def _run(self, node: Node, command: str, timeout: float = 60.0) -> Any:
         from ccdsl.executor import ssh
@@ -403,7 +399,7 @@ class Engines:
 
     # -- start --------------------------------------------------------------------------------------------------
     def _start(self) -> dict[str, Any]:
-        self.cluster.state.journal(self.handle, "engines-start")
+        self.state.journal(self.handle, "engines-start")
         saved = self._start_local() if self.local else self._start_remote()
         d = state_dir(self.handle, create=True)
         _write_private(d / "client.json", json.dumps(saved.pop("client"), indent=1))
@@ -432,11 +428,11 @@ class Engines:
                                      + _tail((d / "controller.log").read_text(errors="replace")))
             time.sleep(0.05)
         time.sleep(0.05)  # the files are written whole, then closed: let the writer finish
-        size = self.cluster.processes_per_node * len(self._split()[0])
+        size = self.access.processes_per_node * len(self._split()[0])
         env = dict(os.environ)
         env["IPP_CONNECTION_INFO"] = engine_file.read_text()
-        env["CCDSL_ACTIVITY_DIR"] = activity_dir(self.cluster)
-        folder = self.cluster._workdir_on_nodes()
+        env["CCDSL_ACTIVITY_DIR"] = activity_dir(self.access)
+        folder = self.access.folder
         if folder:
             env["PYTHONPATH"] = folder + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         with open(d / "engines.log", "ab") as log:
@@ -460,10 +456,10 @@ class Engines:
         q = shlex.quote
         security = f"{e}/profile/security"
         controller = shlex.join(_controller_args(python, f"{e}/profile", address))
-        ppn = self.cluster.processes_per_node
+        ppn = self.access.processes_per_node
         hosts = ",".join(f"{n.private_address or n.address}:{ppn}" for n in workers)
-        options = self.cluster.config.mpi
-        folder = self.cluster._workdir_on_nodes()
+        options = self.access.config.mpi
+        folder = self.access.folder
         engine_profile = f"{e}/engine-profile"
         # ipengine does not create its profile folder, and every node needs its own: each rank makes it first
         engine = ["sh", "-c", f"umask 077; mkdir -p {q(engine_profile)} && exec \"$@\"", "ccdsl-engine",
@@ -472,7 +468,7 @@ class Engines:
                 "-hosts", hosts, *(["-iface", options.iface] if options.iface else []), *options.extra_args,
                 # hydra starts ranks in mpiexec's working directory unless told: that is node 0's only
                 "-wdir", folder or base, *(["-genv", "PYTHONPATH", folder] if folder else []),
-                "-genv", "CCDSL_ACTIVITY_DIR", activity_dir(self.cluster), "-n", str(ppn * len(workers)), *engine]
+                "-genv", "CCDSL_ACTIVITY_DIR", activity_dir(self.access), "-n", str(ppn * len(workers)), *engine]
         client_file, engine_file = f"{security}/ipcontroller-client.json", f"{security}/ipcontroller-engine.json"
         # 'cd X; setsid nohup ... &' (not 'cd X && ... &', which backgrounds the whole list and keeps SSH's output
         # open); the connection files appear about a second after the controller starts
@@ -589,7 +585,7 @@ class Engines:
             where = _name(nodes[0]) if nodes else "a node mpiexec did not name"
         exit_status = re.findall(r"EXIT STATUS: (\S+)", log)
         detail = f" (exit status {exit_status[0]})" if exit_status else ""
-        self.cluster.state.journal(self.handle, "engines-died", node=where)
+        self.state.journal(self.handle, "engines-died", node=where)
         raise ExecutionError(f"the engines of cluster {self.handle} are gone: a rank died on {where}{detail}, and "
                              "one dead rank ends the whole MPI job" + (f"\n  last output:\n{_indent(_tail(log))}"
                                                                       if log.strip() else ""),
@@ -623,7 +619,7 @@ class Engines:
             for pid in groups:
                 _kill_local(pid)
             return
-        from ccdsl.executor import mpi
+        from ccdsl.executor import nodedir
 
         workers, via = self._roles()
         if groups:
@@ -632,7 +628,7 @@ class Engines:
                       timeout=30)
         # engines on the other nodes end with their mpiexec; anything left is killed by its profile path
         e = f"{via.extra['ccdsl_dir']}/{REMOTE}/"
-        pattern = mpi._pkill_pattern(e)
+        pattern = nodedir.pkill_pattern(e)
 
         def clean(node: Node) -> None:
             self._run(node, f"pkill -KILL -f {pattern} 2>/dev/null; true", timeout=30)

@@ -12,7 +12,7 @@ manager), so a cluster stops with the user's laptop closed.  This module:
   AWS credentials;
 - :func:`reconcile_record` (called from ``deploy.reconcile``) records an autostopped cluster as interrupted, or
   terminated with ``down``: on AWS from the instances' state, on SSH hosts from the marker the watchdog leaves;
-  the local provider's watchdog updates the records itself (:func:`local_stop`).
+  the local provider's watchdog updates the records itself (:func:`ccdsl.executor.cluster.local_stop`).
 """
 
 from __future__ import annotations
@@ -39,13 +39,15 @@ from ccdsl.executor import state as st
 from ccdsl.executor.parallel import parallel
 
 if TYPE_CHECKING:
-    from ccdsl.executor.cluster import Cluster
+    from ccdsl.executor.access import NodeAccess
     from ccdsl.executor.config import Config
 
 log = logging.getLogger("ccdsl.executor")
 
 WATCHDOG = Path(__file__).with_name("watchdog.py")
-_LOCAL_STOP = "import sys; from ccdsl.executor.guard import _main; sys.exit(_main(sys.argv[1:]))"
+# What the local provider's watchdog runs to stop its cluster: the facade's lifecycle step, named here only as the
+# command of another process (this module sits below the facade and never imports it).
+_LOCAL_STOP = "import sys; from ccdsl.executor.cluster import local_stop_main; sys.exit(local_stop_main(sys.argv[1:]))"
 # Shell that ends the watchdog named by the pid file, if that process is still a watchdog (pids are reused).
 _KILL_OLD = ("p=$(cat {d}/watchdog.pid 2>/dev/null); [ -n \"$p\" ] && grep -q watchdog.py /proc/$p/cmdline "
              "2>/dev/null && kill $p")
@@ -130,46 +132,53 @@ def local_dir(handle: str) -> Path:
     return d
 
 
-def _watch_config(cluster: Cluster, a: Autostop, directory: str, action: str) -> dict[str, Any]:
+def _record(state: st.State, handle: str) -> st.ClusterRecord:
+    record = state.get_cluster(handle)
+    if record is None:
+        raise ClusterError(f"no cluster with handle {handle}", hint="'ccdsl clusters' lists the known ones")
+    return record
+
+
+def _watch_config(access: NodeAccess, state: st.State, a: Autostop, directory: str, action: str) -> dict[str, Any]:
     from ccdsl.executor import cost
 
-    c = cost.estimate(cluster.state, cluster.record)
-    return {"handle": cluster.handle, "dir": directory, "token": secrets.token_hex(8), "action": action,
+    c = cost.estimate(state, _record(state, access.handle))
+    return {"handle": access.handle, "dir": directory, "token": secrets.token_hex(8), "action": action,
             "idle": a.idle, "idle_seconds": a.idle_seconds, "down": a.down, "max_cost": a.max_cost,
             "price_per_hour": c.price_per_hour, "spent_before": c.cost_so_far or 0.0,
-            "interval": cluster.config.autostop.check_interval,
-            "shutdown_command": cluster.config.autostop.shutdown_command, "armed_at": time.time()}
+            "interval": access.config.autostop.check_interval,
+            "shutdown_command": access.config.autostop.shutdown_command, "armed_at": time.time()}
 
 
-def arm(cluster: Cluster, a: Autostop | None = None) -> None:
+def arm(access: NodeAccess, state: st.State, a: Autostop | None = None) -> None:
     """Start (or replace) the watchdog with ``a`` (default: the record's settings); stop it when ``a`` is off."""
     if a is None:
-        a = Autostop.from_settings(cluster.record.settings.get("autostop"))
+        a = Autostop.from_settings(_record(state, access.handle).settings.get("autostop"))
     if not a.active:
-        disarm(cluster)
+        disarm(access, state)
         return
-    if cluster.provider == "local":
-        token = _arm_local(cluster, a)
+    if access.local:
+        token = _arm_local(access, state, a)
     else:
-        token = _arm_remote(cluster, a)
+        token = _arm_remote(access, state, a)
     # the watchdog writes it into its marker: a marker without it is not this watchdog's (reconcile ignores it)
-    cluster.state.update_cluster(cluster.handle, settings={"autostop_token": token})
-    cluster.state.journal(cluster.handle, "autostop-armed", **(a.to_settings() or {}))
+    state.update_cluster(access.handle, settings={"autostop_token": token})
+    state.journal(access.handle, "autostop-armed", **(a.to_settings() or {}))
 
 
-def _arm_local(cluster: Cluster, a: Autostop) -> str:
-    stop_local_watchdog(cluster.handle)
-    d = local_dir(cluster.handle)
-    cfg = _watch_config(cluster, a, str(d), "local")
+def _arm_local(access: NodeAccess, state: st.State, a: Autostop) -> str:
+    stop_local_watchdog(access.handle)
+    d = local_dir(access.handle)
+    cfg = _watch_config(access, state, a, str(d), "local")
     cfg.update(interactive=False, local_command=[sys.executable, "-c", _LOCAL_STOP, "local-stop",
-                                                 cluster.handle])
+                                                 access.handle])
     path = d / "autostop.json"
     path.write_text(json.dumps(cfg))
     os.chmod(path, 0o600)
-    (d.parent / f"{cluster.handle}.autostop").unlink(missing_ok=True)
+    (d.parent / f"{access.handle}.autostop").unlink(missing_ok=True)
     env = {**os.environ, "CCDSL_DATA_DIR": str(st.data_dir())}
-    if cluster.config.source:
-        env["CCDSL_CONFIG"] = cluster.config.source
+    if access.config.source:
+        env["CCDSL_CONFIG"] = access.config.source
     with open(d / "watchdog.out", "ab") as out:  # the watchdog daemonizes: this returns at once
         subprocess.run([sys.executable, str(WATCHDOG), "run", str(path)], stdin=subprocess.DEVNULL, stdout=out,
                        stderr=out, env=env, start_new_session=True, close_fds=True, check=False, timeout=60)
@@ -193,56 +202,46 @@ def stop_local_watchdog(handle: str) -> None:
         pass
 
 
-def _home(cluster: Cluster) -> tuple[model.Node, list[model.Node], model.Node | None]:
+def _home(access: NodeAccess) -> tuple[model.Node, list[model.Node], model.Node | None]:
     """(where the watchdog runs: the manager or worker 0, the other nodes, the manager)."""
-    from ccdsl.executor.cluster import split_roles
-
-    workers, manager = split_roles(cluster.nodes())
+    workers, manager = access.workers, access.manager
     if not workers and manager is None:
-        raise ClusterError(f"cluster {cluster.handle} has no nodes to watch")
+        raise ClusterError(f"cluster {access.handle} has no nodes to watch")
     home = manager or workers[0]
     others = [n for n in [*([manager] if manager else []), *workers] if n.instance_id != home.instance_id]
     return home, others, manager
 
 
-def _ssh_pool(cluster: Cluster, manager: model.Node | None) -> Any:
-    from ccdsl.executor import mpi, ssh
-    from ccdsl.executor.cluster import known_hosts_path
+def _arm_remote(access: NodeAccess, state: st.State, a: Autostop) -> str:
+    from ccdsl.executor import nodedir, ssh
 
-    _, options = mpi.options_from_config(cluster.config, known_hosts=known_hosts_path(cluster.handle))
-    return ssh.Connections(options, jump=manager)
-
-
-def _arm_remote(cluster: Cluster, a: Autostop) -> str:
-    from ccdsl.executor import mpi, ssh
-
-    home, others, manager = _home(cluster)
-    action = "shutdown" if cluster.provider == "aws" else "release"
+    home, others, _ = _home(access)
+    action = "shutdown" if access.provider == "aws" else "release"
     source = WATCHDOG.read_bytes()
-    pool = _ssh_pool(cluster, manager)
+    pool = access.connections()
     try:
         def ship(node: model.Node) -> None:  # every node gets the script: the watchdog probes them with it
             ssh.put(pool.get(node), source, f"{_dir(node)}/watchdog.py", mode=0o644, node=node)
 
         parallel(ship, [home, *others])
         d = _dir(home)
-        cfg = _watch_config(cluster, a, d, action)
+        cfg = _watch_config(access, state, a, d, action)
         cfg["peers"] = [{"address": n.private_address or n.address, "port": n.port, "dir": _dir(n),
                          "python": n.extra.get("python", "python3")} for n in others]
         if action == "release":
-            mopts, _ = mpi.options_from_config(cluster.config)
-            cfg["unauthorize_command"] = mpi._authorize_command(mopts.authorized_keys, cluster.handle, None)
+            cfg["unauthorize_command"] = nodedir.authorize_command(access.config.mpi.authorized_keys,
+                                                                   access.handle, None)
         client = pool.get(home)
         ssh.put(client, json.dumps(cfg).encode(), f"{d}/autostop.json", mode=0o600, node=home)
         q = shlex.quote
-        python = home.extra.get("python", cluster.config.mpi.python)
+        python = home.extra.get("python", access.config.mpi.python)
         start = (f"{_KILL_OLD.format(d=q(d))}; rm -f {q(d + '.autostop')}; cd {q(d)} && {q(python)} "
                  f"{q(d)}/watchdog.py run {q(d)}/autostop.json >> {q(d)}/watchdog.out 2>&1 </dev/null")
         if action == "shutdown":  # EC2 nodes: EC2 restarts a stopped spot node by itself, cloud-init re-arms
-            script = boot_script(cluster.handle, home.user or cluster.config.aws.user, d, python)
+            script = boot_script(access.handle, home.user or access.config.aws.user, d, python)
             ssh.put(client, script.encode(), f"{d}/autostop-boot.sh", mode=0o755, node=home)
-            start = f"{_install_boot(cluster.config.autostop.boot_dir, cluster.handle, d)} && {start}"
-        ssh.run(client, start, node=home, check=True, timeout=cluster.config.ssh.command_timeout)
+            start = f"{_install_boot(access.config.autostop.boot_dir, access.handle, d)} && {start}"
+        ssh.run(client, start, node=home, check=True, timeout=access.config.ssh.command_timeout)
     finally:
         pool.close()
     return str(cfg["token"])
@@ -286,41 +285,43 @@ def _dir(node: model.Node) -> str:
     return str(d)
 
 
-def disarm(cluster: Cluster) -> None:
+def disarm(access: NodeAccess, state: st.State) -> None:
     """Stop the watchdog (it also exits by itself at its next check once its config is gone)."""
-    if cluster.provider == "local":
-        stop_local_watchdog(cluster.handle)
+    if access.local:
+        stop_local_watchdog(access.handle)
         return
-    if cluster.status != st.RUNNING:
+    if _record(state, access.handle).status != st.RUNNING:
         return  # stopped nodes run no watchdog; resume arms from the record's settings
     from ccdsl.executor import ssh
 
-    home, _, manager = _home(cluster)
+    home, _, _ = _home(access)
     d = shlex.quote(_dir(home))
-    boot = shlex.quote(f"{cluster.config.autostop.boot_dir.rstrip('/')}/{boot_name(cluster.handle)}")
-    unboot = f"{_SUDO}$S rm -f {boot}; " if cluster.provider == "aws" else ""
-    pool = _ssh_pool(cluster, manager)
+    boot = shlex.quote(f"{access.config.autostop.boot_dir.rstrip('/')}/{boot_name(access.handle)}")
+    unboot = f"{_SUDO}$S rm -f {boot}; " if access.provider == "aws" else ""
+    pool = access.connections()
     try:
         ssh.run(pool.get(home), f"rm -f {d}/autostop.json; {unboot}{_KILL_OLD.format(d=d)}; true", node=home,
-                timeout=cluster.config.ssh.command_timeout)
+                timeout=access.config.ssh.command_timeout)
     finally:
         pool.close()
 
 
-def set_autostop(cluster: Cluster, a: Autostop) -> None:
+def set_autostop(access: NodeAccess, state: st.State, a: Autostop) -> None:
     """Change a cluster's autostop: record it, set the AWS shutdown behaviour to match, re-arm the watchdog."""
-    record = cluster.record
+    record = _record(state, access.handle)
     if record.status not in (st.RUNNING, st.INTERRUPTED):
-        raise ClusterError(f"cannot set autostop on cluster {cluster.handle}: it is {record.status}")
-    if cluster.provider == "aws":  # off, or without down: back to 'stop', so a shutdown never terminates
-        _check_spot(a, deployed_spot(cluster.record, cluster.config))
-        provider = cluster._provider()
-        for n in cluster.nodes():
+        raise ClusterError(f"cannot set autostop on cluster {access.handle}: it is {record.status}")
+    if access.provider == "aws":  # off, or without down: back to 'stop', so a shutdown never terminates
+        from ccdsl.executor.providers import base
+
+        _check_spot(a, deployed_spot(record, access.config))
+        provider: Any = base.get(access.provider, access.config, dict(record.settings))  # aws: has call()
+        for n in access.nodes():
             provider.call("modify_instance_attribute", InstanceId=n.instance_id,
                           Attribute="instanceInitiatedShutdownBehavior", Value=shutdown_behavior(a) or "stop")
-    cluster.state.update_cluster(cluster.handle, settings={"autostop": a.to_settings()})
+    state.update_cluster(access.handle, settings={"autostop": a.to_settings()})
     if record.status == st.RUNNING:
-        arm(cluster, a)
+        arm(access, state, a)
 
 
 def deployed_spot(record: st.ClusterRecord, config: Config) -> bool:
@@ -346,13 +347,13 @@ def check_deploy(a: Autostop, provider: str, *, spot: bool) -> None:
 
 # -- activity from ccdsl's side --------------------------------------------------------------------------------------
 @contextlib.contextmanager
-def busy(cluster: Cluster) -> Iterator[None]:
+def busy(record: st.ClusterRecord) -> Iterator[None]:
     """Mark the cluster busy during a run (or an engine start) on the local provider; remote runs are seen by
     their processes."""
-    if cluster.provider != "local" or not cluster.record.settings.get("autostop"):
+    if record.provider != "local" or not record.settings.get("autostop"):
         yield
         return
-    marks = local_dir(cluster.handle) / "activity"
+    marks = local_dir(record.handle) / "activity"
     marks.mkdir(exist_ok=True)
     mark = marks / f"{os.getpid()}.busy"
     mark.touch()
@@ -363,16 +364,15 @@ def busy(cluster: Cluster) -> Iterator[None]:
         (marks / "last-run").touch()
 
 
-def warn_near_cap(cluster: Cluster) -> str | None:
+def warn_near_cap(state: st.State, record: st.ClusterRecord) -> str | None:
     """The 80 % warning of the spending cap, logged before a run (None when below)."""
     from ccdsl.executor import cost
 
-    record = cluster.record
     if not (record.settings.get("autostop") or {}).get("max_cost"):
         return None
-    warning = cost.estimate(cluster.state, record).warning
+    warning = cost.estimate(state, record).warning
     if warning:
-        log.warning("cluster %s %s", cluster.handle, warning)
+        log.warning("cluster %s %s", record.handle, warning)
     return warning
 
 
@@ -436,14 +436,14 @@ def _read_home(record: st.ClusterRecord, state: st.State, config: Config, comman
     """The output of ``command(cluster dir)`` run on the watchdog's node; None when it cannot be asked."""
     from dataclasses import replace as dc_replace
 
-    from ccdsl.executor import mpi, ssh
-    from ccdsl.executor.cluster import known_hosts_path, split_roles
+    from ccdsl.executor import ssh
+    from ccdsl.executor.access import known_hosts_path, split_roles, ssh_options
 
     workers, manager = split_roles(state.nodes(record.handle))
     home = manager or (workers[0] if workers else None)
     if home is None or not home.extra.get("ccdsl_dir"):
         return None
-    _, options = mpi.options_from_config(config, known_hosts=known_hosts_path(record.handle))
+    options = ssh_options(config, known_hosts=known_hosts_path(record.handle, record.provider))
     options = dc_replace(options, connect_timeout=min(options.connect_timeout, 5.0))
     try:
         with ssh.Connections(options) as pool:
@@ -530,37 +530,3 @@ def _staleness(record: st.ClusterRecord, a: Autostop, config_text: str | None, s
     return (f"{record.handle}: its autostop watchdog last checked {age:.0f} s ago (it checks every {interval:g} s): "
             f"it is not running, so autostop ({a.describe()}) will not act; 'ccdsl autostop {record.handle} "
             "<period>' arms it again")
-
-
-def local_stop(handle: str) -> int:
-    """What the local provider's watchdog runs: interrupt (or with ``down`` terminate) the cluster in the records."""
-    from ccdsl.executor.cluster import Cluster
-
-    marker = st.data_dir() / "autostop" / f"{handle}.autostop"
-    try:
-        reason = marker_reason(json.loads(marker.read_text()), None, handle) or ""
-    except (OSError, ValueError, RecursionError):
-        reason = ""
-    cluster = Cluster(handle)
-    if cluster.status != st.RUNNING:
-        return 0
-    a = Autostop.from_settings(cluster.record.settings.get("autostop"))
-    if a.down:
-        cluster.terminate()
-        cluster.state.update_cluster(handle, note=f"autostopped and terminated (--down): {reason}")
-    else:
-        cluster.interrupt()
-        cluster.state.update_cluster(handle, note=f"autostopped: {reason}")
-    cluster.state.journal(handle, "autostopped", reason=reason)
-    return 0
-
-
-def _main(argv: list[str]) -> int:
-    if len(argv) == 2 and argv[0] == "local-stop":
-        return local_stop(argv[1])
-    print("usage: local-stop HANDLE", file=sys.stderr)
-    return 2
-
-
-if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1:]))

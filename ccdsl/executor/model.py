@@ -1,4 +1,4 @@
-"""Values shared by the executor's parts: what a node is, what a provider must do.
+"""Values shared by the executor's parts: what a node is, what a provider must do, what a deploy plans.
 
 Providers (``providers/aws.py``, ``providers/ssh.py``, ``providers/local.py``) create and control machines and
 return :class:`Node` values; the SSH transport (``ssh.py``) and the MPI launcher (``mpi.py``) only read them.
@@ -50,6 +50,20 @@ class NodeRequest:
     region: str | None = None
     spot: bool = False
     options: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One way to build a cluster: a provider and one request per role (manager first).  Here, below both
+    ``deploy``, which tries plans in order, and ``cost``, which prices them."""
+
+    provider: str
+    requests: tuple[NodeRequest, ...]
+    label: str = ""
+
+    def describe(self) -> str:
+        return self.label or ", ".join(f"{r.instance_type} × {r.count}" + (f" ({r.role})" if r.role == "manager"
+                                                                             else "") for r in self.requests)
 
 
 Progress = Callable[[str, int, str], None]  # (role, node index, state) -> None

@@ -39,10 +39,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ccdsl.errors import ExecutionError, MissingDependencyError, ProviderError, RankError
-from ccdsl.executor import ssh
+from ccdsl.executor import access, ssh
 from ccdsl.executor.config import Config, check_node_dir
 from ccdsl.executor.lines import CHUNK, Lines
 from ccdsl.executor.model import Node
+from ccdsl.executor.nodedir import authorize_command, internal_key_comment, pkill_pattern
 from ccdsl.executor.parallel import parallel
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -189,7 +190,7 @@ def prepare_cluster(handle: str, nodes: Sequence[Node], *, manager: Node | None 
                 (_ssh_wrapper(d), f"{d}/ssh", 0o755),
                 (rank_source, f"{d}/{rank_name}", 0o644),
             ], directory=d, node=node)
-            ssh.run(client, _authorize_command(options.authorized_keys, handle, public), node=node, check=True,
+            ssh.run(client, authorize_command(options.authorized_keys, handle, public), node=node, check=True,
                     timeout=ssh_options.command_timeout)
 
         parallel(install, everyone)
@@ -206,67 +207,8 @@ def _known_name(node: Node) -> str:
     return addr if node.port == 22 else f"[{addr}]:{node.port}"
 
 
-def internal_key_comment(handle: str) -> str:
-    """The comment that marks this cluster's internal key in ``authorized_keys``.  It must differ from the EC2 key
-    pair's name (``ccdsl-<handle>``): cloud-init writes the login key with that name as its comment, and replacing
-    our line must never remove the key ccdsl logs in with."""
-    return f"ccdsl-internal-{handle}"
-
-
-def _authorize_command(path: str, handle: str, public: str | None) -> str:
-    """Shell that replaces this cluster's line in ``authorized_keys`` (none when ``public`` is None)."""
-    f = shlex.quote(path)
-    add = f"printf '%s\\n' {shlex.quote(public)} >> \"$t\"; " if public else ""
-    return (f"mkdir -p \"$(dirname {f})\" && touch {f} && t={f}.ccdsl.$$ && "
-            f"(grep -v ' {internal_key_comment(handle)}$' {f} > \"$t\" || true) && "
-            f"{add}chmod 600 \"$t\" && mv \"$t\" {f}")
-
-
-def release_cluster(handle: str, nodes: Sequence[Node], *, manager: Node | None = None,
-                    options: MpiOptions = MpiOptions(), ssh_options: ssh.SshOptions = ssh.SshOptions(),
-                    connections: ssh.Connections | None = None) -> None:
-    """Undo :func:`prepare_cluster` (bring-your-own hosts outlive the cluster): kill the cluster's processes,
-    remove its directory and its internal key from ``authorized_keys``."""
-    pool = connections or ssh.Connections(ssh_options, jump=manager)
-    directory = f"{options.remote_dir.rstrip('/')}/{handle}"
-    try:
-        def clean(node: Node) -> None:
-            d = node.extra.get("ccdsl_dir", directory)
-            ssh.run(pool.get(node), f"pkill -f {_pkill_pattern(d + '/')} 2>/dev/null; rm -rf {shlex.quote(d)}; "
-                    + _authorize_command(options.authorized_keys, handle, None), node=node, check=True,
-                    timeout=ssh_options.command_timeout)
-
-        parallel(clean, [*([manager] if manager is not None else []), *nodes])
-    finally:
-        if connections is None:
-            pool.close()
-
-
-def kill_processes(nodes: Sequence[Node], *, manager: Node | None = None,
-                   ssh_options: ssh.SshOptions = ssh.SshOptions(), connections: ssh.Connections | None = None) -> None:
-    """Kill every process ccdsl started on the nodes (interrupt/restart of SSH hosts, which are not stopped)."""
-    pool = connections or ssh.Connections(ssh_options, jump=manager)
-    try:
-        def kill(node: Node) -> None:
-            d = node.extra.get("ccdsl_dir")
-            if d:
-                ssh.run(pool.get(node), f"pkill -f {_pkill_pattern(d + '/')} 2>/dev/null; true", node=node,
-                        timeout=ssh_options.command_timeout)
-
-        parallel(kill, [*([manager] if manager is not None else []), *nodes])
-    finally:
-        if connections is None:
-            pool.close()
-
-
 class _Deadline(Exception):
     """A run's time limit passed (not TimeoutError: that is an OSError, which means a broken connection here)."""
-
-
-def _pkill_pattern(path: str) -> str:
-    """A ``pkill -f`` regex for ``path`` that does not match the shell running the pkill (whose command line
-    contains the pattern itself)."""
-    return shlex.quote(path[:-1] + "[" + path[-1] + "]")
 
 
 # -- output handling ----------------------------------------------------------------------------------------------
@@ -366,7 +308,7 @@ def _run_dir() -> tuple[str, int]:
     return tmp, fd
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child before exec: on Linux, get SIGTERM when ccdsl dies (even by SIGKILL), so mpiexec ends the job
     instead of leaving ranks running with nobody to read their results."""
     if sys.platform.startswith("linux"):
@@ -395,7 +337,7 @@ def end_session(proc: subprocess.Popen[bytes]) -> None:
 class _LocalProcess:
     def __init__(self, argv: list[str], env: dict[str, str]) -> None:
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     env=env, start_new_session=True, preexec_fn=_die_with_parent)
+                                     env=env, start_new_session=True, preexec_fn=die_with_parent)
 
     def pump(self, out: _Output, deadline: float | None, health: Callable[[], None] | None = None) -> int:
         """``health``: unused (a child of this machine needs no liveness check); the remote process's signature."""
@@ -486,7 +428,7 @@ class _RemoteProcess:
                                          "running there")
                 if deadline is not None and time.monotonic() > deadline:
                     raise _Deadline
-                ssh._wait_channel(chan, 0.02)
+                ssh.wait_channel(chan, 0.02)
         except (OSError, EOFError) as exc:
             raise ExecutionError(f"lost the SSH connection to {ssh.describe(self.node)}: {exc}") from exc
 
@@ -927,7 +869,7 @@ class Launcher:
             head, last = shlex.quote(tag[:-1]), shlex.quote(tag[-1])
             command = (f"t={head}; for f in \"${{t}}\"{last}.error.*; do case $f in *.tmp) ;; *) [ -f \"$f\" ] "
                        f"&& cat \"$f\";; esac; done; rm -f \"${{t}}\"{last}.error.*; "
-                       f"pkill -f {_pkill_pattern(tag)} 2>/dev/null; true")
+                       f"pkill -f {pkill_pattern(tag)} 2>/dev/null; true")
         lock = threading.Lock()
 
         def check(node: Node) -> str | None:
@@ -956,14 +898,10 @@ def options_from_config(config: Config, *, known_hosts: str | None = None,
                         deploying: bool = False) -> tuple[MpiOptions, ssh.SshOptions]:
     """``[mpi]`` and ``[ssh]`` of a :class:`ccdsl.executor.config.Config` as launcher and transport options.
 
-    ``known_hosts`` is the cluster's pinned-keys file.  New host keys are accepted only while ``deploying`` (and
-    only with ``host_key_policy = "accept-new"``); every later connection must match what was recorded.  For the
-    ssh provider's hosts (the shared ``ssh-hosts`` file) the user's OpenSSH known_hosts is consulted first."""
+    ``known_hosts`` and ``deploying`` decide which host keys are accepted (:func:`ccdsl.executor.access.ssh_options`).
+    """
     m, s = config.mpi, config.ssh
     return (MpiOptions(python=m.python, mpiexec=m.mpiexec or None, iface=m.iface or None, remote_dir=m.remote_dir,
                        authorized_keys=m.authorized_keys, install=m.install, packages=tuple(m.packages),
                        ready_timeout=s.ready_timeout, run_timeout=m.timeout or None, extra_args=tuple(m.extra_args)),
-            ssh.SshOptions(known_hosts=known_hosts, connect_timeout=s.connect_timeout,
-                           accept_new=deploying and s.host_key_policy == "accept-new",
-                           user_known_hosts=os.path.expanduser(s.user_known_hosts) if s.user_known_hosts
-                           and known_hosts and os.path.basename(known_hosts) == "ssh-hosts" else None))
+            access.ssh_options(config, known_hosts=known_hosts, deploying=deploying))

@@ -62,6 +62,12 @@ def _paramiko() -> Any:  # the paramiko module, untyped
     return paramiko
 
 
+def transport_errors() -> tuple[type[BaseException], ...]:
+    """What a broken SSH or SFTP conversation raises (paramiko's own errors, a closed socket, an end of file): the
+    errors a caller turns into an :class:`~ccdsl.errors.ExecutionError` naming the node."""
+    return OSError, EOFError, _paramiko().SSHException
+
+
 # -- pinned host keys ---------------------------------------------------------------------------------------------
 class HostKeyStore:
     """A known_hosts file keyed by instance id.  Thread-safe; writes are atomic (temp file + rename, mode 0600)."""
@@ -314,7 +320,7 @@ def run(client: paramiko.SSHClient, command: str, *, node: Node | None = None, t
                 if time.monotonic() > deadline:
                     chan.close()
                     raise ExecutionError(f"command on {where} did not finish within {timeout:g} s: {command[:80]}")
-                _wait_channel(chan, 0.02)
+                wait_channel(chan, 0.02)
         code = chan.recv_exit_status()
         chan.close()
     except (OSError, EOFError, _paramiko().SSHException) as exc:
@@ -328,7 +334,9 @@ def run(client: paramiko.SSHClient, command: str, *, node: Node | None = None, t
 exec = run  # the name the executor's design uses
 
 
-def _wait_channel(chan: paramiko.Channel, seconds: float) -> None:
+def wait_channel(chan: paramiko.Channel, seconds: float) -> None:
+    """Wait until ``chan`` (a paramiko channel) has something to read, at most ``seconds``: the loops that stream a
+    command's output poll with it instead of spinning."""
     import select
 
     try:
@@ -351,7 +359,7 @@ def put_many(client: paramiko.SSHClient, files: list[tuple[bytes, str, int]], *,
         with client.open_sftp() as sftp:
             if directory:
                 current = directory
-                _makedirs(sftp, directory)
+                makedirs(sftp, directory)
             for data, path, mode in files:
                 current = path
                 tmp = f"{path}.tmp{os.getpid()}.{threading.get_ident()}"
@@ -365,7 +373,8 @@ def put_many(client: paramiko.SSHClient, files: list[tuple[bytes, str, int]], *,
         raise ExecutionError(f"cannot write {current} on {where}: {str(exc) or type(exc).__name__}") from exc
 
 
-def _makedirs(sftp: paramiko.SFTPClient, directory: str) -> None:
+def makedirs(sftp: paramiko.SFTPClient, directory: str) -> None:
+    """``mkdir -p`` over SFTP: each missing folder of ``directory`` made with mode 0700."""
     parts = directory.rstrip("/").split("/")
     for i in range(1, len(parts) + 1):
         path = "/".join(parts[:i])

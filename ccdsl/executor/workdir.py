@@ -31,13 +31,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ccdsl.errors import ConfigError, ExecutionError, SetupError, printable
-from ccdsl.executor import _tree
+from ccdsl.executor import _tree, ssh
 from ccdsl.executor.lines import CHUNK, Lines
 from ccdsl.executor.model import Node
 from ccdsl.executor.parallel import parallel
 
 if TYPE_CHECKING:
-    from ccdsl.executor import ssh
+    from ccdsl.executor.access import NodeAccess
 
 WORK = "work"  # the folder's name inside a node's cluster directory
 SyncProgress = Callable[[int, int, int, int], None]  # (files done, files total, bytes done, bytes total)
@@ -74,9 +74,10 @@ def remote_dir(node: Node) -> str:
 
 
 def local_dir(handle: str) -> Path:
-    from ccdsl.executor import state
+    """Where the local provider's cluster keeps its copy of the folder."""
+    from ccdsl.executor.providers import local
 
-    return state.data_dir() / "local" / handle / WORK
+    return local.folder(handle) / WORK
 
 
 def local_tree(root: Path) -> tuple[tuple[dict, set], dict[str, int]]:
@@ -205,8 +206,6 @@ def sync_sftp(client: Any, node: Node, source: Path, local: tuple[tuple[dict, se
     """Make the node's copy equal to ``source`` over one SFTP session: list, delete, send what changed."""
     import json
 
-    from ccdsl.executor import ssh
-
     root = remote_dir(node)
     mine, stamps = local
     patterns = _tree.ignore_patterns(str(source))
@@ -234,7 +233,7 @@ def sync_sftp(client: Any, node: Node, source: Path, local: tuple[tuple[dict, se
                 current = f"{root}/{rel}"
                 _sftp_rmtree(sftp, current)
             if not theirs[0] and not theirs[1]:
-                ssh._makedirs(sftp, root)
+                ssh.makedirs(sftp, root)
             for rel in changes["mkdirs"]:
                 current = f"{root}/{rel}"
                 try:
@@ -271,7 +270,7 @@ def sync_sftp(client: Any, node: Node, source: Path, local: tuple[tuple[dict, se
                 with sftp.open(current + ".tmp", "wb") as f:
                     f.write(json.dumps(stamps).encode())
                 sftp.posix_rename(current + ".tmp", current)
-    except (OSError, EOFError, ssh._paramiko().SSHException) as exc:
+    except ssh.transport_errors() as exc:
         raise ExecutionError(f"cannot sync {current} on {where}: {exc or type(exc).__name__}") from exc
     return Synced(where, node.instance_id, len(changes["send"]), size, len(changes["delete"]), fresh=not theirs[0])
 
@@ -279,8 +278,6 @@ def sync_sftp(client: Any, node: Node, source: Path, local: tuple[tuple[dict, se
 def relay(client: Any, manager: Node, workers: Sequence[Node], counter: Counter, timeout: float) -> list[Synced]:
     """On the manager: copy its folder on to every worker (``_tree.py relay``), all at once."""
     import json
-
-    from ccdsl.executor import ssh
 
     d = manager.extra["ccdsl_dir"]
     script = f"{d}/ccdsl_tree.py"
@@ -346,13 +343,6 @@ def _shell(directory: str, command: str, python: str | None) -> str:
     return f"cd {shlex.quote(directory)} && {path}exec sh -c {shlex.quote(command)}"
 
 
-SETUP_TAG = "CCDSL_SETUP_OF"  # in the local set-up's environment: which cluster's set-up a process group is
-
-
-def _setup_pid_file(handle: str) -> Path:
-    return local_dir(handle).parent / "setup.pid"
-
-
 def _stream_lines(read: Callable[[], bytes], line: Callable[[str], None]) -> None:
     """Pass on each line (and each piece of a line without an end: ``lines.Lines``) of what ``read`` returns,
     until it returns nothing."""
@@ -368,15 +358,16 @@ def setup_local(directory: Path, command: str, stream: Stream, *, handle: str | 
     """Run the set-up on this machine (the local provider), streaming its output.  It runs in a process group of
     its own, named in ``setup.pid`` beside the folder, so that ``terminate`` ends it (and what it started) when
     the deploy that ran it was killed; it gets SIGTERM when that deploy dies."""
-    from ccdsl.executor.mpi import _die_with_parent
+    from ccdsl.executor.mpi import die_with_parent
+    from ccdsl.executor.providers.local import SETUP_TAG, end_group, setup_pid_file
 
     env = dict(os.environ)
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     env[SETUP_TAG] = handle or ""
     proc = subprocess.Popen(["sh", "-c", command], cwd=directory, env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-                            preexec_fn=_die_with_parent)
-    pid_file = _setup_pid_file(handle) if handle else None
+                            preexec_fn=die_with_parent)
+    pid_file = setup_pid_file(handle) if handle else None
     if pid_file is not None:
         pid_file.write_text(str(proc.pid))
     assert proc.stdout is not None
@@ -385,7 +376,7 @@ def setup_local(directory: Path, command: str, stream: Stream, *, handle: str | 
         _stream_lines(lambda: os.read(fd, CHUNK), lambda line: stream("this machine", line))
         code = proc.wait()
     except BaseException:  # Ctrl-C: the set-up ends with the deploy
-        _end_group(proc.pid)
+        end_group(proc.pid)
         proc.wait()
         raise
     finally:
@@ -397,61 +388,9 @@ def setup_local(directory: Path, command: str, stream: Stream, *, handle: str | 
                          node="this machine", exit_code=code)
 
 
-def end_local_setup(handle: str) -> None:
-    """End the local set-up of ``handle`` if any of it still runs (its deploy was killed before it ended: the
-    shell got SIGTERM then, what it started may live on in its process group)."""
-    try:
-        group = int(_setup_pid_file(handle).read_text())
-    except (OSError, ValueError):
-        return
-    if _members(group, handle):  # pids are reused: only a group whose processes carry this cluster's tag is ours
-        _end_group(group, handle)
-    _setup_pid_file(handle).unlink(missing_ok=True)
-
-
-def _members(group: int, handle: str | None) -> list[int]:
-    """The live processes of process group ``group`` (with ``handle``: those whose environment names it)."""
-    tag = f"{SETUP_TAG}={handle}".encode()
-    out = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            if fields[0] == "Z" or int(fields[2]) != group:
-                continue
-            if handle is not None and tag not in Path(f"/proc/{name}/environ").read_bytes().split(b"\0"):
-                continue
-        except (OSError, IndexError, ValueError):
-            continue
-        out.append(int(name))
-    return out
-
-
-def _end_group(group: int, handle: str | None = None) -> None:
-    """SIGTERM to process group ``group``; SIGKILL to whatever of it is left after 5 s (a command that ignores
-    SIGTERM).  Its processes need not be our children (the deploy that started them was killed): watched in /proc."""
-    import signal
-
-    try:
-        os.killpg(group, signal.SIGTERM)
-    except OSError:
-        return
-    for _ in range(50):
-        if not _members(group, handle):
-            return
-        time.sleep(0.1)
-    try:
-        os.killpg(group, signal.SIGKILL)
-    except OSError:
-        pass
-
-
 def setup_remote(pool: ssh.Connections, nodes: Sequence[Node], command: str, stream: Stream) -> None:
     """Run the set-up in the folder on every node at once, streaming each output line with the node's name.
     Every node runs to its end; then a failure names the node(s) and exit code(s)."""
-    from ccdsl.executor import ssh
 
     def one(node: Node) -> tuple[Node, int]:
         name = node_name(node)
@@ -464,7 +403,7 @@ def setup_remote(pool: ssh.Connections, nodes: Sequence[Node], command: str, str
             while not chan.recv_ready():
                 if chan.exit_status_ready() or chan.closed:
                     return chan.recv(CHUNK) if chan.recv_ready() else b""
-                ssh._wait_channel(chan, 0.05)
+                ssh.wait_channel(chan, 0.05)
             return chan.recv(CHUNK)
 
         _stream_lines(read, lambda line: stream(name, line))
@@ -507,21 +446,16 @@ class ProgressBar:
 
 
 # -- a cluster's nodes --------------------------------------------------------------------------------------------
-def sync_nodes(handle: str, provider: str, nodes: Sequence[Node], config: Any, source: str | Path, *,
-               progress: SyncProgress | None = None) -> list[Synced]:
+def sync_nodes(access: NodeAccess, source: str | Path, *, progress: SyncProgress | None = None) -> list[Synced]:
     """Make the folder on every node of a cluster equal to ``source``; report per node."""
-    from ccdsl.executor import mpi, ssh
-    from ccdsl.executor.cluster import known_hosts_path, split_roles
-
     source = check_folder(source)
-    nodes = list(nodes)
     counter = Counter(progress)
-    if provider == "local":
-        out = [sync_local(source, local_dir(handle), counter)]
+    if access.local:
+        out = [sync_local(source, local_dir(access.handle), counter)]
         counter.finish()
         return out
-    workers, manager = split_roles(nodes)
-    _, ssh_options = mpi.options_from_config(config, known_hosts=known_hosts_path(handle))
+    workers, manager = access.workers, access.manager
+    ssh_options = access.ssh_options()
     mine = local_tree(source)  # first: a link leading out of the folder fails the sync before any connection
     with ssh.Connections(ssh_options, jump=manager) as pool:
         if manager is None:
@@ -533,19 +467,14 @@ def sync_nodes(handle: str, provider: str, nodes: Sequence[Node], config: Any, s
     return out
 
 
-def setup_nodes(handle: str, provider: str, nodes: Sequence[Node], config: Any, command: str, *,
-                stream: Stream | None = None, only: set[str] | None = None) -> None:
+def setup_nodes(access: NodeAccess, command: str, *, stream: Stream | None = None,
+                only: set[str] | None = None) -> None:
     """Run the set-up command in the folder on every node (``only``: those instance ids), manager included;
     on this machine once for the local provider."""
-    from ccdsl.executor import mpi, ssh
-    from ccdsl.executor.cluster import known_hosts_path, split_roles
-
     out = stream or print_setup_line
-    if provider == "local":
-        setup_local(local_dir(handle), command, out, handle=handle)
+    if access.local:
+        setup_local(local_dir(access.handle), command, out, handle=access.handle)
         return
-    _, manager = split_roles(nodes)
-    _, ssh_options = mpi.options_from_config(config, known_hosts=known_hosts_path(handle))
-    chosen = [n for n in nodes if only is None or n.instance_id in only]
-    with ssh.Connections(ssh_options, jump=manager) as pool:
+    chosen = [n for n in access.all_nodes if only is None or n.instance_id in only]
+    with access.connections() as pool:
         setup_remote(pool, chosen, command, out)

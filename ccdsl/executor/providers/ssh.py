@@ -272,17 +272,16 @@ class SshProvider:
                      key_path=h.key_path) for i, h in enumerate(hosts)]
 
     def _ssh_options(self, handle: str, deploying: bool):
-        from ccdsl.executor import mpi
-        from ccdsl.executor.cluster import known_hosts_path
+        from ccdsl.executor.access import known_hosts_path, ssh_options
 
-        return mpi.options_from_config(self.config, known_hosts=known_hosts_path(handle), deploying=deploying)
+        return ssh_options(self.config, known_hosts=known_hosts_path(handle, self.name), deploying=deploying)
 
     def _unreachable(self, handle: str, nodes: Sequence[Node]) -> dict[str, str]:
         """host name -> why, for the nodes that do not answer (one attempt each, all at once)."""
         from ccdsl.executor import ssh
         from ccdsl.executor.parallel import parallel
 
-        _, options = self._ssh_options(handle, deploying=True)
+        options = self._ssh_options(handle, deploying=True)
 
         def check(node: Node) -> tuple[str, str] | None:
             try:
@@ -314,14 +313,14 @@ class SshProvider:
     def terminate(self, handle: str, nodes: Sequence[Node]) -> None:
         """Remove what ccdsl installed on the hosts (processes, cluster dir, internal key), release the claim.
         A host that cannot be cleaned is named in a warning; its claim is released all the same."""
-        from ccdsl.executor import mpi
+        from ccdsl.executor import nodedir
 
-        mopts, sopts = self._ssh_options(handle, deploying=False)
+        sopts = self._ssh_options(handle, deploying=False)
         for node in nodes:  # one by one: a dead host must not keep the others from being cleaned
             if node.state == model.TERMINATED:
                 continue
             try:
-                mpi.release_cluster(handle, [node], options=mopts, ssh_options=sopts)
+                nodedir.release_cluster(handle, [node], options=self.config.mpi, ssh_options=sopts)
             except Exception as exc:  # reported; the release goes on
                 log.warning("could not clean ssh host %s of cluster %s: %s", node.instance_id, handle,
                             getattr(exc, "message", exc))
