@@ -106,6 +106,8 @@ VALIDATED = {
     ("aws", "ssh_cidr"): st.sampled_from(["", "203.0.113.0/24", "10.0.0.0/8", "2001:db8::/32", "198.51.100.7/32"]),
     ("aws", "cpu_credits"): st.sampled_from(["standard", "unlimited"]),
     ("aws", "efa"): st.sampled_from(["auto", "on", "off"]),
+    ("aws", "jump_host"): st.sampled_from(["", "ubuntu@203.0.113.9:2222", "root@bastion.example.org",
+                                           "ec2-user@[2001:db8::7]:22"]),
     ("security", "contract_may_set"): st.lists(st.sampled_from(["mpi_flags", "python", "hosts", "ssh_cidr"]),
                                                max_size=3),
 }
@@ -179,3 +181,23 @@ def test_the_processes_per_node_cap_can_be_raised_on_purpose(tmp_path):
     assert config.load(path).mpi.processes_per_node == 1000
     with pytest.raises(ConfigError, match="contract 'big': \\[mpi\\] processes_per_node must be 1 to 256"):
         config.Config().replace("contract 'big'", mpi={"processes_per_node": 100000})
+
+
+@pytest.mark.parametrize("text, target", [
+    ("auto", None), ("ubuntu@bastion.example.org", ("ubuntu", "bastion.example.org", 22)),
+    ("root@203.0.113.9:2222", ("root", "203.0.113.9", 2222)), ("a@[2001:db8::7]:23", ("a", "2001:db8::7", 23))])
+def test_jump_host_is_auto_or_user_at_host_port(text, target):
+    assert config.jump_target(text) == target
+
+
+@pytest.mark.parametrize("text", ["bastion.example.org", "u@host:0", "u@host:99999", "u@host:ssh", "@host",
+                                  "u@", "u@ho st"])
+def test_a_jump_host_that_is_not_user_at_host_is_refused(text):
+    with pytest.raises(ConfigError, match="neither 'auto' nor 'user@host:port'"):
+        config.Config.from_dict({"aws": {"jump_host": text}}, "ccdsl.toml")
+
+
+def test_auto_jump_needs_private_nodes():
+    with pytest.raises(ConfigError, match="private is false"):
+        config.Config.from_dict({"aws": {"jump_host": "auto"}}, "ccdsl.toml")
+    assert config.Config.from_dict({"aws": {"jump_host": "auto", "private": True}}).aws.jump_host == "auto"

@@ -328,7 +328,7 @@ class Engines:
         if self._pool is None:
             _, manager = self._split()
             _, options = mpi.options_from_config(self.cluster.config, known_hosts=known_hosts_path(self.handle))
-            self._pool = ssh.Connections(options, jump=manager)
+            self._pool = ssh.Connections(options, jump=manager, members=self._split()[0])
         return self._pool
 
     def _split(self) -> tuple[list[Node], Node | None]:

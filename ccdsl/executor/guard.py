@@ -210,7 +210,7 @@ def _ssh_pool(cluster: Cluster, manager: model.Node | None) -> Any:
     from ccdsl.executor.cluster import known_hosts_path
 
     _, options = mpi.options_from_config(cluster.config, known_hosts=known_hosts_path(cluster.handle))
-    return ssh.Connections(options, jump=manager)
+    return ssh.Connections(options, jump=manager, members=cluster.nodes())
 
 
 def _arm_remote(cluster: Cluster, a: Autostop) -> str:

@@ -158,7 +158,7 @@ def prepare_cluster(handle: str, nodes: Sequence[Node], *, manager: Node | None 
     internal public key in ``authorized_keys``.  Returns the nodes (state ``ready``, ``extra`` filled in)."""
     directory = f"{options.remote_dir.rstrip('/')}/{handle}"
     check_node_dir(directory)
-    pool = connections or ssh.Connections(ssh_options, jump=manager)
+    pool = connections or ssh.Connections(ssh_options, jump=manager, members=nodes)
     report = progress or (lambda role, index, state: None)
     try:
         def ready(node: Node) -> Node:
@@ -227,7 +227,7 @@ def release_cluster(handle: str, nodes: Sequence[Node], *, manager: Node | None 
                     connections: ssh.Connections | None = None) -> None:
     """Undo :func:`prepare_cluster` (bring-your-own hosts outlive the cluster): kill the cluster's processes,
     remove its directory and its internal key from ``authorized_keys``."""
-    pool = connections or ssh.Connections(ssh_options, jump=manager)
+    pool = connections or ssh.Connections(ssh_options, jump=manager, members=nodes)
     directory = f"{options.remote_dir.rstrip('/')}/{handle}"
     try:
         def clean(node: Node) -> None:
@@ -245,7 +245,7 @@ def release_cluster(handle: str, nodes: Sequence[Node], *, manager: Node | None 
 def kill_processes(nodes: Sequence[Node], *, manager: Node | None = None,
                    ssh_options: ssh.SshOptions = ssh.SshOptions(), connections: ssh.Connections | None = None) -> None:
     """Kill every process ccdsl started on the nodes (interrupt/restart of SSH hosts, which are not stopped)."""
-    pool = connections or ssh.Connections(ssh_options, jump=manager)
+    pool = connections or ssh.Connections(ssh_options, jump=manager, members=nodes)
     try:
         def kill(node: Node) -> None:
             d = node.extra.get("ccdsl_dir")
@@ -585,7 +585,7 @@ class Launcher:
         self._own_pool = connections is None and mode == "ssh"
         manager = via if via is not None and all(via.instance_id != n.instance_id for n in nodes) else None
         self.pool = connections if connections is not None else (
-            ssh.Connections(ssh_options, jump=manager) if mode == "ssh" else None)
+            ssh.Connections(ssh_options, jump=manager, members=nodes) if mode == "ssh" else None)
 
     @property
     def _ssh_pool(self) -> ssh.Connections:
@@ -960,10 +960,30 @@ def options_from_config(config: Config, *, known_hosts: str | None = None,
     only with ``host_key_policy = "accept-new"``); every later connection must match what was recorded.  For the
     ssh provider's hosts (the shared ``ssh-hosts`` file) the user's OpenSSH known_hosts is consulted first."""
     m, s = config.mpi, config.ssh
+    ssh_hosts = bool(known_hosts) and os.path.basename(str(known_hosts)) == "ssh-hosts"
     return (MpiOptions(python=m.python, mpiexec=m.mpiexec or None, iface=m.iface or None, remote_dir=m.remote_dir,
                        authorized_keys=m.authorized_keys, install=m.install, packages=tuple(m.packages),
                        ready_timeout=s.ready_timeout, run_timeout=m.timeout or None, extra_args=tuple(m.extra_args)),
             ssh.SshOptions(known_hosts=known_hosts, connect_timeout=s.connect_timeout,
                            accept_new=deploying and s.host_key_policy == "accept-new",
                            user_known_hosts=os.path.expanduser(s.user_known_hosts) if s.user_known_hosts
-                           and known_hosts and os.path.basename(known_hosts) == "ssh-hosts" else None))
+                           and ssh_hosts else None, jump=None if ssh_hosts else jump_from_config(config)))
+
+
+def jump_from_config(config: Config) -> ssh.Jump | None:
+    """``[aws] jump_host`` as the transport's :class:`ssh.Jump` (None: connect directly).  A bastion is a node of
+    its own (``jump user@host:port``), its key pinned in the cluster's known_hosts after the user's."""
+    from ccdsl.executor.config import jump_target
+
+    a = config.aws
+    if not a.jump_host:
+        return None
+    known = os.path.expanduser(config.ssh.user_known_hosts) if config.ssh.user_known_hosts else None
+    target = jump_target(a.jump_host)
+    if target is None:
+        return ssh.Jump(known_hosts=known)
+    user, host, port = target
+    bastion = Node(index=0, role="jump", instance_id=f"jump-{user}@{host}:{port}", instance_type="bastion",
+                   state="running", address=host, private_address=host, port=port, user=user,
+                   key_path=os.path.expanduser(a.jump_key_path) if a.jump_key_path else None)
+    return ssh.Jump(bastion=bastion, known_hosts=known)

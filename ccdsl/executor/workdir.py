@@ -523,7 +523,7 @@ def sync_nodes(handle: str, provider: str, nodes: Sequence[Node], config: Any, s
     workers, manager = split_roles(nodes)
     _, ssh_options = mpi.options_from_config(config, known_hosts=known_hosts_path(handle))
     mine = local_tree(source)  # first: a link leading out of the folder fails the sync before any connection
-    with ssh.Connections(ssh_options, jump=manager) as pool:
+    with ssh.Connections(ssh_options, jump=manager, members=workers) as pool:
         if manager is None:
             out = parallel(lambda n: sync_sftp(pool.get(n), n, source, mine, counter), workers)
         else:
@@ -547,5 +547,5 @@ def setup_nodes(handle: str, provider: str, nodes: Sequence[Node], config: Any, 
     _, manager = split_roles(nodes)
     _, ssh_options = mpi.options_from_config(config, known_hosts=known_hosts_path(handle))
     chosen = [n for n in nodes if only is None or n.instance_id in only]
-    with ssh.Connections(ssh_options, jump=manager) as pool:
+    with ssh.Connections(ssh_options, jump=manager, members=nodes) as pool:
         setup_remote(pool, chosen, command, out)
