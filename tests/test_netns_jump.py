@@ -87,22 +87,30 @@ def config_for(url, hosts, tmp_path, **aws) -> Config:
     })
 
 
-def tutorial(config, ec2, hosts, order, tmp_path) -> None:
-    """Deploy the tutorial, run MPI across its nodes, sync a folder, terminate; ``order``: the host of each node."""
+def tutorial(config, ec2, hosts, order, tmp_path, *, contract=TUTORIAL, copies=None, public=None,
+             lifecycle=False) -> None:
+    """Deploy ``contract``, run MPI across its nodes, sync a folder, start engines, reconnect, terminate.
+    ``order``: the host of each rank's node; ``copies``: the hosts that get the folder (default: ``order``);
+    ``public``: the nodes' addresses as ccdsl records them (None where only the jump host reaches the node)."""
     project = tmp_path / "project"
     project.mkdir()
     (project / "data.txt").write_text("through the jump host\n")
-    c = ccdsl.deploy(ccdsl.parse(TUTORIAL)["my_first_cluster_contract"], config=config)
+    c = ccdsl.deploy(ccdsl.parse(contract).popitem()[1], config=config)
     try:
-        public = [hosts.jump.address if i == 3 else None for i in order]
         assert [n.address for n in c.nodes()] == public  # nothing else is reachable from here
         assert c.run(where_am_i) == [hosts.inner if i == 3 else hosts.hosts[i].address for i in order]
         c.sync(str(project))
-        for i in order:
+        for i in copies or order:
             assert (hosts.private_of(i) / "remote" / c.handle / "work" / "data.txt").read_text() == (
                 "through the jump host\n")
+        rc = c.engines()
+        rc[:].execute("from mpi4py import MPI; total = MPI.COMM_WORLD.allreduce(MPI.COMM_WORLD.rank)", block=True)
+        assert rc[:].pull("total", block=True) == [sum(range(len(order)))] * len(order)
+        if lifecycle:  # node 0's public address changes on resume: the pool asks EC2's answer anew
+            ccdsl.interrupt(c)
+            ccdsl.resume(c, config=config)
         again = ccdsl.reconnect(c.handle, config=config)
-        assert len(again.run(where_am_i)) == 3
+        assert len(again.run(where_am_i)) == len(order)
     finally:
         ccdsl.terminate(c.handle, config=config)
     assert tagged(ec2, c.handle) == {}
@@ -112,7 +120,21 @@ def test_tutorial_through_node_0_auto(aws_env, data_dir, ec2, ec2_keys_on_hosts,
     hosts = jump_hosts.hosts
     config = config_for(aws_env, jump_hosts, tmp_path, jump_host="auto", address_map={
         "0": f"{jump_hosts.jump.address},{jump_hosts.inner}", "1": hosts[0].address, "2": hosts[1].address})
-    tutorial(config, ec2, jump_hosts, [3, 0, 1], tmp_path)
+    tutorial(config, ec2, jump_hosts, [3, 0, 1], tmp_path, public=[jump_hosts.jump.address, None, None],
+             lifecycle=True)
+
+
+MANAGED = ('managed = @cluster(cluster_type => ManagerWorkers, node_count => 2, node_provider => AmazonEC2, '
+           'worker.node_vcpus_count => @atleast(4), cluster_locale => "us-east-1")')
+
+
+def test_manager_workers_through_the_manager_auto(aws_env, data_dir, ec2, ec2_keys_on_hosts, jump_hosts, tmp_path):
+    hosts = jump_hosts.hosts
+    config = config_for(aws_env, jump_hosts, tmp_path, jump_host="auto", address_map={
+        "manager.0": f"{jump_hosts.jump.address},{jump_hosts.inner}", "0": hosts[0].address,
+        "1": hosts[1].address})
+    tutorial(config, ec2, jump_hosts, [0, 1], tmp_path, contract=MANAGED, copies=[3, 0, 1],
+             public=[jump_hosts.jump.address, None, None])
 
 
 def test_tutorial_through_a_bastion(aws_env, data_dir, ec2, ec2_keys_on_hosts, jump_hosts, tmp_path):
@@ -120,4 +142,4 @@ def test_tutorial_through_a_bastion(aws_env, data_dir, ec2, ec2_keys_on_hosts, j
     config = config_for(aws_env, jump_hosts, tmp_path, jump_host=f"root@{jump_hosts.jump.address}:22",
                         jump_key_path=str(jump_hosts.client_key), ssh_cidr=f"{jump_hosts.inner}/32",
                         address_map={str(i): hosts[i].address for i in range(3)})
-    tutorial(config, ec2, jump_hosts, [0, 1, 2], tmp_path)
+    tutorial(config, ec2, jump_hosts, [0, 1, 2], tmp_path, public=[None, None, None])
