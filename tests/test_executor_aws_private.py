@@ -153,3 +153,30 @@ def test_a_bastion_needs_its_address_admitted(ec2_config, hooks):
     with pytest.raises(ConfigError, match="ssh_cidr is empty"):
         p.check_plan([request("t3.xlarge")])
     assert only(calls, "CreateSecurityGroup") == []
+
+
+def test_node_0_alone_is_terminated_when_the_others_get_no_capacity(ec2_config, ec2, hooks, aws_like):
+    """PeerWorkers behind its node 0: when the second RunInstances finds no capacity, node 0 does not stay
+    behind (the deployer's next zone launches both again)."""
+    from urllib.parse import parse_qs
+
+    from ccdsl.errors import CapacityError
+    from fixtures_executor import inject
+
+    def the_others(request):
+        body = request.body.decode() if isinstance(request.body, bytes) else (request.body or "")
+        return parse_qs(body).get("MinCount") == ["2"]
+
+    full = inject(None, "InsufficientInstanceCapacity", "no capacity", when=the_others)
+    hooks.append(("before-send.ec2.RunInstances", full))
+    p = provider(ec2_config, private=True, jump_host="auto")
+    p.check_plan([request("t3.xlarge", count=3)])
+    with pytest.raises(CapacityError, match="InsufficientInstanceCapacity"):
+        p.create(request("t3.xlarge", count=3), lambda *e: None)
+    assert full.failed == 1
+    live = [i for r in ec2.describe_instances(Filters=[
+        {"Name": "tag:ccdsl:cluster", "Values": [HANDLE]},
+        {"Name": "instance-state-name", "Values": ["pending", "running"]}])["Reservations"] for i in r["Instances"]]
+    assert live == []
+    p.terminate(HANDLE, [])
+    nothing_left(ec2, aws_like)
