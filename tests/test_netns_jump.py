@@ -82,21 +82,25 @@ def config_for(url, hosts, tmp_path, **aws) -> Config:
     return Config.from_dict({
         "aws": aws_settings(url, user=hosts.user, zones=["us-east-1a"], private=True, **aws),
         "ssh": {"ready_timeout": 120.0, "connect_timeout": 30.0, "user_known_hosts": ""},
+        "autostop": {"shutdown_command": "true"},  # the test hosts are this machine's namespaces
         "mpi": {"python": sys.executable, "iface": "eth0", "remote_dir": str(hosts.private / "remote"),
                 "authorized_keys": str(hosts.authorized_keys)},
     })
 
 
 def tutorial(config, ec2, hosts, order, tmp_path, *, contract=TUTORIAL, copies=None, public=None,
-             lifecycle=False) -> None:
+             lifecycle=False, autostop=None) -> None:
     """Deploy ``contract``, run MPI across its nodes, sync a folder, start engines, reconnect, terminate.
     ``order``: the host of each rank's node; ``copies``: the hosts that get the folder (default: ``order``);
-    ``public``: the nodes' addresses as ccdsl records them (None where only the jump host reaches the node)."""
+    ``public``: the nodes' addresses as ccdsl records them (None where only the jump host reaches the node);
+    ``autostop``: armed at deploy, the watchdog must then run on node 0."""
     project = tmp_path / "project"
     project.mkdir()
     (project / "data.txt").write_text("through the jump host\n")
-    c = ccdsl.deploy(ccdsl.parse(contract).popitem()[1], config=config)
+    c = ccdsl.deploy(ccdsl.parse(contract).popitem()[1], config=config, autostop=autostop)
     try:
+        if autostop:  # armed through the jump host: the watchdog runs in node 0's namespace
+            assert any(f"/{c.handle}/watchdog.py run" in cmd for cmd in commands_in(hosts.hosts[order[0]].netns))
         assert [n.address for n in c.nodes()] == public  # nothing else is reachable from here
         assert c.run(where_am_i) == [hosts.inner if i == 3 else hosts.hosts[i].address for i in order]
         c.sync(str(project))
@@ -114,6 +118,20 @@ def tutorial(config, ec2, hosts, order, tmp_path, *, contract=TUTORIAL, copies=N
     finally:
         ccdsl.terminate(c.handle, config=config)
     assert tagged(ec2, c.handle) == {}
+
+
+def commands_in(netns: str) -> list[str]:
+    import subprocess
+    from pathlib import Path
+
+    pids = subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True).stdout.split()
+    out = []
+    for pid in pids:
+        try:
+            out.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            continue
+    return out
 
 
 def test_tutorial_through_node_0_auto(aws_env, data_dir, ec2, ec2_keys_on_hosts, jump_hosts, tmp_path):
@@ -142,4 +160,4 @@ def test_tutorial_through_a_bastion(aws_env, data_dir, ec2, ec2_keys_on_hosts, j
     config = config_for(aws_env, jump_hosts, tmp_path, jump_host=f"root@{jump_hosts.jump.address}:22",
                         jump_key_path=str(jump_hosts.client_key), ssh_cidr=f"{jump_hosts.inner}/32",
                         address_map={str(i): hosts[i].address for i in range(3)})
-    tutorial(config, ec2, jump_hosts, [0, 1, 2], tmp_path, public=[None, None, None])
+    tutorial(config, ec2, jump_hosts, [0, 1, 2], tmp_path, public=[None, None, None], autostop="1h")
