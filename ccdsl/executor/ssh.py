@@ -53,8 +53,6 @@ class Jump:
 class SshOptions:
     """How ccdsl talks SSH.  ``known_hosts`` is the cluster's pinned-keys file (None: pin in memory only)."""
 
-    jump: Jump | None = None  # None: nodes are reached directly (or workers through the manager, ManagerWorkers)
-
     known_hosts: str | None = None
     accept_new: bool = False  # record keys of nodes not seen before (deploy only)
     user_known_hosts: str | None = None  # an OpenSSH known_hosts consulted first, by address (ssh-provider hosts)
@@ -62,6 +60,7 @@ class SshOptions:
     command_timeout: float = 120.0
     keepalive: float = 5.0
     liveness: float = 10.0  # during a long silent run, check the node still answers after this many seconds
+    jump: Jump | None = None  # None: nodes are reached directly (or workers through the manager, ManagerWorkers)
 
 
 def describe(node: Node) -> str:
