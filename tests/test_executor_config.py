@@ -201,3 +201,30 @@ def test_auto_jump_needs_private_nodes():
     with pytest.raises(ConfigError, match="private is false"):
         config.Config.from_dict({"aws": {"jump_host": "auto"}}, "ccdsl.toml")
     assert config.Config.from_dict({"aws": {"jump_host": "auto", "private": True}}).aws.jump_host == "auto"
+
+
+def test_the_pool_routes_every_node_as_jump_host_says():
+    """``[aws] jump_host`` reaches the transport as ``SshOptions.jump``; the pool alone turns it into hops."""
+    pytest.importorskip("paramiko")
+    from ccdsl.executor import mpi, ssh
+    from ccdsl.executor.model import Node
+
+    def node(role, index):
+        return Node(index=index, role=role, instance_id=f"i-{role}{index}", instance_type="t3.micro")
+
+    manager, w0, w1 = node("manager", 0), node("worker", 0), node("worker", 1)
+    cfg = config.Config.from_dict({"aws": {"private": True, "jump_host": "auto"}})
+    _, auto = mpi.options_from_config(cfg, known_hosts="/nonexistent/known_hosts")
+    assert [ssh.Connections(auto, members=[w0, w1]).route(n) for n in (w0, w1)] == [None, w0]
+    assert [ssh.Connections(auto, manager, members=[w0, w1]).route(n) for n in (manager, w0)] == [None, manager]
+    cfg = cfg.replace(aws={"jump_host": "ec2-user@bastion.example.org:2222", "jump_key_path": "/k.pem"})
+    _, behind = mpi.options_from_config(cfg, known_hosts="/nonexistent/known_hosts")
+    bastion = behind.jump.bastion
+    assert (bastion.user, bastion.address, bastion.port, bastion.key_path) == (
+        "ec2-user", "bastion.example.org", 2222, "/k.pem")
+    pool = ssh.Connections(behind, manager, members=[w0, w1])
+    assert [pool.route(n) for n in (manager, w0, w1, bastion)] == [bastion, bastion, bastion, None]
+    _, direct = mpi.options_from_config(config.Config(), known_hosts="/nonexistent/known_hosts")
+    assert direct.jump is None and ssh.Connections(direct, members=[w0, w1]).route(w1) is None
+    _, hosts = mpi.options_from_config(cfg, known_hosts="/nonexistent/ssh-hosts")  # the ssh provider's hosts
+    assert hosts.jump is None
