@@ -147,6 +147,16 @@ def test_nodes_that_download_launch_in_a_subnet_with_a_nat_route(ec2_config, ec2
     nothing_left(ec2, aws_like)
 
 
+def test_auto_refuses_nodes_that_download(ec2_config, hooks):
+    """The jump host of "auto" shares the nodes' subnet: one routed through a NAT gateway does not let its public
+    address answer, and without one the nodes cannot download."""
+    calls = sent(hooks)
+    p = provider(ec2_config.replace(mpi={"install": True}), private=True, jump_host="auto")
+    with pytest.raises(ConfigError, match="would not answer") as info:
+        p.check_plan([request("t3.xlarge")])
+    assert "bastion" in info.value.hint and only(calls, "CreateSecurityGroup") == []
+
+
 def test_a_bastion_needs_its_address_admitted(ec2_config, hooks):
     calls = sent(hooks)
     p = provider(ec2_config, **{**BASTION, "ssh_cidr": ""})

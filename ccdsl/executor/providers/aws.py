@@ -1037,6 +1037,12 @@ class AwsProvider:
                               "public address takes a single network interface",
                               hint='use a bastion (jump_host = "user@host:port"), or [aws] efa = "auto"')
         needs = self._downloads()
+        if needs and self._jump_auto:
+            raise ConfigError(f"private nodes that download ({needs}) need a subnet routed through a NAT gateway, "
+                              "where the public address of the \"auto\" jump host, launched in the same subnet, "
+                              "would not answer (its replies would leave through the NAT gateway)",
+                              hint='use a bastion (jump_host = "user@host:port") in a public subnet, or an image '
+                                   "with mpich, mpi4py and cloudpickle ([mpi] install = false)")
         if needs:
             for subnet in self._private_subnets():
                 self._check_nat(subnet, needs)
