@@ -76,7 +76,8 @@ class AwsConfig:
                                 "'private', inside a VPN).  A private node of a type with several network cards "
                                 "gets every EFA interface (one with a public address can take only one).  Nodes "
                                 "that download ([mpi] install) need a route 0.0.0.0/0 to a NAT gateway in their "
-                                "subnet's route table, checked before anything is created.")
+                                "subnet's route table, checked before anything is created (so not with "
+                                "jump_host = 'auto', whose public jump host would share that subnet).")
     jump_host: str = _key("", "How ccdsl reaches private nodes over SSH (every use: set-up, run, sync, engines, "
                               "autostop): 'auto': through the manager of a ManagerWorkers cluster, or PeerWorkers' "
                               "node 0, launched alone with a public address (port 22 from ssh_cidr reaches only "
