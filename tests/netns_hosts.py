@@ -158,31 +158,44 @@ class NetnsHosts:
         for i in range(self.count):
             self.wait_listening(i)
 
-    def _add_host(self, i: int, k: int) -> Host:
+    def _add_host(self, i: int, k: int, *, bridge: str | None = None, prefix: str = "10.213",
+                  gateway: str | None = None, iface: str = IFACE) -> Host:
+        """Host i at ``<prefix>.k.(10+i)`` on ``bridge`` (default: the bridge the root namespace is on), its
+        default route via ``gateway`` (default: the root namespace's address there; "": no default route)."""
         ns, veth, peer = f"ccn{self.tag}h{i}", f"ccv{self.tag}h{i}", f"ccp{self.tag}h{i}"
-        address = f"10.213.{k}.{10 + i}"
+        address = f"{prefix}.{k}.{10 + i}"
         _run("ip", "netns", "add", ns)
         host = Host(i, f"host{i}", ns, address, veth, self.workdir / f"sshd_config{i}",
                     self.workdir / f"host_key{i}", self.workdir / f"sshd{i}.log")
-        _run("ip", "link", "add", veth, "type", "veth", "peer", "name", peer)
-        _run("ip", "link", "set", veth, "master", self.bridge)
-        _run("ip", "link", "set", veth, "up")
-        _run("ip", "link", "set", peer, "netns", ns)
-        _run("ip", "-n", ns, "link", "set", peer, "name", IFACE)
-        _run("ip", "-n", ns, "addr", "add", f"{address}/24", "dev", IFACE)
-        _run("ip", "-n", ns, "link", "set", IFACE, "up")
+        self._plug(ns, veth, peer, iface, bridge or self.bridge, address)
         _run("ip", "-n", ns, "link", "set", "lo", "up")
-        _run("ip", "-n", ns, "route", "add", "default", "via", self.gateway)
+        gateway = self.gateway if gateway is None else gateway
+        if gateway:
+            _run("ip", "-n", ns, "route", "add", "default", "via", gateway)
         self.new_host_key(i)
         self.private_of(i).mkdir()
+        self._write_sshd_config(host, [address])
+        return host
+
+    @staticmethod
+    def _plug(ns: str, veth: str, peer: str, iface: str, bridge: str, address: str) -> None:
+        """A veth pair from ``bridge`` into namespace ``ns``, named ``iface`` there, with ``address``/24."""
+        _run("ip", "link", "add", veth, "type", "veth", "peer", "name", peer)
+        _run("ip", "link", "set", veth, "master", bridge)
+        _run("ip", "link", "set", veth, "up")
+        _run("ip", "link", "set", peer, "netns", ns)
+        _run("ip", "-n", ns, "link", "set", peer, "name", iface)
+        _run("ip", "-n", ns, "addr", "add", f"{address}/24", "dev", iface)
+        _run("ip", "-n", ns, "link", "set", iface, "up")
+
+    def _write_sshd_config(self, host: Host, listen: list[str]) -> None:
         host.sshd_config.write_text("\n".join([
-            "Port 22", f"ListenAddress {address}", f"HostKey {host.host_key}",
+            "Port 22", *(f"ListenAddress {a}" for a in listen), f"HostKey {host.host_key}",
             f"AuthorizedKeysFile {self.authorized_keys}", "UsePAM no", "StrictModes no", "PidFile none",
             "PermitRootLogin yes", "PasswordAuthentication no",
             "PubkeyAuthentication yes", "UseDNS no", "MaxStartups 200", "MaxSessions 100",
             "Subsystem sftp internal-sftp", "LogLevel ERROR", "",
         ]))
-        return host
 
     def new_host_key(self, i: int) -> None:
         """(Re)generate host i's host key; takes effect at the next ``start_sshd``."""
@@ -288,6 +301,96 @@ class NetnsHosts:
     def nodes(self, indices=None, **kw) -> list:
         indices = range(self.count) if indices is None else indices
         return [self.node(i, index=j, **kw) for j, i in enumerate(indices)]
+
+
+@dataclass
+class JumpHosts(NetnsHosts):
+    """Private hosts behind a jump host: ``count`` hosts on an inner bridge the root namespace has no address on
+    (and an ``unreachable`` route to, so a connection from here fails at once and no packet leaves this machine),
+    plus ``jump`` (the last of ``hosts``) on both bridges: ``address`` on the outer bridge, reachable from here,
+    ``inner`` on the inner one, where it is ``eth0`` as on the other hosts (MPI's interface); sshd listens on both.
+
+    Private hosts are reached only through the jump host: ``node(i)`` has no ``address``."""
+
+    inner_bridge: str = ""
+    inner_subnet: str = ""
+    inner: str = ""  # the jump host's address on the inner bridge
+
+    @property
+    def jump(self) -> Host:
+        return self.hosts[-1]
+
+    def _build(self, attempt: int = 0) -> None:
+        count, self.count = self.count, 0  # the outer bridge alone (no host on it yet)
+        try:
+            super()._build(attempt)
+        finally:
+            self.count = count
+        k = self._pick_inner()
+        self.inner_bridge, self.inner_subnet = f"cci{self.tag}", f"10.214.{k}.0/24"
+        _run("ip", "link", "add", self.inner_bridge, "type", "bridge")
+        _run("ip", "link", "set", self.inner_bridge, "up")
+        _run("ip", "route", "add", "unreachable", self.inner_subnet)
+        for i in range(count):
+            self.hosts.append(self._add_host(i, k, bridge=self.inner_bridge, prefix="10.214", gateway=""))
+        outer_k = int(self.subnet.split(".")[2])
+        jump = self._add_host(count, outer_k, iface="eth1")  # the outer leg, its default route there
+        self.inner = f"10.214.{k}.5"
+        self._plug(jump.netns, f"ccv{self.tag}j", f"ccp{self.tag}j", IFACE, self.inner_bridge, self.inner)
+        jump.name = "jump"
+        self._write_sshd_config(jump, [jump.address, self.inner])
+        self.hosts.append(jump)
+        self.count = count + 1
+        for i in range(len(self.hosts)):
+            self.start_sshd(i, wait=False)
+        for i in range(len(self.hosts)):
+            self.wait_listening(i)
+
+    def _pick_inner(self) -> int:
+        routes = _run("ip", "-4", "route", "show").stdout + _run("ip", "-4", "-o", "addr", "show").stdout
+        start = os.getpid() % 200 + 20
+        for k in [*range(start, 250), *range(20, start)]:
+            if f"10.214.{k}." not in routes:
+                return k
+        raise RuntimeError("no free 10.214.K.0/24 subnet for private test hosts")
+
+    def wait_listening(self, i: int, timeout: float = 120.0) -> None:  # a fail-safe: ends on the banner
+        """Wait from inside host i's namespace (the root namespace cannot reach the private hosts)."""
+        host = self.hosts[i]
+        probe = ("import socket, sys, time\n"
+                 "end = time.monotonic() + float(sys.argv[2])\n"
+                 "while True:\n"
+                 "    try:\n"
+                 "        with socket.create_connection((sys.argv[1], 22), timeout=1.0) as s:\n"
+                 "            if s.recv(4).startswith(b'SSH'):\n"
+                 "                break\n"
+                 "    except OSError:\n"
+                 "        pass\n"
+                 "    if time.monotonic() > end:\n"
+                 "        sys.exit(1)\n"
+                 "    time.sleep(0.05)\n")
+        res = _run("ip", "netns", "exec", host.netns, sys.executable, "-c", probe, host.address, str(timeout),
+                   check=False)
+        if res.returncode != 0:
+            log = host.log.read_text()[-2000:] if host.log.exists() else ""
+            raise RuntimeError(f"sshd of {host.name} not listening on {host.address}:22: {log}")
+
+    def teardown(self) -> None:
+        super().teardown()
+        if self.inner_subnet:
+            _run("ip", "route", "del", "unreachable", self.inner_subnet, check=False)
+        if self.inner_bridge:
+            _run("ip", "link", "del", self.inner_bridge, check=False)
+        self.inner_bridge = self.inner_subnet = ""
+
+    def node(self, i: int, *, role: str = "worker", index: int | None = None, reachable: bool = True):
+        """Host i as a :class:`Node`: a private host without ``address``, the jump host with both."""
+        from dataclasses import replace
+
+        node = super().node(i, role=role, index=index, reachable=reachable)
+        if self.hosts[i] is self.jump:
+            return replace(node, private_address=self.inner)
+        return replace(node, address=None)
 
 
 def main() -> int:

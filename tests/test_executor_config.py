@@ -108,6 +108,8 @@ VALIDATED = {
     ("aws", "efa"): st.sampled_from(["auto", "on", "off"]),
     ("aws", "scratch"): st.sampled_from(["", "/scratch", "/mnt/nvme-0"]),
     ("aws", "instance_profile"): st.sampled_from(["", "ccdsl-nodes", "arn:aws:iam::123456789012:instance-profile/x"]),
+    ("aws", "jump_host"): st.sampled_from(["", "ubuntu@203.0.113.9:2222", "root@bastion.example.org",
+                                           "ec2-user@[2001:db8::7]:22"]),
     ("security", "contract_may_set"): st.lists(st.sampled_from(["mpi_flags", "python", "hosts", "ssh_cidr"]),
                                                max_size=3),
 }
@@ -181,3 +183,50 @@ def test_the_processes_per_node_cap_can_be_raised_on_purpose(tmp_path):
     assert config.load(path).mpi.processes_per_node == 1000
     with pytest.raises(ConfigError, match="contract 'big': \\[mpi\\] processes_per_node must be 1 to 256"):
         config.Config().replace("contract 'big'", mpi={"processes_per_node": 100000})
+
+
+@pytest.mark.parametrize("text, target", [
+    ("auto", None), ("ubuntu@bastion.example.org", ("ubuntu", "bastion.example.org", 22)),
+    ("root@203.0.113.9:2222", ("root", "203.0.113.9", 2222)), ("a@[2001:db8::7]:23", ("a", "2001:db8::7", 23))])
+def test_jump_host_is_auto_or_user_at_host_port(text, target):
+    assert config.jump_target(text) == target
+
+
+@pytest.mark.parametrize("text", ["bastion.example.org", "u@host:0", "u@host:99999", "u@host:ssh", "@host",
+                                  "u@", "u@ho st"])
+def test_a_jump_host_that_is_not_user_at_host_is_refused(text):
+    with pytest.raises(ConfigError, match="neither 'auto' nor 'user@host:port'"):
+        config.Config.from_dict({"aws": {"jump_host": text}}, "ccdsl.toml")
+
+
+def test_auto_jump_needs_private_nodes():
+    with pytest.raises(ConfigError, match="private is false"):
+        config.Config.from_dict({"aws": {"jump_host": "auto"}}, "ccdsl.toml")
+    assert config.Config.from_dict({"aws": {"jump_host": "auto", "private": True}}).aws.jump_host == "auto"
+
+
+def test_the_pool_routes_every_node_as_jump_host_says():
+    """``[aws] jump_host`` reaches the transport as ``SshOptions.jump``; the pool alone turns it into hops."""
+    pytest.importorskip("paramiko")
+    from ccdsl.executor import mpi, ssh
+    from ccdsl.executor.model import Node
+
+    def node(role, index):
+        return Node(index=index, role=role, instance_id=f"i-{role}{index}", instance_type="t3.micro")
+
+    manager, w0, w1 = node("manager", 0), node("worker", 0), node("worker", 1)
+    cfg = config.Config.from_dict({"aws": {"private": True, "jump_host": "auto"}})
+    _, auto = mpi.options_from_config(cfg, known_hosts="/nonexistent/known_hosts")
+    assert [ssh.Connections(auto, members=[w0, w1]).route(n) for n in (w0, w1)] == [None, w0]
+    assert [ssh.Connections(auto, manager, members=[w0, w1]).route(n) for n in (manager, w0)] == [None, manager]
+    cfg = cfg.replace(aws={"jump_host": "ec2-user@bastion.example.org:2222", "jump_key_path": "/k.pem"})
+    _, behind = mpi.options_from_config(cfg, known_hosts="/nonexistent/known_hosts")
+    bastion = behind.jump.bastion
+    assert (bastion.user, bastion.address, bastion.port, bastion.key_path) == (
+        "ec2-user", "bastion.example.org", 2222, "/k.pem")
+    pool = ssh.Connections(behind, manager, members=[w0, w1])
+    assert [pool.route(n) for n in (manager, w0, w1, bastion)] == [bastion, bastion, bastion, None]
+    _, direct = mpi.options_from_config(config.Config(), known_hosts="/nonexistent/known_hosts")
+    assert direct.jump is None and ssh.Connections(direct, members=[w0, w1]).route(w1) is None
+    _, hosts = mpi.options_from_config(cfg, known_hosts="/nonexistent/ssh-hosts")  # the ssh provider's hosts
+    assert hosts.jump is None

@@ -48,10 +48,30 @@ def ssh_options(config: Config, *, known_hosts: str | None = None, deploying: bo
     only with ``host_key_policy = "accept-new"``); every later connection must match what was recorded.  For the
     ssh provider's hosts (the shared ``ssh-hosts`` file) the user's OpenSSH known_hosts is consulted first."""
     s = config.ssh
+    ssh_hosts = bool(known_hosts) and os.path.basename(str(known_hosts)) == SSH_HOSTS_KNOWN
     return ssh.SshOptions(known_hosts=known_hosts, connect_timeout=s.connect_timeout,
                           accept_new=deploying and s.host_key_policy == "accept-new",
                           user_known_hosts=os.path.expanduser(s.user_known_hosts) if s.user_known_hosts
-                          and known_hosts and os.path.basename(known_hosts) == SSH_HOSTS_KNOWN else None)
+                          and ssh_hosts else None, jump=None if ssh_hosts else jump_from_config(config))
+
+
+def jump_from_config(config: Config) -> ssh.Jump | None:
+    """``[aws] jump_host`` as the transport's :class:`ssh.Jump` (None: connect directly).  A bastion is a node of
+    its own (``jump user@host:port``), its key pinned in the cluster's known_hosts after the user's."""
+    from ccdsl.executor.config import jump_target
+
+    a = config.aws
+    if not a.jump_host:
+        return None
+    known = os.path.expanduser(config.ssh.user_known_hosts) if config.ssh.user_known_hosts else None
+    target = jump_target(a.jump_host)
+    if target is None:
+        return ssh.Jump(known_hosts=known)
+    user, host, port = target
+    bastion = Node(index=0, role="jump", instance_id=f"jump-{user}@{host}:{port}", instance_type="bastion",
+                   state="running", address=host, private_address=host, port=port, user=user,
+                   key_path=os.path.expanduser(a.jump_key_path) if a.jump_key_path else None)
+    return ssh.Jump(bastion=bastion, known_hosts=known)
 
 
 @dataclass(frozen=True)
@@ -96,5 +116,6 @@ class NodeAccess:
         return ssh_options(self.config, known_hosts=self.known_hosts(), deploying=deploying)
 
     def connections(self) -> ssh.Connections:
-        """A pool of SSH connections to the nodes, the workers reached through the manager if there is one."""
-        return ssh.Connections(self.ssh_options(), jump=self.manager)
+        """A pool of SSH connections to the nodes, the workers reached through the manager if there is one (or
+        through ``[aws] jump_host``: a bastion, or PeerWorkers' node 0 among the members)."""
+        return ssh.Connections(self.ssh_options(), jump=self.manager, members=self.all_nodes)

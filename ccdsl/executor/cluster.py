@@ -75,7 +75,7 @@ def make_ready(handle: str, nodes: Sequence[Node], config: Config, progress: Pro
     workers, manager = split_roles(nodes)
     mpi_options, ssh_options = mpi.options_from_config(config, known_hosts=known_hosts_path(handle),
                                                        deploying=deploying)
-    pool = ssh.Connections(ssh_options, jump=manager)
+    pool = ssh.Connections(ssh_options, jump=manager, members=workers)
     try:
         def reachable(node: Node) -> Node:
             node = ssh.wait_reachable(node, config.ssh.ready_timeout, ssh_options, connections=pool)

@@ -72,10 +72,23 @@ class AwsConfig:
                             "role instead.  On: every interface the type has when the nodes are private, else one; "
                             "a 'cluster' placement group for roles that are not spot, unless placement_group says "
                             "otherwise; security group rules for all traffic to and from the group itself.")
-    private: bool = _key(False, "Nodes without public addresses.  For now only EFA reads it: a private node of a "
-                                "type with several network cards gets every EFA interface (one with a public address "
-                                "can take only one); ccdsl must then reach the nodes' private addresses "
-                                "(connect_address = 'private').")
+    private: bool = _key(False, "Nodes without public addresses (AssociatePublicIpAddress = false).  ccdsl reaches "
+                                "them through jump_host, or at their private addresses (connect_address = "
+                                "'private', inside a VPN).  A private node of a type with several network cards "
+                                "gets every EFA interface (one with a public address can take only one).  Nodes "
+                                "that download ([mpi] install) need a route 0.0.0.0/0 to a NAT gateway in their "
+                                "subnet's route table, checked before anything is created (so not with "
+                                "jump_host = 'auto', whose public jump host would share that subnet).")
+    jump_host: str = _key("", "How ccdsl reaches private nodes over SSH (every use: set-up, run, sync, engines, "
+                              "autostop): 'auto': through the manager of a ManagerWorkers cluster, or PeerWorkers' "
+                              "node 0, launched alone with a public address (port 22 from ssh_cidr reaches only "
+                              "it; the members reach each other through the cluster's own rule); "
+                              "'user@host:port': through that bastion (set ssh_cidr to the address the nodes see "
+                              "it from, e.g. its private address/32, since port 22 of the nodes admits only "
+                              "ssh_cidr); empty: connect directly.  MPI and engines stay on private addresses.")
+    jump_key_path: str = _key("", "Private key for a 'user@host:port' jump_host; empty: the SSH agent / ~/.ssh keys. "
+                                  "Its host key is checked against [ssh] user_known_hosts first, else pinned at "
+                                  "deploy like the nodes'.")
     smt: bool = _key(True, "Simultaneous multithreading (hyper-threads).  false: one thread per core (CpuOptions), as "
                            "many HPC codes run fastest; *.metal types that run two threads are refused (they take "
                            "no CPU options).  A contract's 'smt => true|false' decides its role instead, and 'smt => "
@@ -96,8 +109,8 @@ class AwsConfig:
     connect_address: str = _key("public", "Which address ccdsl connects to: 'public' or 'private' (inside a VPN).")
     address_map: dict[str, str] = _key({}, "TEST HOOK: connect to these hosts instead of the addresses EC2 reports.  "
                                            "Keys '<role>.<launch index>' (or '<launch index>' for workers), values "
-                                           "'host' or 'host:port'.  The private address of a mapped node is the same "
-                                           "host.")
+                                           "'host', 'host:port' or 'host:port,private-host'.  The private address of "
+                                           "a mapped node is the host after the comma, else the same host.")
     tags: dict[str, str] = _key({}, "Extra tags put on every resource (ccdsl's own ccdsl:* tags are always added).")
     boot_wait: str = _key("if command -v cloud-init >/dev/null 2>&1 && [ -d /run/cloud-init ]; then "
                           "cloud-init status --wait >/dev/null; fi",
@@ -287,6 +300,15 @@ def _section(cls: type, name: str, table: Mapping[str, Any], where: str, *, chec
         if why:
             raise ConfigError(f"{where}: [aws] scratch = {values['scratch']!r} {why}",
                               hint="an absolute folder of letters, digits and ._-/, e.g. '/scratch'; empty for none")
+    if name == "aws" and values.get("jump_host"):
+        try:
+            jump_target(values["jump_host"])
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc.message}", hint=exc.hint) from None
+        if values["jump_host"] == "auto" and not values.get("private", False):
+            raise ConfigError(f"{where}: [aws] jump_host = 'auto' reaches private nodes through one public node, "
+                              "but [aws] private is false (every node has a public address)",
+                              hint="set [aws] private = true, or leave jump_host empty")
     if name == "mpi" and "remote_dir" in values:
         try:
             check_node_dir(values["remote_dir"])
@@ -341,6 +363,23 @@ def scratch_problem(path: str) -> str:
     if path.split("/")[1] in _SYSTEM_DIRS and path.count("/") == 1:
         return "is a folder the system needs: mounting over it would hide what it holds"
     return ""
+def jump_target(text: str) -> tuple[str, str, int] | None:
+    """``[aws] jump_host`` read: None for ``"auto"``, else the bastion's (user, host, port) from
+    ``user@host[:port]`` (port 22 by default; an IPv6 host in brackets)."""
+    if text == "auto":
+        return None
+    user, at, rest = text.rpartition("@")
+    host, port = rest, "22"
+    if rest.startswith("["):
+        host, _, tail = rest[1:].partition("]")
+        port = tail[1:] if tail.startswith(":") else ("22" if not tail else "x")
+    elif rest.count(":") == 1:
+        host, port = rest.split(":")
+    if not at or not user or not host or not port.isdigit() or not 0 < int(port) < 65536 or any(
+            c.isspace() for c in text):
+        raise ConfigError(f"[aws] jump_host = {text!r} is neither 'auto' nor 'user@host:port'",
+                          hint='e.g. jump_host = "ubuntu@bastion.example.org:22", or "auto" (the manager or node 0)')
+    return user, host, int(port)
 
 
 _NODE_DIR_PUNCTUATION = frozenset("._/~+@=,:%-")

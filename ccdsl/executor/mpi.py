@@ -159,7 +159,7 @@ def prepare_cluster(handle: str, nodes: Sequence[Node], *, manager: Node | None 
     internal public key in ``authorized_keys``.  Returns the nodes (state ``ready``, ``extra`` filled in)."""
     directory = f"{options.remote_dir.rstrip('/')}/{handle}"
     check_node_dir(directory)
-    pool = connections or ssh.Connections(ssh_options, jump=manager)
+    pool = connections or ssh.Connections(ssh_options, jump=manager, members=nodes)
     report = progress or (lambda role, index, state: None)
     try:
         def ready(node: Node) -> Node:
@@ -527,7 +527,7 @@ class Launcher:
         self._own_pool = connections is None and mode == "ssh"
         manager = via if via is not None and all(via.instance_id != n.instance_id for n in nodes) else None
         self.pool = connections if connections is not None else (
-            ssh.Connections(ssh_options, jump=manager) if mode == "ssh" else None)
+            ssh.Connections(ssh_options, jump=manager, members=nodes) if mode == "ssh" else None)
 
     @property
     def _ssh_pool(self) -> ssh.Connections:

@@ -61,7 +61,7 @@ def release_cluster(handle: str, nodes: Sequence[Node], *, manager: Node | None 
                     connections: ssh.Connections | None = None) -> None:
     """Undo :func:`ccdsl.executor.mpi.prepare_cluster` (bring-your-own hosts outlive the cluster): kill the
     cluster's processes, remove its directory and its internal key from ``authorized_keys``."""
-    pool = connections or ssh.Connections(ssh_options, jump=manager)
+    pool = connections or ssh.Connections(ssh_options, jump=manager, members=nodes)
     directory = f"{options.remote_dir.rstrip('/')}/{handle}"
     try:
         def clean(node: Node) -> None:
@@ -80,7 +80,7 @@ def kill_processes(nodes: Sequence[Node], *, manager: Node | None = None,
                    ssh_options: ssh.SshOptions = ssh.SshOptions(),
                    connections: ssh.Connections | None = None) -> None:
     """Kill every process ccdsl started on the nodes (interrupt/restart of SSH hosts, which are not stopped)."""
-    pool = connections or ssh.Connections(ssh_options, jump=manager)
+    pool = connections or ssh.Connections(ssh_options, jump=manager, members=nodes)
     try:
         def kill(node: Node) -> None:
             d = node.extra.get("ccdsl_dir")

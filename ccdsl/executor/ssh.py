@@ -22,6 +22,7 @@ import socket
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar, TypedDict, cast
 
@@ -36,6 +37,19 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 @dataclass(frozen=True)
+class Jump:
+    """How ccdsl reaches nodes it cannot connect to directly (``[aws] private`` with ``jump_host``).
+
+    ``bastion``: every node is reached through this host (a ``direct-tcpip`` channel to the node's private
+    address), whose key is checked in ``known_hosts`` (the user's OpenSSH file) first.  Else (``"auto"``) through
+    the cluster's own public node: the manager of a ManagerWorkers cluster, PeerWorkers' node 0.  Only the
+    connection pool reads it: the services ask the pool for a node and never learn how it was reached."""
+
+    bastion: Node | None = None
+    known_hosts: str | None = None  # an OpenSSH known_hosts consulted first for the bastion's key
+
+
+@dataclass(frozen=True)
 class SshOptions:
     """How ccdsl talks SSH.  ``known_hosts`` is the cluster's pinned-keys file (None: pin in memory only)."""
 
@@ -46,6 +60,7 @@ class SshOptions:
     command_timeout: float = 120.0
     keepalive: float = 5.0
     liveness: float = 10.0  # during a long silent run, check the node still answers after this many seconds
+    jump: Jump | None = None  # None: nodes are reached directly (or workers through the manager, ManagerWorkers)
 
 
 def describe(node: Node) -> str:
@@ -193,11 +208,11 @@ def _policy(store: HostKeyStore, node: Node, accept_new: bool) -> paramiko.Missi
 
 # -- connecting ---------------------------------------------------------------------------------------------------
 def connect(node: Node, options: SshOptions = SshOptions(), *, jump: paramiko.SSHClient | None = None,
-            store: HostKeyStore | None = None) -> paramiko.SSHClient:
+            store: HostKeyStore | None = None, via: Node | None = None) -> paramiko.SSHClient:
     """Open an authenticated SSH connection to ``node``.
 
-    With ``jump`` (a connection to the manager) the node is reached through it at its private address, so only
-    the manager needs to be reachable from here (ManagerWorkers)."""
+    With ``jump`` (a connection to the manager, node 0 or a bastion: ``via``, named in errors) the node is reached
+    through it at its private address, so only the jump host needs to be reachable from here."""
     paramiko = _paramiko()
     store = store or HostKeyStore(options.known_hosts, options.user_known_hosts)
     address = (node.private_address or node.address) if jump is not None else (node.address or node.private_address)
@@ -233,7 +248,8 @@ def connect(node: Node, options: SshOptions = SshOptions(), *, jump: paramiko.SS
         reason = str(exc) or type(exc).__name__
         if isinstance(exc, socket.timeout):
             reason = f"no answer within {options.connect_timeout:g} s"
-        raise ProviderError(f"cannot reach {describe(node)} on port {node.port}: {reason}") from exc
+        through = f" through {describe(via)}" if via is not None else ""
+        raise ProviderError(f"cannot reach {describe(node)} on port {node.port}{through}: {reason}") from exc
     transport = client.get_transport()
     if options.keepalive:
         transport.set_keepalive(max(1, int(options.keepalive)))
@@ -243,15 +259,31 @@ def connect(node: Node, options: SshOptions = SshOptions(), *, jump: paramiko.SS
 class Connections:
     """A pool of open connections, one per node (keyed by instance id), reused by every operation of a cluster.
 
-    ``jump`` maps a node to the node it is reached through (workers of a ManagerWorkers cluster)."""
+    The one place that decides how a node is reached (:meth:`route`): directly; through ``jump``, the manager of
+    a ManagerWorkers cluster; with ``options.jump`` set (``[aws] jump_host``), through its bastion, or ("auto")
+    through ``jump`` or, without a manager, worker 0 of ``members`` (PeerWorkers' public node 0).  A hop is itself
+    a pooled connection, so every run, copy, tunnel and launch of a node shares it."""
 
-    def __init__(self, options: SshOptions = SshOptions(), jump: Node | None = None) -> None:
+    def __init__(self, options: SshOptions = SshOptions(), jump: Node | None = None, *,
+                 members: Sequence[Node] = ()) -> None:
         self.options = options
+        if jump is None and options.jump is not None and options.jump.bastion is None:
+            jump = next((n for n in members if n.role != "manager" and n.index == 0), None)
         self.jump = jump
         self.store = HostKeyStore(options.known_hosts, options.user_known_hosts)
+        self._bastion_store = HostKeyStore(options.known_hosts, options.jump.known_hosts if options.jump else None)
         self._clients: dict[str, paramiko.SSHClient] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
+
+    def route(self, node: Node) -> Node | None:
+        """The node ``node`` is reached through, None: directly."""
+        bastion = self.options.jump.bastion if self.options.jump is not None else None
+        if bastion is not None:
+            return None if node.instance_id == bastion.instance_id else bastion
+        if self.jump is not None and node.instance_id != self.jump.instance_id:
+            return self.jump
+        return None
 
     def get(self, node: Node) -> paramiko.SSHClient:
         with self._guard:
@@ -260,10 +292,12 @@ class Connections:
             client = self._clients.get(node.instance_id)
             if client is not None and client.get_transport() is not None and client.get_transport().is_active():
                 return client
-            jump = None
-            if self.jump is not None and node.instance_id != self.jump.instance_id:
-                jump = self.get(self.jump)
-            client = connect(node, self.options, jump=jump, store=self.store)
+            via = self.route(node)
+            hop = self.get(via) if via is not None else None
+            bastion = self.options.jump is not None and self.options.jump.bastion is not None and (
+                node.instance_id == self.options.jump.bastion.instance_id)
+            client = connect(node, self.options, jump=hop, store=self._bastion_store if bastion else self.store,
+                             via=via)
             self._clients[node.instance_id] = client
             return client
 

@@ -457,7 +457,7 @@ def sync_nodes(access: NodeAccess, source: str | Path, *, progress: SyncProgress
     workers, manager = access.workers, access.manager
     ssh_options = access.ssh_options()
     mine = local_tree(source)  # first: a link leading out of the folder fails the sync before any connection
-    with ssh.Connections(ssh_options, jump=manager) as pool:
+    with ssh.Connections(ssh_options, jump=manager, members=workers) as pool:
         if manager is None:
             out = parallel(lambda n: sync_sftp(pool.get(n), n, source, mine, counter), workers)
         else:

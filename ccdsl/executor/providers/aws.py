@@ -37,6 +37,9 @@ if TYPE_CHECKING:
     from ccdsl.fabric import Fabric
 
 EVENT_HOOKS: list[tuple[str, Callable[..., Any]]] = []
+# On the nodes of a role launched in two RunInstances (PeerWorkers behind its own node 0: node 0 alone with a public
+# address, then the others): the index of the second launch's first node.  Launch indices restart at 0 per call.
+TAG_FIRST_INDEX = "ccdsl:first-index"
 log = logging.getLogger("ccdsl.executor")
 
 # Error codes meaning "this type cannot be had here right now": fail over to another zone or type.
@@ -210,7 +213,7 @@ class AwsProvider:
         self.resources: dict[str, Any] = {k: settings[k] for k in ("security_group_id_created", "key_name_created",
                                                                     "key_path_created", "placement_group_created",
                                                                     "vpc_id", "spot_valid_until", "efa_rules",
-                                                                    "launches")
+                                                                    "launches", "jump_group_created")
                           if k in settings}
         self._ec2 = None
         self._launch_round = 0  # bumped by every clean-up: a later launch must not reuse an earlier token
@@ -226,6 +229,8 @@ class AwsProvider:
         # Whether a call that can create something was sent (its answer may have been lost): until then a failed
         # deploy left nothing in the cloud, and its record can go.
         self.reached_cloud = False
+        self._roles: set[str] = set()  # the roles of the plan being launched (check_plan, create)
+        self._nat_checked: set[str] = set()  # subnets whose route to a NAT gateway was found
 
     # -- boto3 plumbing --------------------------------------------------------------------------------------
     def client(self, service: str = "ec2", region: str | None = None) -> Any:
@@ -416,6 +421,8 @@ class AwsProvider:
         if efa.on:  # EC2 refuses top-level groups and subnet beside NetworkInterfaces (InvalidParameterCombination)
             params["NetworkInterfaces"] = efa_interfaces(efa.interfaces, group, self._subnet_for(zone),
                                                          public=not self.config.private)
+        elif self.config.private:
+            params["NetworkInterfaces"] = private_interface(group, self._subnet_for(zone), public=False)
         else:
             params["SecurityGroupIds"] = [group]
             if self.config.subnet_id:
@@ -444,12 +451,14 @@ class AwsProvider:
             params["CreditSpecification"] = {"CpuCredits": self.config.cpu_credits}
         if request.options.get("shutdown_behavior"):  # autostop: the watchdog's shutdown stops or terminates
             params["InstanceInitiatedShutdownBehavior"] = str(request.options["shutdown_behavior"])
-        params["ClientToken"] = client_token(request.handle, params, self._launch_round)
         try:
-            answer = self._run_instances(params)
+            instances = self._launch_private(request, params, contract) if self.config.private else None
+            if instances is None:
+                params["ClientToken"] = client_token(request.handle, params, self._launch_round)
+                instances = self._run_instances(params)["Instances"]
         except ProviderError as exc:
             raise self._profile_error(exc) from None
-        nodes = sorted((self._node(i, request.role) for i in answer["Instances"]), key=lambda n: n.index)
+        nodes = sorted((self._node(i, request.role) for i in instances), key=lambda n: n.index)
         if strategy == "cluster" and nodes and nodes[0].zone:
             self.resources["placement_zone"] = nodes[0].zone
         for n in nodes:
@@ -580,7 +589,7 @@ class AwsProvider:
         def check() -> list[Node] | None:
             current = self._describe_ids(ids, roles)
             for n in current:
-                if n.state == model.RUNNING and not n.address:
+                if n.state == model.RUNNING and not n.address and not self.config.jump_host:
                     raise ProviderError(
                         f"instance {n.instance_id} ({n.role} {n.index}) runs but has no public IP address, and "
                         f"[aws] connect_address = 'public'",
@@ -901,16 +910,17 @@ class AwsProvider:
         return vpcs[0]["VpcId"]
 
     def _create_security_group(self, handle: str, contract: str | None) -> str:
-        cidr = self._ssh_cidr()
+        # "auto" jump host: SSH from outside reaches only it (its own group, :meth:`_jump_group`); members, the jump
+        # host among them, reach each other through the rule on this group itself
+        cidr = "" if self._jump_auto else self._ssh_cidr()
         group = self.call("create_security_group", GroupName=f"ccdsl-{handle}", VpcId=self.resources["vpc_id"],
-                          Description=f"ccdsl cluster {handle}: SSH from {cidr}, all traffic between members",
+                          Description=f"ccdsl cluster {handle}: " + (f"SSH from {cidr}, " if cidr else "")
+                          + "all traffic between members",
                           TagSpecifications=[{"ResourceType": "security-group",
                                               "Tags": self._tags(handle, None, contract)}])["GroupId"]
         self.resources["security_group_id_created"] = group  # recorded before the rules: terminate deletes it
         self._retry_not_visible(lambda: self.call("authorize_security_group_ingress", GroupId=group, IpPermissions=[
-            {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22,
-             "IpRanges" if ":" not in cidr else "Ipv6Ranges": [
-                 {"CidrIp" if ":" not in cidr else "CidrIpv6": cidr, "Description": "ccdsl: SSH"}]},
+            *([_ssh_rule(cidr)] if cidr else []),
             {"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": group, "Description": "ccdsl: cluster members"}]},
         ]))
         return group
@@ -953,6 +963,7 @@ class AwsProvider:
         and each role's type and market fit the placement group.  A type or region that does not fit is a
         region-scope CapacityError (the deployer tries the next plan); settings that contradict each other are a
         ConfigError."""
+        self._roles = {r.role for r in requests}  # whether a manager is the jump host ([aws] jump_host = "auto")
         for request in requests:
             self._check_request(request)
 
@@ -976,6 +987,7 @@ class AwsProvider:
                                    "Direct Connect, a host inside it), or [aws] private = false")
         self._check_placement(request, spot, image[3], self._strategy(spot, efa))
         self._cpu_options(request)
+        self._check_private(request)
         return image
 
     def _fabric(self, request: NodeRequest) -> Fabric:
@@ -1153,11 +1165,135 @@ class AwsProvider:
                                   hint="fewer nodes, or another placement_group strategy (partition)",
                                   code="SpreadLimit")
 
+    # -- private nodes ([aws] private, jump_host) ---------------------------------------------------------------
+    @property
+    def _jump_auto(self) -> bool:
+        """Whether one node of the cluster itself is the jump host: the manager, else PeerWorkers' node 0."""
+        return self.config.private and self.config.jump_host == "auto"
+
+    def _check_private(self, request: NodeRequest) -> None:
+        """What private nodes need, refused before anything is created: a bastion's address admitted to port 22
+        (``ssh_cidr``: this machine's public address is no use behind a bastion), a jump node that can take a
+        public address (a single network interface), and, for nodes that download, a NAT route."""
+        self._roles.add(request.role)
+        bastion = bool(self.config.jump_host) and self.config.jump_host != "auto"
+        if bastion and not self.config.ssh_cidr and not self.config.security_group_id:
+            raise ConfigError(f"[aws] jump_host = {self.config.jump_host!r} reaches the nodes from the bastion, but "
+                              "[aws] ssh_cidr is empty (ccdsl would admit this machine's public address to port 22, "
+                              "not the bastion's)",
+                              hint="set [aws] ssh_cidr to the address the nodes see the bastion from (its private "
+                                   "address/32, or its subnet), or security_group_id to a group that admits it")
+        if not self.config.private:
+            return
+        if self._jump_auto and self._is_jump_role(request) and self._fabric(request).interfaces > 1:
+            raise ConfigError(f"{request.instance_type} ({request.role}) would be the jump host ([aws] jump_host = "
+                              f"\"auto\") with {self._fabric(request).interfaces} EFA interfaces, but a node with a "
+                              "public address takes a single network interface",
+                              hint='use a bastion (jump_host = "user@host:port"), or [aws] efa = "auto"')
+        needs = self._downloads()
+        if needs and self._jump_auto:
+            raise ConfigError(f"private nodes that download ({needs}) need a subnet routed through a NAT gateway, "
+                              "where the public address of the \"auto\" jump host, launched in the same subnet, "
+                              "would not answer (its replies would leave through the NAT gateway)",
+                              hint='use a bastion (jump_host = "user@host:port") in a public subnet, or an image '
+                                   "with mpich, mpi4py and cloudpickle ([mpi] install = false)")
+        if needs:
+            for subnet in self._private_subnets():
+                self._check_nat(subnet, needs)
+
+    def _is_jump_role(self, request: NodeRequest) -> bool:
+        """Whether ``request`` holds the "auto" jump host: the manager, or the workers when there is none."""
+        return request.role == "manager" or "manager" not in self._roles
+
+    def _downloads(self) -> str:
+        """What makes new nodes download from the internet (empty: nothing): ``[mpi] install`` (apt and pip)."""
+        return "[mpi] install = true (apt-get and pip on every new node)" if self.install else ""
+
+    def _private_subnets(self) -> list[str]:
+        """The subnets private nodes may be launched in: ``[aws] subnet_id``, else the default subnets (of
+        ``[aws] zones`` when given)."""
+        if self.config.subnet_id:
+            return [self.config.subnet_id]
+        filters = [{"Name": "default-for-az", "Values": ["true"]}]
+        if self.config.zones:
+            filters.append({"Name": "availability-zone", "Values": list(self.config.zones)})
+        return sorted(s["SubnetId"] for s in self._paginate("describe_subnets", "Subnets", Filters=filters))
+
+    def _check_nat(self, subnet: str, needs: str) -> None:
+        """Refuse ``subnet`` unless its route table (its own, else its VPC's main one) sends 0.0.0.0/0 to a NAT
+        gateway: a node without a public address reaches the internet only so (VPC UG "NAT gateways")."""
+        if subnet in self._nat_checked:
+            return
+        tables = self.call("describe_route_tables", Filters=[
+            {"Name": "association.subnet-id", "Values": [subnet]}])["RouteTables"]
+        if not tables:
+            vpc = self.call("describe_subnets", SubnetIds=[subnet])["Subnets"][0]["VpcId"]
+            tables = self.call("describe_route_tables", Filters=[
+                {"Name": "vpc-id", "Values": [vpc]}, {"Name": "association.main", "Values": ["true"]}])["RouteTables"]
+        routes = [r for t in tables for r in t.get("Routes", []) if r.get("DestinationCidrBlock") == "0.0.0.0/0"]
+        if not any(r.get("NatGatewayId") and r.get("State", "active") == "active" for r in routes):
+            instead = next((v for r in routes for k, v in r.items() if k.endswith("Id")), "")
+            raise ConfigError(f"private nodes in subnet {subnet} cannot download: its route table sends 0.0.0.0/0 "
+                              + (f"to {instead}, not to a NAT gateway" if instead else "nowhere") + f", and {needs}",
+                              hint="set [aws] subnet_id to a private subnet whose route table sends 0.0.0.0/0 to a "
+                                   "NAT gateway, or use an image with MPI installed ([mpi] install = false)")
+        self._nat_checked.add(subnet)
+
+    def _launch_private(self, request: NodeRequest, params: dict[str, Any],
+                        contract: str | None) -> list[dict[str, Any]] | None:
+        """RunInstances for a role of private nodes when one of them is the jump host (``jump_host = "auto"``);
+        None: the one launch as built (every node private).  The manager is launched with a public address; a
+        PeerWorkers cluster has node 0 launched alone with one, then the other nodes (indices from 1, tagged so)."""
+        if not self._jump_auto or not self._is_jump_role(request):
+            return None
+        jump = self._as_jump(params, request.handle, contract)
+        if request.role == "manager" or request.count == 1:
+            jump["ClientToken"] = client_token(request.handle, jump, self._launch_round)
+            return list(self._run_instances(jump)["Instances"])
+        jump.update(MinCount=1, MaxCount=1)
+        jump["ClientToken"] = client_token(request.handle, jump, self._launch_round)
+        first = list(self._run_instances(jump)["Instances"])
+        offset = {"Key": TAG_FIRST_INDEX, "Value": "1"}
+        rest = {**params, "MinCount": request.count - 1, "MaxCount": request.count - 1, "TagSpecifications": [
+            {**t, "Tags": [*t["Tags"], offset]} if t["ResourceType"] == "instance" else t
+            for t in params["TagSpecifications"]]}
+        rest["ClientToken"] = client_token(request.handle, rest, self._launch_round)
+        try:
+            others = self._run_instances(rest)["Instances"]
+        except ProviderError:  # node 0 alone is no cluster: the next zone launches both again
+            self._act_on_instances("terminate_instances", [i["InstanceId"] for i in first], request.handle)
+            raise
+        return [*first, *({**i, "Tags": [*(i.get("Tags") or []), offset]} for i in others)]
+
+    def _as_jump(self, params: dict[str, Any], handle: str, contract: str | None) -> dict[str, Any]:
+        """``params`` for the jump host: a public address on its one interface, and the jump group, the only one
+        that admits SSH from ``ssh_cidr`` (the others admit the cluster's members only)."""
+        groups = list(params["NetworkInterfaces"][0]["Groups"])
+        if not self.config.security_group_id:
+            groups.append(self._jump_group(handle, contract))
+        first = {**params["NetworkInterfaces"][0], "Groups": groups, "AssociatePublicIpAddress": True}
+        return {**params, "NetworkInterfaces": [first, *params["NetworkInterfaces"][1:]]}
+
+    def _jump_group(self, handle: str, contract: str | None) -> str:
+        """The security group of the "auto" jump host: SSH from ``ssh_cidr``; created once, tagged, deleted with
+        the cluster's other groups."""
+        if "jump_group_created" not in self.resources:
+            cidr = self._ssh_cidr()
+            group = self.call("create_security_group", GroupName=f"ccdsl-{handle}-jump",
+                              VpcId=self.resources["vpc_id"], Description=f"ccdsl cluster {handle}: SSH from {cidr} "
+                              "to the jump host", TagSpecifications=[{"ResourceType": "security-group",
+                                                                      "Tags": self._tags(handle, None, contract)}]
+                              )["GroupId"]
+            self.resources["jump_group_created"] = group
+            self._retry_not_visible(lambda: self.call("authorize_security_group_ingress", GroupId=group,
+                                                      IpPermissions=[_ssh_rule(cidr)]))
+        return str(self.resources["jump_group_created"])
+
     def _node(self, instance: Mapping[str, Any], role: str | None = None) -> Node:
         """A Node from an EC2 instance.  ``role``: what ccdsl asked for, when known -- whether RunInstances'
         answer carries the tags is not documented, so the tag is the fallback."""
         role = role or _tag(instance, TAG_ROLE) or "worker"
-        index = int(instance.get("AmiLaunchIndex", 0))
+        index = int(instance.get("AmiLaunchIndex", 0)) + int(_tag(instance, TAG_FIRST_INDEX) or 0)
         public, private = instance.get("PublicIpAddress"), instance.get("PrivateIpAddress")
         # No silent fallback to the private address for 'public': from outside the VPC it never answers.
         address = public if self.config.connect_address == "public" else private
@@ -1165,8 +1301,11 @@ class AwsProvider:
         mapped = self.config.address_map.get(f"{role}.{index}") or (
             self.config.address_map.get(str(index)) if role == "worker" else None)
         if mapped:
-            address, port = split_host_port(str(mapped))
-            private = address
+            where, _, inside = str(mapped).partition(",")
+            address, port = split_host_port(where)
+            private = inside.strip() or address
+            if not public and self.config.connect_address == "public":
+                address = None  # a private node: reached only through the jump host, as on EC2
         key = self.config.key_path or self.resources.get("key_path_created")
         extra = {"ec2_state": instance["State"]["Name"], "contract": _tag(instance, TAG_CONTRACT),
                  "spot_request": instance.get("SpotInstanceRequestId") or "",
@@ -1202,6 +1341,23 @@ def instance_profile(value: str) -> dict[str, str]:
     """RunInstances' ``IamInstanceProfile`` for ``[aws] instance_profile``: ``{"Arn": …}`` for an ARN, else
     ``{"Name": …}`` (API ``IamInstanceProfileSpecification``)."""
     return {"Arn": value} if value.startswith("arn:") else {"Name": value}
+
+
+def private_interface(group: str, subnet: str | None, *, public: bool) -> list[dict[str, Any]]:
+    """RunInstances' ``NetworkInterfaces`` for a node of ``[aws] private`` without EFA: one interface, in
+    ``group`` and ``subnet``, a public address only when ``public`` (the "auto" jump host)."""
+    entry: dict[str, Any] = {"DeviceIndex": 0, "Groups": [group], "DeleteOnTermination": True,
+                             "AssociatePublicIpAddress": public}
+    if subnet:
+        entry["SubnetId"] = subnet
+    return [entry]
+
+
+def _ssh_rule(cidr: str) -> dict[str, Any]:
+    """The ingress rule that admits SSH from ``cidr`` (IPv4 or IPv6)."""
+    v6 = ":" in cidr
+    return {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22,
+            "Ipv6Ranges" if v6 else "IpRanges": [{"CidrIpv6" if v6 else "CidrIp": cidr, "Description": "ccdsl: SSH"}]}
 
 
 def _region_refusal(message: str, *, hint: str, code: str) -> CapacityError:
