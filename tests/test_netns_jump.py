@@ -82,7 +82,8 @@ def config_for(url, hosts, tmp_path, **aws) -> Config:
     return Config.from_dict({
         "aws": aws_settings(url, user=hosts.user, zones=["us-east-1a"], private=True, **aws),
         "ssh": {"ready_timeout": 120.0, "connect_timeout": 30.0, "user_known_hosts": ""},
-        "autostop": {"shutdown_command": "true"},  # the test hosts are this machine's namespaces
+        # the test hosts are this machine's namespaces: no shutdown, and cloud-init's per-boot folder in tmp_path
+        "autostop": {"shutdown_command": "true", "boot_dir": str(tmp_path / "per-boot")},
         "mpi": {"python": sys.executable, "iface": "eth0", "remote_dir": str(hosts.private / "remote"),
                 "authorized_keys": str(hosts.authorized_keys)},
     })
