@@ -36,12 +36,12 @@ from ccdsl.errors import SolverError
 from ccdsl.resolution import Choice
 from ccdsl.resolver import compile as comp
 from ccdsl.resolver import market
-from ccdsl.resolver.counts import CountDomain, Coupled, count_bounds, count_cap, count_domain, min_counts
+from ccdsl.resolver.counts import CountDomain, Coupled, allows, count_bounds, count_cap, count_domain, min_counts
 from ccdsl.resolver.filter import clause_mask, scope_mask, tolerance
 from ccdsl.resolver.view import CatalogView
 
 if TYPE_CHECKING:
-    from ccdsl.contract import Contract
+    from ccdsl.contract import Clause, Contract
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,7 @@ class Ranking:
     default_region: bool  # whether AWS rows were restricted to ``region`` (no cluster_locale, not any-region)
     any_region: bool
     contract: Contract
+    pairs: int = 0  # the (worker row, manager row) pairs whose counts were computed (the rows alone: no manager)
 
     @property
     def feasible(self) -> bool:
@@ -99,6 +100,7 @@ def rank(view: CatalogView, contract: Contract, region: str, any_region: bool) -
         budget = BudgetPairs(wspec, domain) if lower_budget(wspec) else None
         rows, managers = pair_managers(view, rows, manager.candidates, budget is not None, budget)
     offset = np.where(managers >= 0, price[managers], 0.0)
+    pairs = len(rows)
     coupled = [Coupled(c, view.numbers[comp.coupled_column(c)][rows], offset if c.parameter == comp.BUDGET else 0.0)
                for c in wspec.coupled]
     counts = min_counts(domain, coupled, len(rows), worker_limit(view, rows, managers))
@@ -119,7 +121,7 @@ def rank(view: CatalogView, contract: Contract, region: str, any_region: bool) -
         rows, counts, totals, managers = rows[first], counts[first], totals[first], managers[first]
     located = any(c.parameter == "cluster_locale" for spec in (wspec, mspec) if spec is not None for c in spec.node)
     return Ranking(view, workers, manager, rows, counts, totals, managers, region, not (any_region or located),
-                   any_region, contract)
+                   any_region, contract, pairs)
 
 
 def cost_keys(view: CatalogView, rows: np.ndarray, counts: np.ndarray, managers: np.ndarray,
@@ -300,8 +302,8 @@ def _every_pair(start: np.ndarray, stop: np.ndarray, w_at: np.ndarray) -> tuple[
 
 @dataclass(frozen=True)
 class BudgetPairs:
-    """The (worker, manager) pairs worth trying when the budget has a lower bound or a value list, so that every
-    manager price of the region may be the best one.
+    """The (worker, manager) pairs worth trying when the budget has a lower bound, a value list or excluded values,
+    so that every manager price of the region may be the best one.
 
     Why few suffice: for one worker row and one count n, the cheapest manager that meets the budget with n is the
     best of that count (the others cost more at the same count, and a manager whose smallest feasible count is
@@ -312,6 +314,9 @@ class BudgetPairs:
     ``@atleast`` to the first count that meets it with the cheapest manager: larger ones cost more).  A row with
     more such counts × values than its region has manager prices gets every manager instead, as before.
     :func:`rank` then computes each pair's count and keeps each row's best pair, as for the full pairing.
+
+    ``@not`` excludes a few totals instead of bounding them: each row takes its cheapest managers up to the first
+    that meets the budget at its smallest count (:meth:`_not_pairs`: one pair per row nearly always).
     """
 
     spec: comp.RoleSpec
@@ -323,7 +328,7 @@ class BudgetPairs:
         budget = next(c for c in self.spec.coupled if c.parameter == comp.BUDGET)
         limits = view.numbers["max_nodes"]
         every = np.arange(len(workers))
-        if (budget.qualifier not in ("atleast", "between", "just", "oneof") or self.domain.empty
+        if (budget.qualifier not in ("atleast", "between", "just", "oneof", "not") or self.domain.empty
                 or not np.isnan(limits[workers]).all() or not np.isnan(limits[m]).all()):
             return _every_pair(start, stop, every)
         price = view.numbers["price_per_hour"]
@@ -334,6 +339,8 @@ class BudgetPairs:
             unordered = same & ((mp[1:] < mp[:-1]) | (np.isnan(mp[:-1]) & ~np.isnan(mp[1:])))
         if unordered.any():
             return _every_pair(start, stop, every)
+        if budget.qualifier == "not":
+            return self._not_pairs(view, workers, m, start, stop, budget)
         others = [Coupled(c, view.numbers[comp.coupled_column(c)][workers]) for c in self.spec.coupled
                   if c is not budget]
         lo, hi, exotic = count_bounds(self.domain, others, len(workers))
@@ -355,8 +362,13 @@ class BudgetPairs:
             low_t, high_t = min(values) - max(slack), max(values) + max(slack)
             first = np.floor((low_t - m_max) / p) - 1  # fewer nodes: even the dearest manager falls short
             after = np.ceil((high_t - m_min) / p) + 1  # more nodes: even the cheapest manager is too much
-            if budget.qualifier == "atleast":
-                after = np.inf if exotic else self.domain.smallest(np.maximum(n1, after))
+            if budget.qualifier == "atleast":  # the first allowed count past it, where more nodes only cost more
+                past = np.maximum(n1, after)
+                if exotic:  # the just/oneof/not totals decide which counts are allowed: their search finds it
+                    found = min_counts(self.domain, others, len(workers), least=past).astype(np.float64)
+                    after = np.where(found > 0, found, np.fmin(hi, past))  # none allowed past it: up to there
+                else:
+                    after = self.domain.smallest(past)
             a = np.maximum(n1, first)
             b = np.fmin(hi, after)
         usable = (p > 0) & np.isfinite(p) & (count_priced > 0) & np.isfinite(a) & np.isfinite(b)
@@ -405,6 +417,41 @@ class BudgetPairs:
         w_at, m_at = w_at[order], m_at[order]
         keep = np.r_[True, (np.diff(w_at) != 0) | (np.diff(m_at) != 0)]
         return w_at[keep], m_at[keep]
+
+    def _not_pairs(self, view: CatalogView, workers: np.ndarray, m: np.ndarray, start: np.ndarray,
+                   stop: np.ndarray, budget: Clause) -> tuple[np.ndarray, np.ndarray]:
+        """The pairs for a ``@not`` budget: each worker row with its region's cheapest manager prices up to the
+        first one whose cluster meets the budget at the row's smallest count.
+
+        Why that suffices: ``@not`` excludes a few totals (bands of the 1e-9 slack), not a range.  Let n1 be the
+        smallest count the row's other clauses allow and m0 < m1 < … its region's distinct manager prices (``m``
+        holds one manager per price, cheapest first, by the tie rules), and let (n1, mJ) be the first of (n1, m0),
+        (n1, m1), … that the budget allows.  Any pair with a dearer manager (n ≥ n1, mj > mJ) costs more than
+        (n1, mJ), which meets every clause, so the row's best pair has one of m0 … mJ; :func:`rank` finds each
+        one's smallest count (the exotic search of :mod:`.counts`) and keeps the best.  Nearly always J = 0 (the
+        cheapest cluster is not exactly an excluded price): one pair per row, where pairing every manager price
+        made rows × prices pairs (9 million over every region: 8 s and 1.5 GB for one excluded price).  Each round
+        below moves only the rows whose pair was excluded, so the work is the rows plus the excluded pairs.
+
+        A row with no count its other clauses allow, an unknown price or no priced manager meets no ``@not``
+        budget (an unknown total is never allowed): it gets no pair, as it would get no count with every pair."""
+        price = view.numbers["price_per_hour"]
+        p, mp = price[workers], price[m]
+        others = [Coupled(c, view.numbers[comp.coupled_column(c)][workers]) for c in self.spec.coupled
+                  if c is not budget]
+        n1 = min_counts(self.domain, others, len(workers)).astype(np.float64)
+        priced = np.r_[0, np.cumsum(np.isfinite(mp))]
+        last = start + (priced[stop] - priced[start])  # one past the region's last priced manager (they come first)
+        upto = start.copy()  # one past the last manager paired with each row
+        j = start.copy()  # each row's next manager to try
+        todo = np.flatnonzero((n1 > 0) & np.isfinite(p) & (last > start))
+        while len(todo):
+            upto[todo] = j[todo] + 1
+            ok = allows(Coupled(budget, p[todo], mp[j[todo]]), n1[todo])
+            move = todo[~ok]
+            j[move] += 1
+            todo = move[j[move] < last[move]]
+        return _every_pair(start, upto, np.flatnonzero(upto > start))
 
     def _best_of_every_pair(self, view: CatalogView, workers: np.ndarray, m: np.ndarray, start: np.ndarray,
                             stop: np.ndarray, w_at: np.ndarray, a: np.ndarray,
