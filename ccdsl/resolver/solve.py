@@ -362,13 +362,18 @@ class BudgetPairs:
             low_t, high_t = min(values) - max(slack), max(values) + max(slack)
             first = np.floor((low_t - m_max) / p) - 1  # fewer nodes: even the dearest manager falls short
             after = np.ceil((high_t - m_min) / p) + 1  # more nodes: even the cheapest manager is too much
-            if budget.qualifier == "atleast":  # the first allowed count past it, where more nodes only cost more
-                past = np.maximum(n1, after)
+            if budget.qualifier in ("atleast", "between"):
+                # from the first allowed count where even the cheapest manager meets the lower bound, more nodes
+                # only cost more (and for @between, when that cluster is over the upper bound, so is every larger
+                # one): the window ends there
+                reach = np.ceil((values[0] + slack[0] - m_min) / p) + 1
+                past = np.maximum(n1, reach)
                 if exotic:  # the just/oneof/not totals decide which counts are allowed: their search finds it
                     found = min_counts(self.domain, others, len(workers), least=past).astype(np.float64)
-                    after = np.where(found > 0, found, np.fmin(hi, past))  # none allowed past it: up to there
+                    ends = np.where(found > 0, found, np.fmin(hi, past))  # none allowed past it: up to there
                 else:
-                    after = self.domain.smallest(past)
+                    ends = self.domain.smallest(past)
+                after = np.fmin(after if budget.qualifier == "between" else np.inf, ends)
             a = np.maximum(n1, first)
             b = np.fmin(hi, after)
         usable = (p > 0) & np.isfinite(p) & (count_priced > 0) & np.isfinite(a) & np.isfinite(b)
