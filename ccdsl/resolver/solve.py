@@ -69,7 +69,7 @@ class Ranking:
     default_region: bool  # whether AWS rows were restricted to ``region`` (no cluster_locale, not any-region)
     any_region: bool
     contract: Contract
-    pairs: int = 0  # the (worker row, manager row) pairs whose counts were computed (the rows alone: no manager)
+    pairs: int = 0  # (worker row, manager row) pairs whose counts were computed (no manager: the rows)
 
     @property
     def feasible(self) -> bool:
@@ -98,9 +98,10 @@ def rank(view: CatalogView, contract: Contract, region: str, any_region: bool) -
     domain = count_domain(wspec.count, wspec.fixed)
     if manager is not None:
         budget = BudgetPairs(wspec, domain) if lower_budget(wspec) else None
-        rows, managers = pair_managers(view, rows, manager.candidates, budget is not None, budget)
+        rows, managers, pairs = pair_managers(view, rows, manager.candidates, budget is not None, budget)
+    else:
+        pairs = len(rows)
     offset = np.where(managers >= 0, price[managers], 0.0)
-    pairs = len(rows)
     coupled = [Coupled(c, view.numbers[comp.coupled_column(c)][rows], offset if c.parameter == comp.BUDGET else 0.0)
                for c in wspec.coupled]
     counts = min_counts(domain, coupled, len(rows), worker_limit(view, rows, managers))
@@ -247,8 +248,9 @@ def lower_budget(spec: comp.RoleSpec) -> bool:
 
 
 def pair_managers(view: CatalogView, workers: np.ndarray, managers: np.ndarray,
-                  every_price: bool, budget: BudgetPairs | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(worker rows, manager rows) pairs in the same provider and region.
+                  every_price: bool, budget: BudgetPairs | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+    """(worker rows, manager rows) pairs in the same provider and region, and how many pairs had their counts
+    computed to choose them (the pairs themselves, plus those :class:`BudgetPairs` tried and left out).
 
     With an upper-bound budget (or none) the cheapest manager of the region is optimal for every worker row: it
     leaves the most budget and adds the least cost.  Otherwise every distinct manager price of the region is
@@ -269,7 +271,7 @@ def pair_managers(view: CatalogView, workers: np.ndarray, managers: np.ndarray,
     regions).
     """
     if len(managers) == 0 or len(workers) == 0:
-        return workers[:0], workers[:0]
+        return workers[:0], workers[:0], 0
     keys = [k[managers] for k in price_keys(view)]
     if len(keys) > 1 and not (keys[1] & (keys[0] < _UNKNOWN_KEY)).any():
         keys = keys[:1]  # no manager of unknown price has a bound: the bound alone orders them (as the price)
@@ -284,12 +286,17 @@ def pair_managers(view: CatalogView, workers: np.ndarray, managers: np.ndarray,
     start = np.searchsorted(loc, wloc, side="left")
     stop = np.searchsorted(loc, wloc, side="right")
     if budget is not None:
-        w_at, m_at = budget.pairs(view, workers, m, start, stop)
-        return workers[w_at], m[m_at]
+        w_at, m_at, tried = budget.pairs(view, workers, m, start, stop)
+        return workers[w_at], m[m_at], tried
     reps = stop - start
     pair_w = np.repeat(workers, reps)
     pair_m = m[np.repeat(start, reps) + (np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps))]
-    return pair_w, pair_m
+    return pair_w, pair_m, len(pair_w)
+
+
+def _counted(pairs: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, int]:
+    """Pairs with their number: what :meth:`BudgetPairs.pairs` returns when every pair it makes is ranked."""
+    return pairs[0], pairs[1], len(pairs[0])
 
 
 def _every_pair(start: np.ndarray, stop: np.ndarray, w_at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -323,14 +330,16 @@ class BudgetPairs:
     domain: CountDomain
 
     def pairs(self, view: CatalogView, workers: np.ndarray, m: np.ndarray, start: np.ndarray,
-              stop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(worker positions, manager indexes into ``m``) in pairing order: workers ascending, then managers."""
+              stop: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+        """(worker positions, manager indexes into ``m``) in pairing order: workers ascending, then managers; and
+        how many pairs had their counts computed (these, and those of the rows paired with every manager that
+        :meth:`_best_of_every_pair` left out)."""
         budget = next(c for c in self.spec.coupled if c.parameter == comp.BUDGET)
         limits = view.numbers["max_nodes"]
         every = np.arange(len(workers))
         if (budget.qualifier not in ("atleast", "between", "just", "oneof", "not") or self.domain.empty
                 or not np.isnan(limits[workers]).all() or not np.isnan(limits[m]).all()):
-            return _every_pair(start, stop, every)
+            return _counted(_every_pair(start, stop, every))
         price = view.numbers["price_per_hour"]
         p = price[workers]
         mp = price[m]
@@ -338,9 +347,9 @@ class BudgetPairs:
         with np.errstate(invalid="ignore"):  # each region's managers: priced ones first, ascending (else: all)
             unordered = same & ((mp[1:] < mp[:-1]) | (np.isnan(mp[:-1]) & ~np.isnan(mp[1:])))
         if unordered.any():
-            return _every_pair(start, stop, every)
+            return _counted(_every_pair(start, stop, every))
         if budget.qualifier == "not":
-            return self._not_pairs(view, workers, m, start, stop, budget)
+            return _counted(self._not_pairs(view, workers, m, start, stop, budget))
         others = [Coupled(c, view.numbers[comp.coupled_column(c)][workers]) for c in self.spec.coupled
                   if c is not budget]
         lo, hi, exotic = count_bounds(self.domain, others, len(workers))
@@ -416,12 +425,13 @@ class BudgetPairs:
         fw, fm = self._best_of_every_pair(view, workers, m, start, stop, w_full, a, b)
         w_at = np.concatenate([*cand_w, fw])
         m_at = np.concatenate([*cand_m, fm])
+        tried = int((stop - start)[w_full].sum())  # _best_of_every_pair's pairs
         if len(w_at) == 0:
-            return w_at, m_at
+            return w_at, m_at, tried
         order = np.lexsort((m_at, w_at))
         w_at, m_at = w_at[order], m_at[order]
         keep = np.r_[True, (np.diff(w_at) != 0) | (np.diff(m_at) != 0)]
-        return w_at[keep], m_at[keep]
+        return w_at[keep], m_at[keep], tried + int(keep.sum())
 
     def _not_pairs(self, view: CatalogView, workers: np.ndarray, m: np.ndarray, start: np.ndarray,
                    stop: np.ndarray, budget: Clause) -> tuple[np.ndarray, np.ndarray]:
