@@ -165,6 +165,19 @@ def issue18_contracts() -> list[tuple[str, str, bool]]:
         ("MW @atleast(100) budget, 1..1000 nodes",
          "c = @cluster(cluster_type => ManagerWorkers, node_count => @between(1, 1000), "
          "cluster_price_per_hour => @atleast(100))\n", True),
+        # @not on the budget excludes one price, yet paired every worker row with every manager price (7.7 s CPU,
+        # 1.5 GB); and an @atleast budget next to a @not total paired every manager too (2.6 s CPU)
+        ("MW @not(13.34) budget, at most 1060 nodes",
+         "c = @cluster(cluster_type => ManagerWorkers, node_count => @atmost(1060), "
+         "cluster_price_per_hour => @not(13.34))\n", True),
+        ("MW @atleast(13.34) budget, vcpus @not(64, 128)",
+         "c = @cluster(cluster_type => ManagerWorkers, node_count => @atmost(1060), "
+         "cluster_price_per_hour => @atleast(13.34), cluster_vcpus_count => @not(64, 128))\n", True),
+        # still over the limit (each listed price is a coincidence to look for in every worker × manager pair):
+        # 4-9 s CPU for 38-45 listed prices, 1.3 s for 7 (at load 10)
+        ("MW @oneof budget of 38 prices, at most 1060 nodes",
+         "c = @cluster(cluster_type => ManagerWorkers, node_count => @atmost(1060), cluster_price_per_hour => "
+         "@oneof(" + ", ".join(f"{v / 100:g}" for v in range(5, 5 + 38 * 37, 37)) + "))\n", True),
         ("2**53 vcpus total", "c = @cluster(node_count => @between(1, 9007199254740992), "
          "cluster_vcpus_count => @atleast(9007199254740992))\n", False),
     ]

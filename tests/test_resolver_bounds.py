@@ -5,6 +5,8 @@
 - the pruned ManagerWorkers pairing (:class:`ccdsl.resolver.solve.BudgetPairs`) against pairing every worker with
   every manager price (hypothesis);
 - the answers of the issue's slow contracts (times and memory are in ``benchmarks/bench_limits.py``);
+- ``@not`` on a total (the budget, vCPUs, memory; PeerWorkers and ManagerWorkers): the next combination when it
+  excludes the cheapest, as the oracle finds it, with the work counted (pairs, traced memory), never timed;
 - count totals compared exactly (no 1e-9 slack), up to 2**53; the checker's cap on listed values.
 """
 
@@ -276,7 +278,10 @@ BUDGETS = st.one_of(
 COUNTS = st.sampled_from(["", "node_count => 3, ", "node_count => @between(1, 12), ", "node_count => @oneof(2, 5), ",
                           "node_count => @not(1, 2), ", "node_count => @atleast(2), "])
 EXTRAS = st.sampled_from(["", "cluster_vcpus_count => @oneof(8, 16, 24), ", "cluster_memory_size => @atleast(16G), ",
-                          "worker.node_vcpus_count => @atleast(4), "])
+                          "worker.node_vcpus_count => @atleast(4), ",
+                          # a just/oneof/not total next to the budget: the count window of @atleast ends at the
+                          # first count it allows past the window, not at the domain's end
+                          "cluster_vcpus_count => @not(2, 4, 8), ", "cluster_memory_size => @not(4G, 8G, 16G), "])
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
@@ -291,11 +296,15 @@ def test_the_pruned_pairs_rank_as_every_pair(budget: str, count: str, extra: str
     assert pruned == every
 
 
+def _every_pair(self, view, workers, m, start, stop):
+    """:meth:`BudgetPairs.pairs` as it was before the pruning: every worker with every manager price."""
+    return solve._counted(solve._every_pair(start, stop, np.arange(len(workers))))
+
+
 def _ranks_pruned_and_every(view, c, region: str, any_region: bool = False):
     pruned = solve.rank(view, c, region, any_region)
     mp = pytest.MonkeyPatch()
-    mp.setattr(solve.BudgetPairs, "pairs", lambda self, view, workers, m, start, stop: solve._every_pair(
-        start, stop, np.arange(len(workers))))
+    mp.setattr(solve.BudgetPairs, "pairs", _every_pair)
     try:
         every = solve.rank(view, c, region, any_region)
     finally:
@@ -343,10 +352,138 @@ def test_spot_markets_prune_as_every_pair(text: str) -> None:
 
     pruned = answer()
     mp = pytest.MonkeyPatch()
-    mp.setattr(solve.BudgetPairs, "pairs", lambda self, view, workers, m, start, stop: solve._every_pair(
-        start, stop, np.arange(len(workers))))
+    mp.setattr(solve.BudgetPairs, "pairs", _every_pair)
     try:
         every = answer()
     finally:
         mp.undo()
     assert pruned == every
+
+
+# ----------------------------------------------------------------------------------- @not on a total
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@given(COUNTS, EXTRAS, st.sampled_from(["eu-west-1", "sa-east-1", "ap-south-2"]), st.data())
+def test_a_not_budget_that_excludes_the_cheapest_totals_prunes_as_every_pair(count: str, extra: str, region: str,
+                                                                             data) -> None:
+    """``@not`` on the budget, with the totals it excludes taken from the cheapest clusters of the region (each
+    row's best, and the first rows with their region's next manager prices): the pruned pairs (a row's cheapest
+    managers up to the first one its smallest count meets the budget with) rank as every pair."""
+    from hypothesis import assume
+
+    from ccdsl.catalog import load
+    from ccdsl.resolver.view import view_of
+
+    view = view_of(load())
+    head = f"x = @cluster(cluster_type => ManagerWorkers, {count}{extra}"
+    free = solve.rank(view, parse(head + ")")["x"], region, False)
+    assume(free.feasible)
+    price = view.numbers["price_per_hour"]
+    m = free.manager.candidates if free.manager is not None else np.zeros(0, dtype=np.int64)
+    manager_prices = np.unique(price[m][np.isfinite(price[m])])[:4]
+    top = range(min(4, len(free.rows)))
+    hits = [float(t) for t in free.totals[:8]] + [float(free.counts[i] * price[free.rows[i]] + mp) for i in top
+                                                  for mp in manager_prices]
+    hits = [t for t in hits if math.isfinite(t)]
+    assume(hits)
+    excluded = [hits[0], *data.draw(st.lists(st.sampled_from(hits), max_size=8, unique=True))]
+    c = parse(head + f"cluster_price_per_hour => @not({', '.join(map(repr, dict.fromkeys(excluded)))}))")["x"]
+    pruned, every = _ranks_pruned_and_every(view, c, region)
+    assert pruned == every
+    first = [int(free.rows[0]), int(free.counts[0]), int(free.managers[0])]
+    assert [x[0] for x in pruned if x] != first  # the cheapest cluster is excluded: the next one is chosen
+
+
+def _total(parameter: str, a: oracle.Answer, manager_price: float | None = None) -> float:
+    """The total an oracle answer reaches (with another manager price, for the budget)."""
+    w = a.worker
+    if parameter == "cluster_vcpus_count":
+        return float(a.count * int(w["vcpus"]))
+    if parameter == "cluster_memory_size":
+        return a.count * float(w["memory_gib"])
+    if manager_price is None:
+        manager_price = float(a.manager["price_per_hour"]) if a.manager is not None else 0.0
+    return a.count * float(w["price_per_hour"]) + manager_price
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@given(st.booleans(), st.integers(0, 3), st.booleans(),
+       st.sampled_from(["cluster_price_per_hour", "cluster_vcpus_count", "cluster_memory_size"]), st.data())
+def test_not_on_a_total_that_hits_the_cheapest_clusters_agrees_with_the_oracle(manager_workers: bool, seed: int,
+                                                                               any_region: bool, parameter: str,
+                                                                               data) -> None:
+    """``@not`` on a total, listing the totals of the oracle's cheapest clusters (and, for the budget, those
+    clusters with the next manager prices of their region): the answer is the next combination, as the brute-force
+    oracle finds it, and the whole ranking agrees (``test_resolver_oracle._check``)."""
+    from hypothesis import assume
+
+    from ccdsl.contract import Contract
+    from test_resolver_oracle import _check, contracts, small_catalog
+
+    c = data.draw(contracts(manager_workers=manager_workers))
+    base = tuple(x for x in c.clauses if x.parameter != parameter)
+    df = small_catalog(seed)
+    found = [a for a in oracle.solutions(df, Contract(c.name, base), "us-east-1", any_region) if a.priced]
+    assume(found)
+    found.sort(key=lambda a: a.rank_key())
+    hits = [_total(parameter, a) for a in found[:6]]
+    if parameter == "cluster_price_per_hour" and manager_workers:
+        for a in found[:3]:
+            here = df[(df["provider"] == a.worker["provider"]) & (df["region"] == a.worker["region"])]
+            hits += [_total(parameter, a, mp) for mp in sorted(set(here["price_per_hour"].dropna()))[:4]]
+    excluded = [hits[0], *data.draw(st.lists(st.sampled_from(hits), max_size=6, unique=True))]
+    values = tuple(dict.fromkeys(int(v) if parameter == "cluster_vcpus_count" else v for v in excluded))
+    _check(Contract(c.name, (*base, Clause(parameter, "not", values))), seed, "us-east-1", any_region)
+
+
+MW = "cluster_type => ManagerWorkers, "
+
+
+@pytest.mark.parametrize("body", [
+    MW + "node_count => @atmost(1060), cluster_price_per_hour => @not(13.34)",  # issue 18: 7.7 s CPU, 1.5 GB
+    MW + "node_count => @atmost(1060), cluster_price_per_hour => @not(0.0452, 0.0479)",  # the two cheapest totals
+    "node_count => @atmost(1060), cluster_vcpus_count => @not(1, 2, 4, 8)",
+    MW + "node_count => @atmost(64), cluster_memory_size => @not(0.5G, 1G, 2G, 4G)",
+    "node_count => @atmost(64), cluster_memory_size => @not(0.5G, 1G, 2G, 4G)",
+    MW + "node_count => @atmost(64), cluster_price_per_hour => @not(0.0452), cluster_memory_size => @not(2G, 4G)",
+    MW + "node_count => @atmost(64), cluster_price_per_hour => @atleast(0.06), cluster_vcpus_count => @not(2, 4)",
+    MW + "node_count => @atmost(64), cluster_price_per_hour => @between(0.06, 1000)",  # 2.5 s CPU with 1..1000
+])
+def test_not_on_a_total_over_every_region_is_the_oracles_answer_with_bounded_work(body: str) -> None:
+    """On the shipped catalog with ``--any-region``: the answer and every cluster up to 10% dearer are the
+    oracle's, and the work is bounded — counted, not timed: the (worker, manager) pairs whose counts are computed
+    (every worker row with every manager price of its region was 9 million pairs for the first contract, 7.7 s
+    and 1.5 GB; 3 to 8 million for the @atleast and @between budgets) and the peak of memory the ranking
+    allocates.
+
+    The oracle is brute force (workers × managers × counts in Python), too slow for 22,550 rows; but a cluster
+    costing at most ``bound`` uses only rows priced at most ``bound`` (prices are ≥ 0), so the oracle over those
+    rows finds every cluster up to ``bound``, and its cheapest one is the optimum of the whole catalog."""
+    import tracemalloc
+
+    from ccdsl.catalog import load
+    from ccdsl.resolver.view import view_of
+
+    df = load(user=False)
+    view = view_of(df)
+    c = parse(f"c = @cluster({body})")["c"]
+    tracemalloc.start()
+    try:
+        ranking = solve.rank(view, c, "us-east-1", True)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    bound = 1.1 * float(ranking.totals[0])
+    found = oracle.solutions(df[df["price_per_hour"] <= bound], c, "us-east-1", True)
+    want = {(a.worker["region"], a.worker["instance_type"]): (a.count, round(a.cost, 9))
+            for a in found if a.priced and a.cost <= bound}
+    got = {(view.label("region", r), view.label("instance_type", r)): (int(n), round(float(t), 9))
+           for r, n, t in zip(ranking.rows, ranking.counts, ranking.totals) if t <= bound}
+    assert want and got == want
+    best = oracle.best(found)
+    r = resolve(c, df, any_region=True)
+    assert (r.region, r.instance_type, r.node_count) == (best.worker["region"], best.worker["instance_type"],
+                                                         best.count)
+    assert r.price_per_hour == pytest.approx(best.cost, rel=1e-12)
+    assert ranking.pairs <= 2 * len(ranking.workers.candidates)
+    assert peak < 32 << 20

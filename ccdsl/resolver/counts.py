@@ -242,18 +242,21 @@ def _whole_values(clause: Clause) -> list[float]:
 
 
 def min_counts(domain: CountDomain, coupled: list[Coupled], size: int,
-               limit: np.ndarray | None = None) -> np.ndarray:
+               limit: np.ndarray | None = None, least: np.ndarray | None = None) -> np.ndarray:
     """The smallest allowed count satisfying every coupled constraint, per row; 0 where none does.  ``limit``:
-    the most nodes each row has (NaN = unlimited)."""
+    the most nodes each row has (NaN = unlimited); ``least``: the smallest count to consider per row (a caller
+    asking for the first allowed count past some count of its own, :class:`.solve.BudgetPairs`)."""
     if domain.empty or size == 0:
         return np.zeros(size, dtype=np.int64)
-    if not coupled:  # per-node contracts: the first allowed count wherever the row has that many nodes
+    if not coupled and least is None:  # per-node contracts: the first count wherever the row has that many
         n = np.full(size, domain.first, dtype=np.int64)
         if limit is not None:
             with np.errstate(invalid="ignore"):
                 n[np.asarray(limit, dtype=np.float64) < domain.first] = 0  # NaN (unlimited) is never less
         return n
     lo, hi, exotic = count_bounds(domain, coupled, size, limit)
+    if least is not None:
+        lo = np.maximum(lo, least)  # NaN: none
     n = domain.smallest(lo)
     ok = n <= hi
     if exotic:
@@ -542,6 +545,15 @@ def _exotic(domain: CountDomain, exotic: list[Coupled], hi: np.ndarray, n: np.nd
     n[rows] = np.where(np.isfinite(x), x, 0)
     ok[rows] = np.isfinite(x)
     return n, ok
+
+
+def allows(c: Coupled, n: np.ndarray) -> np.ndarray:
+    """Whether each count of ``n`` (one per row of ``c``; whole floats) meets the just/oneof/not total ``c``, by the
+    rule :func:`min_counts` uses (a NaN total never does): for a caller that tests a few (count, offset) pairs
+    itself instead of searching the counts, such as the ManagerWorkers pairing of a ``@not`` budget."""
+    at = np.arange(len(n))
+    out: np.ndarray = _Part.of(c, at).allowed(np.asarray(n, dtype=np.float64), at)
+    return out
 
 
 def _listed_candidates(domain: CountDomain, parts: list[_Part], todo: np.ndarray, x: np.ndarray,

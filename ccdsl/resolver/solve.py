@@ -36,12 +36,12 @@ from ccdsl.errors import SolverError
 from ccdsl.resolution import Choice
 from ccdsl.resolver import compile as comp
 from ccdsl.resolver import market
-from ccdsl.resolver.counts import CountDomain, Coupled, count_bounds, count_cap, count_domain, min_counts
+from ccdsl.resolver.counts import CountDomain, Coupled, allows, count_bounds, count_cap, count_domain, min_counts
 from ccdsl.resolver.filter import clause_mask, scope_mask, tolerance
 from ccdsl.resolver.view import CatalogView
 
 if TYPE_CHECKING:
-    from ccdsl.contract import Contract
+    from ccdsl.contract import Clause, Contract
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,7 @@ class Ranking:
     default_region: bool  # whether AWS rows were restricted to ``region`` (no cluster_locale, not any-region)
     any_region: bool
     contract: Contract
+    pairs: int = 0  # (worker row, manager row) pairs whose counts were computed (no manager: the rows)
 
     @property
     def feasible(self) -> bool:
@@ -97,7 +98,9 @@ def rank(view: CatalogView, contract: Contract, region: str, any_region: bool) -
     domain = count_domain(wspec.count, wspec.fixed)
     if manager is not None:
         budget = BudgetPairs(wspec, domain) if lower_budget(wspec) else None
-        rows, managers = pair_managers(view, rows, manager.candidates, budget is not None, budget)
+        rows, managers, pairs = pair_managers(view, rows, manager.candidates, budget is not None, budget)
+    else:
+        pairs = len(rows)
     offset = np.where(managers >= 0, price[managers], 0.0)
     coupled = [Coupled(c, view.numbers[comp.coupled_column(c)][rows], offset if c.parameter == comp.BUDGET else 0.0)
                for c in wspec.coupled]
@@ -119,7 +122,7 @@ def rank(view: CatalogView, contract: Contract, region: str, any_region: bool) -
         rows, counts, totals, managers = rows[first], counts[first], totals[first], managers[first]
     located = any(c.parameter == "cluster_locale" for spec in (wspec, mspec) if spec is not None for c in spec.node)
     return Ranking(view, workers, manager, rows, counts, totals, managers, region, not (any_region or located),
-                   any_region, contract)
+                   any_region, contract, pairs)
 
 
 def cost_keys(view: CatalogView, rows: np.ndarray, counts: np.ndarray, managers: np.ndarray,
@@ -245,8 +248,9 @@ def lower_budget(spec: comp.RoleSpec) -> bool:
 
 
 def pair_managers(view: CatalogView, workers: np.ndarray, managers: np.ndarray,
-                  every_price: bool, budget: BudgetPairs | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(worker rows, manager rows) pairs in the same provider and region.
+                  every_price: bool, budget: BudgetPairs | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+    """(worker rows, manager rows) pairs in the same provider and region, and how many pairs had their counts
+    computed to choose them (the pairs themselves, plus those :class:`BudgetPairs` tried and left out).
 
     With an upper-bound budget (or none) the cheapest manager of the region is optimal for every worker row: it
     leaves the most budget and adds the least cost.  Otherwise every distinct manager price of the region is
@@ -267,7 +271,7 @@ def pair_managers(view: CatalogView, workers: np.ndarray, managers: np.ndarray,
     regions).
     """
     if len(managers) == 0 or len(workers) == 0:
-        return workers[:0], workers[:0]
+        return workers[:0], workers[:0], 0
     keys = [k[managers] for k in price_keys(view)]
     if len(keys) > 1 and not (keys[1] & (keys[0] < _UNKNOWN_KEY)).any():
         keys = keys[:1]  # no manager of unknown price has a bound: the bound alone orders them (as the price)
@@ -282,12 +286,17 @@ def pair_managers(view: CatalogView, workers: np.ndarray, managers: np.ndarray,
     start = np.searchsorted(loc, wloc, side="left")
     stop = np.searchsorted(loc, wloc, side="right")
     if budget is not None:
-        w_at, m_at = budget.pairs(view, workers, m, start, stop)
-        return workers[w_at], m[m_at]
+        w_at, m_at, tried = budget.pairs(view, workers, m, start, stop)
+        return workers[w_at], m[m_at], tried
     reps = stop - start
     pair_w = np.repeat(workers, reps)
     pair_m = m[np.repeat(start, reps) + (np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps))]
-    return pair_w, pair_m
+    return pair_w, pair_m, len(pair_w)
+
+
+def _counted(pairs: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, int]:
+    """Pairs with their number: what :meth:`BudgetPairs.pairs` returns when every pair it makes is ranked."""
+    return pairs[0], pairs[1], len(pairs[0])
 
 
 def _every_pair(start: np.ndarray, stop: np.ndarray, w_at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -300,8 +309,8 @@ def _every_pair(start: np.ndarray, stop: np.ndarray, w_at: np.ndarray) -> tuple[
 
 @dataclass(frozen=True)
 class BudgetPairs:
-    """The (worker, manager) pairs worth trying when the budget has a lower bound or a value list, so that every
-    manager price of the region may be the best one.
+    """The (worker, manager) pairs worth trying when the budget has a lower bound, a value list or excluded values,
+    so that every manager price of the region may be the best one.
 
     Why few suffice: for one worker row and one count n, the cheapest manager that meets the budget with n is the
     best of that count (the others cost more at the same count, and a manager whose smallest feasible count is
@@ -312,20 +321,25 @@ class BudgetPairs:
     ``@atleast`` to the first count that meets it with the cheapest manager: larger ones cost more).  A row with
     more such counts × values than its region has manager prices gets every manager instead, as before.
     :func:`rank` then computes each pair's count and keeps each row's best pair, as for the full pairing.
+
+    ``@not`` excludes a few totals instead of bounding them: each row takes its cheapest managers up to the first
+    that meets the budget at its smallest count (:meth:`_not_pairs`: one pair per row nearly always).
     """
 
     spec: comp.RoleSpec
     domain: CountDomain
 
     def pairs(self, view: CatalogView, workers: np.ndarray, m: np.ndarray, start: np.ndarray,
-              stop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(worker positions, manager indexes into ``m``) in pairing order: workers ascending, then managers."""
+              stop: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+        """(worker positions, manager indexes into ``m``) in pairing order: workers ascending, then managers; and
+        how many pairs had their counts computed (these, and those of the rows paired with every manager that
+        :meth:`_best_of_every_pair` left out)."""
         budget = next(c for c in self.spec.coupled if c.parameter == comp.BUDGET)
         limits = view.numbers["max_nodes"]
         every = np.arange(len(workers))
-        if (budget.qualifier not in ("atleast", "between", "just", "oneof") or self.domain.empty
+        if (budget.qualifier not in ("atleast", "between", "just", "oneof", "not") or self.domain.empty
                 or not np.isnan(limits[workers]).all() or not np.isnan(limits[m]).all()):
-            return _every_pair(start, stop, every)
+            return _counted(_every_pair(start, stop, every))
         price = view.numbers["price_per_hour"]
         p = price[workers]
         mp = price[m]
@@ -333,7 +347,9 @@ class BudgetPairs:
         with np.errstate(invalid="ignore"):  # each region's managers: priced ones first, ascending (else: all)
             unordered = same & ((mp[1:] < mp[:-1]) | (np.isnan(mp[:-1]) & ~np.isnan(mp[1:])))
         if unordered.any():
-            return _every_pair(start, stop, every)
+            return _counted(_every_pair(start, stop, every))
+        if budget.qualifier == "not":
+            return _counted(self._not_pairs(view, workers, m, start, stop, budget))
         others = [Coupled(c, view.numbers[comp.coupled_column(c)][workers]) for c in self.spec.coupled
                   if c is not budget]
         lo, hi, exotic = count_bounds(self.domain, others, len(workers))
@@ -355,8 +371,18 @@ class BudgetPairs:
             low_t, high_t = min(values) - max(slack), max(values) + max(slack)
             first = np.floor((low_t - m_max) / p) - 1  # fewer nodes: even the dearest manager falls short
             after = np.ceil((high_t - m_min) / p) + 1  # more nodes: even the cheapest manager is too much
-            if budget.qualifier == "atleast":
-                after = np.inf if exotic else self.domain.smallest(np.maximum(n1, after))
+            if budget.qualifier in ("atleast", "between"):
+                # from the first allowed count where even the cheapest manager meets the lower bound, more nodes
+                # only cost more (and for @between, when that cluster is over the upper bound, so is every larger
+                # one): the window ends there
+                reach = np.ceil((values[0] + slack[0] - m_min) / p) + 1
+                past = np.maximum(n1, reach)
+                if exotic:  # the just/oneof/not totals decide which counts are allowed: their search finds it
+                    found = min_counts(self.domain, others, len(workers), least=past).astype(np.float64)
+                    ends = np.where(found > 0, found, np.fmin(hi, past))  # none allowed past it: up to there
+                else:
+                    ends = self.domain.smallest(past)
+                after = np.fmin(after if budget.qualifier == "between" else np.inf, ends)
             a = np.maximum(n1, first)
             b = np.fmin(hi, after)
         usable = (p > 0) & np.isfinite(p) & (count_priced > 0) & np.isfinite(a) & np.isfinite(b)
@@ -399,12 +425,48 @@ class BudgetPairs:
         fw, fm = self._best_of_every_pair(view, workers, m, start, stop, w_full, a, b)
         w_at = np.concatenate([*cand_w, fw])
         m_at = np.concatenate([*cand_m, fm])
+        tried = int((stop - start)[w_full].sum())  # _best_of_every_pair's pairs
         if len(w_at) == 0:
-            return w_at, m_at
+            return w_at, m_at, tried
         order = np.lexsort((m_at, w_at))
         w_at, m_at = w_at[order], m_at[order]
         keep = np.r_[True, (np.diff(w_at) != 0) | (np.diff(m_at) != 0)]
-        return w_at[keep], m_at[keep]
+        return w_at[keep], m_at[keep], tried + int(keep.sum())
+
+    def _not_pairs(self, view: CatalogView, workers: np.ndarray, m: np.ndarray, start: np.ndarray,
+                   stop: np.ndarray, budget: Clause) -> tuple[np.ndarray, np.ndarray]:
+        """The pairs for a ``@not`` budget: each worker row with its region's cheapest manager prices up to the
+        first one whose cluster meets the budget at the row's smallest count.
+
+        Why that suffices: ``@not`` excludes a few totals (bands of the 1e-9 slack), not a range.  Let n1 be the
+        smallest count the row's other clauses allow and m0 < m1 < … its region's distinct manager prices (``m``
+        holds one manager per price, cheapest first, by the tie rules), and let (n1, mJ) be the first of (n1, m0),
+        (n1, m1), … that the budget allows.  Any pair with a dearer manager (n ≥ n1, mj > mJ) costs more than
+        (n1, mJ), which meets every clause, so the row's best pair has one of m0 … mJ; :func:`rank` finds each
+        one's smallest count (the exotic search of :mod:`.counts`) and keeps the best.  Nearly always J = 0 (the
+        cheapest cluster is not exactly an excluded price): one pair per row, where pairing every manager price
+        made rows × prices pairs (9 million over every region: 8 s and 1.5 GB for one excluded price).  Each round
+        below moves only the rows whose pair was excluded, so the work is the rows plus the excluded pairs.
+
+        A row with no count its other clauses allow, an unknown price or no priced manager meets no ``@not``
+        budget (an unknown total is never allowed): it gets no pair, as it would get no count with every pair."""
+        price = view.numbers["price_per_hour"]
+        p, mp = price[workers], price[m]
+        others = [Coupled(c, view.numbers[comp.coupled_column(c)][workers]) for c in self.spec.coupled
+                  if c is not budget]
+        n1 = min_counts(self.domain, others, len(workers)).astype(np.float64)
+        priced = np.r_[0, np.cumsum(np.isfinite(mp))]
+        last = start + (priced[stop] - priced[start])  # one past the region's last priced manager (they come first)
+        upto = start.copy()  # one past the last manager paired with each row
+        j = start.copy()  # each row's next manager to try
+        todo = np.flatnonzero((n1 > 0) & np.isfinite(p) & (last > start))
+        while len(todo):
+            upto[todo] = j[todo] + 1
+            ok = allows(Coupled(budget, p[todo], mp[j[todo]]), n1[todo])
+            move = todo[~ok]
+            j[move] += 1
+            todo = move[j[move] < last[move]]
+        return _every_pair(start, upto, np.flatnonzero(upto > start))
 
     def _best_of_every_pair(self, view: CatalogView, workers: np.ndarray, m: np.ndarray, start: np.ndarray,
                             stop: np.ndarray, w_at: np.ndarray, a: np.ndarray,
