@@ -165,3 +165,34 @@ def test_autostop_changed_while_stopped_replaces_the_old_arming_at_resume(aws_co
     finally:
         ccdsl.terminate(c.handle, config=config)
     assert tagged(ec2, c.handle) == {}
+
+
+@pytest.mark.netns
+def test_stale_nodes_started_by_ec2_are_noted_and_reconnect_disarms_them(aws_config, ec2, netns_hosts):
+    """EC2 starts a stopped spot node by itself when capacity returns: nothing on this machine runs then, so the
+    old boot script's watchdog guards with the settings of before the change.  ``clusters`` says so and how to fix
+    it; ``reconnect`` then removes it (autostop is off)."""
+    config = aws_config
+    c = ccdsl.deploy(ccdsl.parse(TWO_NODES)["two"], config=config, autostop="1h")
+    try:
+        script = Path(config.autostop.boot_dir) / guard.boot_name(c.handle)
+        (pid,) = watchdogs_of(c.handle)
+        ccdsl.interrupt(c.handle, config=config)
+        _kill(pid)
+        ccdsl.autostop(c.handle, "off", config=config)
+        ec2.start_instances(InstanceIds=[n.instance_id for n in c.nodes()])  # the test plays EC2's part
+        subprocess.run(["ip", "netns", "exec", netns_hosts.hosts[0].netns, "sh", str(script)], check=True,
+                       timeout=120)  # and cloud-init's
+        wait_for(lambda: watchdogs_of(c.handle), 120, "the old watchdog started at boot")
+        ccdsl.clusters(config=config)
+        record = st.State().get_cluster(c.handle)
+        assert record.status == "running" and f"'ccdsl reconnect {c.handle}' applies the current" in record.note
+
+        ccdsl.reconnect(c.handle, config=config)
+        record = st.State().get_cluster(c.handle)
+        assert not script.exists() and not record.settings.get(guard.STALE)
+        assert "reconnect" not in record.note and "started again outside ccdsl" in record.note
+        wait_for(lambda: not watchdogs_of(c.handle), 120, "the old watchdog to end")
+    finally:
+        ccdsl.terminate(c.handle, config=config)
+    assert tagged(ec2, c.handle) == {}

@@ -548,6 +548,9 @@ class Cluster:
             return
         try:
             guard.arm(node_access(self), self.state)  # autostop off: disarms
+            note = self.record.note
+            if guard.stale_note(self.handle) in note:  # reconcile's, when EC2 started the nodes: done now
+                self.state.update_cluster(self.handle, note=note.replace("; " + guard.stale_note(self.handle), ""))
         except CcdslError as exc:
             what = "armed again" if settings.get("autostop") else "removed from the nodes (it was turned off)"
             text = f"autostop could not be {what} ({exc.message}); run 'ccdsl autostop {self.handle} ...'"

@@ -734,9 +734,11 @@ def _refresh_nodes(record: st.ClusterRecord, provider: Any, state: st.State, ver
         # A persistent spot request with stop-on-interruption: EC2 starts the nodes again when capacity returns;
         # or a resume whose process died after StartInstances.
         _fresh_workers(record, state)
-        state.update_cluster(record.handle, status=st.RUNNING, note=(
-            f"{why}: its nodes are running" if why else
-            "its nodes were started again outside ccdsl (a spot cluster restarts when capacity returns)"))
+        note = (f"{why}: its nodes are running" if why else
+                "its nodes were started again outside ccdsl (a spot cluster restarts when capacity returns)")
+        if record.settings.get(guard.STALE):  # their boot script started the watchdog armed before the change
+            note += "; " + guard.stale_note(record.handle)
+        state.update_cluster(record.handle, status=st.RUNNING, note=note)
     elif record.status == st.RUNNING and not verb and states & _UP and not states <= _UP:
         _note_mixed(record, merged, state)  # e.g. one spot node interrupted, or one a watchdog's shutdown missed
     elif record.status == st.RUNNING and states <= _UP and _MIXED in record.note:

@@ -315,6 +315,13 @@ def disarm(access: NodeAccess, state: st.State) -> None:
         state.update_cluster(access.handle, settings={STALE: None})
 
 
+def stale_note(handle: str) -> str:
+    """What reconcile adds to the note of a cluster whose stale nodes EC2 started by itself (a spot restart): their
+    boot script started the old watchdog, and only a command that reaches them can replace it."""
+    return (f"their autostop watchdog runs with the settings it had when they stopped: 'ccdsl reconnect {handle}' "
+            "applies the current ones")
+
+
 def mark_stale(access: NodeAccess, state: st.State) -> None:
     """Record that the cluster's (unreachable, stopped) nodes hold an arming its settings no longer say."""
     if not access.local and not _record(state, access.handle).settings.get(STALE):
