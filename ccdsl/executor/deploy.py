@@ -784,7 +784,7 @@ def _all_gone(record: st.ClusterRecord, provider: Any, state: st.State) -> None:
     terminated, saying so -- as an autostop with --down is (guard.reconcile_record)."""
     ours = [n for n in state.nodes(record.handle) if n.instance_id.startswith("i-")]
     if ours and any(n.state not in (model.TERMINATED, "shutting-down")
-                    for n in provider._describe_ids(n.instance_id for n in ours)):
+                    for n in provider.describe_ids(n.instance_id for n in ours)):
         return  # asked by id, one still exists: the listing by tag was behind (eventual consistency)
     provider.terminate(record.handle, ours)
     state.set_nodes(record.handle, [replace(n, state=model.TERMINATED) for n in state.nodes(record.handle)])
