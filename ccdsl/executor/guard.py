@@ -166,7 +166,8 @@ def arm(access: NodeAccess, state: st.State, a: Autostop | None = None) -> None:
         token = _arm_remote(access, state, a)
     # the watchdog writes it into its marker: a marker without it is not this watchdog's (reconcile ignores it);
     # the new config and boot script replaced whatever an earlier arming left on the nodes
-    state.update_cluster(access.handle, settings={"autostop_token": token, STALE: None})
+    stale = {STALE: None} if _record(state, access.handle).settings.get(STALE) else {}
+    state.update_cluster(access.handle, settings={"autostop_token": token, **stale})
     state.journal(access.handle, "autostop-armed", **(a.to_settings() or {}))
 
 
