@@ -121,3 +121,78 @@ def test_a_shutdown_command_that_fails_once_is_run_again(aws_config, ec2, netns_
         assert log.count("failed; trying again") == 2, log
     finally:
         ccdsl.terminate(c.handle, config=config)
+
+
+@pytest.mark.netns
+@pytest.mark.parametrize("change", ["off", "2h"])
+def test_autostop_changed_while_stopped_replaces_the_old_arming_at_resume(aws_config, ec2, netns_hosts, change):
+    """Stopped nodes cannot be reached: ``ccdsl autostop H off`` (or a new period) while the cluster is interrupted
+    left the old boot script and config on them, so at the next boot the old watchdog watched again with the old
+    settings -- autostopping a cluster whose user had turned autostop off.  The record now says the nodes' arming is
+    stale, and resume removes it (off) or replaces it (a new period)."""
+    config = aws_config
+    boot_dir = Path(config.autostop.boot_dir)
+    c = ccdsl.deploy(ccdsl.parse(TWO_NODES)["two"], config=config, autostop="1h")
+    try:
+        d = Path(next(n for n in c.nodes() if n.index == 0).extra["ccdsl_dir"])
+        script = boot_dir / guard.boot_name(c.handle)
+        (pid,) = watchdogs_of(c.handle)
+        ccdsl.interrupt(c.handle, config=config)
+        _kill(pid)  # the node stopped: its watchdog ended with it (the netns host itself keeps running)
+        ccdsl.autostop(c.handle, change, config=config)
+        assert st.State().get_cluster(c.handle).settings[guard.STALE] is True
+        assert script.exists()  # the node could not be reached
+        # the node starts: cloud-init runs the boot script, which starts the watchdog with the config it still has
+        subprocess.run(["ip", "netns", "exec", netns_hosts.hosts[0].netns, "sh", str(script)], check=True,
+                       timeout=120)
+        (old,) = wait_for(lambda: watchdogs_of(c.handle), 120, "the old watchdog started at boot")
+        assert json.loads((d / "autostop.json").read_text())["idle"] == "1h"
+
+        ccdsl.resume(c.handle, config=config)
+        record = st.State().get_cluster(c.handle)
+        assert record.status == "running" and not record.settings.get(guard.STALE) and not record.note
+        if change == "off":
+            assert not script.exists() and not (d / "autostop.json").exists()
+            wait_for(lambda: not watchdogs_of(c.handle), 120, "the old watchdog to end")
+        else:
+            armed = json.loads((d / "autostop.json").read_text())
+            assert armed["idle"] == "2h" and armed["token"] == record.settings["autostop_token"]
+            assert script.exists()  # the boot script starts the new config's watchdog
+            (new,) = wait_for(lambda: [p for p in watchdogs_of(c.handle) if p != old], 120, "the new watchdog")
+            wait_for(lambda: old not in watchdogs_of(c.handle), 120, "the old watchdog to end")
+            status = wait_for(lambda: (s := _status(d)).get("pid") == new and s, 120, "the new watchdog's check")
+            assert status["token"] == armed["token"]
+    finally:
+        ccdsl.terminate(c.handle, config=config)
+    assert tagged(ec2, c.handle) == {}
+
+
+@pytest.mark.netns
+def test_stale_nodes_started_by_ec2_are_noted_and_reconnect_disarms_them(aws_config, ec2, netns_hosts):
+    """EC2 starts a stopped spot node by itself when capacity returns: nothing on this machine runs then, so the
+    old boot script's watchdog guards with the settings of before the change.  ``clusters`` says so and how to fix
+    it; ``reconnect`` then removes it (autostop is off)."""
+    config = aws_config
+    c = ccdsl.deploy(ccdsl.parse(TWO_NODES)["two"], config=config, autostop="1h")
+    try:
+        script = Path(config.autostop.boot_dir) / guard.boot_name(c.handle)
+        (pid,) = watchdogs_of(c.handle)
+        ccdsl.interrupt(c.handle, config=config)
+        _kill(pid)
+        ccdsl.autostop(c.handle, "off", config=config)
+        ec2.start_instances(InstanceIds=[n.instance_id for n in c.nodes()])  # the test plays EC2's part
+        subprocess.run(["ip", "netns", "exec", netns_hosts.hosts[0].netns, "sh", str(script)], check=True,
+                       timeout=120)  # and cloud-init's
+        wait_for(lambda: watchdogs_of(c.handle), 120, "the old watchdog started at boot")
+        ccdsl.clusters(config=config)
+        record = st.State().get_cluster(c.handle)
+        assert record.status == "running" and f"'ccdsl reconnect {c.handle}' applies the current" in record.note
+
+        ccdsl.reconnect(c.handle, config=config)
+        record = st.State().get_cluster(c.handle)
+        assert not script.exists() and not record.settings.get(guard.STALE)
+        assert "reconnect" not in record.note and "started again outside ccdsl" in record.note
+        wait_for(lambda: not watchdogs_of(c.handle), 120, "the old watchdog to end")
+    finally:
+        ccdsl.terminate(c.handle, config=config)
+    assert tagged(ec2, c.handle) == {}

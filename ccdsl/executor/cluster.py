@@ -537,16 +537,23 @@ class Cluster:
                                     "it (deploy again, on-demand or elsewhere, to go on now)")
 
     def _rearm(self) -> None:
-        """Start the autostop watchdog again (stopping the nodes ended it); a failure is a warning and a note."""
+        """Start the autostop watchdog again (stopping the nodes ended it), or, when autostop was turned off while
+        the nodes were stopped (:data:`guard.STALE`), remove the old watchdog their boot script started with the old
+        config; a failure is a warning and a note."""
         from ccdsl.errors import CcdslError
         from ccdsl.executor import guard
 
-        if not self.record.settings.get("autostop"):
+        settings = self.record.settings
+        if not settings.get("autostop") and not settings.get(guard.STALE):
             return
         try:
-            guard.arm(node_access(self), self.state)
+            guard.arm(node_access(self), self.state)  # autostop off: disarms
+            note = self.record.note
+            if guard.stale_note(self.handle) in note:  # reconcile's, when EC2 started the nodes: done now
+                self.state.update_cluster(self.handle, note=note.replace("; " + guard.stale_note(self.handle), ""))
         except CcdslError as exc:
-            text = f"autostop could not be armed again ({exc.message}); run 'ccdsl autostop {self.handle} ...'"
+            what = "armed again" if settings.get("autostop") else "removed from the nodes (it was turned off)"
+            text = f"autostop could not be {what} ({exc.message}); run 'ccdsl autostop {self.handle} ...'"
             log.warning("%s: %s", self.handle, text)
             self.state.update_cluster(self.handle, note=text)
 

@@ -734,9 +734,11 @@ def _refresh_nodes(record: st.ClusterRecord, provider: Any, state: st.State, ver
         # A persistent spot request with stop-on-interruption: EC2 starts the nodes again when capacity returns;
         # or a resume whose process died after StartInstances.
         _fresh_workers(record, state)
-        state.update_cluster(record.handle, status=st.RUNNING, note=(
-            f"{why}: its nodes are running" if why else
-            "its nodes were started again outside ccdsl (a spot cluster restarts when capacity returns)"))
+        note = (f"{why}: its nodes are running" if why else
+                "its nodes were started again outside ccdsl (a spot cluster restarts when capacity returns)")
+        if record.settings.get(guard.STALE):  # their boot script started the watchdog armed before the change
+            note += "; " + guard.stale_note(record.handle)
+        state.update_cluster(record.handle, status=st.RUNNING, note=note)
     elif record.status == st.RUNNING and not verb and states & _UP and not states <= _UP:
         _note_mixed(record, merged, state)  # e.g. one spot node interrupted, or one a watchdog's shutdown missed
     elif record.status == st.RUNNING and states <= _UP and _MIXED in record.note:
@@ -782,7 +784,7 @@ def _all_gone(record: st.ClusterRecord, provider: Any, state: st.State) -> None:
     terminated, saying so -- as an autostop with --down is (guard.reconcile_record)."""
     ours = [n for n in state.nodes(record.handle) if n.instance_id.startswith("i-")]
     if ours and any(n.state not in (model.TERMINATED, "shutting-down")
-                    for n in provider._describe_ids(n.instance_id for n in ours)):
+                    for n in provider.describe_ids(n.instance_id for n in ours)):
         return  # asked by id, one still exists: the listing by tag was behind (eventual consistency)
     provider.terminate(record.handle, ours)
     state.set_nodes(record.handle, [replace(n, state=model.TERMINATED) for n in state.nodes(record.handle)])

@@ -52,6 +52,9 @@ _LOCAL_STOP = "import sys; from ccdsl.executor.cluster import local_stop_main; s
 _KILL_OLD = ("p=$(cat {d}/watchdog.pid 2>/dev/null); [ -n \"$p\" ] && grep -q watchdog.py /proc/$p/cmdline "
              "2>/dev/null && kill $p")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# Settings key: the stopped nodes still hold an arming older than the record's settings (a boot script and a config
+# that cloud-init starts the old watchdog with); the next time they run, :func:`arm` replaces or removes it.
+STALE = "autostop_stale"
 
 
 def parse_duration(text: str | float | int) -> float:
@@ -161,8 +164,10 @@ def arm(access: NodeAccess, state: st.State, a: Autostop | None = None) -> None:
         token = _arm_local(access, state, a)
     else:
         token = _arm_remote(access, state, a)
-    # the watchdog writes it into its marker: a marker without it is not this watchdog's (reconcile ignores it)
-    state.update_cluster(access.handle, settings={"autostop_token": token})
+    # the watchdog writes it into its marker: a marker without it is not this watchdog's (reconcile ignores it);
+    # the new config and boot script replaced whatever an earlier arming left on the nodes
+    stale = {STALE: None} if _record(state, access.handle).settings.get(STALE) else {}
+    state.update_cluster(access.handle, settings={"autostop_token": token, **stale})
     state.journal(access.handle, "autostop-armed", **(a.to_settings() or {}))
 
 
@@ -286,12 +291,15 @@ def _dir(node: model.Node) -> str:
 
 
 def disarm(access: NodeAccess, state: st.State) -> None:
-    """Stop the watchdog (it also exits by itself at its next check once its config is gone)."""
+    """Stop the watchdog (it also exits by itself at its next check once its config is gone) and delete its config
+    and boot script.  Stopped nodes cannot be reached: they are marked stale (:data:`STALE`), else their boot script
+    would start the old watchdog when they run again; :func:`arm` (at resume, reconnect) then disarms them."""
     if access.local:
         stop_local_watchdog(access.handle)
         return
     if _record(state, access.handle).status != st.RUNNING:
-        return  # stopped nodes run no watchdog; resume arms from the record's settings
+        mark_stale(access, state)
+        return
     from ccdsl.executor import ssh
 
     home, _, _ = _home(access)
@@ -304,6 +312,22 @@ def disarm(access: NodeAccess, state: st.State) -> None:
                 timeout=access.config.ssh.command_timeout)
     finally:
         pool.close()
+    if _record(state, access.handle).settings.get(STALE):
+        state.update_cluster(access.handle, settings={STALE: None})
+
+
+def stale_note(handle: str) -> str:
+    """What reconcile adds to the note of a cluster whose stale nodes EC2 started by itself (a spot restart): their
+    boot script started the old watchdog, and only a command that reaches them can replace it."""
+    return (f"their autostop watchdog runs with the settings it had when they stopped: 'ccdsl reconnect {handle}' "
+            "applies the current ones")
+
+
+def mark_stale(access: NodeAccess, state: st.State) -> None:
+    """Record that the cluster's (unreachable, stopped) nodes hold an arming its settings no longer say."""
+    if not access.local and not _record(state, access.handle).settings.get(STALE):
+        state.update_cluster(access.handle, settings={STALE: True})
+        state.journal(access.handle, "autostop-stale")
 
 
 def set_autostop(access: NodeAccess, state: st.State, a: Autostop) -> None:
@@ -322,6 +346,8 @@ def set_autostop(access: NodeAccess, state: st.State, a: Autostop) -> None:
     state.update_cluster(access.handle, settings={"autostop": a.to_settings()})
     if record.status == st.RUNNING:
         arm(access, state, a)
+    else:  # the stopped nodes keep the old config and boot script until they run again
+        mark_stale(access, state)
 
 
 def deployed_spot(record: st.ClusterRecord, config: Config) -> bool:

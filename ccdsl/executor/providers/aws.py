@@ -810,6 +810,11 @@ class AwsProvider:
         return [v for v in self._tagged("describe_volumes", "Volumes", handle)
                 if v["State"] in ("creating", "available", "in-use", "error")]
 
+    def describe_ids(self, ids: Iterable[str]) -> list[Node]:
+        """The instances among ``ids`` that EC2 lists now, asked by id: reconcile's check that instances the listing
+        by tag no longer shows are really gone (that listing can lag behind)."""
+        return self._describe_ids(ids)
+
     def _describe_ids(self, ids: Iterable[str], roles: Mapping[str, str] | None = None) -> list[Node]:
         """The instances among ``ids`` that EC2 lists now.  A filter, not ``InstanceIds``: an id EC2 does not know
         (not visible yet, or gone) is simply absent instead of failing the whole call."""
