@@ -49,8 +49,11 @@ WATCHDOG = Path(__file__).with_name("watchdog.py")
 # command of another process (this module sits below the facade and never imports it).
 _LOCAL_STOP = "import sys; from ccdsl.executor.cluster import local_stop_main; sys.exit(local_stop_main(sys.argv[1:]))"
 # Shell that ends the watchdog named by the pid file, if that process is still a watchdog (pids are reused).
+# The old watchdog is ended and waited for (until its command line is gone: exited, or a zombie; at most 10 s), so
+# that once arm/disarm returns no old watchdog acts any more -- a check after "autostop off" sees none running.
 _KILL_OLD = ("p=$(cat {d}/watchdog.pid 2>/dev/null); [ -n \"$p\" ] && grep -q watchdog.py /proc/$p/cmdline "
-             "2>/dev/null && kill $p")
+             "2>/dev/null && kill $p && for _ in $(seq 100); do grep -q watchdog.py /proc/$p/cmdline 2>/dev/null "
+             "|| break; sleep 0.1; done")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # Settings key: the stopped nodes still hold an arming older than the record's settings (a boot script and a config
 # that cloud-init starts the old watchdog with); the next time they run, :func:`arm` replaces or removes it.
