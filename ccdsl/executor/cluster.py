@@ -29,7 +29,9 @@ from ccdsl.executor.model import Node, Progress
 from ccdsl.executor.parallel import parallel
 
 if TYPE_CHECKING:
+    from ccdsl.executor import mpi
     from ccdsl.executor.config import Config
+    from ccdsl.executor.model import Provider
 
 log = logging.getLogger("ccdsl.executor")
 
@@ -116,7 +118,7 @@ class Cluster:
         self.handle = handle
         overrides = record.settings.get("overrides") or {}  # the contract's config parameters win over the file
         self.config = (config or cfg.load()).replace(**overrides)
-        self._launcher: Any = None
+        self._launcher: mpi.Launcher | None = None
         self._engines: Any = None
         self._lock = threading.RLock()
 
@@ -275,7 +277,7 @@ class Cluster:
                 return launcher.run_program(program, np, stream=stream or mpi.print_stream,
                                             oversubscribe=oversubscribe, label_ranks=label_ranks)
 
-    def _get_launcher(self) -> Any:
+    def _get_launcher(self) -> mpi.Launcher:
         from ccdsl.executor import mpi
 
         with self._lock:
@@ -418,7 +420,7 @@ class Cluster:
                 self._launcher = None
 
     # -- lifecycle -------------------------------------------------------------------------------------------
-    def _provider(self) -> Any:
+    def _provider(self) -> Provider:
         from ccdsl.executor.providers import base
 
         return base.get(self.provider, self.config, dict(self.record.settings))
