@@ -34,7 +34,12 @@ from ccdsl.executor.model import Node, NodeRequest, Plan, Progress
 from ccdsl.executor.providers import base
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
     from ccdsl.executor.config import Config
+    from ccdsl.executor.model import Provider
+
+    Scope: TypeAlias = tuple[str, str | None, str | None, str | None]  # (provider, region, endpoint, profile)
 
 log = logging.getLogger("ccdsl.executor")
 
@@ -609,13 +614,14 @@ def _abort(handle: str, provider: Any, state: st.State, exc: BaseException, *, r
 
 
 # -- reconciliation ---------------------------------------------------------------------------------------------
-def _scopes(records: Iterable[st.ClusterRecord], config: Config) -> dict[tuple, tuple[Any, list]]:
+def _scopes(records: Iterable[st.ClusterRecord],
+            config: Config) -> dict[Scope, tuple[Provider, list[st.ClusterRecord]]]:
     """Authoritative providers to ask, one per (provider, region, endpoint), with the records they own."""
     from ccdsl.executor.config import AwsConfig
 
-    scopes: dict[tuple, tuple[Any, list]] = {}
+    scopes: dict[Scope, tuple[Provider, list[st.ClusterRecord]]] = {}
 
-    def scope_of(provider_name: str, settings: Mapping[str, Any]) -> tuple:
+    def scope_of(provider_name: str, settings: Mapping[str, Any]) -> Scope:
         return (provider_name, settings.get("resolved_region") or settings.get("region") or config.aws.region,
                 settings.get("endpoint_url", config.aws.endpoint_url), settings.get("profile", config.aws.profile))
 
