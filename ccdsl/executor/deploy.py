@@ -22,7 +22,7 @@ import socket
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ccdsl import burstable, fabric, parameters
 from ccdsl.errors import CapacityError, CcdslError, ClusterError, ConfigError, SetupError
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
     from ccdsl.executor.config import Config
     from ccdsl.executor.model import Provider
+    from ccdsl.executor.providers.aws import AwsProvider
 
     Scope: TypeAlias = tuple[str, str | None, str | None, str | None]  # (provider, region, endpoint, profile)
 
@@ -363,7 +364,7 @@ def deploy(target: Any, *, workdir: str | os.PathLike[str] | None = None, setup:
     report = progress or quiet
     handle = new_handle()
     now = time.time()
-    current: list[Any] = []  # the provider being used, for clean-up if anything below fails
+    current: list[Provider] = []  # the provider being used, for clean-up if anything below fails
     try:  # from the record on: a Ctrl-C before the first provider call leaves no record (_abort)
         state.add_cluster(st.ClusterRecord(
             handle=handle, contract=spec.contract, provider=spec.plans[0].provider, cluster_type=spec.cluster_type,
@@ -421,7 +422,7 @@ def _create(handle: str, spec: Spec, config: Config, state: st.State, report: Pr
     """Try the plans in order; within a plan, every role in every zone; return (provider, nodes)."""
     failures: list[str] = []
     hints: list[str] = []
-    kept: Any = None  # the provider whose shared resources (security group, key pair) the next plan reuses
+    kept: Provider | None = None  # the provider whose shared resources (security group, key pair) the next plan reuses
     for number, plan in enumerate(spec.plans):
         provider = kept or base.get(plan.provider, config)
         if provider is not kept:
@@ -463,7 +464,7 @@ def _same_place(plan: Plan, other: Plan) -> bool:
     return plan.provider == other.provider and region(plan) == region(other)
 
 
-def _create_plan(handle: str, plan: Plan, provider: Any, state: st.State, report: Progress,
+def _create_plan(handle: str, plan: Plan, provider: Provider, state: st.State, report: Progress,
                  announce: Any = None) -> list[Node]:
     """Create every role of ``plan``; ``announce()`` runs once, just before the first create call: a deploy that
     fails before it (no credentials, a refused region) leaves no record, so it must not name markets of a handle
@@ -564,7 +565,7 @@ def _spot_zone_order(handle: str, request: NodeRequest, usable: list[str | None]
     return order
 
 
-def _settings(provider: Any) -> dict[str, Any]:
+def _settings(provider: Provider) -> dict[str, Any]:
     return provider.settings() if hasattr(provider, "settings") else {}
 
 
@@ -578,14 +579,15 @@ def _note(handle: str, state: st.State, text: str, phase: str = "note") -> None:
     state.journal(handle, phase, text=text)
 
 
-def _cleanup(handle: str, provider: Any, state: st.State) -> None:
+def _cleanup(handle: str, provider: Provider, state: st.State) -> None:
     """Terminate whatever the handle owns at ``provider`` (tags find what the records may have missed)."""
     state.journal(handle, "cleanup")
     provider.terminate(handle, state.nodes(handle))
     state.clear_nodes(handle)
 
 
-def _abort(handle: str, provider: Any, state: st.State, exc: BaseException, *, reached: bool = True) -> None:
+def _abort(handle: str, provider: Provider | None, state: st.State, exc: BaseException, *,
+           reached: bool = True) -> None:
     """Undo a failed deploy.  One that never sent a call that could create something (no credentials, a bad
     region, an unknown image) leaves nothing to clean and no record: a record it left could not be terminated
     without the very access that was missing, and would be warned about forever."""
@@ -699,7 +701,7 @@ def _fresh_workers(record: st.ClusterRecord, state: st.State) -> None:
 _UP, _DOWN = {"pending", "running"}, {"stopping", "stopped"}
 
 
-def _refresh_nodes(record: st.ClusterRecord, provider: Any, state: st.State, verb: str | None = None) -> None:
+def _refresh_nodes(record: st.ClusterRecord, provider: Provider, state: st.State, verb: str | None = None) -> None:
     """The record's nodes as the cloud has them: states and addresses refreshed, rows of instances that no longer
     exist dropped (else every later terminate/interrupt would name them), the status following the nodes.
 
@@ -716,7 +718,7 @@ def _refresh_nodes(record: st.ClusterRecord, provider: Any, state: st.State, ver
                                  note=f"a '{verb}' was interrupted: no instance of it runs any more, but other "
                                       f"resources remain; run 'ccdsl terminate {record.handle}' to finish")
         elif provider.name == "aws" and record.status in (st.RUNNING, st.INTERRUPTED):
-            _all_gone(record, provider, state)
+            _all_gone(record, cast("AwsProvider", provider), state)  # its name says which class it is
         return
     ours = {(n.role, n.index): n for n in state.nodes(record.handle)}
     merged = [replace(ours[k], state=n.state, address=n.address, private_address=n.private_address, zone=n.zone,
@@ -771,7 +773,7 @@ def _note_mixed(record: st.ClusterRecord, nodes: list[Node], state: st.State) ->
         log.warning("%s: %s", record.handle, note)
 
 
-def _stopped_note(record: st.ClusterRecord, provider: Any) -> str:
+def _stopped_note(record: st.ClusterRecord, provider: Provider) -> str:
     """Why every node of a running cluster is stopped: EC2 interrupted its spot nodes (their requests say so), the
     watchdog, or someone outside ccdsl."""
     held = provider.ec2_stopped(record.handle) if hasattr(provider, "ec2_stopped") else {}  # a rare event: ask
@@ -782,7 +784,7 @@ def _stopped_note(record: st.ClusterRecord, provider: Any) -> str:
             f"{record.handle}' ends it")
 
 
-def _all_gone(record: st.ClusterRecord, provider: Any, state: st.State) -> None:
+def _all_gone(record: st.ClusterRecord, provider: AwsProvider, state: st.State) -> None:
     """Every instance of a running or interrupted cluster is gone (EC2 forgets terminated ids soon): nothing can
     come back, so what is left (security group, key pair, spot requests) is removed and the cluster recorded as
     terminated, saying so -- as an autostop with --down is (guard.reconcile_record)."""
@@ -800,7 +802,7 @@ def _all_gone(record: st.ClusterRecord, provider: Any, state: st.State) -> None:
     log.warning("%s: %s", record.handle, note)
 
 
-def _adopt(handle: str, provider: Any, state: st.State) -> None:
+def _adopt(handle: str, provider: Provider, state: st.State) -> None:
     """A cluster found by its tags that no record knows (made on another machine, or records lost)."""
     if not is_handle(handle):
         return
