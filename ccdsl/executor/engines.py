@@ -91,7 +91,7 @@ def identity(pid: int) -> list[str] | None:
     return found
 
 
-def same_process(recorded: Any, now: Any) -> bool:
+def same_process(recorded: object, now: object) -> bool:
     """Whether the identity ``now`` (see :data:`_IDENTITY`) is the process ``recorded`` at start.
 
     Start time and boot id decide (a reused pid starts later).  The command line must match too, unless it now

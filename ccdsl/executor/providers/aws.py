@@ -1034,7 +1034,7 @@ class AwsProvider:
             raise ConfigError(f"EC2 cannot run {instance_type} with one thread per core ({who})", hint=hint)
         return {"CoreCount": int(vcpu["DefaultCores"]), "ThreadsPerCore": 1}
 
-    def _subnet_for(self, zone: Any) -> str | None:
+    def _subnet_for(self, zone: object) -> str | None:  # a request option: str(zone) names it
         """The one subnet of every EFA interface: ``[aws] subnet_id``, else the default subnet of ``zone`` (known
         from :meth:`zones`, asked once otherwise); None: EC2's choice."""
         if self.config.subnet_id or not zone:
