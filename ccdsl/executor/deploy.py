@@ -36,9 +36,11 @@ from ccdsl.executor.providers import base
 if TYPE_CHECKING:
     from typing import TypeAlias
 
+    from ccdsl.contract import Contract, Value
     from ccdsl.executor.config import Config
     from ccdsl.executor.model import Provider
     from ccdsl.executor.providers.aws import AwsProvider
+    from ccdsl.resolution import Choice, Resolution
 
     Scope: TypeAlias = tuple[str, str | None, str | None, str | None]  # (provider, region, endpoint, profile)
 
@@ -145,7 +147,7 @@ def resolver_prices_spot() -> bool:
     return "spot" in inspect.signature(resolve).parameters
 
 
-def spot_option(contract: Any, config: Config) -> bool | None:
+def spot_option(contract: Contract, config: Config) -> bool | None:
     """What deploy passes as the resolver's ``spot``: True (every role at spot prices) for ``[aws] spot = true``
     when the contract says nothing about spot; None (the contract decides: ``spot``, ``worker.spot``,
     ``manager.spot``, which win over the file as every contract parameter does) otherwise."""
@@ -153,7 +155,7 @@ def spot_option(contract: Any, config: Config) -> bool | None:
     return True if config.aws.spot and not said and resolver_prices_spot() else None
 
 
-def _resolve(contract: Any, *, spot: bool | None = None) -> Any:
+def _resolve(contract: Contract, *, spot: bool | None = None) -> Resolution:
     """The contract's resolution (``node_provider => Local`` resolves to this machine's catalog row); ``spot``
     (from ``[aws] spot = true``): at spot prices, so that what is launched as spot is what was priced as spot."""
     from ccdsl.resolver import resolve
@@ -162,12 +164,12 @@ def _resolve(contract: Any, *, spot: bool | None = None) -> Any:
     return resolve(contract, **options)
 
 
-def market_of(choice: Any) -> str:
+def market_of(choice: Choice) -> str:
     """``"spot"`` or ``"on-demand"``: the market a resolver Choice was priced in."""
     return "spot" if getattr(choice, "market", "on-demand") == "spot" else "on-demand"
 
 
-def _spec_from_resolution(resolution: Any) -> Spec:
+def _spec_from_resolution(resolution: Resolution) -> Spec:
     """One plan per choice (the choice, then its alternatives), one request per role.  Each role is requested in
     the market its Choice was priced in (ManagerWorkers with ``worker.spot``: the manager on-demand, the workers
     spot).  A resolver that cannot price spot leaves every Choice on-demand: then the contract's ``spot`` flag
@@ -179,7 +181,7 @@ def _spec_from_resolution(resolution: Any) -> Spec:
     per_role = resolver_prices_spot() or any(market_of(c) == "spot" for c in choices)
     legacy_spot = bool(overrides.get("aws", {}).get("spot", False))
 
-    def request(choice: Any, role: str) -> NodeRequest:
+    def request(choice: Choice, role: str) -> NodeRequest:
         priced = per_role and base.canonical(choice.provider) == "aws"  # SSH hosts and this machine have no market
         # the role's efa => true|false (PeerWorkers' nodes take the unscoped clauses): the provider decides with it
         clauses = contract.clauses_for(role if manager is not None else None)
@@ -187,7 +189,7 @@ def _spec_from_resolution(resolution: Any) -> Spec:
         return _request(choice, role, contract.name, market_of(choice) if priced else None, legacy_spot, efa,
                         parameters.asked(clauses, "smt"))
 
-    def plan(choice: Any) -> Plan:
+    def plan(choice: Choice) -> Plan:
         requests = []
         if manager is not None:
             requests.append(request(manager, "manager"))
@@ -199,25 +201,26 @@ def _spec_from_resolution(resolution: Any) -> Spec:
     return Spec(contract.name, contract.cluster_type, plans, overrides)
 
 
-def contract_overrides(contract: Any) -> dict[str, dict[str, Any]]:
+def contract_overrides(contract: Contract) -> dict[str, dict[str, Any]]:
     """The contract's configuration parameters as ccdsl.toml keys (they win over the file)."""
     overrides: dict[str, dict[str, Any]] = {}
-    for key, value in contract.config_dict().items():
+    for key, given in contract.config_dict().items():
         if key not in CONTRACT_CONFIG:
             continue
         section, name = CONTRACT_CONFIG[key]
+        value: Value | dict[str, str] | list[str] = given  # as its ccdsl.toml key takes it
         if key == "image_id":
-            value = {"x86_64": str(value), "arm64": str(value)}
-        elif key == "placement_group" and isinstance(value, bool):
-            value = "cluster" if value else ""
-        elif key in ("hosts", "mpi_flags") and isinstance(value, str):
-            value = value.split(",") if key == "hosts" else value.split()
+            value = {"x86_64": str(given), "arm64": str(given)}
+        elif key == "placement_group" and isinstance(given, bool):
+            value = "cluster" if given else ""
+        elif key in ("hosts", "mpi_flags") and isinstance(given, str):
+            value = given.split(",") if key == "hosts" else given.split()
         elif key == "root_volume_size":
-            value = int(value)
+            value = int(given)
         elif key == "tags":
             from ccdsl.security import tags
 
-            value = tags(value) or {}
+            value = tags(given) or {}
         overrides.setdefault(section, {})[name] = value
     ranks = contract.clause("node_process_count")
     if ranks is not None and ranks.qualifier == "just" and ranks.values:
@@ -233,7 +236,7 @@ def _with_file_tags(overrides: Mapping[str, Mapping[str, Any]], config: Config) 
     return out
 
 
-def _request(choice: Any, role: str, contract: str, market: str | None, legacy_spot: bool,
+def _request(choice: Choice, role: str, contract: str, market: str | None, legacy_spot: bool,
              efa: bool | None = None, smt: bool | None = None) -> NodeRequest:
     """The request of one role.  ``market`` (None: the resolver priced no market) goes into the options, where
     the provider reads it; a spot role also carries its zones, the cheapest spot price's first.  ``efa``: the
