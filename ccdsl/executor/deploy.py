@@ -20,8 +20,9 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 from ccdsl import burstable, fabric, parameters
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from ccdsl.executor.config import Config
     from ccdsl.executor.model import Provider
     from ccdsl.executor.providers.aws import AwsProvider
+    from ccdsl.executor.workdir import Stream, SyncProgress
     from ccdsl.resolution import Choice, Resolution
 
     Scope: TypeAlias = tuple[str, str | None, str | None, str | None]  # (provider, region, endpoint, profile)
@@ -319,7 +321,8 @@ def _announce_markets(handle: str, plan: Plan, config: Config, state: st.State) 
 # -- deploy -----------------------------------------------------------------------------------------------------
 def deploy(target: Any, *, workdir: str | os.PathLike[str] | None = None, setup: str | None = None,
            config: Config | None = None, progress: Progress | None = None, state: st.State | None = None,
-           sync_progress: Any = None, setup_stream: Any = None, autostop: str | float | None = None,
+           sync_progress: SyncProgress | None = None, setup_stream: Stream | None = None,
+           autostop: str | float | None = None,
            down: bool = False, max_cost: float | None = None) -> Cluster:
     """Create the cluster ``target`` (a Contract, a Resolution, or Plans) asks for; return it running and ready.
 
@@ -437,7 +440,7 @@ def _create(handle: str, spec: Spec, config: Config, state: st.State, report: Pr
         cost.record_plan(state, handle, plan)  # priced before anything is created: a crashed deploy is priced too
         try:
             return provider, _create_plan(handle, plan, provider, state, report,
-                                          announce=lambda p=plan: _announce_markets(handle, p, config, state))
+                                          announce=partial(_announce_markets, handle, plan, config, state))
         except CapacityError as exc:
             failures.append(f"{plan.describe()}: {exc.message}")
             if exc.hint and exc.hint not in hints:
@@ -461,14 +464,14 @@ def _create(handle: str, spec: Spec, config: Config, state: st.State, report: Pr
 
 def _same_place(plan: Plan, other: Plan) -> bool:
     """Whether two plans launch with the same provider in the same region (so they can share its resources)."""
-    def region(p: Plan) -> Any:
+    def region(p: Plan) -> str | None:
         return p.requests[0].region if p.requests else None
 
     return plan.provider == other.provider and region(plan) == region(other)
 
 
 def _create_plan(handle: str, plan: Plan, provider: Provider, state: st.State, report: Progress,
-                 announce: Any = None) -> list[Node]:
+                 announce: Callable[[], None] | None = None) -> list[Node]:
     """Create every role of ``plan``; ``announce()`` runs once, just before the first create call: a deploy that
     fails before it (no credentials, a refused region) leaves no record, so it must not name markets of a handle
     that never existed."""

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ccdsl.errors import ConfigError, ExecutionError, SetupError, printable
 from ccdsl.executor import _tree, ssh
@@ -432,7 +432,7 @@ class ProgressBar:
     """``sync [#######-------]  42/100 files  21.0/50.0 MB`` on stderr, redrawn in place on a terminal and
     printed once at the end otherwise."""
 
-    def __init__(self, stream: Any = None, width: int = 24) -> None:
+    def __init__(self, stream: TextIO | None = None, width: int = 24) -> None:
         self.stream = stream or sys.stderr
         self.width = width
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
