@@ -328,7 +328,7 @@ class Engines:
         self.access = access
         self.state = state
         self.handle = access.handle
-        self.client: Any = None
+        self.client: Any = None  # an ipyparallel.Client: ipyparallel ships no types
         self.tunnel: Tunnel | None = None
         self._pool: ssh.Connections | None = None
 

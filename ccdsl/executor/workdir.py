@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from ccdsl.errors import ConfigError, ExecutionError, SetupError, printable
 from ccdsl.executor import _tree, ssh
@@ -38,6 +38,10 @@ from ccdsl.executor.parallel import parallel
 
 if TYPE_CHECKING:
     from typing import TypeAlias
+
+    # paramiko ships no types (ignore_missing_imports in pyproject.toml): its classes below name what travels, and
+    # read as Any -- the untyped boundary of this module
+    import paramiko
 
     from ccdsl.executor.access import NodeAccess
 
@@ -170,7 +174,7 @@ def sync_local(source: Path, target: Path, counter: Counter) -> Synced:
     return Synced("this machine", "local", len(changes["send"]), size, len(changes["delete"]), fresh=not theirs[0])
 
 
-def _sftp_tree(sftp: Any, root: str, patterns: list[str]) -> Tree:
+def _sftp_tree(sftp: paramiko.SFTPClient, root: str, patterns: list[str]) -> Tree:
     """The tree at ``root`` on a node, read over SFTP (one listing per directory)."""
     files: dict[str, _tree.Entry] = {}  # (size, mtime, mode), or (0, 0, 0, target) for a link
     dirs: set[str] = set()
@@ -196,7 +200,7 @@ def _sftp_tree(sftp: Any, root: str, patterns: list[str]) -> Tree:
     return files, dirs
 
 
-def _sftp_rmtree(sftp: Any, path: str) -> None:
+def _sftp_rmtree(sftp: paramiko.SFTPClient, path: str) -> None:
     for a in sftp.listdir_attr(path):
         p = f"{path}/{a.filename}"
         if stat.S_ISDIR(a.st_mode or 0):
@@ -206,7 +210,7 @@ def _sftp_rmtree(sftp: Any, path: str) -> None:
     sftp.rmdir(path)
 
 
-def sync_sftp(client: Any, node: Node, source: Path, local: tuple[Tree, dict[str, int]],
+def sync_sftp(client: paramiko.SSHClient, node: Node, source: Path, local: tuple[Tree, dict[str, int]],
               counter: Counter) -> Synced:
     """Make the node's copy equal to ``source`` over one SFTP session: list, delete, send what changed."""
     import json
@@ -280,7 +284,8 @@ def sync_sftp(client: Any, node: Node, source: Path, local: tuple[Tree, dict[str
     return Synced(where, node.instance_id, len(changes["send"]), size, len(changes["delete"]), fresh=not theirs[0])
 
 
-def relay(client: Any, manager: Node, workers: Sequence[Node], counter: Counter, timeout: float) -> list[Synced]:
+def relay(client: paramiko.SSHClient, manager: Node, workers: Sequence[Node], counter: Counter,
+          timeout: float) -> list[Synced]:
     """On the manager: copy its folder on to every worker (``_tree.py relay``), all at once."""
     import json
 
@@ -411,7 +416,7 @@ def setup_remote(pool: ssh.Connections, nodes: Sequence[Node], command: str, str
                         return b""
                     break
                 ssh.wait_channel(chan, 0.05)
-            chunk: bytes = chan.recv(CHUNK)  # paramiko is untyped (Any to mypy): the annotation is the boundary
+            chunk: bytes = chan.recv(CHUNK)  # paramiko is untyped (Any to mypy): typed here, at the boundary
             return chunk
 
         _stream_lines(read, lambda line: stream(name, line))
