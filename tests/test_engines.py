@@ -185,6 +185,16 @@ def test_local_restart_gives_fresh_engines_and_a_dead_rank_is_named(local4):
     assert local4.engines().ids == [0, 1, 2, 3]  # fresh ones again
 
 
+def test_local_engines_json_that_is_no_object_is_no_record(local4):
+    """An engines.json that is JSON but not an object (a foreign or hand-edited file) is no record: engines() starts
+    fresh engines, as without the file.  Before, it failed with a TypeError (the file read as a dict)."""
+    from ccdsl.executor import engines
+
+    local4.stop_engines()
+    (engines.state_dir(local4.handle, create=True) / "engines.json").write_text("[1, 2]")
+    assert local4.engines().ids == [0, 1, 2, 3]
+
+
 def test_local_interrupt_stops_engines_and_terminate_leaves_no_process(local4):
     from ccdsl.executor import engines
 

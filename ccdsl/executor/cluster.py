@@ -29,7 +29,11 @@ from ccdsl.executor.model import Node, Progress
 from ccdsl.executor.parallel import parallel
 
 if TYPE_CHECKING:
+    from ccdsl.executor import engines, mpi
     from ccdsl.executor.config import Config
+    from ccdsl.executor.cost import Cost
+    from ccdsl.executor.model import Provider
+    from ccdsl.executor.workdir import Stream, Synced, SyncProgress
 
 log = logging.getLogger("ccdsl.executor")
 
@@ -116,8 +120,8 @@ class Cluster:
         self.handle = handle
         overrides = record.settings.get("overrides") or {}  # the contract's config parameters win over the file
         self.config = (config or cfg.load()).replace(**overrides)
-        self._launcher: Any = None
-        self._engines: Any = None
+        self._launcher: mpi.Launcher | None = None
+        self._engines: engines.Engines | None = None
         self._lock = threading.RLock()
 
     # -- what it is ------------------------------------------------------------------------------------------
@@ -242,7 +246,7 @@ class Cluster:
                                            oversubscribe=oversubscribe)
 
     # -- spending ----------------------------------------------------------------------------------------------
-    def cost(self) -> Any:
+    def cost(self) -> Cost:
         """The cost estimate so far (:class:`ccdsl.executor.cost.Cost`): recorded price × running time."""
         from ccdsl.executor import cost
 
@@ -275,7 +279,7 @@ class Cluster:
                 return launcher.run_program(program, np, stream=stream or mpi.print_stream,
                                             oversubscribe=oversubscribe, label_ranks=label_ranks)
 
-    def _get_launcher(self) -> Any:
+    def _get_launcher(self) -> mpi.Launcher:
         from ccdsl.executor import mpi
 
         with self._lock:
@@ -357,8 +361,8 @@ class Cluster:
         workers, _ = split_roles(self.nodes())
         return workdir.remote_dir(workers[0])
 
-    def sync(self, path: str | None = None, *, setup: bool = False, progress: Any = None,
-             stream: Callable[[str, str], None] | None = None, replace: bool = False) -> list[Any]:
+    def sync(self, path: str | None = None, *, setup: bool = False, progress: SyncProgress | None = None,
+             stream: Callable[[str, str], None] | None = None, replace: bool = False) -> list[Synced]:
         """Copy the project's folder (``path``, default: the deploy's ``workdir``) to every node, sending only
         what changed and deleting what was deleted; with ``setup``, run the set-up command again on every node.
         Nodes that had no copy (replaced nodes) get the set-up anyway.  Returns what was done per node.
@@ -389,7 +393,8 @@ class Cluster:
             self.state.journal(self.handle, "sync", folder=folder, setup=setup)
             return self._sync(folder, setup=setup, progress=progress, stream=stream)
 
-    def _sync(self, folder: str, *, setup: bool, progress: Any = None, stream: Any = None) -> list[Any]:
+    def _sync(self, folder: str, *, setup: bool, progress: SyncProgress | None = None,
+              stream: Stream | None = None) -> list[Synced]:
         from ccdsl.executor import workdir
 
         reach = node_access(self)
@@ -418,7 +423,7 @@ class Cluster:
                 self._launcher = None
 
     # -- lifecycle -------------------------------------------------------------------------------------------
-    def _provider(self) -> Any:
+    def _provider(self) -> Provider:
         from ccdsl.executor.providers import base
 
         return base.get(self.provider, self.config, dict(self.record.settings))
@@ -521,7 +526,7 @@ class Cluster:
                     self._sync(self.workdir, setup=False)
             self._rearm()
 
-    def _refuse_ec2_stopped(self, provider: Any) -> None:
+    def _refuse_ec2_stopped(self, provider: Provider) -> None:
         """Spot nodes EC2 stopped itself (interrupted) cannot be started by anyone else: say so instead of
         sending StartInstances (refused) and stopping the rest again."""
         from ccdsl.executor import guard
@@ -557,7 +562,7 @@ class Cluster:
             log.warning("%s: %s", self.handle, text)
             self.state.update_cluster(self.handle, note=text)
 
-    def _stop_again(self, provider: Any, exc: BaseException) -> None:
+    def _stop_again(self, provider: Provider, exc: BaseException) -> None:
         """A resume that failed half way must not leave running (paid) nodes behind: stop them again; if even
         that fails, mark the cluster failed so ``ccdsl clusters`` shows it."""
         reason = getattr(exc, "message", None) or type(exc).__name__

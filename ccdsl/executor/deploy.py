@@ -20,9 +20,10 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, cast
 
 from ccdsl import burstable, fabric, parameters
 from ccdsl.errors import CapacityError, CcdslError, ClusterError, ConfigError, SetupError
@@ -34,7 +35,16 @@ from ccdsl.executor.model import Node, NodeRequest, Plan, Progress
 from ccdsl.executor.providers import base
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from ccdsl.contract import Contract, Value
     from ccdsl.executor.config import Config
+    from ccdsl.executor.model import Provider
+    from ccdsl.executor.providers.aws import AwsProvider
+    from ccdsl.executor.workdir import Stream, SyncProgress
+    from ccdsl.resolution import Choice, Resolution
+
+    Scope: TypeAlias = tuple[str, str | None, str | None, str | None]  # (provider, region, endpoint, profile)
 
 log = logging.getLogger("ccdsl.executor")
 
@@ -139,7 +149,7 @@ def resolver_prices_spot() -> bool:
     return "spot" in inspect.signature(resolve).parameters
 
 
-def spot_option(contract: Any, config: Config) -> bool | None:
+def spot_option(contract: Contract, config: Config) -> bool | None:
     """What deploy passes as the resolver's ``spot``: True (every role at spot prices) for ``[aws] spot = true``
     when the contract says nothing about spot; None (the contract decides: ``spot``, ``worker.spot``,
     ``manager.spot``, which win over the file as every contract parameter does) otherwise."""
@@ -147,7 +157,7 @@ def spot_option(contract: Any, config: Config) -> bool | None:
     return True if config.aws.spot and not said and resolver_prices_spot() else None
 
 
-def _resolve(contract: Any, *, spot: bool | None = None) -> Any:
+def _resolve(contract: Contract, *, spot: bool | None = None) -> Resolution:
     """The contract's resolution (``node_provider => Local`` resolves to this machine's catalog row); ``spot``
     (from ``[aws] spot = true``): at spot prices, so that what is launched as spot is what was priced as spot."""
     from ccdsl.resolver import resolve
@@ -156,12 +166,12 @@ def _resolve(contract: Any, *, spot: bool | None = None) -> Any:
     return resolve(contract, **options)
 
 
-def market_of(choice: Any) -> str:
+def market_of(choice: Choice) -> str:
     """``"spot"`` or ``"on-demand"``: the market a resolver Choice was priced in."""
     return "spot" if getattr(choice, "market", "on-demand") == "spot" else "on-demand"
 
 
-def _spec_from_resolution(resolution: Any) -> Spec:
+def _spec_from_resolution(resolution: Resolution) -> Spec:
     """One plan per choice (the choice, then its alternatives), one request per role.  Each role is requested in
     the market its Choice was priced in (ManagerWorkers with ``worker.spot``: the manager on-demand, the workers
     spot).  A resolver that cannot price spot leaves every Choice on-demand: then the contract's ``spot`` flag
@@ -173,7 +183,7 @@ def _spec_from_resolution(resolution: Any) -> Spec:
     per_role = resolver_prices_spot() or any(market_of(c) == "spot" for c in choices)
     legacy_spot = bool(overrides.get("aws", {}).get("spot", False))
 
-    def request(choice: Any, role: str) -> NodeRequest:
+    def request(choice: Choice, role: str) -> NodeRequest:
         priced = per_role and base.canonical(choice.provider) == "aws"  # SSH hosts and this machine have no market
         # the role's efa => true|false (PeerWorkers' nodes take the unscoped clauses): the provider decides with it
         clauses = contract.clauses_for(role if manager is not None else None)
@@ -181,7 +191,7 @@ def _spec_from_resolution(resolution: Any) -> Spec:
         return _request(choice, role, contract.name, market_of(choice) if priced else None, legacy_spot, efa,
                         parameters.asked(clauses, "smt"))
 
-    def plan(choice: Any) -> Plan:
+    def plan(choice: Choice) -> Plan:
         requests = []
         if manager is not None:
             requests.append(request(manager, "manager"))
@@ -193,25 +203,26 @@ def _spec_from_resolution(resolution: Any) -> Spec:
     return Spec(contract.name, contract.cluster_type, plans, overrides)
 
 
-def contract_overrides(contract: Any) -> dict[str, dict[str, Any]]:
+def contract_overrides(contract: Contract) -> dict[str, dict[str, Any]]:
     """The contract's configuration parameters as ccdsl.toml keys (they win over the file)."""
     overrides: dict[str, dict[str, Any]] = {}
-    for key, value in contract.config_dict().items():
+    for key, given in contract.config_dict().items():
         if key not in CONTRACT_CONFIG:
             continue
         section, name = CONTRACT_CONFIG[key]
+        value: Value | dict[str, str] | list[str] = given  # as its ccdsl.toml key takes it
         if key == "image_id":
-            value = {"x86_64": str(value), "arm64": str(value)}
-        elif key == "placement_group" and isinstance(value, bool):
-            value = "cluster" if value else ""
-        elif key in ("hosts", "mpi_flags") and isinstance(value, str):
-            value = value.split(",") if key == "hosts" else value.split()
+            value = {"x86_64": str(given), "arm64": str(given)}
+        elif key == "placement_group" and isinstance(given, bool):
+            value = "cluster" if given else ""
+        elif key in ("hosts", "mpi_flags") and isinstance(given, str):
+            value = given.split(",") if key == "hosts" else given.split()
         elif key == "root_volume_size":
-            value = int(value)
+            value = int(given)
         elif key == "tags":
             from ccdsl.security import tags
 
-            value = tags(value) or {}
+            value = tags(given) or {}
         overrides.setdefault(section, {})[name] = value
     ranks = contract.clause("node_process_count")
     if ranks is not None and ranks.qualifier == "just" and ranks.values:
@@ -227,7 +238,7 @@ def _with_file_tags(overrides: Mapping[str, Mapping[str, Any]], config: Config) 
     return out
 
 
-def _request(choice: Any, role: str, contract: str, market: str | None, legacy_spot: bool,
+def _request(choice: Choice, role: str, contract: str, market: str | None, legacy_spot: bool,
              efa: bool | None = None, smt: bool | None = None) -> NodeRequest:
     """The request of one role.  ``market`` (None: the resolver priced no market) goes into the options, where
     the provider reads it; a spot role also carries its zones, the cheapest spot price's first.  ``efa``: the
@@ -310,7 +321,8 @@ def _announce_markets(handle: str, plan: Plan, config: Config, state: st.State) 
 # -- deploy -----------------------------------------------------------------------------------------------------
 def deploy(target: Any, *, workdir: str | os.PathLike[str] | None = None, setup: str | None = None,
            config: Config | None = None, progress: Progress | None = None, state: st.State | None = None,
-           sync_progress: Any = None, setup_stream: Any = None, autostop: str | float | None = None,
+           sync_progress: SyncProgress | None = None, setup_stream: Stream | None = None,
+           autostop: str | float | None = None,
            down: bool = False, max_cost: float | None = None) -> Cluster:
     """Create the cluster ``target`` (a Contract, a Resolution, or Plans) asks for; return it running and ready.
 
@@ -358,7 +370,7 @@ def deploy(target: Any, *, workdir: str | os.PathLike[str] | None = None, setup:
     report = progress or quiet
     handle = new_handle()
     now = time.time()
-    current: list[Any] = []  # the provider being used, for clean-up if anything below fails
+    current: list[Provider] = []  # the provider being used, for clean-up if anything below fails
     try:  # from the record on: a Ctrl-C before the first provider call leaves no record (_abort)
         state.add_cluster(st.ClusterRecord(
             handle=handle, contract=spec.contract, provider=spec.plans[0].provider, cluster_type=spec.cluster_type,
@@ -416,7 +428,7 @@ def _create(handle: str, spec: Spec, config: Config, state: st.State, report: Pr
     """Try the plans in order; within a plan, every role in every zone; return (provider, nodes)."""
     failures: list[str] = []
     hints: list[str] = []
-    kept: Any = None  # the provider whose shared resources (security group, key pair) the next plan reuses
+    kept: Provider | None = None  # the provider whose shared resources (security group, key pair) the next plan reuses
     for number, plan in enumerate(spec.plans):
         provider = kept or base.get(plan.provider, config)
         if provider is not kept:
@@ -428,7 +440,7 @@ def _create(handle: str, spec: Spec, config: Config, state: st.State, report: Pr
         cost.record_plan(state, handle, plan)  # priced before anything is created: a crashed deploy is priced too
         try:
             return provider, _create_plan(handle, plan, provider, state, report,
-                                          announce=lambda p=plan: _announce_markets(handle, p, config, state))
+                                          announce=partial(_announce_markets, handle, plan, config, state))
         except CapacityError as exc:
             failures.append(f"{plan.describe()}: {exc.message}")
             if exc.hint and exc.hint not in hints:
@@ -452,14 +464,14 @@ def _create(handle: str, spec: Spec, config: Config, state: st.State, report: Pr
 
 def _same_place(plan: Plan, other: Plan) -> bool:
     """Whether two plans launch with the same provider in the same region (so they can share its resources)."""
-    def region(p: Plan) -> Any:
+    def region(p: Plan) -> str | None:
         return p.requests[0].region if p.requests else None
 
     return plan.provider == other.provider and region(plan) == region(other)
 
 
-def _create_plan(handle: str, plan: Plan, provider: Any, state: st.State, report: Progress,
-                 announce: Any = None) -> list[Node]:
+def _create_plan(handle: str, plan: Plan, provider: Provider, state: st.State, report: Progress,
+                 announce: Callable[[], None] | None = None) -> list[Node]:
     """Create every role of ``plan``; ``announce()`` runs once, just before the first create call: a deploy that
     fails before it (no credentials, a refused region) leaves no record, so it must not name markets of a handle
     that never existed."""
@@ -559,7 +571,7 @@ def _spot_zone_order(handle: str, request: NodeRequest, usable: list[str | None]
     return order
 
 
-def _settings(provider: Any) -> dict[str, Any]:
+def _settings(provider: Provider) -> dict[str, Any]:
     return provider.settings() if hasattr(provider, "settings") else {}
 
 
@@ -573,14 +585,15 @@ def _note(handle: str, state: st.State, text: str, phase: str = "note") -> None:
     state.journal(handle, phase, text=text)
 
 
-def _cleanup(handle: str, provider: Any, state: st.State) -> None:
+def _cleanup(handle: str, provider: Provider, state: st.State) -> None:
     """Terminate whatever the handle owns at ``provider`` (tags find what the records may have missed)."""
     state.journal(handle, "cleanup")
     provider.terminate(handle, state.nodes(handle))
     state.clear_nodes(handle)
 
 
-def _abort(handle: str, provider: Any, state: st.State, exc: BaseException, *, reached: bool = True) -> None:
+def _abort(handle: str, provider: Provider | None, state: st.State, exc: BaseException, *,
+           reached: bool = True) -> None:
     """Undo a failed deploy.  One that never sent a call that could create something (no credentials, a bad
     region, an unknown image) leaves nothing to clean and no record: a record it left could not be terminated
     without the very access that was missing, and would be warned about forever."""
@@ -609,13 +622,14 @@ def _abort(handle: str, provider: Any, state: st.State, exc: BaseException, *, r
 
 
 # -- reconciliation ---------------------------------------------------------------------------------------------
-def _scopes(records: Iterable[st.ClusterRecord], config: Config) -> dict[tuple, tuple[Any, list]]:
+def _scopes(records: Iterable[st.ClusterRecord],
+            config: Config) -> dict[Scope, tuple[Provider, list[st.ClusterRecord]]]:
     """Authoritative providers to ask, one per (provider, region, endpoint), with the records they own."""
     from ccdsl.executor.config import AwsConfig
 
-    scopes: dict[tuple, tuple[Any, list]] = {}
+    scopes: dict[Scope, tuple[Provider, list[st.ClusterRecord]]] = {}
 
-    def scope_of(provider_name: str, settings: Mapping[str, Any]) -> tuple:
+    def scope_of(provider_name: str, settings: Mapping[str, Any]) -> Scope:
         return (provider_name, settings.get("resolved_region") or settings.get("region") or config.aws.region,
                 settings.get("endpoint_url", config.aws.endpoint_url), settings.get("profile", config.aws.profile))
 
@@ -693,7 +707,7 @@ def _fresh_workers(record: st.ClusterRecord, state: st.State) -> None:
 _UP, _DOWN = {"pending", "running"}, {"stopping", "stopped"}
 
 
-def _refresh_nodes(record: st.ClusterRecord, provider: Any, state: st.State, verb: str | None = None) -> None:
+def _refresh_nodes(record: st.ClusterRecord, provider: Provider, state: st.State, verb: str | None = None) -> None:
     """The record's nodes as the cloud has them: states and addresses refreshed, rows of instances that no longer
     exist dropped (else every later terminate/interrupt would name them), the status following the nodes.
 
@@ -710,7 +724,7 @@ def _refresh_nodes(record: st.ClusterRecord, provider: Any, state: st.State, ver
                                  note=f"a '{verb}' was interrupted: no instance of it runs any more, but other "
                                       f"resources remain; run 'ccdsl terminate {record.handle}' to finish")
         elif provider.name == "aws" and record.status in (st.RUNNING, st.INTERRUPTED):
-            _all_gone(record, provider, state)
+            _all_gone(record, cast("AwsProvider", provider), state)  # its name says which class it is
         return
     ours = {(n.role, n.index): n for n in state.nodes(record.handle)}
     merged = [replace(ours[k], state=n.state, address=n.address, private_address=n.private_address, zone=n.zone,
@@ -767,7 +781,7 @@ def _note_mixed(record: st.ClusterRecord, nodes: list[Node], state: st.State) ->
         log.warning("%s: %s", record.handle, note)
 
 
-def _stopped_note(record: st.ClusterRecord, provider: Any) -> str:
+def _stopped_note(record: st.ClusterRecord, provider: Provider) -> str:
     """Why every node of a running cluster is stopped: EC2 interrupted its spot nodes (their requests say so), the
     watchdog, or someone outside ccdsl."""
     held = provider.ec2_stopped(record.handle) if hasattr(provider, "ec2_stopped") else {}  # a rare event: ask
@@ -778,7 +792,7 @@ def _stopped_note(record: st.ClusterRecord, provider: Any) -> str:
             f"{record.handle}' ends it")
 
 
-def _all_gone(record: st.ClusterRecord, provider: Any, state: st.State) -> None:
+def _all_gone(record: st.ClusterRecord, provider: AwsProvider, state: st.State) -> None:
     """Every instance of a running or interrupted cluster is gone (EC2 forgets terminated ids soon): nothing can
     come back, so what is left (security group, key pair, spot requests) is removed and the cluster recorded as
     terminated, saying so -- as an autostop with --down is (guard.reconcile_record)."""
@@ -796,7 +810,7 @@ def _all_gone(record: st.ClusterRecord, provider: Any, state: st.State) -> None:
     log.warning("%s: %s", record.handle, note)
 
 
-def _adopt(handle: str, provider: Any, state: st.State) -> None:
+def _adopt(handle: str, provider: Provider, state: st.State) -> None:
     """A cluster found by its tags that no record knows (made on another machine, or records lost)."""
     if not is_handle(handle):
         return

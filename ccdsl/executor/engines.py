@@ -91,7 +91,7 @@ def identity(pid: int) -> list[str] | None:
     return found
 
 
-def same_process(recorded: Any, now: Any) -> bool:
+def same_process(recorded: object, now: object) -> bool:
     """Whether the identity ``now`` (see :data:`_IDENTITY`) is the process ``recorded`` at start.
 
     Start time and boot id decide (a reused pid starts later).  The command line must match too, unless it now
@@ -159,7 +159,8 @@ class Tunnel:
                              name=f"ccdsl-tunnel-{port}").start()
 
     def local_port(self, remote: int) -> int:
-        return self._listeners[remote].getsockname()[1]
+        port: int = self._listeners[remote].getsockname()[1]  # typeshed: getsockname() is Any (by family)
+        return port
 
     def _accept(self, listener: socket.socket, port: int) -> None:
         while not self._closed:
@@ -327,7 +328,7 @@ class Engines:
         self.access = access
         self.state = state
         self.handle = access.handle
-        self.client: Any = None
+        self.client: Any = None  # an ipyparallel.Client: ipyparallel ships no types
         self.tunnel: Tunnel | None = None
         self._pool: ssh.Connections | None = None
 
@@ -348,16 +349,17 @@ class Engines:
     def _split(self) -> tuple[list[Node], Node | None]:
         return self.access.workers, self.access.manager
 
-    def _run(self, node: Node, command: str, timeout: float = 60.0) -> Any:
+    def _run(self, node: Node, command: str, timeout: float = 60.0) -> ssh.Result:
         from ccdsl.executor import ssh
 
         return ssh.run(self._ssh().get(node), command, node=node, timeout=timeout)
 
     def _saved(self) -> dict[str, Any] | None:
         try:
-            return json.loads((state_dir(self.handle) / "engines.json").read_text())
+            saved = json.loads((state_dir(self.handle) / "engines.json").read_text())
         except (OSError, ValueError):
             return None
+        return saved if isinstance(saved, dict) else None  # any other JSON is no record either
 
     # -- public -------------------------------------------------------------------------------------------------
     def client_for(self, timeout: float = START_TIMEOUT) -> Any:

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TextIO
 
 from ccdsl.errors import ConfigError, ExecutionError, SetupError, printable
 from ccdsl.executor import _tree, ssh
@@ -37,7 +37,16 @@ from ccdsl.executor.model import Node
 from ccdsl.executor.parallel import parallel
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    # paramiko ships no types (ignore_missing_imports in pyproject.toml): its classes below name what travels, and
+    # read as Any -- the untyped boundary of this module
+    import paramiko
+
     from ccdsl.executor.access import NodeAccess
+
+    # A folder's tree as ``_tree.scan`` returns it: relative path -> entry, and the relative directories.
+    Tree: TypeAlias = tuple[dict[str, _tree.Entry], set[str]]
 
 WORK = "work"  # the folder's name inside a node's cluster directory
 SyncProgress = Callable[[int, int, int, int], None]  # (files done, files total, bytes done, bytes total)
@@ -80,7 +89,7 @@ def local_dir(handle: str) -> Path:
     return local.folder(handle) / WORK
 
 
-def local_tree(root: Path) -> tuple[tuple[dict, set], dict[str, int]]:
+def local_tree(root: Path) -> tuple[Tree, dict[str, int]]:
     """The folder's tree and its files' nanosecond stamps; a ConfigError naming the symbolic links that lead out
     of the folder (checked before anything is sent: none of the folder is sent then)."""
     stamps: dict[str, int] = {}
@@ -165,9 +174,9 @@ def sync_local(source: Path, target: Path, counter: Counter) -> Synced:
     return Synced("this machine", "local", len(changes["send"]), size, len(changes["delete"]), fresh=not theirs[0])
 
 
-def _sftp_tree(sftp: Any, root: str, patterns: list[str]) -> tuple[dict, set]:
+def _sftp_tree(sftp: paramiko.SFTPClient, root: str, patterns: list[str]) -> Tree:
     """The tree at ``root`` on a node, read over SFTP (one listing per directory)."""
-    files: dict[str, tuple] = {}  # (size, mtime, mode), or (0, 0, 0, target) for a link
+    files: dict[str, _tree.Entry] = {}  # (size, mtime, mode), or (0, 0, 0, target) for a link
     dirs: set[str] = set()
     todo = [""]
     while todo:
@@ -191,7 +200,7 @@ def _sftp_tree(sftp: Any, root: str, patterns: list[str]) -> tuple[dict, set]:
     return files, dirs
 
 
-def _sftp_rmtree(sftp: Any, path: str) -> None:
+def _sftp_rmtree(sftp: paramiko.SFTPClient, path: str) -> None:
     for a in sftp.listdir_attr(path):
         p = f"{path}/{a.filename}"
         if stat.S_ISDIR(a.st_mode or 0):
@@ -201,7 +210,7 @@ def _sftp_rmtree(sftp: Any, path: str) -> None:
     sftp.rmdir(path)
 
 
-def sync_sftp(client: Any, node: Node, source: Path, local: tuple[tuple[dict, set], dict[str, int]],
+def sync_sftp(client: paramiko.SSHClient, node: Node, source: Path, local: tuple[Tree, dict[str, int]],
               counter: Counter) -> Synced:
     """Make the node's copy equal to ``source`` over one SFTP session: list, delete, send what changed."""
     import json
@@ -275,7 +284,8 @@ def sync_sftp(client: Any, node: Node, source: Path, local: tuple[tuple[dict, se
     return Synced(where, node.instance_id, len(changes["send"]), size, len(changes["delete"]), fresh=not theirs[0])
 
 
-def relay(client: Any, manager: Node, workers: Sequence[Node], counter: Counter, timeout: float) -> list[Synced]:
+def relay(client: paramiko.SSHClient, manager: Node, workers: Sequence[Node], counter: Counter,
+          timeout: float) -> list[Synced]:
     """On the manager: copy its folder on to every worker (``_tree.py relay``), all at once."""
     import json
 
@@ -402,9 +412,12 @@ def setup_remote(pool: ssh.Connections, nodes: Sequence[Node], command: str, str
         def read() -> bytes:  # the next chunk; nothing once the command ended and its output is read
             while not chan.recv_ready():
                 if chan.exit_status_ready() or chan.closed:
-                    return chan.recv(CHUNK) if chan.recv_ready() else b""
+                    if not chan.recv_ready():
+                        return b""
+                    break
                 ssh.wait_channel(chan, 0.05)
-            return chan.recv(CHUNK)
+            chunk: bytes = chan.recv(CHUNK)  # paramiko is untyped (Any to mypy): typed here, at the boundary
+            return chunk
 
         _stream_lines(read, lambda line: stream(name, line))
         code = chan.recv_exit_status()
@@ -424,7 +437,7 @@ class ProgressBar:
     """``sync [#######-------]  42/100 files  21.0/50.0 MB`` on stderr, redrawn in place on a terminal and
     printed once at the end otherwise."""
 
-    def __init__(self, stream: Any = None, width: int = 24) -> None:
+    def __init__(self, stream: TextIO | None = None, width: int = 24) -> None:
         self.stream = stream or sys.stderr
         self.width = width
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())

@@ -24,7 +24,7 @@ import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ccdsl.burstable import NO_CREDITS, credits
 from ccdsl.errors import CapacityError, CcdslError, ClusterError, ConfigError, MissingDependencyError, ProviderError
@@ -34,7 +34,11 @@ from ccdsl.executor.model import Node, NodeRequest, Progress
 from ccdsl.executor.providers.base import TAG_CLUSTER, TAG_CONTRACT, TAG_ROLE, poll, split_host_port
 
 if TYPE_CHECKING:
+    import datetime
+
     from ccdsl.fabric import Fabric
+
+T = TypeVar("T")
 
 EVENT_HOOKS: list[tuple[str, Callable[..., Any]]] = []
 # On the nodes of a role launched in two RunInstances (PeerWorkers behind its own node 0: node 0 alone with a public
@@ -268,7 +272,7 @@ class AwsProvider:
             self._ec2 = client
         return client
 
-    def call(self, operation: str, service: str = "ec2", **params: Any) -> dict:
+    def call(self, operation: str, service: str = "ec2", **params: Any) -> dict[str, Any]:
         """One API call; botocore errors become ccdsl errors (capacity errors as CapacityError)."""
         import botocore.exceptions
 
@@ -276,7 +280,8 @@ class AwsProvider:
             client = self.client(service)
             if operation.startswith(_MUTATING):
                 self.reached_cloud = True
-            return getattr(client, operation)(**params)
+            answer: dict[str, Any] = getattr(client, operation)(**params)  # boto3 is untyped: JSON-shaped Any
+            return answer
         except botocore.exceptions.ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             message = exc.response.get("Error", {}).get("Message", str(exc))
@@ -494,7 +499,7 @@ class AwsProvider:
                         "ec2.amazonaws.com ('ccdsl iam-policy' grants it); " + (exc.hint or ""))
         return exc
 
-    def _spot_valid_until(self) -> Any:
+    def _spot_valid_until(self) -> datetime.datetime:
         """When the cluster's persistent spot requests end: a year from the first spot launch, recorded (one date
         for every role and retry, so a re-sent RunInstances keeps its token).  AWS's default is 7 days: then EC2
         cancels the request, a stopped instance is terminated and a running one can no longer stop."""
@@ -527,7 +532,7 @@ class AwsProvider:
                 launches[token] = "sent"
                 self._journal()
 
-    def _run_instances(self, params: dict[str, Any]) -> dict:
+    def _run_instances(self, params: dict[str, Any]) -> dict[str, Any]:
         """RunInstances, journaled (see above): a refusal from EC2 launched nothing and leaves no entry; a lost
         answer leaves the entry for :meth:`_lost_launches`."""
         token = params["ClientToken"]
@@ -695,7 +700,7 @@ class AwsProvider:
                                                SpotInstanceRequestIds=[sir]),
                                        set(), {"InvalidSpotInstanceRequestID.NotFound"}, time.monotonic())
 
-    def _spot_requests(self, handle: str | None) -> list[dict]:
+    def _spot_requests(self, handle: str | None) -> list[dict[str, Any]]:
         """Spot requests that can still launch an instance, tagged with ``handle`` (None: any ccdsl handle)."""
         tag = ({"Name": f"tag:{TAG_CLUSTER}", "Values": [handle]} if handle else
                {"Name": "tag-key", "Values": [TAG_CLUSTER]})
@@ -787,8 +792,8 @@ class AwsProvider:
             self.region = region
             self._ec2 = None
 
-    def _paginate(self, operation: str, key: str, **params: Any) -> list[dict]:
-        out: list[dict] = []
+    def _paginate(self, operation: str, key: str, **params: Any) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
         token = None
         while True:
             answer = self.call(operation, **params, **({"NextToken": token} if token else {}))
@@ -797,7 +802,7 @@ class AwsProvider:
             if not token:
                 return out
 
-    def _tagged(self, operation: str, key: str, handle: str) -> list[dict]:
+    def _tagged(self, operation: str, key: str, handle: str) -> list[dict[str, Any]]:
         """Resources tagged with ``handle``, every page.  A placement group that is ``deleted`` (EC2 lists it for
         a while) is not one any more, nor is one being deleted (as volumes)."""
         filters = [{"Name": f"tag:{TAG_CLUSTER}", "Values": [handle]}]
@@ -805,7 +810,7 @@ class AwsProvider:
             filters.append({"Name": "state", "Values": ["pending", "available"]})
         return self._paginate(operation, key, Filters=filters)
 
-    def _volumes(self, handle: str) -> list[dict]:
+    def _volumes(self, handle: str) -> list[dict[str, Any]]:
         """Volumes tagged with the handle that still exist (being deleted does not count)."""
         return [v for v in self._tagged("describe_volumes", "Volumes", handle)
                 if v["State"] in ("creating", "available", "in-use", "error")]
@@ -890,7 +895,7 @@ class AwsProvider:
             time.sleep(delay)
             delay = min(delay * 2, 15.0)
 
-    def _retry_not_visible(self, action: Callable[[], Any]) -> Any:
+    def _retry_not_visible(self, action: Callable[[], T]) -> T:
         """``action`` retried with backoff while EC2 says a resource just created does not exist (eventual
         consistency: a fresh security group, key pair or instance)."""
         deadline = time.monotonic() + min(self.config.wait_timeout, 120.0)
@@ -907,18 +912,20 @@ class AwsProvider:
     def _vpc_id(self) -> str:
         if self.config.subnet_id:
             subnets = self.call("describe_subnets", SubnetIds=[self.config.subnet_id])["Subnets"]
-            return subnets[0]["VpcId"]
+            subnet_vpc: str = subnets[0]["VpcId"]
+            return subnet_vpc
         vpcs = self.call("describe_vpcs", Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"]
         if not vpcs:
             raise ConfigError(f"region {self.region} has no default VPC",
                               hint="set [aws] subnet_id in ccdsl.toml to a subnet of your VPC")
-        return vpcs[0]["VpcId"]
+        default_vpc: str = vpcs[0]["VpcId"]
+        return default_vpc
 
     def _create_security_group(self, handle: str, contract: str | None) -> str:
         # "auto" jump host: SSH from outside reaches only it (its own group, :meth:`_jump_group`); members, the jump
         # host among them, reach each other through the rule on this group itself
         cidr = "" if self._jump_auto else self._ssh_cidr()
-        group = self.call("create_security_group", GroupName=f"ccdsl-{handle}", VpcId=self.resources["vpc_id"],
+        group: str = self.call("create_security_group", GroupName=f"ccdsl-{handle}", VpcId=self.resources["vpc_id"],
                           Description=f"ccdsl cluster {handle}: " + (f"SSH from {cidr}, " if cidr else "")
                           + "all traffic between members",
                           TagSpecifications=[{"ResourceType": "security-group",
@@ -1044,7 +1051,7 @@ class AwsProvider:
             raise ConfigError(f"EC2 cannot run {instance_type} with one thread per core ({who})", hint=hint)
         return {"CoreCount": int(vcpu["DefaultCores"]), "ThreadsPerCore": 1}
 
-    def _subnet_for(self, zone: Any) -> str | None:
+    def _subnet_for(self, zone: object) -> str | None:  # a request option: str(zone) names it
         """The one subnet of every EFA interface: ``[aws] subnet_id``, else the default subnet of ``zone`` (known
         from :meth:`zones`, asked once otherwise); None: EC2's choice."""
         if self.config.subnet_id or not zone:
@@ -1390,7 +1397,8 @@ def chunks(items: Sequence[str], size: int = CHUNK) -> list[list[str]]:
 def _tag(resource: Mapping[str, Any], key: str) -> str:
     for t in resource.get("Tags", []) or []:
         if t["Key"] == key:
-            return t["Value"]
+            value: str = t["Value"]
+            return value
     return ""
 
 

@@ -29,13 +29,16 @@ import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ccdsl.errors import CapacityError, ConfigError, ProviderError
 from ccdsl.executor import model
 from ccdsl.executor.config import Config
 from ccdsl.executor.model import Node, NodeRequest, Progress
 from ccdsl.executor.providers.base import split_host_port
+
+if TYPE_CHECKING:
+    from ccdsl.executor.ssh import SshOptions
 
 log = logging.getLogger("ccdsl")
 
@@ -271,7 +274,7 @@ class SshProvider:
                      address=h.address, private_address=h.private_address, port=h.port, user=h.user,
                      key_path=h.key_path) for i, h in enumerate(hosts)]
 
-    def _ssh_options(self, handle: str, deploying: bool):
+    def _ssh_options(self, handle: str, deploying: bool) -> SshOptions:
         from ccdsl.executor.access import known_hosts_path, ssh_options
 
         return ssh_options(self.config, known_hosts=known_hosts_path(handle, self.name), deploying=deploying)
