@@ -41,3 +41,16 @@ def test_terminate_leaves_a_process_whose_pid_engines_json_names(data_dir, tmp_p
     finally:
         other.kill()
         other.wait()
+
+
+def test_a_command_line_recorded_before_exec_set_it_still_names_the_process():
+    """Right after ``Popen``, /proc/PID/cmdline often reads empty (the new program's arguments are not set up yet):
+    the identity recorded then names the process once its command line reads in full; start time and boot decide."""
+    boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    running = ["1234", "mpiexec.gforker\x00-n\x002\x00", boot]
+    assert engines.same_process(["1234", "", boot], running)
+    assert engines.same_process(running, ["1234", "", boot])  # exiting: its memory, command line included, is gone
+    assert engines.same_process(running, running)
+    assert not engines.same_process(["1234", "", boot], ["1235", "mpiexec.gforker\x00", boot])  # a reused pid
+    assert not engines.same_process(["1234", "", boot], ["1234", "x", "another-boot"])
+    assert not engines.same_process(running, ["1234", "sleep\x00", boot])
