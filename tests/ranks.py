@@ -24,10 +24,11 @@ def sleeper(comm, path):
 
 
 def alive(pid: int) -> bool:
-    """The process exists and is not a zombie."""
+    """The process exists and is not a zombie.  A process that ends between the open and the read of its stat file
+    gives ESRCH (ProcessLookupError) rather than ENOENT: gone either way."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):
         return False
 
 
@@ -35,7 +36,7 @@ def describe(pid: int) -> str:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text().split()
         return f"{pid} state {stat[2]} parent {stat[3]}"
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):
         return f"{pid} gone"
 
 
