@@ -182,8 +182,8 @@ def spot(quick: bool) -> None:
     runs = 50 if quick else 300
     print(f"  warm resolve, median of {runs} (ms):")
     print("    (on-demand: the same contract resolved with spot=False on the same catalog, for comparison)")
-    print(f"    {'contract':<18} {'region':<10} {'with Z3':>8} {'target':>7} {'closed form':>12} {'on-demand':>10}"
-          "  answer")
+    print(f"    {'contract':<18} {'region':<10} {'with Z3':>8} {'target':>7} {'CPU':>6} {'closed form':>12}"
+          f" {'on-demand':>10}  answer")
     for name, contract in parse(SPOT).items():
         for any_region in (False, True):
             def go(prove: bool = True, contract: Contract = contract, any_region: bool = any_region,
@@ -195,7 +195,7 @@ def spot(quick: bool) -> None:
                 except UnsatisfiableError as e:
                     return f"unsatisfiable: {', '.join(c.parameter for c in e.conflict)}"
             answer = go()
-            proved = median_ms(go, runs)
+            proved, cpu = medians_ms(go, runs)
             closed = median_ms(lambda go=go: go(False), runs)
             # an interruption bound has no on-demand meaning (an error): nan
             bounded = any(c.parameter == "spot_interruption" for c in contract.clauses)
@@ -203,8 +203,8 @@ def spot(quick: bool) -> None:
             goal = target(contract, any_region)
             mark = "ok" if proved <= goal else "MISSED"
             where = "all" if any_region else "us-east-1"
-            print(f"    {name:<18} {where:<10} {proved:8.2f} {goal:3.0f} {mark:<6} {closed:8.2f} {on_demand:10.2f}"
-                  f"  {answer}")
+            print(f"    {name:<18} {where:<10} {proved:8.2f} {goal:3.0f} {mark:<6} {cpu:6.2f} {closed:8.2f}"
+                  f" {on_demand:10.2f}  {answer}")
     contract = parse(SPOT)["spot_vcpu_memory"]
     resolve(contract, shipped)
     unpriced = median_ms(lambda: resolve(contract, shipped), runs)

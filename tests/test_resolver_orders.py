@@ -191,6 +191,28 @@ def test_classes_from_a_per_view_order_are_the_classes_of_the_direct_sort(c: Con
     assert shortcut.fails == direct.fails
 
 
+@settings(SETTINGS, max_examples=200)
+@given(st.integers(0, 3), st.integers(0, 2**32 - 1))
+def test_each_worker_row_is_paired_with_the_first_manager_of_its_place(seed: int, draw: int) -> None:
+    """Without a budget's lower bound a worker row is paired with its place's first manager by price (unknown
+    last), more vCPUs, then type name (a table lookup of the places since issue 20): the pairs of a brute force
+    over the places, in the worker rows' order, and places without a manager leave their workers out."""
+    view = view_of(coarse_catalog(seed))
+    rng = np.random.default_rng(draw)
+    workers = np.flatnonzero(rng.random(view.size) < rng.uniform(0.01, 1.0))
+    managers = np.flatnonzero(rng.random(view.size) < rng.uniform(0.001, 0.2))
+    price, vcpus = view.numbers["price_per_hour"], np.nan_to_num(view.numbers["vcpus"])
+    first = {}
+    for m in managers:
+        key = (bool(np.isnan(price[m])), float(np.nan_to_num(price[m])), -vcpus[m], view.codes["instance_type"][m])
+        place = int(view.location[m])
+        if place not in first or key < first[place][0]:
+            first[place] = (key, int(m))
+    want = [(int(w), first[int(view.location[w])][1]) for w in workers if int(view.location[w]) in first]
+    got_w, got_m, pairs = solve.pair_managers(view, workers, managers, False)
+    assert list(zip(got_w.tolist(), got_m.tolist())) == want and pairs == len(want)
+
+
 def test_alternatives_read_from_a_prefix_are_the_first_row_of_each_type() -> None:
     view = view_of(coarse_catalog(0))
     contract = Contract("c", (Clause("node_vcpus_count", "atleast", (2,)),))

@@ -300,6 +300,14 @@ def pair_managers(view: CatalogView, workers: np.ndarray, managers: np.ndarray,
     m = managers[chosen]
     loc = view.location[m]  # ascending: the orders group managers by place first
     wloc = view.location[workers]
+    if budget is None and bool((loc[1:] > loc[:-1]).all()):
+        # one manager per place (the usual case): each worker row's is a lookup in a table of the places, which
+        # gives the pairs below in the same order without two binary searches over every worker row
+        table = np.full(len(view.location_labels), -1, dtype=np.int64)
+        table[loc] = m
+        paired = table[wloc]
+        has = paired >= 0
+        return workers[has], paired[has], int(has.sum())
     start = np.searchsorted(loc, wloc, side="left")
     stop = np.searchsorted(loc, wloc, side="right")
     if budget is not None:
