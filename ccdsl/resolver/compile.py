@@ -367,11 +367,13 @@ def make_classes(view: CatalogView, rows: np.ndarray, spec: RoleSpec, fail_bits:
         if c.qualifier not in ("atleast", "atmost", "unrestricted"):
             exact.append(v)
     keys: list[np.ndarray] = []
-    if limited.any() and group_location:
+    any_limited = bool(limited.any())
+    if any_limited and group_location:
         keys.append(np.where(limited, rows, -1).astype(np.float64))
-    capacity = bool(limited.any()) and not group_location  # max_nodes is a "better" column
+    capacity = any_limited and not group_location  # max_nodes is a "better" column
+    location = view.location[rows]
     if group_location:
-        keys.append(view.location[rows].astype(np.float64))
+        keys.append(location)
     if fail_bits is not None and fail_bits.shape[1]:
         # the failed clauses as the bits of integers, 52 clauses a key (exact as float64), by integer shifts: a
         # float matrix product would go through BLAS, whose threads burn CPU while they wait on a loaded machine
@@ -382,9 +384,9 @@ def make_classes(view: CatalogView, rows: np.ndarray, spec: RoleSpec, fail_bits:
             keys.append(bits.astype(np.float64))
     keys.extend(exact)
     if group_location and len(keys) == 1:  # the place alone: its code already is a group id (no sort)
-        group = view.location[rows].astype(np.int64)
+        group = location.astype(np.int64)
     else:
-        group = group_ids([np.nan_to_num(k, nan=-1.5) for k in keys], len(rows))
+        group = group_ids([np.nan_to_num(np.asarray(k, dtype=np.float64), nan=-1.5) for k in keys], len(rows))
     better = better_columns(view, rows, spec, capacity)
     key = ("pareto", tuple((coupled_column(c), c.qualifier) for c in spec.coupled
                            if c.qualifier in ("atleast", "atmost")), capacity)
@@ -396,8 +398,7 @@ def make_classes(view: CatalogView, rows: np.ndarray, spec: RoleSpec, fail_bits:
         fails = tuple(() for _ in keep)
     else:
         fails = tuple(tuple(literal_of[int(j)] for j in np.flatnonzero(fail_bits[i])) for i in keep)
-    return Classes(rows[keep], price[keep], view.location[rows][keep], tuple(v[keep] for v in values), fails,
-                   limit[keep])
+    return Classes(rows[keep], price[keep], location[keep], tuple(v[keep] for v in values), fails, limit[keep])
 
 
 # --------------------------------------------------------------------------------------------- the Z3 problem

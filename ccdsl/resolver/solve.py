@@ -106,7 +106,8 @@ def rank(view: CatalogView, contract: Contract, region: str, any_region: bool) -
                for c in wspec.coupled]
     counts = min_counts(domain, coupled, len(rows), worker_limit(view, rows, managers))
     ok = counts > 0
-    rows, counts, offset, managers = rows[ok], counts[ok], offset[ok], managers[ok]
+    if not ok.all():
+        rows, counts, offset, managers = rows[ok], counts[ok], offset[ok], managers[ok]
     # worker rows ascend here; a row appears more than once only when several managers are paired with it
     paired_more = manager is not None and not bool((rows[1:] > rows[:-1]).all())
     totals = counts * price[rows] + offset
