@@ -11,9 +11,16 @@ Where the time goes (measured 2026-11-26 at load 2–5, CPU medians): the vector
 counts, the ranking) is 0.2–1.5 ms; the rest is the Z3 proof: Pareto classes, the SMT text, one parse and two
 checks, ~0.5 ms for a one-class problem and ~1.5–2 ms for the 13–40 classes of a cluster total over all regions
 or a ManagerWorkers contract.  Sorting 11–17k matching rows was most of a resolve before: the ranking and the
-Pareto step now restrict orders computed once per catalog view (``resolver.compile.presorted_rows``).  An
-infeasible contract's time is its minimal conflict (a fresh Z3 context, deletion-based shrinking) and the nearest
-misses.
+Pareto step now restrict orders computed once per catalog view (``resolver.compile.presorted_rows``); where
+counts vary or a manager's price is added, the ranking sorts one packed integer per cluster
+(``resolver.solve.packed_order``: numpy's stable sort of 64-bit keys, a merge sort, was ~0.8 ms of spot_workers'
+12,853 rows over every region).  An infeasible contract's time is its minimal conflict (a fresh Z3 context,
+deletion-based shrinking) and the nearest misses.
+
+The machine is often shared: the CPU column (this process's time) is what a resolve costs; wall time also counts
+waiting for a core, and at a load of 15 on 2 cores both grow (other processes evict the caches between time
+slices), Z3's part most (spot_workers over every region, 2026-12-07: the proof alone in a loop ~2.5 ms CPU at
+load 11; resolve minus closed form ~4.5 ms at load 15).
 
 The spot section (issue 14) resolves spot contracts on a copy of the shipped catalog with SYNTHETIC spot prices
 and interruption buckets written into it (``tests/synthetic.with_spot``: 20–80% of each on-demand price, drawn per
