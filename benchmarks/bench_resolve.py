@@ -11,9 +11,16 @@ Where the time goes (measured 2026-11-26 at load 2–5, CPU medians): the vector
 counts, the ranking) is 0.2–1.5 ms; the rest is the Z3 proof: Pareto classes, the SMT text, one parse and two
 checks, ~0.5 ms for a one-class problem and ~1.5–2 ms for the 13–40 classes of a cluster total over all regions
 or a ManagerWorkers contract.  Sorting 11–17k matching rows was most of a resolve before: the ranking and the
-Pareto step now restrict orders computed once per catalog view (``resolver.compile.presorted_rows``).  An
-infeasible contract's time is its minimal conflict (a fresh Z3 context, deletion-based shrinking) and the nearest
-misses.
+Pareto step now restrict orders computed once per catalog view (``resolver.compile.presorted_rows``); where
+counts vary or a manager's price is added, the ranking sorts one packed integer per cluster
+(``resolver.solve.packed_order``: numpy's stable sort of 64-bit keys, a merge sort, was ~0.8 ms of spot_workers'
+12,853 rows over every region).  An infeasible contract's time is its minimal conflict (a fresh Z3 context,
+deletion-based shrinking) and the nearest misses.
+
+The machine is often shared: the CPU column (this process's time) is what a resolve costs; wall time also counts
+waiting for a core, and at a load of 15 on 2 cores both grow (other processes evict the caches between time
+slices), Z3's part most (spot_workers over every region, 2026-12-07: the proof alone in a loop ~2.5 ms CPU at
+load 11; resolve minus closed form ~4.5 ms at load 15).
 
 The spot section (issue 14) resolves spot contracts on a copy of the shipped catalog with SYNTHETIC spot prices
 and interruption buckets written into it (``tests/synthetic.with_spot``: 20–80% of each on-demand price, drawn per
@@ -182,8 +189,8 @@ def spot(quick: bool) -> None:
     runs = 50 if quick else 300
     print(f"  warm resolve, median of {runs} (ms):")
     print("    (on-demand: the same contract resolved with spot=False on the same catalog, for comparison)")
-    print(f"    {'contract':<18} {'region':<10} {'with Z3':>8} {'target':>7} {'closed form':>12} {'on-demand':>10}"
-          "  answer")
+    print(f"    {'contract':<18} {'region':<10} {'with Z3':>8} {'target':>7} {'CPU':>6} {'closed form':>12}"
+          f" {'on-demand':>10}  answer")
     for name, contract in parse(SPOT).items():
         for any_region in (False, True):
             def go(prove: bool = True, contract: Contract = contract, any_region: bool = any_region,
@@ -195,7 +202,7 @@ def spot(quick: bool) -> None:
                 except UnsatisfiableError as e:
                     return f"unsatisfiable: {', '.join(c.parameter for c in e.conflict)}"
             answer = go()
-            proved = median_ms(go, runs)
+            proved, cpu = medians_ms(go, runs)
             closed = median_ms(lambda go=go: go(False), runs)
             # an interruption bound has no on-demand meaning (an error): nan
             bounded = any(c.parameter == "spot_interruption" for c in contract.clauses)
@@ -203,8 +210,8 @@ def spot(quick: bool) -> None:
             goal = target(contract, any_region)
             mark = "ok" if proved <= goal else "MISSED"
             where = "all" if any_region else "us-east-1"
-            print(f"    {name:<18} {where:<10} {proved:8.2f} {goal:3.0f} {mark:<6} {closed:8.2f} {on_demand:10.2f}"
-                  f"  {answer}")
+            print(f"    {name:<18} {where:<10} {proved:8.2f} {goal:3.0f} {mark:<6} {cpu:6.2f} {closed:8.2f}"
+                  f" {on_demand:10.2f}  {answer}")
     contract = parse(SPOT)["spot_vcpu_memory"]
     resolve(contract, shipped)
     unpriced = median_ms(lambda: resolve(contract, shipped), runs)

@@ -9,6 +9,7 @@ below the size where they switch on by themselves).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 from unittest import mock
@@ -132,6 +133,47 @@ def test_rank_order_is_the_lexsort_of_the_ranking_keys(seed: int, draw: int, one
     assert list(got) == list(np.lexsort(keys))
 
 
+@settings(SETTINGS, max_examples=300)
+@given(st.lists(st.one_of(st.integers(-5, 5), st.integers(-2**62, 2**62)), min_size=1, max_size=60),
+       st.booleans())
+def test_digits_order_and_tie_as_the_keys_do(values: list[int], as_float: bool) -> None:
+    """Integer keys close together become offsets, others (and floats, with inf and -0.0) dense ranks: either way
+    two keys compare as their digits do, and every digit is below the count of digit values."""
+    keys = np.array(values, dtype=np.float64 if as_float else np.int64)
+    if as_float:
+        keys[::7] = np.inf
+        keys[keys == 0] = -0.0
+    got, levels = solve.digits(keys)
+    assert got.dtype == np.int64 and got.min() >= 0 and got.max() < levels
+    for i, j in itertools.product(range(len(keys)), repeat=2):
+        assert (keys[i] < keys[j]) == (got[i] < got[j]) and (keys[i] == keys[j]) == (got[i] == got[j])
+
+
+@pytest.mark.parametrize("case", ["repeated row", "nan cost", "too wide"])
+def test_packed_order_leaves_to_the_direct_sort_what_it_cannot_pack(case: str) -> None:
+    """A row twice (its tie rank no longer distinguishes), a NaN cost (no rank), or more digit values than 63
+    bits hold (a view claiming 2**61 rows, × 4 distinct costs): no packed order, and rank_order still gives the
+    lexsort."""
+    view = view_of(coarse_catalog(0))
+    rng = np.random.default_rng(3)
+    rows = np.flatnonzero(rng.random(view.size) < 0.5)
+    counts = rng.integers(1, 9, len(rows))
+    cost_key = np.round(counts * view.numbers["price_per_hour"][rows], 9)
+    cost_key[np.isnan(cost_key)] = np.inf
+    assert solve.packed_order(view, rows, counts, cost_key, None) is not None
+    if case == "repeated row":
+        rows = np.sort(np.r_[rows, rows[:50]])
+        counts, cost_key = np.r_[counts, counts[:50]], np.r_[cost_key, cost_key[:50]]
+    elif case == "nan cost":
+        cost_key[::5] = np.nan
+    else:
+        view = dataclasses.replace(view, size=2**61)
+    assert solve.packed_order(view, rows, counts, cost_key, None) is None
+    with FORCED:
+        got = solve.rank_order(view, rows, counts, cost_key, False)
+    assert list(got) == list(np.lexsort((view.tie[rows], counts, cost_key)))
+
+
 @settings(SETTINGS, max_examples=200)
 @given(contracts(), st.integers(0, 3), st.integers(0, 2**32 - 1), st.booleans())
 def test_classes_from_a_per_view_order_are_the_classes_of_the_direct_sort(c: Contract, seed: int, draw: int,
@@ -147,6 +189,28 @@ def test_classes_from_a_per_view_order_are_the_classes_of_the_direct_sort(c: Con
         shortcut = comp.make_classes(view, rows, spec, fails, location, literal_of)
     assert list(shortcut.rows) == list(direct.rows)
     assert shortcut.fails == direct.fails
+
+
+@settings(SETTINGS, max_examples=200)
+@given(st.integers(0, 3), st.integers(0, 2**32 - 1))
+def test_each_worker_row_is_paired_with_the_first_manager_of_its_place(seed: int, draw: int) -> None:
+    """Without a budget's lower bound a worker row is paired with its place's first manager by price (unknown
+    last), more vCPUs, then type name (a table lookup of the places since issue 20): the pairs of a brute force
+    over the places, in the worker rows' order, and places without a manager leave their workers out."""
+    view = view_of(coarse_catalog(seed))
+    rng = np.random.default_rng(draw)
+    workers = np.flatnonzero(rng.random(view.size) < rng.uniform(0.01, 1.0))
+    managers = np.flatnonzero(rng.random(view.size) < rng.uniform(0.001, 0.2))
+    price, vcpus = view.numbers["price_per_hour"], np.nan_to_num(view.numbers["vcpus"])
+    first = {}
+    for m in managers:
+        key = (bool(np.isnan(price[m])), float(np.nan_to_num(price[m])), -vcpus[m], view.codes["instance_type"][m])
+        place = int(view.location[m])
+        if place not in first or key < first[place][0]:
+            first[place] = (key, int(m))
+    want = [(int(w), first[int(view.location[w])][1]) for w in workers if int(view.location[w]) in first]
+    got_w, got_m, pairs = solve.pair_managers(view, workers, managers, False)
+    assert list(zip(got_w.tolist(), got_m.tolist())) == want and pairs == len(want)
 
 
 def test_alternatives_read_from_a_prefix_are_the_first_row_of_each_type() -> None:

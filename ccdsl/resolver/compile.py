@@ -367,11 +367,13 @@ def make_classes(view: CatalogView, rows: np.ndarray, spec: RoleSpec, fail_bits:
         if c.qualifier not in ("atleast", "atmost", "unrestricted"):
             exact.append(v)
     keys: list[np.ndarray] = []
-    if limited.any() and group_location:
+    any_limited = bool(limited.any())
+    if any_limited and group_location:
         keys.append(np.where(limited, rows, -1).astype(np.float64))
-    capacity = bool(limited.any()) and not group_location  # max_nodes is a "better" column
+    capacity = any_limited and not group_location  # max_nodes is a "better" column
+    location = view.location[rows]
     if group_location:
-        keys.append(view.location[rows].astype(np.float64))
+        keys.append(location)
     if fail_bits is not None and fail_bits.shape[1]:
         # the failed clauses as the bits of integers, 52 clauses a key (exact as float64), by integer shifts: a
         # float matrix product would go through BLAS, whose threads burn CPU while they wait on a loaded machine
@@ -382,9 +384,9 @@ def make_classes(view: CatalogView, rows: np.ndarray, spec: RoleSpec, fail_bits:
             keys.append(bits.astype(np.float64))
     keys.extend(exact)
     if group_location and len(keys) == 1:  # the place alone: its code already is a group id (no sort)
-        group = view.location[rows].astype(np.int64)
+        group = location.astype(np.int64)
     else:
-        group = group_ids([np.nan_to_num(k, nan=-1.5) for k in keys], len(rows))
+        group = group_ids([np.nan_to_num(np.asarray(k, dtype=np.float64), nan=-1.5) for k in keys], len(rows))
     better = better_columns(view, rows, spec, capacity)
     key = ("pareto", tuple((coupled_column(c), c.qualifier) for c in spec.coupled
                            if c.qualifier in ("atleast", "atmost")), capacity)
@@ -396,8 +398,7 @@ def make_classes(view: CatalogView, rows: np.ndarray, spec: RoleSpec, fail_bits:
         fails = tuple(() for _ in keep)
     else:
         fails = tuple(tuple(literal_of[int(j)] for j in np.flatnonzero(fail_bits[i])) for i in keep)
-    return Classes(rows[keep], price[keep], view.location[rows][keep], tuple(v[keep] for v in values), fails,
-                   limit[keep])
+    return Classes(rows[keep], price[keep], location[keep], tuple(v[keep] for v in values), fails, limit[keep])
 
 
 # --------------------------------------------------------------------------------------------- the Z3 problem
@@ -462,18 +463,22 @@ def compile_problem(workers: RoleSpec, worker_classes: Classes, manager: RoleSpe
     whole = [bool(np.all(np.isnan(v) | (v == np.floor(v)))) for v in worker_classes.values]  # shares: not whole
     out += [f"(assert (=> {lit} {qualify(c, t, w)}))"
             for c, lit, t, w in zip(workers.coupled, coupled_lits, totals, whole)]
-    for i in range(len(worker_classes.rows)):
+    # the classes' arrays as Python lists: a problem reads every element once, and a numpy scalar costs more
+    wrows, wprice, wloc, wlimit = (a.tolist() for a in (worker_classes.rows, worker_classes.price,
+                                                         worker_classes.location, worker_classes.limit))
+    wvalues = [v.tolist() for v in worker_classes.values]
+    for i, row in enumerate(wrows):
         pick = f"(= k {i})"
         if name is not None:
-            out.append(f"; k = {i}: {comment(name(int(worker_classes.rows[i])))}")
-        facts = [f"(= wloc {int(worker_classes.location[i])})"]
-        if not np.isnan(worker_classes.price[i]):  # unknown: free (only conflicts see such rows), no budget below
-            facts.insert(0, f"(= wcost (* {num(worker_classes.price[i])} {nreal}))")
-        if not np.isnan(worker_classes.limit[i]):  # a fact of the catalog, not a clause: no literal
-            facts.append(f"(<= n {int(worker_classes.limit[i])})")
+            out.append(f"; k = {i}: {comment(name(int(row)))}")
+        facts = [f"(= wloc {int(wloc[i])})"]
+        if not math.isnan(wprice[i]):  # unknown: free (only conflicts see such rows), no budget below
+            facts.insert(0, f"(= wcost (* {num(wprice[i])} {nreal}))")
+        if not math.isnan(wlimit[i]):  # a fact of the catalog, not a clause: no literal
+            facts.append(f"(<= n {int(wlimit[i])})")
         facts += [f"(not {literals[j].name})" for j in worker_classes.fails[i]]
-        for lit, v, total in zip(coupled_lits, worker_classes.values, totals):
-            if np.isnan(v[i]):
+        for lit, v, total in zip(coupled_lits, wvalues, totals):
+            if math.isnan(v[i]):
                 facts.append(f"(not {lit})")
             elif total != "cost":  # the budget's total is wcost + mcost
                 facts.append(f"(= {total} (* {num(v[i])} {nreal}))")
@@ -483,25 +488,28 @@ def compile_problem(workers: RoleSpec, worker_classes: Classes, manager: RoleSpe
     else:
         out += ["(declare-const km Int)", "(declare-const mloc Int)",
                 f"(assert (and (>= km 0) (< km {len(manager_classes.rows)})))", "(assert (= wloc mloc))"]
-        for j in range(len(manager_classes.rows)):
+        mrows, mprice, mloc = (a.tolist() for a in (manager_classes.rows, manager_classes.price,
+                                                    manager_classes.location))
+        for j, row in enumerate(mrows):
             if name is not None:
-                out.append(f"; km = {j}: {comment(name(int(manager_classes.rows[j])))}")
-            facts = [f"(= mloc {int(manager_classes.location[j])})"]
-            if np.isnan(manager_classes.price[j]):  # an unknown manager price meets no budget
+                out.append(f"; km = {j}: {comment(name(int(row)))}")
+            facts = [f"(= mloc {int(mloc[j])})"]
+            if math.isnan(mprice[j]):  # an unknown manager price meets no budget
                 facts += [f"(not {lit})" for c, lit in zip(workers.coupled, coupled_lits) if c.parameter == BUDGET]
             else:
-                facts.insert(0, f"(= mcost {num(manager_classes.price[j])})")
+                facts.insert(0, f"(= mcost {num(mprice[j])})")
             facts += [f"(not {literals[x].name})" for x in manager_classes.fails[j]]
             out.append(f"(assert (=> (= km {j}) (and {' '.join(facts)})))")
         # the manager on the workers' own limited row takes one of its nodes
-        worker_class = {int(r): i for i, r in enumerate(worker_classes.rows)}
-        for j, row in enumerate(manager_classes.rows):
+        worker_class = {int(r): i for i, r in enumerate(wrows)}
+        for j, row in enumerate(mrows):
             w = worker_class.get(int(row))
-            if w is not None and not np.isnan(worker_classes.limit[w]):
-                out.append(f"(assert (=> (and (= k {w}) (= km {j})) (<= n {int(worker_classes.limit[w]) - 1})))")
+            if w is not None and not math.isnan(wlimit[w]):
+                out.append(f"(assert (=> (and (= k {w}) (= km {j})) (<= n {int(wlimit[w]) - 1})))")
     return Problem("\n".join(out), literals, worker_classes, manager_classes, cap)
 
 
+@functools.lru_cache(maxsize=1 << 12)
 def comment(text: str) -> str:
     """``text`` made safe for a ``;`` comment of the problem: one line of printable ASCII.  A comment ends at the
     line break, so a clause written over several lines (or a catalog name holding one) would otherwise hand the
