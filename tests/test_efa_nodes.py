@@ -124,65 +124,118 @@ def test_make_ready_refuses_nodes_whose_efa_software_is_missing(netns_hosts, dat
 
 
 # -- the launcher under EFA ---------------------------------------------------------------------------------------
-# A stand-in for Open MPI's mpirun: prints its argv as JSON, then reaches every host of --host through the agent
-# it was given (the cluster's ssh wrapper) and prints which eth0 address answered.
-FAKE_MPIRUN = """#!{python}
-import json, subprocess, sys
-argv = sys.argv
-print("ARGV " + json.dumps(argv), flush=True)
-agent = argv[argv.index("plm_rsh_agent") + 1]
-for host in argv[argv.index("--host") + 1].split(","):
-    out = subprocess.run([agent, host.split(":")[0], "ip -4 -o addr show eth0"], capture_output=True, text=True)
-    print("REACHED " + (out.stdout.split()[3].split("/")[0] if out.returncode == 0 else "error " + out.stderr),
-          flush=True)
+# A stand-in for Open MPI's mpirun (this machine has neither Open MPI nor EFA): it records its command line, checks
+# that it was told what makes a missing EFA fail (cm PML over the ofi MTL, FI_PROVIDER=efa), and runs the same job
+# with Hydra's mpiexec over the same ssh agent -- so the ranks really run on the hosts.  FI_PROVIDER is not passed
+# on: pip's MPICH would look for EFA and find none.  Its --prefix holds a lib/ with pip's MPICH (MPI4PY_LIBMPI).
+SHIM = """#!{python}
+import json, os, sys
+with open({record!r}, "a") as f:
+    f.write(json.dumps(sys.argv) + "\\n")
+args, mca, env, seen = sys.argv[1:], {{}}, [], {{}}
+while args and args[0].startswith("-"):
+    flag = args.pop(0)
+    if flag == "--mca":
+        key = args.pop(0)
+        mca[key] = args.pop(0)
+    elif flag == "-x":
+        name, _, value = args.pop(0).partition("=")
+        seen[name] = value
+        if name != "FI_PROVIDER":
+            env += ["-genv", name, value]
+    else:
+        seen[flag] = args.pop(0)
+if (mca.get("pml"), mca.get("mtl"), seen.get("FI_PROVIDER")) != ("cm", "ofi", "efa"):
+    sys.exit("mpirun stand-in: EFA is not forced: " + json.dumps([mca, seen]))
+hydra = [{mpiexec!r}, "-launcher", "ssh", "-launcher-exec", mca["plm_rsh_agent"], "-hosts", seen["--host"],
+         "-iface", mca["oob_tcp_if_include"], *env, *(["-wdir", seen["--wdir"]] if "--wdir" in seen else []),
+         "-n", seen["-n"], *args]
+os.execv(hydra[0], hydra)
 """
+
+
+def add_rank(comm, scale):
+    import os
+
+    return comm.allreduce(comm.rank * scale), os.environ.get("MPI4PY_LIBMPI", "")
+
+
+def shim(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """:data:`SHIM` installed as ``<prefix>/bin/mpirun``: (its path, the prefix, the file it records in)."""
+    prefix = tmp_path / "openmpi"
+    (prefix / "bin").mkdir(parents=True)
+    (prefix / "lib").symlink_to(Path(mpi.local_mpiexec()).parent.parent / "lib")
+    fake = prefix / "bin" / "mpirun"
+    record = tmp_path / "mpirun.jsonl"
+    fake.write_text(SHIM.format(python=sys.executable, record=str(record), mpiexec=mpi.local_mpiexec()))
+    fake.chmod(0o755)
+    return fake, prefix, record
 
 
 @pytest.fixture()
 def efa_cluster(netns_hosts, tmp_path):
-    """Hosts 0 and 1 prepared as an EFA cluster whose mpirun is :data:`FAKE_MPIRUN`."""
-    prefix = tmp_path / "openmpi"
-    (prefix / "bin").mkdir(parents=True)
-    fake = prefix / "bin" / "mpirun"
-    fake.write_text(FAKE_MPIRUN.format(python=sys.executable))
-    fake.chmod(0o755)
+    """Hosts 0 and 1 prepared as an EFA cluster whose mpirun is :data:`SHIM`; yields the nodes, the options, the
+    Open MPI prefix and the file the shim records its command lines in."""
+    fake, prefix, record = shim(tmp_path)
     options = mpi.MpiOptions(python=sys.executable, mpiexec=str(fake), iface="eth0",
                              remote_dir=str(tmp_path / "remote"), authorized_keys=str(netns_hosts.authorized_keys))
     nodes = [replace(n, extra={"fabric": "efa", "efa": 1}) for n in netns_hosts.nodes([0, 1])]
     nodes, _ = mpi.prepare_cluster("EfaLauncherTest", nodes, options=options, ssh_options=sopts(tmp_path))
-    yield nodes, options, str(prefix)
+    yield nodes, options, str(prefix), record
     nodedir.release_cluster("EfaLauncherTest", nodes, options=options, ssh_options=sopts(tmp_path))
 
 
-def test_an_efa_cluster_runs_under_mpirun_with_the_efa_provider(efa_cluster, netns_hosts, tmp_path):
-    nodes, options, prefix = efa_cluster
+def recorded(record: Path) -> list[list[str]]:
+    return [json.loads(line) for line in record.read_text().splitlines()]
+
+
+def test_an_efa_cluster_runs_programs_under_mpirun_with_the_efa_provider(efa_cluster, netns_hosts, tmp_path):
+    nodes, options, prefix, record = efa_cluster
     lines: list[str] = []
     with mpi.Launcher(nodes, processes_per_node=2, options=options, ssh_options=sopts(tmp_path),
                       workdir=str(tmp_path)) as launcher:
-        code = launcher.run_program(parse(["hostname"]), 3, stream=lambda line, stream: lines.append(line),
-                                    label_ranks=True)
+        code = launcher.run_program(parse(["sh", "-c", "ip -4 -o addr show eth0 | cut -d' ' -f7"]), 3,
+                                    stream=lambda line, stream: lines.append(line), label_ranks=True)
     assert code == 0, lines
-    (argv,) = [json.loads(x.removeprefix("ARGV ")) for x in lines if x.startswith("ARGV ")]
     directory = nodes[0].extra["ccdsl_dir"]
     hosts = ",".join(f"{netns_hosts.hosts[i].address}:2" for i in (0, 1))
-    assert argv == [f"{prefix}/bin/mpirun", "--prefix", prefix, "--host", hosts, "-n", "3",
-                    "--mca", "plm_rsh_agent", f"{directory}/ssh", "--mca", "pml", "cm", "--mca", "mtl", "ofi",
-                    "--mca", "oob_tcp_if_include", "eth0", "-x", "FI_PROVIDER=efa",
-                    "-x", f"MPI4PY_LIBMPI={prefix}/lib64:{prefix}/lib", "-x", f"CCDSL_WORKDIR={tmp_path}",
-                    "--wdir", str(tmp_path), "hostname"]  # no Hydra-only -prepend-rank
-    assert [x.removeprefix("REACHED ") for x in lines if x.startswith("REACHED ")] == [
-        netns_hosts.hosts[i].address for i in (0, 1)]  # the agent is the cluster's working ssh wrapper
+    assert recorded(record) == [[
+        f"{prefix}/bin/mpirun", "--prefix", prefix, "--host", hosts, "-n", "3",
+        "--mca", "plm_rsh_agent", f"{directory}/ssh", "--mca", "pml", "cm", "--mca", "mtl", "ofi",
+        "--mca", "oob_tcp_if_include", "eth0", "-x", "FI_PROVIDER=efa",
+        "-x", f"MPI4PY_LIBMPI={prefix}/lib64:{prefix}/lib", "-x", f"CCDSL_WORKDIR={tmp_path}",
+        "--wdir", str(tmp_path), "sh", "-c", "ip -4 -o addr show eth0 | cut -d' ' -f7"]]  # no Hydra -prepend-rank
+    a, b = (netns_hosts.hosts[i].address for i in (0, 1))
+    assert sorted(lines) == sorted([f"{a}/24", f"{a}/24", f"{b}/24"])  # 2 slots on host 0, then host 1
 
 
-def test_a_function_run_goes_to_mpirun_too(efa_cluster, tmp_path):
-    """The rank bootstrap (what run_function and run_script start) under mpirun: the fake runs no rank, so only
-    the command line is looked at."""
-    nodes, options, prefix = efa_cluster
-    lines: list[str] = []
-    with mpi.Launcher(nodes, options=options, ssh_options=sopts(tmp_path)) as launcher:
-        _, code = launcher._launch("call", b"payload", [], 2, lambda line, stream: lines.append(line), None)
-    (argv,) = [json.loads(x.removeprefix("ARGV ")) for x in lines if x.startswith("ARGV ")]
-    assert code == 0 and argv[0] == f"{prefix}/bin/mpirun" and "FI_PROVIDER=efa" in argv
-    assert argv[argv.index("-n") + 1] == "2" and "--wdir" not in argv
-    assert argv[-4:-1] == [sys.executable, f"{nodes[0].extra['ccdsl_dir']}/{mpi.rank_script_name()}", "call"]
-    assert argv[-1].endswith(".payload")
+def test_a_function_runs_on_every_rank_under_mpirun(efa_cluster, tmp_path):
+    nodes, options, prefix, record = efa_cluster
+    with mpi.Launcher(nodes, processes_per_node=2, options=options, ssh_options=sopts(tmp_path)) as launcher:
+        total, libmpi = launcher.run_function(add_rank, (10,))
+    assert total == 10 * (0 + 1 + 2 + 3) and libmpi == f"{prefix}/lib64:{prefix}/lib"
+    (argv,) = recorded(record)
+    assert argv[:2] == [f"{prefix}/bin/mpirun", "--prefix"] and "--wdir" not in argv
+    assert argv[argv.index("-n") + 1] == "4"
+    assert argv[-4:-1] == [sys.executable, f"{nodes[0].extra['ccdsl_dir']}/{mpi.rank_script_name()}", "fn"]
+
+
+def test_engines_start_under_mpirun(netns_hosts, data_dir, tmp_path):
+    """A deployed cluster whose nodes are of an EFA cluster (as the aws provider records them): its persistent
+    engines are one mpirun job too, and work."""
+    pytest.importorskip("ipyparallel")
+    from test_workdir import ssh_deploy
+
+    fake, prefix, record = shim(tmp_path)
+    c = ssh_deploy(netns_hosts)
+    try:
+        c.state.set_nodes(c.handle, [replace(n, extra={**n.extra, "fabric": "efa", "mpiexec": str(fake)})
+                                     for n in c.nodes()])
+        rc = c.engines()
+        rc[:].execute("from mpi4py import MPI; total = MPI.COMM_WORLD.allreduce(MPI.COMM_WORLD.rank)")
+        assert rc[:].pull("total") == [0 + 1 + 2] * 3
+        (argv,) = recorded(record)
+        assert argv[:3] == [str(fake), "--prefix", str(prefix)] and argv[argv.index("-n") + 1] == "3"
+        assert "FI_PROVIDER=efa" in argv and argv[argv.index("pml") + 1] == "cm"
+    finally:
+        c.terminate()
