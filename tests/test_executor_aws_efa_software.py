@@ -173,3 +173,89 @@ def test_the_install_script_downloads_and_runs_the_installer_with_yes(tmp_path):
                                                        efa_boot.INSTALLER_URL]
     assert (tmp_path / "installer").read_text() == 'args: -y\nDPkg::Lock::Timeout "600";\n'
     assert not os.path.exists("/etc/apt/apt.conf.d/90ccdsl-lock-timeout")  # it was in the namespace's tmpfs
+
+
+# -- the smoke test's --efa run, on moto ---------------------------------------------------------------------------
+# SSH stubbed, as moto's instances cannot be reached (never contact them): what runs is the smoke test's own code,
+# ccdsl's deploy and terminate on moto's EC2 (with tests/aws_like.py's placement groups on every EC2 client), and
+# a stand-in for the programs it runs on the nodes that records them and prints what a real ping-pong prints.
+EFA_SMOKE_DRIVER = r"""
+import importlib, json, socket, sys
+from dataclasses import replace
+
+_connect = socket.socket.connect
+
+def loopback_only(sock, address):  # a safety net: moto's addresses are never contacted
+    if isinstance(address, tuple) and address[0] not in ("127.0.0.1", "::1"):
+        raise AssertionError(f"the smoke test on moto tried to connect to {address[0]}")
+    return _connect(sock, address)
+
+socket.socket.connect = loopback_only
+sys.path.insert(0, sys.argv[1])
+import aws_smoke
+import boto3
+from aws_like import AwsLike
+from ccdsl.executor import cluster, workdir
+from ccdsl.executor.providers import aws
+
+layer = AwsLike(boto3.client("ec2"))
+aws.EVENT_HOOKS.extend(layer.hooks())  # EC2's placement groups, which moto lacks: ccdsl's clients ...
+_client = boto3.client
+
+def client(*args, **kwargs):  # ... and the smoke test's own
+    made = _client(*args, **kwargs)
+    if (args[:1] or [kwargs.get("service_name")])[0] == "ec2":
+        for event, handler in layer.hooks():
+            made.meta.events.register(event, handler)
+    return made
+
+boto3.client = client
+deploy = importlib.import_module("ccdsl.executor.deploy")
+deploy.make_ready = lambda handle, nodes, *a, **k: [
+    replace(n, state="ready", extra={**n.extra, "python": "/venv/bin/python"}) for n in nodes]
+workdir.sync_nodes = lambda *a, **k: []
+_config = aws_smoke.smoke_config
+aws_smoke.smoke_config = lambda args: _config(args).replace("test", aws={"image": {"x86_64": sys.argv[2],
+                                                                                    "arm64": sys.argv[3]}})
+
+def run_program(self, argv, np=None, *, stream=None, **kw):
+    print("RAN " + json.dumps([argv, sorted({n.extra.get("fabric") for n in self.nodes()}),
+                               sorted({n.extra.get("efa") for n in self.nodes()})]), flush=True)
+    provider = next((a.split("=")[1] for a in argv if str(a).startswith("FI_PROVIDER=")), "efa")
+    if stream is not None:
+        stream(f"PINGPONG FI_PROVIDER={provider} (x): 1048576 bytes: 9.00 GB/s, median round trip 233 us", "stdout")
+    return 0
+
+cluster.Cluster.run_program = run_program
+sys.exit(aws_smoke.main(["--yes", "--efa", "--region", "us-east-1", "--ssh-cidr", "203.0.113.0/24"]))
+"""
+
+
+def test_the_smoke_tests_efa_run_on_moto_deploys_with_efa_and_leaves_nothing(aws_env, ec2, tmp_path):
+    import json
+    import sys
+    from pathlib import Path
+
+    from fixtures_executor import MOTO_IMAGE, MOTO_IMAGE_ARM
+
+    root = Path(__file__).resolve().parents[1]
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "CCDSL_DATA_DIR": str(tmp_path / "data"),
+           "PYTHONPATH": f"{root}:{root / 'tests'}", "AWS_ENDPOINT_URL": aws_env, "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true",
+           "AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}
+    proc = subprocess.run([sys.executable, "-c", EFA_SMOKE_DRIVER, str(root / "examples"), MOTO_IMAGE,
+                           MOTO_IMAGE_ARM], capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ran = [json.loads(line.removeprefix("RAN ")) for line in proc.stdout.splitlines() if line.startswith("RAN ")]
+    assert [argv for argv, _, _ in ran] == [
+        ["sh", "-c", 'echo "== $(hostname)"; /opt/amazon/efa/bin/fi_info -p efa'],
+        ["/venv/bin/python", ran[1][0][1], "as ccdsl runs it"],
+        ["env", "FI_PROVIDER=tcp", "/venv/bin/python", "ping_pong.py", "overridden"]]
+    assert ran[1][0][1].endswith("/ping_pong.py")
+    assert all(fabrics == ["efa"] and devices == [1] for _, fabrics, devices in ran)  # nodes of an EFA cluster
+    out = proc.stdout
+    assert "smoke_efa: worker: EFA on: 1 interface" in out
+    assert "PINGPONG FI_PROVIDER=efa" in out and "PINGPONG FI_PROVIDER=tcp" in out
+    assert "placement groups left after terminate: none" in out and "(cluster)" in out
+    assert "Left behind (instances, volumes, security groups, key pairs, open spot requests): nothing" in out
+    assert everything_tagged(ec2) == []
