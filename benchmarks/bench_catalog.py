@@ -21,6 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from timing import timeit  # noqa: E402  (benchmarks/ is this script's folder)
+
 COLD = """
 import time
 t = time.perf_counter()
@@ -34,13 +36,6 @@ def median_ms(samples: list[float]) -> str:
     return f"{statistics.median(samples) * 1000:8.2f} ms"
 
 
-def timeit(fn, n: int) -> list[float]:
-    out = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return out
 
 
 def cold(n: int, cols: str = "") -> tuple[list[float], list[float]]:
@@ -85,7 +80,7 @@ def main() -> int:
     ci2, _ = cold(n, cols=", columns=['instance_type','region','vcpus','memory_gib','price_per_hour']")
     rows.append(("cold load(columns=5 cols)", median_ms(ci2)))
     load(user=False)
-    rows.append(("warm load() (cached copy)", median_ms(timeit(lambda: load(user=False), 200))))
+    rows.append(("warm load() (cached copy)", median_ms(timeit(lambda: load(user=False), 200, warm_up=False))))
 
     def uncached():
         clear_cache()

@@ -19,22 +19,13 @@ import argparse
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-
-def timeit(fn, n: int) -> list[float]:
-    fn()  # warm-up
-    out = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return out
+from timing import timeit  # noqa: E402  (benchmarks/ is this script's folder)
 
 
 def main() -> int:

@@ -26,6 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from timing import timeit  # noqa: E402  (benchmarks/ is this script's folder)
+
 PROG = """\
 from mpi4py import MPI
 comm = MPI.COMM_WORLD
@@ -39,14 +41,6 @@ def reduce_ranks(comm):
     return comm.reduce(comm.rank, root=0)
 
 
-def timeit(fn, n: int) -> list[float]:
-    fn()  # warm-up (connections, page cache)
-    out = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return out
 
 
 def interleaved(variants: dict, n: int) -> dict[str, list[float]]:
