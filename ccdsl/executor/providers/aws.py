@@ -992,6 +992,7 @@ class AwsProvider:
         fabrics: dict[str, int] = {}
         for request in requests:
             self._set_region(request)
+            self._check_region_settings()  # its refusal first, as _check_request says it
             if (fabric := self._fabric(request)).on:
                 fabrics[request.role] = fabric.interfaces
         self.resources["efa_interfaces"] = fabrics
