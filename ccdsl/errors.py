@@ -224,6 +224,11 @@ class CapacityError(ProviderError):
     """The provider has no capacity for the requested type in a zone; the deployer may fail over."""
 
 
+class DeployError(ProviderError):
+    """A node came up but lacks what its deploy set up on it (e.g. ``fi_info -p efa`` does not list every EFA
+    device the node was launched with).  The message names the node and what it printed."""
+
+
 class HostKeyError(ProviderError):
     """A node presented a host key other than the one recorded for it (or an unknown one after deploy)."""
 
@@ -283,6 +288,7 @@ __all__ = [
     "Conflict",
     "ContractError",
     "ContractSyntaxError",
+    "DeployError",
     "Diagnostic",
     "ExecutionError",
     "HostKeyError",

@@ -6,6 +6,15 @@
     It is NOT part of CI and never runs without ``--yes``.
 
     python examples/aws_smoke.py --yes [--region us-east-1] [--ssh-cidr CIDR] [--image AMI]
+    python examples/aws_smoke.py --yes --efa [--region us-east-1] [--ssh-cidr CIDR]
+
+``--efa`` instead deploys 2 × hpc7g.4xlarge ($1.68/h each, the cheapest type that ships EFA; about 20 minutes, so
+under $2) with ``efa => true``: one EFA interface each, a ``cluster`` placement group, the EFA software installed
+by cloud-init.  It prints ``fi_info -p efa`` of both nodes (the deploy has already checked that it lists the EFA
+device) and an mpi4py ping-pong bandwidth between the nodes under Open MPI's mpirun, first with
+``FI_PROVIDER=efa`` (what ccdsl sets), then with ``FI_PROVIDER=tcp``; then it terminates the cluster and checks
+that nothing is left (placement group included).  hpc7g is offered in a few regions and zones only (us-east-1
+among them): the deployer tries the zones that offer it.
 
 For each of the two clusters (on-demand, spot) it deploys a one-node cluster through ccdsl with ``[mpi] install``
 (the default Ubuntu image, cloud-init user data, a venv with mpich/mpi4py/cloudpickle), runs the rank sum over MPI
@@ -55,6 +64,33 @@ if MPI.COMM_WORLD.Get_rank() == 0:
     print("FACT image python3:", system)
     print("FACT python3-venv installed by the user data:", "python3-venv" in history)
     print("FACT release:", open("/etc/os-release").read().split("PRETTY_NAME=")[1].split(chr(10))[0])
+"""
+
+
+# Ping-pong between rank 0 and rank 1 (one per node): the median round trip per message size, as bandwidth.
+PING_PONG = """\
+import os, statistics, sys, time
+from mpi4py import MPI
+comm = MPI.COMM_WORLD
+rank = comm.Get_rank()
+label = sys.argv[1]
+for size in (1 << 16, 1 << 20, 1 << 24):
+    buf = bytearray(size)
+    rounds = []
+    for _ in range(30):
+        comm.Barrier()
+        start = time.perf_counter()
+        if rank == 0:
+            comm.Send([buf, MPI.BYTE], dest=1)
+            comm.Recv([buf, MPI.BYTE], source=1)
+        elif rank == 1:
+            comm.Recv([buf, MPI.BYTE], source=0)
+            comm.Send([buf, MPI.BYTE], dest=0)
+        rounds.append(time.perf_counter() - start)
+    if rank == 0:
+        median = statistics.median(rounds[5:])
+        print(f"PINGPONG FI_PROVIDER={os.environ.get('FI_PROVIDER')} ({label}): {size} bytes: "
+              f"{2 * size / median / 1e9:.2f} GB/s, median round trip {median * 1e6:.0f} us", flush=True)
 """
 
 
@@ -193,6 +229,58 @@ def one_cluster(name: str, spot: bool, config: cfg.Config, ec2, observer: Observ
         print(f"{name}: terminated {cluster.handle}")
 
 
+def efa_cluster(config: cfg.Config, ec2, observer: Observer) -> None:
+    """2 × hpc7g.4xlarge with EFA: fi_info on both nodes, then the ping-pong under FI_PROVIDER=efa and =tcp."""
+    name = "smoke_efa"
+    text = (f'{name} = @cluster(node_count => 2, node_machinetype => "hpc7g.4xlarge", node_process_count => 1, '
+            f'node_provider => AmazonEC2, cluster_locale => "{config.aws.region}", efa => true)')
+    contract = ccdsl.parse(text)[name]
+    started = time.monotonic()
+    left: list[str] = []
+    with tempfile.TemporaryDirectory() as folder:
+        with open(os.path.join(folder, "ping_pong.py"), "w") as f:
+            f.write(PING_PONG)
+        cluster = None
+        try:
+            cluster = ccdsl.deploy(contract, config=config, workdir=folder,
+                                   progress=lambda role, i, state: print(f"  {role} {i}: {state}"))
+            print(f"{name}: deployed {cluster.handle} in {time.monotonic() - started:.0f} s: {cluster.nodes()}")
+            for entry in cluster.state.journal_of(cluster.handle):
+                if entry.phase == "efa":  # "EFA on: 1 interface"
+                    print(f"{name}: {entry.detail.get('role')}: {entry.detail.get('text')}")
+                    observer.facts[f"EFA ({entry.detail.get('role')})"] = str(entry.detail.get("text"))
+            groups = ec2.describe_placement_groups(Filters=[{"Name": f"tag:{TAG}", "Values": [cluster.handle]}])
+            observer.facts["placement group"] = ", ".join(f"{g['GroupName']} ({g['Strategy']})"
+                                                          for g in groups["PlacementGroups"]) or "(none)"
+            print(f"{name}: fi_info -p efa on every node:")
+            if cluster.run_program(["sh", "-c", 'echo "== $(hostname)"; /opt/amazon/efa/bin/fi_info -p efa']) != 0:
+                raise RuntimeError("fi_info -p efa failed on a node")
+            python = cluster.nodes()[0].extra["python"]
+            bandwidth: list[str] = []
+
+            def keep(line: str, stream: str) -> None:
+                print(line, file=sys.stderr if stream == "stderr" else sys.stdout)
+                if line.startswith("PINGPONG"):
+                    bandwidth.append(line)
+
+            for provider in ("efa", "tcp"):  # ccdsl's mpirun says efa; env overrides it for the comparison
+                argv = [python, os.path.join(folder, "ping_pong.py"), "as ccdsl runs it"] if provider == "efa" else [
+                    "env", f"FI_PROVIDER={provider}", python, "ping_pong.py", "overridden"]  # the synced copy
+                if cluster.run_program(argv, stream=keep) != 0:
+                    raise RuntimeError(f"the ping-pong failed under FI_PROVIDER={provider}")
+            for line in bandwidth:
+                observer.facts[line.split(":")[0] + ": " + line.split(":")[1].strip()] = line.split(":", 2)[2].strip()
+        finally:
+            if cluster is not None:
+                ccdsl.terminate(cluster.handle, config=config)
+                print(f"{name}: terminated {cluster.handle}")
+                groups = ec2.describe_placement_groups(Filters=[{"Name": f"tag:{TAG}", "Values": [cluster.handle]}])
+                left = [g["GroupName"] for g in groups["PlacementGroups"] if g.get("State") != "deleted"]
+                observer.facts["placement groups left after terminate"] = ", ".join(left) or "none"
+    if left:
+        raise RuntimeError(f"{name}: placement group(s) left after terminate: {', '.join(left)}")
+
+
 def smoke_config(args: argparse.Namespace) -> cfg.Config:
     """ccdsl's defaults and the options given: never the user's ccdsl.toml (it could name another endpoint,
     region, image or addresses, and the facts printed would not be AWS's)."""
@@ -210,10 +298,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
     parser.add_argument("--ssh-cidr", help="who may SSH in (default: this machine's public address)")
     parser.add_argument("--image", help="x86_64 AMI id or resolve:ssm: name (default: ccdsl's Ubuntu)")
+    parser.add_argument("--efa", action="store_true",
+                        help="instead: 2 × hpc7g.4xlarge with EFA (about $2): fi_info and ping-pong efa vs tcp")
     args = parser.parse_args(argv)
     if not args.yes:
         print(__doc__)
-        print("Not run: pass --yes to launch two t3.micro instances on your AWS account.")
+        print("Not run: pass --yes to launch " + ("two hpc7g.4xlarge" if args.efa else "two t3.micro")
+              + " instances on your AWS account.")
         return 2
     import boto3
 
@@ -228,9 +319,13 @@ def main(argv: list[str] | None = None) -> int:
     stopped = ""
     handlers = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGHUP)}
     try:
-        for name, spot in (("smoke_on_demand", False), ("smoke_spot", True)):
+        runs = [("smoke_efa", None)] if args.efa else [("smoke_on_demand", False), ("smoke_spot", True)]
+        for name, spot in runs:
             try:
-                one_cluster(name, spot, config, ec2, observer)
+                if spot is None:
+                    efa_cluster(config, ec2, observer)
+                else:
+                    one_cluster(name, spot, config, ec2, observer)
             except Exception as exc:  # report and go on to the other cluster and the checks
                 failures.append(f"{name}: {type(exc).__name__}: {exc}")
                 print(f"FAILED {failures[-1]}")

@@ -60,6 +60,30 @@ def hooks(monkeypatch):
 
 
 @pytest.fixture()
+def nat_subnet(ec2):
+    """A private subnet of a VPC of its own whose route table sends 0.0.0.0/0 to a NAT gateway (and a public
+    subnet holding the gateway); removed afterwards."""
+    vpc = ec2.create_vpc(CidrBlock="10.77.0.0/16")["Vpc"]["VpcId"]
+    public = ec2.create_subnet(VpcId=vpc, CidrBlock="10.77.0.0/24", AvailabilityZone="us-east-1b")["Subnet"]
+    private = ec2.create_subnet(VpcId=vpc, CidrBlock="10.77.1.0/24", AvailabilityZone="us-east-1b")["Subnet"]
+    eip = ec2.allocate_address(Domain="vpc")["AllocationId"]
+    nat = ec2.create_nat_gateway(SubnetId=public["SubnetId"], AllocationId=eip)["NatGateway"]["NatGatewayId"]
+    table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", NatGatewayId=nat)
+    association = ec2.associate_route_table(RouteTableId=table, SubnetId=private["SubnetId"])["AssociationId"]
+    try:
+        yield private["SubnetId"]
+    finally:
+        ec2.disassociate_route_table(AssociationId=association)
+        ec2.delete_route_table(RouteTableId=table)
+        ec2.delete_nat_gateway(NatGatewayId=nat)
+        ec2.release_address(AllocationId=eip)
+        for s in (public, private):
+            ec2.delete_subnet(SubnetId=s["SubnetId"])
+        ec2.delete_vpc(VpcId=vpc)
+
+
+@pytest.fixture()
 def ec2_keys_on_hosts(hooks, netns_hosts):
     """What EC2 does for a launched instance: authorize the key pair's public key (here: on the netns hosts).
 

@@ -13,7 +13,7 @@ import pytest
 from aws_like import aws_like  # the fixture
 from ccdsl.errors import ConfigError, ProviderError
 from ccdsl.executor.model import NodeRequest
-from fixtures_executor import data_dir, ec2, ec2_config, hooks
+from fixtures_executor import data_dir, ec2, ec2_config, hooks, nat_subnet
 from test_aws_behaviour import HANDLE, deploy_config, everything_tagged, nothing_left, provider
 
 SENT = ("RunInstances", "CreateSecurityGroup", "CreateKeyPair", "CreatePlacementGroup",
@@ -63,9 +63,10 @@ def self_rules(calls) -> tuple[list, list]:
             [r for p in only(calls, "AuthorizeSecurityGroupEgress") for r in to_self(p)])
 
 
-def test_a_private_p5_gets_every_efa_interface_in_one_subnet_and_a_cluster_group(ec2_config, ec2, hooks, aws_like):
+def test_a_private_p5_gets_every_efa_interface_in_one_subnet_and_a_cluster_group(ec2_config, ec2, hooks, aws_like,
+                                                                                nat_subnet):
     calls = sent(hooks)
-    p = provider(ec2_config, private=True, connect_address="private")
+    p = provider(ec2_config, private=True, connect_address="private", subnet_id=nat_subnet)
     create_and_terminate(p, request("p5.48xlarge"), ec2, aws_like)
     (run,) = only(calls, "RunInstances")
     interfaces = run["NetworkInterfaces"]
@@ -75,7 +76,7 @@ def test_a_private_p5_gets_every_efa_interface_in_one_subnet_and_a_cluster_group
         0, 0, "interface")
     assert sorted((i["NetworkCardIndex"], i["DeviceIndex"]) for i in interfaces[1:]) == [(0, 1)] + [
         (card, 0) for card in range(1, 32)]
-    assert {i["SubnetId"] for i in interfaces} == {default_subnet(ec2)}  # one subnet, the zone's
+    assert {i["SubnetId"] for i in interfaces} == {nat_subnet}  # one subnet
     group = only(calls, "CreateSecurityGroup")
     assert len(group) == 1 and all(i["Groups"] == [interfaces[0]["Groups"][0]] for i in interfaces)
     assert not any("AssociatePublicIpAddress" in i for i in interfaces)  # several interfaces: EC2 refuses it
@@ -142,15 +143,15 @@ def test_every_interface_of_a_public_p5_is_refused_before_anything_is_created(aw
     assert calls == [] and everything_tagged(ec2) == [] and aws_like.placement_groups() == []
 
 
-def test_private_efa_nodes_need_a_private_connect_address(ec2_config, ec2, hooks, aws_like):
+def test_private_efa_nodes_need_a_private_connect_address(ec2_config, ec2, hooks, aws_like, nat_subnet):
     """A private EFA node has no public address: connecting to it would fail after paying for the launch."""
     calls = sent(hooks)
     with pytest.raises(ConfigError, match="no public address") as info:
         provider(ec2_config, private=True).create(request("hpc7g.16xlarge"), lambda *e: None)
     assert 'connect_address = "private"' in info.value.hint
     assert calls == [] and everything_tagged(ec2) == []
-    create_and_terminate(provider(ec2_config, private=True, connect_address="private"), request("hpc7g.16xlarge"),
-                         ec2, aws_like)
+    create_and_terminate(provider(ec2_config, private=True, connect_address="private", subnet_id=nat_subnet),
+                         request("hpc7g.16xlarge"), ec2, aws_like)
     (run,) = only(calls, "RunInstances")
     assert [(i["InterfaceType"], i["AssociatePublicIpAddress"]) for i in run["NetworkInterfaces"]] == [("efa", False)]
 

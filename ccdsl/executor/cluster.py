@@ -74,7 +74,7 @@ def make_ready(handle: str, nodes: Sequence[Node], config: Config, progress: Pro
     """Wait until every node is reachable (reported per node as it happens, all nodes in parallel), then let the
     launcher prepare them for MPI (:func:`ccdsl.executor.mpi.prepare_cluster`, also parallel).  Host keys are
     pinned on first contact while ``deploying`` and checked afterwards."""
-    from ccdsl.executor import mpi, ssh
+    from ccdsl.executor import fabric_check, mpi, ssh
 
     workers, manager = split_roles(nodes)
     mpi_options, ssh_options = mpi.options_from_config(config, known_hosts=known_hosts_path(handle),
@@ -94,6 +94,9 @@ def make_ready(handle: str, nodes: Sequence[Node], config: Config, progress: Pro
         workers, manager = mpi.prepare_cluster(handle, workers, manager=manager, options=mpi_options,
                                                ssh_options=ssh_options, connections=pool,
                                                progress=lambda role, index, state: None)
+        # nodes launched with EFA: fi_info must list every device, or MPI would fail (or crawl over TCP)
+        fabric_check.check([*([manager] if manager is not None else []), *workers], pool,
+                           timeout=ssh_options.command_timeout)
     finally:
         pool.close()
     ready = [*([manager] if manager is not None else []), *workers]

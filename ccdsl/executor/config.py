@@ -71,7 +71,9 @@ class AwsConfig:
                             "'on' (every type that has it), 'off'.  A contract's 'efa => true|false' decides its "
                             "role instead.  On: every interface the type has when the nodes are private, else one; "
                             "a 'cluster' placement group for roles that are not spot, unless placement_group says "
-                            "otherwise; security group rules for all traffic to and from the group itself.")
+                            "otherwise; security group rules for all traffic to and from the group itself; the EFA "
+                            "installer in the user data (a download: private nodes need a NAT route); fi_info checked "
+                            "at deploy; MPI under Open MPI's mpirun with FI_PROVIDER=efa.")
     private: bool = _key(False, "Nodes without public addresses (AssociatePublicIpAddress = false).  ccdsl reaches "
                                 "them through jump_host, or at their private addresses (connect_address = "
                                 "'private', inside a VPN).  A private node of a type with several network cards "
@@ -160,7 +162,8 @@ class MpiConfig:
                                             "raise it here to run more ranks per node on purpose.")
     python: str = _key("python3", "Python interpreter on the nodes (must import mpi4py and cloudpickle).  The "
                                   "local provider always uses the interpreter running ccdsl.")
-    mpiexec: str = _key("", "mpiexec on the nodes; empty: next to python, else on PATH.")
+    mpiexec: str = _key("", "mpiexec on the nodes; empty: next to python, else on PATH (with EFA: "
+                            "/opt/amazon/openmpi/bin/mpirun).")
     iface: str = _key("", "Network interface MPI uses between nodes (e.g. 'eth0'); empty: MPICH's choice.")
     remote_dir: str = _key(".ccdsl", "Directory on the nodes (relative to the login dir) for per-cluster files.")
     authorized_keys: str = _key(".ssh/authorized_keys", "Where the cluster-internal public key is installed.")

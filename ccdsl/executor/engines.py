@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ccdsl.errors import ExecutionError, MissingDependencyError
+from ccdsl.executor import mpirun
 from ccdsl.executor.model import Node
 from ccdsl.executor.parallel import parallel
 
@@ -475,6 +476,12 @@ class Engines:
                 # hydra starts ranks in mpiexec's working directory unless told: that is node 0's only
                 "-wdir", folder or base, *(["-genv", "PYTHONPATH", folder] if folder else []),
                 "-genv", "CCDSL_ACTIVITY_DIR", activity_dir(self.access), "-n", str(ppn * len(workers)), *engine]
+        if mpirun.wanted([via, *workers]):  # EFA: Open MPI's mpirun, the same job
+            argv = mpirun.argv(via.extra["mpiexec"], [n.private_address or n.address or "" for n in workers], ppn,
+                               ppn * len(workers), engine, agent=f"{base}/ssh", iface=options.iface or None,
+                               env={**({"PYTHONPATH": folder} if folder else {}),
+                                    "CCDSL_ACTIVITY_DIR": activity_dir(self.access)},
+                               extra=options.extra_args, wdir=folder or base)
         client_file, engine_file = f"{security}/ipcontroller-client.json", f"{security}/ipcontroller-engine.json"
         # 'cd X; setsid nohup ... &' (not 'cd X && ... &', which backgrounds the whole list and keeps SSH's output
         # open); the connection files appear about a second after the controller starts

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ccdsl.errors import ExecutionError, MissingDependencyError, ProviderError, RankError
-from ccdsl.executor import access, ssh
+from ccdsl.executor import access, mpirun, ssh
 from ccdsl.executor.config import Config, check_node_dir
 from ccdsl.executor.lines import CHUNK, Lines
 from ccdsl.executor.model import Node
@@ -163,9 +163,12 @@ def prepare_cluster(handle: str, nodes: Sequence[Node], *, manager: Node | None 
     report = progress or (lambda role, index, state: None)
     try:
         def ready(node: Node) -> Node:
+            efa = node.extra.get("fabric") == "efa"  # Open MPI's mpirun, and mpi4py without pip's MPICH
             node = ssh.wait_ready(node, options.ready_timeout, ssh_options, python=options.python,
-                                  mpiexec=options.mpiexec, directory=directory, install=options.install,
-                                  packages=options.packages, connections=pool)
+                                  mpiexec=options.mpiexec or (mpirun.MPIRUN if efa else None), directory=directory,
+                                  install=options.install,
+                                  packages=mpirun.packages(options.packages) if efa else options.packages,
+                                  connections=pool)
             check_node_dir(node.extra["ccdsl_dir"])  # the absolute path: the login dir is part of it
             report(node.role, node.index, node.state)
             return node
@@ -712,11 +715,13 @@ class Launcher:
             ssh.put(self._ssh_pool.get(first), payload, payload_path, node=first)
         hosts = ",".join(f"{n.private_address or n.address}:{self.ppn}" for n in self.nodes)
         via_dir = self._extra(via, "ccdsl_dir")
-        argv = [self._extra(via, "mpiexec"), "-launcher", "ssh", "-launcher-exec", f"{via_dir}/ssh",
+        program = [self._extra(first, "python"), *flags, f"{directory}/{rank_script_name()}", mode, payload_path,
+                   *args]
+        argv = self._mpirun(via, np, program, extra, wdir=None) or [
+                self._extra(via, "mpiexec"), "-launcher", "ssh", "-launcher-exec", f"{via_dir}/ssh",
                 "-hosts", hosts, *(["-iface", self.options.iface] if self.options.iface else []),
                 *extra, *(["-genv", "CCDSL_WORKDIR", self.workdir] if self.workdir else []),
-                "-n", str(np), self._extra(first, "python"), *flags, f"{directory}/{rank_script_name()}", mode,
-                payload_path, *args]
+                "-n", str(np), *program]
         proc = _RemoteProcess(self._ssh_pool.get(via), via, argv, self._ssh_pool.options,
                               payload=(payload, payload_path) if inline else None,
                               requires=f"{directory}/{rank_script_name()}" if inline else None)
@@ -741,7 +746,8 @@ class Launcher:
         via = self.via or self.nodes[0]
         hosts = ",".join(f"{n.private_address or n.address}:{self.ppn}" for n in self.nodes)
         via_dir = self._extra(via, "ccdsl_dir")
-        command = [self._extra(via, "mpiexec"), "-launcher", "ssh", "-launcher-exec", f"{via_dir}/ssh",
+        command = self._mpirun(via, np, argv, extra, wdir=self.workdir) or [
+                   self._extra(via, "mpiexec"), "-launcher", "ssh", "-launcher-exec", f"{via_dir}/ssh",
                    "-hosts", hosts, *(["-iface", self.options.iface] if self.options.iface else []),
                    *extra, *here, "-n", str(np), *argv]
         self._last_run = None
@@ -752,6 +758,16 @@ class Launcher:
             self._after_failure()
             raise
         return out, code
+
+    def _mpirun(self, via: Node, np: int, program: list[str], extra: tuple[str, ...],
+                wdir: str | None) -> list[str] | None:
+        """Open MPI's mpirun for a cluster with EFA (:mod:`ccdsl.executor.mpirun`), None for Hydra's mpiexec."""
+        if not mpirun.wanted([via, *self.nodes]):
+            return None
+        return mpirun.argv(self._extra(via, "mpiexec"), [n.private_address or n.address or "" for n in self.nodes],
+                           self.ppn, np, program, agent=f"{self._extra(via, 'ccdsl_dir')}/ssh",
+                           env={"CCDSL_WORKDIR": self.workdir} if self.workdir else None, iface=self.options.iface,
+                           extra=extra, wdir=wdir)
 
     def _install_rank_script(self) -> None:
         """Copy this version's rank bootstrap to every node (nodes prepared by an older ccdsl lack it)."""

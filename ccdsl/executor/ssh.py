@@ -528,7 +528,10 @@ def wait_ready(node: Node, timeout: float, options: SshOptions = SshOptions(), *
                 raise ProviderError(f"{describe(node)}: installing {', '.join(packages)} failed: "
                                     f"{res.stderr.strip()[-500:]}")
             python = f"{venv}/bin/python"
-            info = probe(client, node, python=python, mpiexec=None, directory=directory, timeout=left)
+            # the venv's own mpiexec (pip's MPICH), unless it has none: then the one asked for (EFA's mpirun)
+            own = any(p.split("=")[0].strip().lower() == "mpich" for p in packages)
+            info = probe(client, node, python=python, mpiexec=None if own else mpiexec, directory=directory,
+                         timeout=left)
         problems = [f"'{info['python']}' cannot import {m}" for m in info["missing"]]
         if not info["mpiexec"]:
             problems.append(f"no mpiexec ({mpiexec or 'next to python or on PATH'})")

@@ -31,6 +31,7 @@ from ccdsl.errors import CapacityError, CcdslError, ClusterError, ConfigError, M
 from ccdsl.executor import model
 from ccdsl.executor.config import AwsConfig, Config
 from ccdsl.executor.model import Node, NodeRequest, Progress
+from ccdsl.executor.providers import efa_boot
 from ccdsl.executor.providers.base import TAG_CLUSTER, TAG_CONTRACT, TAG_ROLE, poll, split_host_port
 
 if TYPE_CHECKING:
@@ -156,17 +157,19 @@ chmod 1777 "$dir"
 """
 
 
-def user_data(install: bool, scratch: str) -> str | None:
+def user_data(install: bool, scratch: str, efa: bool = False) -> str | None:
     """The nodes' cloud-config: ``bootcmd`` for ``[aws] scratch`` (:data:`SCRATCH_SCRIPT`, every boot), ``runcmd``
-    for ``[mpi] install`` (:data:`INSTALL_USER_DATA`, once); None when neither is asked for.  The script's argv is
-    written as JSON, which YAML reads as it is."""
-    if not install and not scratch:
+    for ``[mpi] install`` (:data:`INSTALL_USER_DATA`, once) and for EFA (``efa``: :mod:`efa_boot`, once); None when
+    none is asked for.  The script's argv is written as JSON, which YAML reads as it is."""
+    if not install and not scratch and not efa:
         return None
     out = "#cloud-config\n"
     if scratch:
         out += "bootcmd:\n  - " + json.dumps(["bash", "-c", SCRATCH_SCRIPT, "ccdsl-scratch", scratch]) + "\n"
-    if install:
-        out += INSTALL_USER_DATA.removeprefix("#cloud-config\n")
+    runcmd = INSTALL_USER_DATA.removeprefix("#cloud-config\nruncmd:\n") if install else ""
+    runcmd += efa_boot.runcmd() if efa else ""
+    if runcmd:
+        out += "runcmd:\n" + runcmd
     return out
 
 
@@ -217,7 +220,8 @@ class AwsProvider:
         self.resources: dict[str, Any] = {k: settings[k] for k in ("security_group_id_created", "key_name_created",
                                                                     "key_path_created", "placement_group_created",
                                                                     "vpc_id", "spot_valid_until", "efa_rules",
-                                                                    "launches", "jump_group_created")
+                                                                    "launches", "jump_group_created",
+                                                                    "efa_interfaces")
                           if k in settings}
         self._ec2 = None
         self._launch_round = 0  # bumped by every clean-up: a later launch must not reuse an earlier token
@@ -403,6 +407,13 @@ class AwsProvider:
         efa = self._fabric(request)
         strategy = self._strategy(spot, efa)
         self.prepare(request.handle, contract, efa=efa.on, placement=strategy)
+        # role -> EFA interfaces per node, in the record: the nodes carry it (extra["efa"]) for the deploy's
+        # fi_info check and the launcher's choice of Open MPI's mpirun, also when found again by their tags
+        fabrics = self.resources.setdefault("efa_interfaces", {})
+        if efa.on:
+            fabrics[request.role] = efa.interfaces
+        else:
+            fabrics.pop(request.role, None)
         group = self.config.security_group_id or self.resources["security_group_id_created"]
         params: dict[str, Any] = {
             "ImageId": image, "InstanceType": request.instance_type,
@@ -437,7 +448,7 @@ class AwsProvider:
             params["CpuOptions"] = cpu
         if self.config.instance_profile:
             params["IamInstanceProfile"] = instance_profile(self.config.instance_profile)
-        data = user_data(self.install, self.config.scratch)
+        data = user_data(self.install, self.config.scratch, efa=self._efa_software(request))
         if data:
             params["UserData"] = data  # boto3 base64-encodes it
         if self.config.scratch:
@@ -976,6 +987,15 @@ class AwsProvider:
         region-scope CapacityError (the deployer tries the next plan); settings that contradict each other are a
         ConfigError."""
         self._roles = {r.role for r in requests}  # whether a manager is the jump host ([aws] jump_host = "auto")
+        # known before the first role is created: a manager launched before EFA workers gets the EFA software too
+        # (Open MPI's mpirun runs there), though no EFA device
+        fabrics: dict[str, int] = {}
+        for request in requests:
+            self._set_region(request)
+            self._check_region_settings()  # its refusal first, as _check_request says it
+            if (fabric := self._fabric(request)).on:
+                fabrics[request.role] = fabric.interfaces
+        self.resources["efa_interfaces"] = fabrics
         for request in requests:
             self._check_request(request)
 
@@ -1202,13 +1222,14 @@ class AwsProvider:
                               f"\"auto\") with {self._fabric(request).interfaces} EFA interfaces, but a node with a "
                               "public address takes a single network interface",
                               hint='use a bastion (jump_host = "user@host:port"), or [aws] efa = "auto"')
-        needs = self._downloads()
+        needs = self._downloads(request)
         if needs and self._jump_auto:
             raise ConfigError(f"private nodes that download ({needs}) need a subnet routed through a NAT gateway, "
                               "where the public address of the \"auto\" jump host, launched in the same subnet, "
                               "would not answer (its replies would leave through the NAT gateway)",
                               hint='use a bastion (jump_host = "user@host:port") in a public subnet, or an image '
-                                   "with mpich, mpi4py and cloudpickle ([mpi] install = false)")
+                                   "with mpich, mpi4py and cloudpickle ([mpi] install = false); for EFA, "
+                                   '[aws] efa = "off" (or the contract\'s efa => false)')
         if needs:
             for subnet in self._private_subnets():
                 self._check_nat(subnet, needs)
@@ -1217,9 +1238,18 @@ class AwsProvider:
         """Whether ``request`` holds the "auto" jump host: the manager, or the workers when there is none."""
         return request.role == "manager" or "manager" not in self._roles
 
-    def _downloads(self) -> str:
-        """What makes new nodes download from the internet (empty: nothing): ``[mpi] install`` (apt and pip)."""
-        return "[mpi] install = true (apt-get and pip on every new node)" if self.install else ""
+    def _downloads(self, request: NodeRequest) -> str:
+        """What makes ``request``'s new nodes download from the internet (empty: nothing): ``[mpi] install`` (apt
+        and pip), EFA (the EFA installer, :mod:`efa_boot`)."""
+        needs = ["[mpi] install = true (apt-get and pip on every new node)"] if self.install else []
+        if self._efa_software(request):
+            needs.append(f"EFA on {request.instance_type} (the EFA installer, {efa_boot.INSTALLER_URL})")
+        return " and ".join(needs)
+
+    def _efa_software(self, request: NodeRequest) -> bool:
+        """Whether ``request``'s nodes get the EFA software (:mod:`efa_boot`): they use EFA, or another role of the
+        cluster does (the manager, where mpirun runs, needs Open MPI built for it)."""
+        return self._fabric(request).on or bool(self.resources.get("efa_interfaces"))
 
     def _private_subnets(self) -> list[str]:
         """The subnets private nodes may be launched in: ``[aws] subnet_id``, else the default subnets (of
@@ -1248,7 +1278,8 @@ class AwsProvider:
             raise ConfigError(f"private nodes in subnet {subnet} cannot download: its route table sends 0.0.0.0/0 "
                               + (f"to {instead}, not to a NAT gateway" if instead else "nowhere") + f", and {needs}",
                               hint="set [aws] subnet_id to a private subnet whose route table sends 0.0.0.0/0 to a "
-                                   "NAT gateway, or use an image with MPI installed ([mpi] install = false)")
+                                   "NAT gateway, or use an image with MPI installed ([mpi] install = false); for EFA, "
+                                   '[aws] efa = "off" (or the contract\'s efa => false)')
         self._nat_checked.add(subnet)
 
     def _launch_private(self, request: NodeRequest, params: dict[str, Any],
@@ -1324,6 +1355,11 @@ class AwsProvider:
                  "boot_wait": self.config.boot_wait,  # ssh.wait_ready runs it before the probe
                  "public_ip": public or "", "private_ip": instance.get("PrivateIpAddress") or "",
                  "reason": instance.get("StateReason", {}).get("Message", "")}
+        fabrics = self.resources.get("efa_interfaces") or {}
+        if fabrics:  # a cluster with EFA: every node has its software, and MPI runs under Open MPI's mpirun
+            extra["fabric"] = "efa"
+        if fabrics.get(role):  # the EFA interfaces the node was launched with: fi_info must list as many devices
+            extra["efa"] = int(fabrics[role])
         return Node(index=index, role=role, instance_id=instance["InstanceId"],
                     instance_type=instance["InstanceType"], state=_STATES.get(instance["State"]["Name"], model.FAILED),
                     address=address, private_address=private, port=port, user=self.config.user,
