@@ -110,3 +110,20 @@ def test_any_other_program_runs_once_per_rank_with_the_mpi_environment(launcher)
 def test_python_without_a_program_runs_as_is(launcher) -> None:
     code, out, _ = run(launcher, sys.executable, "-V", np=1)
     assert code == 0 and out == [f"Python {sys.version.split()[0]}"]
+
+
+def test_a_rank_killed_by_a_signal_exits_with_its_number(launcher) -> None:
+    """gforker (the local mpiexec) exits 0 when a rank dies of a signal; the run says the signal, as hydra does."""
+    code, _, _ = run(launcher, "sh", "-c", 'if [ "$PMI_RANK" = 1 ]; then kill -KILL $$; fi', np=2)
+    assert code == 9
+    code, _, _ = run(launcher, "python", "-c", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)", np=1)
+    assert code == 11
+
+
+def test_mpiexec_arguments_of_the_configuration_still_reach_mpiexec() -> None:
+    """``[mpi] extra_args`` are hydra's arguments: a local run that has them runs under hydra, which knows them."""
+    from ccdsl.executor.mpi import MpiOptions
+
+    nodes = [Node(0, "worker", "local-0", "local")]
+    with Launcher(nodes, mode="local", options=MpiOptions(extra_args=("-prepend-rank",))) as hydra:
+        assert run(hydra, "sh", "-c", "echo hi") == (0, ["[0] hi"], [])

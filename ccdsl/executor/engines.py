@@ -442,8 +442,7 @@ class Engines:
         if folder:
             env["PYTHONPATH"] = folder + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         with open(d / "engines.log", "ab") as log:
-            job = subprocess.Popen(mpi.local_command("-n", str(size),
-                                                     *_engine_args(sys.executable, str(engine_profile))),
+            job = subprocess.Popen(mpi.local_command(size, _engine_args(sys.executable, str(engine_profile))).argv,
                                    cwd=folder or str(d), env=mpi.local_env(env), stdin=subprocess.DEVNULL, stdout=log,
                                    stderr=log, start_new_session=True)
         return {"mode": "local", "size": size, "controller_pid": controller.pid, "mpiexec_pid": job.pid,

@@ -101,17 +101,52 @@ def local_mpiexec() -> str:
     raise MissingDependencyError("mpich", "mpi")
 
 
-# What keeps a job on this machine to the loopback interface: hydra's ``-iface lo`` (the address its proxies are told
-# to connect to) and the netmods' interface settings (UCX for MPICH's default ch4:ucx, libfabric's tcp and sockets
-# providers for ch4:ofi), so that no rank listens on an address other machines reach.  Hydra binds its own control
-# port to every address whatever it is told (it has no option for it); that one listener is left as it is.
+# What keeps a job on this machine to the loopback interface.  MPICH's ``mpiexec.gforker`` (which the mpich wheel
+# ships beside ``mpiexec``) forks the ranks itself and opens no port of its own; hydra, the fallback where gforker is
+# absent, binds its control port to every address whatever it is told (``-iface lo`` only names the address its
+# proxies connect to).  Either way the netmods' interface settings (UCX for MPICH's default ch4:ucx, libfabric's tcp
+# and sockets providers for ch4:ofi) keep the ranks' own listeners on 127.0.0.1.
 LOOPBACK_ARGS = ("-iface", "lo")
 LOOPBACK_ENV = {"UCX_NET_DEVICES": "lo", "FI_TCP_IFACE": "lo", "FI_SOCKETS_IFACE": "lo"}
+GFORKER_LABEL = re.compile(r"(\d+)(?:\(err\))?>")  # gforker's -l: "0>" on stdout, "0(err)>" on stderr
+# gforker's lines about its ranks: "[0]1:Return code = 0, signaled with Killed" (its exit code stays 0), and
+# "Error in system call mpiexec: No such file or directory" then "mpiexec could not exec nonexistentcmd"
+_GFORKER_SIGNAL = re.compile(r"\[\d+\]\d+:Return code = \d+, signaled with (.+)")
+_GFORKER_SYSCALL = re.compile(r"Error in system call mpiexec: (.+)")
+_GFORKER_EXEC = re.compile(r"mpiexec could not exec (.+)")
+_SIGNAL_NUMBERS = {signal.strsignal(s): int(s) for s in signal.Signals if signal.strsignal(s)}
 
 
-def local_command(*args: str) -> list[str]:
-    """This machine's mpiexec with ``args``, the job on the loopback interface (with :func:`local_env`)."""
-    return [local_mpiexec(), *LOOPBACK_ARGS, *args]
+@dataclass(frozen=True)
+class LocalCommand:
+    """An mpiexec command line for a job on this machine, and which mpiexec it is (their output differs)."""
+
+    argv: tuple[str, ...]
+    gforker: bool
+
+
+def local_gforker(mpiexec: str) -> str | None:
+    """``mpiexec.gforker`` beside ``mpiexec``, if it is there."""
+    candidate = Path(mpiexec).with_name("mpiexec.gforker")
+    return str(candidate) if candidate.is_file() and os.access(candidate, os.X_OK) else None
+
+
+def local_command(np: int, program: Sequence[str], *, env: Sequence[tuple[str, str]] = (), wdir: str | None = None,
+                  label: bool = False, hydra_args: Sequence[str] = ()) -> LocalCommand:
+    """This machine's mpiexec running ``program`` on ``np`` ranks, the job on the loopback interface (with
+    :func:`local_env`): ``env`` set on every rank, in ``wdir``, each output line labelled with its rank (``label``).
+
+    ``mpiexec.gforker`` beside the resolved mpiexec when it is there: it forks the ranks and listens on nothing.
+    Hydra with ``-iface lo`` otherwise (its control port then listens on every address), and also when the
+    configuration asks for mpiexec arguments (``hydra_args``, ``[mpi] extra_args``): they are hydra's, which gforker
+    does not know."""
+    mpiexec = local_mpiexec()
+    gforker = None if hydra_args else local_gforker(mpiexec)
+    common = [*(a for name, value in env for a in ("-genv", name, value)), *(["-wdir", wdir] if wdir else [])]
+    if gforker is not None:
+        return LocalCommand((gforker, "-n", str(np), *(["-l"] if label else []), *common, *program), True)
+    return LocalCommand((mpiexec, *LOOPBACK_ARGS, "-n", str(np), *hydra_args, *(LABEL_RANKS if label else ()),
+                         *common, *program), False)
 
 
 def local_env(env: dict[str, str]) -> dict[str, str]:
@@ -226,8 +261,10 @@ class _Output:
     """Splits output chunks into lines for the callback (``lines.Lines``: a line without an end is passed on a
     piece at a time) and picks out ccdsl's framed records."""
 
-    def __init__(self, callback: Stream | None, nonce: str | None = None) -> None:
+    def __init__(self, callback: Stream | None, nonce: str | None = None, gforker: bool = False) -> None:
         self.callback = callback
+        self.gforker = gforker  # gforker's lines are translated into hydra's (see :meth:`_gforker_line`)
+        self._syscall = "No such file or directory"  # gforker's reason for the next "could not exec"
         self.nonce = nonce  # this run's: a result record is "\x1eccdsl-result.<nonce>:..." alone on a stdout line
         # the result record is the one line kept whole, however long (it is only useful whole)
         keep = (MARK + f"result.{nonce}:").encode() if nonce is not None else None
@@ -244,7 +281,43 @@ class _Output:
             for line in lines.close():
                 self._line(stream, line.decode(errors="replace"))
 
+    def _gforker_line(self, stream: str, text: str) -> str | None:
+        """gforker's line in hydra's terms: a rank label ``0>``/``0(err)>`` becomes ``[0] ``; its reports of a rank
+        that could not be started or died of a signal become records (None: nothing left to show)."""
+        label = GFORKER_LABEL.match(text)
+        if label:
+            return f"[{label.group(1)}] {text[label.end():]}"
+        if stream != "stderr":
+            return text
+        for pattern, kind in ((_GFORKER_SYSCALL, "syscall"), (_GFORKER_EXEC, "exec"), (_GFORKER_SIGNAL, "signal")):
+            found = pattern.fullmatch(text)
+            if found is None:
+                continue
+            if kind == "syscall":
+                self._syscall = found.group(1).strip()
+            elif kind == "exec":
+                self.records.append(("execvp", f"{found.group(1).strip()}\t{self._syscall}"))
+            else:
+                self.records.append(("signal", found.group(1).strip()))
+                return text  # hydra says it too ("YOUR APPLICATION TERMINATED ... (signal 9)")
+            return None
+        return text
+
+    def exit_code(self, code: int) -> int:
+        """mpiexec's exit code as hydra gives it: gforker exits 0 when a rank died of a signal; hydra exits with
+        the signal's number (the first one not sent by gforker itself, which ends the other ranks with SIGQUIT)."""
+        if code != 0 or not self.gforker:
+            return code
+        numbers = [_SIGNAL_NUMBERS.get(name, 0) for name in self.record("signal")]
+        first = [n for n in numbers if n and n != signal.SIGQUIT] or [n for n in numbers if n]
+        return first[0] if first else code
+
     def _line(self, stream: str, text: str) -> None:
+        if self.gforker:
+            gforker = self._gforker_line(stream, text)
+            if gforker is None:
+                return
+            text = gforker
         if stream == "stderr" and ("execvp error on file" in text or _HYDRA_PIECES.match(text)):
             # reported once by the launcher (Launcher.run_program), not once per rank in hydra's words
             found = _EXECVP.findall(text)
@@ -611,7 +684,7 @@ class Launcher:
             mode, payload = "exec", b""
         argv = [program.target, *program.args] if mode == "exec" else [*program.args]
         out, code = self._launch(mode, payload, [str(a) for a in argv], np or self.size, stream, timeout,
-                                 flags=tuple(program.flags), mpi_args=LABEL_RANKS if label_ranks else ())
+                                 flags=tuple(program.flags), label=label_ranks)
         if code != 0:
             dead = self._after_failure()
             if dead:
@@ -670,15 +743,14 @@ class Launcher:
     # -- running --------------------------------------------------------------------------------------------------
     def _launch(self, mode: str, payload: bytes, args: list[str], np: int, stream: Stream | None,
                 timeout: float | None, retried: bool = False, flags: tuple[str, ...] = (),
-                mpi_args: tuple[str, ...] = (), nonce: str | None = None) -> tuple[_Output, int]:
+                label: bool = False, nonce: str | None = None) -> tuple[_Output, int]:
         """Start mpiexec for one run.  ``exec`` mode runs ``args`` (a program and its arguments) as they are;
         the other modes run the rank bootstrap under the nodes' python with ``flags`` (interpreter options).
-        ``mpi_args`` go to mpiexec after the configured ones."""
+        ``label``: each output line starts with its rank's label (``[RANK] ``)."""
         timeout = timeout if timeout is not None else self.options.run_timeout
-        out = _Output(stream, nonce)
-        extra = (*self.options.extra_args, *mpi_args)
+        extra = (*self.options.extra_args, *(LABEL_RANKS if label else ()))
         if mode == "exec":
-            return self._launch_exec(args, np, out, timeout, extra)
+            return self._launch_exec(args, np, stream, timeout, extra, label)
         if self.mode == "local":
             tmp, lock = _run_dir()
             try:
@@ -689,9 +761,11 @@ class Launcher:
                 if self.workdir:
                     env["CCDSL_WORKDIR"] = self.workdir
                 python = self.options.local_python or sys.executable
-                argv = local_command("-n", str(np), *extra, python, *flags, str(_RANK_FILE), mode, payload_path,
-                                     *args)
-                code = self._pump(_LocalProcess(argv, local_env(env)), out, timeout, "this machine")
+                command = local_command(np, [python, *flags, str(_RANK_FILE), mode, payload_path, *args],
+                                        label=label, hydra_args=self.options.extra_args)
+                out = _Output(stream, nonce, gforker=command.gforker)
+                process = _LocalProcess(list(command.argv), local_env(env))
+                code = out.exit_code(self._pump(process, out, timeout, "this machine"))
                 if code != 0:  # error records a rank also left in files (see _rank._fail)
                     for name in sorted(os.listdir(tmp)):
                         if ".error." in name and not name.endswith(".tmp"):
@@ -702,6 +776,7 @@ class Launcher:
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
                 os.close(lock)
+        out = _Output(stream, nonce)
         first = self.nodes[0]
         via = self.via or first
         directory = self._extra(first, "ccdsl_dir")
@@ -727,17 +802,22 @@ class Launcher:
             raise
         if code == STALE and not out.tail and not retried:
             self._install_rank_script()
-            return self._launch(mode, payload, args, np, stream, timeout, retried=True, flags=flags, mpi_args=mpi_args,
+            return self._launch(mode, payload, args, np, stream, timeout, retried=True, flags=flags, label=label,
                                 nonce=nonce)
         return out, code
 
-    def _launch_exec(self, argv: list[str], np: int, out: _Output, timeout: float | None,
-                     extra: tuple[str, ...]) -> tuple[_Output, int]:
-        """``mpiexec -n NP PROGRAM ARGS``: any program, once per rank (on node 0 or the manager in ssh mode)."""
-        here = ["-genv", "CCDSL_WORKDIR", self.workdir, "-wdir", self.workdir] if self.workdir else []
+    def _launch_exec(self, argv: list[str], np: int, stream: Stream | None, timeout: float | None,
+                     extra: tuple[str, ...], label: bool) -> tuple[_Output, int]:
+        """``mpiexec -n NP PROGRAM ARGS``: any program, once per rank (on this machine, or on node 0 or the manager
+        in ssh mode).  ``extra``: mpiexec arguments of a remote run (``label`` says the same for a local one)."""
         if self.mode == "local":
-            command = local_command("-n", str(np), *extra, *here, *argv)
-            return out, self._pump(_LocalProcess(command, local_env(dict(os.environ))), out, timeout, "this machine")
+            local = local_command(np, argv, env=[("CCDSL_WORKDIR", self.workdir)] if self.workdir else [],
+                                  wdir=self.workdir, label=label, hydra_args=self.options.extra_args)
+            out = _Output(stream, gforker=local.gforker)
+            process = _LocalProcess(list(local.argv), local_env(dict(os.environ)))
+            return out, out.exit_code(self._pump(process, out, timeout, "this machine"))
+        out = _Output(stream)
+        here = ["-genv", "CCDSL_WORKDIR", self.workdir, "-wdir", self.workdir] if self.workdir else []
         via = self.via or self.nodes[0]
         hosts = ",".join(f"{n.private_address or n.address}:{self.ppn}" for n in self.nodes)
         via_dir = self._extra(via, "ccdsl_dir")
