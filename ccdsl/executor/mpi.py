@@ -2,7 +2,8 @@
 
 Where mpiexec runs decides who must reach whom:
 
-- ``local``: ``mpiexec -n N`` on this machine; no SSH at all (``pip install mpich mpi4py`` is the whole set-up).
+- ``local``: ``mpiexec.gforker -n N`` on this machine (hydra's ``mpiexec`` where gforker is absent; see
+  :func:`local_command`); no SSH at all (``pip install mpich mpi4py`` is the whole set-up).
 - ``ssh``, PeerWorkers: ccdsl reaches every node for set-up, and runs ``mpiexec`` *on node 0* (over SSH) with
   ``-launcher ssh -hosts <private addresses>``, so MPI traffic never needs to reach the user's machine.
 - ``ssh``, ManagerWorkers: ccdsl reaches only the manager (``via``); workers are set up through it (SSH jump) and
@@ -664,8 +665,8 @@ class Launcher:
         """Run a :class:`~ccdsl.executor.program.Program` on ``np`` ranks: a Python script (shipped), ``-c`` code
         or ``-m`` module under the rank bootstrap, or any other program as is (once per rank, MPI environment
         set).  Streams the output; returns mpiexec's exit code.  ``label_ranks``: every output line starts with
-        ``[RANK] `` (hydra's ``-prepend-rank``), for output sorted by rank.  A program the nodes cannot start is an
-        :class:`ExecutionError` naming it."""
+        ``[RANK] `` (hydra's ``-prepend-rank``; gforker's ``-l`` labels are rewritten so), for output sorted by
+        rank.  A program the nodes cannot start is an :class:`ExecutionError` naming it."""
         import pickle
 
         self.check_np(np, oversubscribe)
