@@ -127,3 +127,13 @@ def test_mpiexec_arguments_of_the_configuration_still_reach_mpiexec() -> None:
     nodes = [Node(0, "worker", "local-0", "local")]
     with Launcher(nodes, mode="local", options=MpiOptions(extra_args=("-prepend-rank",))) as hydra:
         assert run(hydra, "sh", "-c", "echo hi") == (0, ["[0] hi"], [])
+
+
+def test_output_that_looks_like_a_rank_label_is_only_text(launcher) -> None:
+    """gforker's labels ("0>") are rewritten as hydra's ("[0] ") only when labels were asked for."""
+    code, out, err = run(launcher, "sh", "-c", "echo '1>2'; echo '0(err)>x' >&2", np=1)
+    assert (code, out, err) == (0, ["1>2"], ["0(err)>x"])
+    lines: list[tuple[str, str]] = []
+    code = launcher.run_program(parse(["sh", "-c", "echo '1>2'; echo e >&2"]), 1, label_ranks=True,
+                                stream=lambda line, stream: lines.append((stream, line)))
+    assert code == 0 and sorted(lines) == [("stderr", "[0] e"), ("stdout", "[0] 1>2")]

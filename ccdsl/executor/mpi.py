@@ -262,9 +262,11 @@ class _Output:
     """Splits output chunks into lines for the callback (``lines.Lines``: a line without an end is passed on a
     piece at a time) and picks out ccdsl's framed records."""
 
-    def __init__(self, callback: Stream | None, nonce: str | None = None, gforker: bool = False) -> None:
+    def __init__(self, callback: Stream | None, nonce: str | None = None, gforker: bool = False,
+                 relabel: bool = False) -> None:
         self.callback = callback
         self.gforker = gforker  # gforker's lines are translated into hydra's (see :meth:`_gforker_line`)
+        self.relabel = relabel  # gforker was given -l: its rank labels start every line of the ranks
         self._syscall = "No such file or directory"  # gforker's reason for the next "could not exec"
         self.nonce = nonce  # this run's: a result record is "\x1eccdsl-result.<nonce>:..." alone on a stdout line
         # the result record is the one line kept whole, however long (it is only useful whole)
@@ -285,7 +287,7 @@ class _Output:
     def _gforker_line(self, stream: str, text: str) -> str | None:
         """gforker's line in hydra's terms: a rank label ``0>``/``0(err)>`` becomes ``[0] ``; its reports of a rank
         that could not be started or died of a signal become records (None: nothing left to show)."""
-        label = GFORKER_LABEL.match(text)
+        label = GFORKER_LABEL.match(text) if self.relabel else None
         if label:
             return f"[{label.group(1)}] {text[label.end():]}"
         if stream != "stderr":
@@ -764,7 +766,7 @@ class Launcher:
                 python = self.options.local_python or sys.executable
                 command = local_command(np, [python, *flags, str(_RANK_FILE), mode, payload_path, *args],
                                         label=label, hydra_args=self.options.extra_args)
-                out = _Output(stream, nonce, gforker=command.gforker)
+                out = _Output(stream, nonce, gforker=command.gforker, relabel=command.gforker and label)
                 process = _LocalProcess(list(command.argv), local_env(env))
                 code = out.exit_code(self._pump(process, out, timeout, "this machine"))
                 if code != 0:  # error records a rank also left in files (see _rank._fail)
@@ -814,7 +816,7 @@ class Launcher:
         if self.mode == "local":
             local = local_command(np, argv, env=[("CCDSL_WORKDIR", self.workdir)] if self.workdir else [],
                                   wdir=self.workdir, label=label, hydra_args=self.options.extra_args)
-            out = _Output(stream, gforker=local.gforker)
+            out = _Output(stream, gforker=local.gforker, relabel=local.gforker and label)
             process = _LocalProcess(list(local.argv), local_env(dict(os.environ)))
             return out, out.exit_code(self._pump(process, out, timeout, "this machine"))
         out = _Output(stream)
