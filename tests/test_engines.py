@@ -179,7 +179,7 @@ def test_local_restart_gives_fresh_engines_and_a_dead_rank_is_named(local4):
         while time.monotonic() < deadline:
             local4.engines()
             time.sleep(0.2)
-    assert "stop_engines" in info.value.hint
+    assert "stop_engines" in info.value.hint and "(exit status 9)" in str(info.value)
     local4.stop_engines()
     assert not engines._pid_alive(saved["mpiexec_pid"]) and not engines._pid_alive(saved["controller_pid"])
     assert local4.engines().ids == [0, 1, 2, 3]  # fresh ones again

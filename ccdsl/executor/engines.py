@@ -589,6 +589,11 @@ class Engines:
             nodes += [workers[int(i)] for i in re.findall(r"\[proxy:(\d+)@", log) if int(i) < len(workers)]
             where = _name(nodes[0]) if nodes else "a node mpiexec did not name"
         exit_status = re.findall(r"EXIT STATUS: (\S+)", log)
+        if not exit_status and saved["mode"] == "local":  # mpiexec.gforker reports "signaled with Killed"
+            from ccdsl.executor import mpi
+
+            died_of = mpi.gforker_signal([log])
+            exit_status = [str(died_of)] if died_of else []
         detail = f" (exit status {exit_status[0]})" if exit_status else ""
         self.state.journal(self.handle, "engines-died", node=where)
         raise ExecutionError(f"the engines of cluster {self.handle} are gone: a rank died on {where}{detail}, and "

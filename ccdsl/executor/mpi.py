@@ -118,6 +118,15 @@ _GFORKER_EXEC = re.compile(r"mpiexec could not exec (.+)")
 _SIGNAL_NUMBERS = {signal.strsignal(s): int(s) for s in signal.Signals if signal.strsignal(s)}
 
 
+def gforker_signal(reports: Sequence[str]) -> int | None:
+    """The signal a gforker job died of, from its reports: the signal names (``Killed``), or its whole output (read
+    for "signaled with" lines).  The first one gforker did not send itself: it ends the other ranks with SIGQUIT."""
+    names = [n for r in reports for n in (_GFORKER_SIGNAL.findall(r) if "signaled with" in r else [r])]
+    numbers = [n for n in (_SIGNAL_NUMBERS.get(name.strip(), 0) for name in names) if n]
+    first = [n for n in numbers if n != signal.SIGQUIT] or numbers
+    return first[0] if first else None
+
+
 @dataclass(frozen=True)
 class LocalCommand:
     """An mpiexec command line for a job on this machine, and which mpiexec it is (their output differs)."""
@@ -311,9 +320,7 @@ class _Output:
         the signal's number (the first one not sent by gforker itself, which ends the other ranks with SIGQUIT)."""
         if code != 0 or not self.gforker:
             return code
-        numbers = [_SIGNAL_NUMBERS.get(name, 0) for name in self.record("signal")]
-        first = [n for n in numbers if n and n != signal.SIGQUIT] or [n for n in numbers if n]
-        return first[0] if first else code
+        return gforker_signal(self.record("signal")) or code
 
     def _line(self, stream: str, text: str) -> None:
         if self.gforker:
