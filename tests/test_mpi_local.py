@@ -209,3 +209,26 @@ def test_error_reaches_us_even_when_the_rank_has_no_stderr():
 
     with pytest.raises(RankError, match=r"rank 1 .*ValueError: said nothing"):
         Launcher(local_nodes(2), mode="local").run_function(silent_failure, stream=None, timeout=60)
+
+
+def test_the_failing_rank_is_named_before_the_ranks_its_abort_interrupted():
+    """On MPI_Abort, mpiexec.gforker interrupts the other ranks: their KeyboardInterrupt records come along with
+    the failing rank's, whose error is the one raised (whatever the ranks' order)."""
+    import base64
+    import json
+
+    from ccdsl.executor.mpi import _Output
+
+    def record(rank: int, kind: str, message: str) -> tuple[str, str]:
+        info = {"rank": rank, "type": kind, "message": message, "traceback": f"Traceback: {kind}"}
+        return "error", base64.b64encode(json.dumps(info).encode()).decode()
+
+    out = _Output(None)
+    out.records += [record(0, "KeyboardInterrupt", ""), record(2, "KeyboardInterrupt", ""),
+                    record(1, "ValueError", "said nothing")]
+    with pytest.raises(RankError, match=r"^rank 1 on this machine raised ValueError: said nothing \(and 2 more"):
+        Launcher(local_nodes(3), mode="local")._raise_rank_error(out)
+    out = _Output(None)
+    out.records += [record(1, "KeyboardInterrupt", "")]  # an interrupt alone is still said
+    with pytest.raises(RankError, match=r"^rank 1 on this machine raised KeyboardInterrupt"):
+        Launcher(local_nodes(3), mode="local")._raise_rank_error(out)

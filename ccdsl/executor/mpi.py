@@ -905,7 +905,9 @@ class Launcher:
         if not by_rank or any(r < 0 or r >= MAX_RANKS for r in by_rank):  # a rank is an index below the job's size
             where = "this machine" if self.mode == "local" else ssh.describe(self.via or self.nodes[0])
             raise ExecutionError(f"a rank's error record from the job on {where} is damaged; the job failed")
-        infos = [by_rank[r] for r in sorted(by_rank)]
+        # the failing rank first: when one calls MPI_Abort, mpiexec.gforker interrupts the others (SIGINT), and
+        # their KeyboardInterrupt is the consequence, not the cause
+        infos = sorted(by_rank.values(), key=lambda i: (i["type"] == "KeyboardInterrupt", i["rank"]))
         first = infos[0]
         others = f" (and {len(infos) - 1} more rank(s))" if len(infos) > 1 else ""
         where = self._node_of_rank(first["rank"])
