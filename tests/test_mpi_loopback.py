@@ -1,7 +1,8 @@
 """Local MPI listens on loopback only (issue 22 item 14): every TCP listener of a local run's and of local engines'
 MPI job (mpiexec and its ranks) is on 127.0.0.1 or ::1, never on an address another machine reaches.  Read from
 /proc while the job waits on an event.  Hydra's mpiexec binds its control port to every address whatever it is
-told, so a local job runs under MPICH's ``mpiexec.gforker``, which listens on nothing itself."""
+told, so a local job runs under MPICH's ``mpiexec.gforker``, which listens on nothing itself (the ranks of a run,
+on shared memory only, listen on nothing either; the engines' ipyparallel sockets are on 127.0.0.1)."""
 
 from __future__ import annotations
 
@@ -80,14 +81,13 @@ def children(pid: int) -> list[int]:
 def exposed(mpiexec: int) -> dict[int, str]:
     """The listeners of mpiexec and of its job (by socket inode) on an address other than loopback."""
     found = listeners(mpiexec)
-    ranks = {}
-    for pid in children(mpiexec):
+    job = children(mpiexec)
+    assert job, "mpiexec has no ranks: nothing checked"
+    for pid in job:
         try:
-            ranks.update(listeners(pid))
+            found.update(listeners(pid))
         except OSError:  # ended meanwhile
             continue
-    assert set(ranks) - set(found), "the ranks listen on nothing: nothing checked"
-    found.update(ranks)
     return {i: a for i, a in found.items() if not ipaddress.ip_address(a.rsplit(":", 1)[0]).is_loopback}
 
 

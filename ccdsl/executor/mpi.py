@@ -106,9 +106,10 @@ def local_mpiexec() -> str:
 # ships beside ``mpiexec``) forks the ranks itself and opens no port of its own; hydra, the fallback where gforker is
 # absent, binds its control port to every address whatever it is told (``-iface lo`` only names the address its
 # proxies connect to).  Either way the netmods' interface settings (UCX for MPICH's default ch4:ucx, libfabric's tcp
-# and sockets providers for ch4:ofi) keep the ranks' own listeners on 127.0.0.1.
+# and sockets providers for ch4:ofi) keep the ranks' own listeners on 127.0.0.1.  UCX's transports are shared
+# memory only (all ranks are on this machine), so the ranks of a local run open no TCP listener at all.
 LOOPBACK_ARGS = ("-iface", "lo")
-LOOPBACK_ENV = {"UCX_NET_DEVICES": "lo", "FI_TCP_IFACE": "lo", "FI_SOCKETS_IFACE": "lo"}
+LOOPBACK_ENV = {"UCX_NET_DEVICES": "lo", "UCX_TLS": "self,sm", "FI_TCP_IFACE": "lo", "FI_SOCKETS_IFACE": "lo"}
 GFORKER_LABEL = re.compile(r"(\d+)(?:\(err\))?>")  # gforker's -l: "0>" on stdout, "0(err)>" on stderr
 # gforker's lines about its ranks: "[0]1:Return code = 0, signaled with Killed" (its exit code stays 0), and
 # "Error in system call mpiexec: No such file or directory" then "mpiexec could not exec nonexistentcmd"
