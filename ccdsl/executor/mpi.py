@@ -55,6 +55,7 @@ if TYPE_CHECKING:  # pragma: no cover
 Stream = Callable[[str, str], None]  # (line without newline, "stdout" | "stderr")
 
 _RANK_FILE = Path(__file__).with_name("_rank.py")
+_HOLD_FILE = Path(__file__).with_name("_hold.py")  # what a gforker rank starts with (see local_command)
 MARK = "\x1eccdsl-"
 MAX_RANKS = 1 << 24  # above any job's size: a rank in an error record at or past it is not a rank
 STALE = 98  # exit code of the launch command when the rank bootstrap is missing on the node
@@ -121,10 +122,11 @@ _SIGNAL_NUMBERS = {signal.strsignal(s): int(s) for s in signal.Signals if signal
 
 def gforker_signal(reports: Sequence[str]) -> int | None:
     """The signal a gforker job died of, from its reports: the signal names (``Killed``), or its whole output (read
-    for "signaled with" lines).  The first one gforker did not send itself: it ends the other ranks with SIGQUIT."""
+    for "signaled with" lines).  The first one gforker did not send itself: once a rank died, it ends the others
+    with SIGINT, then SIGQUIT a second later (``MPIE_KillWorld``, MPICH's src/pm/util/process.c)."""
     names = [n for r in reports for n in (_GFORKER_SIGNAL.findall(r) if "signaled with" in r else [r])]
     numbers = [n for n in (_SIGNAL_NUMBERS.get(name.strip(), 0) for name in names) if n]
-    first = [n for n in numbers if n != signal.SIGQUIT] or numbers
+    first = [n for n in numbers if n not in (signal.SIGINT, signal.SIGQUIT)] or numbers
     return first[0] if first else None
 
 
@@ -143,21 +145,28 @@ def local_gforker(mpiexec: str) -> str | None:
 
 
 def local_command(np: int, program: Sequence[str], *, env: Sequence[tuple[str, str]] = (), wdir: str | None = None,
-                  label: bool = False, hydra_args: Sequence[str] = ()) -> LocalCommand:
+                  label: bool = False, hydra_args: Sequence[str] = (), python: Sequence[str] = ()) -> LocalCommand:
     """This machine's mpiexec running ``program`` on ``np`` ranks, the job on the loopback interface (with
     :func:`local_env`): ``env`` set on every rank, in ``wdir``, each output line labelled with its rank (``label``).
 
     ``mpiexec.gforker`` beside the resolved mpiexec when it is there: it forks the ranks and listens on nothing.
     Hydra with ``-iface lo`` otherwise (its control port then listens on every address), and also when the
     configuration asks for mpiexec arguments (``hydra_args``, ``[mpi] extra_args``): they are hydra's, which gforker
-    does not know."""
+    does not know.
+
+    Under gforker each rank starts as ``_hold.py PROGRAM``, which keeps gforker from ending the job 1-2 s late (the
+    why is in that file).  ``python`` (``python FLAGS``): ``program`` is a Python script (and its arguments) that
+    interpreter runs; under gforker ``_hold.py --run`` runs it in the same interpreter, which saves starting a
+    second python per rank."""
     mpiexec = local_mpiexec()
     gforker = None if hydra_args else local_gforker(mpiexec)
     common = [*(a for name, value in env for a in ("-genv", name, value)), *(["-wdir", wdir] if wdir else [])]
     if gforker is not None:
-        return LocalCommand((gforker, "-n", str(np), *(["-l"] if label else []), *common, *program), True)
+        held = ((*python, str(_HOLD_FILE), "--run", *program) if python
+                else (sys.executable, "-I", "-S", str(_HOLD_FILE), *program))
+        return LocalCommand((gforker, "-n", str(np), *(["-l"] if label else []), *common, *held), True)
     return LocalCommand((mpiexec, *LOOPBACK_ARGS, "-n", str(np), *hydra_args, *(LABEL_RANKS if label else ()),
-                         *common, *program), False)
+                         *common, *python, *program), False)
 
 
 def local_env(env: dict[str, str]) -> dict[str, str]:
@@ -772,7 +781,7 @@ class Launcher:
                 if self.workdir:
                     env["CCDSL_WORKDIR"] = self.workdir
                 python = self.options.local_python or sys.executable
-                command = local_command(np, [python, *flags, str(_RANK_FILE), mode, payload_path, *args],
+                command = local_command(np, [str(_RANK_FILE), mode, payload_path, *args], python=[python, *flags],
                                         label=label, hydra_args=self.options.extra_args)
                 out = _Output(stream, nonce, gforker=command.gforker, relabel=command.gforker and label)
                 process = _LocalProcess(list(command.argv), local_env(env))
