@@ -120,6 +120,17 @@ def test_a_rank_killed_by_a_signal_exits_with_its_number(launcher) -> None:
     assert code == 11
 
 
+def test_the_signal_said_is_the_one_gforker_did_not_send() -> None:
+    """Once a rank died, gforker ends the others with SIGINT, then SIGQUIT; its report lists the ranks in order, so
+    the signal the job died of may come after theirs (rank 0 was still running when rank 1 was killed)."""
+    from ccdsl.executor.mpi import gforker_signal
+
+    report = "[0]0:Return code = 0, signaled with Interrupt\n[0]1:Return code = 0, signaled with Killed\n"
+    assert gforker_signal([report]) == 9
+    assert gforker_signal(["Interrupt", "Quit", "Segmentation fault"]) == 11
+    assert gforker_signal(["Quit", "Interrupt"]) == 3  # only gforker's own: the first
+
+
 def test_mpiexec_arguments_of_the_configuration_still_reach_mpiexec() -> None:
     """``[mpi] extra_args`` are hydra's arguments: a local run that has them runs under hydra, which knows them."""
     from ccdsl.executor.mpi import MpiOptions
