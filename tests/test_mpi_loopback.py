@@ -78,8 +78,8 @@ def children(pid: int) -> list[int]:
     return out
 
 
-def exposed(mpiexec: int) -> dict[int, str]:
-    """The listeners of mpiexec and of its job (by socket inode) on an address other than loopback."""
+def job_listeners(mpiexec: int) -> dict[int, str]:
+    """The listeners of mpiexec and of its job (by socket inode)."""
     found = listeners(mpiexec)
     job = children(mpiexec)
     assert job, "mpiexec has no ranks: nothing checked"
@@ -88,7 +88,13 @@ def exposed(mpiexec: int) -> dict[int, str]:
             found.update(listeners(pid))
         except OSError:  # ended meanwhile
             continue
-    return {i: a for i, a in found.items() if not ipaddress.ip_address(a.rsplit(":", 1)[0]).is_loopback}
+    return found
+
+
+def exposed(mpiexec: int) -> dict[int, str]:
+    """The listeners of mpiexec and of its job (by socket inode) on an address other than loopback."""
+    return {i: a for i, a in job_listeners(mpiexec).items()
+            if not ipaddress.ip_address(a.rsplit(":", 1)[0]).is_loopback}
 
 
 def wait_for(path: Path, what: str) -> None:
@@ -136,6 +142,7 @@ def test_the_ranks_of_a_local_run_listen_on_loopback_only(tmp_path):
         mpiexec = _mpiexec_of(int(flag.read_text()))
         outside = exposed(mpiexec)
         assert outside == {}, f"the job listens beyond loopback: {sorted(outside.values())}"
+        assert job_listeners(mpiexec) == {}  # as the docs say: a run's ranks, on shared memory, listen on nothing
     finally:
         (tmp_path / "up.go").write_text("")
         run.join()
@@ -158,3 +165,16 @@ def test_local_engines_listen_on_loopback_only(data_dir, tmp_path):
         assert controller and all(a.startswith("127.0.0.1:") for a in controller.values())
     finally:
         c.terminate()
+
+
+def test_the_docs_say_what_local_jobs_listen_on() -> None:
+    """The security section names the launcher and every loopback setting ccdsl gives a local job."""
+    from ccdsl.executor.mpi import LOOPBACK_ENV
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "clusters" / "index.md").read_text()
+    start = docs.index("**Local jobs listen on loopback.**")
+    section = " ".join(docs[start:docs.index("\n- **", start)].split())
+    assert "`mpiexec.gforker`" in section and "opens no port" in section and "listen on nothing" in section
+    for name, value in LOOPBACK_ENV.items():
+        assert f"`{name}={value}`" in section, name
+    assert "127.0.0.1" in section and "`[mpi] extra_args`" in section  # the controller; the fallback to hydra
