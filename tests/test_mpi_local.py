@@ -154,6 +154,23 @@ def test_timeout_kills_the_job(tmp_path):
     assert_gone([int(Path(f"{marker}.{r}").read_text()) for r in range(2)])
 
 
+def test_an_ended_local_job_ends_at_once_with_its_ranks():
+    """Ending a local job (a timeout, Ctrl-C) kills mpiexec.gforker's process group with SIGKILL, as hydra's proxies
+    kill their ranks.  Under SIGTERM, gforker would take each rank's death for an abort and sleep a second per rank
+    before exiting (then with 0, having reported "signaled with Terminated")."""
+    import signal
+
+    from ccdsl.executor.mpi import _LocalProcess, local_command, local_env
+
+    command = local_command(1, ["sh", "-c", "echo up; exec sleep 120"])
+    assert command.gforker
+    job = _LocalProcess(list(command.argv), local_env(dict(os.environ)), command.gforker)
+    assert job.proc.stdout is not None
+    assert job.proc.stdout.readline() == b"up\n"  # the rank runs: an event, not a wait
+    job.kill()
+    assert job.proc.returncode == -signal.SIGKILL
+
+
 def test_options_from_config_maps_every_key():
     from ccdsl.executor.config import Config
     from ccdsl.executor.mpi import options_from_config

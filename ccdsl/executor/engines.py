@@ -441,11 +441,12 @@ class Engines:
         folder = self.access.folder
         if folder:
             env["PYTHONPATH"] = folder + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        command = mpi.local_command(size, _engine_args(sys.executable, str(engine_profile)))
         with open(d / "engines.log", "ab") as log:
-            job = subprocess.Popen(mpi.local_command(size, _engine_args(sys.executable, str(engine_profile))).argv,
-                                   cwd=folder or str(d), env=mpi.local_env(env), stdin=subprocess.DEVNULL, stdout=log,
-                                   stderr=log, start_new_session=True)
+            job = subprocess.Popen(command.argv, cwd=folder or str(d), env=mpi.local_env(env),
+                                   stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
         return {"mode": "local", "size": size, "controller_pid": controller.pid, "mpiexec_pid": job.pid,
+                "gforker": command.gforker,
                 "identity": {str(p): identity(p) for p in (controller.pid, job.pid)},
                 "log": str(d / "engines.log"), "client": json.loads(client_file.read_text()),
                 "started": time.time()}
@@ -626,8 +627,11 @@ class Engines:
             log.info("%s: %d of the engines' recorded processes are no longer theirs; not killed", self.handle,
                      2 - len(groups))
         if saved["mode"] == "local":
+            from ccdsl.executor import mpi
+
             for pid in groups:
-                _kill_local(pid)
+                gforker = pid == saved["mpiexec_pid"] and saved.get("gforker") is True
+                _kill_local(pid, first=mpi.GFORKER_END if gforker else signal.SIGTERM)
             return
         from ccdsl.executor import nodedir
 
@@ -671,16 +675,17 @@ def _pid_alive(pid: int) -> bool:
         return True
 
 
-def _kill_local(pid: int) -> None:
-    """End the process group of ``pid`` (SIGTERM, then SIGKILL after a grace) and return once ``pid`` itself has
-    exited: the caller (``interrupt``, ``terminate``, ``stop_engines``) may say the engines are gone.  Waits on a
-    pidfd (an event: readable when the process has exited), reaping ``pid`` when it is a child of this process."""
+def _kill_local(pid: int, first: int = signal.SIGTERM) -> None:
+    """End the process group of ``pid`` (``first``, SIGTERM, then SIGKILL after a grace) and return once ``pid``
+    itself has exited: the caller (``interrupt``, ``terminate``, ``stop_engines``) may say the engines are gone.
+    Waits on a pidfd (an event: readable when the process has exited), reaping ``pid`` when it is a child of this
+    process."""
     try:
         exited = os.pidfd_open(pid)
     except ProcessLookupError:
         return
     try:
-        for sig, wait in ((signal.SIGTERM, TERM_GRACE), (signal.SIGKILL, KILL_FAIL_SAFE)):
+        for sig, wait in ((first, TERM_GRACE), (signal.SIGKILL, KILL_FAIL_SAFE)):
             try:
                 os.killpg(pid, sig)
             except (ProcessLookupError, PermissionError):  # no such group (any more), or not ours

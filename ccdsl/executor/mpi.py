@@ -413,11 +413,18 @@ def die_with_parent() -> None:
             pass
 
 
-def end_session(proc: subprocess.Popen[bytes]) -> None:
+# How a local gforker job is ended: its process group (mpiexec.gforker and its ranks) at once with SIGKILL, as
+# hydra's proxies end their ranks.  A SIGTERM would have gforker take a rank's death by it for an abort and sleep a
+# second per rank in its SIGCHLD handler (MPIE_OnAbend -> MPIE_KillWorld: SIGINT, sleep(1), SIGQUIT).
+GFORKER_END = signal.SIGKILL
+
+
+def end_session(proc: subprocess.Popen[bytes], first: int = signal.SIGTERM) -> None:
     """End a child started with ``start_new_session=True`` and everything it started (its process group):
-    SIGTERM to the whole group, then SIGKILL if the child is still there 3 s later; the child is reaped."""
+    ``first`` (SIGTERM) to the whole group, then SIGKILL if the child is still there 3 s later; the child is
+    reaped."""
     try:
-        os.killpg(proc.pid, signal.SIGTERM)
+        os.killpg(proc.pid, first)
         try:
             proc.wait(3)
         except subprocess.TimeoutExpired:
@@ -428,7 +435,8 @@ def end_session(proc: subprocess.Popen[bytes]) -> None:
 
 
 class _LocalProcess:
-    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+    def __init__(self, argv: list[str], env: dict[str, str], gforker: bool = False) -> None:
+        self.end_with = GFORKER_END if gforker else signal.SIGTERM
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      env=env, start_new_session=True, preexec_fn=die_with_parent)
 
@@ -459,7 +467,7 @@ class _LocalProcess:
             sel.close()
 
     def kill(self) -> None:
-        end_session(self.proc)
+        end_session(self.proc, self.end_with)
         for f in (self.proc.stdout, self.proc.stderr):
             if f is not None:
                 f.close()
@@ -784,7 +792,7 @@ class Launcher:
                 command = local_command(np, [str(_RANK_FILE), mode, payload_path, *args], python=[python, *flags],
                                         label=label, hydra_args=self.options.extra_args)
                 out = _Output(stream, nonce, gforker=command.gforker, relabel=command.gforker and label)
-                process = _LocalProcess(list(command.argv), local_env(env))
+                process = _LocalProcess(list(command.argv), local_env(env), command.gforker)
                 code = out.exit_code(self._pump(process, out, timeout, "this machine"))
                 if code != 0:  # error records a rank also left in files (see _rank._fail)
                     for name in sorted(os.listdir(tmp)):
@@ -834,7 +842,7 @@ class Launcher:
             local = local_command(np, argv, env=[("CCDSL_WORKDIR", self.workdir)] if self.workdir else [],
                                   wdir=self.workdir, label=label, hydra_args=self.options.extra_args)
             out = _Output(stream, gforker=local.gforker, relabel=local.gforker and label)
-            process = _LocalProcess(list(local.argv), local_env(dict(os.environ)))
+            process = _LocalProcess(list(local.argv), local_env(dict(os.environ)), local.gforker)
             return out, out.exit_code(self._pump(process, out, timeout, "this machine"))
         out = _Output(stream)
         here = ["-genv", "CCDSL_WORKDIR", self.workdir, "-wdir", self.workdir] if self.workdir else []
