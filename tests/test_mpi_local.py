@@ -164,9 +164,8 @@ def test_an_ended_local_job_ends_at_once_with_its_ranks():
 
     command = local_command(1, ["sh", "-c", "echo up; exec sleep 120"])
     assert command.gforker
-    job = _LocalProcess(list(command.argv), local_env(dict(os.environ)), command.gforker)
-    assert job.proc.stdout is not None
-    assert job.proc.stdout.readline() == b"up\n"  # the rank runs: an event, not a wait
+    job = _LocalProcess(list(command.argv), local_env(dict(os.environ)), command.gforker, command.pipes)
+    assert os.read(job.ranks[0], 100) == b"up\n"  # rank 0's own stdout: it runs (an event, not a wait)
     job.kill()
     assert job.proc.returncode == -signal.SIGKILL
 

@@ -120,6 +120,18 @@ def test_a_rank_killed_by_a_signal_exits_with_its_number(launcher) -> None:
     assert code == 11
 
 
+def test_output_beyond_ascii_reaches_us_whole(launcher) -> None:
+    """gforker's own relay ends a rank's output at its first byte above 0x7f; the ranks write to ccdsl's pipes."""
+    text = "import sys; print('café ×', sys.argv[1]); print('after', file=sys.stderr); print('end')"
+    code, out, err = run(launcher, "python", "-c", text, "é", np=2)
+    assert (code, sorted(out), err) == (0, ["café × é"] * 2 + ["end"] * 2, ["after"] * 2)
+    assert run(launcher, "sh", "-c", "printf 'caf\\303\\251\\n'; echo after", np=1) == (0, ["café", "after"], [])
+    lines: list[tuple[str, str]] = []
+    code = launcher.run_program(parse(["python", "-c", "print('α'); print('β')"]), 2, label_ranks=True,
+                                stream=lambda line, stream: lines.append((stream, line)))
+    assert code == 0 and sorted(lines) == [("stdout", f"[{r}] {x}") for r in range(2) for x in "αβ"]
+
+
 def test_the_signal_said_is_the_one_gforker_did_not_send() -> None:
     """Once a rank died, gforker ends the others with SIGINT, then SIGQUIT; its report lists the ranks in order, so
     the signal the job died of may come after theirs (rank 0 was still running when rank 1 was killed)."""

@@ -1,7 +1,8 @@
-"""What a rank of a local job starts with: ``python -I -S _hold.py PROGRAM [ARGS...]`` leaves a process holding the
-rank's stdout until ``mpiexec.gforker`` has reaped the rank, then becomes PROGRAM (``exec``: same process, so gforker
-sees the program's exit status and signals as before).  ``python [FLAGS] _hold.py --run SCRIPT [ARGS...]`` does the
-same for a Python script, which it runs in this interpreter as ``__main__`` (one python started per rank, not two).
+"""What a rank of a local job starts with: ``python -I -S _hold.py [--output FDS] PROGRAM [ARGS...]`` leaves a process
+holding the rank's stdout until ``mpiexec.gforker`` has reaped the rank, sends the rank's output to ``FDS`` (see
+:func:`direct_output`), then becomes PROGRAM (``exec``: same process, so gforker sees the program's exit status and
+signals as before).  ``python [FLAGS] _hold.py [--output FDS] --run SCRIPT [ARGS...]`` does the same for a Python
+script, which it runs in this interpreter as ``__main__`` (one python started per rank, not two).
 
 Why: gforker leaves its I/O loop once every rank's stdout, stderr and PMI socket are closed, then waits for the
 ranks with ``MPIE_WaitForProcesses(&pUniv, 2)`` (MPICH's src/pm/util/process.c), whose loop sets its count of live
@@ -70,8 +71,25 @@ def _hold(rank: int) -> None:
         pause = min(2 * pause, 0.05)
 
 
+def direct_output(fds: list[int]) -> None:
+    """This rank's stdout and stderr straight to the files ccdsl gave the job (``fds``: one pair for every rank, or
+    a pair per rank, picked by ``PMI_RANK``), not through gforker: its relay ends a rank's output at the first byte
+    above 0x7f (``IOLabelWriteLine``, MPICH's src/pm/util/labelout.c, compares what ``fputc`` returns, an unsigned
+    char, with the byte read as a signed char, takes the difference for an error and closes the pipe)."""
+    rank = int(os.environ.get("PMI_RANK", "0"))
+    out, err = fds[2 * rank:2 * rank + 2] if len(fds) > 2 else fds
+    os.dup2(out, 1)
+    os.dup2(err, 2)
+    for fd in set(fds) - {1, 2}:
+        os.close(fd)
+
+
 def main(argv: list[str]) -> None:
-    hold_stdout()
+    outputs = [int(fd) for fd in argv[1].split(",")] if argv[:1] == ["--output"] else []
+    argv = argv[2:] if outputs else argv
+    hold_stdout()  # first: the holder keeps gforker's pipe, which the rank's stdout is until direct_output
+    if outputs:
+        direct_output(outputs)
     if argv[:1] == ["--run"]:
         import runpy
 

@@ -441,10 +441,12 @@ class Engines:
         folder = self.access.folder
         if folder:
             env["PYTHONPATH"] = folder + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        command = mpi.local_command(size, _engine_args(sys.executable, str(engine_profile)))
-        with open(d / "engines.log", "ab") as log:
+        with open(d / "engines.log", "ab") as log:  # the engines write it themselves under gforker (output=)
+            command = mpi.local_command(size, _engine_args(sys.executable, str(engine_profile)),
+                                        output=(log.fileno(), log.fileno()))
             job = subprocess.Popen(command.argv, cwd=folder or str(d), env=mpi.local_env(env),
-                                   stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+                                   stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                                   pass_fds=(log.fileno(),) if command.gforker else ())
         return {"mode": "local", "size": size, "controller_pid": controller.pid, "mpiexec_pid": job.pid,
                 "gforker": command.gforker,
                 "identity": {str(p): identity(p) for p in (controller.pid, job.pid)},

@@ -18,6 +18,7 @@ Results and remote exceptions come back as framed records on the output streams 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -111,7 +112,6 @@ def local_mpiexec() -> str:
 # memory only (all ranks are on this machine), so the ranks of a local run open no TCP listener at all.
 LOOPBACK_ARGS = ("-iface", "lo")
 LOOPBACK_ENV = {"UCX_NET_DEVICES": "lo", "UCX_TLS": "self,sm", "FI_TCP_IFACE": "lo", "FI_SOCKETS_IFACE": "lo"}
-GFORKER_LABEL = re.compile(r"(\d+)(?:\(err\))?>")  # gforker's -l: "0>" on stdout, "0(err)>" on stderr
 # gforker's lines about its ranks: "[0]1:Return code = 0, signaled with Killed" (its exit code stays 0), and
 # "Error in system call mpiexec: No such file or directory" then "mpiexec could not exec nonexistentcmd"
 _GFORKER_SIGNAL = re.compile(r"\[\d+\]\d+:Return code = \d+, signaled with (.+)")
@@ -136,6 +136,7 @@ class LocalCommand:
 
     argv: tuple[str, ...]
     gforker: bool
+    pipes: tuple[list[int], list[int]] = ([], [])  # the ranks' output pipes (gforker): (read ends, write ends)
 
 
 def local_gforker(mpiexec: str) -> str | None:
@@ -144,29 +145,42 @@ def local_gforker(mpiexec: str) -> str | None:
     return str(candidate) if candidate.is_file() and os.access(candidate, os.X_OK) else None
 
 
-def local_command(np: int, program: Sequence[str], *, env: Sequence[tuple[str, str]] = (), wdir: str | None = None,
-                  label: bool = False, hydra_args: Sequence[str] = (), python: Sequence[str] = ()) -> LocalCommand:
+def local_command(np: int, program: Sequence[str], *, output: Sequence[int] = (), env: Sequence[tuple[str, str]] = (),
+                  wdir: str | None = None, label: bool = False, hydra_args: Sequence[str] = (),
+                  python: Sequence[str] = ()) -> LocalCommand:
     """This machine's mpiexec running ``program`` on ``np`` ranks, the job on the loopback interface (with
-    :func:`local_env`): ``env`` set on every rank, in ``wdir``, each output line labelled with its rank (``label``).
+    :func:`local_env`): ``env`` set on every rank, in ``wdir``.  Under hydra each output line is labelled with its
+    rank (``label``).  Under gforker the ranks write to files of their own instead of mpiexec's stdout and stderr:
+    ``output`` (one pair of file descriptors for every rank), else a new pipe per rank and stream
+    (:func:`rank_pipes`, returned in ``pipes``, read by :class:`_LocalProcess`, which labels their lines); either
+    way the caller passes them to mpiexec (``pass_fds``).
 
     ``mpiexec.gforker`` beside the resolved mpiexec when it is there: it forks the ranks and listens on nothing.
     Hydra with ``-iface lo`` otherwise (its control port then listens on every address), and also when the
     configuration asks for mpiexec arguments (``hydra_args``, ``[mpi] extra_args``): they are hydra's, which gforker
     does not know.
 
-    Under gforker each rank starts as ``_hold.py PROGRAM``, which keeps gforker from ending the job 1-2 s late (the
-    why is in that file).  ``python`` (``python FLAGS``): ``program`` is a Python script (and its arguments) that
-    interpreter runs; under gforker ``_hold.py --run`` runs it in the same interpreter, which saves starting a
-    second python per rank."""
+    Under gforker each rank starts as ``_hold.py --output FDS PROGRAM``, which keeps gforker from ending the job
+    1-2 s late and from cutting output at its first non-ASCII byte (the why is in that file).  ``python``
+    (``python FLAGS``): ``program`` is a Python script (and its arguments) that interpreter runs; under gforker
+    ``_hold.py --run`` runs it in the same interpreter, which saves starting a second python per rank."""
     mpiexec = local_mpiexec()
     gforker = None if hydra_args else local_gforker(mpiexec)
     common = [*(a for name, value in env for a in ("-genv", name, value)), *(["-wdir", wdir] if wdir else [])]
     if gforker is not None:
-        held = ((*python, str(_HOLD_FILE), "--run", *program) if python
-                else (sys.executable, "-I", "-S", str(_HOLD_FILE), *program))
-        return LocalCommand((gforker, "-n", str(np), *(["-l"] if label else []), *common, *held), True)
+        pipes = rank_pipes(np) if not output else ([], [])
+        hold = (str(_HOLD_FILE), "--output", ",".join(str(fd) for fd in (output or pipes[1])))
+        held = ((*python, *hold, "--run", *program) if python else (sys.executable, "-I", "-S", *hold, *program))
+        return LocalCommand((gforker, "-n", str(np), *common, *held), True, pipes)
     return LocalCommand((mpiexec, *LOOPBACK_ARGS, "-n", str(np), *hydra_args, *(LABEL_RANKS if label else ()),
                          *common, *python, *program), False)
+
+
+def rank_pipes(np: int) -> tuple[list[int], list[int]]:
+    """A pipe per rank and stream for a gforker job's output: (read ends, write ends), each ordered rank 0's stdout,
+    rank 0's stderr, rank 1's stdout, ... (``local_command``'s ``output``)."""
+    pairs = [os.pipe() for _ in range(2 * np)]
+    return [r for r, _ in pairs], [w for _, w in pairs]
 
 
 def local_env(env: dict[str, str]) -> dict[str, str]:
@@ -282,33 +296,35 @@ class _Output:
     piece at a time) and picks out ccdsl's framed records."""
 
     def __init__(self, callback: Stream | None, nonce: str | None = None, gforker: bool = False,
-                 relabel: bool = False) -> None:
+                 label: bool = False) -> None:
         self.callback = callback
         self.gforker = gforker  # gforker's lines are translated into hydra's (see :meth:`_gforker_line`)
-        self.relabel = relabel  # gforker was given -l: its rank labels start every line of the ranks
+        self.label = label  # a rank's own lines (fed with their rank) start with "[RANK] ", as hydra's -prepend-rank
         self._syscall = "No such file or directory"  # gforker's reason for the next "could not exec"
         self.nonce = nonce  # this run's: a result record is "\x1eccdsl-result.<nonce>:..." alone on a stdout line
         # the result record is the one line kept whole, however long (it is only useful whole)
         keep = (MARK + f"result.{nonce}:").encode() if nonce is not None else None
-        self.lines: dict[str, Lines] = {"stdout": Lines(keep), "stderr": Lines()}
+        self._keep = keep
+        self.lines: dict[tuple[str, int | None], Lines] = {("stdout", None): Lines(keep), ("stderr", None): Lines()}
         self.records: list[tuple[str, str]] = []
         self.tail: deque[str] = deque(maxlen=25)
 
-    def feed(self, stream: str, chunk: bytes) -> None:
-        for line in self.lines[stream].feed(chunk):
-            self._line(stream, line.decode(errors="replace"))
+    def feed(self, stream: str, chunk: bytes, rank: int | None = None) -> None:
+        """A chunk of mpiexec's ``stream``, or of one rank's (``rank``: its own pipe, under gforker)."""
+        lines = self.lines.get((stream, rank))
+        if lines is None:
+            lines = self.lines[stream, rank] = Lines(self._keep if stream == "stdout" else None)
+        for line in lines.feed(chunk):
+            self._line(stream, line.decode(errors="replace"), rank)
 
     def close(self) -> None:
-        for stream, lines in self.lines.items():
+        for (stream, rank), lines in self.lines.items():
             for line in lines.close():
-                self._line(stream, line.decode(errors="replace"))
+                self._line(stream, line.decode(errors="replace"), rank)
 
     def _gforker_line(self, stream: str, text: str) -> str | None:
-        """gforker's line in hydra's terms: a rank label ``0>``/``0(err)>`` becomes ``[0] ``; its reports of a rank
-        that could not be started or died of a signal become records (None: nothing left to show)."""
-        label = GFORKER_LABEL.match(text) if self.relabel else None
-        if label:
-            return f"[{label.group(1)}] {text[label.end():]}"
+        """gforker's line in hydra's terms: its reports of a rank that could not be started or died of a signal
+        become records (None: nothing left to show)."""
         if stream != "stderr":
             return text
         for pattern, kind in ((_GFORKER_SYSCALL, "syscall"), (_GFORKER_EXEC, "exec"), (_GFORKER_SIGNAL, "signal")):
@@ -332,12 +348,14 @@ class _Output:
             return code
         return gforker_signal(self.record("signal")) or code
 
-    def _line(self, stream: str, text: str) -> None:
+    def _line(self, stream: str, text: str, rank: int | None = None) -> None:
         if self.gforker:
             gforker = self._gforker_line(stream, text)
             if gforker is None:
                 return
             text = gforker
+        if rank is not None and self.label:
+            text = f"[{rank}] {text}"
         if stream == "stderr" and ("execvp error on file" in text or _HYDRA_PIECES.match(text)):
             # reported once by the launcher (Launcher.run_program), not once per rank in hydra's words
             found = _EXECVP.findall(text)
@@ -435,28 +453,52 @@ def end_session(proc: subprocess.Popen[bytes], first: int = signal.SIGTERM) -> N
 
 
 class _LocalProcess:
-    def __init__(self, argv: list[str], env: dict[str, str], gforker: bool = False) -> None:
+    """mpiexec on this machine.  ``pipes`` (:func:`rank_pipes`, for gforker): the ranks' own output pipes, read
+    beside mpiexec's stdout and stderr (which then carry only mpiexec's own lines)."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], gforker: bool = False,
+                 pipes: tuple[list[int], list[int]] = ([], [])) -> None:
         self.end_with = GFORKER_END if gforker else signal.SIGTERM
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     env=env, start_new_session=True, preexec_fn=die_with_parent)
+        self.ranks, writes = pipes
+        try:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE, env=env, start_new_session=True,
+                                         preexec_fn=die_with_parent, pass_fds=writes)
+        except BaseException:
+            self._close(self.ranks)
+            raise
+        finally:
+            self._close(writes)
+
+    @staticmethod
+    def _close(fds: list[int]) -> None:
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def pump(self, out: _Output, deadline: float | None, health: Callable[[], None] | None = None) -> int:
         """``health``: unused (a child of this machine needs no liveness check); the remote process's signature."""
         stdout, stderr = self.proc.stdout, self.proc.stderr
         assert stdout is not None and stderr is not None  # Popen(stdout=PIPE, stderr=PIPE)
         sel = selectors.DefaultSelector()
-        sel.register(stdout, selectors.EVENT_READ, "stdout")
-        sel.register(stderr, selectors.EVENT_READ, "stderr")
+        sel.register(stdout, selectors.EVENT_READ, ("stdout", None))
+        sel.register(stderr, selectors.EVENT_READ, ("stderr", None))
+        for i, fd in enumerate(self.ranks):
+            sel.register(fd, selectors.EVENT_READ, ("stderr" if i % 2 else "stdout", i // 2))
         try:
             while sel.get_map():
                 if deadline is not None and time.monotonic() > deadline:
                     raise _Deadline
                 for key, _ in sel.select(timeout=0.5):
                     chunk = os.read(key.fd, CHUNK)
+                    stream, rank = key.data
                     if chunk:
-                        out.feed(key.data, chunk)
+                        out.feed(stream, chunk, rank)
                     else:
                         sel.unregister(key.fileobj)
+                        if rank is not None:  # a rank's own pipe: closed here once at its end
+                            self.ranks.remove(key.fd)
+                            os.close(key.fd)
             while True:
                 try:
                     return self.proc.wait(timeout=0.5)
@@ -471,6 +513,7 @@ class _LocalProcess:
         for f in (self.proc.stdout, self.proc.stderr):
             if f is not None:
                 f.close()
+        self._close(self.ranks)
 
 
 class _RemoteProcess:
@@ -791,8 +834,8 @@ class Launcher:
                 python = self.options.local_python or sys.executable
                 command = local_command(np, [str(_RANK_FILE), mode, payload_path, *args], python=[python, *flags],
                                         label=label, hydra_args=self.options.extra_args)
-                out = _Output(stream, nonce, gforker=command.gforker, relabel=command.gforker and label)
-                process = _LocalProcess(list(command.argv), local_env(env), command.gforker)
+                out = _Output(stream, nonce, gforker=command.gforker, label=label)
+                process = _LocalProcess(list(command.argv), local_env(env), command.gforker, command.pipes)
                 code = out.exit_code(self._pump(process, out, timeout, "this machine"))
                 if code != 0:  # error records a rank also left in files (see _rank._fail)
                     for name in sorted(os.listdir(tmp)):
@@ -841,8 +884,8 @@ class Launcher:
         if self.mode == "local":
             local = local_command(np, argv, env=[("CCDSL_WORKDIR", self.workdir)] if self.workdir else [],
                                   wdir=self.workdir, label=label, hydra_args=self.options.extra_args)
-            out = _Output(stream, gforker=local.gforker, relabel=local.gforker and label)
-            process = _LocalProcess(list(local.argv), local_env(dict(os.environ)), local.gforker)
+            out = _Output(stream, gforker=local.gforker, label=label)
+            process = _LocalProcess(list(local.argv), local_env(dict(os.environ)), local.gforker, local.pipes)
             return out, out.exit_code(self._pump(process, out, timeout, "this machine"))
         out = _Output(stream)
         here = ["-genv", "CCDSL_WORKDIR", self.workdir, "-wdir", self.workdir] if self.workdir else []
