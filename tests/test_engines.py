@@ -179,7 +179,7 @@ def test_local_restart_gives_fresh_engines_and_a_dead_rank_is_named(local4):
         while time.monotonic() < deadline:
             local4.engines()
             time.sleep(0.2)
-    assert "stop_engines" in info.value.hint
+    assert "stop_engines" in info.value.hint and "(exit status 9)" in str(info.value)
     local4.stop_engines()
     assert not engines._pid_alive(saved["mpiexec_pid"]) and not engines._pid_alive(saved["controller_pid"])
     assert local4.engines().ids == [0, 1, 2, 3]  # fresh ones again
@@ -200,6 +200,7 @@ def test_local_interrupt_stops_engines_and_terminate_leaves_no_process(local4):
 
     local4.engines()
     saved = json.loads((engines.state_dir(local4.handle) / "engines.json").read_text())
+    assert saved["gforker"] is True  # the record says how to end the job (see the test below)
     local4.interrupt()
     assert not engines._pid_alive(saved["mpiexec_pid"]) and not engines._pid_alive(saved["controller_pid"])
     local4.resume()
@@ -244,6 +245,34 @@ def test_local_stop_kills_a_recorded_process_that_is_already_exiting(module_data
                 os.kill(p, 9)
         controller.wait()
         leader.wait()
+        c.terminate()
+
+
+def test_local_stop_ends_a_gforker_job_with_sigkill(module_data, tmp_path):
+    """The engines' job under mpiexec.gforker is ended with SIGKILL, as hydra's proxies end their ranks: under
+    SIGTERM, gforker would take each rank's death for an abort and sleep a second per rank (past the 3 s grace with
+    4 ranks).  Here the recorded job is a process group whose leader says when it sees a SIGTERM."""
+    from ccdsl.executor import engines
+
+    c = ccdsl.deploy(ccdsl.cluster(node_provider="Local", node_count=1))
+    seen = tmp_path / "term"
+    controller = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    job = subprocess.Popen(["sh", "-c", f"trap 'echo TERM > {seen}; exit 0' TERM; echo up; sleep 600 & wait"],
+                           stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert job.stdout.readline() == "up\n"  # its command line is set up by now
+        d = engines.state_dir(c.handle, create=True)
+        (d / "engines.json").write_text(json.dumps({
+            "mode": "local", "size": 1, "controller_pid": controller.pid, "mpiexec_pid": job.pid, "gforker": True,
+            "identity": {str(p): engines.identity(p) for p in (controller.pid, job.pid)},
+            "log": str(d / "engines.log")}))
+        c.stop_engines()  # (which reaps the job: it is a child of this process)
+        assert not engines._pid_alive(job.pid) and not seen.exists()
+    finally:
+        for p in (controller, job):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, 9)
+            p.wait()
         c.terminate()
 
 

@@ -154,6 +154,22 @@ def test_timeout_kills_the_job(tmp_path):
     assert_gone([int(Path(f"{marker}.{r}").read_text()) for r in range(2)])
 
 
+def test_an_ended_local_job_ends_at_once_with_its_ranks():
+    """Ending a local job (a timeout, Ctrl-C) kills mpiexec.gforker's process group with SIGKILL, as hydra's proxies
+    kill their ranks.  Under SIGTERM, gforker would take each rank's death for an abort and sleep a second per rank
+    before exiting (then with 0, having reported "signaled with Terminated")."""
+    import signal
+
+    from ccdsl.executor.mpi import _LocalProcess, local_command, local_env
+
+    command = local_command(1, ["sh", "-c", "echo up; exec sleep 120"])
+    assert command.gforker
+    job = _LocalProcess(list(command.argv), local_env(dict(os.environ)), command.gforker, command.pipes)
+    assert os.read(job.ranks[0], 100) == b"up\n"  # rank 0's own stdout: it runs (an event, not a wait)
+    job.kill()
+    assert job.proc.returncode == -signal.SIGKILL
+
+
 def test_options_from_config_maps_every_key():
     from ccdsl.executor.config import Config
     from ccdsl.executor.mpi import options_from_config
@@ -209,3 +225,26 @@ def test_error_reaches_us_even_when_the_rank_has_no_stderr():
 
     with pytest.raises(RankError, match=r"rank 1 .*ValueError: said nothing"):
         Launcher(local_nodes(2), mode="local").run_function(silent_failure, stream=None, timeout=60)
+
+
+def test_the_failing_rank_is_named_before_the_ranks_its_abort_interrupted():
+    """On MPI_Abort, mpiexec.gforker interrupts the other ranks: their KeyboardInterrupt records come along with
+    the failing rank's, whose error is the one raised (whatever the ranks' order)."""
+    import base64
+    import json
+
+    from ccdsl.executor.mpi import _Output
+
+    def record(rank: int, kind: str, message: str) -> tuple[str, str]:
+        info = {"rank": rank, "type": kind, "message": message, "traceback": f"Traceback: {kind}"}
+        return "error", base64.b64encode(json.dumps(info).encode()).decode()
+
+    out = _Output(None)
+    out.records += [record(0, "KeyboardInterrupt", ""), record(2, "KeyboardInterrupt", ""),
+                    record(1, "ValueError", "said nothing")]
+    with pytest.raises(RankError, match=r"^rank 1 on this machine raised ValueError: said nothing \(and 2 more"):
+        Launcher(local_nodes(3), mode="local")._raise_rank_error(out)
+    out = _Output(None)
+    out.records += [record(1, "KeyboardInterrupt", "")]  # an interrupt alone is still said
+    with pytest.raises(RankError, match=r"^rank 1 on this machine raised KeyboardInterrupt"):
+        Launcher(local_nodes(3), mode="local")._raise_rank_error(out)

@@ -1,8 +1,8 @@
-"""Local MPI listens on loopback only (issue 22 item 14): the ranks of a local run and of local engines listen on
-127.0.0.1 or ::1, never on an address another machine reaches.  Read from /proc while the job waits on an event.
-
-Hydra's own control port is the one exception: mpiexec binds it to every address whatever it is told (it has no
-option for it); the tests name it and check everything else."""
+"""Local MPI listens on loopback only (issue 22 item 14): every TCP listener of a local run's and of local engines'
+MPI job (mpiexec and its ranks) is on 127.0.0.1 or ::1, never on an address another machine reaches.  Read from
+/proc while the job waits on an event.  Hydra's mpiexec binds its control port to every address whatever it is
+told, so a local job runs under MPICH's ``mpiexec.gforker``, which listens on nothing itself (the ranks of a run,
+on shared memory only, listen on nothing either; the engines' ipyparallel sockets are on 127.0.0.1)."""
 
 from __future__ import annotations
 
@@ -78,18 +78,23 @@ def children(pid: int) -> list[int]:
     return out
 
 
-def exposed(mpiexec: int) -> tuple[dict[int, str], dict[int, str]]:
-    """(the listeners of mpiexec's job on a non-loopback address, mpiexec's own control port), by socket inode."""
-    control = listeners(mpiexec)
-    found = {}
-    for pid in children(mpiexec):
+def job_listeners(mpiexec: int) -> dict[int, str]:
+    """The listeners of mpiexec and of its job (by socket inode)."""
+    found = listeners(mpiexec)
+    job = children(mpiexec)
+    assert job, "mpiexec has no ranks: nothing checked"
+    for pid in job:
         try:
             found.update(listeners(pid))
         except OSError:  # ended meanwhile
             continue
-    job = {i: a for i, a in found.items() if i not in control}
-    assert job, "the ranks listen on nothing: nothing checked"
-    return {i: a for i, a in job.items() if not ipaddress.ip_address(a.rsplit(":", 1)[0]).is_loopback}, control
+    return found
+
+
+def exposed(mpiexec: int) -> dict[int, str]:
+    """The listeners of mpiexec and of its job (by socket inode) on an address other than loopback."""
+    return {i: a for i, a in job_listeners(mpiexec).items()
+            if not ipaddress.ip_address(a.rsplit(":", 1)[0]).is_loopback}
 
 
 def wait_for(path: Path, what: str) -> None:
@@ -100,14 +105,14 @@ def wait_for(path: Path, what: str) -> None:
 
 
 def holds(comm, flag):
-    """Every rank reports its parent (mpiexec's proxy) once all are up, then waits for ``flag + '.go'``."""
+    """Every rank is up: rank 0 reports its pid, then waits for ``flag + '.go'``."""
     import os
     import time
 
     comm.Barrier()
     if comm.rank == 0:
         with open(flag + ".tmp", "w") as f:
-            f.write(str(os.getppid()))
+            f.write(str(os.getpid()))
         os.replace(flag + ".tmp", flag)
     while not os.path.exists(flag + ".go"):
         time.sleep(0.05)
@@ -115,8 +120,14 @@ def holds(comm, flag):
     return "done"
 
 
-def _mpiexec_of(proxy: int) -> int:
-    return int(Path(f"/proc/{proxy}/stat").read_text().rsplit(")", 1)[1].split()[1])
+def _mpiexec_of(rank: int) -> int:
+    """The mpiexec above a rank: its ancestor that this process started (hydra has a proxy between them)."""
+    while True:
+        parent = int(Path(f"/proc/{rank}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        if parent == os.getpid():
+            return rank
+        assert parent > 1, "the rank is not below this process"
+        rank = parent
 
 
 @pytest.mark.skipif(not _other_interface(), reason="this machine has no address but loopback")
@@ -129,9 +140,9 @@ def test_the_ranks_of_a_local_run_listen_on_loopback_only(tmp_path):
     try:
         wait_for(flag, "the ranks' start")
         mpiexec = _mpiexec_of(int(flag.read_text()))
-        outside, control = exposed(mpiexec)
-        assert outside == {}, f"ranks listen beyond loopback: {sorted(outside.values())}"
-        assert len(control) <= 1  # hydra's control port, which mpiexec binds to every address
+        outside = exposed(mpiexec)
+        assert outside == {}, f"the job listens beyond loopback: {sorted(outside.values())}"
+        assert job_listeners(mpiexec) == {}  # as the docs say: a run's ranks, on shared memory, listen on nothing
     finally:
         (tmp_path / "up.go").write_text("")
         run.join()
@@ -148,10 +159,22 @@ def test_local_engines_listen_on_loopback_only(data_dir, tmp_path):
         rc = c.engines()
         rc[:].execute("from mpi4py import MPI; MPI.COMM_WORLD.Barrier()", block=True)  # every rank is up
         saved = json.loads((state_dir(c.handle) / "engines.json").read_text())
-        outside, control = exposed(int(saved["mpiexec_pid"]))
-        assert outside == {}, f"engines listen beyond loopback: {sorted(outside.values())}"
-        assert len(control) <= 1
+        outside = exposed(int(saved["mpiexec_pid"]))
+        assert outside == {}, f"the engines' job listens beyond loopback: {sorted(outside.values())}"
         controller = listeners(int(saved["controller_pid"]))
         assert controller and all(a.startswith("127.0.0.1:") for a in controller.values())
     finally:
         c.terminate()
+
+
+def test_the_docs_say_what_local_jobs_listen_on() -> None:
+    """The security section names the launcher and every loopback setting ccdsl gives a local job."""
+    from ccdsl.executor.mpi import LOOPBACK_ENV
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "clusters" / "index.md").read_text()
+    start = docs.index("**Local jobs listen on loopback.**")
+    section = " ".join(docs[start:docs.index("\n- **", start)].split())
+    assert "`mpiexec.gforker`" in section and "opens no port" in section and "listen on nothing" in section
+    for name, value in LOOPBACK_ENV.items():
+        assert f"`{name}={value}`" in section, name
+    assert "127.0.0.1" in section and "`[mpi] extra_args`" in section  # the controller; the fallback to hydra

@@ -110,3 +110,53 @@ def test_any_other_program_runs_once_per_rank_with_the_mpi_environment(launcher)
 def test_python_without_a_program_runs_as_is(launcher) -> None:
     code, out, _ = run(launcher, sys.executable, "-V", np=1)
     assert code == 0 and out == [f"Python {sys.version.split()[0]}"]
+
+
+def test_a_rank_killed_by_a_signal_exits_with_its_number(launcher) -> None:
+    """gforker (the local mpiexec) exits 0 when a rank dies of a signal; the run says the signal, as hydra does."""
+    code, _, _ = run(launcher, "sh", "-c", 'if [ "$PMI_RANK" = 1 ]; then kill -KILL $$; fi', np=2)
+    assert code == 9
+    code, _, _ = run(launcher, "python", "-c", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)", np=1)
+    assert code == 11
+
+
+def test_output_beyond_ascii_reaches_us_whole(launcher) -> None:
+    """gforker's own relay ends a rank's output at its first byte above 0x7f; the ranks write to ccdsl's pipes."""
+    text = "import sys; print('café ×', sys.argv[1]); print('after', file=sys.stderr); print('end')"
+    code, out, err = run(launcher, "python", "-c", text, "é", np=2)
+    assert (code, sorted(out), err) == (0, ["café × é"] * 2 + ["end"] * 2, ["after"] * 2)
+    assert run(launcher, "sh", "-c", "printf 'caf\\303\\251\\n'; echo after", np=1) == (0, ["café", "after"], [])
+    lines: list[tuple[str, str]] = []
+    code = launcher.run_program(parse(["python", "-c", "print('α'); print('β')"]), 2, label_ranks=True,
+                                stream=lambda line, stream: lines.append((stream, line)))
+    assert code == 0 and sorted(lines) == [("stdout", f"[{r}] {x}") for r in range(2) for x in "αβ"]
+
+
+def test_the_signal_said_is_the_one_gforker_did_not_send() -> None:
+    """Once a rank died, gforker ends the others with SIGINT, then SIGQUIT; its report lists the ranks in order, so
+    the signal the job died of may come after theirs (rank 0 was still running when rank 1 was killed)."""
+    from ccdsl.executor.mpi import gforker_signal
+
+    report = "[0]0:Return code = 0, signaled with Interrupt\n[0]1:Return code = 0, signaled with Killed\n"
+    assert gforker_signal([report]) == 9
+    assert gforker_signal(["Interrupt", "Quit", "Segmentation fault"]) == 11
+    assert gforker_signal(["Quit", "Interrupt"]) == 3  # only gforker's own: the first
+
+
+def test_mpiexec_arguments_of_the_configuration_still_reach_mpiexec() -> None:
+    """``[mpi] extra_args`` are hydra's arguments: a local run that has them runs under hydra, which knows them."""
+    from ccdsl.executor.mpi import MpiOptions
+
+    nodes = [Node(0, "worker", "local-0", "local")]
+    with Launcher(nodes, mode="local", options=MpiOptions(extra_args=("-prepend-rank",))) as hydra:
+        assert run(hydra, "sh", "-c", "echo hi") == (0, ["[0] hi"], [])
+
+
+def test_output_that_looks_like_a_rank_label_is_only_text(launcher) -> None:
+    """gforker's labels ("0>") are rewritten as hydra's ("[0] ") only when labels were asked for."""
+    code, out, err = run(launcher, "sh", "-c", "echo '1>2'; echo '0(err)>x' >&2", np=1)
+    assert (code, out, err) == (0, ["1>2"], ["0(err)>x"])
+    lines: list[tuple[str, str]] = []
+    code = launcher.run_program(parse(["sh", "-c", "echo '1>2'; echo e >&2"]), 1, label_ranks=True,
+                                stream=lambda line, stream: lines.append((stream, line)))
+    assert code == 0 and sorted(lines) == [("stderr", "[0] e"), ("stdout", "[0] 1>2")]

@@ -442,12 +442,14 @@ class Engines:
         folder = self.access.folder
         if folder:
             env["PYTHONPATH"] = folder + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        with open(d / "engines.log", "ab") as log:
-            job = subprocess.Popen(mpi.local_command("-n", str(size),
-                                                     *_engine_args(sys.executable, str(engine_profile))),
-                                   cwd=folder or str(d), env=mpi.local_env(env), stdin=subprocess.DEVNULL, stdout=log,
-                                   stderr=log, start_new_session=True)
+        with open(d / "engines.log", "ab") as log:  # the engines write it themselves under gforker (output=)
+            command = mpi.local_command(size, _engine_args(sys.executable, str(engine_profile)),
+                                        output=(log.fileno(), log.fileno()))
+            job = subprocess.Popen(command.argv, cwd=folder or str(d), env=mpi.local_env(env),
+                                   stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                                   pass_fds=(log.fileno(),) if command.gforker else ())
         return {"mode": "local", "size": size, "controller_pid": controller.pid, "mpiexec_pid": job.pid,
+                "gforker": command.gforker,
                 "identity": {str(p): identity(p) for p in (controller.pid, job.pid)},
                 "log": str(d / "engines.log"), "client": json.loads(client_file.read_text()),
                 "started": time.time()}
@@ -597,6 +599,11 @@ class Engines:
             nodes += [workers[int(i)] for i in re.findall(r"\[proxy:(\d+)@", log) if int(i) < len(workers)]
             where = _name(nodes[0]) if nodes else "a node mpiexec did not name"
         exit_status = re.findall(r"EXIT STATUS: (\S+)", log)
+        if not exit_status and saved["mode"] == "local":  # mpiexec.gforker reports "signaled with Killed"
+            from ccdsl.executor import mpi
+
+            died_of = mpi.gforker_signal([log])
+            exit_status = [str(died_of)] if died_of else []
         detail = f" (exit status {exit_status[0]})" if exit_status else ""
         self.state.journal(self.handle, "engines-died", node=where)
         raise ExecutionError(f"the engines of cluster {self.handle} are gone: a rank died on {where}{detail}, and "
@@ -629,8 +636,11 @@ class Engines:
             log.info("%s: %d of the engines' recorded processes are no longer theirs; not killed", self.handle,
                      2 - len(groups))
         if saved["mode"] == "local":
+            from ccdsl.executor import mpi
+
             for pid in groups:
-                _kill_local(pid)
+                gforker = pid == saved["mpiexec_pid"] and saved.get("gforker") is True
+                _kill_local(pid, first=mpi.GFORKER_END if gforker else signal.SIGTERM)
             return
         from ccdsl.executor import nodedir
 
@@ -674,16 +684,17 @@ def _pid_alive(pid: int) -> bool:
         return True
 
 
-def _kill_local(pid: int) -> None:
-    """End the process group of ``pid`` (SIGTERM, then SIGKILL after a grace) and return once ``pid`` itself has
-    exited: the caller (``interrupt``, ``terminate``, ``stop_engines``) may say the engines are gone.  Waits on a
-    pidfd (an event: readable when the process has exited), reaping ``pid`` when it is a child of this process."""
+def _kill_local(pid: int, first: int = signal.SIGTERM) -> None:
+    """End the process group of ``pid`` (``first``, SIGTERM, then SIGKILL after a grace) and return once ``pid``
+    itself has exited: the caller (``interrupt``, ``terminate``, ``stop_engines``) may say the engines are gone.
+    Waits on a pidfd (an event: readable when the process has exited), reaping ``pid`` when it is a child of this
+    process."""
     try:
         exited = os.pidfd_open(pid)
     except ProcessLookupError:
         return
     try:
-        for sig, wait in ((signal.SIGTERM, TERM_GRACE), (signal.SIGKILL, KILL_FAIL_SAFE)):
+        for sig, wait in ((first, TERM_GRACE), (signal.SIGKILL, KILL_FAIL_SAFE)):
             try:
                 os.killpg(pid, sig)
             except (ProcessLookupError, PermissionError):  # no such group (any more), or not ours

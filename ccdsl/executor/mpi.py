@@ -2,7 +2,8 @@
 
 Where mpiexec runs decides who must reach whom:
 
-- ``local``: ``mpiexec -n N`` on this machine; no SSH at all (``pip install mpich mpi4py`` is the whole set-up).
+- ``local``: ``mpiexec.gforker -n N`` on this machine (hydra's ``mpiexec`` where gforker is absent; see
+  :func:`local_command`); no SSH at all (``pip install mpich mpi4py`` is the whole set-up).
 - ``ssh``, PeerWorkers: ccdsl reaches every node for set-up, and runs ``mpiexec`` *on node 0* (over SSH) with
   ``-launcher ssh -hosts <private addresses>``, so MPI traffic never needs to reach the user's machine.
 - ``ssh``, ManagerWorkers: ccdsl reaches only the manager (``via``); workers are set up through it (SSH jump) and
@@ -17,6 +18,7 @@ Results and remote exceptions come back as framed records on the output streams 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -54,6 +56,7 @@ if TYPE_CHECKING:  # pragma: no cover
 Stream = Callable[[str, str], None]  # (line without newline, "stdout" | "stderr")
 
 _RANK_FILE = Path(__file__).with_name("_rank.py")
+_HOLD_FILE = Path(__file__).with_name("_hold.py")  # what a gforker rank starts with (see local_command)
 MARK = "\x1eccdsl-"
 MAX_RANKS = 1 << 24  # above any job's size: a rank in an error record at or past it is not a rank
 STALE = 98  # exit code of the launch command when the rank bootstrap is missing on the node
@@ -101,17 +104,83 @@ def local_mpiexec() -> str:
     raise MissingDependencyError("mpich", "mpi")
 
 
-# What keeps a job on this machine to the loopback interface: hydra's ``-iface lo`` (the address its proxies are told
-# to connect to) and the netmods' interface settings (UCX for MPICH's default ch4:ucx, libfabric's tcp and sockets
-# providers for ch4:ofi), so that no rank listens on an address other machines reach.  Hydra binds its own control
-# port to every address whatever it is told (it has no option for it); that one listener is left as it is.
+# What keeps a job on this machine to the loopback interface.  MPICH's ``mpiexec.gforker`` (which the mpich wheel
+# ships beside ``mpiexec``) forks the ranks itself and opens no port of its own; hydra, the fallback where gforker is
+# absent, binds its control port to every address whatever it is told (``-iface lo`` only names the address its
+# proxies connect to).  Either way the netmods' interface settings (UCX for MPICH's default ch4:ucx, libfabric's tcp
+# and sockets providers for ch4:ofi) keep the ranks' own listeners on 127.0.0.1.  UCX's transports are shared
+# memory only (all ranks are on this machine), so the ranks of a local run open no TCP listener at all.
 LOOPBACK_ARGS = ("-iface", "lo")
-LOOPBACK_ENV = {"UCX_NET_DEVICES": "lo", "FI_TCP_IFACE": "lo", "FI_SOCKETS_IFACE": "lo"}
+LOOPBACK_ENV = {"UCX_NET_DEVICES": "lo", "UCX_TLS": "self,sm", "FI_TCP_IFACE": "lo", "FI_SOCKETS_IFACE": "lo"}
+# gforker's lines about its ranks: "[0]1:Return code = 0, signaled with Killed" (its exit code stays 0), and
+# "Error in system call mpiexec: No such file or directory" then "mpiexec could not exec nonexistentcmd"
+_GFORKER_SIGNAL = re.compile(r"\[\d+\]\d+:Return code = \d+, signaled with (.+)")
+_GFORKER_SYSCALL = re.compile(r"Error in system call mpiexec: (.+)")
+_GFORKER_EXEC = re.compile(r"mpiexec could not exec (.+)")
+_SIGNAL_NUMBERS = {signal.strsignal(s): int(s) for s in signal.Signals if signal.strsignal(s)}
 
 
-def local_command(*args: str) -> list[str]:
-    """This machine's mpiexec with ``args``, the job on the loopback interface (with :func:`local_env`)."""
-    return [local_mpiexec(), *LOOPBACK_ARGS, *args]
+def gforker_signal(reports: Sequence[str]) -> int | None:
+    """The signal a gforker job died of, from its reports: the signal names (``Killed``), or its whole output (read
+    for "signaled with" lines).  The first one gforker did not send itself: once a rank died, it ends the others
+    with SIGINT, then SIGQUIT a second later (``MPIE_KillWorld``, MPICH's src/pm/util/process.c)."""
+    names = [n for r in reports for n in (_GFORKER_SIGNAL.findall(r) if "signaled with" in r else [r])]
+    numbers = [n for n in (_SIGNAL_NUMBERS.get(name.strip(), 0) for name in names) if n]
+    first = [n for n in numbers if n not in (signal.SIGINT, signal.SIGQUIT)] or numbers
+    return first[0] if first else None
+
+
+@dataclass(frozen=True)
+class LocalCommand:
+    """An mpiexec command line for a job on this machine, and which mpiexec it is (their output differs)."""
+
+    argv: tuple[str, ...]
+    gforker: bool
+    pipes: tuple[list[int], list[int]] = ([], [])  # the ranks' output pipes (gforker): (read ends, write ends)
+
+
+def local_gforker(mpiexec: str) -> str | None:
+    """``mpiexec.gforker`` beside ``mpiexec``, if it is there."""
+    candidate = Path(mpiexec).with_name("mpiexec.gforker")
+    return str(candidate) if candidate.is_file() and os.access(candidate, os.X_OK) else None
+
+
+def local_command(np: int, program: Sequence[str], *, output: Sequence[int] = (), env: Sequence[tuple[str, str]] = (),
+                  wdir: str | None = None, label: bool = False, hydra_args: Sequence[str] = (),
+                  python: Sequence[str] = ()) -> LocalCommand:
+    """This machine's mpiexec running ``program`` on ``np`` ranks, the job on the loopback interface (with
+    :func:`local_env`): ``env`` set on every rank, in ``wdir``.  Under hydra each output line is labelled with its
+    rank (``label``).  Under gforker the ranks write to files of their own instead of mpiexec's stdout and stderr:
+    ``output`` (one pair of file descriptors for every rank), else a new pipe per rank and stream
+    (:func:`rank_pipes`, returned in ``pipes``, read by :class:`_LocalProcess`, which labels their lines); either
+    way the caller passes them to mpiexec (``pass_fds``).
+
+    ``mpiexec.gforker`` beside the resolved mpiexec when it is there: it forks the ranks and listens on nothing.
+    Hydra with ``-iface lo`` otherwise (its control port then listens on every address), and also when the
+    configuration asks for mpiexec arguments (``hydra_args``, ``[mpi] extra_args``): they are hydra's, which gforker
+    does not know.
+
+    Under gforker each rank starts as ``_hold.py --output FDS PROGRAM``, which keeps gforker from ending the job
+    1-2 s late and from cutting output at its first non-ASCII byte (the why is in that file).  ``python``
+    (``python FLAGS``): ``program`` is a Python script (and its arguments) that interpreter runs; under gforker
+    ``_hold.py --run`` runs it in the same interpreter, which saves starting a second python per rank."""
+    mpiexec = local_mpiexec()
+    gforker = None if hydra_args else local_gforker(mpiexec)
+    common = [*(a for name, value in env for a in ("-genv", name, value)), *(["-wdir", wdir] if wdir else [])]
+    if gforker is not None:
+        pipes = rank_pipes(np) if not output else ([], [])
+        hold = (str(_HOLD_FILE), "--output", ",".join(str(fd) for fd in (output or pipes[1])))
+        held = ((*python, *hold, "--run", *program) if python else (sys.executable, "-I", "-S", *hold, *program))
+        return LocalCommand((gforker, "-n", str(np), *common, *held), True, pipes)
+    return LocalCommand((mpiexec, *LOOPBACK_ARGS, "-n", str(np), *hydra_args, *(LABEL_RANKS if label else ()),
+                         *common, *python, *program), False)
+
+
+def rank_pipes(np: int) -> tuple[list[int], list[int]]:
+    """A pipe per rank and stream for a gforker job's output: (read ends, write ends), each ordered rank 0's stdout,
+    rank 0's stderr, rank 1's stdout, ... (``local_command``'s ``output``)."""
+    pairs = [os.pipe() for _ in range(2 * np)]
+    return [r for r, _ in pairs], [w for _, w in pairs]
 
 
 def local_env(env: dict[str, str]) -> dict[str, str]:
@@ -229,25 +298,67 @@ class _Output:
     """Splits output chunks into lines for the callback (``lines.Lines``: a line without an end is passed on a
     piece at a time) and picks out ccdsl's framed records."""
 
-    def __init__(self, callback: Stream | None, nonce: str | None = None) -> None:
+    def __init__(self, callback: Stream | None, nonce: str | None = None, gforker: bool = False,
+                 label: bool = False) -> None:
         self.callback = callback
+        self.gforker = gforker  # gforker's lines are translated into hydra's (see :meth:`_gforker_line`)
+        self.label = label  # a rank's own lines (fed with their rank) start with "[RANK] ", as hydra's -prepend-rank
+        self._syscall = "No such file or directory"  # gforker's reason for the next "could not exec"
         self.nonce = nonce  # this run's: a result record is "\x1eccdsl-result.<nonce>:..." alone on a stdout line
         # the result record is the one line kept whole, however long (it is only useful whole)
         keep = (MARK + f"result.{nonce}:").encode() if nonce is not None else None
-        self.lines: dict[str, Lines] = {"stdout": Lines(keep), "stderr": Lines()}
+        self._keep = keep
+        self.lines: dict[tuple[str, int | None], Lines] = {("stdout", None): Lines(keep), ("stderr", None): Lines()}
         self.records: list[tuple[str, str]] = []
         self.tail: deque[str] = deque(maxlen=25)
 
-    def feed(self, stream: str, chunk: bytes) -> None:
-        for line in self.lines[stream].feed(chunk):
-            self._line(stream, line.decode(errors="replace"))
+    def feed(self, stream: str, chunk: bytes, rank: int | None = None) -> None:
+        """A chunk of mpiexec's ``stream``, or of one rank's (``rank``: its own pipe, under gforker)."""
+        lines = self.lines.get((stream, rank))
+        if lines is None:
+            lines = self.lines[stream, rank] = Lines(self._keep if stream == "stdout" else None)
+        for line in lines.feed(chunk):
+            self._line(stream, line.decode(errors="replace"), rank)
 
     def close(self) -> None:
-        for stream, lines in self.lines.items():
+        for (stream, rank), lines in self.lines.items():
             for line in lines.close():
-                self._line(stream, line.decode(errors="replace"))
+                self._line(stream, line.decode(errors="replace"), rank)
 
-    def _line(self, stream: str, text: str) -> None:
+    def _gforker_line(self, stream: str, text: str) -> str | None:
+        """gforker's line in hydra's terms: its reports of a rank that could not be started or died of a signal
+        become records (None: nothing left to show)."""
+        if stream != "stderr":
+            return text
+        for pattern, kind in ((_GFORKER_SYSCALL, "syscall"), (_GFORKER_EXEC, "exec"), (_GFORKER_SIGNAL, "signal")):
+            found = pattern.fullmatch(text)
+            if found is None:
+                continue
+            if kind == "syscall":
+                self._syscall = found.group(1).strip()
+            elif kind == "exec":
+                self.records.append(("execvp", f"{found.group(1).strip()}\t{self._syscall}"))
+            else:
+                self.records.append(("signal", found.group(1).strip()))
+                return text  # hydra says it too ("YOUR APPLICATION TERMINATED ... (signal 9)")
+            return None
+        return text
+
+    def exit_code(self, code: int) -> int:
+        """mpiexec's exit code as hydra gives it: gforker exits 0 when a rank died of a signal; hydra exits with
+        the signal's number (the first one not sent by gforker itself, which ends the other ranks with SIGQUIT)."""
+        if code != 0 or not self.gforker:
+            return code
+        return gforker_signal(self.record("signal")) or code
+
+    def _line(self, stream: str, text: str, rank: int | None = None) -> None:
+        if self.gforker:
+            gforker = self._gforker_line(stream, text)
+            if gforker is None:
+                return
+            text = gforker
+        if rank is not None and self.label:
+            text = f"[{rank}] {text}"
         if stream == "stderr" and ("execvp error on file" in text or _HYDRA_PIECES.match(text)):
             # reported once by the launcher (Launcher.run_program), not once per rank in hydra's words
             found = _EXECVP.findall(text)
@@ -323,11 +434,18 @@ def die_with_parent() -> None:
             pass
 
 
-def end_session(proc: subprocess.Popen[bytes]) -> None:
+# How a local gforker job is ended: its process group (mpiexec.gforker and its ranks) at once with SIGKILL, as
+# hydra's proxies end their ranks.  A SIGTERM would have gforker take a rank's death by it for an abort and sleep a
+# second per rank in its SIGCHLD handler (MPIE_OnAbend -> MPIE_KillWorld: SIGINT, sleep(1), SIGQUIT).
+GFORKER_END = signal.SIGKILL
+
+
+def end_session(proc: subprocess.Popen[bytes], first: int = signal.SIGTERM) -> None:
     """End a child started with ``start_new_session=True`` and everything it started (its process group):
-    SIGTERM to the whole group, then SIGKILL if the child is still there 3 s later; the child is reaped."""
+    ``first`` (SIGTERM) to the whole group, then SIGKILL if the child is still there 3 s later; the child is
+    reaped."""
     try:
-        os.killpg(proc.pid, signal.SIGTERM)
+        os.killpg(proc.pid, first)
         try:
             proc.wait(3)
         except subprocess.TimeoutExpired:
@@ -338,27 +456,52 @@ def end_session(proc: subprocess.Popen[bytes]) -> None:
 
 
 class _LocalProcess:
-    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     env=env, start_new_session=True, preexec_fn=die_with_parent)
+    """mpiexec on this machine.  ``pipes`` (:func:`rank_pipes`, for gforker): the ranks' own output pipes, read
+    beside mpiexec's stdout and stderr (which then carry only mpiexec's own lines)."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], gforker: bool = False,
+                 pipes: tuple[list[int], list[int]] = ([], [])) -> None:
+        self.end_with = GFORKER_END if gforker else signal.SIGTERM
+        self.ranks, writes = pipes
+        try:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE, env=env, start_new_session=True,
+                                         preexec_fn=die_with_parent, pass_fds=writes)
+        except BaseException:
+            self._close(self.ranks)
+            raise
+        finally:
+            self._close(writes)
+
+    @staticmethod
+    def _close(fds: list[int]) -> None:
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def pump(self, out: _Output, deadline: float | None, health: Callable[[], None] | None = None) -> int:
         """``health``: unused (a child of this machine needs no liveness check); the remote process's signature."""
         stdout, stderr = self.proc.stdout, self.proc.stderr
         assert stdout is not None and stderr is not None  # Popen(stdout=PIPE, stderr=PIPE)
         sel = selectors.DefaultSelector()
-        sel.register(stdout, selectors.EVENT_READ, "stdout")
-        sel.register(stderr, selectors.EVENT_READ, "stderr")
+        sel.register(stdout, selectors.EVENT_READ, ("stdout", None))
+        sel.register(stderr, selectors.EVENT_READ, ("stderr", None))
+        for i, fd in enumerate(self.ranks):
+            sel.register(fd, selectors.EVENT_READ, ("stderr" if i % 2 else "stdout", i // 2))
         try:
             while sel.get_map():
                 if deadline is not None and time.monotonic() > deadline:
                     raise _Deadline
                 for key, _ in sel.select(timeout=0.5):
                     chunk = os.read(key.fd, CHUNK)
+                    stream, rank = key.data
                     if chunk:
-                        out.feed(key.data, chunk)
+                        out.feed(stream, chunk, rank)
                     else:
                         sel.unregister(key.fileobj)
+                        if rank is not None:  # a rank's own pipe: closed here once at its end
+                            self.ranks.remove(key.fd)
+                            os.close(key.fd)
             while True:
                 try:
                     return self.proc.wait(timeout=0.5)
@@ -369,10 +512,11 @@ class _LocalProcess:
             sel.close()
 
     def kill(self) -> None:
-        end_session(self.proc)
+        end_session(self.proc, self.end_with)
         for f in (self.proc.stdout, self.proc.stderr):
             if f is not None:
                 f.close()
+        self._close(self.ranks)
 
 
 class _RemoteProcess:
@@ -594,8 +738,8 @@ class Launcher:
         """Run a :class:`~ccdsl.executor.program.Program` on ``np`` ranks: a Python script (shipped), ``-c`` code
         or ``-m`` module under the rank bootstrap, or any other program as is (once per rank, MPI environment
         set).  Streams the output; returns mpiexec's exit code.  ``label_ranks``: every output line starts with
-        ``[RANK] `` (hydra's ``-prepend-rank``), for output sorted by rank.  A program the nodes cannot start is an
-        :class:`ExecutionError` naming it."""
+        ``[RANK] `` (hydra's ``-prepend-rank``; gforker's ``-l`` labels are rewritten so), for output sorted by
+        rank.  A program the nodes cannot start is an :class:`ExecutionError` naming it."""
         import pickle
 
         self.check_np(np, oversubscribe)
@@ -614,7 +758,7 @@ class Launcher:
             mode, payload = "exec", b""
         argv = [program.target, *program.args] if mode == "exec" else [*program.args]
         out, code = self._launch(mode, payload, [str(a) for a in argv], np or self.size, stream, timeout,
-                                 flags=tuple(program.flags), mpi_args=LABEL_RANKS if label_ranks else ())
+                                 flags=tuple(program.flags), label=label_ranks)
         if code != 0:
             dead = self._after_failure()
             if dead:
@@ -673,15 +817,14 @@ class Launcher:
     # -- running --------------------------------------------------------------------------------------------------
     def _launch(self, mode: str, payload: bytes, args: list[str], np: int, stream: Stream | None,
                 timeout: float | None, retried: bool = False, flags: tuple[str, ...] = (),
-                mpi_args: tuple[str, ...] = (), nonce: str | None = None) -> tuple[_Output, int]:
+                label: bool = False, nonce: str | None = None) -> tuple[_Output, int]:
         """Start mpiexec for one run.  ``exec`` mode runs ``args`` (a program and its arguments) as they are;
         the other modes run the rank bootstrap under the nodes' python with ``flags`` (interpreter options).
-        ``mpi_args`` go to mpiexec after the configured ones."""
+        ``label``: each output line starts with its rank's label (``[RANK] ``)."""
         timeout = timeout if timeout is not None else self.options.run_timeout
-        out = _Output(stream, nonce)
-        extra = (*self.options.extra_args, *mpi_args)
+        extra = (*self.options.extra_args, *(LABEL_RANKS if label else ()))
         if mode == "exec":
-            return self._launch_exec(args, np, out, timeout, extra)
+            return self._launch_exec(args, np, stream, timeout, extra, label)
         if self.mode == "local":
             tmp, lock = _run_dir()
             try:
@@ -692,9 +835,11 @@ class Launcher:
                 if self.workdir:
                     env["CCDSL_WORKDIR"] = self.workdir
                 python = self.options.local_python or sys.executable
-                argv = local_command("-n", str(np), *extra, python, *flags, str(_RANK_FILE), mode, payload_path,
-                                     *args)
-                code = self._pump(_LocalProcess(argv, local_env(env)), out, timeout, "this machine")
+                command = local_command(np, [str(_RANK_FILE), mode, payload_path, *args], python=[python, *flags],
+                                        label=label, hydra_args=self.options.extra_args)
+                out = _Output(stream, nonce, gforker=command.gforker, label=label)
+                process = _LocalProcess(list(command.argv), local_env(env), command.gforker, command.pipes)
+                code = out.exit_code(self._pump(process, out, timeout, "this machine"))
                 if code != 0:  # error records a rank also left in files (see _rank._fail)
                     for name in sorted(os.listdir(tmp)):
                         if ".error." in name and not name.endswith(".tmp"):
@@ -705,6 +850,7 @@ class Launcher:
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
                 os.close(lock)
+        out = _Output(stream, nonce)
         first = self.nodes[0]
         via = self.via or first
         directory = self._extra(first, "ccdsl_dir")
@@ -732,17 +878,22 @@ class Launcher:
             raise
         if code == STALE and not out.tail and not retried:
             self._install_rank_script()
-            return self._launch(mode, payload, args, np, stream, timeout, retried=True, flags=flags, mpi_args=mpi_args,
+            return self._launch(mode, payload, args, np, stream, timeout, retried=True, flags=flags, label=label,
                                 nonce=nonce)
         return out, code
 
-    def _launch_exec(self, argv: list[str], np: int, out: _Output, timeout: float | None,
-                     extra: tuple[str, ...]) -> tuple[_Output, int]:
-        """``mpiexec -n NP PROGRAM ARGS``: any program, once per rank (on node 0 or the manager in ssh mode)."""
-        here = ["-genv", "CCDSL_WORKDIR", self.workdir, "-wdir", self.workdir] if self.workdir else []
+    def _launch_exec(self, argv: list[str], np: int, stream: Stream | None, timeout: float | None,
+                     extra: tuple[str, ...], label: bool) -> tuple[_Output, int]:
+        """``mpiexec -n NP PROGRAM ARGS``: any program, once per rank (on this machine, or on node 0 or the manager
+        in ssh mode).  ``extra``: mpiexec arguments of a remote run (``label`` says the same for a local one)."""
         if self.mode == "local":
-            command = local_command("-n", str(np), *extra, *here, *argv)
-            return out, self._pump(_LocalProcess(command, local_env(dict(os.environ))), out, timeout, "this machine")
+            local = local_command(np, argv, env=[("CCDSL_WORKDIR", self.workdir)] if self.workdir else [],
+                                  wdir=self.workdir, label=label, hydra_args=self.options.extra_args)
+            out = _Output(stream, gforker=local.gforker, label=label)
+            process = _LocalProcess(list(local.argv), local_env(dict(os.environ)), local.gforker, local.pipes)
+            return out, out.exit_code(self._pump(process, out, timeout, "this machine"))
+        out = _Output(stream)
+        here = ["-genv", "CCDSL_WORKDIR", self.workdir, "-wdir", self.workdir] if self.workdir else []
         via = self.via or self.nodes[0]
         hosts = ",".join(f"{n.private_address or n.address}:{self.ppn}" for n in self.nodes)
         via_dir = self._extra(via, "ccdsl_dir")
@@ -831,7 +982,9 @@ class Launcher:
         if not by_rank or any(r < 0 or r >= MAX_RANKS for r in by_rank):  # a rank is an index below the job's size
             where = "this machine" if self.mode == "local" else ssh.describe(self.via or self.nodes[0])
             raise ExecutionError(f"a rank's error record from the job on {where} is damaged; the job failed")
-        infos = [by_rank[r] for r in sorted(by_rank)]
+        # the failing rank first: when one calls MPI_Abort, mpiexec.gforker interrupts the others (SIGINT), and
+        # their KeyboardInterrupt is the consequence, not the cause
+        infos = sorted(by_rank.values(), key=lambda i: (i["type"] == "KeyboardInterrupt", i["rank"]))
         first = infos[0]
         others = f" (and {len(infos) - 1} more rank(s))" if len(infos) > 1 else ""
         where = self._node_of_rank(first["rank"])
