@@ -38,7 +38,7 @@ from ccdsl.resolution import Choice
 from ccdsl.resolver import compile as comp
 from ccdsl.resolver import market
 from ccdsl.resolver.counts import CountDomain, Coupled, allows, count_bounds, count_cap, count_domain, min_counts
-from ccdsl.resolver.filter import clause_mask, scope_mask, tolerance
+from ccdsl.resolver.filter import RELATIVE_TOLERANCE, clause_mask, scope_mask, tolerance
 from ccdsl.resolver.view import CatalogView
 
 if TYPE_CHECKING:
@@ -428,8 +428,8 @@ class BudgetPairs:
                 cand_w.append(w_rep[ok])
                 cand_m.append(j[ok])
         if listed:
-            jw, jm = _listed_pairs(self.domain, p, mp, start, count_priced, np.flatnonzero(joined), r0, width,
-                                   np.array(values), np.array(slack))
+            jw, jm = _listed_pairs(self.domain, budget, exotic, p, mp, start, count_priced, np.flatnonzero(joined),
+                                   r0, width)
             cand_w.append(jw)
             cand_m.append(jm)
         fw, fm = self._best_of_every_pair(view, workers, m, start, stop, w_full, a, b)
@@ -529,20 +529,27 @@ class BudgetPairs:
         return np.concatenate(out_w), np.concatenate(out_m)
 
 
-def _listed_pairs(domain: CountDomain, p: np.ndarray, mp: np.ndarray, start: np.ndarray, count_priced: np.ndarray,
-                  w_at: np.ndarray, r0: np.ndarray, width: np.ndarray, values: np.ndarray,
-                  slack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For a ``@just``/``@oneof`` budget: the (worker position, manager index) pairs of the workers ``w_at`` whose
-    total meets a value at some count of the worker's window (the ``width[w]`` allowed counts from rank ``r0[w]``):
-    ``|n × p + mp − t| ≤ slack(t)``, the rule :func:`.counts.min_counts` applies, so no pair it finds feasible is
-    left out.
+def _listed_pairs(domain: CountDomain, budget: Clause, exotic: list[Coupled], p: np.ndarray, mp: np.ndarray,
+                  start: np.ndarray, count_priced: np.ndarray, w_at: np.ndarray, r0: np.ndarray,
+                  width: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For a ``@just``/``@oneof`` budget: each worker of ``w_at`` with its best managers (ties kept), found from the
+    counts of its window (the ``width[w]`` allowed counts from rank ``r0[w]``) where the cluster's total meets a
+    value, ``|n × p + mp − t| ≤ slack(t)``.
 
-    A join, not a test of every pair against every value (rows × managers × values: 3.7 million pairs × 38 values
-    took 4–9 s CPU over every region): per region, the residuals ``t − mp`` of its values × manager prices are
-    sorted once; each count n of a worker's window is then two binary searches for the residuals within the slack
-    of ``n × p``.  Work: the region's values × prices, plus the counts of the windows times a logarithm, plus the
-    hits (coincidences: few); memory in chunks of about 2**20 counts."""
+    A join, not a test of every pair against every value (workers × managers × values: 3.7 million pairs × 38
+    values took 4–9 s CPU over every region): per region, the residuals ``t − mp`` of its values × priced manager
+    prices are sorted once; each count n of a worker's window is two binary searches for the residuals within the
+    slack of ``n × p``.  Each hit (worker, count, manager) is then tested by the rules :func:`.counts.min_counts`
+    applies (:func:`.counts.allows`: the budget at that count with that manager, and the other just/oneof/not
+    totals; the range clauses and the domain hold in the window), so the feasible hits are exactly the (pair,
+    count) combinations min_counts allows in the window.  A pair's smallest feasible count is its first hit, and a
+    cluster's price grows with its count, so the worker's best pairs are its hits of least (price to 1e-9, count):
+    only those go to :func:`rank`, which finds the same counts for them (a value list of 1,024 prices made
+    760,000 candidate pairs, each searched again there).  Work: the region's values × prices, plus the window
+    counts times a logarithm, plus the hits; memory in chunks of about 2**20 counts."""
     out_w, out_m = [], []
+    values = np.array([float(v) for v in budget.values])
+    slack = RELATIVE_TOLERANCE * np.maximum(1.0, np.abs(values))  # filter.tolerance, element-wise
     if len(w_at) == 0 or len(values) == 0:
         return w_at[:0], w_at[:0]
     margin = 2 * float(slack.max()) + 1e-12 * (1 + float(np.abs(values).max()) + float(np.nanmax(np.abs(mp))))
@@ -561,7 +568,7 @@ def _listed_pairs(domain: CountDomain, p: np.ndarray, mp: np.ndarray, start: np.
         r, ti, mj = r[order], ti[order], mj[order]
         bounds = np.r_[0, np.cumsum(width[ws])]
         i = 0
-        while i < len(ws):
+        while i < len(ws):  # chunks of whole workers: each worker's hits are all in its chunk
             j = max(i + 1, int(np.searchsorted(bounds, bounds[i] + (1 << 20), side="right")) - 1)
             chunk = ws[i:j]
             i = j
@@ -574,10 +581,26 @@ def _listed_pairs(domain: CountDomain, p: np.ndarray, mp: np.ndarray, start: np.
             hits = np.searchsorted(r, q + margin, side="right") - lo
             at = np.repeat(np.arange(len(q)), hits)
             k = np.repeat(lo, hits) + (np.arange(hits.sum()) - np.repeat(np.cumsum(hits) - hits, hits))
+            hw, hn, hm = w_rep[at], n[at], mj[k]
             with np.errstate(invalid="ignore", over="ignore"):
-                ok = np.abs(n[at] * p[w_rep[at]] + offs[mj[k]] - values[ti[k]]) <= slack[ti[k]]
-            out_w.append(w_rep[at][ok])
-            out_m.append(s0 + mj[k][ok])
+                near = np.abs(hn * p[hw] + offs[hm] - values[ti[k]]) <= slack[ti[k]]
+            hw, hn, hm = hw[near], hn[near], hm[near]
+            ok = allows(Coupled(budget, p[hw], offs[hm]), hn)
+            for c in exotic:
+                ok &= allows(Coupled(c.clause, np.asarray(c.per_node)[hw]), hn)
+            hw, hn, hm = hw[ok], hn[ok], hm[ok]
+            if len(hw) == 0:
+                continue
+            cost = np.round(hn * p[hw] + offs[hm], 9)  # as rank computes and rounds a total
+            order = np.lexsort((hn, cost, hw))
+            hw, hn, hm, cost = hw[order], hn[order], hm[order], cost[order]
+            head = np.r_[True, np.diff(hw) != 0]
+            first = np.flatnonzero(head)[np.cumsum(head) - 1]
+            best = (cost == cost[first]) & (hn == hn[first])
+            out_w.append(hw[best])
+            out_m.append(s0 + hm[best])
+    if not out_w:
+        return w_at[:0], w_at[:0]
     return np.concatenate(out_w), np.concatenate(out_m)
 
 
