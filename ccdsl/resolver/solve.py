@@ -561,11 +561,11 @@ def _listed_pairs(domain: CountDomain, budget: Clause, exotic: list[Coupled], p:
         offs = mp[s0:s0 + int(count_priced[ws[0]])]  # the region's priced managers
         lowest = float(np.min(domain.select(r0[ws]) * p[ws])) - margin
         highest = float(np.max(domain.select(r0[ws] + width[ws] - 1) * p[ws])) + margin
-        res = values[:, None] - offs[None, :]
-        ti, mj = np.nonzero((res >= lowest) & (res <= highest))  # only residuals some count can reach
-        r = res[ti, mj]
-        order = np.argsort(r, kind="stable")
-        r, ti, mj = r[order], ti[order], mj[order]
+        res = np.subtract.outer(values, offs).ravel()  # value i, manager j at i × len(offs) + j
+        at_r = np.flatnonzero((res >= lowest) & (res <= highest))  # only residuals some count can reach
+        r = res[at_r]
+        order = np.argsort(r)
+        r, at_r = r[order], at_r[order]
         bounds = np.r_[0, np.cumsum(width[ws])]
         i = 0
         while i < len(ws):  # chunks of whole workers: each worker's hits are all in its chunk
@@ -579,12 +579,13 @@ def _listed_pairs(domain: CountDomain, budget: Clause, exotic: list[Coupled], p:
             q = n * p[w_rep]
             lo = np.searchsorted(r, q - margin, side="left")
             hits = np.searchsorted(r, q + margin, side="right") - lo
-            at = np.repeat(np.arange(len(q)), hits)
+            at = np.repeat(np.arange(len(q)), hits)  # hits in query order: grouped by worker
             k = np.repeat(lo, hits) + (np.arange(hits.sum()) - np.repeat(np.cumsum(hits) - hits, hits))
-            hw, hn, hm = w_rep[at], n[at], mj[k]
+            ti, hm = np.divmod(at_r[k], len(offs))
+            hw, hn = w_rep[at], n[at]
             with np.errstate(invalid="ignore", over="ignore"):
-                near = np.abs(hn * p[hw] + offs[hm] - values[ti[k]]) <= slack[ti[k]]
-            hw, hn, hm = hw[near], hn[near], hm[near]
+                ok = np.abs(hn * p[hw] + offs[hm] - values[ti]) <= slack[ti]
+            hw, hn, hm = hw[ok], hn[ok], hm[ok]
             ok = allows(Coupled(budget, p[hw], offs[hm]), hn)
             for c in exotic:
                 ok &= allows(Coupled(c.clause, np.asarray(c.per_node)[hw]), hn)
@@ -592,11 +593,10 @@ def _listed_pairs(domain: CountDomain, budget: Clause, exotic: list[Coupled], p:
             if len(hw) == 0:
                 continue
             cost = np.round(hn * p[hw] + offs[hm], 9)  # as rank computes and rounds a total
-            order = np.lexsort((hn, cost, hw))
-            hw, hn, hm, cost = hw[order], hn[order], hm[order], cost[order]
-            head = np.r_[True, np.diff(hw) != 0]
-            first = np.flatnonzero(head)[np.cumsum(head) - 1]
-            best = (cost == cost[first]) & (hn == hn[first])
+            head = np.flatnonzero(np.r_[True, hw[1:] != hw[:-1]])
+            group = np.repeat(np.arange(len(head)), np.diff(np.r_[head, len(hw)]))
+            least = cost == np.minimum.reduceat(cost, head)[group]
+            best = least & (hn == np.minimum.reduceat(np.where(least, hn, np.inf), head)[group])
             out_w.append(hw[best])
             out_m.append(s0 + hm[best])
     if not out_w:
