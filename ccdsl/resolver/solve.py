@@ -395,8 +395,9 @@ class BudgetPairs:
         r0 = self.domain.rank(a)
         width = np.where(b >= a, self.domain.rank(b + 1) - r0, 0)
         listed = budget.qualifier in ("just", "oneof")
-        if listed:  # the values' join (_listed_pairs) while a row's counts are fewer than its pairs × values
-            joined = usable & (width > 0) & (width <= 2 * count_priced * len(values))
+        if listed:  # the values' join (_listed_pairs) while its searches per count (a few times the work of one
+            # pair × value test) cost less than testing every pair against every value (_best_of_every_pair)
+            joined = usable & (width > 0) & (4 * width <= count_priced * len(values))
             small = np.zeros(len(workers), dtype=bool)
         else:
             joined = small = usable & (width * 3 <= count_priced)
