@@ -205,3 +205,20 @@ def test_smt_prints_the_problem_z3_minimized(capsys) -> None:
     assert "(declare-const k Int)" in out
     assert "(declare-const c1 Bool) ; accelerator_architecture => Turing" in out
     assert "; k = 0: g5g.xlarge (aws us-east-1, $0.42/h)" in out
+
+
+def test_a_manager_of_the_workers_type_warns_of_their_old_price_once(capsys, tmp_path) -> None:
+    """The manager and the workers of one type, region and market share a price row: `resolve` warns that its
+    price is old once, not once per role; a manager of another type still gets its own warning."""
+    contract = tmp_path / "mw.ccc"
+    where = 'cluster_type => ManagerWorkers, node_count => 2, cluster_locale => "eu-west-1"'
+    contract.write_text(f"same = @cluster({where})\n"
+                        f"other = @cluster({where}, manager.node_vcpus_count => @atleast(4))\n")
+    code, out, _ = run(capsys, "resolve", str(contract), "--contract", "same")
+    chosen = out.split(": ", 1)[1].split(" × ", 1)[0]  # `same: a1.medium × 2 in aws eu-west-1 — …`
+    assert code == 0 and f"manager  {chosen} " in out and "(libcloud-3.9.1, 2025-03-02)" in out, out
+    assert sum(line.strip().startswith(f"warning: the price of {chosen} in eu-west-1 is") for line in
+               out.splitlines()) == 1, out
+    code, out, _ = run(capsys, "resolve", str(contract), "--contract", "other")
+    warned = [line.strip() for line in out.splitlines() if line.strip().startswith("warning: the price of")]
+    assert code == 0 and len(warned) == 2 and warned[0] != warned[1], out

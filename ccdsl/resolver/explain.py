@@ -657,19 +657,21 @@ def cost_lines(chosen: Choice, manager: Choice | None) -> list[str]:
         else:
             lines.append(f"{c.instance_type} in {c.region}: price unknown in the shipped catalog; "
                          + REFRESH_HINT.format(region=c.region) + "; no priced row satisfies the contract")
+    warnings: list[str] = []
     for role in (chosen, manager):
         age = price_age_days(role.price_date) if role is not None and role.price_date else None
         if role is None or age is None:
             continue
         if role.spot and age > SPOT_PRICE_MAX_AGE_DAYS:
-            lines.append(f"warning: the spot price of {role.instance_type} in {role.region} is {age} days old "
-                         f"({role.price_source}, {role.price_date}); spot prices move within days: "
-                         "`ccdsl catalog refresh --spot` brings a current one")
+            warnings.append(f"warning: the spot price of {role.instance_type} in {role.region} is {age} days old "
+                            f"({role.price_source}, {role.price_date}); spot prices move within days: "
+                            "`ccdsl catalog refresh --spot` brings a current one")
         elif not role.spot and age > PRICE_MAX_AGE_DAYS:
-            lines.append(f"warning: the price of {role.instance_type} in {role.region} is {age} days old "
-                         f"({role.price_source}, {role.price_date}); " + REFRESH_HINT.format(region=role.region)
-                         .replace("brings it", "brings a current one"))
-    return lines
+            warnings.append(f"warning: the price of {role.instance_type} in {role.region} is {age} days old "
+                            f"({role.price_source}, {role.price_date}); " + REFRESH_HINT.format(region=role.region)
+                            .replace("brings it", "brings a current one"))
+    # a manager of the workers' type, region and market has the same price row: its warning is said once
+    return lines + list(dict.fromkeys(warnings))
 
 
 def smt_line(c: Choice) -> str:

@@ -26,6 +26,7 @@ no priced candidate satisfies the contract.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
@@ -37,7 +38,7 @@ from ccdsl.resolution import Choice
 from ccdsl.resolver import compile as comp
 from ccdsl.resolver import market
 from ccdsl.resolver.counts import CountDomain, Coupled, allows, count_bounds, count_cap, count_domain, min_counts
-from ccdsl.resolver.filter import clause_mask, scope_mask, tolerance
+from ccdsl.resolver.filter import RELATIVE_TOLERANCE, clause_mask, scope_mask, tolerance
 from ccdsl.resolver.view import CatalogView
 
 if TYPE_CHECKING:
@@ -419,9 +420,16 @@ class BudgetPairs:
         b = np.where(usable, b, np.where(free, hi, 0))
         r0 = self.domain.rank(a)
         width = np.where(b >= a, self.domain.rank(b + 1) - r0, 0)
-        per_count = 3 * (1 if budget.qualifier in ("atleast", "between") else len(values))
-        small = usable & (width * per_count <= count_priced)
-        w_full = np.flatnonzero((usable & ~small & (width > 0)) | free)
+        listed = budget.qualifier in ("just", "oneof")
+        if listed:  # the values' join (_listed_pairs) while its searches per count (a few times the work of one
+            # pair × value test) cost less than testing every pair against every value (_best_of_every_pair); rows
+            # with fewer counts × values than prices keep the per-count search below (no per-region loop: a
+            # one-value budget such as bench_resolve's mw_budget stays at its 17 ms CPU)
+            small = usable & (width * 3 * len(values) <= count_priced)
+            joined = usable & ~small & (width > 0) & (4 * width <= count_priced * len(values))
+        else:
+            joined = small = usable & (width * 3 <= count_priced)
+        w_full = np.flatnonzero((usable & ~joined & ~small & (width > 0)) | free)
         w_small = np.flatnonzero(small & (width > 0))
         reps = width[w_small].astype(np.int64)
         w_rep = np.repeat(w_small, reps)
@@ -448,6 +456,11 @@ class BudgetPairs:
                         ok &= np.abs(total - t) <= sl
                 cand_w.append(w_rep[ok])
                 cand_m.append(j[ok])
+        if listed:
+            jw, jm = _listed_pairs(self.domain, budget, exotic, p, mp, start, count_priced, np.flatnonzero(joined),
+                                   r0, width)
+            cand_w.append(jw)
+            cand_m.append(jm)
         fw, fm = self._best_of_every_pair(view, workers, m, start, stop, w_full, a, b)
         w_at = np.concatenate([*cand_w, fw])
         m_at = np.concatenate([*cand_m, fm])
@@ -543,6 +556,81 @@ class BudgetPairs:
         if not out_w:
             return w_at[:0], w_at[:0]
         return np.concatenate(out_w), np.concatenate(out_m)
+
+
+def _listed_pairs(domain: CountDomain, budget: Clause, exotic: list[Coupled], p: np.ndarray, mp: np.ndarray,
+                  start: np.ndarray, count_priced: np.ndarray, w_at: np.ndarray, r0: np.ndarray,
+                  width: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For a ``@just``/``@oneof`` budget: each worker of ``w_at`` with its best managers (ties kept), found from the
+    counts of its window (the ``width[w]`` allowed counts from rank ``r0[w]``) where the cluster's total meets a
+    value, ``|n × p + mp − t| ≤ slack(t)``.
+
+    A join, not a test of every pair against every value (workers × managers × values: 3.7 million pairs × 38
+    values took 4–9 s CPU over every region): per region, the residuals ``t − mp`` of its values × priced manager
+    prices are sorted once; each count n of a worker's window is two binary searches for the residuals within the
+    slack of ``n × p``.  Each hit (worker, count, manager) is then tested by the rules :func:`.counts.min_counts`
+    applies (:func:`.counts.allows`: the budget at that count with that manager, and the other just/oneof/not
+    totals; the range clauses and the domain hold in the window), so the feasible hits are exactly the (pair,
+    count) combinations min_counts allows in the window.  A pair's smallest feasible count is its first hit, and a
+    cluster's price grows with its count, so the worker's best pairs are its hits of least (price to 1e-9, count):
+    only those go to :func:`rank`, which finds the same counts for them (a value list of 1,024 prices made
+    760,000 candidate pairs, each searched again there).  Work: the region's values × prices, plus the window
+    counts times a logarithm, plus the hits; memory in chunks of about 2**20 counts."""
+    out_w, out_m = [], []
+    values = np.array([float(v) for v in budget.values])
+    slack = RELATIVE_TOLERANCE * np.maximum(1.0, np.abs(values))  # filter.tolerance, element-wise
+    if len(w_at) == 0 or len(values) == 0:
+        return w_at[:0], w_at[:0]
+    margin = 2 * float(slack.max()) + 1e-12 * (1 + float(np.abs(values).max()) + float(np.nanmax(np.abs(mp))))
+    w_at = w_at[np.argsort(start[w_at], kind="stable")]  # grouped by region (a region's managers: one segment)
+    heads = np.r_[np.flatnonzero(np.r_[True, np.diff(start[w_at]) != 0]), len(w_at)]
+    for g0, g1 in itertools.pairwise(heads):
+        ws = w_at[g0:g1]
+        s0 = int(start[ws[0]])
+        offs = mp[s0:s0 + int(count_priced[ws[0]])]  # the region's priced managers
+        lowest = float(np.min(domain.select(r0[ws]) * p[ws])) - margin
+        highest = float(np.max(domain.select(r0[ws] + width[ws] - 1) * p[ws])) + margin
+        res = np.subtract.outer(values, offs).ravel()  # value i, manager j at i × len(offs) + j
+        at_r = np.flatnonzero((res >= lowest) & (res <= highest))  # only residuals some count can reach
+        r = res[at_r]
+        order = np.argsort(r)
+        r, at_r = r[order], at_r[order]
+        bounds = np.r_[0, np.cumsum(width[ws])]
+        i = 0
+        while i < len(ws):  # chunks of whole workers: each worker's hits are all in its chunk
+            j = max(i + 1, int(np.searchsorted(bounds, bounds[i] + (1 << 20), side="right")) - 1)
+            chunk = ws[i:j]
+            i = j
+            reps = width[chunk].astype(np.int64)
+            w_rep = np.repeat(chunk, reps)
+            within = np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps)
+            n = domain.select(np.repeat(r0[chunk], reps) + within)
+            q = n * p[w_rep]
+            lo = np.searchsorted(r, q - margin, side="left")
+            hits = np.searchsorted(r, q + margin, side="right") - lo
+            at = np.repeat(np.arange(len(q)), hits)  # hits in query order: grouped by worker
+            k = np.repeat(lo, hits) + (np.arange(hits.sum()) - np.repeat(np.cumsum(hits) - hits, hits))
+            ti, hm = np.divmod(at_r[k], len(offs))
+            hw, hn = w_rep[at], n[at]
+            with np.errstate(invalid="ignore", over="ignore"):
+                ok = np.abs(hn * p[hw] + offs[hm] - values[ti]) <= slack[ti]
+            hw, hn, hm = hw[ok], hn[ok], hm[ok]
+            ok = allows(Coupled(budget, p[hw], offs[hm]), hn)
+            for c in exotic:
+                ok &= allows(Coupled(c.clause, np.asarray(c.per_node)[hw]), hn)
+            hw, hn, hm = hw[ok], hn[ok], hm[ok]
+            if len(hw) == 0:
+                continue
+            cost = np.round(hn * p[hw] + offs[hm], 9)  # as rank computes and rounds a total
+            head = np.flatnonzero(np.r_[True, hw[1:] != hw[:-1]])
+            group = np.repeat(np.arange(len(head)), np.diff(np.r_[head, len(hw)]))
+            least = cost == np.minimum.reduceat(cost, head)[group]
+            best = least & (hn == np.minimum.reduceat(np.where(least, hn, np.inf), head)[group])
+            out_w.append(hw[best])
+            out_m.append(s0 + hm[best])
+    if not out_w:
+        return w_at[:0], w_at[:0]
+    return np.concatenate(out_w), np.concatenate(out_m)
 
 
 def _search_segments(values: np.ndarray, seg_lo: np.ndarray, seg_hi: np.ndarray, z: np.ndarray) -> np.ndarray:
