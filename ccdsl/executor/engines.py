@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ccdsl.errors import ExecutionError, MissingDependencyError
-from ccdsl.executor import mpirun
+from ccdsl.executor import mpirun, shm
 from ccdsl.executor.model import Node
 from ccdsl.executor.parallel import parallel
 
@@ -442,6 +442,7 @@ class Engines:
         folder = self.access.folder
         if folder:
             env["PYTHONPATH"] = folder + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        shm.sweep()  # a segment a killed job left could carry this job's name (see ccdsl.executor.shm)
         with open(d / "engines.log", "ab") as log:  # the engines write it themselves under gforker (output=)
             command = mpi.local_command(size, _engine_args(sys.executable, str(engine_profile)),
                                         output=(log.fileno(), log.fileno()))

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ccdsl.errors import ExecutionError, MissingDependencyError, ProviderError, RankError
-from ccdsl.executor import access, mpirun, ssh
+from ccdsl.executor import access, mpirun, shm, ssh
 from ccdsl.executor.config import Config, check_node_dir
 from ccdsl.executor.lines import CHUNK, Lines
 from ccdsl.executor.model import Node
@@ -463,6 +463,7 @@ class _LocalProcess:
                  pipes: tuple[list[int], list[int]] = ([], [])) -> None:
         self.end_with = GFORKER_END if gforker else signal.SIGTERM
         self.ranks, writes = pipes
+        shm.sweep()  # a segment a killed job left could carry this job's name (see ccdsl.executor.shm)
         try:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                          stderr=subprocess.PIPE, env=env, start_new_session=True,
