@@ -31,6 +31,7 @@ from ccdsl.errors import CapacityError, CcdslError, ClusterError, ConfigError, M
 from ccdsl.executor import model
 from ccdsl.executor.config import AwsConfig, Config
 from ccdsl.executor.model import Node, NodeRequest, Progress
+from ccdsl.executor.providers import shared_fs
 from ccdsl.executor.providers.base import TAG_CLUSTER, TAG_CONTRACT, TAG_ROLE, poll, split_host_port
 
 if TYPE_CHECKING:
@@ -96,7 +97,7 @@ LOST_LOOKS = 8
 # Right after a resource is created, EC2 may not know it yet for a while (eventual consistency): these codes then
 # mean "not visible yet", and the call is retried with backoff.
 NOT_VISIBLE_CODES = frozenset({"InvalidInstanceID.NotFound", "InvalidGroup.NotFound", "InvalidKeyPair.NotFound"})
-SERVICE_NAMES = {"ec2": "EC2", "ssm": "SSM (Systems Manager)", "pricing": "AWS Price List"}
+SERVICE_NAMES = {"ec2": "EC2", "ssm": "SSM (Systems Manager)", "pricing": "AWS Price List", "efs": "EFS"}
 
 SHUTTING_DOWN = "shutting-down"  # terminating, not yet terminated: its volumes and security group are still in use
 _STATES = {"pending": model.PENDING, "running": model.RUNNING, "stopping": model.STOPPING, "stopped": model.STOPPED,
@@ -156,17 +157,21 @@ chmod 1777 "$dir"
 """
 
 
-def user_data(install: bool, scratch: str) -> str | None:
+def user_data(install: bool, scratch: str, runcmd: Sequence[Sequence[str]] = ()) -> str | None:
     """The nodes' cloud-config: ``bootcmd`` for ``[aws] scratch`` (:data:`SCRATCH_SCRIPT`, every boot), ``runcmd``
-    for ``[mpi] install`` (:data:`INSTALL_USER_DATA`, once); None when neither is asked for.  The script's argv is
-    written as JSON, which YAML reads as it is."""
-    if not install and not scratch:
+    for ``[mpi] install`` (:data:`INSTALL_USER_DATA`, once) and the argv lists ``runcmd`` (``[aws] shared``:
+    :func:`.shared_fs.runcmd`); None when nothing is asked for.  Argv lists are written as JSON, which YAML reads as
+    it is."""
+    if not install and not scratch and not runcmd:
         return None
     out = "#cloud-config\n"
     if scratch:
         out += "bootcmd:\n  - " + json.dumps(["bash", "-c", SCRATCH_SCRIPT, "ccdsl-scratch", scratch]) + "\n"
+    if install or runcmd:
+        out += "runcmd:\n"
     if install:
-        out += INSTALL_USER_DATA.removeprefix("#cloud-config\n")
+        out += INSTALL_USER_DATA.removeprefix("#cloud-config\nruncmd:\n")
+    out += "".join("  - " + json.dumps(list(argv)) + "\n" for argv in runcmd)
     return out
 
 
@@ -217,7 +222,9 @@ class AwsProvider:
         self.resources: dict[str, Any] = {k: settings[k] for k in ("security_group_id_created", "key_name_created",
                                                                     "key_path_created", "placement_group_created",
                                                                     "vpc_id", "spot_valid_until", "efa_rules",
-                                                                    "launches", "jump_group_created")
+                                                                    "launches", "jump_group_created",
+                                                                    "efs_token", "efs_id", "efs_mount_target",
+                                                                    "efs_address")
                           if k in settings}
         self._ec2 = None
         self._launch_round = 0  # bumped by every clean-up: a later launch must not reuse an earlier token
@@ -437,7 +444,7 @@ class AwsProvider:
             params["CpuOptions"] = cpu
         if self.config.instance_profile:
             params["IamInstanceProfile"] = instance_profile(self.config.instance_profile)
-        data = user_data(self.install, self.config.scratch)
+        data = user_data(self.install, self.config.scratch, self._shared_runcmd(request.handle, contract, zone))
         if data:
             params["UserData"] = data  # boto3 base64-encodes it
         if self.config.scratch:
@@ -469,6 +476,14 @@ class AwsProvider:
         for n in nodes:
             progress(n.role, n.index, model.REQUESTED)
         return nodes
+
+    def _shared_runcmd(self, handle: str, contract: str | None, zone: object) -> list[list[str]]:
+        """The user data of ``[aws] shared`` (:mod:`.shared_fs`): for ``efs`` the file system and its mount target
+        are created first (once per cluster, in the subnet of the first role's zone), since the nodes mount it."""
+        if self.config.shared == "efs":
+            address = shared_fs.ensure_efs(self, handle, contract, self._subnet_for(zone))
+            return shared_fs.runcmd("efs", self.config.shared_dir, address)
+        return shared_fs.runcmd(self.config.shared, self.config.shared_dir)
 
     def _check_scratch(self, instance_type: str) -> None:
         """Say when ``[aws] scratch`` finds no disk on ``instance_type``: then the folder is one on the root volume
@@ -721,6 +736,9 @@ class AwsProvider:
 
     def _delete_cluster_resources(self, handle: str, deadline: float) -> None:
         """Security groups, key pairs, placement group and detached volumes tagged with ``handle``."""
+        # [aws] shared = "efs": its mount targets hold the security group.  Looked for whatever the settings say: a
+        # cluster adopted after its record was lost has the settings of today's file
+        shared_fs.delete_efs(self, handle, deadline)
         for sg in self._tagged("describe_security_groups", "SecurityGroups", handle):
             self._retry_in_use(partial(self.call, "delete_security_group", GroupId=sg["GroupId"]),
                                {"DependencyViolation"}, {"InvalidGroup.NotFound"}, deadline)
@@ -747,6 +765,7 @@ class AwsProvider:
         left += [r["SpotInstanceRequestId"] for r in self._spot_requests(handle)]
         if "placement_group_created" in self.resources or self.config.placement_group:
             left += [p["GroupName"] for p in self._tagged("describe_placement_groups", "PlacementGroups", handle)]
+        left += shared_fs.leftovers(self, handle)
         return left
 
     def describe(self, handle: str) -> list[Node]:
@@ -774,6 +793,7 @@ class AwsProvider:
             handles.add(_tag(k, TAG_CLUSTER))
         for r in self._spot_requests(None):  # an open request launches instances again: it is a leftover too
             handles.add(_tag(r, TAG_CLUSTER))
+        handles |= shared_fs.discover(self)  # a file system bills on its own ([aws] shared = "efs")
         handles.discard("")
         return sorted(handles)
 
@@ -1323,6 +1343,9 @@ class AwsProvider:
                  "spot_request": instance.get("SpotInstanceRequestId") or "",
                  "boot_wait": self.config.boot_wait,  # ssh.wait_ready runs it before the probe
                  "public_ip": public or "", "private_ip": instance.get("PrivateIpAddress") or "",
+                 # [aws] shared: what the nodes share, made when they are made ready (shared_fs.prepare)
+                 "shared": "" if self.config.shared == "none" else self.config.shared,
+                 "shared_dir": self.config.shared_dir,
                  "reason": instance.get("StateReason", {}).get("Message", "")}
         return Node(index=index, role=role, instance_id=instance["InstanceId"],
                     instance_type=instance["InstanceType"], state=_STATES.get(instance["State"]["Name"], model.FAILED),
