@@ -136,6 +136,23 @@ def test_ec2_receives_the_nfs_user_data_and_the_self_rule_admits_2049(ec2_config
     nothing_left(ec2, aws_like)
 
 
+def test_private_nodes_that_install_nfs_need_a_nat_route_before_anything_is_created(ec2_config, ec2, hooks):
+    """The NFS packages are downloaded where the image lacks them: a private subnet without a NAT route is refused
+    first, as for [mpi] install; shared = "none" downloads nothing and passes."""
+    from test_executor_aws_efa import only, sent
+    from test_executor_aws_private import BASTION, default_vpc_to_the_internet
+
+    default_vpc_to_the_internet(ec2)
+    calls = sent(hooks)
+    for mode in ("nfs", "efs"):
+        p = provider(ec2_config, shared=mode, **BASTION)
+        with pytest.raises(ConfigError, match=rf'cannot download: .*\[aws\] shared = "{mode}" \(apt-get installs'):
+            p.check_plan([request("t3.xlarge")])
+        assert not p.reached_cloud
+    provider(ec2_config, shared="none", **BASTION).check_plan([request("t3.xlarge")])
+    assert only(calls, "RunInstances") == [] and only(calls, "CreateSecurityGroup") == []
+
+
 # -- efs on moto ---------------------------------------------------------------------------------------------------
 def test_efs_lifecycle(ec2_config, ec2, efs, hooks, aws_like):
     aws_like.enable("efs_states", polls=2)

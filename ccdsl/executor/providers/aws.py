@@ -1238,8 +1238,10 @@ class AwsProvider:
         return request.role == "manager" or "manager" not in self._roles
 
     def _downloads(self) -> str:
-        """What makes new nodes download from the internet (empty: nothing): ``[mpi] install`` (apt and pip)."""
-        return "[mpi] install = true (apt-get and pip on every new node)" if self.install else ""
+        """What makes new nodes download from the internet (empty: nothing): ``[mpi] install`` (apt and pip),
+        ``[aws] shared`` (the NFS packages)."""
+        needs = ["[mpi] install = true (apt-get and pip on every new node)"] if self.install else []
+        return ", ".join(needs + shared_fs.downloads(self.config.shared))
 
     def _private_subnets(self) -> list[str]:
         """The subnets private nodes may be launched in: ``[aws] subnet_id``, else the default subnets (of

@@ -78,9 +78,20 @@ def fstab_efs(address: str, shared_dir: str) -> str:
     return f"{address}:/ {shared_dir} nfs4 {EFS_MOUNT_OPTIONS},_netdev 0 0"
 
 
-def _install(packages_apt: str, packages_dnf: str) -> str:
-    return (f"if command -v apt-get >/dev/null; then {_APT} update -q && {_APT} install -y -q {packages_apt}; "
-            f"elif command -v dnf >/dev/null; then dnf install -y -q {packages_dnf}; fi")
+def _install(tools: str, packages_apt: str, packages_dnf: str) -> str:
+    """Install the packages unless every one of ``tools`` is there already (an image that has them downloads
+    nothing)."""
+    have = " && ".join(f"command -v {t} >/dev/null" for t in tools.split())
+    return (f"if {have}; then :; elif command -v apt-get >/dev/null; then {_APT} update -q && {_APT} install -y -q "
+            f"{packages_apt}; elif command -v dnf >/dev/null; then dnf install -y -q {packages_dnf}; fi")
+
+
+def downloads(mode: str) -> list[str]:
+    """What ``mode`` makes a new node download (private nodes need a NAT route for it, checked before launch)."""
+    if mode not in ("nfs", "efs"):
+        return []
+    return [f'[aws] shared = "{mode}" (apt-get installs the NFS packages where the image lacks them; "none" '
+            "downloads nothing)"]
 
 
 def runcmd(mode: str, shared_dir: str, efs_address: str = "") -> list[list[str]]:
@@ -89,11 +100,12 @@ def runcmd(mode: str, shared_dir: str, efs_address: str = "") -> list[list[str]]
     ``none``."""
     d = shlex.quote(shared_dir)
     if mode == "nfs":
-        script = f"{_install('nfs-kernel-server nfs-common', 'nfs-utils')}; mkdir -p {d} && chmod 1777 {d}"
+        script = (f"{_install('exportfs mount.nfs', 'nfs-kernel-server nfs-common', 'nfs-utils')}; "
+                  f"mkdir -p {d} && chmod 1777 {d}")
     elif mode == "efs":
         line = shlex.quote(fstab_efs(efs_address, shared_dir))
         # the mount target answers once it is available (ensure_efs waited); a few tries cover a slow network
-        script = (f"{_install('nfs-common', 'nfs-utils')}; mkdir -p {d}; grep -qxF {line} /etc/fstab || "
+        script = (f"{_install('mount.nfs4', 'nfs-common', 'nfs-utils')}; mkdir -p {d}; grep -qxF {line} /etc/fstab || "
                   f"echo {line} >> /etc/fstab; for i in 1 2 3 4 5 6 7 8 9 10; do mountpoint -q {d} && break; "
                   f"mount {d} || sleep 6; done; chmod 1777 {d}")
     else:
@@ -366,7 +378,3 @@ def discover(p: AwsProvider) -> set[str]:
     return {t["Value"] for fs in file_systems(p, None) if not kept(fs) and fs.get("LifeCycleState") != "deleted"
             for t in fs.get("Tags") or [] if t["Key"] == TAG_CLUSTER}
 
-
-__all__ = ["EFS_MOUNT_OPTIONS", "EXPORT_OPTIONS", "NFS_MOUNT_OPTIONS", "client_script", "delete_efs", "discover",
-           "ensure_efs", "exports", "file_systems", "fstab_efs", "fstab_nfs", "leftovers", "prepare",
-           "runcmd", "server_script", "work_dir"]
