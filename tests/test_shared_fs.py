@@ -153,6 +153,20 @@ def test_private_nodes_that_install_nfs_need_a_nat_route_before_anything_is_crea
     assert only(calls, "RunInstances") == [] and only(calls, "CreateSecurityGroup") == []
 
 
+def test_a_cluster_recorded_before_shared_existed_keeps_its_copies(ec2_config, ec2, hooks, aws_like):
+    """Its record has no ``shared``: a resume must not turn today's default (nfs) on for nodes that have no NFS."""
+    from ccdsl.executor.providers import aws as aws_mod
+
+    p = provider(ec2_config.replace(aws={"shared": "nfs"}))
+    nodes = p.create(request("t3.xlarge"), lambda *e: None)
+    old = {k: v for k, v in p.settings().items() if not k.startswith("shared")}
+    later = aws_mod.make(ec2_config.replace(aws={"shared": "nfs"}), old)
+    assert {n.extra["shared"] for n in later.describe(HANDLE)} == {""}
+    assert {n.extra["shared"] for n in aws_mod.make(ec2_config, p.settings()).describe(HANDLE)} == {"nfs"}
+    p.terminate(HANDLE, nodes)
+    nothing_left(ec2, aws_like)
+
+
 # -- efs on moto ---------------------------------------------------------------------------------------------------
 def test_efs_lifecycle(ec2_config, ec2, efs, hooks, aws_like):
     aws_like.enable("efs_states", polls=2)

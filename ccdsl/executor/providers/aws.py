@@ -215,6 +215,8 @@ class AwsProvider:
 
     def __init__(self, config: AwsConfig, settings: Mapping[str, Any] | None = None, *, install: bool = False) -> None:
         settings = dict(settings or {})
+        if "user" in settings and "shared" not in settings:  # a record older than [aws] shared: nodes share nothing
+            settings["shared"] = "none"
         self.install = install  # [mpi] install: new nodes get user data that installs what the venv needs
         known = {f.name for f in dataclasses.fields(AwsConfig)}
         self.config = dataclasses.replace(config, **{k: v for k, v in settings.items() if k in known})
