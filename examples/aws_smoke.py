@@ -7,6 +7,7 @@
 
     python examples/aws_smoke.py --yes [--region us-east-1] [--ssh-cidr CIDR] [--image AMI]
     python examples/aws_smoke.py --yes --efa [--region us-east-1] [--ssh-cidr CIDR]
+    python examples/aws_smoke.py --yes --shared nfs|efs [...]
 
 ``--efa`` instead deploys 2 × hpc7g.4xlarge ($1.68/h each, the cheapest type that ships EFA; about 20 minutes, so
 under $2) with ``efa => true``: one EFA interface each, a ``cluster`` placement group, the EFA software installed
@@ -15,6 +16,11 @@ device) and an mpi4py ping-pong bandwidth between the nodes under Open MPI's mpi
 ``FI_PROVIDER=efa`` (what ccdsl sets), then with ``FI_PROVIDER=tcp``; then it terminates the cluster and checks
 that nothing is left (placement group included).  hpc7g is offered in a few regions and zones only (us-east-1
 among them): the deployer tries the zones that offer it.
+
+With ``--shared nfs`` or ``--shared efs`` it deploys instead one cluster of two on-demand t3.micro with ``[aws]
+shared`` set so: the project folder is written once, node 0 writes a file into it and node 1 reads it back (an
+MPI run of two ranks, one per node); then it terminates and checks that nothing is left, EFS file systems
+included (``efs`` adds an EFS file system of a few KB for those minutes).
 
 For each of the two clusters (on-demand, spot) it deploys a one-node cluster through ccdsl with ``[mpi] install``
 (the default Ubuntu image, cloud-init user data, a venv with mpich/mpi4py/cloudpickle), runs the rank sum over MPI
@@ -132,8 +138,43 @@ def _stop(signum, frame):
     raise Stopped(signal.Signals(signum).name)
 
 
-def leftovers(ec2) -> list[str]:
-    """Everything any ccdsl cluster still owns in the region, seen by an independent client."""
+SHARED_SCRIPT = """\
+import os, socket
+from pathlib import Path
+from mpi4py import MPI
+comm = MPI.COMM_WORLD
+if comm.Get_rank() == 0:
+    Path("from-node-0.txt").write_text(f"written on {socket.gethostname()}")
+comm.Barrier()
+if comm.Get_rank() == 1:
+    print(f"node 1 ({socket.gethostname()}) in {os.getcwd()} reads:", Path("from-node-0.txt").read_text())
+    print("project file:", Path("project.txt").read_text().strip())
+"""
+
+
+def shared_cluster(mode: str, config: cfg.Config) -> None:
+    """Two nodes sharing a folder (``[aws] shared = mode``): node 1 reads the file node 0 wrote."""
+    text = (f'shared_{mode} = @cluster(node_count => 2, node_machinetype => "t3.micro", node_provider => AmazonEC2, '
+            f'cluster_locale => "{config.aws.region}")')
+    contract = ccdsl.parse(text)[f"shared_{mode}"]
+    config = config.replace(aws={"shared": mode})
+    with tempfile.TemporaryDirectory() as project:
+        with open(os.path.join(project, "project.txt"), "w") as f:
+            f.write("synced once, to node 0\n")
+        cluster = ccdsl.deploy(contract, config=config, workdir=project,
+                               progress=lambda role, i, state: print(f"  {role} {i}: {state}"))
+        try:
+            print(f"shared {mode}: deployed {cluster.handle}; the folder is {cluster.nodes()[0].extra['work_dir']}")
+            print(f"shared {mode}: sync wrote to {[s.node for s in cluster.sync()]}")
+            run_on(cluster, SHARED_SCRIPT)
+        finally:
+            ccdsl.terminate(cluster.handle, config=config)
+            print(f"shared {mode}: terminated {cluster.handle}")
+
+
+def leftovers(ec2, efs=None) -> list[str]:
+    """Everything any ccdsl cluster still owns in the region, seen by independent clients (with ``efs``, EFS file
+    systems too; one kept on purpose, tagged ccdsl:kept, is not a leftover)."""
     f = [{"Name": "tag-key", "Values": [TAG]}]
     found = [i["InstanceId"] for r in ec2.describe_instances(Filters=f + [{"Name": "instance-state-name", "Values": [
         "pending", "running", "shutting-down", "stopping", "stopped"]}])["Reservations"] for i in r["Instances"]]
@@ -143,6 +184,11 @@ def leftovers(ec2) -> list[str]:
     found += [k["KeyName"] for k in ec2.describe_key_pairs(Filters=f)["KeyPairs"]]
     found += [r["SpotInstanceRequestId"] for r in ec2.describe_spot_instance_requests(Filters=f + [
         {"Name": "state", "Values": ["open", "active", "disabled"]}])["SpotInstanceRequests"]]
+    systems = efs.describe_file_systems().get("FileSystems", []) if efs is not None else []  # one page is plenty
+    for fs in systems:
+        keys = {t["Key"] for t in fs.get("Tags", [])}
+        if TAG in keys and "ccdsl:kept" not in keys and fs["LifeCycleState"] not in ("deleting", "deleted"):
+            found.append(fs["FileSystemId"])
     return found
 
 
@@ -300,7 +346,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image", help="x86_64 AMI id or resolve:ssm: name (default: ccdsl's Ubuntu)")
     parser.add_argument("--efa", action="store_true",
                         help="instead: 2 × hpc7g.4xlarge with EFA (about $2): fi_info and ping-pong efa vs tcp")
+    parser.add_argument("--shared", choices=["nfs", "efs"],
+                        help="instead: two nodes sharing a folder ([aws] shared); node 1 reads node 0's file")
     args = parser.parse_args(argv)
+    if args.efa and args.shared:
+        parser.error("--efa and --shared deploy different clusters: pass one of them")
     if not args.yes:
         print(__doc__)
         print("Not run: pass --yes to launch " + ("two hpc7g.4xlarge" if args.efa else "two t3.micro")
@@ -312,18 +362,22 @@ def main(argv: list[str] | None = None) -> int:
     aws_provider.EVENT_HOOKS.extend(observer.hooks())
     config = smoke_config(args)
     ec2 = boto3.client("ec2", region_name=args.region)
-    before = leftovers(ec2)
+    efs = boto3.client("efs", region_name=args.region)
+    before = leftovers(ec2, efs)
     if before:
         print(f"note: resources of other ccdsl clusters exist already and are not counted: {before}")
     failures: list[str] = []
     stopped = ""
     handlers = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGHUP)}
+    runs = ([("smoke_efa", None)] if args.efa else [(f"shared_{args.shared}", None)] if args.shared
+            else [("smoke_on_demand", False), ("smoke_spot", True)])
     try:
-        runs = [("smoke_efa", None)] if args.efa else [("smoke_on_demand", False), ("smoke_spot", True)]
         for name, spot in runs:
             try:
-                if spot is None:
+                if spot is None and args.efa:
                     efa_cluster(config, ec2, observer)
+                elif spot is None:
+                    shared_cluster(args.shared, config)
                 else:
                     one_cluster(name, spot, config, ec2, observer)
             except Exception as exc:  # report and go on to the other cluster and the checks
@@ -337,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for s in handlers:  # the report is printed whatever happened above
             signal.signal(s, signal.SIG_IGN)
-        report(ec2, before, observer, failures)
+        report(ec2, efs, before, observer, failures)
         for s, handler in handlers.items():
             signal.signal(s, handler)
     if stopped:
@@ -345,8 +399,8 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failures else 0
 
 
-def report(ec2, before: list[str], observer: Observer, failures: list[str]) -> None:
-    left = [x for x in leftovers(ec2) if x not in before]
+def report(ec2, efs, before: list[str], observer: Observer, failures: list[str]) -> None:
+    left = [x for x in leftovers(ec2, efs) if x not in before]
     print("\nLeft behind (instances, volumes, security groups, key pairs, open spot requests):", left or "nothing")
     print("\nFacts the moto-based tests could not verify:")
     for fact, value in observer.facts.items():

@@ -89,7 +89,9 @@ def config_for(endpoint: str, hosts: NetnsHosts, scratch: Path, zones: list[str]
     return Config.from_dict({
         "aws": {"endpoint_url": endpoint, "ssm_endpoint_url": endpoint, "region": "us-east-1", "image": IMAGES,
                 "user": hosts.user, "ssh_cidr": "203.0.113.0/24", "zones": zones, "poll_interval": 0.2,
-                "address_map": {str(i): h.address for i, h in enumerate(hosts.hosts)}},
+                "address_map": {str(i): h.address for i, h in enumerate(hosts.hosts)},
+                # the namespace hosts run no NFS server (the default shares node 0's folder over NFS): copies
+                "shared": "none"},
         "mpi": {"python": sys.executable, "iface": "eth0", "remote_dir": str(scratch / "remote"),
                 "authorized_keys": str(hosts.authorized_keys)},
     })

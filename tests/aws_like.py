@@ -34,6 +34,10 @@ Issue 21 lifecycle behaviours (a clock of the layer's own, ``days_on``):
 
 ``spot_expiry``      a spot request lives until its ``ValidUntil`` (EC2's default: 7 days after the launch); then it
                      is cancelled and its stopped instance terminated.
+``efs_states``       (issue 23) an EFS file system and a mount target are ``creating`` for ``polls`` describes
+                     after their create, and a deleted one is still listed ``deleting`` for ``polls`` describes;
+                     CreateMountTarget on a ``creating`` file system is ``IncorrectFileSystemLifeCycleState`` and
+                     DeleteFileSystem while a mount target is ``deleting`` is ``FileSystemInUse``, as EFS answers.
 ``spot_interruption``  :meth:`AwsLike.interrupt_spot` stops spot instances as EC2 does when it needs the capacity
                      (request ``disabled``, status ``instance-stopped-no-capacity``); StartInstances refuses them
                      (``IncorrectSpotRequestState``): only EC2 starts them again (:meth:`AwsLike.capacity_back`).
@@ -68,6 +72,8 @@ _PAGED = {"DescribeInstances": "Reservations", "DescribeSecurityGroups": "Securi
           "DescribeInstanceTypeOfferings": "InstanceTypeOfferings"}  # pages: what each answer lists
 # --- issue 21 lifecycle behaviours (e21a) ---
 BEHAVIOURS += ("spot_expiry", "spot_interruption")
+# --- issue 23 item 3: EFS (moto makes file systems and mount targets available, and deletes them, at once) ---
+BEHAVIOURS += ("efs_states",)
 _OK = SimpleNamespace(status_code=200, headers={})
 _ids = itertools.count(1)
 
@@ -147,7 +153,7 @@ class AwsLike:
     def hooks(self) -> list[tuple[str, Any]]:
         return [("before-parameter-build.ec2", self._remember), ("before-call.ec2", self._lifecycle_before),
                 ("before-call.ec2", self._before), ("after-call.ec2", self._after),
-                ("after-call.ec2", self._lifecycle_after), *self._e21b_hooks()]
+                ("after-call.ec2", self._lifecycle_after), *self._e21b_hooks(), *self._efs_hooks()]
 
     # -- what tests ask ----------------------------------------------------------------------------------------
     def vanish(self, instance_id: str) -> None:
@@ -623,6 +629,86 @@ class AwsLike:
                     self.ec2.terminate_instances(InstanceIds=[iid])
                     self.expired = self.expired | {iid}
                     r["Status"] = {"Code": "instance-terminated-by-service"}
+
+
+    # -- EFS (issue 23 item 3) ---------------------------------------------------------------------------------
+    def _efs_hooks(self) -> list[tuple[str, Any]]:
+        self.efs_creating: dict[str, int] = {}  # file system or mount target id -> describes left "creating"
+        self.efs_deleting: dict[str, list] = {}  # id -> [describes left "deleting", its last description]
+        self.efs_seen: dict[str, dict] = {}  # id -> its last description (what a deleted one is listed as)
+        return [("before-parameter-build.efs", self._remember), ("before-call.efs", self._efs_before),
+                ("after-call.efs", self._efs_after)]
+
+    def _efs_state(self, item: dict, key: str) -> dict:
+        """``item`` (a file system or mount target moto lists) as EFS would list it now."""
+        iid = item[key]
+        self.efs_seen[iid] = copy.deepcopy(item)
+        if self.efs_creating.get(iid, 0) > 0:
+            self.efs_creating[iid] -= 1
+            self._fire("efs_states")
+            return {**item, "LifeCycleState": "creating"}
+        return item
+
+    def _deleting(self, key: str, wanted) -> list[dict]:
+        """The deleted items still listed ``deleting`` that ``wanted(item)`` selects, one describe used up each;
+        ``key``: a field only that kind has (file systems: ``CreationToken``, mount targets: ``MountTargetId``)."""
+        out = []
+        for entry in list(self.efs_deleting.values()):
+            item = entry[1]
+            if key not in item or not wanted(item) or entry[0] <= 0:
+                continue
+            entry[0] -= 1
+            self._fire("efs_states")
+            out.append({**copy.deepcopy(item), "LifeCycleState": "deleting"})
+        return out
+
+    def _efs_before(self, model: Any, context: dict, **_: Any) -> Any:
+        if "efs_states" not in self.on:
+            return None
+        p = context.get("aws_like_params", {})
+        with self.lock:
+            if model.name == "CreateMountTarget" and self.efs_creating.get(p.get("FileSystemId"), 0) > 0:
+                self._fire("efs_states")
+                return error("IncorrectFileSystemLifeCycleState", f"File system {p['FileSystemId']} is creating")
+            if model.name == "DeleteFileSystem" and self._deleting(
+                    "MountTargetId", lambda mt: mt["FileSystemId"] == p.get("FileSystemId")):
+                return error("FileSystemInUse", "File system is in use by a mount target being deleted")
+            if model.name == "DescribeFileSystems" and p.get("FileSystemId") in self.efs_deleting:
+                listed = self._deleting("CreationToken", lambda fs: fs["FileSystemId"] == p["FileSystemId"])
+                if listed:
+                    return ok({"FileSystems": listed})
+            if model.name == "DescribeMountTargets" and p.get("MountTargetId") in self.efs_deleting:
+                listed = self._deleting("MountTargetId", lambda mt: mt["MountTargetId"] == p["MountTargetId"])
+                if listed:
+                    return ok({"MountTargets": listed})
+        return None
+
+    def _efs_after(self, http_response: Any, parsed: dict, model: Any, context: dict, **_: Any) -> None:
+        if "efs_states" not in self.on or http_response.status_code >= 300:
+            return
+        p = context.get("aws_like_params", {})
+        with self.lock:
+            if model.name == "CreateFileSystem":
+                self.efs_creating[parsed["FileSystemId"]] = self.polls
+                parsed["LifeCycleState"] = "creating"
+            elif model.name == "CreateMountTarget":
+                self.efs_creating[parsed["MountTargetId"]] = self.polls
+                parsed["LifeCycleState"] = "creating"
+            elif model.name == "DeleteMountTarget":
+                self.efs_deleting[p["MountTargetId"]] = [self.polls, self.efs_seen.get(p["MountTargetId"], {})]
+            elif model.name == "DeleteFileSystem":
+                self.efs_deleting[p["FileSystemId"]] = [self.polls, self.efs_seen.get(p["FileSystemId"], {})]
+            elif model.name == "DescribeFileSystems":
+                parsed["FileSystems"] = [self._efs_state(fs, "FileSystemId") for fs in parsed.get("FileSystems", [])]
+                if not p.get("FileSystemId"):
+                    token = p.get("CreationToken")
+                    parsed["FileSystems"] += self._deleting("CreationToken", lambda fs: not token or
+                                                            fs.get("CreationToken") == token)
+            elif model.name == "DescribeMountTargets":
+                parsed["MountTargets"] = [self._efs_state(mt, "MountTargetId") for mt in parsed.get("MountTargets", [])]
+                if p.get("FileSystemId"):
+                    parsed["MountTargets"] += self._deleting("MountTargetId",
+                                                             lambda mt: mt["FileSystemId"] == p["FileSystemId"])
 
 
 @pytest.fixture()

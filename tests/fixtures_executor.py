@@ -28,9 +28,11 @@ def data_dir(tmp_path, monkeypatch):
 
 
 def aws_settings(url: str, **extra) -> dict:
+    """[aws] for the moto server.  ``shared = "none"`` unless a test asks: the namespace hosts run no NFS server (the
+    default, "nfs", exports node 0's folder; tests/test_shared_fs.py tests it and "efs")."""
     return {"endpoint_url": url, "ssm_endpoint_url": url, "region": "us-east-1",
             "image": {"x86_64": MOTO_IMAGE, "arm64": MOTO_IMAGE_ARM}, "ssh_cidr": "203.0.113.0/24",
-            "poll_interval": 0.05, "wait_timeout": 60.0, **extra}
+            "poll_interval": 0.05, "wait_timeout": 60.0, "shared": "none", **extra}
 
 
 @pytest.fixture()

@@ -107,6 +107,8 @@ VALIDATED = {
     ("aws", "cpu_credits"): st.sampled_from(["standard", "unlimited"]),
     ("aws", "efa"): st.sampled_from(["auto", "on", "off"]),
     ("aws", "scratch"): st.sampled_from(["", "/scratch", "/mnt/nvme-0"]),
+    ("aws", "shared"): st.sampled_from(["nfs", "efs", "none"]),
+    ("aws", "shared_dir"): st.sampled_from(["/shared", "/mnt/team", "/data/shared-1"]),
     ("aws", "instance_profile"): st.sampled_from(["", "ccdsl-nodes", "arn:aws:iam::123456789012:instance-profile/x"]),
     ("aws", "jump_host"): st.sampled_from(["", "ubuntu@203.0.113.9:2222", "root@bastion.example.org",
                                            "ec2-user@[2001:db8::7]:22"]),

@@ -28,7 +28,7 @@ def test_the_command_prints_the_policy():
     out = subprocess.run([sys.executable, "-m", "ccdsl", "iam-policy"], capture_output=True, text=True, check=True)
     doc = json.loads(out.stdout)
     assert doc == policy() and doc["Version"] == "2012-10-17"
-    assert {a.split(":")[0] for a in allowed_actions(doc)} == {"ec2", "ssm", "iam", "pricing"}
+    assert {a.split(":")[0] for a in allowed_actions(doc)} == {"ec2", "ssm", "iam", "pricing", "elasticfilesystem"}
     # creates need the cluster tag in the request, changes the tag on the resource
     conditions = json.dumps([s.get("Condition", {}) for s in doc["Statement"]])
     assert "aws:RequestTag/ccdsl:cluster" in conditions and "aws:ResourceTag/ccdsl:cluster" in conditions

@@ -75,6 +75,7 @@ def make_ready(handle: str, nodes: Sequence[Node], config: Config, progress: Pro
     launcher prepare them for MPI (:func:`ccdsl.executor.mpi.prepare_cluster`, also parallel).  Host keys are
     pinned on first contact while ``deploying`` and checked afterwards."""
     from ccdsl.executor import fabric_check, mpi, ssh
+    from ccdsl.executor.providers import shared_fs
 
     workers, manager = split_roles(nodes)
     mpi_options, ssh_options = mpi.options_from_config(config, known_hosts=known_hosts_path(handle),
@@ -97,6 +98,8 @@ def make_ready(handle: str, nodes: Sequence[Node], config: Config, progress: Pro
         # nodes launched with EFA: fi_info must list every device, or MPI would fail (or crawl over TCP)
         fabric_check.check([*([manager] if manager is not None else []), *workers], pool,
                            timeout=ssh_options.command_timeout)
+        # [aws] shared: the folder every node sees (a no-op for nodes whose provider asked for none)
+        workers, manager = shared_fs.prepare(handle, workers, manager, pool, timeout=ssh_options.command_timeout)
     finally:
         pool.close()
     ready = [*([manager] if manager is not None else []), *workers]
@@ -404,8 +407,9 @@ class Cluster:
         synced = workdir.sync_nodes(reach, folder, progress=progress)
         command = self.record.settings.get("setup")
         fresh = {s.instance_id for s in synced if s.fresh}
-        if command and (setup or fresh):
-            workdir.setup_nodes(reach, command, stream=stream, only=None if setup or reach.local else fresh)
+        if command and (setup or fresh):  # a fresh shared folder is every node's: the set-up runs on all
+            workdir.setup_nodes(reach, command, stream=stream,
+                                only=None if setup or reach.local or workdir.shared(reach) else fresh)
         return synced
 
     def _not_running_hint(self) -> str:

@@ -104,6 +104,18 @@ class AwsConfig:
                             "for temporary files, open to every user like /tmp.  Made at every boot, since a stop "
                             "(interrupt, autostop, a spot interruption) empties instance storage: its contents are "
                             "lost.  Empty: off.")
+    shared: str = _key("nfs", "A folder every node sees, where the project's folder lives (so 'sync' writes it once, "
+                              "to node 0 or the manager): 'nfs': node 0 (ManagerWorkers: the manager) exports "
+                              "shared_dir over NFS to the cluster's members only, the others mount it (free; it is "
+                              "on node 0's root volume and goes with the cluster); 'efs': an encrypted Amazon EFS "
+                              "file system, created per cluster and mounted by every node (billed per GB-month, "
+                              "deleted at terminate unless shared_keep); 'none': no shared folder, every node gets "
+                              "its own copy.")
+    shared_dir: str = _key("/shared", "Where the shared folder is mounted on every node (an absolute folder); the "
+                                      "project's folder is <shared_dir>/<handle>/work.")
+    shared_keep: bool = _key(False, "With shared = 'efs': keep the file system (and what the cluster wrote there) "
+                                    "when the cluster is terminated; it is tagged ccdsl:kept and is yours to delete "
+                                    "(aws efs delete-file-system).")
     zones: list[str] = _key([], "Availability zones to try, in order; empty: every available zone of the region.")
     volume_size: int = _key(0, "Root volume size in GiB (at least the image's own size); 0: the image's size.  "
                                "Always encrypted.")
@@ -303,6 +315,16 @@ def _section(cls: type, name: str, table: Mapping[str, Any], where: str, *, chec
         if why:
             raise ConfigError(f"{where}: [aws] scratch = {values['scratch']!r} {why}",
                               hint="an absolute folder of letters, digits and ._-/, e.g. '/scratch'; empty for none")
+    if name == "aws" and values.get("shared", "nfs") not in SHARED_MODES:
+        raise ConfigError(f"{where}: [aws] shared must be one of {', '.join(map(repr, SHARED_MODES))}, not "
+                          f"{values['shared']!r}", hint="'nfs' (default): node 0 or the manager shares a folder; "
+                                                         "'efs': an Amazon EFS file system; 'none': copies")
+    if name == "aws" and "shared_dir" in values:
+        why = scratch_problem(values["shared_dir"])
+        if why or values["shared_dir"] == values.get("scratch"):
+            raise ConfigError(f"{where}: [aws] shared_dir = {values['shared_dir']!r} "
+                              f"{why or 'is the scratch folder too'}",
+                              hint="an absolute folder of letters, digits and ._-/, e.g. '/shared'")
     if name == "aws" and values.get("jump_host"):
         try:
             jump_target(values["jump_host"])
@@ -352,6 +374,8 @@ def instance_profile_problem(value: str) -> str:
         "and +=,.@_-)"
 
 
+# [aws] shared: what the nodes share (ccdsl.executor.providers.shared_fs builds it)
+SHARED_MODES = ("nfs", "efs", "none")
 _SCRATCH = re.compile(r"(/[A-Za-z0-9._-]+)+", re.ASCII)
 # Folders the system needs as they are: a file system mounted over one would hide them.
 _SYSTEM_DIRS = frozenset({"bin", "boot", "dev", "etc", "home", "lib", "lib32", "lib64", "proc", "root", "run", "sbin",

@@ -8,6 +8,8 @@
 - ManagerWorkers: this machine writes to the manager only; the manager copies on to the workers with
   ``_tree.py relay`` over the cluster's internal SSH (so the user's uplink carries the folder once).
 - local provider: the nodes are this machine; the folder is copied once, to ``<data dir>/local/<handle>/work``.
+- ``[aws] shared`` (nfs, efs): the nodes share ``<shared_dir>/<handle>/work``; this machine writes it once, to node 0
+  or the manager (``providers/shared_fs.py``).
 
 Ranks, scripts and engines start in the copy (``<cluster dir>/work`` on a node) with it on ``sys.path``.
 ``.git``, ``__pycache__``, ``.venv`` and the patterns of ``.ccdslignore`` are neither sent nor deleted on the nodes
@@ -75,7 +77,10 @@ def check_folder(path: str | os.PathLike[str]) -> Path:
 
 
 def remote_dir(node: Node) -> str:
-    """Where the folder lives on a prepared node."""
+    """Where the folder lives on a prepared node: in the folder the nodes share (``[aws] shared``, set when the
+    nodes were made ready), else in the node's cluster directory."""
+    if node.extra.get("work_dir"):
+        return str(node.extra["work_dir"])
     base = node.extra.get("ccdsl_dir")
     if not base:
         raise ExecutionError(f"node {node.role} {node.index} was not prepared (no cluster directory recorded)")
@@ -471,13 +476,22 @@ def sync_nodes(access: NodeAccess, source: str | Path, *, progress: SyncProgress
     ssh_options = access.ssh_options()
     mine = local_tree(source)  # first: a link leading out of the folder fails the sync before any connection
     with ssh.Connections(ssh_options, jump=manager, members=workers) as pool:
-        if manager is None:
+        if shared(access):  # one copy every node sees: written once, to the node that serves it
+            server = manager or workers[0]
+            out = [sync_sftp(pool.get(server), server, source, mine, counter)]
+        elif manager is None:
             out = parallel(lambda n: sync_sftp(pool.get(n), n, source, mine, counter), workers)
         else:
             out = [sync_sftp(pool.get(manager), manager, source, mine, counter)]
             out += relay(pool.get(manager), manager, workers, counter, ssh_options.command_timeout * 10)
     counter.finish()
     return out
+
+
+def shared(access: NodeAccess) -> bool:
+    """Whether every node sees the same folder (``[aws] shared``): then one copy serves them all."""
+    dirs = {n.extra.get("work_dir") for n in access.all_nodes}
+    return len(dirs) == 1 and bool(dirs.pop())
 
 
 def setup_nodes(access: NodeAccess, command: str, *, stream: Stream | None = None,

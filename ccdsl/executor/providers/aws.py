@@ -31,7 +31,7 @@ from ccdsl.errors import CapacityError, CcdslError, ClusterError, ConfigError, M
 from ccdsl.executor import model
 from ccdsl.executor.config import AwsConfig, Config
 from ccdsl.executor.model import Node, NodeRequest, Progress
-from ccdsl.executor.providers import efa_boot
+from ccdsl.executor.providers import efa_boot, shared_fs
 from ccdsl.executor.providers.base import TAG_CLUSTER, TAG_CONTRACT, TAG_ROLE, poll, split_host_port
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ LOST_LOOKS = 8
 # Right after a resource is created, EC2 may not know it yet for a while (eventual consistency): these codes then
 # mean "not visible yet", and the call is retried with backoff.
 NOT_VISIBLE_CODES = frozenset({"InvalidInstanceID.NotFound", "InvalidGroup.NotFound", "InvalidKeyPair.NotFound"})
-SERVICE_NAMES = {"ec2": "EC2", "ssm": "SSM (Systems Manager)", "pricing": "AWS Price List"}
+SERVICE_NAMES = {"ec2": "EC2", "ssm": "SSM (Systems Manager)", "pricing": "AWS Price List", "efs": "EFS"}
 
 SHUTTING_DOWN = "shutting-down"  # terminating, not yet terminated: its volumes and security group are still in use
 _STATES = {"pending": model.PENDING, "running": model.RUNNING, "stopping": model.STOPPING, "stopped": model.STOPPED,
@@ -157,19 +157,23 @@ chmod 1777 "$dir"
 """
 
 
-def user_data(install: bool, scratch: str, efa: bool = False) -> str | None:
+def user_data(install: bool, scratch: str, runcmd: Sequence[Sequence[str]] = (), efa: bool = False) -> str | None:
     """The nodes' cloud-config: ``bootcmd`` for ``[aws] scratch`` (:data:`SCRATCH_SCRIPT`, every boot), ``runcmd``
-    for ``[mpi] install`` (:data:`INSTALL_USER_DATA`, once) and for EFA (``efa``: :mod:`efa_boot`, once); None when
-    none is asked for.  The script's argv is written as JSON, which YAML reads as it is."""
-    if not install and not scratch and not efa:
+    for ``[mpi] install`` (:data:`INSTALL_USER_DATA`, once), for EFA (``efa``: :mod:`efa_boot`, once) and the argv
+    lists ``runcmd`` (``[aws] shared``: :func:`.shared_fs.runcmd`); None when nothing is asked for.  Argv lists are
+    written as JSON, which YAML reads as it is."""
+    if not install and not scratch and not runcmd and not efa:
         return None
     out = "#cloud-config\n"
     if scratch:
         out += "bootcmd:\n  - " + json.dumps(["bash", "-c", SCRATCH_SCRIPT, "ccdsl-scratch", scratch]) + "\n"
-    runcmd = INSTALL_USER_DATA.removeprefix("#cloud-config\nruncmd:\n") if install else ""
-    runcmd += efa_boot.runcmd() if efa else ""
-    if runcmd:
-        out += "runcmd:\n" + runcmd
+    if install or runcmd or efa:
+        out += "runcmd:\n"
+    if install:
+        out += INSTALL_USER_DATA.removeprefix("#cloud-config\nruncmd:\n")
+    if efa:
+        out += efa_boot.runcmd()
+    out += "".join("  - " + json.dumps(list(argv)) + "\n" for argv in runcmd)
     return out
 
 
@@ -213,6 +217,8 @@ class AwsProvider:
 
     def __init__(self, config: AwsConfig, settings: Mapping[str, Any] | None = None, *, install: bool = False) -> None:
         settings = dict(settings or {})
+        if "user" in settings and "shared" not in settings:  # a record older than [aws] shared: nodes share nothing
+            settings["shared"] = "none"
         self.install = install  # [mpi] install: new nodes get user data that installs what the venv needs
         known = {f.name for f in dataclasses.fields(AwsConfig)}
         self.config = dataclasses.replace(config, **{k: v for k, v in settings.items() if k in known})
@@ -221,7 +227,8 @@ class AwsProvider:
                                                                     "key_path_created", "placement_group_created",
                                                                     "vpc_id", "spot_valid_until", "efa_rules",
                                                                     "launches", "jump_group_created",
-                                                                    "efa_interfaces")
+                                                                    "efa_interfaces", "efs_token", "efs_id",
+                                                                    "efs_mount_target", "efs_address")
                           if k in settings}
         self._ec2 = None
         self._launch_round = 0  # bumped by every clean-up: a later launch must not reuse an earlier token
@@ -448,7 +455,8 @@ class AwsProvider:
             params["CpuOptions"] = cpu
         if self.config.instance_profile:
             params["IamInstanceProfile"] = instance_profile(self.config.instance_profile)
-        data = user_data(self.install, self.config.scratch, efa=self._efa_software(request))
+        data = user_data(self.install, self.config.scratch, self._shared_runcmd(request.handle, contract, zone),
+                         efa=self._efa_software(request))
         if data:
             params["UserData"] = data  # boto3 base64-encodes it
         if self.config.scratch:
@@ -480,6 +488,14 @@ class AwsProvider:
         for n in nodes:
             progress(n.role, n.index, model.REQUESTED)
         return nodes
+
+    def _shared_runcmd(self, handle: str, contract: str | None, zone: object) -> list[list[str]]:
+        """The user data of ``[aws] shared`` (:mod:`.shared_fs`): for ``efs`` the file system and its mount target
+        are created first (once per cluster, in the subnet of the first role's zone), since the nodes mount it."""
+        if self.config.shared == "efs":
+            address = shared_fs.ensure_efs(self, handle, contract, self._subnet_for(zone))
+            return shared_fs.runcmd("efs", self.config.shared_dir, address)
+        return shared_fs.runcmd(self.config.shared, self.config.shared_dir)
 
     def _check_scratch(self, instance_type: str) -> None:
         """Say when ``[aws] scratch`` finds no disk on ``instance_type``: then the folder is one on the root volume
@@ -732,6 +748,9 @@ class AwsProvider:
 
     def _delete_cluster_resources(self, handle: str, deadline: float) -> None:
         """Security groups, key pairs, placement group and detached volumes tagged with ``handle``."""
+        # [aws] shared = "efs": its mount targets hold the security group.  Looked for whatever the settings say: a
+        # cluster adopted after its record was lost has the settings of today's file
+        shared_fs.delete_efs(self, handle, deadline)
         for sg in self._tagged("describe_security_groups", "SecurityGroups", handle):
             self._retry_in_use(partial(self.call, "delete_security_group", GroupId=sg["GroupId"]),
                                {"DependencyViolation"}, {"InvalidGroup.NotFound"}, deadline)
@@ -758,6 +777,7 @@ class AwsProvider:
         left += [r["SpotInstanceRequestId"] for r in self._spot_requests(handle)]
         if "placement_group_created" in self.resources or self.config.placement_group:
             left += [p["GroupName"] for p in self._tagged("describe_placement_groups", "PlacementGroups", handle)]
+        left += shared_fs.leftovers(self, handle)
         return left
 
     def describe(self, handle: str) -> list[Node]:
@@ -785,6 +805,7 @@ class AwsProvider:
             handles.add(_tag(k, TAG_CLUSTER))
         for r in self._spot_requests(None):  # an open request launches instances again: it is a leftover too
             handles.add(_tag(r, TAG_CLUSTER))
+        handles |= shared_fs.discover(self)  # a file system bills on its own ([aws] shared = "efs")
         handles.discard("")
         return sorted(handles)
 
@@ -1229,7 +1250,8 @@ class AwsProvider:
                               "would not answer (its replies would leave through the NAT gateway)",
                               hint='use a bastion (jump_host = "user@host:port") in a public subnet, or an image '
                                    "with mpich, mpi4py and cloudpickle ([mpi] install = false); for EFA, "
-                                   '[aws] efa = "off" (or the contract\'s efa => false)')
+                                   '[aws] efa = "off" (or the contract\'s efa => false); for the shared folder, '
+                                   '[aws] shared = "none"')
         if needs:
             for subnet in self._private_subnets():
                 self._check_nat(subnet, needs)
@@ -1240,11 +1262,11 @@ class AwsProvider:
 
     def _downloads(self, request: NodeRequest) -> str:
         """What makes ``request``'s new nodes download from the internet (empty: nothing): ``[mpi] install`` (apt
-        and pip), EFA (the EFA installer, :mod:`efa_boot`)."""
+        and pip), EFA (the EFA installer, :mod:`efa_boot`), ``[aws] shared`` (the NFS packages)."""
         needs = ["[mpi] install = true (apt-get and pip on every new node)"] if self.install else []
         if self._efa_software(request):
             needs.append(f"EFA on {request.instance_type} (the EFA installer, {efa_boot.INSTALLER_URL})")
-        return " and ".join(needs)
+        return ", ".join(needs + shared_fs.downloads(self.config.shared))
 
     def _efa_software(self, request: NodeRequest) -> bool:
         """Whether ``request``'s nodes get the EFA software (:mod:`efa_boot`): they use EFA, or another role of the
@@ -1279,7 +1301,8 @@ class AwsProvider:
                               + (f"to {instead}, not to a NAT gateway" if instead else "nowhere") + f", and {needs}",
                               hint="set [aws] subnet_id to a private subnet whose route table sends 0.0.0.0/0 to a "
                                    "NAT gateway, or use an image with MPI installed ([mpi] install = false); for EFA, "
-                                   '[aws] efa = "off" (or the contract\'s efa => false)')
+                                   '[aws] efa = "off" (or the contract\'s efa => false); for the shared folder, '
+                                   '[aws] shared = "none"')
         self._nat_checked.add(subnet)
 
     def _launch_private(self, request: NodeRequest, params: dict[str, Any],
@@ -1354,6 +1377,9 @@ class AwsProvider:
                  "spot_request": instance.get("SpotInstanceRequestId") or "",
                  "boot_wait": self.config.boot_wait,  # ssh.wait_ready runs it before the probe
                  "public_ip": public or "", "private_ip": instance.get("PrivateIpAddress") or "",
+                 # [aws] shared: what the nodes share, made when they are made ready (shared_fs.prepare)
+                 "shared": "" if self.config.shared == "none" else self.config.shared,
+                 "shared_dir": self.config.shared_dir,
                  "reason": instance.get("StateReason", {}).get("Message", "")}
         fabrics = self.resources.get("efa_interfaces") or {}
         if fabrics:  # a cluster with EFA: every node has its software, and MPI runs under Open MPI's mpirun

@@ -22,6 +22,10 @@ IMPLIED: dict[str, tuple[str, ...]] = {
     "ec2:CreateSecurityGroup": ("ec2:CreateTags",),
     "ec2:CreateKeyPair": ("ec2:CreateTags",),
     "ec2:CreatePlacementGroup": ("ec2:CreateTags",),
+    # EFS API reference: a mount target is a network interface EFS makes in the caller's name
+    "elasticfilesystem:CreateMountTarget": ("ec2:DescribeSubnets", "ec2:DescribeNetworkInterfaces",
+                                            "ec2:CreateNetworkInterface"),
+    "elasticfilesystem:DeleteMountTarget": ("ec2:DeleteNetworkInterface",),
 }
 
 # What a call implies only when it carries a parameter: RunInstances with IamInstanceProfile passes the profile's
@@ -29,6 +33,8 @@ IMPLIED: dict[str, tuple[str, ...]] = {
 # instance").
 IMPLIED_BY_PARAMETER: dict[tuple[str, str], tuple[str, ...]] = {
     ("ec2:RunInstances", "IamInstanceProfile"): ("iam:PassRole",),
+    # CreateFileSystem with Tags also needs elasticfilesystem:TagResource (EFS API reference)
+    ("elasticfilesystem:CreateFileSystem", "Tags"): ("elasticfilesystem:TagResource",),
 }
 
 
