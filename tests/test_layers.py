@@ -37,7 +37,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                                 "ccdsl.executor.providers", "ccdsl.executor.providers.*")),
     ("services", ("ccdsl.executor.mpi", "ccdsl.executor.workdir", "ccdsl.executor.engines", "ccdsl.executor.guard",
                   "ccdsl.executor.cost")),
-    ("facade", ("ccdsl.executor.cluster", "ccdsl.executor.deploy", "ccdsl.executor")),
+    ("facade", ("ccdsl.executor.lifecycle", "ccdsl.executor.cluster", "ccdsl.executor.deploy", "ccdsl.executor")),
     ("commands", ("ccdsl.commands", "ccdsl.commands.*")),
     ("entry points", ("ccdsl", "ccdsl.cli", "ccdsl.__main__")),
 ]
