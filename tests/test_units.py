@@ -20,8 +20,6 @@ MARK = "# long:"
 
 # "path:qualified name" -> why it is still long.
 KNOWN_LONG: dict[str, str] = {
-    "ccdsl/executor/engines.py:Engines":
-        "issue 24: controller, engine start and stop still in one class",
     "ccdsl/executor/mpi.py:Launcher":
         "issue 24: preparing, starting and output handling still in one class",
     "ccdsl/executor/providers/aws.py:AwsProvider":
