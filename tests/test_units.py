@@ -20,8 +20,6 @@ MARK = "# long:"
 
 # "path:qualified name" -> why it is still long.
 KNOWN_LONG: dict[str, str] = {
-    "ccdsl/executor/mpi.py:Launcher":
-        "issue 24: preparing, starting and output handling still in one class",
     "ccdsl/executor/providers/aws.py:AwsProvider":
         "issue 24: to split once the shared-filesystem work on this provider has landed",
     "ccdsl/catalog/refresh.py:refresh":
