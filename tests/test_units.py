@@ -28,8 +28,6 @@ KNOWN_LONG: dict[str, str] = {
         "issue 24: not split yet",
     "ccdsl/executor/deploy.py:deploy":
         "issue 24: not split yet (the shared-filesystem work changes it)",
-    "ccdsl/executor/results.py:from_plain":
-        "issue 24: not split yet",
     "ccdsl/resolver/solve.py:BudgetPairs.pairs":
         "issue 24: not split yet",
 }
