@@ -1,4 +1,6 @@
-"""What :class:`~ccdsl.executor.cluster.Cluster`'s lifecycle methods do, as steps over a small value.
+"""What :class:`~ccdsl.executor.cluster.Cluster`'s methods do, as steps over a small value: describe the cluster,
+build its MPI launcher and engines client, and the lifecycle (make ready, interrupt, resume, restart, terminate,
+sync).
 
 A :class:`Target` says which cluster (handle, configuration in force, records); each step reads the record when it
 needs it and writes what it did back, so the facade keeps only what belongs to one ``Cluster`` object (its lock,
@@ -113,6 +115,7 @@ class Target:
         return base.get(record.provider, self.config, dict(record.settings))
 
 
+# -- what the facade shows and holds ----------------------------------------------------------------------------------
 def summary(t: Target) -> str:
     """One line: handle, type, provider, shape, market and status (``repr(cluster)``, which must not fail)."""
     try:
