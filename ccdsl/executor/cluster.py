@@ -2,8 +2,7 @@
 
 A ``Cluster`` is a thin view on a record of the state database, so two ``Cluster`` objects for the same handle
 (one from ``deploy``, one from ``reconnect`` in another process) agree.  Runs go to the MPI launcher
-(:mod:`ccdsl.executor.mpi`); lifecycle steps (:mod:`ccdsl.executor.lifecycle`) go to the provider and then update
-the record.
+(:mod:`ccdsl.executor.mpi`); lifecycle steps go to the provider and then update the record.
 
 Worker ids are like the seed's process ids: one per MPI rank slot (``processes_per_node`` per node), allocated
 from a global counter in the state database, new after every resume, restart or reconnect.
@@ -19,17 +18,12 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ccdsl.errors import ClusterError
-from ccdsl.executor import lifecycle
+from ccdsl.executor import access, lifecycle, model
 from ccdsl.executor import state as st
-from ccdsl.executor.access import NodeAccess
-
-# deploy, the commands and the tests take these from here, where they were before the steps moved to lifecycle
-from ccdsl.executor.access import split_roles as split_roles
-from ccdsl.executor.lifecycle import known_hosts_path as known_hosts_path
-from ccdsl.executor.lifecycle import make_ready as make_ready
-from ccdsl.executor.lifecycle import quiet as quiet
-from ccdsl.executor.lifecycle import remove_local_files as remove_local_files
+from ccdsl.executor.access import NodeAccess, split_roles
+from ccdsl.executor.lifecycle import remove_local_files as remove_local_files  # ccdsl.executor.forget's, from here
 from ccdsl.executor.model import Node, Progress
+from ccdsl.executor.parallel import parallel
 
 if TYPE_CHECKING:
     from ccdsl.executor import engines, mpi
@@ -52,10 +46,54 @@ def is_handle(text: str) -> bool:
     return len(text) == HANDLE_LENGTH and all(c in string.ascii_letters for c in text)
 
 
+def quiet(role: str, index: int, state: str) -> None:
+    """The default progress callback: say nothing."""
+
+
+def known_hosts_path(handle: str) -> str:
+    """The pinned host keys of the cluster ``handle`` (:func:`ccdsl.executor.access.known_hosts_path`, for the
+    provider its record names)."""
+    record = st.State().get_cluster(handle)
+    return access.known_hosts_path(handle, record.provider if record is not None else "")
+
+
 def node_access(cluster: Cluster, *, with_folder: bool = False) -> NodeAccess:
     """How the services reach ``cluster``'s nodes, from its record now.  ``with_folder``: with the synced folder as
     the nodes see it (where runs and engines start; it needs prepared nodes)."""
     return cluster._target.access(with_folder=with_folder)
+
+
+def make_ready(handle: str, nodes: Sequence[Node], config: Config, progress: Progress, *,
+               deploying: bool) -> list[Node]:
+    """Wait until every node is reachable (reported per node as it happens, all nodes in parallel), then let the
+    launcher prepare them for MPI (:func:`ccdsl.executor.mpi.prepare_cluster`, also parallel).  Host keys are
+    pinned on first contact while ``deploying`` and checked afterwards."""
+    from ccdsl.executor import mpi, ssh
+
+    workers, manager = split_roles(nodes)
+    mpi_options, ssh_options = mpi.options_from_config(config, known_hosts=known_hosts_path(handle),
+                                                       deploying=deploying)
+    pool = ssh.Connections(ssh_options, jump=manager, members=workers)
+    try:
+        def reachable(node: Node) -> Node:
+            node = ssh.wait_reachable(node, config.ssh.ready_timeout, ssh_options, connections=pool)
+            progress(node.role, node.index, model.REACHABLE)
+            return node
+
+        if manager is not None:  # workers are reached through the manager
+            manager = reachable(manager)
+        parallel(reachable, workers)
+        # The launcher reports "ready" when a node's probe passed, but a node can run programs only once the
+        # cluster files (which need every node's host key) are installed: report "ready" after that.
+        workers, manager = mpi.prepare_cluster(handle, workers, manager=manager, options=mpi_options,
+                                               ssh_options=ssh_options, connections=pool,
+                                               progress=lambda role, index, state: None)
+    finally:
+        pool.close()
+    ready = [*([manager] if manager is not None else []), *workers]
+    for node in ready:
+        progress(node.role, node.index, model.READY)
+    return ready
 
 
 class Cluster:
@@ -275,7 +313,7 @@ class Cluster:
         """Start the nodes again (they may come back with new addresses) and create fresh workers."""
         with self._lock:
             lifecycle.require(self._target, st.INTERRUPTED, action="resume")
-            lifecycle.resume(self._target, progress)
+            lifecycle.resume(self._target, progress or quiet, make_ready)
 
     def restart(self) -> None:
         """Kill every process ccdsl started on the nodes and create fresh workers (new ids)."""

@@ -1,6 +1,5 @@
 """What :class:`~ccdsl.executor.cluster.Cluster`'s methods do, as steps over a small value: describe the cluster,
-build its MPI launcher and engines client, and the lifecycle (make ready, interrupt, resume, restart, terminate,
-sync).
+build its MPI launcher and engines client, and the lifecycle (interrupt, resume, restart, terminate, sync).
 
 A :class:`Target` says which cluster (handle, configuration in force, records); each step reads the record when it
 needs it and writes what it did back, so the facade keeps only what belongs to one ``Cluster`` object (its lock,
@@ -19,11 +18,10 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from ccdsl.errors import ClusterError
-from ccdsl.executor import access, model
+from ccdsl.executor import model
 from ccdsl.executor import state as st
 from ccdsl.executor.access import NodeAccess, split_roles
 from ccdsl.executor.model import Node, Progress
-from ccdsl.executor.parallel import parallel
 
 if TYPE_CHECKING:
     from ccdsl.executor import engines, mpi
@@ -32,17 +30,7 @@ if TYPE_CHECKING:
     from ccdsl.executor.workdir import Stream, Synced, SyncProgress
 
 log = logging.getLogger("ccdsl.executor")
-
-
-def quiet(role: str, index: int, state: str) -> None:
-    """The default progress callback: say nothing."""
-
-
-def known_hosts_path(handle: str) -> str:
-    """The pinned host keys of the cluster ``handle`` (:func:`ccdsl.executor.access.known_hosts_path`, for the
-    provider its record names)."""
-    record = st.State().get_cluster(handle)
-    return access.known_hosts_path(handle, record.provider if record is not None else "")
+MakeReady = Callable[..., list[Node]]  # (handle, nodes, config, progress, *, deploying) -> the nodes, ready
 
 
 @dataclass(frozen=True)
@@ -217,39 +205,6 @@ def end_engines(t: Target, current: engines.Engines | None) -> None:
             (engines.state_dir(t.handle) / name).unlink(missing_ok=True)
 
 
-def make_ready(handle: str, nodes: Sequence[Node], config: Config, progress: Progress, *,
-               deploying: bool) -> list[Node]:
-    """Wait until every node is reachable (reported per node as it happens, all nodes in parallel), then let the
-    launcher prepare them for MPI (:func:`ccdsl.executor.mpi.prepare_cluster`, also parallel).  Host keys are
-    pinned on first contact while ``deploying`` and checked afterwards."""
-    from ccdsl.executor import mpi, ssh
-
-    workers, manager = split_roles(nodes)
-    mpi_options, ssh_options = mpi.options_from_config(config, known_hosts=known_hosts_path(handle),
-                                                       deploying=deploying)
-    pool = ssh.Connections(ssh_options, jump=manager, members=workers)
-    try:
-        def reachable(node: Node) -> Node:
-            node = ssh.wait_reachable(node, config.ssh.ready_timeout, ssh_options, connections=pool)
-            progress(node.role, node.index, model.REACHABLE)
-            return node
-
-        if manager is not None:  # workers are reached through the manager
-            manager = reachable(manager)
-        parallel(reachable, workers)
-        # The launcher reports "ready" when a node's probe passed, but a node can run programs only once the
-        # cluster files (which need every node's host key) are installed: report "ready" after that.
-        workers, manager = mpi.prepare_cluster(handle, workers, manager=manager, options=mpi_options,
-                                               ssh_options=ssh_options, connections=pool,
-                                               progress=lambda role, index, state: None)
-    finally:
-        pool.close()
-    ready = [*([manager] if manager is not None else []), *workers]
-    for node in ready:
-        progress(node.role, node.index, model.READY)
-    return ready
-
-
 # -- owning a step ---------------------------------------------------------------------------------------------------
 def require(t: Target, *statuses: str, action: str) -> st.ClusterRecord:
     """The record, if the cluster is in one of ``statuses`` and no other live process is changing it."""
@@ -357,13 +312,13 @@ def interrupt(t: Target) -> None:
             guard.disarm(t.access(), t.state)
 
 
-def resume(t: Target, progress: Progress | None = None) -> None:
-    """Start the nodes again (they may come back with new addresses), make them ready, create fresh workers, sync
-    the folder again and arm the autostop watchdog again."""
+def resume(t: Target, report: Progress, make_ready: MakeReady) -> None:
+    """Start the nodes again (they may come back with new addresses), make them ready (``make_ready``: the deploy's
+    :func:`ccdsl.executor.cluster.make_ready`), create fresh workers, sync the folder again and arm the autostop
+    watchdog again."""
     provider = t.provider()
     _refuse_ec2_stopped(t, provider)
     with intent(t, "resume"):
-        report = progress or quiet
         try:
             nodes = provider.start(t.handle, t.nodes())
             store_nodes(t, nodes)
