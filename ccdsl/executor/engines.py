@@ -324,7 +324,8 @@ def activity_dir(access: NodeAccess) -> str:
 
 class EngineJob:
     """The engines' controller and MPI job as processes of one cluster: where they run, whether they still live,
-    what their log says, and ending them.  :class:`Engines` adds starting them and the client's connection."""
+    what their log says, and ending them.  :class:`Engines` adds starting them, the client's connection and what
+    to say when they died."""
 
     def __init__(self, access: NodeAccess, state: st.State) -> None:
         self.access = access
@@ -381,25 +382,6 @@ class EngineJob:
             return self._run(via, f"tail -c 4000 {shlex.quote(saved['log'])}", timeout=20).stdout
         except Exception:  # the error names what it can
             return ""
-
-    def _raise_dead(self, saved: dict[str, Any]) -> None:
-        """One dead rank ends the MPI job: say so, naming the node where it died (from mpiexec's report)."""
-        log = self._log(saved)
-        where = "this machine" if saved["mode"] == "local" else None
-        if where is None:
-            workers = self._split()[0]
-            by_address = {a: n for n in workers for a in (n.private_address, n.address) if a}
-            nodes = [by_address[a] for a in re.findall(r"RUNNING AT (\S+)", log) if a in by_address]
-            # hydra's proxy N runs on the N-th host of -hosts (a proxy that failed names itself so)
-            nodes += [workers[int(i)] for i in re.findall(r"\[proxy:(\d+)@", log) if int(i) < len(workers)]
-            where = _name(nodes[0]) if nodes else "a node mpiexec did not name"
-        exit_status = re.findall(r"EXIT STATUS: (\S+)", log)
-        detail = f" (exit status {exit_status[0]})" if exit_status else ""
-        self.state.journal(self.handle, "engines-died", node=where)
-        raise ExecutionError(f"the engines of cluster {self.handle} are gone: a rank died on {where}{detail}, and "
-                             "one dead rank ends the whole MPI job" + (f"\n  last output:\n{_indent(_tail(log))}"
-                                                                      if log.strip() else ""),
-                             hint="cluster.stop_engines(), then cluster.engines() starts fresh ones")
 
     def _identities(self, saved: dict[str, Any]) -> dict[str, list[str] | None]:
         """The identity (see :data:`_IDENTITY`) of each pid of ``saved`` now, where they run."""
@@ -648,6 +630,25 @@ class Engines(EngineJob):
             if saved is None:
                 raise ExecutionError(f"the engines of cluster {self.handle} were stopped")
             self._raise_dead(saved)
+
+    def _raise_dead(self, saved: dict[str, Any]) -> None:
+        """One dead rank ends the MPI job: say so, naming the node where it died (from mpiexec's report)."""
+        log = self._log(saved)
+        where = "this machine" if saved["mode"] == "local" else None
+        if where is None:
+            workers = self._split()[0]
+            by_address = {a: n for n in workers for a in (n.private_address, n.address) if a}
+            nodes = [by_address[a] for a in re.findall(r"RUNNING AT (\S+)", log) if a in by_address]
+            # hydra's proxy N runs on the N-th host of -hosts (a proxy that failed names itself so)
+            nodes += [workers[int(i)] for i in re.findall(r"\[proxy:(\d+)@", log) if int(i) < len(workers)]
+            where = _name(nodes[0]) if nodes else "a node mpiexec did not name"
+        exit_status = re.findall(r"EXIT STATUS: (\S+)", log)
+        detail = f" (exit status {exit_status[0]})" if exit_status else ""
+        self.state.journal(self.handle, "engines-died", node=where)
+        raise ExecutionError(f"the engines of cluster {self.handle} are gone: a rank died on {where}{detail}, and "
+                             "one dead rank ends the whole MPI job" + (f"\n  last output:\n{_indent(_tail(log))}"
+                                                                      if log.strip() else ""),
+                             hint="cluster.stop_engines(), then cluster.engines() starts fresh ones")
 
 
 def _close_quietly_on_shutdown(client: Any) -> None:
