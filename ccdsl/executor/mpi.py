@@ -504,13 +504,14 @@ def dumps_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, 
 
 
 class JobWatch:
-    """What a :class:`Launcher` does around a job on its nodes: reach them, install the rank bootstrap, pump a
+    """What a :class:`Launcher` does around a job on its nodes: reach them, check a request against them, pump a
     job's output, check that the nodes still answer while it runs, and after a failure say why and clean up."""
 
     nodes: list[Node]  # set by Launcher.__init__
     ppn: int
     mode: str
     via: Node | None
+    workdir: str | None
     pool: ssh.Connections | None
 
     @property
@@ -520,14 +521,38 @@ class JobWatch:
             raise RuntimeError("a local-mode launcher has no SSH connections")
         return self.pool
 
-    def _install_rank_script(self) -> None:
-        """Copy this version's rank bootstrap to every node (nodes prepared by an older ccdsl lack it)."""
-        source, name = _RANK_FILE.read_bytes(), rank_script_name()
+    @property
+    def size(self) -> int:
+        return len(self.nodes) * self.ppn
 
-        def install(node: Node) -> None:
-            ssh.put(self._ssh_pool.get(node), source, f"{self._extra(node, 'ccdsl_dir')}/{name}", mode=0o644, node=node)
+    def _unstartable(self, target: str) -> str | None:
+        """Why ``target`` cannot be started where the ranks run (None: it can, or that cannot be told): the same
+        lookup a rank's exec does, from the working folder, on this machine or on the first node."""
+        if self.mode == "local":
+            here = self.workdir or os.getcwd()
+            if "/" in target:
+                path = os.path.join(here, target)
+                return None if os.access(path, os.X_OK) else "No such file or directory"
+            return None if shutil.which(target) else "No such file or directory"
+        node = self.nodes[0]
+        folder = f"cd {shlex.quote(self.workdir)} 2>/dev/null; " if self.workdir else ""
+        try:
+            answer = ssh.run(self._ssh_pool.get(node), f"{folder}command -v -- {shlex.quote(target)} >/dev/null "
+                                                       "2>&1 && echo found || echo missing", node=node, timeout=60)
+        except (ExecutionError, OSError):
+            return None
+        return "No such file or directory" if answer.stdout.strip() == "missing" else None
 
-        parallel(install, self._targets())
+    def check_np(self, np: int | None, oversubscribe: bool = False) -> None:
+        """A rank count is a whole number from 1 to the cluster's slots (beyond them only when asked for)."""
+        if np is None:
+            return
+        if isinstance(np, bool) or not isinstance(np, int) or np < 1:
+            raise ExecutionError(f"the number of ranks must be a whole number of at least 1, not {np!r}")
+        if np > self.size and not oversubscribe:
+            raise ExecutionError(f"{np} ranks asked for, but the cluster has {self.size} slot(s) "
+                                 f"({len(self.nodes)} node(s) × {self.ppn} per node)",
+                                 hint="ask for fewer, or allow ranks to share cores explicitly: --oversubscribe")
 
     @staticmethod
     def _pump(proc: _LocalProcess | _RemoteProcess, out: _Output, timeout: float | None, where: str,
@@ -567,28 +592,6 @@ class JobWatch:
         if self.mode == "local":
             return "this machine"
         return ssh.describe(self.nodes[min(rank // self.ppn, len(self.nodes) - 1)])
-
-    def _raise_rank_error(self, out: _Output) -> None:
-        errors = out.record("error")
-        if not errors:
-            return
-        try:  # files + stderr; a node writes these records, so a damaged one is an error, not a traceback
-            records = [json.loads(base64.b64decode(e)) for e in errors]
-            by_rank: dict[int, dict[str, Any]] = {
-                int(i["rank"]): {"rank": int(i["rank"]), "type": str(i["type"]), "message": str(i["message"]),
-                                 "traceback": str(i["traceback"])} for i in records}
-        except (ValueError, TypeError, KeyError, OverflowError, RecursionError):
-            by_rank = {}
-        if not by_rank or any(r < 0 or r >= MAX_RANKS for r in by_rank):  # a rank is an index below the job's size
-            where = "this machine" if self.mode == "local" else ssh.describe(self.via or self.nodes[0])
-            raise ExecutionError(f"a rank's error record from the job on {where} is damaged; the job failed")
-        infos = [by_rank[r] for r in sorted(by_rank)]
-        first = infos[0]
-        others = f" (and {len(infos) - 1} more rank(s))" if len(infos) > 1 else ""
-        where = self._node_of_rank(first["rank"])
-        raise RankError(f"rank {first['rank']} on {where} raised {first['type']}: {first['message']}{others}",
-                        rank=first["rank"], node=where, exc_type=first["type"],
-                        remote_traceback=first["traceback"])
 
     def _job_error(self, out: _Output, code: int, dead: list[str]) -> ExecutionError:
         """Why a job failed without a Python exception: name the nodes that no longer answer, if any."""
@@ -684,10 +687,6 @@ class Launcher(JobWatch):
             ssh.Connections(ssh_options, jump=manager, members=nodes) if mode == "ssh" else None)
 
     # -- public ---------------------------------------------------------------------------------------------------
-    @property
-    def size(self) -> int:
-        return len(self.nodes) * self.ppn
-
     def ranks(self) -> dict[int, int]:
         """MPI rank -> index of the node it runs on (block placement, as the ``-hosts a:ppn,b:ppn`` list asks)."""
         return {r: self.nodes[r // self.ppn].index for r in range(self.size)}
@@ -774,35 +773,6 @@ class Launcher(JobWatch):
                 raise ExecutionError(f"cannot run {name!r} on {where}: {reason} (it must be a program on {path}, or "
                                      "a path relative to the working folder)")
         return code
-
-    def _unstartable(self, target: str) -> str | None:
-        """Why ``target`` cannot be started where the ranks run (None: it can, or that cannot be told): the same
-        lookup a rank's exec does, from the working folder, on this machine or on the first node."""
-        if self.mode == "local":
-            here = self.workdir or os.getcwd()
-            if "/" in target:
-                path = os.path.join(here, target)
-                return None if os.access(path, os.X_OK) else "No such file or directory"
-            return None if shutil.which(target) else "No such file or directory"
-        node = self.nodes[0]
-        folder = f"cd {shlex.quote(self.workdir)} 2>/dev/null; " if self.workdir else ""
-        try:
-            answer = ssh.run(self._ssh_pool.get(node), f"{folder}command -v -- {shlex.quote(target)} >/dev/null "
-                                                       "2>&1 && echo found || echo missing", node=node, timeout=60)
-        except (ExecutionError, OSError):
-            return None
-        return "No such file or directory" if answer.stdout.strip() == "missing" else None
-
-    def check_np(self, np: int | None, oversubscribe: bool = False) -> None:
-        """A rank count is a whole number from 1 to the cluster's slots (beyond them only when asked for)."""
-        if np is None:
-            return
-        if isinstance(np, bool) or not isinstance(np, int) or np < 1:
-            raise ExecutionError(f"the number of ranks must be a whole number of at least 1, not {np!r}")
-        if np > self.size and not oversubscribe:
-            raise ExecutionError(f"{np} ranks asked for, but the cluster has {self.size} slot(s) "
-                                 f"({len(self.nodes)} node(s) × {self.ppn} per node)",
-                                 hint="ask for fewer, or allow ranks to share cores explicitly: --oversubscribe")
 
     def close(self) -> None:
         if self._own_pool and self.pool is not None:
@@ -899,6 +869,37 @@ class Launcher(JobWatch):
             self._after_failure()
             raise
         return out, code
+
+    def _install_rank_script(self) -> None:
+        """Copy this version's rank bootstrap to every node (nodes prepared by an older ccdsl lack it)."""
+        source, name = _RANK_FILE.read_bytes(), rank_script_name()
+
+        def install(node: Node) -> None:
+            ssh.put(self._ssh_pool.get(node), source, f"{self._extra(node, 'ccdsl_dir')}/{name}", mode=0o644, node=node)
+
+        parallel(install, self._targets())
+
+    def _raise_rank_error(self, out: _Output) -> None:
+        errors = out.record("error")
+        if not errors:
+            return
+        try:  # files + stderr; a node writes these records, so a damaged one is an error, not a traceback
+            records = [json.loads(base64.b64decode(e)) for e in errors]
+            by_rank: dict[int, dict[str, Any]] = {
+                int(i["rank"]): {"rank": int(i["rank"]), "type": str(i["type"]), "message": str(i["message"]),
+                                 "traceback": str(i["traceback"])} for i in records}
+        except (ValueError, TypeError, KeyError, OverflowError, RecursionError):
+            by_rank = {}
+        if not by_rank or any(r < 0 or r >= MAX_RANKS for r in by_rank):  # a rank is an index below the job's size
+            where = "this machine" if self.mode == "local" else ssh.describe(self.via or self.nodes[0])
+            raise ExecutionError(f"a rank's error record from the job on {where} is damaged; the job failed")
+        infos = [by_rank[r] for r in sorted(by_rank)]
+        first = infos[0]
+        others = f" (and {len(infos) - 1} more rank(s))" if len(infos) > 1 else ""
+        where = self._node_of_rank(first["rank"])
+        raise RankError(f"rank {first['rank']} on {where} raised {first['type']}: {first['message']}{others}",
+                        rank=first["rank"], node=where, exc_type=first["type"],
+                        remote_traceback=first["traceback"])
 
 
 def _indent(text: str) -> str:
