@@ -397,29 +397,10 @@ class BudgetPairs:
         small = usable & (width * per_count <= count_priced)
         w_full = np.flatnonzero((usable & ~small & (width > 0)) | free)
         w_small = np.flatnonzero(small & (width > 0))
-        cand_w, cand_m = self._near_bounds(budget, values, slack, p, mp, start, count_priced, w_small,
-                                           width[w_small], r0[w_small])
-        fw, fm = self._best_of_every_pair(view, workers, m, start, stop, w_full, a, b)
-        w_at = np.concatenate([*cand_w, fw])
-        m_at = np.concatenate([*cand_m, fm])
-        tried = int((stop - start)[w_full].sum())  # _best_of_every_pair's pairs
-        if len(w_at) == 0:
-            return w_at, m_at, tried
-        order = np.lexsort((m_at, w_at))
-        w_at, m_at = w_at[order], m_at[order]
-        keep = np.r_[True, (np.diff(w_at) != 0) | (np.diff(m_at) != 0)]
-        return w_at[keep], m_at[keep], tried + int(keep.sum())
-
-    def _near_bounds(self, budget: Clause, values: list[float], slack: list[float], p: np.ndarray, mp: np.ndarray,
-                     start: np.ndarray, count_priced: np.ndarray, w_small: np.ndarray, width: np.ndarray,
-                     r0: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """For each worker row of ``w_small`` and each count of its window (``width`` counts from domain rank
-        ``r0``): the managers whose price is the first at or after each bound the budget puts on it, with their
-        neighbours; (worker positions, manager indexes) per bound and neighbour."""
-        reps = width.astype(np.int64)
+        reps = width[w_small].astype(np.int64)
         w_rep = np.repeat(w_small, reps)
         within = np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps)
-        n = self.domain.select(np.repeat(r0, reps) + within)
+        n = self.domain.select(np.repeat(r0[w_small], reps) + within)
         bounds = values[:1] if budget.qualifier in ("atleast", "between") else values
         cand_w, cand_m = [], []
         upper = values[1] + slack[1] if budget.qualifier == "between" else np.inf
@@ -441,7 +422,16 @@ class BudgetPairs:
                         ok &= np.abs(total - t) <= sl
                 cand_w.append(w_rep[ok])
                 cand_m.append(j[ok])
-        return cand_w, cand_m
+        fw, fm = self._best_of_every_pair(view, workers, m, start, stop, w_full, a, b)
+        w_at = np.concatenate([*cand_w, fw])
+        m_at = np.concatenate([*cand_m, fm])
+        tried = int((stop - start)[w_full].sum())  # _best_of_every_pair's pairs
+        if len(w_at) == 0:
+            return w_at, m_at, tried
+        order = np.lexsort((m_at, w_at))
+        w_at, m_at = w_at[order], m_at[order]
+        keep = np.r_[True, (np.diff(w_at) != 0) | (np.diff(m_at) != 0)]
+        return w_at[keep], m_at[keep], tried + int(keep.sum())
 
     def _not_pairs(self, view: CatalogView, workers: np.ndarray, m: np.ndarray, start: np.ndarray,
                    stop: np.ndarray, budget: Clause) -> tuple[np.ndarray, np.ndarray]:
