@@ -39,7 +39,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("services", ("ccdsl.executor.mpi", "ccdsl.executor.mpirun", "ccdsl.executor.fabric_check",
                   "ccdsl.executor.workdir", "ccdsl.executor.engines", "ccdsl.executor.guard",
                   "ccdsl.executor.cost")),
-    ("facade", ("ccdsl.executor.cluster", "ccdsl.executor.deploy", "ccdsl.executor")),
+    ("facade", ("ccdsl.executor.lifecycle", "ccdsl.executor.cluster", "ccdsl.executor.deploy", "ccdsl.executor")),
     ("commands", ("ccdsl.commands", "ccdsl.commands.*")),
     ("entry points", ("ccdsl", "ccdsl.cli", "ccdsl.__main__")),
 ]

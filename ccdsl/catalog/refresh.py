@@ -175,11 +175,8 @@ def refresh(region: str, *, endpoint_url: str | None = None, pricing_endpoint_ur
     """Fetch one region and write its user catalog; see the module docstring.  ``spot_advisor_url`` overrides
     where the interruption buckets come from (else ``CCDSL_SPOT_ADVISOR_URL``, else AWS's public file)."""
     boto3, bconfig, bexc = boto3_modules()
-    from ccdsl.catalog.convert import processor_fact, type_facts
     from ccdsl.catalog.loader import clear_cache, user_catalog_dir
-    from ccdsl.catalog.schema import COLUMN_NAMES, NO_SPOT
-    from ccdsl.catalog.spot import API_SOURCE as SPOT_API_SOURCE
-    from ccdsl.catalog.spot import spot_columns
+    from ccdsl.catalog.schema import COLUMN_NAMES
     from ccdsl.catalog.store import atomic_write, csv_bytes
     from ccdsl.version import __version__
 
@@ -188,11 +185,62 @@ def refresh(region: str, *, endpoint_url: str | None = None, pricing_endpoint_ur
     config = bconfig.Config(connect_timeout=min(5.0, timeout), read_timeout=timeout, retries=dict(RETRIES),
                             user_agent_extra=f"ccdsl/{__version__}")
     session = boto3.session.Session()
-    errors = (bexc.BotoCoreError, bexc.ClientError)
+    api = _Api(session, config, (bexc.BotoCoreError, bexc.ClientError), endpoint_url, pricing_endpoint_url)
     warnings: list[str] = []
-    today = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d")
+    ec2, specs, offered = _instance_types(api, region)
+    spot_data = _spot_data(api, ec2, region, spot_advisor_url, timeout, warnings) if spot else _SpotData()
+    prices, price_source = _prices(api, region, price_fallback, warnings)
+    out = user_catalog_dir() / f"aws-{region}.refresh.csv"
+    rows, unpriced = _rows(region, specs, offered, prices, spot_data, out, warnings)
+    from ccdsl import datadir
+
+    datadir.ensure()
+    spot_priced = sum(1 for r in rows if r["spot_price_source"])
+    with_bucket = sum(1 for r in rows if not math.isnan(r["spot_interruption"]))
+    sidecar = {
+        "provider": "aws", "region": region,
+        "fetched_at": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "endpoint_url": endpoint_url, "pricing_endpoint_url": pricing_endpoint_url, "price_source": price_source,
+        "spot_prices": spot_data.history_read and bool(spot_data.zones), "spot_price_rows": spot_priced,
+        "spot_interruption_rows": with_bucket,
+        "spot_advisor_url": spot_data.advisor_source, "rows": len(rows), "instance_types_described": len(specs),
+        "offered": len(offered), "unpriced": unpriced, "warnings": warnings,
+    }
+    atomic_write(out, csv_bytes(rows, COLUMN_NAMES), mode=0o600)
+    atomic_write(out.with_suffix(".json"), (json.dumps(sidecar, indent=2) + "\n").encode(), mode=0o600)
+    clear_cache()
+    return RefreshResult(region, out, len(rows), len(specs), len(offered), price_source, unpriced, tuple(warnings),
+                         spot_priced, with_bucket)
+
+
+@dataclass(frozen=True)
+class _Api:
+    """How :func:`refresh` calls AWS: the boto3 session and client config, the errors that mean "AWS did not
+    answer", and the endpoints (None: AWS's)."""
+
+    session: Any  # a boto3 Session: boto3 ships no types
+    config: Any  # a botocore Config
+    errors: Any  # a tuple of botocore's exception classes (botocore ships no types)
+    endpoint_url: str | None
+    pricing_endpoint_url: str | None
+
+
+@dataclass(frozen=True)
+class _SpotData:
+    """What the spot sources said.  A source that did not answer (``*_read`` false) leaves the previous file's
+    spot columns."""
+
+    zones: dict[str, list[ZonePrice]] = field(default_factory=dict)
+    interruption: dict[str, float] = field(default_factory=dict)
+    advisor_source: str = ""
+    history_read: bool = False
+    advisor_read: bool = False
+
+
+def _instance_types(api: _Api, region: str) -> tuple[Any, list[dict[str, Any]], set[str]]:
+    """(the EC2 client, every instance type EC2 describes in ``region``, the names offered there)."""
     try:
-        ec2 = _client(session, "ec2", region_name=region, endpoint_url=endpoint_url, config=config)
+        ec2 = _client(api.session, "ec2", region_name=region, endpoint_url=api.endpoint_url, config=api.config)
         specs: list[dict[str, Any]] = []
         for page in ec2.get_paginator("describe_instance_types").paginate():
             specs.extend(page["InstanceTypes"])
@@ -200,38 +248,52 @@ def refresh(region: str, *, endpoint_url: str | None = None, pricing_endpoint_ur
         for page in ec2.get_paginator("describe_instance_type_offerings").paginate(
                 LocationType="region", Filters=[{"Name": "location", "Values": [region]}]):
             offered.update(o["InstanceType"] for o in page["InstanceTypeOfferings"])
-    except errors as exc:
-        raise _api_error(exc, f"EC2 DescribeInstanceTypes in {region}", endpoint_url) from None
+    except api.errors as exc:
+        raise _api_error(exc, f"EC2 DescribeInstanceTypes in {region}", api.endpoint_url) from None
     if not specs:
         raise CatalogError(f"EC2 in {region} described no instance types; nothing written")
-    spot_zones: dict[str, list[ZonePrice]] = {}
+    return ec2, specs, offered
+
+
+def _spot_data(api: _Api, ec2: Any, region: str, spot_advisor_url: str | None, timeout: float,
+               warnings: list[str]) -> _SpotData:
+    """Spot prices and interruption buckets: an extra, so a source that fails is a warning (without them the
+    on-demand refresh is still worth writing)."""
+    from ccdsl.catalog.spot import read_advisor
+
+    zones: dict[str, list[ZonePrice]] = {}
     interruption: dict[str, float] = {}
     advisor_source = ""
-    history_read = advisor_read = False  # a source that did not answer leaves the previous file's spot columns
-    if spot:  # spot data is an extra: without it the on-demand refresh is still worth writing
-        try:
-            spot_zones = _spot_history(ec2, region)
-            history_read = True
-        except errors as exc:
-            err = _api_error(exc, f"EC2 DescribeSpotPriceHistory in {region}", endpoint_url)
-            warnings.append(f"{err.message}; no spot prices written for {region}")
-        from ccdsl.catalog.spot import read_advisor
-
-        try:  # public and unsigned: a plain HTTPS file, fewer attempts than the offer files (it is an extra)
-            advisor = read_advisor([region], spot_advisor_url, timeout=timeout, attempts=3)
-            interruption = advisor.bounds.get(region, {})
-            advisor_source = advisor.url
-            advisor_read = bool(interruption)
-            warnings.extend(advisor.warnings)
-            if not interruption:
-                warnings.append(f"the spot advisor file has no interruption data for {region}")
-        except CatalogError as exc:
-            warnings.append(f"{exc.message}; no interruption data written for {region}")
-
-    # The Price List API has its own endpoint: an EC2 override (a test server, a VPC endpoint) is not one.
-    pricing_url = pricing_endpoint_url
+    history_read = advisor_read = False
     try:
-        pricing = _client(session, "pricing", region_name=PRICING_REGION, endpoint_url=pricing_url, config=config)
+        zones = _spot_history(ec2, region)
+        history_read = True
+    except api.errors as exc:
+        err = _api_error(exc, f"EC2 DescribeSpotPriceHistory in {region}", api.endpoint_url)
+        warnings.append(f"{err.message}; no spot prices written for {region}")
+    try:  # public and unsigned: a plain HTTPS file, fewer attempts than the offer files (it is an extra)
+        advisor = read_advisor([region], spot_advisor_url, timeout=timeout, attempts=3)
+        interruption = advisor.bounds.get(region, {})
+        advisor_source = advisor.url
+        advisor_read = bool(interruption)
+        warnings.extend(advisor.warnings)
+        if not interruption:
+            warnings.append(f"the spot advisor file has no interruption data for {region}")
+    except CatalogError as exc:
+        warnings.append(f"{exc.message}; no interruption data written for {region}")
+    return _SpotData(zones, interruption, advisor_source, history_read, advisor_read)
+
+
+def _prices(api: _Api, region: str, price_fallback: bool,
+            warnings: list[str]) -> tuple[dict[str, tuple[float, str, str]], str]:
+    """(type -> (on-demand price, source, date), the source's name): the Price List API, else (with
+    ``price_fallback``) the shipped catalog's prices and a warning."""
+    today = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d")
+    # The Price List API has its own endpoint: an EC2 override (a test server, a VPC endpoint) is not one.
+    pricing_url = api.pricing_endpoint_url
+    try:
+        pricing = _client(api.session, "pricing", region_name=PRICING_REGION, endpoint_url=pricing_url,
+                          config=api.config)
         filters = [{"Type": "TERM_MATCH", "Field": "regionCode", "Value": region}]
         filters += [{"Type": "TERM_MATCH", "Field": k, "Value": v} for k, v in PRICE_FILTERS.items()]
         items: list[str] = []
@@ -244,17 +306,26 @@ def refresh(region: str, *, endpoint_url: str | None = None, pricing_endpoint_ur
             raise CatalogError(f"the Price List API returned no Linux on-demand prices for {region}")
         date = publication_date(items) or today
         prices = {t: (p, API_SOURCE, date) for t, p in found.items()}
-    except (*errors, CatalogError) as exc:
+    except (*api.errors, CatalogError) as exc:
         err = exc if isinstance(exc, CatalogError) else _api_error(exc, "Price List GetProducts", pricing_url)
         if not price_fallback:
             raise err from None
         prices = _shipped_prices(region)
         price_source = "shipped catalog (Price List API unavailable)"
         warnings.append(f"{err.message}; using the shipped catalog's on-demand prices for {region}")
+    return prices, price_source
 
-    out = user_catalog_dir() / f"aws-{region}.refresh.csv"
+
+def _rows(region: str, specs: list[dict[str, Any]], offered: set[str], prices: dict[str, tuple[float, str, str]],
+          spot: _SpotData, out: Path, warnings: list[str]) -> tuple[list[dict[str, Any]], int]:
+    """(the catalog rows of the types both offered and priced, how many offered types had no price).  A spot source
+    that did not answer keeps the spot columns of the previous file ``out``."""
+    from ccdsl.catalog.convert import processor_fact, type_facts
+    from ccdsl.catalog.loader import user_catalog_dir
     from ccdsl.catalog.pricelist import previous_rows
-    from ccdsl.catalog.schema import SPOT_PRICE_COLUMNS
+    from ccdsl.catalog.schema import NO_SPOT, SPOT_PRICE_COLUMNS
+    from ccdsl.catalog.spot import API_SOURCE as SPOT_API_SOURCE
+    from ccdsl.catalog.spot import spot_columns
 
     previous, _meta = previous_rows(out, warnings)
     known, vcpus = _shipped_processor_facts()
@@ -273,9 +344,9 @@ def refresh(region: str, *, endpoint_url: str | None = None, pricing_endpoint_ur
         before = previous.get(t, NO_SPOT)
         rows.append({"provider": "aws", "region": region, **facts, "price_per_hour": price,
                      "price_source": source, "price_date": date,
-                     **(spot_columns(spot_zones.get(t, ()), SPOT_API_SOURCE) if history_read
+                     **(spot_columns(spot.zones.get(t, ()), SPOT_API_SOURCE) if spot.history_read
                         else {c: before[c] for c in SPOT_PRICE_COLUMNS}),
-                     "spot_interruption": interruption.get(t, math.nan) if advisor_read
+                     "spot_interruption": spot.interruption.get(t, math.nan) if spot.advisor_read
                      else before["spot_interruption"], "max_nodes": math.nan})
     if not rows:
         raise CatalogError(f"no instance type in {region} is both offered and priced; nothing written")
@@ -286,23 +357,4 @@ def refresh(region: str, *, endpoint_url: str | None = None, pricing_endpoint_ur
     if hidden:
         warnings.append(f"{earlier.name} has spot prices for {len(hidden)} type{'s' * (len(hidden) != 1)} whose "
                         f"rows this file replaces without one (e.g. {hidden[0]}); add --spot to this refresh")
-
-    from ccdsl import datadir
-
-    datadir.ensure()
-    spot_priced = sum(1 for r in rows if r["spot_price_source"])
-    with_bucket = sum(1 for r in rows if not math.isnan(r["spot_interruption"]))
-    sidecar = {
-        "provider": "aws", "region": region,
-        "fetched_at": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "endpoint_url": endpoint_url, "pricing_endpoint_url": pricing_url, "price_source": price_source,
-        "spot_prices": history_read and bool(spot_zones), "spot_price_rows": spot_priced,
-        "spot_interruption_rows": with_bucket,
-        "spot_advisor_url": advisor_source, "rows": len(rows), "instance_types_described": len(specs),
-        "offered": len(offered), "unpriced": unpriced, "warnings": warnings,
-    }
-    atomic_write(out, csv_bytes(rows, COLUMN_NAMES), mode=0o600)
-    atomic_write(out.with_suffix(".json"), (json.dumps(sidecar, indent=2) + "\n").encode(), mode=0o600)
-    clear_cache()
-    return RefreshResult(region, out, len(rows), len(specs), len(offered), price_source, unpriced, tuple(warnings),
-                         spot_priced, with_bucket)
+    return rows, unpriced

@@ -18,6 +18,14 @@ from typing import Any
 REPORT_DAYS = 30
 
 def register(sub: Any) -> None:
+    """The cluster commands, in the order ``ccdsl --help`` lists them."""
+    _register_deploy(sub)
+    _register_reports(sub)
+    _register_run(sub)
+
+
+def _register_deploy(sub: Any) -> None:
+    """``deploy``, ``sync`` and ``autostop``: make a cluster and say how it is kept."""
     p = sub.add_parser("deploy", help="create a cluster from a contract and wait until it is ready")
     p.add_argument("file", metavar="FILE")
     p.add_argument("--contract", metavar="NAME", help="the contract of the file to deploy (needed if several)")
@@ -55,6 +63,9 @@ def register(sub: Any) -> None:
                    help="also stop when the estimated compute cost reaches USD (warns at 80%%)")
     p.set_defaults(func=cmd_autostop)
 
+
+def _register_reports(sub: Any) -> None:
+    """``clusters``, ``cost-report`` and ``nodes``: what there is and what it costs."""
     p = sub.add_parser("clusters", help="clusters that are not terminated (checked against the cloud)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--all", action="store_true", help="include terminated clusters")
@@ -71,6 +82,9 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_nodes)
 
+
+def _register_run(sub: Any) -> None:
+    """``run`` and the lifecycle commands."""
     p = sub.add_parser("run", help="run a program on every rank: python (a script, -c or -m) or any command",
                        description="Run a program on every rank of a cluster and stream its output.\n\n"
                                    "  python [OPTIONS] PROG.py|-c CODE|-m MODULE [ARGS]   runs under mpi4py; a script "

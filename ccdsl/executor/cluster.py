@@ -11,20 +11,17 @@ from a global counter in the state database, new after every resume, restart or 
 from __future__ import annotations
 
 import logging
-import os
 import secrets
-import socket
 import string
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import replace
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ccdsl.errors import ClusterError
-from ccdsl.executor import access, model
+from ccdsl.executor import access, lifecycle, model
 from ccdsl.executor import state as st
 from ccdsl.executor.access import NodeAccess, split_roles
+from ccdsl.executor.lifecycle import remove_local_files as remove_local_files  # ccdsl.executor.forget's, from here
 from ccdsl.executor.model import Node, Progress
 from ccdsl.executor.parallel import parallel
 
@@ -32,8 +29,7 @@ if TYPE_CHECKING:
     from ccdsl.executor import engines, mpi
     from ccdsl.executor.config import Config
     from ccdsl.executor.cost import Cost
-    from ccdsl.executor.model import Provider
-    from ccdsl.executor.workdir import Stream, Synced, SyncProgress
+    from ccdsl.executor.workdir import Synced, SyncProgress
 
 log = logging.getLogger("ccdsl.executor")
 
@@ -64,9 +60,7 @@ def known_hosts_path(handle: str) -> str:
 def node_access(cluster: Cluster, *, with_folder: bool = False) -> NodeAccess:
     """How the services reach ``cluster``'s nodes, from its record now.  ``with_folder``: with the synced folder as
     the nodes see it (where runs and engines start; it needs prepared nodes)."""
-    return NodeAccess(cluster.handle, cluster.provider, tuple(cluster.nodes()), cluster.config,
-                      processes_per_node=cluster.processes_per_node,
-                      folder=cluster._workdir_on_nodes() if with_folder else None)
+    return cluster._target.access(with_folder=with_folder)
 
 
 def make_ready(handle: str, nodes: Sequence[Node], config: Config, progress: Progress, *,
@@ -117,15 +111,8 @@ class Cluster:
     """
 
     def __init__(self, handle: str, *, config: Config | None = None, state: st.State | None = None) -> None:
-        from ccdsl.executor import config as cfg
-
-        self.state = state or st.State()
-        record = self.state.get_cluster(handle)
-        if record is None:
-            raise ClusterError(f"no cluster with handle {handle}", hint="'ccdsl clusters' lists the known ones")
-        self.handle = handle
-        overrides = record.settings.get("overrides") or {}  # the contract's config parameters win over the file
-        self.config = (config or cfg.load()).replace(**overrides)
+        target = lifecycle.Target.load(handle, config, state)
+        self.handle, self.config, self.state = target.handle, target.config, target.state
         self._launcher: mpi.Launcher | None = None
         self._engines: engines.Engines | None = None
         self._lock = threading.RLock()
@@ -133,9 +120,7 @@ class Cluster:
     # -- what it is ------------------------------------------------------------------------------------------
     @property
     def record(self) -> st.ClusterRecord:
-        record = self.state.get_cluster(self.handle)
-        assert record is not None  # records are never deleted
-        return record
+        return self._target.record
 
     @property
     def status(self) -> str:
@@ -155,15 +140,14 @@ class Cluster:
 
     @property
     def processes_per_node(self) -> int:
-        return int(self.record.settings.get("processes_per_node", self.config.mpi.processes_per_node))
+        return self._target.processes_per_node
 
     @property
     def markets(self) -> dict[str, str]:
         """Role -> ``"spot"`` or ``"on-demand"``, as deployed (from the cost record; for a cluster found in the cloud
         by its tags, as EC2 reports its instances); empty when none was recorded (a provider without markets, a
         cluster deployed before markets were recorded)."""
-        recorded = {p.role: p.market for p in self.state.prices(self.handle) if p.market}
-        return recorded or {str(k): str(v) for k, v in (self.record.settings.get("markets") or {}).items()}
+        return self._target.markets
 
     def nodes(self) -> list[Node]:
         """The nodes (manager first): id, instance id, addresses, state."""
@@ -175,50 +159,14 @@ class Cluster:
 
     def ranks(self) -> dict[int, int]:
         """MPI rank -> worker id (rank r runs in worker ``ranks()[r]``)."""
-        workers = self.workers()
-        if not workers:
-            raise ClusterError(f"cluster {self.handle} has no workers ({self.status})")
-        launcher = self._get_launcher()
-        ppn = launcher.ppn
-        position = {n.index: i for i, n in enumerate(launcher.nodes)}
-        used: dict[int, int] = {}
-        out = {}
-        for rank, node_index in sorted(launcher.ranks().items()):
-            slot = used.get(node_index, 0)
-            used[node_index] = slot + 1
-            out[rank] = workers[position[node_index] * ppn + slot]
-        return out
+        return lifecycle.rank_workers(self._target, self._get_launcher)
 
     def __repr__(self) -> str:
-        try:
-            r = self.record
-            workers, _manager = split_roles(self.nodes())
-            shape = f"{workers[0].instance_type}×{len(workers)}" if workers else "no nodes"
-            spot = " spot" if "spot" in self.markets.values() else ""
-            return f"<Cluster {self.handle} {r.cluster_type} {r.provider} {shape}{spot} {r.status}>"
-        except Exception:  # repr must not fail
-            return f"<Cluster {self.handle}>"
+        return lifecycle.summary(self._target)
 
     def _repr_html_(self) -> str:
         """Jupyter: handle, status, price and the nodes as a table."""
-        from ccdsl.executor import cost
-        from ccdsl.resolution import html_escape, html_table
-
-        r = self.record
-        try:
-            rate = cost.estimate(self.state, r).price_per_hour
-        except Exception:  # a repr must not fail
-            rate = None
-        price = f", ${rate:.4f}/hour" if rate is not None else ""
-        market = cost.market_summary(self.state.prices(self.handle))
-        price += f" ({market})" if market else ""
-        title = (f"<b>{html_escape(r.contract)}</b> {html_escape(self.handle)}: "
-                 f"{html_escape(r.cluster_type)} on {html_escape(r.provider)}, "
-                 f"{html_escape(r.status)}{html_escape(price)}")
-        head = ("role", "index", "instance id", "instance type", "address", "private address", "state")
-        rows = [(n.role, n.index, n.instance_id, n.instance_type, n.address or "", n.private_address or "", n.state)
-                for n in self.nodes()]
-        return html_table(title, head, rows)
+        return lifecycle.html(self._target)
 
     # -- running ---------------------------------------------------------------------------------------------
     def run(self, fn: Callable[..., Any], *args: Any, trust_nodes: bool | None = None, **kwargs: Any) -> Any:
@@ -286,20 +234,10 @@ class Cluster:
                                             oversubscribe=oversubscribe, label_ranks=label_ranks)
 
     def _get_launcher(self) -> mpi.Launcher:
-        from ccdsl.executor import mpi
-
         with self._lock:
-            if self.status != st.RUNNING:
-                raise ClusterError(f"cluster {self.handle} is {self.status}, not running",
-                                   hint=self._not_running_hint())
+            lifecycle.require_running(self._target)
             if self._launcher is None:
-                reach = node_access(self, with_folder=True)
-                options, ssh_options = mpi.options_from_config(
-                    self.config, known_hosts=None if reach.local else reach.known_hosts())
-                self._launcher = mpi.Launcher(reach.workers, processes_per_node=reach.processes_per_node,
-                                              mode="local" if reach.local else "ssh", via=reach.manager,
-                                              options=options, ssh_options=ssh_options, handle=self.handle,
-                                              workdir=reach.folder)
+                self._launcher = lifecycle.launcher(self._target)
             return self._launcher
 
     # -- persistent engines --------------------------------------------------------------------------------------
@@ -313,59 +251,33 @@ class Cluster:
         >>> rc[0].pull("s")                                                                   # doctest: +SKIP
         6
         """
-        from ccdsl.executor import engines, guard
+        from ccdsl.executor import guard
 
         with self._lock:
-            self._require(st.RUNNING, action="start engines on")
-            if self._engines is None:
-                self._engines = engines.Engines(node_access(self, with_folder=True), self.state)
-            elif self._engines.client is None:  # not started yet: a sync may have changed the folder since
-                self._engines.access = node_access(self, with_folder=True)
+            lifecycle.require(self._target, st.RUNNING, action="start engines on")
+            self._engines = lifecycle.engines_for(self._target, self._engines)
             with guard.busy(self.record):  # starting engines is activity: autostop must not end them half-started
                 return self._engines.client_for(timeout)
 
     def stop_engines(self) -> None:
         """Stop the engines and their controller on every node (the next ``engines()`` starts fresh ones)."""
-        from ccdsl.executor import engines
-
         with self._lock:
-            if self._engines is None:
-                self._engines = engines.Engines(node_access(self), self.state)
-            self.state.journal(self.handle, "engines-stop")
-            self._engines.stop()
+            lifecycle.stop_engines(self._target, self._engines)
             self._engines = None
 
     def _end_engines(self) -> None:
-        """Before interrupt, restart and terminate: stop the engines if any run (best effort: the nodes may be
-        gone; their processes are killed with the rest)."""
-        from ccdsl.executor import engines
-
-        if self._engines is None and not (engines.state_dir(self.handle) / "engines.json").exists():
-            return
-        try:
-            self.stop_engines()
-        except Exception as exc:  # reported, the lifecycle step goes on
-            log.warning("%s: could not stop the engines cleanly: %s", self.handle, getattr(exc, "message", exc))
-            self._engines = None
-            for name in ("engines.json", "client.json"):
-                (engines.state_dir(self.handle) / name).unlink(missing_ok=True)
+        """Before interrupt, restart and terminate: stop the engines if any run (best effort)."""
+        current, self._engines = self._engines, None
+        lifecycle.end_engines(self._target, current)
 
     # -- the project's folder ---------------------------------------------------------------------------------
     @property
     def workdir(self) -> str | None:
         """The local folder synced to every node (None: none)."""
-        return self.record.settings.get("workdir")
+        return self._target.workdir
 
-    def _workdir_on_nodes(self) -> str | None:
-        """Where ranks and engines start: the synced folder as the nodes see it (None: no folder)."""
-        from ccdsl.executor import workdir
-
-        if not self.workdir:
-            return None
-        if self.provider == "local":
-            return str(workdir.local_dir(self.handle))
-        workers, _ = split_roles(self.nodes())
-        return workdir.remote_dir(workers[0])
+    def _workdir_on_nodes(self) -> str | None:  # where ranks and engines start (None: no folder)
+        return self._target.workdir_on_nodes()
 
     def sync(self, path: str | None = None, *, setup: bool = False, progress: SyncProgress | None = None,
              stream: Callable[[str, str], None] | None = None, replace: bool = False) -> list[Synced]:
@@ -375,53 +287,10 @@ class Cluster:
 
         A ``path`` other than the cluster's folder replaces the nodes' copy (what only the old folder has is
         deleted there), so it needs ``replace=True``; it then becomes the cluster's folder."""
-        from ccdsl.executor import workdir
-
         with self._lock:
-            self._require(st.RUNNING, action="sync")
-            folder = path or self.workdir
-            if not folder:
-                raise ClusterError(f"cluster {self.handle} has no working folder",
-                                   hint=f"name one: cluster.sync('proj/'), or ccdsl sync {self.handle} proj/")
-            folder = str(workdir.check_folder(folder))
-            if self.workdir and folder != self.workdir and not replace:
-                raise ClusterError(
-                    f"cluster {self.handle} holds a copy of {self.workdir}, not of {folder}: syncing {folder} would "
-                    f"replace it on every node (the files only {self.workdir} has would be deleted there)",
-                    hint=f"to switch folders: ccdsl sync {self.handle} {folder} --replace (Python: "
-                         "cluster.sync(path, replace=True)); to update the nodes' copy: ccdsl sync "
-                         f"{self.handle}")
-            command = self.record.settings.get("setup")
-            if setup and not command:
-                raise ClusterError(f"cluster {self.handle} has no set-up command",
-                                   hint="deploy with setup='pip install -r requirements.txt' (--setup CMD)")
-            self.state.update_cluster(self.handle, settings={"workdir": folder})
-            self.state.journal(self.handle, "sync", folder=folder, setup=setup)
-            return self._sync(folder, setup=setup, progress=progress, stream=stream)
-
-    def _sync(self, folder: str, *, setup: bool, progress: SyncProgress | None = None,
-              stream: Stream | None = None) -> list[Synced]:
-        from ccdsl.executor import workdir
-
-        reach = node_access(self)
-        synced = workdir.sync_nodes(reach, folder, progress=progress)
-        command = self.record.settings.get("setup")
-        fresh = {s.instance_id for s in synced if s.fresh}
-        if command and (setup or fresh):  # a fresh shared folder is every node's: the set-up runs on all
-            workdir.setup_nodes(reach, command, stream=stream,
-                                only=None if setup or reach.local or workdir.shared(reach) else fresh)
-        return synced
-
-    def _not_running_hint(self) -> str:
-        """What to do with a cluster that cannot run programs, by its status (and why it got there)."""
-        record = self.record
-        why = f" ({record.note})" if record.note else ""
-        return {st.INTERRUPTED: f"resume it first: ccdsl resume {self.handle}",
-                st.FAILED: f"it failed{why}; `ccdsl terminate {self.handle}` removes what is left of it, then "
-                           "deploy a new one",
-                st.DEPLOYING: "its deploy has not finished; `ccdsl clusters` shows when it is running",
-                st.TERMINATED: f"it is gone{why}; deploy a new one (`ccdsl deploy FILE`)"}.get(
-            record.status, "see `ccdsl clusters`")
+            lifecycle.require(self._target, st.RUNNING, action="sync")
+            return lifecycle.sync(self._target, path, setup=setup, replace=replace, progress=progress,
+                                  stream=stream)
 
     def _drop_launcher(self) -> None:
         with self._lock:
@@ -429,191 +298,47 @@ class Cluster:
                 self._launcher.close()
                 self._launcher = None
 
-    # -- lifecycle -------------------------------------------------------------------------------------------
-    def _provider(self) -> Provider:
-        from ccdsl.executor.providers import base
-
-        return base.get(self.provider, self.config, dict(self.record.settings))
-
-    def _require(self, *statuses: str, action: str) -> st.ClusterRecord:
-        record = self.record
-        if record.status not in statuses:
-            hint = f"ccdsl terminate {self.handle}" if record.status == st.FAILED else None
-            raise ClusterError(f"cannot {action} cluster {self.handle}: it is {record.status}", hint=hint)
-        if (record.owner_pid is not None and record.owner_pid != os.getpid() and record.status != st.DEPLOYING
-                and st.owner_alive(record)):
-            verb = st.pending_verb(self.state, self.handle) or "changed"
-            raise ClusterError(f"cluster {self.handle} is being {_past(verb)} by process {record.owner_pid}",
-                               hint="wait for it to finish")
-        return record
-
-    @contextmanager
-    def _intent(self, verb: str) -> Iterator[None]:
-        """Record ``verb`` and this process as its owner *before* any call to the cloud, and clear the owner when
-        the verb ends however it ends.  A process killed in between leaves the intent behind: ``clusters`` then
-        sees a verb whose process is gone and sets the status from what the cloud reports (``deploy.reconcile``)."""
-        self.state.update_cluster(self.handle, owner_pid=os.getpid(), owner_host=socket.gethostname())
-        self.state.journal(self.handle, verb)
-        try:
-            yield
-        finally:
-            self.state.update_cluster(self.handle, owner_pid=None)
-            self.state.journal(self.handle, f"{verb}-done")
-
-    def _store_nodes(self, nodes: Sequence[Node]) -> None:
-        """Keep the provider's answer as the nodes: a node it no longer reports (its instance is gone) is dropped
-        from the record, or every later step would name it again."""
-        keep = {(n.role, n.index) for n in nodes}
-        gone = [n for n in self.nodes() if (n.role, n.index) not in keep]
-        if gone:
-            log.warning("%s: node(s) %s no longer exist; the cluster goes on without them", self.handle,
-                        ", ".join(f"{n.role} {n.index} ({n.instance_id})" for n in gone))
-            self.state.clear_nodes(self.handle)
-        self.state.set_nodes(self.handle, nodes)
-
-    def _new_workers(self) -> list[int]:
-        workers, _ = split_roles(self.nodes())
-        return self.state.new_workers(self.handle, len(workers) * self.processes_per_node)
+    # -- lifecycle (the steps are in :mod:`ccdsl.executor.lifecycle`) ----------------------------------------------
+    @property
+    def _target(self) -> lifecycle.Target:
+        return lifecycle.Target(self.handle, self.config, self.state)
 
     def _kill_processes(self) -> None:
         """Kill what ccdsl started on the nodes (they keep running: restart, or hosts that are never stopped)."""
-        if self.provider == "local":
-            return
-        from ccdsl.executor import nodedir
-
-        reach = node_access(self)
-        nodedir.kill_processes(reach.workers, manager=reach.manager, ssh_options=reach.ssh_options())
+        lifecycle.kill_processes(self._target)
 
     def interrupt(self) -> None:
         """Stop the nodes (no cost for compute while stopped; running programs are lost)."""
         with self._lock:
-            self._require(st.RUNNING, st.FAILED, action="interrupt")  # failed: stopping is always safe
+            lifecycle.require(self._target, st.RUNNING, st.FAILED, action="interrupt")  # failed: stopping is safe
             self._end_engines()
             self._drop_launcher()
-            with self._intent("interrupt"):
-                provider = self._provider()
-                if provider.name == "ssh":  # bring-your-own hosts are not ours to stop: end our processes only
-                    self._kill_processes()
-                nodes = provider.stop(self.handle, self.nodes())
-                self._store_nodes(nodes)
-                self.state.clear_workers(self.handle)
-                self.state.update_cluster(self.handle, status=st.INTERRUPTED)
-                if provider.name == "local":  # remote watchdogs end with their nodes (or ccdsl's processes)
-                    from ccdsl.executor import guard
-
-                    guard.disarm(node_access(self), self.state)
+            lifecycle.interrupt(self._target)
 
     def resume(self, progress: Progress | None = None) -> None:
         """Start the nodes again (they may come back with new addresses) and create fresh workers."""
         with self._lock:
-            self._require(st.INTERRUPTED, action="resume")
-            provider = self._provider()
-            self._refuse_ec2_stopped(provider)
-            with self._intent("resume"):
-                report = progress or quiet
-                try:
-                    nodes = provider.start(self.handle, self.nodes())
-                    self._store_nodes(nodes)
-                    for n in nodes:
-                        report(n.role, n.index, model.RUNNING)
-                    if provider.name != "local":
-                        nodes = make_ready(self.handle, nodes, self.config, report, deploying=False)
-                        self.state.set_nodes(self.handle, nodes)
-                except BaseException as exc:
-                    self._stop_again(provider, exc)
-                    raise
-                self._new_workers()
-                # the note said why it was not running (autostopped, stopped outside ccdsl, a resume that failed)
-                self.state.update_cluster(self.handle, status=st.RUNNING, note="")
-            if self.workdir:  # stopped disks keep the folder (a no-change sync); a replaced node gets it again
-                if not os.path.isdir(self.workdir):
-                    log.warning("%s: the working folder %s is gone from this machine; the nodes keep their copy "
-                                "(ccdsl sync %s DIR names another)", self.handle, self.workdir, self.handle)
-                else:
-                    self._sync(self.workdir, setup=False)
-            self._rearm()
-
-    def _refuse_ec2_stopped(self, provider: Provider) -> None:
-        """Spot nodes EC2 stopped itself (interrupted) cannot be started by anyone else: say so instead of
-        sending StartInstances (refused) and stopping the rest again."""
-        from ccdsl.executor import guard
-
-        if not hasattr(provider, "ec2_stopped") or not guard.deployed_spot(self.record, self.config):
-            return
-        held = provider.ec2_stopped(self.handle)
-        if held:
-            why = ", ".join(sorted(set(held.values())))
-            raise ClusterError(f"cannot resume cluster {self.handle}: EC2 stopped {len(held)} of its spot nodes "
-                               f"({why}); only EC2 can start them again, which it does when capacity returns",
-                               hint=f"'ccdsl clusters' shows it running then; 'ccdsl terminate {self.handle}' ends "
-                                    "it (deploy again, on-demand or elsewhere, to go on now)")
-
-    def _rearm(self) -> None:
-        """Start the autostop watchdog again (stopping the nodes ended it), or, when autostop was turned off while
-        the nodes were stopped (:data:`guard.STALE`), remove the old watchdog their boot script started with the old
-        config; a failure is a warning and a note."""
-        from ccdsl.errors import CcdslError
-        from ccdsl.executor import guard
-
-        settings = self.record.settings
-        if not settings.get("autostop") and not settings.get(guard.STALE):
-            return
-        try:
-            guard.arm(node_access(self), self.state)  # autostop off: disarms
-            note = self.record.note
-            if guard.stale_note(self.handle) in note:  # reconcile's, when EC2 started the nodes: done now
-                self.state.update_cluster(self.handle, note=note.replace("; " + guard.stale_note(self.handle), ""))
-        except CcdslError as exc:
-            what = "armed again" if settings.get("autostop") else "removed from the nodes (it was turned off)"
-            text = f"autostop could not be {what} ({exc.message}); run 'ccdsl autostop {self.handle} ...'"
-            log.warning("%s: %s", self.handle, text)
-            self.state.update_cluster(self.handle, note=text)
-
-    def _stop_again(self, provider: Provider, exc: BaseException) -> None:
-        """A resume that failed half way must not leave running (paid) nodes behind: stop them again; if even
-        that fails, mark the cluster failed so ``ccdsl clusters`` shows it."""
-        reason = getattr(exc, "message", None) or type(exc).__name__
-        self.state.journal(self.handle, "resume-failed", error=reason)
-        try:
-            self.state.set_nodes(self.handle, provider.stop(self.handle, self.nodes()))
-            self.state.update_cluster(self.handle, note=f"resume failed ({reason}); the nodes were stopped again")
-        except BaseException as again:
-            what = getattr(again, "message", None) or type(again).__name__
-            self.state.update_cluster(self.handle, status=st.FAILED,
-                                      note=f"resume failed ({reason}) and stopping again failed ({what})")
+            lifecycle.require(self._target, st.INTERRUPTED, action="resume")
+            lifecycle.resume(self._target, progress or quiet, make_ready)
 
     def restart(self) -> None:
         """Kill every process ccdsl started on the nodes and create fresh workers (new ids)."""
         with self._lock:
-            self._require(st.RUNNING, action="restart")
+            lifecycle.require(self._target, st.RUNNING, action="restart")
             self._end_engines()
             self._drop_launcher()
-            with self._intent("restart"):
+            with lifecycle.intent(self._target, "restart"):
                 self._kill_processes()
-                self._new_workers()
+                lifecycle.new_workers(self._target)
 
     def terminate(self) -> None:
         """Release every resource of the cluster.  The provider checks that nothing remains."""
         with self._lock:
-            record = self._require(*st.LIVE_STATUSES, action="terminate")
-            if record.status == st.DEPLOYING and st.owner_alive(record):
-                raise ClusterError(f"cluster {self.handle} is being deployed by process {record.owner_pid}",
-                                   hint="wait for it, or press Ctrl-C there: an interrupted deploy cleans up")
+            record = lifecycle.require_terminable(self._target)
             if record.status == st.RUNNING:
                 self._end_engines()
             self._drop_launcher()
-            with self._intent("terminate"):
-                if self.provider == "local":
-                    from ccdsl.executor import guard
-
-                    guard.disarm(node_access(self), self.state)
-                self._provider().terminate(self.handle, self.nodes())
-                self.state.set_nodes(self.handle, [replace(n, state=model.TERMINATED) for n in self.nodes()])
-                self.state.clear_workers(self.handle)
-                # a note said what to do about the cluster (or why it failed): it is gone now, as asked
-                self.state.update_cluster(self.handle, status=st.TERMINATED, owner_pid=None, note="")
-                self.state.journal(self.handle, "terminated")
-            remove_local_files(self.handle)
+            lifecycle.terminate(self._target)
 
     def close(self) -> None:
         """Close open connections (the cluster keeps running, and so do its engines)."""
@@ -632,9 +357,10 @@ class Cluster:
 def reattach(cluster: Cluster, progress: Progress) -> None:
     """What ``reconnect`` does to a running cluster of an earlier session: check that the provider still runs
     every node, make them ready over SSH, create fresh workers and arm the autostop watchdog again."""
-    handle, config, state = cluster.handle, cluster.config, cluster.state
-    nodes = cluster.nodes()
-    provider = cluster._provider()
+    t = cluster._target
+    handle, config, state = t.handle, t.config, t.state
+    nodes = t.nodes()
+    provider = t.provider()
     if getattr(provider, "authoritative", False):
         live = {(n.role, n.index): n for n in provider.describe(handle)}
         missing = [n for n in nodes if (n.role, n.index) not in live or live[(n.role, n.index)].state != "running"]
@@ -646,25 +372,8 @@ def reattach(cluster: Cluster, progress: Progress) -> None:
         # machine) is refused with a hint on how to record it after checking its fingerprint
         nodes = make_ready(handle, nodes, config, progress, deploying=False)
         state.set_nodes(handle, nodes)
-    cluster._new_workers()
-    cluster._rearm()  # a watchdog that died with its node (or was never armed) watches again
-
-
-def remove_local_files(handle: str) -> None:
-    """What this machine keeps for a live cluster and nothing needs once it is gone: its pinned host keys, its
-    engines' connection files and its autostop folder (the watchdog's config, pid and log, activity marks)."""
-    import shutil
-
-    data = st.data_dir()
-    (data / "known_hosts" / handle).unlink(missing_ok=True)
-    shutil.rmtree(data / "engines" / handle, ignore_errors=True)
-    shutil.rmtree(data / "autostop" / handle, ignore_errors=True)
-    (data / "autostop" / f"{handle}.autostop").unlink(missing_ok=True)
-
-
-def _past(verb: str) -> str:
-    return {"interrupt": "interrupted", "resume": "resumed", "restart": "restarted", "terminate": "terminated"}.get(
-        verb, verb)
+    lifecycle.new_workers(t)
+    lifecycle.rearm(t)  # a watchdog that died with its node (or was never armed) watches again
 
 
 def local_stop(handle: str) -> int:

@@ -323,18 +323,15 @@ def activity_dir(access: NodeAccess) -> str:
     return f"{workers[0].extra['ccdsl_dir']}/activity"
 
 
-class Engines:
-    """The engines of one cluster, seen from this process: start, attach, stop.  ``Cluster.engines()`` owns one.
-
-    ``access`` says where the nodes are; the cluster gives a fresh one before each start (a sync may have changed
-    the folder the engines start in).  ``state`` records what happened in the cluster's journal."""
+class EngineJob:
+    """The engines' controller and MPI job as processes of one cluster: where they run, whether they still live,
+    what their log says, and ending them.  :class:`Engines` adds starting them, the client's connection and what
+    to say when they died."""
 
     def __init__(self, access: NodeAccess, state: st.State) -> None:
         self.access = access
         self.state = state
         self.handle = access.handle
-        self.client: Any = None  # an ipyparallel.Client: ipyparallel ships no types
-        self.tunnel: Tunnel | None = None
         self._pool: ssh.Connections | None = None
 
     # -- where things are ---------------------------------------------------------------------------------------
@@ -365,6 +362,90 @@ class Engines:
         except (OSError, ValueError):
             return None
         return saved if isinstance(saved, dict) else None  # any other JSON is no record either
+
+    # -- health and stopping ------------------------------------------------------------------------------------
+    def _job_alive(self, saved: dict[str, Any]) -> bool:
+        pids = [saved["controller_pid"], saved["mpiexec_pid"]]
+        if saved["mode"] == "local":
+            return all(_pid_alive(p) for p in pids)
+        _, via = self._roles()
+        try:
+            res = self._run(via, " && ".join(f"kill -0 {int(p)}" for p in pids) + " 2>/dev/null", timeout=20)
+        except ExecutionError:
+            return False
+        return res.code == 0
+
+    def _log(self, saved: dict[str, Any]) -> str:
+        try:
+            if saved["mode"] == "local":
+                return Path(saved["log"]).read_text(errors="replace")[-4000:]
+            _, via = self._roles()
+            return self._run(via, f"tail -c 4000 {shlex.quote(saved['log'])}", timeout=20).stdout
+        except Exception:  # the error names what it can
+            return ""
+
+    def _identities(self, saved: dict[str, Any]) -> dict[str, list[str] | None]:
+        """The identity (see :data:`_IDENTITY`) of each pid of ``saved`` now, where they run."""
+        pids = [int(saved["controller_pid"]), int(saved["mpiexec_pid"])]
+        if saved["mode"] == "local":
+            return {str(p): identity(p) for p in pids}
+        _, via = self._roles()
+        python = via.extra.get("python") or "python3"
+        res = self._run(via, shlex.join([python, "-c", _IDENTITY, *map(str, pids)]), timeout=30)
+        try:
+            found = json.loads(res.stdout.strip().splitlines()[-1])
+        except (IndexError, ValueError, RecursionError):
+            return {}
+        return found if isinstance(found, dict) else {}
+
+    def _kill(self, saved: dict[str, Any]) -> None:
+        """Kill the process groups of the controller and mpiexec, each only while its pid is still the process
+        recorded at start (start time, command line, boot): a reused pid is someone else's."""
+        recorded = saved.get("identity")
+        now = self._identities(saved)
+        groups = [int(p) for p in (saved["mpiexec_pid"], saved["controller_pid"])
+                  if isinstance(recorded, dict) and same_process(recorded.get(str(p)), now.get(str(p)))]
+        if len(groups) < 2:
+            log.info("%s: %d of the engines' recorded processes are no longer theirs; not killed", self.handle,
+                     2 - len(groups))
+        if saved["mode"] == "local":
+            from ccdsl.executor import mpi
+
+            for pid in groups:
+                gforker = pid == saved["mpiexec_pid"] and saved.get("gforker") is True
+                _kill_local(pid, first=mpi.GFORKER_END if gforker else signal.SIGTERM)
+            return
+        from ccdsl.executor import nodedir
+
+        workers, via = self._roles()
+        if groups:
+            kill = " ".join(f"-{p}" for p in groups)
+            # SIGTERM, then SIGKILL only to a group still there once it had TERM_GRACE to go: a loaded node gets
+            # its grace, and an idle one is not kept waiting a fixed time
+            alive = " || ".join(f"kill -0 -- -{p} 2>/dev/null" for p in groups)
+            self._run(via, f"kill -TERM -- {kill} 2>/dev/null; i=0; while [ $i -lt {int(TERM_GRACE * 20)} ] && "
+                           f"{{ {alive}; }}; do sleep 0.05; i=$((i + 1)); done; kill -KILL -- {kill} 2>/dev/null; "
+                           "true", timeout=30 + TERM_GRACE)
+        # engines on the other nodes end with their mpiexec; anything left is killed by its profile path
+        e = f"{via.extra['ccdsl_dir']}/{REMOTE}/"
+        pattern = nodedir.pkill_pattern(e)
+
+        def clean(node: Node) -> None:
+            self._run(node, f"pkill -KILL -f {pattern} 2>/dev/null; true", timeout=30)
+
+        parallel(clean, list({n.instance_id: n for n in [via, *workers]}.values()))
+
+
+class Engines(EngineJob):
+    """The engines of one cluster, seen from this process: start, attach, stop.  ``Cluster.engines()`` owns one.
+
+    ``access`` says where the nodes are; the cluster gives a fresh one before each start (a sync may have changed
+    the folder the engines start in).  ``state`` records what happened in the cluster's journal."""
+
+    def __init__(self, access: NodeAccess, state: st.State) -> None:
+        super().__init__(access, state)
+        self.client: Any = None  # an ipyparallel.Client: ipyparallel ships no types
+        self.tunnel: Tunnel | None = None
 
     # -- public -------------------------------------------------------------------------------------------------
     def client_for(self, timeout: float = START_TIMEOUT) -> Any:
@@ -559,18 +640,6 @@ class Engines:
             self.tunnel.close()
             self.tunnel = None
 
-    # -- health and stopping ------------------------------------------------------------------------------------
-    def _job_alive(self, saved: dict[str, Any]) -> bool:
-        pids = [saved["controller_pid"], saved["mpiexec_pid"]]
-        if saved["mode"] == "local":
-            return all(_pid_alive(p) for p in pids)
-        _, via = self._roles()
-        try:
-            res = self._run(via, " && ".join(f"kill -0 {int(p)}" for p in pids) + " 2>/dev/null", timeout=20)
-        except ExecutionError:
-            return False
-        return res.code == 0
-
     def _check_alive(self) -> None:
         saved = self._saved()
         if saved is None or not self._job_alive(saved):
@@ -578,15 +647,6 @@ class Engines:
             if saved is None:
                 raise ExecutionError(f"the engines of cluster {self.handle} were stopped")
             self._raise_dead(saved)
-
-    def _log(self, saved: dict[str, Any]) -> str:
-        try:
-            if saved["mode"] == "local":
-                return Path(saved["log"]).read_text(errors="replace")[-4000:]
-            _, via = self._roles()
-            return self._run(via, f"tail -c 4000 {shlex.quote(saved['log'])}", timeout=20).stdout
-        except Exception:  # the error names what it can
-            return ""
 
     def _raise_dead(self, saved: dict[str, Any]) -> None:
         """One dead rank ends the MPI job: say so, naming the node where it died (from mpiexec's report)."""
@@ -611,53 +671,6 @@ class Engines:
                              "one dead rank ends the whole MPI job" + (f"\n  last output:\n{_indent(_tail(log))}"
                                                                       if log.strip() else ""),
                              hint="cluster.stop_engines(), then cluster.engines() starts fresh ones")
-
-    def _identities(self, saved: dict[str, Any]) -> dict[str, list[str] | None]:
-        """The identity (see :data:`_IDENTITY`) of each pid of ``saved`` now, where they run."""
-        pids = [int(saved["controller_pid"]), int(saved["mpiexec_pid"])]
-        if saved["mode"] == "local":
-            return {str(p): identity(p) for p in pids}
-        _, via = self._roles()
-        python = via.extra.get("python") or "python3"
-        res = self._run(via, shlex.join([python, "-c", _IDENTITY, *map(str, pids)]), timeout=30)
-        try:
-            found = json.loads(res.stdout.strip().splitlines()[-1])
-        except (IndexError, ValueError, RecursionError):
-            return {}
-        return found if isinstance(found, dict) else {}
-
-    def _kill(self, saved: dict[str, Any]) -> None:
-        """Kill the process groups of the controller and mpiexec, each only while its pid is still the process
-        recorded at start (start time, command line, boot): a reused pid is someone else's."""
-        recorded = saved.get("identity")
-        now = self._identities(saved)
-        groups = [int(p) for p in (saved["mpiexec_pid"], saved["controller_pid"])
-                  if isinstance(recorded, dict) and same_process(recorded.get(str(p)), now.get(str(p)))]
-        if len(groups) < 2:
-            log.info("%s: %d of the engines' recorded processes are no longer theirs; not killed", self.handle,
-                     2 - len(groups))
-        if saved["mode"] == "local":
-            from ccdsl.executor import mpi
-
-            for pid in groups:
-                gforker = pid == saved["mpiexec_pid"] and saved.get("gforker") is True
-                _kill_local(pid, first=mpi.GFORKER_END if gforker else signal.SIGTERM)
-            return
-        from ccdsl.executor import nodedir
-
-        workers, via = self._roles()
-        if groups:
-            kill = " ".join(f"-{p}" for p in groups)
-            self._run(via, f"kill -TERM -- {kill} 2>/dev/null; sleep 0.5; kill -KILL -- {kill} 2>/dev/null; true",
-                      timeout=30)
-        # engines on the other nodes end with their mpiexec; anything left is killed by its profile path
-        e = f"{via.extra['ccdsl_dir']}/{REMOTE}/"
-        pattern = nodedir.pkill_pattern(e)
-
-        def clean(node: Node) -> None:
-            self._run(node, f"pkill -KILL -f {pattern} 2>/dev/null; true", timeout=30)
-
-        parallel(clean, list({n.instance_id: n for n in [via, *workers]}.values()))
 
 
 def _close_quietly_on_shutdown(client: Any) -> None:

@@ -651,7 +651,197 @@ def dumps_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, 
                 cloudpickle.unregister_pickle_by_value(m)
 
 
-class Launcher:
+class JobWatch:
+    """What a :class:`Launcher` does around a job on its nodes: reach them, check a request against them, pump a
+    job's output, check that the nodes still answer while it runs, and after a failure say why and clean up."""
+
+    nodes: list[Node]  # set by Launcher.__init__
+    ppn: int
+    mode: str
+    via: Node | None
+    workdir: str | None
+    pool: ssh.Connections | None
+
+    @property
+    def _ssh_pool(self) -> ssh.Connections:
+        """The SSH connections of an ssh-mode launcher (local mode has none, and never asks)."""
+        if self.pool is None:
+            raise RuntimeError("a local-mode launcher has no SSH connections")
+        return self.pool
+
+    @property
+    def size(self) -> int:
+        return len(self.nodes) * self.ppn
+
+    def _unstartable(self, target: str) -> str | None:
+        """Why ``target`` cannot be started where the ranks run (None: it can, or that cannot be told): the same
+        lookup a rank's exec does, from the working folder, on this machine or on the first node."""
+        if self.mode == "local":
+            here = self.workdir or os.getcwd()
+            if "/" in target:
+                path = os.path.join(here, target)
+                return None if os.access(path, os.X_OK) else "No such file or directory"
+            return None if shutil.which(target) else "No such file or directory"
+        node = self.nodes[0]
+        folder = f"cd {shlex.quote(self.workdir)} 2>/dev/null; " if self.workdir else ""
+        try:
+            answer = ssh.run(self._ssh_pool.get(node), f"{folder}command -v -- {shlex.quote(target)} >/dev/null "
+                                                       "2>&1 && echo found || echo missing", node=node, timeout=60)
+        except (ExecutionError, OSError):
+            return None
+        return "No such file or directory" if answer.stdout.strip() == "missing" else None
+
+    def check_np(self, np: int | None, oversubscribe: bool = False) -> None:
+        """A rank count is a whole number from 1 to the cluster's slots (beyond them only when asked for)."""
+        if np is None:
+            return
+        if isinstance(np, bool) or not isinstance(np, int) or np < 1:
+            raise ExecutionError(f"the number of ranks must be a whole number of at least 1, not {np!r}")
+        if np > self.size and not oversubscribe:
+            raise ExecutionError(f"{np} ranks asked for, but the cluster has {self.size} slot(s) "
+                                 f"({len(self.nodes)} node(s) × {self.ppn} per node)",
+                                 hint="ask for fewer, or allow ranks to share cores explicitly: --oversubscribe")
+
+    @staticmethod
+    def _pump(proc: _LocalProcess | _RemoteProcess, out: _Output, timeout: float | None, where: str,
+              health: Callable[[], None] | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            code = proc.pump(out, deadline, health)
+        except _Deadline:
+            proc.kill()
+            out.close()
+            raise ExecutionError(f"the MPI job on {where} did not finish within {timeout:g} s; it was killed") from None
+        except BaseException:
+            proc.kill()
+            out.close()
+            raise
+        out.close()
+        return code
+
+    def _extra(self, node: Node, key: str) -> str:
+        value = node.extra.get(key)
+        if not value:
+            raise ExecutionError(f"{ssh.describe(node)} was not prepared for MPI (no '{key}' recorded)",
+                                 hint="nodes must go through mpi.prepare_cluster (deploy does it)")
+        return value
+
+    def _check_python(self) -> None:
+        if self.mode == "local":
+            return
+        mine = "{}.{}".format(*sys.version_info[:2])
+        theirs = self.nodes[0].extra.get("python_version")
+        if theirs and theirs != mine:
+            raise ExecutionError(f"the nodes run Python {theirs} but this is Python {mine}; functions can only be "
+                                 "shipped between equal versions",
+                                 hint="use run_script, or set [mpi] python to a matching interpreter")
+
+    def _node_of_rank(self, rank: int) -> str:
+        if self.mode == "local":
+            return "this machine"
+        return ssh.describe(self.nodes[min(rank // self.ppn, len(self.nodes) - 1)])
+
+    def _job_error(self, out: _Output, code: int, dead: list[str]) -> ExecutionError:
+        """Why a job failed without a Python exception: name the nodes that no longer answer, if any."""
+        tail = "\n".join(out.tail)
+        shown = f"\n  last output:\n{_indent(tail)}" if tail else ""
+        if dead:
+            return ExecutionError(f"the MPI job failed: {'; '.join(dead)}" + shown)
+        what = "lost the connection" if code == -1 else f"exit {code}" if code != 0 else "no result came back"
+        return ExecutionError(f"the MPI job failed ({what})" + shown)
+
+    def _targets(self) -> list[Node]:
+        return list({n.instance_id: n for n in [*([self.via] if self.via else []), *self.nodes]}.values())
+
+    def _health(self) -> None:
+        """During a run, every ``liveness`` seconds: does every node's sshd still answer?  mpiexec does not notice
+        a node that vanished without closing its connections (power loss, partition); the job would hang."""
+        wait = min(10.0, max(2.0, self._ssh_pool.options.connect_timeout))
+
+        def check(node: Node) -> str | None:
+            try:
+                self._ssh_pool.get(node).get_transport().open_session(timeout=wait).close()
+                return None
+            except Exception as exc:  # SSHException on timeout, EOFError/OSError on a dead socket
+                self._ssh_pool.drop(node)
+                return f"{ssh.describe(node)} stopped answering during the run ({str(exc) or type(exc).__name__})"
+
+        dead = [m for m in parallel(check, self._targets()) if m]
+        if dead:
+            raise ExecutionError("the MPI job was stopped: " + "; ".join(dead))
+
+    def _after_failure(self, out: _Output | None = None) -> list[str]:
+        """After a failed ssh-mode run: kill what is left of the run on every node that answers (ranks of a job
+        whose launcher died would otherwise wait forever), collect the error records ranks left in files into
+        ``out``, and name the nodes that do not answer."""
+        if self.mode != "ssh":
+            return []
+        tag = getattr(self, "_last_run", None)
+        quick = replace(self._ssh_pool.options, connect_timeout=min(5.0, self._ssh_pool.options.connect_timeout))
+        probe_pool = ssh.Connections(quick, jump=self._ssh_pool.jump)
+        probe_pool.store = self._ssh_pool.store
+        command = "true"
+        if tag:
+            # the path is split across a variable so that this shell's own command line does not match pkill's
+            # pattern (it would kill the shell before it finished)
+            head, last = shlex.quote(tag[:-1]), shlex.quote(tag[-1])
+            command = (f"t={head}; for f in \"${{t}}\"{last}.error.*; do case $f in *.tmp) ;; *) [ -f \"$f\" ] "
+                       f"&& cat \"$f\";; esac; done; rm -f \"${{t}}\"{last}.error.*; "
+                       f"pkill -f {pkill_pattern(tag)} 2>/dev/null; true")
+        lock = threading.Lock()
+
+        def check(node: Node) -> str | None:
+            try:
+                res = ssh.run(probe_pool.get(node), command, node=node, timeout=10)
+                if out is not None and MARK in res.stdout:
+                    with lock:
+                        for line in res.stdout.split("\n"):  # not splitlines(): it splits at MARK's \x1e
+                            if line.startswith(MARK):
+                                out.feed("stderr", (line + "\n").encode())
+                return None
+            except (ProviderError, ExecutionError) as exc:
+                return f"{ssh.describe(node)} does not answer ({exc.message})"
+
+        try:
+            return [m for m in parallel(check, self._targets()) if m]
+        finally:
+            probe_pool.close()
+
+    def _install_rank_script(self) -> None:
+        """Copy this version's rank bootstrap to every node (nodes prepared by an older ccdsl lack it)."""
+        source, name = _RANK_FILE.read_bytes(), rank_script_name()
+
+        def install(node: Node) -> None:
+            ssh.put(self._ssh_pool.get(node), source, f"{self._extra(node, 'ccdsl_dir')}/{name}", mode=0o644, node=node)
+
+        parallel(install, self._targets())
+
+    def _raise_rank_error(self, out: _Output) -> None:
+        errors = out.record("error")
+        if not errors:
+            return
+        try:  # files + stderr; a node writes these records, so a damaged one is an error, not a traceback
+            records = [json.loads(base64.b64decode(e)) for e in errors]
+            by_rank: dict[int, dict[str, Any]] = {
+                int(i["rank"]): {"rank": int(i["rank"]), "type": str(i["type"]), "message": str(i["message"]),
+                                 "traceback": str(i["traceback"])} for i in records}
+        except (ValueError, TypeError, KeyError, OverflowError, RecursionError):
+            by_rank = {}
+        if not by_rank or any(r < 0 or r >= MAX_RANKS for r in by_rank):  # a rank is an index below the job's size
+            where = "this machine" if self.mode == "local" else ssh.describe(self.via or self.nodes[0])
+            raise ExecutionError(f"a rank's error record from the job on {where} is damaged; the job failed")
+        # the failing rank first: when one calls MPI_Abort, mpiexec.gforker interrupts the others (SIGINT), and
+        # their KeyboardInterrupt is the consequence, not the cause
+        infos = sorted(by_rank.values(), key=lambda i: (i["type"] == "KeyboardInterrupt", i["rank"]))
+        first = infos[0]
+        others = f" (and {len(infos) - 1} more rank(s))" if len(infos) > 1 else ""
+        where = self._node_of_rank(first["rank"])
+        raise RankError(f"rank {first['rank']} on {where} raised {first['type']}: {first['message']}{others}",
+                        rank=first["rank"], node=where, exc_type=first["type"],
+                        remote_traceback=first["traceback"])
+
+
+class Launcher(JobWatch):
     """Runs programs on a cluster's nodes under one mpiexec.
 
     ``nodes`` are the worker nodes in rank order (node i hosts ranks ``i*ppn … i*ppn+ppn-1``); ``via`` is where
@@ -677,18 +867,7 @@ class Launcher:
         self.pool = connections if connections is not None else (
             ssh.Connections(ssh_options, jump=manager, members=nodes) if mode == "ssh" else None)
 
-    @property
-    def _ssh_pool(self) -> ssh.Connections:
-        """The SSH connections of an ssh-mode launcher (local mode has none, and never asks)."""
-        if self.pool is None:
-            raise RuntimeError("a local-mode launcher has no SSH connections")
-        return self.pool
-
     # -- public ---------------------------------------------------------------------------------------------------
-    @property
-    def size(self) -> int:
-        return len(self.nodes) * self.ppn
-
     def ranks(self) -> dict[int, int]:
         """MPI rank -> index of the node it runs on (block placement, as the ``-hosts a:ppn,b:ppn`` list asks)."""
         return {r: self.nodes[r // self.ppn].index for r in range(self.size)}
@@ -775,35 +954,6 @@ class Launcher:
                 raise ExecutionError(f"cannot run {name!r} on {where}: {reason} (it must be a program on {path}, or "
                                      "a path relative to the working folder)")
         return code
-
-    def _unstartable(self, target: str) -> str | None:
-        """Why ``target`` cannot be started where the ranks run (None: it can, or that cannot be told): the same
-        lookup a rank's exec does, from the working folder, on this machine or on the first node."""
-        if self.mode == "local":
-            here = self.workdir or os.getcwd()
-            if "/" in target:
-                path = os.path.join(here, target)
-                return None if os.access(path, os.X_OK) else "No such file or directory"
-            return None if shutil.which(target) else "No such file or directory"
-        node = self.nodes[0]
-        folder = f"cd {shlex.quote(self.workdir)} 2>/dev/null; " if self.workdir else ""
-        try:
-            answer = ssh.run(self._ssh_pool.get(node), f"{folder}command -v -- {shlex.quote(target)} >/dev/null "
-                                                       "2>&1 && echo found || echo missing", node=node, timeout=60)
-        except (ExecutionError, OSError):
-            return None
-        return "No such file or directory" if answer.stdout.strip() == "missing" else None
-
-    def check_np(self, np: int | None, oversubscribe: bool = False) -> None:
-        """A rank count is a whole number from 1 to the cluster's slots (beyond them only when asked for)."""
-        if np is None:
-            return
-        if isinstance(np, bool) or not isinstance(np, int) or np < 1:
-            raise ExecutionError(f"the number of ranks must be a whole number of at least 1, not {np!r}")
-        if np > self.size and not oversubscribe:
-            raise ExecutionError(f"{np} ranks asked for, but the cluster has {self.size} slot(s) "
-                                 f"({len(self.nodes)} node(s) × {self.ppn} per node)",
-                                 hint="ask for fewer, or allow ranks to share cores explicitly: --oversubscribe")
 
     def close(self) -> None:
         if self._own_pool and self.pool is not None:
@@ -921,143 +1071,6 @@ class Launcher:
                            env={"CCDSL_WORKDIR": self.workdir} if self.workdir else None, iface=self.options.iface,
                            extra=extra, wdir=wdir)
 
-    def _install_rank_script(self) -> None:
-        """Copy this version's rank bootstrap to every node (nodes prepared by an older ccdsl lack it)."""
-        source, name = _RANK_FILE.read_bytes(), rank_script_name()
-
-        def install(node: Node) -> None:
-            ssh.put(self._ssh_pool.get(node), source, f"{self._extra(node, 'ccdsl_dir')}/{name}", mode=0o644, node=node)
-
-        parallel(install, self._targets())
-
-    @staticmethod
-    def _pump(proc: _LocalProcess | _RemoteProcess, out: _Output, timeout: float | None, where: str,
-              health: Callable[[], None] | None = None) -> int:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        try:
-            code = proc.pump(out, deadline, health)
-        except _Deadline:
-            proc.kill()
-            out.close()
-            raise ExecutionError(f"the MPI job on {where} did not finish within {timeout:g} s; it was killed") from None
-        except BaseException:
-            proc.kill()
-            out.close()
-            raise
-        out.close()
-        return code
-
-    def _extra(self, node: Node, key: str) -> str:
-        value = node.extra.get(key)
-        if not value:
-            raise ExecutionError(f"{ssh.describe(node)} was not prepared for MPI (no '{key}' recorded)",
-                                 hint="nodes must go through mpi.prepare_cluster (deploy does it)")
-        return value
-
-    def _check_python(self) -> None:
-        if self.mode == "local":
-            return
-        mine = "{}.{}".format(*sys.version_info[:2])
-        theirs = self.nodes[0].extra.get("python_version")
-        if theirs and theirs != mine:
-            raise ExecutionError(f"the nodes run Python {theirs} but this is Python {mine}; functions can only be "
-                                 "shipped between equal versions",
-                                 hint="use run_script, or set [mpi] python to a matching interpreter")
-
-    def _node_of_rank(self, rank: int) -> str:
-        if self.mode == "local":
-            return "this machine"
-        return ssh.describe(self.nodes[min(rank // self.ppn, len(self.nodes) - 1)])
-
-    def _raise_rank_error(self, out: _Output) -> None:
-        errors = out.record("error")
-        if not errors:
-            return
-        try:  # files + stderr; a node writes these records, so a damaged one is an error, not a traceback
-            records = [json.loads(base64.b64decode(e)) for e in errors]
-            by_rank: dict[int, dict[str, Any]] = {
-                int(i["rank"]): {"rank": int(i["rank"]), "type": str(i["type"]), "message": str(i["message"]),
-                                 "traceback": str(i["traceback"])} for i in records}
-        except (ValueError, TypeError, KeyError, OverflowError, RecursionError):
-            by_rank = {}
-        if not by_rank or any(r < 0 or r >= MAX_RANKS for r in by_rank):  # a rank is an index below the job's size
-            where = "this machine" if self.mode == "local" else ssh.describe(self.via or self.nodes[0])
-            raise ExecutionError(f"a rank's error record from the job on {where} is damaged; the job failed")
-        # the failing rank first: when one calls MPI_Abort, mpiexec.gforker interrupts the others (SIGINT), and
-        # their KeyboardInterrupt is the consequence, not the cause
-        infos = sorted(by_rank.values(), key=lambda i: (i["type"] == "KeyboardInterrupt", i["rank"]))
-        first = infos[0]
-        others = f" (and {len(infos) - 1} more rank(s))" if len(infos) > 1 else ""
-        where = self._node_of_rank(first["rank"])
-        raise RankError(f"rank {first['rank']} on {where} raised {first['type']}: {first['message']}{others}",
-                        rank=first["rank"], node=where, exc_type=first["type"],
-                        remote_traceback=first["traceback"])
-
-    def _job_error(self, out: _Output, code: int, dead: list[str]) -> ExecutionError:
-        """Why a job failed without a Python exception: name the nodes that no longer answer, if any."""
-        tail = "\n".join(out.tail)
-        shown = f"\n  last output:\n{_indent(tail)}" if tail else ""
-        if dead:
-            return ExecutionError(f"the MPI job failed: {'; '.join(dead)}" + shown)
-        what = "lost the connection" if code == -1 else f"exit {code}" if code != 0 else "no result came back"
-        return ExecutionError(f"the MPI job failed ({what})" + shown)
-
-    def _targets(self) -> list[Node]:
-        return list({n.instance_id: n for n in [*([self.via] if self.via else []), *self.nodes]}.values())
-
-    def _health(self) -> None:
-        """During a run, every ``liveness`` seconds: does every node's sshd still answer?  mpiexec does not notice
-        a node that vanished without closing its connections (power loss, partition); the job would hang."""
-        wait = min(10.0, max(2.0, self._ssh_pool.options.connect_timeout))
-
-        def check(node: Node) -> str | None:
-            try:
-                self._ssh_pool.get(node).get_transport().open_session(timeout=wait).close()
-                return None
-            except Exception as exc:  # SSHException on timeout, EOFError/OSError on a dead socket
-                self._ssh_pool.drop(node)
-                return f"{ssh.describe(node)} stopped answering during the run ({str(exc) or type(exc).__name__})"
-
-        dead = [m for m in parallel(check, self._targets()) if m]
-        if dead:
-            raise ExecutionError("the MPI job was stopped: " + "; ".join(dead))
-
-    def _after_failure(self, out: _Output | None = None) -> list[str]:
-        """After a failed ssh-mode run: kill what is left of the run on every node that answers (ranks of a job
-        whose launcher died would otherwise wait forever), collect the error records ranks left in files into
-        ``out``, and name the nodes that do not answer."""
-        if self.mode != "ssh":
-            return []
-        tag = getattr(self, "_last_run", None)
-        quick = replace(self._ssh_pool.options, connect_timeout=min(5.0, self._ssh_pool.options.connect_timeout))
-        probe_pool = ssh.Connections(quick, jump=self._ssh_pool.jump)
-        probe_pool.store = self._ssh_pool.store
-        command = "true"
-        if tag:
-            # the path is split across a variable so that this shell's own command line does not match pkill's
-            # pattern (it would kill the shell before it finished)
-            head, last = shlex.quote(tag[:-1]), shlex.quote(tag[-1])
-            command = (f"t={head}; for f in \"${{t}}\"{last}.error.*; do case $f in *.tmp) ;; *) [ -f \"$f\" ] "
-                       f"&& cat \"$f\";; esac; done; rm -f \"${{t}}\"{last}.error.*; "
-                       f"pkill -f {pkill_pattern(tag)} 2>/dev/null; true")
-        lock = threading.Lock()
-
-        def check(node: Node) -> str | None:
-            try:
-                res = ssh.run(probe_pool.get(node), command, node=node, timeout=10)
-                if out is not None and MARK in res.stdout:
-                    with lock:
-                        for line in res.stdout.split("\n"):  # not splitlines(): it splits at MARK's \x1e
-                            if line.startswith(MARK):
-                                out.feed("stderr", (line + "\n").encode())
-                return None
-            except (ProviderError, ExecutionError) as exc:
-                return f"{ssh.describe(node)} does not answer ({exc.message})"
-
-        try:
-            return [m for m in parallel(check, self._targets()) if m]
-        finally:
-            probe_pool.close()
 
 
 def _indent(text: str) -> str:

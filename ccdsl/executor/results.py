@@ -82,36 +82,14 @@ def from_plain(data: bytes) -> Any:
         raise _Damaged("not ccdsl's data format")
     pos = len(PLAIN_MAGIC)
     end = len(data)
-
-    def sized() -> tuple[int, int]:
-        """A length and the position after it; the length must fit in what is left."""
-        (n,) = _Q.unpack_from(data, pos)
-        if n > end - pos - 8:
-            raise _Damaged(f"a length of {n} runs past the record's end")
-        return n, pos + 8
-
     # a stack of open containers: [tag, items still to read, items read]; a value completes the top one
     stack: list[list[Any]] = []
     while True:
         tag = data[pos]
         pos += 1
         value: Any
-        if tag == _INT64:
-            (value,) = _q.unpack_from(data, pos)
-            pos += 8
-        elif tag == _FLOAT:
-            (value,) = _d.unpack_from(data, pos)
-            pos += 8
-        elif tag == _STR:
-            n, pos = sized()
-            value = data[pos:pos + n].decode("utf-8", "surrogatepass")
-            pos += n
-        elif tag == _N:
-            value = None
-        elif tag in (_T, _F):
-            value = tag == _T
-        elif tag in _CONTAINERS:
-            n, pos = sized()
+        if tag in _CONTAINERS:
+            n, pos = _sized(data, pos)
             n *= 2 if tag == _DICT else 1
             if n > end - pos:  # each item takes a byte at least
                 raise _Damaged(f"a container of {n} items in {end - pos} bytes")
@@ -121,39 +99,8 @@ def from_plain(data: bytes) -> Any:
                 stack.append([tag, n, []])
                 continue
             value = _container(tag, [])
-        elif tag in (_INTS, _FLOATS):
-            kind = data[pos:pos + 1]
-            pos += 1
-            (n,) = _Q.unpack_from(data, pos)
-            pos += 8
-            if n > (end - pos) // 8:
-                raise _Damaged(f"{n} numbers run past the record's end")
-            block = array("q" if tag == _INTS else "d")
-            block.frombytes(data[pos:pos + 8 * n])
-            pos += 8 * n
-            if sys.byteorder != "little":
-                block.byteswap()
-            if kind not in (b"l", b"t"):
-                raise _Damaged(f"unknown sequence kind {kind!r}")
-            value = block.tolist() if kind == b"l" else tuple(block)
-        elif tag == _BYTES:
-            n, pos = sized()
-            value = data[pos:pos + n]
-            pos += n
-        elif tag == _INT:
-            (n,) = _I.unpack_from(data, pos)
-            pos += 4
-            if n > end - pos:
-                raise _Damaged(f"an int of {n} bytes runs past the record's end")
-            value = int.from_bytes(data[pos:pos + n], "little", signed=True)
-            pos += n
-        elif tag == _COMPLEX:
-            value = complex(*_dd.unpack_from(data, pos))
-            pos += 16
-        elif tag in (_ARRAY, _SCALAR):
-            value, pos = _numpy(tag, data, pos)
         else:
-            raise _Damaged(f"unknown tag {bytes([tag])!r}")
+            value, pos = _leaf(tag, data, pos)
         while True:  # hand the value to the open container; close every container it completes
             if not stack:
                 if pos != end:
@@ -166,6 +113,68 @@ def from_plain(data: bytes) -> Any:
                 break
             stack.pop()
             value = _container(top[0], top[2])
+
+
+def _sized(data: bytes, pos: int) -> tuple[int, int]:
+    """A length and the position after it; the length must fit in what is left."""
+    (n,) = _Q.unpack_from(data, pos)
+    if n > len(data) - pos - 8:
+        raise _Damaged(f"a length of {n} runs past the record's end")
+    return n, pos + 8
+
+
+def _leaf(tag: int, data: bytes, pos: int) -> tuple[Any, int]:
+    """The value of tag ``tag`` (not a container) whose bytes start at ``pos``, and the position after it."""
+    end = len(data)
+    value: Any
+    if tag == _INT64:
+        (value,) = _q.unpack_from(data, pos)
+        pos += 8
+    elif tag == _FLOAT:
+        (value,) = _d.unpack_from(data, pos)
+        pos += 8
+    elif tag == _STR:
+        n, pos = _sized(data, pos)
+        value = data[pos:pos + n].decode("utf-8", "surrogatepass")
+        pos += n
+    elif tag == _N:
+        value = None
+    elif tag in (_T, _F):
+        value = tag == _T
+    elif tag in (_INTS, _FLOATS):
+        kind = data[pos:pos + 1]
+        pos += 1
+        (n,) = _Q.unpack_from(data, pos)
+        pos += 8
+        if n > (end - pos) // 8:
+            raise _Damaged(f"{n} numbers run past the record's end")
+        block = array("q" if tag == _INTS else "d")
+        block.frombytes(data[pos:pos + 8 * n])
+        pos += 8 * n
+        if sys.byteorder != "little":
+            block.byteswap()
+        if kind not in (b"l", b"t"):
+            raise _Damaged(f"unknown sequence kind {kind!r}")
+        value = block.tolist() if kind == b"l" else tuple(block)
+    elif tag == _BYTES:
+        n, pos = _sized(data, pos)
+        value = data[pos:pos + n]
+        pos += n
+    elif tag == _INT:
+        (n,) = _I.unpack_from(data, pos)
+        pos += 4
+        if n > end - pos:
+            raise _Damaged(f"an int of {n} bytes runs past the record's end")
+        value = int.from_bytes(data[pos:pos + n], "little", signed=True)
+        pos += n
+    elif tag == _COMPLEX:
+        value = complex(*_dd.unpack_from(data, pos))
+        pos += 16
+    elif tag in (_ARRAY, _SCALAR):
+        value, pos = _numpy(tag, data, pos)
+    else:
+        raise _Damaged(f"unknown tag {bytes([tag])!r}")
+    return value, pos
 
 
 def _container(tag: int, items: list[Any]) -> Any:

@@ -434,22 +434,7 @@ class AwsProvider:
                 {"ResourceType": "instance", "Tags": self._tags(request.handle, request.role, contract)},
                 {"ResourceType": "volume", "Tags": self._tags(request.handle, request.role, contract)}],
         }
-        placement: dict[str, str] = {}
-        if zone:
-            placement["AvailabilityZone"] = str(zone)
-        if strategy:
-            placement["GroupName"] = self.resources["placement_group_created"]
-        if placement:
-            params["Placement"] = placement
-        if efa.on:  # EC2 refuses top-level groups and subnet beside NetworkInterfaces (InvalidParameterCombination)
-            params["NetworkInterfaces"] = efa_interfaces(efa.interfaces, group, self._subnet_for(zone),
-                                                         public=not self.config.private)
-        elif self.config.private:
-            params["NetworkInterfaces"] = private_interface(group, self._subnet_for(zone), public=False)
-        else:
-            params["SecurityGroupIds"] = [group]
-            if self.config.subnet_id:
-                params["SubnetId"] = self.config.subnet_id
+        params.update(self._network(zone, strategy, efa, group))
         cpu = self._cpu_options(request)
         if cpu:
             params["CpuOptions"] = cpu
@@ -488,6 +473,28 @@ class AwsProvider:
         for n in nodes:
             progress(n.role, n.index, model.REQUESTED)
         return nodes
+
+    def _network(self, zone: object, strategy: str, efa: Fabric, group: str) -> dict[str, Any]:
+        """RunInstances' placement and network parameters: the zone and placement group, then either network
+        interfaces (EFA, private nodes) or the top-level group and subnet, never both."""
+        params: dict[str, Any] = {}
+        placement: dict[str, str] = {}
+        if zone:
+            placement["AvailabilityZone"] = str(zone)
+        if strategy:
+            placement["GroupName"] = self.resources["placement_group_created"]
+        if placement:
+            params["Placement"] = placement
+        if efa.on:  # EC2 refuses top-level groups and subnet beside NetworkInterfaces (InvalidParameterCombination)
+            params["NetworkInterfaces"] = efa_interfaces(efa.interfaces, group, self._subnet_for(zone),
+                                                         public=not self.config.private)
+        elif self.config.private:
+            params["NetworkInterfaces"] = private_interface(group, self._subnet_for(zone), public=False)
+        else:
+            params["SecurityGroupIds"] = [group]
+            if self.config.subnet_id:
+                params["SubnetId"] = self.config.subnet_id
+        return params
 
     def _shared_runcmd(self, handle: str, contract: str | None, zone: object) -> list[list[str]]:
         """The user data of ``[aws] shared`` (:mod:`.shared_fs`): for ``efs`` the file system and its mount target
