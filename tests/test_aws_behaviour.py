@@ -13,6 +13,7 @@ from ccdsl.errors import CapacityError, ProviderError
 from ccdsl.executor.model import NodeRequest
 from fixtures_executor import aws_settings, data_dir, ec2, ec2_config, hooks, tagged
 from fixtures_netns import netns_hosts
+from moto_patches import LOOPBACK_ONLY
 
 HANDLE = "BeHaViOuRsOfAwS"
 
@@ -769,18 +770,9 @@ def test_a_running_cluster_with_a_stopped_node_says_what_it_pays(ec2_config, ec2
 
 
 # the smoke test on moto (item 19): SSH stubbed, as moto's instances cannot be reached (never contact them)
-SMOKE_DRIVER = r"""
-import importlib, os, signal, socket, sys
+SMOKE_DRIVER = LOOPBACK_ONLY + r"""
+import importlib, os, signal, sys
 from dataclasses import replace
-
-_connect = socket.socket.connect
-
-def loopback_only(sock, address):  # a safety net: moto's addresses are never contacted
-    if isinstance(address, tuple) and address[0] not in ("127.0.0.1", "::1"):
-        raise AssertionError(f"the smoke test on moto tried to connect to {address[0]}")
-    return _connect(sock, address)
-
-socket.socket.connect = loopback_only
 sys.path.insert(0, sys.argv[1])
 import aws_smoke
 import boto3

@@ -21,6 +21,7 @@ from ccdsl.errors import ConfigError
 from ccdsl.executor.providers import efa_boot
 from ccdsl.executor.providers.aws import INSTALL_USER_DATA, user_data
 from fixtures_executor import data_dir, ec2, ec2_config, hooks, nat_subnet
+from moto_patches import LOOPBACK_ONLY
 from test_aws_behaviour import HANDLE, everything_tagged, nothing_left, provider
 from test_executor_aws_efa import only, request, sent
 from test_executor_aws_private import BASTION, default_vpc_to_the_internet
@@ -179,18 +180,9 @@ def test_the_install_script_downloads_and_runs_the_installer_with_yes(tmp_path):
 # SSH stubbed, as moto's instances cannot be reached (never contact them): what runs is the smoke test's own code,
 # ccdsl's deploy and terminate on moto's EC2 (with tests/aws_like.py's placement groups on every EC2 client), and
 # a stand-in for the programs it runs on the nodes that records them and prints what a real ping-pong prints.
-EFA_SMOKE_DRIVER = r"""
-import importlib, json, socket, sys
+EFA_SMOKE_DRIVER = LOOPBACK_ONLY + r"""
+import importlib, json, sys
 from dataclasses import replace
-
-_connect = socket.socket.connect
-
-def loopback_only(sock, address):  # a safety net: moto's addresses are never contacted
-    if isinstance(address, tuple) and address[0] not in ("127.0.0.1", "::1"):
-        raise AssertionError(f"the smoke test on moto tried to connect to {address[0]}")
-    return _connect(sock, address)
-
-socket.socket.connect = loopback_only
 sys.path.insert(0, sys.argv[1])
 import aws_smoke
 import boto3
