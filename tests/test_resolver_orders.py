@@ -234,6 +234,39 @@ def test_random_contracts_agree_with_oracle_through_a_short_ranking_head(c: Cont
         _check(c, seed, region, any_region)
 
 
+@functools.cache
+def burstable_spot_catalog(seed: int):
+    from synthetic import SpotData
+
+    return catalog(rows=60, seed=seed, regions=REGION_SET, extra_providers=seed % 2 == 1,
+                   spot=SpotData(unpriced=0.1), burstable=True)
+
+
+ASKS_BURSTABLE = Contract("b", (Clause("burstable", "just", (True,)),))
+
+
+@settings(SETTINGS, max_examples=100)
+@given(st.lists(st.one_of(contracts(), contracts(manager_workers=True), st.just(ASKS_BURSTABLE)), min_size=1,
+                max_size=4),
+       st.integers(0, 3), st.sampled_from(REGION_SET), st.booleans(), st.sampled_from([(), (None,), ("worker",)]))
+def test_scope_rows_remembered_per_view_are_the_scope_of_each_contract(cs, seed: int, region: str, any_region: bool,
+                                                                      roles) -> None:
+    """A role's scope rows, remembered with the view when no clause bears on the scope (:func:`.filter.scope_key`),
+    are its scope mask in its market for every contract resolved over the same view one after another (on-demand,
+    all-spot and mixed-market views; clauses that name providers, regions, types or burstable rows included)."""
+    from ccdsl.resolver import market
+    from ccdsl.resolver.filter import scope_mask
+    df = burstable_spot_catalog(seed)
+    view = view_of(df) if not roles else market.view_of(df, roles, roles == ("worker",))
+    for c in cs:
+        wspec, mspec = comp.role_specs(c)
+        for spec in (wspec,) if mspec is None else (wspec, mspec):
+            allowed = scope_mask(view, spec.node, region, any_region)
+            in_market = view.role_scope(spec.role)
+            want = np.flatnonzero(allowed if in_market is None else allowed & in_market)
+            assert solve.scope_rows(view, spec, region, any_region).tolist() == want.tolist()
+
+
 @pytest.mark.parametrize("case", ["repeated row", "nan cost", "too wide"])
 def test_packed_order_leaves_to_the_direct_sort_what_it_cannot_pack(case: str) -> None:
     """A row twice (its tie rank no longer distinguishes), a NaN cost (no rank), or more digit values than 63
