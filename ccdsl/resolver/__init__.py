@@ -143,10 +143,10 @@ def _check_regions(view: CatalogView, contract: Contract, catalog: Any, region: 
 
 
 def _choice(view: CatalogView, row: int, count: int, role: str | None, manager: int = -1) -> Choice:
-    """:func:`.solve.choice`, with the market of a spot row (:func:`.market.annotate`)."""
+    """:func:`.solve.choice`, with the market of a spot row (:func:`.market.spot_fields`)."""
     from ccdsl.resolver import market, solve
 
-    return market.annotate(view, row, solve.choice(view, row, count, role, manager))
+    return solve.choice(view, row, count, role, manager, **market.spot_fields(view, row))
 
 
 def _cache_dir() -> Path:

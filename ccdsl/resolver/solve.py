@@ -769,7 +769,9 @@ def _or0(x: float) -> float:
     return 0.0 if x != x else x
 
 
-def choice(view: CatalogView, row: int, count: int, role: str | None, manager: int = -1) -> Choice:
+def choice(view: CatalogView, row: int, count: int, role: str | None, manager: int = -1, **extra: Any) -> Choice:
+    """The :class:`~ccdsl.resolution.Choice` of ``count`` nodes of a view row; ``extra``: more of its fields (a
+    spot row's, :func:`.market.spot_fields`)."""
     num, lab = view.numbers, view.label
     p = known(num["price_per_hour"][row])
     mp = known(num["price_per_hour"][manager]) if manager >= 0 else 0.0
@@ -784,7 +786,7 @@ def choice(view: CatalogView, row: int, count: int, role: str | None, manager: i
         accelerator_memory_usable_gib=_or0(num["accelerator_memory_usable_gib"][row]),
         cpu_model=lab("cpu_model", row), network_gbps=_or0(num["network_gbps"][row]),
         efa_interfaces=efa_interfaces(view, row), role=role,
-        manager_price_per_hour=mp, price_source=lab("price_source", row), price_date=lab("price_date", row))
+        manager_price_per_hour=mp, price_source=lab("price_source", row), price_date=lab("price_date", row), **extra)
 
 
 def efa_interfaces(view: CatalogView, row: int) -> int:
