@@ -14,8 +14,9 @@ or a ManagerWorkers contract.  Sorting 11–17k matching rows was most of a reso
 Pareto step now restrict orders computed once per catalog view (``resolver.compile.presorted_rows``); where
 counts vary or a manager's price is added, the ranking sorts one packed integer per cluster
 (``resolver.solve.packed_order``: numpy's stable sort of 64-bit keys, a merge sort, was ~0.8 ms of spot_workers'
-12,853 rows over every region).  An infeasible contract's time is its minimal conflict (a fresh Z3 context,
-deletion-based shrinking) and the nearest misses.
+12,853 rows over every region), and a resolve sorts only the head it reads (``resolver.solve.head_order``: a
+selection, then a sort of a few dozen clusters; ``select()`` sorts them all).  An infeasible contract's time is
+its minimal conflict (a fresh Z3 context, deletion-based shrinking) and the nearest misses.
 
 The machine is often shared: the CPU column (this process's time) is what a resolve costs; wall time also counts
 waiting for a core, and at a load of 15 on 2 cores both grow (other processes evict the caches between time

@@ -16,9 +16,10 @@ from unittest import mock
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
+from ccdsl import resolver
 from ccdsl.contract import Clause, Contract
 from ccdsl.resolver import compile as comp
 from ccdsl.resolver import resolve, solve
@@ -147,6 +148,123 @@ def test_digits_order_and_tie_as_the_keys_do(values: list[int], as_float: bool) 
     assert got.dtype == np.int64 and got.min() >= 0 and got.max() < levels
     for i, j in itertools.product(range(len(keys)), repeat=2):
         assert (keys[i] < keys[j]) == (got[i] < got[j]) and (keys[i] == keys[j]) == (got[i] == got[j])
+
+
+@settings(SETTINGS, max_examples=300)
+@given(st.integers(0, 3), st.integers(0, 2**32 - 1), st.booleans(), st.booleans(), st.booleans(),
+       st.integers(1, 400))
+def test_head_order_is_the_head_of_the_lexsort_of_the_ranking_keys(seed: int, draw: int, one_count: bool,
+                                                                  managers: bool, bounded: bool, head: int) -> None:
+    """The partial order of a resolve (:func:`solve.head_order`): its first ``head`` positions are the full sort's
+    first ``head``, ties in price everywhere (prices rounded to 0.1 USD, few counts, few manager prices), and the
+    rest follows in position order; None only where it says it leaves the sort to rank_order."""
+    view = view_of(coarse_catalog(seed))
+    rng = np.random.default_rng(draw)
+    rows = np.flatnonzero(rng.random(view.size) < rng.uniform(0.01, 1.0))
+    price = view.numbers["price_per_hour"][rows]
+    counts = np.full(len(rows), int(rng.integers(1, 9))) if one_count else rng.integers(1, 4, len(rows))
+    offset = rng.choice([0.0, 0.1, 0.3], len(rows)) if managers else 0.0
+    totals = counts * price + offset
+    cost_key = np.where(np.isnan(totals), np.inf, np.round(totals, 9))
+    unknown = rng.random(len(rows)) < rng.choice([0.2, 0.99]) if bounded else None
+    got = solve.head_order(view, rows, counts, cost_key, unknown, head)
+    full = np.lexsort((view.tie[rows], counts, cost_key) + ((unknown,) if unknown is not None else ()))
+    priced = len(rows) if unknown is None else int((~unknown).sum())
+    if head >= len(rows) or priced < head:
+        assert got is None
+        return
+    assert got is not None
+    known = cost_key if unknown is None else cost_key[~unknown]
+    tied = int((known <= cost_key[full[head - 1]]).sum())  # the clusters sorted by hand: Python's or packed
+    event("sorted in Python" if tied <= 4 * head else "sorted packed")
+    assert list(got[:head]) == list(full[:head])
+    assert list(got[head:]) == sorted(set(range(len(rows))) - set(got[:head].tolist()))
+
+
+def test_head_order_leaves_a_repeated_row_or_a_nan_cost_to_the_full_sort() -> None:
+    view = view_of(coarse_catalog(0))
+    rows = np.arange(0, 600, 2)
+    counts = np.ones(len(rows), dtype=np.int64)
+    cost_key = np.round(view.numbers["price_per_hour"][rows], 9)
+    cost_key[np.isnan(cost_key)] = np.inf
+    assert solve.head_order(view, rows, counts, cost_key, None, 10) is not None
+    assert solve.head_order(view, np.sort(np.r_[rows[:-1], rows[:1]]), counts, cost_key, None, 10) is None
+    cost_key[7] = np.nan
+    assert solve.head_order(view, rows, counts, cost_key, None, 10) is None
+
+
+@settings(SETTINGS, max_examples=60)
+@given(st.one_of(contracts(), contracts(manager_workers=True)), st.integers(0, 3), st.booleans(),
+       st.integers(1, 200))
+def test_a_partial_ranking_is_the_head_of_the_full_one_and_completes_to_it(c: Contract, seed: int,
+                                                                          any_region: bool, head: int) -> None:
+    """:func:`solve.rank` with ``head`` against the full ranking: the same clusters, the same first ``ordered``
+    positions, :meth:`Ranking.complete` gives the full ranking, and the alternatives read from it (completing
+    it when its head holds too few types) are the full ranking's."""
+    view = view_of(coarse_catalog(seed))
+    with FORCED:
+        full = solve.rank(view, c, "us-east-1", any_region)
+        part = solve.rank(view, c, "us-east-1", any_region, head)
+    arrays = ("rows", "counts", "totals", "managers")
+    assert sorted(part.rows.tolist()) == sorted(full.rows.tolist())
+    if part.ordered is None:
+        event("fully sorted")
+        for name in arrays:
+            assert np.array_equal(getattr(part, name), getattr(full, name), equal_nan=True)
+        return
+    event("partial")
+    assert part.ordered == head < len(full.rows)
+    for name in arrays:
+        assert np.array_equal(getattr(part, name)[:head], getattr(full, name)[:head], equal_nan=True)
+        assert np.array_equal(getattr(part.complete(), name), getattr(full, name), equal_nan=True)
+    for top in (1, 3, 5, 40):
+        ranking, positions = solve.ranked_alternatives(part, top)
+        assert positions == solve.alternatives(full, top)
+        assert [int(ranking.rows[i]) for i in positions] == [int(full.rows[i]) for i in positions]
+
+
+@settings(SETTINGS, max_examples=300)
+@given(st.one_of(contracts(), contracts(manager_workers=True)), st.integers(0, 3), st.sampled_from(REGION_SET),
+       st.booleans())
+def test_random_contracts_agree_with_oracle_through_a_short_ranking_head(c: Contract, seed: int, region: str,
+                                                                        any_region: bool) -> None:
+    """A resolve sorting only the head it reads (here the shortest: top + 1 clusters), with the per-view orders
+    forced on for every size: the oracle's answer, alternatives and select()."""
+    with FORCED, mock.patch.object(resolver, "RANK_HEAD", 1):
+        _check(c, seed, region, any_region)
+
+
+@functools.cache
+def burstable_spot_catalog(seed: int):
+    from synthetic import SpotData
+
+    return catalog(rows=60, seed=seed, regions=REGION_SET, extra_providers=seed % 2 == 1,
+                   spot=SpotData(unpriced=0.1), burstable=True)
+
+
+ASKS_BURSTABLE = Contract("b", (Clause("burstable", "just", (True,)),))
+
+
+@settings(SETTINGS, max_examples=100)
+@given(st.lists(st.one_of(contracts(), contracts(manager_workers=True), st.just(ASKS_BURSTABLE)), min_size=1,
+                max_size=4),
+       st.integers(0, 3), st.sampled_from(REGION_SET), st.booleans(), st.sampled_from([(), (None,), ("worker",)]))
+def test_scope_rows_remembered_per_view_are_the_scope_of_each_contract(cs, seed: int, region: str, any_region: bool,
+                                                                      roles) -> None:
+    """A role's scope rows, remembered with the view when no clause bears on the scope (:func:`.filter.scope_key`),
+    are its scope mask in its market for every contract resolved over the same view one after another (on-demand,
+    all-spot and mixed-market views; clauses that name providers, regions, types or burstable rows included)."""
+    from ccdsl.resolver import market
+    from ccdsl.resolver.filter import scope_mask
+    df = burstable_spot_catalog(seed)
+    view = view_of(df) if not roles else market.view_of(df, roles, roles == ("worker",))
+    for c in cs:
+        wspec, mspec = comp.role_specs(c)
+        for spec in (wspec,) if mspec is None else (wspec, mspec):
+            allowed = scope_mask(view, spec.node, region, any_region)
+            in_market = view.role_scope(spec.role)
+            want = np.flatnonzero(allowed if in_market is None else allowed & in_market)
+            assert solve.scope_rows(view, spec, region, any_region).tolist() == want.tolist()
 
 
 @pytest.mark.parametrize("case", ["repeated row", "nan cost", "too wide"])

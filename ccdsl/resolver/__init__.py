@@ -48,6 +48,9 @@ if TYPE_CHECKING:
 
 DEFAULT_REGION = "us-east-1"
 
+# how many leading clusters of the ranking a resolve has sorted (the rest only when its alternatives need them)
+RANK_HEAD = 64
+
 __all__ = ["DEFAULT_REGION", "default_region", "known_regions", "resolve", "select"]
 
 
@@ -104,7 +107,7 @@ def _view(catalog: Any, spot: tuple[str | None, ...] = (), mixed: bool = False) 
 
 
 def _ranking(contract: Contract, catalog: Any, region: str | None, any_region: bool,
-             spot: bool | None = None) -> Ranking:
+             spot: bool | None = None, head: int | None = None) -> Ranking:
     from ccdsl.resolver import market
     from ccdsl.resolver.solve import rank
 
@@ -112,7 +115,7 @@ def _ranking(contract: Contract, catalog: Any, region: str | None, any_region: b
     market.check(contract, roles)
     view = _view(catalog, roles, mixed=bool(roles) and len(roles) < len(market.roles_of(contract)))
     _check_regions(view, contract, catalog, region)
-    return rank(view, contract, region or default_region(), any_region)
+    return rank(view, contract, region or default_region(), any_region, head)
 
 
 def region_origin(region: str | None) -> str:
@@ -140,10 +143,10 @@ def _check_regions(view: CatalogView, contract: Contract, catalog: Any, region: 
 
 
 def _choice(view: CatalogView, row: int, count: int, role: str | None, manager: int = -1) -> Choice:
-    """:func:`.solve.choice`, with the market of a spot row (:func:`.market.annotate`)."""
+    """:func:`.solve.choice`, with the market of a spot row (:func:`.market.spot_fields`)."""
     from ccdsl.resolver import market, solve
 
-    return market.annotate(view, row, solve.choice(view, row, count, role, manager))
+    return solve.choice(view, row, count, role, manager, **market.spot_fields(view, row))
 
 
 def _cache_dir() -> Path:
@@ -181,7 +184,8 @@ def resolve(contract: Contract, catalog: Any = None, *, region: str | None = Non
     """
     from ccdsl.resolver import explain, solve
 
-    ranking = _ranking(contract, catalog, region, any_region, spot)
+    # the answer reads the best cluster and a prefix for the alternatives: only a head of the ranking is sorted
+    ranking = _ranking(contract, catalog, region, any_region, spot, head=max(RANK_HEAD, top + 1))
     if not ranking.feasible:
         raise explain.unsatisfiable(ranking, contract)
     view = ranking.view
@@ -192,7 +196,7 @@ def resolve(contract: Contract, catalog: Any = None, *, region: str | None = Non
     if ranking.manager is not None:
         manager = _choice(view, int(ranking.managers[0]), 1, "manager")
     proof = solve.prove(ranking) if prove else None
-    positions = solve.alternatives(ranking, top)
+    ranking, positions = solve.ranked_alternatives(ranking, top)
     alts = [_choice(view, int(ranking.rows[i]), int(ranking.counts[i]), wrole, int(ranking.managers[i]))
             for i in positions]
     origin = region_origin(region)

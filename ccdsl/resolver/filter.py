@@ -198,6 +198,15 @@ def scope_mask(view: CatalogView, clauses: tuple[Clause, ...], region: str, any_
     return scoped
 
 
+def scope_key(clauses: tuple[Clause, ...], region: str, any_region: bool) -> tuple[object, ...] | None:
+    """What :func:`scope_mask` of ``clauses`` depends on besides the view, when no clause bears on it (none
+    names a provider, region or type, or is a ``burstable`` clause): then the mask is a property of the view, the
+    default region and ``any_region`` alone, the same for every such contract; None otherwise."""
+    if any(c.parameter in NAMING or c.parameter == "burstable" for c in clauses):
+        return None
+    return ("default scope", None if any_region else region)
+
+
 def burstable_unasked(view: CatalogView, clauses: tuple[Clause, ...]) -> np.ndarray:
     """Burstable rows the clauses do not ask for: out of scope (see the module's docstring).  A ``burstable``
     clause dropped while a conflict is minimized (``@unrestricted`` keeping ``true``) still asks for them."""
