@@ -388,11 +388,11 @@ class BudgetPairs:
             # per row the cheapest of three exact searches: a few counts × values against the sorted prices (the
             # per-count search below: no per-region loop, so a one-value budget such as bench_resolve's mw_budget
             # stays at its 17 ms CPU); a few counts against the region's sorted residuals (_listed_pairs); else
-            # the values walked cheapest first against each row's sorted manager residues (_residue_pairs), whose
-            # work does not grow with the count window (1..10**6 nodes) — or, for a row priced within a few
-            # slacks of nothing, every pair against every value (_best_of_every_pair)
+            # the values walked cheapest first against each row's sorted manager residues (_residue_pairs) for a
+            # window wider than the list, whose work does not grow with the window (1..10**6 nodes) — or, for a
+            # row priced within a few slacks of nothing, every pair against every value (_best_of_every_pair)
             small = usable & (width * 3 * len(win.values) <= priced)
-            joined = usable & ~small & (width > 0) & (4 * width <= priced)
+            joined = usable & ~small & (width > 0) & ((4 * width <= priced) | (width <= len(win.values)))
             fine = win.p > RESIDUE_PRICE * max(win.slack)
             residue = usable & ~small & ~joined & (width > 0) & fine
         else:
@@ -403,10 +403,14 @@ class BudgetPairs:
         cand_n = [np.zeros(len(w)) for w in cand_w]  # the per-count search does not test the other totals
         found = [self._best_of_every_pair(view, workers, m, start, stop, w_full, win.a, win.b)]
         if listed:
-            found += [_listed_pairs(self.domain, budget, win.exotic, win.p, mp, start, priced,
-                                    np.flatnonzero(joined), win.r0, width),
-                      _residue_pairs(self.domain, budget, win.exotic, win.p, mp, start, priced,
-                                     np.flatnonzero(residue), win.a, win.b)]
+            # a row that walks an eighth of its window's counts in values without settling (each value costs
+            # about three counts' searches) is left to the join over its counts: a list few clusters can meet
+            # (prices between the catalog's cents) then costs little more than the join alone
+            *hits, rest = _residue_pairs(self.domain, budget, win.exotic, win.p, mp, start, priced,
+                                         np.flatnonzero(residue), win.a, win.b, width / 8)
+            found += [(hits[0], hits[1], hits[2]),
+                      _listed_pairs(self.domain, budget, win.exotic, win.p, mp, start, priced,
+                                    np.union1d(np.flatnonzero(joined), rest), win.r0, width)]
         w_at = np.concatenate([*cand_w, *(f[0] for f in found)])
         m_at = np.concatenate([*cand_m, *(f[1] for f in found)])
         least = np.concatenate([*cand_n, *(f[2] for f in found)]).astype(np.float64)
@@ -692,14 +696,15 @@ class _Window:
 # node's price), and that count is the residue's nearest whole number.  Cheaper rows (none in the shipped catalog
 # for values up to $10**6/h) test every pair.
 RESIDUE_PRICE = 8.0
-_RESIDUE_CELLS = 1 << 21  # rows × managers per chunk of _residue_pairs: bounded memory
+_RESIDUE_CELLS = 1 << 19  # rows × managers per chunk of _residue_pairs: bounded memory (a few MiB per array)
 
 
 def _residue_pairs(domain: CountDomain, budget: Clause, exotic: list[Coupled], p: np.ndarray, mp: np.ndarray,
-                   start: np.ndarray, count_priced: np.ndarray, w_at: np.ndarray, a: np.ndarray,
-                   b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   start: np.ndarray, count_priced: np.ndarray, w_at: np.ndarray, a: np.ndarray, b: np.ndarray,
+                   walk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """For a ``@just``/``@oneof`` budget: each worker of ``w_at`` with its best managers (ties kept) and their count
-    (as :func:`_listed_pairs`), found by walking
+    (as :func:`_listed_pairs`); and the workers left undecided, which walked ``walk`` values (per worker) with no
+    hit cheaper than the next value's band (the caller decides them another way).  Found by walking
     the values from the cheapest, with work that does not grow with the count window.
 
     Why it is exact: a cluster meets a listed value t when ``|n × p + mp − t| ≤ slack(t)``, so its price is
@@ -720,8 +725,8 @@ def _residue_pairs(domain: CountDomain, budget: Clause, exotic: list[Coupled], p
     values = np.sort(np.array([float(v) for v in budget.values]))
     slack = RELATIVE_TOLERANCE * np.maximum(1.0, np.abs(values))  # filter.tolerance, element-wise
     if len(w_at) == 0 or len(values) == 0:
-        return w_at[:0], w_at[:0], w_at[:0]
-    out_w, out_m, out_n = [], [], []
+        return w_at[:0], w_at[:0], w_at[:0], w_at[:0]
+    out_w, out_m, out_n, out_rest = [], [], [], []
     w_at = w_at[np.argsort(start[w_at], kind="stable")]  # grouped by region (a region's managers: one segment)
     heads = np.r_[np.flatnonzero(np.r_[True, np.diff(start[w_at]) != 0]), len(w_at)]
     for g0, g1 in itertools.pairwise(heads):
@@ -729,19 +734,20 @@ def _residue_pairs(domain: CountDomain, budget: Clause, exotic: list[Coupled], p
         offs = mp[s0:s0 + int(count_priced[w_at[g0]])]  # the region's priced managers
         step = max(1, _RESIDUE_CELLS // len(offs))
         for c0 in range(g0, g1, step):
-            hw, hm, hn = _residue_chunk(domain, budget, exotic, values, slack, p, offs,
-                                        w_at[c0:min(g1, c0 + step)], a, b)
+            hw, hm, hn, rest = _residue_chunk(domain, budget, exotic, values, slack, p, offs,
+                                              w_at[c0:min(g1, c0 + step)], a, b, walk)
             out_w.append(hw)
             out_m.append(s0 + hm)
             out_n.append(hn)
-    return np.concatenate(out_w), np.concatenate(out_m), np.concatenate(out_n)
+            out_rest.append(rest)
+    return np.concatenate(out_w), np.concatenate(out_m), np.concatenate(out_n), np.concatenate(out_rest)
 
 
 def _residue_chunk(domain: CountDomain, budget: Clause, exotic: list[Coupled], values: np.ndarray,
                    slack: np.ndarray, p: np.ndarray, offs: np.ndarray, ws: np.ndarray, a: np.ndarray,
-                   b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   b: np.ndarray, walk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`_residue_pairs` for the workers ``ws`` of one region (managers ``offs``): (workers, manager indexes
-    into ``offs``, counts) of each worker's best hits."""
+    into ``offs``, counts) of each worker's best hits, and the workers left undecided."""
     pw = p[ws]
     x = offs[None, :] / pw[:, None]
     fx = x - np.floor(x)
@@ -754,6 +760,7 @@ def _residue_chunk(domain: CountDomain, budget: Clause, exotic: list[Coupled], v
     best = np.full(len(ws), np.inf)
     open_ = np.arange(len(ws))
     hits: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    gave_up = np.zeros(len(ws), dtype=bool)
     i, block = 0, 8
     while len(open_) and i < len(values):
         t, s = values[i:i + block], slack[i:i + block]
@@ -791,15 +798,19 @@ def _residue_chunk(domain: CountDomain, budget: Clause, exotic: list[Coupled], v
         hits.append((row, hm, hn, cost))
         if i < len(values):  # settled: a hit cheaper than the next value's band (to 1e-9 USD)
             open_ = open_[~(best[open_] < values[i] - slack[i] - 1e-9)]
+            gave_up[open_[i >= walk[ws[open_]]]] = True
+            open_ = open_[i < walk[ws[open_]]]
     row, hm, hn, cost = (np.concatenate(h) for h in zip(*hits)) if hits else (ws[:0],) * 4
+    decided = ~gave_up[row]
+    row, hm, hn, cost = row[decided], hm[decided], hn[decided], cost[decided]
     if len(row) == 0:
-        return ws[:0], ws[:0], ws[:0]
+        return ws[:0], ws[:0], ws[:0], ws[gave_up]
     order_h = np.lexsort((hm, hn, cost, row))
     row, hm, hn, cost = row[order_h], hm[order_h], hn[order_h], cost[order_h]
     head = np.r_[True, row[1:] != row[:-1]]
     first = np.flatnonzero(head)[np.cumsum(head) - 1]
     best_hit = (cost == cost[first]) & (hn == hn[first])
-    return ws[row[best_hit]], hm[best_hit], hn[best_hit]
+    return ws[row[best_hit]], hm[best_hit], hn[best_hit], ws[gave_up]
 
 
 def _search_segments(values: np.ndarray, seg_lo: np.ndarray, seg_hi: np.ndarray, z: np.ndarray) -> np.ndarray:
