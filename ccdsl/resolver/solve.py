@@ -399,7 +399,7 @@ class BudgetPairs:
             joined = residue = np.zeros(len(workers), dtype=bool)
             small = usable & (width * 3 <= priced)
         w_full = np.flatnonzero((usable & ~joined & ~small & ~residue & (width > 0)) | win.free)
-        cand_w, cand_m = self._per_count_pairs(win, np.flatnonzero(small & (width > 0)), mp, start, budget)
+        cand_w, cand_m = _per_count_pairs(self.domain, win, np.flatnonzero(small & (width > 0)), mp, start, budget)
         cand_n = [np.zeros(len(w)) for w in cand_w]  # the per-count search does not test the other totals
         found = [self._best_of_every_pair(view, workers, m, start, stop, w_full, win.a, win.b)]
         if listed:
@@ -474,38 +474,6 @@ class BudgetPairs:
         r0 = self.domain.rank(a)
         width = np.where(b >= a, self.domain.rank(b + 1) - r0, 0)
         return _Window(p, a, b, r0, width, usable, free, count_priced, values, slack, exotic)
-
-    def _per_count_pairs(self, win: _Window, w_small: np.ndarray, mp: np.ndarray, start: np.ndarray,
-                         budget: Clause) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """The pairs of the rows ``w_small``, whose windows hold a few counts: for each count n and each bound
-        ``t`` the budget puts on the total, the first manager price at or after ``t − n × price`` (one binary search
-        in the region's sorted prices, with its neighbours against rounding), kept if it meets the bound at n, as
-        min_counts tests it (a pair that meets it at another count is found at that count)."""
-        reps = win.width[w_small].astype(np.int64)
-        w_rep = np.repeat(w_small, reps)
-        within = np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps)
-        n = self.domain.select(np.repeat(win.r0[w_small], reps) + within)
-        values, slack = win.values, win.slack
-        bounds = values[:1] if budget.qualifier in ("atleast", "between") else values
-        cand_w, cand_m = [], []
-        upper = values[1] + slack[1] if budget.qualifier == "between" else np.inf
-        seg_lo, seg_hi = start[w_rep], start[w_rep] + win.count_priced[w_rep]
-        workers_part = n * win.p[w_rep]  # as min_counts computes a total: n × price, then + the manager's price
-        for t, sl in zip(bounds, slack):
-            z = t - sl - workers_part  # the least manager price that meets the bound t with n nodes
-            k = _search_segments(mp, seg_lo, seg_hi, z)  # in each region's sorted prices
-            for d in (-1, 0, 1):  # the neighbours too, against rounding
-                j = k + d
-                ok = (j >= seg_lo) & (j < seg_hi)
-                total = workers_part + mp[np.clip(j, 0, max(len(mp) - 1, 0))]
-                with np.errstate(invalid="ignore"):
-                    if budget.qualifier in ("atleast", "between"):
-                        ok &= (total >= t - sl) & (total <= upper)
-                    else:
-                        ok &= np.abs(total - t) <= sl
-                cand_w.append(w_rep[ok])
-                cand_m.append(j[ok])
-        return cand_w, cand_m
 
     def _not_pairs(self, view: CatalogView, workers: np.ndarray, m: np.ndarray, start: np.ndarray,
                    stop: np.ndarray, budget: Clause) -> tuple[np.ndarray, np.ndarray]:
@@ -592,6 +560,39 @@ class BudgetPairs:
         if not out_w:
             return w_at[:0], w_at[:0], w_at[:0]
         return np.concatenate(out_w), np.concatenate(out_m), np.concatenate(out_n)
+
+
+def _per_count_pairs(domain: CountDomain, win: _Window, w_small: np.ndarray, mp: np.ndarray, start: np.ndarray,
+                     budget: Clause) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The pairs of the rows ``w_small``, whose windows hold a few counts: for each count n and each bound
+    ``t`` the budget puts on the total, the first manager price at or after ``t − n × price`` (one binary search
+    in the region's sorted prices, with its neighbours against rounding), kept if it meets the bound at n, as
+    min_counts tests it (a pair that meets it at another count is found at that count)."""
+    reps = win.width[w_small].astype(np.int64)
+    w_rep = np.repeat(w_small, reps)
+    within = np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps)
+    n = domain.select(np.repeat(win.r0[w_small], reps) + within)
+    values, slack = win.values, win.slack
+    bounds = values[:1] if budget.qualifier in ("atleast", "between") else values
+    cand_w, cand_m = [], []
+    upper = values[1] + slack[1] if budget.qualifier == "between" else np.inf
+    seg_lo, seg_hi = start[w_rep], start[w_rep] + win.count_priced[w_rep]
+    workers_part = n * win.p[w_rep]  # as min_counts computes a total: n × price, then + the manager's price
+    for t, sl in zip(bounds, slack):
+        z = t - sl - workers_part  # the least manager price that meets the bound t with n nodes
+        k = _search_segments(mp, seg_lo, seg_hi, z)  # in each region's sorted prices
+        for d in (-1, 0, 1):  # the neighbours too, against rounding
+            j = k + d
+            ok = (j >= seg_lo) & (j < seg_hi)
+            total = workers_part + mp[np.clip(j, 0, max(len(mp) - 1, 0))]
+            with np.errstate(invalid="ignore"):
+                if budget.qualifier in ("atleast", "between"):
+                    ok &= (total >= t - sl) & (total <= upper)
+                else:
+                    ok &= np.abs(total - t) <= sl
+            cand_w.append(w_rep[ok])
+            cand_m.append(j[ok])
+    return cand_w, cand_m
 
 
 def _listed_pairs(domain: CountDomain, budget: Clause, exotic: list[Coupled], p: np.ndarray, mp: np.ndarray,
