@@ -181,6 +181,14 @@ def issue18_contracts() -> list[tuple[str, str, bool]]:
            "c = @cluster(cluster_type => ManagerWorkers, node_count => @atmost(1060), cluster_price_per_hour => "
            "@oneof(" + ", ".join(f"{v / 100:g}" for v in range(5, 5 + k * step, step)) + "))\n", True)
           for k, step in ((38, 37), (200, 7), (1024, 1))),
+        # with 1..10**6 nodes a row's window of counts is up to a million wide, and the join looked each count up:
+        # 38 prices up to $988/h 1.7 s CPU, 1,024 prices up to $9,995/h over 100 s; now each row's managers are
+        # sorted by residue once and the values walked cheapest first (_residue_pairs)
+        *((f"MW {k:,} prices to ${(5 + (k - 1) * step) / 100:,.0f}/h, 1..10**6 nodes",
+           "c = @cluster(cluster_type => ManagerWorkers, node_count => @between(1, 1000000), "
+           "cluster_price_per_hour => @oneof(" + ", ".join(f"{v / 100:g}" for v in range(5, 5 + k * step, step))
+           + "))\n", True)
+          for k, step in ((38, 2670), (1024, 977))),
         ("2**53 vcpus total", "c = @cluster(node_count => @between(1, 9007199254740992), "
          "cluster_vcpus_count => @atleast(9007199254740992))\n", False),
     ]

@@ -439,6 +439,11 @@ def test_not_on_a_total_that_hits_the_cheapest_clusters_agrees_with_the_oracle(m
 MW = "cluster_type => ManagerWorkers, "
 
 
+def _prices(k: int, step: int) -> str:
+    """``@oneof(`` k prices from $0.05/h, ``step`` cents apart ``)``: bench_limits' ManagerWorkers budgets."""
+    return "@oneof(" + ", ".join(f"{v / 100:g}" for v in range(5, 5 + k * step, step)) + ")"
+
+
 @pytest.mark.parametrize("body", [
     MW + "node_count => @atmost(1060), cluster_price_per_hour => @not(13.34)",  # issue 18: 7.7 s CPU, 1.5 GB
     MW + "node_count => @atmost(1060), cluster_price_per_hour => @not(0.0452, 0.0479)",  # the two cheapest totals
@@ -452,6 +457,10 @@ MW = "cluster_type => ManagerWorkers, "
     # prices); the join of the values with the manager prices makes about one pair per worker row
     MW + "node_count => @atmost(1060), cluster_price_per_hour => @oneof("
     + ", ".join(f"{v / 100:g}" for v in range(5, 5 + 38 * 37, 37)) + ")",
+    # issue 18: 1..10**6 nodes made the values' join walk every count of a wide window (38 prices up to $988/h:
+    # 1.7 s CPU); the values walked cheapest first against each row's sorted manager residues (_residue_pairs)
+    # make one pair per row.  (1,024 prices: the oracle takes over 10 minutes; the test below counts its work.)
+    MW + "node_count => @between(1, 1000000), cluster_price_per_hour => " + _prices(38, 2670),
 ])
 def test_not_on_a_total_over_every_region_is_the_oracles_answer_with_bounded_work(body: str) -> None:
     """On the shipped catalog with ``--any-region``: the answer and every cluster up to 10% dearer are the
@@ -491,3 +500,33 @@ def test_not_on_a_total_over_every_region_is_the_oracles_answer_with_bounded_wor
     assert r.price_per_hour == pytest.approx(best.cost, rel=1e-12)
     assert ranking.pairs <= 2 * len(ranking.workers.candidates)
     assert peak < 32 << 20
+
+
+@pytest.mark.parametrize("k, step", [(38, 2670), (1024, 977)])
+def test_a_listed_budget_with_a_wide_count_window_does_not_walk_its_counts(k: int, step: int, monkeypatch) -> None:
+    """Issue 18: with ``node_count => @between(1, 10**6)`` a worker row's window of counts that can meet a listed
+    budget is up to a million counts wide, and the values' join looked every one of them up (38 prices up to
+    $988/h: about 20 million counts, 1.7 s CPU; 1,024 prices up to $9,995/h: over 100 s).  Counted, not timed:
+    the counts the pairing lists (:meth:`CountDomain.select`) stay under a hundred per worker row, and the pairs
+    ranked stay about one per row (the oracle test above checks the answers of the same contracts)."""
+    from ccdsl.catalog import load
+    from ccdsl.resolver.counts import CountDomain
+    from ccdsl.resolver.view import view_of
+
+    view = view_of(load(user=False))
+    budget = _prices(k, step)
+    c = parse(f"c = @cluster({MW}node_count => @between(1, 1000000), cluster_price_per_hour => {budget})")["c"]
+    listed = []
+    select = CountDomain.select
+
+    def counted(self: CountDomain, r: np.ndarray) -> np.ndarray:
+        out = select(self, r)
+        listed.append(np.size(out))
+        return out
+
+    monkeypatch.setattr(CountDomain, "select", counted)
+    ranking = solve.rank(view, c, "us-east-1", True)
+    # before: 7.6 million counts for the 38 prices, about 10**8 for the 1,024; now at most the list's length for
+    # a row whose window is narrower than the list (the join over its counts), none for a wider one
+    assert ranking.feasible and sum(listed) <= 100 * len(ranking.workers.candidates)
+    assert ranking.pairs <= 2 * len(ranking.workers.candidates)

@@ -24,8 +24,6 @@ KNOWN_LONG: dict[str, str] = {
         "issue 24: to split once the shared-filesystem work on this provider has landed",
     "ccdsl/executor/deploy.py:deploy":
         "issue 24: not split yet (the shared-filesystem work changes it)",
-    "ccdsl/resolver/solve.py:BudgetPairs.pairs":
-        "issue 24: to split once the budget-pairing work changing it (branch mwbudget) has landed",
 }
 
 

@@ -137,13 +137,13 @@ def rank(view: CatalogView, contract: Contract, region: str, any_region: bool, h
     domain = count_domain(wspec.count, wspec.fixed)
     if manager is not None:
         budget = BudgetPairs(wspec, domain) if lower_budget(wspec) else None
-        rows, managers, pairs = pair_managers(view, rows, manager.candidates, budget is not None, budget)
+        rows, managers, pairs, least = pair_managers(view, rows, manager.candidates, budget is not None, budget)
     else:
-        pairs = len(rows)
+        pairs, least = len(rows), None
     offset = np.where(managers >= 0, price[managers], 0.0)
     coupled = [Coupled(c, view.numbers[comp.coupled_column(c)][rows], offset if c.parameter == comp.BUDGET else 0.0)
                for c in wspec.coupled]
-    counts = min_counts(domain, coupled, len(rows), worker_limit(view, rows, managers))
+    counts = min_counts(domain, coupled, len(rows), worker_limit(view, rows, managers), least)
     ok = counts > 0
     if not ok.all():
         rows, counts, offset, managers = rows[ok], counts[ok], offset[ok], managers[ok]
@@ -346,9 +346,11 @@ def lower_budget(spec: comp.RoleSpec) -> bool:
 
 
 def pair_managers(view: CatalogView, workers: np.ndarray, managers: np.ndarray,
-                  every_price: bool, budget: BudgetPairs | None = None) -> tuple[np.ndarray, np.ndarray, int]:
-    """(worker rows, manager rows) pairs in the same provider and region, and how many pairs had their counts
-    computed to choose them (the pairs themselves, plus those :class:`BudgetPairs` tried and left out).
+                  every_price: bool, budget: BudgetPairs | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, int, np.ndarray | None]:
+    """(worker rows, manager rows) pairs in the same provider and region, how many pairs had their counts
+    computed to choose them (the pairs themselves, plus those :class:`BudgetPairs` tried and left out), and a
+    count no pair's smallest feasible count is below (None: 1; see :meth:`BudgetPairs.pairs`).
 
     With an upper-bound budget (or none) the cheapest manager of the region is optimal for every worker row: it
     leaves the most budget and adds the least cost.  Otherwise every distinct manager price of the region is
@@ -369,7 +371,7 @@ def pair_managers(view: CatalogView, workers: np.ndarray, managers: np.ndarray,
     regions).
     """
     if len(managers) == 0 or len(workers) == 0:
-        return workers[:0], workers[:0], 0
+        return workers[:0], workers[:0], 0, None
     keys = [k[managers] for k in price_keys(view)]
     if len(keys) > 1 and not (keys[1] & (keys[0] < _UNKNOWN_KEY)).any():
         keys = keys[:1]  # no manager of unknown price has a bound: the bound alone orders them (as the price)
@@ -388,21 +390,22 @@ def pair_managers(view: CatalogView, workers: np.ndarray, managers: np.ndarray,
         table[loc] = m
         paired = table[wloc]
         has = paired >= 0
-        return workers[has], paired[has], int(has.sum())
+        return workers[has], paired[has], int(has.sum()), None
     start = np.searchsorted(loc, wloc, side="left")
     stop = np.searchsorted(loc, wloc, side="right")
     if budget is not None:
-        w_at, m_at, tried = budget.pairs(view, workers, m, start, stop)
-        return workers[w_at], m[m_at], tried
+        w_at, m_at, tried, least = budget.pairs(view, workers, m, start, stop)
+        return workers[w_at], m[m_at], tried, least
     reps = stop - start
     pair_w = np.repeat(workers, reps)
     pair_m = m[np.repeat(start, reps) + (np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps))]
-    return pair_w, pair_m, len(pair_w)
+    return pair_w, pair_m, len(pair_w), None
 
 
-def _counted(pairs: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, int]:
-    """Pairs with their number: what :meth:`BudgetPairs.pairs` returns when every pair it makes is ranked."""
-    return pairs[0], pairs[1], len(pairs[0])
+def _counted(pairs: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
+    """Pairs with their number and no known count: what :meth:`BudgetPairs.pairs` returns when every pair it makes
+    is ranked."""
+    return pairs[0], pairs[1], len(pairs[0]), np.zeros(len(pairs[0]))
 
 
 def _every_pair(start: np.ndarray, stop: np.ndarray, w_at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -436,10 +439,12 @@ class BudgetPairs:
     domain: CountDomain
 
     def pairs(self, view: CatalogView, workers: np.ndarray, m: np.ndarray, start: np.ndarray,
-              stop: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-        """(worker positions, manager indexes into ``m``) in pairing order: workers ascending, then managers; and
-        how many pairs had their counts computed (these, and those of the rows paired with every manager that
-        :meth:`_best_of_every_pair` left out)."""
+              stop: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
+        """(worker positions, manager indexes into ``m``) in pairing order: workers ascending, then managers; how
+        many pairs had their counts computed (these, and those of the rows paired with every manager that
+        :meth:`_best_of_every_pair` left out); and per pair its smallest feasible count where a search below found
+        it (0 elsewhere), for :func:`rank`'s :func:`.counts.min_counts` to start from: a list of 1,024 prices
+        takes that search through every value's band otherwise (0.5 s over every region)."""
         budget = next(c for c in self.spec.coupled if c.parameter == comp.BUDGET)
         limits = view.numbers["max_nodes"]
         every = np.arange(len(workers))
@@ -447,7 +452,6 @@ class BudgetPairs:
                 or not np.isnan(limits[workers]).all() or not np.isnan(limits[m]).all()):
             return _counted(_every_pair(start, stop, every))
         price = view.numbers["price_per_hour"]
-        p = price[workers]
         mp = price[m]
         same = np.diff(view.location[m]) == 0
         with np.errstate(invalid="ignore"):  # each region's managers: priced ones first, ascending (else: all)
@@ -456,6 +460,55 @@ class BudgetPairs:
             return _counted(_every_pair(start, stop, every))
         if budget.qualifier == "not":
             return _counted(self._not_pairs(view, workers, m, start, stop, budget))
+        win = self._window(view, workers, mp, start, stop, budget)
+        usable, width, priced = win.usable, win.width, win.count_priced
+        listed = budget.qualifier in ("just", "oneof")
+        if listed:
+            # per row the cheapest of three exact searches: a few counts × values against the sorted prices (the
+            # per-count search below: no per-region loop, so a one-value budget such as bench_resolve's mw_budget
+            # stays at its 17 ms CPU); a few counts against the region's sorted residuals (_listed_pairs); else
+            # the values walked cheapest first against each row's sorted manager residues (_residue_pairs) for a
+            # window wider than the list, whose work does not grow with the window (1..10**6 nodes) — or, for a
+            # row priced within a few slacks of nothing, every pair against every value (_best_of_every_pair)
+            small = usable & (width * 3 * len(win.values) <= priced)
+            joined = usable & ~small & (width > 0) & ((4 * width <= priced) | (width <= len(win.values)))
+            fine = win.p > RESIDUE_PRICE * max(win.slack)
+            residue = usable & ~small & ~joined & (width > 0) & fine
+        else:
+            joined = residue = np.zeros(len(workers), dtype=bool)
+            small = usable & (width * 3 <= priced)
+        w_full = np.flatnonzero((usable & ~joined & ~small & ~residue & (width > 0)) | win.free)
+        cand_w, cand_m = _per_count_pairs(self.domain, win, np.flatnonzero(small & (width > 0)), mp, start, budget)
+        cand_n = [np.zeros(len(w)) for w in cand_w]  # the per-count search does not test the other totals
+        found = [self._best_of_every_pair(view, workers, m, start, stop, w_full, win.a, win.b)]
+        if listed:
+            # a row that walks an eighth of its window's counts in values without settling (each value costs
+            # about three counts' searches) is left to the join over its counts: a list few clusters can meet
+            # (prices between the catalog's cents) then costs little more than the join alone
+            *hits, rest = _residue_pairs(self.domain, budget, win.exotic, win.p, mp, start, priced,
+                                         np.flatnonzero(residue), win.a, win.b, width / 8)
+            found += [(hits[0], hits[1], hits[2]),
+                      _listed_pairs(self.domain, budget, win.exotic, win.p, mp, start, priced,
+                                    np.union1d(np.flatnonzero(joined), rest), win.r0, width)]
+        w_at = np.concatenate([*cand_w, *(f[0] for f in found)])
+        m_at = np.concatenate([*cand_m, *(f[1] for f in found)])
+        least = np.concatenate([*cand_n, *(f[2] for f in found)]).astype(np.float64)
+        tried = int((stop - start)[w_full].sum())  # _best_of_every_pair's pairs
+        if len(w_at) == 0:
+            return w_at, m_at, tried, least
+        order = np.lexsort((least, m_at, w_at))  # a pair found twice: its smaller count first
+        w_at, m_at, least = w_at[order], m_at[order], least[order]
+        keep = np.r_[True, (np.diff(w_at) != 0) | (np.diff(m_at) != 0)]
+        return w_at[keep], m_at[keep], tried + int(keep.sum()), least[keep]
+
+    def _window(self, view: CatalogView, workers: np.ndarray, mp: np.ndarray, start: np.ndarray,
+                stop: np.ndarray, budget: Clause) -> _Window:
+        """Each worker row's window of counts that can meet ``budget`` with some manager of its region (see
+        :class:`_Window`): the domain's counts between the bounds of the other clauses, cut to those where some
+        manager price can meet the budget (and for ``@atleast`` to the first count that meets it with the
+        cheapest manager: larger ones cost more)."""
+        price = view.numbers["price_per_hour"]
+        p = price[workers]
         others = [Coupled(c, view.numbers[comp.coupled_column(c)][workers]) for c in self.spec.coupled
                   if c is not budget]
         lo, hi, exotic = count_bounds(self.domain, others, len(workers))
@@ -499,57 +552,7 @@ class BudgetPairs:
         b = np.where(usable, b, np.where(free, hi, 0))
         r0 = self.domain.rank(a)
         width = np.where(b >= a, self.domain.rank(b + 1) - r0, 0)
-        listed = budget.qualifier in ("just", "oneof")
-        if listed:  # the values' join (_listed_pairs) while its searches per count (a few times the work of one
-            # pair × value test) cost less than testing every pair against every value (_best_of_every_pair); rows
-            # with fewer counts × values than prices keep the per-count search below (no per-region loop: a
-            # one-value budget such as bench_resolve's mw_budget stays at its 17 ms CPU)
-            small = usable & (width * 3 * len(values) <= count_priced)
-            joined = usable & ~small & (width > 0) & (4 * width <= count_priced * len(values))
-        else:
-            joined = small = usable & (width * 3 <= count_priced)
-        w_full = np.flatnonzero((usable & ~joined & ~small & (width > 0)) | free)
-        w_small = np.flatnonzero(small & (width > 0))
-        reps = width[w_small].astype(np.int64)
-        w_rep = np.repeat(w_small, reps)
-        within = np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps)
-        n = self.domain.select(np.repeat(r0[w_small], reps) + within)
-        bounds = values[:1] if budget.qualifier in ("atleast", "between") else values
-        cand_w, cand_m = [], []
-        upper = values[1] + slack[1] if budget.qualifier == "between" else np.inf
-        seg_lo, seg_hi = start[w_rep], start[w_rep] + count_priced[w_rep]
-        workers_part = n * p[w_rep]  # as min_counts computes a total: n × price, then + the manager's price
-        for t, sl in zip(bounds, slack):
-            z = t - sl - workers_part  # the least manager price that meets the bound t with n nodes
-            k = _search_segments(mp, seg_lo, seg_hi, z)  # in each region's sorted prices
-            for d in (-1, 0, 1):  # the neighbours too, against rounding
-                j = k + d
-                ok = (j >= seg_lo) & (j < seg_hi)
-                # kept only if it meets the bound at this count, as min_counts tests it (n × price + offset):
-                # a pair that meets it at another count is found at that count
-                total = workers_part + mp[np.clip(j, 0, max(len(mp) - 1, 0))]
-                with np.errstate(invalid="ignore"):
-                    if budget.qualifier in ("atleast", "between"):
-                        ok &= (total >= t - sl) & (total <= upper)
-                    else:
-                        ok &= np.abs(total - t) <= sl
-                cand_w.append(w_rep[ok])
-                cand_m.append(j[ok])
-        if listed:
-            jw, jm = _listed_pairs(self.domain, budget, exotic, p, mp, start, count_priced, np.flatnonzero(joined),
-                                   r0, width)
-            cand_w.append(jw)
-            cand_m.append(jm)
-        fw, fm = self._best_of_every_pair(view, workers, m, start, stop, w_full, a, b)
-        w_at = np.concatenate([*cand_w, fw])
-        m_at = np.concatenate([*cand_m, fm])
-        tried = int((stop - start)[w_full].sum())  # _best_of_every_pair's pairs
-        if len(w_at) == 0:
-            return w_at, m_at, tried
-        order = np.lexsort((m_at, w_at))
-        w_at, m_at = w_at[order], m_at[order]
-        keep = np.r_[True, (np.diff(w_at) != 0) | (np.diff(m_at) != 0)]
-        return w_at[keep], m_at[keep], tried + int(keep.sum())
+        return _Window(p, a, b, r0, width, usable, free, count_priced, values, slack, exotic)
 
     def _not_pairs(self, view: CatalogView, workers: np.ndarray, m: np.ndarray, start: np.ndarray,
                    stop: np.ndarray, budget: Clause) -> tuple[np.ndarray, np.ndarray]:
@@ -588,16 +591,16 @@ class BudgetPairs:
 
     def _best_of_every_pair(self, view: CatalogView, workers: np.ndarray, m: np.ndarray, start: np.ndarray,
                             stop: np.ndarray, w_at: np.ndarray, a: np.ndarray,
-                            b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For the workers ``w_at`` that pair with every manager of their region: the pairs (in chunks of about
-        2**20, so memory stays bounded) whose smallest count and cost are their worker's best, ties kept — the
-        same counts and costs :func:`rank` computes (:func:`min_counts`, the price to 1e-9), so its choice among
-        them is its choice among all the pairs.  For a value-list budget a pair is first kept only when some
-        count in the worker's window ``a..b`` puts the total within a value's slack (a cheap test that drops
-        nearly all pairs before the full count search)."""
+                            b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For the workers ``w_at`` that pair with every manager of their region: the pairs, and their counts
+        (in chunks of about 2**20, so memory stays bounded), whose smallest count and cost are their worker's
+        best, ties kept — the same counts and costs :func:`rank` computes (:func:`min_counts`, the price to 1e-9),
+        so its choice among them is its choice among all the pairs.  For a value-list budget a pair is first kept
+        only when some count in the worker's window ``a..b`` puts the total within a value's slack (a cheap test
+        that drops nearly all pairs before the full count search)."""
         budget = next(c for c in self.spec.coupled if c.parameter == comp.BUDGET)
         price = view.numbers["price_per_hour"]
-        out_w, out_m = [], []
+        out_w, out_m, out_n = [], [], []
         reps = (stop - start)[w_at]
         bounds = np.r_[0, np.cumsum(reps)]
         i = 0
@@ -632,15 +635,50 @@ class BudgetPairs:
             best = (cost == cost[first][group]) & (counts == counts[first][group])
             out_w.append(pw[best])
             out_m.append(pm[best])
+            out_n.append(counts[best])
         if not out_w:
-            return w_at[:0], w_at[:0]
-        return np.concatenate(out_w), np.concatenate(out_m)
+            return w_at[:0], w_at[:0], w_at[:0]
+        return np.concatenate(out_w), np.concatenate(out_m), np.concatenate(out_n)
+
+
+def _per_count_pairs(domain: CountDomain, win: _Window, w_small: np.ndarray, mp: np.ndarray, start: np.ndarray,
+                     budget: Clause) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The pairs of the rows ``w_small``, whose windows hold a few counts: for each count n and each bound
+    ``t`` the budget puts on the total, the first manager price at or after ``t − n × price`` (one binary search
+    in the region's sorted prices, with its neighbours against rounding), kept if it meets the bound at n, as
+    min_counts tests it (a pair that meets it at another count is found at that count)."""
+    reps = win.width[w_small].astype(np.int64)
+    w_rep = np.repeat(w_small, reps)
+    within = np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps)
+    n = domain.select(np.repeat(win.r0[w_small], reps) + within)
+    values, slack = win.values, win.slack
+    bounds = values[:1] if budget.qualifier in ("atleast", "between") else values
+    cand_w, cand_m = [], []
+    upper = values[1] + slack[1] if budget.qualifier == "between" else np.inf
+    seg_lo, seg_hi = start[w_rep], start[w_rep] + win.count_priced[w_rep]
+    workers_part = n * win.p[w_rep]  # as min_counts computes a total: n × price, then + the manager's price
+    for t, sl in zip(bounds, slack):
+        z = t - sl - workers_part  # the least manager price that meets the bound t with n nodes
+        k = _search_segments(mp, seg_lo, seg_hi, z)  # in each region's sorted prices
+        for d in (-1, 0, 1):  # the neighbours too, against rounding
+            j = k + d
+            ok = (j >= seg_lo) & (j < seg_hi)
+            total = workers_part + mp[np.clip(j, 0, max(len(mp) - 1, 0))]
+            with np.errstate(invalid="ignore"):
+                if budget.qualifier in ("atleast", "between"):
+                    ok &= (total >= t - sl) & (total <= upper)
+                else:
+                    ok &= np.abs(total - t) <= sl
+            cand_w.append(w_rep[ok])
+            cand_m.append(j[ok])
+    return cand_w, cand_m
 
 
 def _listed_pairs(domain: CountDomain, budget: Clause, exotic: list[Coupled], p: np.ndarray, mp: np.ndarray,
                   start: np.ndarray, count_priced: np.ndarray, w_at: np.ndarray, r0: np.ndarray,
-                  width: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For a ``@just``/``@oneof`` budget: each worker of ``w_at`` with its best managers (ties kept), found from the
+                  width: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For a ``@just``/``@oneof`` budget: each worker of ``w_at`` with its best managers (ties kept) and their count
+    (the pair's smallest feasible one: a smaller one would be a cheaper hit), found from the
     counts of its window (the ``width[w]`` allowed counts from rank ``r0[w]``) where the cluster's total meets a
     value, ``|n × p + mp − t| ≤ slack(t)``.
 
@@ -655,11 +693,11 @@ def _listed_pairs(domain: CountDomain, budget: Clause, exotic: list[Coupled], p:
     only those go to :func:`rank`, which finds the same counts for them (a value list of 1,024 prices made
     760,000 candidate pairs, each searched again there).  Work: the region's values × prices, plus the window
     counts times a logarithm, plus the hits; memory in chunks of about 2**20 counts."""
-    out_w, out_m = [], []
+    out_w, out_m, out_n = [], [], []
     values = np.array([float(v) for v in budget.values])
     slack = RELATIVE_TOLERANCE * np.maximum(1.0, np.abs(values))  # filter.tolerance, element-wise
     if len(w_at) == 0 or len(values) == 0:
-        return w_at[:0], w_at[:0]
+        return w_at[:0], w_at[:0], w_at[:0]
     margin = 2 * float(slack.max()) + 1e-12 * (1 + float(np.abs(values).max()) + float(np.nanmax(np.abs(mp))))
     w_at = w_at[np.argsort(start[w_at], kind="stable")]  # grouped by region (a region's managers: one segment)
     heads = np.r_[np.flatnonzero(np.r_[True, np.diff(start[w_at]) != 0]), len(w_at)]
@@ -707,9 +745,152 @@ def _listed_pairs(domain: CountDomain, budget: Clause, exotic: list[Coupled], p:
             best = least & (hn == np.minimum.reduceat(np.where(least, hn, np.inf), head)[group])
             out_w.append(hw[best])
             out_m.append(s0 + hm[best])
+            out_n.append(hn[best])
     if not out_w:
-        return w_at[:0], w_at[:0]
-    return np.concatenate(out_w), np.concatenate(out_m)
+        return w_at[:0], w_at[:0], w_at[:0]
+    return np.concatenate(out_w), np.concatenate(out_m), np.concatenate(out_n)
+
+
+@dataclass(frozen=True)
+class _Window:
+    """Per worker row of :meth:`BudgetPairs.pairs`: the counts ``a..b`` that can meet the budget with some manager
+    of its region (the ``width`` allowed counts from rank ``r0`` of the domain), whether the row can meet it at all
+    (``usable``: priced above 0, with a priced manager and a count) or is free (price 0: every manager), how many
+    priced managers its region has, and the budget's values, their slacks and the other just/oneof/not totals."""
+
+    p: np.ndarray  # the worker rows' prices
+    a: np.ndarray
+    b: np.ndarray
+    r0: np.ndarray
+    width: np.ndarray
+    usable: np.ndarray
+    free: np.ndarray
+    count_priced: np.ndarray
+    values: list[float]
+    slack: list[float]
+    exotic: list[Coupled]
+
+
+# _residue_pairs takes a row only when its price is above this many times the budget's largest slack: then at most
+# one count of a manager's residue is within the slack of a value (the residues' band is under a quarter of a
+# node's price), and that count is the residue's nearest whole number.  Cheaper rows (none in the shipped catalog
+# for values up to $10**6/h) test every pair.
+RESIDUE_PRICE = 8.0
+_RESIDUE_CELLS = 1 << 19  # rows × managers per chunk of _residue_pairs: bounded memory (a few MiB per array)
+
+
+def _residue_pairs(domain: CountDomain, budget: Clause, exotic: list[Coupled], p: np.ndarray, mp: np.ndarray,
+                   start: np.ndarray, count_priced: np.ndarray, w_at: np.ndarray, a: np.ndarray, b: np.ndarray,
+                   walk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For a ``@just``/``@oneof`` budget: each worker of ``w_at`` with its best managers (ties kept) and their count
+    (as :func:`_listed_pairs`); and the workers left undecided, which walked ``walk`` values (per worker) with no
+    hit cheaper than the next value's band (the caller decides them another way).  Found by walking
+    the values from the cheapest, with work that does not grow with the count window.
+
+    Why it is exact: a cluster meets a listed value t when ``|n × p + mp − t| ≤ slack(t)``, so its price is
+    within the slack of t: a hit near a smaller value is cheaper than any hit near a larger one whose band starts
+    above it.  A worker's hits near t are the managers whose price, in units of the worker's price, has a
+    fractional part within ``slack(t) / p`` of that of ``t / p`` (then ``n`` is the nearest whole number of
+    ``(t − mp) / p``).  So each row's managers are sorted once by that fractional part, and each value is two
+    binary searches per row (three, across the wrap at 1), widened against floating-point error: the candidates
+    include every hit.  Each candidate is then tested by the rules :func:`.counts.min_counts` applies (the count in
+    the row's window and the domain, the budget by :func:`.counts.allows`, the other just/oneof/not totals), as
+    in :func:`_listed_pairs`.  A row stops once it has a hit cheaper than the next value's band: its best pairs are
+    its hits of least (price to 1e-9, count), as :func:`rank` ranks them.  Values are taken in blocks doubling from
+    8 (most rows of the shipped catalog hit within 8 values; a few never do and take every value).
+
+    Work: per row, its region's managers sorted once, plus a few searches per value walked — where the join over
+    the counts (:func:`_listed_pairs`) or testing every pair against every value (:meth:`BudgetPairs.
+    _best_of_every_pair`) grew with the window (1..10**6 nodes and 1,024 prices over every region: over 100 s)."""
+    values = np.sort(np.array([float(v) for v in budget.values]))
+    slack = RELATIVE_TOLERANCE * np.maximum(1.0, np.abs(values))  # filter.tolerance, element-wise
+    if len(w_at) == 0 or len(values) == 0:
+        return w_at[:0], w_at[:0], w_at[:0], w_at[:0]
+    out_w, out_m, out_n, out_rest = [], [], [], []
+    w_at = w_at[np.argsort(start[w_at], kind="stable")]  # grouped by region (a region's managers: one segment)
+    heads = np.r_[np.flatnonzero(np.r_[True, np.diff(start[w_at]) != 0]), len(w_at)]
+    for g0, g1 in itertools.pairwise(heads):
+        s0 = int(start[w_at[g0]])
+        offs = mp[s0:s0 + int(count_priced[w_at[g0]])]  # the region's priced managers
+        step = max(1, _RESIDUE_CELLS // len(offs))
+        for c0 in range(g0, g1, step):
+            hw, hm, hn, rest = _residue_chunk(domain, budget, exotic, values, slack, p, offs,
+                                              w_at[c0:min(g1, c0 + step)], a, b, walk)
+            out_w.append(hw)
+            out_m.append(s0 + hm)
+            out_n.append(hn)
+            out_rest.append(rest)
+    return np.concatenate(out_w), np.concatenate(out_m), np.concatenate(out_n), np.concatenate(out_rest)
+
+
+def _residue_chunk(domain: CountDomain, budget: Clause, exotic: list[Coupled], values: np.ndarray,
+                   slack: np.ndarray, p: np.ndarray, offs: np.ndarray, ws: np.ndarray, a: np.ndarray,
+                   b: np.ndarray, walk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_residue_pairs` for the workers ``ws`` of one region (managers ``offs``): (workers, manager indexes
+    into ``offs``, counts) of each worker's best hits, and the workers left undecided."""
+    pw = p[ws]
+    x = offs[None, :] / pw[:, None]
+    fx = x - np.floor(x)
+    order = np.argsort(fx, axis=1)
+    # row i's fractional parts at 3i + [0, 1): one ascending array, and a search never leaves its row
+    keys = (np.take_along_axis(fx, order, axis=1) + 3.0 * np.arange(len(ws))[:, None]).ravel()
+    # floating-point error of the fractional parts and of the keys, and of the total min_counts compares
+    error = 8e-16 * (float(np.abs(x).max(initial=0.0)) + 3.0 * len(ws) + 4.0)
+    top = float(np.abs(offs).max(initial=0.0))
+    best = np.full(len(ws), np.inf)
+    open_ = np.arange(len(ws))
+    hits: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    gave_up = np.zeros(len(ws), dtype=bool)
+    i, block = 0, 8
+    while len(open_) and i < len(values):
+        t, s = values[i:i + block], slack[i:i + block]
+        i += block
+        block *= 2
+        y = t[None, :] / pw[open_, None]
+        fy = y - np.floor(y)
+        eps = (s + 4e-16 * (2.0 * np.abs(t) + 2.0 * top + 1.0))[None, :] / pw[open_, None] + error \
+            + 8e-16 * np.abs(y)
+        centre = fy + 3.0 * open_[:, None]
+        at, k = [], []
+        for shift in (-1.0, 0.0, 1.0):  # across the wrap: a fractional part near 0 against one near 1
+            lo = np.searchsorted(keys, (centre + shift - eps).ravel(), side="left")
+            n_hit = np.searchsorted(keys, (centre + shift + eps).ravel(), side="right") - lo
+            q = np.repeat(np.arange(len(lo)), n_hit)
+            at.append(q)
+            k.append(np.repeat(lo, n_hit) + (np.arange(n_hit.sum()) - np.repeat(np.cumsum(n_hit) - n_hit, n_hit)))
+        q = np.concatenate(at)
+        row = open_[q // len(t)]
+        tv = t[q % len(t)]
+        sv = s[q % len(t)]
+        kk = np.concatenate(k)
+        hm = order[kk // len(offs), kk % len(offs)]
+        hw = ws[row]
+        with np.errstate(invalid="ignore", over="ignore"):
+            hn = np.rint((tv - offs[hm]) / pw[row])
+            ok = (hn >= a[hw]) & (hn <= b[hw]) & (np.abs(hn * pw[row] + offs[hm] - tv) <= sv)
+        row, hw, hm, hn = row[ok], hw[ok], hm[ok], hn[ok]
+        ok = domain.contains(hn) & allows(Coupled(budget, p[hw], offs[hm]), hn)
+        for c in exotic:
+            ok &= allows(Coupled(c.clause, np.asarray(c.per_node)[hw]), hn)
+        row, hm, hn = row[ok], hm[ok], hn[ok]
+        cost = np.round(hn * pw[row] + offs[hm], 9)  # as rank computes and rounds a total
+        np.minimum.at(best, row, cost)
+        hits.append((row, hm, hn, cost))
+        if i < len(values):  # settled: a hit cheaper than the next value's band (to 1e-9 USD)
+            open_ = open_[~(best[open_] < values[i] - slack[i] - 1e-9)]
+            gave_up[open_[i >= walk[ws[open_]]]] = True
+            open_ = open_[i < walk[ws[open_]]]
+    row, hm, hn, cost = (np.concatenate(h) for h in zip(*hits)) if hits else (ws[:0],) * 4
+    decided = ~gave_up[row]
+    row, hm, hn, cost = row[decided], hm[decided], hn[decided], cost[decided]
+    if len(row) == 0:
+        return ws[:0], ws[:0], ws[:0], ws[gave_up]
+    order_h = np.lexsort((hm, hn, cost, row))
+    row, hm, hn, cost = row[order_h], hm[order_h], hn[order_h], cost[order_h]
+    head = np.r_[True, row[1:] != row[:-1]]
+    first = np.flatnonzero(head)[np.cumsum(head) - 1]
+    best_hit = (cost == cost[first]) & (hn == hn[first])
+    return ws[row[best_hit]], hm[best_hit], hn[best_hit], ws[gave_up]
 
 
 def _search_segments(values: np.ndarray, seg_lo: np.ndarray, seg_hi: np.ndarray, z: np.ndarray) -> np.ndarray:
