@@ -23,7 +23,7 @@ from ccdsl import resolver
 from ccdsl.contract import Clause, Contract
 from ccdsl.resolver import compile as comp
 from ccdsl.resolver import resolve, solve
-from ccdsl.resolver.view import view_of
+from ccdsl.resolver.view import nan_as, view_of
 from synthetic import catalog
 from test_resolver_oracle import REGION_SET, SETTINGS, _check, contracts
 from test_resolver_spot import _check as _check_spot
@@ -411,3 +411,22 @@ def test_smallest_count_of_one_interval_is_the_searched_one(intervals, lows) -> 
     wide = CountDomain(np.r_[domain.starts, 1e15], np.r_[domain.stops, 1e15])
     want = np.where(wide.smallest(lo) < 1e15, wide.smallest(lo), np.inf)
     assert list(got) == list(want)
+
+
+_ODD_FLOATS = st.sampled_from([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.5, -2.0, 1e308, -1e308, 5e-324])
+
+
+@given(st.lists(st.one_of(_ODD_FLOATS, st.floats(allow_nan=True, allow_infinity=True)), max_size=40),
+       st.sampled_from([-np.inf, np.inf, -1.5, 0.0, 7.0, np.nan]), st.booleans())
+def test_nan_as_is_numpys_nan_to_num_element_for_element(xs: list[float], nan: float, matrix: bool) -> None:
+    """The resolver's faster ``nan_as`` replaces ``np.nan_to_num(x, nan=...)`` in the ranking's keys and Pareto
+    columns: the same numbers, ±inf included, in a copy (the input is left as it was)."""
+    x = np.array(xs, dtype=np.float64)
+    if matrix and len(x) % 2 == 0:
+        x = x.reshape(2, -1)
+    before = x.copy()
+    got, want = nan_as(x, nan), np.nan_to_num(x, nan=nan)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+    assert np.array_equal(np.signbit(got), np.signbit(want))
+    np.testing.assert_array_equal(x, before)

@@ -46,7 +46,7 @@ import numpy as np
 from ccdsl.contract import Clause, Contract, Value
 from ccdsl.parameters import PARAMETERS, SMT_COUNTED, asked
 from ccdsl.resolver.filter import RELATIVE_TOLERANCE, column_of
-from ccdsl.resolver.view import CatalogView
+from ccdsl.resolver.view import CatalogView, nan_as
 
 BUDGET = "cluster_price_per_hour"
 DEFAULT_COUNT = "cdefault"
@@ -339,7 +339,7 @@ def better_columns(view: CatalogView, rows: np.ndarray | slice, spec: RoleSpec, 
     if capacity:
         limit = view.numbers["max_nodes"][rows]
         cols.append(np.where(np.isnan(limit), _UNLIMITED, limit))
-    better: np.ndarray = np.nan_to_num(np.column_stack(cols), nan=-np.inf)
+    better: np.ndarray = nan_as(np.column_stack(cols), -np.inf)
     return better
 
 
@@ -386,7 +386,7 @@ def make_classes(view: CatalogView, rows: np.ndarray, spec: RoleSpec, fail_bits:
     if group_location and len(keys) == 1:  # the place alone: its code already is a group id (no sort)
         group = location.astype(np.int64)
     else:
-        group = group_ids([np.nan_to_num(np.asarray(k, dtype=np.float64), nan=-1.5) for k in keys], len(rows))
+        group = group_ids([nan_as(k, -1.5) for k in keys], len(rows))
     better = better_columns(view, rows, spec, capacity)
     key = ("pareto", tuple((coupled_column(c), c.qualifier) for c in spec.coupled
                            if c.qualifier in ("atleast", "atmost")), capacity)

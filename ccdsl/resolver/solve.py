@@ -40,7 +40,7 @@ from ccdsl.resolver import compile as comp
 from ccdsl.resolver import market
 from ccdsl.resolver.counts import CountDomain, Coupled, allows, count_bounds, count_cap, count_domain, min_counts
 from ccdsl.resolver.filter import RELATIVE_TOLERANCE, clause_mask, scope_key, scope_mask, tolerance
-from ccdsl.resolver.view import CatalogView
+from ccdsl.resolver.view import CatalogView, nan_as
 
 if TYPE_CHECKING:
     from ccdsl.contract import Clause, Contract
@@ -915,7 +915,7 @@ def _first_managers(view: CatalogView, managers: np.ndarray, keys: list[np.ndarr
     first) and then the tie rules: of each distinct price too when ``every_price``, and the runner-up of a
     limited first (see :func:`pair_managers`); in that order, with every manager's rank in it."""
     loc = view.location[managers]
-    order = np.lexsort((view.codes["instance_type"][managers], -np.nan_to_num(view.numbers["vcpus"][managers]),
+    order = np.lexsort((view.codes["instance_type"][managers], -nan_as(view.numbers["vcpus"][managers], 0.0),
                         *keys, loc))
     changed = np.zeros(max(len(order) - 1, 0), dtype=bool)
     for k in keys:

@@ -199,6 +199,21 @@ def _burstable(flags: np.ndarray, codes: dict[str, np.ndarray], labels: dict[str
     return out
 
 
+def nan_as(x: Any, nan: float) -> np.ndarray:
+    """``np.nan_to_num(x, nan=nan)`` for a float array, element for element (NaN as ``nan``, ±inf as the largest
+    finite float of its sign), in a fifth of the time: numpy's version runs ``isposinf``/``isneginf`` through their
+    generic ufunc path, about 70 µs a call, and a warm resolve made three such calls (issue 20's 4 ms target)."""
+    a = np.array(x, dtype=np.float64)  # a copy, as nan_to_num makes
+    if np.isfinite(a).all():
+        return a
+    isnan, posinf, neginf = np.isnan(a), a == np.inf, a == -np.inf  # from the input, as nan_to_num reads them
+    big = np.finfo(np.float64).max
+    a[isnan] = nan
+    a[posinf] = big
+    a[neginf] = -big
+    return a
+
+
 def tie_order(numbers: dict[str, np.ndarray], codes: dict[str, np.ndarray]) -> np.ndarray:
     """The rank of every row by the tie rules that do not depend on the contract (more vCPUs first, then
     provider, region and type name), computed once so that a ranking sorts on two keys instead of six."""
