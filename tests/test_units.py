@@ -20,8 +20,6 @@ MARK = "# long:"
 
 # "path:qualified name" -> why it is still long.
 KNOWN_LONG: dict[str, str] = {
-    "ccdsl/executor/providers/aws.py:AwsProvider":
-        "issue 24: to split once the shared-filesystem work on this provider has landed",
     "ccdsl/executor/deploy.py:deploy":
         "issue 24: not split yet (the shared-filesystem work changes it)",
     "ccdsl/resolver/solve.py:BudgetPairs.pairs":
