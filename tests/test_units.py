@@ -20,8 +20,6 @@ MARK = "# long:"
 
 # "path:qualified name" -> why it is still long.
 KNOWN_LONG: dict[str, str] = {
-    "ccdsl/executor/deploy.py:deploy":
-        "issue 24: not split yet (the shared-filesystem work changes it)",
     "ccdsl/resolver/solve.py:BudgetPairs.pairs":
         "issue 24: to split once the budget-pairing work changing it (branch mwbudget) has landed",
 }
