@@ -61,7 +61,7 @@ def test_host_bits_are_refused_by_the_aws_provider_too() -> None:
     from ccdsl.executor.providers import aws
     p = aws.make(dataclasses.replace(Config(), aws=dataclasses.replace(Config().aws, ssh_cidr="203.0.113.9/0")), {})
     with pytest.raises(ConfigError, match="host bits"):
-        p._ssh_cidr()
+        p.network.ssh_cidr()
 
 
 def test_sshflags_are_refused_and_python_is_an_interpreter() -> None:

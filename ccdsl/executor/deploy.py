@@ -346,7 +346,34 @@ def deploy(target: Any, *, workdir: str | os.PathLike[str] | None = None, setup:
     folder = str(wd.check_folder(workdir)) if workdir is not None else None  # bad input: nothing created yet
     if setup is not None and folder is None:
         raise ClusterError("a set-up command runs in the project's folder: give workdir= (--workdir DIR) too")
-    config = config or cfg.load()
+    config, spec = _checked_spec(target, config or cfg.load(), rule)
+    state = state or st.State()
+    report = progress or quiet
+    handle = new_handle()
+    current: list[Provider] = []  # the provider being used, for clean-up if anything below fails
+    try:  # from the record on: a Ctrl-C before the first provider call leaves no record (_abort)
+        _record(handle, spec, config, state, rule, folder, setup)
+        provider, nodes = _create(handle, spec, config, state, report, current)
+        if provider.name != "local":
+            state.journal(handle, "ready-wait", nodes=len(nodes))
+            nodes = make_ready(handle, nodes, config, report, deploying=True)
+            state.set_nodes(handle, nodes)
+        if folder:
+            state.journal(handle, "sync", folder=folder)
+            wd.sync_nodes(NodeAccess(handle, current[-1].name, tuple(nodes), config), folder, progress=sync_progress)
+    except BaseException as exc:
+        _abort(handle, current[-1] if current else None, state, exc,
+               reached=any(getattr(p, "reached_cloud", True) for p in current))
+        raise
+    if setup:
+        _setup(NodeAccess(handle, current[-1].name, tuple(nodes), config), setup, current[-1], state, setup_stream)
+    return _running(handle, nodes, config, state, rule, current[-1])
+
+
+def _checked_spec(target: Any, config: Config, rule: guard.Autostop) -> tuple[Config, Spec]:
+    """The plans ``target`` asks for, and the configuration with the contract's overrides, checked before anything
+    is recorded or created: what the contract may change about access, the markets, what autostop needs of the
+    provider, and the ssh provider's hosts."""
     contract = target if hasattr(target, "clauses") else getattr(target, "contract", None)  # Spec.contract: a name
     if hasattr(contract, "clauses"):  # before anything is resolved or created: a contract may not widen access
         from ccdsl import security
@@ -366,55 +393,56 @@ def deploy(target: Any, *, workdir: str | os.PathLike[str] | None = None, setup:
         from ccdsl.executor.providers import ssh as ssh_hosts
 
         ssh_hosts.SshProvider(config).check()
-    state = state or st.State()
-    report = progress or quiet
-    handle = new_handle()
+    return config, spec
+
+
+def _record(handle: str, spec: Spec, config: Config, state: st.State, rule: guard.Autostop, folder: str | None,
+            setup: str | None) -> None:
+    """The cluster's record, ``deploying``, with what a later process needs to reach and run it."""
     now = time.time()
-    current: list[Provider] = []  # the provider being used, for clean-up if anything below fails
-    try:  # from the record on: a Ctrl-C before the first provider call leaves no record (_abort)
-        state.add_cluster(st.ClusterRecord(
-            handle=handle, contract=spec.contract, provider=spec.plans[0].provider, cluster_type=spec.cluster_type,
-            status=st.DEPLOYING, created_at=now, updated_at=now, owner_pid=os.getpid(), owner_host=socket.gethostname(),
-            settings={"processes_per_node": config.mpi.processes_per_node,
-                      "overrides": {k: dict(v) for k, v in spec.overrides.items()},
-                      "autostop": rule.to_settings(), **({"workdir": folder, "setup": setup} if folder else {})}))
-        state.journal(handle, "deploy", plans=[p.describe() for p in spec.plans])
-        provider, nodes = _create(handle, spec, config, state, report, current)
-        if provider.name != "local":
-            state.journal(handle, "ready-wait", nodes=len(nodes))
-            nodes = make_ready(handle, nodes, config, report, deploying=True)
-            state.set_nodes(handle, nodes)
-        if folder:
-            state.journal(handle, "sync", folder=folder)
-            wd.sync_nodes(NodeAccess(handle, current[-1].name, tuple(nodes), config), folder, progress=sync_progress)
-    except BaseException as exc:
-        _abort(handle, current[-1] if current else None, state, exc,
-               reached=any(getattr(p, "reached_cloud", True) for p in current))
+    state.add_cluster(st.ClusterRecord(
+        handle=handle, contract=spec.contract, provider=spec.plans[0].provider, cluster_type=spec.cluster_type,
+        status=st.DEPLOYING, created_at=now, updated_at=now, owner_pid=os.getpid(), owner_host=socket.gethostname(),
+        settings={"processes_per_node": config.mpi.processes_per_node,
+                  "overrides": {k: dict(v) for k, v in spec.overrides.items()},
+                  "autostop": rule.to_settings(), **({"workdir": folder, "setup": setup} if folder else {})}))
+    state.journal(handle, "deploy", plans=[p.describe() for p in spec.plans])
+
+
+def _setup(access: NodeAccess, setup: str, provider: Provider, state: st.State, stream: Stream | None) -> None:
+    """The set-up command on every node.  When it fails the nodes stay, ``failed``, for a look (terminate removes
+    them); anything else (Ctrl-C) takes the cluster down."""
+    from ccdsl.executor import workdir as wd
+
+    handle = access.handle
+    state.journal(handle, "setup", command=setup)
+    try:
+        wd.setup_nodes(access, setup, stream=stream)
+    except SetupError as exc:  # the nodes stay for a look; terminate removes them
+        state.update_cluster(handle, status=st.FAILED, owner_pid=None, note=f"set-up failed: {exc.message}")
+        state.journal(handle, "setup-failed", node=exc.node, exit_code=exc.exit_code)
         raise
-    if setup:
-        state.journal(handle, "setup", command=setup)
-        try:
-            wd.setup_nodes(NodeAccess(handle, current[-1].name, tuple(nodes), config), setup, stream=setup_stream)
-        except SetupError as exc:  # the nodes stay for a look; terminate removes them
-            state.update_cluster(handle, status=st.FAILED, owner_pid=None, note=f"set-up failed: {exc.message}")
-            state.journal(handle, "setup-failed", node=exc.node, exit_code=exc.exit_code)
-            raise
-        except BaseException as exc:
-            _abort(handle, current[-1], state, exc)
-            raise
+    except BaseException as exc:
+        _abort(handle, provider, state, exc)
+        raise
+
+
+def _running(handle: str, nodes: list[Node], config: Config, state: st.State, rule: guard.Autostop,
+             provider: Provider) -> Cluster:
+    """The record ``running`` and the cluster returned, its autostop armed first when asked for (an unguarded
+    cluster the user asked to guard must not be left running)."""
     workers, _ = split_roles(nodes)
     state.new_workers(handle, len(workers) * config.mpi.processes_per_node)
     state.update_cluster(handle, status=st.RUNNING, owner_pid=None)
     cluster = Cluster(handle, config=config, state=state)
-    if rule.active:  # an unguarded cluster the user asked to guard must not be left running
+    if rule.active:
         try:
             guard.arm(node_access(cluster), state, rule)
         except BaseException as exc:
-            _abort(handle, current[-1], state, exc)
+            _abort(handle, provider, state, exc)
             raise
     state.journal(handle, "ready")
     return cluster
-
 
 def _with_options(spec: Spec, **options: Any) -> Spec:
     """Every request of every plan with ``options`` added (e.g. the EC2 shutdown behaviour autostop needs)."""

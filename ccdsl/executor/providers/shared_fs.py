@@ -41,7 +41,7 @@ from ccdsl.executor.providers.base import TAG_CLUSTER, poll
 
 if TYPE_CHECKING:
     from ccdsl.executor import ssh
-    from ccdsl.executor.providers.aws import AwsProvider
+    from ccdsl.executor.providers.aws_api import Ec2
 
 log = logging.getLogger("ccdsl.executor")
 
@@ -206,7 +206,7 @@ def creation_token(handle: str) -> str:
     return f"ccdsl-{handle}"
 
 
-def ensure_efs(p: AwsProvider, handle: str, contract: str | None, subnet: str | None) -> str:
+def ensure_efs(p: Ec2, handle: str, contract: str | None, subnet: str | None) -> str:
     """The address of the cluster's EFS mount target, creating the file system and the mount target the first
     time (``subnet``: where the first role is launched; None: a default subnet of the cluster's VPC).  Each create
     is on record before it is sent (``efs_token``, then ``efs_id``; a mount target is found through its file
@@ -217,8 +217,8 @@ def ensure_efs(p: AwsProvider, handle: str, contract: str | None, subnet: str | 
     token = creation_token(handle)
     if not r.get("efs_id"):
         r["efs_token"] = token
-        p._journal()
-        tags = p._tags(handle, None, contract) + ([{"Key": TAG_KEPT, "Value": "true"}] if p.config.shared_keep
+        p.journal()
+        tags = p.tags(handle, None, contract) + ([{"Key": TAG_KEPT, "Value": "true"}] if p.config.shared_keep
                                                   else [])
         try:
             fs = p.call("create_file_system", service="efs", CreationToken=token, Encrypted=True,
@@ -228,7 +228,7 @@ def ensure_efs(p: AwsProvider, handle: str, contract: str | None, subnet: str | 
                 raise
             fs = p.call("describe_file_systems", service="efs", CreationToken=token)["FileSystems"][0]
         r["efs_id"] = fs["FileSystemId"]
-        p._journal()
+        p.journal()
     fs_id = str(r["efs_id"])
     _wait_file_system(p, fs_id)
     if not r.get("efs_mount_target"):
@@ -236,15 +236,15 @@ def ensure_efs(p: AwsProvider, handle: str, contract: str | None, subnet: str | 
         target = p.call("create_mount_target", service="efs", FileSystemId=fs_id,
                         SubnetId=subnet or _default_subnet(p), SecurityGroups=[group])
         r["efs_mount_target"] = target["MountTargetId"]
-        p._journal()
+        p.journal()
     address = _wait_mount_target(p, str(r["efs_mount_target"]))
     r["efs_address"] = address
-    p._journal()
+    p.journal()
     log.info("%s: EFS file system %s, mounted from %s", handle, fs_id, address)
     return address
 
 
-def _default_subnet(p: AwsProvider) -> str:
+def _default_subnet(p: Ec2) -> str:
     subnets = p.call("describe_subnets", Filters=[{"Name": "vpc-id", "Values": [p.resources["vpc_id"]]},
                                                   {"Name": "default-for-az", "Values": ["true"]}])["Subnets"]
     if not subnets:
@@ -253,7 +253,7 @@ def _default_subnet(p: AwsProvider) -> str:
     return str(sorted(subnets, key=lambda s: s["AvailabilityZone"])[0]["SubnetId"])
 
 
-def _wait_file_system(p: AwsProvider, fs_id: str) -> None:
+def _wait_file_system(p: Ec2, fs_id: str) -> None:
     """Until the file system is ``available`` (a mount target can be created only then)."""
     def check() -> bool | None:
         (fs,) = p.call("describe_file_systems", service="efs", FileSystemId=fs_id)["FileSystems"]
@@ -265,7 +265,7 @@ def _wait_file_system(p: AwsProvider, fs_id: str) -> None:
          interval=p.config.poll_interval)
 
 
-def _wait_mount_target(p: AwsProvider, target: str) -> str:
+def _wait_mount_target(p: Ec2, target: str) -> str:
     """Until the mount target is ``available``; its IP address."""
     def check() -> str | None:
         (mt,) = p.call("describe_mount_targets", service="efs", MountTargetId=target)["MountTargets"]
@@ -277,7 +277,7 @@ def _wait_mount_target(p: AwsProvider, target: str) -> str:
                 interval=p.config.poll_interval)
 
 
-def file_systems(p: AwsProvider, handle: str | None) -> list[dict[str, Any]]:
+def file_systems(p: Ec2, handle: str | None) -> list[dict[str, Any]]:
     """EFS file systems tagged with ``handle`` (None: any ccdsl handle), and the one created with its token (its
     tags may not be listed yet), being deleted or not."""
     out: dict[str, dict[str, Any]] = {}
@@ -302,7 +302,7 @@ def kept(fs: dict[str, Any]) -> bool:
     return any(t["Key"] == TAG_KEPT for t in fs.get("Tags") or [])
 
 
-def _mount_targets(p: AwsProvider, fs_id: str) -> list[dict[str, Any]]:
+def _mount_targets(p: Ec2, fs_id: str) -> list[dict[str, Any]]:
     try:
         targets: list[dict[str, Any]] = p.call("describe_mount_targets", service="efs",
                                                FileSystemId=fs_id)["MountTargets"]
@@ -313,7 +313,7 @@ def _mount_targets(p: AwsProvider, fs_id: str) -> list[dict[str, Any]]:
     return [t for t in targets if t.get("LifeCycleState") != "deleted"]
 
 
-def delete_efs(p: AwsProvider, handle: str, deadline: float) -> None:
+def delete_efs(p: Ec2, handle: str, deadline: float) -> None:
     """Terminate's part: every mount target of the cluster's file systems deleted and gone (they hold its security
     group), then each file system deleted and gone -- except one created with ``shared_keep``."""
     for fs in file_systems(p, handle):
@@ -322,7 +322,7 @@ def delete_efs(p: AwsProvider, handle: str, deadline: float) -> None:
             continue
         for mt in _mount_targets(p, fs_id):
             if mt.get("LifeCycleState") != "deleting":
-                p._retry_in_use(partial(p.call, "delete_mount_target", service="efs",
+                p.retry_in_use(partial(p.call, "delete_mount_target", service="efs",
                                         MountTargetId=mt["MountTargetId"]), set(), {"MountTargetNotFound"}, deadline)
         _wait_until(p, partial(_no_mount_targets, p, fs_id), f"the mount targets of EFS file system {fs_id} to be "
                     "deleted", deadline)
@@ -331,27 +331,27 @@ def delete_efs(p: AwsProvider, handle: str, deadline: float) -> None:
                         "it (aws efs delete-file-system --file-system-id %s)", handle, fs_id, fs_id)
             continue
         if fs.get("LifeCycleState") != "deleting":
-            p._retry_in_use(partial(p.call, "delete_file_system", service="efs", FileSystemId=fs_id),
+            p.retry_in_use(partial(p.call, "delete_file_system", service="efs", FileSystemId=fs_id),
                             {"FileSystemInUse"}, {"FileSystemNotFound"}, deadline)
         _wait_until(p, partial(_gone, p, fs_id), f"EFS file system {fs_id} to be deleted", deadline)
     for key in ("efs_id", "efs_mount_target", "efs_address", "efs_token"):
         p.resources.pop(key, None)
 
 
-def _wait_until(p: AwsProvider, done: Callable[[], bool], what: str, deadline: float) -> None:
+def _wait_until(p: Ec2, done: Callable[[], bool], what: str, deadline: float) -> None:
     poll(lambda: True if done() else None, what=what, timeout=max(1.0, deadline - time.monotonic()),
          interval=p.config.poll_interval)
 
 
-def _no_mount_targets(p: AwsProvider, fs_id: str) -> bool:
+def _no_mount_targets(p: Ec2, fs_id: str) -> bool:
     return not _mount_targets(p, fs_id)
 
 
-def _gone(p: AwsProvider, fs_id: str) -> bool:
+def _gone(p: Ec2, fs_id: str) -> bool:
     return not _exists(p, fs_id)
 
 
-def _exists(p: AwsProvider, fs_id: str) -> bool:
+def _exists(p: Ec2, fs_id: str) -> bool:
     try:
         listed = p.call("describe_file_systems", service="efs", FileSystemId=fs_id)["FileSystems"]
     except ProviderError as exc:
@@ -361,7 +361,7 @@ def _exists(p: AwsProvider, fs_id: str) -> bool:
     return any(fs.get("LifeCycleState") != "deleted" for fs in listed)
 
 
-def leftovers(p: AwsProvider, handle: str) -> list[str]:
+def leftovers(p: Ec2, handle: str) -> list[str]:
     """The cluster's file systems (not a kept one) and mount targets that still exist, by id."""
     out = []
     for fs in file_systems(p, handle):
@@ -373,7 +373,7 @@ def leftovers(p: AwsProvider, handle: str) -> list[str]:
     return out
 
 
-def discover(p: AwsProvider) -> set[str]:
+def discover(p: Ec2) -> set[str]:
     """Handles owning an EFS file system that is not kept (a deploy that crashed after creating it)."""
     return {t["Value"] for fs in file_systems(p, None) if not kept(fs) and fs.get("LifeCycleState") != "deleted"
             for t in fs.get("Tags") or [] if t["Key"] == TAG_CLUSTER}
