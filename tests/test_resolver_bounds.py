@@ -24,7 +24,7 @@ import oracle
 from ccdsl.contract import Clause
 from ccdsl.errors import ContractError, UnsatisfiableError
 from ccdsl.language import parse
-from ccdsl.language.checker import MAX_LISTED
+from ccdsl.language.checker import MAX_LISTED, MAX_LISTED_BUDGET
 from ccdsl.resolver import counts as counts_module
 from ccdsl.resolver import resolve, solve
 from ccdsl.resolver.counts import CountDomain, Coupled, min_counts
@@ -223,6 +223,25 @@ def test_a_listed_total_or_count_past_the_cap_is_refused_with_its_position() -> 
     with pytest.raises(ContractError):  # memory values are bands, not whole counts: each one counts
         parse(f"c = @cluster(cluster_memory_size => @not({memory}))")
     assert parse(f"c = @cluster(node_vcpus_count => @oneof({many}))")["c"]  # a per-node list is not capped
+
+
+def test_a_manager_workers_budget_listing_more_prices_than_its_cap_is_refused_with_its_position() -> None:
+    """Issue 18: a ManagerWorkers ``@oneof`` budget is looked up in every worker row's window of counts with every
+    manager price of its region, rows × prices (1,024 prices a fraction of a cent off the catalog's grid: 8 s CPU
+    with 1..10**6 nodes over every region, benchmarks/bench_limits.py): past :data:`MAX_LISTED_BUDGET` prices the
+    checker refuses it at the ``@oneof``, whether cluster_type comes before or after it; a PeerWorkers budget keeps
+    the general cap."""
+    many = _prices(MAX_LISTED_BUDGET + 1, 1)
+    for text, at in ((f"c = @cluster({MW}worker.node_vcpus_count => 2,\n  cluster_price_per_hour => {many})", (2, 29)),
+                     (f"c = @cluster(cluster_price_per_hour => {many},\n cluster_type => ManagerWorkers)", (1, 40))):
+        with pytest.raises(ContractError) as e:
+            parse(text)
+        (d,) = e.value.diagnostics
+        assert (d.line, d.column) == at and f"at most {MAX_LISTED_BUDGET}" in d.message
+        assert d.hint and "@between" in d.hint
+    ok = parse(f"c = @cluster({MW}cluster_price_per_hour => {_prices(MAX_LISTED_BUDGET, 1)})")["c"]
+    assert len(ok.clause("cluster_price_per_hour").values) == MAX_LISTED_BUDGET
+    assert parse(f"c = @cluster(cluster_price_per_hour => {_prices(MAX_LISTED, 1)})")["c"]  # PeerWorkers
 
 
 # ----------------------------------------------------------------------------------- the table's contracts
@@ -502,11 +521,12 @@ def test_not_on_a_total_over_every_region_is_the_oracles_answer_with_bounded_wor
     assert peak < 32 << 20
 
 
-@pytest.mark.parametrize("k, step", [(38, 2670), (1024, 977)])
+@pytest.mark.parametrize("k, step", [(38, 2670), (MAX_LISTED_BUDGET, 15865)])
 def test_a_listed_budget_with_a_wide_count_window_does_not_walk_its_counts(k: int, step: int, monkeypatch) -> None:
     """Issue 18: with ``node_count => @between(1, 10**6)`` a worker row's window of counts that can meet a listed
     budget is up to a million counts wide, and the values' join looked every one of them up (38 prices up to
-    $988/h: about 20 million counts, 1.7 s CPU; 1,024 prices up to $9,995/h: over 100 s).  Counted, not timed:
+    $988/h: about 20 million counts, 1.7 s CPU; 1,024 prices up to $9,995/h: over 100 s; the checker now allows
+    64, here up to $9,995/h).  Counted, not timed:
     the counts the pairing lists (:meth:`CountDomain.select`) stay under a hundred per worker row, and the pairs
     ranked stay about one per row (the oracle test above checks the answers of the same contracts)."""
     from ccdsl.catalog import load

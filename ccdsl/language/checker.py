@@ -27,6 +27,13 @@ ARITY = {"just": (1, 1), "atleast": (1, 1), "atmost": (1, 1), "between": (2, 2),
 # (1,024: about 0.5 s, see benchmarks/bench_limits.py); numpy alone needs none.  Per-node clauses are not capped
 # (numpy alone decides them).
 MAX_LISTED = 1024
+# The most prices a ManagerWorkers contract's @oneof budget (cluster_price_per_hour) may list.  Why a cap: each
+# price is a total the workers plus any manager price of their region may meet, so the pairing of workers with
+# managers (BudgetPairs in ccdsl/resolver/solve.py) looks every price up in every worker row's window of counts
+# over every region: rows × prices.  A list few clusters meet (prices a fraction of a cent off the catalog's grid,
+# unsatisfiable, ranked twice) took 1.8 s CPU for 128 prices with 1..10**6 nodes and --any-region, 3.3 s for 256
+# and 8 s for 1,024; 64 take at most about 1.2 s (benchmarks/bench_limits.py).  PeerWorkers budgets keep MAX_LISTED.
+MAX_LISTED_BUDGET = 64
 
 
 @dataclass
@@ -113,7 +120,24 @@ def _check_contract(node: ast.ContractNode, report: _Report) -> Contract | None:
     contract = Contract(node.name, tuple(clauses), tuple(config), _span(node.pos, node.text, report.path),
                         report.path, tuple(warnings), tuple(config_spans))
     _check_spot_bounds(contract, seen, report)
+    _check_listed_budget(contract, seen, report)
     return contract
+
+
+def _check_listed_budget(contract: Contract, seen: dict[tuple[str | None, str], ast.ClauseNode],
+                         report: _Report) -> None:
+    """A ManagerWorkers cluster's ``@oneof`` budget lists at most :data:`MAX_LISTED_BUDGET` prices (see there
+    why); checked once the contract is whole, as cluster_type may come before or after the budget."""
+    budget = contract.clause("cluster_price_per_hour")
+    if contract.cluster_type != "ManagerWorkers" or budget is None or budget.qualifier != "oneof" \
+            or len(budget.values) <= MAX_LISTED_BUDGET:
+        return
+    node = seen.get(budget.key)
+    pos = node.value.pos if node is not None and isinstance(node.value, ast.Qualified) else None
+    report.add(f"@oneof of cluster_price_per_hour lists {len(budget.values)} prices; a ManagerWorkers cluster's "
+               f"budget may list at most {MAX_LISTED_BUDGET}", pos,
+               hint=f"bound the budget with a range (@atmost, @between) instead, or list the {MAX_LISTED_BUDGET} "
+                    "prices that matter most")
 
 
 def _check_spot_bounds(contract: Contract, seen: dict[tuple[str | None, str], ast.ClauseNode],
