@@ -38,7 +38,7 @@ from ccdsl.language.units import FACTORS, PERCENT
 from ccdsl.parameters import ALIASES, MAX_COUNT, ORDERED_QUALIFIERS, PARAMETERS, Parameter
 
 MAX_LIST = 4  # values of a usual @oneof/@not list
-LONG_LIST = 64  # values of a long one, drawn sometimes (bounded cost since the resolver's fix; check caps at 1,024)
+LONG_LIST = 64  # values of a long one, drawn sometimes (check caps at 1,024; at 64 for a ManagerWorkers @oneof budget)
 SMALL_COUNTS = 64  # ManagerWorkers node counts on the oracle's catalogs (it tries managers × workers × counts)
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 PUNCTUATION = {"(", ")", ",", "=", "=>", "."}

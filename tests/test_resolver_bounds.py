@@ -478,7 +478,7 @@ def _prices(k: int, step: int) -> str:
     + ", ".join(f"{v / 100:g}" for v in range(5, 5 + 38 * 37, 37)) + ")",
     # issue 18: 1..10**6 nodes made the values' join walk every count of a wide window (38 prices up to $988/h:
     # 1.7 s CPU); the values walked cheapest first against each row's sorted manager residues (_residue_pairs)
-    # make one pair per row.  (1,024 prices: the oracle takes over 10 minutes; the test below counts its work.)
+    # make one pair per row.  (64 prices to $9,995/h, the checker's cap: the test below counts its work.)
     MW + "node_count => @between(1, 1000000), cluster_price_per_hour => " + _prices(38, 2670),
 ])
 def test_not_on_a_total_over_every_region_is_the_oracles_answer_with_bounded_work(body: str) -> None:
