@@ -10,6 +10,7 @@ provider's other parts (:mod:`.aws_instances`, :mod:`.aws_checks`, :mod:`.aws_ne
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -86,7 +87,12 @@ class Ec2:
         self.resources = resources
         self.hooks = hooks
         self.own_hooks: list[tuple[str, Callable[..., Any]]] = []
-        self.client_cache: Any = None
+        # Clients by (service, region asked for; None: this object's region), and the one boto3 session they come
+        # from: a new session parses botocore's endpoint and service files again (~0.15 s), and terminate used to
+        # make a new EFS client for each of its four DescribeFileSystems calls (issue 24 item 7: +0.5-1 s).
+        self.client_cache: dict[tuple[str, str | None], Any] = {}
+        self.session: Any = None
+        self.client_lock = threading.Lock()  # a boto3 session is not thread-safe; its clients are
         # Called (by the deployer) whenever ``resources`` changed in a way that must be on record before the next
         # call goes out: the launch journal (:mod:`.aws_journal`).
         self.on_record: Callable[[], None] | None = None
@@ -105,7 +111,7 @@ class Ec2:
         """Work in ``region`` from now on (None or the same: no change); a new region gets a new client."""
         if region and region != self.region:
             self.region = region
-            self.client_cache = None
+            self.client_cache = {key: c for key, c in self.client_cache.items() if key[1] is not None}
 
     def tags(self, handle: str, role: str | None, contract: str | None) -> list[dict[str, str]]:
         """ccdsl's tags for a resource of the cluster, then ``[aws] tags`` (never overriding ccdsl's own)."""
@@ -115,19 +121,26 @@ class Ec2:
 
     # -- boto3 plumbing --------------------------------------------------------------------------------------
     def client(self, service: str = "ec2", region: str | None = None) -> Any:
-        """The boto3 client of ``service`` in this provider's region (``region``: another one, not cached)."""
-        if service == "ec2" and region is None and self.client_cache is not None:
-            return self.client_cache
+        """The boto3 client of ``service`` in this provider's region (``region``: another one), made once."""
+        with self.client_lock:
+            made = self.client_cache.get((service, region))
+            if made is None:
+                made = self.client_cache[(service, region)] = self._make_client(service, region)
+            return made
+
+    def _make_client(self, service: str, region: str | None) -> Any:
         try:
             import boto3
             import botocore.config
         except ModuleNotFoundError:
             raise MissingDependencyError("boto3", "aws") from None
-        session = boto3.session.Session(profile_name=self.config.profile or None, region_name=region or self.region)
-        if session.region_name is None:
+        if self.session is None:
+            self.session = boto3.session.Session(profile_name=self.config.profile or None)
+        name = region or self.region or self.session.region_name
+        if name is None:
             raise ConfigError("no AWS region: set [aws] region in ccdsl.toml, or AWS_DEFAULT_REGION")
         if region is None:
-            self.region = session.region_name
+            self.region = name
         from ccdsl.version import __version__
 
         # ccdsl/<version> in the User-Agent: CloudTrail shows which calls were ccdsl's (and the tests check every
@@ -138,7 +151,7 @@ class Ec2:
         # SSM's public parameters live at AWS's own endpoint: an EC2 endpoint override (a test cloud, a VPC
         # endpoint) does not move them -- [aws] ssm_endpoint_url does.
         endpoint = self.config.ssm_endpoint_url if service == "ssm" else self.config.endpoint_url
-        client = session.client(service, endpoint_url=endpoint or None, config=cfg)
+        client = self.session.client(service, region_name=name, endpoint_url=endpoint or None, config=cfg)
         if service == "ec2":
             for operation in _NO_RETRY_OPERATIONS:  # more specific than botocore's own handler: asked first
                 client.meta.events.register(f"needs-retry.ec2.{operation}", _no_retry_when_final)
@@ -146,8 +159,6 @@ class Ec2:
                 client.meta.events.register(event, handler)
         for event, handler in self.hooks():
             client.meta.events.register(event, handler)
-        if service == "ec2" and region is None:
-            self.client_cache = client
         return client
 
     def call(self, operation: str, service: str = "ec2", **params: Any) -> dict[str, Any]:
