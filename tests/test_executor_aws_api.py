@@ -246,6 +246,26 @@ def test_the_ssm_endpoint_stays_aws_s_own(ec2_config):
     assert p.client("ssm").meta.endpoint_url == "https://ssm.us-east-1.amazonaws.com"
 
 
+def test_a_provider_makes_each_client_once(ec2_config, hooks):
+    """Each client is made once per provider (service, region): a new one parses botocore's endpoint and model
+    files again (~0.15 s), and terminate used to make an EFS client for each of its DescribeFileSystems calls."""
+    from ccdsl.executor.providers import aws
+
+    made = []
+    hooks.append(("before-call", lambda **_: None))  # read at each client's making: counts them
+    p = aws.make(ec2_config, {})
+    real_hooks = p.ec2.hooks
+    p.ec2.hooks = lambda: (made.append(1), real_hooks())[1]
+    efs, ssm, ec2 = p.client("efs"), p.client("ssm"), p.client("ec2")
+    assert p.client("efs") is efs and p.client("ssm") is ssm and p.client("ec2") is ec2
+    other = p.client("ec2", "eu-west-1")
+    assert other is not ec2 and other.meta.region_name == "eu-west-1" and p.client("ec2", "eu-west-1") is other
+    assert len(made) == 4
+    p.terminate("ccdsl-no-such-cluster", [])  # every listing of terminate, nothing to delete
+    assert p.leftovers("ccdsl-no-such-cluster") == []
+    assert len(made) == 4
+
+
 # -- item 15: no default VPC ----------------------------------------------------------------------------------------
 def test_no_default_vpc_is_a_setting_to_make_not_no_capacity(ec2_config, hooks):
     def none(parsed, **_):
