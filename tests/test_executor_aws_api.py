@@ -252,10 +252,9 @@ def test_a_provider_makes_each_client_once(ec2_config, hooks):
     from ccdsl.executor.providers import aws
 
     made = []
-    hooks.append(("before-call", lambda **_: None))  # read at each client's making: counts them
     p = aws.make(ec2_config, {})
     real_hooks = p.ec2.hooks
-    p.ec2.hooks = lambda: (made.append(1), real_hooks())[1]
+    p.ec2.hooks = lambda: (made.append(1), real_hooks())[1]  # read once at each client's making: counts them
     efs, ssm, ec2 = p.client("efs"), p.client("ssm"), p.client("ec2")
     assert p.client("efs") is efs and p.client("ssm") is ssm and p.client("ec2") is ec2
     other = p.client("ec2", "eu-west-1")
