@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
@@ -674,6 +675,38 @@ def _per_count_pairs(domain: CountDomain, win: _Window, w_small: np.ndarray, mp:
     return cand_w, cand_m
 
 
+def _listed_values(budget: Clause, ascending: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """A ``@just``/``@oneof`` budget's values (as listed, or ascending) and each one's slack
+    (:func:`.filter.tolerance`, element-wise)."""
+    values = np.array([float(v) for v in budget.values])
+    if ascending:
+        values = np.sort(values)
+    return values, RELATIVE_TOLERANCE * np.maximum(1.0, np.abs(values))
+
+
+def _by_region(w_at: np.ndarray, start: np.ndarray, count_priced: np.ndarray,
+               mp: np.ndarray) -> Iterator[tuple[np.ndarray, int, np.ndarray]]:
+    """The workers ``w_at`` grouped by region, each group with the index of its region's first manager and the
+    prices of the region's priced managers (a region's managers are one segment of ``mp`` from ``start``)."""
+    w_at = w_at[np.argsort(start[w_at], kind="stable")]
+    heads = np.r_[np.flatnonzero(np.r_[True, np.diff(start[w_at]) != 0]), len(w_at)]
+    for g0, g1 in itertools.pairwise(heads):
+        ws = w_at[g0:g1]
+        s0 = int(start[ws[0]])
+        yield ws, s0, mp[s0:s0 + int(count_priced[ws[0]])]
+
+
+def _allowed(budget: Clause, exotic: list[Coupled], p: np.ndarray, hw: np.ndarray, manager_price: np.ndarray,
+             hn: np.ndarray) -> np.ndarray:
+    """Which hits (worker row ``hw``, its manager's price, count ``hn``) the rules of :func:`.counts.min_counts`
+    allow (:func:`.counts.allows`): the budget at that count with that manager, and the other just/oneof/not
+    totals."""
+    ok = allows(Coupled(budget, p[hw], manager_price), hn)
+    for c in exotic:
+        ok &= allows(Coupled(c.clause, np.asarray(c.per_node)[hw]), hn)
+    return ok
+
+
 def _listed_pairs(domain: CountDomain, budget: Clause, exotic: list[Coupled], p: np.ndarray, mp: np.ndarray,
                   start: np.ndarray, count_priced: np.ndarray, w_at: np.ndarray, r0: np.ndarray,
                   width: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -694,17 +727,11 @@ def _listed_pairs(domain: CountDomain, budget: Clause, exotic: list[Coupled], p:
     760,000 candidate pairs, each searched again there).  Work: the region's values × prices, plus the window
     counts times a logarithm, plus the hits; memory in chunks of about 2**20 counts."""
     out_w, out_m, out_n = [], [], []
-    values = np.array([float(v) for v in budget.values])
-    slack = RELATIVE_TOLERANCE * np.maximum(1.0, np.abs(values))  # filter.tolerance, element-wise
+    values, slack = _listed_values(budget)
     if len(w_at) == 0 or len(values) == 0:
         return w_at[:0], w_at[:0], w_at[:0]
     margin = 2 * float(slack.max()) + 1e-12 * (1 + float(np.abs(values).max()) + float(np.nanmax(np.abs(mp))))
-    w_at = w_at[np.argsort(start[w_at], kind="stable")]  # grouped by region (a region's managers: one segment)
-    heads = np.r_[np.flatnonzero(np.r_[True, np.diff(start[w_at]) != 0]), len(w_at)]
-    for g0, g1 in itertools.pairwise(heads):
-        ws = w_at[g0:g1]
-        s0 = int(start[ws[0]])
-        offs = mp[s0:s0 + int(count_priced[ws[0]])]  # the region's priced managers
+    for ws, s0, offs in _by_region(w_at, start, count_priced, mp):
         lowest = float(np.min(domain.select(r0[ws]) * p[ws])) - margin
         highest = float(np.max(domain.select(r0[ws] + width[ws] - 1) * p[ws])) + margin
         res = np.subtract.outer(values, offs).ravel()  # value i, manager j at i × len(offs) + j
@@ -732,9 +759,7 @@ def _listed_pairs(domain: CountDomain, budget: Clause, exotic: list[Coupled], p:
             with np.errstate(invalid="ignore", over="ignore"):
                 ok = np.abs(hn * p[hw] + offs[hm] - values[ti]) <= slack[ti]
             hw, hn, hm = hw[ok], hn[ok], hm[ok]
-            ok = allows(Coupled(budget, p[hw], offs[hm]), hn)
-            for c in exotic:
-                ok &= allows(Coupled(c.clause, np.asarray(c.per_node)[hw]), hn)
+            ok = _allowed(budget, exotic, p, hw, offs[hm], hn)
             hw, hn, hm = hw[ok], hn[ok], hm[ok]
             if len(hw) == 0:
                 continue
@@ -802,20 +827,15 @@ def _residue_pairs(domain: CountDomain, budget: Clause, exotic: list[Coupled], p
     Work: per row, its region's managers sorted once, plus a few searches per value walked — where the join over
     the counts (:func:`_listed_pairs`) or testing every pair against every value (:meth:`BudgetPairs.
     _best_of_every_pair`) grew with the window (1..10**6 nodes and 1,024 prices over every region: over 100 s)."""
-    values = np.sort(np.array([float(v) for v in budget.values]))
-    slack = RELATIVE_TOLERANCE * np.maximum(1.0, np.abs(values))  # filter.tolerance, element-wise
+    values, slack = _listed_values(budget, ascending=True)
     if len(w_at) == 0 or len(values) == 0:
         return w_at[:0], w_at[:0], w_at[:0], w_at[:0]
     out_w, out_m, out_n, out_rest = [], [], [], []
-    w_at = w_at[np.argsort(start[w_at], kind="stable")]  # grouped by region (a region's managers: one segment)
-    heads = np.r_[np.flatnonzero(np.r_[True, np.diff(start[w_at]) != 0]), len(w_at)]
-    for g0, g1 in itertools.pairwise(heads):
-        s0 = int(start[w_at[g0]])
-        offs = mp[s0:s0 + int(count_priced[w_at[g0]])]  # the region's priced managers
+    for ws, s0, offs in _by_region(w_at, start, count_priced, mp):
         step = max(1, _RESIDUE_CELLS // len(offs))
-        for c0 in range(g0, g1, step):
-            hw, hm, hn, rest = _residue_chunk(domain, budget, exotic, values, slack, p, offs,
-                                              w_at[c0:min(g1, c0 + step)], a, b, walk)
+        for c0 in range(0, len(ws), step):
+            hw, hm, hn, rest = _residue_chunk(domain, budget, exotic, values, slack, p, offs, ws[c0:c0 + step],
+                                              a, b, walk)
             out_w.append(hw)
             out_m.append(s0 + hm)
             out_n.append(hn)
@@ -869,9 +889,7 @@ def _residue_chunk(domain: CountDomain, budget: Clause, exotic: list[Coupled], v
             hn = np.rint((tv - offs[hm]) / pw[row])
             ok = (hn >= a[hw]) & (hn <= b[hw]) & (np.abs(hn * pw[row] + offs[hm] - tv) <= sv)
         row, hw, hm, hn = row[ok], hw[ok], hm[ok], hn[ok]
-        ok = domain.contains(hn) & allows(Coupled(budget, p[hw], offs[hm]), hn)
-        for c in exotic:
-            ok &= allows(Coupled(c.clause, np.asarray(c.per_node)[hw]), hn)
+        ok = domain.contains(hn) & _allowed(budget, exotic, p, hw, offs[hm], hn)
         row, hm, hn = row[ok], hm[ok], hn[ok]
         cost = np.round(hn * pw[row] + offs[hm], 9)  # as rank computes and rounds a total
         np.minimum.at(best, row, cost)
