@@ -136,7 +136,7 @@ class AwsProvider:
         self.ec2.on_record = value
 
     def client(self, service: str = "ec2", region: str | None = None) -> Any:
-        """The boto3 client of ``service`` in this provider's region (``region``: another one, not cached)."""
+        """The boto3 client of ``service`` in this provider's region (``region``: another one), made once."""
         return self.ec2.client(service, region)
 
     def call(self, operation: str, service: str = "ec2", **params: Any) -> dict[str, Any]:
